@@ -1,0 +1,293 @@
+//! A database: one module instance, its schema and its tables, with
+//! reducer calls run as transactions.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime::component::Component;
+use worldline_datastore::{Datastore, Lifecycle, ModuleSchema, Row, TxDelta, decode_product};
+
+use crate::bindings::worldline::module::types::ReducerContext;
+use crate::bindings::{Module, ModulePre};
+use crate::engine::Engine;
+use crate::error::{CallError, HostError};
+use crate::identity::{ConnectionId, Identity, Timestamp};
+use crate::module_log::ModuleLog;
+use crate::schema_import::import_module;
+use crate::state::HostState;
+
+/// How many lines of module log a database keeps.
+const LOG_CAPACITY: usize = 10_000;
+
+/// Who is calling a reducer, and over which connection.
+#[derive(Clone, Copy, Debug)]
+pub struct CallContext {
+    /// The caller's identity.
+    pub caller: Identity,
+    /// The caller's connection, if the call came over one.
+    pub connection_id: Option<ConnectionId>,
+    /// The transaction's timestamp; `None` means the time the call starts.
+    pub timestamp: Option<Timestamp>,
+}
+
+impl CallContext {
+    /// A call by `caller`, not tied to a connection, timestamped when it runs.
+    pub fn new(caller: Identity) -> Self {
+        Self {
+            caller,
+            connection_id: None,
+            timestamp: None,
+        }
+    }
+
+    /// The same call, made over `connection_id`.
+    pub fn with_connection(mut self, connection_id: ConnectionId) -> Self {
+        self.connection_id = Some(connection_id);
+        self
+    }
+}
+
+/// What a committed reducer call did.
+#[derive(Debug)]
+pub struct ReducerOutcome {
+    /// The rows the transaction inserted and deleted, per table.
+    pub delta: TxDelta,
+    /// The transaction's timestamp, as the reducer saw it.
+    pub timestamp: Timestamp,
+    /// How long the reducer ran, including the commit.
+    pub duration: Duration,
+}
+
+/// A running module instance and the store that owns its state.
+struct Instance {
+    store: Store<HostState>,
+    module: Module,
+}
+
+/// One published module with its tables.
+pub struct Database {
+    engine: Engine,
+    pre: ModulePre<HostState>,
+    instance: Instance,
+    schema: ModuleSchema,
+    owner: Identity,
+    /// Set when the instance trapped and could not be rebuilt.
+    broken: Option<String>,
+}
+
+impl Database {
+    /// Compiles `wasm`, checks it against the `worldline:module` world, reads
+    /// its schema, creates its empty tables and runs its `init` reducer as
+    /// `owner`. Fails without side effects if any step fails.
+    pub fn create(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
+        let component =
+            Component::new(engine.wasmtime(), wasm).map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
+        let pre = ModulePre::new(pre).map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
+        let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
+        let description = instance
+            .module
+            .worldline_module_guest()
+            .call_describe(&mut instance.store)
+            .map_err(|e| HostError::DescribeTrapped(trap_message(&e)))?;
+        let schema = import_module(description)?;
+        instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
+        let mut database = Self {
+            engine: engine.clone(),
+            pre,
+            instance,
+            schema,
+            owner,
+            broken: None,
+        };
+        if let Some(init) = database.lifecycle_reducer(Lifecycle::Init) {
+            database
+                .run(init, &[], CallContext::new(owner))
+                .map_err(HostError::InitFailed)?;
+        }
+        Ok(database)
+    }
+
+    /// The module's tables and reducers.
+    pub fn schema(&self) -> &ModuleSchema {
+        &self.schema
+    }
+
+    /// The identity that owns this database.
+    pub fn owner(&self) -> Identity {
+        self.owner
+    }
+
+    /// The module log.
+    pub fn log(&self) -> &ModuleLog {
+        &self.instance.store.data().log
+    }
+
+    /// The committed rows of `table`, in insertion order, as postcard bytes.
+    pub fn rows(&self, table: &str) -> Result<Vec<Row>, HostError> {
+        let id = self
+            .schema
+            .table_id(table)
+            .ok_or_else(|| HostError::NoSuchTable(table.to_owned()))?;
+        let rows = self
+            .instance
+            .store
+            .data()
+            .datastore
+            .rows(id)
+            .map_err(|_| HostError::NoSuchTable(table.to_owned()))?;
+        Ok(rows.cloned().collect())
+    }
+
+    /// Calls reducer `name` with postcard-encoded `args` as one transaction.
+    ///
+    /// On any error nothing changed and the database keeps serving calls.
+    pub fn call_reducer(&mut self, name: &str, args: &[u8], ctx: CallContext) -> Result<ReducerOutcome, CallError> {
+        let id = self
+            .schema
+            .reducer_id(name)
+            .ok_or_else(|| CallError::NoSuchReducer(name.to_owned()))?;
+        if self.schema.reducers[id].lifecycle.is_some() {
+            return Err(CallError::LifecycleReducer(name.to_owned()));
+        }
+        self.run(id, args, ctx)
+    }
+
+    /// Runs the module's `client_connected` reducer, if it has one. An error
+    /// means the connection must be refused.
+    pub fn client_connected(&mut self, ctx: CallContext) -> Result<Option<ReducerOutcome>, CallError> {
+        self.run_lifecycle(Lifecycle::ClientConnected, ctx)
+    }
+
+    /// Runs the module's `client_disconnected` reducer, if it has one.
+    pub fn client_disconnected(&mut self, ctx: CallContext) -> Result<Option<ReducerOutcome>, CallError> {
+        self.run_lifecycle(Lifecycle::ClientDisconnected, ctx)
+    }
+
+    fn run_lifecycle(&mut self, lifecycle: Lifecycle, ctx: CallContext) -> Result<Option<ReducerOutcome>, CallError> {
+        match self.lifecycle_reducer(lifecycle) {
+            Some(id) => self.run(id, &[], ctx).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn lifecycle_reducer(&self, lifecycle: Lifecycle) -> Option<usize> {
+        self.schema
+            .reducers
+            .iter()
+            .position(|r| r.lifecycle.as_ref() == Some(&lifecycle))
+    }
+
+    /// Runs reducer `id` in a transaction, committing on success and
+    /// rolling back (and rebuilding the instance after a trap) otherwise.
+    fn run(&mut self, id: usize, args: &[u8], ctx: CallContext) -> Result<ReducerOutcome, CallError> {
+        if let Some(reason) = &self.broken {
+            return Err(CallError::Trapped(format!("the module could not be restarted after a trap: {reason}")));
+        }
+        let reducer = &self.schema.reducers[id];
+        decode_product(&reducer.params, args).map_err(|e| CallError::InvalidArguments {
+            reducer: reducer.name.clone(),
+            message: e.to_string(),
+        })?;
+        let timestamp = ctx.timestamp.unwrap_or_else(Timestamp::now);
+        let context = ReducerContext {
+            sender: ctx.caller.to_words(),
+            connection_id: ctx.connection_id.map(ConnectionId::to_words),
+            timestamp: timestamp.to_micros_since_epoch(),
+            seed: rand::random(),
+        };
+        let started = Instant::now();
+        let store = &mut self.instance.store;
+        let state = store.data_mut();
+        state.start_call();
+        if state.datastore.in_transaction() {
+            state.datastore.rollback();
+        }
+        state
+            .datastore
+            .begin()
+            .map_err(|e| CallError::Trapped(format!("could not open a transaction: {e}")))?;
+        store.set_epoch_deadline(self.engine.deadline_ticks());
+        let reducer_id = u32::try_from(id).expect("reducer ids come from a WIT list and fit in u32");
+        let result = self
+            .instance
+            .module
+            .worldline_module_guest()
+            .call_call_reducer(&mut *store, reducer_id, context, args);
+        match result {
+            Ok(Ok(())) => {
+                let delta = store.data_mut().datastore.commit();
+                Ok(ReducerOutcome {
+                    delta,
+                    timestamp,
+                    duration: started.elapsed(),
+                })
+            }
+            Ok(Err(message)) => {
+                store.data_mut().datastore.rollback();
+                Err(CallError::Failed(message))
+            }
+            Err(trap) => {
+                store.data_mut().datastore.rollback();
+                let error = self.classify_trap(&trap);
+                tracing::warn!("reducer `{}` trapped: {error}", self.schema.reducers[id].name);
+                self.rebuild_instance();
+                Err(error)
+            }
+        }
+    }
+
+    fn classify_trap(&self, trap: &wasmtime::Error) -> CallError {
+        let state = self.instance.store.data();
+        if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            CallError::DeadlineExceeded(self.engine.config().reducer_deadline)
+        } else if state.memory_denied() {
+            CallError::OutOfMemory {
+                limit_bytes: self.engine.config().memory_limit_bytes,
+            }
+        } else if let Some(message) = &state.panic_message {
+            CallError::Panicked(message.clone())
+        } else {
+            CallError::Trapped(trap_message(trap))
+        }
+    }
+
+    /// Replaces a trapped instance with a fresh one that keeps the tables and log.
+    fn rebuild_instance(&mut self) {
+        match instantiate(&self.pre, &self.engine, Datastore::new(Vec::new())) {
+            Ok(mut fresh) => {
+                let (old, new) = (self.instance.store.data_mut(), fresh.store.data_mut());
+                std::mem::swap(&mut old.datastore, &mut new.datastore);
+                std::mem::swap(&mut old.log, &mut new.log);
+                self.instance = fresh;
+            }
+            Err(err) => {
+                tracing::error!("could not rebuild the module instance: {err}");
+                self.broken = Some(err.to_string());
+            }
+        }
+    }
+}
+
+/// Creates a store around `datastore` and instantiates the module in it.
+fn instantiate(pre: &ModulePre<HostState>, engine: &Engine, datastore: Datastore) -> Result<Instance, HostError> {
+    let state = HostState::new(datastore, ModuleLog::new(LOG_CAPACITY), engine.config().memory_limit_bytes);
+    let mut store = Store::new(engine.wasmtime(), state);
+    store.limiter(|state| state.limiter());
+    store.set_epoch_deadline(engine.deadline_ticks());
+    let module = pre
+        .instantiate(&mut store)
+        .map_err(|e| HostError::WorldMismatch(format!("instantiation failed: {e:#}")))?;
+    Ok(Instance { store, module })
+}
+
+/// The readable part of a trap: the trap code, or the host error's message.
+fn trap_message(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.to_string(),
+    }
+}

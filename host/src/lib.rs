@@ -1,0 +1,38 @@
+//! The Worldline host.
+//!
+//! A [`Database`] is one published module: a WASI component implementing the
+//! `worldline:module` world (see `wit/worldline.wit`), running in a wasmtime
+//! sandbox over its own in-memory [`Datastore`](worldline_datastore::Datastore).
+//! Reducers run one at a time; each is a transaction that commits when the
+//! reducer returns `ok` and leaves no trace when it fails, panics, traps,
+//! runs out of time or exceeds its memory cap.
+//!
+//! ```no_run
+//! use worldline_host::{CallContext, Database, Engine, EngineConfig, Identity};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let wasm = std::fs::read("bank.wasm")?;
+//! let owner = Identity::from_bytes([1; 32]);
+//! let mut db = Database::create(&engine, &wasm, owner)?;
+//! let args = [10u8, 100]; // postcard of (n: u32 = 10, balance: i64 = 50)
+//! db.call_reducer("seed", &args, CallContext::new(owner))?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod bindings;
+mod database;
+mod engine;
+mod error;
+mod host_calls;
+mod identity;
+mod module_log;
+mod schema_import;
+mod state;
+
+pub use database::{CallContext, Database, ReducerOutcome};
+pub use engine::{Engine, EngineConfig};
+pub use error::{CallError, HostError};
+pub use identity::{ConnectionId, Identity, Timestamp};
+pub use module_log::{LogLevel, LogRecord, ModuleLog};
+pub use worldline_datastore as datastore;

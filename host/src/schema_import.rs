@@ -1,0 +1,166 @@
+//! Turns the module's `describe` output (a WIT type arena) into the
+//! datastore's schema, rejecting malformed descriptions.
+
+use worldline_datastore::{
+    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema, SchemaError,
+    SumType, TableSchema, Variant,
+};
+
+use crate::bindings::worldline::module::types as wit;
+
+/// Converts and validates a module description.
+pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaError> {
+    let types = resolve_arena(&def.types)?;
+    let tables = def
+        .tables
+        .into_iter()
+        .map(|table| import_table(table, &types))
+        .collect::<Result<Vec<_>, _>>()?;
+    let reducers = def
+        .reducers
+        .into_iter()
+        .map(|reducer| {
+            Ok(ReducerSchema {
+                params: import_fields(&reducer.params, &types, &reducer.name)?,
+                name: reducer.name,
+                lifecycle: reducer.lifecycle.map(|l| match l {
+                    wit::Lifecycle::Init => Lifecycle::Init,
+                    wit::Lifecycle::ClientConnected => Lifecycle::ClientConnected,
+                    wit::Lifecycle::ClientDisconnected => Lifecycle::ClientDisconnected,
+                }),
+            })
+        })
+        .collect::<Result<Vec<_>, SchemaError>>()?;
+    let schema = ModuleSchema { tables, reducers };
+    schema.validate()?;
+    Ok(schema)
+}
+
+fn import_table(table: wit::TableDef, types: &[AlgebraicType]) -> Result<TableSchema, SchemaError> {
+    let columns = match lookup(types, table.row_type, &table.name)? {
+        AlgebraicType::Product(product) => product.clone(),
+        other => {
+            return Err(SchemaError::Description(format!(
+                "table `{}`: row type must be a product, found {other}",
+                table.name
+            )));
+        }
+    };
+    Ok(TableSchema {
+        columns,
+        primary_key: table.primary_key.map(index_of),
+        indexes: table
+            .indexes
+            .into_iter()
+            .map(|index| IndexSchema {
+                name: index.name,
+                columns: index.columns.into_iter().map(index_of).collect(),
+                unique: matches!(index.kind, wit::IndexKind::Unique),
+            })
+            .collect(),
+        auto_inc: table.auto_inc.into_iter().map(index_of).collect(),
+        public: table.public,
+        name: table.name,
+    })
+}
+
+fn index_of(position: u32) -> usize {
+    position as usize
+}
+
+fn lookup<'a>(types: &'a [AlgebraicType], ty: u32, context: &str) -> Result<&'a AlgebraicType, SchemaError> {
+    types.get(index_of(ty)).ok_or_else(|| {
+        SchemaError::Description(format!(
+            "{context}: type reference {ty} is outside the type arena of {} nodes",
+            types.len()
+        ))
+    })
+}
+
+fn import_fields(fields: &[wit::Field], types: &[AlgebraicType], context: &str) -> Result<ProductType, SchemaError> {
+    let fields = fields
+        .iter()
+        .map(|field| {
+            Ok(Field {
+                name: field.name.clone(),
+                ty: lookup(types, field.ty, context)?.clone(),
+            })
+        })
+        .collect::<Result<_, SchemaError>>()?;
+    Ok(ProductType { fields })
+}
+
+/// The most nodes one resolved type may have. Arena nodes can share
+/// children, so a small arena could otherwise describe a huge tree.
+const MAX_TYPE_NODES: usize = 10_000;
+
+/// Resolves every arena node into a self-contained type. A node may refer
+/// only to earlier nodes, which rules out cycles.
+fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<Vec<AlgebraicType>, SchemaError> {
+    let mut resolved: Vec<AlgebraicType> = Vec::with_capacity(nodes.len());
+    let mut sizes: Vec<usize> = Vec::with_capacity(nodes.len());
+    for (position, node) in nodes.iter().enumerate() {
+        let context = format!("type node {position}");
+        let mut size = 1usize;
+        let mut earlier = |ty: u32| -> Result<AlgebraicType, SchemaError> {
+            if index_of(ty) >= position {
+                return Err(SchemaError::Description(format!(
+                    "{context} refers to node {ty}; nodes may refer only to earlier nodes"
+                )));
+            }
+            size = size.saturating_add(sizes[index_of(ty)]);
+            if size > MAX_TYPE_NODES {
+                return Err(SchemaError::Description(format!(
+                    "{context} expands to more than {MAX_TYPE_NODES} type nodes"
+                )));
+            }
+            Ok(resolved[index_of(ty)].clone())
+        };
+        let ty = match node {
+            wit::TypeNode::Bool => AlgebraicType::Bool,
+            wit::TypeNode::U8 => AlgebraicType::U8,
+            wit::TypeNode::U16 => AlgebraicType::U16,
+            wit::TypeNode::U32 => AlgebraicType::U32,
+            wit::TypeNode::U64 => AlgebraicType::U64,
+            wit::TypeNode::U128 => AlgebraicType::U128,
+            wit::TypeNode::I8 => AlgebraicType::I8,
+            wit::TypeNode::I16 => AlgebraicType::I16,
+            wit::TypeNode::I32 => AlgebraicType::I32,
+            wit::TypeNode::I64 => AlgebraicType::I64,
+            wit::TypeNode::I128 => AlgebraicType::I128,
+            wit::TypeNode::F32 => AlgebraicType::F32,
+            wit::TypeNode::F64 => AlgebraicType::F64,
+            wit::TypeNode::String => AlgebraicType::String,
+            wit::TypeNode::Identity => AlgebraicType::Identity,
+            wit::TypeNode::ConnectionId => AlgebraicType::ConnectionId,
+            wit::TypeNode::Timestamp => AlgebraicType::Timestamp,
+            wit::TypeNode::Option(inner) => AlgebraicType::Option(Box::new(earlier(*inner)?)),
+            wit::TypeNode::Array(inner) => AlgebraicType::Array(Box::new(earlier(*inner)?)),
+            wit::TypeNode::Product(fields) => AlgebraicType::Product(ProductType {
+                fields: fields
+                    .iter()
+                    .map(|f| {
+                        Ok(Field {
+                            name: f.name.clone(),
+                            ty: earlier(f.ty)?,
+                        })
+                    })
+                    .collect::<Result<_, SchemaError>>()?,
+            }),
+            wit::TypeNode::Sum(cases) => AlgebraicType::Sum(SumType {
+                variants: cases
+                    .iter()
+                    .map(|c| {
+                        Ok(Variant {
+                            name: c.name.clone(),
+                            ty: earlier(c.ty)?,
+                        })
+                    })
+                    .collect::<Result<_, SchemaError>>()?,
+            }),
+        };
+        resolved.push(ty);
+        sizes.push(size);
+    }
+    Ok(resolved)
+}

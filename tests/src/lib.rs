@@ -1,0 +1,100 @@
+//! Shared helpers for Worldline's end-to-end tests, benchmarks and demo:
+//! the guest components built by `build.rs`, a host engine with test limits,
+//! and the row types of the example modules, mirrored on the host side.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use worldline_host::{Database, Engine, EngineConfig, Identity};
+
+/// Where `build.rs` put the guest components.
+pub const GUEST_DIR: &str = env!("WORLDLINE_GUEST_DIR");
+
+/// The path of a guest component built from `guest-rust/` (e.g. `"bank"`).
+pub fn guest_path(name: &str) -> PathBuf {
+    PathBuf::from(GUEST_DIR).join(format!("{name}.wasm"))
+}
+
+/// The bytes of a guest component built from `guest-rust/`.
+pub fn guest_wasm(name: &str) -> Vec<u8> {
+    let path = guest_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading guest component {}: {e}", path.display()))
+}
+
+/// The limits the tests run modules under: short enough that a runaway
+/// reducer is stopped quickly, generous enough for every honest one.
+pub fn test_engine_config() -> EngineConfig {
+    EngineConfig {
+        reducer_deadline: Duration::from_millis(500),
+        memory_limit_bytes: 64 << 20,
+        ..EngineConfig::default()
+    }
+}
+
+/// An engine with [`test_engine_config`].
+pub fn test_engine() -> Engine {
+    Engine::new(test_engine_config()).expect("creating the wasm engine")
+}
+
+/// The owner of every test database.
+pub const OWNER: Identity = Identity::from_bytes([0x0A; 32]);
+
+/// A second identity, for calls by someone other than the owner.
+pub const ALICE: Identity = Identity::from_bytes([0xA1; 32]);
+
+/// A third identity.
+pub const BOB: Identity = Identity::from_bytes([0xB0; 32]);
+
+/// Creates a database from a guest component, owned by [`OWNER`].
+pub fn create_database(engine: &Engine, guest: &str) -> Database {
+    Database::create(engine, &guest_wasm(guest), OWNER)
+        .unwrap_or_else(|e| panic!("creating a database from `{guest}`: {e}"))
+}
+
+/// Postcard-encodes reducer arguments (a tuple of them).
+pub fn args<T: Serialize>(args: &T) -> Vec<u8> {
+    postcard::to_allocvec(args).expect("encoding reducer arguments")
+}
+
+/// Reads every committed row of `table`, decoded as `T`.
+pub fn rows<T: DeserializeOwned>(db: &Database, table: &str) -> Vec<T> {
+    db.rows(table)
+        .unwrap_or_else(|e| panic!("reading table `{table}`: {e}"))
+        .iter()
+        .map(|row| postcard::from_bytes(row).unwrap_or_else(|e| panic!("decoding a row of `{table}`: {e}")))
+        .collect()
+}
+
+/// A row of the bank module's `account` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account number.
+    pub id: u32,
+    /// Its balance.
+    pub balance: i64,
+}
+
+/// A row of the chat module's `user` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's identity bytes.
+    pub identity: [u8; 32],
+    /// The name the user set, if any.
+    pub name: Option<String>,
+    /// Whether the user is connected.
+    pub online: bool,
+}
+
+/// A row of the chat module's `message` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Auto-incremented message id.
+    pub id: u64,
+    /// The sender's identity bytes.
+    pub sender: [u8; 32],
+    /// When it was sent, in microseconds since the Unix epoch.
+    pub sent: i64,
+    /// The text.
+    pub text: String,
+}
