@@ -108,7 +108,8 @@ fn panic_after_a_write_rolls_it_back_and_reports_the_message() {
         call(&mut db, "panic_after_write", args(&(2u32,))),
         Err(CallError::Panicked(_))
     ));
-    assert_unchanged_and_serving(&mut db, &balances(&db));
+    let after_first = balances(&db);
+    assert_unchanged_and_serving(&mut db, &after_first);
 }
 
 #[test]

@@ -1,0 +1,100 @@
+//! The chat example: users who set a name and go online and offline, and
+//! the messages they send.
+
+use worldline::{Identity, ReducerContext, Table, Timestamp, reducer, table};
+
+/// Someone who has connected or set a name.
+#[table(name = user, public)]
+pub struct User {
+    /// Who they are.
+    #[primary_key]
+    pub identity: Identity,
+    /// The name they chose, if any.
+    pub name: Option<String>,
+    /// Whether they are connected now.
+    pub online: bool,
+}
+
+/// A chat message.
+#[table(name = message, public, index(name = by_sender_sent, btree(columns = [sender, sent])))]
+pub struct Message {
+    /// Assigned in sending order.
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    /// Who sent it.
+    #[index(btree)]
+    pub sender: Identity,
+    /// When it was sent.
+    pub sent: Timestamp,
+    /// What it says.
+    pub text: String,
+}
+
+/// Sets the caller's name.
+#[reducer]
+pub fn set_name(ctx: &ReducerContext, name: String) -> Result<(), String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("names must not be empty".into());
+    }
+    match ctx.db.user().identity().find(&ctx.sender) {
+        Some(user) => {
+            ctx.db.user().identity().update(User {
+                name: Some(name.to_owned()),
+                ..user
+            });
+        }
+        None => {
+            ctx.db.user().insert(User {
+                identity: ctx.sender,
+                name: Some(name.to_owned()),
+                online: false,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sends a message from the caller.
+#[reducer]
+pub fn send_message(ctx: &ReducerContext, text: String) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("messages must not be empty".into());
+    }
+    let message = ctx.db.message().insert(Message {
+        id: 0,
+        sender: ctx.sender,
+        sent: ctx.timestamp,
+        text,
+    });
+    worldline::log::info(format!("message {} from {}", message.id, ctx.sender));
+    Ok(())
+}
+
+/// Marks the caller online, creating their user row on first connect.
+#[reducer(client_connected)]
+pub fn client_connected(ctx: &ReducerContext) {
+    set_online(ctx, true);
+}
+
+/// Marks the caller offline.
+#[reducer(client_disconnected)]
+pub fn client_disconnected(ctx: &ReducerContext) {
+    set_online(ctx, false);
+}
+
+fn set_online(ctx: &ReducerContext, online: bool) {
+    match ctx.db.user().identity().find(&ctx.sender) {
+        Some(user) => {
+            ctx.db.user().identity().update(User { online, ..user });
+        }
+        None => {
+            ctx.db.user().insert(User {
+                identity: ctx.sender,
+                name: None,
+                online,
+            });
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The module's exports: describing itself and running reducers.
+
+use std::sync::Once;
+
+use crate::bindings::exports::worldline::module::guest::Guest;
+use crate::bindings::worldline::module::types as wit;
+use crate::context::ReducerContext;
+use crate::registry;
+
+struct Module;
+
+impl Guest for Module {
+    fn describe() -> wit::ModuleDef {
+        registry::describe()
+    }
+
+    fn call_reducer(id: u32, ctx: wit::ReducerContext, args: Vec<u8>) -> Result<(), String> {
+        report_panics_to_host();
+        let reducer = registry::reducer(id).ok_or_else(|| format!("this module has no reducer with id {id}"))?;
+        (reducer.invoke)(&ReducerContext::from_wit(ctx), &args)
+    }
+}
+
+/// Sends every panic's message to the host's log before the trap, so the
+/// caller learns why the reducer failed.
+fn report_panics_to_host() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| std::panic::set_hook(Box::new(|info| crate::log::panic(&info.to_string()))));
+}
+
+crate::bindings::export!(Module with_types_in crate::bindings);
