@@ -10,20 +10,32 @@ const GUESTS: &[&str] = &["bank", "chat", "features"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.parent().expect("tests/ lives in the workspace root").to_path_buf();
+    let workspace = manifest_dir
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf();
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
         .join("guests");
     for watched in ["guest-rust", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .current_dir(&workspace)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for guest in GUESTS {
         build.args(["-p", guest]);
@@ -41,7 +53,9 @@ fn main() {
     }
     // A build script's stdout is read by cargo as directives: keep the child's output on stderr.
     build.stdout(std::io::stderr());
-    let status = build.status().expect("running cargo to build the guest modules");
+    let status = build
+        .status()
+        .expect("running cargo to build the guest modules");
     if !status.success() {
         panic!(
             "building the guest modules failed ({status}); is the target installed? \

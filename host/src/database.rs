@@ -80,8 +80,8 @@ impl Database {
     /// its schema, creates its empty tables and runs its `init` reducer as
     /// `owner`. Fails without side effects if any step fails.
     pub fn create(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
-        let component =
-            Component::new(engine.wasmtime(), wasm).map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let component = Component::new(engine.wasmtime(), wasm)
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         let pre = engine
             .linker()
             .instantiate_pre(&component)
@@ -145,7 +145,12 @@ impl Database {
     /// Calls reducer `name` with postcard-encoded `args` as one transaction.
     ///
     /// On any error nothing changed and the database keeps serving calls.
-    pub fn call_reducer(&mut self, name: &str, args: &[u8], ctx: CallContext) -> Result<ReducerOutcome, CallError> {
+    pub fn call_reducer(
+        &mut self,
+        name: &str,
+        args: &[u8],
+        ctx: CallContext,
+    ) -> Result<ReducerOutcome, CallError> {
         let id = self
             .schema
             .reducer_id(name)
@@ -158,16 +163,26 @@ impl Database {
 
     /// Runs the module's `client_connected` reducer, if it has one. An error
     /// means the connection must be refused.
-    pub fn client_connected(&mut self, ctx: CallContext) -> Result<Option<ReducerOutcome>, CallError> {
+    pub fn client_connected(
+        &mut self,
+        ctx: CallContext,
+    ) -> Result<Option<ReducerOutcome>, CallError> {
         self.run_lifecycle(Lifecycle::ClientConnected, ctx)
     }
 
     /// Runs the module's `client_disconnected` reducer, if it has one.
-    pub fn client_disconnected(&mut self, ctx: CallContext) -> Result<Option<ReducerOutcome>, CallError> {
+    pub fn client_disconnected(
+        &mut self,
+        ctx: CallContext,
+    ) -> Result<Option<ReducerOutcome>, CallError> {
         self.run_lifecycle(Lifecycle::ClientDisconnected, ctx)
     }
 
-    fn run_lifecycle(&mut self, lifecycle: Lifecycle, ctx: CallContext) -> Result<Option<ReducerOutcome>, CallError> {
+    fn run_lifecycle(
+        &mut self,
+        lifecycle: Lifecycle,
+        ctx: CallContext,
+    ) -> Result<Option<ReducerOutcome>, CallError> {
         match self.lifecycle_reducer(lifecycle) {
             Some(id) => self.run(id, &[], ctx).map(Some),
             None => Ok(None),
@@ -183,9 +198,16 @@ impl Database {
 
     /// Runs reducer `id` in a transaction, committing on success and
     /// rolling back (and rebuilding the instance after a trap) otherwise.
-    fn run(&mut self, id: usize, args: &[u8], ctx: CallContext) -> Result<ReducerOutcome, CallError> {
+    fn run(
+        &mut self,
+        id: usize,
+        args: &[u8],
+        ctx: CallContext,
+    ) -> Result<ReducerOutcome, CallError> {
         if let Some(reason) = &self.broken {
-            return Err(CallError::Trapped(format!("the module could not be restarted after a trap: {reason}")));
+            return Err(CallError::Trapped(format!(
+                "the module could not be restarted after a trap: {reason}"
+            )));
         }
         let reducer = &self.schema.reducers[id];
         decode_product(&reducer.params, args).map_err(|e| CallError::InvalidArguments {
@@ -211,7 +233,8 @@ impl Database {
             .begin()
             .map_err(|e| CallError::Trapped(format!("could not open a transaction: {e}")))?;
         store.set_epoch_deadline(self.engine.deadline_ticks());
-        let reducer_id = u32::try_from(id).expect("reducer ids come from a WIT list and fit in u32");
+        let reducer_id =
+            u32::try_from(id).expect("reducer ids come from a WIT list and fit in u32");
         let result = self
             .instance
             .module
@@ -233,7 +256,10 @@ impl Database {
             Err(trap) => {
                 store.data_mut().datastore.rollback();
                 let error = self.classify_trap(&trap);
-                tracing::warn!("reducer `{}` trapped: {error}", self.schema.reducers[id].name);
+                tracing::warn!(
+                    "reducer `{}` trapped: {error}",
+                    self.schema.reducers[id].name
+                );
                 self.rebuild_instance();
                 Err(error)
             }
@@ -273,8 +299,16 @@ impl Database {
 }
 
 /// Creates a store around `datastore` and instantiates the module in it.
-fn instantiate(pre: &ModulePre<HostState>, engine: &Engine, datastore: Datastore) -> Result<Instance, HostError> {
-    let state = HostState::new(datastore, ModuleLog::new(LOG_CAPACITY), engine.config().memory_limit_bytes);
+fn instantiate(
+    pre: &ModulePre<HostState>,
+    engine: &Engine,
+    datastore: Datastore,
+) -> Result<Instance, HostError> {
+    let state = HostState::new(
+        datastore,
+        ModuleLog::new(LOG_CAPACITY),
+        engine.config().memory_limit_bytes,
+    );
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|state| state.limiter());
     store.set_epoch_deadline(engine.deadline_ticks());

@@ -56,7 +56,9 @@ impl Engine {
             match wasmtime::Engine::new(&wasm_config(&config, true)) {
                 Ok(engine) => (engine, true),
                 Err(err) => {
-                    tracing::info!("pooling allocator unavailable ({err:#}); using on-demand allocation");
+                    tracing::info!(
+                        "pooling allocator unavailable ({err:#}); using on-demand allocation"
+                    );
                     (build_engine(&config, false)?, false)
                 }
             }
@@ -105,7 +107,8 @@ impl Engine {
 }
 
 fn build_engine(config: &EngineConfig, pooling: bool) -> Result<wasmtime::Engine, HostError> {
-    wasmtime::Engine::new(&wasm_config(config, pooling)).map_err(|e| HostError::Engine(format!("{e:#}")))
+    wasmtime::Engine::new(&wasm_config(config, pooling))
+        .map_err(|e| HostError::Engine(format!("{e:#}")))
 }
 
 fn wasm_config(config: &EngineConfig, pooling: bool) -> Config {

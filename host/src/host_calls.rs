@@ -63,7 +63,11 @@ impl types::Host for HostState {}
 
 impl datastore::Host for HostState {
     fn insert(&mut self, table: u32, row: Vec<u8>) -> DbResult<Vec<u8>> {
-        to_wit(self.datastore.insert(table_id(table), &row).map(|r| r.to_vec()))
+        to_wit(
+            self.datastore
+                .insert(table_id(table), &row)
+                .map(|r| r.to_vec()),
+        )
     }
 
     fn update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DbResult<Vec<u8>> {
@@ -75,7 +79,10 @@ impl datastore::Host for HostState {
     }
 
     fn delete(&mut self, table: u32, index: u32, key: Vec<u8>) -> DbResult<bool> {
-        to_wit(self.datastore.delete(table_id(table), table_id(index), &key))
+        to_wit(
+            self.datastore
+                .delete(table_id(table), table_id(index), &key),
+        )
     }
 
     fn find(&mut self, table: u32, index: u32, key: Vec<u8>) -> DbResult<Option<Vec<u8>>> {
@@ -118,11 +125,17 @@ impl datastore::Host for HostState {
 }
 
 impl datastore::HostCursor for HostState {
-    fn next(&mut self, cursor: Resource<CursorHandle>, max_rows: u32) -> HostResult<datastore::Batch> {
+    fn next(
+        &mut self,
+        cursor: Resource<CursorHandle>,
+        max_rows: u32,
+    ) -> HostResult<datastore::Batch> {
         let max_rows = max_rows.clamp(1, MAX_BATCH_ROWS) as usize;
         let mut data = Vec::new();
         let handle = self.resources.get_mut(&cursor)?;
-        let count = self.datastore.next_batch(&mut handle.0, max_rows, &mut data);
+        let count = self
+            .datastore
+            .next_batch(&mut handle.0, max_rows, &mut data);
         Ok(datastore::Batch {
             count: u32::try_from(count).unwrap_or(u32::MAX),
             data,

@@ -2,8 +2,8 @@
 //! datastore's schema, rejecting malformed descriptions.
 
 use worldline_datastore::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema, SchemaError,
-    SumType, TableSchema, Variant,
+    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema,
+    SchemaError, SumType, TableSchema, Variant,
 };
 
 use crate::bindings::worldline::module::types as wit;
@@ -68,7 +68,11 @@ fn index_of(position: u32) -> usize {
     position as usize
 }
 
-fn lookup<'a>(types: &'a [AlgebraicType], ty: u32, context: &str) -> Result<&'a AlgebraicType, SchemaError> {
+fn lookup<'a>(
+    types: &'a [AlgebraicType],
+    ty: u32,
+    context: &str,
+) -> Result<&'a AlgebraicType, SchemaError> {
     types.get(index_of(ty)).ok_or_else(|| {
         SchemaError::Description(format!(
             "{context}: type reference {ty} is outside the type arena of {} nodes",
@@ -77,7 +81,11 @@ fn lookup<'a>(types: &'a [AlgebraicType], ty: u32, context: &str) -> Result<&'a 
     })
 }
 
-fn import_fields(fields: &[wit::Field], types: &[AlgebraicType], context: &str) -> Result<ProductType, SchemaError> {
+fn import_fields(
+    fields: &[wit::Field],
+    types: &[AlgebraicType],
+    context: &str,
+) -> Result<ProductType, SchemaError> {
     let fields = fields
         .iter()
         .map(|field| {

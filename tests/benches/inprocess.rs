@@ -30,9 +30,16 @@ fn main() {
     );
 
     let started = Instant::now();
-    db.call_reducer("seed", &args(&(ACCOUNTS, 1_000_000i64)), CallContext::new(OWNER))
-        .expect("seed");
-    println!("seed {ACCOUNTS} accounts in one transaction: {:.1} ms", ms(started.elapsed()));
+    db.call_reducer(
+        "seed",
+        &args(&(ACCOUNTS, 1_000_000i64)),
+        CallContext::new(OWNER),
+    )
+    .expect("seed");
+    println!(
+        "seed {ACCOUNTS} accounts in one transaction: {:.1} ms",
+        ms(started.elapsed())
+    );
 
     let ctx = CallContext::new(ALICE);
     let noop = args(&());
@@ -59,7 +66,8 @@ fn main() {
     let mut pairs_iter = pairs.iter();
     let elapsed = time(calls, || {
         let transfer = pairs_iter.next().expect("one argument list per call");
-        db.call_reducer("transfer", transfer, ctx).expect("transfer");
+        db.call_reducer("transfer", transfer, ctx)
+            .expect("transfer");
     });
     println!(
         "bank.transfer, uniform pairs over {ACCOUNTS} accounts: {:.0} transfers/s ({:.2} us/transfer) over {calls} transfers",
@@ -79,4 +87,3 @@ fn time(calls: u32, mut call: impl FnMut()) -> Duration {
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
-

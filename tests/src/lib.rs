@@ -19,7 +19,8 @@ pub fn guest_path(name: &str) -> PathBuf {
 /// The bytes of a guest component built from `guest-rust/`.
 pub fn guest_wasm(name: &str) -> Vec<u8> {
     let path = guest_path(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading guest component {}: {e}", path.display()))
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("reading guest component {}: {e}", path.display()))
 }
 
 /// The limits the tests run modules under: short enough that a runaway
@@ -62,7 +63,9 @@ pub fn rows<T: DeserializeOwned>(db: &Database, table: &str) -> Vec<T> {
     db.rows(table)
         .unwrap_or_else(|e| panic!("reading table `{table}`: {e}"))
         .iter()
-        .map(|row| postcard::from_bytes(row).unwrap_or_else(|e| panic!("decoding a row of `{table}`: {e}")))
+        .map(|row| {
+            postcard::from_bytes(row).unwrap_or_else(|e| panic!("decoding a row of `{table}`: {e}"))
+        })
         .collect()
 }
 

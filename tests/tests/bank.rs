@@ -2,7 +2,9 @@
 //! reducer can fail leaving the database unchanged and still serving.
 
 use worldline_host::{CallContext, CallError, Database};
-use worldline_tests::{ALICE, Account, args, create_database, rows, test_engine, test_engine_config};
+use worldline_tests::{
+    ALICE, Account, args, create_database, rows, test_engine, test_engine_config,
+};
 
 fn seeded_bank(accounts: u32, balance: i64) -> Database {
     let mut db = create_database(&test_engine(), "bank");
@@ -21,7 +23,8 @@ fn balances(db: &Database) -> Vec<(u32, i64)> {
 }
 
 fn call(db: &mut Database, reducer: &str, arguments: Vec<u8>) -> Result<(), CallError> {
-    db.call_reducer(reducer, &arguments, CallContext::new(ALICE)).map(drop)
+    db.call_reducer(reducer, &arguments, CallContext::new(ALICE))
+        .map(drop)
 }
 
 /// A failed call leaves every balance as it was and the next transfer still commits.
@@ -35,31 +38,56 @@ fn assert_unchanged_and_serving(db: &mut Database, before: &[(u32, i64)]) {
 #[test]
 fn seed_creates_accounts() {
     let db = seeded_bank(5, 100);
-    assert_eq!(balances(&db), (0..5).map(|id| (id, 100)).collect::<Vec<_>>());
+    assert_eq!(
+        balances(&db),
+        (0..5).map(|id| (id, 100)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn transfer_moves_money_and_reports_two_updates() {
     let mut db = seeded_bank(3, 100);
     let outcome = db
-        .call_reducer("transfer", &args(&(0u32, 2u32, 40i64)), CallContext::new(ALICE))
+        .call_reducer(
+            "transfer",
+            &args(&(0u32, 2u32, 40i64)),
+            CallContext::new(ALICE),
+        )
         .expect("transfer");
     assert_eq!(balances(&db), vec![(0, 60), (1, 100), (2, 140)]);
     let [table] = outcome.delta.tables.as_slice() else {
         panic!("expected one changed table, got {:?}", outcome.delta);
     };
     let decode = |rows: &[worldline_host::datastore::Row]| {
-        let mut v: Vec<Account> = rows.iter().map(|r| postcard::from_bytes(r).unwrap()).collect();
+        let mut v: Vec<Account> = rows
+            .iter()
+            .map(|r| postcard::from_bytes(r).unwrap())
+            .collect();
         v.sort_by_key(|a| a.id);
         v
     };
     assert_eq!(
         decode(&table.deletes),
-        vec![Account { id: 0, balance: 100 }, Account { id: 2, balance: 100 }]
+        vec![
+            Account {
+                id: 0,
+                balance: 100
+            },
+            Account {
+                id: 2,
+                balance: 100
+            }
+        ]
     );
     assert_eq!(
         decode(&table.inserts),
-        vec![Account { id: 0, balance: 60 }, Account { id: 2, balance: 140 }]
+        vec![
+            Account { id: 0, balance: 60 },
+            Account {
+                id: 2,
+                balance: 140
+            }
+        ]
     );
 }
 
@@ -90,7 +118,10 @@ fn error_after_a_write_rolls_it_back() {
     let mut db = seeded_bank(3, 100);
     let before = balances(&db);
     let result = call(&mut db, "fail_after_write", args(&(1u32,)));
-    assert!(matches!(result, Err(CallError::Failed(_))), "got {result:?}");
+    assert!(
+        matches!(result, Err(CallError::Failed(_))),
+        "got {result:?}"
+    );
     assert_unchanged_and_serving(&mut db, &before);
 }
 
@@ -99,7 +130,9 @@ fn panic_after_a_write_rolls_it_back_and_reports_the_message() {
     let mut db = seeded_bank(3, 100);
     let before = balances(&db);
     match call(&mut db, "panic_after_write", args(&(1u32,))) {
-        Err(CallError::Panicked(message)) => assert!(message.contains("boom"), "message: {message}"),
+        Err(CallError::Panicked(message)) => {
+            assert!(message.contains("boom"), "message: {message}")
+        }
         other => panic!("expected a panic, got {other:?}"),
     }
     assert_unchanged_and_serving(&mut db, &before);
@@ -120,7 +153,9 @@ fn infinite_loop_is_stopped_at_the_deadline() {
     let result = call(&mut db, "spin", args(&()));
     assert_eq!(
         result,
-        Err(CallError::DeadlineExceeded(test_engine_config().reducer_deadline))
+        Err(CallError::DeadlineExceeded(
+            test_engine_config().reducer_deadline
+        ))
     );
     // Generous bound: the point is that the loop was stopped at all.
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
@@ -148,7 +183,10 @@ fn duplicate_primary_key_is_rejected_and_rolled_back() {
     let before = balances(&db);
     match call(&mut db, "insert_duplicate", args(&(2u32,))) {
         Err(CallError::Panicked(message)) => {
-            assert!(message.contains("duplicate") || message.contains("unique"), "message: {message}")
+            assert!(
+                message.contains("duplicate") || message.contains("unique"),
+                "message: {message}"
+            )
         }
         other => panic!("expected the unique violation to abort the reducer, got {other:?}"),
     }
@@ -164,7 +202,11 @@ fn bad_calls_are_rejected_before_running() {
         Err(CallError::NoSuchReducer("no_such_reducer".into()))
     );
     // Too few bytes, trailing bytes, and a string where integers belong.
-    for bad in [vec![1u8], args(&(0u32, 1u32, 5i64, 9u8)), args(&("zero", "one", 5i64))] {
+    for bad in [
+        vec![1u8],
+        args(&(0u32, 1u32, 5i64, 9u8)),
+        args(&("zero", "one", 5i64)),
+    ] {
         match call(&mut db, "transfer", bad.clone()) {
             Err(CallError::InvalidArguments { reducer, .. }) => assert_eq!(reducer, "transfer"),
             other => panic!("arguments {bad:?} should be rejected, got {other:?}"),
@@ -180,5 +222,9 @@ fn invalid_component_bytes_are_a_clear_error() {
         Err(err) => err,
         Ok(_) => panic!("garbage bytes were accepted as a module"),
     };
-    assert!(err.to_string().contains("not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not a valid WebAssembly component"),
+        "{err}"
+    );
 }

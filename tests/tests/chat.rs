@@ -59,7 +59,11 @@ fn set_name_validates_and_upserts() {
     db.call_reducer("set_name", &args(&("Alice",)), CallContext::new(ALICE))
         .expect("rename");
     let users = rows::<User>(&db, "user");
-    assert_eq!(users.len(), 1, "renaming must update, not insert: {users:?}");
+    assert_eq!(
+        users.len(),
+        1,
+        "renaming must update, not insert: {users:?}"
+    );
     assert_eq!(users[0].name.as_deref(), Some("Alice"));
 }
 
@@ -96,7 +100,12 @@ fn messages_get_increasing_ids_sender_and_timestamp() {
         vec![
             (1, ALICE.to_bytes(), "hello", at.to_micros_since_epoch()),
             (2, BOB.to_bytes(), "hi alice", at.to_micros_since_epoch()),
-            (3, ALICE.to_bytes(), "how are you?", at.to_micros_since_epoch()),
+            (
+                3,
+                ALICE.to_bytes(),
+                "how are you?",
+                at.to_micros_since_epoch()
+            ),
         ]
     );
 }

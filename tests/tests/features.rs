@@ -14,7 +14,8 @@ struct Observation {
 }
 
 fn call(db: &mut Database, reducer: &str, arguments: Vec<u8>) -> Result<(), CallError> {
-    db.call_reducer(reducer, &arguments, CallContext::new(ALICE)).map(drop)
+    db.call_reducer(reducer, &arguments, CallContext::new(ALICE))
+        .map(drop)
 }
 
 fn observed(db: &Database, key: &str) -> String {
@@ -39,7 +40,11 @@ fn stocked() -> Database {
     let mut db = create_database(&test_engine(), "features");
     for (i, item) in ITEMS.iter().enumerate() {
         call(&mut db, "add_item", args(item)).expect("add_item");
-        assert_eq!(observed(&db, "last_id"), (i + 1).to_string(), "auto-increment ids");
+        assert_eq!(
+            observed(&db, "last_id"),
+            (i + 1).to_string(),
+            "auto-increment ids"
+        );
     }
     db
 }
@@ -70,7 +75,11 @@ fn unique_find_update_delete() {
     assert_eq!(observed(&db, "find_sku"), "4");
     call(&mut db, "reprice", args(&("d", 1000u64))).unwrap();
     call(&mut db, "items_priced", args(&(901u64, 2000u64))).unwrap();
-    assert_eq!(observed(&db, "items_priced"), "4", "the price index follows the update");
+    assert_eq!(
+        observed(&db, "items_priced"),
+        "4",
+        "the price index follows the update"
+    );
     call(&mut db, "delete_sku", args(&("d",))).unwrap();
     assert_eq!(observed(&db, "delete_sku"), "true");
     call(&mut db, "delete_sku", args(&("d",))).unwrap();
@@ -86,7 +95,12 @@ fn unique_find_update_delete() {
 fn unique_violation_is_an_error_and_changes_nothing() {
     let mut db = stocked();
     match call(&mut db, "add_item", args(&("b", 9u32, 9i32, 9u64))) {
-        Err(CallError::Failed(message)) => assert!(message.contains("sku") || message.contains("unique"), "{message}"),
+        Err(CallError::Failed(message)) => {
+            assert!(
+                message.contains("sku") || message.contains("unique"),
+                "{message}"
+            )
+        }
         other => panic!("a duplicate sku was accepted: {other:?}"),
     }
     call(&mut db, "survey", args(&())).unwrap();
@@ -118,7 +132,10 @@ fn the_sandbox_grants_no_files_environment_or_network() {
     }
     assert_eq!(observed(&db, "env"), "0");
     assert_eq!(observed(&db, "args"), "0");
-    assert!(listener.accept().is_err(), "the module reached a loopback socket");
+    assert!(
+        listener.accept().is_err(),
+        "the module reached a loopback socket"
+    );
 }
 
 #[test]
@@ -129,9 +146,14 @@ fn private_tables_are_flagged_private_in_the_schema() {
     assert!(table("item").public);
     assert!(!table("observation").public);
     let item = table("item");
-    let by_owner_rank = &item.indexes[item.index_id("by_owner_rank").expect("named multi-column index")];
+    let by_owner_rank = &item.indexes[item
+        .index_id("by_owner_rank")
+        .expect("named multi-column index")];
     assert_eq!(
         by_owner_rank.columns,
-        vec![item.column_id("owner").unwrap(), item.column_id("rank").unwrap()]
+        vec![
+            item.column_id("owner").unwrap(),
+            item.column_id("rank").unwrap()
+        ]
     );
 }

@@ -22,7 +22,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let mut params = Vec::new();
     for input in inputs {
         let FnArg::Typed(param) = input else {
-            return Err(syn::Error::new_spanned(input, "reducers are free functions, not methods"));
+            return Err(syn::Error::new_spanned(
+                input,
+                "reducers are free functions, not methods",
+            ));
         };
         let Pat::Ident(ident) = &*param.pat else {
             return Err(syn::Error::new_spanned(
@@ -42,7 +45,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let types: Vec<_> = params.iter().map(|(_, t)| t).collect();
     let name_strings: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let lifecycle = match lifecycle {
-        Some(variant) => quote!(::core::option::Option::Some(::worldline::__private::Lifecycle::#variant)),
+        Some(variant) => {
+            quote!(::core::option::Option::Some(::worldline::__private::Lifecycle::#variant))
+        }
         None => quote!(::core::option::Option::None),
     };
     Ok(quote! {

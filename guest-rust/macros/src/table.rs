@@ -64,7 +64,9 @@ fn parse_named_index(meta: &ParseNestedMeta) -> syn::Result<NamedIndex> {
                     .elems
                     .iter()
                     .map(|e| match e {
-                        syn::Expr::Path(p) if p.path.get_ident().is_some() => Ok(p.path.get_ident().unwrap().clone()),
+                        syn::Expr::Path(p) if p.path.get_ident().is_some() => {
+                            Ok(p.path.get_ident().unwrap().clone())
+                        }
                         other => Err(syn::Error::new_spanned(other, "expected a column name")),
                     })
                     .collect::<syn::Result<Vec<_>>>()?;
@@ -78,7 +80,10 @@ fn parse_named_index(meta: &ParseNestedMeta) -> syn::Result<NamedIndex> {
     })?;
     match (name, columns) {
         (Some(name), Some(columns)) if !columns.is_empty() => Ok(NamedIndex { name, columns }),
-        _ => Err(meta.error("an index needs `name = ...` and `btree(columns = [at least one column])`")),
+        _ => {
+            Err(meta
+                .error("an index needs `name = ...` and `btree(columns = [at least one column])`"))
+        }
     }
 }
 
@@ -123,10 +128,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let args = parse_args(attr)?;
     let mut item: ItemStruct = syn::parse2(item)?;
     let Some(table_name) = args.name.clone() else {
-        return Err(syn::Error::new_spanned(&item.ident, "a table needs `name = ...`"));
+        return Err(syn::Error::new_spanned(
+            &item.ident,
+            "a table needs `name = ...`",
+        ));
     };
     let Fields::Named(fields) = &mut item.fields else {
-        return Err(syn::Error::new_spanned(&item.ident, "a table must be a struct with named fields"));
+        return Err(syn::Error::new_spanned(
+            &item.ident,
+            "a table must be a struct with named fields",
+        ));
     };
 
     let mut indexes = Vec::new();
@@ -139,7 +150,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         let ty = field.ty.clone();
         if flags.primary_key {
             if primary_key.is_some() {
-                return Err(syn::Error::new_spanned(&ident, "a table has at most one #[primary_key]"));
+                return Err(syn::Error::new_spanned(
+                    &ident,
+                    "a table has at most one #[primary_key]",
+                ));
             }
             primary_key = Some(indexes.len());
         }
@@ -180,13 +194,20 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         let mut types = Vec::new();
         for column in &named.columns {
             let Some(position) = columns.iter().position(|(ident, _)| ident == column) else {
-                return Err(syn::Error::new_spanned(column, format!("no column named `{column}`")));
+                return Err(syn::Error::new_spanned(
+                    column,
+                    format!("no column named `{column}`"),
+                ));
             };
             positions.push(position);
             types.push(columns[position].1.clone());
         }
         let first = &types[0];
-        let key = if types.len() == 1 { quote!(#first) } else { quote!((#(#types),*)) };
+        let key = if types.len() == 1 {
+            quote!(#first)
+        } else {
+            quote!((#(#types),*))
+        };
         indexes.push(IndexSpec {
             name: named.name.to_string(),
             accessor: named.name.clone(),
@@ -214,7 +235,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let index_defs = indexes.iter().map(|index| {
         let name = &index.name;
         let columns = index.columns.iter().map(|&c| c as u32);
-        let kind = if index.unique { quote!(Unique) } else { quote!(Btree) };
+        let kind = if index.unique {
+            quote!(Unique)
+        } else {
+            quote!(Btree)
+        };
         quote! {
             ::worldline::__private::IndexDef {
                 name: ::std::string::String::from(#name),

@@ -16,7 +16,8 @@ impl Guest for Module {
 
     fn call_reducer(id: u32, ctx: wit::ReducerContext, args: Vec<u8>) -> Result<(), String> {
         report_panics_to_host();
-        let reducer = registry::reducer(id).ok_or_else(|| format!("this module has no reducer with id {id}"))?;
+        let reducer = registry::reducer(id)
+            .ok_or_else(|| format!("this module has no reducer with id {id}"))?;
         (reducer.invoke)(&ReducerContext::from_wit(ctx), &args)
     }
 }

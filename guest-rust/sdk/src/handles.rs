@@ -58,7 +58,8 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 }
 
 fn decode<R: DeserializeOwned>(bytes: &[u8]) -> R {
-    postcard::from_bytes(bytes).unwrap_or_else(|e| panic!("the host returned a row that does not decode: {e}"))
+    postcard::from_bytes(bytes)
+        .unwrap_or_else(|e| panic!("the host returned a row that does not decode: {e}"))
 }
 
 /// Unwraps a datastore result whose error means the SDK and host disagree.
@@ -81,7 +82,11 @@ pub trait Table {
     fn try_insert(&self, row: Self::Row) -> Result<Self::Row, DbError> {
         let bytes = encode(&row);
         let stored = host::insert(Self::Row::table_id(), &bytes)?;
-        Ok(if stored == bytes { row } else { decode(&stored) })
+        Ok(if stored == bytes {
+            row
+        } else {
+            decode(&stored)
+        })
     }
 
     /// All rows, in insertion order, fetched lazily in batches.
@@ -95,10 +100,13 @@ pub trait Table {
     }
 }
 
+/// Ties a handle to its row and key types without owning either.
+type Marker<R, K, P> = PhantomData<(fn() -> R, fn(&K), fn(&P))>;
+
 /// A unique index (including the primary key) of a table.
 pub struct UniqueIndex<R, K: ?Sized> {
     index: u32,
-    marker: PhantomData<(fn() -> R, fn(&K))>,
+    marker: Marker<R, (), K>,
 }
 
 impl<R: TableRow, K: Serialize + ?Sized> UniqueIndex<R, K> {
@@ -151,7 +159,7 @@ impl<R: TableRow, K: Serialize + ?Sized> UniqueIndex<R, K> {
 /// tuple of the columns and `P` the first column's type).
 pub struct BtreeIndex<R, K, P = K> {
     index: u32,
-    marker: PhantomData<(fn() -> R, fn(&K), fn(&P))>,
+    marker: Marker<R, K, P>,
 }
 
 impl<R: TableRow, K: Serialize, P: Serialize> BtreeIndex<R, K, P> {
@@ -169,7 +177,12 @@ impl<R: TableRow, K: Serialize, P: Serialize> BtreeIndex<R, K, P> {
         K: Borrow<Q>,
     {
         let key = encode(key);
-        scan(R::table_id(), self.index, host::Bound::Included(key.clone()), host::Bound::Included(key))
+        scan(
+            R::table_id(),
+            self.index,
+            host::Bound::Included(key.clone()),
+            host::Bound::Included(key),
+        )
     }
 
     /// Rows whose first key column equals `prefix`, in key order.
@@ -220,8 +233,17 @@ fn bound<K: Serialize>(bound: Bound<&K>) -> host::Bound {
     }
 }
 
-fn scan_range<R: TableRow, K: Serialize>(table: u32, index: u32, range: impl RangeBounds<K>) -> RowIter<R> {
-    scan(table, index, bound(range.start_bound()), bound(range.end_bound()))
+fn scan_range<R: TableRow, K: Serialize>(
+    table: u32,
+    index: u32,
+    range: impl RangeBounds<K>,
+) -> RowIter<R> {
+    scan(
+        table,
+        index,
+        bound(range.start_bound()),
+        bound(range.end_bound()),
+    )
 }
 
 fn scan<R: TableRow>(table: u32, index: u32, lower: host::Bound, upper: host::Bound) -> RowIter<R> {

@@ -50,7 +50,9 @@ pub use serde::{Deserialize, Serialize};
 pub mod __private {
     pub use crate::handles::{KeyPrefix, TableRow};
     pub use crate::registry::{IntoReducerResult, ReducerEntry, TableEntry, decode_args};
-    pub use crate::typing::{Field, IndexDef, IndexKind, Lifecycle, TableDef, TypeNode, field, variant_case};
+    pub use crate::typing::{
+        Field, IndexDef, IndexKind, Lifecycle, TableDef, TypeNode, field, variant_case,
+    };
     pub use inventory;
     pub use postcard;
     pub use serde;

@@ -65,7 +65,11 @@ pub(crate) fn reducer(id: u32) -> Option<&'static ReducerEntry> {
 pub(crate) fn describe() -> wit::ModuleDef {
     let registry = registry();
     let mut types = TypeBuilder::default();
-    let tables = registry.tables.iter().map(|t| (t.describe)(&mut types)).collect();
+    let tables = registry
+        .tables
+        .iter()
+        .map(|t| (t.describe)(&mut types))
+        .collect();
     let reducers = registry
         .reducers
         .iter()
@@ -90,7 +94,10 @@ pub struct Local {
 }
 
 /// Decodes a reducer's argument tuple, requiring every byte to be used.
-pub fn decode_args<T: serde::de::DeserializeOwned>(reducer: &str, bytes: &[u8]) -> Result<T, String> {
+pub fn decode_args<T: serde::de::DeserializeOwned>(
+    reducer: &str,
+    bytes: &[u8],
+) -> Result<T, String> {
     match postcard::take_from_bytes(bytes) {
         Ok((args, [])) => Ok(args),
         Ok((_, rest)) => Err(format!(

@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn timestamp_encodes_like_i64() {
         let ts = Timestamp::from_micros_since_epoch(-1);
-        assert_eq!(postcard::to_allocvec(&ts).unwrap(), postcard::to_allocvec(&-1i64).unwrap());
+        assert_eq!(
+            postcard::to_allocvec(&ts).unwrap(),
+            postcard::to_allocvec(&-1i64).unwrap()
+        );
     }
 
     #[test]

@@ -59,23 +59,31 @@ pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, Deco
         },
         T::U8 => Value::U8(take_byte(input).ok_or_else(|| err("input ended"))?),
         T::I8 => Value::I8(take_byte(input).ok_or_else(|| err("input ended"))? as i8),
-        T::U16 => Value::U16(varint(input, 16).map_err(|p| err(p))? as u16),
-        T::U32 => Value::U32(varint(input, 32).map_err(|p| err(p))? as u32),
-        T::U64 => Value::U64(varint(input, 64).map_err(|p| err(p))? as u64),
-        T::U128 => Value::U128(varint(input, 128).map_err(|p| err(p))?),
-        T::I16 => Value::I16(unzigzag(varint(input, 16).map_err(|p| err(p))?) as i16),
-        T::I32 => Value::I32(unzigzag(varint(input, 32).map_err(|p| err(p))?) as i32),
-        T::I64 => Value::I64(unzigzag(varint(input, 64).map_err(|p| err(p))?) as i64),
-        T::I128 => Value::I128(unzigzag(varint(input, 128).map_err(|p| err(p))?)),
-        T::Timestamp => Value::Timestamp(unzigzag(varint(input, 64).map_err(|p| err(p))?) as i64),
-        T::F32 => Value::F32(f32::from_le_bytes(take_array(input).ok_or_else(|| err("input ended"))?)),
-        T::F64 => Value::F64(f64::from_le_bytes(take_array(input).ok_or_else(|| err("input ended"))?)),
+        T::U16 => Value::U16(varint(input, 16).map_err(&err)? as u16),
+        T::U32 => Value::U32(varint(input, 32).map_err(&err)? as u32),
+        T::U64 => Value::U64(varint(input, 64).map_err(&err)? as u64),
+        T::U128 => Value::U128(varint(input, 128).map_err(&err)?),
+        T::I16 => Value::I16(unzigzag(varint(input, 16).map_err(&err)?) as i16),
+        T::I32 => Value::I32(unzigzag(varint(input, 32).map_err(&err)?) as i32),
+        T::I64 => Value::I64(unzigzag(varint(input, 64).map_err(&err)?) as i64),
+        T::I128 => Value::I128(unzigzag(varint(input, 128).map_err(&err)?)),
+        T::Timestamp => Value::Timestamp(unzigzag(varint(input, 64).map_err(&err)?) as i64),
+        T::F32 => Value::F32(f32::from_le_bytes(
+            take_array(input).ok_or_else(|| err("input ended"))?,
+        )),
+        T::F64 => Value::F64(f64::from_le_bytes(
+            take_array(input).ok_or_else(|| err("input ended"))?,
+        )),
         T::Identity => Value::Identity(take_array(input).ok_or_else(|| err("input ended"))?),
-        T::ConnectionId => Value::ConnectionId(take_array(input).ok_or_else(|| err("input ended"))?),
+        T::ConnectionId => {
+            Value::ConnectionId(take_array(input).ok_or_else(|| err("input ended"))?)
+        }
         T::String => {
-            let len = length(input).map_err(|p| err(p))?;
-            let bytes = take(input, len).ok_or_else(|| err(&format!("length {len} but input ended")))?;
-            let text = std::str::from_utf8(bytes).map_err(|e| err(&format!("invalid UTF-8: {e}")))?;
+            let len = length(input).map_err(&err)?;
+            let bytes =
+                take(input, len).ok_or_else(|| err(&format!("length {len} but input ended")))?;
+            let text =
+                std::str::from_utf8(bytes).map_err(|e| err(&format!("invalid UTF-8: {e}")))?;
             Value::String(text.into())
         }
         T::Option(inner) => match take_byte(input).ok_or_else(|| err("input ended"))? {
@@ -84,7 +92,7 @@ pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, Deco
             other => return Err(err(&format!("option tag {other} is not 0 or 1"))),
         },
         T::Array(inner) => {
-            let len = length(input).map_err(|p| err(p))?;
+            let len = length(input).map_err(&err)?;
             // Every element takes at least one byte except empty products,
             // so the remaining input bounds any honest length.
             let mut items = Vec::with_capacity(len.min(input.len()));
@@ -95,12 +103,15 @@ pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, Deco
         }
         T::Product(product) => Value::Product(decode_fields(product, input)?),
         T::Sum(sum) => {
-            let tag = varint(input, 32).map_err(|p| err(p))? as u32;
-            let variant = sum
-                .variants
-                .get(tag as usize)
-                .ok_or_else(|| err(&format!("case {tag} does not exist ({} cases)", sum.variants.len())))?;
-            let payload = decode_value(&variant.ty, input).map_err(|e| e.within(Some(&variant.name), 0))?;
+            let tag = varint(input, 32).map_err(&err)? as u32;
+            let variant = sum.variants.get(tag as usize).ok_or_else(|| {
+                err(&format!(
+                    "case {tag} does not exist ({} cases)",
+                    sum.variants.len()
+                ))
+            })?;
+            let payload =
+                decode_value(&variant.ty, input).map_err(|e| e.within(Some(&variant.name), 0))?;
             Value::Sum(tag, Box::new(payload))
         }
     })
@@ -111,7 +122,9 @@ fn decode_fields(product: &ProductType, input: &mut &[u8]) -> Result<Vec<Value>,
         .fields
         .iter()
         .enumerate()
-        .map(|(position, field)| decode_value(&field.ty, input).map_err(|e| e.within(field.name.as_deref(), position)))
+        .map(|(position, field)| {
+            decode_value(&field.ty, input).map_err(|e| e.within(field.name.as_deref(), position))
+        })
         .collect()
 }
 
@@ -253,15 +266,31 @@ mod tests {
             (T::I64, Value::I64(1), vec![0x02]),
             (T::I8, Value::I8(-1), vec![0xFF]),
             (T::String, Value::String("hi".into()), vec![2, b'h', b'i']),
-            (T::Option(Box::new(T::U8)), Value::Option(Some(Box::new(Value::U8(5)))), vec![1, 5]),
+            (
+                T::Option(Box::new(T::U8)),
+                Value::Option(Some(Box::new(Value::U8(5)))),
+                vec![1, 5],
+            ),
             (T::Bool, Value::Bool(true), vec![1]),
             (T::F32, Value::F32(1.0), 1.0f32.to_le_bytes().to_vec()),
-            (T::Array(Box::new(T::U16)), Value::Array(vec![Value::U16(1), Value::U16(128)]), vec![2, 1, 0x80, 1]),
-            (T::U64, Value::U64(u64::MAX), vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            (
+                T::Array(Box::new(T::U16)),
+                Value::Array(vec![Value::U16(1), Value::U16(128)]),
+                vec![2, 1, 0x80, 1],
+            ),
+            (
+                T::U64,
+                Value::U64(u64::MAX),
+                vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            ),
         ];
         for (ty, value, expected) in cases {
             assert_eq!(bytes(&value), expected, "encoding {value} as {ty}");
-            assert_eq!(decode_all(&ty, &expected).unwrap(), value, "decoding {expected:?} as {ty}");
+            assert_eq!(
+                decode_all(&ty, &expected).unwrap(),
+                value,
+                "decoding {expected:?} as {ty}"
+            );
         }
     }
 
@@ -269,25 +298,51 @@ mod tests {
     fn sums_encode_tag_then_payload() {
         let ty = AlgebraicType::Sum(SumType {
             variants: vec![
-                Variant { name: "Idle".into(), ty: AlgebraicType::Product(ProductType::default()) },
-                Variant { name: "Moving".into(), ty: AlgebraicType::U32 },
+                Variant {
+                    name: "Idle".into(),
+                    ty: AlgebraicType::Product(ProductType::default()),
+                },
+                Variant {
+                    name: "Moving".into(),
+                    ty: AlgebraicType::U32,
+                },
             ],
         });
-        assert_eq!(decode_all(&ty, &[1, 7]).unwrap(), Value::Sum(1, Box::new(Value::U32(7))));
-        assert_eq!(decode_all(&ty, &[0]).unwrap(), Value::Sum(0, Box::new(Value::Product(vec![]))));
-        assert!(decode_all(&ty, &[2]).unwrap_err().to_string().contains("case 2 does not exist"));
+        assert_eq!(
+            decode_all(&ty, &[1, 7]).unwrap(),
+            Value::Sum(1, Box::new(Value::U32(7)))
+        );
+        assert_eq!(
+            decode_all(&ty, &[0]).unwrap(),
+            Value::Sum(0, Box::new(Value::Product(vec![])))
+        );
+        assert!(
+            decode_all(&ty, &[2])
+                .unwrap_err()
+                .to_string()
+                .contains("case 2 does not exist")
+        );
     }
 
     #[test]
     fn rejects_bad_bytes_with_a_located_message() {
         let row = ProductType {
             fields: vec![
-                Field { name: Some("id".into()), ty: AlgebraicType::U32 },
-                Field { name: Some("balance".into()), ty: AlgebraicType::I64 },
+                Field {
+                    name: Some("id".into()),
+                    ty: AlgebraicType::U32,
+                },
+                Field {
+                    name: Some("balance".into()),
+                    ty: AlgebraicType::I64,
+                },
             ],
         };
         let err = decode_product(&row, &[5]).unwrap_err().to_string();
-        assert!(err.contains("field `balance`") && err.contains("i64"), "{err}");
+        assert!(
+            err.contains("field `balance`") && err.contains("i64"),
+            "{err}"
+        );
         let err = decode_product(&row, &[5, 2, 9, 9]).unwrap_err().to_string();
         assert!(err.contains("2 trailing bytes"), "{err}");
         assert!(decode_all(&AlgebraicType::Bool, &[2]).is_err());
@@ -298,7 +353,13 @@ mod tests {
         assert!(decode_all(&AlgebraicType::String, &[2, 0xff, 0xfe]).is_err());
         assert!(decode_all(&AlgebraicType::String, &[9, b'a']).is_err());
         // A huge claimed array length with no data fails without allocating it.
-        assert!(decode_all(&AlgebraicType::Array(Box::new(AlgebraicType::U64)), &[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(
+            decode_all(
+                &AlgebraicType::Array(Box::new(AlgebraicType::U64)),
+                &[0xff, 0xff, 0xff, 0xff, 0x0f]
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -39,16 +39,34 @@ pub struct Cursor {
 
 #[derive(Debug, Clone)]
 enum Scan {
-    Rows { after: Option<RowId> },
-    Index { index: IndexId, range: KeyRange, after: Option<Position> },
+    Rows {
+        after: Option<RowId>,
+    },
+    Index {
+        index: IndexId,
+        range: KeyRange,
+        after: Option<Position>,
+    },
     Done,
 }
 
 /// What undoing one write takes.
 enum Undo {
-    Inserted { table: TableId, id: RowId, row: Row },
-    Deleted { table: TableId, id: RowId, row: Row },
-    Sequence { table: TableId, sequence: usize, next: u128 },
+    Inserted {
+        table: TableId,
+        id: RowId,
+        row: Row,
+    },
+    Deleted {
+        table: TableId,
+        id: RowId,
+        row: Row,
+    },
+    Sequence {
+        table: TableId,
+        sequence: usize,
+        next: u128,
+    },
 }
 
 /// In-memory tables with transactions. No IO: durability and networking
@@ -118,7 +136,11 @@ impl Datastore {
                     let values = table.stored_values(&row);
                     table.put(id, PreparedRow { bytes: row, values });
                 }
-                Undo::Sequence { table, sequence, next } => {
+                Undo::Sequence {
+                    table,
+                    sequence,
+                    next,
+                } => {
                     self.tables[table].sequences[sequence].next = next;
                 }
             }
@@ -126,9 +148,9 @@ impl Datastore {
     }
 
     fn table(&self, table: TableId) -> Result<&Table, DbError> {
-        self.tables
-            .get(table)
-            .ok_or_else(|| DbError::new(DbErrorKind::NoSuchTable, format!("no table has id {table}")))
+        self.tables.get(table).ok_or_else(|| {
+            DbError::new(DbErrorKind::NoSuchTable, format!("no table has id {table}"))
+        })
     }
 
     fn undo_log(&mut self) -> Result<&mut Vec<Undo>, DbError> {
@@ -147,7 +169,11 @@ impl Datastore {
         let mut values = target.decode_row(row)?;
         let (filled, advanced) = target.fill_sequences(&mut values)?;
         target.check_unique(&values, None)?;
-        let bytes = if filled { encode_row(&values) } else { Row::from(row) };
+        let bytes = if filled {
+            encode_row(&values)
+        } else {
+            Row::from(row)
+        };
         let id = self.next_row_id;
         self.next_row_id += 1;
         let target = &mut self.tables[table];
@@ -167,7 +193,11 @@ impl Datastore {
                 values,
             },
         );
-        undo.push(Undo::Inserted { table, id, row: bytes.clone() });
+        undo.push(Undo::Inserted {
+            table,
+            id,
+            row: bytes.clone(),
+        });
         self.undo_log()?.extend(undo);
         Ok(bytes)
     }
@@ -205,8 +235,16 @@ impl Datastore {
             },
         );
         let undo = self.undo_log()?;
-        undo.push(Undo::Deleted { table, id, row: old });
-        undo.push(Undo::Inserted { table, id, row: bytes.clone() });
+        undo.push(Undo::Deleted {
+            table,
+            id,
+            row: old,
+        });
+        undo.push(Undo::Inserted {
+            table,
+            id,
+            row: bytes.clone(),
+        });
         Ok(bytes)
     }
 
@@ -216,7 +254,9 @@ impl Datastore {
         let Some(id) = self.find_id(table, index, key)? else {
             return Ok(false);
         };
-        let row = self.tables[table].take(id).expect("the index named a stored row");
+        let row = self.tables[table]
+            .take(id)
+            .expect("the index named a stored row");
         self.undo_log()?.push(Undo::Deleted { table, id, row });
         Ok(true)
     }
@@ -228,7 +268,12 @@ impl Datastore {
             .map(|id| self.tables[table].rows[&id].clone()))
     }
 
-    fn find_id(&self, table: TableId, index: IndexId, key: &[u8]) -> Result<Option<RowId>, DbError> {
+    fn find_id(
+        &self,
+        table: TableId,
+        index: IndexId,
+        key: &[u8],
+    ) -> Result<Option<RowId>, DbError> {
         let target = self.table(table)?;
         let by = target.unique_index(index)?;
         let key = by.decode_key(key, false, target.name())?;
@@ -267,8 +312,12 @@ impl Datastore {
         let bound = |bound: &KeyBound| -> Result<Bound<_>, DbError> {
             Ok(match bound {
                 KeyBound::Unbounded => Bound::Unbounded,
-                KeyBound::Included(bytes) => Bound::Included(by.decode_key(bytes, true, target.name())?),
-                KeyBound::Excluded(bytes) => Bound::Excluded(by.decode_key(bytes, true, target.name())?),
+                KeyBound::Included(bytes) => {
+                    Bound::Included(by.decode_key(bytes, true, target.name())?)
+                }
+                KeyBound::Excluded(bytes) => {
+                    Bound::Excluded(by.decode_key(bytes, true, target.name())?)
+                }
             })
         };
         let range = KeyRange {
@@ -302,7 +351,11 @@ impl Datastore {
                     count += 1;
                 }
             }
-            Scan::Index { index, range, after } => {
+            Scan::Index {
+                index,
+                range,
+                after,
+            } => {
                 let Some(by) = table.indexes.get(*index) else {
                     return 0;
                 };

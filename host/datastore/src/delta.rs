@@ -44,7 +44,11 @@ struct NetRows {
 
 impl DeltaBuilder {
     pub(crate) fn inserted(&mut self, table: usize, id: RowId, row: Row) {
-        self.tables.entry(table).or_default().inserted.insert(id, row);
+        self.tables
+            .entry(table)
+            .or_default()
+            .inserted
+            .insert(id, row);
     }
 
     pub(crate) fn deleted(&mut self, table: usize, id: RowId, row: Row) {

@@ -40,7 +40,11 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn new(schema: IndexSchema, columns: &ProductType) -> Self {
-        let key_types = schema.columns.iter().map(|&c| columns.fields[c].ty.clone()).collect();
+        let key_types = schema
+            .columns
+            .iter()
+            .map(|&c| columns.fields[c].ty.clone())
+            .collect();
         let entries = if schema.unique {
             Entries::Unique(BTreeMap::new())
         } else {
@@ -59,15 +63,27 @@ impl Index {
 
     /// The key of a row, given its decoded columns.
     pub(crate) fn key_of(&self, row: &[Value]) -> Key {
-        self.schema.columns.iter().map(|&c| row[c].clone()).collect()
+        self.schema
+            .columns
+            .iter()
+            .map(|&c| row[c].clone())
+            .collect()
     }
 
     /// Decodes key bytes: all key columns, or with `prefix_ok` the first k >= 1 of them.
-    pub(crate) fn decode_key(&self, bytes: &[u8], prefix_ok: bool, table: &str) -> Result<Key, DbError> {
+    pub(crate) fn decode_key(
+        &self,
+        bytes: &[u8],
+        prefix_ok: bool,
+        table: &str,
+    ) -> Result<Key, DbError> {
         let invalid = |problem: String| {
             DbError::new(
                 DbErrorKind::InvalidKey,
-                format!("key for index `{}` of table `{table}`: {problem}", self.schema.name),
+                format!(
+                    "key for index `{}` of table `{table}`: {problem}",
+                    self.schema.name
+                ),
             )
         };
         let mut input = bytes;
@@ -79,7 +95,10 @@ impl Index {
             key.push(decode_value(ty, &mut input).map_err(|e| invalid(e.to_string()))?);
         }
         if !input.is_empty() {
-            return Err(invalid(format!("{} bytes after the last key column", input.len())));
+            return Err(invalid(format!(
+                "{} bytes after the last key column",
+                input.len()
+            )));
         }
         Ok(key)
     }
@@ -116,26 +135,36 @@ impl Index {
 
     /// Calls `visit` with each entry in `range` after `after`, in key order,
     /// until it returns false or the range ends.
-    pub(crate) fn scan(&self, range: &KeyRange, after: Option<&Position>, mut visit: impl FnMut(&Key, RowId) -> bool) {
+    pub(crate) fn scan(
+        &self,
+        range: &KeyRange,
+        after: Option<&Position>,
+        mut visit: impl FnMut(&Key, RowId) -> bool,
+    ) {
         let entries: Box<dyn Iterator<Item = (&Key, RowId)>> = match (&self.entries, after) {
-            (Entries::Unique(map), Some((key, _))) => {
-                Box::new(map.range::<Key, _>((Bound::Excluded(key), Bound::Unbounded)).map(|(k, r)| (k, *r)))
-            }
+            (Entries::Unique(map), Some((key, _))) => Box::new(
+                map.range::<Key, _>((Bound::Excluded(key), Bound::Unbounded))
+                    .map(|(k, r)| (k, *r)),
+            ),
             (Entries::Btree(set), Some(position)) => Box::new(
                 set.range((Bound::Excluded(position), Bound::Unbounded))
                     .map(|(k, r)| (k, *r)),
             ),
             (Entries::Unique(map), None) => match &range.lower {
                 Bound::Unbounded => Box::new(map.iter().map(|(k, r)| (k, *r))),
-                Bound::Included(p) | Bound::Excluded(p) => {
-                    Box::new(map.range::<Key, _>((Bound::Included(p), Bound::Unbounded)).map(|(k, r)| (k, *r)))
-                }
+                Bound::Included(p) | Bound::Excluded(p) => Box::new(
+                    map.range::<Key, _>((Bound::Included(p), Bound::Unbounded))
+                        .map(|(k, r)| (k, *r)),
+                ),
             },
             (Entries::Btree(set), None) => match &range.lower {
                 Bound::Unbounded => Box::new(set.iter().map(|(k, r)| (k, *r))),
                 Bound::Included(p) | Bound::Excluded(p) => {
                     let start = (p.clone(), RowId::MIN);
-                    Box::new(set.range((Bound::Included(start), Bound::Unbounded)).map(|(k, r)| (k, *r)))
+                    Box::new(
+                        set.range((Bound::Included(start), Bound::Unbounded))
+                            .map(|(k, r)| (k, *r)),
+                    )
                 }
             },
         };

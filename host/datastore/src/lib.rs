@@ -22,8 +22,8 @@ pub use datastore::{Cursor, Datastore, IndexId, KeyBound, TableId};
 pub use delta::{TableDelta, TxDelta};
 pub use error::{DbError, DbErrorKind};
 pub use schema::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema, SchemaError, SumType,
-    TableSchema, Variant,
+    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema,
+    SchemaError, SumType, TableSchema, Variant,
 };
 pub use table::Row;
 pub use value::Value;

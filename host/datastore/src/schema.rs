@@ -54,7 +54,10 @@ impl AlgebraicType {
     /// Whether this is one of the integer types (the only ones auto-increment accepts).
     pub fn is_integer(&self) -> bool {
         use AlgebraicType::*;
-        matches!(self, U8 | U16 | U32 | U64 | U128 | I8 | I16 | I32 | I64 | I128)
+        matches!(
+            self,
+            U8 | U16 | U32 | U64 | U128 | I8 | I16 | I32 | I64 | I128
+        )
     }
 }
 
@@ -196,7 +199,12 @@ impl TableSchema {
 
     /// The name of column `column` (or its position, if it has none).
     pub fn column_name(&self, column: usize) -> String {
-        match self.columns.fields.get(column).and_then(|f| f.name.as_deref()) {
+        match self
+            .columns
+            .fields
+            .get(column)
+            .and_then(|f| f.name.as_deref())
+        {
             Some(name) => name.to_owned(),
             None => format!("#{column}"),
         }
@@ -320,7 +328,10 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
         match &field.name {
             None => return Err(table_error(table, format!("column {position} has no name"))),
             Some(name) if !column_names.insert(name.as_str()) => {
-                return Err(table_error(table, format!("two columns are named `{name}`")));
+                return Err(table_error(
+                    table,
+                    format!("two columns are named `{name}`"),
+                ));
             }
             Some(_) => {}
         }
@@ -335,10 +346,15 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
         let mut seen = HashSet::new();
         for &column in &index.columns {
             if column >= columns {
-                return Err(problem(format!("column {column} does not exist ({columns} columns)")));
+                return Err(problem(format!(
+                    "column {column} does not exist ({columns} columns)"
+                )));
             }
             if !seen.insert(column) {
-                return Err(problem(format!("column `{}` appears twice", table.column_name(column))));
+                return Err(problem(format!(
+                    "column `{}` appears twice",
+                    table.column_name(column)
+                )));
             }
         }
         if !index_names.insert(index.name.as_str()) {
@@ -347,7 +363,12 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
     }
     if let Some(pk) = table.primary_key {
         match table.indexes.get(pk) {
-            None => return Err(table_error(table, format!("primary key index {pk} does not exist"))),
+            None => {
+                return Err(table_error(
+                    table,
+                    format!("primary key index {pk} does not exist"),
+                ));
+            }
             Some(index) if !index.unique => {
                 return Err(table_error(
                     table,
@@ -360,7 +381,10 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
     let mut seen = HashSet::new();
     for &column in &table.auto_inc {
         let Some(field) = table.columns.fields.get(column) else {
-            return Err(table_error(table, format!("auto-increment column {column} does not exist")));
+            return Err(table_error(
+                table,
+                format!("auto-increment column {column} does not exist"),
+            ));
         };
         if !field.ty.is_integer() {
             return Err(table_error(
@@ -375,7 +399,10 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
         if !seen.insert(column) {
             return Err(table_error(
                 table,
-                format!("column `{}` is auto-increment twice", table.column_name(column)),
+                format!(
+                    "column `{}` is auto-increment twice",
+                    table.column_name(column)
+                ),
             ));
         }
     }

@@ -98,7 +98,10 @@ impl Table {
     /// Fills auto-increment columns given as 0. Returns the sequence values
     /// to store afterwards (sequence position, new next value); tables are
     /// not changed here.
-    pub(crate) fn fill_sequences(&self, values: &mut [Value]) -> Result<(bool, Vec<(usize, u128)>), DbError> {
+    pub(crate) fn fill_sequences(
+        &self,
+        values: &mut [Value],
+    ) -> Result<(bool, Vec<(usize, u128)>), DbError> {
         let mut filled = false;
         let mut advanced = Vec::new();
         for (position, sequence) in self.sequences.iter().enumerate() {
@@ -119,7 +122,9 @@ impl Table {
                     filled = true;
                     advanced.push((position, sequence.next + 1));
                 }
-                Some(given) if given >= sequence.next => advanced.push((position, given.saturating_add(1))),
+                Some(given) if given >= sequence.next => {
+                    advanced.push((position, given.saturating_add(1)))
+                }
                 _ => {}
             }
         }
@@ -128,7 +133,11 @@ impl Table {
 
     /// Fails if storing `values` would duplicate a key of a unique index,
     /// ignoring the row `replacing` (the row an update replaces).
-    pub(crate) fn check_unique(&self, values: &[Value], replacing: Option<RowId>) -> Result<(), DbError> {
+    pub(crate) fn check_unique(
+        &self,
+        values: &[Value],
+        replacing: Option<RowId>,
+    ) -> Result<(), DbError> {
         for index in self.indexes.iter().filter(|i| i.is_unique()) {
             let key = index.key_of(values);
             if let Some(existing) = index.get(&key)

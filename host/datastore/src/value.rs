@@ -226,7 +226,12 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 }
 
 /// Writes `values` comma-separated between `open` and `close`.
-pub(crate) fn write_list(f: &mut fmt::Formatter<'_>, open: &str, values: &[Value], close: &str) -> fmt::Result {
+pub(crate) fn write_list(
+    f: &mut fmt::Formatter<'_>,
+    open: &str,
+    values: &[Value],
+    close: &str,
+) -> fmt::Result {
     f.write_str(open)?;
     for (i, value) in values.iter().enumerate() {
         if i > 0 {
@@ -243,7 +248,12 @@ mod tests {
 
     #[test]
     fn floats_order_totally() {
-        let mut values = vec![Value::F64(1.5), Value::F64(f64::NAN), Value::F64(-0.0), Value::F64(-3.0)];
+        let mut values = [
+            Value::F64(1.5),
+            Value::F64(f64::NAN),
+            Value::F64(-0.0),
+            Value::F64(-3.0),
+        ];
         values.sort();
         assert!(matches!(values[0], Value::F64(v) if v == -3.0));
         assert!(matches!(values[3], Value::F64(v) if v.is_nan()));

@@ -5,7 +5,8 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 use worldline_datastore::{
-    AlgebraicType, Datastore, Field, IndexSchema, ProductType, TableSchema, Value, decode_product, encode_value,
+    AlgebraicType, Datastore, Field, IndexSchema, ProductType, TableSchema, Value, decode_product,
+    encode_value,
 };
 
 pub const ITEM: usize = 0;
@@ -88,8 +89,16 @@ impl Item {
     }
 
     pub fn decode(bytes: &[u8]) -> Self {
-        match decode_product(&item_schema().columns, bytes).unwrap().as_slice() {
-            [Value::U32(id), Value::String(sku), Value::U32(owner), Value::I32(rank)] => Self {
+        match decode_product(&item_schema().columns, bytes)
+            .unwrap()
+            .as_slice()
+        {
+            [
+                Value::U32(id),
+                Value::String(sku),
+                Value::U32(owner),
+                Value::I32(rank),
+            ] => Self {
                 id: *id,
                 sku: sku.to_string(),
                 owner: *owner,
@@ -107,7 +116,11 @@ pub fn key(values: &[Value]) -> Vec<u8> {
 }
 
 /// All rows a cursor yields, fetching `batch` rows at a time.
-pub fn drain(store: &Datastore, mut cursor: worldline_datastore::Cursor, batch: usize) -> Vec<Item> {
+pub fn drain(
+    store: &Datastore,
+    mut cursor: worldline_datastore::Cursor,
+    batch: usize,
+) -> Vec<Item> {
     let mut rows = Vec::new();
     loop {
         let mut out = Vec::new();

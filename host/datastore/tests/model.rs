@@ -14,11 +14,29 @@ enum Op {
     Begin,
     Commit,
     Rollback,
-    Insert { id: u32, sku: u8, owner: u32, rank: i32 },
-    Update { id: u32, sku: u8, owner: u32, rank: i32 },
-    Delete { id: u32 },
-    FindSku { sku: u8 },
-    ScanOwner { owner: u32, low: i32, high: i32 },
+    Insert {
+        id: u32,
+        sku: u8,
+        owner: u32,
+        rank: i32,
+    },
+    Update {
+        id: u32,
+        sku: u8,
+        owner: u32,
+        rank: i32,
+    },
+    Delete {
+        id: u32,
+    },
+    FindSku {
+        sku: u8,
+    },
+    ScanOwner {
+        owner: u32,
+        low: i32,
+        high: i32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,7 +70,9 @@ impl State {
     }
 
     fn sku_taken(&self, sku: &str, except: Option<u32>) -> bool {
-        self.rows.values().any(|(i, _)| i.sku == sku && Some(i.id) != except)
+        self.rows
+            .values()
+            .any(|(i, _)| i.sku == sku && Some(i.id) != except)
     }
 
     fn rows_sorted(&self) -> Vec<Item> {
@@ -79,18 +99,33 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 working.get_or_insert_with(|| committed.clone());
             }
             Op::Commit => {
-                let Some(after) = working.take() else { continue };
+                let Some(after) = working.take() else {
+                    continue;
+                };
                 let delta = store.commit();
                 let before: Vec<Item> = committed.rows_sorted();
                 let now: Vec<Item> = after.rows_sorted();
-                let mut expected_deletes: Vec<Item> = before.iter().filter(|r| !now.contains(r)).cloned().collect();
-                let mut expected_inserts: Vec<Item> = now.iter().filter(|r| !before.contains(r)).cloned().collect();
+                let mut expected_deletes: Vec<Item> = before
+                    .iter()
+                    .filter(|r| !now.contains(r))
+                    .cloned()
+                    .collect();
+                let mut expected_inserts: Vec<Item> = now
+                    .iter()
+                    .filter(|r| !before.contains(r))
+                    .cloned()
+                    .collect();
                 let (mut inserts, mut deletes) = (Vec::new(), Vec::new());
                 for table in &delta.tables {
                     inserts.extend(table.inserts.iter().map(|r| Item::decode(r)));
                     deletes.extend(table.deletes.iter().map(|r| Item::decode(r)));
                 }
-                for list in [&mut expected_deletes, &mut expected_inserts, &mut inserts, &mut deletes] {
+                for list in [
+                    &mut expected_deletes,
+                    &mut expected_inserts,
+                    &mut inserts,
+                    &mut deletes,
+                ] {
                     list.sort();
                 }
                 prop_assert_eq!(inserts, expected_inserts);
@@ -102,7 +137,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     store.rollback();
                 }
             }
-            Op::Insert { id, sku: s, owner, rank } => {
+            Op::Insert {
+                id,
+                sku: s,
+                owner,
+                rank,
+            } => {
                 let result = store.insert(ITEM, &Item::new(id, &sku(s), owner, rank).encode());
                 let Some(state) = working.as_mut() else {
                     prop_assert_eq!(result.unwrap_err().kind, DbErrorKind::NotInTransaction);
@@ -121,7 +161,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     state.rows.insert(assigned, (stored, order));
                 }
             }
-            Op::Update { id, sku: s, owner, rank } => {
+            Op::Update {
+                id,
+                sku: s,
+                owner,
+                rank,
+            } => {
                 let row = Item::new(id, &sku(s), owner, rank);
                 let result = store.update(ITEM, BY_ID, &row.encode());
                 let Some(state) = working.as_mut() else {
@@ -151,7 +196,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .find(ITEM, BY_SKU, &key(&[Value::String(sku(s).into())]))
                     .unwrap()
                     .map(|r| Item::decode(&r));
-                let expected = state.rows.values().map(|(i, _)| i).find(|i| i.sku == sku(s)).cloned();
+                let expected = state
+                    .rows
+                    .values()
+                    .map(|(i, _)| i)
+                    .find(|i| i.sku == sku(s))
+                    .cloned();
                 prop_assert_eq!(found, expected);
             }
             Op::ScanOwner { owner, low, high } => {

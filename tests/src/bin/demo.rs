@@ -23,7 +23,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         ..EngineConfig::default()
     })?;
     let wasm = guest_wasm("bank");
-    println!("Loading {} ({} KiB)", guest_path("bank").display(), wasm.len() / 1024);
+    println!(
+        "Loading {} ({} KiB)",
+        guest_path("bank").display(),
+        wasm.len() / 1024
+    );
     let mut db = Database::create(&engine, &wasm, OWNER)?;
     let schema = db.schema();
     for table in &schema.tables {
@@ -46,24 +50,39 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("\ntransfer(0 -> 1, 30)");
     let outcome = db.call_reducer("transfer", &args(&(0u32, 1u32, 30i64)), ctx)?;
     let changed: usize = outcome.delta.tables.iter().map(|t| t.inserts.len()).sum();
-    println!("  committed in {:?}, {changed} rows rewritten", outcome.duration);
+    println!(
+        "  committed in {:?}, {changed} rows rewritten",
+        outcome.duration
+    );
     show(&db);
 
     for (label, call) in [
-        ("transfer(2 -> 0, 500): more than the balance", args(&(2u32, 0u32, 500i64))),
-        ("transfer(0 -> 9, 10): no such account", args(&(0u32, 9u32, 10i64))),
+        (
+            "transfer(2 -> 0, 500): more than the balance",
+            args(&(2u32, 0u32, 500i64)),
+        ),
+        (
+            "transfer(0 -> 9, 10): no such account",
+            args(&(0u32, 9u32, 10i64)),
+        ),
     ] {
         println!("\n{label}");
         report(db.call_reducer("transfer", &call, ctx).map(drop));
     }
     println!("\npanic_after_write(1): the reducer writes, then panics");
-    report(db.call_reducer("panic_after_write", &args(&(1u32,)), ctx).map(drop));
+    report(
+        db.call_reducer("panic_after_write", &args(&(1u32,)), ctx)
+            .map(drop),
+    );
     println!("\nspin(): an endless loop, stopped at the deadline");
     report(db.call_reducer("spin", &args(&()), ctx).map(drop));
 
     println!("\nAfter the failures nothing changed:");
     show(&db);
-    let total: i64 = rows::<Account>(&db, "account").iter().map(|a| a.balance).sum();
+    let total: i64 = rows::<Account>(&db, "account")
+        .iter()
+        .map(|a| a.balance)
+        .sum();
     println!("  total balance {total} (was 300)");
     if total != 300 {
         return Err("the total balance changed".into());

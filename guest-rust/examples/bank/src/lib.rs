@@ -30,11 +30,19 @@ pub fn transfer(ctx: &ReducerContext, from: u32, to: u32, amount: i64) -> Result
         return Err(format!("the amount must be positive, got {amount}"));
     }
     if from == to {
-        return Err(format!("cannot transfer from account {from} to the same account"));
+        return Err(format!(
+            "cannot transfer from account {from} to the same account"
+        ));
     }
     let accounts = ctx.db.account();
-    let mut source = accounts.id().find(&from).ok_or_else(|| format!("no account {from}"))?;
-    let mut target = accounts.id().find(&to).ok_or_else(|| format!("no account {to}"))?;
+    let mut source = accounts
+        .id()
+        .find(&from)
+        .ok_or_else(|| format!("no account {from}"))?;
+    let mut target = accounts
+        .id()
+        .find(&to)
+        .ok_or_else(|| format!("no account {to}"))?;
     if source.balance < amount {
         return Err(format!(
             "insufficient funds: account {from} has {}, needs {amount}",

@@ -48,12 +48,21 @@ fn observe(ctx: &ReducerContext, key: &str, value: String) {
 }
 
 fn ids(items: impl Iterator<Item = Item>) -> String {
-    items.map(|i| i.id.to_string()).collect::<Vec<_>>().join(",")
+    items
+        .map(|i| i.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Inserts an item; its id comes from the auto-increment sequence.
 #[reducer]
-pub fn add_item(ctx: &ReducerContext, sku: String, owner: u32, rank: i32, price: u64) -> Result<(), String> {
+pub fn add_item(
+    ctx: &ReducerContext,
+    sku: String,
+    owner: u32,
+    rank: i32,
+    price: u64,
+) -> Result<(), String> {
     let item = ctx
         .db
         .item()
@@ -72,20 +81,32 @@ pub fn add_item(ctx: &ReducerContext, sku: String, owner: u32, rank: i32, price:
 /// Records the ids of `owner`'s items in rank order (a prefix scan of a two-column index).
 #[reducer]
 pub fn items_of_owner(ctx: &ReducerContext, owner: u32) {
-    observe(ctx, "items_of_owner", ids(ctx.db.item().by_owner_rank().filter_prefix(&owner)));
+    observe(
+        ctx,
+        "items_of_owner",
+        ids(ctx.db.item().by_owner_rank().filter_prefix(&owner)),
+    );
 }
 
 /// Records the ids of `owner`'s items with `low <= rank < high` (a range on the full two-column key).
 #[reducer]
 pub fn items_of_owner_ranked(ctx: &ReducerContext, owner: u32, low: i32, high: i32) {
-    let found = ctx.db.item().by_owner_rank().range((owner, low)..(owner, high));
+    let found = ctx
+        .db
+        .item()
+        .by_owner_rank()
+        .range((owner, low)..(owner, high));
     observe(ctx, "items_of_owner_ranked", ids(found));
 }
 
 /// Records the ids of items with `low <= price <= high`, in price order.
 #[reducer]
 pub fn items_priced(ctx: &ReducerContext, low: u64, high: u64) {
-    observe(ctx, "items_priced", ids(ctx.db.item().price().range(low..=high)));
+    observe(
+        ctx,
+        "items_priced",
+        ids(ctx.db.item().price().range(low..=high)),
+    );
 }
 
 /// Records the id of the item with this sku, or `none`.
@@ -98,7 +119,12 @@ pub fn find_sku(ctx: &ReducerContext, sku: String) {
 /// Changes the price of the item with this sku.
 #[reducer]
 pub fn reprice(ctx: &ReducerContext, sku: String, price: u64) -> Result<(), String> {
-    let mut item = ctx.db.item().sku().find(&sku).ok_or_else(|| format!("no item {sku}"))?;
+    let mut item = ctx
+        .db
+        .item()
+        .sku()
+        .find(&sku)
+        .ok_or_else(|| format!("no item {sku}"))?;
     item.price = price;
     ctx.db.item().sku().update(item);
     Ok(())
@@ -142,13 +168,25 @@ pub fn churn(ctx: &ReducerContext, n: u32) {
 /// Tries what a sandboxed module must not be able to do and records each outcome.
 #[reducer]
 pub fn probe_sandbox(ctx: &ReducerContext, tcp_addr: String) {
-    observe(ctx, "file", outcome(std::fs::read("/etc/hostname").map(|b| b.len())));
-    observe(ctx, "dir", outcome(std::fs::read_dir(".").map(|d| d.count())));
+    observe(
+        ctx,
+        "file",
+        outcome(std::fs::read("/etc/hostname").map(|b| b.len())),
+    );
+    observe(
+        ctx,
+        "dir",
+        outcome(std::fs::read_dir(".").map(|d| d.count())),
+    );
     observe(ctx, "env", std::env::vars().count().to_string());
     observe(ctx, "args", std::env::args().count().to_string());
     println!("stdout is not inherited");
     eprintln!("stderr is not inherited");
-    observe(ctx, "tcp", outcome(std::net::TcpStream::connect(tcp_addr.as_str()).map(|_| 0)));
+    observe(
+        ctx,
+        "tcp",
+        outcome(std::net::TcpStream::connect(tcp_addr.as_str()).map(|_| 0)),
+    );
 }
 
 fn outcome<T: std::fmt::Debug>(result: std::io::Result<T>) -> String {
