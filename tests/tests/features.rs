@@ -138,6 +138,54 @@ fn the_sandbox_grants_no_files_environment_or_network() {
     );
 }
 
+#[derive(serde::Serialize)]
+enum Status {
+    Active,
+    Suspended { reason: String, until: Option<u64> },
+    Tagged(u8),
+}
+
+#[test]
+fn init_runs_once_as_the_owner() {
+    let db = create_database(&test_engine(), "features");
+    assert_eq!(
+        observed(&db, "init_sender"),
+        worldline_tests::OWNER.to_string()
+    );
+}
+
+#[test]
+fn user_defined_enums_cross_the_boundary() {
+    let mut db = create_database(&test_engine(), "features");
+    for (status, seen) in [
+        (Status::Active, "Active"),
+        (
+            Status::Suspended {
+                reason: "late".into(),
+                until: Some(7),
+            },
+            r#"Suspended { reason: "late", until: Some(7) }"#,
+        ),
+        (Status::Tagged(3), "Tagged(3)"),
+    ] {
+        call(&mut db, "record_status", args(&(status,))).unwrap();
+        assert_eq!(observed(&db, "status"), seen);
+    }
+    // Case 3 does not exist: the host refuses the arguments before the module runs.
+    match call(&mut db, "record_status", vec![3]) {
+        Err(CallError::InvalidArguments { message, .. }) => {
+            assert!(message.contains("case 3"), "{message}")
+        }
+        other => panic!("an unknown enum case was accepted: {other:?}"),
+    }
+    let schema = db.schema();
+    let params = &schema.reducers[schema.reducer_id("record_status").unwrap()].params;
+    assert_eq!(
+        params.fields[0].ty.to_string(),
+        "{Active | Suspended: (reason: string, until: Option<u64>) | Tagged: u8}"
+    );
+}
+
 #[test]
 fn private_tables_are_flagged_private_in_the_schema() {
     let db = create_database(&test_engine(), "features");

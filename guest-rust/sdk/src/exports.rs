@@ -26,7 +26,16 @@ impl Guest for Module {
 /// caller learns why the reducer failed.
 fn report_panics_to_host() {
     static HOOK: Once = Once::new();
-    HOOK.call_once(|| std::panic::set_hook(Box::new(|info| crate::log::panic(&info.to_string()))));
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload_as_str().unwrap_or("a panic without a message");
+            let message = match info.location() {
+                Some(at) => format!("{payload} (at {}:{})", at.file(), at.line()),
+                None => payload.to_owned(),
+            };
+            crate::log::panic(&message);
+        }))
+    });
 }
 
 crate::bindings::export!(Module with_types_in crate::bindings);

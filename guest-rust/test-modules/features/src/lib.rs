@@ -4,7 +4,36 @@
 //! sandbox allows; each writes what it saw into the private `observation`
 //! table, which the tests read back.
 
-use worldline::{ReducerContext, Table, reducer, table};
+use worldline::{Deserialize, ReducerContext, Serialize, Table, WorldlineType, reducer, table};
+
+/// A user-defined sum type used as a reducer argument.
+#[derive(Debug, WorldlineType, Serialize, Deserialize)]
+#[serde(crate = "worldline::__private::serde")]
+pub enum Status {
+    /// A unit case.
+    Active,
+    /// A case with named fields.
+    Suspended {
+        /// Why.
+        reason: String,
+        /// Until when, if known.
+        until: Option<u64>,
+    },
+    /// A case with one unnamed field.
+    Tagged(u8),
+}
+
+/// Records who ran `init`: the database owner.
+#[reducer(init)]
+pub fn init(ctx: &ReducerContext) {
+    observe(ctx, "init_sender", ctx.sender.to_string());
+}
+
+/// Records a user-defined enum argument as the module decoded it.
+#[reducer]
+pub fn record_status(ctx: &ReducerContext, status: Status) {
+    observe(ctx, "status", format!("{status:?}"));
+}
 
 /// An item with several kinds of index.
 #[table(name = item, public, index(name = by_owner_rank, btree(columns = [owner, rank])))]
