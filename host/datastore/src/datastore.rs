@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use crate::delta::{DeltaBuilder, TxDelta};
+use crate::delta::{DeltaBuilder, SequenceState, TxDelta};
 use crate::error::{DbError, DbErrorKind};
 use crate::index::{KeyRange, Position, RowId};
 use crate::schema::TableSchema;
@@ -114,14 +114,30 @@ impl Datastore {
     /// Closes the transaction, keeping its writes; returns their net effect.
     pub fn commit(&mut self) -> TxDelta {
         let mut delta = DeltaBuilder::default();
+        let mut advanced = Vec::new();
         for undo in self.undo.take().unwrap_or_default() {
             match undo {
                 Undo::Inserted { table, id, row } => delta.inserted(table, id, row),
                 Undo::Deleted { table, id, row } => delta.deleted(table, id, row),
-                Undo::Sequence { .. } => {}
+                Undo::Sequence {
+                    table, sequence, ..
+                } => {
+                    if !advanced.contains(&(table, sequence)) {
+                        advanced.push((table, sequence));
+                    }
+                }
             }
         }
-        delta.finish()
+        advanced.sort_unstable();
+        let sequences = advanced
+            .into_iter()
+            .map(|(table, sequence)| SequenceState {
+                table,
+                sequence,
+                next: self.tables[table].sequences[sequence].next,
+            })
+            .collect();
+        delta.finish(sequences)
     }
 
     /// Closes the transaction, undoing every write, sequence step included.
@@ -332,6 +348,85 @@ impl Datastore {
                 after: None,
             },
         })
+    }
+
+    /// Where every sequence stands, for snapshots.
+    pub fn sequences(&self) -> Vec<SequenceState> {
+        self.tables
+            .iter()
+            .enumerate()
+            .flat_map(|(table, t)| {
+                t.sequences
+                    .iter()
+                    .enumerate()
+                    .map(move |(sequence, s)| SequenceState {
+                        table,
+                        sequence,
+                        next: s.next,
+                    })
+            })
+            .collect()
+    }
+
+    /// Re-applies a committed delta (from a commit log or snapshot) outside
+    /// any transaction: deletes rows with identical bytes, inserts rows and
+    /// sets sequences. Fails, changing nothing further, on a row that does
+    /// not decode, a delete of a missing row, or a unique violation: any of
+    /// them means the log does not belong to this state.
+    pub fn replay(&mut self, delta: &TxDelta) -> Result<(), DbError> {
+        if self.undo.is_some() {
+            return Err(DbError::new(
+                DbErrorKind::NotInTransaction,
+                "cannot replay inside a transaction",
+            ));
+        }
+        for change in &delta.tables {
+            self.table(change.table)?;
+            for row in &change.deletes {
+                let table = &self.tables[change.table];
+                let id = table.find_identical(row).ok_or_else(|| {
+                    DbError::new(
+                        DbErrorKind::NotFound,
+                        format!(
+                            "replay deletes a row that table `{}` does not have",
+                            table.name()
+                        ),
+                    )
+                })?;
+                self.tables[change.table].take(id);
+            }
+            for row in &change.inserts {
+                let target = &self.tables[change.table];
+                let values = target.decode_row(row)?;
+                target.check_unique(&values, None)?;
+                let id = self.next_row_id;
+                self.next_row_id += 1;
+                self.tables[change.table].put(
+                    id,
+                    PreparedRow {
+                        bytes: row.clone(),
+                        values,
+                    },
+                );
+            }
+        }
+        for state in &delta.sequences {
+            let sequence = self
+                .tables
+                .get_mut(state.table)
+                .and_then(|t| t.sequences.get_mut(state.sequence))
+                .ok_or_else(|| {
+                    DbError::new(
+                        DbErrorKind::NoSuchTable,
+                        format!(
+                            "replay names sequence {} of table {}",
+                            state.sequence, state.table
+                        ),
+                    )
+                })?;
+            sequence.next = state.next;
+        }
+        Ok(())
     }
 
     /// Appends up to `max_rows` more rows of the cursor's scan to `out` and

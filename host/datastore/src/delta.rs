@@ -16,15 +16,28 @@ pub struct TableDelta {
     pub deletes: Vec<Row>,
 }
 
+/// Where an auto-increment sequence stands: the next value it hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceState {
+    /// The table's id.
+    pub table: usize,
+    /// The sequence's position in the table's `auto_inc` list.
+    pub sequence: usize,
+    /// The next value it will hand out.
+    pub next: u128,
+}
+
 /// The net effect of a committed transaction on every table it changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TxDelta {
     /// Changed tables, by ascending table id; unchanged tables are absent.
     pub tables: Vec<TableDelta>,
+    /// Sequences the transaction advanced, with their new positions.
+    pub sequences: Vec<SequenceState>,
 }
 
 impl TxDelta {
-    /// Whether the transaction changed nothing.
+    /// Whether the transaction changed no rows.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }
@@ -59,7 +72,7 @@ impl DeltaBuilder {
         }
     }
 
-    pub(crate) fn finish(self) -> TxDelta {
+    pub(crate) fn finish(self, sequences: Vec<SequenceState>) -> TxDelta {
         let tables = self
             .tables
             .into_iter()
@@ -72,7 +85,7 @@ impl DeltaBuilder {
                 })
             })
             .collect();
-        TxDelta { tables }
+        TxDelta { tables, sequences }
     }
 }
 

@@ -19,7 +19,7 @@ mod value;
 
 pub use codec::{DecodeError, decode_product, decode_value, encode_value};
 pub use datastore::{Cursor, Datastore, IndexId, KeyBound, TableId};
-pub use delta::{TableDelta, TxDelta};
+pub use delta::{SequenceState, TableDelta, TxDelta};
 pub use error::{DbError, DbErrorKind};
 pub use schema::{
     AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema,

@@ -166,6 +166,20 @@ impl Table {
         self.rows.insert(id, row.bytes);
     }
 
+    /// The id of a row with exactly these bytes: found through a unique
+    /// index when the table has one, by a full scan otherwise.
+    pub(crate) fn find_identical(&self, row: &[u8]) -> Option<RowId> {
+        if let Some(index) = self.indexes.iter().find(|i| i.is_unique()) {
+            let values = self.decode_row(row).ok()?;
+            let id = index.get(&index.key_of(&values))?;
+            return (self.rows[&id][..] == *row).then_some(id);
+        }
+        self.rows
+            .iter()
+            .find(|(_, stored)| stored[..] == *row)
+            .map(|(&id, _)| id)
+    }
+
     /// Removes row `id` from the table and every index; returns its bytes.
     pub(crate) fn take(&mut self, id: RowId) -> Option<Row> {
         let row = self.rows.remove(&id)?;

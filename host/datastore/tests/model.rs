@@ -88,6 +88,8 @@ fn sku(n: u8) -> String {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut store = Datastore::new(vec![item_schema()]);
+    // Fed only the committed deltas, as recovery from a commit log would be.
+    let mut replica = Datastore::new(vec![item_schema()]);
     let mut committed = State::new();
     let mut working: Option<State> = None;
     let mut order = 0u64;
@@ -130,6 +132,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 prop_assert_eq!(inserts, expected_inserts);
                 prop_assert_eq!(deletes, expected_deletes);
+                replica.replay(&delta).expect("a committed delta replays");
+                let mut replicated: Vec<Item> = replica
+                    .rows(ITEM)
+                    .unwrap()
+                    .map(|r| Item::decode(r))
+                    .collect();
+                replicated.sort();
+                let mut expected = after.rows_sorted();
+                expected.sort();
+                prop_assert_eq!(replicated, expected);
+                prop_assert_eq!(replica.sequences(), store.sequences());
                 committed = after;
             }
             Op::Rollback => {
