@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use cap_std::fs::Dir;
+use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::Component;
 use worldline_datastore::{Datastore, Lifecycle, ModuleSchema, Row, TxDelta, decode_product};
@@ -15,6 +17,7 @@ use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::ModuleLog;
 use crate::schema_import::import_module;
 use crate::state::HostState;
+use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig};
 
 /// How many lines of module log a database keeps.
 const LOG_CAPACITY: usize = 10_000;
@@ -56,6 +59,9 @@ pub struct ReducerOutcome {
     pub timestamp: Timestamp,
     /// How long the reducer ran, including the commit.
     pub duration: Duration,
+    /// The transaction's position in the commit log, for a persistent
+    /// database and a transaction that changed something.
+    pub offset: Option<u64>,
 }
 
 /// A running module instance and the store that owns its state.
@@ -71,8 +77,10 @@ pub struct Database {
     instance: Instance,
     schema: ModuleSchema,
     owner: Identity,
-    /// Set when the instance trapped and could not be rebuilt.
+    /// Set when the instance trapped and could not be rebuilt, or the commit log failed.
     broken: Option<String>,
+    /// The commit log and snapshots, for a persistent database.
+    storage: Option<DatabaseStorage>,
 }
 
 impl Database {
@@ -80,6 +88,53 @@ impl Database {
     /// its schema, creates its empty tables and runs its `init` reducer as
     /// `owner`. Fails without side effects if any step fails.
     pub fn create(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
+        let mut database = Self::load(engine, wasm, owner)?;
+        database.run_init()?;
+        Ok(database)
+    }
+
+    /// Like [`create`](Self::create), persisting every transaction (the
+    /// `init` reducer's included) in `dir`, which must be empty.
+    pub(crate) fn create_stored(
+        engine: &Engine,
+        wasm: &[u8],
+        owner: Identity,
+        dir: &Dir,
+        config: StorageConfig,
+    ) -> Result<Self, HostError> {
+        let (mut database, _) = Self::open_stored(engine, wasm, owner, dir, config)?;
+        database.run_init()?;
+        Ok(database)
+    }
+
+    /// Opens a persistent database: loads the module and recovers its
+    /// tables from the snapshot and commit log in `dir`. `init` does not run.
+    pub(crate) fn open_stored(
+        engine: &Engine,
+        wasm: &[u8],
+        owner: Identity,
+        dir: &Dir,
+        config: StorageConfig,
+    ) -> Result<(Self, RecoveryReport), HostError> {
+        let mut database = Self::load(engine, wasm, owner)?;
+        let module_hash: [u8; 32] = Sha256::digest(wasm).into();
+        let (storage, datastore, report) =
+            DatabaseStorage::open(dir, &database.schema.tables, module_hash, config)?;
+        database.instance.store.data_mut().datastore = datastore;
+        database.storage = Some(storage);
+        Ok((database, report))
+    }
+
+    fn run_init(&mut self) -> Result<(), HostError> {
+        if let Some(init) = self.lifecycle_reducer(Lifecycle::Init) {
+            self.run_durably(init, &[], CallContext::new(self.owner))
+                .map_err(HostError::InitFailed)?;
+        }
+        Ok(())
+    }
+
+    /// Compiles and instantiates the module and reads its schema; the tables start empty.
+    fn load(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
         let component = Component::new(engine.wasmtime(), wasm)
             .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         let pre = engine
@@ -95,20 +150,15 @@ impl Database {
             .map_err(|e| HostError::DescribeTrapped(trap_message(&e)))?;
         let schema = import_module(description)?;
         instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
-        let mut database = Self {
+        Ok(Self {
             engine: engine.clone(),
             pre,
             instance,
             schema,
             owner,
             broken: None,
-        };
-        if let Some(init) = database.lifecycle_reducer(Lifecycle::Init) {
-            database
-                .run(init, &[], CallContext::new(owner))
-                .map_err(HostError::InitFailed)?;
-        }
-        Ok(database)
+            storage: None,
+        })
     }
 
     /// The module's tables and reducers.
@@ -142,10 +192,27 @@ impl Database {
         Ok(rows.cloned().collect())
     }
 
-    /// Calls reducer `name` with postcard-encoded `args` as one transaction.
+    /// Calls reducer `name` with postcard-encoded `args` as one transaction,
+    /// returning once the transaction is as durable as the storage policy
+    /// promises (at once for an in-memory database).
     ///
     /// On any error nothing changed and the database keeps serving calls.
     pub fn call_reducer(
+        &mut self,
+        name: &str,
+        args: &[u8],
+        ctx: CallContext,
+    ) -> Result<ReducerOutcome, CallError> {
+        let outcome = self.call_reducer_nowait(name, args, ctx)?;
+        self.wait_durable(outcome.offset)?;
+        Ok(outcome)
+    }
+
+    /// Like [`call_reducer`](Self::call_reducer), but returns as soon as the
+    /// transaction is committed in memory. Do not report it as committed
+    /// until [`wait_durable`](Self::wait_durable) on its offset returns:
+    /// waiting once for many calls lets them share one fsync.
+    pub fn call_reducer_nowait(
         &mut self,
         name: &str,
         args: &[u8],
@@ -184,9 +251,49 @@ impl Database {
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
         match self.lifecycle_reducer(lifecycle) {
-            Some(id) => self.run(id, &[], ctx).map(Some),
+            Some(id) => self.run_durably(id, &[], ctx).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Blocks until the transaction at `offset` is as durable as the storage
+    /// policy promises. `None` (nothing logged) returns at once.
+    pub fn wait_durable(&mut self, offset: Option<u64>) -> Result<(), CallError> {
+        let (Some(offset), Some(storage)) = (offset, &self.storage) else {
+            return Ok(());
+        };
+        storage
+            .wait(offset)
+            .map_err(|e| self.storage_failed(e.to_string()))
+    }
+
+    /// Writes a snapshot of every table now (persistent databases only).
+    pub fn snapshot(&mut self) -> Result<(), HostError> {
+        if let Some(storage) = &mut self.storage {
+            storage.snapshot(&self.instance.store.data().datastore)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the database taking calls after its commit log failed: memory
+    /// may now hold a transaction the log does not, and a restart recovers
+    /// exactly what is durable.
+    fn storage_failed(&mut self, reason: String) -> CallError {
+        let message =
+            format!("{reason}; the database stopped taking calls, restart the server to recover");
+        self.broken = Some(message.clone());
+        CallError::Storage(message)
+    }
+
+    fn run_durably(
+        &mut self,
+        id: usize,
+        args: &[u8],
+        ctx: CallContext,
+    ) -> Result<ReducerOutcome, CallError> {
+        let outcome = self.run(id, args, ctx)?;
+        self.wait_durable(outcome.offset)?;
+        Ok(outcome)
     }
 
     fn lifecycle_reducer(&self, lifecycle: Lifecycle) -> Option<usize> {
@@ -243,10 +350,12 @@ impl Database {
         match result {
             Ok(Ok(())) => {
                 let delta = store.data_mut().datastore.commit();
+                let offset = self.log_commit(id, ctx.caller, timestamp, &delta)?;
                 Ok(ReducerOutcome {
                     delta,
                     timestamp,
                     duration: started.elapsed(),
+                    offset,
                 })
             }
             Ok(Err(message)) => {
@@ -264,6 +373,37 @@ impl Database {
                 Err(error)
             }
         }
+    }
+
+    /// Hands a committed transaction to the commit log, and writes a
+    /// snapshot when one is due. Returns the transaction's log offset.
+    fn log_commit(
+        &mut self,
+        id: usize,
+        caller: Identity,
+        timestamp: Timestamp,
+        delta: &TxDelta,
+    ) -> Result<Option<u64>, CallError> {
+        let Some(storage) = &mut self.storage else {
+            return Ok(None);
+        };
+        if delta.is_empty() && delta.sequences.is_empty() {
+            return Ok(None);
+        }
+        let logged = storage.log(
+            &self.schema.reducers[id].name,
+            caller.to_bytes(),
+            timestamp.to_micros_since_epoch(),
+            delta,
+        );
+        let offset = match logged {
+            Ok(offset) => offset,
+            Err(e) => return Err(self.storage_failed(e.to_string())),
+        };
+        if let Err(e) = storage.snapshot_if_due(&self.instance.store.data().datastore) {
+            tracing::warn!("could not write a snapshot (the commit log still has everything): {e}");
+        }
+        Ok(Some(offset))
     }
 
     fn classify_trap(&self, trap: &wasmtime::Error) -> CallError {
@@ -292,7 +432,9 @@ impl Database {
             }
             Err(err) => {
                 tracing::error!("could not rebuild the module instance: {err}");
-                self.broken = Some(err.to_string());
+                self.broken = Some(format!(
+                    "the module could not be restarted after a trap: {err}"
+                ));
             }
         }
     }

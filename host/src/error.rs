@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use worldline_datastore::SchemaError;
 
+use crate::storage::StorageError;
+
 /// Why a database could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -28,6 +30,28 @@ pub enum HostError {
     /// No table has this name.
     #[error("no table named `{0}`")]
     NoSuchTable(String),
+    /// Persisting or recovering the database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Another process holds the data directory.
+    #[error("the data directory {0} is in use by another Worldline server")]
+    DataDirLocked(String),
+    /// The data directory could not be opened or laid out.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A database with this name exists already.
+    #[error("a database named `{0}` exists already")]
+    DatabaseExists(String),
+    /// Database names are 1 to 64 characters: lowercase letters, digits, `-` and `_`.
+    #[error(
+        "`{0}` is not a valid database name: use 1 to 64 lowercase letters, digits, `-` or `_`"
+    )]
+    InvalidName(String),
 }
 
 /// Why a reducer call changed nothing.
@@ -59,6 +83,12 @@ pub enum CallError {
     /// The reducer ran past its deadline and was interrupted.
     #[error("the reducer ran longer than its {0:?} deadline and was stopped")]
     DeadlineExceeded(Duration),
+    /// The database is not taking calls (its module could not be restarted, or its commit log failed).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The transaction committed in memory but could not be made durable.
+    #[error("{0}")]
+    Storage(String),
     /// The module tried to grow its memory past the cap.
     #[error("the module exceeded its memory limit of {limit_bytes} bytes")]
     OutOfMemory {

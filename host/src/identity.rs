@@ -18,6 +18,19 @@ impl Identity {
         self.0
     }
 
+    /// Parses 64 hexadecimal digits (an optional `0x` prefix is allowed).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.strip_prefix("0x").unwrap_or(hex);
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
     /// The WIT representation: four big-endian words, bytes 0..8 first.
     pub(crate) fn to_words(self) -> (u64, u64, u64, u64) {
         let [a, b, c, d] = words::<4>(&self.0);

@@ -101,3 +101,60 @@ pub struct Message {
     /// The text.
     pub text: String,
 }
+
+/// What the crash tests and their harness process agree on.
+pub mod crash {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// The database the harness publishes.
+    pub const DATABASE: &str = "bank";
+    /// Accounts seeded.
+    pub const ACCOUNTS: u32 = 16;
+    /// Each account's opening balance.
+    pub const INITIAL_BALANCE: i64 = 100;
+
+    /// The endless sequence of transfers `(from, to, amount)` the harness makes with `seed`.
+    pub fn transfers(seed: u64) -> impl Iterator<Item = (u32, u32, i64)> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        std::iter::repeat_with(move || {
+            let from = rng.random_range(0..ACCOUNTS);
+            let to = (from + rng.random_range(1..ACCOUNTS)) % ACCOUNTS;
+            (from, to, rng.random_range(1..=40))
+        })
+    }
+
+    /// Applies a transfer as the bank module does: nothing happens when the
+    /// source lacks the funds.
+    pub fn apply(balances: &mut [i64], (from, to, amount): (u32, u32, i64)) {
+        if balances[from as usize] >= amount {
+            balances[from as usize] -= amount;
+            balances[to as usize] += amount;
+        }
+    }
+}
+
+/// A fresh, empty directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates a directory whose name starts with `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{unique}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a temporary directory");
+        Self(path)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

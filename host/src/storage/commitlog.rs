@@ -1,0 +1,155 @@
+//! The commit log on disk: segment files of framed [`LogRecord`]s under a
+//! database's `log/` directory, named after the offset of their first record.
+
+use std::io::{Read, Write};
+
+use cap_std::fs::{Dir, File, OpenOptions};
+
+use super::StorageError;
+use super::frame::put_frame;
+
+/// Every segment file starts with these bytes.
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"WLSEG001";
+
+/// A segment's file name: its first offset, zero-padded so names sort by offset.
+pub(crate) fn segment_name(first_offset: u64) -> String {
+    format!("{first_offset:020}.seg")
+}
+
+/// The first offset a segment file name stands for.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".seg")?.parse().ok()
+}
+
+/// The segments in `log`, oldest first.
+pub(crate) fn segment_names(log: &Dir) -> Result<Vec<(u64, String)>, StorageError> {
+    let mut segments = Vec::new();
+    for entry in log
+        .entries()
+        .map_err(|e| StorageError::io("listing the log directory", e))?
+    {
+        let entry = entry.map_err(|e| StorageError::io("listing the log directory", e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(first) = parse_segment_name(&name) {
+            segments.push((first, name));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Reads one segment, checking its magic; returns the framed records after it.
+pub(crate) fn read_segment(log: &Dir, name: &str) -> Result<Vec<u8>, StorageError> {
+    let mut bytes = Vec::new();
+    log.open(name)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| StorageError::io(format!("reading log segment {name}"), e))?;
+    if bytes.len() < SEGMENT_MAGIC.len() || &bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+        return Err(StorageError::Corrupt {
+            file: format!("log/{name}"),
+            offset: 0,
+            reason: "not a Worldline log segment (bad magic)".into(),
+        });
+    }
+    bytes.drain(..SEGMENT_MAGIC.len());
+    Ok(bytes)
+}
+
+/// Appends framed records to the newest segment, starting a new one when
+/// the current one is full. Used only by the durability thread.
+pub(crate) struct LogWriter {
+    log: Dir,
+    file: File,
+    size: u64,
+    max_segment_bytes: u64,
+}
+
+impl LogWriter {
+    /// Continues the newest segment, or starts one at `next_offset` if there is none.
+    pub(crate) fn open(
+        log: Dir,
+        next_offset: u64,
+        max_segment_bytes: u64,
+    ) -> Result<Self, StorageError> {
+        let newest = segment_names(&log)?.pop();
+        let (file, size) = match newest {
+            Some((_, name)) => {
+                let file = log
+                    .open_with(&name, OpenOptions::new().append(true))
+                    .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| StorageError::io(format!("reading the size of {name}"), e))?
+                    .len();
+                (file, size)
+            }
+            None => create_segment(&log, next_offset)?,
+        };
+        Ok(Self {
+            log,
+            file,
+            size,
+            max_segment_bytes,
+        })
+    }
+
+    /// Appends the record with `offset`; on failure the segment is cut back
+    /// to its previous length so that it ends with a whole record.
+    pub(crate) fn append(&mut self, offset: u64, payload: &[u8]) -> Result<(), StorageError> {
+        if self.size >= self.max_segment_bytes {
+            self.file
+                .sync_all()
+                .map_err(|e| StorageError::io("syncing a full log segment", e))?;
+            let (file, size) = create_segment(&self.log, offset)?;
+            self.file = file;
+            self.size = size;
+        }
+        let mut frame = Vec::with_capacity(payload.len() + super::frame::FRAME_HEADER);
+        put_frame(payload, &mut frame);
+        if let Err(e) = self.file.write_all(&frame) {
+            // Best effort: leave no partial record behind for recovery to trip on.
+            let _ = self.file.set_len(self.size);
+            return Err(StorageError::io("appending to the commit log", e));
+        }
+        self.size += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io("syncing the commit log", e))
+    }
+}
+
+fn create_segment(log: &Dir, first_offset: u64) -> Result<(File, u64), StorageError> {
+    let name = segment_name(first_offset);
+    let mut file = log
+        .open_with(
+            &name,
+            OpenOptions::new().create(true).truncate(true).write(true),
+        )
+        .map_err(|e| StorageError::io(format!("creating log segment {name}"), e))?;
+    file.write_all(SEGMENT_MAGIC)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StorageError::io(format!("writing the header of {name}"), e))?;
+    super::sync_dir(log)?;
+    let file = log
+        .open_with(&name, OpenOptions::new().append(true))
+        .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
+    Ok((file, SEGMENT_MAGIC.len() as u64))
+}
+
+/// Deletes segments whose every record is before `offset`, keeping the newest segment.
+pub(crate) fn remove_segments_before(log: &Dir, offset: u64) -> Result<(), StorageError> {
+    let segments = segment_names(log)?;
+    for pair in segments.windows(2) {
+        let ((_, name), (next_first, _)) = (&pair[0], &pair[1]);
+        if *next_first <= offset {
+            log.remove_file(name)
+                .map_err(|e| StorageError::io(format!("removing old log segment {name}"), e))?;
+        }
+    }
+    super::sync_dir(log)
+}

@@ -1,0 +1,216 @@
+//! The durability thread: appends commit-log records in batches and syncs
+//! them as the policy says, then tells waiting callers how far the log is durable.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::StorageError;
+use super::commitlog::LogWriter;
+
+/// Most records written between two checks for the sync deadline.
+const MAX_BATCH: usize = 4096;
+
+/// When a committed transaction counts as durable, and so when its caller is told it committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurabilityPolicy {
+    /// Acknowledged after its record is fsynced; survives power loss.
+    /// Concurrent commits share one fsync (group commit).
+    Every,
+    /// Acknowledged once its record is written to the operating system,
+    /// which survives a crash of the server process; fsynced within this
+    /// interval, so power loss can lose at most that much.
+    Interval(Duration),
+    /// Acknowledged at once and written in the background, never fsynced:
+    /// a crash can lose recent transactions. For tests and benchmarks.
+    None,
+}
+
+impl fmt::Display for DurabilityPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurabilityPolicy::Every => f.write_str("every"),
+            DurabilityPolicy::Interval(d) => write!(f, "{}ms", d.as_millis()),
+            DurabilityPolicy::None => f.write_str("none"),
+        }
+    }
+}
+
+impl FromStr for DurabilityPolicy {
+    type Err = String;
+
+    /// Parses `every`, `none` or an interval such as `10ms`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "every" => Ok(Self::Every),
+            "none" => Ok(Self::None),
+            _ => s
+                .strip_suffix("ms")
+                .and_then(|n| n.parse().ok())
+                .map(|ms| Self::Interval(Duration::from_millis(ms)))
+                .ok_or_else(|| {
+                    format!("`{s}` is not a durability policy: use `every`, `none` or e.g. `10ms`")
+                }),
+        }
+    }
+}
+
+struct Job {
+    offset: u64,
+    payload: Vec<u8>,
+}
+
+/// How far the log is durable, shared with the thread.
+#[derive(Default)]
+struct Progress {
+    /// Every offset below this is durable as the policy promises.
+    durable_below: u64,
+    /// Set when writing failed; nothing after that is durable.
+    failed: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+/// A handle to a database's durability thread.
+pub(crate) struct Durability {
+    jobs: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+    policy: DurabilityPolicy,
+}
+
+impl Durability {
+    /// Starts the thread; `next_offset` is the offset of the first record it will get.
+    pub(crate) fn start(
+        writer: LogWriter,
+        policy: DurabilityPolicy,
+        next_offset: u64,
+    ) -> Result<Self, StorageError> {
+        let shared = Arc::new(Shared::default());
+        shared.progress.lock().expect("fresh mutex").durable_below = next_offset;
+        let (jobs, receiver) = mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("worldline-durability".into())
+            .spawn(move || run(writer, policy, &receiver, &thread_shared))
+            .map_err(|e| StorageError::io("starting the durability thread", e))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            shared,
+            worker: Some(worker),
+            policy,
+        })
+    }
+
+    /// Hands a record to the thread.
+    pub(crate) fn append(&self, offset: u64, payload: Vec<u8>) -> Result<(), StorageError> {
+        if let Some(reason) = &self.shared.progress.lock().expect("progress lock").failed {
+            return Err(StorageError::LogFailed(reason.clone()));
+        }
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(Job { offset, payload }).ok())
+            .ok_or_else(|| StorageError::LogFailed("the durability thread has stopped".into()))
+    }
+
+    /// Blocks until the record at `offset` is as durable as the policy promises.
+    pub(crate) fn wait(&self, offset: u64) -> Result<(), StorageError> {
+        if self.policy == DurabilityPolicy::None {
+            return Ok(());
+        }
+        let mut progress = self.shared.progress.lock().expect("progress lock");
+        loop {
+            if let Some(reason) = &progress.failed {
+                return Err(StorageError::LogFailed(reason.clone()));
+            }
+            if progress.durable_below > offset {
+                return Ok(());
+            }
+            progress = self.shared.changed.wait(progress).expect("progress lock");
+        }
+    }
+}
+
+impl Drop for Durability {
+    /// Lets the thread write and sync what it has, then joins it.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn run(
+    mut writer: LogWriter,
+    policy: DurabilityPolicy,
+    jobs: &mpsc::Receiver<Job>,
+    shared: &Shared,
+) {
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        let first = match policy {
+            DurabilityPolicy::Interval(interval) if unsynced => {
+                match jobs.recv_timeout(interval.saturating_sub(last_sync.elapsed())) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            _ => match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(_) => break,
+            },
+        };
+        let mut written_below = None;
+        let mut batch: Vec<Job> = first.into_iter().collect();
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        for job in batch {
+            if let Err(e) = writer.append(job.offset, &job.payload) {
+                return fail(shared, e);
+            }
+            written_below = Some(job.offset + 1);
+        }
+        unsynced |= written_below.is_some();
+        let sync_now = match policy {
+            DurabilityPolicy::Every => unsynced,
+            DurabilityPolicy::Interval(interval) => unsynced && last_sync.elapsed() >= interval,
+            DurabilityPolicy::None => false,
+        };
+        if sync_now {
+            if let Err(e) = writer.sync() {
+                return fail(shared, e);
+            }
+            last_sync = Instant::now();
+            unsynced = false;
+        }
+        if let Some(below) = written_below {
+            let mut progress = shared.progress.lock().expect("progress lock");
+            progress.durable_below = below;
+            shared.changed.notify_all();
+        }
+    }
+    if unsynced && policy != DurabilityPolicy::None {
+        let _ = writer.sync();
+    }
+}
+
+fn fail(shared: &Shared, error: StorageError) {
+    tracing::error!("the commit log failed: {error}");
+    let mut progress = shared.progress.lock().expect("progress lock");
+    progress.failed = Some(error.to_string());
+    shared.changed.notify_all();
+}
