@@ -1,0 +1,88 @@
+//! `worldline start` as a real process on a real data directory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use worldline_host::{CallContext, Host, HostConfig};
+use worldline_tests::{OWNER, TempDir, args, guest_wasm};
+
+const WORLDLINE: &str = env!("CARGO_BIN_EXE_worldline");
+
+/// Starts `worldline start --data-dir DIR` and returns it with the lines it
+/// printed up to and including the one that says it is ready.
+fn start(dir: &std::path::Path) -> (Child, Vec<String>) {
+    let mut child = Command::new(WORLDLINE)
+        .args(["start", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running worldline");
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.expect("reading stdout");
+        let ready = line.contains("ready");
+        lines.push(line);
+        if ready {
+            return (child, lines);
+        }
+    }
+    let output = child.wait_with_output().expect("waiting");
+    panic!(
+        "worldline start exited before it was ready: {lines:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn start_recovers_published_databases_and_holds_the_directory() {
+    let dir = TempDir::new("worldline-cli-start");
+    {
+        let mut host = Host::open(dir.path(), HostConfig::default()).unwrap();
+        host.publish("bank", &guest_wasm("bank"), OWNER)
+            .unwrap()
+            .call_reducer("seed", &args(&(5u32, 10i64)), CallContext::new(OWNER))
+            .unwrap();
+    }
+    let (mut server, lines) = start(dir.path());
+    let text = lines.join("\n");
+    assert!(text.contains("recovered database bank"), "{text}");
+    assert!(text.contains("1 transactions replayed"), "{text}");
+    assert!(text.contains("1 databases ready"), "{text}");
+
+    let second = Command::new(WORLDLINE)
+        .args(["start", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("running a second worldline");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another Worldline server"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // Once the server is gone the directory opens again, data intact.
+    let host = Host::open(dir.path(), HostConfig::default()).unwrap();
+    assert_eq!(
+        host.database("bank")
+            .unwrap()
+            .rows("account")
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn a_bad_durability_policy_is_a_usage_error() {
+    let output = Command::new(WORLDLINE)
+        .args(["start", "--durability", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a durability policy"));
+}
