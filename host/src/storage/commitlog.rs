@@ -56,11 +56,15 @@ pub(crate) fn read_segment(log: &Dir, name: &str) -> Result<Vec<u8>, StorageErro
 }
 
 /// Appends framed records to the newest segment, starting a new one when
-/// the current one is full. Used only by the durability thread.
+/// the current one is full. Records are buffered and written with one
+/// system call per [`flush`](Self::flush). Used only by the durability thread.
 pub(crate) struct LogWriter {
     log: Dir,
     file: File,
+    /// Bytes in the segment file, all of them whole records.
     size: u64,
+    /// Framed records not yet written.
+    pending: Vec<u8>,
     max_segment_bytes: u64,
 }
 
@@ -89,34 +93,42 @@ impl LogWriter {
             log,
             file,
             size,
+            pending: Vec::new(),
             max_segment_bytes,
         })
     }
 
-    /// Appends the record with `offset`; on failure the segment is cut back
-    /// to its previous length so that it ends with a whole record.
+    /// Buffers the record with `offset`, first closing the segment if it is full.
     pub(crate) fn append(&mut self, offset: u64, payload: &[u8]) -> Result<(), StorageError> {
-        if self.size >= self.max_segment_bytes {
-            self.file
-                .sync_all()
-                .map_err(|e| StorageError::io("syncing a full log segment", e))?;
+        if self.size + self.pending.len() as u64 >= self.max_segment_bytes {
+            self.sync()?;
             let (file, size) = create_segment(&self.log, offset)?;
             self.file = file;
             self.size = size;
         }
-        let mut frame = Vec::with_capacity(payload.len() + super::frame::FRAME_HEADER);
-        put_frame(payload, &mut frame);
-        if let Err(e) = self.file.write_all(&frame) {
+        put_frame(payload, &mut self.pending);
+        Ok(())
+    }
+
+    /// Writes the buffered records to the operating system. On failure the
+    /// segment is cut back to its last whole record.
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.pending) {
             // Best effort: leave no partial record behind for recovery to trip on.
             let _ = self.file.set_len(self.size);
             return Err(StorageError::io("appending to the commit log", e));
         }
-        self.size += frame.len() as u64;
+        self.size += self.pending.len() as u64;
+        self.pending.clear();
         Ok(())
     }
 
-    /// Makes everything appended so far durable.
+    /// Writes and fsyncs everything appended so far.
     pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
         self.file
             .sync_data()
             .map_err(|e| StorageError::io("syncing the commit log", e))

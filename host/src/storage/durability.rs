@@ -184,6 +184,9 @@ fn run(
             }
             written_below = Some(job.offset + 1);
         }
+        if let Err(e) = writer.flush() {
+            return fail(shared, e);
+        }
         unsynced |= written_below.is_some();
         let sync_now = match policy {
             DurabilityPolicy::Every => unsynced,
