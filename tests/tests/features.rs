@@ -182,7 +182,7 @@ fn user_defined_enums_cross_the_boundary() {
     let params = &schema.reducers[schema.reducer_id("record_status").unwrap()].params;
     assert_eq!(
         params.fields[0].ty.to_string(),
-        "{Active | Suspended: (reason: string, until: Option<u64>) | Tagged: u8}"
+        "{Active | Suspended(reason: string, until: Option<u64>) | Tagged(u8)}"
     );
 }
 

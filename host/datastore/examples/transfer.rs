@@ -1,20 +1,29 @@
-//! Temporary timing harness (not part of the crate).
-use std::time::Instant;
-use worldline_datastore::*;
+//! Times the datastore side of the bank `transfer` reducer: two finds and
+//! two updates by a u32 primary key on 100,000 `(id: u32, balance: i64)`
+//! accounts, one transaction each, between random accounts.
+//!
+//! Run with `cargo run --release -p worldline-datastore --example transfer`.
 
-fn main() {
-    let schema = TableSchema {
+use std::time::Instant;
+
+use worldline_datastore::{
+    AlgebraicType, Datastore, Field, IndexSchema, ProductType, TableSchema, Value, encode_value,
+};
+
+const ACCOUNTS: u32 = 100_000;
+const TRANSFERS: u32 = 200_000;
+
+fn accounts() -> TableSchema {
+    let column = |name: &str, ty| Field {
+        name: Some(name.into()),
+        ty,
+    };
+    TableSchema {
         name: "accounts".into(),
         columns: ProductType {
             fields: vec![
-                Field {
-                    name: Some("id".into()),
-                    ty: AlgebraicType::U32,
-                },
-                Field {
-                    name: Some("balance".into()),
-                    ty: AlgebraicType::I64,
-                },
+                column("id", AlgebraicType::U32),
+                column("balance", AlgebraicType::I64),
             ],
         },
         primary_key: Some(0),
@@ -25,43 +34,63 @@ fn main() {
         }],
         auto_inc: vec![],
         public: true,
-    };
-    let mut ds = Datastore::new(vec![schema]);
-    let row = |id: u32, bal: i64| {
-        let mut v = Vec::new();
-        encode_value(&Value::U32(id), &mut v);
-        encode_value(&Value::I64(bal), &mut v);
-        v
-    };
-    ds.begin().unwrap();
-    for i in 0..100_000u32 {
-        ds.insert(0, &row(i, 1000)).unwrap();
     }
-    ds.commit();
-    let n = 200_000u32;
+}
+
+fn encode(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    values.iter().for_each(|v| encode_value(v, &mut out));
+    out
+}
+
+/// The balance of an encoded account row (a u32 varint, then a zigzag i64 varint).
+fn balance(row: &[u8]) -> i64 {
+    let mut rest = row;
+    for ty in [AlgebraicType::U32, AlgebraicType::I64] {
+        match worldline_datastore::decode_value(&ty, &mut rest) {
+            Ok(Value::I64(balance)) => return balance,
+            Ok(_) => {}
+            Err(e) => panic!("not an account row: {e}"),
+        }
+    }
+    unreachable!("an account row ends with its balance")
+}
+
+fn main() {
+    let mut store = Datastore::new(vec![accounts()]);
+    store.begin().expect("no transaction is open");
+    for id in 0..ACCOUNTS {
+        let row = encode(&[Value::U32(id), Value::I64(1_000)]);
+        store.insert(0, &row).expect("ids are distinct");
+    }
+    store.commit();
+
+    let mut seed: u32 = 12345;
+    let mut pick = || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (seed >> 8) % ACCOUNTS
+    };
     let start = Instant::now();
-    let mut x: u32 = 12345;
-    for _ in 0..n {
-        x = x.wrapping_mul(1103515245).wrapping_add(12345);
-        let a = (x >> 8) % 100_000;
-        let b = (a + 7919) % 100_000;
-        ds.begin().unwrap();
-        let mut k = Vec::new();
-        encode_value(&Value::U32(a), &mut k);
-        let ra = ds.find(0, 0, &k).unwrap().unwrap();
-        let mut k2 = Vec::new();
-        encode_value(&Value::U32(b), &mut k2);
-        let rb = ds.find(0, 0, &k2).unwrap().unwrap();
-        let va = decode_product(&ds.tables()[0].columns, &ra).unwrap();
-        let vb = decode_product(&ds.tables()[0].columns, &rb).unwrap();
-        let (Value::I64(ba), Value::I64(bb)) = (&va[1], &vb[1]) else {
-            panic!()
-        };
-        ds.update(0, 0, &row(a, ba - 1)).unwrap();
-        ds.update(0, 0, &row(b, bb + 1)).unwrap();
-        let d = ds.commit();
-        assert_eq!(d.tables[0].inserts.len(), 2);
+    for _ in 0..TRANSFERS {
+        let (from, to) = (pick(), pick());
+        if from == to {
+            continue;
+        }
+        store.begin().expect("no transaction is open");
+        let mut moved = 0;
+        for (id, amount) in [(from, -1), (to, 1)] {
+            let key = encode(&[Value::U32(id)]);
+            let row = store.find(0, 0, &key).unwrap().expect("account exists");
+            let updated = encode(&[Value::U32(id), Value::I64(balance(&row) + amount)]);
+            store.update(0, 0, &updated).expect("the account is there");
+            moved += 1;
+        }
+        let delta = store.commit();
+        assert_eq!(delta.tables[0].inserts.len(), moved);
     }
-    let el = start.elapsed();
-    println!("{:.0} ns per transfer", el.as_nanos() as f64 / n as f64);
+    let elapsed = start.elapsed();
+    println!(
+        "{:.0} ns per transfer ({TRANSFERS} transfers over {ACCOUNTS} accounts)",
+        elapsed.as_nanos() as f64 / f64::from(TRANSFERS)
+    );
 }

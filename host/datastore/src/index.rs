@@ -1,20 +1,89 @@
 //! One index of a table: keys built from column values, mapped to row ids,
 //! with prefix-aware range scans.
 
+use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::ops::Bound;
 
 use crate::codec::decode_value;
 use crate::error::{DbError, DbErrorKind};
-use crate::schema::{AlgebraicType, IndexSchema, ProductType};
-use crate::value::Value;
+use crate::row::Column;
+use crate::schema::{AlgebraicType, IndexSchema};
+use crate::value::{Value, write_list};
 
 /// Identifies a row within its table; increases with every insert.
 pub(crate) type RowId = u64;
 
-/// An index key: the values of the index's columns, in index order.
-pub(crate) type Key = Vec<Value>;
+/// An index key, or a prefix of one: the values of the first k key
+/// columns. Keys order like slices of their values, so a prefix sorts just
+/// before every key that extends it. Single-column keys need no allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum Key {
+    One(Value),
+    Many(Box<[Value]>),
+}
+
+impl Key {
+    pub(crate) fn as_slice(&self) -> &[Value] {
+        match self {
+            Key::One(value) => std::slice::from_ref(value),
+            Key::Many(values) => values,
+        }
+    }
+}
+
+impl From<Vec<Value>> for Key {
+    fn from(mut values: Vec<Value>) -> Self {
+        match values.pop() {
+            Some(value) if values.is_empty() => Key::One(value),
+            Some(last) => {
+                values.push(last);
+                Key::Many(values.into_boxed_slice())
+            }
+            None => Key::Many(Box::new([])),
+        }
+    }
+}
+
+impl Borrow<[Value]> for Key {
+    fn borrow(&self) -> &[Value] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Key::One(a), Key::One(b)) => a.cmp(b),
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
+    }
+}
+
+/// Shows key values as `(v1, v2)`.
+pub(crate) struct KeyDisplay<'a>(pub(crate) &'a [Value]);
+
+impl fmt::Display for KeyDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_list(f, "(", self.0, ")")
+    }
+}
 
 /// Where an index scan has got to: the last key and row it returned.
 pub(crate) type Position = (Key, RowId);
@@ -26,25 +95,37 @@ pub(crate) struct KeyRange {
     pub(crate) upper: Bound<Key>,
 }
 
+/// Whether key bytes must hold every key column or may hold a prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyForm {
+    Full,
+    Prefix,
+}
+
+#[derive(Debug)]
 enum Entries {
     Unique(BTreeMap<Key, RowId>),
     Btree(BTreeSet<(Key, RowId)>),
 }
 
+/// One key column: its slot in decoded rows, its name and type.
+#[derive(Debug)]
+pub(crate) struct KeyColumn {
+    pub(crate) slot: usize,
+    pub(crate) name: String,
+    pub(crate) ty: AlgebraicType,
+}
+
 /// An index over some columns of a table.
+#[derive(Debug)]
 pub(crate) struct Index {
     pub(crate) schema: IndexSchema,
-    key_types: Vec<AlgebraicType>,
+    columns: Vec<KeyColumn>,
     entries: Entries,
 }
 
 impl Index {
-    pub(crate) fn new(schema: IndexSchema, columns: &ProductType) -> Self {
-        let key_types = schema
-            .columns
-            .iter()
-            .map(|&c| columns.fields[c].ty.clone())
-            .collect();
+    pub(crate) fn new(schema: IndexSchema, columns: Vec<KeyColumn>) -> Self {
         let entries = if schema.unique {
             Entries::Unique(BTreeMap::new())
         } else {
@@ -52,59 +133,91 @@ impl Index {
         };
         Self {
             schema,
-            key_types,
+            columns,
             entries,
         }
     }
 
+    pub(crate) fn name(&self) -> &str {
+        &self.schema.name
+    }
+
     pub(crate) fn is_unique(&self) -> bool {
-        self.schema.unique
+        matches!(self.entries, Entries::Unique(_))
     }
 
-    /// The key of a row, given its decoded columns.
-    pub(crate) fn key_of(&self, row: &[Value]) -> Key {
-        self.schema
-            .columns
-            .iter()
-            .map(|&c| row[c].clone())
-            .collect()
+    /// The key values of a decoded row, borrowed when the key has one column.
+    pub(crate) fn key_in<'a>(&self, row: &'a [Column]) -> Cow<'a, [Value]> {
+        match self.columns.as_slice() {
+            [only] => Cow::Borrowed(std::slice::from_ref(&row[only.slot].value)),
+            columns => Cow::Owned(columns.iter().map(|c| row[c.slot].value.clone()).collect()),
+        }
     }
 
-    /// Decodes key bytes: all key columns, or with `prefix_ok` the first k >= 1 of them.
+    /// The key of a decoded row, owned for storing in the index.
+    pub(crate) fn key_of(&self, row: &[Column]) -> Key {
+        match self.columns.as_slice() {
+            [only] => Key::One(row[only.slot].value.clone()),
+            columns => Key::Many(columns.iter().map(|c| row[c.slot].value.clone()).collect()),
+        }
+    }
+
+    /// Decodes key bytes: all key columns, or for [`KeyForm::Prefix`] the first k >= 1 of them.
     pub(crate) fn decode_key(
         &self,
         bytes: &[u8],
-        prefix_ok: bool,
+        form: KeyForm,
         table: &str,
     ) -> Result<Key, DbError> {
         let invalid = |problem: String| {
             DbError::new(
                 DbErrorKind::InvalidKey,
                 format!(
-                    "key for index `{}` of table `{table}`: {problem}",
-                    self.schema.name
+                    "invalid key for index `{}` of table `{table}`: {problem}",
+                    self.name()
                 ),
             )
         };
+        let decode_column = |column: &KeyColumn, input: &mut &[u8]| {
+            decode_value(&column.ty, input)
+                .map_err(|e| invalid(format!("column \"{}\": {e}", column.name)))
+        };
         let mut input = bytes;
-        let mut key = Vec::with_capacity(self.key_types.len());
-        for ty in &self.key_types {
-            if input.is_empty() && (prefix_ok && !key.is_empty()) {
-                break;
+        let key = match self.columns.as_slice() {
+            // The common single-column key needs no vector.
+            [only] => Key::One(decode_column(only, &mut input)?),
+            columns => {
+                let mut values = Vec::with_capacity(columns.len());
+                for column in columns {
+                    if input.is_empty() && !values.is_empty() {
+                        if form == KeyForm::Prefix {
+                            break;
+                        }
+                        return Err(invalid(format!(
+                            "a full key has {} columns, got {}",
+                            columns.len(),
+                            values.len()
+                        )));
+                    }
+                    values.push(decode_column(column, &mut input)?);
+                }
+                Key::from(values)
             }
-            key.push(decode_value(ty, &mut input).map_err(|e| invalid(e.to_string()))?);
-        }
+        };
         if !input.is_empty() {
             return Err(invalid(format!(
-                "{} bytes after the last key column",
+                "trailing {} bytes after the last key column",
                 input.len()
             )));
         }
         Ok(key)
     }
 
-    /// The row with this key in a unique index.
-    pub(crate) fn get(&self, key: &Key) -> Option<RowId> {
+    /// The row with this key (a [`Key`] or its values) in a unique index.
+    pub(crate) fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<RowId>
+    where
+        Key: Borrow<Q>,
+    {
         match &self.entries {
             Entries::Unique(map) => map.get(key).copied(),
             Entries::Btree(_) => None,
@@ -122,71 +235,85 @@ impl Index {
         }
     }
 
-    pub(crate) fn remove(&mut self, key: Key, row: RowId) {
+    pub(crate) fn remove(&mut self, key: &[Value], row: RowId) {
         match &mut self.entries {
             Entries::Unique(map) => {
-                map.remove(&key);
+                map.remove(key);
             }
             Entries::Btree(set) => {
-                set.remove(&(key, row));
+                set.remove(&(Key::from(key.to_vec()), row));
             }
         }
     }
 
-    /// Calls `visit` with each entry in `range` after `after`, in key order,
-    /// until it returns false or the range ends.
-    pub(crate) fn scan(
-        &self,
-        range: &KeyRange,
+    /// The entries in `range` after `after` (or from the start of the
+    /// range), in key order and, for equal keys, row order.
+    pub(crate) fn range<'i, 'c>(
+        &'i self,
+        range: &'c KeyRange,
         after: Option<&Position>,
-        mut visit: impl FnMut(&Key, RowId) -> bool,
-    ) {
-        let entries: Box<dyn Iterator<Item = (&Key, RowId)>> = match (&self.entries, after) {
+    ) -> impl Iterator<Item = (&'i Key, RowId)> + use<'i, 'c> {
+        let seek = |lower: &Bound<Key>| match lower {
+            Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(p) | Bound::Excluded(p) => Bound::Included(p.clone()),
+        };
+        let entries: Box<dyn Iterator<Item = (&'i Key, RowId)> + 'i> = match (&self.entries, after)
+        {
             (Entries::Unique(map), Some((key, _))) => Box::new(
-                map.range::<Key, _>((Bound::Excluded(key), Bound::Unbounded))
+                map.range::<[Value], _>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
+                    .map(|(k, r)| (k, *r)),
+            ),
+            (Entries::Unique(map), None) => Box::new(
+                map.range((seek(&range.lower), Bound::Unbounded))
                     .map(|(k, r)| (k, *r)),
             ),
             (Entries::Btree(set), Some(position)) => Box::new(
                 set.range((Bound::Excluded(position), Bound::Unbounded))
                     .map(|(k, r)| (k, *r)),
             ),
-            (Entries::Unique(map), None) => match &range.lower {
-                Bound::Unbounded => Box::new(map.iter().map(|(k, r)| (k, *r))),
-                Bound::Included(p) | Bound::Excluded(p) => Box::new(
-                    map.range::<Key, _>((Bound::Included(p), Bound::Unbounded))
-                        .map(|(k, r)| (k, *r)),
-                ),
-            },
-            (Entries::Btree(set), None) => match &range.lower {
-                Bound::Unbounded => Box::new(set.iter().map(|(k, r)| (k, *r))),
-                Bound::Included(p) | Bound::Excluded(p) => {
-                    let start = (p.clone(), RowId::MIN);
-                    Box::new(
-                        set.range((Bound::Included(start), Bound::Unbounded))
-                            .map(|(k, r)| (k, *r)),
-                    )
-                }
-            },
+            (Entries::Btree(set), None) => {
+                let start = match seek(&range.lower) {
+                    Bound::Included(p) => Bound::Included((p, RowId::MIN)),
+                    _ => Bound::Unbounded,
+                };
+                Box::new(set.range((start, Bound::Unbounded)).map(|(k, r)| (k, *r)))
+            }
         };
-        for (key, row) in entries {
-            if let Bound::Excluded(p) = &range.lower
-                && compare_prefix(key, p) != Ordering::Greater
-            {
-                continue;
-            }
-            let inside = match &range.upper {
+        // Once past a position, every key is past an excluded lower bound too.
+        let check_lower = after.is_none();
+        entries
+            .skip_while(move |(key, _)| {
+                check_lower
+                    && matches!(&range.lower, Bound::Excluded(p) if compare_prefix(key, p).is_le())
+            })
+            .take_while(move |(key, _)| match &range.upper {
                 Bound::Unbounded => true,
-                Bound::Included(p) => compare_prefix(key, p) != Ordering::Greater,
-                Bound::Excluded(p) => compare_prefix(key, p) == Ordering::Less,
-            };
-            if !inside || !visit(key, row) {
-                return;
-            }
-        }
+                Bound::Included(p) => compare_prefix(key, p).is_le(),
+                Bound::Excluded(p) => compare_prefix(key, p).is_lt(),
+            })
     }
 }
 
 /// Compares the first `prefix.len()` columns of `key` with `prefix`.
 fn compare_prefix(key: &Key, prefix: &Key) -> Ordering {
+    let key = key.as_slice();
+    let prefix = prefix.as_slice();
     key[..prefix.len().min(key.len())].cmp(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_like_slices_and_prefixes_come_first() {
+        let one = Key::from(vec![Value::U32(5)]);
+        assert!(matches!(one, Key::One(_)));
+        let two = Key::from(vec![Value::U32(5), Value::I32(-100)]);
+        assert!(matches!(two, Key::Many(_)));
+        assert!(one < two);
+        assert!(Key::from(vec![Value::U32(4), Value::I32(100)]) < one);
+        assert_eq!(compare_prefix(&two, &one), Ordering::Equal);
+        assert_eq!(KeyDisplay(two.as_slice()).to_string(), "(5, -100)");
+    }
 }

@@ -5,25 +5,33 @@
 //!
 //! It is sans-IO: no threads, files or sockets, so it can be tested and
 //! reasoned about on its own. Rows are postcard bytes of the table's row
-//! type; the datastore decodes only to validate rows and build index keys.
+//! type (see [`decode_value`] for the encoding); the datastore decodes only
+//! what it must to validate rows and build index keys, and never panics on
+//! any input bytes.
 #![deny(missing_docs)]
 
 mod codec;
+mod cursor;
 mod datastore;
 mod delta;
 mod error;
 mod index;
+mod recovery;
+mod row;
 mod schema;
+mod sequence;
 mod table;
 mod value;
+mod wire;
 
-pub use codec::{DecodeError, decode_product, decode_value, encode_value};
-pub use datastore::{Cursor, Datastore, IndexId, KeyBound, TableId};
+pub use codec::{DecodeError, MAX_ZERO_SIZED_ELEMENTS, decode_product, decode_value, encode_value};
+pub use cursor::{Cursor, KeyBound};
+pub use datastore::{Datastore, IndexId, TableId};
 pub use delta::{SequenceState, TableDelta, TxDelta};
 pub use error::{DbError, DbErrorKind};
 pub use schema::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema,
-    SchemaError, SumType, TableSchema, Variant,
+    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_TYPE_DEPTH, ModuleSchema, ProductType,
+    ReducerSchema, SchemaError, SumType, TableSchema, Variant,
 };
 pub use table::Row;
 pub use value::Value;

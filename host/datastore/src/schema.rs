@@ -50,7 +50,29 @@ pub enum AlgebraicType {
     Sum(SumType),
 }
 
+/// How deeply a column's or parameter's type may nest (`Option<Array<u8>>`
+/// is 3 deep). Deeper types are rejected so that decoding, comparing and
+/// printing values cannot exhaust the stack.
+pub const MAX_TYPE_DEPTH: usize = 64;
+
 impl AlgebraicType {
+    /// Whether the type nests more than `limit` levels deep; looks no deeper than that.
+    fn nests_deeper_than(&self, limit: usize) -> bool {
+        let Some(below) = limit.checked_sub(1) else {
+            return true;
+        };
+        match self {
+            AlgebraicType::Option(inner) | AlgebraicType::Array(inner) => {
+                inner.nests_deeper_than(below)
+            }
+            AlgebraicType::Product(product) => {
+                product.fields.iter().any(|f| f.ty.nests_deeper_than(below))
+            }
+            AlgebraicType::Sum(sum) => sum.variants.iter().any(|v| v.ty.nests_deeper_than(below)),
+            _ => false,
+        }
+    }
+
     /// Whether this is one of the integer types (the only ones auto-increment accepts).
     pub fn is_integer(&self) -> bool {
         use AlgebraicType::*;
@@ -139,7 +161,8 @@ impl fmt::Display for SumType {
             }
             match &variant.ty {
                 AlgebraicType::Product(p) if p.fields.is_empty() => f.write_str(&variant.name)?,
-                ty => write!(f, "{}: {ty}", variant.name)?,
+                AlgebraicType::Product(p) => write!(f, "{}{p}", variant.name)?,
+                ty => write!(f, "{}({ty})", variant.name)?,
             }
         }
         f.write_str("}")
@@ -307,6 +330,14 @@ impl ModuleSchema {
                     return Err(problem("lifecycle reducers take no arguments"));
                 }
             }
+            for (position, param) in reducer.params.fields.iter().enumerate() {
+                if param.ty.nests_deeper_than(MAX_TYPE_DEPTH) {
+                    let name = param.name.clone().unwrap_or_else(|| position.to_string());
+                    return Err(problem(&format!(
+                        "parameter `{name}` nests more than {MAX_TYPE_DEPTH} types deep"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -331,6 +362,12 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
                 return Err(table_error(
                     table,
                     format!("two columns are named `{name}`"),
+                ));
+            }
+            Some(name) if field.ty.nests_deeper_than(MAX_TYPE_DEPTH) => {
+                return Err(table_error(
+                    table,
+                    format!("column `{name}` nests more than {MAX_TYPE_DEPTH} types deep"),
                 ));
             }
             Some(_) => {}
@@ -407,4 +444,238 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, ty: AlgebraicType) -> Field {
+        Field {
+            name: Some(name.into()),
+            ty,
+        }
+    }
+
+    fn index(name: &str, columns: &[usize], unique: bool) -> IndexSchema {
+        IndexSchema {
+            name: name.into(),
+            columns: columns.to_vec(),
+            unique,
+        }
+    }
+
+    fn reducer(name: &str, lifecycle: Option<Lifecycle>) -> ReducerSchema {
+        ReducerSchema {
+            name: name.into(),
+            params: ProductType::default(),
+            lifecycle,
+        }
+    }
+
+    /// `accounts(id: u32, owner: string, note: Option<string>)`, with a
+    /// primary key on `id`, a btree index on `owner`, and two reducers.
+    fn valid() -> ModuleSchema {
+        ModuleSchema {
+            tables: vec![TableSchema {
+                name: "accounts".into(),
+                columns: ProductType {
+                    fields: vec![
+                        column("id", AlgebraicType::U32),
+                        column("owner", AlgebraicType::String),
+                        column(
+                            "note",
+                            AlgebraicType::Option(Box::new(AlgebraicType::String)),
+                        ),
+                    ],
+                },
+                primary_key: Some(0),
+                indexes: vec![
+                    index("accounts_id", &[0], true),
+                    index("accounts_owner", &[1], false),
+                ],
+                auto_inc: vec![0],
+                public: false,
+            }],
+            reducers: vec![
+                reducer("init", Some(Lifecycle::Init)),
+                ReducerSchema {
+                    name: "open".into(),
+                    params: ProductType {
+                        fields: vec![column("owner", AlgebraicType::String)],
+                    },
+                    lifecycle: None,
+                },
+            ],
+        }
+    }
+
+    /// The message of the error `edit` introduces into a valid schema.
+    fn rejection(edit: impl FnOnce(&mut ModuleSchema)) -> String {
+        let mut schema = valid();
+        edit(&mut schema);
+        schema.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_schema_passes_and_resolves_names() {
+        let schema = valid();
+        assert_eq!(schema.validate(), Ok(()));
+        assert_eq!(schema.table_id("accounts"), Some(0));
+        assert_eq!(schema.table_id("nope"), None);
+        assert_eq!(schema.reducer_id("open"), Some(1));
+        assert_eq!(schema.reducer_id("nope"), None);
+        let table = &schema.tables[0];
+        assert_eq!(table.index_id("accounts_owner"), Some(1));
+        assert_eq!(table.index_id("nope"), None);
+        assert_eq!(table.column_id("note"), Some(2));
+        assert_eq!(table.column_id("nope"), None);
+    }
+
+    #[test]
+    fn table_and_column_names_are_checked() {
+        assert_eq!(
+            rejection(|s| s.tables[0].name.clear()),
+            "table ``: table names must not be empty"
+        );
+        assert_eq!(
+            rejection(|s| s.tables.push(s.tables[0].clone())),
+            "table `accounts`: another table has the same name"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].columns.fields[1].name = None),
+            "table `accounts`: column 1 has no name"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].columns.fields[2].name = Some("id".into())),
+            "table `accounts`: two columns are named `id`"
+        );
+    }
+
+    #[test]
+    fn indexes_are_checked() {
+        assert_eq!(
+            rejection(|s| s.tables[0].indexes[1].columns.clear()),
+            "table `accounts`: index `accounts_owner`: an index needs at least one column"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].indexes[1].columns = vec![1, 3]),
+            "table `accounts`: index `accounts_owner`: column 3 does not exist (3 columns)"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].indexes[1].columns = vec![1, 1]),
+            "table `accounts`: index `accounts_owner`: column `owner` appears twice"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].indexes[1].name = "accounts_id".into()),
+            "table `accounts`: index `accounts_id`: another index has the same name"
+        );
+    }
+
+    #[test]
+    fn primary_keys_and_auto_increment_are_checked() {
+        assert_eq!(
+            rejection(|s| s.tables[0].primary_key = Some(2)),
+            "table `accounts`: primary key index 2 does not exist"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].primary_key = Some(1)),
+            "table `accounts`: primary key index `accounts_owner` is not unique"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].auto_inc = vec![2]),
+            "table `accounts`: auto-increment column `note` has type Option<string>, \
+             not an integer type"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].auto_inc = vec![5]),
+            "table `accounts`: auto-increment column 5 does not exist"
+        );
+        assert_eq!(
+            rejection(|s| s.tables[0].auto_inc = vec![0, 0]),
+            "table `accounts`: column `id` is auto-increment twice"
+        );
+    }
+
+    #[test]
+    fn reducers_are_checked() {
+        assert_eq!(
+            rejection(|s| s.reducers[1].name.clear()),
+            "reducer ``: reducer names must not be empty"
+        );
+        assert_eq!(
+            rejection(|s| s.reducers[1].name = "init".into()),
+            "reducer `init`: another reducer has the same name"
+        );
+        assert_eq!(
+            rejection(|s| s.reducers.push(reducer("setup", Some(Lifecycle::Init)))),
+            "reducer `setup`: a second Init reducer"
+        );
+        assert_eq!(
+            rejection(|s| s.reducers[1].lifecycle = Some(Lifecycle::ClientConnected)),
+            "reducer `open`: lifecycle reducers take no arguments"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_types_are_rejected() {
+        let nest = |depth: usize| {
+            (1..depth).fold(AlgebraicType::U8, |ty, _| {
+                AlgebraicType::Option(Box::new(ty))
+            })
+        };
+        let mut schema = valid();
+        schema.tables[0].columns.fields[2].ty = nest(MAX_TYPE_DEPTH);
+        schema.reducers[1].params.fields[0].ty = nest(MAX_TYPE_DEPTH);
+        assert_eq!(schema.validate(), Ok(()));
+        assert_eq!(
+            rejection(|s| s.tables[0].columns.fields[2].ty = nest(MAX_TYPE_DEPTH + 1)),
+            "table `accounts`: column `note` nests more than 64 types deep"
+        );
+        assert_eq!(
+            rejection(|s| s.reducers[1].params.fields[0].ty = nest(MAX_TYPE_DEPTH + 1)),
+            "reducer `open`: parameter `owner` nests more than 64 types deep"
+        );
+    }
+
+    #[test]
+    fn types_display_readably() {
+        use AlgebraicType as T;
+        let shape = T::Sum(SumType {
+            variants: vec![
+                Variant {
+                    name: "Empty".into(),
+                    ty: T::Product(ProductType::default()),
+                },
+                Variant {
+                    name: "Circle".into(),
+                    ty: T::F64,
+                },
+                Variant {
+                    name: "Rect".into(),
+                    ty: T::Product(ProductType {
+                        fields: vec![column("w", T::U32), column("h", T::U32)],
+                    }),
+                },
+            ],
+        });
+        assert_eq!(
+            shape.to_string(),
+            "{Empty | Circle(f64) | Rect(w: u32, h: u32)}"
+        );
+        let tuple = T::Product(ProductType {
+            fields: vec![
+                Field {
+                    name: None,
+                    ty: T::Array(Box::new(T::U8)),
+                },
+                Field {
+                    name: None,
+                    ty: T::Identity,
+                },
+            ],
+        });
+        assert_eq!(tuple.to_string(), "(Array<u8>, identity)");
+        assert!(T::I128.is_integer() && !T::Timestamp.is_integer() && !T::F32.is_integer());
+    }
 }

@@ -4,48 +4,59 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::codec::{decode_product, encode_value};
 use crate::error::{DbError, DbErrorKind};
-use crate::index::{Index, Key, RowId};
+use crate::index::{Index, KeyColumn, KeyDisplay, RowId};
+use crate::row::{Column, RowShape};
 use crate::schema::TableSchema;
-use crate::value::{Value, write_list};
+use crate::sequence::{Sequence, SequenceStep};
 
 /// A row's postcard bytes, shared between the table and transaction deltas.
 pub type Row = Arc<[u8]>;
 
-/// An auto-increment sequence: the next value it will hand out.
-pub(crate) struct Sequence {
-    pub(crate) column: usize,
-    pub(crate) next: u128,
-}
-
+/// A table's rows by id (ids grow with every insert, so this is insertion
+/// order), its indexes by index id and its sequences in `auto_inc` order.
+#[derive(Debug)]
 pub(crate) struct Table {
     pub(crate) schema: TableSchema,
+    shape: RowShape,
     pub(crate) rows: BTreeMap<RowId, Row>,
     pub(crate) indexes: Vec<Index>,
     pub(crate) sequences: Vec<Sequence>,
 }
 
-/// A row ready to be stored: its bytes and decoded columns.
-pub(crate) struct PreparedRow {
-    pub(crate) bytes: Row,
-    pub(crate) values: Vec<Value>,
-}
-
 impl Table {
+    /// An empty table for a validated schema.
     pub(crate) fn new(schema: TableSchema) -> Self {
+        let kept = schema
+            .indexes
+            .iter()
+            .flat_map(|index| index.columns.iter().copied())
+            .chain(schema.auto_inc.iter().copied());
+        let shape = RowShape::new(schema.columns.clone(), kept);
         let indexes = schema
             .indexes
             .iter()
-            .map(|index| Index::new(index.clone(), &schema.columns))
+            .map(|index| {
+                let columns = index
+                    .columns
+                    .iter()
+                    .map(|&column| KeyColumn {
+                        slot: shape.slot(column),
+                        name: schema.column_name(column),
+                        ty: schema.columns.fields[column].ty.clone(),
+                    })
+                    .collect();
+                Index::new(index.clone(), columns)
+            })
             .collect();
         let sequences = schema
             .auto_inc
             .iter()
-            .map(|&column| Sequence { column, next: 1 })
+            .map(|&column| Sequence::new(shape.slot(column), schema.column_name(column)))
             .collect();
         Self {
             schema,
+            shape,
             rows: BTreeMap::new(),
             indexes,
             sequences,
@@ -60,7 +71,11 @@ impl Table {
         self.indexes.get(index).ok_or_else(|| {
             DbError::new(
                 DbErrorKind::NoSuchIndex,
-                format!("table `{}` has no index {index}", self.name()),
+                format!(
+                    "table `{}` has no index {index} ({} indexes)",
+                    self.name(),
+                    self.indexes.len()
+                ),
             )
         })
     }
@@ -72,7 +87,7 @@ impl Table {
                 DbErrorKind::IndexNotUnique,
                 format!(
                     "index `{}` of table `{}` is not unique",
-                    found.schema.name,
+                    found.name(),
                     self.name()
                 ),
             ));
@@ -80,75 +95,79 @@ impl Table {
         Ok(found)
     }
 
-    /// Decodes row bytes as this table's row type.
-    pub(crate) fn decode_row(&self, bytes: &[u8]) -> Result<Vec<Value>, DbError> {
-        decode_product(&self.schema.columns, bytes).map_err(|e| {
+    /// Validates row bytes and decodes the columns the table needs into
+    /// `columns`, which must be empty.
+    pub(crate) fn decode_row(
+        &self,
+        bytes: &[u8],
+        columns: &mut Vec<Column>,
+    ) -> Result<(), DbError> {
+        self.shape.decode_into(bytes, columns).map_err(|e| {
             DbError::new(
                 DbErrorKind::InvalidRow,
-                format!("row for table `{}`: {e}", self.name()),
+                format!("invalid row for table `{}`: {e}", self.name()),
             )
         })
     }
 
-    /// Decoded columns of a stored row, which was validated when stored.
-    pub(crate) fn stored_values(&self, row: &[u8]) -> Vec<Value> {
-        decode_product(&self.schema.columns, row).expect("stored rows were validated on insert")
+    /// The needed columns of a stored row, which was validated when stored.
+    fn stored_columns(&self, row: &[u8]) -> Vec<Column> {
+        self.shape
+            .decode(row)
+            .expect("stored rows were validated when stored")
     }
 
-    /// Fills auto-increment columns given as 0. Returns the sequence values
-    /// to store afterwards (sequence position, new next value); tables are
-    /// not changed here.
-    pub(crate) fn fill_sequences(
-        &self,
-        values: &mut [Value],
-    ) -> Result<(bool, Vec<(usize, u128)>), DbError> {
-        let mut filled = false;
-        let mut advanced = Vec::new();
+    /// Fills auto-increment columns given as 0 and returns the steps the
+    /// sequences must take if the row is stored; the table is not changed.
+    pub(crate) fn fill_sequences(&self, row: &mut [Column]) -> Result<Vec<SequenceStep>, DbError> {
+        let mut steps = Vec::new();
         for (position, sequence) in self.sequences.iter().enumerate() {
-            let column = &mut values[sequence.column];
-            let exhausted = || {
-                DbError::new(
-                    DbErrorKind::SequenceExhausted,
-                    format!(
-                        "the sequence of column `{}` of table `{}` has no values left",
-                        self.schema.column_name(sequence.column),
-                        self.name()
-                    ),
-                )
-            };
-            match column.as_u128() {
-                Some(0) => {
-                    *column = column.with_integer(sequence.next).ok_or_else(exhausted)?;
-                    filled = true;
-                    advanced.push((position, sequence.next + 1));
-                }
-                Some(given) if given >= sequence.next => {
-                    advanced.push((position, given.saturating_add(1)))
-                }
-                _ => {}
+            if let Some(step) = sequence.fill(position, row, self.name())? {
+                steps.push(step);
             }
         }
-        Ok((filled, advanced))
+        Ok(steps)
     }
 
-    /// Fails if storing `values` would duplicate a key of a unique index,
-    /// ignoring the row `replacing` (the row an update replaces).
+    /// Row bytes with the auto-increment columns re-encoded from `row`.
+    pub(crate) fn splice_sequences(&self, bytes: &[u8], row: &[Column]) -> Row {
+        let mut slots: Vec<usize> = self.sequences.iter().map(|s| s.slot).collect();
+        slots.sort_unstable();
+        RowShape::splice(bytes, row, &slots).into()
+    }
+
+    /// The id of a row with exactly these bytes: found through a unique
+    /// index when the table has one, by a full scan otherwise.
+    pub(crate) fn find_identical(&self, bytes: &[u8]) -> Option<RowId> {
+        let id = match self.indexes.iter().find(|i| i.is_unique()) {
+            Some(index) => index.get(&*index.key_in(&self.shape.decode(bytes).ok()?))?,
+            None => *self.rows.iter().find(|(_, row)| row[..] == *bytes)?.0,
+        };
+        (self.rows.get(&id)?[..] == *bytes).then_some(id)
+    }
+
+    /// Fails if storing `row` would duplicate a key of a unique index. For
+    /// an update, `replacing` names the row it replaces and the index that
+    /// found it; that index is skipped and the row may keep its own keys.
     pub(crate) fn check_unique(
         &self,
-        values: &[Value],
-        replacing: Option<RowId>,
+        row: &[Column],
+        replacing: Option<(RowId, usize)>,
     ) -> Result<(), DbError> {
-        for index in self.indexes.iter().filter(|i| i.is_unique()) {
-            let key = index.key_of(values);
-            if let Some(existing) = index.get(&key)
-                && Some(existing) != replacing
+        for (position, index) in self.indexes.iter().enumerate() {
+            if !index.is_unique() || replacing.is_some_and(|(_, by)| by == position) {
+                continue;
+            }
+            let key = index.key_in(row);
+            if let Some(existing) = index.get(&*key)
+                && Some(existing) != replacing.map(|(id, _)| id)
             {
                 return Err(DbError::new(
                     DbErrorKind::UniqueViolation,
                     format!(
                         "duplicate key {} in unique index `{}` of table `{}`",
                         KeyDisplay(&key),
-                        index.schema.name,
+                        index.name(),
                         self.name()
                     ),
                 ));
@@ -158,52 +177,68 @@ impl Table {
     }
 
     /// Stores a row under `id` in the table and every index.
-    pub(crate) fn put(&mut self, id: RowId, row: PreparedRow) {
+    pub(crate) fn put(&mut self, id: RowId, bytes: Row, row: &[Column]) {
         for index in &mut self.indexes {
-            let key = index.key_of(&row.values);
+            let key = index.key_of(row);
             index.insert(key, id);
         }
-        self.rows.insert(id, row.bytes);
+        self.rows.insert(id, bytes);
     }
 
-    /// The id of a row with exactly these bytes: found through a unique
-    /// index when the table has one, by a full scan otherwise.
-    pub(crate) fn find_identical(&self, row: &[u8]) -> Option<RowId> {
-        if let Some(index) = self.indexes.iter().find(|i| i.is_unique()) {
-            let values = self.decode_row(row).ok()?;
-            let id = index.get(&index.key_of(&values))?;
-            return (self.rows[&id][..] == *row).then_some(id);
-        }
-        self.rows
-            .iter()
-            .find(|(_, stored)| stored[..] == *row)
-            .map(|(&id, _)| id)
+    /// Stores a row that was taken out earlier (when rolling back).
+    pub(crate) fn restore(&mut self, id: RowId, bytes: Row) {
+        let row = self.stored_columns(&bytes);
+        self.put(id, bytes, &row);
     }
 
     /// Removes row `id` from the table and every index; returns its bytes.
     pub(crate) fn take(&mut self, id: RowId) -> Option<Row> {
-        let row = self.rows.remove(&id)?;
-        let values = self.stored_values(&row);
+        let bytes = self.rows.remove(&id)?;
+        let row = self.stored_columns(&bytes);
         for index in &mut self.indexes {
-            let key = index.key_of(&values);
-            index.remove(key, id);
+            index.remove(&index.key_in(&row), id);
         }
-        Some(row)
+        Some(bytes)
+    }
+
+    /// Replaces row `id` with `bytes` (decoded as `row`), keeping its id,
+    /// unless it already has exactly these bytes. Index `unchanged` is known
+    /// to give both rows the same key; other indexes move only when their
+    /// key changes. `None` if there is no row `id`.
+    pub(crate) fn replace(
+        &mut self,
+        id: RowId,
+        bytes: &[u8],
+        row: &[Column],
+        unchanged: usize,
+    ) -> Option<Replaced> {
+        let stored = self.rows.get_mut(&id)?;
+        if stored[..] == *bytes {
+            return Some(Replaced::Identical(stored.clone()));
+        }
+        let new = Row::from(bytes);
+        let old = std::mem::replace(stored, new.clone());
+        if self.indexes.len() > 1 {
+            let old_row = self.stored_columns(&old);
+            for (position, index) in self.indexes.iter_mut().enumerate() {
+                if position == unchanged {
+                    continue;
+                }
+                let old_key = index.key_in(&old_row);
+                if old_key != index.key_in(row) {
+                    index.remove(&old_key, id);
+                    index.insert(index.key_of(row), id);
+                }
+            }
+        }
+        Some(Replaced::Changed { old, new })
     }
 }
 
-/// Re-encodes decoded columns as row bytes.
-pub(crate) fn encode_row(values: &[Value]) -> Row {
-    let mut bytes = Vec::new();
-    values.iter().for_each(|v| encode_value(v, &mut bytes));
-    bytes.into()
-}
-
-/// Shows a key as `(v1, v2)`.
-pub(crate) struct KeyDisplay<'a>(pub(crate) &'a Key);
-
-impl std::fmt::Display for KeyDisplay<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_list(f, "(", self.0, ")")
-    }
+/// What [`Table::replace`] did.
+pub(crate) enum Replaced {
+    /// The row already had these bytes; nothing changed.
+    Identical(Row),
+    /// The row changed from `old` to `new`.
+    Changed { old: Row, new: Row },
 }

@@ -83,7 +83,7 @@ impl Value {
     }
 
     /// The value as an unsigned 128-bit number, for integers that are not negative.
-    pub fn as_u128(&self) -> Option<u128> {
+    pub(crate) fn as_u128(&self) -> Option<u128> {
         match *self {
             Value::U8(v) => Some(v.into()),
             Value::U16(v) => Some(v.into()),
@@ -100,7 +100,7 @@ impl Value {
     }
 
     /// An integer value of the same type as `self` holding `n`, if it fits.
-    pub fn with_integer(&self, n: u128) -> Option<Value> {
+    pub(crate) fn with_integer(&self, n: u128) -> Option<Value> {
         Some(match self {
             Value::U8(_) => Value::U8(n.try_into().ok()?),
             Value::U16(_) => Value::U16(n.try_into().ok()?),
@@ -118,6 +118,7 @@ impl Value {
 }
 
 impl Ord for Value {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         use Value::*;
         match (self, other) {
@@ -215,7 +216,11 @@ impl fmt::Display for Value {
             Value::Option(Some(v)) => write!(f, "some({v})"),
             Value::Array(items) => write_list(f, "[", items, "]"),
             Value::Product(fields) => write_list(f, "(", fields, ")"),
-            Value::Sum(tag, payload) => write!(f, "#{tag}{payload}"),
+            Value::Sum(tag, payload) => match &**payload {
+                Value::Product(fields) if fields.is_empty() => write!(f, "#{tag}"),
+                Value::Product(_) => write!(f, "#{tag}{payload}"),
+                payload => write!(f, "#{tag}({payload})"),
+            },
         }
     }
 }
@@ -265,6 +270,71 @@ mod tests {
         let key = vec![Value::U32(5), Value::I32(-100)];
         assert!(prefix < key);
         assert!(vec![Value::U32(4), Value::I32(100)] < prefix);
+    }
+
+    #[test]
+    fn same_type_values_order_naturally() {
+        use Value::*;
+        let ascending = [
+            vec![I32(-5), I32(-1), I32(0), I32(7)],
+            vec![
+                String("".into()),
+                String("a".into()),
+                String("ab".into()),
+                String("b".into()),
+            ],
+            vec![
+                Option(None),
+                Option(Some(Box::new(U8(0)))),
+                Option(Some(Box::new(U8(1)))),
+            ],
+            vec![
+                Array(vec![]),
+                Array(vec![U8(1)]),
+                Array(vec![U8(1), U8(0)]),
+                Array(vec![U8(2)]),
+            ],
+            vec![
+                Sum(0, Box::new(U8(9))),
+                Sum(1, Box::new(U8(0))),
+                Sum(1, Box::new(U8(1))),
+            ],
+            vec![Identity([0; 32]), Identity([1; 32])],
+            vec![F32(f32::NEG_INFINITY), F32(-0.0), F32(0.0), F32(f32::NAN)],
+        ];
+        for values in ascending {
+            for pair in values.windows(2) {
+                assert!(pair[0] < pair[1], "{} < {}", pair[0], pair[1]);
+                assert_ne!(pair[0], pair[1]);
+            }
+        }
+        // Equal values hash equally, NaN included.
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let nan = F64(f64::NAN);
+        assert_eq!(nan, nan.clone());
+        assert_eq!(state.hash_one(&nan), state.hash_one(nan.clone()));
+        assert_ne!(state.hash_one(F64(0.0)), state.hash_one(F64(-0.0)));
+    }
+
+    #[test]
+    fn values_display_readably() {
+        let product = Value::Product(vec![
+            Value::String("a \"b\"".into()),
+            Value::Option(None),
+            Value::Array(vec![Value::U8(1), Value::I64(-2)]),
+            Value::Identity([0xab; 32]),
+            Value::Sum(0, Box::new(Value::Product(vec![]))),
+            Value::Sum(1, Box::new(Value::U32(7))),
+            Value::Option(Some(Box::new(Value::Bool(true)))),
+        ]);
+        assert_eq!(
+            product.to_string(),
+            format!(
+                "(\"a \\\"b\\\"\", none, [1, -2], 0x{}, #0, #1(7), some(true))",
+                "ab".repeat(32)
+            )
+        );
     }
 
     #[test]

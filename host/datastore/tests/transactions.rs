@@ -1,10 +1,10 @@
-//! Datastore behaviour: constraints, sequences, rollback, deltas, cursors
-//! and ranges, each observed through the public API.
+//! Transactions: writes, unique constraints, auto-increment sequences,
+//! rollback and the net delta of each commit.
 
 mod common;
 
 use common::*;
-use worldline_datastore::{DbErrorKind, KeyBound, ModuleSchema, SchemaError, Value};
+use worldline_datastore::{DbErrorKind, KeyBound, Value};
 
 fn insert(store: &mut worldline_datastore::Datastore, item: &Item) -> Item {
     Item::decode(&store.insert(ITEM, &item.encode()).expect("insert"))
@@ -86,46 +86,20 @@ fn update_by_key_checks_other_unique_indexes() {
 }
 
 #[test]
-fn bad_ids_and_bytes_are_typed_errors() {
+fn updating_to_identical_bytes_changes_nothing() {
     let mut store = store();
     store.begin().unwrap();
-    assert_eq!(store.count(3).unwrap_err().kind, DbErrorKind::NoSuchTable);
-    assert_eq!(
-        store.find(ITEM, 9, &[1]).unwrap_err().kind,
-        DbErrorKind::NoSuchIndex
+    let stored = store
+        .insert(ITEM, &Item::new(0, "a", 1, 1).encode())
+        .unwrap();
+    store.commit();
+    store.begin().unwrap();
+    let again = store.update(ITEM, BY_SKU, &stored).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&stored, &again),
+        "the stored row is returned as is"
     );
-    assert_eq!(
-        store.insert(ITEM, &[1, 2]).unwrap_err().kind,
-        DbErrorKind::InvalidRow
-    );
-    let mut long = Item::new(0, "a", 1, 1).encode();
-    long.push(0);
-    assert_eq!(
-        store.insert(ITEM, &long).unwrap_err().kind,
-        DbErrorKind::InvalidRow
-    );
-    assert_eq!(
-        store.find(ITEM, BY_ID, &[]).unwrap_err().kind,
-        DbErrorKind::InvalidKey
-    );
-    assert_eq!(
-        store.find(ITEM, BY_ID, &[1, 1]).unwrap_err().kind,
-        DbErrorKind::InvalidKey
-    );
-    assert_eq!(
-        store.delete(ITEM, BY_OWNER_RANK, &[1, 1]).unwrap_err().kind,
-        DbErrorKind::IndexNotUnique
-    );
-    let prefix_where_full_needed = store.scan_index(
-        ITEM,
-        BY_OWNER_RANK,
-        &KeyBound::Included(vec![0xff]),
-        &KeyBound::Unbounded,
-    );
-    assert_eq!(
-        prefix_where_full_needed.unwrap_err().kind,
-        DbErrorKind::InvalidKey
-    );
+    assert!(store.commit().is_empty());
 }
 
 #[test]
@@ -231,107 +205,91 @@ fn commit_returns_the_net_delta() {
 }
 
 #[test]
-fn prefix_and_full_key_ranges_on_a_two_column_index() {
+fn commits_report_moved_sequences_and_rollbacks_do_not() {
     let mut store = store();
     store.begin().unwrap();
-    for (sku, owner, rank) in [
-        ("a", 1, 5),
-        ("b", 2, 0),
-        ("c", 1, -1),
-        ("d", 1, 5),
-        ("e", 3, 9),
-        ("f", 1, 8),
-    ] {
-        insert(&mut store, &Item::new(0, sku, owner, rank));
-    }
-    let skus = |lower: KeyBound, upper: KeyBound| -> String {
-        let cursor = store
-            .scan_index(ITEM, BY_OWNER_RANK, &lower, &upper)
-            .unwrap();
-        drain(&store, cursor, 2)
-            .into_iter()
-            .map(|i| i.sku)
-            .collect()
+    insert(&mut store, &Item::new(0, "a", 1, 1));
+    store.rollback();
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(0, "a", 1, 1));
+    insert(&mut store, &Item::new(0, "b", 1, 1));
+    let delta = store.commit();
+    assert_eq!(
+        delta.sequences,
+        [worldline_datastore::SequenceState {
+            table: ITEM,
+            sequence: 0,
+            next: 3
+        }]
+    );
+    assert_eq!(store.sequences(), delta.sequences);
+    // Updates never move sequences.
+    store.begin().unwrap();
+    store
+        .update(ITEM, BY_ID, &Item::new(9, "a", 1, 1).encode())
+        .unwrap_err();
+    store
+        .update(ITEM, BY_SKU, &Item::new(9, "a", 1, 1).encode())
+        .unwrap();
+    let delta = store.commit();
+    assert!(delta.sequences.is_empty());
+    assert_eq!(delta.tables[0].inserts.len(), 1);
+}
+
+/// `counter(n: u8 auto-inc, big: u128 auto-inc)` with a unique index on `n`.
+fn counter_store() -> worldline_datastore::Datastore {
+    use worldline_datastore::{AlgebraicType, Field, IndexSchema, ProductType, TableSchema};
+    let column = |name: &str, ty| Field {
+        name: Some(name.into()),
+        ty,
     };
-    let one = || key(&[Value::U32(1)]);
-    let k = |owner, rank| key(&[Value::U32(owner), Value::I32(rank)]);
-    assert_eq!(
-        skus(KeyBound::Included(one()), KeyBound::Included(one())),
-        "cadf"
-    );
-    assert_eq!(skus(KeyBound::Excluded(one()), KeyBound::Unbounded), "be");
-    assert_eq!(skus(KeyBound::Unbounded, KeyBound::Excluded(one())), "");
-    assert_eq!(skus(KeyBound::Unbounded, KeyBound::Included(one())), "cadf");
-    assert_eq!(
-        skus(KeyBound::Included(k(1, 0)), KeyBound::Excluded(k(1, 8))),
-        "ad"
-    );
-    assert_eq!(
-        skus(KeyBound::Excluded(k(1, 5)), KeyBound::Included(k(2, 0))),
-        "fb"
-    );
-    assert_eq!(skus(KeyBound::Unbounded, KeyBound::Unbounded), "cadfbe");
+    worldline_datastore::Datastore::new(vec![TableSchema {
+        name: "counter".into(),
+        columns: ProductType {
+            fields: vec![
+                column("n", AlgebraicType::U8),
+                column("big", AlgebraicType::U128),
+            ],
+        },
+        primary_key: Some(0),
+        indexes: vec![IndexSchema {
+            name: "counter_n".into(),
+            columns: vec![0],
+            unique: true,
+        }],
+        auto_inc: vec![0, 1],
+        public: false,
+    }])
 }
 
 #[test]
-fn cursors_resume_after_writes_between_batches() {
-    let mut store = store();
+fn sequences_run_out_at_the_column_type_limit() {
+    let mut store = counter_store();
+    let row = |n: u8, big: u128| key(&[Value::U8(n), Value::U128(big)]);
     store.begin().unwrap();
-    for i in 0..10 {
-        insert(&mut store, &Item::new(0, &format!("s{i}"), 1, i));
-    }
-    let mut cursor = store.scan(ITEM).unwrap();
-    let mut out = Vec::new();
-    assert_eq!(store.next_batch(&mut cursor, 4, &mut out), 4);
-    // Delete a row already returned and one not yet returned; add one at the end.
-    store.delete(ITEM, BY_ID, &key(&[Value::U32(2)])).unwrap();
-    store.delete(ITEM, BY_ID, &key(&[Value::U32(7)])).unwrap();
-    insert(&mut store, &Item::new(0, "late", 1, 99));
-    let rest = drain(&store, cursor, 3);
-    let ids: Vec<u32> = rest.iter().map(|i| i.id).collect();
-    assert_eq!(ids, vec![5, 6, 8, 9, 10, 11]);
-}
-
-#[test]
-fn schema_validation_names_the_problem() {
-    let valid = ModuleSchema {
-        tables: vec![item_schema()],
-        reducers: vec![],
-    };
-    assert_eq!(valid.validate(), Ok(()));
-    let broken = |edit: fn(&mut ModuleSchema)| {
-        let mut schema = valid.clone();
-        edit(&mut schema);
-        schema.validate().unwrap_err()
-    };
-    let err = broken(|s| s.tables.push(s.tables[0].clone()));
-    assert!(
-        matches!(err, SchemaError::Table { ref table, .. } if table == "item"),
-        "{err}"
+    assert_eq!(&store.insert(0, &row(0, 7)).unwrap()[..], &row(1, 7)[..]);
+    assert_eq!(
+        &store.insert(0, &row(255, 9)).unwrap()[..],
+        &row(255, 9)[..]
     );
-    assert!(
-        broken(|s| s.tables[0].indexes[2].columns = vec![2, 9])
-            .to_string()
-            .contains("column 9")
+    let err = store.insert(0, &row(0, 10)).unwrap_err();
+    assert_eq!(err.kind, DbErrorKind::SequenceExhausted);
+    assert_eq!(
+        err.message,
+        "the sequence of column `n` of table `counter` has no values left (next would be 256)"
     );
-    assert!(
-        broken(|s| s.tables[0].primary_key = Some(BY_OWNER_RANK))
-            .to_string()
-            .contains("not unique")
+    store.delete(0, 0, &key(&[Value::U8(1)])).unwrap();
+    // u128 runs out after handing out u128::MAX.
+    assert_eq!(
+        &store.insert(0, &row(1, u128::MAX)).unwrap()[..],
+        &row(1, u128::MAX)[..]
     );
-    assert!(
-        broken(|s| s.tables[0].auto_inc = vec![1])
-            .to_string()
-            .contains("not an integer")
-    );
-    assert!(
-        broken(|s| s.tables[0].columns.fields[1].name = Some("id".into()))
-            .to_string()
-            .contains("two columns")
-    );
-    assert!(
-        broken(|s| s.tables[0].indexes[1].name = "item_id".into())
-            .to_string()
-            .contains("same name")
-    );
+    assert_eq!(store.sequences()[1].next, 0, "0 stands for exhausted");
+    store.delete(0, 0, &key(&[Value::U8(1)])).unwrap();
+    let err = store.insert(0, &row(1, 0)).unwrap_err();
+    assert_eq!(err.kind, DbErrorKind::SequenceExhausted);
+    assert!(err.message.contains("column `big`"), "{err}");
+    let delta = store.commit();
+    let nexts: Vec<u128> = delta.sequences.iter().map(|s| s.next).collect();
+    assert_eq!(nexts, [256, 0]);
 }

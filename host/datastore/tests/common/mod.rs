@@ -5,8 +5,8 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 use worldline_datastore::{
-    AlgebraicType, Datastore, Field, IndexSchema, ProductType, TableSchema, Value, decode_product,
-    encode_value,
+    AlgebraicType, Cursor, Datastore, Field, IndexSchema, ProductType, TableSchema, Value,
+    decode_product, decode_value, encode_value,
 };
 
 pub const ITEM: usize = 0;
@@ -115,30 +115,31 @@ pub fn key(values: &[Value]) -> Vec<u8> {
     out
 }
 
+/// The items in a cursor batch: encoded rows, one after another.
+pub fn split_rows(mut bytes: &[u8]) -> Vec<Item> {
+    let row_type = AlgebraicType::Product(item_schema().columns);
+    let mut items = Vec::new();
+    while !bytes.is_empty() {
+        let start = bytes;
+        decode_value(&row_type, &mut bytes).expect("a batch holds whole rows");
+        items.push(Item::decode(&start[..start.len() - bytes.len()]));
+    }
+    items
+}
+
 /// All rows a cursor yields, fetching `batch` rows at a time.
-pub fn drain(
-    store: &Datastore,
-    mut cursor: worldline_datastore::Cursor,
-    batch: usize,
-) -> Vec<Item> {
+pub fn drain(store: &Datastore, mut cursor: Cursor, batch: usize) -> Vec<Item> {
     let mut rows = Vec::new();
     loop {
         let mut out = Vec::new();
         let count = store.next_batch(&mut cursor, batch, &mut out);
         if count == 0 {
+            assert!(out.is_empty(), "an empty batch appended bytes");
             return rows;
         }
-        let mut input = &out[..];
-        for _ in 0..count {
-            let value = worldline_datastore::decode_value(
-                &AlgebraicType::Product(item_schema().columns),
-                &mut input,
-            )
-            .unwrap();
-            let mut bytes = Vec::new();
-            encode_value(&value, &mut bytes);
-            rows.push(Item::decode(&bytes));
-        }
-        assert!(input.is_empty(), "batch count and bytes disagree");
+        assert!(count <= batch, "{count} rows in a batch of at most {batch}");
+        let items = split_rows(&out);
+        assert_eq!(items.len(), count, "batch count and bytes disagree");
+        rows.extend(items);
     }
 }
