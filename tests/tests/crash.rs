@@ -28,6 +28,15 @@ fn recovered_balances(dir: &Path) -> Vec<i64> {
     accounts.into_iter().map(|a| a.balance).collect()
 }
 
+/// The balances after the first `count` transfers of `seed`, from `before`.
+fn after_transfers(before: &[i64], seed: u64, count: usize) -> Vec<i64> {
+    let mut state = before.to_vec();
+    transfers(seed)
+        .take(count)
+        .for_each(|t| apply(&mut state, t));
+    state
+}
+
 /// Runs the harness with `seed`, kills it `delay` after it is ready, and
 /// returns how many transfers it acknowledged.
 fn run_and_kill(dir: &Path, seed: u64, delay: Duration) -> usize {
@@ -83,16 +92,8 @@ fn acknowledged_transfers_survive_kill_9() {
         // The recovered state is the state after the first k transfers,
         // where k is at least the acknowledged count (one more transfer may
         // have become durable before its acknowledgement was printed).
-        let mut state = before.clone();
-        let mut draws = transfers(seed);
-        for _ in 0..acked {
-            apply(&mut state, draws.next().expect("endless"));
-        }
-        let mut matches = state == recovered;
-        if !matches {
-            apply(&mut state, draws.next().expect("endless"));
-            matches = state == recovered;
-        }
+        let matches = recovered == after_transfers(&before, seed, acked)
+            || recovered == after_transfers(&before, seed, acked + 1);
         assert!(
             matches,
             "round {round} (killed after {delay:?}, {acked} acknowledged): the recovered balances \
@@ -105,4 +106,35 @@ fn acknowledged_transfers_survive_kill_9() {
         "no transfer was acknowledged in {rounds} rounds"
     );
     eprintln!("{rounds} kills, {total_acked} acknowledged transfers, all recovered");
+}
+
+#[test]
+fn a_full_disk_stops_writes_without_losing_acknowledged_transfers() {
+    let dir = TempDir::new("worldline-full-disk");
+    let seed = 77;
+    // Files may not grow past 6 KiB once transfers start: the first log
+    // segment (16 KiB before it would rotate) fills up after a few dozen.
+    let output = Command::new(HARNESS)
+        .arg(dir.path())
+        .arg(seed.to_string())
+        .arg("every")
+        .arg("6144")
+        .output()
+        .expect("running the crash harness");
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let acked = stdout.lines().filter(|l| l.starts_with("ack ")).count();
+    let failure = stdout.lines().last().unwrap_or_default();
+    assert!(
+        failure.starts_with("failed: ") && failure.contains("commit log"),
+        "expected a commit log failure, got {failure:?}"
+    );
+    assert!(acked > 0, "the limit left no room for any transfer");
+    let recovered = recovered_balances(dir.path());
+    let initial = vec![INITIAL_BALANCE; ACCOUNTS as usize];
+    assert_eq!(
+        recovered,
+        after_transfers(&initial, seed, acked),
+        "after the failed write, exactly the {acked} acknowledged transfers are durable"
+    );
 }
