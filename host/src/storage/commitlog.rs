@@ -11,31 +11,9 @@ use super::frame::put_frame;
 /// Every segment file starts with these bytes.
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"WLSEG001";
 
-/// A segment's file name: its first offset, zero-padded so names sort by offset.
-pub(crate) fn segment_name(first_offset: u64) -> String {
-    format!("{first_offset:020}.seg")
-}
-
-/// The first offset a segment file name stands for.
-pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_suffix(".seg")?.parse().ok()
-}
-
-/// The segments in `log`, oldest first.
+/// The segments in `log`, oldest first, as (first offset, file name).
 pub(crate) fn segment_names(log: &Dir) -> Result<Vec<(u64, String)>, StorageError> {
-    let mut segments = Vec::new();
-    for entry in log
-        .entries()
-        .map_err(|e| StorageError::io("listing the log directory", e))?
-    {
-        let entry = entry.map_err(|e| StorageError::io("listing the log directory", e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(first) = parse_segment_name(&name) {
-            segments.push((first, name));
-        }
-    }
-    segments.sort();
-    Ok(segments)
+    super::numbered_files(log, "seg")
 }
 
 /// Reads one segment, checking its magic; returns the framed records after it.
@@ -136,7 +114,7 @@ impl LogWriter {
 }
 
 fn create_segment(log: &Dir, first_offset: u64) -> Result<(File, u64), StorageError> {
-    let name = segment_name(first_offset);
+    let name = super::numbered_name(first_offset, "seg");
     let mut file = log
         .open_with(
             &name,

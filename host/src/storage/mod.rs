@@ -88,6 +88,37 @@ pub(crate) fn sync_dir(dir: &Dir) -> Result<(), StorageError> {
         .map_err(|e| StorageError::io("syncing a directory", e))
 }
 
+/// A file name for the offset `offset`: zero-padded so that names sort by offset.
+pub(crate) fn numbered_name(offset: u64, extension: &str) -> String {
+    format!("{offset:020}.{extension}")
+}
+
+/// The files in `dir` named by [`numbered_name`] with `extension`, as
+/// (offset, name), lowest offset first.
+pub(crate) fn numbered_files(
+    dir: &Dir,
+    extension: &str,
+) -> Result<Vec<(u64, String)>, StorageError> {
+    let listing = |e| StorageError::io(format!("listing the .{extension} files"), e);
+    let mut files = Vec::new();
+    for entry in dir.entries().map_err(listing)? {
+        let name = entry
+            .map_err(listing)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let offset = name
+            .strip_suffix(extension)
+            .and_then(|stem| stem.strip_suffix('.'))
+            .and_then(|digits| digits.parse().ok());
+        if let Some(offset) = offset {
+            files.push((offset, name));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 fn open_or_create_dir(parent: &Dir, name: &str) -> Result<Dir, StorageError> {
     parent
         .create_dir_all(name)
@@ -188,12 +219,8 @@ impl DatabaseStorage {
                 .collect(),
             sequences: datastore
                 .sequences()
-                .into_iter()
-                .map(|s| LoggedSequence {
-                    table: s.table as u32,
-                    sequence: s.sequence as u32,
-                    next: s.next,
-                })
+                .iter()
+                .map(LoggedSequence::from)
                 .collect(),
         };
         write_snapshot(&self.snapshots, &snapshot)?;

@@ -37,6 +37,26 @@ pub(crate) struct LoggedSequence {
     pub(crate) next: u128,
 }
 
+impl From<&SequenceState> for LoggedSequence {
+    fn from(s: &SequenceState) -> Self {
+        Self {
+            table: s.table as u32,
+            sequence: s.sequence as u32,
+            next: s.next,
+        }
+    }
+}
+
+impl From<&LoggedSequence> for SequenceState {
+    fn from(s: &LoggedSequence) -> Self {
+        Self {
+            table: s.table as usize,
+            sequence: s.sequence as usize,
+            next: s.next,
+        }
+    }
+}
+
 fn bufs(rows: &[Row]) -> Vec<ByteBuf> {
     rows.iter().map(|r| ByteBuf::from(r.to_vec())).collect()
 }
@@ -68,15 +88,7 @@ impl LogRecord {
                     deletes: bufs(&t.deletes),
                 })
                 .collect(),
-            sequences: delta
-                .sequences
-                .iter()
-                .map(|s| LoggedSequence {
-                    table: s.table as u32,
-                    sequence: s.sequence as u32,
-                    next: s.next,
-                })
-                .collect(),
+            sequences: delta.sequences.iter().map(LoggedSequence::from).collect(),
         }
     }
 
@@ -92,15 +104,7 @@ impl LogRecord {
                     deletes: rows(&t.deletes),
                 })
                 .collect(),
-            sequences: self
-                .sequences
-                .iter()
-                .map(|s| SequenceState {
-                    table: s.table as usize,
-                    sequence: s.sequence as usize,
-                    next: s.next,
-                })
-                .collect(),
+            sequences: self.sequences.iter().map(SequenceState::from).collect(),
         }
     }
 

@@ -158,15 +158,7 @@ fn restore(
                 deletes: Vec::new(),
             })
             .collect(),
-        sequences: snapshot
-            .sequences
-            .iter()
-            .map(|s| SequenceState {
-                table: s.table as usize,
-                sequence: s.sequence as usize,
-                next: s.next,
-            })
-            .collect(),
+        sequences: snapshot.sequences.iter().map(SequenceState::from).collect(),
     };
     let mut datastore = Datastore::new(tables.to_vec());
     datastore

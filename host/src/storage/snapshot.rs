@@ -27,34 +27,16 @@ pub(crate) struct Snapshot {
     pub(crate) sequences: Vec<LoggedSequence>,
 }
 
-fn snapshot_name(next_offset: u64) -> String {
-    format!("{next_offset:020}.snap")
-}
-
-fn parse_snapshot_name(name: &str) -> Option<u64> {
-    name.strip_suffix(".snap")?.parse().ok()
-}
-
 /// The snapshots in `dir`, newest first, as (next offset, file name).
 pub(crate) fn snapshot_names(dir: &Dir) -> Result<Vec<(u64, String)>, StorageError> {
-    let mut names = Vec::new();
-    for entry in dir
-        .entries()
-        .map_err(|e| StorageError::io("listing snapshots", e))?
-    {
-        let entry = entry.map_err(|e| StorageError::io("listing snapshots", e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(offset) = parse_snapshot_name(&name) {
-            names.push((offset, name));
-        }
-    }
-    names.sort_by(|a, b| b.cmp(a));
+    let mut names = super::numbered_files(dir, "snap")?;
+    names.reverse();
     Ok(names)
 }
 
 /// Writes `snapshot` atomically: a temporary file, fsync, rename, fsync of the directory.
 pub(crate) fn write_snapshot(dir: &Dir, snapshot: &Snapshot) -> Result<(), StorageError> {
-    let name = snapshot_name(snapshot.next_offset);
+    let name = super::numbered_name(snapshot.next_offset, "snap");
     let temporary = format!(".{name}.tmp");
     let mut bytes = SNAPSHOT_MAGIC.to_vec();
     put_frame(
