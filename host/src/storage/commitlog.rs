@@ -84,8 +84,7 @@ impl LogWriter {
             self.file = file;
             self.size = size;
         }
-        put_frame(payload, &mut self.pending);
-        Ok(())
+        put_frame(payload, &mut self.pending)
     }
 
     /// Writes the buffered records to the operating system. On failure the

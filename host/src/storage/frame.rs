@@ -5,15 +5,21 @@
 /// Bytes before each payload: length and checksum.
 pub(crate) const FRAME_HEADER: usize = 8;
 
-/// The largest payload a frame may carry (guards allocation on read).
-pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
+/// The largest payload a frame may carry: its length must fit the u32 header.
+pub(crate) const MAX_PAYLOAD: usize = u32::MAX as usize;
 
-/// Appends one framed payload to `out`.
-pub(crate) fn put_frame(payload: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(payload.len()).expect("payloads are smaller than MAX_PAYLOAD");
+/// Appends one framed payload to `out`, or refuses one too large to frame.
+pub(crate) fn put_frame(payload: &[u8], out: &mut Vec<u8>) -> Result<(), super::StorageError> {
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        super::StorageError::TooLarge(format!(
+            "a record of {} bytes exceeds the largest the log can hold ({MAX_PAYLOAD} bytes)",
+            payload.len()
+        ))
+    })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     out.extend_from_slice(payload);
+    Ok(())
 }
 
 /// How reading a sequence of frames ended.
@@ -47,10 +53,6 @@ pub(crate) fn read_frames(bytes: &[u8]) -> (Vec<(usize, &[u8])>, FrameEnd) {
         }
         let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if len > MAX_PAYLOAD {
-            let reason = format!("frame length {len} exceeds the maximum {MAX_PAYLOAD}");
-            return (frames, FrameEnd::Corrupt { at, reason });
-        }
         let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
             return (frames, FrameEnd::Torn { at });
         };
@@ -77,7 +79,9 @@ mod tests {
 
     fn framed(payloads: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
-        payloads.iter().for_each(|p| put_frame(p, &mut out));
+        for payload in payloads {
+            put_frame(payload, &mut out).unwrap();
+        }
         out
     }
 

@@ -67,6 +67,9 @@ pub enum StorageError {
     /// The commit log could not be written; the database stops taking writes.
     #[error("the commit log failed: {0}")]
     LogFailed(String),
+    /// A record or snapshot is too large to store.
+    #[error("{0}")]
+    TooLarge(String),
     /// Stored data does not belong to this module.
     #[error("{0}")]
     Mismatch(String),

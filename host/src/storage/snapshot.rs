@@ -42,7 +42,7 @@ pub(crate) fn write_snapshot(dir: &Dir, snapshot: &Snapshot) -> Result<(), Stora
     put_frame(
         &postcard::to_allocvec(snapshot).expect("encoding to a Vec cannot fail"),
         &mut bytes,
-    );
+    )?;
     let mut file = dir
         .open_with(
             &temporary,
