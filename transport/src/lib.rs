@@ -1,0 +1,19 @@
+//! Worldline's wire protocol: the messages clients and servers exchange
+//! (one serde definition for both sides, postcard-encoded) and how they are
+//! framed on a byte stream. `PROTOCOL.md` beside this crate specifies the
+//! bytes, so that clients can be written in any language.
+//!
+//! Sans-IO: [`FrameDecoder`] takes bytes as they arrive and yields whole
+//! messages; the QUIC and WebSocket servers feed it.
+#![deny(missing_docs)]
+
+mod frame;
+mod messages;
+
+pub use frame::{
+    DEFAULT_MAX_FRAME, FrameDecoder, FrameError, decode_message, encode_frame, encode_message,
+};
+pub use messages::{
+    ClientMessage, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
+    TableRows, TableUpdate,
+};

@@ -1,0 +1,168 @@
+//! The protocol's messages. Rows and reducer arguments are postcard bytes
+//! of the module's own types, carried as opaque byte strings.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// The protocol version this crate speaks; sent in [`ClientMessage::Hello`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// The first message on a connection: the protocol version, the
+    /// database to connect to and, to reuse an identity, its token.
+    Hello {
+        /// Must equal the server's [`PROTOCOL_VERSION`].
+        version: u16,
+        /// The database's name.
+        database: String,
+        /// A token from an earlier [`ServerMessage::Welcome`]; `None` asks for a new identity.
+        token: Option<String>,
+    },
+    /// Calls a reducer; answered by [`ServerMessage::ReducerResult`] with the same `request_id`.
+    CallReducer {
+        /// Chosen by the client to match the answer.
+        request_id: u32,
+        /// The reducer's name.
+        reducer: String,
+        /// The postcard-encoded argument tuple.
+        args: ByteBuf,
+    },
+    /// Subscribes to the rows matching SQL queries; answered by
+    /// [`ServerMessage::SubscribeApplied`] or [`ServerMessage::SubscriptionError`].
+    Subscribe {
+        /// Chosen by the client to name this set of queries.
+        query_set_id: u32,
+        /// `SELECT` queries.
+        queries: Vec<String>,
+    },
+    /// Ends a subscription.
+    Unsubscribe {
+        /// The set of queries to drop.
+        query_set_id: u32,
+    },
+    /// Runs one query once; answered by [`ServerMessage::QueryResult`].
+    Query {
+        /// Chosen by the client to match the answer.
+        request_id: u32,
+        /// A `SELECT` query.
+        query: String,
+    },
+}
+
+/// What a server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The answer to `Hello`: who the client is on this server.
+    Welcome {
+        /// The protocol version the server speaks.
+        version: u16,
+        /// The client's 32-byte identity.
+        identity: [u8; 32],
+        /// A token that proves the identity on later connections.
+        token: String,
+        /// This connection's 16-byte id.
+        connection_id: [u8; 16],
+    },
+    /// The rows matching a new subscription, per table.
+    SubscribeApplied {
+        /// The client's id for the query set.
+        query_set_id: u32,
+        /// Matching rows.
+        tables: Vec<TableRows>,
+    },
+    /// A subscription was refused; nothing was subscribed.
+    SubscriptionError {
+        /// The client's id for the query set.
+        query_set_id: u32,
+        /// Why, naming what is unsupported or wrong.
+        message: String,
+    },
+    /// A committed transaction's effect on the client's subscribed rows, in commit order.
+    TransactionUpdate {
+        /// Changes per table.
+        tables: Vec<TableUpdate>,
+        /// What caused them.
+        event: ReducerEvent,
+    },
+    /// The outcome of the client's own `CallReducer`.
+    ReducerResult {
+        /// The client's request id.
+        request_id: u32,
+        /// Committed, or why not.
+        status: ReducerStatus,
+        /// How long the reducer ran, in microseconds.
+        duration_micros: u64,
+    },
+    /// The answer to `Query`.
+    QueryResult {
+        /// The client's request id.
+        request_id: u32,
+        /// Rows per table, or why the query failed.
+        result: Result<Vec<TableRows>, String>,
+    },
+    /// A problem with what the client sent. `fatal` errors close the connection.
+    Error {
+        /// What went wrong.
+        message: String,
+        /// Whether the server closes the connection after this message.
+        fatal: bool,
+    },
+}
+
+/// Rows of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    /// The table's name.
+    pub table: String,
+    /// Postcard-encoded rows.
+    pub rows: Vec<ByteBuf>,
+}
+
+/// One table's changes in a transaction. A row whose primary key stays
+/// the same is an update, never a delete plus an insert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableUpdate {
+    /// The table's name.
+    pub table: String,
+    /// Rows that now match.
+    pub inserts: Vec<ByteBuf>,
+    /// Rows that no longer match.
+    pub deletes: Vec<ByteBuf>,
+    /// Rows changed in place (same primary key).
+    pub updates: Vec<RowUpdate>,
+}
+
+/// A row changed in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowUpdate {
+    /// The row before the transaction.
+    pub old: ByteBuf,
+    /// The row after it.
+    pub new: ByteBuf,
+}
+
+/// The reducer call behind a transaction update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReducerEvent {
+    /// Who called.
+    pub caller: [u8; 32],
+    /// Over which connection, if any.
+    pub connection_id: Option<[u8; 16]>,
+    /// The reducer's name.
+    pub reducer: String,
+    /// The transaction's timestamp, microseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// How long the reducer ran, in microseconds.
+    pub duration_micros: u64,
+}
+
+/// How a reducer call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReducerStatus {
+    /// It committed (and is as durable as the server's policy promises).
+    Committed,
+    /// It changed nothing; the message says why.
+    Failed(String),
+}
