@@ -1,0 +1,17 @@
+//! Worldline's subscription engine, sans-IO: SQL queries compiled against
+//! a module's schema, their initial rows, and what each committed
+//! transaction changes for them, computed from the transaction's delta
+//! rather than by re-running the query. Identical queries are evaluated
+//! once, however many clients subscribe to them.
+//!
+//! Supported now: `SELECT * FROM t [WHERE ...]` with `=`, `<>`, `<`, `<=`,
+//! `>`, `>=`, `AND`, `OR`, parentheses and literals of every primitive column
+//! type (identities as `0x...` hex). Joins are the next step.
+#![deny(missing_docs)]
+
+mod engine;
+mod predicate;
+mod sql;
+
+pub use engine::{QueryId, QueryUpdate, SubscriptionEngine};
+pub use sql::{CompiledQuery, QueryError, compile};

@@ -1,0 +1,312 @@
+//! Parsing SQL with `sqlparser` and compiling it against a module schema.
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, GroupByExpr, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
+    UnaryOperator, Value as SqlValue,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+use worldline_datastore::{AlgebraicType, ModuleSchema, TableId, TableSchema, Value};
+
+use crate::predicate::{Comparison, Predicate};
+
+/// Why a query was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The text is not SQL.
+    #[error("not valid SQL: {0}")]
+    Syntax(String),
+    /// Valid SQL that Worldline does not support (yet); the message names the construct.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// No table or column has this name.
+    #[error("{0}")]
+    UnknownName(String),
+    /// A literal does not fit the column it is compared with.
+    #[error("{0}")]
+    BadLiteral(String),
+    /// The table is private and the caller is not the database owner.
+    #[error("table `{0}` is private: only the database owner may query it")]
+    Private(String),
+}
+
+/// A query ready to evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompiledQuery {
+    pub(crate) table: TableId,
+    pub(crate) predicate: Option<Predicate>,
+}
+
+impl CompiledQuery {
+    /// The table the query reads.
+    pub fn table(&self) -> TableId {
+        self.table
+    }
+}
+
+fn unsupported(what: impl Into<String>) -> QueryError {
+    QueryError::Unsupported(what.into())
+}
+
+/// Compiles `sql` against `schema`. `owner` says whether the caller owns
+/// the database, which private tables require.
+pub fn compile(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<CompiledQuery, QueryError> {
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
+        .map_err(|e| QueryError::Syntax(e.to_string()))?;
+    let statement = match (statements.pop(), statements.is_empty()) {
+        (Some(statement), true) => statement,
+        (None, _) => return Err(QueryError::Syntax("no query".into())),
+        (Some(_), false) => return Err(unsupported("more than one statement")),
+    };
+    let Statement::Query(query) = statement else {
+        return Err(unsupported("statements other than SELECT"));
+    };
+    if query.with.is_some() {
+        return Err(unsupported("WITH"));
+    }
+    if query.order_by.is_some() {
+        return Err(unsupported("ORDER BY"));
+    }
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return Err(unsupported("LIMIT"));
+    }
+    let SetExpr::Select(select) = *query.body else {
+        return Err(unsupported("UNION, VALUES and other set expressions"));
+    };
+    if select.distinct.is_some() {
+        return Err(unsupported("DISTINCT"));
+    }
+    if !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+        || select.having.is_some()
+    {
+        return Err(unsupported("GROUP BY and HAVING"));
+    }
+    let [from] = select.from.as_slice() else {
+        return Err(unsupported("selecting from several tables (use JOIN)"));
+    };
+    if !from.joins.is_empty() {
+        return Err(unsupported("JOIN (coming next)"));
+    }
+    let TableFactor::Table { name, alias, .. } = &from.relation else {
+        return Err(unsupported("subqueries and table functions in FROM"));
+    };
+    let [ObjectNamePart::Identifier(table_name)] = name.0.as_slice() else {
+        return Err(unsupported(format!("qualified table name `{name}`")));
+    };
+    let table_id = schema
+        .table_id(&table_name.value)
+        .ok_or_else(|| QueryError::UnknownName(format!("no table named `{}`", table_name.value)))?;
+    let table = &schema.tables[table_id];
+    if !table.public && !owner {
+        return Err(QueryError::Private(table.name.clone()));
+    }
+    let qualifier = alias
+        .as_ref()
+        .map_or(table.name.as_str(), |a| a.name.value.as_str());
+    match select.projection.as_slice() {
+        [SelectItem::Wildcard(_)] => {}
+        [SelectItem::QualifiedWildcard(kind, _)]
+            if kind.to_string() == format!("{qualifier}.*") => {}
+        _ => {
+            return Err(unsupported(
+                "selecting columns other than `*` (rows are sent whole)",
+            ));
+        }
+    }
+    let predicate = select
+        .selection
+        .as_ref()
+        .map(|expr| compile_predicate(expr, table, qualifier))
+        .transpose()?;
+    Ok(CompiledQuery {
+        table: table_id,
+        predicate,
+    })
+}
+
+fn compile_predicate(
+    expr: &Expr,
+    table: &TableSchema,
+    qualifier: &str,
+) -> Result<Predicate, QueryError> {
+    match expr {
+        Expr::Nested(inner) => compile_predicate(inner, table, qualifier),
+        Expr::BinaryOp { left, op, right } => {
+            let both = |combine: fn(Box<Predicate>, Box<Predicate>) -> Predicate| {
+                Ok(combine(
+                    Box::new(compile_predicate(left, table, qualifier)?),
+                    Box::new(compile_predicate(right, table, qualifier)?),
+                ))
+            };
+            let comparison = match op {
+                BinaryOperator::And => return both(Predicate::And),
+                BinaryOperator::Or => return both(Predicate::Or),
+                BinaryOperator::Eq => Comparison::Eq,
+                BinaryOperator::NotEq => Comparison::NotEq,
+                BinaryOperator::Lt => Comparison::Lt,
+                BinaryOperator::LtEq => Comparison::LtEq,
+                BinaryOperator::Gt => Comparison::Gt,
+                BinaryOperator::GtEq => Comparison::GtEq,
+                other => return Err(unsupported(format!("the operator `{other}`"))),
+            };
+            match (
+                column(left, table, qualifier)?,
+                column(right, table, qualifier)?,
+            ) {
+                (Some(column), None) => compare(table, column, comparison, right),
+                (None, Some(column)) => compare(table, column, comparison.flipped(), left),
+                (Some(_), Some(_)) => Err(unsupported("comparing two columns of one table")),
+                (None, None) => Err(unsupported(format!(
+                    "a comparison without a column: `{expr}`"
+                ))),
+            }
+        }
+        other => Err(unsupported(format!("the condition `{other}`"))),
+    }
+}
+
+/// The column an expression names, if it is a column reference.
+fn column(expr: &Expr, table: &TableSchema, qualifier: &str) -> Result<Option<usize>, QueryError> {
+    let name = match expr {
+        Expr::Identifier(ident) => &ident.value,
+        Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [scope, ident] if scope.value == qualifier => &ident.value,
+            _ => {
+                return Err(QueryError::UnknownName(format!(
+                    "no column `{expr}` in `{qualifier}`"
+                )));
+            }
+        },
+        _ => return Ok(None),
+    };
+    table.column_id(name).map(Some).ok_or_else(|| {
+        QueryError::UnknownName(format!("table `{}` has no column `{name}`", table.name))
+    })
+}
+
+fn compare(
+    table: &TableSchema,
+    column: usize,
+    op: Comparison,
+    literal: &Expr,
+) -> Result<Predicate, QueryError> {
+    let ty = &table.columns.fields[column].ty;
+    let literal = literal_value(literal, ty).map_err(|problem| {
+        QueryError::BadLiteral(format!(
+            "column `{}` is {ty}: {problem}",
+            table.column_name(column)
+        ))
+    })?;
+    if matches!(literal, Value::Option(None)) && !matches!(op, Comparison::Eq | Comparison::NotEq) {
+        return Err(unsupported("ordering comparisons with NULL"));
+    }
+    Ok(Predicate::Compare {
+        column,
+        op,
+        literal,
+    })
+}
+
+/// A SQL literal as a value of the column type `ty`.
+fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
+    if let AlgebraicType::Option(inner) = ty {
+        return match expr {
+            Expr::Value(v) if v.value == SqlValue::Null => Ok(Value::Option(None)),
+            _ => Ok(Value::Option(Some(Box::new(literal_value(expr, inner)?)))),
+        };
+    }
+    let (negative, expr) = match expr {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => (true, &**expr),
+        other => (false, other),
+    };
+    let Expr::Value(value) = expr else {
+        return Err(format!("`{expr}` is not a literal"));
+    };
+    let value = &value.value;
+    let number = || -> Result<&str, String> {
+        match value {
+            SqlValue::Number(text, _) => Ok(text.as_str()),
+            other => Err(format!("expected a number, found `{other}`")),
+        }
+    };
+    let integer = || -> Result<i128, String> {
+        let text = number()?;
+        let n: i128 = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not an integer"))?;
+        Ok(if negative { -n } else { n })
+    };
+    use AlgebraicType as T;
+    Ok(match ty {
+        T::U8 => Value::U8(narrow(integer()?)?),
+        T::U16 => Value::U16(narrow(integer()?)?),
+        T::U32 => Value::U32(narrow(integer()?)?),
+        T::U64 => Value::U64(narrow(integer()?)?),
+        T::U128 => Value::U128(narrow(integer()?)?),
+        T::I8 => Value::I8(narrow(integer()?)?),
+        T::I16 => Value::I16(narrow(integer()?)?),
+        T::I32 => Value::I32(narrow(integer()?)?),
+        T::I64 => Value::I64(narrow(integer()?)?),
+        T::I128 => Value::I128(integer()?),
+        T::Timestamp => Value::Timestamp(narrow(integer()?)?),
+        T::F32 | T::F64 => {
+            let text = number()?;
+            let n: f64 = text
+                .parse()
+                .map_err(|_| format!("`{text}` is not a number"))?;
+            let n = if negative { -n } else { n };
+            if matches!(ty, T::F32) {
+                Value::F32(n as f32)
+            } else {
+                Value::F64(n)
+            }
+        }
+        T::Bool if !negative => match value {
+            SqlValue::Boolean(b) => Value::Bool(*b),
+            other => return Err(format!("expected true or false, found `{other}`")),
+        },
+        T::String if !negative => match value {
+            SqlValue::SingleQuotedString(s) => Value::String(s.as_str().into()),
+            other => return Err(format!("expected a 'quoted string', found `{other}`")),
+        },
+        T::Identity if !negative => Value::Identity(hex_bytes(value)?),
+        T::ConnectionId if !negative => Value::ConnectionId(hex_bytes(value)?),
+        T::Bool | T::String | T::Identity | T::ConnectionId => {
+            return Err("a minus sign applies only to numbers".into());
+        }
+        other => return Err(format!("comparing {other} columns is not supported")),
+    })
+}
+
+/// An integer literal narrowed to the column's integer type.
+fn narrow<N: TryFrom<i128>>(n: i128) -> Result<N, String> {
+    N::try_from(n).map_err(|_| format!("{n} is out of range"))
+}
+
+/// `0x...` hex (as a number-like token, `X'...'` or a quoted string) as N bytes.
+fn hex_bytes<const N: usize>(value: &SqlValue) -> Result<[u8; N], String> {
+    let text = match value {
+        SqlValue::Number(text, _)
+        | SqlValue::SingleQuotedString(text)
+        | SqlValue::HexStringLiteral(text) => text,
+        other => {
+            return Err(format!(
+                "expected 0x followed by {} hex digits, found `{other}`",
+                2 * N
+            ));
+        }
+    };
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.len() != 2 * N || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("expected {} hex digits, found `{text}`", 2 * N));
+    }
+    let mut bytes = [0u8; N];
+    for (byte, pair) in bytes.iter_mut().zip(digits.as_bytes().chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).map_err(|e| e.to_string())?, 16)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,291 @@
+//! The subscription engine on a real datastore: compiling queries, their
+//! initial rows, and per-transaction updates that keep a client's cache
+//! equal to a fresh evaluation of the query.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use worldline_datastore::{
+    AlgebraicType, Datastore, Field, IndexSchema, ModuleSchema, ProductType, Row, TableSchema,
+    Value, encode_value,
+};
+use worldline_subscriptions::{QueryError, SubscriptionEngine, compile};
+
+/// `player(id: u32 pk, name: string, score: i64, guild: Option<u32>, owner: identity)` (public)
+/// and `secret(id: u32 pk)` (private).
+fn schema() -> ModuleSchema {
+    let column = |name: &str, ty| Field {
+        name: Some(name.into()),
+        ty,
+    };
+    let pk = IndexSchema {
+        name: "pk".into(),
+        columns: vec![0],
+        unique: true,
+    };
+    ModuleSchema {
+        tables: vec![
+            TableSchema {
+                name: "player".into(),
+                columns: ProductType {
+                    fields: vec![
+                        column("id", AlgebraicType::U32),
+                        column("name", AlgebraicType::String),
+                        column("score", AlgebraicType::I64),
+                        column("guild", AlgebraicType::Option(Box::new(AlgebraicType::U32))),
+                        column("owner", AlgebraicType::Identity),
+                    ],
+                },
+                primary_key: Some(0),
+                indexes: vec![pk.clone()],
+                auto_inc: vec![],
+                public: true,
+            },
+            TableSchema {
+                name: "secret".into(),
+                columns: ProductType {
+                    fields: vec![column("id", AlgebraicType::U32)],
+                },
+                primary_key: Some(0),
+                indexes: vec![pk],
+                auto_inc: vec![],
+                public: false,
+            },
+        ],
+        reducers: vec![],
+    }
+}
+
+fn player(id: u32, name: &str, score: i64, guild: Option<u32>, owner: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for value in [
+        Value::U32(id),
+        Value::String(name.into()),
+        Value::I64(score),
+        Value::Option(guild.map(|g| Box::new(Value::U32(g)))),
+        Value::Identity([owner; 32]),
+    ] {
+        encode_value(&value, &mut out);
+    }
+    out
+}
+
+fn id_of(row: &Row) -> u32 {
+    match worldline_datastore::decode_product(&schema().tables[0].columns, row).unwrap()[0] {
+        Value::U32(id) => id,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn unsupported_and_wrong_queries_say_why() {
+    let schema = schema();
+    let err = |sql: &str| compile(sql, &schema, false).unwrap_err();
+    assert!(matches!(err("SELEC * FROM player"), QueryError::Syntax(_)));
+    assert!(
+        matches!(err("SELECT * FROM nobody"), QueryError::UnknownName(m) if m.contains("nobody"))
+    );
+    assert!(
+        matches!(err("SELECT * FROM player WHERE level = 3"), QueryError::UnknownName(m) if m.contains("level"))
+    );
+    assert!(
+        matches!(err("SELECT * FROM player p WHERE q.id = 3"), QueryError::UnknownName(m) if m.contains("q.id"))
+    );
+    assert!(
+        matches!(err("SELECT name FROM player"), QueryError::Unsupported(m) if m.contains("`*`"))
+    );
+    assert!(
+        matches!(err("SELECT * FROM player ORDER BY id"), QueryError::Unsupported(m) if m.contains("ORDER BY"))
+    );
+    assert!(matches!(
+        err("SELECT * FROM player WHERE score + 1 = 2"),
+        QueryError::Unsupported(_)
+    ));
+    assert!(matches!(
+        err("DELETE FROM player"),
+        QueryError::Unsupported(_)
+    ));
+    assert!(
+        matches!(err("SELECT * FROM player WHERE id = 'x'"), QueryError::BadLiteral(m) if m.contains("`id` is u32"))
+    );
+    assert!(
+        matches!(err("SELECT * FROM player WHERE id = -1"), QueryError::BadLiteral(m) if m.contains("out of range"))
+    );
+    assert!(matches!(err("SELECT * FROM secret"), QueryError::Private(t) if t == "secret"));
+    assert!(
+        compile("SELECT * FROM secret", &schema, true).is_ok(),
+        "the owner may read private tables"
+    );
+}
+
+#[test]
+fn filters_select_initial_rows() {
+    let schema = schema();
+    let mut store = Datastore::new(schema.tables.clone());
+    store.begin().unwrap();
+    for row in [
+        player(1, "ann", 10, Some(7), 1),
+        player(2, "bob", -5, None, 2),
+        player(3, "cat", 30, Some(8), 1),
+        player(4, "dan", 20, Some(7), 3),
+    ] {
+        store.insert(0, &row).unwrap();
+    }
+    store.commit();
+    let owner_one = format!("0x{}", "01".repeat(32));
+    for (sql, expected) in [
+        ("SELECT * FROM player", vec![1, 2, 3, 4]),
+        (
+            "SELECT * FROM player WHERE score >= 10 AND score < 30",
+            vec![1, 4],
+        ),
+        (
+            "SELECT * FROM player WHERE score < 0 OR name = 'cat'",
+            vec![2, 3],
+        ),
+        ("SELECT * FROM player WHERE -5 = score", vec![2]),
+        ("SELECT * FROM player WHERE guild = 7", vec![1, 4]),
+        ("SELECT * FROM player WHERE guild = NULL", vec![2]),
+        ("SELECT * FROM player WHERE guild <> NULL", vec![1, 3, 4]),
+        (
+            "SELECT p.* FROM player p WHERE (p.id > 1) AND p.score < 25",
+            vec![2, 4],
+        ),
+        (
+            &*format!("SELECT * FROM player WHERE owner = {owner_one}"),
+            vec![1, 3],
+        ),
+        (
+            &*format!("SELECT * FROM player WHERE owner = '{owner_one}'"),
+            vec![1, 3],
+        ),
+    ] {
+        let query = compile(sql, &schema, false).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut engine = SubscriptionEngine::default();
+        let id = engine.subscribe(query);
+        let ids: Vec<u32> = engine.initial_rows(id, &store).iter().map(id_of).collect();
+        assert_eq!(ids, expected, "{sql}");
+    }
+}
+
+#[test]
+fn identical_queries_share_one_evaluation() {
+    let schema = schema();
+    let mut engine = SubscriptionEngine::default();
+    let a =
+        engine.subscribe(compile("SELECT * FROM player WHERE score > 3", &schema, false).unwrap());
+    let b =
+        engine.subscribe(compile("select * from player where score > 3", &schema, false).unwrap());
+    let c =
+        engine.subscribe(compile("SELECT * FROM player WHERE 3 < score", &schema, false).unwrap());
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(engine.len(), 1);
+    engine.unsubscribe(a);
+    engine.unsubscribe(b);
+    assert_eq!(engine.len(), 1);
+    engine.unsubscribe(c);
+    assert!(engine.is_empty());
+}
+
+#[test]
+fn a_row_keeping_its_primary_key_is_one_update() {
+    let schema = schema();
+    let mut store = Datastore::new(schema.tables.clone());
+    let mut engine = SubscriptionEngine::default();
+    let all = engine.subscribe(compile("SELECT * FROM player", &schema, false).unwrap());
+    let high =
+        engine.subscribe(compile("SELECT * FROM player WHERE score > 15", &schema, false).unwrap());
+    store.begin().unwrap();
+    store.insert(0, &player(1, "ann", 10, None, 1)).unwrap();
+    store.commit();
+    store.begin().unwrap();
+    store.update(0, 0, &player(1, "ann", 20, None, 1)).unwrap();
+    let delta = store.commit();
+    let updates: BTreeMap<_, _> = engine
+        .evaluate(&delta, &schema.tables)
+        .into_iter()
+        .collect();
+    let everything = &updates[&all];
+    assert_eq!(everything.updates.len(), 1, "{everything:?}");
+    assert!(everything.inserts.is_empty() && everything.deletes.is_empty());
+    // For the filtered query the row starts matching: an insert.
+    assert_eq!(updates[&high].inserts.len(), 1);
+    assert!(updates[&high].updates.is_empty());
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Upsert {
+        id: u32,
+        score: i64,
+        guild: Option<u32>,
+    },
+    Delete {
+        id: u32,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u32..8, -20i64..20, proptest::option::of(0u32..3))
+            .prop_map(|(id, score, guild)| Op::Upsert { id, score, guild }),
+        (0u32..8).prop_map(|id| Op::Delete { id }),
+    ]
+}
+
+proptest! {
+    /// A client that applies every update to its cache always holds exactly
+    /// what a fresh evaluation of its query returns.
+    #[test]
+    fn updates_keep_a_client_cache_exact(transactions in proptest::collection::vec(proptest::collection::vec(op(), 1..5), 1..20)) {
+        let schema = schema();
+        let queries = [
+            "SELECT * FROM player",
+            "SELECT * FROM player WHERE score > 0",
+            "SELECT * FROM player WHERE guild = 1 OR score < -10",
+            "SELECT * FROM player WHERE score >= -5 AND score <= 5 AND guild <> NULL",
+        ];
+        let mut store = Datastore::new(schema.tables.clone());
+        let mut engine = SubscriptionEngine::default();
+        let ids: Vec<_> = queries.iter().map(|q| engine.subscribe(compile(q, &schema, false).unwrap())).collect();
+        let mut caches: Vec<Vec<Row>> = ids.iter().map(|&id| engine.initial_rows(id, &store)).collect();
+        for transaction in transactions {
+            store.begin().unwrap();
+            for op in transaction {
+                let key = { let mut k = Vec::new(); encode_value(&Value::U32(match op { Op::Upsert { id, .. } | Op::Delete { id } => id }), &mut k); k };
+                match op {
+                    Op::Upsert { id, score, guild } => {
+                        let row = player(id, "p", score, guild, 0);
+                        if store.find(0, 0, &key).unwrap().is_some() {
+                            store.update(0, 0, &row).unwrap();
+                        } else {
+                            store.insert(0, &row).unwrap();
+                        }
+                    }
+                    Op::Delete { .. } => { store.delete(0, 0, &key).unwrap(); }
+                }
+            }
+            let delta = store.commit();
+            for (id, update) in engine.evaluate(&delta, &schema.tables) {
+                let cache = &mut caches[ids.iter().position(|&i| i == id).unwrap()];
+                for row in &update.deletes {
+                    let at = cache.iter().position(|r| r == row).expect("a deleted row was cached");
+                    cache.remove(at);
+                }
+                for (old, new) in &update.updates {
+                    let at = cache.iter().position(|r| r == old).expect("an updated row was cached");
+                    cache[at] = new.clone();
+                }
+                cache.extend(update.inserts.iter().cloned());
+            }
+            for (cache, &id) in caches.iter().zip(&ids) {
+                let mut fresh = engine.initial_rows(id, &store);
+                let mut cached = cache.clone();
+                fresh.sort();
+                cached.sort();
+                prop_assert_eq!(cached, fresh);
+            }
+        }
+    }
+}
