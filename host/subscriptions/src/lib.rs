@@ -4,9 +4,12 @@
 //! rather than by re-running the query. Identical queries are evaluated
 //! once, however many clients subscribe to them.
 //!
-//! Supported now: `SELECT * FROM t [WHERE ...]` with `=`, `<>`, `<`, `<=`,
-//! `>`, `>=`, `AND`, `OR`, parentheses and literals of every primitive column
-//! type (identities as `0x...` hex). Joins are the next step.
+//! Supported: `SELECT * FROM t [WHERE ...]` with `=`, `<>`, `<`, `<=`, `>`,
+//! `>=`, `AND`, `OR`, parentheses and literals of every primitive column type
+//! (identities as `0x...` hex, `NULL` for optional columns); and
+//! `SELECT t.* FROM t JOIN u ON t.a = u.b [WHERE ...]` where both join
+//! columns have an index and each `AND`ed condition names one table. A join
+//! yields a row of `t` once per matching row of `u`.
 #![deny(missing_docs)]
 
 mod engine;

@@ -1,8 +1,8 @@
 //! Parsing SQL with `sqlparser` and compiling it against a module schema.
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
-    UnaryOperator, Value as SqlValue,
+    BinaryOperator, Expr, GroupByExpr, JoinConstraint, JoinOperator, ObjectNamePart, SelectItem,
+    SetExpr, Statement, TableFactor, UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -30,11 +30,77 @@ pub enum QueryError {
     Private(String),
 }
 
-/// A query ready to evaluate.
+/// A query ready to evaluate: rows of `table` that satisfy `predicate`
+/// and, for a join, have matching rows in the joined table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CompiledQuery {
     pub(crate) table: TableId,
     pub(crate) predicate: Option<Predicate>,
+    pub(crate) join: Option<Join>,
+}
+
+/// `JOIN other ON table.column = other.other_column`, both columns indexed.
+/// The query yields a row of `table` once per matching row of `other`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Join {
+    pub(crate) column: usize,
+    pub(crate) index: usize,
+    pub(crate) other: TableId,
+    pub(crate) other_column: usize,
+    pub(crate) other_index: usize,
+    pub(crate) other_predicate: Option<Predicate>,
+}
+
+/// A table as a query names it.
+struct Scope<'a> {
+    id: TableId,
+    table: &'a TableSchema,
+    qualifier: String,
+}
+
+impl<'a> Scope<'a> {
+    fn resolve(
+        schema: &'a ModuleSchema,
+        relation: &TableFactor,
+        owner: bool,
+    ) -> Result<Self, QueryError> {
+        let TableFactor::Table { name, alias, .. } = relation else {
+            return Err(unsupported("subqueries and table functions in FROM"));
+        };
+        let [ObjectNamePart::Identifier(table_name)] = name.0.as_slice() else {
+            return Err(unsupported(format!("qualified table name `{name}`")));
+        };
+        let id = schema.table_id(&table_name.value).ok_or_else(|| {
+            QueryError::UnknownName(format!("no table named `{}`", table_name.value))
+        })?;
+        let table = &schema.tables[id];
+        if !table.public && !owner {
+            return Err(QueryError::Private(table.name.clone()));
+        }
+        let qualifier = alias
+            .as_ref()
+            .map_or(table.name.clone(), |a| a.name.value.clone());
+        Ok(Self {
+            id,
+            table,
+            qualifier,
+        })
+    }
+
+    /// The single-column index on `column`, which a join needs.
+    fn index_on(&self, column: usize) -> Result<usize, QueryError> {
+        self.table
+            .indexes
+            .iter()
+            .position(|i| i.columns == [column])
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "joining on `{}.{}`, which has no index of its own",
+                    self.qualifier,
+                    self.table.column_name(column)
+                ))
+            })
+    }
 }
 
 impl CompiledQuery {
@@ -84,58 +150,171 @@ pub fn compile(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<Compiled
     let [from] = select.from.as_slice() else {
         return Err(unsupported("selecting from several tables (use JOIN)"));
     };
-    if !from.joins.is_empty() {
-        return Err(unsupported("JOIN (coming next)"));
-    }
-    let TableFactor::Table { name, alias, .. } = &from.relation else {
-        return Err(unsupported("subqueries and table functions in FROM"));
-    };
-    let [ObjectNamePart::Identifier(table_name)] = name.0.as_slice() else {
-        return Err(unsupported(format!("qualified table name `{name}`")));
-    };
-    let table_id = schema
-        .table_id(&table_name.value)
-        .ok_or_else(|| QueryError::UnknownName(format!("no table named `{}`", table_name.value)))?;
-    let table = &schema.tables[table_id];
-    if !table.public && !owner {
-        return Err(QueryError::Private(table.name.clone()));
-    }
-    let qualifier = alias
-        .as_ref()
-        .map_or(table.name.as_str(), |a| a.name.value.as_str());
-    match select.projection.as_slice() {
-        [SelectItem::Wildcard(_)] => {}
-        [SelectItem::QualifiedWildcard(kind, _)]
-            if kind.to_string() == format!("{qualifier}.*") => {}
-        _ => {
-            return Err(unsupported(
-                "selecting columns other than `*` (rows are sent whole)",
-            ));
+    let scope = Scope::resolve(schema, &from.relation, owner)?;
+    let projected = |item: &SelectItem| match item {
+        SelectItem::Wildcard(_) => true,
+        SelectItem::QualifiedWildcard(kind, _) => {
+            kind.to_string() == format!("{}.*", scope.qualifier)
         }
+        _ => false,
+    };
+    match (from.joins.as_slice(), select.projection.as_slice()) {
+        ([], [item]) if projected(item) => {
+            let predicate = select
+                .selection
+                .as_ref()
+                .map(|expr| compile_predicate(expr, &[&scope]))
+                .transpose()?;
+            Ok(CompiledQuery {
+                table: scope.id,
+                predicate,
+                join: None,
+            })
+        }
+        ([join], [item @ SelectItem::QualifiedWildcard(..)]) if projected(item) => {
+            let other = Scope::resolve(schema, &join.relation, owner)?;
+            if other.qualifier == scope.qualifier {
+                return Err(unsupported("joining a table with itself without aliases"));
+            }
+            let on = match &join.join_operator {
+                JoinOperator::Join(JoinConstraint::On(on))
+                | JoinOperator::Inner(JoinConstraint::On(on)) => on,
+                _ => return Err(unsupported("joins other than `JOIN ... ON a.x = b.y`")),
+            };
+            let (column, other_column) = join_columns(on, &scope, &other)?;
+            let mut predicate = None;
+            let mut other_predicate = None;
+            for conjunct in select.selection.iter().flat_map(conjuncts) {
+                let compiled = compile_predicate(conjunct, &[&scope, &other])?;
+                let target = match tables_named(conjunct, &[&scope, &other])?.as_slice() {
+                    [0] => &mut predicate,
+                    [1] => &mut other_predicate,
+                    _ => {
+                        return Err(unsupported(format!(
+                            "a condition on both joined tables: `{conjunct}`"
+                        )));
+                    }
+                };
+                *target = Some(match target.take() {
+                    Some(before) => Predicate::And(Box::new(before), Box::new(compiled)),
+                    None => compiled,
+                });
+            }
+            Ok(CompiledQuery {
+                table: scope.id,
+                predicate,
+                join: Some(Join {
+                    column,
+                    index: scope.index_on(column)?,
+                    other: other.id,
+                    other_column,
+                    other_index: other.index_on(other_column)?,
+                    other_predicate,
+                }),
+            })
+        }
+        ([_], _) => Err(unsupported(format!(
+            "a join must select `{}.*` (rows of the first table)",
+            scope.qualifier
+        ))),
+        (_, _) if from.joins.len() > 1 => Err(unsupported("more than one JOIN")),
+        _ => Err(unsupported(
+            "selecting columns other than `*` (rows are sent whole)",
+        )),
     }
-    let predicate = select
-        .selection
-        .as_ref()
-        .map(|expr| compile_predicate(expr, table, qualifier))
-        .transpose()?;
-    Ok(CompiledQuery {
-        table: table_id,
-        predicate,
-    })
 }
 
-fn compile_predicate(
-    expr: &Expr,
-    table: &TableSchema,
-    qualifier: &str,
-) -> Result<Predicate, QueryError> {
+/// The top-level `AND`ed parts of a condition.
+fn conjuncts(expr: &Expr) -> Vec<&Expr> {
     match expr {
-        Expr::Nested(inner) => compile_predicate(inner, table, qualifier),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut parts = conjuncts(left);
+            parts.extend(conjuncts(right));
+            parts
+        }
+        Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other],
+    }
+}
+
+/// Which of `scopes` (by position) an expression's columns belong to, sorted and deduplicated.
+fn tables_named(expr: &Expr, scopes: &[&Scope]) -> Result<Vec<usize>, QueryError> {
+    let mut found = Vec::new();
+    let mut visit = |expr: &Expr| -> Result<(), QueryError> {
+        if let Some((scope, _)) = column(expr, scopes)? {
+            found.push(scope);
+        }
+        Ok(())
+    };
+    walk(expr, &mut visit)?;
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
+}
+
+fn walk(
+    expr: &Expr,
+    visit: &mut impl FnMut(&Expr) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    visit(expr)?;
+    match expr {
+        Expr::BinaryOp { left, right, .. } => {
+            walk(left, visit)?;
+            walk(right, visit)
+        }
+        Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => walk(inner, visit),
+        _ => Ok(()),
+    }
+}
+
+/// The columns of `ON a.x = b.y`, as (column of `scope`, column of `other`).
+fn join_columns(on: &Expr, scope: &Scope, other: &Scope) -> Result<(usize, usize), QueryError> {
+    let on = match on {
+        Expr::Nested(inner) => inner,
+        other => other,
+    };
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = on
+    else {
+        return Err(unsupported(format!(
+            "the join condition `{on}` (use `a.x = b.y`)"
+        )));
+    };
+    let scopes = [scope, other];
+    match (column(left, &scopes)?, column(right, &scopes)?) {
+        (Some((0, a)), Some((1, b))) | (Some((1, b)), Some((0, a))) => {
+            let (ta, tb) = (
+                &scope.table.columns.fields[a].ty,
+                &other.table.columns.fields[b].ty,
+            );
+            if ta != tb {
+                return Err(QueryError::BadLiteral(format!(
+                    "the join compares {ta} with {tb}"
+                )));
+            }
+            Ok((a, b))
+        }
+        _ => Err(unsupported(format!(
+            "the join condition `{on}` (it must compare a column of each table)"
+        ))),
+    }
+}
+
+fn compile_predicate(expr: &Expr, scopes: &[&Scope]) -> Result<Predicate, QueryError> {
+    match expr {
+        Expr::Nested(inner) => compile_predicate(inner, scopes),
         Expr::BinaryOp { left, op, right } => {
             let both = |combine: fn(Box<Predicate>, Box<Predicate>) -> Predicate| {
                 Ok(combine(
-                    Box::new(compile_predicate(left, table, qualifier)?),
-                    Box::new(compile_predicate(right, table, qualifier)?),
+                    Box::new(compile_predicate(left, scopes)?),
+                    Box::new(compile_predicate(right, scopes)?),
                 ))
             };
             let comparison = match op {
@@ -149,13 +328,14 @@ fn compile_predicate(
                 BinaryOperator::GtEq => Comparison::GtEq,
                 other => return Err(unsupported(format!("the operator `{other}`"))),
             };
-            match (
-                column(left, table, qualifier)?,
-                column(right, table, qualifier)?,
-            ) {
-                (Some(column), None) => compare(table, column, comparison, right),
-                (None, Some(column)) => compare(table, column, comparison.flipped(), left),
-                (Some(_), Some(_)) => Err(unsupported("comparing two columns of one table")),
+            match (column(left, scopes)?, column(right, scopes)?) {
+                (Some((scope, column)), None) => {
+                    compare(scopes[scope].table, column, comparison, right)
+                }
+                (None, Some((scope, column))) => {
+                    compare(scopes[scope].table, column, comparison.flipped(), left)
+                }
+                (Some(_), Some(_)) => Err(unsupported(format!("comparing two columns: `{expr}`"))),
                 (None, None) => Err(unsupported(format!(
                     "a comparison without a column: `{expr}`"
                 ))),
@@ -165,23 +345,41 @@ fn compile_predicate(
     }
 }
 
-/// The column an expression names, if it is a column reference.
-fn column(expr: &Expr, table: &TableSchema, qualifier: &str) -> Result<Option<usize>, QueryError> {
-    let name = match expr {
-        Expr::Identifier(ident) => &ident.value,
+/// The column an expression names, if it is a column reference: the
+/// position of its table in `scopes` and its column there.
+fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, QueryError> {
+    let (qualifier, name) = match expr {
+        Expr::Identifier(ident) => (None, &ident.value),
         Expr::CompoundIdentifier(parts) => match parts.as_slice() {
-            [scope, ident] if scope.value == qualifier => &ident.value,
-            _ => {
-                return Err(QueryError::UnknownName(format!(
-                    "no column `{expr}` in `{qualifier}`"
-                )));
-            }
+            [scope, ident] => (Some(&scope.value), &ident.value),
+            _ => return Err(QueryError::UnknownName(format!("no column `{expr}`"))),
         },
         _ => return Ok(None),
     };
-    table.column_id(name).map(Some).ok_or_else(|| {
-        QueryError::UnknownName(format!("table `{}` has no column `{name}`", table.name))
-    })
+    let mut found = scopes.iter().enumerate().filter_map(|(position, scope)| {
+        let named = qualifier.is_none_or(|q| *q == scope.qualifier);
+        let column = scope.table.column_id(name).filter(|_| named)?;
+        Some((position, column))
+    });
+    match (found.next(), found.next()) {
+        (Some(hit), None) => Ok(Some(hit)),
+        (Some(_), Some(_)) => Err(QueryError::UnknownName(format!(
+            "column `{name}` is ambiguous: qualify it with its table"
+        ))),
+        (None, _) => Err(QueryError::UnknownName(match qualifier {
+            Some(q) if !scopes.iter().any(|s| s.qualifier == *q) => {
+                format!("no table `{q}` in the query (`{expr}`)")
+            }
+            _ => format!(
+                "no column `{expr}` in {}",
+                scopes
+                    .iter()
+                    .map(|s| format!("`{}`", s.table.name))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })),
+    }
 }
 
 fn compare(

@@ -11,8 +11,8 @@ use worldline_datastore::{
 };
 use worldline_subscriptions::{QueryError, SubscriptionEngine, compile};
 
-/// `player(id: u32 pk, name: string, score: i64, guild: Option<u32>, owner: identity)` (public)
-/// and `secret(id: u32 pk)` (private).
+/// `player(id: u32 pk, name: string, score: i64, guild: Option<u32>, owner: identity)` (public),
+/// `secret(id: u32 pk)` (private) and `team(id: u32 pk, leader: u32 indexed, size: i64)` (public).
 fn schema() -> ModuleSchema {
     let column = |name: &str, ty| Field {
         name: Some(name.into()),
@@ -47,9 +47,30 @@ fn schema() -> ModuleSchema {
                     fields: vec![column("id", AlgebraicType::U32)],
                 },
                 primary_key: Some(0),
-                indexes: vec![pk],
+                indexes: vec![pk.clone()],
                 auto_inc: vec![],
                 public: false,
+            },
+            TableSchema {
+                name: "team".into(),
+                columns: ProductType {
+                    fields: vec![
+                        column("id", AlgebraicType::U32),
+                        column("leader", AlgebraicType::U32),
+                        column("size", AlgebraicType::I64),
+                    ],
+                },
+                primary_key: Some(0),
+                indexes: vec![
+                    pk,
+                    IndexSchema {
+                        name: "by_leader".into(),
+                        columns: vec![1],
+                        unique: false,
+                    },
+                ],
+                auto_inc: vec![],
+                public: true,
             },
         ],
         reducers: vec![],
@@ -65,6 +86,14 @@ fn player(id: u32, name: &str, score: i64, guild: Option<u32>, owner: u8) -> Vec
         Value::Option(guild.map(|g| Box::new(Value::U32(g)))),
         Value::Identity([owner; 32]),
     ] {
+        encode_value(&value, &mut out);
+    }
+    out
+}
+
+fn team(id: u32, leader: u32, size: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for value in [Value::U32(id), Value::U32(leader), Value::I64(size)] {
         encode_value(&value, &mut out);
     }
     out
@@ -169,6 +198,50 @@ fn filters_select_initial_rows() {
 }
 
 #[test]
+fn a_join_yields_a_row_once_per_matching_joined_row() {
+    let schema = schema();
+    let mut store = Datastore::new(schema.tables.clone());
+    store.begin().unwrap();
+    for row in [
+        player(1, "ann", 10, None, 1),
+        player(2, "bob", 5, None, 2),
+        player(3, "cat", 1, None, 3),
+    ] {
+        store.insert(0, &row).unwrap();
+    }
+    for row in [
+        team(10, 1, 5),
+        team(11, 1, 3),
+        team(12, 2, 1),
+        team(13, 9, 9),
+    ] {
+        store.insert(2, &row).unwrap();
+    }
+    store.commit();
+    let mut engine = SubscriptionEngine::default();
+    for (sql, expected) in [
+        (
+            "SELECT player.* FROM player JOIN team ON player.id = team.leader",
+            vec![1, 1, 2],
+        ),
+        (
+            "SELECT p.* FROM player p JOIN team t ON t.leader = p.id WHERE t.size > 2",
+            vec![1, 1],
+        ),
+        (
+            "SELECT p.* FROM player p JOIN team t ON p.id = t.leader WHERE size < 4 AND p.score >= 5",
+            vec![1, 2],
+        ),
+    ] {
+        let id =
+            engine.subscribe(compile(sql, &schema, false).unwrap_or_else(|e| panic!("{sql}: {e}")));
+        let mut ids: Vec<u32> = engine.initial_rows(id, &store).iter().map(id_of).collect();
+        ids.sort();
+        assert_eq!(ids, expected, "{sql}");
+    }
+}
+
+#[test]
 fn identical_queries_share_one_evaluation() {
     let schema = schema();
     let mut engine = SubscriptionEngine::default();
@@ -202,10 +275,7 @@ fn a_row_keeping_its_primary_key_is_one_update() {
     store.begin().unwrap();
     store.update(0, 0, &player(1, "ann", 20, None, 1)).unwrap();
     let delta = store.commit();
-    let updates: BTreeMap<_, _> = engine
-        .evaluate(&delta, &schema.tables)
-        .into_iter()
-        .collect();
+    let updates: BTreeMap<_, _> = engine.evaluate(&delta, &store).into_iter().collect();
     let everything = &updates[&all];
     assert_eq!(everything.updates.len(), 1, "{everything:?}");
     assert!(everything.inserts.is_empty() && everything.deletes.is_empty());
@@ -224,6 +294,14 @@ enum Op {
     Delete {
         id: u32,
     },
+    UpsertTeam {
+        id: u32,
+        leader: u32,
+        size: i64,
+    },
+    DeleteTeam {
+        id: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -231,7 +309,28 @@ fn op() -> impl Strategy<Value = Op> {
         (0u32..8, -20i64..20, proptest::option::of(0u32..3))
             .prop_map(|(id, score, guild)| Op::Upsert { id, score, guild }),
         (0u32..8).prop_map(|id| Op::Delete { id }),
+        (0u32..5, 0u32..8, 0i64..6).prop_map(|(id, leader, size)| Op::UpsertTeam {
+            id,
+            leader,
+            size
+        }),
+        (0u32..5).prop_map(|id| Op::DeleteTeam { id }),
     ]
+}
+
+/// Inserts `row` into `table`, or replaces the row with its primary key.
+fn upsert(store: &mut Datastore, table: usize, id: u32, row: &[u8]) {
+    if store.find(table, 0, &key(id)).unwrap().is_some() {
+        store.update(table, 0, row).unwrap();
+    } else {
+        store.insert(table, row).unwrap();
+    }
+}
+
+fn key(id: u32) -> Vec<u8> {
+    let mut key = Vec::new();
+    encode_value(&Value::U32(id), &mut key);
+    key
 }
 
 proptest! {
@@ -245,6 +344,8 @@ proptest! {
             "SELECT * FROM player WHERE score > 0",
             "SELECT * FROM player WHERE guild = 1 OR score < -10",
             "SELECT * FROM player WHERE score >= -5 AND score <= 5 AND guild <> NULL",
+            "SELECT player.* FROM player JOIN team ON player.id = team.leader",
+            "SELECT p.* FROM player p JOIN team t ON p.id = t.leader WHERE t.size > 2 AND p.score > 0",
         ];
         let mut store = Datastore::new(schema.tables.clone());
         let mut engine = SubscriptionEngine::default();
@@ -253,21 +354,15 @@ proptest! {
         for transaction in transactions {
             store.begin().unwrap();
             for op in transaction {
-                let key = { let mut k = Vec::new(); encode_value(&Value::U32(match op { Op::Upsert { id, .. } | Op::Delete { id } => id }), &mut k); k };
                 match op {
-                    Op::Upsert { id, score, guild } => {
-                        let row = player(id, "p", score, guild, 0);
-                        if store.find(0, 0, &key).unwrap().is_some() {
-                            store.update(0, 0, &row).unwrap();
-                        } else {
-                            store.insert(0, &row).unwrap();
-                        }
-                    }
-                    Op::Delete { .. } => { store.delete(0, 0, &key).unwrap(); }
+                    Op::Upsert { id, score, guild } => upsert(&mut store, 0, id, &player(id, "p", score, guild, 0)),
+                    Op::Delete { id } => { store.delete(0, 0, &key(id)).unwrap(); }
+                    Op::UpsertTeam { id, leader, size } => upsert(&mut store, 2, id, &team(id, leader, size)),
+                    Op::DeleteTeam { id } => { store.delete(2, 0, &key(id)).unwrap(); }
                 }
             }
             let delta = store.commit();
-            for (id, update) in engine.evaluate(&delta, &schema.tables) {
+            for (id, update) in engine.evaluate(&delta, &store) {
                 let cache = &mut caches[ids.iter().position(|&i| i == id).unwrap()];
                 for row in &update.deletes {
                     let at = cache.iter().position(|r| r == row).expect("a deleted row was cached");
