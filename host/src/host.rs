@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! worldline.lock                 held while a host has the directory open
+//! server.key                     the secret of the key that signs identity tokens
 //! databases/<name>/module.wasm   the published component
 //! databases/<name>/owner         the owner's identity, hex
 //! databases/<name>/log/          commit log segments
@@ -20,6 +21,7 @@ use std::path::Path;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
+use crate::auth::Authority;
 use crate::database::Database;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::HostError;
@@ -42,6 +44,7 @@ pub struct Host {
     databases_dir: Dir,
     databases: BTreeMap<String, Database>,
     recovered: Vec<(String, RecoveryReport)>,
+    authority: Authority,
     /// Held for the host's lifetime; the lock is released when it closes.
     _lock: std::fs::File,
 }
@@ -73,6 +76,7 @@ impl Host {
         }
         root.create_dir_all("databases").map_err(io)?;
         let databases_dir = root.open_dir("databases").map_err(io)?;
+        let authority = load_or_create_authority(&root)?;
         let engine = Engine::new(config.engine.clone())?;
         let mut host = Self {
             engine,
@@ -80,6 +84,7 @@ impl Host {
             databases_dir,
             databases: BTreeMap::new(),
             recovered: Vec::new(),
+            authority,
             _lock: lock,
         };
         host.recover_all()?;
@@ -187,10 +192,35 @@ impl Host {
         self.databases.keys().map(String::as_str)
     }
 
+    /// The key that issues and verifies this server's identity tokens.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
     /// What recovery did for each database when the host opened.
     pub fn recovery_reports(&self) -> &[(String, RecoveryReport)] {
         &self.recovered
     }
+}
+
+/// The name this server signs its tokens with.
+const ISSUER: &str = "worldline";
+
+/// The server's signing key: read from `server.key`, or created there on first start.
+fn load_or_create_authority(root: &Dir) -> Result<Authority, HostError> {
+    if root.exists("server.key") {
+        let secret: [u8; 32] = read_file(root, "server.key")?.try_into().map_err(|_| {
+            HostError::Storage(StorageError::Corrupt {
+                file: "server.key".into(),
+                offset: 0,
+                reason: "not a 32-byte key".into(),
+            })
+        })?;
+        return Ok(Authority::from_secret(ISSUER, secret));
+    }
+    let authority = Authority::generate(ISSUER);
+    write_durably(root, "server.key", &authority.secret())?;
+    Ok(authority)
 }
 
 fn valid_name(name: &str) -> bool {

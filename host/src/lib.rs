@@ -20,6 +20,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod auth;
 mod bindings;
 mod database;
 mod engine;
@@ -32,6 +33,7 @@ mod schema_import;
 mod state;
 mod storage;
 
+pub use auth::{AuthError, Authority, identity_for};
 pub use database::{CallContext, Database, ReducerOutcome};
 pub use engine::{Engine, EngineConfig};
 pub use error::{CallError, HostError};

@@ -226,3 +226,20 @@ fn init_does_not_run_again_on_restart() {
         "{result:?}"
     );
 }
+
+#[test]
+fn identity_tokens_outlive_a_restart_and_no_other_server_accepts_them() {
+    let dir = TempDir::new("worldline-identity");
+    let (identity, token) = Host::open(dir.path(), HostConfig::default())
+        .unwrap()
+        .authority()
+        .new_identity();
+    let host = Host::open(dir.path(), HostConfig::default()).unwrap();
+    assert_eq!(host.authority().verify(&token), Ok(identity));
+    let elsewhere = TempDir::new("worldline-identity-other");
+    let other = Host::open(elsewhere.path(), HostConfig::default()).unwrap();
+    assert_eq!(
+        other.authority().verify(&token),
+        Err(worldline_host::AuthError::BadSignature)
+    );
+}
