@@ -178,6 +178,6 @@ mod tests {
             message: "no".into(),
             fatal: true,
         });
-        assert_eq!(error, [6, 2, b'n', b'o', 1]);
+        assert_eq!(error, [7, 2, b'n', b'o', 1]);
     }
 }

@@ -49,7 +49,26 @@ pub enum ClientMessage {
         /// A `SELECT` query.
         query: String,
     },
+    /// Calls a reducer without asking for an answer: no `ReducerResult`
+    /// follows, and over a QUIC datagram the call may be lost. For frequent,
+    /// superseded updates such as movement. See [`MAX_DATAGRAM_MESSAGE`].
+    CallReducerUnreliable {
+        /// The reducer's name.
+        reducer: String,
+        /// The postcard-encoded argument tuple.
+        args: ByteBuf,
+    },
 }
+
+/// The ALPN protocol name a QUIC connection negotiates.
+pub const QUIC_ALPN: &[u8] = b"worldline/1";
+
+/// The HTTP path of the WebSocket endpoint.
+pub const WEBSOCKET_PATH: &str = "/v1/ws";
+
+/// The largest encoded message a client sends in one QUIC datagram
+/// (a [`ClientMessage::CallReducerUnreliable`]); larger calls go on the stream.
+pub const MAX_DATAGRAM_MESSAGE: usize = 1_100;
 
 /// What a server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +120,15 @@ pub enum ServerMessage {
         request_id: u32,
         /// Rows per table, or why the query failed.
         result: Result<Vec<TableRows>, String>,
+    },
+    /// The answer to `Unsubscribe`: the rows the query set held, per table,
+    /// which the client removes from its cache (rows another query set
+    /// also matches stay, counted once less).
+    UnsubscribeApplied {
+        /// The client's id for the query set.
+        query_set_id: u32,
+        /// The rows the set held when it ended.
+        tables: Vec<TableRows>,
     },
     /// A problem with what the client sent. `fatal` errors close the connection.
     Error {
