@@ -1,10 +1,14 @@
 //! `worldline start`: open a data directory, recover its databases, serve.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use worldline_host::{DurabilityPolicy, Host, HostConfig, HostError, StorageConfig};
+use worldline_host::{DurabilityPolicy, HostConfig, HostError, StorageConfig};
+use worldline_server::{
+    DEFAULT_HTTP_LISTEN, DEFAULT_QUIC_LISTEN, Server, ServerConfig, ServerError, fingerprint_hex,
+};
 
 /// Options of `worldline start`.
 #[derive(Args)]
@@ -20,6 +24,12 @@ pub struct StartArgs {
     /// Write a snapshot every this many transactions per database.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     snapshot_every: u64,
+    /// Address of the HTTP API and WebSocket endpoint (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
+    listen: SocketAddr,
+    /// UDP address of the QUIC endpoint (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_QUIC_LISTEN)]
+    quic_listen: SocketAddr,
 }
 
 /// The per-user data directory.
@@ -37,7 +47,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    let config = HostConfig {
+    let mut config = ServerConfig::new(&data_dir);
+    config.host = HostConfig {
         storage: StorageConfig {
             durability: args.durability,
             snapshot_every: Some(args.snapshot_every),
@@ -45,43 +56,72 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         },
         ..HostConfig::default()
     };
+    config.http_listen = args.listen;
+    config.quic_listen = args.quic_listen;
     println!("worldline: data directory {}", data_dir.display());
-    let started = std::time::Instant::now();
-    let host = Host::open(&data_dir, config)?;
-    for (name, report) in host.recovery_reports() {
-        let snapshot = match report.snapshot {
-            Some(offset) => format!("snapshot at transaction {offset}"),
-            None => "no snapshot".into(),
-        };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let started = std::time::Instant::now();
+        let server = Server::start(config).await?;
+        for (name, report) in server.recovery_reports() {
+            println!("worldline: recovered database {name}: {}", describe(report));
+        }
         println!(
-            "worldline: recovered database {name}: {snapshot}, {} transactions replayed in {:.1} ms{}",
-            report.replayed,
-            report.duration.as_secs_f64() * 1e3,
-            if report.truncated_bytes > 0 {
-                format!(
-                    ", cut off a torn final record of {} bytes",
-                    report.truncated_bytes
-                )
-            } else {
-                String::new()
-            }
+            "worldline: {} databases ready in {:.1} ms (durability: {})",
+            server.recovery_reports().len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            args.durability
         );
-    }
-    println!(
-        "worldline: {} databases ready in {:.1} ms (durability: {})",
-        host.database_names().count(),
-        started.elapsed().as_secs_f64() * 1e3,
-        args.durability
-    );
-    println!("worldline: no network listeners yet; stop with Ctrl-C");
-    loop {
-        std::thread::park();
-    }
+        println!(
+            "worldline: HTTP and WebSocket on http://{0} (clients connect to ws://{0}/v1/ws)",
+            server.http_addr()
+        );
+        println!(
+            "worldline: QUIC on {} (certificate SHA-256 fingerprint {})",
+            server.quic_addr(),
+            fingerprint_hex(&server.fingerprint())
+        );
+        println!("worldline: ready; stop with Ctrl-C");
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        println!("worldline: shutting down");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+/// One line on what recovery did for a database.
+fn describe(report: &worldline_host::RecoveryReport) -> String {
+    let snapshot = match report.snapshot {
+        Some(offset) => format!("snapshot at transaction {offset}"),
+        None => "no snapshot".into(),
+    };
+    let torn = if report.truncated_bytes > 0 {
+        format!(
+            ", cut off a torn final record of {} bytes",
+            report.truncated_bytes
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{snapshot}, {} transactions replayed in {:.1} ms{torn}",
+        report.replayed,
+        report.duration.as_secs_f64() * 1e3,
+    )
 }
 
 /// A next step for errors a user can fix.
 pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
-    match err.downcast_ref::<HostError>()? {
+    let host_error = match err.downcast_ref::<ServerError>()? {
+        ServerError::Host(e) => e,
+        ServerError::Bind { .. } => {
+            return Some("stop whatever uses the port, or pass --listen / --quic-listen");
+        }
+        _ => return None,
+    };
+    match host_error {
         HostError::DataDirLocked(_) => {
             Some("stop the other server, or pass a different --data-dir")
         }

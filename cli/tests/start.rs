@@ -12,7 +12,14 @@ const WORLDLINE: &str = env!("CARGO_BIN_EXE_worldline");
 /// printed up to and including the one that says it is ready.
 fn start(dir: &std::path::Path) -> (Child, Vec<String>) {
     let mut child = Command::new(WORLDLINE)
-        .args(["start", "--data-dir"])
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -43,6 +43,7 @@ pub fn identity_for(issuer: &str, subject: &str) -> Identity {
 }
 
 /// A server's signing key and name: issues and verifies tokens.
+#[derive(Clone)]
 pub struct Authority {
     issuer: String,
     key: SigningKey,

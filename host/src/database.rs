@@ -166,6 +166,12 @@ impl Database {
         &self.schema
     }
 
+    /// The committed tables, to read between calls (for example to evaluate
+    /// subscriptions on a call's delta).
+    pub fn datastore(&self) -> &Datastore {
+        &self.instance.store.data().datastore
+    }
+
     /// The identity that owns this database.
     pub fn owner(&self) -> Identity {
         self.owner

@@ -187,7 +187,14 @@ impl Host {
         self.databases.get_mut(name)
     }
 
-    /// The names of every database, sorted.
+    /// Hands database `name` over to the caller (a server runs each
+    /// database on its own thread). The host no longer lists it, but its
+    /// directory stays, so the name cannot be published again.
+    pub fn take_database(&mut self, name: &str) -> Option<Database> {
+        self.databases.remove(name)
+    }
+
+    /// The names of every database the host holds, sorted.
     pub fn database_names(&self) -> impl Iterator<Item = &str> {
         self.databases.keys().map(String::as_str)
     }

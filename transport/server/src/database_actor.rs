@@ -1,0 +1,586 @@
+//! One thread per database: it owns the [`Database`] and its subscriptions,
+//! runs every command in arrival order, and releases the resulting messages
+//! only once the transactions behind them are durable.
+//!
+//! Commands arriving together are run as a batch and share one wait for
+//! durability (group commit across connections).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use serde_bytes::ByteBuf;
+use tokio::sync::{mpsc, oneshot};
+use worldline_host::datastore::{Lifecycle, Row};
+use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
+use worldline_subscriptions::{QueryId, QueryUpdate, SubscriptionEngine, compile};
+use worldline_transport::{
+    ClientMessage, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
+    TableRows, TableUpdate, encode_message,
+};
+
+use crate::error::ServerError;
+use crate::outbound::{Outbound, Payload};
+
+/// Identifies one connection within the server.
+pub(crate) type ConnKey = u64;
+
+/// How many commands run before their messages are released.
+const MAX_BATCH: usize = 512;
+/// How many query sets one connection may hold at once.
+const MAX_QUERY_SETS: usize = 256;
+/// How many queries one `Subscribe` may carry.
+const MAX_QUERIES_PER_SET: usize = 64;
+/// How many commands may wait for a database's thread.
+const COMMAND_QUEUE: usize = 4_096;
+
+/// What a connection asks of its database.
+pub(crate) enum Command {
+    /// A client finished its handshake: run `client_connected`, then
+    /// register the connection and send `Welcome` (or refuse it).
+    Connect {
+        key: ConnKey,
+        identity: Identity,
+        connection_id: ConnectionId,
+        token: String,
+        outbound: Outbound,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A message from a connected client (anything but `Hello`).
+    Client {
+        key: ConnKey,
+        message: ClientMessage,
+    },
+    /// The connection ended: drop its subscriptions, run `client_disconnected`.
+    Disconnect { key: ConnKey },
+}
+
+/// A way to send commands to a running database.
+#[derive(Clone)]
+pub(crate) struct DatabaseHandle {
+    name: Arc<str>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl DatabaseHandle {
+    /// Queues a command, waiting while the database's queue is full.
+    pub(crate) async fn send(&self, command: Command) -> Result<(), ServerError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ServerError::DatabaseStopped(self.name.to_string()))
+    }
+}
+
+/// Starts `database`'s thread. It runs until every handle is dropped.
+pub(crate) fn spawn(
+    name: &str,
+    database: Database,
+) -> Result<(DatabaseHandle, JoinHandle<()>), ServerError> {
+    let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+    let actor = Actor {
+        name: name.to_owned(),
+        database,
+        engine: SubscriptionEngine::default(),
+        query_tables: HashMap::new(),
+        subscribers: HashMap::new(),
+        connections: HashMap::new(),
+        outgoing: Vec::new(),
+        unconfirmed: None,
+        stopped: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("db-{name}"))
+        .spawn(move || actor.run(receiver))
+        .map_err(|source| ServerError::Io {
+            path: format!("thread for database {name}"),
+            source,
+        })?;
+    let handle = DatabaseHandle {
+        name: name.into(),
+        commands,
+    };
+    Ok((handle, thread))
+}
+
+/// A connected client as its database sees it.
+struct Connection {
+    identity: Identity,
+    connection_id: ConnectionId,
+    outbound: Outbound,
+    /// The client's query sets and the distinct queries in each.
+    query_sets: HashMap<u32, Vec<QueryId>>,
+}
+
+struct Actor {
+    name: String,
+    database: Database,
+    engine: SubscriptionEngine,
+    /// The table each subscribed query returns rows of.
+    query_tables: HashMap<QueryId, String>,
+    /// For each subscribed query, the connections holding it and how many times.
+    subscribers: HashMap<QueryId, BTreeMap<ConnKey, usize>>,
+    connections: HashMap<ConnKey, Connection>,
+    /// Messages waiting for the transactions before them to be durable.
+    outgoing: Vec<(ConnKey, Payload)>,
+    /// The newest commit-log offset whose durability has not been awaited.
+    unconfirmed: Option<u64>,
+    /// Set when the database stopped taking calls; new connections are refused.
+    stopped: Option<String>,
+}
+
+impl Actor {
+    fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            self.handle(first);
+            for _ in 1..MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(_) => break,
+                }
+            }
+            self.release();
+        }
+        tracing::debug!("database {} stopped", self.name);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Connect {
+                key,
+                identity,
+                connection_id,
+                token,
+                outbound,
+                reply,
+            } => {
+                let result = self.connect(key, identity, connection_id, token, outbound);
+                let _ = reply.send(result);
+            }
+            Command::Client { key, message } => self.client_message(key, message),
+            Command::Disconnect { key } => self.disconnect(key),
+        }
+    }
+
+    fn connect(
+        &mut self,
+        key: ConnKey,
+        identity: Identity,
+        connection_id: ConnectionId,
+        token: String,
+        outbound: Outbound,
+    ) -> Result<(), String> {
+        if let Some(reason) = &self.stopped {
+            return Err(format!("database `{}` is unavailable: {reason}", self.name));
+        }
+        let ctx = CallContext::new(identity).with_connection(connection_id);
+        match self.database.client_connected(ctx) {
+            Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientConnected, ctx, &outcome),
+            Ok(None) => {}
+            Err(e) => return Err(format!("the module refused the connection: {e}")),
+        }
+        self.connections.insert(
+            key,
+            Connection {
+                identity,
+                connection_id,
+                outbound,
+                query_sets: HashMap::new(),
+            },
+        );
+        self.send(
+            key,
+            &ServerMessage::Welcome {
+                version: PROTOCOL_VERSION,
+                identity: identity.to_bytes(),
+                token,
+                connection_id: connection_id.to_bytes(),
+            },
+        );
+        Ok(())
+    }
+
+    fn client_message(&mut self, key: ConnKey, message: ClientMessage) {
+        if !self.connections.contains_key(&key) {
+            return;
+        }
+        match message {
+            ClientMessage::Hello { .. } => self.send(
+                key,
+                &ServerMessage::Error {
+                    message: "already connected: Hello is only the first message".into(),
+                    fatal: false,
+                },
+            ),
+            ClientMessage::CallReducer {
+                request_id,
+                reducer,
+                args,
+            } => {
+                let (status, duration_micros) = self.call(key, &reducer, &args);
+                self.send(
+                    key,
+                    &ServerMessage::ReducerResult {
+                        request_id,
+                        status,
+                        duration_micros,
+                    },
+                );
+            }
+            ClientMessage::CallReducerUnreliable { reducer, args } => {
+                if let (ReducerStatus::Failed(reason), _) = self.call(key, &reducer, &args) {
+                    tracing::debug!("unreliable call of {reducer} failed: {reason}");
+                }
+            }
+            ClientMessage::Subscribe {
+                query_set_id,
+                queries,
+            } => {
+                let reply = match self.subscribe(key, query_set_id, &queries) {
+                    Ok(tables) => ServerMessage::SubscribeApplied {
+                        query_set_id,
+                        tables,
+                    },
+                    Err(message) => ServerMessage::SubscriptionError {
+                        query_set_id,
+                        message,
+                    },
+                };
+                self.send(key, &reply);
+            }
+            ClientMessage::Unsubscribe { query_set_id } => {
+                let reply = match self.unsubscribe(key, query_set_id) {
+                    Some(tables) => ServerMessage::UnsubscribeApplied {
+                        query_set_id,
+                        tables,
+                    },
+                    None => ServerMessage::SubscriptionError {
+                        query_set_id,
+                        message: format!("query set {query_set_id} is not subscribed"),
+                    },
+                };
+                self.send(key, &reply);
+            }
+            ClientMessage::Query { request_id, query } => {
+                let result = self.query(key, &query);
+                self.send(key, &ServerMessage::QueryResult { request_id, result });
+            }
+        }
+    }
+
+    /// Runs a reducer for a connection and fans its changes out.
+    fn call(&mut self, key: ConnKey, reducer: &str, args: &[u8]) -> (ReducerStatus, u64) {
+        let Some(connection) = self.connections.get(&key) else {
+            return (ReducerStatus::Failed("not connected".into()), 0);
+        };
+        let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
+        match self.database.call_reducer_nowait(reducer, args, ctx) {
+            Ok(outcome) => {
+                self.unconfirmed = outcome.offset.or(self.unconfirmed);
+                self.fan_out_reducer(reducer, ctx, &outcome);
+                (ReducerStatus::Committed, micros(outcome.duration))
+            }
+            Err(e) => (ReducerStatus::Failed(e.to_string()), 0),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        key: ConnKey,
+        query_set_id: u32,
+        queries: &[String],
+    ) -> Result<Vec<TableRows>, String> {
+        let connection = &self.connections[&key];
+        if connection.query_sets.contains_key(&query_set_id) {
+            return Err(format!(
+                "query set {query_set_id} is already subscribed; unsubscribe it or use another id"
+            ));
+        }
+        if connection.query_sets.len() >= MAX_QUERY_SETS {
+            return Err(format!(
+                "a connection may hold at most {MAX_QUERY_SETS} query sets"
+            ));
+        }
+        if queries.is_empty() || queries.len() > MAX_QUERIES_PER_SET {
+            return Err(format!(
+                "a query set holds 1 to {MAX_QUERIES_PER_SET} queries, not {}",
+                queries.len()
+            ));
+        }
+        let owner = connection.identity == self.database.owner();
+        let schema = self.database.schema();
+        let compiled = queries
+            .iter()
+            .map(|sql| compile(sql, schema, owner).map_err(|e| format!("{sql}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ids = Vec::with_capacity(compiled.len());
+        for query in compiled {
+            let table = schema.tables[query.table()].name.clone();
+            let id = self.engine.subscribe(query);
+            self.query_tables.insert(id, table);
+            *self
+                .subscribers
+                .entry(id)
+                .or_default()
+                .entry(key)
+                .or_default() += 1;
+            ids.push(id);
+        }
+        let tables = self.current_rows(&ids);
+        if let Some(connection) = self.connections.get_mut(&key) {
+            connection.query_sets.insert(query_set_id, ids);
+        }
+        Ok(tables)
+    }
+
+    /// Ends a query set, returning the rows it held; `None` if there is no such set.
+    fn unsubscribe(&mut self, key: ConnKey, query_set_id: u32) -> Option<Vec<TableRows>> {
+        let ids = self
+            .connections
+            .get_mut(&key)?
+            .query_sets
+            .remove(&query_set_id)?;
+        let tables = self.current_rows(&ids);
+        for id in ids {
+            self.drop_subscriber(key, id);
+        }
+        Some(tables)
+    }
+
+    fn drop_subscriber(&mut self, key: ConnKey, id: QueryId) {
+        self.engine.unsubscribe(id);
+        if let Some(holders) = self.subscribers.get_mut(&id) {
+            if let Some(count) = holders.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    holders.remove(&key);
+                }
+            }
+            if holders.is_empty() {
+                self.subscribers.remove(&id);
+                self.query_tables.remove(&id);
+            }
+        }
+    }
+
+    fn query(&self, key: ConnKey, sql: &str) -> Result<Vec<TableRows>, String> {
+        let owner = self.connections[&key].identity == self.database.owner();
+        let query = compile(sql, self.database.schema(), owner).map_err(|e| e.to_string())?;
+        let table = self.database.schema().tables[query.table()].name.clone();
+        let mut once = SubscriptionEngine::default();
+        let id = once.subscribe(query);
+        let rows = once.initial_rows(id, self.database.datastore());
+        Ok(vec![TableRows {
+            table,
+            rows: rows.iter().map(bytes).collect(),
+        }])
+    }
+
+    /// The rows the given queries match now, grouped by table.
+    fn current_rows(&self, ids: &[QueryId]) -> Vec<TableRows> {
+        let mut tables: Vec<TableRows> = Vec::new();
+        for id in ids {
+            let table = &self.query_tables[id];
+            let rows = self.engine.initial_rows(*id, self.database.datastore());
+            let entry = table_entry(&mut tables, table, |table| TableRows {
+                table,
+                rows: Vec::new(),
+            });
+            entry.rows.extend(rows.iter().map(bytes));
+        }
+        tables
+    }
+
+    fn disconnect(&mut self, key: ConnKey) {
+        let Some(connection) = self.connections.remove(&key) else {
+            return;
+        };
+        for id in connection.query_sets.into_values().flatten() {
+            self.drop_subscriber(key, id);
+        }
+        let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
+        match self.database.client_disconnected(ctx) {
+            Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientDisconnected, ctx, &outcome),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("client_disconnected failed in {}: {e}", self.name),
+        }
+    }
+
+    fn fan_out(&mut self, lifecycle: Lifecycle, ctx: CallContext, outcome: &ReducerOutcome) {
+        let name = self
+            .database
+            .schema()
+            .reducers
+            .iter()
+            .find(|r| r.lifecycle == Some(lifecycle))
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        self.fan_out_reducer(&name, ctx, outcome);
+    }
+
+    /// Queues, for every connection whose subscriptions the transaction
+    /// touched, one `TransactionUpdate`. Connections holding the same
+    /// touched queries share one encoded message.
+    fn fan_out_reducer(&mut self, reducer: &str, ctx: CallContext, outcome: &ReducerOutcome) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let updates = self
+            .engine
+            .evaluate(&outcome.delta, self.database.datastore());
+        if updates.is_empty() {
+            return;
+        }
+        let mut touched: BTreeMap<ConnKey, Vec<(usize, usize)>> = BTreeMap::new();
+        for (position, (id, _)) in updates.iter().enumerate() {
+            for (&key, &count) in self.subscribers.get(id).into_iter().flatten() {
+                touched.entry(key).or_default().push((position, count));
+            }
+        }
+        let event = ReducerEvent {
+            caller: ctx.caller.to_bytes(),
+            connection_id: ctx.connection_id.map(ConnectionId::to_bytes),
+            reducer: reducer.to_owned(),
+            timestamp: outcome.timestamp.to_micros_since_epoch(),
+            duration_micros: micros(outcome.duration),
+        };
+        let mut encoded: HashMap<Vec<(usize, usize)>, Payload> = HashMap::new();
+        for (key, shape) in touched {
+            let payload = encoded
+                .entry(shape)
+                .or_insert_with_key(|shape| {
+                    let tables = self.table_updates(&updates, shape);
+                    Payload::from(encode_message(&ServerMessage::TransactionUpdate {
+                        tables,
+                        event: event.clone(),
+                    }))
+                })
+                .clone();
+            self.outgoing.push((key, payload));
+        }
+    }
+
+    /// Merges the chosen query updates (each repeated `count` times) per table.
+    fn table_updates(
+        &self,
+        updates: &[(QueryId, QueryUpdate)],
+        shape: &[(usize, usize)],
+    ) -> Vec<TableUpdate> {
+        let mut tables: Vec<TableUpdate> = Vec::new();
+        for &(position, count) in shape {
+            let (id, update) = &updates[position];
+            let entry = table_entry(&mut tables, &self.query_tables[id], |table| TableUpdate {
+                table,
+                inserts: Vec::new(),
+                deletes: Vec::new(),
+                updates: Vec::new(),
+            });
+            for _ in 0..count {
+                entry.inserts.extend(update.inserts.iter().map(bytes));
+                entry.deletes.extend(update.deletes.iter().map(bytes));
+                entry
+                    .updates
+                    .extend(update.updates.iter().map(|(old, new)| RowUpdate {
+                        old: bytes(old),
+                        new: bytes(new),
+                    }));
+            }
+        }
+        tables
+    }
+
+    fn send(&mut self, key: ConnKey, message: &ServerMessage) {
+        self.outgoing
+            .push((key, Payload::from(encode_message(message))));
+    }
+
+    /// Waits until every transaction run so far is durable, then hands
+    /// their messages to the connections. A connection too slow to take
+    /// its messages is dropped.
+    fn release(&mut self) {
+        while !self.outgoing.is_empty() {
+            if let Err(e) = self.database.wait_durable(self.unconfirmed.take()) {
+                self.stop(e);
+                return;
+            }
+            let mut slow = Vec::new();
+            for (key, payload) in std::mem::take(&mut self.outgoing) {
+                let Some(connection) = self.connections.get(&key) else {
+                    continue;
+                };
+                if !connection.outbound.try_send(payload) {
+                    slow.push(key);
+                }
+            }
+            slow.dedup();
+            for key in slow {
+                if let Some(connection) = self.connections.get(&key) {
+                    connection
+                        .outbound
+                        .kick("the connection fell too far behind its updates");
+                }
+                self.disconnect(key);
+            }
+        }
+    }
+
+    /// The commit log failed: nothing more is acknowledged, every client is told and dropped.
+    fn stop(&mut self, error: CallError) {
+        let reason = error.to_string();
+        tracing::error!("database {} stopped: {reason}", self.name);
+        self.outgoing.clear();
+        let message = Payload::from(encode_message(&ServerMessage::Error {
+            message: format!("database `{}` stopped: {reason}", self.name),
+            fatal: true,
+        }));
+        for (_, connection) in self.connections.drain() {
+            connection.outbound.try_send(message.clone());
+            connection.outbound.kick(&reason);
+        }
+        self.subscribers.clear();
+        self.query_tables.clear();
+        self.engine = SubscriptionEngine::default();
+        self.stopped = Some(reason);
+    }
+}
+
+/// The entry for `table` in `tables`, added with `new` if missing.
+fn table_entry<'a, T: HasTable>(
+    tables: &'a mut Vec<T>,
+    table: &str,
+    new: impl FnOnce(String) -> T,
+) -> &'a mut T {
+    let position = match tables.iter().position(|t| t.table() == table) {
+        Some(position) => position,
+        None => {
+            tables.push(new(table.to_owned()));
+            tables.len() - 1
+        }
+    };
+    &mut tables[position]
+}
+
+/// Messages grouped by table.
+trait HasTable {
+    fn table(&self) -> &str;
+}
+
+impl HasTable for TableRows {
+    fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl HasTable for TableUpdate {
+    fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+fn bytes(row: &Row) -> ByteBuf {
+    ByteBuf::from(row.to_vec())
+}
+
+fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,35 @@
+//! What can stop the server.
+
+use worldline_host::HostError;
+
+/// Why the server could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory or a database in it.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// A file the server keeps beside the databases.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A listening address could not be bound.
+    #[error("cannot listen on {address} ({protocol}): {source}; is another server running there?")]
+    Bind {
+        /// `http` or `quic`.
+        protocol: &'static str,
+        /// The address.
+        address: std::net::SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The TLS configuration for QUIC.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A database's thread stopped.
+    #[error("database `{0}` is not running")]
+    DatabaseStopped(String),
+}

@@ -1,0 +1,160 @@
+//! A running server: the data directory's databases behind a QUIC endpoint
+//! and an HTTP endpoint (API and WebSocket).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use worldline_host::{Host, Identity, RecoveryReport};
+
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::shared::Shared;
+use crate::tls::Certificate;
+use crate::{http, quic};
+
+/// How long shutting down waits for connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A server accepting connections until [`shutdown`](Self::shutdown).
+pub struct Server {
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    http_addr: SocketAddr,
+    quic_addr: SocketAddr,
+    fingerprint: [u8; 32],
+    recovery: Vec<(String, RecoveryReport)>,
+    http_task: JoinHandle<()>,
+    quic_task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the data directory (recovering every database in it), then
+    /// listens for HTTP/WebSocket and QUIC connections.
+    pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let opened = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || Host::open(&config.data_dir, config.host))
+        };
+        let host = opened.await.map_err(|e| ServerError::Io {
+            path: config.data_dir.display().to_string(),
+            source: std::io::Error::other(e),
+        })??;
+        let recovery = host.recovery_reports().to_vec();
+        let certificate = Certificate::load_or_create(&config.data_dir)?;
+        let endpoint =
+            quinn::Endpoint::server(certificate.quic_server_config()?, config.quic_listen)
+                .map_err(|source| ServerError::Bind {
+                    protocol: "quic",
+                    address: config.quic_listen,
+                    source,
+                })?;
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                protocol: "http",
+                address: config.http_listen,
+                source,
+            })?;
+        let local = |result: std::io::Result<SocketAddr>, protocol, address| {
+            result.map_err(|source| ServerError::Bind {
+                protocol,
+                address,
+                source,
+            })
+        };
+        let http_addr = local(listener.local_addr(), "http", config.http_listen)?;
+        let quic_addr = local(endpoint.local_addr(), "quic", config.quic_listen)?;
+        let shared = Arc::new(Shared::new(config, host)?);
+        let http_task = {
+            let router = http::router(shared.clone());
+            let mut shutdown = shared.shutdown_signal();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = shutdown.changed().await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!("the HTTP server stopped: {e}");
+                }
+            })
+        };
+        let quic_task = tokio::spawn(quic::serve(endpoint.clone(), shared.clone()));
+        Ok(Self {
+            shared,
+            endpoint,
+            http_addr,
+            quic_addr,
+            fingerprint: certificate.fingerprint(),
+            recovery,
+            http_task,
+            quic_task,
+        })
+    }
+
+    /// Where the HTTP API and WebSocket endpoint listen.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where the QUIC endpoint listens.
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.quic_addr
+    }
+
+    /// The SHA-256 of the QUIC certificate, for clients to pin.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// What recovery did for each database when the server started.
+    pub fn recovery_reports(&self) -> &[(String, RecoveryReport)] {
+        &self.recovery
+    }
+
+    /// Creates database `name` from a component, owned by `owner`, and
+    /// starts serving it. Blocks while the component compiles.
+    pub fn publish(&self, name: &str, wasm: &[u8], owner: Identity) -> Result<(), ServerError> {
+        let database = {
+            let mut host = self
+                .shared
+                .host
+                .lock()
+                .expect("no thread panics holding the host");
+            host.publish(name, wasm, owner)?;
+            host.take_database(name).expect("just published")
+        };
+        self.shared.run(name, database)
+    }
+
+    /// Issues a new identity and its token.
+    pub fn new_identity(&self) -> (Identity, String) {
+        self.shared.authority.new_identity()
+    }
+
+    /// Stops accepting connections, closes every connection, stops every
+    /// database and releases the data directory.
+    pub async fn shutdown(self) {
+        self.shared.begin_shutdown();
+        self.endpoint
+            .close(0u32.into(), b"the server is shutting down");
+        let _ = self.http_task.await;
+        let _ = self.quic_task.await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
+        let threads = self.shared.stop_databases();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while Arc::strong_count(&self.shared) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(self.shared);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}

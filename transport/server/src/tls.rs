@@ -1,0 +1,113 @@
+//! The server's QUIC certificate: self-signed, created on first start and
+//! kept in the data directory so that clients can pin its fingerprint.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+use worldline_transport::QUIC_ALPN;
+
+use crate::error::ServerError;
+
+/// Where, under the data directory, the certificate and its key live.
+const CERT_FILE: &str = "quic-cert.der";
+const KEY_FILE: &str = "quic-key.der";
+
+/// The names the self-signed certificate is valid for.
+const CERT_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
+/// A certificate and its private key.
+pub(crate) struct Certificate {
+    pub(crate) cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl Certificate {
+    /// Reads the certificate from `data_dir`, creating it there first if
+    /// there is none.
+    pub(crate) fn load_or_create(data_dir: &Path) -> Result<Self, ServerError> {
+        let cert_path = data_dir.join(CERT_FILE);
+        let key_path = data_dir.join(KEY_FILE);
+        let io = |what: &Path| {
+            let path = what.display().to_string();
+            move |source| ServerError::Io { path, source }
+        };
+        if cert_path.exists() && key_path.exists() {
+            let cert = std::fs::read(&cert_path).map_err(io(&cert_path))?;
+            let key = std::fs::read(&key_path).map_err(io(&key_path))?;
+            return Ok(Self {
+                cert: CertificateDer::from(cert),
+                key: PrivatePkcs8KeyDer::from(key),
+            });
+        }
+        let generated = rcgen::generate_simple_self_signed(CERT_NAMES.map(String::from).to_vec())
+            .map_err(|e| ServerError::Tls(format!("creating a certificate: {e}")))?;
+        let cert = generated.cert.der().to_vec();
+        let key = generated.signing_key.serialize_der();
+        write_atomically(&key_path, &key).map_err(io(&key_path))?;
+        write_atomically(&cert_path, &cert).map_err(io(&cert_path))?;
+        Ok(Self {
+            cert: CertificateDer::from(cert),
+            key: PrivatePkcs8KeyDer::from(key),
+        })
+    }
+
+    /// The SHA-256 of the certificate, which clients pin.
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(&self.cert).into()
+    }
+
+    /// A quinn server configuration presenting this certificate.
+    pub(crate) fn quic_server_config(&self) -> Result<quinn::ServerConfig, ServerError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ServerError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .map_err(|e| ServerError::Tls(format!("loading the certificate: {e}")))?;
+        tls.alpn_protocols = vec![QUIC_ALPN.to_vec()];
+        tls.max_early_data_size = 0;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_idle_timeout(Some(
+                Duration::from_secs(30)
+                    .try_into()
+                    .expect("30 s is a valid idle timeout"),
+            ))
+            .max_concurrent_uni_streams(0u8.into())
+            .max_concurrent_bidi_streams(1u8.into());
+        config.transport_config(Arc::new(transport));
+        Ok(config)
+    }
+}
+
+/// Formats a fingerprint as 64 lowercase hex digits.
+pub fn fingerprint_hex(fingerprint: &[u8; 32]) -> String {
+    fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a file readable only by its owner through a temporary file and a
+/// rename, so a crash never leaves half a key.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
