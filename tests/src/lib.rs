@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use worldline_host::{Database, Engine, EngineConfig, Identity};
 
+pub mod live;
+pub mod raw;
+
 /// Where `build.rs` put the guest components.
 pub const GUEST_DIR: &str = env!("WORLDLINE_GUEST_DIR");
 

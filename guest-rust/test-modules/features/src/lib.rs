@@ -4,7 +4,9 @@
 //! sandbox allows; each writes what it saw into the private `observation`
 //! table, which the tests read back.
 
-use worldline::{Deserialize, ReducerContext, Serialize, Table, WorldlineType, reducer, table};
+use worldline::{
+    Deserialize, Identity, ReducerContext, Serialize, Table, WorldlineType, reducer, table,
+};
 
 /// A user-defined sum type used as a reducer argument.
 #[derive(Debug, WorldlineType, Serialize, Deserialize)]
@@ -222,5 +224,29 @@ fn outcome<T: std::fmt::Debug>(result: std::io::Result<T>) -> String {
     match result {
         Ok(value) => format!("allowed: {value:?}"),
         Err(err) => format!("denied: {err}"),
+    }
+}
+
+/// Someone the database owner has banned from connecting.
+#[table(name = banned)]
+pub struct Banned {
+    /// Who.
+    #[primary_key]
+    pub identity: Identity,
+}
+
+/// Bans `identity` from connecting. (A real module would check that the
+/// caller may; this test module lets anyone.)
+#[reducer]
+pub fn ban(ctx: &ReducerContext, identity: Identity) {
+    ctx.db.banned().insert(Banned { identity });
+}
+
+/// Refuses connections from banned identities.
+#[reducer(client_connected)]
+pub fn client_connected(ctx: &ReducerContext) -> Result<(), String> {
+    match ctx.db.banned().identity().find(&ctx.sender) {
+        Some(_) => Err(format!("{} is banned", ctx.sender)),
+        None => Ok(()),
     }
 }

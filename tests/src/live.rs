@@ -1,0 +1,76 @@
+//! A real server on loopback for the wire tests and benchmarks: a fresh data
+//! directory, ephemeral ports, and the guest modules published into it.
+
+use std::net::SocketAddr;
+
+use worldline_server::{Server, ServerConfig};
+
+use crate::{TempDir, guest_wasm, test_engine_config};
+
+/// A server on `127.0.0.1` with free ports, removed with its directory when dropped.
+pub struct LiveServer {
+    server: Option<Server>,
+    /// The owner's token: connect with it to act as the databases' owner.
+    pub owner_token: String,
+    dir: TempDir,
+}
+
+impl LiveServer {
+    /// Starts a server and publishes each `(database, guest)` pair, owned by
+    /// the identity of [`owner_token`](Self::owner_token).
+    pub async fn start(databases: &[(&str, &str)]) -> Self {
+        Self::start_with(databases, |_| {}).await
+    }
+
+    /// Like [`start`](Self::start), adjusting the configuration first.
+    pub async fn start_with(
+        databases: &[(&str, &str)],
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let dir = TempDir::new("worldline-live");
+        let mut config = ServerConfig::new(dir.path());
+        config.http_listen = "127.0.0.1:0".parse().expect("an address");
+        config.quic_listen = "127.0.0.1:0".parse().expect("an address");
+        config.host.engine = test_engine_config();
+        adjust(&mut config);
+        let server = Server::start(config).await.expect("starting the server");
+        let (owner, owner_token) = server.new_identity();
+        for (name, guest) in databases {
+            let wasm = guest_wasm(guest);
+            tokio::task::block_in_place(|| server.publish(name, &wasm, owner))
+                .unwrap_or_else(|e| panic!("publishing {name}: {e}"));
+        }
+        Self {
+            server: Some(server),
+            owner_token,
+            dir,
+        }
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running until dropped")
+    }
+
+    /// The server's QUIC certificate (DER), as a CA to trust.
+    pub fn certificate(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("quic-cert.der")).expect("reading the certificate")
+    }
+
+    /// Where QUIC clients connect.
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.server().quic_addr()
+    }
+
+    /// The WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.server().http_addr())
+    }
+
+    /// Stops the server, closing every connection.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}

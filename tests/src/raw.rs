@@ -1,0 +1,154 @@
+//! Protocol-level clients that send exactly the bytes a test gives them, to
+//! check how the server treats malformed, oversized and out-of-order input.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use worldline_transport::{
+    ClientMessage, FrameDecoder, PROTOCOL_VERSION, QUIC_ALPN, ServerMessage, decode_message,
+    encode_frame, encode_message,
+};
+
+/// How long a raw client waits for the server's next message.
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `Hello` for `database`.
+pub fn hello(database: &str, token: Option<String>) -> ClientMessage {
+    ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        database: database.into(),
+        token,
+    }
+}
+
+/// A WebSocket connection sending raw WebSocket messages.
+pub struct RawWebSocket(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl RawWebSocket {
+    /// Connects to `url`.
+    pub async fn connect(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connecting over WebSocket");
+        Self(socket)
+    }
+
+    /// Sends one binary message holding `bytes`.
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        self.0
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("sending");
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) {
+        self.0
+            .send(Message::Text(text.into()))
+            .await
+            .expect("sending");
+    }
+
+    /// Sends a protocol message.
+    pub async fn send(&mut self, message: &ClientMessage) {
+        self.send_bytes(encode_message(message)).await;
+    }
+
+    /// The server's next message; `None` once the server closed the connection.
+    pub async fn recv(&mut self) -> Option<ServerMessage> {
+        loop {
+            let next = tokio::time::timeout(RECEIVE_TIMEOUT, self.0.next())
+                .await
+                .expect("the server answers in time");
+            match next? {
+                Ok(Message::Binary(bytes)) => {
+                    return Some(decode_message(&bytes).expect("the server sends valid messages"));
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// A QUIC connection writing raw bytes on its protocol stream.
+pub struct RawQuic {
+    connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    decoder: FrameDecoder,
+    _endpoint: quinn::Endpoint,
+}
+
+impl RawQuic {
+    /// Connects to `addr`, trusting the certificate `cert_der`.
+    pub async fn connect(addr: SocketAddr, cert_der: Vec<u8>) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(cert_der))
+            .expect("a valid certificate");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![QUIC_ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS");
+        let mut endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let connection = endpoint
+            .connect(addr, "localhost")
+            .expect("a connection attempt")
+            .await
+            .expect("connecting over QUIC");
+        let (send, recv) = connection.open_bi().await.expect("opening the stream");
+        Self {
+            connection,
+            send,
+            recv,
+            decoder: FrameDecoder::new(u32::MAX),
+            _endpoint: endpoint,
+        }
+    }
+
+    /// Writes `bytes` on the stream as they are.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.send.write_all(bytes).await.expect("writing");
+    }
+
+    /// Sends a protocol message as a frame.
+    pub async fn send(&mut self, message: &ClientMessage) {
+        self.send_bytes(&encode_frame(message)).await;
+    }
+
+    /// Sends a protocol message as a QUIC datagram.
+    pub fn send_datagram(&self, message: &ClientMessage) {
+        self.connection
+            .send_datagram(encode_message(message).into())
+            .expect("sending a datagram");
+    }
+
+    /// The server's next message; `None` once the server closed the stream.
+    pub async fn recv(&mut self) -> Option<ServerMessage> {
+        let mut buffer = [0; 4096];
+        loop {
+            if let Some(frame) = self.decoder.next_frame().expect("valid frames") {
+                return Some(decode_message(&frame).expect("the server sends valid messages"));
+            }
+            let read = tokio::time::timeout(RECEIVE_TIMEOUT, self.recv.read(&mut buffer))
+                .await
+                .expect("the server answers in time");
+            match read {
+                Ok(Some(n)) => self.decoder.push(&buffer[..n]),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+}
