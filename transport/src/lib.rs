@@ -14,6 +14,6 @@ pub use frame::{
     DEFAULT_MAX_FRAME, FrameDecoder, FrameError, decode_message, encode_frame, encode_message,
 };
 pub use messages::{
-    ClientMessage, MAX_DATAGRAM_MESSAGE, PROTOCOL_VERSION, QUIC_ALPN, WEBSOCKET_PATH, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
-    TableRows, TableUpdate,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, PROTOCOL_VERSION, QUIC_ALPN, ReducerEvent, ReducerStatus,
+    RowUpdate, ServerMessage, TableRows, TableUpdate, WEBSOCKET_PATH,
 };

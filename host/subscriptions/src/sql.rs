@@ -1,8 +1,8 @@
 //! Parsing SQL with `sqlparser` and compiling it against a module schema.
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, JoinConstraint, JoinOperator, ObjectNamePart, SelectItem,
-    SetExpr, Statement, TableFactor, UnaryOperator, Value as SqlValue,
+    AccessExpr, BinaryOperator, Expr, FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator,
+    ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -354,7 +354,20 @@ fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, Quer
             [scope, ident] => (Some(&scope.value), &ident.value),
             _ => return Err(QueryError::UnknownName(format!("no column `{expr}`"))),
         },
-        _ => return Ok(None),
+        // Names that are also SQL keywords parsed as niladic functions
+        // (`user`, `current_date`, ...): `user.identity` is a column of `user`.
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            match (bare_name(root), access_chain.as_slice()) {
+                (Some(scope), [AccessExpr::Dot(Expr::Identifier(ident))]) => {
+                    (Some(scope), &ident.value)
+                }
+                _ => return Ok(None),
+            }
+        }
+        other => match bare_name(other) {
+            Some(name) => (None, name),
+            None => return Ok(None),
+        },
     };
     let mut found = scopes.iter().enumerate().filter_map(|(position, scope)| {
         let named = qualifier.is_none_or(|q| *q == scope.qualifier);
@@ -379,6 +392,21 @@ fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, Quer
                     .join(" or ")
             ),
         })),
+    }
+}
+
+/// The name in an identifier, or in a keyword the parser read as a
+/// function without arguments.
+fn bare_name(expr: &Expr) -> Option<&String> {
+    match expr {
+        Expr::Identifier(ident) => Some(&ident.value),
+        Expr::Function(function) if matches!(function.args, FunctionArguments::None) => {
+            match function.name.0.as_slice() {
+                [ObjectNamePart::Identifier(ident)] => Some(&ident.value),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

@@ -1,0 +1,706 @@
+//! The client: connect, call reducers, subscribe, and read the live cache.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+use tokio::sync::{mpsc, oneshot};
+use worldline_transport::{
+    ClientMessage, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, ServerMessage,
+    TableRows, TableUpdate,
+};
+
+use crate::cache::{Applied, ClientCache, RowChange};
+use crate::error::ClientError;
+use crate::link::{self, LinkReader, LinkWriter};
+use crate::tls::Trust;
+
+/// How long `connect` waits for the server's `Welcome`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// QUIC to `addr`, presenting `server_name` for TLS.
+    Quic {
+        /// The server's UDP address.
+        addr: SocketAddr,
+        /// The name the certificate must carry (with [`Trust::Certificates`]).
+        server_name: String,
+        /// Which certificates to accept.
+        trust: Trust,
+    },
+    /// WebSocket, e.g. `ws://127.0.0.1:3000/v1/ws`.
+    WebSocket {
+        /// The endpoint's URL.
+        url: String,
+    },
+}
+
+/// Everything [`Client::connect`] needs.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// The database's name.
+    pub database: String,
+    /// A token from an earlier connection, to be the same identity; `None`
+    /// asks the server for a new identity.
+    pub token: Option<String>,
+    /// The largest message accepted from the server, in bytes.
+    pub max_frame: u32,
+}
+
+impl ConnectOptions {
+    /// QUIC to `addr` (server name `localhost`).
+    pub fn quic(addr: SocketAddr, trust: Trust, database: impl Into<String>) -> Self {
+        Self::new(
+            Endpoint::Quic {
+                addr,
+                server_name: "localhost".into(),
+                trust,
+            },
+            database,
+        )
+    }
+
+    /// WebSocket to `url`.
+    pub fn websocket(url: impl Into<String>, database: impl Into<String>) -> Self {
+        Self::new(Endpoint::WebSocket { url: url.into() }, database)
+    }
+
+    /// The same options, connecting as the identity `token` proves.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    fn new(endpoint: Endpoint, database: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            database: database.into(),
+            token: None,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// How a reducer call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// Committed, or why not.
+    pub status: ReducerStatus,
+    /// How long the reducer ran on the server.
+    pub duration: Duration,
+}
+
+/// A subscribed set of queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuerySetId(pub u32);
+
+/// What the server sent that changed the cache or the connection, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A subscription was applied; its rows are in the cache.
+    SubscribeApplied {
+        /// The query set.
+        query_set: QuerySetId,
+        /// Its rows, per table.
+        tables: Vec<TableRows>,
+    },
+    /// A subscription ended; its rows left the cache.
+    UnsubscribeApplied {
+        /// The query set.
+        query_set: QuerySetId,
+        /// The rows it held.
+        tables: Vec<TableRows>,
+    },
+    /// A committed transaction changed subscribed rows.
+    TransactionUpdate {
+        /// The changes per table.
+        tables: Vec<TableUpdate>,
+        /// The reducer call behind it.
+        event: ReducerEvent,
+    },
+    /// The server reported a problem with something this client sent.
+    Error {
+        /// What.
+        message: String,
+    },
+    /// The connection ended.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+}
+
+type RowCallback = Box<dyn FnMut(&[u8]) + Send>;
+type UpdateCallback = Box<dyn FnMut(&[u8], &[u8]) + Send>;
+type EventCallback = Box<dyn FnMut(&ReducerEvent) + Send>;
+
+/// Callbacks per table.
+#[derive(Default)]
+struct Callbacks {
+    inserts: HashMap<String, Vec<RowCallback>>,
+    deletes: HashMap<String, Vec<RowCallback>>,
+    updates: HashMap<String, Vec<UpdateCallback>>,
+    reducer_events: Vec<EventCallback>,
+}
+
+/// Requests waiting for their answer.
+#[derive(Default)]
+struct Pending {
+    calls: HashMap<u32, oneshot::Sender<Result<CallOutcome, ClientError>>>,
+    queries: HashMap<u32, oneshot::Sender<Result<Vec<TableRows>, ClientError>>>,
+    subscribes: HashMap<u32, oneshot::Sender<Result<(), ClientError>>>,
+    unsubscribes: HashMap<u32, oneshot::Sender<Result<(), ClientError>>>,
+}
+
+struct State {
+    cache: ClientCache,
+    pending: Pending,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    events_taken: bool,
+    closed: Option<String>,
+}
+
+/// What the writer task is asked to do.
+enum Outgoing {
+    Reliable(ClientMessage),
+    Unreliable(ClientMessage),
+    Close(oneshot::Sender<()>),
+}
+
+struct Inner {
+    identity: [u8; 32],
+    token: String,
+    connection_id: [u8; 16],
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    state: Mutex<State>,
+    callbacks: Mutex<Callbacks>,
+    next_id: AtomicU32,
+}
+
+/// A connection to one database. Cheap to clone; every clone is the same
+/// connection.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Connects, says `Hello`, and waits for the server's `Welcome`.
+    pub async fn connect(options: ConnectOptions) -> Result<Self, ClientError> {
+        let (mut writer, mut reader) = match &options.endpoint {
+            Endpoint::Quic {
+                addr,
+                server_name,
+                trust,
+            } => link::quic(*addr, server_name, trust, options.max_frame).await?,
+            Endpoint::WebSocket { url } => link::websocket(url, options.max_frame).await?,
+        };
+        let hello = ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            database: options.database.clone(),
+            token: options.token.clone(),
+        };
+        writer.send(&hello).await.map_err(ClientError::Connect)?;
+        let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next())
+            .await
+            .map_err(|_| ClientError::Connect("no answer to Hello within 10 s".into()))?;
+        let (identity, token, connection_id) = match welcome {
+            Ok(ServerMessage::Welcome {
+                identity,
+                token,
+                connection_id,
+                ..
+            }) => (identity, token, connection_id),
+            Ok(ServerMessage::Error { message, .. }) => return Err(ClientError::Rejected(message)),
+            Ok(other) => {
+                return Err(ClientError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                )));
+            }
+            Err(reason) => return Err(ClientError::Closed(reason)),
+        };
+        let (outgoing, outgoing_receiver) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            identity,
+            token,
+            connection_id,
+            outgoing,
+            state: Mutex::new(State {
+                cache: ClientCache::new(),
+                pending: Pending::default(),
+                events: None,
+                events_taken: false,
+                closed: None,
+            }),
+            callbacks: Mutex::new(Callbacks::default()),
+            next_id: AtomicU32::new(1),
+        });
+        tokio::spawn(write_loop(writer, outgoing_receiver));
+        tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
+        Ok(Self { inner })
+    }
+
+    /// This client's identity.
+    pub fn identity(&self) -> [u8; 32] {
+        self.inner.identity
+    }
+
+    /// The token proving the identity; pass it to
+    /// [`ConnectOptions::with_token`] to connect as the same identity again.
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// This connection's id.
+    pub fn connection_id(&self) -> [u8; 16] {
+        self.inner.connection_id
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        self.state().closed.is_none()
+    }
+
+    /// Calls a reducer with postcard-encoded arguments and waits for its outcome.
+    pub async fn call_raw(&self, reducer: &str, args: Vec<u8>) -> Result<CallOutcome, ClientError> {
+        let request_id = self.next_id();
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.calls.insert(request_id, reply);
+        self.send(Outgoing::Reliable(ClientMessage::CallReducer {
+            request_id,
+            reducer: reducer.into(),
+            args: ByteBuf::from(args),
+        }))?;
+        self.wait(answer).await
+    }
+
+    /// Calls a reducer with its arguments as a tuple (`&(a, b)`; `&()` for
+    /// none) and waits for its outcome.
+    pub async fn call<A: Serialize>(
+        &self,
+        reducer: &str,
+        args: &A,
+    ) -> Result<CallOutcome, ClientError> {
+        self.call_raw(reducer, encode(args)?).await
+    }
+
+    /// Calls a reducer without waiting or asking for an answer; over QUIC
+    /// the call travels as a datagram when it fits, and may be lost.
+    pub async fn call_unreliable<A: Serialize>(
+        &self,
+        reducer: &str,
+        args: &A,
+    ) -> Result<(), ClientError> {
+        drop(self.open_state()?);
+        self.send(Outgoing::Unreliable(ClientMessage::CallReducerUnreliable {
+            reducer: reducer.into(),
+            args: ByteBuf::from(encode(args)?),
+        }))
+    }
+
+    /// Subscribes to `queries` as one set; returns once their rows are in
+    /// the cache. Either every query is subscribed or none.
+    pub async fn subscribe(&self, queries: &[&str]) -> Result<QuerySetId, ClientError> {
+        let id = self.next_id();
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.subscribes.insert(id, reply);
+        self.send(Outgoing::Reliable(ClientMessage::Subscribe {
+            query_set_id: id,
+            queries: queries.iter().map(|q| q.to_string()).collect(),
+        }))?;
+        self.wait(answer).await?;
+        Ok(QuerySetId(id))
+    }
+
+    /// Ends a subscription; returns once its rows have left the cache.
+    pub async fn unsubscribe(&self, set: QuerySetId) -> Result<(), ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.unsubscribes.insert(set.0, reply);
+        self.send(Outgoing::Reliable(ClientMessage::Unsubscribe {
+            query_set_id: set.0,
+        }))?;
+        self.wait(answer).await
+    }
+
+    /// Runs a query once, without subscribing.
+    pub async fn query(&self, sql: &str) -> Result<Vec<TableRows>, ClientError> {
+        let request_id = self.next_id();
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.queries.insert(request_id, reply);
+        self.send(Outgoing::Reliable(ClientMessage::Query {
+            request_id,
+            query: sql.into(),
+        }))?;
+        self.wait(answer).await
+    }
+
+    /// The cached rows of `table` (postcard bytes), each once.
+    pub fn rows_raw(&self, table: &str) -> Vec<Vec<u8>> {
+        self.state().cache.rows(table)
+    }
+
+    /// The cached rows of `table`, decoded as `T` (a type whose fields
+    /// mirror the table's columns).
+    pub fn rows<T: DeserializeOwned>(&self, table: &str) -> Result<Vec<T>, ClientError> {
+        self.rows_raw(table)
+            .iter()
+            .map(|row| {
+                postcard::from_bytes(row).map_err(|e| ClientError::Decode {
+                    table: table.into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `f` for every row that appears in `table`'s cache.
+    pub fn on_insert<T, F>(&self, table: &str, f: F)
+    where
+        T: DeserializeOwned,
+        F: FnMut(&T) + Send + 'static,
+    {
+        let callback = typed_row_callback(table, f);
+        let mut callbacks = self.callbacks();
+        callbacks
+            .inserts
+            .entry(table.into())
+            .or_default()
+            .push(callback);
+    }
+
+    /// Runs `f` for every row that leaves `table`'s cache.
+    pub fn on_delete<T, F>(&self, table: &str, f: F)
+    where
+        T: DeserializeOwned,
+        F: FnMut(&T) + Send + 'static,
+    {
+        let callback = typed_row_callback(table, f);
+        let mut callbacks = self.callbacks();
+        callbacks
+            .deletes
+            .entry(table.into())
+            .or_default()
+            .push(callback);
+    }
+
+    /// Runs `f(old, new)` for every row of `table` changed in place.
+    pub fn on_update<T, F>(&self, table: &str, mut f: F)
+    where
+        T: DeserializeOwned,
+        F: FnMut(&T, &T) + Send + 'static,
+    {
+        let table_name = table.to_owned();
+        let callback: UpdateCallback = Box::new(move |old, new| {
+            if let (Some(old), Some(new)) =
+                (decode::<T>(&table_name, old), decode::<T>(&table_name, new))
+            {
+                f(&old, &new);
+            }
+        });
+        self.callbacks()
+            .updates
+            .entry(table.into())
+            .or_default()
+            .push(callback);
+    }
+
+    /// Runs `f` for the reducer event of every transaction update received.
+    pub fn on_reducer_event<F>(&self, f: F)
+    where
+        F: FnMut(&ReducerEvent) + Send + 'static,
+    {
+        self.callbacks().reducer_events.push(Box::new(f));
+    }
+
+    /// The stream of [`Event`]s from now on; `None` after the first call.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<Event>> {
+        let mut state = self.state();
+        if state.events_taken {
+            return None;
+        }
+        state.events_taken = true;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        state.events = Some(sender);
+        Some(receiver)
+    }
+
+    /// Closes the connection; the server runs the module's disconnect reducer.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.inner.outgoing.send(Outgoing::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+
+    fn next_id(&self) -> u32 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state()
+    }
+
+    /// The state, or why requests can no longer be made.
+    fn open_state(&self) -> Result<MutexGuard<'_, State>, ClientError> {
+        let state = self.state();
+        match &state.closed {
+            Some(reason) => Err(ClientError::Closed(reason.clone())),
+            None => Ok(state),
+        }
+    }
+
+    fn callbacks(&self) -> MutexGuard<'_, Callbacks> {
+        self.inner.callbacks()
+    }
+
+    fn send(&self, message: Outgoing) -> Result<(), ClientError> {
+        self.inner
+            .outgoing
+            .send(message)
+            .map_err(|_| ClientError::Closed("the connection is closed".into()))
+    }
+
+    async fn wait<T>(
+        &self,
+        answer: oneshot::Receiver<Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ClientError::Closed("the connection is closed".into())))
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .expect("no thread panics while holding the client state")
+    }
+
+    fn callbacks(&self) -> MutexGuard<'_, Callbacks> {
+        self.callbacks
+            .lock()
+            .expect("no callback panics while holding the callbacks")
+    }
+}
+
+fn encode<A: Serialize>(args: &A) -> Result<Vec<u8>, ClientError> {
+    postcard::to_allocvec(args).map_err(|e| ClientError::Encode(e.to_string()))
+}
+
+/// A callback on row bytes that decodes them as `T` for `f`.
+fn typed_row_callback<T, F>(table: &str, mut f: F) -> RowCallback
+where
+    T: DeserializeOwned,
+    F: FnMut(&T) + Send + 'static,
+{
+    let table = table.to_owned();
+    Box::new(move |row| {
+        if let Some(row) = decode::<T>(&table, row) {
+            f(&row);
+        }
+    })
+}
+
+fn decode<T: DeserializeOwned>(table: &str, row: &[u8]) -> Option<T> {
+    match postcard::from_bytes(row) {
+        Ok(row) => Some(row),
+        Err(e) => {
+            tracing::warn!("a callback for `{table}` skipped a row that does not decode: {e}");
+            None
+        }
+    }
+}
+
+/// Sends what the client asks, in order, until it closes.
+async fn write_loop(mut writer: LinkWriter, mut outgoing: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(next) = outgoing.recv().await {
+        let sent = match next {
+            Outgoing::Reliable(message) => writer.send(&message).await,
+            Outgoing::Unreliable(message) => writer.send_unreliable(&message).await,
+            Outgoing::Close(done) => {
+                writer.close().await;
+                let _ = done.send(());
+                return;
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!("sending to the server failed: {e}");
+            break;
+        }
+    }
+    writer.close().await;
+}
+
+/// Applies what the server sends until the connection ends or the client is dropped.
+async fn read_loop(inner: std::sync::Weak<Inner>, mut reader: LinkReader) {
+    let reason = loop {
+        let message = reader.next().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        match message {
+            Ok(message) => {
+                if let Some(reason) = handle(&inner, message) {
+                    break (inner, reason);
+                }
+            }
+            Err(reason) => break (inner, reason),
+        }
+    };
+    let (inner, reason) = reason;
+    let mut state = inner.state();
+    state.closed = Some(reason.clone());
+    let pending = std::mem::take(&mut state.pending);
+    let closed = || ClientError::Closed(reason.clone());
+    for reply in pending.calls.into_values() {
+        let _ = reply.send(Err(closed()));
+    }
+    for reply in pending.queries.into_values() {
+        let _ = reply.send(Err(closed()));
+    }
+    for reply in pending.subscribes.into_values() {
+        let _ = reply.send(Err(closed()));
+    }
+    for reply in pending.unsubscribes.into_values() {
+        let _ = reply.send(Err(closed()));
+    }
+    if let Some(events) = &state.events {
+        let _ = events.send(Event::Disconnected { reason });
+    }
+}
+
+/// Applies one server message; `Some(reason)` if it ends the connection.
+fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
+    let mut state = inner.state();
+    let (applied, event) = match message {
+        ServerMessage::SubscribeApplied {
+            query_set_id,
+            tables,
+        } => {
+            let applied = state.cache.add_rows(&tables);
+            if let Some(reply) = state.pending.subscribes.remove(&query_set_id) {
+                let _ = reply.send(Ok(()));
+            }
+            let event = Event::SubscribeApplied {
+                query_set: QuerySetId(query_set_id),
+                tables,
+            };
+            (applied, event)
+        }
+        ServerMessage::UnsubscribeApplied {
+            query_set_id,
+            tables,
+        } => {
+            let applied = state.cache.remove_rows(&tables);
+            if let Some(reply) = state.pending.unsubscribes.remove(&query_set_id) {
+                let _ = reply.send(Ok(()));
+            }
+            let event = Event::UnsubscribeApplied {
+                query_set: QuerySetId(query_set_id),
+                tables,
+            };
+            (applied, event)
+        }
+        ServerMessage::SubscriptionError {
+            query_set_id,
+            message,
+        } => {
+            let pending = &mut state.pending;
+            let reply = pending
+                .subscribes
+                .remove(&query_set_id)
+                .or_else(|| pending.unsubscribes.remove(&query_set_id));
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(ClientError::Subscription(message.clone())));
+            }
+            (Applied::default(), Event::Error { message })
+        }
+        ServerMessage::TransactionUpdate { tables, event } => {
+            let applied = state.cache.apply(&tables);
+            drop(state);
+            for callback in &mut inner.callbacks().reducer_events {
+                callback(&event);
+            }
+            state = inner.state();
+            (applied, Event::TransactionUpdate { tables, event })
+        }
+        ServerMessage::ReducerResult {
+            request_id,
+            status,
+            duration_micros,
+        } => {
+            if let Some(reply) = state.pending.calls.remove(&request_id) {
+                let _ = reply.send(Ok(CallOutcome {
+                    status,
+                    duration: Duration::from_micros(duration_micros),
+                }));
+            }
+            return None;
+        }
+        ServerMessage::QueryResult { request_id, result } => {
+            if let Some(reply) = state.pending.queries.remove(&request_id) {
+                let _ = reply.send(result.map_err(ClientError::Query));
+            }
+            return None;
+        }
+        ServerMessage::Error { message, fatal } => {
+            if let Some(events) = &state.events {
+                let _ = events.send(Event::Error {
+                    message: message.clone(),
+                });
+            }
+            return fatal.then_some(message);
+        }
+        ServerMessage::Welcome { .. } => {
+            return Some("the server sent a second Welcome".into());
+        }
+    };
+    if applied.missing > 0 {
+        tracing::warn!(
+            "the server removed {} rows this client did not hold",
+            applied.missing
+        );
+    }
+    if let Some(events) = &state.events {
+        let _ = events.send(event);
+    }
+    drop(state);
+    run_callbacks(inner, &applied.changes);
+    None
+}
+
+fn run_callbacks(inner: &Inner, changes: &[RowChange]) {
+    if changes.is_empty() {
+        return;
+    }
+    let mut callbacks = inner.callbacks();
+    for change in changes {
+        match change {
+            RowChange::Insert { table, row } => {
+                for callback in callbacks.inserts.get_mut(table).into_iter().flatten() {
+                    callback(row);
+                }
+            }
+            RowChange::Delete { table, row } => {
+                for callback in callbacks.deletes.get_mut(table).into_iter().flatten() {
+                    callback(row);
+                }
+            }
+            RowChange::Update { table, old, new } => {
+                for callback in callbacks.updates.get_mut(table).into_iter().flatten() {
+                    callback(old, new);
+                }
+            }
+        }
+    }
+}

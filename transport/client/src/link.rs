@@ -1,0 +1,188 @@
+//! The byte-level connection under a client: a QUIC stream (plus
+//! datagrams) or a WebSocket, each split into a writing and a reading half.
+
+use std::net::SocketAddr;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use worldline_transport::{
+    ClientMessage, FrameDecoder, MAX_DATAGRAM_MESSAGE, ServerMessage, decode_message, encode_frame,
+    encode_message,
+};
+
+use crate::error::ClientError;
+use crate::tls::{Trust, quic_client_config};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The writing half.
+pub(crate) enum LinkWriter {
+    Quic {
+        send: quinn::SendStream,
+        connection: quinn::Connection,
+        /// Kept so the endpoint's socket lives as long as the connection.
+        _endpoint: quinn::Endpoint,
+    },
+    WebSocket(SplitSink<Socket, Message>),
+}
+
+/// The reading half.
+pub(crate) enum LinkReader {
+    Quic {
+        recv: quinn::RecvStream,
+        decoder: FrameDecoder,
+        buffer: Vec<u8>,
+    },
+    WebSocket(SplitStream<Socket>),
+}
+
+/// Opens a QUIC connection and its protocol stream.
+pub(crate) async fn quic(
+    addr: SocketAddr,
+    server_name: &str,
+    trust: &Trust,
+    max_frame: u32,
+) -> Result<(LinkWriter, LinkReader), ClientError> {
+    let config = quic_client_config(trust)?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("a valid address")
+    } else {
+        "0.0.0.0:0".parse().expect("a valid address")
+    };
+    let mut endpoint =
+        quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect(e.to_string()))?;
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint
+        .connect(addr, server_name)
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    // A transport error during the handshake is the TLS layer refusing.
+    let connection = connecting.await.map_err(|e| match e {
+        quinn::ConnectionError::TransportError(e) => ClientError::Tls(e.to_string()),
+        other => ClientError::Connect(format!("{other} (is the server running on {addr}?)")),
+    })?;
+    let (send, recv) = connection
+        .open_bi()
+        .await
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    Ok((
+        LinkWriter::Quic {
+            send,
+            connection,
+            _endpoint: endpoint,
+        },
+        LinkReader::Quic {
+            recv,
+            decoder: FrameDecoder::new(max_frame),
+            buffer: vec![0; 64 * 1024],
+        },
+    ))
+}
+
+/// Opens a WebSocket connection.
+pub(crate) async fn websocket(
+    url: &str,
+    max_frame: u32,
+) -> Result<(LinkWriter, LinkReader), ClientError> {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_frame as usize))
+        .max_frame_size(Some(max_frame as usize));
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
+    let (sink, stream) = socket.split();
+    Ok((LinkWriter::WebSocket(sink), LinkReader::WebSocket(stream)))
+}
+
+impl LinkWriter {
+    /// Sends a message reliably, in order.
+    pub(crate) async fn send(&mut self, message: &ClientMessage) -> Result<(), String> {
+        match self {
+            LinkWriter::Quic { send, .. } => send
+                .write_all(&encode_frame(message))
+                .await
+                .map_err(|e| e.to_string()),
+            LinkWriter::WebSocket(sink) => sink
+                .send(Message::Binary(encode_message(message).into()))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Sends a message that may be lost: a QUIC datagram when it fits,
+    /// otherwise like [`send`](Self::send).
+    pub(crate) async fn send_unreliable(&mut self, message: &ClientMessage) -> Result<(), String> {
+        if let LinkWriter::Quic { connection, .. } = self {
+            let bytes = encode_message(message);
+            let fits = connection
+                .max_datagram_size()
+                .is_some_and(|max| bytes.len() <= max.min(MAX_DATAGRAM_MESSAGE));
+            if fits {
+                return connection
+                    .send_datagram(bytes.into())
+                    .map_err(|e| e.to_string());
+            }
+        }
+        self.send(message).await
+    }
+
+    /// Closes the connection.
+    pub(crate) async fn close(self) {
+        match self {
+            LinkWriter::Quic {
+                mut send,
+                connection,
+                ..
+            } => {
+                let _ = send.finish();
+                connection.close(0u32.into(), b"client closed");
+            }
+            LinkWriter::WebSocket(mut sink) => {
+                let _ = sink.send(Message::Close(None)).await;
+                let _ = sink.close().await;
+            }
+        }
+    }
+}
+
+impl LinkReader {
+    /// The next message; `None` when the connection ended, with why.
+    pub(crate) async fn next(&mut self) -> Result<ServerMessage, String> {
+        match self {
+            LinkReader::Quic {
+                recv,
+                decoder,
+                buffer,
+            } => loop {
+                if let Some(frame) = decoder.next_frame().map_err(|e| e.to_string())? {
+                    return decode_message(&frame).map_err(|e| e.to_string());
+                }
+                match recv.read(buffer).await {
+                    Ok(Some(n)) => decoder.push(&buffer[..n]),
+                    Ok(None) => return Err("the server closed the connection".into()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            },
+            LinkReader::WebSocket(stream) => loop {
+                match stream.next().await {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        return decode_message(&bytes).map_err(|e| e.to_string());
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let reason = frame
+                            .map(|f| f.reason.to_string())
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or_else(|| "the server closed the connection".into());
+                        return Err(reason);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("the server closed the connection".into()),
+                }
+            },
+        }
+    }
+}
