@@ -1,15 +1,30 @@
 //! `worldline`: the Worldline command line.
 
+mod api;
+mod commands;
+mod config;
+mod context;
+mod generate;
+mod hint;
+mod init;
+mod module_build;
+mod output;
 mod start;
+mod time;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use commands::{call, databases, identity, logs, publish, sql, subscribe};
+use context::{Context, GlobalArgs};
+
 /// Worldline: a database that is also your application server.
 #[derive(Parser)]
 #[command(name = "worldline", version, about)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,6 +33,66 @@ struct Cli {
 enum Command {
     /// Start a server on a data directory, recovering every database in it.
     Start(start::StartArgs),
+    /// Build a module and publish it as a database: create it, or hot-swap
+    /// the module of an existing one, keeping its data and clients.
+    Publish(publish::PublishArgs),
+    /// Call a reducer with JSON arguments.
+    Call(call::CallArgs),
+    /// Run a SQL query once and print the rows.
+    Sql(sql::SqlArgs),
+    /// Subscribe to SQL queries: print the matching rows, then every change.
+    Subscribe(subscribe::SubscribeArgs),
+    /// Print a database's module log.
+    Logs(logs::LogsArgs),
+    /// Show a database's tables, indexes and reducers.
+    Describe(databases::DescribeArgs),
+    /// List the server's databases.
+    List(databases::ListArgs),
+    /// Delete a database and all its data.
+    Delete(databases::DeleteArgs),
+    /// Manage identities: create, list, choose the default, print a token.
+    Identity(identity::IdentityArgs),
+    /// Create a new module project that builds and publishes as it stands.
+    Init(init::InitArgs),
+    /// Generate typed client bindings for a module.
+    Generate(generate::GenerateArgs),
+}
+
+impl Command {
+    /// The subcommand's name, for hints.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Start(_) => "start",
+            Command::Publish(_) => "publish",
+            Command::Call(_) => "call",
+            Command::Sql(_) => "sql",
+            Command::Subscribe(_) => "subscribe",
+            Command::Logs(_) => "logs",
+            Command::Describe(_) => "describe",
+            Command::List(_) => "list",
+            Command::Delete(_) => "delete",
+            Command::Identity(_) => "identity",
+            Command::Init(_) => "init",
+            Command::Generate(_) => "generate",
+        }
+    }
+}
+
+fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<()> {
+    match command {
+        Command::Start(args) => start::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Publish(args) => publish::run(args, Context::load(global)?),
+        Command::Call(args) => call::run(args, Context::load(global)?),
+        Command::Sql(args) => sql::run(args, Context::load(global)?),
+        Command::Subscribe(args) => subscribe::run(args, Context::load(global)?),
+        Command::Logs(args) => logs::run(args, Context::load(global)?),
+        Command::Describe(args) => databases::describe(args, Context::load(global)?),
+        Command::List(args) => databases::list(args, Context::load(global)?),
+        Command::Delete(args) => databases::delete(args, Context::load(global)?),
+        Command::Identity(args) => identity::run(args, Context::load(global)?),
+    }
 }
 
 fn main() -> ExitCode {
@@ -28,16 +103,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Start(args) => start::run(args),
-    };
-    match result {
+    let name = cli.command.name();
+    match run(cli.command, &cli.global) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if let Some(hint) = start::hint(&err) {
-                eprintln!("hint: {hint}");
+            for line in hint::diff_of(&err) {
+                eprintln!("  {line}");
             }
+            eprintln!("hint: {}", hint::hint_for(&err, name));
             ExitCode::FAILURE
         }
     }

@@ -56,6 +56,13 @@ fn start_recovers_published_databases_and_holds_the_directory() {
     assert!(text.contains("recovered database bank"), "{text}");
     assert!(text.contains("1 transactions replayed"), "{text}");
     assert!(text.contains("1 databases ready"), "{text}");
+    assert!(text.contains("HTTP and WebSocket on http://127.0.0.1:"), "{text}");
+    let fingerprint = text
+        .split("certificate SHA-256 fingerprint ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default();
+    assert_eq!(fingerprint.len(), 64, "{text}");
 
     let second = Command::new(WORLDLINE)
         .args(["start", "--data-dir"])

@@ -1,13 +1,16 @@
 //! A database: one module instance, its schema and its tables, with
 //! reducer calls run as transactions.
 
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::Component;
-use worldline_datastore::{Datastore, Lifecycle, ModuleSchema, Row, TxDelta, decode_product};
+use worldline_datastore::{
+    Datastore, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product, plan_migration,
+};
 
 use crate::bindings::worldline::module::types::ReducerContext;
 use crate::bindings::{Module, ModulePre};
@@ -17,7 +20,7 @@ use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::ModuleLog;
 use crate::schema_import::import_module;
 use crate::state::HostState;
-use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig};
+use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
 
 /// How many lines of module log a database keeps.
 const LOG_CAPACITY: usize = 10_000;
@@ -64,10 +67,66 @@ pub struct ReducerOutcome {
     pub offset: Option<u64>,
 }
 
+/// Which compatible schema changes [`Database::hot_swap`] may make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SwapPolicy {
+    /// Every compatible change (see
+    /// [`plan_migration`](worldline_datastore::plan_migration)).
+    #[default]
+    Compatible,
+    /// Only changes that clients built against the old module cannot
+    /// notice ([`MigrationPlan::is_additive`]): tables, indexes and
+    /// reducers added, tables made public. Refuses reducers removed or
+    /// changed, indexes removed and tables made private.
+    Additive,
+}
+
 /// A running module instance and the store that owns its state.
 struct Instance {
     store: Store<HostState>,
     module: Module,
+}
+
+/// A compiled component, instantiated over empty tables, and its schema.
+struct Loaded {
+    pre: ModulePre<HostState>,
+    instance: Instance,
+    schema: ModuleSchema,
+}
+
+impl Loaded {
+    /// Compiles `wasm`, checks it against the `worldline:module` world,
+    /// instantiates it and reads its schema. Runs no reducer.
+    fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, HostError> {
+        let component = Component::new(engine.wasmtime(), wasm)
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
+        let pre = ModulePre::new(pre).map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
+        let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
+        let description = instance
+            .module
+            .worldline_module_guest()
+            .call_describe(&mut instance.store)
+            .map_err(|e| HostError::DescribeTrapped(trap_message(&e)))?;
+        let schema = import_module(description)?;
+        Ok(Self {
+            pre,
+            instance,
+            schema,
+        })
+    }
+}
+
+/// Compiles a component and returns the schema it describes (its tables
+/// and reducers), without creating a database or running any reducer
+/// (`init` included): for tools that need a module's schema, such as code
+/// generators and publish previews (with
+/// [`plan_migration`](worldline_datastore::plan_migration)).
+pub fn describe_component(engine: &Engine, wasm: &[u8]) -> Result<ModuleSchema, HostError> {
+    Ok(Loaded::compile(engine, wasm)?.schema)
 }
 
 /// One published module with its tables.
@@ -135,20 +194,11 @@ impl Database {
 
     /// Compiles and instantiates the module and reads its schema; the tables start empty.
     fn load(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
-        let component = Component::new(engine.wasmtime(), wasm)
-            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
-        let pre = engine
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
-        let pre = ModulePre::new(pre).map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
-        let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
-        let description = instance
-            .module
-            .worldline_module_guest()
-            .call_describe(&mut instance.store)
-            .map_err(|e| HostError::DescribeTrapped(trap_message(&e)))?;
-        let schema = import_module(description)?;
+        let Loaded {
+            pre,
+            mut instance,
+            schema,
+        } = Loaded::compile(engine, wasm)?;
         instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
         Ok(Self {
             engine: engine.clone(),
@@ -159,6 +209,89 @@ impl Database {
             broken: None,
             storage: None,
         })
+    }
+
+    /// Replaces the module with the component `wasm`, keeping every row,
+    /// and returns the schema changes it made. Nothing runs in the new
+    /// module on the way (`init` does not run again); the module log
+    /// carries over.
+    ///
+    /// The new module's schema must be a compatible next version of the
+    /// old one ([`plan_migration`]: tables are matched by name, and every
+    /// existing table keeps its columns, primary key and auto-increment
+    /// columns), and `policy` must allow its changes. New indexes are built
+    /// from the existing rows. A persistent database writes a snapshot
+    /// for the new module, then replaces its `module.wasm`, so that a crash
+    /// at any point recovers one module or the other with every committed
+    /// transaction.
+    ///
+    /// On any error — an invalid component
+    /// ([`HostError::InvalidComponent`] and the other loading errors), an
+    /// incompatible schema ([`HostError::IncompatibleSchema`], listing
+    /// every problem), a change `policy` refuses ([`HostError::SwapRefused`]),
+    /// a new unique index that existing rows violate
+    /// ([`HostError::Migration`]) or a storage failure — the database keeps
+    /// its old module and rows and goes on serving calls. The one exception
+    /// is a storage failure after `module.wasm` was replaced but could not
+    /// be synced: then either module may come back after a crash, so the
+    /// database stops taking calls (until a later swap succeeds or the
+    /// server restarts).
+    pub fn hot_swap(
+        &mut self,
+        wasm: &[u8],
+        policy: SwapPolicy,
+    ) -> Result<MigrationPlan, HostError> {
+        let loaded = Loaded::compile(&self.engine, wasm)?;
+        let plan =
+            plan_migration(&self.schema, &loaded.schema).map_err(HostError::IncompatibleSchema)?;
+        if policy == SwapPolicy::Additive && !plan.is_additive() {
+            let refused = plan
+                .changes
+                .into_iter()
+                .filter(|change| !change.is_additive())
+                .collect();
+            return Err(HostError::SwapRefused(MigrationPlan { changes: refused }));
+        }
+        let migrated = self.datastore().migrate(&loaded.schema.tables)?;
+        if let Some(storage) = &mut self.storage {
+            let swapped = storage.swap_module(
+                &migrated,
+                wasm,
+                self.owner.to_bytes(),
+                Timestamp::now().to_micros_since_epoch(),
+            );
+            match swapped {
+                Ok(()) => {}
+                Err(SwapFailed::Unchanged(e)) => return Err(e.into()),
+                Err(SwapFailed::Undecided(e)) => {
+                    self.broken = Some(format!(
+                        "a module swap could not be made durable ({e}); swap again or \
+                         restart the server"
+                    ));
+                    return Err(e.into());
+                }
+            }
+        }
+        let Loaded {
+            pre,
+            mut instance,
+            schema,
+        } = loaded;
+        let state = instance.store.data_mut();
+        state.datastore = migrated;
+        std::mem::swap(&mut state.log, &mut self.instance.store.data_mut().log);
+        self.instance = instance;
+        self.pre = pre;
+        self.schema = schema;
+        self.broken = None;
+        tracing::info!("swapped the module: {} schema changes", plan.changes.len());
+        Ok(plan)
+    }
+
+    /// For a persistent database, a handle that stops upgrading once the
+    /// database is dropped and its commit log closed.
+    pub(crate) fn liveness(&self) -> Option<Weak<()>> {
+        self.storage.as_ref().map(DatabaseStorage::liveness)
     }
 
     /// The module's tables and reducers.

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use worldline_datastore::SchemaError;
+use worldline_datastore::{IncompatibleSchema, MigrationError, MigrationPlan, SchemaError};
 
 use crate::storage::StorageError;
 
-/// Why a database could not be created.
+/// Why a database could not be created, opened, swapped to a new module or deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The wasm engine could not be configured.
@@ -47,6 +47,22 @@ pub enum HostError {
     /// A database with this name exists already.
     #[error("a database named `{0}` exists already")]
     DatabaseExists(String),
+    /// No database has this name.
+    #[error("no database named `{0}`")]
+    NoSuchDatabase(String),
+    /// The database was handed out by `Host::take_database` and is still open.
+    #[error("database `{0}` is still open; stop and drop it first")]
+    DatabaseInUse(String),
+    /// The new module's tables cannot hold the database's rows; its
+    /// `Display` lists every incompatible change, one per line.
+    #[error("the new module's schema is incompatible with the database's:\n{0}")]
+    IncompatibleSchema(IncompatibleSchema),
+    /// The swap policy refuses these changes (the ones it does not allow).
+    #[error("the swap policy does not allow these changes:\n{0}")]
+    SwapRefused(MigrationPlan),
+    /// The rows could not be carried over to the new module's tables.
+    #[error("migrating the database failed: {0}")]
+    Migration(#[from] MigrationError),
     /// Database names are 1 to 64 characters: lowercase letters, digits, `-` and `_`.
     #[error(
         "`{0}` is not a valid database name: use 1 to 64 lowercase letters, digits, `-` or `_`"

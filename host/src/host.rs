@@ -9,14 +9,16 @@
 //! databases/<name>/owner         the owner's identity, hex
 //! databases/<name>/log/          commit log segments
 //! databases/<name>/snapshots/    snapshots
+//! databases/.deleted-<name>/     a database being deleted (removed on open if left behind)
 //! ```
 //!
 //! The host holds a capability to the directory (cap-std) and reaches
 //! nothing outside it.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
+use std::sync::Weak;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
@@ -26,7 +28,7 @@ use crate::database::Database;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::HostError;
 use crate::identity::Identity;
-use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir};
+use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir, write_file_durably};
 
 /// How a host runs and persists its databases.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +45,9 @@ pub struct Host {
     config: HostConfig,
     databases_dir: Dir,
     databases: BTreeMap<String, Database>,
+    /// Databases handed out by [`Host::take_database`]: each stops
+    /// upgrading once the database is dropped and its log closed.
+    taken: BTreeMap<String, Weak<()>>,
     recovered: Vec<(String, RecoveryReport)>,
     authority: Authority,
     /// Held for the host's lifetime; the lock is released when it closes.
@@ -83,6 +88,7 @@ impl Host {
             config,
             databases_dir,
             databases: BTreeMap::new(),
+            taken: BTreeMap::new(),
             recovered: Vec::new(),
             authority,
             _lock: lock,
@@ -100,6 +106,13 @@ impl Host {
         {
             let entry = entry.map_err(storage_io("listing databases"))?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(DELETED_PREFIX) {
+                // A deletion was interrupted; finish it.
+                if let Err(e) = self.databases_dir.remove_dir_all(&name) {
+                    tracing::warn!("could not remove databases/{name}, left by a deletion: {e}");
+                }
+                continue;
+            }
             if valid_name(&name)
                 && entry
                     .file_type()
@@ -189,9 +202,57 @@ impl Host {
 
     /// Hands database `name` over to the caller (a server runs each
     /// database on its own thread). The host no longer lists it, but its
-    /// directory stays, so the name cannot be published again.
+    /// directory stays, so the name cannot be published again until
+    /// [`delete_database`](Self::delete_database).
     pub fn take_database(&mut self, name: &str) -> Option<Database> {
-        self.databases.remove(name)
+        let database = self.databases.remove(name)?;
+        if let Some(alive) = database.liveness() {
+            self.taken.insert(name.to_owned(), alive);
+        }
+        Some(database)
+    }
+
+    /// Deletes database `name` and everything stored for it; the name can
+    /// then be published again. A database the host holds is closed first;
+    /// one handed out by [`take_database`](Self::take_database) must have
+    /// been dropped (which closes its commit log), or this fails with
+    /// [`HostError::DatabaseInUse`]. Fails with
+    /// [`HostError::NoSuchDatabase`] if there is no such database.
+    ///
+    /// The directory is first renamed out of the way, so that a crash
+    /// part-way through leaves no half-deleted database behind; the next
+    /// [`open`](Self::open) finishes the removal.
+    pub fn delete_database(&mut self, name: &str) -> Result<(), HostError> {
+        if !valid_name(name) || !self.databases_dir.exists(name) {
+            return Err(HostError::NoSuchDatabase(name.to_owned()));
+        }
+        if self
+            .taken
+            .get(name)
+            .is_some_and(|alive| alive.strong_count() > 0)
+        {
+            return Err(HostError::DatabaseInUse(name.to_owned()));
+        }
+        let io = storage_io(format!("deleting database {name}"));
+        let doomed = format!("{DELETED_PREFIX}{name}");
+        if self.databases_dir.exists(&doomed) {
+            self.databases_dir.remove_dir_all(&doomed).map_err(&io)?;
+        }
+        self.databases_dir
+            .rename(name, &self.databases_dir, &doomed)
+            .map_err(&io)?;
+        // The name is free from here on; closing the database joins its
+        // durability thread, which writes what it has under the new name.
+        drop(self.databases.remove(name));
+        self.taken.remove(name);
+        sync_dir(&self.databases_dir)?;
+        if let Err(e) = self.databases_dir.remove_dir_all(&doomed) {
+            tracing::warn!(
+                "database {name} is deleted, but removing its files failed ({e}); \
+                 the next open removes them"
+            );
+        }
+        Ok(())
     }
 
     /// The names of every database the host holds, sorted.
@@ -209,6 +270,10 @@ impl Host {
         &self.recovered
     }
 }
+
+/// How the directory of a database being deleted starts (`.` is not
+/// allowed in database names, so it cannot clash with one).
+const DELETED_PREFIX: &str = ".deleted-";
 
 /// The name this server signs its tokens with.
 const ISSUER: &str = "worldline";
@@ -261,19 +326,7 @@ fn read_owner(dir: &Dir) -> Result<Identity, HostError> {
     })
 }
 
-/// Writes a whole file atomically: a temporary file, fsync, rename.
+/// Writes a whole file atomically: a temporary file, fsync, rename, fsync of the directory.
 fn write_durably(dir: &Dir, name: &str, bytes: &[u8]) -> Result<(), HostError> {
-    let temporary = format!(".{name}.tmp");
-    let io = storage_io(format!("writing {name}"));
-    let mut file = dir
-        .open_with(
-            &temporary,
-            OpenOptions::new().create(true).truncate(true).write(true),
-        )
-        .map_err(&io)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(&io)?;
-    dir.rename(&temporary, dir, name).map_err(&io)?;
-    Ok(sync_dir(dir)?)
+    Ok(write_file_durably(dir, name, bytes)?)
 }

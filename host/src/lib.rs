@@ -34,7 +34,7 @@ mod state;
 mod storage;
 
 pub use auth::{AuthError, Authority, identity_for};
-pub use database::{CallContext, Database, ReducerOutcome};
+pub use database::{CallContext, Database, ReducerOutcome, SwapPolicy, describe_component};
 pub use engine::{Engine, EngineConfig};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostConfig};

@@ -14,9 +14,11 @@ pub mod raw;
 /// Where `build.rs` put the guest components.
 pub const GUEST_DIR: &str = env!("WORLDLINE_GUEST_DIR");
 
-/// The path of a guest component built from `guest-rust/` (e.g. `"bank"`).
+/// The path of a guest component built from `guest-rust/`, by package name
+/// (e.g. `"bank"` or `"chat-v2"`; cargo names the file after the library,
+/// whose name has `_` for every `-` of the package's).
 pub fn guest_path(name: &str) -> PathBuf {
-    PathBuf::from(GUEST_DIR).join(format!("{name}.wasm"))
+    PathBuf::from(GUEST_DIR).join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 /// The bytes of a guest component built from `guest-rust/`.

@@ -335,3 +335,68 @@ async fn unreliable_calls_and_typed_rows_over_both_transports() {
     }
     live.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_keeps_its_certificate_keys_and_data() {
+    use worldline_server::{Server, ServerConfig};
+    let dir = worldline_tests::TempDir::new("worldline-restart");
+    let config = || {
+        let mut config = ServerConfig::new(dir.path());
+        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        config.quic_listen = "127.0.0.1:0".parse().unwrap();
+        config
+    };
+    let server = Server::start(config()).await.unwrap();
+    let (owner, _) = server.new_identity();
+    let wasm = worldline_tests::guest_wasm("chat");
+    tokio::task::block_in_place(|| server.publish("chat", &wasm, owner)).unwrap();
+    let fingerprint = server.fingerprint();
+    let url = format!("ws://{}/v1/ws", server.http_addr());
+    let client = Client::connect(ConnectOptions::websocket(&url, "chat")).await.unwrap();
+    committed(&client, "send_message", &("before the restart",)).await;
+    let token = client.token().to_owned();
+    let identity = client.identity();
+    client.close().await;
+    server.shutdown().await;
+
+    let server = Server::start(config()).await.expect("the directory was released");
+    assert_eq!(server.fingerprint(), fingerprint, "the certificate is kept");
+    let options = ConnectOptions::quic(server.quic_addr(), Trust::Fingerprint(fingerprint), "chat")
+        .with_token(token);
+    let client = Client::connect(options).await.unwrap();
+    assert_eq!(client.identity(), identity, "the signing key is kept");
+    client.subscribe(&["SELECT * FROM message"]).await.unwrap();
+    let texts: Vec<String> = client
+        .rows::<Message>("message")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["before the restart"]);
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_identity_issues_a_token_that_connects_as_that_identity() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut stream = tokio::net::TcpStream::connect(live.server().http_addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /v1/identity HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    let token = json["token"].as_str().unwrap().to_owned();
+    let identity = json["identity"].as_str().unwrap().to_owned();
+    let client = connect_as(&live, Transport::WebSocket, "bank", Some(token)).await;
+    let hex: String = client.identity().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, identity);
+    live.shutdown().await;
+}

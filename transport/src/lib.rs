@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod frame;
+pub mod http_api;
 mod messages;
 
 pub use frame::{

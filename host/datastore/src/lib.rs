@@ -8,6 +8,10 @@
 //! type (see [`decode_value`] for the encoding); the datastore decodes only
 //! what it must to validate rows and build index keys, and never panics on
 //! any input bytes.
+//!
+//! [`json_to_args`], [`json_to_value`], [`value_to_json`] and [`row_to_json`]
+//! convert between JSON and those bytes (see [`json_to_value`] for the mapping),
+//! and the schema types serialize with serde for `GET /v1/database/NAME/schema`.
 #![deny(missing_docs)]
 
 mod codec;
@@ -16,6 +20,8 @@ mod datastore;
 mod delta;
 mod error;
 mod index;
+mod json;
+mod migration;
 mod recovery;
 mod row;
 mod schema;
@@ -29,6 +35,13 @@ pub use cursor::{Cursor, KeyBound};
 pub use datastore::{Datastore, IndexId, TableId};
 pub use delta::{SequenceState, TableDelta, TxDelta};
 pub use error::{DbError, DbErrorKind};
+pub use json::{
+    JsonError, JsonProblem, PathSegment, json_to_args, json_to_value, row_to_json, value_to_json,
+};
+pub use migration::{
+    CompatibleChange, IncompatibleChange, IncompatibleSchema, MigrationError, MigrationPlan,
+    plan_migration,
+};
 pub use schema::{
     AlgebraicType, Field, IndexSchema, Lifecycle, MAX_TYPE_DEPTH, ModuleSchema, ProductType,
     ReducerSchema, SchemaError, SumType, TableSchema, Variant,

@@ -4,7 +4,14 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// The type of a column, a reducer parameter or a part of one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In JSON (serde), the types without parameters are strings named as in
+/// Rust (`"bool"`, `"u8"` ... `"i128"`, `"f32"`, `"f64"`, `"string"`,
+/// `"identity"`, `"connection_id"`, `"timestamp"`), and the others are
+/// objects with one key: `{"option": T}`, `{"array": T}`,
+/// `{"product": [field, ...]}` and `{"sum": [variant, ...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlgebraicType {
     /// `true` or `false`.
     Bool,
@@ -114,7 +121,10 @@ impl fmt::Display for AlgebraicType {
 }
 
 /// A struct or tuple type: its fields in order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// In JSON (serde), the list of its fields: `[{"name": "x", "type": "i32"}, ...]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ProductType {
     /// The fields, in encoding order.
     pub fields: Vec<Field>,
@@ -137,16 +147,23 @@ impl fmt::Display for ProductType {
 }
 
 /// One field of a product type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In JSON (serde), `{"name": "x", "type": "i32"}`; `"name"` is `null` (or
+/// absent) for a tuple field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Field {
-    /// The field's name; `None` for tuple fields.
+    /// The field's name; `None` for tuple fields. JSON key `"name"`.
     pub name: Option<String>,
-    /// The field's type.
+    /// The field's type. JSON key `"type"`.
+    #[serde(rename = "type")]
     pub ty: AlgebraicType,
 }
 
 /// A tagged union: one of several cases, each with a payload.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// In JSON (serde), the list of its variants: `[{"name": "Idle", "type": {"product": []}}, ...]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SumType {
     /// The cases, in tag order.
     pub variants: Vec<Variant>,
@@ -170,39 +187,49 @@ impl fmt::Display for SumType {
 }
 
 /// One case of a sum type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In JSON (serde), `{"name": "Circle", "type": "f64"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Variant {
-    /// The case's name.
+    /// The case's name. JSON key `"name"`.
     pub name: String,
-    /// Its payload; the empty product for a unit case.
+    /// Its payload; the empty product for a unit case. JSON key `"type"`.
+    #[serde(rename = "type")]
     pub ty: AlgebraicType,
 }
 
 /// An index over one or more columns of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In JSON (serde), `{"name": "item_sku", "columns": [1], "unique": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexSchema {
-    /// The index's name, unique within its table.
+    /// The index's name, unique within its table. JSON key `"name"`.
     pub name: String,
-    /// Column positions, in key order.
+    /// Column positions, in key order. JSON key `"columns"`.
     pub columns: Vec<usize>,
-    /// Whether at most one row may have each key.
+    /// Whether at most one row may have each key. JSON key `"unique"`.
     pub unique: bool,
 }
 
 /// A table: its columns, indexes and sequences.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In JSON (serde), an object with the keys `"name"`, `"columns"` (a
+/// [`ProductType`]), `"primary_key"` (an index position or `null`),
+/// `"indexes"`, `"auto_inc"` (column positions) and `"public"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableSchema {
-    /// The table's name.
+    /// The table's name. JSON key `"name"`.
     pub name: String,
-    /// The row type; every field is a named column.
+    /// The row type; every field is a named column. JSON key `"columns"`.
     pub columns: ProductType,
     /// Position in `indexes` of the unique index that is the primary key.
+    /// JSON key `"primary_key"`.
     pub primary_key: Option<usize>,
-    /// The table's indexes; index ids are positions in this list.
+    /// The table's indexes; index ids are positions in this list. JSON key `"indexes"`.
     pub indexes: Vec<IndexSchema>,
-    /// Integer columns filled from a sequence when inserted as 0.
+    /// Integer columns filled from a sequence when inserted as 0. JSON key `"auto_inc"`.
     pub auto_inc: Vec<usize>,
-    /// Whether clients other than the owner may read the table.
+    /// Whether clients other than the owner may read the table. JSON key `"public"`.
     pub public: bool,
 }
 
@@ -235,7 +262,10 @@ impl TableSchema {
 }
 
 /// When the host runs a reducer on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// In JSON (serde), `"init"`, `"client_connected"` or `"client_disconnected"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     /// Once, when the database is created.
     Init,
@@ -246,22 +276,29 @@ pub enum Lifecycle {
 }
 
 /// A reducer: its name, parameters and lifecycle role.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In JSON (serde), an object with the keys `"name"`, `"params"` (a
+/// [`ProductType`]) and `"lifecycle"` (a [`Lifecycle`] or `null`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReducerSchema {
-    /// The reducer's name.
+    /// The reducer's name. JSON key `"name"`.
     pub name: String,
-    /// Its parameters; arguments are their postcard product.
+    /// Its parameters; arguments are their postcard product. JSON key `"params"`.
     pub params: ProductType,
-    /// Set for lifecycle reducers.
+    /// Set for lifecycle reducers. JSON key `"lifecycle"`.
     pub lifecycle: Option<Lifecycle>,
 }
 
 /// Everything a module declares.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// In JSON (serde), `{"tables": [...], "reducers": [...]}`. This is what
+/// `GET /v1/database/NAME/schema` returns. A schema read from JSON has not
+/// been checked: call [`ModuleSchema::validate`] before relying on it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModuleSchema {
-    /// Tables; table ids are positions in this list.
+    /// Tables; table ids are positions in this list. JSON key `"tables"`.
     pub tables: Vec<TableSchema>,
-    /// Reducers; reducer ids are positions in this list.
+    /// Reducers; reducer ids are positions in this list. JSON key `"reducers"`.
     pub reducers: Vec<ReducerSchema>,
 }
 

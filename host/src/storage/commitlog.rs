@@ -76,6 +76,30 @@ impl LogWriter {
         })
     }
 
+    /// Starts a new segment for the record with offset `first_offset`, or
+    /// continues the newest segment if it already starts there (it then holds
+    /// no records, as `first_offset` is the next offset). Returns whether it
+    /// created the segment.
+    pub(crate) fn start_segment(
+        log: Dir,
+        first_offset: u64,
+        max_segment_bytes: u64,
+    ) -> Result<(Self, bool), StorageError> {
+        let newest = segment_names(&log)?.pop();
+        if newest.is_some_and(|(first, _)| first == first_offset) {
+            return Ok((Self::open(log, first_offset, max_segment_bytes)?, false));
+        }
+        let (file, size) = create_segment(&log, first_offset)?;
+        let writer = Self {
+            log,
+            file,
+            size,
+            pending: Vec::new(),
+            max_segment_bytes,
+        };
+        Ok((writer, true))
+    }
+
     /// Buffers the record with `offset`, first closing the segment if it is full.
     pub(crate) fn append(&mut self, offset: u64, payload: &[u8]) -> Result<(), StorageError> {
         if self.size + self.pending.len() as u64 >= self.max_segment_bytes {
@@ -112,18 +136,12 @@ impl LogWriter {
     }
 }
 
+/// Creates a segment holding just its header. The header is written to a
+/// temporary file that is renamed into place, so that a crash cannot leave
+/// a segment without one (recovery would refuse it).
 fn create_segment(log: &Dir, first_offset: u64) -> Result<(File, u64), StorageError> {
     let name = super::numbered_name(first_offset, "seg");
-    let mut file = log
-        .open_with(
-            &name,
-            OpenOptions::new().create(true).truncate(true).write(true),
-        )
-        .map_err(|e| StorageError::io(format!("creating log segment {name}"), e))?;
-    file.write_all(SEGMENT_MAGIC)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| StorageError::io(format!("writing the header of {name}"), e))?;
-    super::sync_dir(log)?;
+    super::write_file_durably(log, &name, SEGMENT_MAGIC)?;
     let file = log
         .open_with(&name, OpenOptions::new().append(true))
         .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;

@@ -138,6 +138,24 @@ impl Durability {
     }
 }
 
+impl Durability {
+    /// Blocks until every record before `below` has been written to the
+    /// operating system (and synced, if the policy syncs every record),
+    /// whatever the policy: unlike [`wait`](Self::wait), policy `None` waits too.
+    pub(crate) fn drain(&self, below: u64) -> Result<(), StorageError> {
+        let mut progress = self.shared.progress.lock().expect("progress lock");
+        loop {
+            if let Some(reason) = &progress.failed {
+                return Err(StorageError::LogFailed(reason.clone()));
+            }
+            if progress.durable_below >= below {
+                return Ok(());
+            }
+            progress = self.shared.changed.wait(progress).expect("progress lock");
+        }
+    }
+}
+
 impl Drop for Durability {
     /// Lets the thread write and sync what it has, then joins it.
     fn drop(&mut self) {

@@ -8,7 +8,11 @@ mod record;
 mod recovery;
 mod snapshot;
 
-use cap_std::fs::Dir;
+use std::io::Write;
+use std::sync::{Arc, Weak};
+
+use cap_std::fs::{Dir, OpenOptions};
+use sha2::{Digest, Sha256};
 use worldline_datastore::{Datastore, TableSchema, TxDelta};
 
 pub use durability::DurabilityPolicy;
@@ -91,6 +95,30 @@ pub(crate) fn sync_dir(dir: &Dir) -> Result<(), StorageError> {
         .map_err(|e| StorageError::io("syncing a directory", e))
 }
 
+/// Writes a whole file atomically: a temporary file, fsync, rename, fsync
+/// of the directory. Readers see the old file or the new one, never a mix.
+pub(crate) fn write_file_durably(dir: &Dir, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let temporary = format!(".{name}.tmp");
+    write_temporary(dir, &temporary, bytes)?;
+    dir.rename(&temporary, dir, name)
+        .map_err(|e| StorageError::io(format!("renaming {temporary} to {name}"), e))?;
+    sync_dir(dir)
+}
+
+/// Writes and fsyncs `bytes` as file `temporary`, replacing any file of that name.
+fn write_temporary(dir: &Dir, temporary: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let io = |e| StorageError::io(format!("writing {temporary}"), e);
+    let mut file = dir
+        .open_with(
+            temporary,
+            OpenOptions::new().create(true).truncate(true).write(true),
+        )
+        .map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)
+}
+
 /// A file name for the offset `offset`: zero-padded so that names sort by offset.
 pub(crate) fn numbered_name(offset: u64, extension: &str) -> String {
     format!("{offset:020}.{extension}")
@@ -129,8 +157,25 @@ fn open_or_create_dir(parent: &Dir, name: &str) -> Result<Dir, StorageError> {
         .map_err(|e| StorageError::io(format!("opening {name}/"), e))
 }
 
+/// The name of the reducer in the (empty) commit-log record that marks a
+/// module swap; the new module's transactions follow it.
+pub(crate) const SWAP_RECORD: &str = "<module swap>";
+
+/// Why [`DatabaseStorage::swap_module`] failed.
+#[derive(Debug)]
+pub(crate) enum SwapFailed {
+    /// The old module stays in place and may keep running.
+    Unchanged(StorageError),
+    /// `module.wasm` was replaced but the directory could not be synced: a
+    /// crash may bring back either module. Neither may log another
+    /// transaction (the other would misread it) until a swap succeeds.
+    Undecided(StorageError),
+}
+
 /// The commit log and snapshots of one open database.
 pub(crate) struct DatabaseStorage {
+    /// The database's directory, which holds `module.wasm`.
+    dir: Dir,
     log: Dir,
     snapshots: Dir,
     durability: Durability,
@@ -138,6 +183,9 @@ pub(crate) struct DatabaseStorage {
     module_hash: [u8; 32],
     next_offset: u64,
     since_snapshot: u64,
+    /// Dropped after `durability` (fields drop in order), so once no
+    /// [`Weak`] of it upgrades, the durability thread has been joined.
+    alive: Arc<()>,
 }
 
 impl DatabaseStorage {
@@ -157,7 +205,11 @@ impl DatabaseStorage {
             .map_err(|e| StorageError::io("opening the log directory", e))?;
         let writer = LogWriter::open(log_for_writer, report.next_offset, config.max_segment_bytes)?;
         let durability = Durability::start(writer, config.durability, report.next_offset)?;
+        let dir = dir
+            .try_clone()
+            .map_err(|e| StorageError::io("opening the database directory", e))?;
         let storage = Self {
+            dir,
             log,
             snapshots,
             durability,
@@ -165,6 +217,7 @@ impl DatabaseStorage {
             module_hash,
             next_offset: report.next_offset,
             since_snapshot: report.replayed,
+            alive: Arc::new(()),
         };
         Ok((storage, datastore, report))
     }
@@ -202,9 +255,139 @@ impl DatabaseStorage {
     /// before the next offset), then drops snapshots and log segments that
     /// are no longer needed.
     pub(crate) fn snapshot(&mut self, datastore: &Datastore) -> Result<(), StorageError> {
-        let snapshot = Snapshot {
+        write_snapshot(
+            &self.snapshots,
+            &self.snapshot_of(datastore, self.module_hash),
+        )?;
+        self.since_snapshot = 0;
+        self.prune(self.config.keep_snapshots)
+    }
+
+    /// Keeps the `keep` newest snapshots and the log segments they need.
+    fn prune(&self, keep: usize) -> Result<(), StorageError> {
+        prune_snapshots(&self.snapshots, keep)?;
+        let oldest_kept = snapshot_names(&self.snapshots)?
+            .last()
+            .map_or(0, |(offset, _)| *offset);
+        commitlog::remove_segments_before(&self.log, oldest_kept)
+    }
+
+    /// A handle that stops upgrading once this storage is dropped and its
+    /// durability thread joined.
+    pub(crate) fn liveness(&self) -> Weak<()> {
+        Arc::downgrade(&self.alive)
+    }
+
+    /// Makes `wasm`, whose tables `datastore` holds (migrated from the old
+    /// module's), the database's module, durably and crash-safely:
+    ///
+    /// 1. wait until every logged transaction is written (synced, for
+    ///    policy `Every`);
+    /// 2. start a new log segment and log an empty [`SWAP_RECORD`] there,
+    ///    so that the new module's records never share a segment with the
+    ///    old one's, and the snapshot below gets an offset no earlier
+    ///    snapshot has (it must not replace one the old module may need);
+    /// 3. write a snapshot of `datastore` tagged with the new module's hash,
+    ///    keeping every older snapshot and segment;
+    /// 4. replace `module.wasm` atomically: this is the commit point;
+    /// 5. drop the old module's snapshots and log segments, which the new
+    ///    module cannot read.
+    ///
+    /// A crash before step 4 recovers the old module: recovery skips the
+    /// new snapshot (another module's hash) and replays the log from an
+    /// older snapshot or from the start, the swap record doing nothing. A
+    /// crash after it recovers the new module from the new snapshot. Offsets
+    /// continue across the swap: the swap record takes the next one.
+    pub(crate) fn swap_module(
+        &mut self,
+        datastore: &Datastore,
+        wasm: &[u8],
+        caller: [u8; 32],
+        timestamp: i64,
+    ) -> Result<(), SwapFailed> {
+        let module_hash: [u8; 32] = Sha256::digest(wasm).into();
+        let snapshot_offset = self
+            .prepare_swap(datastore, module_hash, caller, timestamp)
+            .map_err(SwapFailed::Unchanged)?;
+        let snapshot_name = numbered_name(snapshot_offset, "snap");
+        let unchanged = |storage: &Self, error: StorageError| {
+            // The old module stays and logs on. Its recovery skips this
+            // snapshot, but the new module's would start from it and misread
+            // the old module's records after it, were it ever left alone.
+            if let Err(e) = storage.snapshots.remove_file(&snapshot_name) {
+                tracing::warn!("could not remove the unused snapshot {snapshot_name}: {e}");
+            }
+            SwapFailed::Unchanged(error)
+        };
+        let temporary = ".module.wasm.tmp";
+        if let Err(e) = write_temporary(&self.dir, temporary, wasm) {
+            return Err(unchanged(self, e));
+        }
+        if let Err(e) = self.dir.rename(temporary, &self.dir, "module.wasm") {
+            let error = StorageError::io("replacing module.wasm", e);
+            return Err(unchanged(self, error));
+        }
+        sync_dir(&self.dir).map_err(SwapFailed::Undecided)?;
+        self.module_hash = module_hash;
+        self.since_snapshot = 0;
+        if let Err(e) = self.prune(1) {
+            tracing::warn!(
+                "the module swap is complete, but the old module's files could not be removed: {e}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Steps 1 to 3 of [`swap_module`](Self::swap_module); returns the new
+    /// snapshot's offset. The old module can keep running if this fails.
+    fn prepare_swap(
+        &mut self,
+        datastore: &Datastore,
+        module_hash: [u8; 32],
+        caller: [u8; 32],
+        timestamp: i64,
+    ) -> Result<u64, StorageError> {
+        self.durability.drain(self.next_offset)?;
+        self.start_segment()?;
+        self.log(SWAP_RECORD, caller, timestamp, &TxDelta::default())?;
+        self.durability.drain(self.next_offset)?;
+        write_snapshot(&self.snapshots, &self.snapshot_of(datastore, module_hash))?;
+        Ok(self.next_offset)
+    }
+
+    /// Replaces the durability thread with one that writes to a new
+    /// segment starting at the next offset. Every record must have been
+    /// written (see [`Durability::drain`]); the old thread is joined.
+    fn start_segment(&mut self) -> Result<(), StorageError> {
+        let log = self
+            .log
+            .try_clone()
+            .map_err(|e| StorageError::io("opening the log directory", e))?;
+        let (writer, created) =
+            LogWriter::start_segment(log, self.next_offset, self.config.max_segment_bytes)?;
+        match Durability::start(writer, self.config.durability, self.next_offset) {
+            Ok(durability) => {
+                self.durability = durability;
+                Ok(())
+            }
+            Err(e) => {
+                // The old thread goes on writing to its segment; an empty
+                // segment named after the next offset would follow records
+                // with that offset and misplace them.
+                let name = numbered_name(self.next_offset, "seg");
+                if created && let Err(remove) = self.log.remove_file(&name) {
+                    tracing::error!("could not remove the unused log segment {name}: {remove}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A snapshot of `datastore` at the next offset, tagged with `module_hash`.
+    fn snapshot_of(&self, datastore: &Datastore, module_hash: [u8; 32]) -> Snapshot {
+        Snapshot {
             next_offset: self.next_offset,
-            module_hash: self.module_hash,
+            module_hash,
             tables: datastore
                 .tables()
                 .iter()
@@ -225,13 +408,6 @@ impl DatabaseStorage {
                 .iter()
                 .map(LoggedSequence::from)
                 .collect(),
-        };
-        write_snapshot(&self.snapshots, &snapshot)?;
-        self.since_snapshot = 0;
-        prune_snapshots(&self.snapshots, self.config.keep_snapshots)?;
-        let oldest_kept = snapshot_names(&self.snapshots)?
-            .last()
-            .map_or(0, |(offset, _)| *offset);
-        commitlog::remove_segments_before(&self.log, oldest_kept)
+        }
     }
 }

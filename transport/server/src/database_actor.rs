@@ -5,6 +5,8 @@
 //! Commands arriving together are run as a batch and share one wait for
 //! durability (group commit across connections).
 
+mod admin;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,6 +23,8 @@ use worldline_transport::{
 
 use crate::error::ServerError;
 use crate::outbound::{Outbound, Payload};
+
+pub(crate) use admin::{Admin, Description};
 
 /// Identifies one connection within the server.
 pub(crate) type ConnKey = u64;
@@ -53,6 +57,8 @@ pub(crate) enum Command {
     },
     /// The connection ended: drop its subscriptions, run `client_disconnected`.
     Disconnect { key: ConnKey },
+    /// A request of the HTTP API.
+    Admin(Admin),
 }
 
 /// A way to send commands to a running database.
@@ -70,6 +76,11 @@ impl DatabaseHandle {
             .await
             .map_err(|_| ServerError::DatabaseStopped(self.name.to_string()))
     }
+
+    /// Queues a request of the HTTP API.
+    pub(crate) async fn admin(&self, request: Admin) -> Result<(), ServerError> {
+        self.send(Command::Admin(request)).await
+    }
 }
 
 /// Starts `database`'s thread. It runs until every handle is dropped.
@@ -86,8 +97,10 @@ pub(crate) fn spawn(
         subscribers: HashMap::new(),
         connections: HashMap::new(),
         outgoing: Vec::new(),
+        deferred: Vec::new(),
         unconfirmed: None,
         stopped: None,
+        finished: false,
     };
     let thread = std::thread::Builder::new()
         .name(format!("db-{name}"))
@@ -108,9 +121,21 @@ struct Connection {
     identity: Identity,
     connection_id: ConnectionId,
     outbound: Outbound,
-    /// The client's query sets and the distinct queries in each.
-    query_sets: HashMap<u32, Vec<QueryId>>,
+    /// The client's query sets.
+    query_sets: HashMap<u32, QuerySet>,
 }
+
+/// One `Subscribe` of a connection.
+struct QuerySet {
+    /// The subscribed queries, one per SQL text.
+    ids: Vec<QueryId>,
+    /// The SQL, to compile again when the module is swapped.
+    sql: Vec<String>,
+}
+
+/// Runs once the transactions before it are durable, with the reason if
+/// they could not be made durable.
+type AfterDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 struct Actor {
     name: String,
@@ -123,10 +148,14 @@ struct Actor {
     connections: HashMap<ConnKey, Connection>,
     /// Messages waiting for the transactions before them to be durable.
     outgoing: Vec<(ConnKey, Payload)>,
+    /// HTTP replies waiting for the transactions before them to be durable.
+    deferred: Vec<AfterDurable>,
     /// The newest commit-log offset whose durability has not been awaited.
     unconfirmed: Option<u64>,
     /// Set when the database stopped taking calls; new connections are refused.
     stopped: Option<String>,
+    /// Set when the database is being deleted: the thread ends.
+    finished: bool,
 }
 
 impl Actor {
@@ -140,6 +169,9 @@ impl Actor {
                 }
             }
             self.release();
+            if self.finished {
+                break;
+            }
         }
         tracing::debug!("database {} stopped", self.name);
     }
@@ -159,6 +191,7 @@ impl Actor {
             }
             Command::Client { key, message } => self.client_message(key, message),
             Command::Disconnect { key } => self.disconnect(key),
+            Command::Admin(request) => self.admin(request),
         }
     }
 
@@ -308,6 +341,25 @@ impl Actor {
             ));
         }
         let owner = connection.identity == self.database.owner();
+        let ids = self.register(key, owner, queries)?;
+        let tables = self.current_rows(&ids);
+        if let Some(connection) = self.connections.get_mut(&key) {
+            let sql = queries.to_vec();
+            connection
+                .query_sets
+                .insert(query_set_id, QuerySet { ids, sql });
+        }
+        Ok(tables)
+    }
+
+    /// Compiles every query (or none, on the first error) and subscribes
+    /// connection `key` to them.
+    fn register(
+        &mut self,
+        key: ConnKey,
+        owner: bool,
+        queries: &[String],
+    ) -> Result<Vec<QueryId>, String> {
         let schema = self.database.schema();
         let compiled = queries
             .iter()
@@ -326,11 +378,7 @@ impl Actor {
                 .or_default() += 1;
             ids.push(id);
         }
-        let tables = self.current_rows(&ids);
-        if let Some(connection) = self.connections.get_mut(&key) {
-            connection.query_sets.insert(query_set_id, ids);
-        }
-        Ok(tables)
+        Ok(ids)
     }
 
     /// Ends a query set, returning the rows it held; `None` if there is no such set.
@@ -339,7 +387,8 @@ impl Actor {
             .connections
             .get_mut(&key)?
             .query_sets
-            .remove(&query_set_id)?;
+            .remove(&query_set_id)?
+            .ids;
         let tables = self.current_rows(&ids);
         for id in ids {
             self.drop_subscriber(key, id);
@@ -395,7 +444,7 @@ impl Actor {
         let Some(connection) = self.connections.remove(&key) else {
             return;
         };
-        for id in connection.query_sets.into_values().flatten() {
+        for id in connection.query_sets.into_values().flat_map(|set| set.ids) {
             self.drop_subscriber(key, id);
         }
         let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
@@ -489,6 +538,11 @@ impl Actor {
         tables
     }
 
+    /// Runs `reply` once every transaction run so far is durable.
+    fn after_durable(&mut self, reply: AfterDurable) {
+        self.deferred.push(reply);
+    }
+
     fn send(&mut self, key: ConnKey, message: &ServerMessage) {
         self.outgoing
             .push((key, Payload::from(encode_message(message))));
@@ -498,10 +552,13 @@ impl Actor {
     /// their messages to the connections. A connection too slow to take
     /// its messages is dropped.
     fn release(&mut self) {
-        while !self.outgoing.is_empty() {
+        while !self.outgoing.is_empty() || !self.deferred.is_empty() {
             if let Err(e) = self.database.wait_durable(self.unconfirmed.take()) {
                 self.stop(e);
                 return;
+            }
+            for reply in std::mem::take(&mut self.deferred) {
+                reply(Ok(()));
             }
             let mut slow = Vec::new();
             for (key, payload) in std::mem::take(&mut self.outgoing) {
@@ -528,7 +585,16 @@ impl Actor {
     fn stop(&mut self, error: CallError) {
         let reason = error.to_string();
         tracing::error!("database {} stopped: {reason}", self.name);
+        self.disconnect_all(reason);
+    }
+
+    /// Tells every client why the database stopped, drops them, and
+    /// refuses everything from now on.
+    fn disconnect_all(&mut self, reason: String) {
         self.outgoing.clear();
+        for reply in std::mem::take(&mut self.deferred) {
+            reply(Err(reason.clone()));
+        }
         let message = Payload::from(encode_message(&ServerMessage::Error {
             message: format!("database `{}` stopped: {reason}", self.name),
             fatal: true,

@@ -15,10 +15,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod api;
 mod config;
 mod database_actor;
 mod error;
-mod http;
 mod outbound;
 mod quic;
 mod server;

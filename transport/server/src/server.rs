@@ -10,9 +10,9 @@ use worldline_host::{Host, Identity, RecoveryReport};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::shared::Shared;
+use crate::shared::{Endpoints, Shared};
 use crate::tls::Certificate;
-use crate::{http, quic};
+use crate::{api, quic};
 
 /// How long shutting down waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -66,9 +66,13 @@ impl Server {
         };
         let http_addr = local(listener.local_addr(), "http", config.http_listen)?;
         let quic_addr = local(endpoint.local_addr(), "quic", config.quic_listen)?;
-        let shared = Arc::new(Shared::new(config, host)?);
+        let endpoints = Endpoints {
+            quic_addr,
+            fingerprint: certificate.fingerprint(),
+        };
+        let shared = Arc::new(Shared::new(config, host, endpoints)?);
         let http_task = {
-            let router = http::router(shared.clone());
+            let router = api::router(shared.clone());
             let mut shutdown = shared.shutdown_signal();
             tokio::spawn(async move {
                 let stopped = async move {
@@ -118,16 +122,7 @@ impl Server {
     /// Creates database `name` from a component, owned by `owner`, and
     /// starts serving it. Blocks while the component compiles.
     pub fn publish(&self, name: &str, wasm: &[u8], owner: Identity) -> Result<(), ServerError> {
-        let database = {
-            let mut host = self
-                .shared
-                .host
-                .lock()
-                .expect("no thread panics holding the host");
-            host.publish(name, wasm, owner)?;
-            host.take_database(name).expect("just published")
-        };
-        self.shared.run(name, database)
+        self.shared.create_database(name, wasm, owner)
     }
 
     /// Issues a new identity and its token.

@@ -6,27 +6,45 @@ use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
-use worldline_host::{Authority, Database, Host};
+use worldline_host::{Authority, Database, Host, Identity};
 
 use crate::config::ServerConfig;
 use crate::database_actor::{self, ConnKey, DatabaseHandle};
 use crate::error::ServerError;
 
+/// Where the server's QUIC endpoint listens and which certificate it shows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Endpoints {
+    /// The bound UDP address.
+    pub(crate) quic_addr: std::net::SocketAddr,
+    /// The certificate's SHA-256.
+    pub(crate) fingerprint: [u8; 32],
+}
+
 /// The server's databases, signing key and settings.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
+    endpoints: Endpoints,
     pub(crate) authority: Authority,
     /// The data directory; publishing goes through it.
     pub(crate) host: Mutex<Host>,
     databases: RwLock<HashMap<String, DatabaseHandle>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Each database's thread, by database name.
+    threads: Mutex<Vec<(String, JoinHandle<()>)>>,
+    /// Held while a database is created, replaced or deleted, so that
+    /// those never interleave.
+    pub(crate) publishing: tokio::sync::Mutex<()>,
     next_key: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
 
 impl Shared {
     /// Takes every database out of `host` and starts its thread.
-    pub(crate) fn new(config: ServerConfig, mut host: Host) -> Result<Self, ServerError> {
+    pub(crate) fn new(
+        config: ServerConfig,
+        mut host: Host,
+        endpoints: Endpoints,
+    ) -> Result<Self, ServerError> {
         let names: Vec<String> = host.database_names().map(str::to_owned).collect();
         let databases: Vec<(String, Database)> = names
             .into_iter()
@@ -34,10 +52,12 @@ impl Shared {
             .collect();
         let shared = Self {
             config,
+            endpoints,
             authority: host.authority().clone(),
             host: Mutex::new(host),
             databases: RwLock::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
+            publishing: tokio::sync::Mutex::new(()),
             next_key: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
         };
@@ -45,6 +65,34 @@ impl Shared {
             shared.run(&name, database)?;
         }
         Ok(shared)
+    }
+
+    /// Where the QUIC endpoint listens and which certificate it shows.
+    pub(crate) fn endpoints(&self) -> Endpoints {
+        self.endpoints
+    }
+
+    /// Creates database `name` from a component, owned by `owner`, and
+    /// starts serving it. Blocks while the component compiles.
+    pub(crate) fn create_database(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        owner: Identity,
+    ) -> Result<(), ServerError> {
+        let database = {
+            let mut host = self.host.lock().expect("no thread panics holding the host");
+            host.publish(name, wasm, owner)?;
+            host.take_database(name)
+                .ok_or_else(|| ServerError::DatabaseStopped(name.to_owned()))?
+        };
+        self.run(name, database)
+    }
+
+    /// Deletes the files of database `name`, whose thread has ended.
+    pub(crate) fn delete_database_files(&self, name: &str) -> Result<(), ServerError> {
+        let mut host = self.host.lock().expect("no thread panics holding the host");
+        Ok(host.delete_database(name)?)
     }
 
     /// Starts serving `database` as `name`.
@@ -57,8 +105,40 @@ impl Shared {
         self.threads
             .lock()
             .expect("no thread panics holding the thread list")
-            .push(thread);
+            .push((name.to_owned(), thread));
         Ok(())
+    }
+
+    /// Takes database `name` out of service: new connections and requests
+    /// find no such database. Returns its handle and thread, to stop it.
+    pub(crate) fn retire(&self, name: &str) -> Option<(DatabaseHandle, Option<JoinHandle<()>>)> {
+        let handle = self
+            .databases
+            .write()
+            .expect("no thread panics holding the registry")
+            .remove(name)?;
+        let mut threads = self
+            .threads
+            .lock()
+            .expect("no thread panics holding the thread list");
+        let thread = threads
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|position| threads.swap_remove(position).1);
+        Some((handle, thread))
+    }
+
+    /// The names of every running database, sorted.
+    pub(crate) fn database_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .databases
+            .read()
+            .expect("no thread panics holding the registry")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
     }
 
     /// The running database called `name`.
@@ -98,5 +178,8 @@ impl Shared {
                 .lock()
                 .expect("no thread panics holding the thread list"),
         )
+        .into_iter()
+        .map(|(_, thread)| thread)
+        .collect()
     }
 }

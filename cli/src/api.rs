@@ -1,0 +1,315 @@
+//! A client of the server's HTTP API (`transport/HTTP_API.md`).
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use ureq::Agent;
+use ureq::http::Response;
+use worldline_host::datastore::ModuleSchema;
+use worldline_transport::http_api::{
+    CallResult, DatabaseInfo, ErrorBody, LogLine, NewIdentity, Published, ServerInfo, SqlResult,
+};
+
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer read into memory (SQL results, schemas).
+const MAX_ANSWER_BYTES: u64 = 256 << 20;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Nothing answered at the server's address.
+    #[error("cannot reach the Worldline server at {server}: {reason}")]
+    Unreachable {
+        /// The server's URL.
+        server: String,
+        /// What the network said.
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("{}", .body.error)]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The error, its hint and, for a refused migration, the diff.
+        body: ErrorBody,
+    },
+    /// A database or reducer name that cannot exist (checked before sending).
+    #[error("`{name}` is not a valid {what} name: use {rule}")]
+    InvalidName {
+        /// What was named: `database` or `reducer`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// What a valid name looks like.
+        rule: &'static str,
+    },
+    /// The answer was not what the API specifies (perhaps not a Worldline server).
+    #[error("unexpected answer from {server}: {reason}")]
+    Unexpected {
+        /// The server's URL.
+        server: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl ApiError {
+    /// A next step for the user.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApiError::Unreachable { .. } => Some(
+                "start a server with `worldline start`, or point at one with --server URL".into(),
+            ),
+            ApiError::Refused { body, .. } => body.hint.clone(),
+            ApiError::InvalidName {
+                what: "database", ..
+            } => Some("`worldline list` shows the databases on the server".into()),
+            ApiError::InvalidName { .. } => {
+                Some("`worldline describe NAME` lists the reducers".into())
+            }
+            ApiError::Unexpected { .. } => {
+                Some("check that --server points at a Worldline server".into())
+            }
+        }
+    }
+}
+
+/// `name` if it is a valid database name (1 to 64 lowercase letters,
+/// digits, `-` or `_`), which is also safe in a URL path.
+pub fn database_name(name: &str) -> Result<&str, ApiError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(name)
+    } else {
+        Err(ApiError::InvalidName {
+            what: "database",
+            name: name.to_owned(),
+            rule: "1 to 64 lowercase letters, digits, `-` or `_`",
+        })
+    }
+}
+
+/// `name` if it can be a reducer's name (letters, digits and `_`).
+fn reducer(name: &str) -> Result<&str, ApiError> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(name)
+    } else {
+        Err(ApiError::InvalidName {
+            what: "reducer",
+            name: name.to_owned(),
+            rule: "letters, digits and `_`",
+        })
+    }
+}
+
+/// The HTTP API of one server, as one identity (or anonymously).
+pub struct Api {
+    agent: Agent,
+    server: String,
+    token: Option<String>,
+}
+
+impl Api {
+    /// A client of `server` (`http://host:port`) presenting `token`, if any.
+    pub fn new(server: &str, token: Option<String>) -> Self {
+        let agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .build()
+            .into();
+        Self {
+            agent,
+            server: server.to_owned(),
+            token,
+        }
+    }
+
+    /// The server's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server)
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    fn unreachable(&self, error: ureq::Error) -> ApiError {
+        ApiError::Unreachable {
+            server: self.server.clone(),
+            reason: error.to_string(),
+        }
+    }
+
+    fn unexpected(&self, reason: impl ToString) -> ApiError {
+        ApiError::Unexpected {
+            server: self.server.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Turns an error status into [`ApiError::Refused`].
+    fn check(&self, mut response: Response<ureq::Body>) -> Result<Response<ureq::Body>, ApiError> {
+        let status = response.status().as_u16();
+        if status < 400 {
+            return Ok(response);
+        }
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
+            error: format!("the server answered {status}: {}", text.trim()),
+            hint: None,
+            diff: Vec::new(),
+        });
+        Err(ApiError::Refused { status, body })
+    }
+
+    fn read<T: DeserializeOwned>(&self, response: Response<ureq::Body>) -> Result<T, ApiError> {
+        let mut response = self.check(response)?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_json()
+            .map_err(|e| self.unexpected(e))
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let mut request = self.agent.get(self.url(path));
+        if let Some(auth) = self.authorization() {
+            request = request.header("Authorization", auth);
+        }
+        let response = request.call().map_err(|e| self.unreachable(e))?;
+        self.read(response)
+    }
+
+    fn post(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let mut request = self.agent.post(self.url(path));
+        if let Some(auth) = self.authorization() {
+            request = request.header("Authorization", auth);
+        }
+        request
+    }
+
+    /// `GET /v1/server`.
+    pub fn server_info(&self) -> Result<ServerInfo, ApiError> {
+        self.get("/v1/server")
+    }
+
+    /// `POST /v1/identity`: a new identity and its token.
+    pub fn new_identity(&self) -> Result<NewIdentity, ApiError> {
+        let response = self
+            .post("/v1/identity")
+            .send_empty()
+            .map_err(|e| self.unreachable(e))?;
+        self.read(response)
+    }
+
+    /// `GET /v1/database`.
+    pub fn list(&self) -> Result<Vec<DatabaseInfo>, ApiError> {
+        self.get("/v1/database")
+    }
+
+    /// `GET /v1/database/NAME`.
+    pub fn info(&self, name: &str) -> Result<DatabaseInfo, ApiError> {
+        self.get(&format!("/v1/database/{}", database_name(name)?))
+    }
+
+    /// `GET /v1/database/NAME/schema`.
+    pub fn schema(&self, name: &str) -> Result<ModuleSchema, ApiError> {
+        self.get(&format!("/v1/database/{}/schema", database_name(name)?))
+    }
+
+    /// `POST /v1/database/NAME`: creates, updates or replaces the database.
+    pub fn publish(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        delete_data: bool,
+    ) -> Result<Published, ApiError> {
+        let query = if delete_data { "?delete_data=true" } else { "" };
+        let response = self
+            .post(&format!("/v1/database/{}{query}", database_name(name)?))
+            .content_type("application/wasm")
+            .send(wasm)
+            .map_err(|e| self.unreachable(e))?;
+        self.read(response)
+    }
+
+    /// `DELETE /v1/database/NAME`.
+    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/database/{}", database_name(name)?);
+        let mut request = self.agent.delete(self.url(&path));
+        if let Some(auth) = self.authorization() {
+            request = request.header("Authorization", auth);
+        }
+        let response = request.call().map_err(|e| self.unreachable(e))?;
+        self.check(response).map(drop)
+    }
+
+    /// `POST /v1/database/NAME/call/REDUCER` with JSON arguments.
+    pub fn call(
+        &self,
+        name: &str,
+        reducer_name: &str,
+        args: &Value,
+    ) -> Result<CallResult, ApiError> {
+        let response = self
+            .post(&format!(
+                "/v1/database/{}/call/{}",
+                database_name(name)?,
+                reducer(reducer_name)?
+            ))
+            .send_json(args)
+            .map_err(|e| self.unreachable(e))?;
+        self.read(response)
+    }
+
+    /// `POST /v1/database/NAME/sql`.
+    pub fn sql(&self, name: &str, query: &str) -> Result<SqlResult, ApiError> {
+        let response = self
+            .post(&format!("/v1/database/{}/sql", database_name(name)?))
+            .content_type("text/plain; charset=utf-8")
+            .send(query)
+            .map_err(|e| self.unreachable(e))?;
+        self.read(response)
+    }
+
+    /// `GET /v1/database/NAME/logs`: calls `each` with every line, as the
+    /// server sends them (with `follow`, until the server ends the stream).
+    pub fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<usize>,
+        mut each: impl FnMut(LogLine) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut path = format!("/v1/database/{}/logs?follow={follow}", database_name(name)?);
+        if let Some(tail) = tail {
+            path.push_str(&format!("&tail={tail}"));
+        }
+        let mut request = self.agent.get(self.url(&path));
+        if let Some(auth) = self.authorization() {
+            request = request.header("Authorization", auth);
+        }
+        let response = request.call().map_err(|e| self.unreachable(e))?;
+        let response = self.check(response)?;
+        let reader = BufReader::new(response.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.map_err(|e| self.unexpected(e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            each(serde_json::from_str(&line).map_err(|e| self.unexpected(e))?)?;
+        }
+        Ok(())
+    }
+}

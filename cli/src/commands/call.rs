@@ -1,0 +1,57 @@
+//! `worldline call`: run a reducer with JSON arguments.
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::context::Context;
+use crate::output::print_json;
+
+/// Options of `worldline call`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// The database.
+    name: String,
+    /// The reducer.
+    reducer: String,
+    /// The arguments, in order, each a JSON value (`42`, `true`, `"text"`,
+    /// `{"x": 1}`); an argument that is not valid JSON is taken as a string.
+    #[arg(allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One command-line argument as a JSON value.
+fn argument(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// Runs `worldline call`.
+pub fn run(args: CallArgs, mut context: Context) -> anyhow::Result<()> {
+    let values = Value::Array(args.args.iter().map(|a| argument(a)).collect());
+    let result = context
+        .api_as_identity()?
+        .call(&args.name, &args.reducer, &values)?;
+    if args.json {
+        return print_json(&result);
+    }
+    println!(
+        "`{}` committed in {} µs",
+        args.reducer, result.duration_micros
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_arguments_parse_and_anything_else_is_a_string() {
+        assert_eq!(argument("42"), Value::from(42));
+        assert_eq!(argument("\"42\""), Value::from("42"));
+        assert_eq!(argument("hello world"), Value::from("hello world"));
+        assert_eq!(argument("[1,2]"), serde_json::json!([1, 2]));
+    }
+}

@@ -1,0 +1,145 @@
+//! `worldline describe`, `worldline list` and `worldline delete`.
+
+use clap::Args;
+use worldline_host::datastore::{ModuleSchema, TableSchema};
+
+use super::publish::confirm;
+use crate::context::Context;
+use crate::output::{print_json, table};
+
+/// Options of `worldline describe`.
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// The database.
+    name: String,
+    /// Print the full schema as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `worldline describe`: tables, columns, indexes and reducers.
+pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
+    let api = context.api();
+    let schema = api.schema(&args.name)?;
+    if args.json {
+        return print_json(&schema);
+    }
+    let info = api.info(&args.name)?;
+    println!("database {} (owner {})", info.name, info.owner);
+    print!("{}", render_schema(&schema));
+    Ok(())
+}
+
+/// The schema as a person reads it.
+fn render_schema(schema: &ModuleSchema) -> String {
+    let mut out = String::new();
+    for table in &schema.tables {
+        let visibility = if table.public { "public" } else { "private" };
+        out.push_str(&format!("\ntable {} ({visibility})\n", table.name));
+        for (position, field) in table.columns.fields.iter().enumerate() {
+            let mut notes = Vec::new();
+            if table.auto_inc.contains(&position) {
+                notes.push("auto_inc".to_owned());
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", notes.join(", "))
+            };
+            out.push_str(&format!(
+                "  {}: {}{notes}\n",
+                table.column_name(position),
+                field.ty
+            ));
+        }
+        for id in 0..table.indexes.len() {
+            out.push_str(&format!("  {}\n", index_line(table, id)));
+        }
+    }
+    out.push_str("\nreducers\n");
+    for reducer in &schema.reducers {
+        let lifecycle = reducer
+            .lifecycle
+            .map(|l| format!("  [{l:?}]"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {}{}{lifecycle}\n",
+            reducer.name, reducer.params
+        ));
+    }
+    out
+}
+
+fn index_line(table: &TableSchema, id: usize) -> String {
+    let index = &table.indexes[id];
+    let columns: Vec<String> = index
+        .columns
+        .iter()
+        .map(|c| table.column_name(*c))
+        .collect();
+    let kind = if table.primary_key == Some(id) {
+        "primary key"
+    } else if index.unique {
+        "unique index"
+    } else {
+        "index"
+    };
+    format!("{kind} {} ({})", index.name, columns.join(", "))
+}
+
+/// Options of `worldline list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print the databases as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `worldline list`.
+pub fn list(args: ListArgs, context: Context) -> anyhow::Result<()> {
+    let databases = context.api().list()?;
+    if args.json {
+        return print_json(&databases);
+    }
+    if databases.is_empty() {
+        println!("no databases on {}", context.server);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = databases
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.owner.clone(),
+                d.tables.len().to_string(),
+                d.reducers.len().to_string(),
+            ]
+        })
+        .collect();
+    let columns = ["name", "owner", "tables", "reducers"].map(String::from);
+    print!("{}", table(&columns, &rows));
+    Ok(())
+}
+
+/// Options of `worldline delete`.
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// The database to delete, with all its data.
+    name: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+/// Runs `worldline delete`.
+pub fn delete(args: DeleteArgs, mut context: Context) -> anyhow::Result<()> {
+    if !args.yes {
+        confirm(&format!(
+            "This deletes database `{}` on {} with all its data. Continue?",
+            args.name, context.server
+        ))?;
+    }
+    context.api_as_identity()?.delete(&args.name)?;
+    println!("Deleted database `{}`", args.name);
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `worldline publish`: build a module, upload it, create or hot-swap the database.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use worldline_transport::http_api::PublishOutcome;
+
+use crate::context::Context;
+use crate::hint::hinted;
+use crate::module_build;
+use crate::output::print_json;
+
+/// Options of `worldline publish`.
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// The database's name (1 to 64 lowercase letters, digits, `-` or `_`).
+    name: String,
+    /// The module project to build and publish [default: the current directory].
+    #[arg(long, value_name = "DIR", conflicts_with = "wasm")]
+    project_path: Option<PathBuf>,
+    /// A component built already, published as it is.
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
+    /// Delete the database's data and create it afresh (needed when the
+    /// new schema is not compatible with the stored data).
+    #[arg(long)]
+    delete_data: bool,
+    /// Do not ask for confirmation before deleting data.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `worldline publish`.
+pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
+    crate::api::database_name(&args.name)?;
+    if args.delete_data && !args.yes {
+        confirm(&format!(
+            "This deletes every row of database `{}` on {}. Continue?",
+            args.name, context.server
+        ))?;
+    }
+    let path = match (&args.wasm, &args.project_path) {
+        (Some(wasm), _) => wasm.clone(),
+        (None, dir) => module_build::build(&dir.clone().unwrap_or_else(|| PathBuf::from(".")))?,
+    };
+    let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let api = context.api_as_identity()?;
+    eprintln!(
+        "Uploading {} ({} KiB) to {}; the server compiles it...",
+        path.display(),
+        wasm.len().div_ceil(1024),
+        api.server()
+    );
+    let published = api.publish(&args.name, &wasm, args.delete_data)?;
+    if args.json {
+        return print_json(&published);
+    }
+    match published.outcome {
+        PublishOutcome::Created => println!(
+            "Created database `{}` (owner {})",
+            published.name, published.owner
+        ),
+        PublishOutcome::Replaced => println!(
+            "Deleted the data of `{}` and created it afresh (owner {})",
+            published.name, published.owner
+        ),
+        PublishOutcome::Updated if published.changes.is_empty() => println!(
+            "Updated database `{}`: the module was swapped; the schema is unchanged",
+            published.name
+        ),
+        PublishOutcome::Updated => {
+            println!(
+                "Updated database `{}`; schema changes applied:",
+                published.name
+            );
+            for change in &published.changes {
+                println!("  {change}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal; without one, refuses and says how to confirm.
+pub fn confirm(question: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(hinted(
+            format!("{question} (no terminal to ask on)"),
+            "pass --yes to confirm",
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(hinted("cancelled", "nothing was changed"))
+    }
+}

@@ -1,0 +1,255 @@
+//! `worldline subscribe`: print a query's rows, then every committed change.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+use worldline_client::{Client, ConnectOptions, Event, Trust, parse_fingerprint};
+use worldline_host::datastore::ModuleSchema;
+use worldline_host::datastore::row_to_json;
+use worldline_transport::{TableRows, TableUpdate};
+
+use crate::api::Api;
+use crate::context::Context;
+use crate::hint::hinted;
+
+/// Which transport `subscribe` connects over.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Protocol {
+    /// QUIC, pinning the certificate fingerprint the server reports.
+    Quic,
+    /// WebSocket on the HTTP port.
+    Ws,
+}
+
+/// Options of `worldline subscribe`.
+#[derive(Args, Debug)]
+pub struct SubscribeArgs {
+    /// The database.
+    name: String,
+    /// One or more `SELECT` queries, subscribed together.
+    #[arg(required = true)]
+    queries: Vec<String>,
+    /// The transport to connect over.
+    #[arg(long, value_enum, default_value = "ws")]
+    protocol: Protocol,
+    /// Exit after this many transaction updates.
+    #[arg(short = 'n', long = "num-updates", value_name = "N")]
+    num_updates: Option<u64>,
+    /// Exit after this many seconds (successfully).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Pin this QUIC certificate fingerprint (64 hex digits) instead of the
+    /// one the server reports over HTTP.
+    #[arg(long, value_name = "HEX")]
+    fingerprint: Option<String>,
+    /// Print each event as one line of JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `worldline subscribe`.
+pub fn run(args: SubscribeArgs, mut context: Context) -> anyhow::Result<()> {
+    let api = context.api_as_identity()?;
+    let schema = api.schema(&args.name)?;
+    let token = context
+        .config
+        .default_identity(&context.server)
+        .map(|i| i.token.clone());
+    let options = connect_options(&args, &api, &context.server)?;
+    let options = match token {
+        Some(token) => options.with_token(token),
+        None => options,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let session = subscribe(&args, options, &schema);
+        match args.timeout {
+            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+                match tokio::time::timeout(Duration::from_secs_f64(seconds), session).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(()),
+                }
+            }
+            Some(seconds) => Err(hinted(
+                format!("--timeout {seconds} is not a number of seconds"),
+                "pass a number such as 10 or 0.5",
+            )),
+            None => session.await,
+        }
+    })
+}
+
+async fn subscribe(
+    args: &SubscribeArgs,
+    options: ConnectOptions,
+    schema: &ModuleSchema,
+) -> anyhow::Result<()> {
+    let client = Client::connect(options)
+        .await
+        .with_context(|| format!("connecting to database `{}`", args.name))?;
+    let mut events = client.take_events().context("the event stream was taken")?;
+    let queries: Vec<&str> = args.queries.iter().map(String::as_str).collect();
+    client.subscribe(&queries).await.map_err(|e| {
+        hinted(
+            format!("the subscription was refused: {e}"),
+            "see PROTOCOL.md for the SQL subscriptions accept",
+        )
+    })?;
+    let mut updates = 0;
+    while args.num_updates.is_none_or(|n| updates < n) {
+        let Some(event) = events.recv().await else {
+            break;
+        };
+        match event {
+            Event::SubscribeApplied { tables, .. } => print_initial(args.json, schema, &tables)?,
+            Event::TransactionUpdate { tables, event } => {
+                updates += 1;
+                let caller: String = event.caller.iter().map(|b| format!("{b:02x}")).collect();
+                print_update(args.json, schema, &event.reducer, &caller, &tables)?;
+            }
+            Event::Error { message } => eprintln!("server: {message}"),
+            Event::Disconnected { reason } => {
+                return Err(hinted(
+                    format!("the server closed the connection: {reason}"),
+                    "check that the database still exists (`worldline list`)",
+                ));
+            }
+            Event::UnsubscribeApplied { .. } => {}
+        }
+    }
+    client.close().await;
+    Ok(())
+}
+
+/// Where to connect, from the server's HTTP address and (for QUIC) its `/v1/server`.
+fn connect_options(
+    args: &SubscribeArgs,
+    api: &Api,
+    server: &str,
+) -> anyhow::Result<ConnectOptions> {
+    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match args.protocol {
+        Protocol::Ws => {
+            let ws = if scheme == "https" { "wss" } else { "ws" };
+            let url = format!("{ws}://{authority}{}", worldline_transport::WEBSOCKET_PATH);
+            Ok(ConnectOptions::websocket(url, &args.name))
+        }
+        Protocol::Quic => {
+            let info = api.server_info()?;
+            let bound: SocketAddr = info.quic_addr.parse().with_context(|| {
+                format!("the server reported QUIC address `{}`", info.quic_addr)
+            })?;
+            let addr = if bound.ip().is_unspecified() {
+                let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+                (host.trim_matches(['[', ']']), bound.port())
+                    .to_socket_addrs()
+                    .with_context(|| format!("resolving {host}"))?
+                    .next()
+                    .with_context(|| format!("{host} has no address"))?
+            } else {
+                bound
+            };
+            let fingerprint = args
+                .fingerprint
+                .as_deref()
+                .unwrap_or(&info.quic_fingerprint);
+            let fingerprint = parse_fingerprint(fingerprint)?;
+            Ok(ConnectOptions::quic(
+                addr,
+                Trust::Fingerprint(fingerprint),
+                &args.name,
+            ))
+        }
+    }
+}
+
+/// A row as JSON, decoded with its table's columns.
+fn row_json(schema: &ModuleSchema, table: &str, row: &[u8]) -> Value {
+    let decoded = schema
+        .table_id(table)
+        .and_then(|id| row_to_json(&schema.tables[id].columns, row).ok());
+    decoded.unwrap_or_else(|| {
+        let hex: String = row.iter().map(|b| format!("{b:02x}")).collect();
+        json!({ "undecoded": hex })
+    })
+}
+
+fn print_initial(as_json: bool, schema: &ModuleSchema, tables: &[TableRows]) -> anyhow::Result<()> {
+    if as_json {
+        let tables: Vec<Value> = tables
+            .iter()
+            .map(|t| {
+                let rows: Vec<Value> = t
+                    .rows
+                    .iter()
+                    .map(|r| row_json(schema, &t.table, r))
+                    .collect();
+                json!({ "table": t.table, "rows": rows })
+            })
+            .collect();
+        println!("{}", json!({ "event": "initial", "tables": tables }));
+        return Ok(());
+    }
+    for table in tables {
+        for row in &table.rows {
+            println!(
+                "[initial] {}: {}",
+                table.table,
+                row_json(schema, &table.table, row)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_update(
+    as_json: bool,
+    schema: &ModuleSchema,
+    reducer: &str,
+    caller: &str,
+    tables: &[TableUpdate],
+) -> anyhow::Result<()> {
+    if as_json {
+        let tables: Vec<Value> = tables
+            .iter()
+            .map(|t| {
+                let rows = |rows: &[serde_bytes::ByteBuf]| -> Vec<Value> {
+                    rows.iter().map(|r| row_json(schema, &t.table, r)).collect()
+                };
+                let updates: Vec<Value> = t
+                    .updates
+                    .iter()
+                    .map(|u| json!({ "old": row_json(schema, &t.table, &u.old), "new": row_json(schema, &t.table, &u.new) }))
+                    .collect();
+                json!({ "table": t.table, "inserts": rows(&t.inserts), "deletes": rows(&t.deletes), "updates": updates })
+            })
+            .collect();
+        let line = json!({ "event": "transaction", "reducer": reducer, "caller": caller, "tables": tables });
+        println!("{line}");
+        return Ok(());
+    }
+    for table in tables {
+        let name = &table.table;
+        for row in &table.inserts {
+            println!("[{reducer}] + {name}: {}", row_json(schema, name, row));
+        }
+        for update in &table.updates {
+            println!(
+                "[{reducer}] ~ {name}: {} -> {}",
+                row_json(schema, name, &update.old),
+                row_json(schema, name, &update.new)
+            );
+        }
+        for row in &table.deletes {
+            println!("[{reducer}] - {name}: {}", row_json(schema, name, row));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The per-user configuration file: the default server and the identities
+//! (with their tokens) this user holds on each server.
+//!
+//! It lives at `$WORLDLINE_CONFIG`, else `$XDG_CONFIG_HOME/worldline/config.toml`,
+//! else `~/.config/worldline/config.toml`, and is written with mode 0600
+//! because tokens are secrets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// The server used when neither `--server` nor the config file names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
+
+/// The contents of the configuration file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Config {
+    /// The server commands talk to unless `--server` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_server: Option<String>,
+    /// Every identity this user holds.
+    #[serde(default, rename = "identity")]
+    pub identities: Vec<SavedIdentity>,
+}
+
+/// An identity issued by one server, and the token that proves it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedIdentity {
+    /// 64 hex digits.
+    pub identity: String,
+    /// The token the server signed.
+    pub token: String,
+    /// The server that issued it (tokens are valid on that server only).
+    pub server: String,
+    /// Whether this is the identity used on its server by default.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// Where the configuration file is.
+pub fn config_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("worldline/config.toml"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_CONFIG_HOME nor HOME is set; pass --config FILE")?;
+    Ok(PathBuf::from(home).join(".config/worldline/config.toml"))
+}
+
+impl Config {
+    /// Reads the file at `path`; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes the file at `path` (replacing it atomically), readable by its owner only.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = toml::to_string_pretty(self).context("encoding the configuration")?;
+        let temporary = path.with_extension("toml.tmp");
+        write_private(&temporary, text.as_bytes())
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The server to talk to: `explicit` (from `--server`), else the configured default.
+    pub fn server(&self, explicit: Option<&str>) -> String {
+        let server = explicit
+            .or(self.default_server.as_deref())
+            .unwrap_or(DEFAULT_SERVER);
+        normalize_server(server)
+    }
+
+    /// The default identity on `server`, if this user holds one there.
+    pub fn default_identity(&self, server: &str) -> Option<&SavedIdentity> {
+        let mut on_server = self.identities.iter().filter(|i| i.server == server);
+        let first = on_server.clone().next();
+        on_server.find(|i| i.default).or(first)
+    }
+
+    /// Remembers a new identity; it becomes the default on its server if
+    /// it is the first there or `make_default` is set.
+    pub fn add_identity(&mut self, identity: SavedIdentity, make_default: bool) {
+        let first = self.default_identity(&identity.server).is_none();
+        let server = identity.server.clone();
+        let name = identity.identity.clone();
+        self.identities.push(identity);
+        if first || make_default {
+            self.set_default(&server, &name)
+                .expect("the identity was just added");
+        }
+    }
+
+    /// Makes the identity whose hex starts with `prefix` the default on
+    /// `server`; the prefix must pick exactly one identity.
+    pub fn set_default(&mut self, server: &str, prefix: &str) -> anyhow::Result<String> {
+        let prefix = prefix.trim_start_matches("0x").to_ascii_lowercase();
+        let matching: Vec<String> = self
+            .identities
+            .iter()
+            .filter(|i| i.server == server && i.identity.starts_with(&prefix))
+            .map(|i| i.identity.clone())
+            .collect();
+        let chosen = match matching.as_slice() {
+            [one] => one.clone(),
+            [] => bail!("no identity on {server} starts with `{prefix}`"),
+            _ => bail!(
+                "{} identities on {server} start with `{prefix}`; give more digits",
+                matching.len()
+            ),
+        };
+        for identity in self.identities.iter_mut().filter(|i| i.server == server) {
+            identity.default = identity.identity == chosen;
+        }
+        Ok(chosen)
+    }
+}
+
+/// A server URL without a trailing slash; `host:port` gets `http://`.
+pub fn normalize_server(server: &str) -> String {
+    let server = server.trim().trim_end_matches('/');
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}

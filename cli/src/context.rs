@@ -1,0 +1,91 @@
+//! What every command that talks to a server shares: the global options,
+//! the configuration file, and the server's HTTP API as the user's identity.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use worldline_transport::http_api::NewIdentity;
+
+use crate::api::Api;
+use crate::config::{Config, SavedIdentity, config_path};
+
+/// Options every command accepts.
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
+    /// The server's HTTP address [default: the config file's `default_server`, else http://127.0.0.1:3000]
+    #[arg(long, global = true, env = "WORLDLINE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The configuration file [default: $XDG_CONFIG_HOME/worldline/config.toml or ~/.config/worldline/config.toml]
+    #[arg(long, global = true, env = "WORLDLINE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The loaded configuration and the server a command talks to.
+pub struct Context {
+    path: PathBuf,
+    /// The configuration file's contents.
+    pub config: Config,
+    /// The server's URL, normalised.
+    pub server: String,
+}
+
+impl Context {
+    /// Loads the configuration named by the global options.
+    pub fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let path = config_path(global.config.as_deref())?;
+        let config = Config::load(&path)?;
+        let server = config.server(global.server.as_deref());
+        Ok(Self {
+            path,
+            config,
+            server,
+        })
+    }
+
+    /// Writes the configuration back.
+    pub fn save(&self) -> anyhow::Result<()> {
+        self.config.save(&self.path)
+    }
+
+    /// Where the configuration file is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The API as the default identity on this server, or anonymously if there is none.
+    pub fn api(&self) -> Api {
+        let token = self
+            .config
+            .default_identity(&self.server)
+            .map(|i| i.token.clone());
+        Api::new(&self.server, token)
+    }
+
+    /// The API as the default identity on this server, asking the server
+    /// for a new identity (and saving it) if the user has none there yet.
+    pub fn api_as_identity(&mut self) -> anyhow::Result<Api> {
+        if self.config.default_identity(&self.server).is_none() {
+            let issued = Api::new(&self.server, None).new_identity()?;
+            eprintln!(
+                "Created identity {} on {} (saved in {})",
+                issued.identity,
+                self.server,
+                self.path.display()
+            );
+            self.remember(issued, true)?;
+        }
+        Ok(self.api())
+    }
+
+    /// Saves an identity the server issued.
+    pub fn remember(&mut self, issued: NewIdentity, make_default: bool) -> anyhow::Result<()> {
+        let identity = SavedIdentity {
+            identity: issued.identity,
+            token: issued.token,
+            server: self.server.clone(),
+            default: false,
+        };
+        self.config.add_identity(identity, make_default);
+        self.save()
+    }
+}

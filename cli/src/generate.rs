@@ -1,0 +1,118 @@
+//! `worldline generate`: typed client bindings for a module.
+
+mod layout;
+mod names;
+mod rust;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use worldline_host::datastore::ModuleSchema;
+use worldline_host::{Engine, EngineConfig};
+
+pub(crate) use rust::rust_bindings;
+
+/// Options of `worldline generate`.
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// The language of the client bindings.
+    #[arg(long, value_enum)]
+    lang: Lang,
+    /// The directory to write the bindings into, created if missing. For
+    /// Rust it becomes a module: `--out-dir src/bindings` and `mod bindings;`.
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Read the module from this compiled component (the `.wasm` file that
+    /// `cargo build --release --target wasm32-wasip2` writes).
+    #[arg(long, value_name = "FILE", conflicts_with = "database")]
+    wasm: Option<PathBuf>,
+    /// The published database whose module to read.
+    #[arg(value_name = "NAME", required_unless_present = "wasm")]
+    database: Option<String>,
+}
+
+/// The languages bindings can be generated in.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Lang {
+    /// Rust, for the `worldline-client` crate.
+    Rust,
+}
+
+/// Runs `worldline generate`.
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let (schema, source) = match (&args.wasm, &args.database) {
+        (Some(wasm), _) => {
+            let bytes =
+                std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            let schema = describe(&bytes)
+                .with_context(|| format!("reading the module in {}", wasm.display()))?;
+            (schema, wasm.display().to_string())
+        }
+        (None, Some(_)) => {
+            bail!("generating from a published database arrives with the HTTP API; pass --wasm")
+        }
+        (None, None) => bail!("pass --wasm FILE (or the NAME of a published database)"),
+    };
+    let files = match args.lang {
+        Lang::Rust => rust_bindings(&schema),
+    };
+    let written = write_files(&args.out_dir, &files)?;
+    let reducers = schema
+        .reducers
+        .iter()
+        .filter(|r| r.lifecycle.is_none())
+        .count();
+    println!(
+        "generated {:?} bindings for {} tables and {reducers} reducers from {source}:",
+        args.lang,
+        schema.tables.len()
+    );
+    for path in written {
+        println!("  {}", path.display());
+    }
+    match args.lang {
+        Lang::Rust => {
+            let module = args
+                .out_dir
+                .file_name()
+                .map_or("bindings".into(), |n| n.to_string_lossy());
+            println!(
+                "use them with `mod {module};` and `use {module}::{{Reducers, Tables}};` in a crate \
+                 that depends on worldline-client and serde (with its `derive` feature)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The schema of the module compiled into the component `wasm`.
+fn describe(wasm: &[u8]) -> anyhow::Result<ModuleSchema> {
+    let engine = Engine::new(EngineConfig::default())?;
+    Ok(worldline_host::describe_component(&engine, wasm)?)
+}
+
+/// Writes `files` into `dir`, returning their paths. Refuses, before writing
+/// anything, to overwrite a file that `worldline generate` did not write.
+fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let paths: Vec<PathBuf> = files.iter().map(|(name, _)| dir.join(name)).collect();
+    for path in &paths {
+        match std::fs::read_to_string(path) {
+            Ok(existing) if !existing.starts_with(rust::GENERATED_MARKER) => bail!(
+                "{} exists and was not written by `worldline generate`; \
+                 move it or choose another --out-dir",
+                path.display()
+            ),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", path.display()));
+            }
+        }
+    }
+    for (path, (_, contents)) in paths.iter().zip(files) {
+        std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(paths)
+}

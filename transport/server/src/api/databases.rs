@@ -1,0 +1,236 @@
+//! `/v1/database...`: list, publish (create, hot swap or replace), describe,
+//! delete, call a reducer with JSON arguments, and run SQL.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+use worldline_host::datastore::ModuleSchema;
+use worldline_host::{HostError, Identity};
+use worldline_transport::http_api::{
+    CallResult, DatabaseInfo, PublishOutcome, Published, SqlResult,
+};
+
+use super::auth::{caller, required_caller};
+use super::{ApiError, ask, database, describe};
+use crate::database_actor::{Admin, Description};
+use crate::error::ServerError;
+use crate::shared::Shared;
+
+/// `GET /v1/database`: every database, by name.
+pub(crate) async fn list(
+    State(shared): State<Arc<Shared>>,
+) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
+    let mut databases = Vec::new();
+    for name in shared.database_names() {
+        // A database deleted meanwhile is simply not listed.
+        if let Ok(description) = describe(&shared, &name).await {
+            databases.push(database_info(&name, &description));
+        }
+    }
+    Ok(Json(databases))
+}
+
+/// `GET /v1/database/NAME`: the database's owner, tables and reducers.
+pub(crate) async fn info(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Json<DatabaseInfo>, ApiError> {
+    let description = describe(&shared, &name).await?;
+    Ok(Json(database_info(&name, &description)))
+}
+
+fn database_info(name: &str, description: &Description) -> DatabaseInfo {
+    DatabaseInfo {
+        name: name.to_owned(),
+        owner: description.owner.to_string(),
+        tables: description
+            .schema
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
+        reducers: description
+            .schema
+            .reducers
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
+    }
+}
+
+/// `GET /v1/database/NAME/schema`: tables (columns, indexes, visibility) and reducers.
+pub(crate) async fn schema(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Json<ModuleSchema>, ApiError> {
+    Ok(Json(describe(&shared, &name).await?.schema))
+}
+
+/// The query of `POST /v1/database/NAME`.
+#[derive(Deserialize)]
+pub(crate) struct PublishOptions {
+    /// Delete the database's data and create it afresh instead of migrating.
+    #[serde(default)]
+    delete_data: bool,
+}
+
+/// `POST /v1/database/NAME` with a component as the body: creates the
+/// database (the caller owns it), or, for its owner, swaps the module in
+/// place (`?delete_data=true`: deletes it and creates it anew).
+pub(crate) async fn publish(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(options): Query<PublishOptions>,
+    headers: HeaderMap,
+    wasm: Bytes,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    let caller = required_caller(&shared.authority, &headers, "publishing")?;
+    let _publishing = shared.publishing.lock().await;
+    let existing = match shared.database(&name) {
+        Some(_) => Some(describe(&shared, &name).await?),
+        None => None,
+    };
+    let published = |outcome, changes| Published {
+        name: name.clone(),
+        owner: caller.to_string(),
+        outcome,
+        changes,
+    };
+    let Some(existing) = existing else {
+        create(&shared, &name, wasm, caller).await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(published(PublishOutcome::Created, vec![])),
+        ));
+    };
+    if existing.owner != caller {
+        return Err(ApiError::not_owner(&name, "publish to it"));
+    }
+    if options.delete_data {
+        remove(&shared, &name).await?;
+        create(&shared, &name, wasm, caller).await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(published(PublishOutcome::Replaced, vec![])),
+        ));
+    }
+    let handle = database(&shared, &name)?;
+    let wasm = wasm.to_vec();
+    let changes = ask(&handle, &name, |reply| Admin::Swap { wasm, reply }).await??;
+    Ok((
+        StatusCode::OK,
+        Json(published(PublishOutcome::Updated, changes)),
+    ))
+}
+
+/// Creates and starts database `name`, compiling the component off the async threads.
+async fn create(
+    shared: &Arc<Shared>,
+    name: &str,
+    wasm: Bytes,
+    owner: Identity,
+) -> Result<(), ApiError> {
+    let shared = shared.clone();
+    let name = name.to_owned();
+    let created = tokio::task::spawn_blocking(move || shared.create_database(&name, &wasm, owner))
+        .await
+        .map_err(|e| ApiError::internal(format!("publishing stopped: {e}")))?;
+    created.map_err(|e| match e {
+        ServerError::Host(
+            e @ (HostError::InvalidComponent(_)
+            | HostError::WorldMismatch(_)
+            | HostError::DescribeTrapped(_)
+            | HostError::Schema(_)
+            | HostError::InitFailed(_)
+            | HostError::InvalidName(_)),
+        ) => ApiError::bad_request(e.to_string()),
+        e => ApiError::internal(e.to_string()),
+    })
+}
+
+/// `DELETE /v1/database/NAME`: disconnects every client and deletes the
+/// database and its data (owner only).
+pub(crate) async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let caller = required_caller(&shared.authority, &headers, "deleting a database")?;
+    let _publishing = shared.publishing.lock().await;
+    if describe(&shared, &name).await?.owner != caller {
+        return Err(ApiError::not_owner(&name, "delete it"));
+    }
+    remove(&shared, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops database `name`, waits for its thread to end, and deletes its directory.
+async fn remove(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
+    let (handle, thread) = shared
+        .retire(name)
+        .ok_or_else(|| ApiError::no_database(name))?;
+    let reason = format!("database `{name}` was deleted");
+    let _ = handle.admin(Admin::Stop { reason }).await;
+    drop(handle);
+    let shared = shared.clone();
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        shared.delete_database_files(&name)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("deleting stopped: {e}")))?
+    .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `POST /v1/database/NAME/call/REDUCER` with JSON arguments: runs the
+/// reducer as the caller and answers once the transaction is durable.
+pub(crate) async fn call(
+    State(shared): State<Arc<Shared>>,
+    Path((name, reducer)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CallResult>, ApiError> {
+    let caller = required_caller(&shared.authority, &headers, "calling a reducer")?;
+    let args = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Array(Vec::new())
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the arguments are not valid JSON: {e}")))?
+    };
+    let handle = database(&shared, &name)?;
+    let result = ask(&handle, &name, |reply| Admin::Call {
+        caller,
+        reducer,
+        args,
+        reply,
+    })
+    .await??;
+    Ok(Json(result))
+}
+
+/// `POST /v1/database/NAME/sql` with a `SELECT` as the body. Private
+/// tables are visible to the owner only.
+pub(crate) async fn sql(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: String,
+) -> Result<Json<SqlResult>, ApiError> {
+    let caller = caller(&shared.authority, &headers)?;
+    let handle = database(&shared, &name)?;
+    let result = ask(&handle, &name, |reply| Admin::Sql {
+        caller,
+        query,
+        reply,
+    })
+    .await??;
+    Ok(Json(result))
+}

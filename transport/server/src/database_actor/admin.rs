@@ -1,0 +1,272 @@
+//! Requests of the HTTP API, run on the database's thread between client
+//! messages: describe, call with JSON arguments, SQL, logs, hot swap, stop.
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use worldline_host::datastore::ModuleSchema;
+use worldline_host::datastore::{json_to_args, row_to_json};
+use worldline_host::{CallContext, CallError, HostError, Identity, SwapPolicy};
+use worldline_subscriptions::{SubscriptionEngine, compile};
+use worldline_transport::ServerMessage;
+use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
+
+use super::{Actor, QuerySet, micros};
+use crate::api::ApiError;
+
+/// The answer to an admin request.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+
+/// What the HTTP API asks of a database.
+pub(crate) enum Admin {
+    /// The schema and owner.
+    Describe {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Description>,
+    },
+    /// Runs a reducer with JSON arguments; answered once durable.
+    Call {
+        /// Who calls.
+        caller: Identity,
+        /// The reducer's name.
+        reducer: String,
+        /// The arguments: an array, an object by parameter name, or a lone value.
+        args: Value,
+        /// Where the answer goes.
+        reply: Reply<CallResult>,
+    },
+    /// Runs a `SELECT` once.
+    Sql {
+        /// Who asks; `None` for an anonymous request (public tables only).
+        caller: Option<Identity>,
+        /// The query.
+        query: String,
+        /// Where the answer goes.
+        reply: Reply<SqlResult>,
+    },
+    /// Module log lines from position `from` on.
+    Logs {
+        /// Lines with `seq >= from` are returned.
+        from: u64,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Vec<LogLine>>,
+    },
+    /// Replaces the module in place, keeping data and connections.
+    Swap {
+        /// The new component.
+        wasm: Vec<u8>,
+        /// Where the answer goes: the schema changes applied.
+        reply: Reply<Vec<String>>,
+    },
+    /// Disconnects every client and ends the thread (the database is being deleted).
+    Stop {
+        /// Told to every client.
+        reason: String,
+    },
+}
+
+/// A database's schema and owner.
+pub(crate) struct Description {
+    /// Tables and reducers.
+    pub(crate) schema: ModuleSchema,
+    /// Who owns the database.
+    pub(crate) owner: Identity,
+}
+
+impl Actor {
+    /// Runs one admin request.
+    pub(super) fn admin(&mut self, request: Admin) {
+        match request {
+            Admin::Describe { reply } => {
+                let _ = reply.send(Description {
+                    schema: self.database.schema().clone(),
+                    owner: self.database.owner(),
+                });
+            }
+            Admin::Call {
+                caller,
+                reducer,
+                args,
+                reply,
+            } => self.call_json(caller, &reducer, &args, reply),
+            Admin::Sql {
+                caller,
+                query,
+                reply,
+            } => {
+                let _ = reply.send(self.sql(caller, &query));
+            }
+            Admin::Logs { from, reply } => {
+                let _ = reply.send(self.log_lines(from));
+            }
+            Admin::Swap { wasm, reply } => {
+                let _ = reply.send(self.swap(&wasm));
+            }
+            Admin::Stop { reason } => {
+                tracing::info!("database {}: {reason}", self.name);
+                self.disconnect_all(reason);
+                self.finished = true;
+            }
+        }
+    }
+
+    fn call_json(
+        &mut self,
+        caller: Identity,
+        reducer: &str,
+        args: &Value,
+        reply: Reply<CallResult>,
+    ) {
+        if let Some(reason) = &self.stopped {
+            let _ = reply.send(Err(ApiError::unavailable(reason.clone())));
+            return;
+        }
+        let schema = self.database.schema();
+        let Some(id) = schema.reducer_id(reducer) else {
+            let error = ApiError::bad_request(format!("no reducer named `{reducer}`"))
+                .with_hint("`worldline describe` lists the reducers");
+            let _ = reply.send(Err(error));
+            return;
+        };
+        let bytes = match json_to_args(&schema.reducers[id].params, args) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let message = format!("invalid arguments for reducer `{reducer}`: {e}");
+                let _ = reply.send(Err(ApiError::bad_request(message)));
+                return;
+            }
+        };
+        let ctx = CallContext::new(caller);
+        match self.database.call_reducer_nowait(reducer, &bytes, ctx) {
+            Ok(outcome) => {
+                self.unconfirmed = outcome.offset.or(self.unconfirmed);
+                self.fan_out_reducer(reducer, ctx, &outcome);
+                let result = CallResult {
+                    duration_micros: micros(outcome.duration),
+                };
+                self.after_durable(Box::new(move |durable| {
+                    let _ = reply.send(durable.map(|()| result).map_err(ApiError::unavailable));
+                }));
+            }
+            Err(e) => {
+                let error = match e {
+                    CallError::NoSuchReducer(_)
+                    | CallError::LifecycleReducer(_)
+                    | CallError::InvalidArguments { .. } => ApiError::bad_request(e.to_string()),
+                    CallError::Unavailable(_) | CallError::Storage(_) => {
+                        ApiError::unavailable(e.to_string())
+                    }
+                    _ => ApiError::reducer_failed(format!("the reducer failed: {e}")),
+                };
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn sql(&self, caller: Option<Identity>, query: &str) -> Result<SqlResult, ApiError> {
+        let owner = caller == Some(self.database.owner());
+        let schema = self.database.schema();
+        let compiled =
+            compile(query, schema, owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let table = &schema.tables[compiled.table()];
+        let columns: Vec<String> = (0..table.columns.fields.len())
+            .map(|c| table.column_name(c))
+            .collect();
+        let mut once = SubscriptionEngine::default();
+        let id = once.subscribe(compiled);
+        let rows = once
+            .initial_rows(id, self.database.datastore())
+            .iter()
+            .map(|row| {
+                let object = row_to_json(&table.columns, row).map_err(|e| {
+                    ApiError::internal(format!("a stored row does not decode: {e}"))
+                })?;
+                Ok(columns
+                    .iter()
+                    .map(|name| object.get(name).cloned().unwrap_or(Value::Null))
+                    .collect())
+            })
+            .collect::<Result<Vec<Vec<Value>>, ApiError>>()?;
+        Ok(SqlResult {
+            tables: vec![SqlTable {
+                table: table.name.clone(),
+                columns,
+                rows,
+            }],
+        })
+    }
+
+    fn log_lines(&self, from: u64) -> Vec<LogLine> {
+        let log = self.database.log();
+        let first = log.dropped();
+        log.records()
+            .enumerate()
+            .map(|(position, record)| (first + position as u64, record))
+            .filter(|(seq, _)| *seq >= from)
+            .map(|(seq, record)| LogLine {
+                seq,
+                timestamp: record.timestamp.to_micros_since_epoch(),
+                level: record.level.to_string(),
+                message: record.message.clone(),
+            })
+            .collect()
+    }
+
+    /// Swaps the module, then compiles every subscription again against
+    /// the new schema (table ids may have moved). A query the new schema
+    /// no longer accepts ends its query set with a `SubscriptionError`.
+    fn swap(&mut self, wasm: &[u8]) -> Result<Vec<String>, ApiError> {
+        if let Some(reason) = &self.stopped {
+            return Err(ApiError::unavailable(reason.clone()));
+        }
+        let plan = self
+            .database
+            .hot_swap(wasm, SwapPolicy::Compatible)
+            .map_err(|e| match e {
+                HostError::IncompatibleSchema(diff) => ApiError::conflict(
+                    "the new module's schema is not compatible with the stored data",
+                    diff.to_string().lines().map(str::to_owned).collect(),
+                )
+                .with_hint("republish with --delete-data to delete the data and start afresh"),
+                e @ (HostError::Storage(_) | HostError::Engine(_)) => {
+                    ApiError::internal(e.to_string())
+                }
+                e => ApiError::bad_request(e.to_string()),
+            })?;
+        self.resubscribe_all();
+        Ok(plan.to_string().lines().map(str::to_owned).collect())
+    }
+
+    fn resubscribe_all(&mut self) {
+        self.engine = SubscriptionEngine::default();
+        self.subscribers.clear();
+        self.query_tables.clear();
+        let owner = self.database.owner();
+        let keys: Vec<_> = self.connections.keys().copied().collect();
+        for key in keys {
+            let Some(connection) = self.connections.get_mut(&key) else {
+                continue;
+            };
+            let is_owner = connection.identity == owner;
+            let sets = std::mem::take(&mut connection.query_sets);
+            for (set_id, set) in sets {
+                match self.register(key, is_owner, &set.sql) {
+                    Ok(ids) => {
+                        if let Some(connection) = self.connections.get_mut(&key) {
+                            let sql = set.sql;
+                            connection.query_sets.insert(set_id, QuerySet { ids, sql });
+                        }
+                    }
+                    Err(message) => self.send(
+                        key,
+                        &ServerMessage::SubscriptionError {
+                            query_set_id: set_id,
+                            message: format!(
+                                "the module was updated and this query set ended: {message}"
+                            ),
+                        },
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The JSON bodies of the HTTP API (`HTTP_API.md` beside this crate), one
+//! definition shared by the server and the `worldline` command line.
+//!
+//! Identities are 64 hex digits; rows are JSON values of the module's
+//! types (see the JSON mapping in `HTTP_API.md`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `POST /v1/identity`: a new identity and the token that proves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewIdentity {
+    /// 64 hex digits.
+    pub identity: String,
+    /// Sent as `Authorization: Bearer TOKEN` and in `Hello`.
+    pub token: String,
+}
+
+/// `GET /v1/server`: how to reach the server's other endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The server's version.
+    pub version: String,
+    /// The wire protocol version (see `PROTOCOL.md`).
+    pub protocol_version: u16,
+    /// The UDP address of the QUIC endpoint, as bound (may be unspecified, `0.0.0.0`).
+    pub quic_addr: String,
+    /// The SHA-256 of the QUIC certificate, 64 hex digits.
+    pub quic_fingerprint: String,
+}
+
+/// One database in `GET /v1/database`, and the answer of `GET /v1/database/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    /// The database's name.
+    pub name: String,
+    /// Its owner's identity.
+    pub owner: String,
+    /// Its tables' names.
+    pub tables: Vec<String>,
+    /// Its reducers' names.
+    pub reducers: Vec<String>,
+}
+
+/// `POST /v1/database/NAME`: what publishing did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The database's name.
+    pub name: String,
+    /// Its owner's identity.
+    pub owner: String,
+    /// `created` (a new database), `updated` (hot-swapped in place) or
+    /// `replaced` (its data deleted and created anew).
+    pub outcome: PublishOutcome,
+    /// For an update, one line per schema change applied (`+ table x`).
+    pub changes: Vec<String>,
+}
+
+/// What publishing did to a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishOutcome {
+    /// The database did not exist and was created.
+    Created,
+    /// The module was swapped in place; data and connections were kept.
+    Updated,
+    /// The old database and its data were deleted and a new one created.
+    Replaced,
+}
+
+/// `POST /v1/database/NAME/call/REDUCER`: a committed call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallResult {
+    /// How long the reducer ran, in microseconds.
+    pub duration_micros: u64,
+}
+
+/// `POST /v1/database/NAME/sql`: the matching rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlResult {
+    /// One entry per table the query returns rows of.
+    pub tables: Vec<SqlTable>,
+}
+
+/// The rows a query returned from one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlTable {
+    /// The table's name.
+    pub table: String,
+    /// The column names, in order.
+    pub columns: Vec<String>,
+    /// Each row's column values, in column order.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// One line of `GET /v1/database/NAME/logs` (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Position of the line in the module's log since the server started.
+    pub seq: u64,
+    /// When it was written, in microseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `PANIC`.
+    pub level: String,
+    /// What the module wrote.
+    pub message: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// What to do about it, when the server knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For a refused migration: one line per incompatible change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<String>,
+}
