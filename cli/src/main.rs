@@ -21,7 +21,7 @@ use context::{Context, GlobalArgs};
 
 /// Worldline: a database that is also your application server.
 #[derive(Parser)]
-#[command(name = "worldline", version, about)]
+#[command(name = "worldline", version)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,

@@ -60,6 +60,12 @@ fn publish_call_query_subscribe_and_delete() {
     assert!(described.contains("table message (public)"), "{described}");
     assert!(described.contains("primary key"), "{described}");
     assert!(described.contains("send_message(text: string)"), "{described}");
+    let schema: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["describe", "chat", "--json"])).unwrap();
+    let message = schema["tables"].as_array().unwrap().iter().find(|t| t["name"] == "message").unwrap();
+    assert_eq!(message["columns"][3]["name"], "text");
+    assert_eq!(message["columns"][3]["type"], "string");
+    assert_eq!(message["public"], true);
     let listed = alice.ok(&["list"]);
     assert!(listed.contains("chat") && listed.contains(&owner), "{listed}");
 
@@ -117,6 +123,11 @@ fn errors_say_what_is_wrong_and_what_to_do() {
     assert!(error.contains("not a valid WebAssembly component"), "{error}");
     let error = alice.fails(&["publish", "bank", "--delete-data", "--wasm", &component("bank")]);
     assert!(error.contains("pass --yes"), "without a terminal, deleting data needs --yes: {error}");
+
+    let empty = worldline_tests::TempDir::new("worldline-cli-empty-project");
+    let error = alice.fails(&["publish", "empty", "--project-path", empty.path().to_str().unwrap()]);
+    assert!(error.contains("holds no module project"), "{error}");
+    assert!(error.contains("worldline init"), "{error}");
 
     let nowhere = User::new("http://127.0.0.1:9");
     let error = nowhere.fails(&["list"]);

@@ -227,6 +227,8 @@ impl Actor {
                     diff.to_string().lines().map(str::to_owned).collect(),
                 )
                 .with_hint("republish with --delete-data to delete the data and start afresh"),
+                e @ HostError::Migration(_) => ApiError::conflict(e.to_string(), Vec::new())
+                    .with_hint("fix the rows the new index refuses, or republish with --delete-data"),
                 e @ (HostError::Storage(_) | HostError::Engine(_)) => {
                     ApiError::internal(e.to_string())
                 }
