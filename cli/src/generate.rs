@@ -7,14 +7,17 @@ mod rust;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 use worldline_host::datastore::ModuleSchema;
 use worldline_host::{Engine, EngineConfig};
+
+use crate::context::{Context as CliContext, GlobalArgs};
 
 pub(crate) use rust::rust_bindings;
 
 /// Options of `worldline generate`.
 #[derive(Args)]
+#[command(group(ArgGroup::new("module").required(true).args(["wasm", "database"])))]
 pub struct GenerateArgs {
     /// The language of the client bindings.
     #[arg(long, value_enum)]
@@ -25,10 +28,10 @@ pub struct GenerateArgs {
     out_dir: PathBuf,
     /// Read the module from this compiled component (the `.wasm` file that
     /// `cargo build --release --target wasm32-wasip2` writes).
-    #[arg(long, value_name = "FILE", conflicts_with = "database")]
+    #[arg(long, value_name = "FILE")]
     wasm: Option<PathBuf>,
     /// The published database whose module to read.
-    #[arg(value_name = "NAME", required_unless_present = "wasm")]
+    #[arg(value_name = "NAME")]
     database: Option<String>,
 }
 
@@ -40,7 +43,7 @@ enum Lang {
 }
 
 /// Runs `worldline generate`.
-pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+pub fn run(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let (schema, source) = match (&args.wasm, &args.database) {
         (Some(wasm), _) => {
             let bytes =
@@ -49,8 +52,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("reading the module in {}", wasm.display()))?;
             (schema, wasm.display().to_string())
         }
-        (None, Some(_)) => {
-            bail!("generating from a published database arrives with the HTTP API; pass --wasm")
+        (None, Some(name)) => {
+            let context = CliContext::load(global)?;
+            let schema = context.api().schema(name)?;
+            (schema, format!("database `{name}` on {}", context.server))
         }
         (None, None) => bail!("pass --wasm FILE (or the NAME of a published database)"),
     };
@@ -73,17 +78,28 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     match args.lang {
         Lang::Rust => {
-            let module = args
-                .out_dir
-                .file_name()
-                .map_or("bindings".into(), |n| n.to_string_lossy());
+            let (declaration, module) = rust_module_declaration(&args.out_dir);
             println!(
-                "use them with `mod {module};` and `use {module}::{{Reducers, Tables}};` in a crate \
-                 that depends on worldline-client and serde (with its `derive` feature)"
+                "use them with `{declaration}` and `use {module}::{{Reducers, Tables}};` in a \
+                 crate that depends on worldline-client and serde (with its `derive` feature)"
             );
         }
     }
     Ok(())
+}
+
+/// How a crate declares the Rust module in `dir`, and the module's name:
+/// `mod dir;` where the directory's name is a Rust identifier.
+fn rust_module_declaration(dir: &Path) -> (String, String) {
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some(name) if names::snake_case(name, "") == name && names::escape(name) == name => {
+            (format!("mod {name};"), name.to_owned())
+        }
+        _ => (
+            format!("#[path = \"{}/mod.rs\"] mod bindings;", dir.display()),
+            "bindings".to_owned(),
+        ),
+    }
 }
 
 /// The schema of the module compiled into the component `wasm`.

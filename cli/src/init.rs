@@ -213,3 +213,28 @@ fn write_project(dir: &Path, files: &[ProjectFile]) -> anyhow::Result<()> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(dir: &str) -> String {
+        project_name(Path::new(dir)).expect("a name")
+    }
+
+    #[test]
+    fn project_names_are_crate_and_database_names() {
+        assert_eq!(name("/tmp/does-not-exist/chat"), "chat");
+        assert_eq!(name("/tmp/does-not-exist/My Game 2"), "my-game-2");
+        assert_eq!(name("/tmp/does-not-exist/Über_App!"), "ber_app");
+        assert_eq!(name("/tmp/does-not-exist/2048"), "module-2048");
+        assert_eq!(name("/tmp/does-not-exist/__"), "module-__");
+        assert_eq!(name("/tmp/does-not-exist/!!!"), "module");
+        assert_eq!(name("/tmp/does-not-exist/worldline"), "worldline-module");
+        assert_eq!(name("/tmp/does-not-exist/type"), "type-module");
+        assert_eq!(
+            name(&format!("/tmp/does-not-exist/{}", "a".repeat(80))).len(),
+            64
+        );
+    }
+}

@@ -82,7 +82,7 @@ fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<()> {
     match command {
         Command::Start(args) => start::run(args),
         Command::Init(args) => init::run(args),
-        Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(args, global),
         Command::Publish(args) => publish::run(args, Context::load(global)?),
         Command::Call(args) => call::run(args, Context::load(global)?),
         Command::Sql(args) => sql::run(args, Context::load(global)?),

@@ -188,7 +188,11 @@ async fn generated_bindings_compile_and_talk_to_a_real_server() {
     let url = live.ws_url();
     let token = live.owner_token.clone();
     let (run, took) = tokio::task::spawn_blocking(move || {
-        cargo(&krate, &target_dir(), &["run", "--quiet", "--", &url, &token])
+        cargo(
+            &krate,
+            &target_dir(),
+            &["run", "--quiet", "--", &url, &token],
+        )
     })
     .await
     .unwrap();
@@ -223,7 +227,9 @@ fn generate_explains_what_it_cannot_do() {
     let out = tmp.path().join("bindings");
     let out_arg = out.as_os_str();
 
-    let from_name = worldline([
+    let from_nowhere = worldline([
+        "--server".as_ref(),
+        "http://127.0.0.1:9".as_ref(),
         "generate".as_ref(),
         "--lang".as_ref(),
         "rust".as_ref(),
@@ -231,10 +237,10 @@ fn generate_explains_what_it_cannot_do() {
         out_arg,
         "chat".as_ref(),
     ]);
-    let (_, stderr) = text(&from_name);
-    assert!(!from_name.status.success());
+    let (_, stderr) = text(&from_nowhere);
+    assert!(!from_nowhere.status.success());
     assert!(
-        stderr.contains("generating from a published database arrives with the HTTP API; pass --wasm"),
+        stderr.contains("cannot reach the Worldline server"),
         "{stderr}"
     );
 
@@ -251,7 +257,10 @@ fn generate_explains_what_it_cannot_do() {
     ]);
     let (_, stderr) = text(&not_wasm);
     assert!(!not_wasm.status.success());
-    assert!(stderr.contains("not a valid WebAssembly component"), "{stderr}");
+    assert!(
+        stderr.contains("not a valid WebAssembly component"),
+        "{stderr}"
+    );
     assert!(!out.join("mod.rs").exists());
 
     let both = worldline([
@@ -281,6 +290,9 @@ fn generate_explains_what_it_cannot_do() {
     ]);
     let (_, stderr) = text(&clobber);
     assert!(!clobber.status.success());
-    assert!(stderr.contains("was not written by `worldline generate`"), "{stderr}");
+    assert!(
+        stderr.contains("was not written by `worldline generate`"),
+        "{stderr}"
+    );
     assert_eq!(fs::read_to_string(out.join("mod.rs")).unwrap(), "// mine\n");
 }

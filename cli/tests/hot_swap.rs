@@ -15,7 +15,13 @@ fn republishing_hot_swaps_without_dropping_a_subscriber() {
     let subscribers: Vec<_> = ["quic", "ws"]
         .into_iter()
         .map(|protocol| {
-            let args = ["subscribe", "chat", "SELECT * FROM message", "--protocol", protocol];
+            let args = [
+                "subscribe",
+                "chat",
+                "SELECT * FROM message",
+                "--protocol",
+                protocol,
+            ];
             let subscriber = alice.spawn(&[&args[..], &["-n", "3"]].concat());
             subscriber.until("before the swap");
             subscriber
@@ -31,11 +37,17 @@ fn republishing_hot_swaps_without_dropping_a_subscriber() {
     alice.ok(&["call", "chat", "forget_before", "0"]);
     alice.ok(&["call", "chat", "send_message", "still here"]);
     let swapped_again = alice.ok(&["publish", "chat", "--wasm", &component("chat_v2")]);
-    assert!(swapped_again.contains("the schema is unchanged"), "{swapped_again}");
+    assert!(
+        swapped_again.contains("the schema is unchanged"),
+        "{swapped_again}"
+    );
     alice.ok(&["call", "chat", "send_message", "after the second swap"]);
     for subscriber in subscribers {
         let (finished, lines) = subscriber.finish();
-        assert!(finished, "the subscriber saw three updates and exited cleanly: {lines:?}");
+        assert!(
+            finished,
+            "the subscriber saw three updates and exited cleanly: {lines:?}"
+        );
         let texts: Vec<&String> = lines
             .iter()
             .filter(|l| l.starts_with("[send_message] + message:"))
@@ -46,12 +58,21 @@ fn republishing_hot_swaps_without_dropping_a_subscriber() {
         assert!(texts[2].contains("after the second swap"), "{texts:?}");
     }
     let messages = alice.ok(&["sql", "chat", "SELECT * FROM message"]);
-    assert!(messages.contains("before the swap"), "the data survived the swaps: {messages}");
-    assert!(!messages.contains("welcome"), "a hot swap does not run init: {messages}");
+    assert!(
+        messages.contains("before the swap"),
+        "the data survived the swaps: {messages}"
+    );
+    assert!(
+        !messages.contains("welcome"),
+        "a hot swap does not run init: {messages}"
+    );
 
     alice.ok(&["call", "chat", "react", "1", "\"👍\""]);
     let reactions = alice.ok(&["sql", "chat", "SELECT * FROM reaction", "--json"]);
-    assert!(reactions.contains("👍"), "the new table and reducer work: {reactions}");
+    assert!(
+        reactions.contains("👍"),
+        "the new table and reducer work: {reactions}"
+    );
 }
 
 #[test]
@@ -63,17 +84,34 @@ fn incompatible_schemas_are_refused_with_a_diff_unless_data_is_deleted() {
 
     let error = alice.fails(&["publish", "chat", "--wasm", &component("chat_breaking")]);
     assert!(error.contains("not compatible"), "{error}");
-    assert!(error.contains("`user`") && error.contains("removed"), "the diff names the removed table: {error}");
-    assert!(error.contains("`text`") && error.contains("u64"), "the diff names the retyped column: {error}");
+    assert!(
+        error.contains("`user`") && error.contains("removed"),
+        "the diff names the removed table: {error}"
+    );
+    assert!(
+        error.contains("`text`") && error.contains("u64"),
+        "the diff names the retyped column: {error}"
+    );
     assert!(error.contains("--delete-data"), "{error}");
     let messages = alice.ok(&["sql", "chat", "SELECT * FROM message"]);
-    assert!(messages.contains("keep me"), "the refused publish changed nothing: {messages}");
+    assert!(
+        messages.contains("keep me"),
+        "the refused publish changed nothing: {messages}"
+    );
     alice.ok(&["call", "chat", "send_message", "the old module still runs"]);
 
     let replaced = alice.ok(&[
-        "publish", "chat", "--wasm", &component("chat_breaking"), "--delete-data", "--yes",
+        "publish",
+        "chat",
+        "--wasm",
+        &component("chat_breaking"),
+        "--delete-data",
+        "--yes",
     ]);
-    assert!(replaced.contains("Deleted the data of `chat`"), "{replaced}");
+    assert!(
+        replaced.contains("Deleted the data of `chat`"),
+        "{replaced}"
+    );
     let described = alice.ok(&["describe", "chat"]);
     assert!(!described.contains("table user"), "{described}");
     let messages = alice.ok(&["sql", "chat", "SELECT * FROM message"]);

@@ -5,8 +5,8 @@ mod scaffold;
 
 use std::fs;
 
-use serde::Deserialize;
 use scaffold::{assert_rustfmt_clean, cargo, target_dir, text, workspace, worldline};
+use serde::Deserialize;
 use worldline_host::{CallContext, Database};
 use worldline_tests::{OWNER, TempDir, args, rows, test_engine};
 
@@ -23,7 +23,12 @@ struct Note {
 fn init_creates_a_module_that_builds_and_runs() {
     let tmp = TempDir::new("worldline-cli-init");
     let dir = tmp.path().join("notes-app");
-    let output = worldline(["init".as_ref(), "--lang".as_ref(), "rust".as_ref(), dir.as_os_str()]);
+    let output = worldline([
+        "init".as_ref(),
+        "--lang".as_ref(),
+        "rust".as_ref(),
+        dir.as_os_str(),
+    ]);
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}{stderr}");
     assert!(
@@ -38,7 +43,13 @@ fn init_creates_a_module_that_builds_and_runs() {
     ] {
         assert!(stdout.contains(step), "missing {step:?} in\n{stdout}");
     }
-    for file in ["Cargo.toml", "src/lib.rs", ".gitignore", "README.md", "Cargo.lock"] {
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        ".gitignore",
+        "README.md",
+        "Cargo.lock",
+    ] {
         assert!(dir.join(file).is_file(), "{file} was not created");
         assert!(stdout.contains(file), "{file} is not listed in\n{stdout}");
     }
@@ -55,7 +66,10 @@ fn init_creates_a_module_that_builds_and_runs() {
         readme.contains("worldline publish notes-app --project-path ."),
         "{readme}"
     );
-    assert!(readme.contains("target/wasm32-wasip2/release/notes_app.wasm"), "{readme}");
+    assert!(
+        readme.contains("target/wasm32-wasip2/release/notes_app.wasm"),
+        "{readme}"
+    );
     assert_rustfmt_clean(&dir.join("src/lib.rs"));
 
     // Where tests/build.rs builds the guests: the SDK's dependencies are built there.
@@ -89,8 +103,12 @@ fn init_creates_a_module_that_builds_and_runs() {
     assert!(message.contains("notes must not be empty"), "{message}");
     assert_eq!(rows::<Note>(&db, "note").len(), 2);
 
-    db.call_reducer("delete_note", &args(&(notes[1].id,)), CallContext::new(OWNER))
-        .expect("the author deletes their note");
+    db.call_reducer(
+        "delete_note",
+        &args(&(notes[1].id,)),
+        CallContext::new(OWNER),
+    )
+    .expect("the author deletes their note");
     assert_eq!(rows::<Note>(&db, "note").len(), 1);
 }
 
@@ -100,12 +118,20 @@ fn init_refuses_a_directory_that_is_not_empty_and_changes_nothing() {
     let dir = tmp.path().join("busy");
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("notes.txt"), "mine").unwrap();
-    let output = worldline(["init".as_ref(), "--lang".as_ref(), "rust".as_ref(), dir.as_os_str()]);
+    let output = worldline([
+        "init".as_ref(),
+        "--lang".as_ref(),
+        "rust".as_ref(),
+        dir.as_os_str(),
+    ]);
     let (stdout, stderr) = text(&output);
     assert!(!output.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("is not empty"), "{stderr}");
     assert!(stderr.contains("new or empty directory"), "{stderr}");
-    let entries: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries, ["notes.txt"]);
     assert_eq!(fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
 }
@@ -129,7 +155,10 @@ fn init_names_the_project_after_an_empty_directory_and_takes_an_sdk_path() {
     let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"my-game-2\""), "{manifest}");
     let sdk = sdk.canonicalize().unwrap();
-    assert!(manifest.contains(&format!("path = \"{}\"", sdk.display())), "{manifest}");
+    assert!(
+        manifest.contains(&format!("path = \"{}\"", sdk.display())),
+        "{manifest}"
+    );
 }
 
 #[test]
@@ -137,7 +166,10 @@ fn init_with_a_wrong_sdk_path_fails_and_creates_nothing() {
     let tmp = TempDir::new("worldline-cli-init-sdk");
     let dir = tmp.path().join("project");
     for (sdk, problem) in [
-        (tmp.path().join("nowhere"), "the Worldline Rust SDK is not at"),
+        (
+            tmp.path().join("nowhere"),
+            "the Worldline Rust SDK is not at",
+        ),
         (workspace().join("cli"), "is not the Worldline Rust SDK"),
     ] {
         let output = worldline([

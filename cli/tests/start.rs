@@ -56,7 +56,10 @@ fn start_recovers_published_databases_and_holds_the_directory() {
     assert!(text.contains("recovered database bank"), "{text}");
     assert!(text.contains("1 transactions replayed"), "{text}");
     assert!(text.contains("1 databases ready"), "{text}");
-    assert!(text.contains("HTTP and WebSocket on http://127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("HTTP and WebSocket on http://127.0.0.1:"),
+        "{text}"
+    );
     let fingerprint = text
         .split("certificate SHA-256 fingerprint ")
         .nth(1)

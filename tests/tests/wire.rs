@@ -352,14 +352,18 @@ async fn a_restarted_server_keeps_its_certificate_keys_and_data() {
     tokio::task::block_in_place(|| server.publish("chat", &wasm, owner)).unwrap();
     let fingerprint = server.fingerprint();
     let url = format!("ws://{}/v1/ws", server.http_addr());
-    let client = Client::connect(ConnectOptions::websocket(&url, "chat")).await.unwrap();
+    let client = Client::connect(ConnectOptions::websocket(&url, "chat"))
+        .await
+        .unwrap();
     committed(&client, "send_message", &("before the restart",)).await;
     let token = client.token().to_owned();
     let identity = client.identity();
     client.close().await;
     server.shutdown().await;
 
-    let server = Server::start(config()).await.expect("the directory was released");
+    let server = Server::start(config())
+        .await
+        .expect("the directory was released");
     assert_eq!(server.fingerprint(), fingerprint, "the certificate is kept");
     let options = ConnectOptions::quic(server.quic_addr(), Trust::Fingerprint(fingerprint), "chat")
         .with_token(token);
@@ -396,7 +400,11 @@ async fn post_identity_issues_a_token_that_connects_as_that_identity() {
     let token = json["token"].as_str().unwrap().to_owned();
     let identity = json["identity"].as_str().unwrap().to_owned();
     let client = connect_as(&live, Transport::WebSocket, "bank", Some(token)).await;
-    let hex: String = client.identity().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = client
+        .identity()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(hex, identity);
     live.shutdown().await;
 }

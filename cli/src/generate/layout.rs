@@ -18,32 +18,54 @@ fn pad(indent: usize) -> String {
     " ".repeat(indent * 4)
 }
 
-/// Appends `{head}({params}){tail}` (a function signature; `tail` is
-/// ` -> T {`, `;` and the like) on one line if it fits, else with one
-/// parameter per line.
+/// How a function signature ends.
+#[derive(Clone, Copy)]
+pub(crate) enum End {
+    /// A declaration: `;`.
+    Semicolon,
+    /// A definition: ` {`, its body on the following lines.
+    Body,
+}
+
+/// Appends the signature `{head}({params}) -> {ret}` ended by `end`: on one
+/// line if it fits, else with one parameter per line.
 pub(crate) fn signature(
     out: &mut String,
     indent: usize,
     head: &str,
     params: &[String],
-    tail: &str,
+    ret: Option<&str>,
+    end: End,
 ) {
     let pad = pad(indent);
-    let one_line = format!("{pad}{head}({}){tail}", params.join(", "));
-    if one_line.len() <= MAX_WIDTH {
-        out.push_str(&one_line);
+    let ret = ret.map(|r| format!(" -> {r}")).unwrap_or_default();
+    let end = match end {
+        End::Semicolon => ";",
+        End::Body => " {",
+    };
+    let params_line = params.join(", ");
+    let one_line = format!("{pad}{head}({params_line}){ret}{end}");
+    // rustfmt measures a declaration's return type as if ` {` followed it:
+    // a declaration exactly as wide as the line moves `-> T;` to a line of its own.
+    if one_line.len() == MAX_WIDTH && end == ";" && !ret.is_empty() {
+        let _ = writeln!(
+            out,
+            "{pad}{head}({params_line})\n{pad}{};",
+            ret.trim_start()
+        );
+    } else if one_line.len() <= MAX_WIDTH {
+        let _ = writeln!(out, "{one_line}");
     } else {
         let _ = write!(out, "{pad}{head}(");
         for param in params {
             let _ = write!(out, "\n{pad}    {param},");
         }
-        let _ = write!(out, "\n{pad}){tail}");
+        let _ = writeln!(out, "\n{pad}){ret}{end}");
     }
-    out.push('\n');
 }
 
-/// Appends the statement `{callee}({args}){suffix}` where `callee` is a
-/// method on `self` (`self.call`) and `suffix` ends it (`;`, `.await`).
+/// Appends `{callee}({args}){suffix}`, where `callee` is a method on `self`
+/// (`self.call`) and `suffix` is `.await` (the value of a block) or `;`.
 pub(crate) fn method_call(
     out: &mut String,
     indent: usize,
@@ -53,32 +75,34 @@ pub(crate) fn method_call(
 ) {
     let pad = pad(indent);
     let args_line = args.join(", ");
-    let chained = suffix.starts_with('.');
-    let end = suffix.trim_end_matches(';');
-    let semicolon = if suffix.ends_with(';') { ";" } else { "" };
-    let chain = format!("{callee}({args_line}){end}");
-    let chain_fits = !chained || chain.len() <= SMALL_WIDTH;
-    if chain_fits
-        && args_line.len() <= SMALL_WIDTH
-        && pad.len() + chain.len() + semicolon.len() <= MAX_WIDTH
-    {
-        let _ = writeln!(out, "{pad}{chain}{semicolon}");
-        return;
-    }
     let call = format!("{callee}({args_line})");
-    if args_line.len() <= SMALL_WIDTH && pad.len() + call.len() <= MAX_WIDTH {
-        if chained {
-            let _ = writeln!(out, "{pad}{call}\n{pad}    {end}{semicolon}");
+    // A lone argument may run past `fn_call_width`; several may not.
+    let args_fit = args.len() == 1 || args_line.len() <= SMALL_WIDTH;
+    if suffix == ".await" {
+        let chain = format!("{call}.await");
+        if chain.len() <= SMALL_WIDTH && pad.len() + chain.len() <= MAX_WIDTH {
+            let _ = writeln!(out, "{pad}{chain}");
+        } else if args_fit && pad.len() + call.len() <= MAX_WIDTH {
+            let _ = writeln!(out, "{pad}{call}\n{pad}    .await");
         } else {
-            let _ = writeln!(out, "{pad}{call}{semicolon}");
+            vertical_call(out, &pad, callee, args);
+            let _ = writeln!(out, "\n{pad}.await");
         }
-        return;
+    } else if args_fit && pad.len() + call.len() + suffix.len() <= MAX_WIDTH {
+        let _ = writeln!(out, "{pad}{call}{suffix}");
+    } else {
+        vertical_call(out, &pad, callee, args);
+        let _ = writeln!(out, "{suffix}");
     }
+}
+
+/// `{callee}(` with one argument per line, up to the closing parenthesis.
+fn vertical_call(out: &mut String, pad: &str, callee: &str, args: &[String]) {
     let _ = write!(out, "{pad}{callee}(");
     for arg in args {
         let _ = write!(out, "\n{pad}    {arg},");
     }
-    let _ = writeln!(out, "\n{pad}){end}{semicolon}");
+    let _ = write!(out, "\n{pad})");
 }
 
 /// Appends `let {name} = ({items});` for a tuple of plain identifiers.
@@ -105,35 +129,65 @@ pub(crate) fn tuple(items: &[String]) -> String {
     }
 }
 
-/// Appends the enum variant `{name} { fields }` (fields as `name: Type`),
-/// on one line if it is short enough, else with one field per line.
-pub(crate) fn struct_variant(out: &mut String, indent: usize, name: &str, fields: &[String]) {
-    let pad = pad(indent);
-    let fields_line = fields.join(", ");
-    let one_line = format!("{pad}{name} {{ {fields_line} }},");
-    if fields_line.len() <= STRUCT_VARIANT_WIDTH && one_line.len() <= MAX_WIDTH {
-        let _ = writeln!(out, "{one_line}");
-    } else {
-        let _ = writeln!(out, "{pad}{name} {{");
-        for field in fields {
-            let _ = writeln!(out, "{pad}    {field},");
-        }
-        let _ = writeln!(out, "{pad}}},");
-    }
+/// An enum variant to lay out.
+pub(crate) enum Variant<'a> {
+    /// `Name`
+    Unit(&'a str),
+    /// `Name(A, B)`, with its types.
+    Tuple(&'a str, &'a [String]),
+    /// `Name { a: A, b: B }`, with its fields as `name: Type`.
+    Struct(&'a str, &'a [String]),
 }
 
-/// Appends the enum variant `{name}({types})`, on one line if it fits, else
-/// with one type per line.
-pub(crate) fn tuple_variant(out: &mut String, indent: usize, name: &str, types: &[String]) {
-    let pad = pad(indent);
-    let one_line = format!("{pad}{name}({}),", types.join(", "));
-    if one_line.len() <= MAX_WIDTH {
-        let _ = writeln!(out, "{one_line}");
-    } else {
-        let _ = write!(out, "{pad}{name}(");
-        for ty in types {
-            let _ = write!(out, "\n{pad}    {ty},");
+/// Appends the variants of an enum. As rustfmt does, a short struct
+/// variant stays on one line unless another variant takes several.
+pub(crate) fn enum_variants(out: &mut String, indent: usize, variants: &[Variant<'_>]) {
+    let render = |variant: &Variant<'_>, struct_width: usize| {
+        let pad = pad(indent);
+        let mut out = String::new();
+        match variant {
+            Variant::Unit(name) => {
+                let _ = writeln!(out, "{pad}{name},");
+            }
+            Variant::Tuple(name, types) => {
+                let types_line = types.join(", ");
+                let one_line = format!("{pad}{name}({types_line}),");
+                if types_line.len() <= SMALL_WIDTH && one_line.len() <= MAX_WIDTH {
+                    let _ = writeln!(out, "{one_line}");
+                } else {
+                    let _ = write!(out, "{pad}{name}(");
+                    for ty in *types {
+                        let _ = write!(out, "\n{pad}    {ty},");
+                    }
+                    let _ = writeln!(out, "\n{pad}),");
+                }
+            }
+            Variant::Struct(name, fields) => {
+                let fields_line = fields.join(", ");
+                let one_line = format!("{pad}{name} {{ {fields_line} }},");
+                if fields_line.len() <= struct_width && one_line.len() <= MAX_WIDTH {
+                    let _ = writeln!(out, "{one_line}");
+                } else {
+                    let _ = writeln!(out, "{pad}{name} {{");
+                    for field in *fields {
+                        let _ = writeln!(out, "{pad}    {field},");
+                    }
+                    let _ = writeln!(out, "{pad}}},");
+                }
+            }
         }
-        let _ = writeln!(out, "\n{pad}),");
+        out
+    };
+    let rendered: Vec<String> = variants
+        .iter()
+        .map(|v| render(v, STRUCT_VARIANT_WIDTH))
+        .collect();
+    let multi_line = rendered.iter().any(|r| r.lines().count() > 1);
+    for (variant, text) in variants.iter().zip(rendered) {
+        if multi_line {
+            out.push_str(&render(variant, 0));
+        } else {
+            out.push_str(&text);
+        }
     }
 }

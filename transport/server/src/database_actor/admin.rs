@@ -228,7 +228,9 @@ impl Actor {
                 )
                 .with_hint("republish with --delete-data to delete the data and start afresh"),
                 e @ HostError::Migration(_) => ApiError::conflict(e.to_string(), Vec::new())
-                    .with_hint("fix the rows the new index refuses, or republish with --delete-data"),
+                    .with_hint(
+                        "fix the rows the new index refuses, or republish with --delete-data",
+                    ),
                 e @ (HostError::Storage(_) | HostError::Engine(_)) => {
                     ApiError::internal(e.to_string())
                 }
