@@ -28,7 +28,7 @@ fn start(dir: &std::path::Path) -> (Child, Vec<String>) {
     let mut lines = Vec::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.expect("reading stdout");
-        let ready = line.contains("ready");
+        let ready = line.starts_with("worldline: ready");
         lines.push(line);
         if ready {
             return (child, lines);
