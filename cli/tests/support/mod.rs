@@ -47,9 +47,14 @@ impl ServerProcess {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
+        let Some(url) = url else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its HTTP address before it was ready");
+        };
         Self {
             child,
-            url: url.expect("the server printed its HTTP address"),
+            url,
             _dir: dir,
         }
     }
