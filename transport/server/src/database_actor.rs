@@ -13,9 +13,9 @@ use std::thread::JoinHandle;
 
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
-use worldline_host::datastore::{Lifecycle, Row};
+use worldline_host::datastore::{Lifecycle, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
-use worldline_subscriptions::{QueryId, QueryUpdate, SubscriptionEngine, compile};
+use worldline_subscriptions::{QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile};
 use worldline_transport::{
     ClientMessage, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
     TableRows, TableUpdate, encode_message,
@@ -307,14 +307,28 @@ impl Actor {
             return (ReducerStatus::Failed("not connected".into()), 0);
         };
         let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
-        match self.database.call_reducer_nowait(reducer, args, ctx) {
-            Ok(outcome) => {
-                self.unconfirmed = outcome.offset.or(self.unconfirmed);
-                self.fan_out_reducer(reducer, ctx, &outcome);
-                (ReducerStatus::Committed, micros(outcome.duration))
-            }
+        match self.run_reducer(reducer, args, ctx) {
+            Ok(duration_micros) => (ReducerStatus::Committed, duration_micros),
             Err(e) => (ReducerStatus::Failed(e.to_string()), 0),
         }
+    }
+
+    /// Runs a reducer as `ctx` and fans its changes out, returning how long
+    /// it ran in microseconds. Its answer may go out only after the next
+    /// wait for durability (see [`release`](Self::release)).
+    fn run_reducer(
+        &mut self,
+        reducer: &str,
+        args: &[u8],
+        ctx: CallContext,
+    ) -> Result<u64, CallError> {
+        if let Some(reason) = &self.stopped {
+            return Err(CallError::Unavailable(reason.clone()));
+        }
+        let outcome = self.database.call_reducer_nowait(reducer, args, ctx)?;
+        self.unconfirmed = outcome.offset.or(self.unconfirmed);
+        self.fan_out_reducer(reducer, ctx, &outcome);
+        Ok(micros(outcome.duration))
     }
 
     fn subscribe(
@@ -414,15 +428,21 @@ impl Actor {
 
     fn query(&self, key: ConnKey, sql: &str) -> Result<Vec<TableRows>, String> {
         let owner = self.connections[&key].identity == self.database.owner();
-        let query = compile(sql, self.database.schema(), owner).map_err(|e| e.to_string())?;
-        let table = self.database.schema().tables[query.table()].name.clone();
-        let mut once = SubscriptionEngine::default();
-        let id = once.subscribe(query);
-        let rows = once.initial_rows(id, self.database.datastore());
+        let (table, rows) = self.query_once(sql, owner).map_err(|e| e.to_string())?;
         Ok(vec![TableRows {
-            table,
+            table: self.database.schema().tables[table].name.clone(),
             rows: rows.iter().map(bytes).collect(),
         }])
+    }
+
+    /// Runs `sql` once (private tables only for the `owner`), returning the
+    /// table it reads and the rows it matches now.
+    fn query_once(&self, sql: &str, owner: bool) -> Result<(TableId, Vec<Row>), QueryError> {
+        let query = compile(sql, self.database.schema(), owner)?;
+        let table = query.table();
+        let mut once = SubscriptionEngine::default();
+        let id = once.subscribe(query);
+        Ok((table, once.initial_rows(id, self.database.datastore())))
     }
 
     /// The rows the given queries match now, grouped by table.

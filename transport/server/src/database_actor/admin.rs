@@ -6,11 +6,11 @@ use tokio::sync::oneshot;
 use worldline_host::datastore::ModuleSchema;
 use worldline_host::datastore::{json_to_args, row_to_json};
 use worldline_host::{CallContext, CallError, HostError, Identity, SwapPolicy};
-use worldline_subscriptions::{SubscriptionEngine, compile};
+use worldline_subscriptions::SubscriptionEngine;
 use worldline_transport::ServerMessage;
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
 
-use super::{Actor, QuerySet, micros};
+use super::{Actor, QuerySet};
 use crate::api::ApiError;
 
 /// The answer to an admin request.
@@ -116,10 +116,6 @@ impl Actor {
         args: &Value,
         reply: Reply<CallResult>,
     ) {
-        if let Some(reason) = &self.stopped {
-            let _ = reply.send(Err(ApiError::unavailable(reason.clone())));
-            return;
-        }
         let schema = self.database.schema();
         let Some(id) = schema.reducer_id(reducer) else {
             let error = ApiError::bad_request(format!("no reducer named `{reducer}`"))
@@ -135,14 +131,9 @@ impl Actor {
                 return;
             }
         };
-        let ctx = CallContext::new(caller);
-        match self.database.call_reducer_nowait(reducer, &bytes, ctx) {
-            Ok(outcome) => {
-                self.unconfirmed = outcome.offset.or(self.unconfirmed);
-                self.fan_out_reducer(reducer, ctx, &outcome);
-                let result = CallResult {
-                    duration_micros: micros(outcome.duration),
-                };
+        match self.run_reducer(reducer, &bytes, CallContext::new(caller)) {
+            Ok(duration_micros) => {
+                let result = CallResult { duration_micros };
                 self.after_durable(Box::new(move |durable| {
                     let _ = reply.send(durable.map(|()| result).map_err(ApiError::unavailable));
                 }));
@@ -164,17 +155,14 @@ impl Actor {
 
     fn sql(&self, caller: Option<Identity>, query: &str) -> Result<SqlResult, ApiError> {
         let owner = caller == Some(self.database.owner());
-        let schema = self.database.schema();
-        let compiled =
-            compile(query, schema, owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let table = &schema.tables[compiled.table()];
+        let (table, rows) = self
+            .query_once(query, owner)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let table = &self.database.schema().tables[table];
         let columns: Vec<String> = (0..table.columns.fields.len())
             .map(|c| table.column_name(c))
             .collect();
-        let mut once = SubscriptionEngine::default();
-        let id = once.subscribe(compiled);
-        let rows = once
-            .initial_rows(id, self.database.datastore())
+        let rows = rows
             .iter()
             .map(|row| {
                 let object = row_to_json(&table.columns, row).map_err(|e| {
