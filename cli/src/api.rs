@@ -139,8 +139,12 @@ impl Api {
         format!("{}{path}", self.server)
     }
 
-    fn authorization(&self) -> Option<String> {
-        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    /// `request` with the token, if any, as `Authorization: Bearer TOKEN`.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
     }
 
     fn unreachable(&self, error: ureq::Error) -> ApiError {
@@ -183,20 +187,13 @@ impl Api {
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        let mut request = self.agent.get(self.url(path));
-        if let Some(auth) = self.authorization() {
-            request = request.header("Authorization", auth);
-        }
+        let request = self.authorized(self.agent.get(self.url(path)));
         let response = request.call().map_err(|e| self.unreachable(e))?;
         self.read(response)
     }
 
     fn post(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-        let mut request = self.agent.post(self.url(path));
-        if let Some(auth) = self.authorization() {
-            request = request.header("Authorization", auth);
-        }
-        request
+        self.authorized(self.agent.post(self.url(path)))
     }
 
     /// `GET /v1/server`.
@@ -247,10 +244,7 @@ impl Api {
     /// `DELETE /v1/database/NAME`.
     pub fn delete(&self, name: &str) -> Result<(), ApiError> {
         let path = format!("/v1/database/{}", database_name(name)?);
-        let mut request = self.agent.delete(self.url(&path));
-        if let Some(auth) = self.authorization() {
-            request = request.header("Authorization", auth);
-        }
+        let request = self.authorized(self.agent.delete(self.url(&path)));
         let response = request.call().map_err(|e| self.unreachable(e))?;
         self.check(response).map(drop)
     }
@@ -296,10 +290,7 @@ impl Api {
         if let Some(tail) = tail {
             path.push_str(&format!("&tail={tail}"));
         }
-        let mut request = self.agent.get(self.url(&path));
-        if let Some(auth) = self.authorization() {
-            request = request.header("Authorization", auth);
-        }
+        let request = self.authorized(self.agent.get(self.url(&path)));
         let response = request.call().map_err(|e| self.unreachable(e))?;
         let response = self.check(response)?;
         let reader = BufReader::new(response.into_body().into_reader());

@@ -7,8 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::hint::hinted;
 
 /// The server used when neither `--server` nor the config file names one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
@@ -102,24 +104,36 @@ impl Config {
         }
     }
 
-    /// Makes the identity whose hex starts with `prefix` the default on
-    /// `server`; the prefix must pick exactly one identity.
-    pub fn set_default(&mut self, server: &str, prefix: &str) -> anyhow::Result<String> {
+    /// The one identity on `server` whose hex starts with `prefix` (an
+    /// optional `0x`, any case).
+    pub fn find(&self, server: &str, prefix: &str) -> anyhow::Result<&SavedIdentity> {
         let prefix = prefix.trim_start_matches("0x").to_ascii_lowercase();
-        let matching: Vec<String> = self
+        let matching: Vec<&SavedIdentity> = self
             .identities
             .iter()
             .filter(|i| i.server == server && i.identity.starts_with(&prefix))
-            .map(|i| i.identity.clone())
             .collect();
-        let chosen = match matching.as_slice() {
-            [one] => one.clone(),
-            [] => bail!("no identity on {server} starts with `{prefix}`"),
-            _ => bail!(
-                "{} identities on {server} start with `{prefix}`; give more digits",
-                matching.len()
-            ),
-        };
+        let hint = "`worldline identity list` shows the saved identities";
+        match matching.as_slice() {
+            [one] => Ok(one),
+            [] => Err(hinted(
+                format!("no identity on {server} starts with `{prefix}`"),
+                hint,
+            )),
+            _ => Err(hinted(
+                format!(
+                    "{} identities on {server} start with `{prefix}`; give more digits",
+                    matching.len()
+                ),
+                hint,
+            )),
+        }
+    }
+
+    /// Makes the identity whose hex starts with `prefix` the default on
+    /// `server`; the prefix must pick exactly one identity.
+    pub fn set_default(&mut self, server: &str, prefix: &str) -> anyhow::Result<String> {
+        let chosen = self.find(server, prefix)?.identity.clone();
         for identity in self.identities.iter_mut().filter(|i| i.server == server) {
             identity.default = identity.identity == chosen;
         }

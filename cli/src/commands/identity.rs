@@ -104,28 +104,7 @@ pub fn run(args: IdentityArgs, mut context: Context) -> anyhow::Result<()> {
         }
         IdentityCommand::Token { identity } => {
             let saved = match identity {
-                Some(prefix) => {
-                    let prefix = prefix.trim_start_matches("0x").to_ascii_lowercase();
-                    let matching: Vec<_> = context
-                        .config
-                        .identities
-                        .iter()
-                        .filter(|i| i.server == context.server && i.identity.starts_with(&prefix))
-                        .collect();
-                    match matching.as_slice() {
-                        [one] => (*one).clone(),
-                        _ => {
-                            return Err(hinted(
-                                format!(
-                                    "{} identities on {} start with `{prefix}`",
-                                    matching.len(),
-                                    context.server
-                                ),
-                                "`worldline identity list` shows them",
-                            ));
-                        }
-                    }
-                }
+                Some(prefix) => context.config.find(&context.server, &prefix)?.clone(),
                 None => context
                     .config
                     .default_identity(&context.server)

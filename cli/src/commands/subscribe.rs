@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use worldline_client::{Client, ConnectOptions, Event, Trust, parse_fingerprint};
+use worldline_host::Identity;
 use worldline_host::datastore::ModuleSchema;
 use worldline_host::datastore::row_to_json;
 use worldline_transport::{TableRows, TableUpdate};
@@ -110,7 +111,7 @@ async fn subscribe(
             Event::SubscribeApplied { tables, .. } => print_initial(args.json, schema, &tables)?,
             Event::TransactionUpdate { tables, event } => {
                 updates += 1;
-                let caller: String = event.caller.iter().map(|b| format!("{b:02x}")).collect();
+                let caller = Identity::from_bytes(event.caller).to_string();
                 print_update(args.json, schema, &event.reducer, &caller, &tables)?;
             }
             Event::Error { message } => eprintln!("server: {message}"),

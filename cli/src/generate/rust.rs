@@ -606,32 +606,21 @@ impl Bindings {
             let head = format!("fn {}", table.rows);
             let params = ["&self".to_owned()];
             layout::signature(out, 1, &head, &params, Some(&rows_type), End::Semicolon);
-            let _ = writeln!(
-                out,
-                "    /// Runs `f` for every row that enters the cache of `{name}`."
-            );
-            let head = format!("fn {}", table.on_insert);
-            layout::signature(
-                out,
-                1,
-                &head,
-                &row_callback(row, false),
-                None,
-                End::Semicolon,
-            );
-            let _ = writeln!(
-                out,
-                "    /// Runs `f` for every row that leaves the cache of `{name}`."
-            );
-            let head = format!("fn {}", table.on_delete);
-            layout::signature(
-                out,
-                1,
-                &head,
-                &row_callback(row, false),
-                None,
-                End::Semicolon,
-            );
+            for (method, moves) in [(&table.on_insert, "enters"), (&table.on_delete, "leaves")] {
+                let _ = writeln!(
+                    out,
+                    "    /// Runs `f` for every row that {moves} the cache of `{name}`."
+                );
+                let head = format!("fn {method}");
+                layout::signature(
+                    out,
+                    1,
+                    &head,
+                    &row_callback(row, false),
+                    None,
+                    End::Semicolon,
+                );
+            }
             if let Some(on_update) = &table.on_update {
                 let _ = writeln!(
                     out,
