@@ -7,7 +7,16 @@ use std::process::Command;
 
 /// Guest packages to build, each a workspace member producing `<name>.wasm`
 /// (with `-` in the package name as `_`: `chat-v2` produces `chat_v2.wasm`).
-const GUESTS: &[&str] = &["bank", "chat", "features", "chat-v2", "chat-breaking"];
+const GUESTS: &[&str] = &[
+    "bank",
+    "chat",
+    "features",
+    "chat-v2",
+    "chat-breaking",
+    "hostile",
+    "hostile-start",
+    "hostile-describe",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -19,11 +19,8 @@ use crate::error::{CallError, HostError};
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::ModuleLog;
 use crate::schema_import::import_module;
-use crate::state::HostState;
+use crate::state::{HostState, LimitExceeded};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
-
-/// How many lines of module log a database keeps.
-const LOG_CAPACITY: usize = 10_000;
 
 /// Who is calling a reducer, and over which connection.
 #[derive(Clone, Copy, Debug)]
@@ -98,8 +95,8 @@ impl Loaded {
     /// Compiles `wasm`, checks it against the `worldline:module` world,
     /// instantiates it and reads its schema. Runs no reducer.
     fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, HostError> {
-        let component = Component::new(engine.wasmtime(), wasm)
-            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let component =
+            Component::new(engine.wasmtime(), wasm).map_err(|e| component_error(wasm, &e))?;
         let pre = engine
             .linker()
             .instantiate_pre(&component)
@@ -110,7 +107,12 @@ impl Loaded {
             .module
             .worldline_module_guest()
             .call_describe(&mut instance.store)
-            .map_err(|e| HostError::DescribeTrapped(trap_message(&e)))?;
+            .map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => {
+                    HostError::DescribeTimedOut(engine.config().reducer_deadline)
+                }
+                _ => HostError::DescribeTrapped(trap_message(&e)),
+            })?;
         let schema = import_module(description)?;
         Ok(Self {
             pre,
@@ -129,6 +131,28 @@ pub fn describe_component(engine: &Engine, wasm: &[u8]) -> Result<ModuleSchema, 
     Ok(Loaded::compile(engine, wasm)?.schema)
 }
 
+/// Why a database stopped taking calls.
+#[derive(Debug)]
+enum Broken {
+    /// The instance trapped and could not be rebuilt; the tables are
+    /// intact and durable, so reads go on.
+    Module(String),
+    /// A module swap could not be made durable; the tables are intact.
+    Swap(String),
+    /// The commit log failed: memory may hold transactions the log does
+    /// not, so the tables are not served until a restart recovers exactly
+    /// what is durable.
+    Log(String),
+}
+
+impl Broken {
+    fn reason(&self) -> &str {
+        match self {
+            Broken::Module(reason) | Broken::Swap(reason) | Broken::Log(reason) => reason,
+        }
+    }
+}
+
 /// One published module with its tables.
 pub struct Database {
     engine: Engine,
@@ -136,8 +160,8 @@ pub struct Database {
     instance: Instance,
     schema: ModuleSchema,
     owner: Identity,
-    /// Set when the instance trapped and could not be rebuilt, or the commit log failed.
-    broken: Option<String>,
+    /// Set when the database stopped taking calls.
+    broken: Option<Broken>,
     /// The commit log and snapshots, for a persistent database.
     storage: Option<DatabaseStorage>,
 }
@@ -264,10 +288,10 @@ impl Database {
                 Ok(()) => {}
                 Err(SwapFailed::Unchanged(e)) => return Err(e.into()),
                 Err(SwapFailed::Undecided(e)) => {
-                    self.broken = Some(format!(
+                    self.broken = Some(Broken::Swap(format!(
                         "a module swap could not be made durable ({e}); swap again or \
                          restart the server"
-                    ));
+                    )));
                     return Err(e.into());
                 }
             }
@@ -283,7 +307,9 @@ impl Database {
         self.instance = instance;
         self.pre = pre;
         self.schema = schema;
-        self.broken = None;
+        if !matches!(self.broken, Some(Broken::Log(_))) {
+            self.broken = None;
+        }
         tracing::info!("swapped the module: {} schema changes", plan.changes.len());
         Ok(plan)
     }
@@ -315,8 +341,31 @@ impl Database {
         &self.instance.store.data().log
     }
 
-    /// The committed rows of `table`, in insertion order, as postcard bytes.
+    /// Why the database is not taking calls, if it is not: its module
+    /// could not be restarted, a swap could not be made durable, or its
+    /// commit log failed.
+    pub fn unavailable(&self) -> Option<&str> {
+        self.broken.as_ref().map(Broken::reason)
+    }
+
+    /// Why the database's tables must not be read, if they must not: its
+    /// commit log failed, so memory may hold transactions that are not
+    /// durable and are gone after a restart. Readers ([`rows`](Self::rows),
+    /// queries over [`datastore`](Self::datastore)) must refuse until then.
+    pub fn unreadable(&self) -> Option<&str> {
+        match &self.broken {
+            Some(Broken::Log(reason)) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The committed rows of `table`, in insertion order, as postcard
+    /// bytes. Fails with [`HostError::Unavailable`] once the commit log
+    /// has failed (see [`unreadable`](Self::unreadable)).
     pub fn rows(&self, table: &str) -> Result<Vec<Row>, HostError> {
+        if let Some(reason) = self.unreadable() {
+            return Err(HostError::Unavailable(reason.to_owned()));
+        }
         let id = self
             .schema
             .table_id(table)
@@ -397,13 +446,22 @@ impl Database {
 
     /// Blocks until the transaction at `offset` is as durable as the storage
     /// policy promises. `None` (nothing logged) returns at once.
+    ///
+    /// If the commit log fails first, the transactions handed to it and not
+    /// yet confirmed may or may not be durable: this returns
+    /// [`CallError::OutcomeUnknown`], and the database stops taking calls
+    /// and serving reads until a restart recovers exactly what is durable.
     pub fn wait_durable(&mut self, offset: Option<u64>) -> Result<(), CallError> {
         let (Some(offset), Some(storage)) = (offset, &self.storage) else {
             return Ok(());
         };
-        storage
-            .wait(offset)
-            .map_err(|e| self.storage_failed(e.to_string()))
+        storage.wait(offset).map_err(|e| {
+            let reason = self.log_failed(e.to_string());
+            CallError::OutcomeUnknown(format!(
+                "the commit log failed before the transaction was confirmed durable, so \
+                 it may or may not survive ({reason})"
+            ))
+        })
     }
 
     /// Writes a snapshot of every table now (persistent databases only).
@@ -414,14 +472,19 @@ impl Database {
         Ok(())
     }
 
-    /// Stops the database taking calls after its commit log failed: memory
-    /// may now hold a transaction the log does not, and a restart recovers
-    /// exactly what is durable.
-    fn storage_failed(&mut self, reason: String) -> CallError {
-        let message =
-            format!("{reason}; the database stopped taking calls, restart the server to recover");
-        self.broken = Some(message.clone());
-        CallError::Storage(message)
+    /// Stops the database taking calls and serving reads after its commit
+    /// log failed: memory may now hold a transaction the log does not, and
+    /// a restart recovers exactly what is durable. Returns the reason.
+    fn log_failed(&mut self, reason: String) -> String {
+        if let Some(Broken::Log(earlier)) = &self.broken {
+            return earlier.clone();
+        }
+        let message = format!(
+            "{reason}; the database stopped taking calls and serving reads, restart the \
+             server to recover"
+        );
+        self.broken = Some(Broken::Log(message.clone()));
+        message
     }
 
     fn run_durably(
@@ -450,10 +513,8 @@ impl Database {
         args: &[u8],
         ctx: CallContext,
     ) -> Result<ReducerOutcome, CallError> {
-        if let Some(reason) = &self.broken {
-            return Err(CallError::Trapped(format!(
-                "the module could not be restarted after a trap: {reason}"
-            )));
+        if let Some(broken) = &self.broken {
+            return Err(CallError::Unavailable(broken.reason().to_owned()));
         }
         let reducer = &self.schema.reducers[id];
         decode_product(&reducer.params, args).map_err(|e| CallError::InvalidArguments {
@@ -486,6 +547,7 @@ impl Database {
             .module
             .worldline_module_guest()
             .call_call_reducer(&mut *store, reducer_id, context, args);
+        store.data_mut().close_cursors();
         match result {
             Ok(Ok(())) => {
                 let delta = store.data_mut().datastore.commit();
@@ -537,7 +599,9 @@ impl Database {
         );
         let offset = match logged {
             Ok(offset) => offset,
-            Err(e) => return Err(self.storage_failed(e.to_string())),
+            // The log refused the record, so a restart will not have this
+            // transaction: the call is refused, as the ones after it will be.
+            Err(e) => return Err(CallError::Unavailable(self.log_failed(e.to_string()))),
         };
         if let Err(e) = storage.snapshot_if_due(&self.instance.store.data().datastore) {
             tracing::warn!("could not write a snapshot (the commit log still has everything): {e}");
@@ -547,7 +611,9 @@ impl Database {
 
     fn classify_trap(&self, trap: &wasmtime::Error) -> CallError {
         let state = self.instance.store.data();
-        if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        if let Some(limit) = trap.downcast_ref::<LimitExceeded>() {
+            CallError::LimitExceeded(limit.0.clone())
+        } else if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             CallError::DeadlineExceeded(self.engine.config().reducer_deadline)
         } else if state.memory_denied() {
             CallError::OutOfMemory {
@@ -571,9 +637,9 @@ impl Database {
             }
             Err(err) => {
                 tracing::error!("could not rebuild the module instance: {err}");
-                self.broken = Some(format!(
+                self.broken = Some(Broken::Module(format!(
                     "the module could not be restarted after a trap: {err}"
-                ));
+                )));
             }
         }
     }
@@ -587,15 +653,15 @@ fn instantiate(
 ) -> Result<Instance, HostError> {
     let state = HostState::new(
         datastore,
-        ModuleLog::new(LOG_CAPACITY),
-        engine.config().memory_limit_bytes,
+        ModuleLog::new(engine.log_limits()),
+        engine.config(),
     );
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|state| state.limiter());
     store.set_epoch_deadline(engine.deadline_ticks());
     let module = pre
         .instantiate(&mut store)
-        .map_err(|e| HostError::WorldMismatch(format!("instantiation failed: {e:#}")))?;
+        .map_err(|e| engine.instantiate_error(&e))?;
     Ok(Instance { store, module })
 }
 
@@ -604,5 +670,17 @@ fn trap_message(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => error.to_string(),
+    }
+}
+
+/// Why `Component::new` refused `wasm`: cut short (the parser ran off
+/// its end, or a section reaches past it), or not a valid component.
+fn component_error(wasm: &[u8], error: &wasmtime::Error) -> HostError {
+    let reason = format!("{error:#}");
+    let past_the_end = format!("out of bounds (bound = {})", wasm.len());
+    if reason.contains("unexpected end-of-file") || reason.contains(&past_the_end) {
+        HostError::TruncatedComponent(reason)
+    } else {
+        HostError::InvalidComponent(reason)
     }
 }

@@ -9,6 +9,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Module;
 use crate::error::HostError;
+use crate::module_log::LogLimits;
 use crate::state::HostState;
 
 /// Limits and timing for every module run by an [`Engine`].
@@ -22,6 +23,30 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
     /// Whether to try the pooling instance allocator (falls back when the address-space reservation fails).
     pub pooling: bool,
+    /// With the pooling allocator, how many module instances the whole
+    /// server may hold at once (each database holds one, and one more
+    /// while it is published or swapped). When the pool is full, publishing
+    /// fails with [`HostError::InstancePoolFull`]. Default 256.
+    pub max_instances: u32,
+    /// The longest module log line kept, in bytes; longer lines are cut
+    /// (at a character boundary) and end with a marker saying how much
+    /// was cut. Default 16 KiB.
+    pub max_log_line_bytes: usize,
+    /// The most module log one database keeps, in bytes of messages; the
+    /// oldest lines are dropped first. Default 4 MiB.
+    pub max_log_bytes: usize,
+    /// The most module log lines one database keeps. Default 10,000.
+    pub max_log_lines: usize,
+    /// The most cursors a module may hold open at once during one call;
+    /// cursors still open when a call ends are closed by the host.
+    /// Default 1,024.
+    pub max_cursors_per_call: usize,
+    /// The most row bytes one `cursor.next` returns (at least one row,
+    /// whatever its size). Default 1 MiB.
+    pub max_batch_bytes: usize,
+    /// The most row bytes one transaction may insert or update; a reducer
+    /// that writes more traps and changes nothing. Default 64 MiB.
+    pub max_tx_write_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -31,6 +56,13 @@ impl Default for EngineConfig {
             memory_limit_bytes: 128 << 20,
             epoch_tick: Duration::from_millis(5),
             pooling: true,
+            max_instances: 256,
+            max_log_line_bytes: 16 << 10,
+            max_log_bytes: 4 << 20,
+            max_log_lines: 10_000,
+            max_cursors_per_call: 1024,
+            max_batch_bytes: 1 << 20,
+            max_tx_write_bytes: 64 << 20,
         }
     }
 }
@@ -45,9 +77,6 @@ pub struct Engine {
     config: EngineConfig,
     pooling: bool,
 }
-
-/// How many module instances the pooling allocator reserves room for.
-const POOLED_INSTANCES: u32 = 256;
 
 impl Engine {
     /// Builds an engine and starts its deadline ticker.
@@ -90,12 +119,43 @@ impl Engine {
         &self.config
     }
 
+    /// How much module log each database keeps.
+    pub(crate) fn log_limits(&self) -> LogLimits {
+        LogLimits {
+            max_lines: self.config.max_log_lines,
+            max_line_bytes: self.config.max_log_line_bytes,
+            max_bytes: self.config.max_log_bytes,
+        }
+    }
+
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner
     }
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.linker
+    }
+
+    /// Why instantiating a component failed: a full instance pool, a
+    /// constructor that ran past the deadline or trapped, or (otherwise)
+    /// an import the world does not provide.
+    pub(crate) fn instantiate_error(&self, error: &wasmtime::Error) -> HostError {
+        let pool_full = error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<wasmtime::PoolConcurrencyLimitError>());
+        if let Some(full) = pool_full {
+            return HostError::InstancePoolFull {
+                limit: self.config.max_instances,
+                detail: full.to_string(),
+            };
+        }
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => {
+                HostError::StartTimedOut(self.config.reducer_deadline)
+            }
+            Some(trap) => HostError::StartTrapped(trap.to_string()),
+            None => HostError::WorldMismatch(format!("instantiation failed: {error:#}")),
+        }
     }
 
     /// The deadline in ticks of the epoch clock.
@@ -117,10 +177,11 @@ fn wasm_config(config: &EngineConfig, pooling: bool) -> Config {
     wasm.epoch_interruption(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOLED_INSTANCES)
-            .total_core_instances(POOLED_INSTANCES * 8)
-            .total_memories(POOLED_INSTANCES * 2)
-            .total_tables(POOLED_INSTANCES * 8)
+        let instances = config.max_instances.max(1);
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(8))
             .max_memory_size(config.memory_limit_bytes);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

@@ -15,12 +15,39 @@ pub enum HostError {
     /// The bytes are not a valid WebAssembly component.
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
+    /// The bytes end before the component does (a partly written or partly copied file).
+    #[error("the component is truncated (its bytes end early): {0}")]
+    TruncatedComponent(String),
     /// The component imports something Worldline does not provide, or does not export `guest`.
     #[error("the component does not fit the worldline:module@0.1.0 world: {0}")]
     WorldMismatch(String),
     /// The module's `describe` trapped.
     #[error("the module trapped while describing itself: {0}")]
     DescribeTrapped(String),
+    /// The module's `describe` did not return within the reducer deadline.
+    #[error("describe did not return within the {}ms deadline", .0.as_millis())]
+    DescribeTimedOut(Duration),
+    /// Instantiating the component (its start function and constructors) trapped.
+    #[error("the module trapped while starting (in its constructors): {0}")]
+    StartTrapped(String),
+    /// Instantiating the component (its start function and constructors)
+    /// did not finish within the reducer deadline.
+    #[error(
+        "the module did not finish starting (its constructors) within the {}ms deadline",
+        .0.as_millis()
+    )]
+    StartTimedOut(Duration),
+    /// Every slot of the server's instance pool is taken.
+    #[error(
+        "the server's instance pool is full ({limit} instances; {detail}); raise --max-instances \
+         (EngineConfig::max_instances) or delete a database"
+    )]
+    InstancePoolFull {
+        /// The configured number of instances.
+        limit: u32,
+        /// Which pool ran out, as wasmtime reports it.
+        detail: String,
+    },
     /// The module described an invalid schema.
     #[error("invalid module schema: {0}")]
     Schema(#[from] SchemaError),
@@ -30,9 +57,14 @@ pub enum HostError {
     /// No table has this name.
     #[error("no table named `{0}`")]
     NoSuchTable(String),
+    /// The database's commit log failed, so its tables may hold transactions
+    /// that are not durable and are not served until the server restarts.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// Persisting or recovering the database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
     /// Another process holds the data directory.
     #[error("the data directory {0} is in use by another Worldline server")]
     DataDirLocked(String),
@@ -99,12 +131,20 @@ pub enum CallError {
     /// The reducer ran past its deadline and was interrupted.
     #[error("the reducer ran longer than its {0:?} deadline and was stopped")]
     DeadlineExceeded(Duration),
-    /// The database is not taking calls (its module could not be restarted, or its commit log failed).
+    /// The call was refused and changed nothing: the database is not
+    /// taking calls (its module could not be restarted, or its commit log
+    /// failed). Retrying after the database recovers is safe.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
-    /// The transaction committed in memory but could not be made durable.
+    /// The transaction was handed to the commit log, which then failed: it
+    /// may or may not be durable, and a restart recovers it or not. Do not
+    /// retry blindly; check whether it took effect once the server is back.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The module went past a limit the host sets per call (cursors open
+    /// at once, bytes written by one transaction); the message names the limit.
     #[error("{0}")]
-    Storage(String),
+    LimitExceeded(String),
     /// The module tried to grow its memory past the cap.
     #[error("the module exceeded its memory limit of {limit_bytes} bytes")]
     OutOfMemory {

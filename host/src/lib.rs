@@ -39,6 +39,6 @@ pub use engine::{Engine, EngineConfig};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostConfig};
 pub use identity::{ConnectionId, Identity, Timestamp};
-pub use module_log::{LogLevel, LogRecord, ModuleLog};
+pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError};
 pub use worldline_datastore as datastore;

@@ -46,36 +46,67 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// The most recent lines a module logged; the oldest are dropped first.
+/// How much module log a database keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogLimits {
+    /// The most lines kept.
+    pub max_lines: usize,
+    /// The longest line kept, in bytes; longer lines are cut and marked.
+    pub max_line_bytes: usize,
+    /// The most bytes of messages kept in all.
+    pub max_bytes: usize,
+}
+
+/// The most recent lines a module logged; the oldest are dropped first,
+/// so that the log stays within its [`LogLimits`] in lines and in bytes.
 #[derive(Debug)]
 pub struct ModuleLog {
     records: VecDeque<LogRecord>,
-    capacity: usize,
-    /// Lines dropped because the ring was full.
+    limits: LogLimits,
+    /// Bytes of the kept messages.
+    bytes: usize,
+    /// Lines dropped because the log was full.
     dropped: u64,
 }
 
 impl ModuleLog {
-    /// An empty log that keeps at most `capacity` lines.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty log kept within `limits` (each at least one line or byte).
+    pub fn new(limits: LogLimits) -> Self {
         Self {
             records: VecDeque::new(),
-            capacity: capacity.max(1),
+            limits: LogLimits {
+                max_lines: limits.max_lines.max(1),
+                max_line_bytes: limits.max_line_bytes.max(1),
+                max_bytes: limits.max_bytes.max(1),
+            },
+            bytes: 0,
             dropped: 0,
         }
     }
 
-    /// Appends a line, dropping the oldest if the log is full.
-    pub fn push(&mut self, level: LogLevel, message: String) {
-        if self.records.len() == self.capacity {
-            self.records.pop_front();
-            self.dropped += 1;
-        }
+    /// Appends a line, cutting it to the line limit and dropping the
+    /// oldest lines while the log is over its limits.
+    pub fn push(&mut self, level: LogLevel, mut message: String) {
+        truncate_line(&mut message, self.limits.max_line_bytes);
+        self.bytes += message.len();
         self.records.push_back(LogRecord {
             timestamp: Timestamp::now(),
             level,
             message,
         });
+        while self.records.len() > self.limits.max_lines
+            || (self.bytes > self.limits.max_bytes && self.records.len() > 1)
+        {
+            if let Some(old) = self.records.pop_front() {
+                self.bytes -= old.message.len();
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Bytes of the messages kept now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The kept lines, oldest first.
@@ -89,18 +120,78 @@ impl ModuleLog {
     }
 }
 
+/// Cuts `message` to at most `max` bytes (at a character boundary),
+/// ending it with a marker that says how many bytes were cut, the marker
+/// included in the `max`.
+fn truncate_line(message: &mut String, max: usize) {
+    if message.len() <= max {
+        return;
+    }
+    let original = message.len();
+    // The marker's length depends on the number it shows; this one is
+    // long enough for any cut of a line that fits in memory.
+    let marker_room = "… [cut 18446744073709551615 bytes]".len();
+    let mut keep = max.saturating_sub(marker_room);
+    while !message.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    message.truncate(keep);
+    message.push_str(&format!("… [cut {} bytes]", original - keep));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limits(max_lines: usize, max_line_bytes: usize, max_bytes: usize) -> LogLimits {
+        LogLimits {
+            max_lines,
+            max_line_bytes,
+            max_bytes,
+        }
+    }
+
     #[test]
     fn keeps_only_the_newest_lines() {
-        let mut log = ModuleLog::new(2);
+        let mut log = ModuleLog::new(limits(2, 1024, 1 << 20));
         for i in 0..5 {
             log.push(LogLevel::Info, format!("line {i}"));
         }
         let kept: Vec<_> = log.records().map(|r| r.message.as_str()).collect();
         assert_eq!(kept, ["line 3", "line 4"]);
         assert_eq!(log.dropped(), 3);
+    }
+
+    // #9 item 10: the log is bounded in bytes, per line and in all.
+    #[test]
+    fn long_lines_are_cut_with_a_marker() {
+        let mut log = ModuleLog::new(limits(10, 100, 1 << 20));
+        log.push(LogLevel::Info, "é".repeat(1000));
+        let line = &log.records().next().expect("one line").message;
+        assert!(line.len() <= 100, "{} bytes kept", line.len());
+        assert!(line.starts_with("éé"));
+        assert!(
+            line.contains("[cut ") && line.ends_with(" bytes]"),
+            "{line}"
+        );
+    }
+
+    // #9 item 10
+    #[test]
+    fn the_log_keeps_at_most_its_byte_budget() {
+        let mut log = ModuleLog::new(limits(10_000, 1000, 4000));
+        for i in 0..100 {
+            log.push(LogLevel::Info, format!("{i:0>1000}"));
+        }
+        assert!(log.bytes() <= 4000, "{} bytes kept", log.bytes());
+        assert_eq!(log.records().count(), 4);
+        assert_eq!(log.dropped(), 96);
+        assert!(
+            log.records()
+                .last()
+                .expect("a line")
+                .message
+                .ends_with("99")
+        );
     }
 }

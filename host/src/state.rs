@@ -1,15 +1,47 @@
 //! What a module's store holds: its sandboxed WASI context, its resources,
-//! its datastore, its log and the memory limiter.
+//! its datastore, its log, the memory limiter and the per-call quotas.
+
+use std::collections::HashSet;
 
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use worldline_datastore::Datastore;
 
+use crate::engine::EngineConfig;
+use crate::host_calls::CursorHandle;
 use crate::module_log::ModuleLog;
 
 /// Most resources (cursors, WASI streams) one instance may hold at once.
+/// Cursors are capped lower, per call ([`EngineConfig::max_cursors_per_call`]).
 const MAX_RESOURCES: usize = 4096;
+
+/// A limit the host sets on a call, passed: the call traps with this
+/// message, which names the limit, and changes nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct LimitExceeded(pub(crate) String);
+
+/// What one call may use, from the engine's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallQuotas {
+    /// Cursors open at once.
+    pub(crate) max_cursors: usize,
+    /// Row bytes one `cursor.next` returns.
+    pub(crate) max_batch_bytes: usize,
+    /// Row bytes one transaction inserts or updates.
+    pub(crate) max_tx_write_bytes: usize,
+}
+
+impl CallQuotas {
+    pub(crate) fn from_config(config: &EngineConfig) -> Self {
+        Self {
+            max_cursors: config.max_cursors_per_call.max(1),
+            max_batch_bytes: config.max_batch_bytes.max(1),
+            max_tx_write_bytes: config.max_tx_write_bytes,
+        }
+    }
+}
 
 /// The data of a module's wasmtime store.
 pub(crate) struct HostState {
@@ -22,12 +54,19 @@ pub(crate) struct HostState {
     pub(crate) log: ModuleLog,
     /// The message of the last panic the module reported during the current call.
     pub(crate) panic_message: Option<String>,
+    /// The limits of one call.
+    pub(crate) quotas: CallQuotas,
+    /// The resource-table positions of the cursors opened during this
+    /// call and not yet dropped; closed by the host when the call ends.
+    pub(crate) open_cursors: HashSet<u32>,
+    /// Row bytes inserted or updated during this call.
+    pub(crate) bytes_written: usize,
     memory: MemoryLimiter,
 }
 
 impl HostState {
     /// A fresh state around an existing datastore and log.
-    pub(crate) fn new(datastore: Datastore, log: ModuleLog, memory_limit_bytes: usize) -> Self {
+    pub(crate) fn new(datastore: Datastore, log: ModuleLog, config: &EngineConfig) -> Self {
         let mut resources = ResourceTable::new();
         resources.set_max_capacity(MAX_RESOURCES);
         Self {
@@ -36,8 +75,11 @@ impl HostState {
             datastore,
             log,
             panic_message: None,
+            quotas: CallQuotas::from_config(config),
+            open_cursors: HashSet::new(),
+            bytes_written: 0,
             memory: MemoryLimiter {
-                limit_bytes: memory_limit_bytes,
+                limit_bytes: config.memory_limit_bytes,
                 denied: false,
             },
         }
@@ -47,10 +89,25 @@ impl HostState {
         &mut self.memory
     }
 
-    /// Forgets what the previous call left behind (panic message, memory denial).
+    /// Forgets what the previous call left behind (panic message, memory
+    /// denial, cursors it never dropped, bytes it wrote).
     pub(crate) fn start_call(&mut self) {
         self.panic_message = None;
         self.memory.denied = false;
+        self.bytes_written = 0;
+        self.close_cursors();
+    }
+
+    /// Closes every cursor the module opened and did not drop: a cursor
+    /// lives only as long as the call that opened it.
+    pub(crate) fn close_cursors(&mut self) {
+        for rep in self.open_cursors.drain() {
+            // The position holds this cursor still: `drop` forgets the
+            // positions it frees, so none was reused for another resource.
+            let _ = self
+                .resources
+                .delete(Resource::<CursorHandle>::new_own(rep));
+        }
     }
 
     /// Whether the module asked for more memory than its cap during this call.

@@ -1,0 +1,69 @@
+//! A test module that misbehaves on purpose, for the tests of the host's
+//! limits: it logs huge lines, opens cursors and never drops them, loops
+//! forever and writes oversized transactions. Every reducer is something
+//! an honest module would not do; the host must survive each, say which
+//! limit was hit, and keep serving.
+
+use worldline::{ReducerContext, Table, reducer, table};
+
+/// Rows to scan and to write.
+#[table(name = blob, public)]
+pub struct Blob {
+    /// Primary key.
+    #[primary_key]
+    pub id: u32,
+    /// Payload.
+    pub data: Vec<u8>,
+}
+
+/// Inserts `count` small rows, so that scans have something to return.
+#[reducer]
+pub fn seed(ctx: &ReducerContext, count: u32) {
+    for id in 0..count {
+        ctx.db.blob().insert(Blob { id, data: vec![1] });
+    }
+}
+
+/// Logs `lines` lines of `bytes` bytes each.
+#[reducer]
+pub fn log_lines(_ctx: &ReducerContext, lines: u32, bytes: u32) {
+    let line = "x".repeat(bytes as usize);
+    for _ in 0..lines {
+        worldline::log::info(&line);
+    }
+}
+
+/// Opens `count` scans of `blob` and never drops them.
+#[reducer]
+pub fn leak_cursors(ctx: &ReducerContext, count: u32) {
+    for _ in 0..count {
+        std::mem::forget(ctx.db.blob().iter());
+    }
+}
+
+/// Counts the rows of `blob` by scanning it, and logs the count.
+#[reducer]
+pub fn scan_count(ctx: &ReducerContext) {
+    let rows = ctx.db.blob().iter().count();
+    worldline::log::info(format!("scanned {rows} rows"));
+}
+
+/// Never returns.
+#[reducer]
+pub fn spin(_ctx: &ReducerContext) {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Inserts `count` rows of `bytes` bytes each, from id 1,000,000 on.
+#[reducer]
+pub fn write_rows(ctx: &ReducerContext, count: u32, bytes: u32) {
+    for i in 0..count {
+        ctx.db.blob().insert(Blob {
+            id: 1_000_000 + i,
+            data: vec![7; bytes as usize],
+        });
+    }
+}
