@@ -2,8 +2,8 @@
 //! datastore's schema, rejecting malformed descriptions.
 
 use worldline_datastore::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema,
-    SchemaError, SumType, TableSchema, Variant,
+    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProductType,
+    ReducerSchema, SchemaError, SumType, TableSchema, Variant,
 };
 
 use crate::bindings::worldline::module::types as wit;
@@ -103,13 +103,17 @@ fn import_fields(
 const MAX_TYPE_NODES: usize = 10_000;
 
 /// Resolves every arena node into a self-contained type. A node may refer
-/// only to earlier nodes, which rules out cycles.
+/// only to earlier nodes, which rules out cycles, and may nest at most
+/// [`MAX_NESTING_DEPTH`] levels deep, so that no walk over a resolved type
+/// (cloning one included) can exhaust the stack.
 fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<Vec<AlgebraicType>, SchemaError> {
     let mut resolved: Vec<AlgebraicType> = Vec::with_capacity(nodes.len());
     let mut sizes: Vec<usize> = Vec::with_capacity(nodes.len());
+    let mut depths: Vec<usize> = Vec::with_capacity(nodes.len());
     for (position, node) in nodes.iter().enumerate() {
         let context = format!("type node {position}");
         let mut size = 1usize;
+        let mut depth = 1usize;
         let mut earlier = |ty: u32| -> Result<AlgebraicType, SchemaError> {
             if index_of(ty) >= position {
                 return Err(SchemaError::Description(format!(
@@ -120,6 +124,12 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<Vec<AlgebraicType>, SchemaEr
             if size > MAX_TYPE_NODES {
                 return Err(SchemaError::Description(format!(
                     "{context} expands to more than {MAX_TYPE_NODES} type nodes"
+                )));
+            }
+            depth = depth.max(depths[index_of(ty)] + 1);
+            if depth > MAX_NESTING_DEPTH {
+                return Err(SchemaError::Description(format!(
+                    "{context} nests more than {MAX_NESTING_DEPTH} types deep"
                 )));
             }
             Ok(resolved[index_of(ty)].clone())
@@ -169,6 +179,66 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<Vec<AlgebraicType>, SchemaEr
         };
         resolved.push(ty);
         sizes.push(size);
+        depths.push(depth);
     }
     Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module with one table `t` whose single column has arena node `column`'s type.
+    fn module(types: Vec<wit::TypeNode>, column: u32) -> wit::ModuleDef {
+        let mut types = types;
+        types.push(wit::TypeNode::Product(vec![wit::Field {
+            name: Some("c".into()),
+            ty: column,
+        }]));
+        wit::ModuleDef {
+            tables: vec![wit::TableDef {
+                name: "t".into(),
+                row_type: types.len() as u32 - 1,
+                primary_key: None,
+                indexes: vec![],
+                auto_inc: vec![],
+                public: true,
+            }],
+            types,
+            reducers: vec![],
+        }
+    }
+
+    /// `Option<Option<...<u8>>>`, `depth` types deep, as an arena.
+    fn options(depth: u32) -> Vec<wit::TypeNode> {
+        std::iter::once(wit::TypeNode::U8)
+            .chain((1..depth).map(|inner| wit::TypeNode::Option(inner - 1)))
+            .collect()
+    }
+
+    // #9 item 1: a 10,000-node chain used to be resolved (and cloned,
+    // recursively) before the depth of table columns was checked.
+    #[test]
+    fn deep_type_arenas_are_refused_at_the_limit() {
+        let depth = MAX_NESTING_DEPTH as u32;
+        // The column holds the deepest type; the row type adds one level.
+        assert!(import_module(module(options(depth - 1), depth - 2)).is_ok());
+        let err = import_module(module(options(100_000), 0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("type node {depth} nests more than {MAX_NESTING_DEPTH} types deep")
+        );
+    }
+
+    // #9 item 1: a node referring to itself or a later node (a cycle) is refused.
+    #[test]
+    fn cyclic_type_arenas_are_refused() {
+        for types in [
+            vec![wit::TypeNode::Option(0)],
+            vec![wit::TypeNode::Array(1), wit::TypeNode::Option(0)],
+        ] {
+            let err = import_module(module(types, 0)).unwrap_err().to_string();
+            assert!(err.contains("may refer only to earlier nodes"), "{err}");
+        }
+    }
 }

@@ -2,7 +2,10 @@
 //!
 //! Bytes are exactly what serde + postcard 1.x produce for the matching Rust
 //! types, so rows written by any guest SDK decode here. Decoding never
-//! panics and never allocates more than the input could hold.
+//! panics and never allocates more than the input could hold. Decoding and
+//! encoding recurse as deep as the type, never deeper, whatever the bytes
+//! say; a validated schema's types nest at most
+//! [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) levels.
 
 use std::fmt;
 
@@ -10,8 +13,10 @@ use crate::schema::{AlgebraicType, ProductType, SumType, Variant};
 use crate::value::Value;
 use crate::wire::{length, put_varint, take, take_array, take_byte, unzigzag, varint, zigzag};
 
-/// Most elements an array of zero-sized elements (such as `Vec<()>`) may
-/// claim: they take no bytes, so the input cannot bound their number.
+/// Most zero-sized elements (such as those of a `Vec<()>`) one decoded
+/// value may hold, in all its arrays together: they take no bytes, so the
+/// input cannot bound their number. (A per-array limit would let a
+/// `Vec<Vec<()>>` claim that many for every byte of input.)
 pub const MAX_ZERO_SIZED_ELEMENTS: usize = 1 << 16;
 
 /// Why bytes did not decode as the expected type: where in the value, what
@@ -97,6 +102,16 @@ impl DecodeError {
 
 /// Decodes one value of type `ty` from the front of `input`, advancing it.
 pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, DecodeError> {
+    let mut zero_sized = MAX_ZERO_SIZED_ELEMENTS;
+    decode(ty, input, &mut zero_sized)
+}
+
+/// [`decode_value`], with `zero_sized` the zero-sized elements the value may still hold.
+fn decode(
+    ty: &AlgebraicType,
+    input: &mut &[u8],
+    zero_sized: &mut usize,
+) -> Result<Value, DecodeError> {
     use AlgebraicType as T;
     let at = |problem| DecodeError::expected(ty, problem);
     Ok(match ty {
@@ -119,21 +134,22 @@ pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, Deco
         T::String => Value::String(string(ty, input)?.into()),
         T::Option(inner) => Value::Option(match bool_byte(ty, input)? {
             false => None,
-            true => Some(Box::new(decode_value(inner, input)?)),
+            true => Some(Box::new(decode(inner, input, zero_sized)?)),
         }),
         T::Array(inner) => {
-            let len = array_length(ty, inner, input)?;
+            let len = array_length(ty, inner, input, zero_sized)?;
             // `array_length` bounds `len` by the remaining input (or a small limit).
             let mut items = Vec::with_capacity(len);
             for position in 0..len {
-                items.push(decode_value(inner, input).map_err(|e| e.in_element(position))?);
+                items.push(decode(inner, input, zero_sized).map_err(|e| e.in_element(position))?);
             }
             Value::Array(items)
         }
-        T::Product(product) => Value::Product(decode_fields(product, input)?),
+        T::Product(product) => Value::Product(decode_fields(product, input, zero_sized)?),
         T::Sum(sum) => {
             let (tag, variant) = sum_case(ty, sum, input)?;
-            let payload = decode_value(&variant.ty, input).map_err(|e| e.within(&variant.name))?;
+            let payload =
+                decode(&variant.ty, input, zero_sized).map_err(|e| e.within(&variant.name))?;
             Value::Sum(tag, Box::new(payload))
         }
     })
@@ -142,6 +158,12 @@ pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, Deco
 /// Checks that a value of type `ty` is at the front of `input` and steps
 /// over it, without building it. Accepts exactly what [`decode_value`] accepts.
 pub(crate) fn skip_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), DecodeError> {
+    let mut zero_sized = MAX_ZERO_SIZED_ELEMENTS;
+    skip(ty, input, &mut zero_sized)
+}
+
+/// [`skip_value`], with `zero_sized` the zero-sized elements the value may still hold.
+fn skip(ty: &AlgebraicType, input: &mut &[u8], zero_sized: &mut usize) -> Result<(), DecodeError> {
     use AlgebraicType as T;
     let at = |problem| DecodeError::expected(ty, problem);
     match ty {
@@ -180,26 +202,26 @@ pub(crate) fn skip_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), De
         }
         T::Option(inner) => {
             if bool_byte(ty, input)? {
-                skip_value(inner, input)?;
+                skip(inner, input, zero_sized)?;
             }
         }
         T::Array(inner) => {
-            let len = array_length(ty, inner, input)?;
+            let len = array_length(ty, inner, input, zero_sized)?;
             if !is_zero_sized(inner) {
                 for position in 0..len {
-                    skip_value(inner, input).map_err(|e| e.in_element(position))?;
+                    skip(inner, input, zero_sized).map_err(|e| e.in_element(position))?;
                 }
             }
         }
         T::Product(product) => {
             for (position, field) in product.fields.iter().enumerate() {
-                skip_value(&field.ty, input)
+                skip(&field.ty, input, zero_sized)
                     .map_err(|e| e.in_field(field.name.as_deref(), position))?;
             }
         }
         T::Sum(sum) => {
             let (_, variant) = sum_case(ty, sum, input)?;
-            skip_value(&variant.ty, input).map_err(|e| e.within(&variant.name))?;
+            skip(&variant.ty, input, zero_sized).map_err(|e| e.within(&variant.name))?;
         }
     }
     Ok(())
@@ -208,20 +230,26 @@ pub(crate) fn skip_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), De
 /// Decodes a whole buffer as the fields of `ty` (a row, or an argument list).
 pub fn decode_product(ty: &ProductType, bytes: &[u8]) -> Result<Vec<Value>, DecodeError> {
     let mut input = bytes;
-    let fields = decode_fields(ty, &mut input)?;
+    let mut zero_sized = MAX_ZERO_SIZED_ELEMENTS;
+    let fields = decode_fields(ty, &mut input, &mut zero_sized)?;
     if !input.is_empty() {
         return Err(DecodeError::trailing(input.len(), "field"));
     }
     Ok(fields)
 }
 
-fn decode_fields(product: &ProductType, input: &mut &[u8]) -> Result<Vec<Value>, DecodeError> {
+fn decode_fields(
+    product: &ProductType,
+    input: &mut &[u8],
+    zero_sized: &mut usize,
+) -> Result<Vec<Value>, DecodeError> {
     product
         .fields
         .iter()
         .enumerate()
         .map(|(position, field)| {
-            decode_value(&field.ty, input).map_err(|e| e.in_field(field.name.as_deref(), position))
+            decode(&field.ty, input, zero_sized)
+                .map_err(|e| e.in_field(field.name.as_deref(), position))
         })
         .collect()
 }
@@ -291,22 +319,25 @@ fn string<'a>(ty: &AlgebraicType, input: &mut &'a [u8]) -> Result<&'a str, Decod
 }
 
 /// Reads an array's length and checks that the input can hold that many
-/// elements: each takes at least one byte unless the element type is zero-sized.
+/// elements: each takes at least one byte unless the element type is
+/// zero-sized, and those are taken from the value's `zero_sized` allowance.
 fn array_length(
     ty: &AlgebraicType,
     element: &AlgebraicType,
     input: &mut &[u8],
+    zero_sized: &mut usize,
 ) -> Result<usize, DecodeError> {
     let len = length(input).map_err(|e| DecodeError::expected(ty, e))?;
     if is_zero_sized(element) {
-        if len > MAX_ZERO_SIZED_ELEMENTS {
-            return Err(DecodeError::expected(
+        *zero_sized = zero_sized.checked_sub(len).ok_or_else(|| {
+            DecodeError::expected(
                 ty,
                 format_args!(
-                    "length {len} of zero-sized elements is over {MAX_ZERO_SIZED_ELEMENTS}"
+                    "length {len} of zero-sized elements takes the value over \
+                     {MAX_ZERO_SIZED_ELEMENTS} of them"
                 ),
-            ));
-        }
+            )
+        })?;
     } else if len > input.len() {
         return Err(DecodeError::expected(
             ty,
@@ -532,6 +563,29 @@ mod tests {
         );
         assert!(decode_all(&units, &huge).is_err());
         assert!(skip_value(&units, &mut &huge[..]).is_err());
+    }
+
+    // #9 item 1: `Vec<Vec<()>>` claimed 65,536 units per 3 bytes of input,
+    // so a 1 MB argument could make the host allocate many gigabytes.
+    #[test]
+    fn zero_sized_elements_are_capped_per_value_not_per_array() {
+        use AlgebraicType as T;
+        let nested = T::Array(Box::new(T::Array(Box::new(unit()))));
+        let full = [0x80, 0x80, 0x04]; // 65,536
+        let half = [0x80, 0x80, 0x02]; // 32,768
+        let mut two_halves = vec![2];
+        two_halves.extend(half.iter().chain(&half));
+        assert!(decode_all(&nested, &two_halves).is_ok());
+        let mut many = vec![0x80, 0x08]; // 1,024 arrays of 65,536 units each
+        for _ in 0..1024 {
+            many.extend(full);
+        }
+        let err = decode_all(&nested, &many).unwrap_err().to_string();
+        assert!(err.contains("over 65536"), "{err}");
+        assert_eq!(
+            skip_value(&nested, &mut &many[..]).unwrap_err().to_string(),
+            err
+        );
     }
 
     #[test]

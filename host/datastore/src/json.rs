@@ -6,7 +6,8 @@
 //!
 //! Integers are range-checked against their type and floats must not
 //! overflow to infinity. Reading never panics, and recurses only as deep as
-//! the type, however deeply the JSON nests. Bytes are made and read by the
+//! the type (at most [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) levels
+//! for a validated schema), however deeply the JSON nests. Bytes are made and read by the
 //! postcard codec ([`encode_value`], [`decode_value`]), so they are exactly
 //! what a guest writes. Errors name where the problem is and what type was
 //! expected, e.g. ``argument `to`.`id`: expected u32, found 4294967296 (out of range)``.

@@ -43,7 +43,7 @@ pub use migration::{
     plan_migration,
 };
 pub use schema::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_TYPE_DEPTH, ModuleSchema, ProductType,
+    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProductType,
     ReducerSchema, SchemaError, SumType, TableSchema, Variant,
 };
 pub use table::Row;

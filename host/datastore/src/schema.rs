@@ -57,10 +57,16 @@ pub enum AlgebraicType {
     Sum(SumType),
 }
 
-/// How deeply a column's or parameter's type may nest (`Option<Array<u8>>`
-/// is 3 deep). Deeper types are rejected so that decoding, comparing and
-/// printing values cannot exhaust the stack.
-pub const MAX_TYPE_DEPTH: usize = 64;
+/// How deeply anything a client, a module or a file on disk supplies may
+/// nest; deeper input is refused with an error naming this limit.
+///
+/// It bounds a column's or parameter's type (`Option<Array<u8>>` is 3 deep)
+/// and every node of a module's type arena, so that decoding, encoding,
+/// comparing, hashing, printing and converting values to and from JSON,
+/// which all recurse as deep as the type, cannot exhaust a thread's stack;
+/// and the parentheses, brackets and `AND`/`OR` nesting of a SQL condition,
+/// so that compiling and evaluating a query cannot either.
+pub const MAX_NESTING_DEPTH: usize = 64;
 
 impl AlgebraicType {
     /// Whether the type nests more than `limit` levels deep; looks no deeper than that.
@@ -368,10 +374,10 @@ impl ModuleSchema {
                 }
             }
             for (position, param) in reducer.params.fields.iter().enumerate() {
-                if param.ty.nests_deeper_than(MAX_TYPE_DEPTH) {
+                if param.ty.nests_deeper_than(MAX_NESTING_DEPTH) {
                     let name = param.name.clone().unwrap_or_else(|| position.to_string());
                     return Err(problem(&format!(
-                        "parameter `{name}` nests more than {MAX_TYPE_DEPTH} types deep"
+                        "parameter `{name}` nests more than {MAX_NESTING_DEPTH} types deep"
                     )));
                 }
             }
@@ -401,10 +407,10 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
                     format!("two columns are named `{name}`"),
                 ));
             }
-            Some(name) if field.ty.nests_deeper_than(MAX_TYPE_DEPTH) => {
+            Some(name) if field.ty.nests_deeper_than(MAX_NESTING_DEPTH) => {
                 return Err(table_error(
                     table,
-                    format!("column `{name}` nests more than {MAX_TYPE_DEPTH} types deep"),
+                    format!("column `{name}` nests more than {MAX_NESTING_DEPTH} types deep"),
                 ));
             }
             Some(_) => {}
@@ -662,15 +668,15 @@ mod tests {
             })
         };
         let mut schema = valid();
-        schema.tables[0].columns.fields[2].ty = nest(MAX_TYPE_DEPTH);
-        schema.reducers[1].params.fields[0].ty = nest(MAX_TYPE_DEPTH);
+        schema.tables[0].columns.fields[2].ty = nest(MAX_NESTING_DEPTH);
+        schema.reducers[1].params.fields[0].ty = nest(MAX_NESTING_DEPTH);
         assert_eq!(schema.validate(), Ok(()));
         assert_eq!(
-            rejection(|s| s.tables[0].columns.fields[2].ty = nest(MAX_TYPE_DEPTH + 1)),
+            rejection(|s| s.tables[0].columns.fields[2].ty = nest(MAX_NESTING_DEPTH + 1)),
             "table `accounts`: column `note` nests more than 64 types deep"
         );
         assert_eq!(
-            rejection(|s| s.reducers[1].params.fields[0].ty = nest(MAX_TYPE_DEPTH + 1)),
+            rejection(|s| s.reducers[1].params.fields[0].ty = nest(MAX_NESTING_DEPTH + 1)),
             "reducer `open`: parameter `owner` nests more than 64 types deep"
         );
     }

@@ -17,4 +17,7 @@ mod predicate;
 mod sql;
 
 pub use engine::{QueryId, QueryUpdate, SubscriptionEngine};
-pub use sql::{CompiledQuery, QueryError, compile};
+pub use sql::{
+    CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError, compile,
+    query_excerpt,
+};

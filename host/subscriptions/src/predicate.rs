@@ -39,7 +39,11 @@ impl Comparison {
     }
 }
 
-/// A boolean condition on one row.
+/// A boolean condition on one row. A chain of `AND`s (or `OR`s) is one
+/// node however long it is, so a condition nests only as deep as the
+/// query's parentheses, which the compiler bounds by
+/// [`MAX_NESTING_DEPTH`](worldline_datastore::MAX_NESTING_DEPTH): evaluating,
+/// hashing, comparing and dropping it recurse no deeper.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Predicate {
     /// `column <op> literal`, the literal already of the column's type.
@@ -48,11 +52,22 @@ pub(crate) enum Predicate {
         op: Comparison,
         literal: Value,
     },
-    And(Box<Predicate>, Box<Predicate>),
-    Or(Box<Predicate>, Box<Predicate>),
+    /// Every part holds (at least two parts).
+    And(Vec<Predicate>),
+    /// Some part holds (at least two parts).
+    Or(Vec<Predicate>),
 }
 
 impl Predicate {
+    /// The conjunction of `parts`: `None` for no parts, the part itself for one.
+    pub(crate) fn all(mut parts: Vec<Predicate>) -> Option<Predicate> {
+        match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => Some(Predicate::And(parts)),
+        }
+    }
+
     /// Whether the row with these columns satisfies the condition.
     pub(crate) fn matches(&self, row: &[Value]) -> bool {
         match self {
@@ -61,8 +76,8 @@ impl Predicate {
                 op,
                 literal,
             } => op.holds(row[*column].cmp(literal)),
-            Predicate::And(a, b) => a.matches(row) && b.matches(row),
-            Predicate::Or(a, b) => a.matches(row) || b.matches(row),
+            Predicate::And(parts) => parts.iter().all(|part| part.matches(row)),
+            Predicate::Or(parts) => parts.iter().any(|part| part.matches(row)),
         }
     }
 }

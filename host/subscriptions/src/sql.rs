@@ -1,12 +1,25 @@
 //! Parsing SQL with `sqlparser` and compiling it against a module schema.
+//!
+//! Queries come from anyone, so their size and nesting are bounded before
+//! anything recursive sees them: the text by [`MAX_QUERY_BYTES`], its tokens
+//! by [`MAX_QUERY_TOKENS`] (which also bounds how deep the parser's tree of a
+//! flat `a OR b OR ...` chain can be), and parentheses and brackets by
+//! [`MAX_NESTING_DEPTH`]. Chains of `AND` or `OR` compile to one n-ary node,
+//! so conditions nest only as deep as the query's parentheses, and compiling
+//! and evaluating them recurse no deeper than [`MAX_NESTING_DEPTH`].
+
+use std::fmt::Display;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator,
     ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
-use worldline_datastore::{AlgebraicType, ModuleSchema, TableId, TableSchema, Value};
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, Tokenizer};
+use worldline_datastore::{
+    AlgebraicType, MAX_NESTING_DEPTH, ModuleSchema, TableId, TableSchema, Value,
+};
 
 use crate::predicate::{Comparison, Predicate};
 
@@ -28,6 +41,65 @@ pub enum QueryError {
     /// The table is private and the caller is not the database owner.
     #[error("table `{0}` is private: only the database owner may query it")]
     Private(String),
+    /// The query is longer than [`MAX_QUERY_BYTES`] or has more than
+    /// [`MAX_QUERY_TOKENS`] tokens.
+    #[error("the query is too large: {0}")]
+    TooLarge(String),
+    /// The query nests parentheses, brackets, `AND`/`OR` or operators such
+    /// as `NOT` more than [`MAX_NESTING_DEPTH`] levels deep.
+    #[error(
+        "the query is nested too deeply: at most {MAX_NESTING_DEPTH} levels of parentheses, \
+         brackets, AND/OR and NOT are accepted"
+    )]
+    TooDeep,
+}
+
+/// The longest query accepted, in bytes of SQL text (16 KiB).
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+/// Most tokens a query may have: names, keywords, literals, operators and
+/// punctuation, not counting whitespace and comments. `id = 7 OR` is four,
+/// so a condition can hold about a thousand comparisons.
+pub const MAX_QUERY_TOKENS: usize = 4096;
+
+/// The parser's own limit on how deeply it recurses. A level of a condition
+/// can take it two (the operand of `AND`, then the parenthesis around it),
+/// and a statement takes a few before its condition.
+const PARSER_RECURSION_LIMIT: usize = 2 * MAX_NESTING_DEPTH + 16;
+
+/// How many characters of a query, or of a part of one, an error message quotes.
+pub const QUOTED_QUERY_CHARS: usize = 200;
+
+/// `text` (a query, or an error about one) as error messages quote it: whole
+/// if it has at most [`QUOTED_QUERY_CHARS`] characters, else its first
+/// [`QUOTED_QUERY_CHARS`] characters followed by `…`.
+pub fn query_excerpt(text: &str) -> String {
+    excerpt(text, QUOTED_QUERY_CHARS)
+}
+
+/// The first `chars` characters of `text`, followed by `…` if there are more.
+fn excerpt(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+impl QueryError {
+    /// The same error, its message cut short if it is long: messages quote
+    /// excerpts of the query, and around them say what is wrong.
+    fn clipped(self) -> Self {
+        let clip = |text: String| excerpt(&text, 2 * QUOTED_QUERY_CHARS);
+        match self {
+            QueryError::Syntax(text) => QueryError::Syntax(clip(text)),
+            QueryError::Unsupported(text) => QueryError::Unsupported(clip(text)),
+            QueryError::UnknownName(text) => QueryError::UnknownName(clip(text)),
+            QueryError::BadLiteral(text) => QueryError::BadLiteral(clip(text)),
+            QueryError::Private(text) => QueryError::Private(clip(text)),
+            QueryError::TooLarge(text) => QueryError::TooLarge(text),
+            QueryError::TooDeep => QueryError::TooDeep,
+        }
+    }
 }
 
 /// A query ready to evaluate: rows of `table` that satisfy `predicate`
@@ -68,7 +140,10 @@ impl<'a> Scope<'a> {
             return Err(unsupported("subqueries and table functions in FROM"));
         };
         let [ObjectNamePart::Identifier(table_name)] = name.0.as_slice() else {
-            return Err(unsupported(format!("qualified table name `{name}`")));
+            return Err(unsupported(format!(
+                "qualified table name `{}`",
+                quoted(name)
+            )));
         };
         let id = schema.table_id(&table_name.value).ok_or_else(|| {
             QueryError::UnknownName(format!("no table named `{}`", table_name.value))
@@ -116,9 +191,66 @@ fn unsupported(what: impl Into<String>) -> QueryError {
 
 /// Compiles `sql` against `schema`. `owner` says whether the caller owns
 /// the database, which private tables require.
+///
+/// Never panics and recurses only to a bounded depth, whatever `sql` is:
+/// queries over the size limits ([`MAX_QUERY_BYTES`], [`MAX_QUERY_TOKENS`])
+/// are refused with [`QueryError::TooLarge`] before they are parsed, and
+/// nesting beyond [`MAX_NESTING_DEPTH`] with [`QueryError::TooDeep`]. Error
+/// messages quote at most [`QUOTED_QUERY_CHARS`] characters of the query.
 pub fn compile(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<CompiledQuery, QueryError> {
-    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|e| QueryError::Syntax(e.to_string()))?;
+    compile_query(sql, schema, owner).map_err(QueryError::clipped)
+}
+
+/// Parses `sql` after checking its size and bracket depth on its tokens,
+/// so that the parser never sees more than the limits allow.
+fn parse(sql: &str) -> Result<Vec<Statement>, QueryError> {
+    if sql.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::TooLarge(format!(
+            "it is {} bytes long; at most {MAX_QUERY_BYTES} bytes are accepted",
+            sql.len()
+        )));
+    }
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| QueryError::Syntax(ParserError::from(e).to_string()))?;
+    let (mut count, mut depth) = (0usize, 0usize);
+    for token in &tokens {
+        match token.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                depth += 1;
+                if depth > MAX_NESTING_DEPTH {
+                    return Err(QueryError::TooDeep);
+                }
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        count += 1;
+        if count > MAX_QUERY_TOKENS {
+            return Err(QueryError::TooLarge(format!(
+                "it has more than {MAX_QUERY_TOKENS} tokens (names, literals, operators and \
+                 punctuation); split it into several queries"
+            )));
+        }
+    }
+    Parser::new(&dialect)
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| match e {
+            ParserError::RecursionLimitExceeded => QueryError::TooDeep,
+            e => QueryError::Syntax(e.to_string()),
+        })
+}
+
+fn compile_query(
+    sql: &str,
+    schema: &ModuleSchema,
+    owner: bool,
+) -> Result<CompiledQuery, QueryError> {
+    let mut statements = parse(sql)?;
     let statement = match (statements.pop(), statements.is_empty()) {
         (Some(statement), true) => statement,
         (None, _) => return Err(QueryError::Syntax("no query".into())),
@@ -163,7 +295,7 @@ pub fn compile(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<Compiled
             let predicate = select
                 .selection
                 .as_ref()
-                .map(|expr| compile_predicate(expr, &[&scope]))
+                .map(|expr| compile_predicate(expr, &[&scope], 1))
                 .transpose()?;
             Ok(CompiledQuery {
                 table: scope.id,
@@ -182,34 +314,33 @@ pub fn compile(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<Compiled
                 _ => return Err(unsupported("joins other than `JOIN ... ON a.x = b.y`")),
             };
             let (column, other_column) = join_columns(on, &scope, &other)?;
-            let mut predicate = None;
-            let mut other_predicate = None;
+            let mut predicate = Vec::new();
+            let mut other_predicate = Vec::new();
             for conjunct in select.selection.iter().flat_map(conjuncts) {
-                let compiled = compile_predicate(conjunct, &[&scope, &other])?;
+                // Each conjunct is one level below the `AND` that joins them.
+                let compiled = compile_predicate(conjunct, &[&scope, &other], 2)?;
                 let target = match tables_named(conjunct, &[&scope, &other])?.as_slice() {
                     [0] => &mut predicate,
                     [1] => &mut other_predicate,
                     _ => {
                         return Err(unsupported(format!(
-                            "a condition on both joined tables: `{conjunct}`"
+                            "a condition on both joined tables: `{}`",
+                            quoted(conjunct)
                         )));
                     }
                 };
-                *target = Some(match target.take() {
-                    Some(before) => Predicate::And(Box::new(before), Box::new(compiled)),
-                    None => compiled,
-                });
+                target.push(compiled);
             }
             Ok(CompiledQuery {
                 table: scope.id,
-                predicate,
+                predicate: Predicate::all(predicate),
                 join: Some(Join {
                     column,
                     index: scope.index_on(column)?,
                     other: other.id,
                     other_column,
                     other_index: other.index_on(other_column)?,
-                    other_predicate,
+                    other_predicate: Predicate::all(other_predicate),
                 }),
             })
         }
@@ -224,51 +355,67 @@ pub fn compile(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<Compiled
     }
 }
 
-/// The top-level `AND`ed parts of a condition.
-fn conjuncts(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            let mut parts = conjuncts(left);
-            parts.extend(conjuncts(right));
-            parts
-        }
-        Expr::Nested(inner) => conjuncts(inner),
-        other => vec![other],
-    }
+/// An expression (or part of a query) as an error message quotes it.
+fn quoted(expr: &(impl Display + ?Sized)) -> String {
+    query_excerpt(&expr.to_string())
 }
 
-/// Which of `scopes` (by position) an expression's columns belong to, sorted and deduplicated.
+/// `expr` without the parentheses around it.
+fn unnest(mut expr: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    expr
+}
+
+/// The operands of a chain of `op` (`a OR b OR c`, however parenthesised),
+/// left to right. The parser nests a long chain as deeply as it is long, so
+/// this walks it with a stack of its own rather than by recursion.
+fn chain<'e>(expr: &'e Expr, op: &BinaryOperator) -> Vec<&'e Expr> {
+    let mut operands = Vec::new();
+    let mut pending = vec![expr];
+    while let Some(expr) = pending.pop() {
+        match unnest(expr) {
+            Expr::BinaryOp {
+                left,
+                op: operator,
+                right,
+            } if operator == op => {
+                pending.push(right);
+                pending.push(left);
+            }
+            operand => operands.push(operand),
+        }
+    }
+    operands
+}
+
+/// The top-level `AND`ed parts of a condition.
+fn conjuncts(expr: &Expr) -> Vec<&Expr> {
+    chain(expr, &BinaryOperator::And)
+}
+
+/// Which of `scopes` (by position) an expression's columns belong to,
+/// sorted and deduplicated. Walks the expression without recursion.
 fn tables_named(expr: &Expr, scopes: &[&Scope]) -> Result<Vec<usize>, QueryError> {
     let mut found = Vec::new();
-    let mut visit = |expr: &Expr| -> Result<(), QueryError> {
+    let mut pending = vec![expr];
+    while let Some(expr) = pending.pop() {
         if let Some((scope, _)) = column(expr, scopes)? {
             found.push(scope);
         }
-        Ok(())
-    };
-    walk(expr, &mut visit)?;
+        match expr {
+            Expr::BinaryOp { left, right, .. } => {
+                pending.push(left);
+                pending.push(right);
+            }
+            Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => pending.push(inner),
+            _ => {}
+        }
+    }
     found.sort_unstable();
     found.dedup();
     Ok(found)
-}
-
-fn walk(
-    expr: &Expr,
-    visit: &mut impl FnMut(&Expr) -> Result<(), QueryError>,
-) -> Result<(), QueryError> {
-    visit(expr)?;
-    match expr {
-        Expr::BinaryOp { left, right, .. } => {
-            walk(left, visit)?;
-            walk(right, visit)
-        }
-        Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => walk(inner, visit),
-        _ => Ok(()),
-    }
 }
 
 /// The columns of `ON a.x = b.y`, as (column of `scope`, column of `other`).
@@ -284,7 +431,8 @@ fn join_columns(on: &Expr, scope: &Scope, other: &Scope) -> Result<(usize, usize
     } = on
     else {
         return Err(unsupported(format!(
-            "the join condition `{on}` (use `a.x = b.y`)"
+            "the join condition `{}` (use `a.x = b.y`)",
+            quoted(on)
         )));
     };
     let scopes = [scope, other];
@@ -302,24 +450,38 @@ fn join_columns(on: &Expr, scope: &Scope, other: &Scope) -> Result<(usize, usize
             Ok((a, b))
         }
         _ => Err(unsupported(format!(
-            "the join condition `{on}` (it must compare a column of each table)"
+            "the join condition `{}` (it must compare a column of each table)",
+            quoted(on)
         ))),
     }
 }
 
-fn compile_predicate(expr: &Expr, scopes: &[&Scope]) -> Result<Predicate, QueryError> {
+/// Compiles a condition `depth` levels deep (the whole `WHERE` is level 1).
+fn compile_predicate(
+    expr: &Expr,
+    scopes: &[&Scope],
+    depth: usize,
+) -> Result<Predicate, QueryError> {
+    if depth > MAX_NESTING_DEPTH {
+        return Err(QueryError::TooDeep);
+    }
+    let expr = unnest(expr);
     match expr {
-        Expr::Nested(inner) => compile_predicate(inner, scopes),
+        Expr::BinaryOp {
+            op: op @ (BinaryOperator::And | BinaryOperator::Or),
+            ..
+        } => {
+            let operands = chain(expr, op)
+                .into_iter()
+                .map(|operand| compile_predicate(operand, scopes, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(match op {
+                BinaryOperator::And => Predicate::And(operands),
+                _ => Predicate::Or(operands),
+            })
+        }
         Expr::BinaryOp { left, op, right } => {
-            let both = |combine: fn(Box<Predicate>, Box<Predicate>) -> Predicate| {
-                Ok(combine(
-                    Box::new(compile_predicate(left, scopes)?),
-                    Box::new(compile_predicate(right, scopes)?),
-                ))
-            };
             let comparison = match op {
-                BinaryOperator::And => return both(Predicate::And),
-                BinaryOperator::Or => return both(Predicate::Or),
                 BinaryOperator::Eq => Comparison::Eq,
                 BinaryOperator::NotEq => Comparison::NotEq,
                 BinaryOperator::Lt => Comparison::Lt,
@@ -335,13 +497,17 @@ fn compile_predicate(expr: &Expr, scopes: &[&Scope]) -> Result<Predicate, QueryE
                 (None, Some((scope, column))) => {
                     compare(scopes[scope].table, column, comparison.flipped(), left)
                 }
-                (Some(_), Some(_)) => Err(unsupported(format!("comparing two columns: `{expr}`"))),
+                (Some(_), Some(_)) => Err(unsupported(format!(
+                    "comparing two columns: `{}`",
+                    quoted(expr)
+                ))),
                 (None, None) => Err(unsupported(format!(
-                    "a comparison without a column: `{expr}`"
+                    "a comparison without a column: `{}`",
+                    quoted(expr)
                 ))),
             }
         }
-        other => Err(unsupported(format!("the condition `{other}`"))),
+        other => Err(unsupported(format!("the condition `{}`", quoted(other)))),
     }
 }
 
@@ -352,7 +518,12 @@ fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, Quer
         Expr::Identifier(ident) => (None, &ident.value),
         Expr::CompoundIdentifier(parts) => match parts.as_slice() {
             [scope, ident] => (Some(&scope.value), &ident.value),
-            _ => return Err(QueryError::UnknownName(format!("no column `{expr}`"))),
+            _ => {
+                return Err(QueryError::UnknownName(format!(
+                    "no column `{}`",
+                    quoted(expr)
+                )));
+            }
         },
         // Names that are also SQL keywords parsed as niladic functions
         // (`user`, `current_date`, ...): `user.identity` is a column of `user`.
@@ -377,14 +548,16 @@ fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, Quer
     match (found.next(), found.next()) {
         (Some(hit), None) => Ok(Some(hit)),
         (Some(_), Some(_)) => Err(QueryError::UnknownName(format!(
-            "column `{name}` is ambiguous: qualify it with its table"
+            "column `{}` is ambiguous: qualify it with its table",
+            quoted(name)
         ))),
         (None, _) => Err(QueryError::UnknownName(match qualifier {
             Some(q) if !scopes.iter().any(|s| s.qualifier == *q) => {
-                format!("no table `{q}` in the query (`{expr}`)")
+                format!("no table `{}` in the query (`{}`)", quoted(q), quoted(expr))
             }
             _ => format!(
-                "no column `{expr}` in {}",
+                "no column `{}` in {}",
+                quoted(expr),
                 scopes
                     .iter()
                     .map(|s| format!("`{}`", s.table.name))
@@ -449,20 +622,20 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         other => (false, other),
     };
     let Expr::Value(value) = expr else {
-        return Err(format!("`{expr}` is not a literal"));
+        return Err(format!("`{}` is not a literal", quoted(expr)));
     };
     let value = &value.value;
     let number = || -> Result<&str, String> {
         match value {
             SqlValue::Number(text, _) => Ok(text.as_str()),
-            other => Err(format!("expected a number, found `{other}`")),
+            other => Err(format!("expected a number, found `{}`", quoted(other))),
         }
     };
     let integer = || -> Result<i128, String> {
         let text = number()?;
         let n: i128 = text
             .parse()
-            .map_err(|_| format!("`{text}` is not an integer"))?;
+            .map_err(|_| format!("`{}` is not an integer", quoted(text)))?;
         Ok(if negative { -n } else { n })
     };
     use AlgebraicType as T;
@@ -482,7 +655,7 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
             let text = number()?;
             let n: f64 = text
                 .parse()
-                .map_err(|_| format!("`{text}` is not a number"))?;
+                .map_err(|_| format!("`{}` is not a number", quoted(text)))?;
             let n = if negative { -n } else { n };
             if matches!(ty, T::F32) {
                 Value::F32(n as f32)
@@ -492,11 +665,18 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         }
         T::Bool if !negative => match value {
             SqlValue::Boolean(b) => Value::Bool(*b),
-            other => return Err(format!("expected true or false, found `{other}`")),
+            other => {
+                return Err(format!("expected true or false, found `{}`", quoted(other)));
+            }
         },
         T::String if !negative => match value {
             SqlValue::SingleQuotedString(s) => Value::String(s.as_str().into()),
-            other => return Err(format!("expected a 'quoted string', found `{other}`")),
+            other => {
+                return Err(format!(
+                    "expected a 'quoted string', found `{}`",
+                    quoted(other)
+                ));
+            }
         },
         T::Identity if !negative => Value::Identity(hex_bytes(value)?),
         T::ConnectionId if !negative => Value::ConnectionId(hex_bytes(value)?),
@@ -520,14 +700,19 @@ fn hex_bytes<const N: usize>(value: &SqlValue) -> Result<[u8; N], String> {
         | SqlValue::HexStringLiteral(text) => text,
         other => {
             return Err(format!(
-                "expected 0x followed by {} hex digits, found `{other}`",
-                2 * N
+                "expected 0x followed by {} hex digits, found `{}`",
+                2 * N,
+                quoted(other)
             ));
         }
     };
     let digits = text.strip_prefix("0x").unwrap_or(text);
     if digits.len() != 2 * N || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("expected {} hex digits, found `{text}`", 2 * N));
+        return Err(format!(
+            "expected {} hex digits, found `{}`",
+            2 * N,
+            quoted(text)
+        ));
     }
     let mut bytes = [0u8; N];
     for (byte, pair) in bytes.iter_mut().zip(digits.as_bytes().chunks_exact(2)) {

@@ -1,0 +1,313 @@
+//! Issue #9 item 1: queries come from anyone, so their size and nesting are
+//! bounded and nothing about them can exhaust a thread's stack. A `WHERE`
+//! made of a long `OR` chain (about 1,000 terms in a debug build) used to
+//! overflow the stack of the database thread and abort the whole server.
+//!
+//! Queries here are compiled and evaluated on a thread with a quarter of
+//! the stack a database thread has, to show there is room to spare.
+
+use worldline_datastore::{
+    AlgebraicType, Datastore, Field, IndexSchema, MAX_NESTING_DEPTH, ModuleSchema, ProductType,
+    TableSchema, Value, decode_product, encode_value,
+};
+use worldline_subscriptions::{
+    CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError,
+    SubscriptionEngine, compile, query_excerpt,
+};
+
+/// `t(id: u32 pk, a: u32 indexed, s: string)` and `u(id: u32 pk, t_id: u32 indexed)`, public.
+fn schema() -> ModuleSchema {
+    let column = |name: &str, ty| Field {
+        name: Some(name.into()),
+        ty,
+    };
+    let index = |name: &str, column: usize, unique: bool| IndexSchema {
+        name: name.into(),
+        columns: vec![column],
+        unique,
+    };
+    let table = |name: &str, fields| TableSchema {
+        name: name.into(),
+        columns: ProductType { fields },
+        primary_key: Some(0),
+        indexes: vec![index("pk", 0, true), index("by_second", 1, false)],
+        auto_inc: vec![],
+        public: true,
+    };
+    ModuleSchema {
+        tables: vec![
+            table(
+                "t",
+                vec![
+                    column("id", AlgebraicType::U32),
+                    column("a", AlgebraicType::U32),
+                    column("s", AlgebraicType::String),
+                ],
+            ),
+            table(
+                "u",
+                vec![
+                    column("id", AlgebraicType::U32),
+                    column("t_id", AlgebraicType::U32),
+                ],
+            ),
+        ],
+        reducers: vec![],
+    }
+}
+
+/// Rows `t(id, a = id % 10, s = "row{id}")` for ids 0..100, and `u(id, t_id = id)` for ids 0..10.
+fn store() -> Datastore {
+    let mut store = Datastore::new(schema().tables);
+    store.begin().unwrap();
+    for id in 0..100u32 {
+        let mut row = Vec::new();
+        for value in [
+            Value::U32(id),
+            Value::U32(id % 10),
+            Value::String(format!("row{id}").into()),
+        ] {
+            encode_value(&value, &mut row);
+        }
+        store.insert(0, &row).unwrap();
+    }
+    for id in 0..10u32 {
+        let mut row = Vec::new();
+        encode_value(&Value::U32(id), &mut row);
+        encode_value(&Value::U32(id), &mut row);
+        store.insert(1, &row).unwrap();
+    }
+    store.commit();
+    store
+}
+
+/// Runs `f` on a thread with a 512 KiB stack (a database thread has 2 MiB).
+fn on_small_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+fn compile_small(sql: String) -> Result<CompiledQuery, QueryError> {
+    on_small_stack(move || compile(&sql, &schema(), false))
+}
+
+/// The ids of the rows of `t` the query matches now.
+fn matching_ids(query: CompiledQuery) -> Vec<u32> {
+    on_small_stack(move || {
+        let store = store();
+        let mut engine = SubscriptionEngine::default();
+        let id = engine.subscribe(query);
+        let columns = &schema().tables[0].columns;
+        let mut ids: Vec<u32> = engine
+            .initial_rows(id, &store)
+            .iter()
+            .map(|row| match decode_product(columns, row).unwrap()[0] {
+                Value::U32(id) => id,
+                _ => unreachable!(),
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    })
+}
+
+/// `SELECT * FROM t WHERE a = 0 OR a = 1 OR ...` with `terms` comparisons.
+fn or_chain(terms: usize, op: &str) -> String {
+    let terms: Vec<String> = (0..terms).map(|i| format!("id = {i}")).collect();
+    format!("SELECT * FROM t WHERE {}", terms.join(&format!(" {op} ")))
+}
+
+// #9 item 1: the reported query, 10,000 terms, is refused with an error
+// that names the limit.
+#[test]
+fn a_ten_thousand_term_or_chain_is_refused_as_too_large() {
+    let sql = or_chain(10_000, "OR");
+    assert!(sql.len() > MAX_QUERY_BYTES);
+    let err = compile_small(sql).unwrap_err();
+    assert!(matches!(err, QueryError::TooLarge(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("at most {MAX_QUERY_BYTES} bytes")),
+        "{message}"
+    );
+}
+
+// #9 item 1: short enough in bytes, but over the token limit.
+#[test]
+fn too_many_tokens_are_refused_before_parsing() {
+    let sql = format!("SELECT * FROM t WHERE {}", vec!["a=1"; 1_500].join(" OR "));
+    assert!(sql.len() <= MAX_QUERY_BYTES);
+    let err = compile_small(sql).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("more than {MAX_QUERY_TOKENS} tokens")),
+        "{err}"
+    );
+}
+
+// #9 item 1: a chain that fits the limits compiles into one node and
+// evaluates, with a stack to spare; so do chains inside a join.
+#[test]
+fn chains_up_to_the_limits_compile_and_evaluate() {
+    // 5 tokens before the condition, 4 per term but the last.
+    let terms = (MAX_QUERY_TOKENS - 5 + 1) / 4;
+    let query = compile_small(or_chain(terms, "OR")).unwrap();
+    assert_eq!(matching_ids(query), (0..100).collect::<Vec<_>>());
+    let and = format!(
+        "SELECT * FROM t WHERE {}",
+        vec!["id <> 7 AND a < 9"; terms / 2].join(" AND ")
+    );
+    let expected: Vec<u32> = (0..100).filter(|id| id % 10 < 9 && *id != 7).collect();
+    assert_eq!(matching_ids(compile_small(and).unwrap()), expected);
+    let join = format!(
+        "SELECT t.* FROM t JOIN u ON t.a = u.t_id WHERE ({}) AND u.id < 3",
+        // 25 tokens besides the chain, 6 per term but the last.
+        (0..(MAX_QUERY_TOKENS - 25 + 1) / 6)
+            .map(|i| format!("t.id = {i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
+    let expected: Vec<u32> = (0..100).filter(|id| id % 10 < 3).collect();
+    assert_eq!(matching_ids(compile_small(join).unwrap()), expected);
+}
+
+// #9 item 1: operators other than AND and OR also make the parser's tree
+// as deep as the query is long; they are refused, never overflow.
+#[test]
+fn long_chains_of_other_operators_are_refused_cleanly() {
+    // Each query has 8 tokens besides its repeated part.
+    let within = |tokens_per_repeat: usize| (MAX_QUERY_TOKENS - 8) / tokens_per_repeat;
+    for sql in [
+        format!("SELECT * FROM t WHERE a = 1{}", " + 1".repeat(within(2))),
+        format!("SELECT * FROM t WHERE a{} = 1", "::INT".repeat(within(2))),
+        format!(
+            "SELECT * FROM t WHERE a = 1{}",
+            " IS NOT NULL".repeat(within(3))
+        ),
+        format!("SELECT * FROM t WHERE a = 1{}", " = 1".repeat(within(2))),
+        format!("SELECT * FROM t WHERE a = {}1", "- ".repeat(within(1))),
+        format!("SELECT * FROM t WHERE {}a = 1", "NOT ".repeat(within(1))),
+        format!("SELECT * FROM t WHERE a = 1{}", " OR 1".repeat(within(2))),
+    ] {
+        let err = compile_small(sql.clone()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QueryError::Unsupported(_)
+                    | QueryError::BadLiteral(_)
+                    | QueryError::Syntax(_)
+                    | QueryError::TooDeep
+            ),
+            "{}: {err:?}",
+            query_excerpt(&sql)
+        );
+    }
+}
+
+fn parenthesised(depth: usize) -> String {
+    format!(
+        "SELECT * FROM t WHERE {}id = 3{}",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    )
+}
+
+/// `a = 0 AND (a = 1 OR (a = 2 AND (...)))`, `levels` operators deep.
+fn alternating(levels: usize) -> String {
+    let mut condition = format!("id = {levels}");
+    for level in (0..levels).rev() {
+        let op = if level % 2 == 0 { "AND" } else { "OR" };
+        condition = format!("id <> {level} {op} ({condition})");
+    }
+    format!("SELECT * FROM t WHERE {condition}")
+}
+
+/// Whether row `id` satisfies [`alternating`]`(levels)`.
+fn alternating_holds(id: u32, levels: usize) -> bool {
+    let mut holds = id as usize == levels;
+    for level in (0..levels).rev() {
+        let here = id as usize != level;
+        holds = if level % 2 == 0 {
+            here && holds
+        } else {
+            here || holds
+        };
+    }
+    holds
+}
+
+// #9 item 1: nesting is bounded by the one documented limit, with an error
+// that says so.
+#[test]
+fn nesting_deeper_than_the_limit_is_refused() {
+    let query = compile_small(parenthesised(MAX_NESTING_DEPTH)).unwrap();
+    assert_eq!(matching_ids(query), [3]);
+    let err = compile_small(parenthesised(MAX_NESTING_DEPTH + 1)).unwrap_err();
+    assert_eq!(err, QueryError::TooDeep);
+    assert!(
+        err.to_string()
+            .contains(&format!("at most {MAX_NESTING_DEPTH} levels")),
+        "{err}"
+    );
+    let huge = parenthesised(100_000);
+    assert_eq!(
+        compile_small(huge.clone()).unwrap_err(),
+        QueryError::TooLarge(format!(
+            "it is {} bytes long; at most {MAX_QUERY_BYTES} bytes are accepted",
+            huge.len()
+        ))
+    );
+    // Brackets count too, whatever they hold.
+    let brackets = format!(
+        "SELECT * FROM t WHERE a = {}1{}",
+        "[".repeat(MAX_NESTING_DEPTH + 1),
+        "]".repeat(MAX_NESTING_DEPTH + 1)
+    );
+    assert_eq!(compile_small(brackets).unwrap_err(), QueryError::TooDeep);
+    // Each AND inside an OR (or the other way) is one level: the condition
+    // is level 1, so the last comparison is `levels + 1` deep.
+    let deepest = MAX_NESTING_DEPTH - 1;
+    let query = compile_small(alternating(deepest)).unwrap();
+    let expected: Vec<u32> = (0..100)
+        .filter(|&id| alternating_holds(id, deepest))
+        .collect();
+    assert_eq!(matching_ids(query), expected);
+    assert_eq!(
+        compile_small(alternating(deepest + 1)).unwrap_err(),
+        QueryError::TooDeep
+    );
+}
+
+// #9 item 14 (smaller): a refused query is quoted in part, not echoed whole.
+#[test]
+fn errors_quote_only_an_excerpt_of_the_query() {
+    let long = "x".repeat(MAX_QUERY_BYTES - 100);
+    for sql in [
+        format!("SELECT * FROM t WHERE a = '{long}'"),
+        format!("SELECT * FROM t WHERE {long} = 1"),
+        format!(
+            "SELECT * FROM t WHERE a = {}",
+            "9".repeat(MAX_QUERY_BYTES - 100)
+        ),
+        format!("SELECT * FROM t WHERE a = 1 {long}"),
+        format!("SELECT * FROM {long}"),
+    ] {
+        let message = compile_small(sql).unwrap_err().to_string();
+        assert!(
+            message.chars().count() <= 2 * QUOTED_QUERY_CHARS + 40,
+            "{} characters: {message}",
+            message.len()
+        );
+        assert!(
+            message.contains("xxxx…") || message.contains("9999…"),
+            "{message}"
+        );
+    }
+    assert_eq!(query_excerpt("short"), "short");
+    let excerpt = query_excerpt(&"é".repeat(1_000));
+    assert_eq!(excerpt, format!("{}…", "é".repeat(QUOTED_QUERY_CHARS)));
+}
