@@ -1,30 +1,49 @@
 //! The commit log on disk: segment files of framed [`LogRecord`]s under a
 //! database's `log/` directory, named after the offset of their first record.
+//!
+//! A segment that another follows ends with a *seal*, a frame with an empty
+//! payload (no record encodes to nothing). A new segment is created
+//! (durably) before its predecessor is sealed, and the seal is fsynced
+//! before any record goes into the new segment, so a sealed newest segment
+//! means that the segment after it, with its records, was deleted.
+//!
+//! [`LogRecord`]: super::record::LogRecord
 
-use std::io::{Read, Write};
-
-use cap_std::fs::{Dir, File, OpenOptions};
+use std::sync::Arc;
 
 use super::StorageError;
 use super::frame::put_frame;
+use super::fs::{Directory, FileHandle};
 
-/// Every segment file starts with these bytes.
-pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"WLSEG001";
+/// Every segment file starts with these bytes (format 2: frames whose
+/// header has its own checksum).
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"WLSEG002";
+
+/// The magic of format-1 segments, which this version refuses to read.
+const OLD_SEGMENT_MAGIC: &[u8; 8] = b"WLSEG001";
 
 /// The segments in `log`, oldest first, as (first offset, file name).
-pub(crate) fn segment_names(log: &Dir) -> Result<Vec<(u64, String)>, StorageError> {
+pub(crate) fn segment_names(log: &dyn Directory) -> Result<Vec<(u64, String)>, StorageError> {
     super::numbered_files(log, "seg")
 }
 
 /// Reads one segment, checking its magic; returns the framed records after it.
-pub(crate) fn read_segment(log: &Dir, name: &str) -> Result<Vec<u8>, StorageError> {
-    let mut bytes = Vec::new();
-    log.open(name)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
+pub(crate) fn read_segment(log: &dyn Directory, name: &str) -> Result<Vec<u8>, StorageError> {
+    let mut bytes = log
+        .read(name)
         .map_err(|e| StorageError::io(format!("reading log segment {name}"), e))?;
-    if bytes.len() < SEGMENT_MAGIC.len() || &bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+    let file = format!("log/{name}");
+    if bytes.starts_with(OLD_SEGMENT_MAGIC) {
+        return Err(StorageError::Unsupported {
+            file,
+            reason: "it is a format-1 log segment (WLSEG001), written before record headers \
+                     had their own checksum; this version reads only format 2 (WLSEG002)"
+                .into(),
+        });
+    }
+    if !bytes.starts_with(SEGMENT_MAGIC) {
         return Err(StorageError::Corrupt {
-            file: format!("log/{name}"),
+            file,
             offset: 0,
             reason: "not a Worldline log segment (bad magic)".into(),
         });
@@ -37,8 +56,8 @@ pub(crate) fn read_segment(log: &Dir, name: &str) -> Result<Vec<u8>, StorageErro
 /// the current one is full. Records are buffered and written with one
 /// system call per [`flush`](Self::flush). Used only by the durability thread.
 pub(crate) struct LogWriter {
-    log: Dir,
-    file: File,
+    log: Arc<dyn Directory>,
+    file: Box<dyn FileHandle>,
     /// Bytes in the segment file, all of them whole records.
     size: u64,
     /// Framed records not yet written.
@@ -49,23 +68,22 @@ pub(crate) struct LogWriter {
 impl LogWriter {
     /// Continues the newest segment, or starts one at `next_offset` if there is none.
     pub(crate) fn open(
-        log: Dir,
+        log: Arc<dyn Directory>,
         next_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<Self, StorageError> {
-        let newest = segment_names(&log)?.pop();
+        let newest = segment_names(&*log)?.pop();
         let (file, size) = match newest {
             Some((_, name)) => {
                 let file = log
-                    .open_with(&name, OpenOptions::new().append(true))
+                    .append(&name)
                     .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
                 let size = file
-                    .metadata()
-                    .map_err(|e| StorageError::io(format!("reading the size of {name}"), e))?
-                    .len();
+                    .len()
+                    .map_err(|e| StorageError::io(format!("reading the size of {name}"), e))?;
                 (file, size)
             }
-            None => create_segment(&log, next_offset)?,
+            None => create_segment(&*log, next_offset)?,
         };
         Ok(Self {
             log,
@@ -81,15 +99,15 @@ impl LogWriter {
     /// no records, as `first_offset` is the next offset). Returns whether it
     /// created the segment.
     pub(crate) fn start_segment(
-        log: Dir,
+        log: Arc<dyn Directory>,
         first_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<(Self, bool), StorageError> {
-        let newest = segment_names(&log)?.pop();
+        let newest = segment_names(&*log)?.pop();
         if newest.is_some_and(|(first, _)| first == first_offset) {
             return Ok((Self::open(log, first_offset, max_segment_bytes)?, false));
         }
-        let (file, size) = create_segment(&log, first_offset)?;
+        let (file, size) = create_segment(&*log, first_offset)?;
         let writer = Self {
             log,
             file,
@@ -104,7 +122,8 @@ impl LogWriter {
     pub(crate) fn append(&mut self, offset: u64, payload: &[u8]) -> Result<(), StorageError> {
         if self.size + self.pending.len() as u64 >= self.max_segment_bytes {
             self.sync()?;
-            let (file, size) = create_segment(&self.log, offset)?;
+            let (file, size) = create_segment(&*self.log, offset)?;
+            seal(&mut *self.file, self.size)?;
             self.file = file;
             self.size = size;
         }
@@ -131,7 +150,7 @@ impl LogWriter {
     pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
         self.flush()?;
         self.file
-            .sync_data()
+            .sync()
             .map_err(|e| StorageError::io("syncing the commit log", e))
     }
 }
@@ -139,24 +158,49 @@ impl LogWriter {
 /// Creates a segment holding just its header. The header is written to a
 /// temporary file that is renamed into place, so that a crash cannot leave
 /// a segment without one (recovery would refuse it).
-fn create_segment(log: &Dir, first_offset: u64) -> Result<(File, u64), StorageError> {
+fn create_segment(
+    log: &dyn Directory,
+    first_offset: u64,
+) -> Result<(Box<dyn FileHandle>, u64), StorageError> {
     let name = super::numbered_name(first_offset, "seg");
-    super::write_file_durably(log, &name, SEGMENT_MAGIC)?;
+    super::write_durably(log, &name, SEGMENT_MAGIC)?;
     let file = log
-        .open_with(&name, OpenOptions::new().append(true))
+        .append(&name)
         .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
     Ok((file, SEGMENT_MAGIC.len() as u64))
 }
 
+/// Appends a seal to the segment `name`, which holds `size` bytes of whole
+/// records, and fsyncs it.
+pub(crate) fn seal_segment(log: &dyn Directory, name: &str) -> Result<(), StorageError> {
+    let io = |e| StorageError::io(format!("sealing log segment {name}"), e);
+    let mut file = log.append(name).map_err(io)?;
+    let size = file.len().map_err(io)?;
+    seal(&mut *file, size)
+}
+
+/// Appends a seal to `file`, which holds `size` bytes of whole records, and
+/// fsyncs it. On failure the file is cut back to `size` (best effort).
+fn seal(file: &mut dyn FileHandle, size: u64) -> Result<(), StorageError> {
+    let mut frame = Vec::new();
+    put_frame(&[], &mut frame)?;
+    file.write_all(&frame)
+        .and_then(|()| file.sync())
+        .map_err(|e| {
+            let _ = file.set_len(size);
+            StorageError::io("sealing a full log segment", e)
+        })
+}
+
 /// Deletes segments whose every record is before `offset`, keeping the newest segment.
-pub(crate) fn remove_segments_before(log: &Dir, offset: u64) -> Result<(), StorageError> {
+pub(crate) fn remove_segments_before(log: &dyn Directory, offset: u64) -> Result<(), StorageError> {
     let segments = segment_names(log)?;
     for pair in segments.windows(2) {
         let ((_, name), (next_first, _)) = (&pair[0], &pair[1]);
         if *next_first <= offset {
-            log.remove_file(name)
+            log.remove(name)
                 .map_err(|e| StorageError::io(format!("removing old log segment {name}"), e))?;
         }
     }
-    super::sync_dir(log)
+    super::sync_directory(log)
 }

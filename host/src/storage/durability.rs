@@ -58,9 +58,11 @@ impl FromStr for DurabilityPolicy {
     }
 }
 
-struct Job {
-    offset: u64,
-    payload: Vec<u8>,
+enum Job {
+    /// Append this record.
+    Record { offset: u64, payload: Vec<u8> },
+    /// Write and fsync everything appended so far, whatever the policy.
+    Sync,
 }
 
 /// How far the log is durable, shared with the thread.
@@ -68,6 +70,8 @@ struct Job {
 struct Progress {
     /// Every offset below this is durable as the policy promises.
     durable_below: u64,
+    /// Every offset below this is written and fsynced.
+    synced_below: u64,
     /// Set when writing failed; nothing after that is durable.
     failed: Option<String>,
 }
@@ -94,12 +98,16 @@ impl Durability {
         next_offset: u64,
     ) -> Result<Self, StorageError> {
         let shared = Arc::new(Shared::default());
-        shared.progress.lock().expect("fresh mutex").durable_below = next_offset;
+        {
+            let mut progress = shared.progress.lock().expect("fresh mutex");
+            progress.durable_below = next_offset;
+            progress.synced_below = next_offset;
+        }
         let (jobs, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("worldline-durability".into())
-            .spawn(move || run(writer, policy, &receiver, &thread_shared))
+            .spawn(move || run(writer, policy, next_offset, &receiver, &thread_shared))
             .map_err(|e| StorageError::io("starting the durability thread", e))?;
         Ok(Self {
             jobs: Some(jobs),
@@ -116,7 +124,7 @@ impl Durability {
         }
         self.jobs
             .as_ref()
-            .and_then(|jobs| jobs.send(Job { offset, payload }).ok())
+            .and_then(|jobs| jobs.send(Job::Record { offset, payload }).ok())
             .ok_or_else(|| StorageError::LogFailed("the durability thread has stopped".into()))
     }
 
@@ -139,17 +147,26 @@ impl Durability {
 }
 
 impl Durability {
-    /// Blocks until every record before `below` has been written to the
-    /// operating system (and synced, if the policy syncs every record),
-    /// whatever the policy: unlike [`wait`](Self::wait), policy `None` waits too.
+    /// Blocks until every record before `below` has been written and
+    /// fsynced, whatever the policy. Snapshots and module swaps call this
+    /// first, so that the log always reaches the newest snapshot's offset.
     pub(crate) fn drain(&self, below: u64) -> Result<(), StorageError> {
+        let sent = self
+            .jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(Job::Sync).ok());
         let mut progress = self.shared.progress.lock().expect("progress lock");
         loop {
             if let Some(reason) = &progress.failed {
                 return Err(StorageError::LogFailed(reason.clone()));
             }
-            if progress.durable_below >= below {
+            if progress.synced_below >= below {
                 return Ok(());
+            }
+            if sent.is_none() {
+                return Err(StorageError::LogFailed(
+                    "the durability thread has stopped".into(),
+                ));
             }
             progress = self.shared.changed.wait(progress).expect("progress lock");
         }
@@ -169,9 +186,12 @@ impl Drop for Durability {
 fn run(
     mut writer: LogWriter,
     policy: DurabilityPolicy,
+    next_offset: u64,
     jobs: &mpsc::Receiver<Job>,
     shared: &Shared,
 ) {
+    // Every record before this has been written to the operating system.
+    let mut written_below = next_offset;
     let mut last_sync = Instant::now();
     let mut unsynced = false;
     loop {
@@ -188,7 +208,6 @@ fn run(
                 Err(_) => break,
             },
         };
-        let mut written_below = None;
         let mut batch: Vec<Job> = first.into_iter().collect();
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -196,21 +215,29 @@ fn run(
                 Err(_) => break,
             }
         }
+        let mut forced = false;
+        let before = written_below;
         for job in batch {
-            if let Err(e) = writer.append(job.offset, &job.payload) {
-                return fail(shared, e);
+            match job {
+                Job::Record { offset, payload } => {
+                    if let Err(e) = writer.append(offset, &payload) {
+                        return fail(shared, e);
+                    }
+                    written_below = offset + 1;
+                }
+                Job::Sync => forced = true,
             }
-            written_below = Some(job.offset + 1);
         }
         if let Err(e) = writer.flush() {
             return fail(shared, e);
         }
-        unsynced |= written_below.is_some();
-        let sync_now = match policy {
-            DurabilityPolicy::Every => unsynced,
-            DurabilityPolicy::Interval(interval) => unsynced && last_sync.elapsed() >= interval,
-            DurabilityPolicy::None => false,
-        };
+        unsynced |= written_below != before;
+        let sync_now = forced
+            || match policy {
+                DurabilityPolicy::Every => unsynced,
+                DurabilityPolicy::Interval(interval) => unsynced && last_sync.elapsed() >= interval,
+                DurabilityPolicy::None => false,
+            };
         if sync_now {
             if let Err(e) = writer.sync() {
                 return fail(shared, e);
@@ -218,9 +245,12 @@ fn run(
             last_sync = Instant::now();
             unsynced = false;
         }
-        if let Some(below) = written_below {
+        if written_below != before || forced {
             let mut progress = shared.progress.lock().expect("progress lock");
-            progress.durable_below = below;
+            progress.durable_below = written_below;
+            if sync_now {
+                progress.synced_below = written_below;
+            }
             shared.changed.notify_all();
         }
     }

@@ -4,14 +4,18 @@
 mod commitlog;
 mod durability;
 mod frame;
+mod fs;
+#[cfg(test)]
+mod memory;
 mod record;
 mod recovery;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
-use std::io::Write;
 use std::sync::{Arc, Weak};
 
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use worldline_datastore::{Datastore, TableSchema, TxDelta};
 
@@ -20,6 +24,7 @@ pub use recovery::RecoveryReport;
 
 use commitlog::LogWriter;
 use durability::Durability;
+use fs::Directory;
 use record::{LogRecord, LoggedSequence};
 use snapshot::{Snapshot, prune_snapshots, snapshot_names, write_snapshot};
 
@@ -77,6 +82,19 @@ pub enum StorageError {
     /// Stored data does not belong to this module.
     #[error("{0}")]
     Mismatch(String),
+    /// A file was written in an older on-disk format that this version does not read.
+    #[error("{file} cannot be read: {reason}")]
+    Unsupported {
+        /// The file, relative to the database's directory.
+        file: String,
+        /// Which format it is in and which this version reads.
+        reason: String,
+    },
+    /// Files the database needs are missing (a log segment deleted, the log
+    /// emptied while snapshots remain): starting would lose committed
+    /// transactions, so recovery refuses.
+    #[error("committed transactions are missing: {0}")]
+    Missing(String),
 }
 
 impl StorageError {
@@ -90,33 +108,59 @@ impl StorageError {
 
 /// Makes a directory's entries (new, renamed or removed files) durable.
 pub(crate) fn sync_dir(dir: &Dir) -> Result<(), StorageError> {
-    dir.open(".")
-        .and_then(|d| d.sync_all())
+    sync_directory(dir)
+}
+
+/// [`sync_dir`] for any [`Directory`].
+fn sync_directory(dir: &dyn Directory) -> Result<(), StorageError> {
+    dir.sync()
         .map_err(|e| StorageError::io("syncing a directory", e))
 }
 
 /// Writes a whole file atomically: a temporary file, fsync, rename, fsync
 /// of the directory. Readers see the old file or the new one, never a mix.
 pub(crate) fn write_file_durably(dir: &Dir, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    write_durably(dir, name, bytes)
+}
+
+/// [`write_file_durably`] for any [`Directory`]. On failure the temporary
+/// file is removed, so failed writes (a full disk) leave nothing behind.
+fn write_durably(dir: &dyn Directory, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
     let temporary = format!(".{name}.tmp");
-    write_temporary(dir, &temporary, bytes)?;
-    dir.rename(&temporary, dir, name)
-        .map_err(|e| StorageError::io(format!("renaming {temporary} to {name}"), e))?;
-    sync_dir(dir)
+    let written = write_temporary(dir, &temporary, bytes).and_then(|()| {
+        dir.rename(&temporary, name)
+            .map_err(|e| StorageError::io(format!("renaming {temporary} to {name}"), e))
+    });
+    if let Err(e) = written {
+        if let Err(remove) = dir.remove(&temporary) {
+            tracing::warn!("could not remove the temporary file {temporary}: {remove}");
+        }
+        return Err(e);
+    }
+    sync_directory(dir)
 }
 
 /// Writes and fsyncs `bytes` as file `temporary`, replacing any file of that name.
-fn write_temporary(dir: &Dir, temporary: &str, bytes: &[u8]) -> Result<(), StorageError> {
+fn write_temporary(dir: &dyn Directory, temporary: &str, bytes: &[u8]) -> Result<(), StorageError> {
     let io = |e| StorageError::io(format!("writing {temporary}"), e);
-    let mut file = dir
-        .open_with(
-            temporary,
-            OpenOptions::new().create(true).truncate(true).write(true),
-        )
-        .map_err(io)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io)
+    let mut file = dir.create(temporary).map_err(io)?;
+    file.write_all(bytes).and_then(|()| file.sync()).map_err(io)
+}
+
+/// Removes the temporary files (`.NAME.tmp`) that writes interrupted by a
+/// crash left in `dir`; `label` names the directory in messages.
+fn remove_stale_temporaries(dir: &dyn Directory, label: &str) -> Result<(), StorageError> {
+    let names = dir
+        .list()
+        .map_err(|e| StorageError::io(format!("listing {label}"), e))?;
+    for name in names {
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            tracing::info!("removing {label}{name}, left by an interrupted write");
+            dir.remove(&name)
+                .map_err(|e| StorageError::io(format!("removing {label}{name}"), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A file name for the offset `offset`: zero-padded so that names sort by offset.
@@ -127,17 +171,14 @@ pub(crate) fn numbered_name(offset: u64, extension: &str) -> String {
 /// The files in `dir` named by [`numbered_name`] with `extension`, as
 /// (offset, name), lowest offset first.
 pub(crate) fn numbered_files(
-    dir: &Dir,
+    dir: &dyn Directory,
     extension: &str,
 ) -> Result<Vec<(u64, String)>, StorageError> {
-    let listing = |e| StorageError::io(format!("listing the .{extension} files"), e);
+    let names = dir
+        .list()
+        .map_err(|e| StorageError::io(format!("listing the .{extension} files"), e))?;
     let mut files = Vec::new();
-    for entry in dir.entries().map_err(listing)? {
-        let name = entry
-            .map_err(listing)?
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+    for name in names {
         let offset = name
             .strip_suffix(extension)
             .and_then(|stem| stem.strip_suffix('.'))
@@ -150,12 +191,18 @@ pub(crate) fn numbered_files(
     Ok(files)
 }
 
-fn open_or_create_dir(parent: &Dir, name: &str) -> Result<Dir, StorageError> {
+fn open_or_create_dir(
+    parent: &dyn Directory,
+    name: &str,
+) -> Result<Arc<dyn Directory>, StorageError> {
     parent
-        .create_dir_all(name)
-        .and_then(|()| parent.open_dir(name))
+        .subdir(name)
         .map_err(|e| StorageError::io(format!("opening {name}/"), e))
 }
+
+/// The most an automatic snapshot's interval grows, as a multiple of
+/// `snapshot_every`, after snapshots keep failing.
+const MAX_SNAPSHOT_BACKOFF: u64 = 64;
 
 /// The name of the reducer in the (empty) commit-log record that marks a
 /// module swap; the new module's transactions follow it.
@@ -175,14 +222,18 @@ pub(crate) enum SwapFailed {
 /// The commit log and snapshots of one open database.
 pub(crate) struct DatabaseStorage {
     /// The database's directory, which holds `module.wasm`.
-    dir: Dir,
-    log: Dir,
-    snapshots: Dir,
+    dir: Arc<dyn Directory>,
+    log: Arc<dyn Directory>,
+    snapshots: Arc<dyn Directory>,
     durability: Durability,
     config: StorageConfig,
     module_hash: [u8; 32],
     next_offset: u64,
     since_snapshot: u64,
+    /// Transactions between automatic snapshots: `snapshot_every`, doubled
+    /// after each failed snapshot (up to [`MAX_SNAPSHOT_BACKOFF`] times it)
+    /// so that a full disk is not retried on every commit.
+    snapshot_interval: Option<u64>,
     /// Dropped after `durability` (fields drop in order), so once no
     /// [`Weak`] of it upgrades, the durability thread has been joined.
     alive: Arc<()>,
@@ -197,22 +248,38 @@ impl DatabaseStorage {
         module_hash: [u8; 32],
         config: StorageConfig,
     ) -> Result<(Self, Datastore, RecoveryReport), StorageError> {
-        let log = open_or_create_dir(dir, "log")?;
-        let snapshots = open_or_create_dir(dir, "snapshots")?;
-        let (datastore, report) = recovery::recover(&log, &snapshots, tables, module_hash)?;
-        let log_for_writer = log
-            .try_clone()
-            .map_err(|e| StorageError::io("opening the log directory", e))?;
-        let writer = LogWriter::open(log_for_writer, report.next_offset, config.max_segment_bytes)?;
-        let durability = Durability::start(writer, config.durability, report.next_offset)?;
         let dir = dir
             .try_clone()
             .map_err(|e| StorageError::io("opening the database directory", e))?;
+        Self::open_in(Arc::new(dir), tables, module_hash, config)
+    }
+
+    /// [`open`](Self::open) on any [`Directory`]. Temporary files left by
+    /// writes a crash interrupted are removed first.
+    fn open_in(
+        dir: Arc<dyn Directory>,
+        tables: &[TableSchema],
+        module_hash: [u8; 32],
+        config: StorageConfig,
+    ) -> Result<(Self, Datastore, RecoveryReport), StorageError> {
+        let log = open_or_create_dir(&*dir, "log")?;
+        let snapshots = open_or_create_dir(&*dir, "snapshots")?;
+        remove_stale_temporaries(&*dir, "")?;
+        remove_stale_temporaries(&*log, "log/")?;
+        remove_stale_temporaries(&*snapshots, "snapshots/")?;
+        let (datastore, report) = recovery::recover(&*log, &*snapshots, tables, module_hash)?;
+        let writer = LogWriter::open(
+            Arc::clone(&log),
+            report.next_offset,
+            config.max_segment_bytes,
+        )?;
+        let durability = Durability::start(writer, config.durability, report.next_offset)?;
         let storage = Self {
             dir,
             log,
             snapshots,
             durability,
+            snapshot_interval: config.snapshot_every,
             config,
             module_hash,
             next_offset: report.next_offset,
@@ -243,20 +310,39 @@ impl DatabaseStorage {
         self.durability.wait(offset)
     }
 
-    /// Writes a snapshot if enough transactions have passed since the last one.
+    /// Writes a snapshot if enough transactions have passed since the last
+    /// one. After a failure the next attempt waits twice as long (at most
+    /// [`MAX_SNAPSHOT_BACKOFF`] times `snapshot_every`); a success resets it.
     pub(crate) fn snapshot_if_due(&mut self, datastore: &Datastore) -> Result<(), StorageError> {
-        match self.config.snapshot_every {
-            Some(every) if self.since_snapshot >= every => self.snapshot(datastore),
-            _ => Ok(()),
+        let (Some(every), Some(interval)) = (self.config.snapshot_every, self.snapshot_interval)
+        else {
+            return Ok(());
+        };
+        if self.since_snapshot < interval {
+            return Ok(());
         }
+        let result = self.snapshot(datastore);
+        self.snapshot_interval = Some(match result {
+            Ok(()) => every,
+            Err(_) => {
+                self.since_snapshot = 0;
+                interval
+                    .saturating_mul(2)
+                    .min(every.saturating_mul(MAX_SNAPSHOT_BACKOFF))
+            }
+        });
+        result
     }
 
     /// Writes a snapshot of `datastore` (which holds every transaction
     /// before the next offset), then drops snapshots and log segments that
-    /// are no longer needed.
+    /// are no longer needed. The log is fsynced first, whatever the policy,
+    /// so that it always reaches the newest snapshot's offset: recovery
+    /// refuses a log that does not (its end was lost).
     pub(crate) fn snapshot(&mut self, datastore: &Datastore) -> Result<(), StorageError> {
+        self.durability.drain(self.next_offset)?;
         write_snapshot(
-            &self.snapshots,
+            &*self.snapshots,
             &self.snapshot_of(datastore, self.module_hash),
         )?;
         self.since_snapshot = 0;
@@ -265,11 +351,11 @@ impl DatabaseStorage {
 
     /// Keeps the `keep` newest snapshots and the log segments they need.
     fn prune(&self, keep: usize) -> Result<(), StorageError> {
-        prune_snapshots(&self.snapshots, keep)?;
-        let oldest_kept = snapshot_names(&self.snapshots)?
+        prune_snapshots(&*self.snapshots, keep)?;
+        let oldest_kept = snapshot_names(&*self.snapshots)?
             .last()
             .map_or(0, |(offset, _)| *offset);
-        commitlog::remove_segments_before(&self.log, oldest_kept)
+        commitlog::remove_segments_before(&*self.log, oldest_kept)
     }
 
     /// A handle that stops upgrading once this storage is dropped and its
@@ -314,22 +400,25 @@ impl DatabaseStorage {
             // The old module stays and logs on. Its recovery skips this
             // snapshot, but the new module's would start from it and misread
             // the old module's records after it, were it ever left alone.
-            if let Err(e) = storage.snapshots.remove_file(&snapshot_name) {
+            if let Err(e) = storage.snapshots.remove(&snapshot_name) {
                 tracing::warn!("could not remove the unused snapshot {snapshot_name}: {e}");
             }
             SwapFailed::Unchanged(error)
         };
         let temporary = ".module.wasm.tmp";
-        if let Err(e) = write_temporary(&self.dir, temporary, wasm) {
+        if let Err(e) = write_temporary(&*self.dir, temporary, wasm) {
+            let _ = self.dir.remove(temporary);
             return Err(unchanged(self, e));
         }
-        if let Err(e) = self.dir.rename(temporary, &self.dir, "module.wasm") {
+        if let Err(e) = self.dir.rename(temporary, "module.wasm") {
+            let _ = self.dir.remove(temporary);
             let error = StorageError::io("replacing module.wasm", e);
             return Err(unchanged(self, error));
         }
-        sync_dir(&self.dir).map_err(SwapFailed::Undecided)?;
+        sync_directory(&*self.dir).map_err(SwapFailed::Undecided)?;
         self.module_hash = module_hash;
         self.since_snapshot = 0;
+        self.snapshot_interval = self.config.snapshot_every;
         if let Err(e) = self.prune(1) {
             tracing::warn!(
                 "the module swap is complete, but the old module's files could not be removed: {e}"
@@ -351,31 +440,33 @@ impl DatabaseStorage {
         self.start_segment()?;
         self.log(SWAP_RECORD, caller, timestamp, &TxDelta::default())?;
         self.durability.drain(self.next_offset)?;
-        write_snapshot(&self.snapshots, &self.snapshot_of(datastore, module_hash))?;
+        write_snapshot(&*self.snapshots, &self.snapshot_of(datastore, module_hash))?;
         Ok(self.next_offset)
     }
 
     /// Replaces the durability thread with one that writes to a new
     /// segment starting at the next offset. Every record must have been
-    /// written (see [`Durability::drain`]); the old thread is joined.
+    /// written (see [`Durability::drain`]); the old thread is joined. Then
+    /// seals the previous segment.
     fn start_segment(&mut self) -> Result<(), StorageError> {
-        let log = self
-            .log
-            .try_clone()
-            .map_err(|e| StorageError::io("opening the log directory", e))?;
+        let previous = commitlog::segment_names(&*self.log)?.pop();
+        let log = Arc::clone(&self.log);
         let (writer, created) =
             LogWriter::start_segment(log, self.next_offset, self.config.max_segment_bytes)?;
         match Durability::start(writer, self.config.durability, self.next_offset) {
             Ok(durability) => {
                 self.durability = durability;
-                Ok(())
+                match previous {
+                    Some((_, name)) if created => commitlog::seal_segment(&*self.log, &name),
+                    _ => Ok(()),
+                }
             }
             Err(e) => {
                 // The old thread goes on writing to its segment; an empty
                 // segment named after the next offset would follow records
                 // with that offset and misplace them.
                 let name = numbered_name(self.next_offset, "seg");
-                if created && let Err(remove) = self.log.remove_file(&name) {
+                if created && let Err(remove) = self.log.remove(&name) {
                     tracing::error!("could not remove the unused log segment {name}: {remove}");
                 }
                 Err(e)

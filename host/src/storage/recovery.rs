@@ -1,15 +1,33 @@
 //! Recovery: the newest valid snapshot, then every log record after it.
-//! A torn final record is cut off with a warning; anything else that does
-//! not read back is an error naming the file and byte offset.
+//!
+//! Only an interrupted final write is repaired: a torn tail (a prefix of a
+//! record, then nothing or zeros) is cut off with a warning if no record
+//! follows it in a later segment. (A segment is created before its
+//! predecessor is sealed, so a power cut can tear that seal while the new,
+//! empty segment exists.) Everything else that does not read back refuses to start, naming
+//! the file and byte offset, or naming what is missing:
+//!
+//! - a damaged record anywhere, including the final one;
+//! - segments that do not follow each other (each segment's first offset,
+//!   its name, must be the offset after the previous segment's last record):
+//!   a deleted middle segment;
+//! - a sealed newest segment (the segment after it was deleted);
+//! - a log that does not reach back to the snapshot recovery starts from
+//!   (or to transaction 0 without one), or that ends before that
+//!   snapshot's offset: a deleted first segment or an emptied `log/`.
+//!
+//! Pruning keeps every segment from the oldest kept snapshot on, and the
+//! log is fsynced before each snapshot, so a healthy database, and what a
+//! power cut leaves of one, always passes these checks.
 
 use std::time::{Duration, Instant};
 
-use cap_std::fs::{Dir, OpenOptions};
 use worldline_datastore::{Datastore, Row, SequenceState, TableDelta, TableSchema, TxDelta};
 
 use super::StorageError;
 use super::commitlog::{SEGMENT_MAGIC, read_segment, segment_names};
 use super::frame::{FrameEnd, read_frames};
+use super::fs::Directory;
 use super::record::LogRecord;
 use super::snapshot::{Snapshot, read_snapshot, snapshot_names};
 
@@ -28,67 +46,114 @@ pub struct RecoveryReport {
     pub duration: Duration,
 }
 
+/// A torn tail to cut off once every check has passed.
+struct Cut {
+    name: String,
+    keep: u64,
+}
+
 pub(crate) fn recover(
-    log: &Dir,
-    snapshots: &Dir,
+    log: &dyn Directory,
+    snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
 ) -> Result<(Datastore, RecoveryReport), StorageError> {
     let started = Instant::now();
     let (mut datastore, snapshot) = load_newest_snapshot(snapshots, tables, module_hash)?;
-    let mut expected = snapshot.unwrap_or(0);
+    let start = snapshot.unwrap_or(0);
+    let from = match snapshot {
+        Some(offset) => {
+            format!("the newest usable snapshot (which holds transactions before {offset})")
+        }
+        None => "the start (there is no usable snapshot)".to_owned(),
+    };
     let mut replayed = 0;
-    let mut truncated_bytes = 0;
+    let mut cuts = Vec::new();
     let segments = segment_names(log)?;
-    for (position, (_, name)) in segments.iter().enumerate() {
+    // The offset after the last record read so far.
+    let mut log_end: Option<(u64, &str)> = None;
+    for (position, (first, name)) in segments.iter().enumerate() {
         let is_last = position + 1 == segments.len();
         let file = format!("log/{name}");
+        match log_end {
+            None if *first > start => {
+                return Err(StorageError::Missing(format!(
+                    "the log starts at transaction {first} ({file}), but recovery must replay \
+                     it from transaction {start}, {from}: transactions {start} to {} are gone \
+                     (a deleted log segment?)",
+                    first - 1
+                )));
+            }
+            Some((end, previous)) if end != *first => {
+                return Err(StorageError::Missing(format!(
+                    "log/{previous} ends before transaction {end}, but the next segment, \
+                     {file}, starts at transaction {first}: {}",
+                    if *first > end {
+                        format!(
+                            "transactions {end} to {} are gone (a deleted log segment?)",
+                            first - 1
+                        )
+                    } else {
+                        "the segments overlap".to_owned()
+                    }
+                )));
+            }
+            _ => {}
+        }
         let records = read_segment(log, name)?;
         let (frames, end) = read_frames(&records);
+        let mut next = *first;
+        let mut sealed = false;
         for (at, payload) in frames {
             let corrupt = |reason: String| StorageError::Corrupt {
                 file: file.clone(),
                 offset: (SEGMENT_MAGIC.len() + at) as u64,
                 reason,
             };
+            if sealed {
+                return Err(corrupt("a record follows the segment's seal".into()));
+            }
+            if payload.is_empty() {
+                sealed = true;
+                continue;
+            }
             let record = LogRecord::decode(payload)
                 .map_err(|e| corrupt(format!("undecodable record: {e}")))?;
-            if record.offset < expected {
-                continue; // already in the snapshot
-            }
-            if record.offset != expected {
+            if record.offset != next {
                 return Err(corrupt(format!(
-                    "expected the record of transaction {expected}, found {}",
+                    "expected the record of transaction {next}, found {}",
                     record.offset
                 )));
+            }
+            next += 1;
+            if record.offset < start {
+                continue; // already in the snapshot
             }
             datastore
                 .replay(&record.delta())
                 .map_err(|e| corrupt(format!("record does not apply: {e}")))?;
-            expected += 1;
             replayed += 1;
+        }
+        log_end = Some((next, name));
+        if sealed && is_last {
+            return Err(StorageError::Missing(format!(
+                "{file} is sealed, so a segment starting at transaction {next} must follow it, \
+                 and there is none: it was deleted with its transactions"
+            )));
         }
         match end {
             FrameEnd::Clean => {}
-            FrameEnd::Torn { at } if is_last => {
-                let keep = (SEGMENT_MAGIC.len() + at) as u64;
-                truncated_bytes = (SEGMENT_MAGIC.len() + records.len()) as u64 - keep;
-                tracing::warn!(
-                    "{file}: cutting off a torn final record ({truncated_bytes} bytes at byte {keep}), \
-                     left by an interrupted write"
-                );
-                log.open_with(name, OpenOptions::new().write(true))
-                    .and_then(|f| {
-                        f.set_len(keep)?;
-                        f.sync_all()
-                    })
-                    .map_err(|e| StorageError::io(format!("truncating {file}"), e))?;
+            FrameEnd::Torn { at } if is_last || no_records(log, &segments[position + 1..])? => {
+                cuts.push(Cut {
+                    name: name.clone(),
+                    keep: (SEGMENT_MAGIC.len() + at) as u64,
+                });
             }
             FrameEnd::Torn { at } => {
                 return Err(StorageError::Corrupt {
                     file,
                     offset: (SEGMENT_MAGIC.len() + at) as u64,
-                    reason: "incomplete record in a segment that is not the newest".into(),
+                    reason: "incomplete record followed by records in later segments".into(),
                 });
             }
             FrameEnd::Corrupt { at, reason } => {
@@ -100,20 +165,69 @@ pub(crate) fn recover(
             }
         }
     }
+    let next_offset = match log_end {
+        None if start > 0 => {
+            return Err(StorageError::Missing(format!(
+                "log/ holds no segment, but {from} shows that transactions were committed; \
+                 every transaction after it is gone"
+            )));
+        }
+        Some((end, last)) if end < start => {
+            return Err(StorageError::Missing(format!(
+                "the log ends before transaction {end} (log/{last}), but recovery starts from \
+                 {from}: the log's end is gone, and with it any transaction after the snapshot"
+            )));
+        }
+        Some((end, _)) => end,
+        None => 0,
+    };
+    let mut truncated_bytes = 0;
+    for cut in &cuts {
+        truncated_bytes += truncate(log, cut)?;
+    }
     let report = RecoveryReport {
         snapshot,
         replayed,
         truncated_bytes,
-        next_offset: expected,
+        next_offset,
         duration: started.elapsed(),
     };
     Ok((datastore, report))
 }
 
+/// Whether none of `segments` holds a whole record (or seal).
+fn no_records(log: &dyn Directory, segments: &[(u64, String)]) -> Result<bool, StorageError> {
+    for (_, name) in segments {
+        if !read_frames(&read_segment(log, name)?).0.is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Cuts a torn tail off; returns how many bytes went.
+fn truncate(log: &dyn Directory, cut: &Cut) -> Result<u64, StorageError> {
+    let file = format!("log/{}", cut.name);
+    let io = |e| StorageError::io(format!("truncating {file}"), e);
+    let mut handle = log.append(&cut.name).map_err(io)?;
+    let len = handle.len().map_err(io)?;
+    let truncated = len - cut.keep;
+    tracing::warn!(
+        "{file}: cutting off a torn final record ({truncated} bytes at byte {}), \
+         left by an interrupted write",
+        cut.keep
+    );
+    handle
+        .set_len(cut.keep)
+        .and_then(|()| handle.sync())
+        .map_err(io)?;
+    Ok(truncated)
+}
+
 /// The state of the newest snapshot that reads back and fits the schema
 /// (falling back to older ones), or empty tables if there is none.
 fn load_newest_snapshot(
-    snapshots: &Dir,
+    snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
 ) -> Result<(Datastore, Option<u64>), StorageError> {

@@ -1,18 +1,18 @@
 //! Snapshots: every table's rows and every sequence's position as of one
 //! point in the log, written atomically under a database's `snapshots/`.
+//! A snapshot file is its magic followed by exactly one frame (see
+//! [`frame`](super::frame)) holding the postcard-encoded [`Snapshot`].
 
-use std::io::{Read, Write};
-
-use cap_std::fs::{Dir, OpenOptions};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::StorageError;
 use super::frame::{FrameEnd, put_frame, read_frames};
+use super::fs::Directory;
 use super::record::LoggedSequence;
 
-/// Every snapshot file starts with these bytes.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"WLSNP001";
+/// Every snapshot file starts with these bytes (format 2, like the log's).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"WLSNP002";
 
 /// The state of a database after every transaction before `next_offset`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,58 +28,49 @@ pub(crate) struct Snapshot {
 }
 
 /// The snapshots in `dir`, newest first, as (next offset, file name).
-pub(crate) fn snapshot_names(dir: &Dir) -> Result<Vec<(u64, String)>, StorageError> {
+pub(crate) fn snapshot_names(dir: &dyn Directory) -> Result<Vec<(u64, String)>, StorageError> {
     let mut names = super::numbered_files(dir, "snap")?;
     names.reverse();
     Ok(names)
 }
 
-/// Writes `snapshot` atomically: a temporary file, fsync, rename, fsync of the directory.
-pub(crate) fn write_snapshot(dir: &Dir, snapshot: &Snapshot) -> Result<(), StorageError> {
+/// Writes `snapshot` atomically: a temporary file, fsync, rename, fsync of
+/// the directory. On failure the temporary file is removed.
+pub(crate) fn write_snapshot(dir: &dyn Directory, snapshot: &Snapshot) -> Result<(), StorageError> {
     let name = super::numbered_name(snapshot.next_offset, "snap");
-    let temporary = format!(".{name}.tmp");
     let mut bytes = SNAPSHOT_MAGIC.to_vec();
     put_frame(
         &postcard::to_allocvec(snapshot).expect("encoding to a Vec cannot fail"),
         &mut bytes,
     )?;
-    let mut file = dir
-        .open_with(
-            &temporary,
-            OpenOptions::new().create(true).truncate(true).write(true),
-        )
-        .map_err(|e| StorageError::io(format!("creating snapshot {temporary}"), e))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| StorageError::io(format!("writing snapshot {temporary}"), e))?;
-    drop(file);
-    dir.rename(&temporary, dir, &name)
-        .map_err(|e| StorageError::io(format!("renaming snapshot {temporary} to {name}"), e))?;
-    super::sync_dir(dir)
+    super::write_durably(dir, &name, &bytes)
 }
 
 /// Reads and verifies one snapshot file.
-pub(crate) fn read_snapshot(dir: &Dir, name: &str) -> Result<Snapshot, StorageError> {
+pub(crate) fn read_snapshot(dir: &dyn Directory, name: &str) -> Result<Snapshot, StorageError> {
     let corrupt = |offset: usize, reason: String| StorageError::Corrupt {
         file: format!("snapshots/{name}"),
         offset: offset as u64,
         reason,
     };
-    let mut bytes = Vec::new();
-    dir.open(name)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
+    let bytes = dir
+        .read(name)
         .map_err(|e| StorageError::io(format!("reading snapshot {name}"), e))?;
     let Some(body) = bytes.strip_prefix(SNAPSHOT_MAGIC.as_slice()) else {
-        return Err(corrupt(0, "not a Worldline snapshot (bad magic)".into()));
+        return Err(corrupt(
+            0,
+            "not a Worldline snapshot of format 2 (bad magic)".into(),
+        ));
     };
     let (frames, end) = read_frames(body);
     match (frames.as_slice(), end) {
         ([(_, payload)], FrameEnd::Clean) => postcard::from_bytes(payload)
             .map_err(|e| corrupt(SNAPSHOT_MAGIC.len(), format!("undecodable snapshot: {e}"))),
-        (_, FrameEnd::Torn { at } | FrameEnd::Corrupt { at, .. }) => Err(corrupt(
+        (_, FrameEnd::Torn { at }) => Err(corrupt(
             SNAPSHOT_MAGIC.len() + at,
-            "checksum or length mismatch".into(),
+            "the snapshot is incomplete".into(),
         )),
+        (_, FrameEnd::Corrupt { at, reason }) => Err(corrupt(SNAPSHOT_MAGIC.len() + at, reason)),
         _ => Err(corrupt(
             SNAPSHOT_MAGIC.len(),
             "expected exactly one record".into(),
@@ -87,11 +78,11 @@ pub(crate) fn read_snapshot(dir: &Dir, name: &str) -> Result<Snapshot, StorageEr
     }
 }
 
-/// Deletes all but the `keep` newest snapshots (and leftover temporary files).
-pub(crate) fn prune_snapshots(dir: &Dir, keep: usize) -> Result<(), StorageError> {
+/// Deletes all but the `keep` newest snapshots.
+pub(crate) fn prune_snapshots(dir: &dyn Directory, keep: usize) -> Result<(), StorageError> {
     for (_, name) in snapshot_names(dir)?.into_iter().skip(keep.max(1)) {
-        dir.remove_file(&name)
+        dir.remove(&name)
             .map_err(|e| StorageError::io(format!("removing old snapshot {name}"), e))?;
     }
-    Ok(())
+    super::sync_directory(dir)
 }

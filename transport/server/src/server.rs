@@ -43,13 +43,15 @@ impl Server {
         })??;
         let recovery = host.recovery_reports().to_vec();
         let certificate = Certificate::load_or_create(&config.data_dir)?;
-        let endpoint =
-            quinn::Endpoint::server(certificate.quic_server_config()?, config.quic_listen)
-                .map_err(|source| ServerError::Bind {
-                    protocol: "quic",
-                    address: config.quic_listen,
-                    source,
-                })?;
+        let endpoint = quinn::Endpoint::server(
+            certificate.quic_server_config(config.idle_timeout)?,
+            config.quic_listen,
+        )
+        .map_err(|source| ServerError::Bind {
+            protocol: "quic",
+            address: config.quic_listen,
+            source,
+        })?;
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -78,9 +80,12 @@ impl Server {
                 let stopped = async move {
                     let _ = shutdown.changed().await;
                 };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                if let Err(e) = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stopped)
+                .await
                 {
                     tracing::error!("the HTTP server stopped: {e}");
                 }

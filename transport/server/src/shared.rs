@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) publishing: tokio::sync::Mutex<()>,
     next_key: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// How many connections each client address holds.
+    pub(crate) address_slots: std::sync::Arc<crate::session::AddressSlots>,
 }
 
 impl Shared {
@@ -60,6 +62,7 @@ impl Shared {
             publishing: tokio::sync::Mutex::new(()),
             next_key: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
+            address_slots: Default::default(),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;

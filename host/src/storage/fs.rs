@@ -1,0 +1,113 @@
+//! The storage interface: a directory of files, as much of one as the
+//! commit log and snapshots need. Production uses [`cap_std::fs::Dir`];
+//! tests use an in-memory twin that models what `fsync` promises, so that
+//! they can inject damage and power cuts.
+//!
+//! The contract both implementations keep: file data written through a
+//! [`FileHandle`] survives a power cut only once [`FileHandle::sync`]
+//! returned; a created, renamed or removed directory entry only once
+//! [`Directory::sync`] returned.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use cap_std::fs::{Dir, File, OpenOptions};
+
+/// A directory holding files (and subdirectories) by name.
+pub(crate) trait Directory: Send + Sync {
+    /// The names of the entries, in no particular order.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// The whole content of file `name`.
+    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Creates file `name`, or empties it if it exists, for writing.
+    fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
+    /// Opens the existing file `name`; writes go to its end.
+    fn append(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
+    /// Renames file `from` to `to`, replacing any file named `to`.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes file `name`.
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Makes the directory's entries durable.
+    fn sync(&self) -> io::Result<()>;
+    /// Opens subdirectory `name`, creating it (durably) if it is missing.
+    fn subdir(&self, name: &str) -> io::Result<Arc<dyn Directory>>;
+}
+
+/// A file open for appending.
+pub(crate) trait FileHandle: Send {
+    /// Appends all of `bytes`.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes (or extends it with zeros).
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// The file's size in bytes.
+    fn len(&self) -> io::Result<u64>;
+}
+
+impl Directory for Dir {
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.entries()?
+            .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open(name)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
+        let file = self.open_with(
+            name,
+            OpenOptions::new().create(true).truncate(true).write(true),
+        )?;
+        Ok(Box::new(file))
+    }
+
+    fn append(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
+        Ok(Box::new(
+            self.open_with(name, OpenOptions::new().append(true))?,
+        ))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        Dir::rename(self, from, self, to)
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.remove_file(name)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.open(".")?.sync_all()
+    }
+
+    fn subdir(&self, name: &str) -> io::Result<Arc<dyn Directory>> {
+        match self.create_dir(name) {
+            Ok(()) => Directory::sync(self)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Arc::new(self.open_dir(name)?))
+    }
+}
+
+impl FileHandle for File {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        Write::write_all(self, bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}

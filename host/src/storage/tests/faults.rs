@@ -1,0 +1,274 @@
+//! Fault injection (#9, "fault injection for storage", items 2, 8 and 9):
+//! every bit of every file flipped, every file truncated at every byte,
+//! zero-filled tails, dropped segments and snapshots. Recovery must either
+//! restore every acknowledged transaction or refuse to start with a typed
+//! error; it must never start with less.
+
+use super::*;
+
+const TRANSACTIONS: u64 = 7;
+
+fn all() -> Vec<u64> {
+    (0..TRANSACTIONS).collect()
+}
+
+/// Small segments (two or three records each), no snapshots.
+fn log_only() -> MemoryDisk {
+    database_with(TRANSACTIONS, config(None, 150))
+}
+
+/// Small segments and a snapshot every 2 transactions (two kept).
+fn with_snapshots() -> MemoryDisk {
+    database_with(TRANSACTIONS, config(Some(2), 150))
+}
+
+/// Recovers `disk`: `Ok(values)` or the refusal. Panics on anything else.
+fn recover(disk: &MemoryDisk, what: &str) -> Result<Vec<u64>, StorageError> {
+    match open(disk, config(None, 150)) {
+        Ok((db, _)) => Ok(values(&db.datastore)),
+        Err(e) if is_refusal(&e) => Err(e),
+        Err(e) => panic!("{what}: recovery failed with an IO error: {e}"),
+    }
+}
+
+/// Every file of a database, as (directory, name).
+fn every_file(disk: &MemoryDisk) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    for name in files(disk, "log", ".seg") {
+        found.push(("log", name));
+    }
+    for name in files(disk, "snapshots", ".snap") {
+        found.push(("snapshots", name));
+    }
+    found
+}
+
+/// Flips each bit of each file of `disk` in turn; returns (recovered, refused) counts.
+fn flip_every_bit(disk: &MemoryDisk) -> (usize, usize) {
+    let (mut recovered, mut refused) = (0, 0);
+    for (dir, name) in every_file(disk) {
+        let clean = get(disk, dir, &name);
+        for byte in 0..clean.len() {
+            for bit in 0..8 {
+                let damaged = copy(disk);
+                let mut bytes = clean.clone();
+                bytes[byte] ^= 1 << bit;
+                put(&damaged, dir, &name, &bytes);
+                let what = format!("{dir}/{name} byte {byte} bit {bit}");
+                match recover(&damaged, &what) {
+                    Ok(values) => {
+                        assert_eq!(values, all(), "{what}: started with less");
+                        recovered += 1;
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+    }
+    (recovered, refused)
+}
+
+// #9 item 2: a flipped bit anywhere in a record, including a length field
+// and the final record, is refused, never taken for a torn tail.
+#[test]
+fn every_flipped_bit_in_the_log_is_refused() {
+    let disk = log_only();
+    assert!(files(&disk, "log", ".seg").len() >= 3, "several segments");
+    let (recovered, refused) = flip_every_bit(&disk);
+    assert_eq!(
+        recovered, 0,
+        "every flip in a log without snapshots is refused"
+    );
+    assert!(refused > 2000, "{refused} flips");
+}
+
+// A damaged snapshot is skipped for an older one (or the log); damage the
+// log still needs is refused.
+#[test]
+fn every_flipped_bit_with_snapshots_recovers_everything_or_is_refused() {
+    let disk = with_snapshots();
+    assert_eq!(files(&disk, "snapshots", ".snap").len(), 2);
+    let (recovered, refused) = flip_every_bit(&disk);
+    assert!(
+        recovered > 0 && refused > 0,
+        "{recovered} recovered, {refused} refused"
+    );
+}
+
+/// How many transactions the log holds if the newest segment, `name`, keeps
+/// only its first `len` bytes, and where its last whole record ends.
+fn whole_records_before(disk: &MemoryDisk, name: &str, len: usize) -> (u64, usize) {
+    let bytes = get(disk, "log", name);
+    let first: u64 = name.trim_end_matches(".seg").parse().expect("segment name");
+    let (frames, _) = super::super::frame::read_frames(&bytes[8..len.max(8)]);
+    let end = frames.last().map_or(8, |(at, payload)| {
+        8 + at + super::super::frame::FRAME_HEADER + payload.len() + 1
+    });
+    (first + frames.len() as u64, end)
+}
+
+// #9 item 2: a log cut at any byte (an interrupted write) starts with
+// every whole record before the cut; a cut inside an older segment or a
+// snapshot's loss is refused or harmless.
+#[test]
+fn a_log_cut_at_any_byte_keeps_every_whole_record_or_is_refused() {
+    for disk in [log_only(), with_snapshots()] {
+        let segments = files(&disk, "log", ".seg");
+        let newest = segments.last().expect("a segment").clone();
+        for (dir, name) in every_file(&disk) {
+            let clean = get(&disk, dir, &name);
+            for len in 0..clean.len() {
+                let cut = copy(&disk);
+                put(&cut, dir, &name, &clean[..len]);
+                let what = format!("{dir}/{name} cut at {len}");
+                match recover(&cut, &what) {
+                    Ok(values) if dir == "log" && name == newest => {
+                        let (kept, _) = whole_records_before(&disk, &name, len);
+                        assert_eq!(values, (0..kept).collect::<Vec<_>>(), "{what}");
+                    }
+                    Ok(values) => assert_eq!(values, all(), "{what}: started with less"),
+                    Err(e) => assert!(
+                        !(dir == "log" && name == newest && len >= 8),
+                        "{what}: a torn tail was refused: {e}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+// #9 item 2: a zero-filled tail (the file grew but the data never reached
+// the disk) is a torn tail, wherever the zeros start.
+#[test]
+fn a_zero_filled_tail_is_a_torn_tail() {
+    let disk = log_only();
+    let newest = files(&disk, "log", ".seg").pop().expect("a segment");
+    let clean = get(&disk, "log", &newest);
+    for start in 8..=clean.len() {
+        for extra in [0, 1, 13, 100] {
+            let zeroed = copy(&disk);
+            let mut bytes = clean[..start].to_vec();
+            bytes.resize(clean.len() + extra, 0);
+            put(&zeroed, "log", &newest, &bytes);
+            let what = format!("zeros from byte {start}, {extra} more");
+            let (db, report) =
+                open(&zeroed, config(None, 150)).unwrap_or_else(|e| panic!("{what}: refused: {e}"));
+            let (kept, end) = whole_records_before(&disk, &newest, start);
+            assert_eq!(
+                values(&db.datastore),
+                (0..kept).collect::<Vec<_>>(),
+                "{what}"
+            );
+            assert_eq!(report.truncated_bytes, (bytes.len() - end) as u64, "{what}");
+        }
+    }
+}
+
+// #9 item 9: deleting any segment is refused (a deleted newest segment
+// leaves its predecessor sealed), unless a snapshot holds everything it did.
+#[test]
+fn a_dropped_segment_is_refused() {
+    for (disk, snapshots) in [(log_only(), false), (with_snapshots(), true)] {
+        for name in files(&disk, "log", ".seg") {
+            let dropped = copy(&disk);
+            dropped.root().subdir("log").unwrap().remove(&name).unwrap();
+            match recover(&dropped, &name) {
+                Ok(values) => {
+                    assert!(snapshots, "dropping {name} was not noticed");
+                    assert_eq!(values, all(), "dropping {name}");
+                }
+                Err(e) => assert!(matches!(e, StorageError::Missing(_)), "{name}: {e}"),
+            }
+        }
+    }
+}
+
+// #9 item 9: emptying log/ while snapshots remain is refused, naming what is missing.
+#[test]
+fn an_emptied_log_with_snapshots_is_refused() {
+    let disk = with_snapshots();
+    let emptied = copy(&disk);
+    let log = emptied.root().subdir("log").unwrap();
+    for name in files(&disk, "log", ".seg") {
+        log.remove(&name).unwrap();
+    }
+    match recover(&emptied, "emptied log") {
+        Err(StorageError::Missing(message)) => {
+            assert!(message.contains("log/ holds no segment"), "{message}")
+        }
+        other => panic!("an emptied log was accepted: {other:?}"),
+    }
+}
+
+// Segments of the old format are refused with a message saying so.
+#[test]
+fn a_format_one_segment_is_refused_as_unsupported() {
+    let disk = log_only();
+    let name = files(&disk, "log", ".seg").remove(0);
+    let mut bytes = get(&disk, "log", &name);
+    bytes[..8].copy_from_slice(b"WLSEG001");
+    put(&disk, "log", &name, &bytes);
+    match recover(&disk, "format 1") {
+        Err(e @ StorageError::Unsupported { .. }) => {
+            assert!(e.to_string().contains("WLSEG002"), "{e}")
+        }
+        other => panic!("a format-1 segment was accepted: {other:?}"),
+    }
+}
+
+// #9 item 8: on a full disk, snapshots back off instead of being retried
+// on every commit, and leave no temporary file behind.
+#[test]
+fn failed_snapshots_back_off_and_leave_no_temporary_files() {
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let (mut db, _) = open(&disk, config(Some(2), 1 << 20)).unwrap();
+    disk.fail_writes_to(Some(".snap.tmp"));
+    for _ in 0..100 {
+        db.commit().expect("the log still takes commits");
+    }
+    let attempts = disk
+        .created()
+        .iter()
+        .filter(|n| n.ends_with(".snap.tmp"))
+        .count();
+    assert!(
+        (3..=8).contains(&attempts),
+        "{attempts} snapshot attempts in 100 commits, one every 2 due"
+    );
+    let leftovers: Vec<String> = disk.root().subdir("snapshots").unwrap().list().unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    disk.fail_writes_to(None);
+    for _ in 0..200 {
+        db.commit().unwrap();
+    }
+    assert!(
+        !files(&disk, "snapshots", ".snap").is_empty(),
+        "snapshots resume"
+    );
+}
+
+// #9 item 8: temporary files a crash left behind are removed on open.
+#[test]
+fn stale_temporary_files_are_removed_on_open() {
+    let disk = database_with(3, config(Some(2), 1 << 20));
+    put(
+        &disk,
+        "snapshots",
+        ".00000000000000000009.snap.tmp",
+        b"partial",
+    );
+    put(&disk, "log", ".00000000000000000009.seg.tmp", b"WLSEG");
+    super::super::write_durably(&*disk.root(), ".module.wasm.tmp", b"half a module").unwrap();
+    let (db, _) = open(&disk, config(Some(2), 1 << 20)).unwrap();
+    assert_eq!(values(&db.datastore), vec![0, 1, 2]);
+    for dir in ["snapshots", "log"] {
+        let names = disk.root().subdir(dir).unwrap().list().unwrap();
+        assert!(
+            names.iter().all(|n| !n.ends_with(".tmp")),
+            "{dir}: {names:?}"
+        );
+    }
+    let names = disk.root().list().unwrap();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}
