@@ -26,6 +26,27 @@ pub fn hello(database: &str, token: Option<String>) -> ClientMessage {
     }
 }
 
+/// The message of a fatal `Error`, after which the server closes the
+/// connection; panics on anything else.
+pub fn fatal(message: Option<ServerMessage>) -> String {
+    match message {
+        Some(ServerMessage::Error {
+            message,
+            fatal: true,
+        }) => message,
+        other => panic!("expected a fatal error, got {other:?}"),
+    }
+}
+
+/// A `CallReducer` with postcard-encoded `arguments`.
+pub fn call(request_id: u32, reducer: &str, arguments: Vec<u8>) -> ClientMessage {
+    ClientMessage::CallReducer {
+        request_id,
+        reducer: reducer.into(),
+        args: serde_bytes::ByteBuf::from(arguments),
+    }
+}
+
 /// A WebSocket connection sending raw WebSocket messages.
 pub struct RawWebSocket(WebSocketStream<MaybeTlsStream<TcpStream>>);
 

@@ -5,20 +5,9 @@
 use serde_bytes::ByteBuf;
 use worldline_host::Authority;
 use worldline_tests::live::LiveServer;
-use worldline_tests::raw::{RawQuic, RawWebSocket, hello};
+use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello};
 use worldline_tests::{Account, args};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
-
-/// The message of a fatal `Error`, after which the server closes the connection.
-fn fatal(message: Option<ServerMessage>) -> String {
-    match message {
-        Some(ServerMessage::Error {
-            message,
-            fatal: true,
-        }) => message,
-        other => panic!("expected a fatal error, got {other:?}"),
-    }
-}
 
 fn non_fatal(message: Option<ServerMessage>) -> String {
     match message {
@@ -32,14 +21,6 @@ fn non_fatal(message: Option<ServerMessage>) -> String {
 
 fn is_welcome(message: &Option<ServerMessage>) -> bool {
     matches!(message, Some(ServerMessage::Welcome { .. }))
-}
-
-fn call(request_id: u32, reducer: &str, arguments: Vec<u8>) -> ClientMessage {
-    ClientMessage::CallReducer {
-        request_id,
-        reducer: reducer.into(),
-        args: ByteBuf::from(arguments),
-    }
 }
 
 fn reducer_status(message: Option<ServerMessage>, expected_id: u32) -> ReducerStatus {
@@ -208,7 +189,7 @@ async fn failed_calls_change_nothing_and_send_no_update() {
             ReducerStatus::Failed(message) => {
                 assert!(message.contains(expected), "{message} lacks {expected}");
             }
-            ReducerStatus::Committed => panic!("request {request_id} committed"),
+            other => panic!("request {request_id} did not fail: {other:?}"),
         }
     }
 

@@ -4,8 +4,11 @@
 //! then that many bytes of postcard. On WebSocket each binary message is one
 //! postcard message, without the length.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+
+use crate::messages::{Message, ServerMessage};
 
 /// The largest frame a peer accepts unless configured otherwise: 4 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 4 << 20;
@@ -35,16 +38,57 @@ pub fn encode_message<M: Serialize>(message: &M) -> Vec<u8> {
     postcard::to_allocvec(message).expect("encoding to a Vec cannot fail")
 }
 
-/// Decodes one whole message; trailing bytes are an error.
-pub fn decode_message<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, FrameError> {
-    match postcard::take_from_bytes(bytes) {
-        Ok((message, [])) => Ok(message),
-        Ok((_, rest)) => Err(FrameError::Malformed(format!(
-            "{} bytes after the end of the message",
-            rest.len()
+/// Decodes one whole message; trailing bytes are an error. The error names
+/// the message type (when its index was read), the byte offset where
+/// decoding stopped and what was expected there.
+pub fn decode_message<M: Message>(bytes: &[u8]) -> Result<M, FrameError> {
+    let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+    let decoded = M::deserialize(&mut deserializer);
+    let rest = deserializer.finalize().map_or(0, |rest| rest.len());
+    match decoded {
+        Ok(message) if rest == 0 => Ok(message),
+        Ok(_) => Err(FrameError::Malformed(format!(
+            "{rest} bytes after the end of the message"
         ))),
-        Err(e) => Err(FrameError::Malformed(e.to_string())),
+        Err(e) => Err(FrameError::Malformed(describe::<M>(
+            bytes,
+            bytes.len() - rest,
+            &e,
+        ))),
     }
+}
+
+/// A readable account of why `bytes` are not an `M`, decoding having
+/// stopped at byte `offset` with `error`.
+fn describe<M: Message>(bytes: &[u8], offset: usize, error: &postcard::Error) -> String {
+    use postcard::Error as E;
+    let variant = match bytes.first() {
+        None => return format!("an empty {}: expected at least its type byte", M::KIND),
+        Some(&index) => M::VARIANTS.get(usize::from(index)),
+    };
+    let Some(variant) = variant else {
+        return format!(
+            "unknown {} type {} (the first byte; expected 0 to {})",
+            M::KIND,
+            bytes[0],
+            M::VARIANTS.len() - 1
+        );
+    };
+    let expected = match error {
+        E::DeserializeUnexpectedEnd => "the message ended early: expected more bytes",
+        E::DeserializeBadVarint => "a varint longer than its type allows",
+        E::DeserializeBadBool => "a bool must be the byte 0 or 1",
+        E::DeserializeBadChar => "an invalid char",
+        E::DeserializeBadUtf8 => "a string that is not valid UTF-8",
+        E::DeserializeBadOption => "an option tag must be the byte 0 (None) or 1 (Some)",
+        E::DeserializeBadEnum | E::SerdeDeCustom => "an enum variant index out of range",
+        _ => "bytes that do not encode the expected value",
+    };
+    format!(
+        "{}::{variant}: {expected} (at byte {offset} of {})",
+        M::KIND,
+        bytes.len()
+    )
 }
 
 /// A length-prefixed frame holding one message (for a QUIC stream).
@@ -55,6 +99,92 @@ pub fn encode_frame<M: Serialize>(message: &M) -> Vec<u8> {
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&payload);
     frame
+}
+
+/// Bytes a [`ServerMessage::Fragment`] adds around its piece: the type
+/// byte, the `last` flag and at most 5 bytes of varint length.
+const FRAGMENT_OVERHEAD: usize = 7;
+
+/// The smallest frame limit a peer may use: room for a fragment's header
+/// and some of its bytes.
+pub const MIN_MAX_FRAME: u32 = 64;
+
+/// The largest whole server message (before splitting into fragments) a
+/// server sends unless configured otherwise: 64 MiB. It is advertised in
+/// [`ServerMessage::Welcome`].
+pub const DEFAULT_MAX_MESSAGE: u32 = 64 << 20;
+
+/// The encoded server message `message`, as messages of at most
+/// `max_frame` bytes each: the message itself when it fits, otherwise
+/// [`ServerMessage::Fragment`]s carrying consecutive pieces of its bytes,
+/// the final one marked `last`. `max_frame` is raised to [`MIN_MAX_FRAME`].
+pub fn split_message(message: &[u8], max_frame: u32) -> impl Iterator<Item = Cow<'_, [u8]>> {
+    let max_frame = max_frame.max(MIN_MAX_FRAME) as usize;
+    let whole = (message.len() <= max_frame).then_some(Cow::Borrowed(message));
+    let pieces = (message.len() > max_frame).then(|| {
+        let chunks = message.chunks(max_frame - FRAGMENT_OVERHEAD);
+        let count = chunks.len();
+        chunks.enumerate().map(move |(index, piece)| {
+            Cow::Owned(encode_message(&ServerMessage::Fragment {
+                last: index + 1 == count,
+                bytes: serde_bytes::ByteBuf::from(piece),
+            }))
+        })
+    });
+    whole.into_iter().chain(pieces.into_iter().flatten())
+}
+
+/// Puts messages split by [`split_message`] back together: feed it every
+/// [`ServerMessage`] as it is decoded, and it returns each whole message.
+#[derive(Debug)]
+pub struct Reassembler {
+    pending: Vec<u8>,
+    max_message: u32,
+}
+
+impl Reassembler {
+    /// A reassembler refusing messages of more than `max_message` bytes
+    /// (the server advertises its limit in `Welcome`).
+    pub fn new(max_message: u32) -> Self {
+        Self {
+            pending: Vec::new(),
+            max_message,
+        }
+    }
+
+    /// Takes the next decoded message: `Some` whole message (the message
+    /// itself unless it is a fragment), `None` while a split message is
+    /// incomplete, or an error for a split message over the limit or out
+    /// of order (after which the connection cannot be trusted).
+    pub fn accept(&mut self, message: ServerMessage) -> Result<Option<ServerMessage>, FrameError> {
+        let ServerMessage::Fragment { last, bytes } = message else {
+            if !self.pending.is_empty() {
+                return Err(FrameError::Malformed(
+                    "a message arrived between the fragments of another".into(),
+                ));
+            }
+            return Ok(Some(message));
+        };
+        let len = self.pending.len() as u64 + bytes.len() as u64;
+        if len > u64::from(self.max_message) {
+            self.pending = Vec::new();
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        self.pending.extend_from_slice(&bytes);
+        if !last {
+            return Ok(None);
+        }
+        let whole = std::mem::take(&mut self.pending);
+        match decode_message::<ServerMessage>(&whole)? {
+            ServerMessage::Fragment { .. } => Err(FrameError::Malformed(
+                "a split message holds another fragment".into(),
+            )),
+            message => Ok(Some(message)),
+        }
+    }
 }
 
 /// Splits a byte stream into frames as bytes arrive, refusing any frame
@@ -167,12 +297,73 @@ mod tests {
         ));
     }
 
+    // #9 item 14: decode errors say what was wrong, not "Serde Deserialization Error".
+    #[test]
+    fn decode_errors_name_the_message_offset_and_expectation() {
+        let error = |bytes: &[u8]| match decode_message::<ClientMessage>(bytes) {
+            Err(FrameError::Malformed(message)) => message,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(
+            error(&[42]),
+            "unknown ClientMessage type 42 (the first byte; expected 0 to 5)"
+        );
+        assert_eq!(
+            error(&[0, 2, 9, b'c']),
+            "ClientMessage::Hello: the message ended early: expected more bytes (at byte 3 of 4)"
+        );
+        assert_eq!(
+            error(&[0, 2, 1, b'c', 7]),
+            "ClientMessage::Hello: an option tag must be the byte 0 (None) or 1 (Some) (at byte 5 of 5)"
+        );
+        assert_eq!(
+            error(&[0, 2, 1, 0xff, 0]),
+            "ClientMessage::Hello: a string that is not valid UTF-8 (at byte 4 of 5)"
+        );
+        assert!(error(&[]).contains("empty ClientMessage"));
+    }
+
+    // #9 item 14: server messages larger than a frame travel as fragments.
+    #[test]
+    fn split_messages_fit_the_frame_limit_and_reassemble() {
+        let big = ServerMessage::SubscribeApplied {
+            query_set_id: 3,
+            tables: vec![crate::TableRows {
+                table: "t".into(),
+                rows: (0..50u8)
+                    .map(|i| serde_bytes::ByteBuf::from(vec![i; 100]))
+                    .collect(),
+            }],
+        };
+        let bytes = encode_message(&big);
+        let pieces: Vec<_> = split_message(&bytes, 1000).collect();
+        assert!(pieces.len() > 1);
+        let mut reassembler = Reassembler::new(1 << 20);
+        let mut whole = Vec::new();
+        for piece in &pieces {
+            assert!(piece.len() <= 1000, "a piece of {} bytes", piece.len());
+            let message = decode_message::<ServerMessage>(piece).unwrap();
+            whole.extend(reassembler.accept(message).unwrap());
+        }
+        assert_eq!(whole, [big.clone()]);
+        // A message that fits is sent as it is.
+        let small: Vec<_> = split_message(&bytes, bytes.len() as u32).collect();
+        assert_eq!(small, [std::borrow::Cow::Borrowed(&bytes[..])]);
+        // A reassembled message over the limit is refused.
+        let mut small_limit = Reassembler::new(500);
+        let refused = pieces
+            .iter()
+            .map(|piece| small_limit.accept(decode_message(piece).unwrap()))
+            .find_map(Result::err);
+        assert!(matches!(refused, Some(FrameError::TooLarge { max: 500, .. })));
+    }
+
     #[test]
     fn the_first_bytes_of_messages_are_as_specified() {
         // The worked examples of PROTOCOL.md.
         assert_eq!(
             encode_message(&hello()),
-            [0, 1, 4, b'c', b'h', b'a', b't', 0]
+            [0, 2, 4, b'c', b'h', b'a', b't', 0]
         );
         let error = encode_message(&ServerMessage::Error {
             message: "no".into(),

@@ -12,9 +12,10 @@ pub mod http_api;
 mod messages;
 
 pub use frame::{
-    DEFAULT_MAX_FRAME, FrameDecoder, FrameError, decode_message, encode_frame, encode_message,
+    DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, FrameDecoder, FrameError, MIN_MAX_FRAME, Reassembler,
+    decode_message, encode_frame, encode_message, split_message,
 };
 pub use messages::{
-    ClientMessage, MAX_DATAGRAM_MESSAGE, PROTOCOL_VERSION, QUIC_ALPN, ReducerEvent, ReducerStatus,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, Message, PROTOCOL_VERSION, QUIC_ALPN, ReducerEvent, ReducerStatus,
     RowUpdate, ServerMessage, TableRows, TableUpdate, WEBSOCKET_PATH,
 };

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// The protocol version this crate speaks; sent in [`ClientMessage::Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,13 @@ pub enum ServerMessage {
         token: String,
         /// This connection's 16-byte id.
         connection_id: [u8; 16],
+        /// The largest frame (QUIC: payload after the length prefix;
+        /// WebSocket: message) the server sends and accepts on this
+        /// connection. Larger server messages arrive as [`ServerMessage::Fragment`]s.
+        max_frame_bytes: u32,
+        /// The largest whole message the server sends, in bytes, before
+        /// splitting it into fragments: what a client must be able to reassemble.
+        max_message_bytes: u32,
     },
     /// The rows matching a new subscription, per table.
     SubscribeApplied {
@@ -137,6 +144,50 @@ pub enum ServerMessage {
         /// Whether the server closes the connection after this message.
         fatal: bool,
     },
+    /// A piece of a server message too large for one frame. The pieces
+    /// arrive consecutively, nothing in between; their bytes, concatenated,
+    /// are the encoding of one whole message (never itself a fragment).
+    Fragment {
+        /// Whether this is the final piece.
+        last: bool,
+        /// The next bytes of the whole message.
+        bytes: ByteBuf,
+    },
+}
+
+/// A protocol message type: what decoding errors name.
+pub trait Message: serde::de::DeserializeOwned {
+    /// The type's name.
+    const KIND: &'static str;
+    /// Its variants' names, by index.
+    const VARIANTS: &'static [&'static str];
+}
+
+impl Message for ClientMessage {
+    const KIND: &'static str = "ClientMessage";
+    const VARIANTS: &'static [&'static str] = &[
+        "Hello",
+        "CallReducer",
+        "Subscribe",
+        "Unsubscribe",
+        "Query",
+        "CallReducerUnreliable",
+    ];
+}
+
+impl Message for ServerMessage {
+    const KIND: &'static str = "ServerMessage";
+    const VARIANTS: &'static [&'static str] = &[
+        "Welcome",
+        "SubscribeApplied",
+        "SubscriptionError",
+        "TransactionUpdate",
+        "ReducerResult",
+        "QueryResult",
+        "UnsubscribeApplied",
+        "Error",
+        "Fragment",
+    ];
 }
 
 /// Rows of one table.
@@ -193,4 +244,9 @@ pub enum ReducerStatus {
     Committed,
     /// It changed nothing; the message says why.
     Failed(String),
+    /// It committed in memory and its transaction went to the commit log,
+    /// which then failed: it may or may not be durable (a restart recovers
+    /// it or not). Do not retry blindly; check whether it took effect once
+    /// the database is back. The message says what failed.
+    OutcomeUnknown(String),
 }

@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use worldline_host::HostConfig;
-use worldline_transport::DEFAULT_MAX_FRAME;
+use worldline_transport::{DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE};
 
 /// The default address of the HTTP API and WebSocket endpoint.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:3000";
@@ -27,6 +28,22 @@ pub struct ServerConfig {
     pub max_frame: u32,
     /// How many messages may wait for one slow client before it is dropped.
     pub outbound_queue: usize,
+    /// How many bytes of messages may wait for one client before it is
+    /// dropped (with an `Error` saying why); also the largest single message
+    /// the server sends (split into frames of at most `max_frame` bytes):
+    /// a subscription whose initial rows are larger is refused.
+    pub max_queued_bytes: u32,
+    /// How long a new connection has to open its stream (QUIC) and send
+    /// `Hello` before it is closed.
+    pub handshake_timeout: Duration,
+    /// How long a connection may stay silent before it is dropped: QUIC's
+    /// idle timeout (the server sends keep-alives at a third of it), the
+    /// WebSocket deadline for any message or pong (the server pings at a
+    /// third of it), and the longest a single frame may take to write.
+    pub idle_timeout: Duration,
+    /// How many connections (QUIC and WebSocket together) one IP address may
+    /// hold at once; more are refused with an `Error`.
+    pub max_connections_per_ip: usize,
 }
 
 impl ServerConfig {
@@ -39,6 +56,10 @@ impl ServerConfig {
             quic_listen: DEFAULT_QUIC_LISTEN.parse().expect("a valid address"),
             max_frame: DEFAULT_MAX_FRAME,
             outbound_queue: 16_384,
+            max_queued_bytes: DEFAULT_MAX_MESSAGE,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections_per_ip: 64,
         }
     }
 }

@@ -212,6 +212,7 @@ impl Actor {
             Ok(None) => {}
             Err(e) => return Err(format!("the module refused the connection: {e}")),
         }
+        let limits = outbound.limits();
         self.connections.insert(
             key,
             Connection {
@@ -228,6 +229,8 @@ impl Actor {
                 identity: identity.to_bytes(),
                 token,
                 connection_id: connection_id.to_bytes(),
+                max_frame_bytes: limits.max_frame,
+                max_message_bytes: limits.bytes,
             },
         );
         Ok(())
@@ -354,9 +357,30 @@ impl Actor {
                 queries.len()
             ));
         }
+        if let Some(reason) = self.unreadable() {
+            return Err(reason);
+        }
         let owner = connection.identity == self.database.owner();
+        let max_message = connection.outbound.limits().bytes as usize;
         let ids = self.register(key, owner, queries)?;
-        let tables = self.current_rows(&ids);
+        // #9 item 14: a connection holds each distinct query once; only the
+        // queries new to it bring rows.
+        let fresh = self.held_only_by(key, &ids);
+        let tables = self.current_rows(&fresh);
+        let size: usize = tables
+            .iter()
+            .flat_map(|t| &t.rows)
+            .map(|row| row.len() + 5)
+            .sum();
+        if size > max_message {
+            for id in ids {
+                self.drop_subscriber(key, id);
+            }
+            return Err(format!(
+                "the initial rows of query set {query_set_id} take {size} bytes, more than the \
+                 {max_message} bytes this server sends in one message; narrow the queries"
+            ));
+        }
         if let Some(connection) = self.connections.get_mut(&key) {
             let sql = queries.to_vec();
             connection
@@ -377,7 +401,7 @@ impl Actor {
         let schema = self.database.schema();
         let compiled = queries
             .iter()
-            .map(|sql| compile(sql, schema, owner).map_err(|e| format!("{sql}: {e}")))
+            .map(|sql| compile(sql, schema, owner).map_err(|e| format!("{}: {e}", excerpt(sql))))
             .collect::<Result<Vec<_>, _>>()?;
         let mut ids = Vec::with_capacity(compiled.len());
         for query in compiled {
@@ -403,11 +427,26 @@ impl Actor {
             .query_sets
             .remove(&query_set_id)?
             .ids;
-        let tables = self.current_rows(&ids);
+        // Only the queries the connection holds in no other set take rows away.
+        let tables = self.current_rows(&self.held_only_by(key, &ids));
         for id in ids {
             self.drop_subscriber(key, id);
         }
         Some(tables)
+    }
+
+    /// The distinct queries among `ids` that connection `key` holds only
+    /// through `ids` (each once, in order).
+    fn held_only_by(&self, key: ConnKey, ids: &[QueryId]) -> Vec<QueryId> {
+        let mut seen = std::collections::HashSet::new();
+        ids.iter()
+            .copied()
+            .filter(|id| seen.insert(*id))
+            .filter(|id| {
+                let held = self.subscribers.get(id).and_then(|h| h.get(&key));
+                held == Some(&ids.iter().filter(|i| *i == id).count())
+            })
+            .collect()
     }
 
     fn drop_subscriber(&mut self, key: ConnKey, id: QueryId) {
@@ -500,10 +539,18 @@ impl Actor {
         if updates.is_empty() {
             return;
         }
-        let mut touched: BTreeMap<ConnKey, Vec<(usize, usize)>> = BTreeMap::new();
+        // #9 item 14: a connection gets each touched query's rows once, however
+        // many of its query sets hold it.
+        let mut touched: BTreeMap<ConnKey, Vec<usize>> = BTreeMap::new();
         for (position, (id, _)) in updates.iter().enumerate() {
-            for (&key, &count) in self.subscribers.get(id).into_iter().flatten() {
-                touched.entry(key).or_default().push((position, count));
+            for &key in self
+                .subscribers
+                .get(id)
+                .into_iter()
+                .flatten()
+                .map(|(key, _)| key)
+            {
+                touched.entry(key).or_default().push(position);
             }
         }
         let event = ReducerEvent {
@@ -533,10 +580,10 @@ impl Actor {
     fn table_updates(
         &self,
         updates: &[(QueryId, QueryUpdate)],
-        shape: &[(usize, usize)],
+        shape: &[usize],
     ) -> Vec<TableUpdate> {
         let mut tables: Vec<TableUpdate> = Vec::new();
-        for &(position, count) in shape {
+        for &position in shape {
             let (id, update) = &updates[position];
             let entry = table_entry(&mut tables, &self.query_tables[id], |table| TableUpdate {
                 table,
@@ -544,16 +591,14 @@ impl Actor {
                 deletes: Vec::new(),
                 updates: Vec::new(),
             });
-            for _ in 0..count {
-                entry.inserts.extend(update.inserts.iter().map(bytes));
-                entry.deletes.extend(update.deletes.iter().map(bytes));
-                entry
-                    .updates
-                    .extend(update.updates.iter().map(|(old, new)| RowUpdate {
-                        old: bytes(old),
-                        new: bytes(new),
-                    }));
-            }
+            entry.inserts.extend(update.inserts.iter().map(bytes));
+            entry.deletes.extend(update.deletes.iter().map(bytes));
+            entry
+                .updates
+                .extend(update.updates.iter().map(|(old, new)| RowUpdate {
+                    old: bytes(old),
+                    new: bytes(new),
+                }));
         }
         tables
     }
@@ -660,6 +705,16 @@ impl HasTable for TableRows {
 impl HasTable for TableUpdate {
     fn table(&self) -> &str {
         &self.table
+    }
+}
+
+/// At most the first 200 characters of `sql`, to name a refused query
+/// without echoing all of it.
+fn excerpt(sql: &str) -> String {
+    const MAX: usize = 200;
+    match sql.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}… ({} bytes)", &sql[..end], sql.len()),
+        None => sql.to_owned(),
     }
 }
 

@@ -10,9 +10,6 @@ use crate::outbound::{MessageSink, pump};
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
 
-/// How long a client has to open its stream after the QUIC handshake.
-const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Accepts connections until the endpoint closes.
 pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
@@ -27,21 +24,34 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
 
 async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Result<(), String> {
     let mut shutdown = shared.shutdown_signal();
+    let peer = incoming.remote_address().ip();
+    let handshake_timeout = shared.config.handshake_timeout;
     let connection = incoming.await.map_err(|e| e.to_string())?;
-    let (send, mut recv) = tokio::time::timeout(STREAM_TIMEOUT, connection.accept_bi())
-        .await
-        .map_err(|_| "no stream opened".to_owned())?
-        .map_err(|e| e.to_string())?;
+    // The client has the handshake deadline to open its one stream.
+    let opened = tokio::time::timeout(handshake_timeout, connection.accept_bi()).await;
+    let (send, mut recv) = match opened {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => {
+            connection.close(
+                0u32.into(),
+                b"no stream opened within the handshake deadline",
+            );
+            return Err("no stream opened".to_owned());
+        }
+    };
     let max_frame = shared.config.max_frame;
-    let (mut session, outbox) = Session::new(shared);
+    let (mut session, outbox) = Session::new(shared, peer);
     let sink = QuicSink {
         send,
         connection: connection.clone(),
     };
-    let writer = tokio::spawn(pump(outbox, sink));
+    let mut writer = tokio::spawn(pump(outbox, sink));
     let mut decoder = FrameDecoder::new(max_frame);
     let mut buffer = vec![0; 64 * 1024];
-    'connection: loop {
+    let mut flow = session.admit();
+    while flow == Flow::Continue {
+        let deadline = session.handshake_deadline();
         tokio::select! {
             read = recv.read(&mut buffer) => {
                 let Ok(Some(n)) = read else { break };
@@ -49,14 +59,15 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
                 loop {
                     match decoder.next_frame() {
                         Ok(Some(frame)) => {
-                            if session.on_message(&frame).await == Flow::Close {
-                                break 'connection;
+                            flow = session.on_message(&frame).await;
+                            if flow == Flow::Close {
+                                break;
                             }
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            session.refuse(e.to_string(), true).await;
-                            break 'connection;
+                            flow = session.refuse(e.to_string(), true);
+                            break;
                         }
                     }
                 }
@@ -65,16 +76,27 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
                 Ok(datagram) => session.on_datagram(&datagram).await,
                 Err(_) => break,
             },
+            _ = sleep_until(deadline) => flow = session.handshake_timed_out(),
+            _ = &mut writer => break,
             _ = shutdown.changed() => {
-                session.refuse("the server is shutting down".into(), true).await;
-                break;
+                flow = session.refuse("the server is shutting down".into(), true);
             }
         }
     }
     session.end().await;
     drop(session);
-    let _ = writer.await;
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
     Ok(())
+}
+
+/// Waits until `deadline`, or forever without one.
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Writes frames on the connection's stream.
@@ -94,6 +116,11 @@ impl MessageSink for QuicSink {
             .write_all(payload)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// QUIC keeps the connection alive itself (see the endpoint's keep-alive).
+    async fn ping(&mut self) -> Result<(), String> {
+        Ok(())
     }
 
     async fn close(mut self, reason: &str) {

@@ -1,16 +1,21 @@
 //! One client connection's protocol state, independent of the transport:
-//! the handshake, then forwarding messages to the connection's database.
+//! the handshake (with its deadline), then forwarding messages to the
+//! connection's database.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
+use tokio::time::Instant;
 use worldline_host::ConnectionId;
 use worldline_transport::{
-    ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_message, encode_message,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, PROTOCOL_VERSION, ServerMessage, decode_message,
+    encode_message,
 };
 
 use crate::database_actor::{Command, ConnKey, DatabaseHandle};
-use crate::outbound::{Outbound, Outbox, Payload, channel};
+use crate::outbound::{Limits, Outbound, Outbox, Payload, channel};
 use crate::shared::Shared;
 
 /// Whether the transport keeps reading after a message.
@@ -31,23 +36,104 @@ enum State {
     Closed,
 }
 
+/// How many connections each IP address holds, for the per-address cap.
+#[derive(Debug, Default)]
+pub(crate) struct AddressSlots(Mutex<HashMap<IpAddr, usize>>);
+
+impl AddressSlots {
+    /// Takes one of `max` slots of `address`, or `None` if all are taken.
+    fn take(self: &Arc<Self>, address: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(address).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            slots: self.clone(),
+            address,
+        })
+    }
+}
+
+/// A connection's place in its address's count, given back when dropped.
+struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    address: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
 /// A client connection, from its first message to its end.
 pub(crate) struct Session {
     shared: Arc<Shared>,
     outbound: Outbound,
     state: State,
+    /// When the handshake must be over.
+    handshake_deadline: Instant,
+    /// Held while the connection lives; `None` if the address had too many.
+    slot: Option<AddressSlot>,
+    peer: IpAddr,
 }
 
 impl Session {
-    /// A new session and the outbox its writer task drains.
-    pub(crate) fn new(shared: Arc<Shared>) -> (Self, Outbox) {
-        let (outbound, outbox) = channel(shared.config.outbound_queue);
+    /// A new session for a client at `peer` and the outbox its writer task
+    /// drains. Call [`admit`](Self::admit) once the writer runs.
+    pub(crate) fn new(shared: Arc<Shared>, peer: IpAddr) -> (Self, Outbox) {
+        let config = &shared.config;
+        let (outbound, outbox) = channel(Limits {
+            messages: config.outbound_queue,
+            bytes: config.max_queued_bytes,
+            max_frame: config.max_frame,
+            idle_timeout: config.idle_timeout,
+        });
+        let slot = shared
+            .address_slots
+            .take(peer, config.max_connections_per_ip);
         let session = Self {
+            handshake_deadline: Instant::now() + config.handshake_timeout,
             shared,
             outbound,
             state: State::AwaitingHello,
+            slot,
+            peer,
         };
         (session, outbox)
+    }
+
+    /// Refuses the connection if its address already holds as many
+    /// connections as allowed.
+    pub(crate) fn admit(&mut self) -> Flow {
+        if self.slot.is_some() {
+            return Flow::Continue;
+        }
+        let max = self.shared.config.max_connections_per_ip;
+        let message = format!(
+            "too many connections from {}: at most {max} at once per address; close one and retry",
+            self.peer
+        );
+        self.refuse(message, true)
+    }
+
+    /// When the connection must have finished its handshake; `None` once it has.
+    pub(crate) fn handshake_deadline(&self) -> Option<Instant> {
+        matches!(self.state, State::AwaitingHello).then_some(self.handshake_deadline)
+    }
+
+    /// Closes a connection that did not finish its handshake in time.
+    pub(crate) fn handshake_timed_out(&mut self) -> Flow {
+        let seconds = self.shared.config.handshake_timeout.as_secs_f64();
+        self.refuse(format!("no Hello within {seconds} s; closing"), true)
     }
 
     /// Handles one whole message from the client.
@@ -61,7 +147,7 @@ impl Session {
                 } else {
                     "message ignored"
                 };
-                return self.refuse(format!("{e} ({what})"), fatal).await;
+                return self.refuse(format!("{e} ({what})"), fatal);
             }
         };
         match &self.state {
@@ -69,7 +155,7 @@ impl Session {
             State::Connected { key, database } => {
                 let command = Command::Client { key: *key, message };
                 if database.send(command).await.is_err() {
-                    return self.refuse("the database stopped".into(), true).await;
+                    return self.refuse("the database stopped".into(), true);
                 }
                 Flow::Continue
             }
@@ -77,12 +163,30 @@ impl Session {
         }
     }
 
-    /// Handles a QUIC datagram: only an unreliable reducer call is accepted;
-    /// anything else is dropped, as datagrams may be.
+    /// Handles a WebSocket text message: not part of the protocol; fatal
+    /// before `Hello`, like anything else that is not `Hello`.
+    pub(crate) fn on_text(&mut self) -> Flow {
+        let fatal = matches!(self.state, State::AwaitingHello);
+        let message = "text messages are not part of the protocol; send binary messages";
+        self.refuse(message.into(), fatal)
+    }
+
+    /// Handles a QUIC datagram: only an unreliable reducer call of at most
+    /// [`MAX_DATAGRAM_MESSAGE`] bytes is accepted; a larger one is refused
+    /// with a non-fatal error, anything else is dropped, as datagrams may be.
     pub(crate) async fn on_datagram(&mut self, bytes: &[u8]) {
         let State::Connected { key, database } = &self.state else {
             return;
         };
+        if bytes.len() > MAX_DATAGRAM_MESSAGE {
+            let message = format!(
+                "a datagram of {} bytes exceeds the limit of {MAX_DATAGRAM_MESSAGE} bytes; \
+                 send larger calls on the stream",
+                bytes.len()
+            );
+            self.refuse(message, false);
+            return;
+        }
         match decode_message::<ClientMessage>(bytes) {
             Ok(message @ ClientMessage::CallReducerUnreliable { .. }) => {
                 let _ = database.send(Command::Client { key: *key, message }).await;
@@ -92,18 +196,16 @@ impl Session {
     }
 
     /// Tells the client what was wrong with what it sent; a fatal error
-    /// also closes the connection.
-    pub(crate) async fn refuse(&mut self, message: String, fatal: bool) -> Flow {
+    /// also closes the connection. Never waits for the client.
+    pub(crate) fn refuse(&mut self, message: String, fatal: bool) -> Flow {
         tracing::debug!("refusing client input: {message}");
         let error = ServerMessage::Error { message, fatal };
-        self.outbound
-            .send(Payload::from(encode_message(&error)))
-            .await;
         if fatal {
-            self.outbound.close().await;
-            self.end().await;
+            self.outbound.close_with(&error);
             return Flow::Close;
         }
+        self.outbound
+            .try_send(Payload::from(encode_message(&error)));
         Flow::Continue
     }
 
@@ -124,24 +226,18 @@ impl Session {
             token,
         } = message
         else {
-            return self
-                .refuse("the first message must be Hello".into(), true)
-                .await;
+            return self.refuse("the first message must be Hello".into(), true);
         };
         if version != PROTOCOL_VERSION {
-            return self
-                .refuse(
-                    format!(
-                        "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
-                    ),
-                    true,
-                )
-                .await;
+            return self.refuse(
+                format!(
+                    "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
+                true,
+            );
         }
         let Some(database) = self.shared.database(&name) else {
-            return self
-                .refuse(format!("no database named `{name}` on this server"), true)
-                .await;
+            return self.refuse(format!("no database named `{name}` on this server"), true);
         };
         let (identity, token) = match token {
             Some(token) => match self.shared.authority.verify(&token) {
@@ -150,7 +246,7 @@ impl Session {
                     let message = format!(
                         "token refused: {e}; connect without a token to get a new identity"
                     );
-                    return self.refuse(message, true).await;
+                    return self.refuse(message, true);
                 }
             },
             None => self.shared.authority.new_identity(),
@@ -166,20 +262,15 @@ impl Session {
             reply,
         };
         if database.send(connect).await.is_err() {
-            return self
-                .refuse(format!("database `{name}` stopped"), true)
-                .await;
+            return self.refuse(format!("database `{name}` stopped"), true);
         }
         match accepted.await {
             Ok(Ok(())) => {
                 self.state = State::Connected { key, database };
                 Flow::Continue
             }
-            Ok(Err(reason)) => self.refuse(reason, true).await,
-            Err(_) => {
-                self.refuse(format!("database `{name}` stopped"), true)
-                    .await
-            }
+            Ok(Err(reason)) => self.refuse(reason, true),
+            Err(_) => self.refuse(format!("database `{name}` stopped"), true),
         }
     }
 }

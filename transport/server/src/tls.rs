@@ -59,8 +59,13 @@ impl Certificate {
         Sha256::digest(&self.cert).into()
     }
 
-    /// A quinn server configuration presenting this certificate.
-    pub(crate) fn quic_server_config(&self) -> Result<quinn::ServerConfig, ServerError> {
+    /// A quinn server configuration presenting this certificate, closing
+    /// connections silent for `idle_timeout` and sending keep-alives at a
+    /// third of it (so a listening client needs none of its own).
+    pub(crate) fn quic_server_config(
+        &self,
+        idle_timeout: Duration,
+    ) -> Result<quinn::ServerConfig, ServerError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -77,12 +82,11 @@ impl Certificate {
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
+        let idle = quinn::IdleTimeout::try_from(idle_timeout)
+            .map_err(|_| ServerError::Tls(format!("idle timeout {idle_timeout:?} is too long")))?;
         transport
-            .max_idle_timeout(Some(
-                Duration::from_secs(30)
-                    .try_into()
-                    .expect("30 s is a valid idle timeout"),
-            ))
+            .max_idle_timeout(Some(idle))
+            .keep_alive_interval(Some(idle_timeout / 3))
             .max_concurrent_uni_streams(0u8.into())
             .max_concurrent_bidi_streams(1u8.into());
         config.transport_config(Arc::new(transport));

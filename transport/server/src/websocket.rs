@@ -1,55 +1,88 @@
 //! The WebSocket endpoint: one binary WebSocket message per protocol message.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
+use tokio::time::Instant;
 
 use crate::outbound::{MessageSink, pump};
+use crate::quic::sleep_until;
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
 
 /// Upgrades an HTTP request to a protocol connection.
-pub(crate) async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let max = shared.config.max_frame as usize;
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(socket, shared))
+        .on_upgrade(move |socket| serve(socket, shared, peer))
 }
 
-async fn serve(socket: WebSocket, shared: Arc<Shared>) {
+async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     let mut shutdown = shared.shutdown_signal();
+    let idle_timeout = shared.config.idle_timeout;
     let (sink, mut stream) = socket.split();
-    let (mut session, outbox) = Session::new(shared);
-    let writer = tokio::spawn(pump(outbox, WebSocketSink(sink)));
-    loop {
+    let (mut session, outbox) = Session::new(shared, peer.ip());
+    let mut writer = tokio::spawn(pump(outbox, WebSocketSink(sink)));
+    let mut flow = session.admit();
+    // Any message, a pong included, proves the client alive; the writer
+    // pings at a third of the idle timeout.
+    let mut alive_until = Instant::now() + idle_timeout;
+    while flow == Flow::Continue {
+        let deadline = session.handshake_deadline();
         let next = tokio::select! {
             next = stream.next() => next,
+            _ = sleep_until(deadline) => {
+                flow = session.handshake_timed_out();
+                continue;
+            }
+            _ = tokio::time::sleep_until(alive_until) => {
+                let seconds = idle_timeout.as_secs_f64();
+                let message = format!("no message or pong for {seconds} s; closing");
+                flow = session.refuse(message, true);
+                continue;
+            }
+            _ = &mut writer => break,
             _ = shutdown.changed() => {
-                session.refuse("the server is shutting down".into(), true).await;
-                break;
+                flow = session.refuse("the server is shutting down".into(), true);
+                continue;
             }
         };
-        let flow = match next {
+        alive_until = Instant::now() + idle_timeout;
+        flow = match next {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,
-            Some(Ok(Message::Text(_))) => {
-                let message = "text messages are not part of the protocol; send binary messages";
-                session.refuse(message.into(), false).await
-            }
+            Some(Ok(Message::Text(_))) => session.on_text(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-            Some(Err(e)) => session.refuse(e.to_string(), true).await,
+            Some(Err(e)) => session.refuse(e.to_string(), true),
         };
-        if flow == Flow::Close {
-            break;
-        }
     }
     session.end().await;
     drop(session);
-    let _ = writer.await;
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
+    // Keep reading (and discarding) until the client answers the close or
+    // the idle timeout passes: closing the socket under unread bytes (a
+    // late pong) would reset it and lose the last messages, the `Error`
+    // saying why included, before the client reads them.
+    let drain = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(idle_timeout, drain).await;
 }
 
 /// Writes binary messages on the socket.
@@ -59,6 +92,13 @@ impl MessageSink for WebSocketSink {
     async fn send(&mut self, payload: &[u8]) -> Result<(), String> {
         self.0
             .send(Message::Binary(payload.to_vec().into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        self.0
+            .send(Message::Ping(Default::default()))
             .await
             .map_err(|e| e.to_string())
     }

@@ -1,0 +1,471 @@
+//! Slow, stuck and greedy peers against a real server on loopback (#9 item
+//! 14): what one connection may cost is bounded in bytes, a lagging client
+//! is told why it is dropped, large results travel in frames under the
+//! limit, silent connections meet deadlines, one address may hold only so
+//! many connections, and shutdown does not wait for clients that never read.
+
+use std::time::{Duration, Instant};
+
+use serde_bytes::ByteBuf;
+use worldline_client::{Client, ConnectOptions, Trust};
+use worldline_tests::live::LiveServer;
+use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello};
+use worldline_tests::{Message, args};
+use worldline_transport::{
+    ClientMessage, DEFAULT_MAX_FRAME, ReducerStatus, ServerMessage, TableRows, encode_message,
+};
+
+fn welcome(message: Option<ServerMessage>) -> (u32, u32) {
+    match message {
+        Some(ServerMessage::Welcome {
+            max_frame_bytes,
+            max_message_bytes,
+            ..
+        }) => (max_frame_bytes, max_message_bytes),
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+}
+
+fn subscribe(query_set_id: u32, queries: &[&str]) -> ClientMessage {
+    ClientMessage::Subscribe {
+        query_set_id,
+        queries: queries.iter().map(|q| q.to_string()).collect(),
+    }
+}
+
+/// The rows of a `SubscribeApplied` or `UnsubscribeApplied`.
+fn applied_rows(message: Option<ServerMessage>) -> Vec<TableRows> {
+    match message {
+        Some(
+            ServerMessage::SubscribeApplied { tables, .. }
+            | ServerMessage::UnsubscribeApplied { tables, .. },
+        ) => tables,
+        other => panic!("expected an applied subscription change, got {other:?}"),
+    }
+}
+
+fn row_count(tables: &[TableRows]) -> usize {
+    tables.iter().map(|t| t.rows.len()).sum()
+}
+
+/// The resident memory of this process (server and clients), in bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("a VmRSS line");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a number of KiB");
+    kib * 1024
+}
+
+/// Receives `ServerMessage`s, reassembling fragments, and returns the next
+/// whole message with the sizes of the frames it came in.
+async fn recv_whole(ws: &mut RawWebSocket) -> (ServerMessage, Vec<usize>) {
+    let mut reassembler = worldline_transport::Reassembler::new(u32::MAX);
+    let mut sizes = Vec::new();
+    loop {
+        let message = ws.recv().await.expect("the connection stays open");
+        sizes.push(encode_message(&message).len());
+        if let Some(whole) = reassembler.accept(message).expect("fragments in order") {
+            return (whole, sizes);
+        }
+    }
+}
+
+// #9 item 14: a connection holds each distinct query once, within a set and
+// across sets; only the last set holding a query takes its rows away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_queries_are_held_once_per_connection() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello("bank", None)).await;
+    welcome(ws.recv().await);
+    ws.send(&call(1, "seed", args(&(3u32, 10i64)))).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::ReducerResult { .. })
+    ));
+    let query = "SELECT * FROM account";
+    ws.send(&subscribe(1, &[query; 16])).await;
+    assert_eq!(
+        row_count(&applied_rows(ws.recv().await)),
+        3,
+        "once, not 16 times"
+    );
+    ws.send(&subscribe(2, &[query, "select * from account"]))
+        .await;
+    assert_eq!(
+        row_count(&applied_rows(ws.recv().await)),
+        0,
+        "already held: no rows again"
+    );
+    ws.send(&call(2, "transfer", args(&(0u32, 1u32, 4i64))))
+        .await;
+    match ws.recv().await {
+        Some(ServerMessage::TransactionUpdate { tables, .. }) => {
+            assert_eq!(
+                tables[0].updates.len(),
+                2,
+                "two rows changed, each sent once"
+            );
+        }
+        other => panic!("expected the update, got {other:?}"),
+    }
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::ReducerResult { .. })
+    ));
+    ws.send(&ClientMessage::Unsubscribe { query_set_id: 1 })
+        .await;
+    assert_eq!(
+        row_count(&applied_rows(ws.recv().await)),
+        0,
+        "set 2 still holds the query"
+    );
+    ws.send(&ClientMessage::Unsubscribe { query_set_id: 2 })
+        .await;
+    assert_eq!(row_count(&applied_rows(ws.recv().await)), 3);
+    live.shutdown().await;
+}
+
+// #9 item 14: a subscriber that never reads is dropped once its queue
+// holds more bytes than allowed, and reads a fatal Error saying why; the
+// server's memory stays bounded and other clients are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_subscriber_that_never_reads_is_dropped_with_a_readable_error() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_queued_bytes = 256 * 1024;
+        config.idle_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let mut greedy = RawWebSocket::connect(&live.ws_url()).await;
+    greedy.send(&hello("chat", None)).await;
+    welcome(greedy.recv().await);
+    let query = "SELECT * FROM message";
+    for set in 1..=8 {
+        greedy.send(&subscribe(set, &[query; 64])).await;
+        applied_rows(greedy.recv().await);
+    }
+    let before = resident_bytes();
+    // Another client writes 24 MB of 48 KB messages, which the greedy one
+    // would be sent 8 × 64 times over without deduplication.
+    let mut writer = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    writer.send(&hello("chat", None)).await;
+    welcome(writer.recv().await);
+    let text = "x".repeat(48 * 1024);
+    for id in 0..500 {
+        writer
+            .send(&call(id, "send_message", args(&(&text,))))
+            .await;
+    }
+    for _ in 0..500 {
+        match writer.recv().await {
+            Some(ServerMessage::ReducerResult { status, .. }) => {
+                assert_eq!(status, ReducerStatus::Committed)
+            }
+            other => panic!("the writer's calls are answered, got {other:?}"),
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 200 << 20, "the process grew by {} MB", grown >> 20);
+    // The greedy client, reading at last, finds the reason it was dropped.
+    let reason = loop {
+        match greedy.recv().await {
+            Some(ServerMessage::TransactionUpdate { .. }) => {}
+            other => break fatal(other),
+        }
+    };
+    assert!(reason.contains("fell too far behind"), "{reason}");
+    assert!(greedy.recv().await.is_none(), "then the connection closes");
+    // The writer is still served.
+    writer
+        .send(&call(900, "send_message", args(&("still here",))))
+        .await;
+    assert!(matches!(
+        writer.recv().await,
+        Some(ServerMessage::ReducerResult {
+            request_id: 900,
+            ..
+        })
+    ));
+    live.shutdown().await;
+}
+
+// #9 item 14: a subscription whose initial rows exceed what the server
+// sends in one message is refused with a clear error, not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_larger_than_a_message_is_refused_clearly() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_queued_bytes = 16 * 1024;
+    })
+    .await;
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello("bank", None)).await;
+    assert_eq!(welcome(ws.recv().await).1, 16 * 1024);
+    ws.send(&call(1, "seed", args(&(5000u32, 1i64)))).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::ReducerResult { .. })
+    ));
+    ws.send(&subscribe(1, &["SELECT * FROM account"])).await;
+    match ws.recv().await {
+        Some(ServerMessage::SubscriptionError { message, .. }) => {
+            assert!(message.contains("more than the 16384 bytes"), "{message}");
+        }
+        other => panic!("expected the subscription to be refused, got {other:?}"),
+    }
+    // Nothing was subscribed: the connection goes on.
+    ws.send(&subscribe(2, &["SELECT * FROM account WHERE id = 3"]))
+        .await;
+    assert_eq!(row_count(&applied_rows(ws.recv().await)), 1);
+    live.shutdown().await;
+}
+
+// #9 item 14: initial results and transaction updates larger than a frame
+// arrive as fragments under the advertised limit, and reassemble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_results_and_updates_arrive_in_fragments_under_the_frame_limit() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_frame = 4096;
+    })
+    .await;
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello("bank", None)).await;
+    assert_eq!(welcome(ws.recv().await).0, 4096);
+    ws.send(&subscribe(1, &["SELECT * FROM account"])).await;
+    assert_eq!(row_count(&applied_rows(ws.recv().await)), 0);
+    ws.send(&call(1, "seed", args(&(2000u32, 1i64)))).await;
+    let (update, sizes) = recv_whole(&mut ws).await;
+    assert!(sizes.len() > 1, "split into {} frames", sizes.len());
+    assert!(sizes.iter().all(|&size| size <= 4096), "{sizes:?}");
+    match update {
+        ServerMessage::TransactionUpdate { tables, event } => {
+            assert_eq!(event.reducer, "seed");
+            assert_eq!(tables[0].inserts.len(), 2000);
+        }
+        other => panic!("expected the update, got {other:?}"),
+    }
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::ReducerResult { .. })
+    ));
+    ws.send(&subscribe(2, &["SELECT * FROM account WHERE balance = 1"]))
+        .await;
+    let (applied, sizes) = recv_whole(&mut ws).await;
+    assert!(sizes.len() > 1 && sizes.iter().all(|&size| size <= 4096));
+    assert_eq!(row_count(&applied_rows(Some(applied))), 2000);
+    live.shutdown().await;
+}
+
+// #9 item 14: two 3 MiB rows make a 6 MB initial result, more than the 4 MiB
+// frame limit; the Rust client (which `worldline subscribe` uses) reads it
+// over both transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_reads_results_larger_than_a_frame_on_both_transports() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let mut writer = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    writer.send(&hello("chat", None)).await;
+    assert_eq!(welcome(writer.recv().await).0, DEFAULT_MAX_FRAME);
+    let text = "y".repeat(3 << 20);
+    for id in 0..2 {
+        writer
+            .send(&call(id, "send_message", args(&(&text,))))
+            .await;
+        assert!(matches!(
+            writer.recv().await,
+            Some(ServerMessage::ReducerResult {
+                status: ReducerStatus::Committed,
+                ..
+            })
+        ));
+    }
+    for options in [
+        ConnectOptions::quic(
+            live.quic_addr(),
+            Trust::Fingerprint(live.server().fingerprint()),
+            "chat",
+        ),
+        ConnectOptions::websocket(live.ws_url(), "chat"),
+    ] {
+        let client = Client::connect(options).await.expect("connecting");
+        client
+            .subscribe(&["SELECT * FROM message"])
+            .await
+            .expect("the 6 MB result arrives");
+        let rows: Vec<Message> = client.rows("message").expect("decoding");
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|m| m.text.len() == 3 << 20));
+    }
+    live.shutdown().await;
+}
+
+// #9 item 14: a WebSocket that never sends Hello and a QUIC stream holding
+// half a length prefix are closed at the handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_at_the_handshake_deadline() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.handshake_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let started = Instant::now();
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    assert!(fatal(ws.recv().await).contains("no Hello within 0.5 s"));
+    assert!(ws.recv().await.is_none());
+
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send_bytes(&[9, 0]).await;
+    assert!(fatal(quic.recv().await).contains("no Hello within 0.5 s"));
+    assert!(quic.recv().await.is_none());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    live.shutdown().await;
+}
+
+// #9 item 14: the server pings WebSocket clients; one that never answers
+// (it never reads) is dropped after the idle timeout, one that reads stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_answers_no_ping_is_dropped() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let listening = Client::connect(ConnectOptions::websocket(live.ws_url(), "chat"))
+        .await
+        .expect("connecting");
+    let mut deaf = RawWebSocket::connect(&live.ws_url()).await;
+    deaf.send(&hello("chat", None)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    welcome(deaf.recv().await);
+    let reason = loop {
+        match deaf.recv().await {
+            Some(ServerMessage::TransactionUpdate { .. }) => {}
+            other => break fatal(other),
+        }
+    };
+    assert!(reason.contains("no message or pong for 1.5 s"), "{reason}");
+    // The client that reads (and so answers pings) is still connected.
+    let outcome = listening
+        .call("send_message", &("hello",))
+        .await
+        .expect("still connected");
+    assert_eq!(outcome.status, ReducerStatus::Committed);
+    live.shutdown().await;
+}
+
+// #9 item 14: one address may hold only so many connections; the next is
+// refused with an error saying so, and a freed slot can be used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_connections_per_ip = 2;
+    })
+    .await;
+    let mut first = RawWebSocket::connect(&live.ws_url()).await;
+    first.send(&hello("chat", None)).await;
+    welcome(first.recv().await);
+    let mut second = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    second.send(&hello("chat", None)).await;
+    welcome(second.recv().await);
+
+    let mut third = RawWebSocket::connect(&live.ws_url()).await;
+    let message = fatal(third.recv().await);
+    assert!(
+        message.contains("too many connections from 127.0.0.1: at most 2"),
+        "{message}"
+    );
+    let mut fourth = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    fourth.send(&hello("chat", None)).await;
+    assert!(fatal(fourth.recv().await).contains("too many connections"));
+
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = RawWebSocket::connect(&live.ws_url()).await;
+        again.send(&hello("chat", None)).await;
+        match again.recv().await {
+            Some(ServerMessage::Welcome { .. }) => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("the freed slot is never reused: {other:?}"),
+        }
+    }
+    live.shutdown().await;
+}
+
+// #9 item 14: anything but Hello first is fatal, a text message included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_message_before_hello_is_fatal() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send_text("hello?").await;
+    assert!(fatal(ws.recv().await).contains("text messages are not part of the protocol"));
+    assert!(ws.recv().await.is_none());
+    live.shutdown().await;
+}
+
+// #9 item 14: datagrams are capped at 1,100 bytes; a larger one is refused
+// with a non-fatal error and does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_datagram_is_refused_and_not_run() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send(&hello("chat", None)).await;
+    welcome(quic.recv().await);
+    quic.send(&subscribe(1, &["SELECT * FROM message"])).await;
+    applied_rows(quic.recv().await);
+    let oversized = ClientMessage::CallReducerUnreliable {
+        reducer: "send_message".into(),
+        args: ByteBuf::from(args(&("z".repeat(1150),))),
+    };
+    assert_eq!(encode_message(&oversized).len(), 1168);
+    quic.send_datagram(&oversized);
+    match quic.recv().await {
+        Some(ServerMessage::Error {
+            message,
+            fatal: false,
+        }) => assert!(
+            message.contains("a datagram of 1168 bytes exceeds the limit of 1100 bytes"),
+            "{message}"
+        ),
+        other => panic!("expected the datagram to be refused, got {other:?}"),
+    }
+    // Nothing ran: the next message is the answer to a reliable call.
+    quic.send(&call(5, "send_message", args(&("small",)))).await;
+    match quic.recv().await {
+        Some(ServerMessage::TransactionUpdate { tables, .. }) => {
+            let row: Message = postcard::from_bytes(&tables[0].inserts[0]).expect("a message row");
+            assert_eq!(row.text, "small");
+        }
+        other => panic!("expected the reliable call's update, got {other:?}"),
+    }
+    live.shutdown().await;
+}
+
+// #9 item 14: shutting down does not wait for a client that never reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_with_a_client_that_never_reads() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.idle_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut stuck = RawWebSocket::connect(&live.ws_url()).await;
+    stuck.send(&hello("chat", None)).await;
+    stuck.send(&subscribe(1, &["SELECT * FROM message"])).await;
+    let text = "w".repeat(64 * 1024);
+    for id in 0..200 {
+        stuck.send(&call(id, "send_message", args(&(&text,)))).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), live.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
