@@ -4,12 +4,8 @@
 
 use std::time::Duration;
 
-use worldline_host::{
-    CallContext, CallError, Database, Engine, EngineConfig, HostError, Identity,
-};
-use worldline_tests::{
-    OWNER, args, create_database, guest_wasm, test_engine, test_engine_config,
-};
+use worldline_host::{CallContext, CallError, Database, Engine, EngineConfig, HostError, Identity};
+use worldline_tests::{OWNER, args, create_database, guest_wasm, test_engine, test_engine_config};
 
 fn call(db: &mut Database, reducer: &str, arguments: &[u8]) -> Result<(), CallError> {
     db.call_reducer(reducer, arguments, CallContext::new(OWNER))
@@ -34,7 +30,11 @@ fn huge_log_lines_are_cut_and_the_log_stays_within_its_byte_budget() {
     call(&mut db, "log_lines", &args(&(20u32, 8u32 << 20))).expect("logging");
     let log = db.log();
     let max_line = EngineConfig::default().max_log_line_bytes;
-    assert!(log.bytes() <= 256 << 10, "{} bytes of log kept", log.bytes());
+    assert!(
+        log.bytes() <= 256 << 10,
+        "{} bytes of log kept",
+        log.bytes()
+    );
     assert_eq!(log.records().count(), 16, "16 KiB lines fit 16 to 256 KiB");
     for record in log.records() {
         assert!(record.message.len() <= max_line, "{}", record.message.len());
@@ -91,7 +91,11 @@ fn a_transaction_writing_past_its_quota_is_refused_and_changes_nothing() {
         matches!(&error, CallError::LimitExceeded(m) if m.contains("1048576 bytes") && m.contains("max_tx_write_bytes")),
         "{error:?}"
     );
-    assert_eq!(db.rows("blob").expect("rows").len(), 0, "nothing was written");
+    assert_eq!(
+        db.rows("blob").expect("rows").len(),
+        0,
+        "nothing was written"
+    );
     call(&mut db, "write_rows", &args(&(8u32, 64u32 << 10))).expect("512 KiB fits");
     assert_eq!(db.rows("blob").expect("rows").len(), 8);
 }
@@ -103,7 +107,10 @@ fn a_reducer_that_loops_is_stopped_at_its_deadline() {
     let engine = test_engine();
     let mut db = create_database(&engine, "hostile");
     let error = call(&mut db, "spin", &[]).expect_err("interrupted");
-    assert_eq!(error, CallError::DeadlineExceeded(Duration::from_millis(500)));
+    assert_eq!(
+        error,
+        CallError::DeadlineExceeded(Duration::from_millis(500))
+    );
     call(&mut db, "seed", &args(&(1u32,))).expect("the database still serves");
 }
 
@@ -113,10 +120,7 @@ fn a_describe_that_loops_names_the_deadline() {
     let error = Database::create(&test_engine(), &guest_wasm("hostile_describe"), OWNER)
         .err()
         .expect("describe never returns");
-    assert!(
-        matches!(error, HostError::DescribeTimedOut(_)),
-        "{error:?}"
-    );
+    assert!(matches!(error, HostError::DescribeTimedOut(_)), "{error:?}");
     assert_eq!(
         error.to_string(),
         "describe did not return within the 500ms deadline"

@@ -243,3 +243,110 @@ fn identity_tokens_outlive_a_restart_and_no_other_server_accepts_them() {
         Err(worldline_host::AuthError::BadSignature)
     );
 }
+
+/// The error `Host::open` refuses `dir` with.
+fn refusal(dir: &Path, config: HostConfig) -> String {
+    match Host::open(dir, config) {
+        Err(err) => err.to_string(),
+        Ok(_) => panic!("a damaged data directory was accepted"),
+    }
+}
+
+// #9 item 2: one flipped bit in a record's length field, with whole records
+// after it, is refused (naming file and offset), not cut off as a torn tail.
+#[test]
+fn a_flipped_length_bit_is_refused_not_truncated() {
+    let dir = TempDir::new("worldline-length-bit");
+    drop(bank_with_transfers(dir.path(), config(None, 1 << 20), 5));
+    let segment = files(dir.path(), "log").pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // The first record's length field starts after the 8-byte segment magic;
+    // bit 20 makes the record run past the end of the file.
+    bytes[8 + 2] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = refusal(dir.path(), config(None, 1 << 20));
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(
+        err.contains(name) && err.contains("corrupt at byte 8") && err.contains("header"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "the log was left as it was"
+    );
+}
+
+// #9 item 2: a zero-filled tail (the file grew but its data never reached
+// the disk) is an interrupted write: cut off, and everything before it kept.
+#[test]
+fn a_zero_filled_tail_is_cut_off_as_torn() {
+    let dir = TempDir::new("worldline-zero-tail");
+    drop(bank_with_transfers(dir.path(), config(None, 1 << 20), 5));
+    let segment = files(dir.path(), "log").pop().unwrap();
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len + 4096)
+        .unwrap();
+    let host = Host::open(dir.path(), config(None, 1 << 20)).expect("a zero tail is not fatal");
+    assert_eq!(host.recovery_reports()[0].1.truncated_bytes, 4096);
+    assert_eq!(balances(&host), vec![(0, 95), (1, 105), (2, 100)]);
+    drop(host);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), len);
+}
+
+// #9 item 9: emptying log/ while snapshots remain is refused, naming what
+// is missing, instead of starting without the transactions after the snapshot.
+#[test]
+fn an_emptied_log_with_snapshots_is_refused() {
+    let dir = TempDir::new("worldline-emptied-log");
+    drop(bank_with_transfers(dir.path(), config(Some(10), 512), 25));
+    for segment in files(dir.path(), "log") {
+        std::fs::remove_file(segment).unwrap();
+    }
+    let err = refusal(dir.path(), config(Some(10), 512));
+    assert!(
+        err.contains("missing") && err.contains("log/ holds no segment"),
+        "{err}"
+    );
+}
+
+// #9 item 9: a deleted segment (here the newest, whose predecessor is sealed)
+// is refused, naming the transactions that are gone.
+#[test]
+fn a_deleted_segment_is_refused() {
+    let dir = TempDir::new("worldline-deleted-segment");
+    drop(bank_with_transfers(dir.path(), config(None, 512), 25));
+    let segments = files(dir.path(), "log");
+    assert!(segments.len() >= 3, "{segments:?}");
+    std::fs::remove_file(segments.last().unwrap()).unwrap();
+    let err = refusal(dir.path(), config(None, 512));
+    assert!(err.contains("missing") && err.contains("sealed"), "{err}");
+    std::fs::remove_file(&segments[1]).unwrap();
+    let err = refusal(dir.path(), config(None, 512));
+    assert!(err.contains("missing") && err.contains("are gone"), "{err}");
+}
+
+// #9 item 8: temporary files left by interrupted writes are removed on start.
+#[test]
+fn stale_temporary_files_are_removed_on_start() {
+    let dir = TempDir::new("worldline-stale-tmp");
+    drop(bank_with_transfers(dir.path(), config(Some(10), 512), 3));
+    let database = dir.path().join("databases/bank");
+    let stale = [
+        database.join("snapshots/.00000000000000000099.snap.tmp"),
+        database.join("log/.00000000000000000099.seg.tmp"),
+        database.join(".module.wasm.tmp"),
+    ];
+    for file in &stale {
+        std::fs::write(file, b"interrupted").unwrap();
+    }
+    let host = Host::open(dir.path(), config(Some(10), 512)).unwrap();
+    assert_eq!(balances(&host), vec![(0, 97), (1, 103), (2, 100)]);
+    for file in &stale {
+        assert!(!file.exists(), "{} is still there", file.display());
+    }
+}

@@ -134,8 +134,29 @@ struct QuerySet {
 }
 
 /// Runs once the transactions before it are durable, with the reason if
-/// they could not be made durable.
+/// the commit log failed first (their outcome is then unknown).
 type AfterDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// A message waiting for the transactions before it to be durable.
+enum Pending {
+    /// An encoded message, sent once they are durable, dropped if the log fails.
+    Message(Payload),
+    /// The `ReducerResult` of a call that committed in memory: `Committed`
+    /// once durable, `OutcomeUnknown` if the commit log fails first and
+    /// the call handed it a transaction (`logged`).
+    Committed {
+        request_id: u32,
+        duration_micros: u64,
+        logged: bool,
+    },
+}
+
+/// What a reducer run for a client did, before durability is awaited.
+struct Ran {
+    duration_micros: u64,
+    /// Whether the transaction went to the commit log (it changed something).
+    logged: bool,
+}
 
 struct Actor {
     name: String,
@@ -147,7 +168,7 @@ struct Actor {
     subscribers: HashMap<QueryId, BTreeMap<ConnKey, usize>>,
     connections: HashMap<ConnKey, Connection>,
     /// Messages waiting for the transactions before them to be durable.
-    outgoing: Vec<(ConnKey, Payload)>,
+    outgoing: Vec<(ConnKey, Pending)>,
     /// HTTP replies waiting for the transactions before them to be durable.
     deferred: Vec<AfterDurable>,
     /// The newest commit-log offset whose durability has not been awaited.
@@ -252,19 +273,26 @@ impl Actor {
                 request_id,
                 reducer,
                 args,
-            } => {
-                let (status, duration_micros) = self.call(key, &reducer, &args);
-                self.send(
+            } => match self.call(key, &reducer, &args) {
+                Ok(ran) => self.outgoing.push((
+                    key,
+                    Pending::Committed {
+                        request_id,
+                        duration_micros: ran.duration_micros,
+                        logged: ran.logged,
+                    },
+                )),
+                Err(e) => self.send(
                     key,
                     &ServerMessage::ReducerResult {
                         request_id,
-                        status,
-                        duration_micros,
+                        status: ReducerStatus::Failed(e.to_string()),
+                        duration_micros: 0,
                     },
-                );
-            }
+                ),
+            },
             ClientMessage::CallReducerUnreliable { reducer, args } => {
-                if let (ReducerStatus::Failed(reason), _) = self.call(key, &reducer, &args) {
+                if let Err(reason) = self.call(key, &reducer, &args) {
                     tracing::debug!("unreliable call of {reducer} failed: {reason}");
                 }
             }
@@ -305,33 +333,41 @@ impl Actor {
     }
 
     /// Runs a reducer for a connection and fans its changes out.
-    fn call(&mut self, key: ConnKey, reducer: &str, args: &[u8]) -> (ReducerStatus, u64) {
+    fn call(&mut self, key: ConnKey, reducer: &str, args: &[u8]) -> Result<Ran, CallError> {
         let Some(connection) = self.connections.get(&key) else {
-            return (ReducerStatus::Failed("not connected".into()), 0);
+            return Err(CallError::Unavailable("not connected".into()));
         };
         let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
-        match self.run_reducer(reducer, args, ctx) {
-            Ok(duration_micros) => (ReducerStatus::Committed, duration_micros),
-            Err(e) => (ReducerStatus::Failed(e.to_string()), 0),
-        }
+        self.run_reducer(reducer, args, ctx)
     }
 
-    /// Runs a reducer as `ctx` and fans its changes out, returning how long
-    /// it ran in microseconds. Its answer may go out only after the next
-    /// wait for durability (see [`release`](Self::release)).
+    /// Runs a reducer as `ctx` and fans its changes out. Its answer may go
+    /// out only after the next wait for durability (see
+    /// [`release`](Self::release)).
     fn run_reducer(
         &mut self,
         reducer: &str,
         args: &[u8],
         ctx: CallContext,
-    ) -> Result<u64, CallError> {
+    ) -> Result<Ran, CallError> {
         if let Some(reason) = &self.stopped {
             return Err(CallError::Unavailable(reason.clone()));
         }
         let outcome = self.database.call_reducer_nowait(reducer, args, ctx)?;
         self.unconfirmed = outcome.offset.or(self.unconfirmed);
         self.fan_out_reducer(reducer, ctx, &outcome);
-        Ok(micros(outcome.duration))
+        Ok(Ran {
+            duration_micros: micros(outcome.duration),
+            logged: outcome.offset.is_some(),
+        })
+    }
+
+    /// Why the tables must not be read now, if they must not: the commit
+    /// log failed, so they may hold transactions that are not durable.
+    fn unreadable(&self) -> Option<String> {
+        self.database
+            .unreadable()
+            .map(|reason| format!("database `{}` is unavailable: {reason}", self.name))
     }
 
     fn subscribe(
@@ -466,6 +502,9 @@ impl Actor {
     }
 
     fn query(&self, key: ConnKey, sql: &str) -> Result<Vec<TableRows>, String> {
+        if let Some(reason) = self.unreadable() {
+            return Err(reason);
+        }
         let owner = self.connections[&key].identity == self.database.owner();
         let (table, rows) = self.query_once(sql, owner).map_err(|e| e.to_string())?;
         Ok(vec![TableRows {
@@ -560,7 +599,7 @@ impl Actor {
             timestamp: outcome.timestamp.to_micros_since_epoch(),
             duration_micros: micros(outcome.duration),
         };
-        let mut encoded: HashMap<Vec<(usize, usize)>, Payload> = HashMap::new();
+        let mut encoded: HashMap<Vec<usize>, Payload> = HashMap::new();
         for (key, shape) in touched {
             let payload = encoded
                 .entry(shape)
@@ -572,11 +611,11 @@ impl Actor {
                     }))
                 })
                 .clone();
-            self.outgoing.push((key, payload));
+            self.outgoing.push((key, Pending::Message(payload)));
         }
     }
 
-    /// Merges the chosen query updates (each repeated `count` times) per table.
+    /// Merges the chosen query updates per table.
     fn table_updates(
         &self,
         updates: &[(QueryId, QueryUpdate)],
@@ -609,30 +648,62 @@ impl Actor {
     }
 
     fn send(&mut self, key: ConnKey, message: &ServerMessage) {
-        self.outgoing
-            .push((key, Payload::from(encode_message(message))));
+        self.outgoing.push((
+            key,
+            Pending::Message(Payload::from(encode_message(message))),
+        ));
     }
 
     /// Waits until every transaction run so far is durable, then hands
     /// their messages to the connections. A connection too slow to take
     /// its messages is dropped.
+    ///
+    /// If the commit log fails first, every call that handed it a
+    /// transaction is answered "outcome unknown" (its record may or may
+    /// not have reached the disk), the other messages are dropped, and the
+    /// database stops: every client is told and disconnected.
     fn release(&mut self) {
         while !self.outgoing.is_empty() || !self.deferred.is_empty() {
-            if let Err(e) = self.database.wait_durable(self.unconfirmed.take()) {
-                self.stop(e);
-                return;
-            }
+            let durable = self
+                .database
+                .wait_durable(self.unconfirmed.take())
+                .map_err(|e| e.to_string());
             for reply in std::mem::take(&mut self.deferred) {
-                reply(Ok(()));
+                reply(durable.clone());
             }
             let mut slow = Vec::new();
-            for (key, payload) in std::mem::take(&mut self.outgoing) {
+            for (key, pending) in std::mem::take(&mut self.outgoing) {
                 let Some(connection) = self.connections.get(&key) else {
                     continue;
+                };
+                let payload = match (pending, &durable) {
+                    (Pending::Message(payload), Ok(())) => payload,
+                    (Pending::Message(_), Err(_)) => continue,
+                    (
+                        Pending::Committed {
+                            request_id,
+                            duration_micros,
+                            logged,
+                        },
+                        durable,
+                    ) => {
+                        let status = match durable {
+                            Err(reason) if logged => ReducerStatus::OutcomeUnknown(reason.clone()),
+                            _ => ReducerStatus::Committed,
+                        };
+                        Payload::from(encode_message(&ServerMessage::ReducerResult {
+                            request_id,
+                            status,
+                            duration_micros,
+                        }))
+                    }
                 };
                 if !connection.outbound.try_send(payload) {
                     slow.push(key);
                 }
+            }
+            if durable.is_err() {
+                break;
             }
             slow.dedup();
             for key in slow {
@@ -644,11 +715,17 @@ impl Actor {
                 self.disconnect(key);
             }
         }
+        if self.stopped.is_none()
+            && let Some(reason) = self.database.unreadable()
+        {
+            let reason = reason.to_owned();
+            self.stop(reason);
+        }
     }
 
-    /// The commit log failed: nothing more is acknowledged, every client is told and dropped.
-    fn stop(&mut self, error: CallError) {
-        let reason = error.to_string();
+    /// The commit log failed: nothing more is acknowledged or read, every
+    /// client is told and dropped.
+    fn stop(&mut self, reason: String) {
         tracing::error!("database {} stopped: {reason}", self.name);
         self.disconnect_all(reason);
     }

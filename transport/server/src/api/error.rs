@@ -69,6 +69,16 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// The call's transaction went to the commit log, which then failed:
+    /// it may or may not be durable. `500`, unlike the `503` of a refused
+    /// call, which is safe to retry.
+    pub(crate) fn outcome_unknown(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message).with_hint(
+            "the call may or may not have taken effect: once the server is restarted, check \
+             (for example with `worldline sql`) before calling again",
+        )
+    }
+
     /// The server failed for a reason the client cannot fix.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)

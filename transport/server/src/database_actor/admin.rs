@@ -132,10 +132,16 @@ impl Actor {
             }
         };
         match self.run_reducer(reducer, &bytes, CallContext::new(caller)) {
-            Ok(duration_micros) => {
-                let result = CallResult { duration_micros };
+            Ok(ran) => {
+                let result = CallResult {
+                    duration_micros: ran.duration_micros,
+                };
                 self.after_durable(Box::new(move |durable| {
-                    let _ = reply.send(durable.map(|()| result).map_err(ApiError::unavailable));
+                    let answer = match durable {
+                        Err(reason) if ran.logged => Err(ApiError::outcome_unknown(reason)),
+                        _ => Ok(result),
+                    };
+                    let _ = reply.send(answer);
                 }));
             }
             Err(e) => {
@@ -143,9 +149,8 @@ impl Actor {
                     CallError::NoSuchReducer(_)
                     | CallError::LifecycleReducer(_)
                     | CallError::InvalidArguments { .. } => ApiError::bad_request(e.to_string()),
-                    CallError::Unavailable(_) | CallError::Storage(_) => {
-                        ApiError::unavailable(e.to_string())
-                    }
+                    CallError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+                    CallError::OutcomeUnknown(_) => ApiError::outcome_unknown(e.to_string()),
                     _ => ApiError::reducer_failed(format!("the reducer failed: {e}")),
                 };
                 let _ = reply.send(Err(error));
@@ -154,6 +159,11 @@ impl Actor {
     }
 
     fn sql(&self, caller: Option<Identity>, query: &str) -> Result<SqlResult, ApiError> {
+        // #9 item 6: after a commit-log failure the tables may hold
+        // transactions that are not durable; they are not served.
+        if let Some(reason) = self.unreadable() {
+            return Err(ApiError::unavailable(reason));
+        }
         let owner = caller == Some(self.database.owner());
         let (table, rows) = self
             .query_once(query, owner)
