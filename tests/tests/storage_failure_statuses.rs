@@ -13,7 +13,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Mutex;
 
 use worldline_host::{DurabilityPolicy, StorageConfig};
 use worldline_server::{Server, ServerConfig};
@@ -23,7 +22,7 @@ use worldline_tests::{TempDir, args, guest_wasm, test_engine_config};
 use worldline_transport::{ReducerStatus, ServerMessage};
 
 /// The file-size limit is the whole process's: one test at a time.
-static DISK: Mutex<()> = Mutex::new(());
+static DISK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One HTTP/1.1 request; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
@@ -147,7 +146,7 @@ fn fill_disk_soon(dir: &Path) {
 // #9 items 5, 6 and 7.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
-    let _disk = DISK.lock().unwrap_or_else(|e| e.into_inner());
+    let _disk = DISK.lock().await;
     let dir = TempDir::new("worldline-full-disk-statuses");
     let (server, token) = start_seeded(dir.path()).await;
     let addr = server.http_addr();
@@ -243,7 +242,7 @@ async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
 // then a fatal `Error`, then connections (and so subscriptions) refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_outcome_unknown_over_the_wire() {
-    let _disk = DISK.lock().unwrap_or_else(|e| e.into_inner());
+    let _disk = DISK.lock().await;
     let dir = TempDir::new("worldline-full-disk-wire");
     let (server, token) = start_seeded(dir.path()).await;
     let url = format!("ws://{}/v1/ws", server.http_addr());
