@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use worldline_host::{DurabilityPolicy, HostConfig, HostError, StorageConfig};
+use worldline_host::{DurabilityPolicy, EngineConfig, HostConfig, HostError, StorageConfig};
 use worldline_server::{
     DEFAULT_HTTP_LISTEN, DEFAULT_QUIC_LISTEN, Server, ServerConfig, ServerError, fingerprint_hex,
 };
@@ -30,6 +30,10 @@ pub struct StartArgs {
     /// UDP address of the QUIC endpoint (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_QUIC_LISTEN)]
     quic_listen: SocketAddr,
+    /// How many module instances the server may hold at once (each
+    /// database holds one, and one more while it is published or swapped).
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_instances)]
+    max_instances: u32,
 }
 
 /// The per-user data directory.
@@ -54,7 +58,10 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             snapshot_every: Some(args.snapshot_every),
             ..StorageConfig::default()
         },
-        ..HostConfig::default()
+        engine: EngineConfig {
+            max_instances: args.max_instances,
+            ..EngineConfig::default()
+        },
     };
     config.http_listen = args.listen;
     config.quic_listen = args.quic_listen;
