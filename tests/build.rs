@@ -16,6 +16,7 @@ const GUESTS: &[&str] = &[
     "hostile",
     "hostile-start",
     "hostile-describe",
+    "describe-panics",
 ];
 
 fn main() {

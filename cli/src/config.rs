@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use worldline_host::write_secret_file;
+
 use crate::hint::hinted;
 
 /// The server used when neither `--server` nor the config file names one.
@@ -70,10 +72,7 @@ impl Config {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let text = toml::to_string_pretty(self).context("encoding the configuration")?;
-        let temporary = path.with_extension("toml.tmp");
-        write_private(&temporary, text.as_bytes())
-            .and_then(|()| std::fs::rename(&temporary, path))
-            .with_context(|| format!("writing {}", path.display()))
+        Ok(write_secret_file(path, text.as_bytes())?)
     }
 
     /// The server to talk to: `explicit` (from `--server`), else the configured default.
@@ -149,23 +148,4 @@ pub fn normalize_server(server: &str) -> String {
     } else {
         format!("http://{server}")
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }

@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     match run(cli.command, &cli.global) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", hint::message_of(&err));
             for line in hint::diff_of(&err) {
                 eprintln!("  {line}");
             }

@@ -73,8 +73,21 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         for (name, report) in server.recovery_reports() {
             println!("worldline: recovered database {name}: {}", describe(report));
         }
+        let unavailable = server.unavailable_databases();
+        for database in &unavailable {
+            println!(
+                "worldline: database {} is UNAVAILABLE (it answers 503 until its owner deletes \
+                 or replaces it): {}",
+                database.name, database.reason
+            );
+        }
+        let unavailable = if unavailable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unavailable", unavailable.len())
+        };
         println!(
-            "worldline: {} databases ready in {:.1} ms (durability: {})",
+            "worldline: {} databases ready{unavailable} in {:.1} ms (durability: {})",
             server.recovery_reports().len(),
             started.elapsed().as_secs_f64() * 1e3,
             args.durability
@@ -120,20 +133,22 @@ fn describe(report: &worldline_host::RecoveryReport) -> String {
 }
 
 /// A next step for errors a user can fix.
-pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(err: &anyhow::Error) -> Option<String> {
     let host_error = match err.downcast_ref::<ServerError>()? {
         ServerError::Host(e) => e,
+        ServerError::Secret(e) => return e.chmod_hint(),
         ServerError::Bind { .. } => {
-            return Some("stop whatever uses the port, or pass --listen / --quic-listen");
+            return Some("stop whatever uses the port, or pass --listen / --quic-listen".into());
         }
         _ => return None,
     };
     match host_error {
         HostError::DataDirLocked(_) => {
-            Some("stop the other server, or pass a different --data-dir")
+            Some("stop the other server, or pass a different --data-dir".into())
         }
+        HostError::Secret(e) => e.chmod_hint(),
         HostError::Storage(_) => {
-            Some("the named file is damaged; restore the data directory from a backup")
+            Some("the named file is damaged; restore the data directory from a backup".into())
         }
         _ => None,
     }

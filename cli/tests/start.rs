@@ -1,28 +1,19 @@
 //! `worldline start` as a real process on a real data directory.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use worldline_host::{CallContext, Host, HostConfig};
 use worldline_tests::{OWNER, TempDir, args, guest_wasm};
 
-const WORLDLINE: &str = env!("CARGO_BIN_EXE_worldline");
+use support::WORLDLINE;
 
 /// Starts `worldline start --data-dir DIR` and returns it with the lines it
 /// printed up to and including the one that says it is ready.
 fn start(dir: &std::path::Path) -> (Child, Vec<String>) {
-    let mut child = Command::new(WORLDLINE)
-        .args([
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--quic-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = support::start_command(dir)
         .spawn()
         .expect("running worldline");
     let mut lines = Vec::new();

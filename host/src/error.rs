@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use worldline_datastore::{IncompatibleSchema, MigrationError, MigrationPlan, SchemaError};
 
+use crate::secret_file::SecretFileError;
 use crate::storage::StorageError;
 
 /// Why a database could not be created, opened, swapped to a new module or deleted.
@@ -64,7 +65,9 @@ pub enum HostError {
     /// Persisting or recovering the database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The server's signing key could not be written, or others can read it.
     #[error(transparent)]
+    Secret(#[from] SecretFileError),
     /// Another process holds the data directory.
     #[error("the data directory {0} is in use by another Worldline server")]
     DataDirLocked(String),

@@ -28,6 +28,7 @@ use crate::database::Database;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::HostError;
 use crate::identity::Identity;
+use crate::secret_file::{check_secret, write_secret};
 use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir, write_file_durably};
 
 /// How a host runs and persists its databases.
@@ -37,6 +38,18 @@ pub struct HostConfig {
     pub engine: EngineConfig,
     /// Durability policy, segment size and snapshot schedule.
     pub storage: StorageConfig,
+}
+
+/// A database in the data directory that could not be recovered; it serves
+/// nothing until it is deleted (or its files are repaired and the host opened again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableDatabase {
+    /// The database's name.
+    pub name: String,
+    /// Its owner, if the `owner` file could be read.
+    pub owner: Option<Identity>,
+    /// Why it could not be recovered, naming the damaged file where one is to blame.
+    pub reason: String,
 }
 
 /// Every database in one data directory.
@@ -49,6 +62,8 @@ pub struct Host {
     /// upgrading once the database is dropped and its log closed.
     taken: BTreeMap<String, Weak<()>>,
     recovered: Vec<(String, RecoveryReport)>,
+    /// Databases [`open_available`](Host::open_available) could not recover.
+    unavailable: BTreeMap<String, UnavailableDatabase>,
     authority: Authority,
     /// Held for the host's lifetime; the lock is released when it closes.
     _lock: std::fs::File,
@@ -58,6 +73,39 @@ impl Host {
     /// Opens (creating if needed) the data directory at `path`, locks it
     /// against other hosts, and recovers every database in it.
     pub fn open(path: &Path, config: HostConfig) -> Result<Self, HostError> {
+        let mut host = Self::open_unrecovered(path, config)?;
+        if let Some(failure) = host.recover_all()?.into_iter().next() {
+            return Err(failure.1);
+        }
+        Ok(host)
+    }
+
+    /// Opens the data directory like [`open`](Self::open), except that a
+    /// database that cannot be recovered (a damaged or truncated
+    /// `module.wasm`, a corrupt commit log, a module this host refuses or
+    /// whose `describe` traps) does not stop the others: it is listed by
+    /// [`unavailable_databases`](Self::unavailable_databases) with the
+    /// reason, and can still be deleted. Errors of the directory itself
+    /// (locked, unreadable, an exposed signing key) still fail.
+    pub fn open_available(path: &Path, config: HostConfig) -> Result<Self, HostError> {
+        let mut host = Self::open_unrecovered(path, config)?;
+        for (name, error, owner) in host.recover_all()? {
+            let reason = unavailable_reason(&error);
+            tracing::error!("database {name} is unavailable: {reason}");
+            host.unavailable.insert(
+                name.clone(),
+                UnavailableDatabase {
+                    name,
+                    owner,
+                    reason,
+                },
+            );
+        }
+        Ok(host)
+    }
+
+    /// Locks and lays out the data directory and loads the signing key.
+    fn open_unrecovered(path: &Path, config: HostConfig) -> Result<Self, HostError> {
         let display = path.display().to_string();
         let io = |source| HostError::DataDir {
             path: display.clone(),
@@ -81,23 +129,24 @@ impl Host {
         }
         root.create_dir_all("databases").map_err(io)?;
         let databases_dir = root.open_dir("databases").map_err(io)?;
-        let authority = load_or_create_authority(&root)?;
+        let authority = load_or_create_authority(&root, path)?;
         let engine = Engine::new(config.engine.clone())?;
-        let mut host = Self {
+        Ok(Self {
             engine,
             config,
             databases_dir,
             databases: BTreeMap::new(),
             taken: BTreeMap::new(),
             recovered: Vec::new(),
+            unavailable: BTreeMap::new(),
             authority,
             _lock: lock,
-        };
-        host.recover_all()?;
-        Ok(host)
+        })
     }
 
-    fn recover_all(&mut self) -> Result<(), HostError> {
+    /// Recovers every database in the directory, returning the name, error
+    /// and (if readable) owner of each one that could not be recovered.
+    fn recover_all(&mut self) -> Result<Vec<(String, HostError, Option<Identity>)>, HostError> {
         let mut names = Vec::new();
         for entry in self
             .databases_dir
@@ -123,20 +172,33 @@ impl Host {
             }
         }
         names.sort();
+        let mut failures = Vec::new();
         for name in names {
-            let dir = self
+            let mut owner = None;
+            let opened = self
                 .databases_dir
                 .open_dir(&name)
-                .map_err(storage_io(format!("opening database {name}")))?;
-            let wasm = read_file(&dir, "module.wasm")?;
-            let owner = read_owner(&dir)?;
-            let (database, report) = Database::open_stored(
-                &self.engine,
-                &wasm,
-                owner,
-                &dir,
-                self.config.storage.clone(),
-            )?;
+                .map_err(storage_io(format!("opening database {name}")))
+                .and_then(|dir| {
+                    let stored_owner = read_owner(&dir);
+                    owner = stored_owner.as_ref().ok().copied();
+                    let stored_owner = stored_owner?;
+                    let wasm = read_file(&dir, "module.wasm")?;
+                    Database::open_stored(
+                        &self.engine,
+                        &wasm,
+                        stored_owner,
+                        &dir,
+                        self.config.storage.clone(),
+                    )
+                });
+            let (database, report) = match opened {
+                Ok(opened) => opened,
+                Err(error) => {
+                    failures.push((name, error, owner));
+                    continue;
+                }
+            };
             tracing::info!(
                 "recovered database {name}: snapshot {:?}, {} transactions replayed in {:?}",
                 report.snapshot,
@@ -146,7 +208,7 @@ impl Host {
             self.databases.insert(name.clone(), database);
             self.recovered.push((name, report));
         }
-        Ok(())
+        Ok(failures)
     }
 
     /// Creates database `name` from a component, owned by `owner`, and runs
@@ -245,6 +307,7 @@ impl Host {
         // durability thread, which writes what it has under the new name.
         drop(self.databases.remove(name));
         self.taken.remove(name);
+        self.unavailable.remove(name);
         sync_dir(&self.databases_dir)?;
         if let Err(e) = self.databases_dir.remove_dir_all(&doomed) {
             tracing::warn!(
@@ -269,6 +332,34 @@ impl Host {
     pub fn recovery_reports(&self) -> &[(String, RecoveryReport)] {
         &self.recovered
     }
+
+    /// The databases [`open_available`](Self::open_available) could not
+    /// recover, sorted by name.
+    pub fn unavailable_databases(&self) -> impl Iterator<Item = &UnavailableDatabase> {
+        self.unavailable.values()
+    }
+}
+
+/// Why a stored database could not be recovered, in words an operator can
+/// act on: a component that does not load is a damaged file, not a bad publish.
+fn unavailable_reason(error: &HostError) -> String {
+    let reason = match error {
+        HostError::InvalidComponent(detail) | HostError::TruncatedComponent(detail) => format!(
+            "its stored module.wasm is damaged or truncated (not a valid WebAssembly \
+             component: {detail})"
+        ),
+        error => error.to_string(),
+    };
+    let mut text = reason;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// How the directory of a database being deleted starts (`.` is not
@@ -278,9 +369,11 @@ const DELETED_PREFIX: &str = ".deleted-";
 /// The name this server signs its tokens with.
 const ISSUER: &str = "worldline";
 
-/// The server's signing key: read from `server.key`, or created there on first start.
-fn load_or_create_authority(root: &Dir) -> Result<Authority, HostError> {
+/// The server's signing key: read from `server.key`, or created there
+/// (mode 0600) on first start. A key other users can read is refused.
+fn load_or_create_authority(root: &Dir, shown: &Path) -> Result<Authority, HostError> {
     if root.exists("server.key") {
+        check_secret(root, shown, "server.key")?;
         let secret: [u8; 32] = read_file(root, "server.key")?.try_into().map_err(|_| {
             HostError::Storage(StorageError::Corrupt {
                 file: "server.key".into(),
@@ -291,7 +384,7 @@ fn load_or_create_authority(root: &Dir) -> Result<Authority, HostError> {
         return Ok(Authority::from_secret(ISSUER, secret));
     }
     let authority = Authority::generate(ISSUER);
-    write_durably(root, "server.key", &authority.secret())?;
+    write_secret(root, shown, "server.key", &authority.secret())?;
     Ok(authority)
 }
 

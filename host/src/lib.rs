@@ -30,6 +30,7 @@ mod host_calls;
 mod identity;
 mod module_log;
 mod schema_import;
+mod secret_file;
 mod state;
 mod storage;
 
@@ -37,8 +38,9 @@ pub use auth::{AuthError, Authority, identity_for};
 pub use database::{CallContext, Database, ReducerOutcome, SwapPolicy, describe_component};
 pub use engine::{Engine, EngineConfig};
 pub use error::{CallError, HostError};
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, UnavailableDatabase};
 pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
+pub use secret_file::{SecretFileError, check_secret_file, write_secret_file};
 pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError};
 pub use worldline_datastore as datastore;

@@ -27,6 +27,9 @@ pub struct ServerInfo {
     pub quic_addr: String,
     /// The SHA-256 of the QUIC certificate, 64 hex digits.
     pub quic_fingerprint: String,
+    /// The largest frame the server accepts and sends on its QUIC and
+    /// WebSocket connections, in bytes (as in `Welcome`).
+    pub max_frame_bytes: u32,
 }
 
 /// One database in `GET /v1/database`, and the answer of `GET /v1/database/NAME`.
@@ -34,12 +37,18 @@ pub struct ServerInfo {
 pub struct DatabaseInfo {
     /// The database's name.
     pub name: String,
-    /// Its owner's identity.
+    /// Its owner's identity (empty if an unavailable database's owner
+    /// file could not be read).
     pub owner: String,
-    /// Its tables' names.
+    /// Its tables' names (none for an unavailable database).
     pub tables: Vec<String>,
-    /// Its reducers' names.
+    /// Its reducers' names (none for an unavailable database).
     pub reducers: Vec<String>,
+    /// Set when the database could not be recovered at startup: why. It
+    /// then answers every other request with 503 until its owner deletes
+    /// or replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// `POST /v1/database/NAME`: what publishing did.

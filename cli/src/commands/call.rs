@@ -13,9 +13,11 @@ pub struct CallArgs {
     name: String,
     /// The reducer.
     reducer: String,
-    /// The arguments, in order, each a JSON value (`42`, `true`, `"text"`,
-    /// `{"x": 1}`); an argument that is not valid JSON is taken as a string.
-    #[arg(allow_hyphen_values = true)]
+    /// The arguments, in order, each a JSON value (`42`, `-5`, `true`,
+    /// `"text"`, `{"x": 1}`); an argument that is not valid JSON is taken as
+    /// a string. Options may come before or after them; after `--`,
+    /// everything is an argument (for strings that start with `-`).
+    #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
     /// Print the result as JSON.
     #[arg(long)]

@@ -2,9 +2,11 @@
 
 use clap::Args;
 use worldline_host::datastore::{ModuleSchema, TableSchema};
+use worldline_transport::http_api::DatabaseInfo;
 
 use super::publish::confirm;
 use crate::context::Context;
+use crate::hint::hinted;
 use crate::output::{print_json, table};
 
 /// Options of `worldline describe`.
@@ -20,11 +22,27 @@ pub struct DescribeArgs {
 /// Runs `worldline describe`: tables, columns, indexes and reducers.
 pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
     let api = context.api();
+    let info = api.info(&args.name)?;
+    if let Some(reason) = &info.unavailable {
+        if args.json {
+            print_json(&info)?;
+        } else {
+            println!("database {} (owner {})", info.name, owner_of(&info));
+        }
+        return Err(hinted(
+            format!("database `{}` is unavailable: {reason}", info.name),
+            format!(
+                "its owner can delete it (`worldline delete {0}`) or replace it and its data \
+                 (`worldline publish {0} --delete-data`); or repair its files and restart the \
+                 server",
+                info.name
+            ),
+        ));
+    }
     let schema = api.schema(&args.name)?;
     if args.json {
         return print_json(&schema);
     }
-    let info = api.info(&args.name)?;
     println!("database {} (owner {})", info.name, info.owner);
     print!("{}", render_schema(&schema));
     Ok(())
@@ -108,17 +126,31 @@ pub fn list(args: ListArgs, context: Context) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = databases
         .iter()
         .map(|d| {
+            let status = match &d.unavailable {
+                Some(reason) => format!("unavailable: {reason}"),
+                None => "ready".to_owned(),
+            };
             vec![
                 d.name.clone(),
-                d.owner.clone(),
+                owner_of(d),
                 d.tables.len().to_string(),
                 d.reducers.len().to_string(),
+                status,
             ]
         })
         .collect();
-    let columns = ["name", "owner", "tables", "reducers"].map(String::from);
+    let columns = ["name", "owner", "tables", "reducers", "status"].map(String::from);
     print!("{}", table(&columns, &rows));
     Ok(())
+}
+
+/// A database's owner, or `unknown` when the server could not read it.
+fn owner_of(info: &DatabaseInfo) -> String {
+    if info.owner.is_empty() {
+        "unknown".to_owned()
+    } else {
+        info.owner.clone()
+    }
 }
 
 /// Options of `worldline delete`.

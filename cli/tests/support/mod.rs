@@ -19,29 +19,48 @@ pub struct ServerProcess {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    _dir: TempDir,
+    /// What the server printed up to and including its ready line.
+    pub startup: Vec<String>,
+    dir: Option<TempDir>,
 }
 
 impl ServerProcess {
     /// Starts a server on a new data directory and waits until it is ready.
     pub fn start() -> Self {
-        let dir = TempDir::new("worldline-cli-server");
-        let mut child = Command::new(WORLDLINE)
-            .args(["start", "--durability", "every", "--listen", "127.0.0.1:0"])
-            .args(["--quic-listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
+        Self::start_in(TempDir::new("worldline-cli-server"))
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.as_ref().expect("held until stopped").path()
+    }
+
+    /// Kills the server and hands back its data directory, to damage or
+    /// start again.
+    pub fn stop(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().expect("held until stopped")
+    }
+
+    /// Starts a server on `dir` (a new one, or one a stopped server left)
+    /// and waits until it is ready.
+    pub fn start_in(dir: TempDir) -> Self {
+        let mut child = start_command(dir.path())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("running worldline start");
         let mut url = None;
+        let mut startup = Vec::new();
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         for line in lines.by_ref() {
             let line = line.expect("reading the server's output");
             if let Some(rest) = line.split("HTTP and WebSocket on ").nth(1) {
                 url = rest.split_whitespace().next().map(str::to_owned);
             }
-            if line.starts_with("worldline: ready") {
+            let ready = line.starts_with("worldline: ready");
+            startup.push(line);
+            if ready {
                 break;
             }
         }
@@ -55,9 +74,50 @@ impl ServerProcess {
         Self {
             child,
             url,
-            _dir: dir,
+            startup,
+            dir: Some(dir),
         }
     }
+}
+
+/// `worldline start` on `dir`, listening on free loopback ports, with its
+/// output piped.
+pub fn start_command(dir: &Path) -> Command {
+    let mut command = Command::new(WORLDLINE);
+    command
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `worldline start` on `dir`, expecting it to exit (not to become
+/// ready) within 30 s, and returns what it printed.
+pub fn start_fails(dir: &Path) -> Run {
+    let mut child = start_command(dir).spawn().expect("running worldline start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("polling worldline start").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("worldline start kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run: Run = child.wait_with_output().expect("its output").into();
+    assert!(
+        !run.success,
+        "worldline start should have failed: {}",
+        run.stdout
+    );
+    run
 }
 
 impl Drop for ServerProcess {
@@ -109,6 +169,15 @@ impl User {
     /// The user's config file.
     pub fn config(&self) -> &Path {
         &self.config
+    }
+
+    /// Follows the server to a new address (a restarted server listens on
+    /// a new port): the saved identities move with it.
+    pub fn moved_to(&mut self, server: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("reading the config");
+        std::fs::write(&self.config, text.replace(&self.server, server))
+            .expect("writing the config");
+        self.server = server.to_owned();
     }
 
     /// A `worldline` command as this user.

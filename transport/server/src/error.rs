@@ -16,6 +16,9 @@ pub enum ServerError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The QUIC private key could not be written, or others can read it.
+    #[error(transparent)]
+    Secret(#[from] worldline_host::SecretFileError),
     /// A listening address could not be bound.
     #[error("cannot listen on {address} ({protocol}): {source}; is another server running there?")]
     Bind {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use worldline_host::{Host, Identity, RecoveryReport};
+use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
@@ -30,12 +30,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the data directory (recovering every database in it), then
-    /// listens for HTTP/WebSocket and QUIC connections.
+    /// Opens the data directory (recovering every database in it; one that
+    /// cannot be recovered is marked unavailable and does not stop the
+    /// others), then listens for HTTP/WebSocket and QUIC connections.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
         let opened = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || Host::open(&config.data_dir, config.host))
+            tokio::task::spawn_blocking(move || Host::open_available(&config.data_dir, config.host))
         };
         let host = opened.await.map_err(|e| ServerError::Io {
             path: config.data_dir.display().to_string(),
@@ -122,6 +123,12 @@ impl Server {
     /// What recovery did for each database when the server started.
     pub fn recovery_reports(&self) -> &[(String, RecoveryReport)] {
         &self.recovery
+    }
+
+    /// The databases that could not be recovered when the server started
+    /// (and have not been deleted since), with the reason for each.
+    pub fn unavailable_databases(&self) -> Vec<UnavailableDatabase> {
+        self.shared.unavailable_databases()
     }
 
     /// Creates database `name` from a component, owned by `owner`, and

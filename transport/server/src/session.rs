@@ -236,8 +236,9 @@ impl Session {
                 true,
             );
         }
-        let Some(database) = self.shared.database(&name) else {
-            return self.refuse(format!("no database named `{name}` on this server"), true);
+        let database = match self.shared.lookup(&name) {
+            Ok(database) => database,
+            Err(missing) => return self.refuse(missing.to_string(), true),
         };
         let (identity, token) = match token {
             Some(token) => match self.shared.authority.verify(&token) {

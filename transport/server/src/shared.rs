@@ -1,12 +1,12 @@
 //! State every connection of a server shares.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
-use worldline_host::{Authority, Database, Host, Identity};
+use worldline_host::{Authority, Database, Host, Identity, UnavailableDatabase};
 
 use crate::config::ServerConfig;
 use crate::database_actor::{self, ConnKey, DatabaseHandle};
@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     /// The data directory; publishing goes through it.
     pub(crate) host: Mutex<Host>,
     databases: RwLock<HashMap<String, DatabaseHandle>>,
+    /// Databases that could not be recovered at startup, by name: they
+    /// serve nothing, but their owner may delete or replace them.
+    unavailable: RwLock<BTreeMap<String, UnavailableDatabase>>,
     /// Each database's thread, by database name.
     threads: Mutex<Vec<(String, JoinHandle<()>)>>,
     /// Held while a database is created, replaced or deleted, so that
@@ -52,12 +55,17 @@ impl Shared {
             .into_iter()
             .filter_map(|name| host.take_database(&name).map(|db| (name, db)))
             .collect();
+        let unavailable = host
+            .unavailable_databases()
+            .map(|db| (db.name.clone(), db.clone()))
+            .collect();
         let shared = Self {
             config,
             endpoints,
             authority: host.authority().clone(),
             host: Mutex::new(host),
             databases: RwLock::new(HashMap::new()),
+            unavailable: RwLock::new(unavailable),
             threads: Mutex::new(Vec::new()),
             publishing: tokio::sync::Mutex::new(()),
             next_key: AtomicU64::new(1),
@@ -92,10 +100,16 @@ impl Shared {
         self.run(name, database)
     }
 
-    /// Deletes the files of database `name`, whose thread has ended.
+    /// Deletes the files of database `name`, whose thread has ended (or
+    /// which is unavailable and never had one).
     pub(crate) fn delete_database_files(&self, name: &str) -> Result<(), ServerError> {
         let mut host = self.host.lock().expect("no thread panics holding the host");
-        Ok(host.delete_database(name)?)
+        host.delete_database(name)?;
+        self.unavailable
+            .write()
+            .expect("no thread panics holding the unavailable list")
+            .remove(name);
+        Ok(())
     }
 
     /// Starts serving `database` as `name`.
@@ -153,6 +167,36 @@ impl Shared {
             .cloned()
     }
 
+    /// The running database called `name`, or why there is none to use.
+    pub(crate) fn lookup(&self, name: &str) -> Result<DatabaseHandle, Missing> {
+        if let Some(handle) = self.database(name) {
+            return Ok(handle);
+        }
+        match self.unavailable(name) {
+            Some(unavailable) => Err(Missing::Unavailable(unavailable)),
+            None => Err(Missing::NoSuchDatabase(name.to_owned())),
+        }
+    }
+
+    /// The database called `name` if it could not be recovered at startup.
+    pub(crate) fn unavailable(&self, name: &str) -> Option<UnavailableDatabase> {
+        self.unavailable
+            .read()
+            .expect("no thread panics holding the unavailable list")
+            .get(name)
+            .cloned()
+    }
+
+    /// Every database that could not be recovered at startup, by name.
+    pub(crate) fn unavailable_databases(&self) -> Vec<UnavailableDatabase> {
+        self.unavailable
+            .read()
+            .expect("no thread panics holding the unavailable list")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Changes when the server starts shutting down.
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
@@ -185,4 +229,15 @@ impl Shared {
         .map(|(_, thread)| thread)
         .collect()
     }
+}
+
+/// Why a database name finds nothing to serve.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Missing {
+    /// No database has this name.
+    #[error("no database named `{0}` on this server")]
+    NoSuchDatabase(String),
+    /// The database exists but could not be recovered at startup.
+    #[error("database `{}` is unavailable: {}", .0.name, .0.reason)]
+    Unavailable(UnavailableDatabase),
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
+use worldline_host::{check_secret_file, write_secret_file};
 use worldline_transport::QUIC_ALPN;
 
 use crate::error::ServerError;
@@ -35,6 +36,7 @@ impl Certificate {
             move |source| ServerError::Io { path, source }
         };
         if cert_path.exists() && key_path.exists() {
+            check_secret_file(&key_path)?;
             let cert = std::fs::read(&cert_path).map_err(io(&cert_path))?;
             let key = std::fs::read(&key_path).map_err(io(&key_path))?;
             return Ok(Self {
@@ -46,8 +48,9 @@ impl Certificate {
             .map_err(|e| ServerError::Tls(format!("creating a certificate: {e}")))?;
         let cert = generated.cert.der().to_vec();
         let key = generated.signing_key.serialize_der();
-        write_atomically(&key_path, &key).map_err(io(&key_path))?;
-        write_atomically(&cert_path, &cert).map_err(io(&cert_path))?;
+        write_secret_file(&key_path, &key)?;
+        // The certificate is public, but goes through the same atomic write.
+        write_secret_file(&cert_path, &cert)?;
         Ok(Self {
             cert: CertificateDer::from(cert),
             key: PrivatePkcs8KeyDer::from(key),
@@ -97,21 +100,4 @@ impl Certificate {
 /// Formats a fingerprint as 64 lowercase hex digits.
 pub fn fingerprint_hex(fingerprint: &[u8; 32]) -> String {
     fingerprint.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes a file readable only by its owner through a temporary file and a
-/// rename, so a crash never leaves half a key.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::ModuleSchema;
-use worldline_host::{HostError, Identity};
+use worldline_host::{Identity, UnavailableDatabase};
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, PublishOutcome, Published, SqlResult,
 };
@@ -25,13 +25,18 @@ use crate::shared::Shared;
 pub(crate) async fn list(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
-    let mut databases = Vec::new();
+    let mut databases: Vec<DatabaseInfo> = shared
+        .unavailable_databases()
+        .iter()
+        .map(unavailable_info)
+        .collect();
     for name in shared.database_names() {
         // A database deleted meanwhile is simply not listed.
         if let Ok(description) = describe(&shared, &name).await {
             databases.push(database_info(&name, &description));
         }
     }
+    databases.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(databases))
 }
 
@@ -40,6 +45,9 @@ pub(crate) async fn info(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
 ) -> Result<Json<DatabaseInfo>, ApiError> {
+    if let Some(unavailable) = shared.unavailable(&name) {
+        return Ok(Json(unavailable_info(&unavailable)));
+    }
     let description = describe(&shared, &name).await?;
     Ok(Json(database_info(&name, &description)))
 }
@@ -60,6 +68,37 @@ fn database_info(name: &str, description: &Description) -> DatabaseInfo {
             .iter()
             .map(|r| r.name.clone())
             .collect(),
+        unavailable: None,
+    }
+}
+
+/// What is known of a database that could not be recovered at startup.
+fn unavailable_info(database: &UnavailableDatabase) -> DatabaseInfo {
+    DatabaseInfo {
+        name: database.name.clone(),
+        owner: database.owner.map(|o| o.to_string()).unwrap_or_default(),
+        tables: Vec::new(),
+        reducers: Vec::new(),
+        unavailable: Some(database.reason.clone()),
+    }
+}
+
+/// Checks that `caller` owns the unavailable database, to `action` it.
+fn check_unavailable_owner(
+    database: &UnavailableDatabase,
+    caller: Identity,
+    action: &str,
+) -> Result<(), ApiError> {
+    match database.owner {
+        Some(owner) if owner == caller => Ok(()),
+        Some(_) => Err(ApiError::not_owner(&database.name, action)),
+        None => Err(
+            ApiError::not_owner(&database.name, action).with_hint(format!(
+                "its owner file could not be read, so no one can prove ownership over the API; \
+             with the server stopped, remove databases/{} from the data directory",
+                database.name
+            )),
+        ),
     }
 }
 
@@ -91,6 +130,23 @@ pub(crate) async fn publish(
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
     let _publishing = shared.publishing.lock().await;
+    if let Some(unavailable) = shared.unavailable(&name) {
+        // A database that could not be recovered can only be replaced:
+        // its stored data cannot be carried over to a module it never ran with.
+        check_unavailable_owner(&unavailable, caller, "publish to it")?;
+        if !options.delete_data {
+            return Err(ApiError::database_unavailable(&unavailable));
+        }
+        delete_files(&shared, &name).await?;
+        create(&shared, &name, wasm, caller).await?;
+        let replaced = Published {
+            name: name.clone(),
+            owner: caller.to_string(),
+            outcome: PublishOutcome::Replaced,
+            changes: vec![],
+        };
+        return Ok((StatusCode::CREATED, Json(replaced)));
+    }
     let existing = match shared.database(&name) {
         Some(_) => Some(describe(&shared, &name).await?),
         None => None,
@@ -141,14 +197,7 @@ async fn create(
         .await
         .map_err(|e| ApiError::internal(format!("publishing stopped: {e}")))?;
     created.map_err(|e| match e {
-        ServerError::Host(
-            e @ (HostError::InvalidComponent(_)
-            | HostError::WorldMismatch(_)
-            | HostError::DescribeTrapped(_)
-            | HostError::Schema(_)
-            | HostError::InitFailed(_)
-            | HostError::InvalidName(_)),
-        ) => ApiError::bad_request(e.to_string()),
+        ServerError::Host(e) => ApiError::publish_refused(e),
         e => ApiError::internal(e.to_string()),
     })
 }
@@ -162,6 +211,11 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let caller = required_caller(&shared.authority, &headers, "deleting a database")?;
     let _publishing = shared.publishing.lock().await;
+    if let Some(unavailable) = shared.unavailable(&name) {
+        check_unavailable_owner(&unavailable, caller, "delete it")?;
+        delete_files(&shared, &name).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if describe(&shared, &name).await?.owner != caller {
         return Err(ApiError::not_owner(&name, "delete it"));
     }
@@ -177,17 +231,24 @@ async fn remove(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
     let reason = format!("database `{name}` was deleted");
     let _ = handle.admin(Admin::Stop { reason }).await;
     drop(handle);
+    if let Some(thread) = thread {
+        tokio::task::spawn_blocking(move || {
+            let _ = thread.join();
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("deleting stopped: {e}")))?;
+    }
+    delete_files(shared, name).await
+}
+
+/// Deletes the directory of database `name`, which no thread serves.
+async fn delete_files(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
     let shared = shared.clone();
     let name = name.to_owned();
-    tokio::task::spawn_blocking(move || {
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
-        shared.delete_database_files(&name)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("deleting stopped: {e}")))?
-    .map_err(|e| ApiError::internal(e.to_string()))
+    tokio::task::spawn_blocking(move || shared.delete_database_files(&name))
+        .await
+        .map_err(|e| ApiError::internal(format!("deleting stopped: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// `POST /v1/database/NAME/call/REDUCER` with JSON arguments: runs the

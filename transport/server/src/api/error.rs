@@ -1,9 +1,13 @@
 //! Errors of the HTTP API: a status code, a message, and a next step.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use worldline_host::{HostError, UnavailableDatabase};
+use worldline_subscriptions::QueryError;
 use worldline_transport::http_api::ErrorBody;
+
+use crate::shared::Missing;
 
 /// A failed API request, answered as `{"error": ..., "hint": ..., "diff": [...]}`.
 #[derive(Debug)]
@@ -69,6 +73,119 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// The database could not be recovered when the server started; it
+    /// serves nothing until its owner deletes or replaces it.
+    pub(crate) fn database_unavailable(database: &UnavailableDatabase) -> Self {
+        Self::unavailable(Missing::Unavailable(database.clone()).to_string()).with_hint(format!(
+            "the server could not recover it at startup; its owner can delete it \
+             (`worldline delete {0}`) or replace it and its data (`worldline publish {0} \
+             --delete-data`), or an operator can repair its files and restart the server",
+            database.name
+        ))
+    }
+
+    /// A query the SQL compiler refused: 403 for a private table the
+    /// caller does not own, 400 for anything else.
+    pub(crate) fn query(error: QueryError) -> Self {
+        match error {
+            QueryError::Private(_) => Self::new(StatusCode::FORBIDDEN, error.to_string())
+                .with_hint("only the database owner's identity may read private tables"),
+            error => Self::bad_request(error.to_string()),
+        }
+    }
+
+    /// Why publishing a module (creating a database or swapping its
+    /// module) was refused, with what to change.
+    pub(crate) fn publish_refused(error: HostError) -> Self {
+        let message = error.to_string();
+        match error {
+            HostError::IncompatibleSchema(diff) => Self::conflict(
+                "the new module's schema is not compatible with the stored data",
+                diff.to_string().lines().map(str::to_owned).collect(),
+            )
+            .with_hint(
+                "keep the old columns' types and add new columns at the end of a table, or \
+                 republish with --delete-data to delete the data and start afresh",
+            ),
+            HostError::Migration(_) => Self::conflict(message, Vec::new())
+                .with_hint("fix the rows the new index refuses, or republish with --delete-data"),
+            HostError::Schema(_) => Self::bad_request(message).with_hint(
+                "fix the table or reducer the message names in the module's source, rebuild and \
+                 publish again",
+            ),
+            HostError::InvalidComponent(_) | HostError::TruncatedComponent(_) => {
+                Self::bad_request(message).with_hint(
+                    "publish a complete WebAssembly component built for wasm32-wasip2 \
+                     (`worldline publish` in a project directory builds one)",
+                )
+            }
+            HostError::WorldMismatch(_) => Self::bad_request(message).with_hint(
+                "build the module against this server's worldline:module@0.1.0 WIT world \
+                 (the worldline SDK of this server's version) and import nothing else",
+            ),
+            HostError::DescribeTrapped(_)
+            | HostError::DescribeTimedOut(_)
+            | HostError::StartTrapped(_)
+            | HostError::StartTimedOut(_) => Self::bad_request(message).with_hint(
+                "the module failed before any reducer ran; `describe` and start-up code must \
+                 return promptly without panicking",
+            ),
+            HostError::InitFailed(_) => Self::bad_request(message).with_hint(
+                "the database was not created; fix the module's init reducer and publish again",
+            ),
+            HostError::InvalidName(_) => Self::bad_request(message),
+            HostError::InstancePoolFull { .. } | HostError::Unavailable(_) => {
+                Self::unavailable(message)
+            }
+            _ => Self::internal(message),
+        }
+    }
+
+    /// No route has this path.
+    pub(crate) fn unknown_route(method: &Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("no such API route: {method} {path}"),
+        )
+        .with_hint("the routes are listed in HTTP_API.md; they all start with /v1/")
+    }
+
+    /// The route exists but does not take this method.
+    pub(crate) fn wrong_method(method: &Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} does not take {method}"),
+        )
+        .with_hint("the methods each route takes are listed in HTTP_API.md")
+    }
+
+    /// A refusal by the HTTP framework itself (its status and plain-text
+    /// `text`), as an API error. `max_body` is the route's body limit.
+    pub(crate) fn from_framework(
+        status: StatusCode,
+        method: &Method,
+        path: &str,
+        text: &str,
+        max_body: usize,
+    ) -> Self {
+        let detail = if text.is_empty() {
+            status.canonical_reason().unwrap_or("refused").to_owned()
+        } else {
+            text.to_owned()
+        };
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                status,
+                format!(
+                    "the request body is larger than the {max_body} bytes {method} {path} accepts"
+                ),
+            ),
+            StatusCode::NOT_FOUND => Self::unknown_route(method, path),
+            StatusCode::METHOD_NOT_ALLOWED => Self::wrong_method(method, path),
+            _ => Self::new(status, format!("{method} {path}: {detail}")),
+        }
+    }
+
     /// The call's transaction went to the commit log, which then failed:
     /// it may or may not be durable. `500`, unlike the `503` of a refused
     /// call, which is safe to retry.
@@ -99,5 +216,14 @@ impl IntoResponse for ApiError {
             diff: self.diff,
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Missing> for ApiError {
+    fn from(missing: Missing) -> Self {
+        match missing {
+            Missing::NoSuchDatabase(name) => Self::no_database(&name),
+            Missing::Unavailable(database) => Self::database_unavailable(&database),
+        }
     }
 }

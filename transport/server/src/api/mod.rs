@@ -11,7 +11,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::oneshot;
 use worldline_transport::http_api::{NewIdentity, ServerInfo};
@@ -44,8 +48,61 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/database/{name}/call/{reducer}", post(databases::call))
         .route("/v1/database/{name}/sql", post(databases::sql))
         .route("/v1/database/{name}/logs", get(logs::logs))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(middleware::from_fn(json_errors))
         .with_state(shared)
+}
+
+/// Any route the API does not have: 404 with the JSON error body.
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::unknown_route(&method, uri.path())
+}
+
+/// A route the API has, with a method it does not take: 405 with the JSON error body.
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::wrong_method(&method, uri.path())
+}
+
+/// Gives every error response the JSON body `HTTP_API.md` promises:
+/// the framework's own refusals (a body over the limit, a body that is not
+/// UTF-8, a bad query string or path, a failed WebSocket upgrade) come as
+/// plain text, and are rewritten here with their status kept.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), MAX_REQUEST_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    ApiError::from_framework(
+        status,
+        &method,
+        &path,
+        &text,
+        max_body_bytes(&method, &path),
+    )
+    .into_response()
+}
+
+/// The largest body a request to `path` may have.
+fn max_body_bytes(method: &Method, path: &str) -> usize {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if *method == Method::POST && matches!(segments.as_slice(), ["v1", "database", _]) {
+        MAX_COMPONENT_BYTES
+    } else {
+        MAX_REQUEST_BYTES
+    }
 }
 
 /// `GET /v1/server`: the version and the QUIC endpoint.
@@ -55,6 +112,7 @@ async fn server_info(State(shared): State<Arc<Shared>>) -> Json<ServerInfo> {
         protocol_version: PROTOCOL_VERSION,
         quic_addr: shared.endpoints().quic_addr.to_string(),
         quic_fingerprint: crate::tls::fingerprint_hex(&shared.endpoints().fingerprint),
+        max_frame_bytes: shared.config.max_frame,
     })
 }
 
@@ -67,11 +125,10 @@ async fn new_identity(State(shared): State<Arc<Shared>>) -> Json<NewIdentity> {
     })
 }
 
-/// The running database called `name`.
+/// The running database called `name`: 404 if there is none, 503 if it
+/// could not be recovered at startup.
 fn database(shared: &Shared, name: &str) -> Result<DatabaseHandle, ApiError> {
-    shared
-        .database(name)
-        .ok_or_else(|| ApiError::no_database(name))
+    shared.lookup(name).map_err(ApiError::from)
 }
 
 /// Sends an admin request built around a reply channel and waits for the answer.

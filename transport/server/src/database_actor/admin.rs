@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use worldline_host::datastore::ModuleSchema;
 use worldline_host::datastore::{json_to_args, row_to_json};
-use worldline_host::{CallContext, CallError, HostError, Identity, SwapPolicy};
+use worldline_host::{CallContext, CallError, Identity, SwapPolicy};
 use worldline_subscriptions::SubscriptionEngine;
 use worldline_transport::ServerMessage;
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
@@ -62,6 +62,21 @@ pub(crate) enum Admin {
         /// Told to every client.
         reason: String,
     },
+}
+
+impl Admin {
+    /// Roughly how many bytes the request holds while it waits.
+    pub(super) fn bytes(&self) -> usize {
+        match self {
+            // JSON arguments arrive in a body of at most 1 MiB; their text
+            // length is a fair measure of what the parsed value holds.
+            Admin::Call { reducer, args, .. } => reducer.len() + args.to_string().len(),
+            Admin::Sql { query, .. } => query.len(),
+            Admin::Swap { wasm, .. } => wasm.len(),
+            Admin::Stop { reason } => reason.len(),
+            Admin::Describe { .. } | Admin::Logs { .. } => 0,
+        }
+    }
 }
 
 /// A database's schema and owner.
@@ -165,9 +180,7 @@ impl Actor {
             return Err(ApiError::unavailable(reason));
         }
         let owner = caller == Some(self.database.owner());
-        let (table, rows) = self
-            .query_once(query, owner)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let (table, rows) = self.query_once(query, owner).map_err(ApiError::query)?;
         let table = &self.database.schema().tables[table];
         let columns: Vec<String> = (0..table.columns.fields.len())
             .map(|c| table.column_name(c))
@@ -219,21 +232,7 @@ impl Actor {
         let plan = self
             .database
             .hot_swap(wasm, SwapPolicy::Compatible)
-            .map_err(|e| match e {
-                HostError::IncompatibleSchema(diff) => ApiError::conflict(
-                    "the new module's schema is not compatible with the stored data",
-                    diff.to_string().lines().map(str::to_owned).collect(),
-                )
-                .with_hint("republish with --delete-data to delete the data and start afresh"),
-                e @ HostError::Migration(_) => ApiError::conflict(e.to_string(), Vec::new())
-                    .with_hint(
-                        "fix the rows the new index refuses, or republish with --delete-data",
-                    ),
-                e @ (HostError::Storage(_) | HostError::Engine(_)) => {
-                    ApiError::internal(e.to_string())
-                }
-                e => ApiError::bad_request(e.to_string()),
-            })?;
+            .map_err(ApiError::publish_refused)?;
         self.resubscribe_all();
         Ok(plan.to_string().lines().map(str::to_owned).collect())
     }

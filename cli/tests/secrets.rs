@@ -1,0 +1,62 @@
+//! Secrets on disk (#9 item 3): the server's signing key, the QUIC private
+//! key and the command line's config (which holds tokens) are written
+//! owner-only (0600), and a server refuses to start on a key other users
+//! can read, naming the file and how to fix it.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use support::{ServerProcess, User, start_fails};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// #9 item 3
+#[test]
+fn secrets_are_written_0600_and_an_exposed_key_stops_the_server() {
+    let server = ServerProcess::start();
+    let data = server.data_dir().to_owned();
+    for secret in ["server.key", "quic-key.der"] {
+        assert_eq!(mode(&data.join(secret)), 0o600, "{secret}");
+    }
+
+    let user = User::new(&server.url);
+    user.ok(&["identity", "new"]);
+    assert_eq!(mode(user.config()), 0o600, "the config holds tokens");
+    // Saving again (a second identity) keeps it private.
+    user.ok(&["identity", "new"]);
+    assert_eq!(mode(user.config()), 0o600);
+
+    let dir = server.stop();
+    for secret in ["server.key", "quic-key.der"] {
+        let path = dir.path().join(secret);
+        chmod(&path, 0o644);
+        let run = start_fails(dir.path());
+        let shown = path.display().to_string();
+        assert!(
+            run.stderr.contains(&shown),
+            "names {secret}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("hint: make it private with `chmod 600 {shown}`")),
+            "{}",
+            run.stderr
+        );
+        chmod(&path, 0o600);
+    }
+    // Private again, the keys are accepted.
+    drop(ServerProcess::start_in(dir));
+}
