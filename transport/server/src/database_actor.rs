@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde_bytes::ByteBuf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use worldline_host::datastore::{Lifecycle, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile};
@@ -37,6 +37,15 @@ const MAX_QUERY_SETS: usize = 256;
 const MAX_QUERIES_PER_SET: usize = 64;
 /// How many commands may wait for a database's thread.
 const COMMAND_QUEUE: usize = 4_096;
+/// How many bytes of commands (reducer arguments, queries, components) may
+/// wait for a database's thread; a sender waits while they would pass it.
+/// A command larger than this waits for the queue to empty.
+pub(crate) const COMMAND_QUEUE_BYTES: usize = 64 << 20;
+/// Once the messages of a batch waiting for durability hold this many
+/// bytes, the batch ends early and they are released.
+pub(crate) const PENDING_MESSAGE_BYTES: usize = 64 << 20;
+/// What a command counts for in [`COMMAND_QUEUE_BYTES`] beyond its payload.
+const COMMAND_OVERHEAD: usize = 64;
 
 /// What a connection asks of its database.
 pub(crate) enum Command {
@@ -61,20 +70,60 @@ pub(crate) enum Command {
     Admin(Admin),
 }
 
+impl Command {
+    /// Roughly how many bytes the command holds while it waits.
+    fn bytes(&self) -> usize {
+        let payload = match self {
+            Command::Connect { token, .. } => token.len(),
+            Command::Client { message, .. } => match message {
+                ClientMessage::CallReducer { reducer, args, .. }
+                | ClientMessage::CallReducerUnreliable { reducer, args } => {
+                    reducer.len() + args.len()
+                }
+                ClientMessage::Subscribe { queries, .. } => queries.iter().map(String::len).sum(),
+                ClientMessage::Query { query, .. } => query.len(),
+                ClientMessage::Hello { .. } | ClientMessage::Unsubscribe { .. } => 0,
+            },
+            Command::Disconnect { .. } => 0,
+            Command::Admin(request) => request.bytes(),
+        };
+        payload + COMMAND_OVERHEAD
+    }
+}
+
+/// A command and its share of the queue's byte budget, returned when the
+/// command has run.
+struct Queued {
+    command: Command,
+    _budget: OwnedSemaphorePermit,
+}
+
 /// A way to send commands to a running database.
 #[derive(Clone)]
 pub(crate) struct DatabaseHandle {
     name: Arc<str>,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Queued>,
+    /// Bytes of [`COMMAND_QUEUE_BYTES`] not taken by waiting commands.
+    budget: Arc<Semaphore>,
 }
 
 impl DatabaseHandle {
-    /// Queues a command, waiting while the database's queue is full.
+    /// Queues a command, waiting while the database's queue is full (in
+    /// commands or in bytes).
     pub(crate) async fn send(&self, command: Command) -> Result<(), ServerError> {
-        self.commands
-            .send(command)
+        let stopped = || ServerError::DatabaseStopped(self.name.to_string());
+        let cost = command.bytes().min(COMMAND_QUEUE_BYTES);
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
             .await
-            .map_err(|_| ServerError::DatabaseStopped(self.name.to_string()))
+            .map_err(|_| stopped())?;
+        self.commands
+            .send(Queued {
+                command,
+                _budget: permit,
+            })
+            .await
+            .map_err(|_| stopped())
     }
 
     /// Queues a request of the HTTP API.
@@ -89,6 +138,7 @@ pub(crate) fn spawn(
     database: Database,
 ) -> Result<(DatabaseHandle, JoinHandle<()>), ServerError> {
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+    let budget = Arc::new(Semaphore::new(COMMAND_QUEUE_BYTES));
     let actor = Actor {
         name: name.to_owned(),
         database,
@@ -97,6 +147,7 @@ pub(crate) fn spawn(
         subscribers: HashMap::new(),
         connections: HashMap::new(),
         outgoing: Vec::new(),
+        pending_bytes: 0,
         deferred: Vec::new(),
         unconfirmed: None,
         stopped: None,
@@ -112,6 +163,7 @@ pub(crate) fn spawn(
     let handle = DatabaseHandle {
         name: name.into(),
         commands,
+        budget,
     };
     Ok((handle, thread))
 }
@@ -169,6 +221,8 @@ struct Actor {
     connections: HashMap<ConnKey, Connection>,
     /// Messages waiting for the transactions before them to be durable.
     outgoing: Vec<(ConnKey, Pending)>,
+    /// Bytes of the encoded messages in `outgoing`.
+    pending_bytes: usize,
     /// HTTP replies waiting for the transactions before them to be durable.
     deferred: Vec<AfterDurable>,
     /// The newest commit-log offset whose durability has not been awaited.
@@ -180,12 +234,16 @@ struct Actor {
 }
 
 impl Actor {
-    fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    fn run(mut self, mut commands: mpsc::Receiver<Queued>) {
+        // A command's share of the byte budget returns once it has run.
         while let Some(first) = commands.blocking_recv() {
-            self.handle(first);
+            self.handle(first.command);
             for _ in 1..MAX_BATCH {
+                if self.pending_bytes >= PENDING_MESSAGE_BYTES {
+                    break;
+                }
                 match commands.try_recv() {
-                    Ok(command) => self.handle(command),
+                    Ok(queued) => self.handle(queued.command),
                     Err(_) => break,
                 }
             }
@@ -274,14 +332,14 @@ impl Actor {
                 reducer,
                 args,
             } => match self.call(key, &reducer, &args) {
-                Ok(ran) => self.outgoing.push((
+                Ok(ran) => self.queue(
                     key,
                     Pending::Committed {
                         request_id,
                         duration_micros: ran.duration_micros,
                         logged: ran.logged,
                     },
-                )),
+                ),
                 Err(e) => self.send(
                     key,
                     &ServerMessage::ReducerResult {
@@ -613,6 +671,8 @@ impl Actor {
                 .clone();
             self.outgoing.push((key, Pending::Message(payload)));
         }
+        // Each distinct message is held once, however many connections it goes to.
+        self.pending_bytes += encoded.values().map(|payload| payload.len()).sum::<usize>();
     }
 
     /// Merges the chosen query updates per table.
@@ -648,10 +708,16 @@ impl Actor {
     }
 
     fn send(&mut self, key: ConnKey, message: &ServerMessage) {
-        self.outgoing.push((
-            key,
-            Pending::Message(Payload::from(encode_message(message))),
-        ));
+        let payload = Payload::from(encode_message(message));
+        self.queue(key, Pending::Message(payload));
+    }
+
+    /// Holds a message for `key` until the transactions before it are durable.
+    fn queue(&mut self, key: ConnKey, pending: Pending) {
+        if let Pending::Message(payload) = &pending {
+            self.pending_bytes += payload.len();
+        }
+        self.outgoing.push((key, pending));
     }
 
     /// Waits until every transaction run so far is durable, then hands
@@ -672,6 +738,7 @@ impl Actor {
                 reply(durable.clone());
             }
             let mut slow = Vec::new();
+            self.pending_bytes = 0;
             for (key, pending) in std::mem::take(&mut self.outgoing) {
                 let Some(connection) = self.connections.get(&key) else {
                     continue;
@@ -734,6 +801,7 @@ impl Actor {
     /// refuses everything from now on.
     fn disconnect_all(&mut self, reason: String) {
         self.outgoing.clear();
+        self.pending_bytes = 0;
         for reply in std::mem::take(&mut self.deferred) {
             reply(Err(reason.clone()));
         }
@@ -801,4 +869,52 @@ fn bytes(row: &Row) -> ByteBuf {
 
 fn micros(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn big_call(bytes: usize) -> Command {
+        Command::Client {
+            key: 1,
+            message: ClientMessage::CallReducer {
+                request_id: 0,
+                reducer: "r".into(),
+                args: ByteBuf::from(vec![0; bytes]),
+            },
+        }
+    }
+
+    // #9 item 10: the queue in front of a database is bounded in bytes,
+    // not only in commands (4,096 commands of 4 MiB each were 16 GiB).
+    #[test]
+    fn the_command_queue_is_bounded_in_bytes() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let (commands, mut receiver) = mpsc::channel(COMMAND_QUEUE);
+        let handle = DatabaseHandle {
+            name: "test".into(),
+            commands,
+            budget: Arc::new(Semaphore::new(COMMAND_QUEUE_BYTES)),
+        };
+        let quarter = COMMAND_QUEUE_BYTES / 4 - COMMAND_OVERHEAD - 1;
+        runtime.block_on(async {
+            for _ in 0..4 {
+                handle.send(big_call(quarter)).await.expect("room");
+            }
+            let fifth =
+                tokio::time::timeout(Duration::from_millis(100), handle.send(big_call(quarter)));
+            assert!(fifth.await.is_err(), "a fifth quarter of the budget waits");
+            // Running one command returns its bytes to the budget.
+            drop(receiver.recv().await.expect("a command"));
+            let fifth =
+                tokio::time::timeout(Duration::from_secs(5), handle.send(big_call(quarter)));
+            fifth.await.expect("room again").expect("sent");
+        });
+    }
 }
