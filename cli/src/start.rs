@@ -147,6 +147,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             Some("stop the other server, or pass a different --data-dir".into())
         }
         HostError::Secret(e) => e.chmod_hint(),
+        HostError::DataDir { .. } => Some(
+            "--data-dir must name a directory this user can create or write (not a file)".into(),
+        ),
         HostError::Storage(_) => {
             Some("the named file is damaged; restore the data directory from a backup".into())
         }

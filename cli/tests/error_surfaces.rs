@@ -222,4 +222,5 @@ fn refusals_say_what_is_wrong_and_what_to_change() {
     std::fs::write(&file, b"").unwrap();
     let run = support::start_fails(&file);
     assert_eq!(run.stderr.matches("os error").count(), 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("--help"), "{}", run.stderr);
 }
