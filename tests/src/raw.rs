@@ -97,6 +97,36 @@ impl RawWebSocket {
     }
 }
 
+/// A QUIC connection to `addr` trusting the certificate `cert_der` (as
+/// `localhost`, with quinn's default transport settings: no keep-alive),
+/// before any stream is opened; keep the endpoint as long as the connection.
+pub async fn quic_connection(
+    addr: SocketAddr,
+    cert_der: Vec<u8>,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(cert_der))
+        .expect("a valid certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![QUIC_ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS");
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let connection = endpoint
+        .connect(addr, "localhost")
+        .expect("a connection attempt")
+        .await
+        .expect("connecting over QUIC");
+    (endpoint, connection)
+}
+
 /// A QUIC connection writing raw bytes on its protocol stream.
 pub struct RawQuic {
     connection: quinn::Connection,
@@ -107,28 +137,9 @@ pub struct RawQuic {
 }
 
 impl RawQuic {
-    /// Connects to `addr`, trusting the certificate `cert_der`.
+    /// Connects to `addr`, trusting the certificate `cert_der`, and opens the protocol stream.
     pub async fn connect(addr: SocketAddr, cert_der: Vec<u8>) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from(cert_der))
-            .expect("a valid certificate");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("TLS 1.3")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![QUIC_ALPN.to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS");
-        let mut endpoint =
-            quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let connection = endpoint
-            .connect(addr, "localhost")
-            .expect("a connection attempt")
-            .await
-            .expect("connecting over QUIC");
+        let (endpoint, connection) = quic_connection(addr, cert_der).await;
         let (send, recv) = connection.open_bi().await.expect("opening the stream");
         Self {
             connection,
@@ -137,6 +148,11 @@ impl RawQuic {
             decoder: FrameDecoder::new(u32::MAX),
             _endpoint: endpoint,
         }
+    }
+
+    /// The QUIC connection under the stream.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.connection
     }
 
     /// Writes `bytes` on the stream as they are.
