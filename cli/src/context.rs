@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use worldline_host::{SecretFileError, check_secret_file};
 use worldline_transport::http_api::NewIdentity;
 
 use crate::api::Api;
@@ -34,6 +35,13 @@ impl Context {
     pub fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
         let path = config_path(global.config.as_deref())?;
         let config = Config::load(&path)?;
+        // A config written by an older version may be readable by others.
+        if let Err(exposed @ SecretFileError::Exposed { .. }) = check_secret_file(&path) {
+            eprintln!("warning: {exposed}");
+            if let Some(hint) = exposed.chmod_hint() {
+                eprintln!("hint: {hint}");
+            }
+        }
         let server = config.server(global.server.as_deref());
         Ok(Self {
             path,

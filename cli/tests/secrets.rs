@@ -34,8 +34,17 @@ fn secrets_are_written_0600_and_an_exposed_key_stops_the_server() {
     let user = User::new(&server.url);
     user.ok(&["identity", "new"]);
     assert_eq!(mode(user.config()), 0o600, "the config holds tokens");
-    // Saving again (a second identity) keeps it private.
-    user.ok(&["identity", "new"]);
+    // A config others can read is reported, and saving makes it private again.
+    chmod(user.config(), 0o644);
+    let run = user.run(&["identity", "new"]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("other users on this machine can read it")
+            && run.stderr.contains("chmod 600"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(mode(user.config()), 0o600);
 
     let dir = server.stop();
