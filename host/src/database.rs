@@ -259,12 +259,16 @@ impl Database {
     /// is a storage failure after `module.wasm` was replaced but could not
     /// be synced: then either module may come back after a crash, so the
     /// database stops taking calls (until a later swap succeeds or the
-    /// server restarts).
+    /// server restarts). After a commit-log failure the swap is refused
+    /// with [`HostError::Unavailable`] (only a restart recovers).
     pub fn hot_swap(
         &mut self,
         wasm: &[u8],
         policy: SwapPolicy,
     ) -> Result<MigrationPlan, HostError> {
+        if let Some(reason) = self.unreadable() {
+            return Err(HostError::Unavailable(reason.to_owned()));
+        }
         let loaded = Loaded::compile(&self.engine, wasm)?;
         let plan =
             plan_migration(&self.schema, &loaded.schema).map_err(HostError::IncompatibleSchema)?;

@@ -289,6 +289,9 @@ impl Actor {
         match self.database.client_connected(ctx) {
             Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientConnected, ctx, &outcome),
             Ok(None) => {}
+            Err(e @ CallError::Unavailable(_)) => {
+                return Err(format!("database `{}`: {e}", self.name));
+            }
             Err(e) => return Err(format!("the module refused the connection: {e}")),
         }
         let limits = outbound.limits();
