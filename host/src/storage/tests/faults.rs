@@ -80,6 +80,7 @@ fn every_flipped_bit_in_the_log_is_refused() {
         "every flip in a log without snapshots is refused"
     );
     assert!(refused > 2000, "{refused} flips");
+    eprintln!("{refused} flipped bits, all refused");
 }
 
 // A damaged snapshot is skipped for an older one (or the log); damage the
@@ -93,6 +94,7 @@ fn every_flipped_bit_with_snapshots_recovers_everything_or_is_refused() {
         recovered > 0 && refused > 0,
         "{recovered} recovered, {refused} refused"
     );
+    eprintln!("{recovered} flipped bits recovered everything, {refused} refused");
 }
 
 /// How many transactions the log holds if the newest segment, `name`, keeps
