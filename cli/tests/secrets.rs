@@ -40,7 +40,7 @@ fn secrets_are_written_0600_and_an_exposed_key_stops_the_server() {
     assert!(run.success, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("other users on this machine can read it")
+            .contains("other users on this machine can read or change it")
             && run.stderr.contains("chmod 600"),
         "{}",
         run.stderr

@@ -28,7 +28,7 @@ pub enum SecretFileError {
     },
     /// Users other than the owner may read or write the file.
     #[error(
-        "{path} holds a secret but its mode is {mode:03o}: other users on this machine can read it"
+        "{path} holds a secret but its mode is {mode:03o}: other users on this machine can read or change it"
     )]
     Exposed {
         /// The secret file.
