@@ -471,6 +471,8 @@ async fn the_sql_subset_is_as_documented() {
         "select * from message where text = 'it''s'".to_owned(),
         "SELECT * FROM \"user\" WHERE online = true".to_owned(),
         "SELECT * FROM message WHERE (id >= 0 AND id <> 7) OR text = 'x'".to_owned(),
+        "SELECT * FROM message WHERE id != 7 AND 7 < id OR sent > -1".to_owned(),
+        "SELECT message.* FROM message WHERE message.id <= 100".to_owned(),
     ];
     for query in accepted {
         let (set, query) = outcome(query);
@@ -490,6 +492,13 @@ async fn the_sql_subset_is_as_documented() {
         ("SELECT text FROM message", "unsupported"),
         ("SELECT * FROM message WHERE text LIKE 'a%'", "unsupported"),
         ("SELECT * FROM message ORDER BY id", "ORDER BY"),
+        ("SELECT * FROM message WHERE id IN (1, 2)", "unsupported"),
+        (
+            "SELECT * FROM message WHERE id BETWEEN 1 AND 2",
+            "unsupported",
+        ),
+        ("SELECT DISTINCT * FROM message", "DISTINCT"),
+        ("SELECT * FROM message WHERE id = id", "unsupported"),
     ];
     for (query, expected) in refused {
         let (set, query) = outcome(query.to_owned());
