@@ -164,6 +164,8 @@ pub struct Database {
     broken: Option<Broken>,
     /// The commit log and snapshots, for a persistent database.
     storage: Option<DatabaseStorage>,
+    /// Bytes of the committed rows, for the database's quota.
+    stored_bytes: usize,
 }
 
 impl Database {
@@ -203,6 +205,7 @@ impl Database {
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
             DatabaseStorage::open(dir, &database.schema.tables, module_hash, config)?;
+        database.stored_bytes = row_bytes(&datastore);
         database.instance.store.data_mut().datastore = datastore;
         database.storage = Some(storage);
         Ok((database, report))
@@ -232,6 +235,7 @@ impl Database {
             owner,
             broken: None,
             storage: None,
+            stored_bytes: 0,
         })
     }
 
@@ -536,6 +540,7 @@ impl Database {
         let store = &mut self.instance.store;
         let state = store.data_mut();
         state.start_call();
+        state.stored_bytes = self.stored_bytes;
         if state.datastore.in_transaction() {
             state.datastore.rollback();
         }
@@ -555,6 +560,11 @@ impl Database {
         match result {
             Ok(Ok(())) => {
                 let delta = store.data_mut().datastore.commit();
+                for table in &delta.tables {
+                    let inserted: usize = table.inserts.iter().map(|r| r.len()).sum();
+                    let deleted: usize = table.deletes.iter().map(|r| r.len()).sum();
+                    self.stored_bytes = (self.stored_bytes + inserted).saturating_sub(deleted);
+                }
                 let offset = self.log_commit(id, ctx.caller, timestamp, &delta)?;
                 Ok(ReducerOutcome {
                     delta,
@@ -687,4 +697,13 @@ fn component_error(wasm: &[u8], error: &wasmtime::Error) -> HostError {
     } else {
         HostError::InvalidComponent(reason)
     }
+}
+
+/// Bytes of every row in `datastore`.
+fn row_bytes(datastore: &Datastore) -> usize {
+    (0..datastore.tables().len())
+        .filter_map(|table| datastore.rows(table).ok())
+        .flatten()
+        .map(|row| row.len())
+        .sum()
 }

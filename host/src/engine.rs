@@ -47,6 +47,11 @@ pub struct EngineConfig {
     /// The most row bytes one transaction may insert or update; a reducer
     /// that writes more traps and changes nothing. Default 64 MiB.
     pub max_tx_write_bytes: usize,
+    /// The most row bytes one database may hold (the postcard bytes of its
+    /// rows, not counting indexes); a reducer that would insert or update
+    /// past it traps, naming the limit, and changes nothing. Deleting rows
+    /// makes room. Default 4 GiB.
+    pub max_database_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +68,7 @@ impl Default for EngineConfig {
             max_cursors_per_call: 1024,
             max_batch_bytes: 1 << 20,
             max_tx_write_bytes: 64 << 20,
+            max_database_bytes: 4 << 30,
         }
     }
 }

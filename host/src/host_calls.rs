@@ -76,6 +76,15 @@ impl HostState {
             ))
             .into());
         }
+        // Deletes in this transaction are not counted until it commits.
+        let limit = self.quotas.max_database_bytes;
+        if self.stored_bytes.saturating_add(self.bytes_written) > limit {
+            return Err(LimitExceeded(format!(
+                "the database would hold more than {limit} bytes of rows, the most one database \
+                 may hold (EngineConfig::max_database_bytes); delete rows to make room"
+            ))
+            .into());
+        }
         Ok(())
     }
 

@@ -31,6 +31,8 @@ pub(crate) struct CallQuotas {
     pub(crate) max_batch_bytes: usize,
     /// Row bytes one transaction inserts or updates.
     pub(crate) max_tx_write_bytes: usize,
+    /// Row bytes one database holds.
+    pub(crate) max_database_bytes: usize,
 }
 
 impl CallQuotas {
@@ -39,6 +41,7 @@ impl CallQuotas {
             max_cursors: config.max_cursors_per_call.max(1),
             max_batch_bytes: config.max_batch_bytes.max(1),
             max_tx_write_bytes: config.max_tx_write_bytes,
+            max_database_bytes: config.max_database_bytes,
         }
     }
 }
@@ -61,6 +64,8 @@ pub(crate) struct HostState {
     pub(crate) open_cursors: HashSet<u32>,
     /// Row bytes inserted or updated during this call.
     pub(crate) bytes_written: usize,
+    /// Row bytes the database held when this call started.
+    pub(crate) stored_bytes: usize,
     memory: MemoryLimiter,
 }
 
@@ -78,6 +83,7 @@ impl HostState {
             quotas: CallQuotas::from_config(config),
             open_cursors: HashSet::new(),
             bytes_written: 0,
+            stored_bytes: 0,
             memory: MemoryLimiter {
                 limit_bytes: config.memory_limit_bytes,
                 denied: false,

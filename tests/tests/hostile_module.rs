@@ -86,7 +86,7 @@ fn too_many_cursors_in_one_call_names_the_limit() {
 fn a_transaction_writing_past_its_quota_is_refused_and_changes_nothing() {
     let engine = engine_with(|c| c.max_tx_write_bytes = 1 << 20);
     let mut db = create_database(&engine, "hostile");
-    let error = call(&mut db, "write_rows", &args(&(64u32, 64u32 << 10))).expect_err("4 MiB");
+    let error = call(&mut db, "write_rows", &args(&(0u32, 64u32, 64u32 << 10))).expect_err("4 MiB");
     assert!(
         matches!(&error, CallError::LimitExceeded(m) if m.contains("1048576 bytes") && m.contains("max_tx_write_bytes")),
         "{error:?}"
@@ -96,8 +96,34 @@ fn a_transaction_writing_past_its_quota_is_refused_and_changes_nothing() {
         0,
         "nothing was written"
     );
-    call(&mut db, "write_rows", &args(&(8u32, 64u32 << 10))).expect("512 KiB fits");
+    call(&mut db, "write_rows", &args(&(0u32, 8u32, 64u32 << 10))).expect("512 KiB fits");
     assert_eq!(db.rows("blob").expect("rows").len(), 8);
+}
+
+// #9 item 10: the rows a database holds are a quota too, across transactions.
+#[test]
+fn a_database_past_its_row_bytes_quota_refuses_more_rows() {
+    let engine = engine_with(|c| c.max_database_bytes = 1 << 20);
+    let mut db = create_database(&engine, "hostile");
+    for round in 0..3u32 {
+        call(
+            &mut db,
+            "write_rows",
+            &args(&(round * 4, 4u32, 64u32 << 10)),
+        )
+        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    let error =
+        call(&mut db, "write_rows", &args(&(100u32, 8u32, 64u32 << 10))).expect_err("past 1 MiB");
+    assert!(
+        matches!(&error, CallError::LimitExceeded(m) if m.contains("max_database_bytes")),
+        "{error:?}"
+    );
+    assert_eq!(
+        db.rows("blob").expect("rows").len(),
+        12,
+        "the refused rows are not there"
+    );
 }
 
 // #9 item 12: a reducer that loops names its deadline (as before) and the

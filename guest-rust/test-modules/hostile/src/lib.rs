@@ -57,12 +57,12 @@ pub fn spin(_ctx: &ReducerContext) {
     }
 }
 
-/// Inserts `count` rows of `bytes` bytes each, from id 1,000,000 on.
+/// Inserts `count` rows of `bytes` bytes each, with ids from `first` on.
 #[reducer]
-pub fn write_rows(ctx: &ReducerContext, count: u32, bytes: u32) {
+pub fn write_rows(ctx: &ReducerContext, first: u32, count: u32, bytes: u32) {
     for i in 0..count {
         ctx.db.blob().insert(Blob {
-            id: 1_000_000 + i,
+            id: first + i,
             data: vec![7; bytes as usize],
         });
     }
