@@ -41,9 +41,10 @@ const COMMAND_QUEUE: usize = 4_096;
 /// wait for a database's thread; a sender waits while they would pass it.
 /// A command larger than this waits for the queue to empty.
 pub(crate) const COMMAND_QUEUE_BYTES: usize = 64 << 20;
-/// Once the messages of a batch waiting for durability hold this many
-/// bytes, the batch ends early and they are released.
-pub(crate) const PENDING_MESSAGE_BYTES: usize = 64 << 20;
+/// Once a batch's messages and its transactions' changes, waiting for
+/// durability (in the outgoing queue and the commit log's queue), hold this
+/// many bytes, the batch ends early: they are made durable and released.
+pub(crate) const PENDING_BYTES: usize = 64 << 20;
 /// What a command counts for in [`COMMAND_QUEUE_BYTES`] beyond its payload.
 const COMMAND_OVERHEAD: usize = 64;
 
@@ -221,7 +222,8 @@ struct Actor {
     connections: HashMap<ConnKey, Connection>,
     /// Messages waiting for the transactions before them to be durable.
     outgoing: Vec<(ConnKey, Pending)>,
-    /// Bytes of the encoded messages in `outgoing`.
+    /// Bytes of the encoded messages in `outgoing`, and of the rows the
+    /// transactions behind them changed (their commit-log records).
     pending_bytes: usize,
     /// HTTP replies waiting for the transactions before them to be durable.
     deferred: Vec<AfterDurable>,
@@ -239,7 +241,7 @@ impl Actor {
         while let Some(first) = commands.blocking_recv() {
             self.handle(first.command);
             for _ in 1..MAX_BATCH {
-                if self.pending_bytes >= PENDING_MESSAGE_BYTES {
+                if self.pending_bytes >= PENDING_BYTES {
                     break;
                 }
                 match commands.try_recv() {
@@ -464,11 +466,7 @@ impl Actor {
         // queries new to it bring rows.
         let fresh = self.held_only_by(key, &ids);
         let tables = self.current_rows(&fresh);
-        let size: usize = tables
-            .iter()
-            .flat_map(|t| &t.rows)
-            .map(|row| row.len() + 5)
-            .sum();
+        let size = encoded_size(&tables);
         if size > max_message {
             for id in ids {
                 self.drop_subscriber(key, id);
@@ -566,12 +564,22 @@ impl Actor {
         if let Some(reason) = self.unreadable() {
             return Err(reason);
         }
-        let owner = self.connections[&key].identity == self.database.owner();
+        let connection = &self.connections[&key];
+        let owner = connection.identity == self.database.owner();
+        let max_message = connection.outbound.limits().bytes as usize;
         let (table, rows) = self.query_once(sql, owner).map_err(|e| e.to_string())?;
-        Ok(vec![TableRows {
+        let tables = vec![TableRows {
             table: self.database.schema().tables[table].name.clone(),
             rows: rows.iter().map(bytes).collect(),
-        }])
+        }];
+        let size = encoded_size(&tables);
+        if size > max_message {
+            return Err(format!(
+                "the result takes {size} bytes, more than the {max_message} bytes this server \
+                 sends in one message; narrow the query"
+            ));
+        }
+        Ok(tables)
     }
 
     /// Runs `sql` once (private tables only for the `owner`), returning the
@@ -630,6 +638,15 @@ impl Actor {
     /// touched, one `TransactionUpdate`. Connections holding the same
     /// touched queries share one encoded message.
     fn fan_out_reducer(&mut self, reducer: &str, ctx: CallContext, outcome: &ReducerOutcome) {
+        // The transaction's record waits in the commit log's queue until
+        // the batch is made durable.
+        self.pending_bytes += outcome
+            .delta
+            .tables
+            .iter()
+            .flat_map(|table| table.inserts.iter().chain(&table.deletes))
+            .map(|row| row.len())
+            .sum::<usize>();
         if self.subscribers.is_empty() {
             return;
         }
@@ -854,6 +871,17 @@ impl HasTable for TableUpdate {
     fn table(&self) -> &str {
         &self.table
     }
+}
+
+/// An upper bound on the bytes `tables` take in a message (#9 item 14).
+fn encoded_size(tables: &[TableRows]) -> usize {
+    const VARINT: usize = 5;
+    let rows = |t: &TableRows| t.rows.iter().map(|row| row.len() + VARINT).sum::<usize>();
+    tables
+        .iter()
+        .map(|t| t.table.len() + 2 * VARINT + rows(t))
+        .sum::<usize>()
+        + 2 * VARINT
 }
 
 /// At most the first 200 characters of `sql`, to name a refused query
