@@ -219,6 +219,19 @@ async fn a_subscription_larger_than_a_message_is_refused_clearly() {
         }
         other => panic!("expected the subscription to be refused, got {other:?}"),
     }
+    // A one-off query that large is refused the same way.
+    ws.send(&ClientMessage::Query {
+        request_id: 2,
+        query: "SELECT * FROM account".into(),
+    })
+    .await;
+    match ws.recv().await {
+        Some(ServerMessage::QueryResult {
+            result: Err(message),
+            ..
+        }) => assert!(message.contains("more than the 16384 bytes"), "{message}"),
+        other => panic!("expected the query to be refused, got {other:?}"),
+    }
     // Nothing was subscribed: the connection goes on.
     ws.send(&subscribe(2, &["SELECT * FROM account WHERE id = 3"]))
         .await;
@@ -448,6 +461,9 @@ async fn an_oversized_datagram_is_refused_and_not_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_bounded_with_a_client_that_never_reads() {
     let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        // A queue this short fills at once: refusing the client at shutdown
+        // must not wait for room in it.
+        config.outbound_queue = 8;
         config.idle_timeout = Duration::from_secs(2);
     })
     .await;

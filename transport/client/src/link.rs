@@ -10,8 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use worldline_transport::{
-    ClientMessage, FrameDecoder, MAX_DATAGRAM_MESSAGE, ServerMessage, decode_message, encode_frame,
-    encode_message,
+    ClientMessage, DEFAULT_MAX_MESSAGE, FrameDecoder, MAX_DATAGRAM_MESSAGE, Reassembler,
+    ServerMessage, decode_message, encode_frame, encode_message,
 };
 
 use crate::error::ClientError;
@@ -30,8 +30,15 @@ pub(crate) enum LinkWriter {
     WebSocket(SplitSink<Socket, Message>),
 }
 
-/// The reading half.
-pub(crate) enum LinkReader {
+/// The reading half: frames from the transport, with server messages
+/// split into fragments put back together.
+pub(crate) struct LinkReader {
+    source: LinkSource,
+    reassembler: Reassembler,
+}
+
+/// Where the reading half's frames come from.
+enum LinkSource {
     Quic {
         recv: quinn::RecvStream,
         decoder: FrameDecoder,
@@ -74,11 +81,11 @@ pub(crate) async fn quic(
             connection,
             _endpoint: endpoint,
         },
-        LinkReader::Quic {
+        LinkReader::new(LinkSource::Quic {
             recv,
             decoder: FrameDecoder::new(max_frame),
             buffer: vec![0; 64 * 1024],
-        },
+        }),
     ))
 }
 
@@ -94,7 +101,10 @@ pub(crate) async fn websocket(
         .await
         .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
     let (sink, stream) = socket.split();
-    Ok((LinkWriter::WebSocket(sink), LinkReader::WebSocket(stream)))
+    Ok((
+        LinkWriter::WebSocket(sink),
+        LinkReader::new(LinkSource::WebSocket(stream)),
+    ))
 }
 
 impl LinkWriter {
@@ -149,10 +159,36 @@ impl LinkWriter {
 }
 
 impl LinkReader {
-    /// The next message; `None` when the connection ended, with why.
+    /// Reads from `source`, reassembling messages of up to the server's
+    /// default `max_message_bytes`.
+    fn new(source: LinkSource) -> Self {
+        Self {
+            source,
+            reassembler: Reassembler::new(DEFAULT_MAX_MESSAGE),
+        }
+    }
+
+    /// The next whole message (fragments put back together); an error
+    /// when the connection ended, with why.
     pub(crate) async fn next(&mut self) -> Result<ServerMessage, String> {
+        loop {
+            let message = self.source.next().await?;
+            if let Some(whole) = self
+                .reassembler
+                .accept(message)
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(whole);
+            }
+        }
+    }
+}
+
+impl LinkSource {
+    /// The next message or fragment; an error when the connection ended, with why.
+    async fn next(&mut self) -> Result<ServerMessage, String> {
         match self {
-            LinkReader::Quic {
+            LinkSource::Quic {
                 recv,
                 decoder,
                 buffer,
@@ -166,7 +202,7 @@ impl LinkReader {
                     Err(e) => return Err(e.to_string()),
                 }
             },
-            LinkReader::WebSocket(stream) => loop {
+            LinkSource::WebSocket(stream) => loop {
                 match stream.next().await {
                     Some(Ok(Message::Binary(bytes))) => {
                         return decode_message(&bytes).map_err(|e| e.to_string());
