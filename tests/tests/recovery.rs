@@ -327,7 +327,7 @@ fn a_deleted_segment_is_refused() {
     assert!(err.contains("missing") && err.contains("sealed"), "{err}");
     std::fs::remove_file(&segments[1]).unwrap();
     let err = refusal(dir.path(), config(None, 512));
-    assert!(err.contains("missing") && err.contains("are gone"), "{err}");
+    assert!(err.contains("missing") && err.contains(" gone"), "{err}");
 }
 
 // #9 item 8: temporary files left by interrupted writes are removed on start.

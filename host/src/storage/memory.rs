@@ -6,8 +6,9 @@
 //! The power-cut model: a file keeps everything synced; of what was written
 //! after its last sync it keeps an arbitrary prefix, possibly followed by
 //! zeros up to the size it had reached (its size was recorded but its data
-//! never written). A directory keeps either its synced entries or all its
-//! current ones (created, renamed and removed files), chosen at random.
+//! never written). Of the changes to a directory's entries since its last
+//! sync (files created, renamed and removed), each is kept or lost on its
+//! own, whatever the order in which they were made.
 //! Writes are not reordered within a file: a tear leaves a prefix, not a
 //! patchwork of blocks.
 
@@ -57,8 +58,20 @@ impl Tree {
     fn after_power_cut(&self, rng: &mut StdRng) -> Self {
         let mut tree = self.clone();
         for folder in &mut tree.folders {
-            if folder.entries != folder.durable && rng.random_bool(0.5) {
-                folder.entries = folder.durable.clone();
+            let names: Vec<String> = folder
+                .entries
+                .keys()
+                .chain(folder.durable.keys())
+                .cloned()
+                .collect();
+            for name in names {
+                let synced = folder.durable.get(&name).copied();
+                if folder.entries.get(&name).copied() != synced && rng.random_bool(0.5) {
+                    match synced {
+                        Some(entry) => folder.entries.insert(name, entry),
+                        None => folder.entries.remove(&name),
+                    };
+                }
             }
             folder.durable = folder.entries.clone();
         }

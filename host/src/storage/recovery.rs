@@ -8,9 +8,9 @@
 //! the file and byte offset, or naming what is missing:
 //!
 //! - a damaged record anywhere, including the final one;
-//! - segments that do not follow each other (each segment's first offset,
-//!   its name, must be the offset after the previous segment's last record):
-//!   a deleted middle segment;
+//! - segments from the one holding the starting point on that do not follow
+//!   each other (each segment's first offset, its name, must be the offset
+//!   after the previous segment's last record): a deleted middle segment;
 //! - a sealed newest segment (the segment after it was deleted);
 //! - a log that does not reach back to the snapshot recovery starts from
 //!   (or to transaction 0 without one), or that ends before that
@@ -72,16 +72,21 @@ pub(crate) fn recover(
     let segments = segment_names(log)?;
     // The offset after the last record read so far.
     let mut log_end: Option<(u64, &str)> = None;
-    for (position, (first, name)) in segments.iter().enumerate() {
+    // Segments wholly before `start` (the next one starts at or before it)
+    // are not needed, and pruning may have removed them in any order.
+    let needed = segments
+        .iter()
+        .rposition(|(first, _)| *first <= start)
+        .unwrap_or(0);
+    for (position, (first, name)) in segments.iter().enumerate().skip(needed) {
         let is_last = position + 1 == segments.len();
         let file = format!("log/{name}");
         match log_end {
             None if *first > start => {
                 return Err(StorageError::Missing(format!(
                     "the log starts at transaction {first} ({file}), but recovery must replay \
-                     it from transaction {start}, {from}: transactions {start} to {} are gone \
-                     (a deleted log segment?)",
-                    first - 1
+                     it from transaction {start}, {from}: {} gone (a deleted log segment?)",
+                    transactions(start, *first)
                 )));
             }
             Some((end, previous)) if end != *first => {
@@ -90,8 +95,8 @@ pub(crate) fn recover(
                      {file}, starts at transaction {first}: {}",
                     if *first > end {
                         format!(
-                            "transactions {end} to {} are gone (a deleted log segment?)",
-                            first - 1
+                            "{} gone (a deleted log segment?)",
+                            transactions(end, *first)
                         )
                     } else {
                         "the segments overlap".to_owned()
@@ -193,6 +198,15 @@ pub(crate) fn recover(
         duration: started.elapsed(),
     };
     Ok((datastore, report))
+}
+
+/// "transaction A is" or "transactions A to B are", for the offsets `from..to`.
+fn transactions(from: u64, to: u64) -> String {
+    if to - from == 1 {
+        format!("transaction {from} is")
+    } else {
+        format!("transactions {from} to {} are", to - 1)
+    }
 }
 
 /// Whether none of `segments` holds a whole record (or seal).
