@@ -88,6 +88,8 @@ impl ModuleLog {
     /// oldest lines while the log is over its limits.
     pub fn push(&mut self, level: LogLevel, mut message: String) {
         truncate_line(&mut message, self.limits.max_line_bytes);
+        // Count what is held: no spare capacity (a no-op for an exact allocation).
+        message.shrink_to_fit();
         self.bytes += message.len();
         self.records.push_back(LogRecord {
             timestamp: Timestamp::now(),
@@ -169,6 +171,11 @@ mod tests {
         log.push(LogLevel::Info, "é".repeat(1000));
         let line = &log.records().next().expect("one line").message;
         assert!(line.len() <= 100, "{} bytes kept", line.len());
+        assert!(
+            line.capacity() <= 100,
+            "{} bytes allocated",
+            line.capacity()
+        );
         assert!(line.starts_with("éé"));
         assert!(
             line.contains("[cut ") && line.ends_with(" bytes]"),

@@ -38,6 +38,12 @@ fn huge_log_lines_are_cut_and_the_log_stays_within_its_byte_budget() {
     assert_eq!(log.records().count(), 16, "16 KiB lines fit 16 to 256 KiB");
     for record in log.records() {
         assert!(record.message.len() <= max_line, "{}", record.message.len());
+        // What the host holds, not only what it shows.
+        assert!(
+            record.message.capacity() <= max_line,
+            "{}",
+            record.message.capacity()
+        );
         assert!(record.message.ends_with(" bytes]"), "no cut marker");
     }
     call(&mut db, "log_lines", &args(&(100u32, 10_000u32))).expect("logging");
