@@ -345,7 +345,7 @@ mod tests {
             let message = decode_message::<ServerMessage>(piece).unwrap();
             whole.extend(reassembler.accept(message).unwrap());
         }
-        assert_eq!(whole, [big.clone()]);
+        assert_eq!(whole, [big]);
         // A message that fits is sent as it is.
         let small: Vec<_> = split_message(&bytes, bytes.len() as u32).collect();
         assert_eq!(small, [std::borrow::Cow::Borrowed(&bytes[..])]);
