@@ -17,7 +17,7 @@ use crate::bindings::{Module, ModulePre};
 use crate::engine::Engine;
 use crate::error::{CallError, HostError};
 use crate::identity::{ConnectionId, Identity, Timestamp};
-use crate::module_log::ModuleLog;
+use crate::module_log::{ModuleLog, truncate_line};
 use crate::schema_import::import_module;
 use crate::state::{HostState, LimitExceeded};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
@@ -573,8 +573,11 @@ impl Database {
                     offset,
                 })
             }
-            Ok(Err(message)) => {
+            Ok(Err(mut message)) => {
                 store.data_mut().datastore.rollback();
+                // The reason goes to the caller: as bounded as a log line.
+                truncate_line(&mut message, self.engine.config().max_log_line_bytes);
+                message.shrink_to_fit();
                 Err(CallError::Failed(message))
             }
             Err(trap) => {

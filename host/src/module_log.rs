@@ -125,7 +125,7 @@ impl ModuleLog {
 /// Cuts `message` to at most `max` bytes (at a character boundary),
 /// ending it with a marker that says how many bytes were cut, the marker
 /// included in the `max`.
-fn truncate_line(message: &mut String, max: usize) {
+pub(crate) fn truncate_line(message: &mut String, max: usize) {
     if message.len() <= max {
         return;
     }

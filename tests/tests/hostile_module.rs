@@ -224,3 +224,15 @@ fn a_full_instance_pool_is_reported_with_its_size() {
     drop(databases);
     Database::create(&engine, &wasm, owner).expect("room again once the others are gone");
 }
+
+// #9 item 10: a reducer's error goes to its caller, cut like a log line.
+#[test]
+fn a_huge_error_message_is_cut() {
+    let mut db = create_database(&test_engine(), "hostile");
+    let error = call(&mut db, "fail_long", &args(&(8u32 << 20,))).expect_err("fails");
+    let CallError::Failed(message) = error else {
+        panic!("expected the reducer's error, got {error:?}");
+    };
+    assert!(message.len() <= EngineConfig::default().max_log_line_bytes);
+    assert!(message.ends_with(" bytes]"), "no cut marker");
+}

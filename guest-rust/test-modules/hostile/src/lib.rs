@@ -67,3 +67,9 @@ pub fn write_rows(ctx: &ReducerContext, first: u32, count: u32, bytes: u32) {
         });
     }
 }
+
+/// Fails with a reason of `bytes` bytes.
+#[reducer]
+pub fn fail_long(_ctx: &ReducerContext, bytes: u32) -> Result<(), String> {
+    Err("e".repeat(bytes as usize))
+}
