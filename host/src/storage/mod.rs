@@ -148,11 +148,15 @@ fn write_temporary(dir: &dyn Directory, temporary: &str, bytes: &[u8]) -> Result
 }
 
 /// Removes the temporary files (`.NAME.tmp`) that writes interrupted by a
-/// crash left in `dir`; `label` names the directory in messages.
+/// crash left in `dir`; `label` (`log/`, or empty for the database's own
+/// directory) prefixes file names in messages.
 fn remove_stale_temporaries(dir: &dyn Directory, label: &str) -> Result<(), StorageError> {
-    let names = dir
-        .list()
-        .map_err(|e| StorageError::io(format!("listing {label}"), e))?;
+    let listing = if label.is_empty() {
+        "listing the database directory".to_owned()
+    } else {
+        format!("listing {label}")
+    };
+    let names = dir.list().map_err(|e| StorageError::io(listing, e))?;
     for name in names {
         if name.starts_with('.') && name.ends_with(".tmp") {
             tracing::info!("removing {label}{name}, left by an interrupted write");
