@@ -106,12 +106,48 @@ pub fn decode_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, Deco
     decode(ty, input, &mut zero_sized)
 }
 
-/// [`decode_value`], with `zero_sized` the zero-sized elements the value may still hold.
+/// [`decode_value`], with `zero_sized` the zero-sized elements the value may
+/// still hold. Only the types that hold others are decoded here, so that
+/// the frame this recursion repeats per level stays small.
 fn decode(
     ty: &AlgebraicType,
     input: &mut &[u8],
     zero_sized: &mut usize,
 ) -> Result<Value, DecodeError> {
+    use AlgebraicType as T;
+    Ok(match ty {
+        T::Option(inner) => Value::Option(match bool_byte(ty, input)? {
+            false => None,
+            true => Some(Box::new(decode(inner, input, zero_sized)?)),
+        }),
+        T::Array(inner) => {
+            let len = array_length(ty, inner, input, zero_sized)?;
+            // `array_length` bounds `len` by the remaining input (or a small limit).
+            let mut items = Vec::with_capacity(len);
+            for position in 0..len {
+                match decode(inner, input, zero_sized) {
+                    Ok(item) => items.push(item),
+                    Err(e) => return Err(e.in_element(position)),
+                }
+            }
+            Value::Array(items)
+        }
+        T::Product(product) => Value::Product(decode_fields(product, input, zero_sized)?),
+        T::Sum(sum) => {
+            let (tag, variant) = sum_case(ty, sum, input)?;
+            match decode(&variant.ty, input, zero_sized) {
+                Ok(payload) => Value::Sum(tag, Box::new(payload)),
+                Err(e) => return Err(e.within(&variant.name)),
+            }
+        }
+        leaf => decode_leaf(leaf, input)?,
+    })
+}
+
+/// Decodes a value of a type that holds no other value (a `leaf` of a
+/// type's tree); any other type is decoded as [`decode_value`] does.
+#[inline(never)]
+fn decode_leaf(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, DecodeError> {
     use AlgebraicType as T;
     let at = |problem| DecodeError::expected(ty, problem);
     Ok(match ty {
@@ -132,26 +168,7 @@ fn decode(
         T::Identity => Value::Identity(take_array(input).map_err(at)?),
         T::ConnectionId => Value::ConnectionId(take_array(input).map_err(at)?),
         T::String => Value::String(string(ty, input)?.into()),
-        T::Option(inner) => Value::Option(match bool_byte(ty, input)? {
-            false => None,
-            true => Some(Box::new(decode(inner, input, zero_sized)?)),
-        }),
-        T::Array(inner) => {
-            let len = array_length(ty, inner, input, zero_sized)?;
-            // `array_length` bounds `len` by the remaining input (or a small limit).
-            let mut items = Vec::with_capacity(len);
-            for position in 0..len {
-                items.push(decode(inner, input, zero_sized).map_err(|e| e.in_element(position))?);
-            }
-            Value::Array(items)
-        }
-        T::Product(product) => Value::Product(decode_fields(product, input, zero_sized)?),
-        T::Sum(sum) => {
-            let (tag, variant) = sum_case(ty, sum, input)?;
-            let payload =
-                decode(&variant.ty, input, zero_sized).map_err(|e| e.within(&variant.name))?;
-            Value::Sum(tag, Box::new(payload))
-        }
+        T::Option(_) | T::Array(_) | T::Product(_) | T::Sum(_) => decode_value(ty, input)?,
     })
 }
 
@@ -162,8 +179,43 @@ pub(crate) fn skip_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), De
     skip(ty, input, &mut zero_sized)
 }
 
-/// [`skip_value`], with `zero_sized` the zero-sized elements the value may still hold.
+/// [`skip_value`], with `zero_sized` the zero-sized elements the value may
+/// still hold. Like [`decode`], it handles only the types that hold others.
 fn skip(ty: &AlgebraicType, input: &mut &[u8], zero_sized: &mut usize) -> Result<(), DecodeError> {
+    use AlgebraicType as T;
+    match ty {
+        T::Option(inner) => {
+            if bool_byte(ty, input)? {
+                skip(inner, input, zero_sized)?;
+            }
+        }
+        T::Array(inner) => {
+            let len = array_length(ty, inner, input, zero_sized)?;
+            if !is_zero_sized(inner) {
+                for position in 0..len {
+                    skip(inner, input, zero_sized).map_err(|e| e.in_element(position))?;
+                }
+            }
+        }
+        T::Product(product) => {
+            for (position, field) in product.fields.iter().enumerate() {
+                skip(&field.ty, input, zero_sized)
+                    .map_err(|e| e.in_field(field.name.as_deref(), position))?;
+            }
+        }
+        T::Sum(sum) => {
+            let (_, variant) = sum_case(ty, sum, input)?;
+            skip(&variant.ty, input, zero_sized).map_err(|e| e.within(&variant.name))?;
+        }
+        leaf => skip_leaf(leaf, input)?,
+    }
+    Ok(())
+}
+
+/// Steps over a value of a type that holds no other value; any other type
+/// is skipped as [`skip_value`] does.
+#[inline(never)]
+fn skip_leaf(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), DecodeError> {
     use AlgebraicType as T;
     let at = |problem| DecodeError::expected(ty, problem);
     match ty {
@@ -200,29 +252,7 @@ fn skip(ty: &AlgebraicType, input: &mut &[u8], zero_sized: &mut usize) -> Result
         T::String => {
             string(ty, input)?;
         }
-        T::Option(inner) => {
-            if bool_byte(ty, input)? {
-                skip(inner, input, zero_sized)?;
-            }
-        }
-        T::Array(inner) => {
-            let len = array_length(ty, inner, input, zero_sized)?;
-            if !is_zero_sized(inner) {
-                for position in 0..len {
-                    skip(inner, input, zero_sized).map_err(|e| e.in_element(position))?;
-                }
-            }
-        }
-        T::Product(product) => {
-            for (position, field) in product.fields.iter().enumerate() {
-                skip(&field.ty, input, zero_sized)
-                    .map_err(|e| e.in_field(field.name.as_deref(), position))?;
-            }
-        }
-        T::Sum(sum) => {
-            let (_, variant) = sum_case(ty, sum, input)?;
-            skip(&variant.ty, input, zero_sized).map_err(|e| e.within(&variant.name))?;
-        }
+        T::Option(_) | T::Array(_) | T::Product(_) | T::Sum(_) => skip_value(ty, input)?,
     }
     Ok(())
 }
@@ -243,15 +273,14 @@ fn decode_fields(
     input: &mut &[u8],
     zero_sized: &mut usize,
 ) -> Result<Vec<Value>, DecodeError> {
-    product
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(position, field)| {
-            decode(&field.ty, input, zero_sized)
-                .map_err(|e| e.in_field(field.name.as_deref(), position))
-        })
-        .collect()
+    let mut fields = Vec::with_capacity(product.fields.len());
+    for (position, field) in product.fields.iter().enumerate() {
+        match decode(&field.ty, input, zero_sized) {
+            Ok(value) => fields.push(value),
+            Err(e) => return Err(e.in_field(field.name.as_deref(), position)),
+        }
+    }
+    Ok(fields)
 }
 
 /// Appends the postcard bytes of `value` to `out`.

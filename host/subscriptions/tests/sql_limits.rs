@@ -6,79 +6,26 @@
 //! Queries here are compiled and evaluated on a thread with a quarter of
 //! the stack a database thread has, to show there is room to spare.
 
-use worldline_datastore::{
-    AlgebraicType, Datastore, Field, IndexSchema, MAX_NESTING_DEPTH, ModuleSchema, ProductType,
-    TableSchema, Value, decode_product, encode_value,
-};
+mod common;
+
+use common::{Row, matching_ids, schema, store};
+use worldline_datastore::{Datastore, MAX_NESTING_DEPTH};
 use worldline_subscriptions::{
-    CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError,
-    SubscriptionEngine, compile, query_excerpt,
+    CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError, compile,
+    query_excerpt,
 };
 
-/// `t(id: u32 pk, a: u32 indexed, s: string)` and `u(id: u32 pk, t_id: u32 indexed)`, public.
-fn schema() -> ModuleSchema {
-    let column = |name: &str, ty| Field {
-        name: Some(name.into()),
-        ty,
-    };
-    let index = |name: &str, column: usize, unique: bool| IndexSchema {
-        name: name.into(),
-        columns: vec![column],
-        unique,
-    };
-    let table = |name: &str, fields| TableSchema {
-        name: name.into(),
-        columns: ProductType { fields },
-        primary_key: Some(0),
-        indexes: vec![index("pk", 0, true), index("by_second", 1, false)],
-        auto_inc: vec![],
-        public: true,
-    };
-    ModuleSchema {
-        tables: vec![
-            table(
-                "t",
-                vec![
-                    column("id", AlgebraicType::U32),
-                    column("a", AlgebraicType::U32),
-                    column("s", AlgebraicType::String),
-                ],
-            ),
-            table(
-                "u",
-                vec![
-                    column("id", AlgebraicType::U32),
-                    column("t_id", AlgebraicType::U32),
-                ],
-            ),
-        ],
-        reducers: vec![],
-    }
-}
-
-/// Rows `t(id, a = id % 10, s = "row{id}")` for ids 0..100, and `u(id, t_id = id)` for ids 0..10.
-fn store() -> Datastore {
-    let mut store = Datastore::new(schema().tables);
-    store.begin().unwrap();
-    for id in 0..100u32 {
-        let mut row = Vec::new();
-        for value in [
-            Value::U32(id),
-            Value::U32(id % 10),
-            Value::String(format!("row{id}").into()),
-        ] {
-            encode_value(&value, &mut row);
-        }
-        store.insert(0, &row).unwrap();
-    }
-    for id in 0..10u32 {
-        let mut row = Vec::new();
-        encode_value(&Value::U32(id), &mut row);
-        encode_value(&Value::U32(id), &mut row);
-        store.insert(1, &row).unwrap();
-    }
-    store.commit();
-    store
+/// Rows `t(id, a = id % 10, b = 0, s = "row{id}")` for ids 0..100, and
+/// `u(id, t_id = id % 4)` for ids 0..10.
+fn hundred_rows() -> Datastore {
+    let rows: Vec<Row> = (0..100)
+        .map(|id| Row {
+            a: id % 10,
+            b: 0,
+            s: format!("row{id}"),
+        })
+        .collect();
+    store(&rows, 10)
 }
 
 /// Runs `f` on a thread with a 512 KiB stack (a database thread has 2 MiB).
@@ -95,24 +42,9 @@ fn compile_small(sql: String) -> Result<CompiledQuery, QueryError> {
     on_small_stack(move || compile(&sql, &schema(), false))
 }
 
-/// The ids of the rows of `t` the query matches now.
-fn matching_ids(query: CompiledQuery) -> Vec<u32> {
-    on_small_stack(move || {
-        let store = store();
-        let mut engine = SubscriptionEngine::default();
-        let id = engine.subscribe(query);
-        let columns = &schema().tables[0].columns;
-        let mut ids: Vec<u32> = engine
-            .initial_rows(id, &store)
-            .iter()
-            .map(|row| match decode_product(columns, row).unwrap()[0] {
-                Value::U32(id) => id,
-                _ => unreachable!(),
-            })
-            .collect();
-        ids.sort_unstable();
-        ids
-    })
+/// The ids of the rows of `t` the query matches in [`hundred_rows`].
+fn matching(query: CompiledQuery) -> Vec<u32> {
+    on_small_stack(move || matching_ids(query, &hundred_rows()))
 }
 
 /// `SELECT * FROM t WHERE a = 0 OR a = 1 OR ...` with `terms` comparisons.
@@ -156,13 +88,13 @@ fn chains_up_to_the_limits_compile_and_evaluate() {
     // 5 tokens before the condition, 4 per term but the last.
     let terms = (MAX_QUERY_TOKENS - 5 + 1) / 4;
     let query = compile_small(or_chain(terms, "OR")).unwrap();
-    assert_eq!(matching_ids(query), (0..100).collect::<Vec<_>>());
+    assert_eq!(matching(query), (0..100).collect::<Vec<_>>());
     let and = format!(
         "SELECT * FROM t WHERE {}",
         vec!["id <> 7 AND a < 9"; terms / 2].join(" AND ")
     );
     let expected: Vec<u32> = (0..100).filter(|id| id % 10 < 9 && *id != 7).collect();
-    assert_eq!(matching_ids(compile_small(and).unwrap()), expected);
+    assert_eq!(matching(compile_small(and).unwrap()), expected);
     let join = format!(
         "SELECT t.* FROM t JOIN u ON t.a = u.t_id WHERE ({}) AND u.id < 3",
         // 25 tokens besides the chain, 6 per term but the last.
@@ -172,7 +104,7 @@ fn chains_up_to_the_limits_compile_and_evaluate() {
             .join(" OR ")
     );
     let expected: Vec<u32> = (0..100).filter(|id| id % 10 < 3).collect();
-    assert_eq!(matching_ids(compile_small(join).unwrap()), expected);
+    assert_eq!(matching(compile_small(join).unwrap()), expected);
 }
 
 // #9 item 1: operators other than AND and OR also make the parser's tree
@@ -245,7 +177,7 @@ fn alternating_holds(id: u32, levels: usize) -> bool {
 #[test]
 fn nesting_deeper_than_the_limit_is_refused() {
     let query = compile_small(parenthesised(MAX_NESTING_DEPTH)).unwrap();
-    assert_eq!(matching_ids(query), [3]);
+    assert_eq!(matching(query), [3]);
     let err = compile_small(parenthesised(MAX_NESTING_DEPTH + 1)).unwrap_err();
     assert_eq!(err, QueryError::TooDeep);
     assert!(
@@ -275,7 +207,7 @@ fn nesting_deeper_than_the_limit_is_refused() {
     let expected: Vec<u32> = (0..100)
         .filter(|&id| alternating_holds(id, deepest))
         .collect();
-    assert_eq!(matching_ids(query), expected);
+    assert_eq!(matching(query), expected);
     assert_eq!(
         compile_small(alternating(deepest + 1)).unwrap_err(),
         QueryError::TooDeep

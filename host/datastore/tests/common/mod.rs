@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this
 
+pub mod arbitrary;
+
 use worldline_datastore::{
     AlgebraicType, Cursor, Datastore, Field, IndexSchema, ProductType, TableSchema, Value,
     decode_product, decode_value, encode_value,
