@@ -27,7 +27,10 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     let peer = incoming.remote_address().ip();
     let handshake_timeout = shared.config.handshake_timeout;
     let connection = incoming.await.map_err(|e| e.to_string())?;
-    // The client has the handshake deadline to open its one stream.
+    let max_frame = shared.config.max_frame;
+    // The connection counts against its address's cap from now on, and has
+    // the handshake deadline to open its one stream and send Hello.
+    let (mut session, outbox) = Session::new(shared, peer);
     let opened = tokio::time::timeout(handshake_timeout, connection.accept_bi()).await;
     let (send, mut recv) = match opened {
         Ok(Ok(stream)) => stream,
@@ -40,8 +43,6 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
             return Err("no stream opened".to_owned());
         }
     };
-    let max_frame = shared.config.max_frame;
-    let (mut session, outbox) = Session::new(shared, peer);
     let sink = QuicSink {
         send,
         connection: connection.clone(),
