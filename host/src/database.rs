@@ -521,6 +521,10 @@ impl Database {
         args: &[u8],
         ctx: CallContext,
     ) -> Result<ReducerOutcome, CallError> {
+        if matches!(self.broken, Some(Broken::Module(_))) {
+            // The rebuild may succeed now (a full instance pool has room again).
+            self.rebuild_instance();
+        }
         if let Some(broken) = &self.broken {
             return Err(CallError::Unavailable(broken.reason().to_owned()));
         }
@@ -651,6 +655,9 @@ impl Database {
                 std::mem::swap(&mut old.datastore, &mut new.datastore);
                 std::mem::swap(&mut old.log, &mut new.log);
                 self.instance = fresh;
+                if matches!(self.broken, Some(Broken::Module(_))) {
+                    self.broken = None;
+                }
             }
             Err(err) => {
                 tracing::error!("could not rebuild the module instance: {err}");

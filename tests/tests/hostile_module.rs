@@ -236,3 +236,29 @@ fn a_huge_error_message_is_cut() {
     assert!(message.len() <= EngineConfig::default().max_log_line_bytes);
     assert!(message.ends_with(" bytes]"), "no cut marker");
 }
+
+// #9 items 7 and 13: a module that traps while the instance pool is full
+// cannot be restarted at once; its database says why (unavailable, the
+// pool), and serves again once a slot frees.
+#[test]
+fn a_trap_with_the_pool_full_leaves_the_database_unavailable_until_a_slot_frees() {
+    let engine = engine_with(|c| {
+        c.pooling = true;
+        c.max_instances = 2;
+    });
+    if !engine.uses_pooling() {
+        eprintln!("the pooling allocator is unavailable here; nothing to test");
+        return;
+    }
+    let mut first = create_database(&engine, "hostile");
+    let second = create_database(&engine, "hostile");
+    let error = call(&mut first, "spin", &[]).expect_err("interrupted");
+    assert!(matches!(error, CallError::DeadlineExceeded(_)), "{error:?}");
+    let error = call(&mut first, "seed", &args(&(1u32,))).expect_err("no slot to restart in");
+    assert!(
+        matches!(&error, CallError::Unavailable(m) if m.contains("instance pool is full")),
+        "{error:?}"
+    );
+    drop(second);
+    call(&mut first, "seed", &args(&(1u32,))).expect("restarted once a slot freed");
+}
