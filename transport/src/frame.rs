@@ -355,7 +355,10 @@ mod tests {
             .iter()
             .map(|piece| small_limit.accept(decode_message(piece).unwrap()))
             .find_map(Result::err);
-        assert!(matches!(refused, Some(FrameError::TooLarge { max: 500, .. })));
+        assert!(matches!(
+            refused,
+            Some(FrameError::TooLarge { max: 500, .. })
+        ));
     }
 
     #[test]
