@@ -1,0 +1,210 @@
+//! Issue #9 item 1 against a real server on loopback: an anonymous
+//! `POST /v1/database/NAME/sql` whose `WHERE` was a long `OR` chain (about
+//! 1,000 terms on a debug build) overflowed the database thread's stack and
+//! aborted the whole process; subscriptions share the compiler. Queries over
+//! the size or nesting limits are now refused (HTTP 400 with the JSON error
+//! body, `SubscriptionError` / `QueryResult` errors on the wire) quoting only
+//! an excerpt of the query, and the server, the connection and the other
+//! databases go on.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use worldline_tests::args;
+use worldline_tests::live::LiveServer;
+use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
+use worldline_transport::{ClientMessage, ServerMessage};
+
+/// `SELECT * FROM account WHERE id = 0 OR id = 1 OR ...` with `terms` comparisons.
+fn or_chain(terms: usize) -> String {
+    let terms: Vec<String> = (0..terms).map(|i| format!("id = {i}")).collect();
+    format!("SELECT * FROM account WHERE {}", terms.join(" OR "))
+}
+
+/// `SELECT * FROM account WHERE ((...(id = 3)...))`, `depth` parentheses deep.
+fn parenthesised(depth: usize) -> String {
+    format!(
+        "SELECT * FROM account WHERE {}id = 3{}",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    )
+}
+
+/// The queries refused, each with a phrase its error must contain.
+fn refused() -> [(String, &'static str); 3] {
+    [
+        (or_chain(10_000), "at most 16384 bytes"),
+        (parenthesised(1_000), "at most 64 levels"),
+        // Short enough in bytes, too many tokens.
+        (
+            format!(
+                "SELECT * FROM account WHERE {}",
+                vec!["id=1"; 1_500].join(" OR ")
+            ),
+            "more than 4096 tokens",
+        ),
+    ]
+}
+
+/// Anonymous `POST /v1/database/NAME/sql`: the status and the answer's JSON.
+async fn post_sql(live: &LiveServer, database: &str, query: &str) -> (u16, Value) {
+    let url = format!(
+        "http://{}/v1/database/{database}/sql",
+        live.server().http_addr()
+    );
+    let query = query.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(&url)
+            .content_type("text/plain")
+            .send(query.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let text = response.body_mut().read_to_string().expect("a body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {text}"));
+        (response.status().as_u16(), json)
+    })
+    .await
+    .expect("the request task")
+}
+
+async fn welcomed_ws(live: &LiveServer, database: &str) -> RawWebSocket {
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello(database, None)).await;
+    let welcome = ws.recv().await;
+    assert!(
+        matches!(welcome, Some(ServerMessage::Welcome { .. })),
+        "{welcome:?}"
+    );
+    ws
+}
+
+/// Seeds the bank with 20 accounts through a reducer call.
+async fn seed(ws: &mut RawWebSocket) {
+    ws.send(&call(1, "seed", args(&(20u32, 100i64)))).await;
+    let result = ws.recv().await;
+    assert!(
+        matches!(result, Some(ServerMessage::ReducerResult { .. })),
+        "{result:?}"
+    );
+}
+
+/// The number of rows in a `SubscribeApplied`.
+fn applied_rows(message: Option<ServerMessage>) -> usize {
+    match message {
+        Some(ServerMessage::SubscribeApplied { tables, .. }) => {
+            tables.iter().map(|t| t.rows.len()).sum()
+        }
+        other => panic!("expected SubscribeApplied, got {other:?}"),
+    }
+}
+
+// #9 item 1: over HTTP, with no token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_deep_sql_over_http_is_a_400_and_the_server_goes_on() {
+    let live = LiveServer::start(&[("bank", "bank"), ("chat", "chat")]).await;
+    seed(&mut welcomed_ws(&live, "bank").await).await;
+    for (query, expected) in refused() {
+        let (status, body) = post_sql(&live, "bank", &query).await;
+        assert_eq!(status, 400, "{body}");
+        let error = body["error"].as_str().expect("an error message");
+        assert!(error.contains(expected), "{error} lacks {expected}");
+        assert!(
+            body.to_string().len() < 1_000,
+            "the query is echoed: {body}"
+        );
+    }
+    // A thousand terms, which used to abort a debug build, are served.
+    let (status, body) = post_sql(&live, "bank", &or_chain(1_000)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tables"][0]["rows"].as_array().map(Vec::len), Some(20));
+    // Both databases still answer.
+    let (status, body) = post_sql(&live, "bank", "SELECT * FROM account WHERE id = 3").await;
+    assert_eq!(
+        (status, body["tables"][0]["rows"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, body) = post_sql(&live, "chat", "SELECT * FROM message").await;
+    assert_eq!(status, 200, "{body}");
+    live.shutdown().await;
+}
+
+// #9 item 1: subscriptions and one-off queries share the compiler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_deep_subscriptions_are_refused_and_the_connection_goes_on() {
+    let live = LiveServer::start(&[("bank", "bank"), ("chat", "chat")]).await;
+    let mut ws = welcomed_ws(&live, "bank").await;
+    seed(&mut ws).await;
+    for ((query, expected), id) in refused().into_iter().zip(1..) {
+        ws.send(&ClientMessage::Subscribe {
+            query_set_id: id,
+            queries: vec!["SELECT * FROM account".into(), query],
+        })
+        .await;
+        match ws.recv().await {
+            Some(ServerMessage::SubscriptionError {
+                query_set_id,
+                message,
+            }) => {
+                assert_eq!(query_set_id, id);
+                assert!(message.contains(expected), "{message} lacks {expected}");
+                assert!(message.len() < 1_000, "the query is echoed: {message}");
+            }
+            other => panic!("expected a SubscriptionError, got {other:?}"),
+        }
+    }
+    ws.send(&ClientMessage::Subscribe {
+        query_set_id: 9,
+        queries: vec![or_chain(1_000)],
+    })
+    .await;
+    assert_eq!(applied_rows(ws.recv().await), 20);
+
+    // A one-off query over QUIC, then a good one on the same stream.
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send(&hello("bank", None)).await;
+    let welcome = quic.recv().await;
+    assert!(
+        matches!(welcome, Some(ServerMessage::Welcome { .. })),
+        "{welcome:?}"
+    );
+    for (request_id, query) in [(1, or_chain(10_000)), (2, parenthesised(1_000))] {
+        quic.send(&ClientMessage::Query { request_id, query }).await;
+        match quic.recv().await {
+            Some(ServerMessage::QueryResult {
+                request_id: answered,
+                result: Err(message),
+            }) => {
+                assert_eq!(answered, request_id);
+                assert!(message.contains("the query is"), "{message}");
+            }
+            other => panic!("expected the query to be refused, got {other:?}"),
+        }
+    }
+    quic.send(&ClientMessage::Query {
+        request_id: 3,
+        query: "SELECT * FROM account WHERE id < 5".into(),
+    })
+    .await;
+    match quic.recv().await {
+        Some(ServerMessage::QueryResult {
+            request_id: 3,
+            result: Ok(tables),
+        }) => assert_eq!(tables.iter().map(|t| t.rows.len()).sum::<usize>(), 5),
+        other => panic!("expected rows, got {other:?}"),
+    }
+    // The other database was never affected.
+    let mut chat = welcomed_ws(&live, "chat").await;
+    chat.send(&ClientMessage::Subscribe {
+        query_set_id: 1,
+        queries: vec!["SELECT * FROM message".into()],
+    })
+    .await;
+    assert_eq!(applied_rows(chat.recv().await), 0);
+    live.shutdown().await;
+}
