@@ -46,7 +46,13 @@ impl ServerProcess {
     /// Starts a server on `dir` (a new one, or one a stopped server left)
     /// and waits until it is ready.
     pub fn start_in(dir: TempDir) -> Self {
+        Self::start_in_with(dir, &[])
+    }
+
+    /// Like [`start_in`](Self::start_in), with more options for `worldline start`.
+    pub fn start_in_with(dir: TempDir, options: &[&str]) -> Self {
         let mut child = start_command(dir.path())
+            .args(options)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("running worldline start");
