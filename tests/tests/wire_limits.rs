@@ -485,3 +485,21 @@ async fn shutdown_is_bounded_with_a_client_that_never_reads() {
         started.elapsed()
     );
 }
+
+// #9 item 14: after the handshake, a frame left half sent is not held
+// open forever: it must be complete within the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_frame_after_hello_is_closed_at_the_idle_timeout() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send(&hello("chat", None)).await;
+    welcome(quic.recv().await);
+    quic.send_bytes(&[100, 0, 0, 0, 1, 2]).await;
+    let started = Instant::now();
+    assert!(fatal(quic.recv().await).contains("a frame stayed incomplete for 1.5 s"));
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    live.shutdown().await;
+}

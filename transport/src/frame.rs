@@ -204,6 +204,11 @@ impl FrameDecoder {
         }
     }
 
+    /// How many bytes wait for the rest of their frame (0 between frames).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// Adds bytes received from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);

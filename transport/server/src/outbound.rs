@@ -172,7 +172,7 @@ enum End {
 /// Every write is bounded by the idle timeout, so this always ends.
 pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) {
     let limits = outbox.limits;
-    let mut pings = tokio::time::interval(limits.idle_timeout / 3);
+    let mut pings = tokio::time::interval((limits.idle_timeout / 3).max(Duration::from_millis(1)));
     pings.tick().await;
     let end = loop {
         let next = tokio::select! {

@@ -50,22 +50,37 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     let mut writer = tokio::spawn(pump(outbox, sink));
     let mut decoder = FrameDecoder::new(max_frame);
     let mut buffer = vec![0; 64 * 1024];
+    let idle_timeout = session.idle_timeout();
+    // When the frame now arriving began, if one is half read: it must be
+    // complete within the idle timeout.
+    let mut partial_since = None;
     let mut flow = session.admit();
     while flow == Flow::Continue {
         let deadline = session.handshake_deadline();
+        let frame_deadline = partial_since.map(|since| since + idle_timeout);
         tokio::select! {
             read = recv.read(&mut buffer) => {
                 let Ok(Some(n)) = read else { break };
+                if decoder.buffered() == 0 {
+                    partial_since = Some(tokio::time::Instant::now());
+                }
                 decoder.push(&buffer[..n]);
                 loop {
                     match decoder.next_frame() {
                         Ok(Some(frame)) => {
                             flow = session.on_message(&frame).await;
+                            // Whatever follows is a new frame, begun now.
+                            partial_since = Some(tokio::time::Instant::now());
                             if flow == Flow::Close {
                                 break;
                             }
                         }
-                        Ok(None) => break,
+                        Ok(None) => {
+                            if decoder.buffered() == 0 {
+                                partial_since = None;
+                            }
+                            break;
+                        }
                         Err(e) => {
                             flow = session.refuse(e.to_string(), true);
                             break;
@@ -78,6 +93,11 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
                 Err(_) => break,
             },
             _ = sleep_until(deadline) => flow = session.handshake_timed_out(),
+            _ = sleep_until(frame_deadline) => {
+                let seconds = idle_timeout.as_secs_f64();
+                let message = format!("a frame stayed incomplete for {seconds} s; closing");
+                flow = session.refuse(message, true);
+            }
             _ = &mut writer => break,
             _ = shutdown.changed() => {
                 flow = session.refuse("the server is shutting down".into(), true);

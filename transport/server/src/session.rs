@@ -125,6 +125,11 @@ impl Session {
         self.refuse(message, true)
     }
 
+    /// How long the connection may stay silent, or take over one frame.
+    pub(crate) fn idle_timeout(&self) -> std::time::Duration {
+        self.shared.config.idle_timeout
+    }
+
     /// When the connection must have finished its handshake; `None` once it has.
     pub(crate) fn handshake_deadline(&self) -> Option<Instant> {
         matches!(self.state, State::AwaitingHello).then_some(self.handshake_deadline)
