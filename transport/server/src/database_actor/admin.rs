@@ -79,21 +79,6 @@ impl Admin {
     }
 }
 
-impl Admin {
-    /// Roughly how many bytes the request holds while it waits.
-    pub(super) fn bytes(&self) -> usize {
-        match self {
-            // JSON arguments arrive in a body of at most 1 MiB; their text
-            // length is a fair measure of what the parsed value holds.
-            Admin::Call { reducer, args, .. } => reducer.len() + args.to_string().len(),
-            Admin::Sql { query, .. } => query.len(),
-            Admin::Swap { wasm, .. } => wasm.len(),
-            Admin::Stop { reason } => reason.len(),
-            Admin::Describe { .. } | Admin::Logs { .. } => 0,
-        }
-    }
-}
-
 /// A database's schema and owner.
 pub(crate) struct Description {
     /// Tables and reducers.
