@@ -134,9 +134,12 @@ impl ApiError {
                 "the database was not created; fix the module's init reducer and publish again",
             ),
             HostError::InvalidName(_) => Self::bad_request(message),
-            HostError::InstancePoolFull { .. } | HostError::Unavailable(_) => {
-                Self::unavailable(message)
-            }
+            // #9 item 7: a storage failure (a full disk) is the server being
+            // unable to serve now, not a fault of the request.
+            HostError::InstancePoolFull { .. }
+            | HostError::Unavailable(_)
+            | HostError::Storage(_)
+            | HostError::DataDir { .. } => Self::unavailable(message),
             _ => Self::internal(message),
         }
     }
