@@ -10,6 +10,12 @@
 //! `SELECT t.* FROM t JOIN u ON t.a = u.b [WHERE ...]` where both join
 //! columns have an index and each `AND`ed condition names one table. A join
 //! yields a row of `t` once per matching row of `u`.
+//!
+//! Queries are bounded before they are parsed: at most [`MAX_QUERY_BYTES`] of
+//! text, [`MAX_QUERY_TOKENS`] tokens and
+//! [`MAX_NESTING_DEPTH`](worldline_datastore::MAX_NESTING_DEPTH) levels of
+//! nesting, so that no query can exhaust the stack of the thread compiling or
+//! evaluating it.
 #![deny(missing_docs)]
 
 mod engine;
