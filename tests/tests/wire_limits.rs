@@ -137,13 +137,28 @@ async fn identical_queries_are_held_once_per_connection() {
 // holds more bytes than allowed, and reads a fatal Error saying why; the
 // server's memory stays bounded and other clients are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_greedy_subscriber_that_never_reads_is_dropped_with_a_readable_error() {
+async fn a_greedy_websocket_subscriber_is_dropped_with_a_readable_error() {
+    greedy_subscriber_is_dropped_with_a_readable_error(false).await;
+}
+
+// #9 item 14: the same over QUIC, where the server used to end the stream
+// without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_quic_subscriber_is_dropped_with_a_readable_error() {
+    greedy_subscriber_is_dropped_with_a_readable_error(true).await;
+}
+
+async fn greedy_subscriber_is_dropped_with_a_readable_error(quic: bool) {
     let live = LiveServer::start_with(&[("chat", "chat")], |config| {
         config.max_queued_bytes = 256 * 1024;
         config.idle_timeout = Duration::from_secs(20);
     })
     .await;
-    let mut greedy = RawWebSocket::connect(&live.ws_url()).await;
+    let mut greedy = if quic {
+        Raw::Quic(RawQuic::connect(live.quic_addr(), live.certificate()).await)
+    } else {
+        Raw::WebSocket(RawWebSocket::connect(&live.ws_url()).await)
+    };
     greedy.send(&hello("chat", None)).await;
     welcome(greedy.recv().await);
     let query = "SELECT * FROM message";
@@ -194,6 +209,28 @@ async fn a_greedy_subscriber_that_never_reads_is_dropped_with_a_readable_error()
         })
     ));
     live.shutdown().await;
+}
+
+/// A raw client over either transport.
+enum Raw {
+    WebSocket(RawWebSocket),
+    Quic(RawQuic),
+}
+
+impl Raw {
+    async fn send(&mut self, message: &ClientMessage) {
+        match self {
+            Raw::WebSocket(client) => client.send(message).await,
+            Raw::Quic(client) => client.send(message).await,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<ServerMessage> {
+        match self {
+            Raw::WebSocket(client) => client.recv().await,
+            Raw::Quic(client) => client.recv().await,
+        }
+    }
 }
 
 // #9 item 14: a subscription whose initial rows exceed what the server

@@ -212,6 +212,7 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) {
             reason
         }
     };
+    // Dropping a sink that did not close in time drops the connection too.
     let _ = tokio::time::timeout(limits.idle_timeout, sink.close(&reason)).await;
 }
 

@@ -2,7 +2,6 @@
 //! per connection, plus datagrams for unreliable reducer calls.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use worldline_transport::FrameDecoder;
 
@@ -144,9 +143,12 @@ impl MessageSink for QuicSink {
         Ok(())
     }
 
+    /// Finishes the stream and waits until the client has read it all (the
+    /// writer task bounds the wait by the idle timeout) before closing the
+    /// connection, so that a slow reader still gets the last messages.
     async fn close(mut self, reason: &str) {
         let _ = self.send.finish();
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.send.stopped()).await;
+        let _ = self.send.stopped().await;
         self.connection.close(0u32.into(), reason.as_bytes());
     }
 }
