@@ -24,7 +24,9 @@ pub struct ServerConfig {
     pub http_listen: SocketAddr,
     /// Where the QUIC endpoint listens (port 0 picks one).
     pub quic_listen: SocketAddr,
-    /// The largest message accepted from a client, in bytes.
+    /// The largest frame accepted from a client and sent to one, in bytes:
+    /// larger server messages are split into fragments of at most this size
+    /// (or 64 bytes, if it is smaller).
     pub max_frame: u32,
     /// How many messages may wait for one slow client before it is dropped.
     pub outbound_queue: usize,
