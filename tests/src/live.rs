@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use worldline_client::{Client, ConnectOptions, Trust};
 use worldline_server::{Server, ServerConfig};
 
 use crate::{TempDir, guest_wasm, test_engine_config};
@@ -72,5 +73,36 @@ impl LiveServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+    }
+}
+
+/// The two ways a client reaches a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// QUIC, pinning the server's certificate fingerprint.
+    Quic,
+    /// WebSocket on the HTTP port.
+    WebSocket,
+}
+
+impl Transport {
+    /// Both transports, for tests that must hold on each.
+    pub const BOTH: [Transport; 2] = [Transport::Quic, Transport::WebSocket];
+}
+
+impl LiveServer {
+    /// Connects a new identity to `database` over `transport`.
+    pub async fn connect(&self, transport: Transport, database: &str) -> Client {
+        let options = match transport {
+            Transport::Quic => ConnectOptions::quic(
+                self.quic_addr(),
+                Trust::Fingerprint(self.server().fingerprint()),
+                database,
+            ),
+            Transport::WebSocket => ConnectOptions::websocket(self.ws_url(), database),
+        };
+        Client::connect(options)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {database} over {transport:?}: {e}"))
     }
 }

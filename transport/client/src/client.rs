@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,17 +11,21 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use worldline_transport::{
-    ClientMessage, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, ServerMessage,
-    TableRows, TableUpdate,
+    ClientMessage, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, Reassembler, ReducerEvent, ReducerStatus,
+    ServerMessage, TableRows, TableUpdate,
 };
 
-use crate::cache::{Applied, ClientCache, RowChange};
+use crate::cache::{Applied, ClientCache};
+use crate::callbacks::{CallbackId, Registry, RowFn, RowKind, UpdateFn};
 use crate::error::ClientError;
 use crate::link::{self, LinkReader, LinkWriter};
 use crate::tls::Trust;
 
 /// How long `connect` waits for the server's `Welcome`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a QUIC server may stay silent unless configured otherwise.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -54,6 +58,13 @@ pub struct ConnectOptions {
     pub token: Option<String>,
     /// The largest message accepted from the server, in bytes.
     pub max_frame: u32,
+    /// QUIC: how long the server may stay silent before the connection is
+    /// taken as lost (pending requests then fail with
+    /// [`ClientError::Closed`]). The client sends keep-alives at a third of
+    /// it (at most every 5 s), so a live server is never silent that long;
+    /// the effective timeout is the smaller of this and the server's. A
+    /// WebSocket learns of a dead server from its TCP connection instead.
+    pub idle_timeout: Duration,
 }
 
 impl ConnectOptions {
@@ -80,12 +91,19 @@ impl ConnectOptions {
         self
     }
 
+    /// The same options with another [`idle_timeout`](Self::idle_timeout).
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
     fn new(endpoint: Endpoint, database: impl Into<String>) -> Self {
         Self {
             endpoint,
             database: database.into(),
             token: None,
             max_frame: DEFAULT_MAX_FRAME,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -139,19 +157,6 @@ pub enum Event {
     },
 }
 
-type RowCallback = Box<dyn FnMut(&[u8]) + Send>;
-type UpdateCallback = Box<dyn FnMut(&[u8], &[u8]) + Send>;
-type EventCallback = Box<dyn FnMut(&ReducerEvent) + Send>;
-
-/// Callbacks per table.
-#[derive(Default)]
-struct Callbacks {
-    inserts: HashMap<String, Vec<RowCallback>>,
-    deletes: HashMap<String, Vec<RowCallback>>,
-    updates: HashMap<String, Vec<UpdateCallback>>,
-    reducer_events: Vec<EventCallback>,
-}
-
 /// Requests waiting for their answer.
 #[derive(Default)]
 struct Pending {
@@ -182,7 +187,7 @@ struct Inner {
     connection_id: [u8; 16],
     outgoing: mpsc::UnboundedSender<Outgoing>,
     state: Mutex<State>,
-    callbacks: Mutex<Callbacks>,
+    callbacks: Registry,
     next_id: AtomicU32,
 }
 
@@ -201,7 +206,16 @@ impl Client {
                 addr,
                 server_name,
                 trust,
-            } => link::quic(*addr, server_name, trust, options.max_frame).await?,
+            } => {
+                link::quic(
+                    *addr,
+                    server_name,
+                    trust,
+                    options.max_frame,
+                    options.idle_timeout,
+                )
+                .await?
+            }
             Endpoint::WebSocket { url } => link::websocket(url, options.max_frame).await?,
         };
         let hello = ClientMessage::Hello {
@@ -213,13 +227,14 @@ impl Client {
         let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next())
             .await
             .map_err(|_| ClientError::Connect("no answer to Hello within 10 s".into()))?;
-        let (identity, token, connection_id) = match welcome {
+        let (identity, token, connection_id, max_message) = match welcome {
             Ok(ServerMessage::Welcome {
                 identity,
                 token,
                 connection_id,
+                max_message_bytes,
                 ..
-            }) => (identity, token, connection_id),
+            }) => (identity, token, connection_id, max_message_bytes),
             Ok(ServerMessage::Error { message, .. }) => return Err(ClientError::Rejected(message)),
             Ok(other) => {
                 return Err(ClientError::Protocol(format!(
@@ -241,11 +256,15 @@ impl Client {
                 events_taken: false,
                 closed: None,
             }),
-            callbacks: Mutex::new(Callbacks::default()),
+            callbacks: Registry::default(),
             next_id: AtomicU32::new(1),
         });
         tokio::spawn(write_loop(writer, outgoing_receiver));
-        tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
+        let reader = Reader {
+            link: reader,
+            reassembler: Reassembler::new(max_message),
+        };
+        tokio::spawn(read_loop(ReaderExit::new(&inner), reader));
         Ok(Self { inner })
     }
 
@@ -362,63 +381,76 @@ impl Client {
             .collect()
     }
 
-    /// Runs `f` for every row that appears in `table`'s cache.
-    pub fn on_insert<T, F>(&self, table: &str, f: F)
+    /// Runs `f` for every row that appears in `table`'s cache, until
+    /// [`remove_callback`](Self::remove_callback) is called with the id returned.
+    ///
+    /// Callbacks run on the task reading from the server, one at a time, in
+    /// the order the changes arrived, after the cache has been updated. They
+    /// may use the client (read the cache, register or remove callbacks,
+    /// spawn tasks that call reducers) but should return quickly, and must
+    /// not block waiting for an answer from the server: nothing more is read
+    /// until they return. A callback registered while callbacks run is first
+    /// called for the next message. A callback that panics is logged and
+    /// stays registered; the connection, the cache and pending calls are
+    /// unaffected.
+    pub fn on_insert<T, F>(&self, table: &str, f: F) -> CallbackId
     where
         T: DeserializeOwned,
         F: FnMut(&T) + Send + 'static,
     {
         let callback = typed_row_callback(table, f);
-        let mut callbacks = self.callbacks();
-        callbacks
-            .inserts
-            .entry(table.into())
-            .or_default()
-            .push(callback);
+        self.inner
+            .callbacks
+            .add_row(RowKind::Insert, table, callback)
     }
 
-    /// Runs `f` for every row that leaves `table`'s cache.
-    pub fn on_delete<T, F>(&self, table: &str, f: F)
+    /// Runs `f` for every row that leaves `table`'s cache, until removed;
+    /// see [`on_insert`](Self::on_insert) for how callbacks run.
+    pub fn on_delete<T, F>(&self, table: &str, f: F) -> CallbackId
     where
         T: DeserializeOwned,
         F: FnMut(&T) + Send + 'static,
     {
         let callback = typed_row_callback(table, f);
-        let mut callbacks = self.callbacks();
-        callbacks
-            .deletes
-            .entry(table.into())
-            .or_default()
-            .push(callback);
+        self.inner
+            .callbacks
+            .add_row(RowKind::Delete, table, callback)
     }
 
-    /// Runs `f(old, new)` for every row of `table` changed in place.
-    pub fn on_update<T, F>(&self, table: &str, mut f: F)
+    /// Runs `f(old, new)` for every row of `table` changed in place, until
+    /// removed; see [`on_insert`](Self::on_insert) for how callbacks run.
+    pub fn on_update<T, F>(&self, table: &str, mut f: F) -> CallbackId
     where
         T: DeserializeOwned,
         F: FnMut(&T, &T) + Send + 'static,
     {
         let table_name = table.to_owned();
-        let callback: UpdateCallback = Box::new(move |old, new| {
+        let callback: Box<UpdateFn> = Box::new(move |old, new| {
             if let (Some(old), Some(new)) =
                 (decode::<T>(&table_name, old), decode::<T>(&table_name, new))
             {
                 f(&old, &new);
             }
         });
-        self.callbacks()
-            .updates
-            .entry(table.into())
-            .or_default()
-            .push(callback);
+        self.inner.callbacks.add_update(table, callback)
     }
 
-    /// Runs `f` for the reducer event of every transaction update received.
-    pub fn on_reducer_event<F>(&self, f: F)
+    /// Runs `f` for the reducer event of every transaction update received
+    /// (before the row callbacks of that update), until removed; see
+    /// [`on_insert`](Self::on_insert) for how callbacks run.
+    pub fn on_reducer_event<F>(&self, f: F) -> CallbackId
     where
         F: FnMut(&ReducerEvent) + Send + 'static,
     {
-        self.callbacks().reducer_events.push(Box::new(f));
+        self.inner.callbacks.add_event(Box::new(f))
+    }
+
+    /// Unregisters the callback `id`; `false` if it was already removed.
+    /// Once this returns the callback is not started again, though a call
+    /// already running (on the reader task) finishes. A callback may remove
+    /// itself.
+    pub fn remove_callback(&self, id: CallbackId) -> bool {
+        self.inner.callbacks.remove(id)
     }
 
     /// The stream of [`Event`]s from now on; `None` after the first call.
@@ -458,10 +490,6 @@ impl Client {
         }
     }
 
-    fn callbacks(&self) -> MutexGuard<'_, Callbacks> {
-        self.inner.callbacks()
-    }
-
     fn send(&self, message: Outgoing) -> Result<(), ClientError> {
         self.inner
             .outgoing
@@ -480,16 +508,39 @@ impl Client {
 }
 
 impl Inner {
+    /// The state. No user code runs while it is held, so it is never
+    /// poisoned by a callback; recover anyway rather than stop the client.
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .expect("no thread panics while holding the client state")
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn callbacks(&self) -> MutexGuard<'_, Callbacks> {
-        self.callbacks
-            .lock()
-            .expect("no callback panics while holding the callbacks")
+    /// Marks the connection closed for `reason`: every pending request
+    /// fails, and the event stream hears why.
+    fn close(&self, reason: String) {
+        let mut state = self.state();
+        if state.closed.is_some() {
+            return;
+        }
+        state.closed = Some(reason.clone());
+        let pending = std::mem::take(&mut state.pending);
+        let closed = || ClientError::Closed(reason.clone());
+        for reply in pending.calls.into_values() {
+            let _ = reply.send(Err(closed()));
+        }
+        for reply in pending.queries.into_values() {
+            let _ = reply.send(Err(closed()));
+        }
+        for reply in pending.subscribes.into_values() {
+            let _ = reply.send(Err(closed()));
+        }
+        for reply in pending.unsubscribes.into_values() {
+            let _ = reply.send(Err(closed()));
+        }
+        if let Some(events) = &state.events {
+            let _ = events.send(Event::Disconnected { reason });
+        }
+        drop(state);
+        self.callbacks.clear();
     }
 }
 
@@ -498,7 +549,7 @@ fn encode<A: Serialize>(args: &A) -> Result<Vec<u8>, ClientError> {
 }
 
 /// A callback on row bytes that decodes them as `T` for `f`.
-fn typed_row_callback<T, F>(table: &str, mut f: F) -> RowCallback
+fn typed_row_callback<T, F>(table: &str, mut f: F) -> Box<RowFn>
 where
     T: DeserializeOwned,
     F: FnMut(&T) + Send + 'static,
@@ -541,48 +592,78 @@ async fn write_loop(mut writer: LinkWriter, mut outgoing: mpsc::UnboundedReceive
     writer.close().await;
 }
 
+/// Closes the client's connection state when the reader task ends, however
+/// it ends (the server closed, the runtime shut down, a bug panicked), so
+/// pending requests never wait forever.
+struct ReaderExit {
+    inner: Weak<Inner>,
+    reason: Option<String>,
+}
+
+impl ReaderExit {
+    fn new(inner: &Arc<Inner>) -> Self {
+        Self {
+            inner: Arc::downgrade(inner),
+            reason: None,
+        }
+    }
+}
+
+impl Drop for ReaderExit {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let reason = self
+                .reason
+                .take()
+                .unwrap_or_else(|| "the client stopped reading from the server".into());
+            inner.close(reason);
+        }
+    }
+}
+
+/// The server's messages, whole: split ones put back together.
+struct Reader {
+    link: LinkReader,
+    reassembler: Reassembler,
+}
+
+impl Reader {
+    /// The next whole message, or why the connection ended.
+    async fn next(&mut self) -> Result<ServerMessage, String> {
+        loop {
+            let message = self.link.next().await?;
+            match self.reassembler.accept(message) {
+                Ok(Some(message)) => return Ok(message),
+                Ok(None) => {}
+                Err(e) => return Err(format!("the server split a message wrongly: {e}")),
+            }
+        }
+    }
+}
+
 /// Applies what the server sends until the connection ends or the client is dropped.
-async fn read_loop(inner: std::sync::Weak<Inner>, mut reader: LinkReader) {
-    let reason = loop {
+async fn read_loop(mut exit: ReaderExit, mut reader: Reader) {
+    exit.reason = Some(loop {
         let message = reader.next().await;
-        let Some(inner) = inner.upgrade() else {
+        let Some(inner) = exit.inner.upgrade() else {
             return;
         };
         match message {
             Ok(message) => {
                 if let Some(reason) = handle(&inner, message) {
-                    break (inner, reason);
+                    break reason;
                 }
             }
-            Err(reason) => break (inner, reason),
+            Err(reason) => break reason,
         }
-    };
-    let (inner, reason) = reason;
-    let mut state = inner.state();
-    state.closed = Some(reason.clone());
-    let pending = std::mem::take(&mut state.pending);
-    let closed = || ClientError::Closed(reason.clone());
-    for reply in pending.calls.into_values() {
-        let _ = reply.send(Err(closed()));
-    }
-    for reply in pending.queries.into_values() {
-        let _ = reply.send(Err(closed()));
-    }
-    for reply in pending.subscribes.into_values() {
-        let _ = reply.send(Err(closed()));
-    }
-    for reply in pending.unsubscribes.into_values() {
-        let _ = reply.send(Err(closed()));
-    }
-    if let Some(events) = &state.events {
-        let _ = events.send(Event::Disconnected { reason });
-    }
+    });
 }
 
-/// Applies one server message; `Some(reason)` if it ends the connection.
+/// Applies one server message, then runs the callbacks it concerns with no
+/// lock held; `Some(reason)` if it ends the connection.
 fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
     let mut state = inner.state();
-    let (applied, event) = match message {
+    let (applied, event, reducer_event) = match message {
         ServerMessage::SubscribeApplied {
             query_set_id,
             tables,
@@ -595,7 +676,7 @@ fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
                 query_set: QuerySetId(query_set_id),
                 tables,
             };
-            (applied, event)
+            (applied, event, None)
         }
         ServerMessage::UnsubscribeApplied {
             query_set_id,
@@ -609,7 +690,7 @@ fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
                 query_set: QuerySetId(query_set_id),
                 tables,
             };
-            (applied, event)
+            (applied, event, None)
         }
         ServerMessage::SubscriptionError {
             query_set_id,
@@ -623,16 +704,13 @@ fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(ClientError::Subscription(message.clone())));
             }
-            (Applied::default(), Event::Error { message })
+            (Applied::default(), Event::Error { message }, None)
         }
         ServerMessage::TransactionUpdate { tables, event } => {
             let applied = state.cache.apply(&tables);
-            drop(state);
-            for callback in &mut inner.callbacks().reducer_events {
-                callback(&event);
-            }
-            state = inner.state();
-            (applied, Event::TransactionUpdate { tables, event })
+            let reducer_event = event.clone();
+            let event = Event::TransactionUpdate { tables, event };
+            (applied, event, Some(reducer_event))
         }
         ServerMessage::ReducerResult {
             request_id,
@@ -664,6 +742,9 @@ fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
         ServerMessage::Welcome { .. } => {
             return Some("the server sent a second Welcome".into());
         }
+        ServerMessage::Fragment { .. } => {
+            return Some("the server sent a fragment inside a split message".into());
+        }
     };
     if applied.missing > 0 {
         tracing::warn!(
@@ -675,32 +756,9 @@ fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
         let _ = events.send(event);
     }
     drop(state);
-    run_callbacks(inner, &applied.changes);
+    inner
+        .callbacks
+        .calls(reducer_event.as_ref(), &applied.changes)
+        .run();
     None
-}
-
-fn run_callbacks(inner: &Inner, changes: &[RowChange]) {
-    if changes.is_empty() {
-        return;
-    }
-    let mut callbacks = inner.callbacks();
-    for change in changes {
-        match change {
-            RowChange::Insert { table, row } => {
-                for callback in callbacks.inserts.get_mut(table).into_iter().flatten() {
-                    callback(row);
-                }
-            }
-            RowChange::Delete { table, row } => {
-                for callback in callbacks.deletes.get_mut(table).into_iter().flatten() {
-                    callback(row);
-                }
-            }
-            RowChange::Update { table, old, new } => {
-                for callback in callbacks.updates.get_mut(table).into_iter().flatten() {
-                    callback(old, new);
-                }
-            }
-        }
-    }
 }

@@ -26,12 +26,14 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod callbacks;
 mod client;
 mod error;
 mod link;
 mod tls;
 
 pub use cache::{Applied, ClientCache, RowChange};
+pub use callbacks::CallbackId;
 pub use client::{CallOutcome, Client, ConnectOptions, Endpoint, Event, QuerySetId};
 pub use error::ClientError;
 pub use tls::{Trust, parse_fingerprint};

@@ -2,6 +2,7 @@
 //! datagrams) or a WebSocket, each split into a writing and a reading half.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -53,8 +54,9 @@ pub(crate) async fn quic(
     server_name: &str,
     trust: &Trust,
     max_frame: u32,
+    idle_timeout: Duration,
 ) -> Result<(LinkWriter, LinkReader), ClientError> {
-    let config = quic_client_config(trust)?;
+    let config = quic_client_config(trust, idle_timeout)?;
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0".parse().expect("a valid address")
     } else {

@@ -41,8 +41,12 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], ClientError> {
     Ok(bytes)
 }
 
-/// A QUIC client configuration trusting `trust`.
-pub(crate) fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientError> {
+/// A QUIC client configuration trusting `trust`, taking a server silent for
+/// `idle_timeout` as gone.
+pub(crate) fn quic_client_config(
+    trust: &Trust,
+    idle_timeout: Duration,
+) -> Result<quinn::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -70,7 +74,17 @@ pub(crate) fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, C
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    if idle_timeout < Duration::from_millis(1) {
+        return Err(ClientError::Connect(format!(
+            "idle timeout {idle_timeout:?} is too short: at least 1 ms"
+        )));
+    }
+    let idle = quinn::IdleTimeout::try_from(idle_timeout)
+        .map_err(|_| ClientError::Connect(format!("idle timeout {idle_timeout:?} is too long")))?;
+    let keep_alive = (idle_timeout / 3).clamp(Duration::from_millis(1), Duration::from_secs(5));
+    transport
+        .max_idle_timeout(Some(idle))
+        .keep_alive_interval(Some(keep_alive));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
