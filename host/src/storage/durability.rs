@@ -128,18 +128,22 @@ impl Durability {
             .ok_or_else(|| StorageError::LogFailed("the durability thread has stopped".into()))
     }
 
-    /// Blocks until the record at `offset` is as durable as the policy promises.
+    /// Blocks until the record at `offset` is as durable as the policy
+    /// promises. A record confirmed durable before the log failed stays
+    /// confirmed; one after it fails with the reason.
     pub(crate) fn wait(&self, offset: u64) -> Result<(), StorageError> {
         if self.policy == DurabilityPolicy::None {
             return Ok(());
         }
         let mut progress = self.shared.progress.lock().expect("progress lock");
         loop {
-            if let Some(reason) = &progress.failed {
-                return Err(StorageError::LogFailed(reason.clone()));
-            }
+            // #9 item 5: confirmation first, so that a failure does not
+            // put in doubt what was durable before it.
             if progress.durable_below > offset {
                 return Ok(());
+            }
+            if let Some(reason) = &progress.failed {
+                return Err(StorageError::LogFailed(reason.clone()));
             }
             progress = self.shared.changed.wait(progress).expect("progress lock");
         }

@@ -195,20 +195,20 @@ enum Pending {
     /// An encoded message, sent once they are durable, dropped if the log fails.
     Message(Payload),
     /// The `ReducerResult` of a call that committed in memory: `Committed`
-    /// once durable, `OutcomeUnknown` if the commit log fails first and
-    /// the call handed it a transaction (`logged`).
+    /// once durable, `OutcomeUnknown` if the commit log fails before
+    /// confirming the transaction at `offset` (none: nothing was logged).
     Committed {
         request_id: u32,
         duration_micros: u64,
-        logged: bool,
+        offset: Option<u64>,
     },
 }
 
 /// What a reducer run for a client did, before durability is awaited.
 struct Ran {
     duration_micros: u64,
-    /// Whether the transaction went to the commit log (it changed something).
-    logged: bool,
+    /// Where the transaction went in the commit log, if it changed something.
+    offset: Option<u64>,
 }
 
 struct Actor {
@@ -225,8 +225,9 @@ struct Actor {
     /// Bytes of the encoded messages in `outgoing`, and of the rows the
     /// transactions behind them changed (their commit-log records).
     pending_bytes: usize,
-    /// HTTP replies waiting for the transactions before them to be durable.
-    deferred: Vec<AfterDurable>,
+    /// HTTP replies waiting for the transactions before them to be
+    /// durable, each with its own transaction's offset, if it logged one.
+    deferred: Vec<(Option<u64>, AfterDurable)>,
     /// The newest commit-log offset whose durability has not been awaited.
     unconfirmed: Option<u64>,
     /// Set when the database stopped taking calls; new connections are refused.
@@ -342,7 +343,7 @@ impl Actor {
                     Pending::Committed {
                         request_id,
                         duration_micros: ran.duration_micros,
-                        logged: ran.logged,
+                        offset: ran.offset,
                     },
                 ),
                 Err(e) => self.send(
@@ -421,7 +422,7 @@ impl Actor {
         self.fan_out_reducer(reducer, ctx, &outcome);
         Ok(Ran {
             duration_micros: micros(outcome.duration),
-            logged: outcome.offset.is_some(),
+            offset: outcome.offset,
         })
     }
 
@@ -722,9 +723,23 @@ impl Actor {
         tables
     }
 
-    /// Runs `reply` once every transaction run so far is durable.
-    fn after_durable(&mut self, reply: AfterDurable) {
-        self.deferred.push(reply);
+    /// Runs `reply` once every transaction run so far is durable, with the
+    /// reason if the commit log failed before confirming the transaction
+    /// at `offset` (none: the call logged nothing and cannot be in doubt).
+    fn after_durable(&mut self, offset: Option<u64>, reply: AfterDurable) {
+        self.deferred.push((offset, reply));
+    }
+
+    /// After the commit log failed: whether the transaction at `offset`
+    /// was confirmed durable before it did (or logged nothing).
+    fn confirmed(&mut self, offset: Option<u64>) -> Result<(), String> {
+        match offset {
+            None => Ok(()),
+            Some(offset) => self
+                .database
+                .wait_durable(Some(offset))
+                .map_err(|e| e.to_string()),
+        }
     }
 
     fn send(&mut self, key: ConnKey, message: &ServerMessage) {
@@ -744,9 +759,10 @@ impl Actor {
     /// their messages to the connections. A connection too slow to take
     /// its messages is dropped.
     ///
-    /// If the commit log fails first, every call that handed it a
-    /// transaction is answered "outcome unknown" (its record may or may
-    /// not have reached the disk), the other messages are dropped, and the
+    /// If the commit log fails first, every call whose transaction it had
+    /// not confirmed durable is answered "outcome unknown" (its record may
+    /// or may not have reached the disk), those it had confirmed are
+    /// answered as committed, the other messages are dropped, and the
     /// database stops: every client is told and disconnected.
     fn release(&mut self) {
         while !self.outgoing.is_empty() || !self.deferred.is_empty() {
@@ -754,15 +770,18 @@ impl Actor {
                 .database
                 .wait_durable(self.unconfirmed.take())
                 .map_err(|e| e.to_string());
-            for reply in std::mem::take(&mut self.deferred) {
-                reply(durable.clone());
+            for (offset, reply) in std::mem::take(&mut self.deferred) {
+                match durable {
+                    Ok(()) => reply(Ok(())),
+                    Err(_) => reply(self.confirmed(offset)),
+                }
             }
             let mut slow = Vec::new();
             self.pending_bytes = 0;
             for (key, pending) in std::mem::take(&mut self.outgoing) {
-                let Some(connection) = self.connections.get(&key) else {
+                if !self.connections.contains_key(&key) {
                     continue;
-                };
+                }
                 let payload = match (pending, &durable) {
                     (Pending::Message(payload), Ok(())) => payload,
                     (Pending::Message(_), Err(_)) => continue,
@@ -770,13 +789,17 @@ impl Actor {
                         Pending::Committed {
                             request_id,
                             duration_micros,
-                            logged,
+                            offset,
                         },
                         durable,
                     ) => {
-                        let status = match durable {
-                            Err(reason) if logged => ReducerStatus::OutcomeUnknown(reason.clone()),
-                            _ => ReducerStatus::Committed,
+                        let confirmed = match durable {
+                            Ok(()) => Ok(()),
+                            Err(_) => self.confirmed(offset),
+                        };
+                        let status = match confirmed {
+                            Ok(()) => ReducerStatus::Committed,
+                            Err(reason) => ReducerStatus::OutcomeUnknown(reason),
                         };
                         Payload::from(encode_message(&ServerMessage::ReducerResult {
                             request_id,
@@ -785,7 +808,11 @@ impl Actor {
                         }))
                     }
                 };
-                if !connection.outbound.try_send(payload) {
+                let sent = self
+                    .connections
+                    .get(&key)
+                    .is_some_and(|connection| connection.outbound.try_send(payload));
+                if !sent {
                     slow.push(key);
                 }
             }
@@ -822,8 +849,11 @@ impl Actor {
     fn disconnect_all(&mut self, reason: String) {
         self.outgoing.clear();
         self.pending_bytes = 0;
-        for reply in std::mem::take(&mut self.deferred) {
-            reply(Err(reason.clone()));
+        for (offset, reply) in std::mem::take(&mut self.deferred) {
+            reply(match offset {
+                None => Ok(()),
+                Some(_) => Err(reason.clone()),
+            });
         }
         let message = Payload::from(encode_message(&ServerMessage::Error {
             message: format!("database `{}` stopped: {reason}", self.name),

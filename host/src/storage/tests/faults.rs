@@ -274,3 +274,25 @@ fn stale_temporary_files_are_removed_on_open() {
     let names = disk.root().list().unwrap();
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
 }
+
+// #9 item 5: once the log fails, a transaction it confirmed durable before
+// the failure is still reported durable; only later ones are in doubt.
+#[test]
+fn a_transaction_confirmed_before_the_log_failed_stays_confirmed() {
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let (mut db, _) = open(&disk, config(None, 256)).unwrap();
+    db.commit().expect("the first commit");
+    // The next segment the log starts cannot be written.
+    disk.fail_writes_to(Some(".seg.tmp"));
+    let mut failed = false;
+    for _ in 0..100 {
+        if db.commit().is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the log never started a segment it could not write");
+    db.storage.wait(0).expect("transaction 0 was durable before the failure");
+    assert!(db.storage.wait(db.next_value).is_err());
+}

@@ -151,13 +151,13 @@ impl Actor {
                 let result = CallResult {
                     duration_micros: ran.duration_micros,
                 };
-                self.after_durable(Box::new(move |durable| {
-                    let answer = match durable {
-                        Err(reason) if ran.logged => Err(ApiError::outcome_unknown(reason)),
-                        _ => Ok(result),
-                    };
-                    let _ = reply.send(answer);
-                }));
+                self.after_durable(
+                    ran.offset,
+                    Box::new(move |durable| {
+                        let answer = durable.map(|()| result).map_err(ApiError::outcome_unknown);
+                        let _ = reply.send(answer);
+                    }),
+                );
             }
             Err(e) => {
                 let error = match e {
