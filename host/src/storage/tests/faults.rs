@@ -293,6 +293,8 @@ fn a_transaction_confirmed_before_the_log_failed_stays_confirmed() {
         }
     }
     assert!(failed, "the log never started a segment it could not write");
-    db.storage.wait(0).expect("transaction 0 was durable before the failure");
+    db.storage
+        .wait(0)
+        .expect("transaction 0 was durable before the failure");
     assert!(db.storage.wait(db.next_value).is_err());
 }
