@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use worldline_transport::{
-    ClientMessage, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, Reassembler, ReducerEvent, ReducerStatus,
-    ServerMessage, TableRows, TableUpdate,
+    ClientMessage, DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION, ReducerEvent,
+    ReducerStatus, ServerMessage, TableRows, TableUpdate,
 };
 
 use crate::cache::{Applied, ClientCache};
@@ -56,8 +56,12 @@ pub struct ConnectOptions {
     /// A token from an earlier connection, to be the same identity; `None`
     /// asks the server for a new identity.
     pub token: Option<String>,
-    /// The largest message accepted from the server, in bytes.
+    /// The largest frame accepted from the server, in bytes.
     pub max_frame: u32,
+    /// The largest whole message accepted from the server, in bytes, once
+    /// the fragments of a message split to fit frames are put back together
+    /// (the smaller of this and what the server advertises in `Welcome`).
+    pub max_message: u32,
     /// QUIC: how long the server may stay silent before the connection is
     /// taken as lost (pending requests then fail with
     /// [`ClientError::Closed`]). The client sends keep-alives at a third of
@@ -103,6 +107,7 @@ impl ConnectOptions {
             database: database.into(),
             token: None,
             max_frame: DEFAULT_MAX_FRAME,
+            max_message: DEFAULT_MAX_MESSAGE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
@@ -260,10 +265,8 @@ impl Client {
             next_id: AtomicU32::new(1),
         });
         tokio::spawn(write_loop(writer, outgoing_receiver));
-        let reader = Reader {
-            link: reader,
-            reassembler: Reassembler::new(max_message),
-        };
+        // The server sends no whole message larger than it advertised.
+        reader.limit_messages(max_message.min(options.max_message));
         tokio::spawn(read_loop(ReaderExit::new(&inner), reader));
         Ok(Self { inner })
     }
@@ -621,28 +624,8 @@ impl Drop for ReaderExit {
     }
 }
 
-/// The server's messages, whole: split ones put back together.
-struct Reader {
-    link: LinkReader,
-    reassembler: Reassembler,
-}
-
-impl Reader {
-    /// The next whole message, or why the connection ended.
-    async fn next(&mut self) -> Result<ServerMessage, String> {
-        loop {
-            let message = self.link.next().await?;
-            match self.reassembler.accept(message) {
-                Ok(Some(message)) => return Ok(message),
-                Ok(None) => {}
-                Err(e) => return Err(format!("the server split a message wrongly: {e}")),
-            }
-        }
-    }
-}
-
 /// Applies what the server sends until the connection ends or the client is dropped.
-async fn read_loop(mut exit: ReaderExit, mut reader: Reader) {
+async fn read_loop(mut exit: ReaderExit, mut reader: LinkReader) {
     exit.reason = Some(loop {
         let message = reader.next().await;
         let Some(inner) = exit.inner.upgrade() else {

@@ -170,6 +170,12 @@ impl LinkReader {
         }
     }
 
+    /// Refuses whole messages larger than `max_message` bytes from now on
+    /// (the default is the server's default limit).
+    pub(crate) fn limit_messages(&mut self, max_message: u32) {
+        self.reassembler = Reassembler::new(max_message);
+    }
+
     /// The next whole message (fragments put back together); an error
     /// when the connection ended, with why.
     pub(crate) async fn next(&mut self) -> Result<ServerMessage, String> {
