@@ -214,7 +214,13 @@ impl Database {
     fn run_init(&mut self) -> Result<(), HostError> {
         if let Some(init) = self.lifecycle_reducer(Lifecycle::Init) {
             self.run_durably(init, &[], CallContext::new(self.owner))
-                .map_err(HostError::InitFailed)?;
+                .map_err(|e| match e {
+                    // #9 item 7: the commit log failed (a full disk), not the module.
+                    CallError::Unavailable(reason) | CallError::OutcomeUnknown(reason) => {
+                        HostError::Unavailable(reason)
+                    }
+                    e => HostError::InitFailed(e),
+                })?;
         }
         Ok(())
     }

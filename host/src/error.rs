@@ -58,8 +58,10 @@ pub enum HostError {
     /// No table has this name.
     #[error("no table named `{0}`")]
     NoSuchTable(String),
-    /// The database's commit log failed, so its tables may hold transactions
-    /// that are not durable and are not served until the server restarts.
+    /// The database's commit log failed (a full disk, an I/O error): its
+    /// tables may hold transactions that are not durable and are not served
+    /// until the server restarts, and a new database's `init` could not be
+    /// made durable (so it was not created).
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     /// Persisting or recovering the database failed.

@@ -26,13 +26,25 @@ static DISK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One HTTP/1.1 request; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    http_bytes(addr, method, path, token, body.as_bytes())
+}
+
+/// [`http`] with a body of any bytes.
+fn http_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connecting to the server");
-    let request = format!(
+    let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(request.as_bytes()).expect("sending");
+    stream.write_all(head.as_bytes()).expect("sending");
+    stream.write_all(body).expect("sending");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("reading");
     let status = answer
@@ -178,7 +190,16 @@ async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
             &token,
             "SELECT * FROM account",
         );
+        // Publishing on the full disk cannot write module.wasm: unavailable, not a bad request.
+        let publish = http_bytes(
+            addr,
+            "POST",
+            "/v1/database/bank2",
+            &token,
+            &guest_wasm("bank"),
+        );
         limit_file_size(u64::MAX);
+        assert_eq!(publish.0, 503, "publishing on a full disk: {}", publish.1);
         (statuses, sent, sql)
     });
 
