@@ -12,6 +12,20 @@ fn call(db: &mut Database, reducer: &str, arguments: &[u8]) -> Result<(), CallEr
         .map(drop)
 }
 
+/// An engine with a pool of `instances`, or `None` (said on stderr) where
+/// the pooling allocator is unavailable.
+fn pooled_engine(instances: u32) -> Option<Engine> {
+    let engine = engine_with(|c| {
+        c.pooling = true;
+        c.max_instances = instances;
+    });
+    if !engine.uses_pooling() {
+        eprintln!("the pooling allocator is unavailable here; nothing to test");
+        return None;
+    }
+    Some(engine)
+}
+
 fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine {
     let mut config = test_engine_config();
     adjust(&mut config);
@@ -192,14 +206,9 @@ fn a_truncated_component_is_reported_as_truncated() {
 // #9 item 13: a full instance pool used to be reported as a world mismatch.
 #[test]
 fn a_full_instance_pool_is_reported_with_its_size() {
-    let engine = engine_with(|c| {
-        c.pooling = true;
-        c.max_instances = 4;
-    });
-    if !engine.uses_pooling() {
-        eprintln!("the pooling allocator is unavailable here; nothing to test");
+    let Some(engine) = pooled_engine(4) else {
         return;
-    }
+    };
     let wasm = guest_wasm("hostile");
     let owner = Identity::from_bytes([7; 32]);
     let databases: Vec<Database> = (0..4)
@@ -242,14 +251,9 @@ fn a_huge_error_message_is_cut() {
 // pool), and serves again once a slot frees.
 #[test]
 fn a_trap_with_the_pool_full_leaves_the_database_unavailable_until_a_slot_frees() {
-    let engine = engine_with(|c| {
-        c.pooling = true;
-        c.max_instances = 2;
-    });
-    if !engine.uses_pooling() {
-        eprintln!("the pooling allocator is unavailable here; nothing to test");
+    let Some(engine) = pooled_engine(2) else {
         return;
-    }
+    };
     let mut first = create_database(&engine, "hostile");
     let second = create_database(&engine, "hostile");
     let error = call(&mut first, "spin", &[]).expect_err("interrupted");
