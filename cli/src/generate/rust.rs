@@ -557,6 +557,9 @@ impl Bindings {
         if !self.reducers.is_empty() {
             client_imports.push("CallOutcome");
         }
+        if !self.tables.is_empty() {
+            client_imports.push("CallbackId");
+        }
         if !self.reducers.is_empty() || !self.tables.is_empty() {
             client_imports.extend(["Client", "ClientError"]);
         }
@@ -609,7 +612,7 @@ impl Bindings {
             for (method, moves) in [(&table.on_insert, "enters"), (&table.on_delete, "leaves")] {
                 let _ = writeln!(
                     out,
-                    "    /// Runs `f` for every row that {moves} the cache of `{name}`."
+                    "    /// Runs `f` for every row that {moves} the cache of `{name}`.\n{REMOVE_DOC}"
                 );
                 let head = format!("fn {method}");
                 layout::signature(
@@ -617,14 +620,14 @@ impl Bindings {
                     1,
                     &head,
                     &row_callback(row, false),
-                    None,
+                    Some("CallbackId"),
                     End::Semicolon,
                 );
             }
             if let Some(on_update) = &table.on_update {
                 let _ = writeln!(
                     out,
-                    "    /// Runs `f(old, new)` for every row of `{name}` changed in place."
+                    "    /// Runs `f(old, new)` for every row of `{name}` changed in place.\n{REMOVE_DOC}"
                 );
                 let head = format!("fn {on_update}");
                 layout::signature(
@@ -632,7 +635,7 @@ impl Bindings {
                     1,
                     &head,
                     &row_callback(row, true),
-                    None,
+                    Some("CallbackId"),
                     End::Semicolon,
                 );
             }
@@ -666,9 +669,10 @@ impl Bindings {
             for (method, callee, update) in callbacks {
                 out.push('\n');
                 let head = format!("fn {method}");
-                layout::signature(out, 1, &head, &row_callback(row, update), None, End::Body);
+                let params = row_callback(row, update);
+                layout::signature(out, 1, &head, &params, Some("CallbackId"), End::Body);
                 let args = [table_const.clone(), "f".to_owned()];
-                layout::method_call(out, 2, callee, &args, ";");
+                layout::method_call(out, 2, callee, &args, "");
                 out.push_str("    }\n");
             }
         }
@@ -713,6 +717,9 @@ impl Bindings {
         out.push_str("}\n");
     }
 }
+
+/// The doc line after a callback method's first: how to remove the callback.
+const REMOVE_DOC: &str = "    /// `Client::remove_callback` with the id returned removes it.";
 
 /// The parameters of a row callback method.
 fn row_callback(row: &str, update: bool) -> Vec<String> {
@@ -967,9 +974,9 @@ mod tests {
             "pub const TABLE: &str = \"message\";",
             "    fn message_rows(&self) -> Result<Vec<Message>, ClientError> {\n        \
              self.rows(Message::TABLE)\n    }",
-            "    fn on_message_insert(&self, f: impl RowCallback<Message>) {\n        \
-             self.on_insert(Message::TABLE, f);\n    }",
-            "fn on_user_update(&self, f: impl UpdateCallback<User>);",
+            "    fn on_message_insert(&self, f: impl RowCallback<Message>) -> CallbackId {\n        \
+             self.on_insert(Message::TABLE, f)\n    }",
+            "fn on_user_update(&self, f: impl UpdateCallback<User>) -> CallbackId;",
             "    async fn send_message(&self, text: String) -> Result<CallOutcome, ClientError> {\n        \
              self.call(\"send_message\", &(text,)).await\n    }",
         ] {
@@ -1045,7 +1052,7 @@ mod tests {
             );
         }
         assert!(!code.contains("Reducers"), "{code}");
-        assert!(code.contains("\nuse serde::{Deserialize, Serialize};\nuse worldline_client::{Client, ClientError};\n"), "{code}");
+        assert!(code.contains("\nuse serde::{Deserialize, Serialize};\nuse worldline_client::{CallbackId, Client, ClientError};\n"), "{code}");
         assert_rustfmt_clean(&code);
     }
 
