@@ -163,6 +163,16 @@ async fn a_callback_can_register_callbacks() {
     live.shutdown().await;
 }
 
+/// Registers and removes a callback when dropped.
+struct DropProbe(Client);
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        let id = self.0.on_insert("message", |_: &Message| {});
+        assert!(self.0.remove_callback(id));
+    }
+}
+
 // #9 item 15: callbacks could not be removed. Now each registration returns
 // an id that `remove_callback` takes, from outside or inside a callback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +197,10 @@ async fn a_removed_callback_is_not_called_again() {
         let (record, mut kept_seen) = recorder();
         let kept = watcher.on_insert("message", record);
         let (event_sender, mut events_seen) = mpsc::unbounded_channel::<String>();
+        // Dropping this callback runs code that uses the client's callbacks.
+        let probe = DropProbe(watcher.clone());
         let event = watcher.on_reducer_event(move |e: &ReducerEvent| {
+            let _ = &probe;
             let _ = event_sender.send(e.reducer.clone());
         });
         subscribe_to_messages(&watcher).await;

@@ -184,7 +184,11 @@ impl Registry {
             },
         );
         drop(lists);
-        drop(dropped);
+        // Dropping runs the callbacks' captures' drop code: contain a panic
+        // there as one in the callbacks themselves.
+        if catch_unwind(AssertUnwindSafe(|| drop(dropped))).is_err() {
+            tracing::error!("dropping a callback panicked; the client carries on");
+        }
     }
 
     /// Unregisters a callback; `false` if it was not registered.
@@ -197,16 +201,19 @@ impl Registry {
             reducer_events,
             ..
         } = &mut *lists;
-        let found = inserts
+        let row = inserts
             .values_mut()
             .chain(deletes.values_mut())
-            .any(|slots| take(slots, id))
-            || updates.values_mut().any(|slots| take(slots, id))
-            || take(reducer_events, id);
+            .find_map(|slots| take(slots, id));
+        let update = updates.values_mut().find_map(|slots| take(slots, id));
+        let event = take(reducer_events, id);
         inserts.retain(|_, slots| !slots.is_empty());
         deletes.retain(|_, slots| !slots.is_empty());
         updates.retain(|_, slots| !slots.is_empty());
-        found
+        // The callback is dropped after the lock is released: its captures'
+        // drop code may use the client.
+        drop(lists);
+        row.is_some() || update.is_some() || event.is_some()
     }
 
     /// The calls a message makes: `event`'s callbacks, then each row
@@ -258,11 +265,10 @@ impl Registry {
     }
 }
 
-/// Removes the slot `id` from `slots`, marking it removed; whether it was there.
-fn take<F: ?Sized>(slots: &mut Slots<F>, id: CallbackId) -> bool {
-    let Some(index) = slots.iter().position(|slot| slot.id == id) else {
-        return false;
-    };
-    slots.remove(index).removed.store(true, Ordering::Release);
-    true
+/// Takes the slot `id` out of `slots`, marked removed, if it is there.
+fn take<F: ?Sized>(slots: &mut Slots<F>, id: CallbackId) -> Option<Arc<Slot<F>>> {
+    let index = slots.iter().position(|slot| slot.id == id)?;
+    let slot = slots.remove(index);
+    slot.removed.store(true, Ordering::Release);
+    Some(slot)
 }
