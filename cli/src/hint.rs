@@ -46,20 +46,22 @@ pub fn message_of(error: &anyhow::Error) -> String {
     line
 }
 
-/// The next step for `error`: its own hint, else one for its kind.
-pub fn hint_for(error: &anyhow::Error, command: &str) -> String {
+/// The next step for `error`: its own hint, else one for its kind. An
+/// error the server answered carries the server's hint or none: the
+/// command's usage is no help with a refusal (#9 item 12).
+pub fn hint_for(error: &anyhow::Error, command: &str) -> Option<String> {
     for cause in error.chain() {
         if let Some(hinted) = cause.downcast_ref::<Hinted>() {
-            return hinted.hint.clone();
+            return Some(hinted.hint.clone());
         }
-        if let Some(hint) = cause.downcast_ref::<ApiError>().and_then(ApiError::hint) {
-            return hint;
+        if let Some(api) = cause.downcast_ref::<ApiError>() {
+            return api.hint();
         }
     }
     if let Some(hint) = crate::start::hint(error) {
-        return hint;
+        return Some(hint);
     }
-    format!("run `worldline {command} --help` for usage")
+    Some(format!("run `worldline {command} --help` for usage"))
 }
 
 /// For a refused migration, the lines of what changed.
@@ -86,5 +88,26 @@ mod tests {
         assert_eq!(message_of(&err), format!("/data/server.key: {text}"));
         let err = anyhow::anyhow!("inner").context("outer");
         assert_eq!(message_of(&err), "outer: inner");
+    }
+
+    // #9 item 12: a server's refusal without a hint gets none, not the
+    // command's usage; a local error still points at the usage.
+    #[test]
+    fn a_refusal_without_a_hint_gets_no_usage_hint() {
+        let refused = ApiError::Refused {
+            status: 422,
+            body: worldline_transport::http_api::ErrorBody {
+                error: "the reducer failed: no money".into(),
+                hint: None,
+                diff: Vec::new(),
+            },
+        };
+        let err = anyhow::Error::new(refused).context("calling transfer");
+        assert_eq!(hint_for(&err, "call"), None);
+        let local = anyhow::anyhow!("no such file");
+        assert_eq!(
+            hint_for(&local, "publish").as_deref(),
+            Some("run `worldline publish --help` for usage")
+        );
     }
 }

@@ -111,7 +111,9 @@ fn main() -> ExitCode {
             for line in hint::diff_of(&err) {
                 eprintln!("  {line}");
             }
-            eprintln!("hint: {}", hint::hint_for(&err, name));
+            if let Some(hint) = hint::hint_for(&err, name) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

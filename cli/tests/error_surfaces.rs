@@ -217,10 +217,55 @@ fn refusals_say_what_is_wrong_and_what_to_change() {
     assert!(stderr.contains("--delete-data"), "{stderr}");
     assert!(!stderr.contains("--help"), "{stderr}");
 
+    // A refusal the server has no hint for gets none, not the usage.
+    let stderr = alice.fails(&["call", "chat", "set_name", " "]);
+    assert!(stderr.contains("names must not be empty"), "{stderr}");
+    assert!(!stderr.contains("hint:"), "{stderr}");
+
+    // #9 item 4: a `describe` that panics is reported with the panic's
+    // message (it used to say only "wasm `unreachable` instruction executed").
+    let stderr = alice.fails(&["publish", "oddity", "--wasm", &component("describe_panics")]);
+    assert!(
+        stderr.contains("panicked: this type refuses to describe itself"),
+        "{stderr}"
+    );
+
     // An operating-system error is printed once, not once per layer.
     let file = dir.path().join("not-a-directory");
     std::fs::write(&file, b"").unwrap();
     let run = support::start_fails(&file);
     assert_eq!(run.stderr.matches("os error").count(), 1, "{}", run.stderr);
     assert!(!run.stderr.contains("--help"), "{}", run.stderr);
+}
+
+// #9 item 2: a deletion the disk refuses answered a bare 500 and left the
+// database stopped but not deleted (gone from the list, its name taken).
+// Now the error names the database and the directory, nothing is deleted,
+// and the database serves again until a later delete succeeds.
+#[test]
+fn a_deletion_the_disk_refuses_names_the_database_and_leaves_it_serving() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["publish", "bank", "--wasm", &component("bank")]);
+    alice.ok(&["call", "bank", "seed", "2", "10"]);
+    // A file where the deletion moves the database's directory: the
+    // deletion cannot clear it (as root too, unlike a permission).
+    let blocker = server.data_dir().join("databases/.deleted-bank");
+    std::fs::write(&blocker, b"in the way").unwrap();
+
+    let stderr = alice.fails(&["delete", "bank", "--yes"]);
+    assert!(
+        stderr.contains("could not delete database `bank`")
+            && stderr.contains("databases/.deleted-bank"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: nothing was deleted"), "{stderr}");
+    alice.ok(&["call", "bank", "transfer", "0", "1", "3"]);
+    let rows = alice.ok(&["sql", "bank", "SELECT * FROM account WHERE id = 1"]);
+    assert!(rows.contains("13"), "{rows}");
+    assert!(alice.ok(&["list"]).contains("bank"));
+
+    std::fs::remove_file(&blocker).unwrap();
+    alice.ok(&["delete", "bank", "--yes"]);
+    assert!(!alice.ok(&["list"]).contains("bank"));
 }

@@ -25,6 +25,16 @@ fn a_full_instance_pool_refuses_a_publish_and_names_the_flag() {
         run.stderr
     );
     assert!(!run.stderr.contains("does not fit"), "{}", run.stderr);
+    // #9 item 12: the hint is the server's (raise the pool), not the usage.
+    let hint = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap_or_else(|| panic!("no hint: {}", run.stderr));
+    assert!(
+        hint.contains("worldline start --max-instances") && !hint.contains("--help"),
+        "{hint}"
+    );
     // The databases that fit still serve.
     alice.ok(&["call", "one", "seed", "2", "10"]);
 }

@@ -19,7 +19,7 @@ use crate::error::{CallError, HostError};
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::{ModuleLog, truncate_line};
 use crate::schema_import::import_module;
-use crate::state::{HostState, LimitExceeded};
+use crate::state::{HostState, LimitExceeded, resource_table_full, trap_message};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
 
 /// Who is calling a reducer, and over which connection.
@@ -111,7 +111,7 @@ impl Loaded {
                 Some(wasmtime::Trap::Interrupt) => {
                     HostError::DescribeTimedOut(engine.config().reducer_deadline)
                 }
-                _ => HostError::DescribeTrapped(trap_message(&e)),
+                _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
             })?;
         let schema = import_module(description)?;
         Ok(Self {
@@ -640,6 +640,8 @@ impl Database {
         let state = self.instance.store.data();
         if let Some(limit) = trap.downcast_ref::<LimitExceeded>() {
             CallError::LimitExceeded(limit.0.clone())
+        } else if let Some(limit) = resource_table_full(trap) {
+            CallError::LimitExceeded(limit)
         } else if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             CallError::DeadlineExceeded(self.engine.config().reducer_deadline)
         } else if state.memory_denied() {
@@ -691,16 +693,8 @@ fn instantiate(
     store.set_epoch_deadline(engine.deadline_ticks());
     let module = pre
         .instantiate(&mut store)
-        .map_err(|e| engine.instantiate_error(&e))?;
+        .map_err(|e| engine.instantiate_error(&e, store.data()))?;
     Ok(Instance { store, module })
-}
-
-/// The readable part of a trap: the trap code, or the host error's message.
-fn trap_message(error: &wasmtime::Error) -> String {
-    match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => error.to_string(),
-    }
 }
 
 /// Why `Component::new` refused `wasm`: cut short (the parser ran off

@@ -10,7 +10,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::bindings::Module;
 use crate::error::HostError;
 use crate::module_log::LogLimits;
-use crate::state::HostState;
+use crate::state::{HostState, resource_table_full};
 
 /// Limits and timing for every module run by an [`Engine`].
 #[derive(Clone, Debug)]
@@ -145,7 +145,12 @@ impl Engine {
     /// Why instantiating a component failed: a full instance pool, a
     /// constructor that ran past the deadline or trapped, or (otherwise)
     /// an import the world does not provide.
-    pub(crate) fn instantiate_error(&self, error: &wasmtime::Error) -> HostError {
+    /// `state` is the failed instance's, for what the module reported.
+    pub(crate) fn instantiate_error(
+        &self,
+        error: &wasmtime::Error,
+        state: &HostState,
+    ) -> HostError {
         let pool_full = error
             .chain()
             .find_map(|cause| cause.downcast_ref::<wasmtime::PoolConcurrencyLimitError>());
@@ -155,11 +160,14 @@ impl Engine {
                 detail: full.to_string(),
             };
         }
+        if let Some(limit) = resource_table_full(error) {
+            return HostError::StartTrapped(limit);
+        }
         match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => {
                 HostError::StartTimedOut(self.config.reducer_deadline)
             }
-            Some(trap) => HostError::StartTrapped(trap.to_string()),
+            Some(_) => HostError::StartTrapped(state.trap_detail(error)),
             None => HostError::WorldMismatch(format!("instantiation failed: {error:#}")),
         }
     }

@@ -100,6 +100,16 @@ pub enum HostError {
     /// The rows could not be carried over to the new module's tables.
     #[error("migrating the database failed: {0}")]
     Migration(#[from] MigrationError),
+    /// Database `name` could not be recovered when the data directory was
+    /// opened (by [`Host::open`](crate::Host::open), which opens every
+    /// database or none); `source` says why.
+    #[error("database `{name}` could not be recovered: {source}")]
+    Recovery {
+        /// The database's name.
+        name: String,
+        /// Why it could not be recovered.
+        source: Box<HostError>,
+    },
     /// Database names are 1 to 64 characters: lowercase letters, digits, `-` and `_`.
     #[error(
         "`{0}` is not a valid database name: use 1 to 64 lowercase letters, digits, `-` or `_`"

@@ -74,8 +74,12 @@ impl Host {
     /// against other hosts, and recovers every database in it.
     pub fn open(path: &Path, config: HostConfig) -> Result<Self, HostError> {
         let mut host = Self::open_unrecovered(path, config)?;
-        if let Some(failure) = host.recover_all()?.into_iter().next() {
-            return Err(failure.1);
+        if let Some((name, source, _)) = host.recover_all()?.into_iter().next() {
+            // #9 item 3: name the database in every error.
+            return Err(HostError::Recovery {
+                name,
+                source: Box::new(source),
+            });
         }
         Ok(host)
     }
@@ -174,41 +178,71 @@ impl Host {
         names.sort();
         let mut failures = Vec::new();
         for name in names {
-            let mut owner = None;
-            let opened = self
-                .databases_dir
-                .open_dir(&name)
-                .map_err(storage_io(format!("opening database {name}")))
-                .and_then(|dir| {
-                    let stored_owner = read_owner(&dir);
-                    owner = stored_owner.as_ref().ok().copied();
-                    let stored_owner = stored_owner?;
-                    let wasm = read_file(&dir, "module.wasm")?;
-                    Database::open_stored(
-                        &self.engine,
-                        &wasm,
-                        stored_owner,
-                        &dir,
-                        self.config.storage.clone(),
-                    )
-                });
-            let (database, report) = match opened {
-                Ok(opened) => opened,
-                Err(error) => {
-                    failures.push((name, error, owner));
-                    continue;
+            match self.recover(&name) {
+                Ok(database) => {
+                    self.databases.insert(name, database);
                 }
-            };
-            tracing::info!(
-                "recovered database {name}: snapshot {:?}, {} transactions replayed in {:?}",
-                report.snapshot,
-                report.replayed,
-                report.duration
-            );
-            self.databases.insert(name.clone(), database);
-            self.recovered.push((name, report));
+                Err((error, owner)) => failures.push((name, error, owner)),
+            }
         }
         Ok(failures)
+    }
+
+    /// Recovers database `name` from its directory, recording its report;
+    /// on failure, the error and (if readable) the owner.
+    fn recover(&mut self, name: &str) -> Result<Database, (HostError, Option<Identity>)> {
+        let mut owner = None;
+        let opened = self
+            .databases_dir
+            .open_dir(name)
+            .map_err(storage_io(format!("opening database {name}")))
+            .and_then(|dir| {
+                let stored_owner = read_owner(&dir);
+                owner = stored_owner.as_ref().ok().copied();
+                let stored_owner = stored_owner?;
+                let wasm = read_file(&dir, "module.wasm")?;
+                Database::open_stored(
+                    &self.engine,
+                    &wasm,
+                    stored_owner,
+                    &dir,
+                    self.config.storage.clone(),
+                )
+            });
+        let (database, report) = opened.map_err(|error| (error, owner))?;
+        tracing::info!(
+            "recovered database {name}: snapshot {:?}, {} transactions replayed in {:?}",
+            report.snapshot,
+            report.replayed,
+            report.duration
+        );
+        self.recovered.push((name.to_owned(), report));
+        Ok(database)
+    }
+
+    /// Opens database `name` again from its directory, after it was handed
+    /// out by [`take_database`](Self::take_database) and dropped: for a
+    /// deletion that failed (see [`delete_database`](Self::delete_database)),
+    /// so the database serves again. One that cannot be recovered is listed
+    /// by [`unavailable_databases`](Self::unavailable_databases) and returned.
+    pub fn reopen_database(&mut self, name: &str) -> Result<(), UnavailableDatabase> {
+        match self.recover(name) {
+            Ok(database) => {
+                self.taken.remove(name);
+                self.databases.insert(name.to_owned(), database);
+                Ok(())
+            }
+            Err((error, owner)) => {
+                let unavailable = UnavailableDatabase {
+                    name: name.to_owned(),
+                    owner,
+                    reason: unavailable_reason(&error),
+                };
+                self.unavailable
+                    .insert(name.to_owned(), unavailable.clone());
+                Err(unavailable)
+            }
+        }
     }
 
     /// Creates database `name` from a component, owned by `owner`, and runs
@@ -283,7 +317,11 @@ impl Host {
     ///
     /// The directory is first renamed out of the way, so that a crash
     /// part-way through leaves no half-deleted database behind; the next
-    /// [`open`](Self::open) finishes the removal.
+    /// [`open`](Self::open) finishes the removal. Any other error means
+    /// nothing was deleted: the error names the directory that could not
+    /// be renamed or removed, and the database's files are intact (a
+    /// database taken out to be deleted can be opened again with
+    /// [`reopen_database`](Self::reopen_database)).
     pub fn delete_database(&mut self, name: &str) -> Result<(), HostError> {
         if !valid_name(name) || !self.databases_dir.exists(name) {
             return Err(HostError::NoSuchDatabase(name.to_owned()));
@@ -295,20 +333,31 @@ impl Host {
         {
             return Err(HostError::DatabaseInUse(name.to_owned()));
         }
-        let io = storage_io(format!("deleting database {name}"));
         let doomed = format!("{DELETED_PREFIX}{name}");
         if self.databases_dir.exists(&doomed) {
-            self.databases_dir.remove_dir_all(&doomed).map_err(&io)?;
+            self.databases_dir
+                .remove_dir_all(&doomed)
+                .map_err(storage_io(format!(
+                    "could not delete database `{name}`: removing databases/{doomed}, \
+                     left by an earlier deletion"
+                )))?;
         }
         self.databases_dir
             .rename(name, &self.databases_dir, &doomed)
-            .map_err(&io)?;
+            .map_err(storage_io(format!(
+                "could not delete database `{name}`: renaming databases/{name} to \
+                 databases/{doomed}"
+            )))?;
         // The name is free from here on; closing the database joins its
         // durability thread, which writes what it has under the new name.
         drop(self.databases.remove(name));
         self.taken.remove(name);
         self.unavailable.remove(name);
-        sync_dir(&self.databases_dir)?;
+        if let Err(e) = sync_dir(&self.databases_dir) {
+            tracing::warn!(
+                "database {name} is deleted, but the deletion may not survive a power cut ({e})"
+            );
+        }
         if let Err(e) = self.databases_dir.remove_dir_all(&doomed) {
             tracing::warn!(
                 "database {name} is deleted, but removing its files failed ({e}); \

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use worldline_datastore::Datastore;
 
@@ -116,6 +116,20 @@ impl HostState {
         }
     }
 
+    /// What a trap says to the module's author: the resource table limit
+    /// if the module hit it, else the panic message the module reported
+    /// before trapping (the Rust SDK reports every panic), else the trap's
+    /// own message (#9 items 4, 5).
+    pub(crate) fn trap_detail(&self, trap: &wasmtime::Error) -> String {
+        if let Some(limit) = resource_table_full(trap) {
+            return limit;
+        }
+        match &self.panic_message {
+            Some(message) => format!("panicked: {message}"),
+            None => trap_message(trap),
+        }
+    }
+
     /// Whether the module asked for more memory than its cap during this call.
     pub(crate) fn memory_denied(&self) -> bool {
         self.memory.denied
@@ -138,6 +152,31 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.resources,
         }
+    }
+}
+
+/// If `trap` is a module filling its resource table, a message naming the
+/// limit: a call that traps so gets a fresh instance, with an empty table.
+pub(crate) fn resource_table_full(trap: &wasmtime::Error) -> Option<String> {
+    let full = trap.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<ResourceTableError>(),
+            Some(ResourceTableError::Full)
+        )
+    });
+    full.then(|| {
+        format!(
+            "the module holds {MAX_RESOURCES} resources (cursors, WASI streams and pollables), \
+             the most one instance may hold: it opens resources it never drops"
+        )
+    })
+}
+
+/// The readable part of a trap: the trap code, or the host error's message.
+pub(crate) fn trap_message(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.to_string(),
     }
 }
 

@@ -160,6 +160,37 @@ fn a_reducer_that_loops_is_stopped_at_its_deadline() {
     call(&mut db, "seed", &args(&(1u32,))).expect("the database still serves");
 }
 
+// #9 item 11 (the class: WASI resources, not only cursors): streams a
+// module opens and never drops fill the resource table; the trap names the
+// limit, and the call's fresh instance serves the next call.
+#[test]
+fn leaked_wasi_streams_hit_a_named_resource_limit() {
+    let mut db = create_database(&test_engine(), "hostile");
+    call(&mut db, "leak_streams", &args(&(100u32,))).expect("well under the table's limit");
+    let error = call(&mut db, "leak_streams", &args(&(5000u32,))).expect_err("past 4096");
+    assert!(
+        matches!(&error, CallError::LimitExceeded(m) if m.contains("4096 resources")),
+        "{error:?}"
+    );
+    call(&mut db, "seed", &args(&(1u32,))).expect("the database still serves");
+    call(&mut db, "leak_streams", &args(&(4000u32,))).expect("a fresh table after the trap");
+}
+
+// #9 item 4: a `describe` that panics is reported with the panic's message.
+#[test]
+fn a_describe_that_panics_reports_the_panic_message() {
+    let error = Database::create(&test_engine(), &guest_wasm("describe_panics"), OWNER)
+        .err()
+        .expect("describe panics");
+    assert!(matches!(error, HostError::DescribeTrapped(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("panicked: this type refuses to describe itself"),
+        "{error}"
+    );
+}
+
 // #9 item 12: a `describe` that loops used to say only "trap: interrupt".
 #[test]
 fn a_describe_that_loops_names_the_deadline() {

@@ -205,6 +205,8 @@ fn a_flipped_byte_mid_log_is_an_error_naming_file_and_offset() {
         err.contains(name) && err.contains("corrupt at byte"),
         "{err}"
     );
+    // #9 item 3: Host::open names the database too.
+    assert!(err.contains("database `bank`"), "{err}");
 }
 
 #[test]

@@ -217,7 +217,9 @@ impl User {
     }
 
     /// Runs a command that must fail, returning its standard error, which
-    /// must end with a hint.
+    /// must say what went wrong. A hint follows where there is a next step
+    /// (a refusal the server gives no hint for, such as a reducer's own
+    /// error, gets none rather than the command's usage).
     pub fn fails(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert!(
@@ -226,8 +228,8 @@ impl User {
             run.stdout
         );
         assert!(
-            run.stderr.contains("\nhint: "),
-            "every error carries a hint: {}",
+            run.stderr.contains("error: "),
+            "every failure says what went wrong: {}",
             run.stderr
         );
         run.stderr

@@ -11,6 +11,7 @@ struct Module;
 
 impl Guest for Module {
     fn describe() -> wit::ModuleDef {
+        report_panics_to_host();
         registry::describe()
     }
 
@@ -23,7 +24,7 @@ impl Guest for Module {
 }
 
 /// Sends every panic's message to the host's log before the trap, so the
-/// caller learns why the reducer failed.
+/// caller learns why the reducer (or `describe`) failed.
 fn report_panics_to_host() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {

@@ -112,6 +112,39 @@ impl Shared {
         Ok(())
     }
 
+    /// Serves database `name` again from its files, after deleting them
+    /// failed (#9 item 2): nothing was deleted, so it reopens as it was. One
+    /// that cannot be reopened is listed as unavailable (owned by `owner`,
+    /// who may delete it again) and returned.
+    pub(crate) fn restore_database(
+        &self,
+        name: &str,
+        owner: Identity,
+    ) -> Result<(), UnavailableDatabase> {
+        let reopened = {
+            let mut host = self.host.lock().expect("no thread panics holding the host");
+            host.reopen_database(name)
+                .map(|()| host.take_database(name))
+        };
+        let result = match reopened {
+            Ok(Some(database)) => self.run(name, database).map_err(|e| e.to_string()),
+            Ok(None) => Err(ServerError::DatabaseStopped(name.to_owned()).to_string()),
+            Err(unavailable) => Err(unavailable.reason),
+        };
+        result.map_err(|reason| {
+            let unavailable = UnavailableDatabase {
+                name: name.to_owned(),
+                owner: Some(owner),
+                reason,
+            };
+            self.unavailable
+                .write()
+                .expect("no thread panics holding the unavailable list")
+                .insert(name.to_owned(), unavailable.clone());
+            unavailable
+        })
+    }
+
     /// Starts serving `database` as `name`.
     pub(crate) fn run(&self, name: &str, database: Database) -> Result<(), ServerError> {
         let (handle, thread) = database_actor::spawn(name, database)?;

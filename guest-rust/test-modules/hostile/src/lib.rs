@@ -1,5 +1,6 @@
 //! A test module that misbehaves on purpose, for the tests of the host's
-//! limits: it logs huge lines, opens cursors and never drops them, loops
+//! limits: it logs huge lines, opens cursors and WASI streams and never
+//! drops them, loops
 //! forever and writes oversized transactions. Every reducer is something
 //! an honest module would not do; the host must survive each, say which
 //! limit was hit, and keep serving.
@@ -72,4 +73,21 @@ pub fn write_rows(ctx: &ReducerContext, first: u32, count: u32, bytes: u32) {
 #[reducer]
 pub fn fail_long(_ctx: &ReducerContext, bytes: u32) -> Result<(), String> {
     Err("e".repeat(bytes as usize))
+}
+
+#[link(wasm_import_module = "wasi:cli/stderr@0.2.0")]
+unsafe extern "C" {
+    /// `wasi:cli/stderr.get-stderr`: a new handle to an output stream,
+    /// owned by the caller (the module must drop it).
+    #[link_name = "get-stderr"]
+    fn get_stderr() -> i32;
+}
+
+/// Opens `count` WASI output streams (stderr) and never drops them.
+#[reducer]
+pub fn leak_streams(_ctx: &ReducerContext, count: u32) {
+    for _ in 0..count {
+        // SAFETY: `get-stderr` takes nothing and returns a handle the module owns.
+        std::hint::black_box(unsafe { get_stderr() });
+    }
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::ModuleSchema;
-use worldline_host::{Identity, UnavailableDatabase};
+use worldline_host::{HostError, Identity, UnavailableDatabase};
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, PublishOutcome, Published, SqlResult,
 };
@@ -168,7 +168,7 @@ pub(crate) async fn publish(
         return Err(ApiError::not_owner(&name, "publish to it"));
     }
     if options.delete_data {
-        remove(&shared, &name).await?;
+        remove(&shared, &name, caller).await?;
         create(&shared, &name, wasm, caller).await?;
         return Ok((
             StatusCode::CREATED,
@@ -219,12 +219,14 @@ pub(crate) async fn delete(
     if describe(&shared, &name).await?.owner != caller {
         return Err(ApiError::not_owner(&name, "delete it"));
     }
-    remove(&shared, &name).await?;
+    remove(&shared, &name, caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Stops database `name`, waits for its thread to end, and deletes its directory.
-async fn remove(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
+/// Stops database `name` (owned by `owner`), waits for its thread to end,
+/// and deletes its directory. If the files cannot be deleted, nothing was:
+/// the database serves again (or, if it cannot, is listed as unavailable).
+async fn remove(shared: &Arc<Shared>, name: &str, owner: Identity) -> Result<(), ApiError> {
     let (handle, thread) = shared
         .retire(name)
         .ok_or_else(|| ApiError::no_database(name))?;
@@ -238,7 +240,26 @@ async fn remove(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
         .await
         .map_err(|e| ApiError::internal(format!("deleting stopped: {e}")))?;
     }
-    delete_files(shared, name).await
+    let Err(error) = delete_files(shared, name).await else {
+        return Ok(());
+    };
+    // #9 item 2: a deletion the disk refused leaves the database whole.
+    let shared = shared.clone();
+    let reopened = name.to_owned();
+    let restored = tokio::task::spawn_blocking(move || shared.restore_database(&reopened, owner))
+        .await
+        .map_err(|e| ApiError::internal(format!("reopening stopped: {e}")))?;
+    Err(match restored {
+        Ok(()) => error.with_hint(
+            "nothing was deleted and the database serves again; fix what the message names \
+             (permissions, a read-only or failing disk) and delete it again",
+        ),
+        Err(unavailable) => error.with_hint(format!(
+            "nothing was deleted, but the database could not be reopened and is unavailable \
+             ({}); fix what the message names and delete it again",
+            unavailable.reason
+        )),
+    })
 }
 
 /// Deletes the directory of database `name`, which no thread serves.
@@ -248,7 +269,13 @@ async fn delete_files(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> 
     tokio::task::spawn_blocking(move || shared.delete_database_files(&name))
         .await
         .map_err(|e| ApiError::internal(format!("deleting stopped: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| match e {
+            ServerError::Host(HostError::NoSuchDatabase(name)) => ApiError::no_database(&name),
+            e => ApiError::unavailable(e.to_string()).with_hint(
+                "nothing was deleted; fix what the message names (permissions, a read-only or \
+                 failing disk) and delete it again",
+            ),
+        })
 }
 
 /// `POST /v1/database/NAME/call/REDUCER` with JSON arguments: runs the

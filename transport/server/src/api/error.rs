@@ -90,7 +90,11 @@ impl ApiError {
         match error {
             QueryError::Private(_) => Self::new(StatusCode::FORBIDDEN, error.to_string())
                 .with_hint("only the database owner's identity may read private tables"),
-            error => Self::bad_request(error.to_string()),
+            QueryError::UnknownName(_) => Self::bad_request(error.to_string())
+                .with_hint("`worldline describe` lists the database's tables and columns"),
+            error => Self::bad_request(error.to_string()).with_hint(
+                "the SQL Worldline accepts is described in PROTOCOL.md, \"Supported SQL\"",
+            ),
         }
     }
 
@@ -133,13 +137,23 @@ impl ApiError {
             HostError::InitFailed(_) => Self::bad_request(message).with_hint(
                 "the database was not created; fix the module's init reducer and publish again",
             ),
+            HostError::SwapRefused(_) => Self::conflict(message, Vec::new())
+                .with_hint("republish with --delete-data to delete the data and start afresh"),
             HostError::InvalidName(_) => Self::bad_request(message),
+            // #9 items 12, 13: the pool is the operator's setting, not the module's fault.
+            HostError::InstancePoolFull { .. } => Self::unavailable(message).with_hint(
+                "restart the server with a larger pool (`worldline start --max-instances N`), \
+                 or delete a database that is no longer needed",
+            ),
             // #9 item 7: a storage failure (a full disk) is the server being
             // unable to serve now, not a fault of the request.
-            HostError::InstancePoolFull { .. }
-            | HostError::Unavailable(_)
-            | HostError::Storage(_)
-            | HostError::DataDir { .. } => Self::unavailable(message),
+            HostError::Unavailable(_) | HostError::Storage(_) | HostError::DataDir { .. } => {
+                Self::unavailable(message).with_hint(
+                    "nothing was published; the server could not write the database's files \
+                     (is its disk full?): publish again once that is fixed and, if the \
+                     database's commit log failed, the server restarted",
+                )
+            }
             _ => Self::internal(message),
         }
     }

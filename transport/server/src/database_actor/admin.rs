@@ -142,7 +142,9 @@ impl Actor {
             Ok(bytes) => bytes,
             Err(e) => {
                 let message = format!("invalid arguments for reducer `{reducer}`: {e}");
-                let _ = reply.send(Err(ApiError::bad_request(message)));
+                let error = ApiError::bad_request(message)
+                    .with_hint("`worldline describe` lists each reducer's parameters and types");
+                let _ = reply.send(Err(error));
                 return;
             }
         };
