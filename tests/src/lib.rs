@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use worldline_host::{Database, Engine, EngineConfig, Identity};
 
 pub mod live;
+pub mod process;
 pub mod raw;
 
 /// Where `build.rs` put the guest components.

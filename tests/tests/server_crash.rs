@@ -18,16 +18,12 @@
 //! seed of the kill times and transfers is printed, and
 //! `WORLDLINE_SERVER_CRASH_SEED` replays one.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde_json::Value;
-use worldline_client::{Client, ClientError, ConnectOptions, Trust, parse_fingerprint};
+use serde_json::json;
+use worldline_client::{Client, ClientError, ConnectOptions, Trust};
+use worldline_tests::process::{Http, ServerProcess, worldline_binary};
 use worldline_tests::{TempDir, guest_wasm};
 use worldline_transport::ReducerStatus;
 
@@ -46,188 +42,22 @@ const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a request may take before the test gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The `worldline` binary, built (or found up to date) once per test run.
-fn worldline_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // This test runs as <target>/<profile>/deps/server_crash-HASH; the
-        // binary goes to <target>/<profile>/worldline.
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from <target>/<profile>/deps");
-        let mut build = Command::new(env!("CARGO"));
-        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--package",
-            "worldline-cli",
-            "--bin",
-            "worldline",
-        ]);
-        // Cargo gives this test its package's variables; build scripts that
-        // watch them (ring's does) would rebuild for the change, and again
-        // for the next ordinary build. Build as from a shell.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let set_for_this_test = name.starts_with("CARGO_PKG_")
-                || name.starts_with("CARGO_MANIFEST_")
-                || [
-                    "OUT_DIR",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                ]
-                .contains(&&*name);
-            if set_for_this_test {
-                build.env_remove(&*name);
-            }
-        }
-        if profile_dir
-            .file_name()
-            .is_some_and(|name| name == "release")
-        {
-            build.arg("--release");
-        }
-        let status = build.status().expect("running cargo to build `worldline`");
-        assert!(status.success(), "building `worldline` failed: {status}");
-        profile_dir.join("worldline")
-    })
-}
-
-/// A running `worldline start`, killed with SIGKILL when dropped.
-struct ServerProcess {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    http: String,
-    quic: SocketAddr,
-    fingerprint: [u8; 32],
-}
-
-impl ServerProcess {
-    /// Starts the server on `dir` and waits for its ready line.
-    fn start(dir: &Path) -> Self {
-        let mut child = Command::new(worldline_binary())
-            .args(["start", "--durability", "every", "--snapshot-every", "200"])
-            .args(["--listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("running worldline start");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let (mut http, mut quic) = (None, None);
-        for line in lines.by_ref() {
-            let line = line.expect("reading the server's output");
-            if let Some(rest) = line.strip_prefix("worldline: HTTP and WebSocket on ") {
-                http = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if let Some(rest) = line.strip_prefix("worldline: QUIC on ") {
-                let mut words = rest.split_whitespace();
-                let addr = words.next().and_then(|a| a.parse::<SocketAddr>().ok());
-                let fingerprint = words
-                    .last()
-                    .and_then(|f| parse_fingerprint(f.trim_end_matches(')')).ok());
-                quic = addr.zip(fingerprint);
-            }
-            if line.starts_with("worldline: ready") {
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        let (Some(http), Some((quic, fingerprint))) = (http, quic) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not print its addresses before it was ready");
-        };
-        Self {
-            child,
-            http,
-            quic,
-            fingerprint,
-        }
+/// The balances of every account, by id.
+fn balances(http: &Http) -> Vec<i64> {
+    let path = format!("/v1/database/{DATABASE}/sql");
+    let answer = http.post_ok(&path, "text/plain", b"SELECT * FROM account");
+    let rows = answer["tables"][0]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an SQL answer with rows: {answer}"));
+    let mut balances = vec![None; ACCOUNTS as usize];
+    for row in rows {
+        let id = row[0].as_u64().expect("an account id") as usize;
+        balances[id] = row[1].as_i64();
     }
-
-    /// SIGKILL, and wait for the process to be gone.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaping the server");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An HTTP client of one server, as the identity of `token` (if any).
-struct Http {
-    agent: ureq::Agent,
-    base: String,
-    token: Option<String>,
-}
-
-impl Http {
-    fn new(base: &str, token: Option<&str>) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .build()
-            .into();
-        Self {
-            agent,
-            base: base.to_owned(),
-            token: token.map(str::to_owned),
-        }
-    }
-
-    /// `POST path` with `body`: the status and the answer's text, or why the
-    /// request got no answer.
-    fn post(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: &[u8],
-    ) -> Result<(u16, String), ureq::Error> {
-        let mut request = self.agent.post(format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request.content_type(content_type).send(body)?;
-        let text = response.body_mut().read_to_string()?;
-        Ok((response.status().as_u16(), text))
-    }
-
-    /// `POST path` that must answer 2xx with JSON.
-    fn post_ok(&self, path: &str, content_type: &str, body: &[u8]) -> Value {
-        let (status, text) = self
-            .post(path, content_type, body)
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        assert!((200..300).contains(&status), "POST {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
-    }
-
-    /// The balances of every account, by id.
-    fn balances(&self) -> Vec<i64> {
-        let path = format!("/v1/database/{DATABASE}/sql");
-        let answer = self.post_ok(&path, "text/plain", b"SELECT * FROM account");
-        let rows = answer["tables"][0]["rows"]
-            .as_array()
-            .unwrap_or_else(|| panic!("an SQL answer with rows: {answer}"));
-        let mut balances = vec![None; ACCOUNTS as usize];
-        for row in rows {
-            let id = row[0].as_u64().expect("an account id") as usize;
-            balances[id] = row[1].as_i64();
-        }
-        balances
-            .into_iter()
-            .map(|b| b.expect("every account has a balance"))
-            .collect()
-    }
+    balances
+        .into_iter()
+        .map(|b| b.expect("every account has a balance"))
+        .collect()
 }
 
 /// One transfer a client asked for.
@@ -269,7 +99,7 @@ fn http_client(http: Http, mut rng: StdRng) -> Record {
     let path = format!("/v1/database/{DATABASE}/call/transfer");
     loop {
         let transfer = Transfer::random(&mut rng);
-        let args = serde_json::json!([transfer.from, transfer.to, transfer.amount]).to_string();
+        let args = json!([transfer.from, transfer.to, transfer.amount]).to_string();
         match http.post(&path, "application/json", args.as_bytes()) {
             Ok((200, _)) => record.acked.push(transfer),
             // The server died before answering: outcome unknown. (A 503
@@ -330,7 +160,7 @@ async fn round(
         let rng = StdRng::seed_from_u64(rng.random());
         blocking.push(tokio::task::spawn_blocking(move || http_client(http, rng)));
     }
-    let ws_url = format!("{}/v1/ws", server.http.replacen("http://", "ws://", 1));
+    let ws_url = server.ws_url();
     let mut wire = Vec::new();
     for i in 0..WEBSOCKET_CLIENTS + QUIC_CLIENTS {
         let options = if i < WEBSOCKET_CLIENTS {
@@ -386,26 +216,15 @@ async fn acknowledged_transfers_survive_sigkill_of_the_real_server() {
 
     // Publish the bank example and open the accounts.
     let server = tokio::task::block_in_place(|| ServerProcess::start(dir.path()));
-    let anonymous = Http::new(&server.http, None);
-    let identity =
-        tokio::task::block_in_place(|| anonymous.post_ok("/v1/identity", "application/json", b""));
-    let token = identity["token"].as_str().expect("a token").to_owned();
-    let http = Http::new(&server.http, Some(&token));
-    tokio::task::block_in_place(|| {
-        http.post_ok(
-            &format!("/v1/database/{DATABASE}"),
-            "application/wasm",
-            &guest_wasm("bank"),
-        );
-        let args = serde_json::json!([ACCOUNTS, INITIAL_BALANCE]).to_string();
-        http.post_ok(
-            &format!("/v1/database/{DATABASE}/call/seed"),
-            "application/json",
-            args.as_bytes(),
-        );
+    let http = tokio::task::block_in_place(|| {
+        let http = Http::new_identity(&server.http);
+        http.publish(DATABASE, &guest_wasm("bank"));
+        http.call_ok(DATABASE, "seed", &json!([ACCOUNTS, INITIAL_BALANCE]));
+        http
     });
+    let token = http.token().expect("a token").to_owned();
     let mut before = vec![INITIAL_BALANCE; ACCOUNTS as usize];
-    assert_eq!(tokio::task::block_in_place(|| http.balances()), before);
+    assert_eq!(tokio::task::block_in_place(|| balances(&http)), before);
 
     let mut server = server;
     let (mut total_acked, mut total_in_flight, mut total_applied) = (0, 0, 0);
@@ -414,7 +233,7 @@ async fn acknowledged_transfers_survive_sigkill_of_the_real_server() {
         let records = round(server, &token, delay, &mut rng).await;
         server = tokio::task::block_in_place(|| ServerProcess::start(dir.path()));
         let http = Http::new(&server.http, Some(&token));
-        let recovered = tokio::task::block_in_place(|| http.balances());
+        let recovered = tokio::task::block_in_place(|| balances(&http));
         assert_eq!(
             recovered.iter().sum::<i64>(),
             i64::from(ACCOUNTS) * INITIAL_BALANCE,

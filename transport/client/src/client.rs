@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 use worldline_transport::{
     ClientMessage, DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION, ReducerEvent,
     ReducerStatus, ServerMessage, TableRows, TableUpdate,
@@ -21,10 +22,10 @@ use crate::error::ClientError;
 use crate::link::{self, LinkReader, LinkWriter};
 use crate::tls::Trust;
 
-/// How long `connect` waits for the server's `Welcome`.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `connect` may take unless configured otherwise.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a QUIC server may stay silent unless configured otherwise.
+/// How long a server may stay silent unless configured otherwise.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to connect.
@@ -62,13 +63,17 @@ pub struct ConnectOptions {
     /// the fragments of a message split to fit frames are put back together
     /// (the smaller of this and what the server advertises in `Welcome`).
     pub max_message: u32,
-    /// QUIC: how long the server may stay silent before the connection is
-    /// taken as lost (pending requests then fail with
-    /// [`ClientError::Closed`]). The client sends keep-alives at a third of
-    /// it (at most every 5 s), so a live server is never silent that long;
-    /// the effective timeout is the smaller of this and the server's. A
-    /// WebSocket learns of a dead server from its TCP connection instead.
+    /// How long the server may stay silent before the connection is taken
+    /// as lost (pending requests then fail with [`ClientError::Closed`]),
+    /// and how long [`Client::close`] waits for queued messages to go out.
+    /// The client sends keep-alives (QUIC) or pings (WebSocket) at a third
+    /// of it (at most every 5 s), which a live server answers, so a live
+    /// server is never silent that long. On QUIC the effective timeout is
+    /// the smaller of this and the server's.
     pub idle_timeout: Duration,
+    /// How long [`Client::connect`] may take, from opening the connection
+    /// to the server's `Welcome`.
+    pub connect_timeout: Duration,
 }
 
 impl ConnectOptions {
@@ -95,6 +100,12 @@ impl ConnectOptions {
         self
     }
 
+    /// The same options with another [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
     /// The same options with another [`idle_timeout`](Self::idle_timeout).
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout;
@@ -109,6 +120,7 @@ impl ConnectOptions {
             max_frame: DEFAULT_MAX_FRAME,
             max_message: DEFAULT_MAX_MESSAGE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -194,6 +206,77 @@ struct Inner {
     state: Mutex<State>,
     callbacks: Registry,
     next_id: AtomicU32,
+    /// How long [`Client::close`] waits for the writer.
+    idle_timeout: Duration,
+    /// The writer and reader tasks, to stop them when closing cannot wait.
+    tasks: OnceLock<[AbortHandle; 2]>,
+}
+
+/// What the server's `Welcome` said.
+struct Welcome {
+    identity: [u8; 32],
+    token: String,
+    connection_id: [u8; 16],
+    max_message_bytes: u32,
+}
+
+/// Opens the connection, says `Hello` and reads the `Welcome`.
+async fn handshake(
+    options: &ConnectOptions,
+) -> Result<(LinkWriter, LinkReader, Welcome), ClientError> {
+    let idle_timeout = options.idle_timeout;
+    if idle_timeout < Duration::from_millis(1) {
+        return Err(ClientError::Connect(format!(
+            "idle timeout {idle_timeout:?} is too short: at least 1 ms"
+        )));
+    }
+    let (mut writer, mut reader) = match &options.endpoint {
+        Endpoint::Quic {
+            addr,
+            server_name,
+            trust,
+        } => {
+            link::quic(
+                *addr,
+                server_name,
+                trust,
+                options.max_frame,
+                options.idle_timeout,
+            )
+            .await?
+        }
+        Endpoint::WebSocket { url } => {
+            link::websocket(url, options.max_frame, options.idle_timeout).await?
+        }
+    };
+    let hello = ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        database: options.database.clone(),
+        token: options.token.clone(),
+    };
+    writer.send(&hello).await.map_err(ClientError::Connect)?;
+    let welcome = match reader.next().await {
+        Ok(ServerMessage::Welcome {
+            identity,
+            token,
+            connection_id,
+            max_message_bytes,
+            ..
+        }) => Welcome {
+            identity,
+            token,
+            connection_id,
+            max_message_bytes,
+        },
+        Ok(ServerMessage::Error { message, .. }) => return Err(ClientError::Rejected(message)),
+        Ok(other) => {
+            return Err(ClientError::Protocol(format!(
+                "expected Welcome, got {other:?}"
+            )));
+        }
+        Err(reason) => return Err(ClientError::Closed(reason)),
+    };
+    Ok((writer, reader, welcome))
 }
 
 /// A connection to one database. Cheap to clone; every clone is the same
@@ -204,55 +287,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects, says `Hello`, and waits for the server's `Welcome`.
+    /// Connects, says `Hello`, and waits for the server's `Welcome`, for
+    /// at most [`ConnectOptions::connect_timeout`].
     pub async fn connect(options: ConnectOptions) -> Result<Self, ClientError> {
-        let (mut writer, mut reader) = match &options.endpoint {
-            Endpoint::Quic {
-                addr,
-                server_name,
-                trust,
-            } => {
-                link::quic(
-                    *addr,
-                    server_name,
-                    trust,
-                    options.max_frame,
-                    options.idle_timeout,
-                )
-                .await?
-            }
-            Endpoint::WebSocket { url } => link::websocket(url, options.max_frame).await?,
-        };
-        let hello = ClientMessage::Hello {
-            version: PROTOCOL_VERSION,
-            database: options.database.clone(),
-            token: options.token.clone(),
-        };
-        writer.send(&hello).await.map_err(ClientError::Connect)?;
-        let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next())
+        let timeout = options.connect_timeout;
+        let (writer, mut reader, welcome) = tokio::time::timeout(timeout, handshake(&options))
             .await
-            .map_err(|_| ClientError::Connect("no answer to Hello within 10 s".into()))?;
-        let (identity, token, connection_id, max_message) = match welcome {
-            Ok(ServerMessage::Welcome {
-                identity,
-                token,
-                connection_id,
-                max_message_bytes,
-                ..
-            }) => (identity, token, connection_id, max_message_bytes),
-            Ok(ServerMessage::Error { message, .. }) => return Err(ClientError::Rejected(message)),
-            Ok(other) => {
-                return Err(ClientError::Protocol(format!(
-                    "expected Welcome, got {other:?}"
-                )));
-            }
-            Err(reason) => return Err(ClientError::Closed(reason)),
-        };
+            .map_err(|_| {
+                ClientError::Connect(format!(
+                    "no connection and Welcome within {timeout:?} (is the server there, and a \
+                     Worldline server?)"
+                ))
+            })??;
         let (outgoing, outgoing_receiver) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            identity,
-            token,
-            connection_id,
+            identity: welcome.identity,
+            token: welcome.token,
+            connection_id: welcome.connection_id,
             outgoing,
             state: Mutex::new(State {
                 cache: ClientCache::new(),
@@ -263,11 +314,17 @@ impl Client {
             }),
             callbacks: Registry::default(),
             next_id: AtomicU32::new(1),
+            idle_timeout: options.idle_timeout,
+            tasks: OnceLock::new(),
         });
-        tokio::spawn(write_loop(writer, outgoing_receiver));
+        let keep_alive = link::keep_alive_interval(options.idle_timeout);
+        let writing = tokio::spawn(write_loop(writer, outgoing_receiver, keep_alive));
         // The server sends no whole message larger than it advertised.
-        reader.limit_messages(max_message.min(options.max_message));
-        tokio::spawn(read_loop(ReaderExit::new(&inner), reader));
+        reader.limit_messages(welcome.max_message_bytes.min(options.max_message));
+        let reading = tokio::spawn(read_loop(ReaderExit::new(&inner), reader));
+        let _ = inner
+            .tasks
+            .set([writing.abort_handle(), reading.abort_handle()]);
         Ok(Self { inner })
     }
 
@@ -468,12 +525,23 @@ impl Client {
         Some(receiver)
     }
 
-    /// Closes the connection; the server runs the module's disconnect reducer.
+    /// Closes the connection once the messages already queued are sent;
+    /// the server runs the module's disconnect reducer. If they cannot be
+    /// sent within [`ConnectOptions::idle_timeout`] (a server that stopped
+    /// reading), the connection is dropped. Either way, pending requests
+    /// then fail and every callback is dropped.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
-        if self.inner.outgoing.send(Outgoing::Close(done)).is_ok() {
-            let _ = closed.await;
+        if self.inner.outgoing.send(Outgoing::Close(done)).is_ok()
+            && tokio::time::timeout(self.inner.idle_timeout, closed)
+                .await
+                .is_err()
+        {
+            for task in self.inner.tasks.get().into_iter().flatten() {
+                task.abort();
+            }
         }
+        self.inner.close("the client closed the connection".into());
     }
 
     fn next_id(&self) -> u32 {
@@ -576,8 +644,27 @@ fn decode<T: DeserializeOwned>(table: &str, row: &[u8]) -> Option<T> {
 }
 
 /// Sends what the client asks, in order, until it closes.
-async fn write_loop(mut writer: LinkWriter, mut outgoing: mpsc::UnboundedReceiver<Outgoing>) {
-    while let Some(next) = outgoing.recv().await {
+async fn write_loop(
+    mut writer: LinkWriter,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    keep_alive: Duration,
+) {
+    let mut ticks = tokio::time::interval(keep_alive);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next = tokio::select! {
+            next = outgoing.recv() => next,
+            _ = ticks.tick() => {
+                if let Err(e) = writer.keep_alive().await {
+                    tracing::debug!("pinging the server failed: {e}");
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(next) = next else {
+            break;
+        };
         let sent = match next {
             Outgoing::Reliable(message) => writer.send(&message).await,
             Outgoing::Unreliable(message) => writer.send_unreliable(&message).await,

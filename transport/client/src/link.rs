@@ -45,7 +45,17 @@ enum LinkSource {
         decoder: FrameDecoder,
         buffer: Vec<u8>,
     },
-    WebSocket(SplitStream<Socket>),
+    WebSocket {
+        stream: SplitStream<Socket>,
+        /// How long the server may send nothing, not even a ping or a pong.
+        idle_timeout: Duration,
+    },
+}
+
+/// How often a client with `idle_timeout` shows the server it is alive: a
+/// third of it, at most every 5 s.
+pub(crate) fn keep_alive_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 3).clamp(Duration::from_millis(1), Duration::from_secs(5))
 }
 
 /// Opens a QUIC connection and its protocol stream.
@@ -95,6 +105,7 @@ pub(crate) async fn quic(
 pub(crate) async fn websocket(
     url: &str,
     max_frame: u32,
+    idle_timeout: Duration,
 ) -> Result<(LinkWriter, LinkReader), ClientError> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_frame as usize))
@@ -105,7 +116,10 @@ pub(crate) async fn websocket(
     let (sink, stream) = socket.split();
     Ok((
         LinkWriter::WebSocket(sink),
-        LinkReader::new(LinkSource::WebSocket(stream)),
+        LinkReader::new(LinkSource::WebSocket {
+            stream,
+            idle_timeout,
+        }),
     ))
 }
 
@@ -119,6 +133,19 @@ impl LinkWriter {
                 .map_err(|e| e.to_string()),
             LinkWriter::WebSocket(sink) => sink
                 .send(Message::Binary(encode_message(message).into()))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Shows the server this client is alive and asks it to show the same:
+    /// a WebSocket ping (the server's pong resets the reader's idle
+    /// timeout). QUIC sends its own keep-alives.
+    pub(crate) async fn keep_alive(&mut self) -> Result<(), String> {
+        match self {
+            LinkWriter::Quic { .. } => Ok(()),
+            LinkWriter::WebSocket(sink) => sink
+                .send(Message::Ping(Vec::new().into()))
                 .await
                 .map_err(|e| e.to_string()),
         }
@@ -210,8 +237,16 @@ impl LinkSource {
                     Err(e) => return Err(e.to_string()),
                 }
             },
-            LinkSource::WebSocket(stream) => loop {
-                match stream.next().await {
+            LinkSource::WebSocket {
+                stream,
+                idle_timeout,
+            } => loop {
+                let Ok(next) = tokio::time::timeout(*idle_timeout, stream.next()).await else {
+                    return Err(format!(
+                        "the server sent nothing, not even a pong, for {idle_timeout:?}"
+                    ));
+                };
+                match next {
                     Some(Ok(Message::Binary(bytes))) => {
                         return decode_message(&bytes).map_err(|e| e.to_string());
                     }

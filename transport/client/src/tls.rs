@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use worldline_transport::QUIC_ALPN;
 
 use crate::error::ClientError;
+use crate::link::keep_alive_interval;
 
 /// Which server certificates a QUIC client accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,14 +75,9 @@ pub(crate) fn quic_client_config(
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    if idle_timeout < Duration::from_millis(1) {
-        return Err(ClientError::Connect(format!(
-            "idle timeout {idle_timeout:?} is too short: at least 1 ms"
-        )));
-    }
     let idle = quinn::IdleTimeout::try_from(idle_timeout)
         .map_err(|_| ClientError::Connect(format!("idle timeout {idle_timeout:?} is too long")))?;
-    let keep_alive = (idle_timeout / 3).clamp(Duration::from_millis(1), Duration::from_secs(5));
+    let keep_alive = keep_alive_interval(idle_timeout);
     transport
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(keep_alive));

@@ -1,0 +1,223 @@
+//! The real `worldline` binary as a process, for tests that must run the
+//! server as an operator does: SIGKILL it, SIGSTOP it, restart it on the
+//! same data directory. And a small HTTP client for its API.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use worldline_client::parse_fingerprint;
+
+/// How long an HTTP request may take before the client gives up on it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `worldline` binary, built (or found up to date) once per test run.
+pub fn worldline_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // This test runs as <target>/<profile>/deps/server_crash-HASH; the
+        // binary goes to <target>/<profile>/worldline.
+        let exe = std::env::current_exe().expect("the test's own path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from <target>/<profile>/deps");
+        let mut build = Command::new(env!("CARGO"));
+        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--package",
+            "worldline-cli",
+            "--bin",
+            "worldline",
+        ]);
+        // Cargo gives this test its package's variables; build scripts that
+        // watch them (ring's does) would rebuild for the change, and again
+        // for the next ordinary build. Build as from a shell.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_this_test = name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || [
+                    "OUT_DIR",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&&*name);
+            if set_for_this_test {
+                build.env_remove(&*name);
+            }
+        }
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo to build `worldline`");
+        assert!(status.success(), "building `worldline` failed: {status}");
+        profile_dir.join("worldline")
+    })
+}
+
+/// A running `worldline start`, killed with SIGKILL when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub http: String,
+    /// Where QUIC clients connect.
+    pub quic: SocketAddr,
+    /// The SHA-256 fingerprint of the server's QUIC certificate.
+    pub fingerprint: [u8; 32],
+}
+
+impl ServerProcess {
+    /// Starts the server on `dir` and waits for its ready line.
+    pub fn start(dir: &Path) -> Self {
+        let mut child = Command::new(worldline_binary())
+            .args(["start", "--durability", "every", "--snapshot-every", "200"])
+            .args(["--listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("running worldline start");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let (mut http, mut quic) = (None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("reading the server's output");
+            if let Some(rest) = line.strip_prefix("worldline: HTTP and WebSocket on ") {
+                http = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if let Some(rest) = line.strip_prefix("worldline: QUIC on ") {
+                let mut words = rest.split_whitespace();
+                let addr = words.next().and_then(|a| a.parse::<SocketAddr>().ok());
+                let fingerprint = words
+                    .last()
+                    .and_then(|f| parse_fingerprint(f.trim_end_matches(')')).ok());
+                quic = addr.zip(fingerprint);
+            }
+            if line.starts_with("worldline: ready") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let (Some(http), Some((quic, fingerprint))) = (http, quic) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its addresses before it was ready");
+        };
+        Self {
+            child,
+            http,
+            quic,
+            fingerprint,
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaping the server");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client of one server, as the identity of `token` (if any).
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+    token: Option<String>,
+}
+
+impl Http {
+    /// A client of `base` (`http://host:port`) presenting `token`, if any.
+    pub fn new(base: &str, token: Option<&str>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build()
+            .into();
+        Self {
+            agent,
+            base: base.to_owned(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    /// `POST path` with `body`: the status and the answer's text, or why the
+    /// request got no answer.
+    pub fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, String), ureq::Error> {
+        let mut request = self.agent.post(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.content_type(content_type).send(body)?;
+        let text = response.body_mut().read_to_string()?;
+        Ok((response.status().as_u16(), text))
+    }
+
+    /// `POST path` that must answer 2xx with JSON.
+    pub fn post_ok(&self, path: &str, content_type: &str, body: &[u8]) -> Value {
+        let (status, text) = self
+            .post(path, content_type, body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        assert!((200..300).contains(&status), "POST {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
+    }
+}
+
+impl ServerProcess {
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("{}/v1/ws", self.http.replacen("http://", "ws://", 1))
+    }
+}
+
+impl Http {
+    /// Issues a new identity (`POST /v1/identity`) and returns a client
+    /// acting as it.
+    pub fn new_identity(base: &str) -> Self {
+        let identity = Self::new(base, None).post_ok("/v1/identity", "application/json", b"");
+        let token = identity["token"].as_str().expect("a token");
+        Self::new(base, Some(token))
+    }
+
+    /// The token this client presents.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Publishes `wasm` as database `name`.
+    pub fn publish(&self, name: &str, wasm: &[u8]) {
+        self.post_ok(&format!("/v1/database/{name}"), "application/wasm", wasm);
+    }
+
+    /// Calls `reducer` of `database` with JSON `args`, which must commit.
+    pub fn call_ok(&self, database: &str, reducer: &str, args: &Value) {
+        let path = format!("/v1/database/{database}/call/{reducer}");
+        self.post_ok(&path, "application/json", args.to_string().as_bytes());
+    }
+}
