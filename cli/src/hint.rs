@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use worldline_client::ClientError;
+
 use crate::api::ApiError;
 
 /// An error with a one-line hint on what to do about it.
@@ -57,11 +59,33 @@ pub fn hint_for(error: &anyhow::Error, command: &str) -> Option<String> {
         if let Some(api) = cause.downcast_ref::<ApiError>() {
             return api.hint();
         }
+        if let Some(client) = cause.downcast_ref::<ClientError>() {
+            return client_hint(client);
+        }
     }
     if let Some(hint) = crate::start::hint(error) {
         return Some(hint);
     }
     Some(format!("run `worldline {command} --help` for usage"))
+}
+
+/// The next step after a failed QUIC or WebSocket session: none for what
+/// the server refused (its message says why), else where to look.
+fn client_hint(error: &ClientError) -> Option<String> {
+    match error {
+        ClientError::Connect(_) | ClientError::Closed(_) => Some(
+            "check that the server is running and reachable (for QUIC, its UDP port too); \
+             --server points at another"
+                .into(),
+        ),
+        ClientError::Protocol(_) | ClientError::Decode { .. } => Some(
+            "the server sent what this worldline could not read: use the worldline of the \
+             server's version (`GET /v1/server` shows it)"
+                .into(),
+        ),
+        // The server refused (its message says why), or the message says what to fix.
+        _ => None,
+    }
 }
 
 /// For a refused migration, the lines of what changed.
@@ -104,6 +128,8 @@ mod tests {
         };
         let err = anyhow::Error::new(refused).context("calling transfer");
         assert_eq!(hint_for(&err, "call"), None);
+        let rejected = ClientError::Rejected("no database named `x`".into());
+        assert_eq!(hint_for(&anyhow::Error::new(rejected), "subscribe"), None);
         let local = anyhow::anyhow!("no such file");
         assert_eq!(
             hint_for(&local, "publish").as_deref(),

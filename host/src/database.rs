@@ -19,7 +19,7 @@ use crate::error::{CallError, HostError};
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::{ModuleLog, truncate_line};
 use crate::schema_import::import_module;
-use crate::state::{HostState, LimitExceeded, resource_table_full, trap_message};
+use crate::state::{HostState, LimitExceeded, resource_table_full};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
 
 /// Who is calling a reducer, and over which connection.
@@ -651,7 +651,7 @@ impl Database {
         } else if let Some(message) = &state.panic_message {
             CallError::Panicked(message.clone())
         } else {
-            CallError::Trapped(trap_message(trap))
+            CallError::Trapped(state.trap_detail(trap))
         }
     }
 

@@ -218,6 +218,7 @@ impl log::Host for HostState {
             log::Level::Panic => LogLevel::Panic,
         };
         self.log.push(level, message);
+        self.logged_this_call = true;
         if level == LogLevel::Panic {
             // The line as kept, so cut to the log's line limit.
             self.panic_message = self.log.records().last().map(|r| r.message.clone());

@@ -57,6 +57,9 @@ pub(crate) struct HostState {
     pub(crate) log: ModuleLog,
     /// The message of the last panic the module reported during the current call.
     pub(crate) panic_message: Option<String>,
+    /// Whether the module logged a line during the current call (the log's
+    /// last line is then the module's last word before a trap).
+    pub(crate) logged_this_call: bool,
     /// The limits of one call.
     pub(crate) quotas: CallQuotas,
     /// The resource-table positions of the cursors opened during this
@@ -80,6 +83,7 @@ impl HostState {
             datastore,
             log,
             panic_message: None,
+            logged_this_call: false,
             quotas: CallQuotas::from_config(config),
             open_cursors: HashSet::new(),
             bytes_written: 0,
@@ -99,6 +103,7 @@ impl HostState {
     /// denial, cursors it never dropped, bytes it wrote).
     pub(crate) fn start_call(&mut self) {
         self.panic_message = None;
+        self.logged_this_call = false;
         self.memory.denied = false;
         self.bytes_written = 0;
         self.close_cursors();
@@ -119,13 +124,25 @@ impl HostState {
     /// What a trap says to the module's author: the resource table limit
     /// if the module hit it, else the panic message the module reported
     /// before trapping (the Rust SDK reports every panic), else the trap's
-    /// own message (#9 items 4, 5).
+    /// own message and the last line the module logged during the call
+    /// (#9 items 4, 5).
     pub(crate) fn trap_detail(&self, trap: &wasmtime::Error) -> String {
         if let Some(limit) = resource_table_full(trap) {
             return limit;
         }
-        match &self.panic_message {
-            Some(message) => format!("panicked: {message}"),
+        if let Some(message) = &self.panic_message {
+            return format!("panicked: {message}");
+        }
+        let last_line = self
+            .logged_this_call
+            .then(|| self.log.records().last())
+            .flatten();
+        match last_line {
+            Some(line) => format!(
+                "{}; the module's last log line: {}",
+                trap_message(trap),
+                line.message
+            ),
             None => trap_message(trap),
         }
     }
@@ -173,7 +190,7 @@ pub(crate) fn resource_table_full(trap: &wasmtime::Error) -> Option<String> {
 }
 
 /// The readable part of a trap: the trap code, or the host error's message.
-pub(crate) fn trap_message(error: &wasmtime::Error) -> String {
+fn trap_message(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => error.to_string(),

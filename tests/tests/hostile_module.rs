@@ -191,6 +191,24 @@ fn a_describe_that_panics_reports_the_panic_message() {
     );
 }
 
+// #9 item 4: a trap that is not a panic carries the line the module
+// logged just before it, and a later trap does not repeat that line.
+#[test]
+fn a_trap_carries_the_last_line_the_module_logged_during_the_call() {
+    let mut db = create_database(&test_engine(), "hostile");
+    let error = call(&mut db, "log_then_trap", &args(&(true,))).expect_err("traps");
+    assert!(
+        matches!(&error, CallError::Trapped(m)
+            if m.contains("the module's last log line: invariant broken")),
+        "{error:?}"
+    );
+    let error = call(&mut db, "log_then_trap", &args(&(false,))).expect_err("traps");
+    assert!(
+        matches!(&error, CallError::Trapped(m) if !m.contains("log line")),
+        "{error:?}"
+    );
+}
+
 // #9 item 12: a `describe` that loops used to say only "trap: interrupt".
 #[test]
 fn a_describe_that_loops_names_the_deadline() {

@@ -75,6 +75,16 @@ pub fn fail_long(_ctx: &ReducerContext, bytes: u32) -> Result<(), String> {
     Err("e".repeat(bytes as usize))
 }
 
+/// Logs why (if `log`), then traps without panicking (as a module not
+/// built with the SDK's panic reporting would).
+#[reducer]
+pub fn log_then_trap(_ctx: &ReducerContext, log: bool) {
+    if log {
+        worldline::log::error("invariant broken: the ledger does not balance");
+    }
+    core::arch::wasm32::unreachable();
+}
+
 #[link(wasm_import_module = "wasi:cli/stderr@0.2.0")]
 unsafe extern "C" {
     /// `wasi:cli/stderr.get-stderr`: a new handle to an output stream,
