@@ -76,9 +76,10 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the server on `dir` and waits for its ready line.
-    pub fn start(dir: &Path) -> Self {
-        let mut child = Command::new(worldline_binary())
+    /// `worldline start` on `dir` (durability `every`, a snapshot every 200
+    /// transactions, free ports), its standard output piped.
+    fn spawn(dir: &Path) -> Child {
+        Command::new(worldline_binary())
             .args(["start", "--durability", "every", "--snapshot-every", "200"])
             .args(["--listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"])
             .arg("--data-dir")
@@ -86,7 +87,21 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("running worldline start");
+            .expect("running worldline start")
+    }
+
+    /// Starts the server on `dir` and SIGKILLs it `after` that long, most
+    /// likely while it recovers its databases or before it is ready.
+    pub fn kill_while_starting(dir: &Path, after: Duration) {
+        let mut child = Self::spawn(dir);
+        std::thread::sleep(after);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping the server");
+    }
+
+    /// Starts the server on `dir` and waits for its ready line.
+    pub fn start(dir: &Path) -> Self {
+        let mut child = Self::spawn(dir);
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let (mut http, mut quic) = (None, None);
         for line in lines.by_ref() {

@@ -2,7 +2,8 @@
 //! server"): `worldline start --durability every` runs the bank example while
 //! concurrent clients over HTTP, WebSocket and QUIC make transfers; the test
 //! SIGKILLs the server at random moments, restarts it on the same data
-//! directory, and checks the recovered balances exactly.
+//! directory (every other restart is itself killed at a random moment of
+//! its startup), and checks the recovered balances exactly.
 //!
 //! Every client makes one transfer at a time and records each one the server
 //! acknowledged (HTTP `200`, or `Committed` over the wire protocol), and the
@@ -231,7 +232,16 @@ async fn acknowledged_transfers_survive_sigkill_of_the_real_server() {
     for kill in 0..kills {
         let delay = Duration::from_millis(rng.random_range(200..1500));
         let records = round(server, &token, delay, &mut rng).await;
-        server = tokio::task::block_in_place(|| ServerProcess::start(dir.path()));
+        // Every other restart is killed too, at a random moment of its recovery.
+        let kill_while_starting = rng
+            .random_bool(0.5)
+            .then(|| Duration::from_millis(rng.random_range(0..400)));
+        server = tokio::task::block_in_place(|| {
+            if let Some(after) = kill_while_starting {
+                ServerProcess::kill_while_starting(dir.path(), after);
+            }
+            ServerProcess::start(dir.path())
+        });
         let http = Http::new(&server.http, Some(&token));
         let recovered = tokio::task::block_in_place(|| balances(&http));
         assert_eq!(
@@ -251,9 +261,13 @@ async fn acknowledged_transfers_survive_sigkill_of_the_real_server() {
                 acked.len()
             );
         };
+        let restart = match kill_while_starting {
+            Some(after) => format!(" (and a restart killed after {after:?})"),
+            None => String::new(),
+        };
         eprintln!(
-            "kill {kill} after {delay:?}: {} acknowledged transfers recovered, {} of {} in flight \
-             took effect",
+            "kill {kill} after {delay:?}{restart}: {} acknowledged transfers recovered, {} of {} \
+             in flight took effect",
             acked.len(),
             mask.count_ones(),
             in_flight.len()
