@@ -3,12 +3,15 @@
 //! connection attempt to a silent listener gives up at the connect timeout;
 //! once the real `worldline start` process is stopped (SIGSTOP), pending
 //! calls fail after the idle timeout over QUIC and WebSocket, and `close`
-//! returns even with megabytes queued that the server will never read.
+//! returns even with megabytes queued that the server will never read. And
+//! a request larger than the server accepts is refused by the client, not
+//! sent to end the connection for every other pending request.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use worldline_client::{Client, ClientError, ConnectOptions, Trust};
+use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::process::{Http, ServerProcess};
 use worldline_tests::{TempDir, guest_wasm};
 
@@ -113,4 +116,35 @@ async fn a_stopped_server_fails_pending_calls_and_close_returns() {
     eprintln!("close returned after {:?}", started.elapsed());
     assert!(!flooder.is_connected());
     tokio::task::block_in_place(|| server.kill());
+}
+
+// #9 item 15: a request over the server's frame limit used to be sent, and
+// the server then ended the connection, failing every pending request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_is_refused_by_the_client_and_the_connection_carries_on() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    for transport in Transport::BOTH {
+        let client = live.connect(transport, "bank").await;
+        client.call("seed", &(2u32, 100i64)).await.unwrap();
+        let huge = vec![0u8; 5 << 20];
+        let refused = client.call("transfer", &(&huge,)).await;
+        assert!(
+            matches!(refused, Err(ClientError::TooLarge { len, max }) if len > max as usize),
+            "{refused:?}"
+        );
+        let query = format!("SELECT * FROM account WHERE id = {}", "1".repeat(5 << 20));
+        assert!(matches!(
+            client.query(&query).await,
+            Err(ClientError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            client.call_unreliable("transfer", &(&huge,)).await,
+            Err(ClientError::TooLarge { .. })
+        ));
+        let outcome = client.call("transfer", &(0u32, 1u32, 1i64)).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert!(client.is_connected());
+        client.close().await;
+    }
+    live.shutdown().await;
 }

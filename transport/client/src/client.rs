@@ -208,6 +208,8 @@ struct Inner {
     next_id: AtomicU32,
     /// How long [`Client::close`] waits for the writer.
     idle_timeout: Duration,
+    /// The largest message the server accepts (from its `Welcome`).
+    max_frame_bytes: u32,
     /// The writer and reader tasks, to stop them when closing cannot wait.
     tasks: OnceLock<[AbortHandle; 2]>,
 }
@@ -217,6 +219,7 @@ struct Welcome {
     identity: [u8; 32],
     token: String,
     connection_id: [u8; 16],
+    max_frame_bytes: u32,
     max_message_bytes: u32,
 }
 
@@ -260,12 +263,14 @@ async fn handshake(
             identity,
             token,
             connection_id,
+            max_frame_bytes,
             max_message_bytes,
             ..
         }) => Welcome {
             identity,
             token,
             connection_id,
+            max_frame_bytes,
             max_message_bytes,
         },
         Ok(ServerMessage::Error { message, .. }) => return Err(ClientError::Rejected(message)),
@@ -315,6 +320,7 @@ impl Client {
             callbacks: Registry::default(),
             next_id: AtomicU32::new(1),
             idle_timeout: options.idle_timeout,
+            max_frame_bytes: welcome.max_frame_bytes,
             tasks: OnceLock::new(),
         });
         let keep_alive = link::keep_alive_interval(options.idle_timeout);
@@ -352,13 +358,14 @@ impl Client {
     /// Calls a reducer with postcard-encoded arguments and waits for its outcome.
     pub async fn call_raw(&self, reducer: &str, args: Vec<u8>) -> Result<CallOutcome, ClientError> {
         let request_id = self.next_id();
-        let (reply, answer) = oneshot::channel();
-        self.open_state()?.pending.calls.insert(request_id, reply);
-        self.send(Outgoing::Reliable(ClientMessage::CallReducer {
+        let message = self.fitting(ClientMessage::CallReducer {
             request_id,
             reducer: reducer.into(),
             args: ByteBuf::from(args),
-        }))?;
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.calls.insert(request_id, reply);
+        self.send(Outgoing::Reliable(message))?;
         self.wait(answer).await
     }
 
@@ -379,23 +386,25 @@ impl Client {
         reducer: &str,
         args: &A,
     ) -> Result<(), ClientError> {
-        drop(self.open_state()?);
-        self.send(Outgoing::Unreliable(ClientMessage::CallReducerUnreliable {
+        let message = self.fitting(ClientMessage::CallReducerUnreliable {
             reducer: reducer.into(),
             args: ByteBuf::from(encode(args)?),
-        }))
+        })?;
+        drop(self.open_state()?);
+        self.send(Outgoing::Unreliable(message))
     }
 
     /// Subscribes to `queries` as one set; returns once their rows are in
     /// the cache. Either every query is subscribed or none.
     pub async fn subscribe(&self, queries: &[&str]) -> Result<QuerySetId, ClientError> {
         let id = self.next_id();
-        let (reply, answer) = oneshot::channel();
-        self.open_state()?.pending.subscribes.insert(id, reply);
-        self.send(Outgoing::Reliable(ClientMessage::Subscribe {
+        let message = self.fitting(ClientMessage::Subscribe {
             query_set_id: id,
             queries: queries.iter().map(|q| q.to_string()).collect(),
-        }))?;
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.subscribes.insert(id, reply);
+        self.send(Outgoing::Reliable(message))?;
         self.wait(answer).await?;
         Ok(QuerySetId(id))
     }
@@ -413,12 +422,13 @@ impl Client {
     /// Runs a query once, without subscribing.
     pub async fn query(&self, sql: &str) -> Result<Vec<TableRows>, ClientError> {
         let request_id = self.next_id();
-        let (reply, answer) = oneshot::channel();
-        self.open_state()?.pending.queries.insert(request_id, reply);
-        self.send(Outgoing::Reliable(ClientMessage::Query {
+        let message = self.fitting(ClientMessage::Query {
             request_id,
             query: sql.into(),
-        }))?;
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?.pending.queries.insert(request_id, reply);
+        self.send(Outgoing::Reliable(message))?;
         self.wait(answer).await
     }
 
@@ -559,6 +569,18 @@ impl Client {
             Some(reason) => Err(ClientError::Closed(reason.clone())),
             None => Ok(state),
         }
+    }
+
+    /// `message`, if it fits the server's frame limit: one that does not
+    /// is refused here, since the server would end the connection for it.
+    fn fitting(&self, message: ClientMessage) -> Result<ClientMessage, ClientError> {
+        let len = postcard::experimental::serialized_size(&message)
+            .map_err(|e| ClientError::Encode(e.to_string()))?;
+        let max = self.inner.max_frame_bytes;
+        if len as u64 > u64::from(max) {
+            return Err(ClientError::TooLarge { len, max });
+        }
+        Ok(message)
     }
 
     fn send(&self, message: Outgoing) -> Result<(), ClientError> {

@@ -36,6 +36,18 @@ pub enum ClientError {
         /// What postcard said.
         message: String,
     },
+    /// A request is larger than the server accepts in one message; it was
+    /// not sent, and the connection carries on.
+    #[error(
+        "the request is {len} bytes, more than the {max} bytes the server accepts in one message; \
+         nothing was sent"
+    )]
+    TooLarge {
+        /// The request's encoded size.
+        len: usize,
+        /// The server's limit (`Welcome.max_frame_bytes`).
+        max: u32,
+    },
     /// Reducer arguments could not be encoded.
     #[error("cannot encode the arguments: {0}")]
     Encode(String),
