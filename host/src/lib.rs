@@ -32,6 +32,7 @@ mod module_log;
 mod schema_import;
 mod secret_file;
 mod state;
+mod stderr_tail;
 mod storage;
 
 pub use auth::{AuthError, Authority, identity_for};

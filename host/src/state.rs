@@ -11,6 +11,7 @@ use worldline_datastore::Datastore;
 use crate::engine::EngineConfig;
 use crate::host_calls::CursorHandle;
 use crate::module_log::ModuleLog;
+use crate::stderr_tail::StderrTail;
 
 /// Most resources (cursors, WASI streams) one instance may hold at once.
 /// Cursors are capped lower, per call ([`EngineConfig::max_cursors_per_call`]).
@@ -60,6 +61,8 @@ pub(crate) struct HostState {
     /// Whether the module logged a line during the current call (the log's
     /// last line is then the module's last word before a trap).
     pub(crate) logged_this_call: bool,
+    /// The newest bytes the module wrote to stderr during the current call.
+    stderr: StderrTail,
     /// The limits of one call.
     pub(crate) quotas: CallQuotas,
     /// The resource-table positions of the cursors opened during this
@@ -77,8 +80,10 @@ impl HostState {
     pub(crate) fn new(datastore: Datastore, log: ModuleLog, config: &EngineConfig) -> Self {
         let mut resources = ResourceTable::new();
         resources.set_max_capacity(MAX_RESOURCES);
+        let stderr = StderrTail::default();
         Self {
-            wasi: sandbox(),
+            wasi: sandbox(stderr.clone()),
+            stderr,
             resources,
             datastore,
             log,
@@ -104,6 +109,7 @@ impl HostState {
     pub(crate) fn start_call(&mut self) {
         self.panic_message = None;
         self.logged_this_call = false;
+        self.stderr.clear();
         self.memory.denied = false;
         self.bytes_written = 0;
         self.close_cursors();
@@ -124,8 +130,8 @@ impl HostState {
     /// What a trap says to the module's author: the resource table limit
     /// if the module hit it, else the panic message the module reported
     /// before trapping (the Rust SDK reports every panic), else the trap's
-    /// own message and the last line the module logged during the call
-    /// (#9 items 4, 5).
+    /// own message with the last line the module logged and the last it
+    /// wrote to stderr during the call (#9 items 4, 5).
     pub(crate) fn trap_detail(&self, trap: &wasmtime::Error) -> String {
         if let Some(limit) = resource_table_full(trap) {
             return limit;
@@ -133,18 +139,18 @@ impl HostState {
         if let Some(message) = &self.panic_message {
             return format!("panicked: {message}");
         }
-        let last_line = self
+        let mut detail = trap_message(trap);
+        if let Some(line) = self
             .logged_this_call
             .then(|| self.log.records().last())
-            .flatten();
-        match last_line {
-            Some(line) => format!(
-                "{}; the module's last log line: {}",
-                trap_message(trap),
-                line.message
-            ),
-            None => trap_message(trap),
+            .flatten()
+        {
+            detail = format!("{detail}; the module's last log line: {}", line.message);
         }
+        if let Some(lines) = self.stderr.last_lines() {
+            detail = format!("{detail}; its last output on stderr: {lines}");
+        }
+        detail
     }
 
     /// Whether the module asked for more memory than its cap during this call.
@@ -154,9 +160,11 @@ impl HostState {
 }
 
 /// A WASI context that grants nothing: no files, no environment, no
-/// arguments, no stdin, output discarded, no network.
-fn sandbox() -> WasiCtx {
+/// arguments, no stdin, no network; stdout discarded, and of stderr only
+/// the newest bytes kept, in `stderr`, to explain a trap.
+fn sandbox(stderr: StderrTail) -> WasiCtx {
     WasiCtx::builder()
+        .stderr(stderr)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)

@@ -192,7 +192,8 @@ fn a_describe_that_panics_reports_the_panic_message() {
 }
 
 // #9 item 4: a trap that is not a panic carries the line the module
-// logged just before it, and a later trap does not repeat that line.
+// logged, or printed on stderr, just before it; a later trap does not
+// repeat those lines.
 #[test]
 fn a_trap_carries_the_last_line_the_module_logged_during_the_call() {
     let mut db = create_database(&test_engine(), "hostile");
@@ -202,9 +203,16 @@ fn a_trap_carries_the_last_line_the_module_logged_during_the_call() {
             if m.contains("the module's last log line: invariant broken")),
         "{error:?}"
     );
+    let error = call(&mut db, "print_then_trap", &[]).expect_err("traps");
+    assert!(
+        matches!(&error, CallError::Trapped(m)
+            if m.contains("its last output on stderr: fatal: the ledger does not balance")
+                && !m.contains("log line")),
+        "{error:?}"
+    );
     let error = call(&mut db, "log_then_trap", &args(&(false,))).expect_err("traps");
     assert!(
-        matches!(&error, CallError::Trapped(m) if !m.contains("log line")),
+        matches!(&error, CallError::Trapped(m) if !m.contains("log line") && !m.contains("stderr")),
         "{error:?}"
     );
 }

@@ -85,6 +85,14 @@ pub fn log_then_trap(_ctx: &ReducerContext, log: bool) {
     core::arch::wasm32::unreachable();
 }
 
+/// Prints why on stderr, then traps without panicking (as a module in
+/// another language would).
+#[reducer]
+pub fn print_then_trap(_ctx: &ReducerContext) {
+    eprintln!("fatal: the ledger does not balance");
+    core::arch::wasm32::unreachable();
+}
+
 #[link(wasm_import_module = "wasi:cli/stderr@0.2.0")]
 unsafe extern "C" {
     /// `wasi:cli/stderr.get-stderr`: a new handle to an output stream,
