@@ -4,6 +4,11 @@
 //! reducers, subscribes to SQL queries and keeps a live cache of the
 //! subscribed rows, with callbacks on inserts, deletes and in-place updates.
 //!
+//! Callbacks run with no lock held, may use the client, and are contained:
+//! one that panics is logged and the client carries on (see
+//! [`Client::on_insert`]). No request waits forever on a server that stops
+//! answering (see [`ConnectOptions::idle_timeout`]).
+//!
 //! ```no_run
 //! use worldline_client::{Client, ConnectOptions, Trust, parse_fingerprint};
 //!
@@ -17,10 +22,11 @@
 //! // WebSocket:
 //! let client = Client::connect(ConnectOptions::websocket("ws://127.0.0.1:3000/v1/ws", "chat")).await?;
 //!
-//! client.on_insert("message", |m: &Message| println!("{}", m.text));
+//! let printer = client.on_insert("message", |m: &Message| println!("{}", m.text));
 //! client.subscribe(&["SELECT * FROM message"]).await?;
 //! client.call("send_message", &("hello",)).await?;
 //! let messages: Vec<Message> = client.rows("message")?;
+//! client.remove_callback(printer);
 //! # drop((quic, messages)); Ok(()) }
 //! ```
 #![deny(missing_docs)]
