@@ -608,7 +608,8 @@ impl Inner {
     }
 
     /// Marks the connection closed for `reason`: every pending request
-    /// fails, and the event stream hears why.
+    /// fails, the event stream hears why, and every callback is dropped
+    /// (none would be called again; this also frees clients they hold).
     fn close(&self, reason: String) {
         let mut state = self.state();
         if state.closed.is_some() {
