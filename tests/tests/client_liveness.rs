@@ -148,3 +148,27 @@ async fn an_oversized_request_is_refused_by_the_client_and_the_connection_carrie
     }
     live.shutdown().await;
 }
+
+// A server whose frames are larger than a client accepts is refused when
+// connecting, with what to change, rather than at its first large message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_larger_frames_than_the_client_accepts_is_refused_at_connect() {
+    let max_frame = 8 << 20;
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_frame = max_frame;
+    })
+    .await;
+    let refused = Client::connect(ConnectOptions::websocket(live.ws_url(), "bank")).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Connect(m)) if m.contains("ConnectOptions::max_frame")),
+        "{:?}",
+        refused.err()
+    );
+    let mut options = ConnectOptions::websocket(live.ws_url(), "bank");
+    options.max_frame = max_frame;
+    let client = Client::connect(options)
+        .await
+        .expect("a client that accepts the frames");
+    client.close().await;
+    live.shutdown().await;
+}

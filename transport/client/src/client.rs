@@ -57,7 +57,9 @@ pub struct ConnectOptions {
     /// A token from an earlier connection, to be the same identity; `None`
     /// asks the server for a new identity.
     pub token: Option<String>,
-    /// The largest frame accepted from the server, in bytes.
+    /// The largest frame accepted from the server, in bytes. It must be at
+    /// least the server's limit (`Welcome.max_frame_bytes`, 4 MiB unless
+    /// configured otherwise), or `connect` fails saying so.
     pub max_frame: u32,
     /// The largest whole message accepted from the server, in bytes, once
     /// the fragments of a message split to fit frames are put back together
@@ -281,6 +283,13 @@ async fn handshake(
         }
         Err(reason) => return Err(ClientError::Closed(reason)),
     };
+    if welcome.max_frame_bytes > options.max_frame {
+        return Err(ClientError::Connect(format!(
+            "the server sends frames of up to {} bytes, more than this client accepts ({} bytes): \
+             raise ConnectOptions::max_frame",
+            welcome.max_frame_bytes, options.max_frame
+        )));
+    }
     Ok((writer, reader, welcome))
 }
 
