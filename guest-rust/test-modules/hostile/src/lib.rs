@@ -82,7 +82,7 @@ pub fn log_then_trap(_ctx: &ReducerContext, log: bool) {
     if log {
         worldline::log::error("invariant broken: the ledger does not balance");
     }
-    core::arch::wasm32::unreachable();
+    std::process::abort();
 }
 
 /// Prints why on stderr, then traps without panicking (as a module in
@@ -90,15 +90,22 @@ pub fn log_then_trap(_ctx: &ReducerContext, log: bool) {
 #[reducer]
 pub fn print_then_trap(_ctx: &ReducerContext) {
     eprintln!("fatal: the ledger does not balance");
-    core::arch::wasm32::unreachable();
+    std::process::abort();
 }
 
+#[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "wasi:cli/stderr@0.2.0")]
 unsafe extern "C" {
     /// `wasi:cli/stderr.get-stderr`: a new handle to an output stream,
     /// owned by the caller (the module must drop it).
     #[link_name = "get-stderr"]
     fn get_stderr() -> i32;
+}
+
+/// Outside wasm (the workspace's native test build) there is no WASI to leak.
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn get_stderr() -> i32 {
+    unreachable!("this module only runs as a wasm component")
 }
 
 /// Opens `count` WASI output streams (stderr) and never drops them.
