@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
-use wasmtime::component::Component;
 use worldline_datastore::{
     Datastore, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product, plan_migration,
 };
@@ -95,8 +94,9 @@ impl Loaded {
     /// Compiles `wasm`, checks it against the `worldline:module` world,
     /// instantiates it and reads its schema. Runs no reducer.
     fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, HostError> {
-        let component =
-            Component::new(engine.wasmtime(), wasm).map_err(|e| component_error(wasm, &e))?;
+        let component = engine
+            .component(wasm)
+            .map_err(|e| component_error(wasm, &e))?;
         let pre = engine
             .linker()
             .instantiate_pre(&component)

@@ -1,13 +1,16 @@
 //! The wasm engine shared by every database of a host: compiler settings,
-//! the epoch ticker that enforces reducer deadlines, and the import linker.
+//! the epoch ticker that enforces reducer deadlines, the import linker and
+//! the compiled-component cache.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::Module;
+use crate::component_cache::{CacheStats, ComponentCache};
 use crate::error::HostError;
 use crate::module_log::LogLimits;
 use crate::state::{HostState, resource_table_full};
@@ -52,6 +55,10 @@ pub struct EngineConfig {
     /// past it traps, naming the limit, and changes nothing. Deleting rows
     /// makes room. Default 4 GiB.
     pub max_database_bytes: usize,
+    /// The most bytes of compiled components the on-disk cache keeps (see
+    /// [`Engine::with_component_cache`]); the least recently used are
+    /// deleted first. 0 turns the cache off. Default 1 GiB.
+    pub component_cache_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +76,7 @@ impl Default for EngineConfig {
             max_batch_bytes: 1 << 20,
             max_tx_write_bytes: 64 << 20,
             max_database_bytes: 4 << 30,
+            component_cache_bytes: 1 << 30,
         }
     }
 }
@@ -82,6 +90,7 @@ pub struct Engine {
     linker: Arc<Linker<HostState>>,
     config: EngineConfig,
     pooling: bool,
+    cache: Option<Arc<ComponentCache>>,
 }
 
 impl Engine {
@@ -112,7 +121,42 @@ impl Engine {
             linker: Arc::new(linker),
             config,
             pooling,
+            cache: None,
         })
+    }
+
+    /// This engine, keeping the components it compiles in the directory
+    /// `dir` (created, mode 0700, if missing), so that a component compiled
+    /// once (by this engine or an earlier one with the same configuration and
+    /// wasmtime) loads without compiling. A [`Host`](crate::Host) uses
+    /// `cache/components/` in its data directory. Entries are checked
+    /// against a SHA-256 digest before they are loaded; a damaged one is
+    /// deleted and the component compiled again. With
+    /// [`EngineConfig::component_cache_bytes`] 0 the engine is returned unchanged.
+    pub fn with_component_cache(mut self, dir: &Path) -> Result<Self, HostError> {
+        if self.config.component_cache_bytes == 0 {
+            return Ok(self);
+        }
+        let cache = ComponentCache::open(&self.inner, dir, self.config.component_cache_bytes)
+            .map_err(|source| HostError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        self.cache = Some(Arc::new(cache));
+        Ok(self)
+    }
+
+    /// How often the compiled-component cache was used, if this engine has one.
+    pub fn component_cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// Compiles `wasm`, or loads its compiled form from the component cache.
+    pub(crate) fn component(&self, wasm: &[u8]) -> wasmtime::Result<Component> {
+        match &self.cache {
+            Some(cache) => cache.component(&self.inner, wasm),
+            None => Component::new(&self.inner, wasm),
+        }
     }
 
     /// Whether the pooling instance allocator is in use.

@@ -10,6 +10,8 @@
 //! databases/<name>/log/          commit log segments
 //! databases/<name>/snapshots/    snapshots
 //! databases/.deleted-<name>/     a database being deleted (removed on open if left behind)
+//! cache/components/              compiled components, so a module compiles once (see
+//!                                [`Engine::with_component_cache`])
 //! ```
 //!
 //! The host holds a capability to the directory (cap-std) and reaches
@@ -134,7 +136,7 @@ impl Host {
         root.create_dir_all("databases").map_err(io)?;
         let databases_dir = root.open_dir("databases").map_err(io)?;
         let authority = load_or_create_authority(&root, path)?;
-        let engine = Engine::new(config.engine.clone())?;
+        let engine = open_engine(&config.engine, path)?;
         Ok(Self {
             engine,
             config,
@@ -377,6 +379,12 @@ impl Host {
         &self.authority
     }
 
+    /// The engine every database of this host runs on (for its
+    /// [`component_cache_stats`](Engine::component_cache_stats)).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// What recovery did for each database when the host opened.
     pub fn recovery_reports(&self) -> &[(String, RecoveryReport)] {
         &self.recovered
@@ -435,6 +443,34 @@ fn load_or_create_authority(root: &Dir, shown: &Path) -> Result<Authority, HostE
     let authority = Authority::generate(ISSUER);
     write_secret(root, shown, "server.key", &authority.secret())?;
     Ok(authority)
+}
+
+/// The engine for a host in `path`, with its compiled-component cache in
+/// `cache/components/` (mode 0700). A cache that cannot be set up costs
+/// compile time, not the server: the engine then compiles every component.
+fn open_engine(config: &EngineConfig, path: &Path) -> Result<Engine, HostError> {
+    let engine = Engine::new(config.clone())?;
+    let cache = path.join("cache");
+    let prepared = std::fs::create_dir_all(&cache).and_then(|()| {
+        std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+    });
+    if let Err(e) = prepared {
+        tracing::warn!(
+            "no compiled-component cache: {}: {e}; every module will be compiled",
+            cache.display()
+        );
+        return Ok(engine);
+    }
+    match engine
+        .clone()
+        .with_component_cache(&cache.join("components"))
+    {
+        Ok(cached) => Ok(cached),
+        Err(e) => {
+            tracing::warn!("no compiled-component cache: {e}; every module will be compiled");
+            Ok(engine)
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {

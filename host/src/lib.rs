@@ -22,6 +22,7 @@
 
 mod auth;
 mod bindings;
+mod component_cache;
 mod database;
 mod engine;
 mod error;
@@ -37,6 +38,7 @@ mod storage;
 
 pub use auth::{AuthError, Authority, identity_for};
 pub use database::{CallContext, Database, ReducerOutcome, SwapPolicy, describe_component};
+pub use component_cache::CacheStats;
 pub use engine::{Engine, EngineConfig};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostConfig, UnavailableDatabase};
