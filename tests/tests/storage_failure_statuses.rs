@@ -7,8 +7,11 @@
 //! at most the one with the unknown outcome) are there.
 //!
 //! The full disk is `RLIMIT_FSIZE`, set on this test process once the
-//! database is published and seeded (the tests of this binary take turns),
-//! with `SIGXFSZ` ignored so that writes past it fail with `EFBIG`.
+//! database is published and seeded, with `SIGXFSZ` ignored so that writes
+//! past it fail with `EFBIG`. The limit is the whole process's, and it also
+//! stops the test harness from printing to a log file that has grown past
+//! it, so this binary has a single test that runs both scenarios in turn
+//! and lifts the limit before it returns (or panics).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,9 +23,6 @@ use worldline_tests::crash::{ACCOUNTS, INITIAL_BALANCE, apply, transfers};
 use worldline_tests::raw::{RawWebSocket, call, fatal, hello};
 use worldline_tests::{TempDir, args, guest_wasm, test_engine_config};
 use worldline_transport::{ReducerStatus, ServerMessage};
-
-/// The file-size limit is the whole process's: one test at a time.
-static DISK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One HTTP/1.1 request; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
@@ -149,22 +149,40 @@ async fn start_seeded(dir: &Path) -> (Server, String) {
     (server, token)
 }
 
-/// Leaves the commit log room for a few dozen more transfer records.
-fn fill_disk_soon(dir: &Path) {
+/// Leaves the commit log room for a few dozen more transfer records, until
+/// the returned guard is dropped.
+fn fill_disk_soon(dir: &Path) -> DiskLimit {
     let log_dir = dir.join("databases/bank/log");
     limit_file_size(largest_file(&log_dir) + 4096);
+    DiskLimit
 }
 
-// #9 items 5, 6 and 7.
+/// Lifts the file-size limit when dropped, on a panic too.
+struct DiskLimit;
+
+impl Drop for DiskLimit {
+    fn drop(&mut self) {
+        limit_file_size(u64::MAX);
+    }
+}
+
+// #9 items 5, 6 and 7: one test, so that nothing else in this process
+// (another test, the harness's output) writes while the disk is "full".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_outcome_unknown_over_http_and_the_wire() {
+    a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads().await;
+    a_full_disk_answers_outcome_unknown_over_the_wire().await;
+}
+
+/// Over HTTP: committed or refused until the disk fills, then one outcome
+/// unknown, then 503s; SQL 503; after a restart exactly what was acknowledged.
 async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
-    let _disk = DISK.lock().await;
     let dir = TempDir::new("worldline-full-disk-statuses");
     let (server, token) = start_seeded(dir.path()).await;
     let addr = server.http_addr();
 
     let (statuses, sent, after_failure_sql) = tokio::task::block_in_place(|| {
-        fill_disk_soon(dir.path());
+        let full = fill_disk_soon(dir.path());
         let mut statuses = Vec::new();
         let mut sent = Vec::new();
         for (from, to, amount) in transfers(9) {
@@ -198,7 +216,7 @@ async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
             &token,
             &guest_wasm("bank"),
         );
-        limit_file_size(u64::MAX);
+        drop(full);
         assert_eq!(publish.0, 503, "publishing on a full disk: {}", publish.1);
         (statuses, sent, sql)
     });
@@ -259,11 +277,9 @@ async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
     server.shutdown().await;
 }
 
-// #9 items 5 and 6, over the wire protocol: `ReducerStatus::OutcomeUnknown`,
-// then a fatal `Error`, then connections (and so subscriptions) refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Over the wire protocol (#9 items 5 and 6): `ReducerStatus::OutcomeUnknown`,
+/// then a fatal `Error`, then connections (and so subscriptions) refused.
 async fn a_full_disk_answers_outcome_unknown_over_the_wire() {
-    let _disk = DISK.lock().await;
     let dir = TempDir::new("worldline-full-disk-wire");
     let (server, token) = start_seeded(dir.path()).await;
     let url = format!("ws://{}/v1/ws", server.http_addr());
@@ -273,7 +289,7 @@ async fn a_full_disk_answers_outcome_unknown_over_the_wire() {
         ws.recv().await,
         Some(ServerMessage::Welcome { .. })
     ));
-    fill_disk_soon(dir.path());
+    let full = fill_disk_soon(dir.path());
     let mut unknown = None;
     for (request_id, transfer) in (0..2000).zip(transfers(5)) {
         ws.send(&call(request_id, "transfer", args(&transfer)))
@@ -299,7 +315,7 @@ async fn a_full_disk_answers_outcome_unknown_over_the_wire() {
             other => panic!("request {request_id}: {other:?} before the disk filled"),
         }
     }
-    limit_file_size(u64::MAX);
+    drop(full);
     let reason = unknown.expect("the disk filled within 2,000 transfers");
     assert!(reason.contains("commit log"), "{reason}");
     let stopped = fatal(ws.recv().await);
