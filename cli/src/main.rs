@@ -1,6 +1,7 @@
 //! `worldline`: the Worldline command line.
 
 mod api;
+mod bench;
 mod commands;
 mod config;
 mod context;
@@ -56,6 +57,8 @@ enum Command {
     Init(init::InitArgs),
     /// Generate typed client bindings for a module.
     Generate(generate::GenerateArgs),
+    /// Benchmarks: transfer throughput, round trip, fan-out, replay, publish.
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -74,6 +77,7 @@ impl Command {
             Command::Identity(_) => "identity",
             Command::Init(_) => "init",
             Command::Generate(_) => "generate",
+            Command::Bench(_) => "bench",
         }
     }
 }
@@ -83,6 +87,7 @@ fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<()> {
         Command::Start(args) => start::run(args),
         Command::Init(args) => init::run(args),
         Command::Generate(args) => generate::run(args, global),
+        Command::Bench(args) => bench::run(args, global),
         Command::Publish(args) => publish::run(args, Context::load(global)?),
         Command::Call(args) => call::run(args, Context::load(global)?),
         Command::Sql(args) => sql::run(args, Context::load(global)?),

@@ -16,9 +16,9 @@ use crate::api::Api;
 use crate::context::Context;
 use crate::hint::hinted;
 
-/// Which transport `subscribe` connects over.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Protocol {
+/// Which transport `subscribe` (and `bench`) connects over.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
     /// QUIC, pinning the certificate fingerprint the server reports.
     Quic,
     /// WebSocket on the HTTP port.
@@ -59,7 +59,13 @@ pub fn run(args: SubscribeArgs, mut context: Context) -> anyhow::Result<()> {
         .config
         .default_identity(&context.server)
         .map(|i| i.token.clone());
-    let options = connect_options(&args, &api, &context.server)?;
+    let options = connect_options(
+        args.protocol,
+        args.fingerprint.as_deref(),
+        &args.name,
+        &api,
+        &context.server,
+    )?;
     let options = match token {
         Some(token) => options.with_token(token),
         None => options,
@@ -128,19 +134,22 @@ async fn subscribe(
     Ok(())
 }
 
-/// Where to connect, from the server's HTTP address and (for QUIC) its `/v1/server`.
-fn connect_options(
-    args: &SubscribeArgs,
+/// Where to connect to `database`, from the server's HTTP address and (for
+/// QUIC) its `/v1/server`, pinning `fingerprint` if given.
+pub fn connect_options(
+    protocol: Protocol,
+    fingerprint: Option<&str>,
+    database: &str,
     api: &Api,
     server: &str,
 ) -> anyhow::Result<ConnectOptions> {
     let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
     let authority = rest.split('/').next().unwrap_or(rest);
-    match args.protocol {
+    match protocol {
         Protocol::Ws => {
             let ws = if scheme == "https" { "wss" } else { "ws" };
             let url = format!("{ws}://{authority}{}", worldline_transport::WEBSOCKET_PATH);
-            Ok(ConnectOptions::websocket(url, &args.name))
+            Ok(ConnectOptions::websocket(url, database))
         }
         Protocol::Quic => {
             let info = api.server_info()?;
@@ -157,15 +166,11 @@ fn connect_options(
             } else {
                 bound
             };
-            let fingerprint = args
-                .fingerprint
-                .as_deref()
-                .unwrap_or(&info.quic_fingerprint);
-            let fingerprint = parse_fingerprint(fingerprint)?;
+            let fingerprint = parse_fingerprint(fingerprint.unwrap_or(&info.quic_fingerprint))?;
             Ok(ConnectOptions::quic(
                 addr,
                 Trust::Fingerprint(fingerprint),
-                &args.name,
+                database,
             ))
         }
     }

@@ -1,0 +1,319 @@
+//! `worldline bench transfer`: the bank transfer from C connections with P
+//! calls in flight each, accounts drawn by Zipf's law; TPS, latency, server
+//! CPU and memory; the balance sum checked at the end; optionally the same
+//! transaction on SQLite for comparison.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::load::{self, Load, Stop};
+use super::server::{self, ClientArgs, Prepared, Usage, protocol_name};
+use super::sqlite::{self, SqliteRun};
+use super::stats::{Latency, Spread, Window, thousands};
+use crate::context::GlobalArgs;
+use crate::output::print_json;
+
+/// A system to run the same transaction on, for comparison.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Baseline {
+    /// SQLite in this process, WAL mode, synchronous=FULL and =NORMAL.
+    Sqlite,
+}
+
+/// Options of `worldline bench transfer`.
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// How many accounts to seed.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    accounts: u32,
+    /// Each account's opening balance; transfers move 1 unit, so no account
+    /// runs dry within a window unless this is small.
+    #[arg(long, value_name = "UNITS", default_value_t = 1_000_000_000)]
+    balance: i64,
+    /// How many client connections.
+    #[arg(long, value_name = "C", default_value_t = 4)]
+    connections: usize,
+    /// Calls in flight on each connection.
+    #[arg(long, value_name = "P", default_value_t = 16)]
+    in_flight: usize,
+    /// Zipf exponent of the account choice (0: uniform; 1.5: a few hot accounts).
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
+    alpha: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    duration: f64,
+    /// Also run the same transfers on this system and print the ratio.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    baseline: Vec<Baseline>,
+}
+
+/// One measured run over one transport.
+#[derive(Debug, Serialize)]
+struct Run {
+    protocol: &'static str,
+    durability: String,
+    connections: usize,
+    in_flight: usize,
+    alpha: f64,
+    accounts: u32,
+    warmup_s: f64,
+    duration_s: f64,
+    /// Committed transfers per second in the window.
+    tps: f64,
+    /// Committed transfers in each second of the window.
+    tps_per_second: Spread,
+    latency: Latency,
+    /// Over warm-up and window together.
+    committed: u64,
+    refused: u64,
+    errors: u64,
+    first_error: Option<String>,
+    /// The started server in the window (`null` with `--server`).
+    server: Option<ServerUsage>,
+    balance_sum_before: i128,
+    balance_sum_after: i128,
+    balance_unchanged: bool,
+}
+
+/// The server process over the measured window.
+#[derive(Debug, Serialize)]
+struct ServerUsage {
+    cpu_seconds: f64,
+    /// CPU time over wall time: 2.0 is two cores busy.
+    cpu_cores: f64,
+    rss_mib: f64,
+    peak_rss_mib: f64,
+}
+
+/// A baseline's run, and Worldline's TPS as a ratio to it per transport.
+#[derive(Debug, Serialize)]
+struct BaselineRun {
+    system: String,
+    #[serde(flatten)]
+    run: SqliteRun,
+    /// Worldline's TPS divided by this one, per protocol.
+    ratios: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    runs: Vec<Run>,
+    baselines: Vec<BaselineRun>,
+}
+
+fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("--{what} {value} is not a number of seconds"))
+}
+
+/// Runs `worldline bench transfer`.
+pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
+    anyhow::ensure!(
+        args.connections >= 1 && args.in_flight >= 1,
+        "--connections and --in-flight must be at least 1"
+    );
+    anyhow::ensure!(args.alpha >= 0.0, "--alpha must not be negative");
+    let warmup = seconds(args.warmup, "warmup")?;
+    let duration = seconds(args.duration, "duration")?;
+    anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
+    let prepared = Prepared::new(global, &args.client)?;
+    let (target, options) = (&prepared.target, &prepared.options);
+    let mut runs = Vec::new();
+    prepared.runtime.block_on(async {
+        let seeder = server::connect(&options[0].1).await?;
+        server::seed(&seeder, args.accounts, args.balance).await?;
+        for (protocol, options) in options {
+            let (_, before) = server::balances(&seeder).await?;
+            let mut clients = Vec::with_capacity(args.connections);
+            for _ in 0..args.connections {
+                clients.push(Arc::new(server::connect(options).await?));
+            }
+            let window = Window::after(warmup, duration);
+            let pid = target.process().map(|p| p.pid());
+            let usage = tokio::spawn(usage_over(pid, window));
+            let done = Arc::new(AtomicU64::new(0));
+            let label = format!("transfer over {}", protocol_name(*protocol));
+            let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
+            let load = Load {
+                in_flight: args.in_flight,
+                accounts: args.accounts,
+                alpha: args.alpha,
+            };
+            let stop = Stop {
+                at: window.closes(),
+                calls: u64::MAX,
+            };
+            let tally = load::transfers(&clients, load, window, stop, done).await;
+            progress.abort();
+            load::end_progress();
+            let server = usage.await??;
+            for client in &clients {
+                client.close().await;
+            }
+            let (_, after) = server::balances(&seeder).await?;
+            let summary = tally.recorder.summary(&window);
+            runs.push(Run {
+                protocol: protocol_name(*protocol),
+                durability: target.durability_name(),
+                connections: args.connections,
+                in_flight: args.in_flight,
+                alpha: args.alpha,
+                accounts: args.accounts,
+                warmup_s: args.warmup,
+                duration_s: args.duration,
+                tps: summary.per_second,
+                tps_per_second: summary.spread,
+                latency: summary.latency,
+                committed: tally.committed,
+                refused: tally.refused,
+                errors: tally.errors,
+                first_error: tally.first_error,
+                server,
+                balance_sum_before: before,
+                balance_sum_after: after,
+                balance_unchanged: before == after,
+            });
+        }
+        seeder.close().await;
+        anyhow::Ok(())
+    })?;
+    prepared.target.stop()?;
+    let mut baselines = Vec::new();
+    for &baseline in &args.baseline {
+        match baseline {
+            Baseline::Sqlite => {
+                for synchronous in ["FULL", "NORMAL"] {
+                    eprintln!("SQLite WAL synchronous={synchronous}: running...");
+                    let run = sqlite::run(
+                        synchronous,
+                        args.accounts,
+                        args.balance,
+                        args.alpha,
+                        warmup,
+                        duration,
+                    )?;
+                    let ratios = runs
+                        .iter()
+                        .map(|r| (r.protocol.to_string(), r.tps / run.summary.per_second))
+                        .collect();
+                    baselines.push(BaselineRun {
+                        system: format!("sqlite WAL synchronous={synchronous}"),
+                        run,
+                        ratios,
+                    });
+                }
+            }
+        }
+    }
+    let report = Report { runs, baselines };
+    if args.client.target.json {
+        print_json(&report)?;
+    } else {
+        print_text(&report);
+    }
+    let broken = report.runs.iter().any(|r| !r.balance_unchanged)
+        || report.baselines.iter().any(|b| !b.run.balance_unchanged);
+    anyhow::ensure!(
+        !broken,
+        "the balance sum changed: transfers lost or made money"
+    );
+    Ok(())
+}
+
+/// The server's CPU time and memory over `window` (none without a pid).
+async fn usage_over(pid: Option<u32>, window: Window) -> anyhow::Result<Option<ServerUsage>> {
+    let Some(pid) = pid else { return Ok(None) };
+    tokio::time::sleep_until(window.opens.into()).await;
+    let before: Usage = server::usage(pid)?;
+    tokio::time::sleep_until(window.closes().into()).await;
+    let after = server::usage(pid)?;
+    let cpu_seconds = after.cpu_seconds - before.cpu_seconds;
+    Ok(Some(ServerUsage {
+        cpu_seconds,
+        cpu_cores: cpu_seconds / window.duration.as_secs_f64(),
+        rss_mib: after.rss_mib,
+        peak_rss_mib: after.peak_rss_mib,
+    }))
+}
+
+fn print_text(report: &Report) {
+    for run in &report.runs {
+        println!(
+            "transfer over {}, durability {}: {} connections x {} in flight, alpha {}, {} accounts, {} s measured after {} s warm-up",
+            run.protocol,
+            run.durability,
+            run.connections,
+            run.in_flight,
+            run.alpha,
+            thousands(f64::from(run.accounts)),
+            run.duration_s,
+            run.warmup_s
+        );
+        println!(
+            "  TPS {}   per second: min {}, median {}, max {}",
+            thousands(run.tps),
+            thousands(run.tps_per_second.min),
+            thousands(run.tps_per_second.median),
+            thousands(run.tps_per_second.max)
+        );
+        print_latency(&run.latency);
+        println!(
+            "  committed {}, refused for lack of funds {}, errors {}",
+            thousands(run.committed as f64),
+            thousands(run.refused as f64),
+            thousands(run.errors as f64)
+        );
+        if let Some(error) = &run.first_error {
+            println!("  first error: {error}");
+        }
+        match &run.server {
+            Some(s) => println!(
+                "  server: CPU {:.2} s in the window ({:.2} cores), RSS {:.1} MiB (peak {:.1} MiB)",
+                s.cpu_seconds, s.cpu_cores, s.rss_mib, s.peak_rss_mib
+            ),
+            None => println!("  server: CPU n/a, RSS n/a (a server this command did not start)"),
+        }
+        let verdict = if run.balance_unchanged {
+            "unchanged"
+        } else {
+            "CHANGED"
+        };
+        println!(
+            "  balance sum {} before, {} after: {verdict}",
+            run.balance_sum_before, run.balance_sum_after
+        );
+    }
+    for baseline in &report.baselines {
+        let summary = &baseline.run.summary;
+        println!(
+            "{}: TPS {}   per second: min {}, median {}, max {}",
+            baseline.system,
+            thousands(summary.per_second),
+            thousands(summary.spread.min),
+            thousands(summary.spread.median),
+            thousands(summary.spread.max)
+        );
+        print_latency(&summary.latency);
+        for (protocol, ratio) in &baseline.ratios {
+            println!("  Worldline over {protocol}: {ratio:.2}x its TPS");
+        }
+    }
+}
+
+/// One line of latency percentiles.
+pub fn print_latency(latency: &Latency) {
+    println!(
+        "  latency p50 {:.0} µs, p95 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        latency.p50_us, latency.p95_us, latency.p99_us, latency.max_us
+    );
+}

@@ -1,0 +1,116 @@
+//! #10 items 1 and 2: `worldline bench` runs end to end against a server it
+//! starts itself, with tiny settings so that each subcommand takes a few
+//! seconds. These check that the benchmarks work and that the bank's balance
+//! invariant holds; they time nothing.
+
+use std::process::Command;
+
+use serde_json::Value;
+use worldline_tests::{TempDir, guest_path};
+
+/// Runs `worldline bench ARGS --json` on the prebuilt bank component and
+/// returns the JSON it printed.
+fn bench(args: &[&str]) -> Value {
+    let config = TempDir::new("worldline-bench-config");
+    let output = Command::new(env!("CARGO_BIN_EXE_worldline"))
+        .arg("bench")
+        .args(args)
+        .arg("--wasm")
+        .arg(guest_path("bank"))
+        .args(["--durability", "none", "--json"])
+        .env_remove("WORLDLINE_SERVER")
+        .env("WORLDLINE_CONFIG", config.path().join("config.toml"))
+        .output()
+        .expect("running worldline bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "worldline bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+// #10 items 1, 2
+#[test]
+fn bench_transfer_keeps_the_balance_sum_over_both_protocols_and_runs_the_sqlite_baseline() {
+    let report = bench(&[
+        "transfer",
+        "--accounts",
+        "1000",
+        "--connections",
+        "2",
+        "--in-flight",
+        "4",
+        "--alpha",
+        "1.5",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+        "--protocol",
+        "ws,quic",
+        "--baseline",
+        "sqlite",
+    ]);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    for run in runs {
+        assert_eq!(run["balance_unchanged"], true, "{run}");
+        assert_eq!(run["balance_sum_before"], 1000 * 1_000_000_000i64, "{run}");
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["tps"].as_f64().unwrap() > 0.0, "{run}");
+        assert!(run["latency"]["p99_us"].as_f64().unwrap() > 0.0, "{run}");
+        assert!(run["server"]["rss_mib"].as_f64().unwrap() > 0.0, "{run}");
+        assert_eq!(run["durability"], "none");
+    }
+    let baselines = report["baselines"].as_array().expect("baselines");
+    assert_eq!(baselines.len(), 2, "{report}");
+    for baseline in baselines {
+        assert_eq!(baseline["balance_unchanged"], true, "{baseline}");
+        assert!(baseline["summary"]["per_second"].as_f64().unwrap() > 0.0);
+        assert_eq!(baseline["ratios"].as_array().unwrap().len(), 2);
+    }
+}
+
+// #10 item 1
+#[test]
+fn bench_rtt_measures_both_transports() {
+    let runs = bench(&["rtt", "--calls", "50", "--warmup-calls", "5"]);
+    let runs = runs.as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert!(run["latency"]["p50_us"].as_f64().unwrap() > 0.0, "{run}");
+    }
+}
+
+// #10 item 1
+#[test]
+fn bench_fanout_reaches_every_subscriber() {
+    let runs = bench(&["fanout", "--subscribers", "20", "--rounds", "3"]);
+    let runs = runs.as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert!(run["median_ms"].as_f64().unwrap() > 0.0, "{run}");
+    }
+}
+
+// #10 item 1
+#[test]
+fn bench_replay_recovers_every_logged_transaction() {
+    let report = bench(&["replay", "--transactions", "2000", "--accounts", "100"]);
+    assert_eq!(report["logged"], 2001, "{report}");
+    assert_eq!(report["replayed"], 2001, "{report}");
+    assert_eq!(report["balance_unchanged"], true, "{report}");
+}
+
+// #10 item 1
+#[test]
+fn bench_publish_times_cold_and_cached() {
+    let report = bench(&["publish", "--repeat", "1"]);
+    assert!(report["cold_ms"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["cached_median_ms"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+}
