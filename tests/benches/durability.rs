@@ -1,18 +1,28 @@
 //! Durability benchmarks: `bank.transfer` throughput under each durability
-//! policy (on real files), commit-log replay rate, and snapshot write and
-//! load time. Run with `cargo bench -p worldline-tests --bench durability`.
+//! policy (on real files), in process and through a real server over
+//! WebSocket with pipelined clients, commit-log replay rate, and snapshot
+//! write and load time. Run with
+//! `cargo bench -p worldline-tests --bench durability`.
 //!
 //! Environment: `WORLDLINE_BENCH_TRANSFERS` (default 20000) transfers per
-//! policy; `WORLDLINE_BENCH_REPLAY` (default 1000000) transfers in the
+//! policy; `WORLDLINE_BENCH_WIRE` (default 100000) transfers per policy over
+//! the wire; `WORLDLINE_BENCH_REPLAY` (default 1000000) transfers in the
 //! replayed log.
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use worldline_client::{Client, ConnectOptions};
 use worldline_host::{CallContext, DurabilityPolicy, Host, HostConfig, StorageConfig};
+use worldline_tests::live::LiveServer;
 use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm};
+use worldline_transport::ReducerStatus;
 
 const ACCOUNTS: u32 = 100_000;
+/// Connections, and calls in flight on each, for the transfers over the wire.
+const CONNECTIONS: usize = 4;
+const IN_FLIGHT: usize = 16;
 
 fn env_count(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -98,6 +108,19 @@ fn main() {
         );
     }
 
+    let wire_count = env_count("WORLDLINE_BENCH_WIRE", 100_000) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for policy in [DurabilityPolicy::None, DurabilityPolicy::Every] {
+        let (rate, seconds) = runtime.block_on(over_the_wire(policy, wire_count));
+        println!(
+            "over WebSocket, durability {policy:>5}: {rate:>9.0} transfers/s, {CONNECTIONS} connections x {IN_FLIGHT} in flight ({wire_count} transfers in {seconds:.2} s)"
+        );
+    }
+    drop(runtime);
+
     let replay_count = env_count("WORLDLINE_BENCH_REPLAY", 1_000_000);
     let dir = TempDir::new("worldline-bench-replay");
     {
@@ -147,4 +170,45 @@ fn main() {
         report.duration.as_secs_f64() * 1e3,
         loaded.as_secs_f64() * 1e3,
     );
+}
+
+/// Transfers through a real server (on real files) from [`CONNECTIONS`]
+/// WebSocket clients keeping [`IN_FLIGHT`] calls in flight each; returns
+/// transfers per second and the seconds taken.
+async fn over_the_wire(policy: DurabilityPolicy, count: usize) -> (f64, f64) {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.host.storage.durability = policy;
+        config.host.storage.snapshot_every = None;
+    })
+    .await;
+    let connect = || Client::connect(ConnectOptions::websocket(live.ws_url(), "bank"));
+    let seeder = connect().await.expect("connecting");
+    let seeded = seeder.call("seed", &(ACCOUNTS, 1_000_000i64)).await;
+    assert_eq!(seeded.expect("seeding").status, ReducerStatus::Committed);
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        clients.push(connect().await.expect("connecting"));
+    }
+    let per_lane = count / (CONNECTIONS * IN_FLIGHT);
+    let started = Instant::now();
+    let lanes = clients.iter().enumerate().flat_map(|(c, client)| {
+        (0..IN_FLIGHT).map(move |lane| async move {
+            let mut rng = StdRng::seed_from_u64((c * IN_FLIGHT + lane) as u64);
+            for _ in 0..per_lane {
+                let from = rng.random_range(0..ACCOUNTS);
+                let to = (from + rng.random_range(1..ACCOUNTS)) % ACCOUNTS;
+                let outcome = client.call("transfer", &(from, to, 1i64)).await;
+                assert_eq!(outcome.expect("transfer").status, ReducerStatus::Committed);
+            }
+        })
+    });
+    join_all(lanes).await;
+    let elapsed = started.elapsed();
+    for client in clients {
+        client.close().await;
+    }
+    seeder.close().await;
+    live.shutdown().await;
+    let done = per_lane * CONNECTIONS * IN_FLIGHT;
+    (done as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64())
 }
