@@ -447,13 +447,42 @@ impl Database {
         self.run_lifecycle(Lifecycle::ClientDisconnected, ctx)
     }
 
+    /// Like [`client_connected`](Self::client_connected), but returns as
+    /// soon as the transaction is committed in memory (see
+    /// [`call_reducer_nowait`](Self::call_reducer_nowait)).
+    pub fn client_connected_nowait(
+        &mut self,
+        ctx: CallContext,
+    ) -> Result<Option<ReducerOutcome>, CallError> {
+        self.run_lifecycle_nowait(Lifecycle::ClientConnected, ctx)
+    }
+
+    /// Like [`client_disconnected`](Self::client_disconnected), but returns
+    /// as soon as the transaction is committed in memory.
+    pub fn client_disconnected_nowait(
+        &mut self,
+        ctx: CallContext,
+    ) -> Result<Option<ReducerOutcome>, CallError> {
+        self.run_lifecycle_nowait(Lifecycle::ClientDisconnected, ctx)
+    }
+
     fn run_lifecycle(
         &mut self,
         lifecycle: Lifecycle,
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
+        let outcome = self.run_lifecycle_nowait(lifecycle, ctx)?;
+        self.wait_durable(outcome.as_ref().and_then(|outcome| outcome.offset))?;
+        Ok(outcome)
+    }
+
+    fn run_lifecycle_nowait(
+        &mut self,
+        lifecycle: Lifecycle,
+        ctx: CallContext,
+    ) -> Result<Option<ReducerOutcome>, CallError> {
         match self.lifecycle_reducer(lifecycle) {
-            Some(id) => self.run_durably(id, &[], ctx).map(Some),
+            Some(id) => self.run(id, &[], ctx).map(Some),
             None => Ok(None),
         }
     }
@@ -476,6 +505,33 @@ impl Database {
                  it may or may not survive ({reason})"
             ))
         })
+    }
+
+    /// Whether the transaction at `offset` is as durable as the storage
+    /// policy promises, without waiting (`None`, nothing logged: yes).
+    /// `Ok(false)` while it is not yet; if the commit log failed before
+    /// confirming it, the error and the stop [`wait_durable`](Self::wait_durable)
+    /// would give. With [`on_durable`](Self::on_durable), a thread can run
+    /// further calls while earlier ones are being made durable.
+    pub fn is_durable(&mut self, offset: Option<u64>) -> Result<bool, CallError> {
+        let (Some(offset), Some(storage)) = (offset, &self.storage) else {
+            return Ok(true);
+        };
+        match storage.is_durable(offset) {
+            Ok(durable) => Ok(durable),
+            Err(_) => self.wait_durable(Some(offset)).map(|()| true),
+        }
+    }
+
+    /// Has `wake` called, on the commit log's thread, whenever logged
+    /// transactions become durable or the log fails, so that a thread
+    /// waiting for them can check [`is_durable`](Self::is_durable) again.
+    /// It must return quickly. Never called for an in-memory database or
+    /// under [`DurabilityPolicy::None`](crate::DurabilityPolicy::None).
+    pub fn on_durable(&mut self, wake: impl Fn() + Send + Sync + 'static) {
+        if let Some(storage) = &mut self.storage {
+            storage.set_waker(std::sync::Arc::new(wake));
+        }
     }
 
     /// Writes a snapshot of every table now (persistent databases only).

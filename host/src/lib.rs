@@ -37,13 +37,13 @@ mod stderr_tail;
 mod storage;
 
 pub use auth::{AuthError, Authority, identity_for};
-pub use database::{CallContext, Database, ReducerOutcome, SwapPolicy, describe_component};
 pub use component_cache::CacheStats;
+pub use database::{CallContext, Database, ReducerOutcome, SwapPolicy, describe_component};
 pub use engine::{Engine, EngineConfig};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostConfig, UnavailableDatabase};
 pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use secret_file::{SecretFileError, check_secret_file, write_secret_file};
-pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError};
+pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError, SyncHook};
 pub use worldline_datastore as datastore;

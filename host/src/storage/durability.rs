@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,11 @@ enum Job {
     Sync,
 }
 
+/// Called on the durability thread whenever the log's durable offset
+/// advances or the log fails, so that a waiting thread can look again
+/// (see [`Durability::is_durable`]) instead of blocking in [`Durability::wait`].
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
+
 /// How far the log is durable, shared with the thread.
 #[derive(Default)]
 struct Progress {
@@ -76,10 +81,37 @@ struct Progress {
     failed: Option<String>,
 }
 
-#[derive(Default)]
 struct Shared {
     progress: Mutex<Progress>,
     changed: Condvar,
+    waker: OnceLock<Waker>,
+    before_sync: Option<SyncHook>,
+}
+
+impl Shared {
+    /// Wakes [`Durability::wait`] and the [`Waker`], if any.
+    fn notify(&self) {
+        self.changed.notify_all();
+        if let Some(wake) = self.waker.get() {
+            wake();
+        }
+    }
+}
+
+impl Progress {
+    /// Whether the record at `offset` is durable (`Some(Ok)`), will never be
+    /// known to be (`Some(Err)`: the log failed first) or not yet (`None`).
+    /// #9 item 5: confirmation first, so that a failure does not put in
+    /// doubt what was durable before it.
+    fn check(&self, offset: u64) -> Option<Result<(), StorageError>> {
+        if self.durable_below > offset {
+            Some(Ok(()))
+        } else {
+            self.failed
+                .as_ref()
+                .map(|reason| Err(StorageError::LogFailed(reason.clone())))
+        }
+    }
 }
 
 /// A handle to a database's durability thread.
@@ -91,18 +123,25 @@ pub(crate) struct Durability {
 }
 
 impl Durability {
-    /// Starts the thread; `next_offset` is the offset of the first record it will get.
+    /// Starts the thread; `next_offset` is the offset of the first record
+    /// it will get; `before_sync` runs before each fsync.
     pub(crate) fn start(
         writer: LogWriter,
         policy: DurabilityPolicy,
         next_offset: u64,
+        before_sync: Option<SyncHook>,
     ) -> Result<Self, StorageError> {
-        let shared = Arc::new(Shared::default());
-        {
-            let mut progress = shared.progress.lock().expect("fresh mutex");
-            progress.durable_below = next_offset;
-            progress.synced_below = next_offset;
-        }
+        let progress = Progress {
+            durable_below: next_offset,
+            synced_below: next_offset,
+            failed: None,
+        };
+        let shared = Arc::new(Shared {
+            progress: Mutex::new(progress),
+            changed: Condvar::new(),
+            waker: OnceLock::new(),
+            before_sync,
+        });
         let (jobs, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
@@ -115,6 +154,15 @@ impl Durability {
             worker: Some(worker),
             policy,
         })
+    }
+
+    /// Has `waker` called whenever records become durable or the log
+    /// fails, from now on (never under [`DurabilityPolicy::None`], where
+    /// every record counts as durable at once). Only the first call counts.
+    pub(crate) fn set_waker(&self, waker: Waker) {
+        if self.policy != DurabilityPolicy::None {
+            let _ = self.shared.waker.set(waker);
+        }
     }
 
     /// Hands a record to the thread.
@@ -137,16 +185,25 @@ impl Durability {
         }
         let mut progress = self.shared.progress.lock().expect("progress lock");
         loop {
-            // #9 item 5: confirmation first, so that a failure does not
-            // put in doubt what was durable before it.
-            if progress.durable_below > offset {
-                return Ok(());
-            }
-            if let Some(reason) = &progress.failed {
-                return Err(StorageError::LogFailed(reason.clone()));
+            if let Some(result) = progress.check(offset) {
+                return result;
             }
             progress = self.shared.changed.wait(progress).expect("progress lock");
         }
+    }
+
+    /// Whether the record at `offset` is as durable as the policy promises,
+    /// without waiting: `Ok(false)` while it is not yet, an error if the
+    /// log failed before confirming it (as [`wait`](Self::wait) would return).
+    pub(crate) fn is_durable(&self, offset: u64) -> Result<bool, StorageError> {
+        if self.policy == DurabilityPolicy::None {
+            return Ok(true);
+        }
+        let progress = self.shared.progress.lock().expect("progress lock");
+        progress
+            .check(offset)
+            .transpose()
+            .map(|done| done.is_some())
     }
 }
 
@@ -243,6 +300,9 @@ fn run(
                 DurabilityPolicy::None => false,
             };
         if sync_now {
+            if let Some(hook) = &shared.before_sync {
+                (hook.0)();
+            }
             if let Err(e) = writer.sync() {
                 return fail(shared, e);
             }
@@ -255,7 +315,8 @@ fn run(
             if sync_now {
                 progress.synced_below = written_below;
             }
-            shared.changed.notify_all();
+            drop(progress);
+            shared.notify();
         }
     }
     if unsynced && policy != DurabilityPolicy::None {
@@ -267,5 +328,18 @@ fn fail(shared: &Shared, error: StorageError) {
     tracing::error!("the commit log failed: {error}");
     let mut progress = shared.progress.lock().expect("progress lock");
     progress.failed = Some(error.to_string());
-    shared.changed.notify_all();
+    drop(progress);
+    shared.notify();
+}
+
+/// A function the durability thread calls before each fsync of the commit
+/// log; it may block, which holds that fsync back. For tests that need a
+/// slow disk without timing (see [`StorageConfig::before_sync`](super::StorageConfig)).
+#[derive(Clone)]
+pub struct SyncHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SyncHook")
+    }
 }

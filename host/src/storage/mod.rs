@@ -19,11 +19,11 @@ use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use worldline_datastore::{Datastore, TableSchema, TxDelta};
 
-pub use durability::DurabilityPolicy;
+pub use durability::{DurabilityPolicy, SyncHook};
 pub use recovery::RecoveryReport;
 
 use commitlog::LogWriter;
-use durability::Durability;
+use durability::{Durability, Waker};
 use fs::Directory;
 use record::{LogRecord, LoggedSequence};
 use snapshot::{Snapshot, prune_snapshots, snapshot_names, write_snapshot};
@@ -39,6 +39,9 @@ pub struct StorageConfig {
     pub snapshot_every: Option<u64>,
     /// How many snapshots to keep; log segments older than the oldest kept one are deleted.
     pub keep_snapshots: usize,
+    /// Called on the durability thread before each fsync of the commit log
+    /// (`None` in production): tests use it to hold an fsync back.
+    pub before_sync: Option<SyncHook>,
 }
 
 impl Default for StorageConfig {
@@ -48,6 +51,7 @@ impl Default for StorageConfig {
             max_segment_bytes: 64 << 20,
             snapshot_every: Some(100_000),
             keep_snapshots: 2,
+            before_sync: None,
         }
     }
 }
@@ -238,6 +242,8 @@ pub(crate) struct DatabaseStorage {
     /// after each failed snapshot (up to [`MAX_SNAPSHOT_BACKOFF`] times it)
     /// so that a full disk is not retried on every commit.
     snapshot_interval: Option<u64>,
+    /// Called whenever transactions become durable or the log fails.
+    waker: Option<Waker>,
     /// Dropped after `durability` (fields drop in order), so once no
     /// [`Weak`] of it upgrades, the durability thread has been joined.
     alive: Arc<()>,
@@ -277,7 +283,12 @@ impl DatabaseStorage {
             report.next_offset,
             config.max_segment_bytes,
         )?;
-        let durability = Durability::start(writer, config.durability, report.next_offset)?;
+        let durability = Durability::start(
+            writer,
+            config.durability,
+            report.next_offset,
+            config.before_sync.clone(),
+        )?;
         let storage = Self {
             dir,
             log,
@@ -288,6 +299,7 @@ impl DatabaseStorage {
             module_hash,
             next_offset: report.next_offset,
             since_snapshot: report.replayed,
+            waker: None,
             alive: Arc::new(()),
         };
         Ok((storage, datastore, report))
@@ -312,6 +324,20 @@ impl DatabaseStorage {
     /// Blocks until the transaction at `offset` is as durable as the policy promises.
     pub(crate) fn wait(&self, offset: u64) -> Result<(), StorageError> {
         self.durability.wait(offset)
+    }
+
+    /// Whether the transaction at `offset` is as durable as the policy
+    /// promises, without waiting; an error if the log failed before
+    /// confirming it.
+    pub(crate) fn is_durable(&self, offset: u64) -> Result<bool, StorageError> {
+        self.durability.is_durable(offset)
+    }
+
+    /// Has `waker` called (on another thread) whenever transactions become
+    /// durable or the log fails; see [`is_durable`](Self::is_durable).
+    pub(crate) fn set_waker(&mut self, waker: Waker) {
+        self.durability.set_waker(Arc::clone(&waker));
+        self.waker = Some(waker);
     }
 
     /// Writes a snapshot if enough transactions have passed since the last
@@ -457,8 +483,17 @@ impl DatabaseStorage {
         let log = Arc::clone(&self.log);
         let (writer, created) =
             LogWriter::start_segment(log, self.next_offset, self.config.max_segment_bytes)?;
-        match Durability::start(writer, self.config.durability, self.next_offset) {
+        let before_sync = self.config.before_sync.clone();
+        match Durability::start(
+            writer,
+            self.config.durability,
+            self.next_offset,
+            before_sync,
+        ) {
             Ok(durability) => {
+                if let Some(waker) = &self.waker {
+                    durability.set_waker(Arc::clone(waker));
+                }
                 self.durability = durability;
                 match previous {
                     Some((_, name)) if created => commitlog::seal_segment(&*self.log, &name),

@@ -2,17 +2,20 @@
 //! runs every command in arrival order, and releases the resulting messages
 //! only once the transactions behind them are durable.
 //!
-//! Commands arriving together are run as a batch and share one wait for
-//! durability (group commit across connections).
+//! The thread never waits for the disk: while the commit log's thread
+//! fsyncs earlier transactions (many at once: group commit across
+//! connections), it runs the next commands. Each message waits in a queue
+//! with the newest transaction run before it, and goes out, in order, as
+//! soon as the commit log reports that transaction durable.
 
 mod admin;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde_bytes::ByteBuf;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use worldline_host::datastore::{Lifecycle, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile};
@@ -29,7 +32,7 @@ pub(crate) use admin::{Admin, Description};
 /// Identifies one connection within the server.
 pub(crate) type ConnKey = u64;
 
-/// How many commands run before their messages are released.
+/// How many commands run before the messages that are durable are released.
 const MAX_BATCH: usize = 512;
 /// How many query sets one connection may hold at once.
 const MAX_QUERY_SETS: usize = 256;
@@ -41,10 +44,12 @@ const COMMAND_QUEUE: usize = 4_096;
 /// wait for a database's thread; a sender waits while they would pass it.
 /// A command larger than this waits for the queue to empty.
 pub(crate) const COMMAND_QUEUE_BYTES: usize = 64 << 20;
-/// Once a batch's messages and its transactions' changes, waiting for
-/// durability (in the outgoing queue and the commit log's queue), hold this
-/// many bytes, the batch ends early: they are made durable and released.
+/// Once the messages and transactions' changes waiting for durability (in
+/// the outgoing queue and the commit log's queue) hold this many bytes, the
+/// database takes no more commands until some are durable and released.
 pub(crate) const PENDING_BYTES: usize = 64 << 20;
+/// What each waiting message counts for in [`PENDING_BYTES`] beyond its bytes.
+const PENDING_OVERHEAD: usize = 64;
 /// What a command counts for in [`COMMAND_QUEUE_BYTES`] beyond its payload.
 const COMMAND_OVERHEAD: usize = 64;
 
@@ -147,10 +152,10 @@ pub(crate) fn spawn(
         query_tables: HashMap::new(),
         subscribers: HashMap::new(),
         connections: HashMap::new(),
-        outgoing: Vec::new(),
+        waiting: VecDeque::new(),
         pending_bytes: 0,
-        deferred: Vec::new(),
-        unconfirmed: None,
+        newest: None,
+        durable: Arc::new(Notify::new()),
         stopped: None,
         finished: false,
     };
@@ -190,7 +195,7 @@ struct QuerySet {
 /// the commit log failed first (their outcome is then unknown).
 type AfterDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-/// A message waiting for the transactions before it to be durable.
+/// A message to a connection waiting for the transactions before it to be durable.
 enum Pending {
     /// An encoded message, sent once they are durable, dropped if the log fails.
     Message(Payload),
@@ -202,6 +207,25 @@ enum Pending {
         duration_micros: u64,
         offset: Option<u64>,
     },
+}
+
+/// What waits in the queue for durability.
+enum Held {
+    /// A message to a connection.
+    Message(ConnKey, Pending),
+    /// An HTTP reply, with its own transaction's offset if it logged one.
+    Reply(Option<u64>, AfterDurable),
+    /// A transaction's record, counted in [`PENDING_BYTES`] until durable.
+    Record,
+}
+
+/// An entry of the queue: released once the transaction at `after` (the
+/// newest run before it; none: no transaction yet) is durable.
+struct Waiting {
+    after: Option<u64>,
+    /// What it counts for in [`PENDING_BYTES`].
+    bytes: usize,
+    held: Held,
 }
 
 /// What a reducer run for a client did, before durability is awaited.
@@ -220,16 +244,17 @@ struct Actor {
     /// For each subscribed query, the connections holding it and how many times.
     subscribers: HashMap<QueryId, BTreeMap<ConnKey, usize>>,
     connections: HashMap<ConnKey, Connection>,
-    /// Messages waiting for the transactions before them to be durable.
-    outgoing: Vec<(ConnKey, Pending)>,
-    /// Bytes of the encoded messages in `outgoing`, and of the rows the
-    /// transactions behind them changed (their commit-log records).
+    /// Messages, HTTP replies and records waiting, in the order they were
+    /// made, for the transactions before them to be durable.
+    waiting: VecDeque<Waiting>,
+    /// What the entries of `waiting` count for: the encoded messages and
+    /// the rows the transactions behind them changed (their commit-log
+    /// records), plus [`PENDING_OVERHEAD`] each.
     pending_bytes: usize,
-    /// HTTP replies waiting for the transactions before them to be
-    /// durable, each with its own transaction's offset, if it logged one.
-    deferred: Vec<(Option<u64>, AfterDurable)>,
-    /// The newest commit-log offset whose durability has not been awaited.
-    unconfirmed: Option<u64>,
+    /// The newest commit-log offset of a transaction run so far.
+    newest: Option<u64>,
+    /// Notified by the commit log's thread when transactions become durable.
+    durable: Arc<Notify>,
     /// Set when the database stopped taking calls; new connections are refused.
     stopped: Option<String>,
     /// Set when the database is being deleted: the thread ends.
@@ -238,11 +263,47 @@ struct Actor {
 
 impl Actor {
     fn run(mut self, mut commands: mpsc::Receiver<Queued>) {
-        // A command's share of the byte budget returns once it has run.
-        while let Some(first) = commands.blocking_recv() {
+        let durable = Arc::clone(&self.durable);
+        self.database.on_durable(move || durable.notify_one());
+        // Waits for a command or for transactions to become durable,
+        // whichever comes first; built without I/O or timers, it only polls.
+        let waiter = match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(waiter) => waiter,
+            Err(e) => {
+                tracing::error!("database {} could not start: {e}", self.name);
+                return;
+            }
+        };
+        loop {
+            let first = if self.waiting.is_empty() {
+                commands.blocking_recv()
+            } else if self.pending_bytes >= PENDING_BYTES {
+                // Too much waits for the disk: take no command until some is released.
+                waiter.block_on(self.durable.notified());
+                self.release();
+                continue;
+            } else {
+                let durable = Arc::clone(&self.durable);
+                let next = waiter.block_on(async {
+                    tokio::select! {
+                        biased;
+                        () = durable.notified() => None,
+                        command = commands.recv() => Some(command),
+                    }
+                });
+                match next {
+                    Some(command) => command,
+                    None => {
+                        self.release();
+                        continue;
+                    }
+                }
+            };
+            // A command's share of the byte budget returns once it has run.
+            let Some(first) = first else { break };
             self.handle(first.command);
             for _ in 1..MAX_BATCH {
-                if self.pending_bytes >= PENDING_BYTES {
+                if self.pending_bytes >= PENDING_BYTES || self.finished {
                     break;
                 }
                 match commands.try_recv() {
@@ -255,6 +316,8 @@ impl Actor {
                 break;
             }
         }
+        // Every handle is gone (the server stops): what waits goes out once durable.
+        self.flush();
         tracing::debug!("database {} stopped", self.name);
     }
 
@@ -289,7 +352,7 @@ impl Actor {
             return Err(format!("database `{}` is unavailable: {reason}", self.name));
         }
         let ctx = CallContext::new(identity).with_connection(connection_id);
-        match self.database.client_connected(ctx) {
+        match self.database.client_connected_nowait(ctx) {
             Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientConnected, ctx, &outcome),
             Ok(None) => {}
             Err(e @ CallError::Unavailable(_)) => {
@@ -418,7 +481,6 @@ impl Actor {
             return Err(CallError::Unavailable(reason.clone()));
         }
         let outcome = self.database.call_reducer_nowait(reducer, args, ctx)?;
-        self.unconfirmed = outcome.offset.or(self.unconfirmed);
         self.fan_out_reducer(reducer, ctx, &outcome);
         Ok(Ran {
             duration_micros: micros(outcome.duration),
@@ -616,7 +678,7 @@ impl Actor {
             self.drop_subscriber(key, id);
         }
         let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
-        match self.database.client_disconnected(ctx) {
+        match self.database.client_disconnected_nowait(ctx) {
             Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientDisconnected, ctx, &outcome),
             Ok(None) => {}
             Err(e) => tracing::warn!("client_disconnected failed in {}: {e}", self.name),
@@ -639,15 +701,18 @@ impl Actor {
     /// touched, one `TransactionUpdate`. Connections holding the same
     /// touched queries share one encoded message.
     fn fan_out_reducer(&mut self, reducer: &str, ctx: CallContext, outcome: &ReducerOutcome) {
-        // The transaction's record waits in the commit log's queue until
-        // the batch is made durable.
-        self.pending_bytes += outcome
+        if outcome.offset.is_some() {
+            self.newest = outcome.offset;
+        }
+        // The transaction's record waits in the commit log's queue until it is durable.
+        let record = outcome
             .delta
             .tables
             .iter()
             .flat_map(|table| table.inserts.iter().chain(&table.deletes))
             .map(|row| row.len())
             .sum::<usize>();
+        self.hold(record, Held::Record);
         if self.subscribers.is_empty() {
             return;
         }
@@ -680,20 +745,23 @@ impl Actor {
         };
         let mut encoded: HashMap<Vec<usize>, Payload> = HashMap::new();
         for (key, shape) in touched {
+            let mut bytes = 0;
             let payload = encoded
                 .entry(shape)
                 .or_insert_with_key(|shape| {
                     let tables = self.table_updates(&updates, shape);
-                    Payload::from(encode_message(&ServerMessage::TransactionUpdate {
-                        tables,
-                        event: event.clone(),
-                    }))
+                    let payload =
+                        Payload::from(encode_message(&ServerMessage::TransactionUpdate {
+                            tables,
+                            event: event.clone(),
+                        }));
+                    // Each distinct message counts once, however many connections it goes to.
+                    bytes = payload.len();
+                    payload
                 })
                 .clone();
-            self.outgoing.push((key, Pending::Message(payload)));
+            self.hold(bytes, Held::Message(key, Pending::Message(payload)));
         }
-        // Each distinct message is held once, however many connections it goes to.
-        self.pending_bytes += encoded.values().map(|payload| payload.len()).sum::<usize>();
     }
 
     /// Merges the chosen query updates per table.
@@ -727,7 +795,18 @@ impl Actor {
     /// reason if the commit log failed before confirming the transaction
     /// at `offset` (none: the call logged nothing and cannot be in doubt).
     fn after_durable(&mut self, offset: Option<u64>, reply: AfterDurable) {
-        self.deferred.push((offset, reply));
+        self.hold(0, Held::Reply(offset, reply));
+    }
+
+    /// Queues `held` behind every transaction run so far.
+    fn hold(&mut self, bytes: usize, held: Held) {
+        let bytes = bytes + PENDING_OVERHEAD;
+        self.pending_bytes += bytes;
+        self.waiting.push_back(Waiting {
+            after: self.newest,
+            bytes,
+            held,
+        });
     }
 
     /// After the commit log failed: whether the transaction at `offset`
@@ -749,76 +828,86 @@ impl Actor {
 
     /// Holds a message for `key` until the transactions before it are durable.
     fn queue(&mut self, key: ConnKey, pending: Pending) {
-        if let Pending::Message(payload) = &pending {
-            self.pending_bytes += payload.len();
-        }
-        self.outgoing.push((key, pending));
+        let bytes = match &pending {
+            Pending::Message(payload) => payload.len(),
+            Pending::Committed { .. } => 0,
+        };
+        self.hold(bytes, Held::Message(key, pending));
     }
 
-    /// Waits until every transaction run so far is durable, then hands
-    /// their messages to the connections. A connection too slow to take
-    /// its messages is dropped.
+    /// Hands the messages and replies whose transactions are durable to
+    /// their connections and callers, in order, without waiting. A
+    /// connection too slow to take its messages is dropped.
     ///
-    /// If the commit log fails first, every call whose transaction it had
-    /// not confirmed durable is answered "outcome unknown" (its record may
-    /// or may not have reached the disk), those it had confirmed are
-    /// answered as committed, the other messages are dropped, and the
-    /// database stops: every client is told and disconnected.
+    /// If the commit log failed, every call whose transaction it had not
+    /// confirmed durable is answered "outcome unknown" (its record may or
+    /// may not have reached the disk), those it had confirmed are answered
+    /// as committed, the other messages are dropped, and the database
+    /// stops: every client is told and disconnected.
     fn release(&mut self) {
-        while !self.outgoing.is_empty() || !self.deferred.is_empty() {
-            let durable = self
-                .database
-                .wait_durable(self.unconfirmed.take())
-                .map_err(|e| e.to_string());
-            for (offset, reply) in std::mem::take(&mut self.deferred) {
-                match durable {
-                    Ok(()) => reply(Ok(())),
-                    Err(_) => reply(self.confirmed(offset)),
+        let mut slow = Vec::new();
+        let mut failed = false;
+        while let Some(front) = self.waiting.front() {
+            if !failed {
+                match self.database.is_durable(front.after) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => failed = true,
                 }
             }
-            let mut slow = Vec::new();
-            self.pending_bytes = 0;
-            for (key, pending) in std::mem::take(&mut self.outgoing) {
-                if !self.connections.contains_key(&key) {
+            let Some(Waiting { bytes, held, .. }) = self.waiting.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= bytes;
+            let (key, pending) = match held {
+                Held::Record => continue,
+                Held::Reply(offset, reply) => {
+                    reply(if failed {
+                        self.confirmed(offset)
+                    } else {
+                        Ok(())
+                    });
                     continue;
                 }
-                let payload = match (pending, &durable) {
-                    (Pending::Message(payload), Ok(())) => payload,
-                    (Pending::Message(_), Err(_)) => continue,
-                    (
-                        Pending::Committed {
-                            request_id,
-                            duration_micros,
-                            offset,
-                        },
-                        durable,
-                    ) => {
-                        let confirmed = match durable {
-                            Ok(()) => Ok(()),
-                            Err(_) => self.confirmed(offset),
-                        };
-                        let status = match confirmed {
-                            Ok(()) => ReducerStatus::Committed,
-                            Err(reason) => ReducerStatus::OutcomeUnknown(reason),
-                        };
-                        Payload::from(encode_message(&ServerMessage::ReducerResult {
-                            request_id,
-                            status,
-                            duration_micros,
-                        }))
-                    }
-                };
-                let sent = self
-                    .connections
-                    .get(&key)
-                    .is_some_and(|connection| connection.outbound.try_send(payload));
-                if !sent {
-                    slow.push(key);
+                Held::Message(key, pending) => (key, pending),
+            };
+            if !self.connections.contains_key(&key) {
+                continue;
+            }
+            let payload = match pending {
+                Pending::Message(payload) if !failed => payload,
+                Pending::Message(_) => continue,
+                Pending::Committed {
+                    request_id,
+                    duration_micros,
+                    offset,
+                } => {
+                    let confirmed = if failed {
+                        self.confirmed(offset)
+                    } else {
+                        Ok(())
+                    };
+                    let status = match confirmed {
+                        Ok(()) => ReducerStatus::Committed,
+                        Err(reason) => ReducerStatus::OutcomeUnknown(reason),
+                    };
+                    Payload::from(encode_message(&ServerMessage::ReducerResult {
+                        request_id,
+                        status,
+                        duration_micros,
+                    }))
                 }
+            };
+            let sent = self
+                .connections
+                .get(&key)
+                .is_some_and(|connection| connection.outbound.try_send(payload));
+            if !sent {
+                slow.push(key);
             }
-            if durable.is_err() {
-                break;
-            }
+        }
+        if !failed {
+            slow.sort_unstable();
             slow.dedup();
             for key in slow {
                 if let Some(connection) = self.connections.get(&key) {
@@ -837,6 +926,16 @@ impl Actor {
         }
     }
 
+    /// Waits until everything queued is durable (or the log failed), then
+    /// releases it: for the end of the thread, when nothing else is to run.
+    fn flush(&mut self) {
+        while !self.waiting.is_empty() {
+            // An error is met again, and answered, by `release`.
+            let _ = self.database.wait_durable(self.newest);
+            self.release();
+        }
+    }
+
     /// The commit log failed: nothing more is acknowledged or read, every
     /// client is told and dropped.
     fn stop(&mut self, reason: String) {
@@ -847,13 +946,14 @@ impl Actor {
     /// Tells every client why the database stopped, drops them, and
     /// refuses everything from now on.
     fn disconnect_all(&mut self, reason: String) {
-        self.outgoing.clear();
         self.pending_bytes = 0;
-        for (offset, reply) in std::mem::take(&mut self.deferred) {
-            reply(match offset {
-                None => Ok(()),
-                Some(_) => Err(reason.clone()),
-            });
+        for waiting in std::mem::take(&mut self.waiting) {
+            if let Held::Reply(offset, reply) = waiting.held {
+                reply(match offset {
+                    None => Ok(()),
+                    Some(_) => Err(reason.clone()),
+                });
+            }
         }
         let message = Payload::from(encode_message(&ServerMessage::Error {
             message: format!("database `{}` stopped: {reason}", self.name),

@@ -41,6 +41,7 @@ fn config(snapshot_every: Option<u64>, max_segment_bytes: u64) -> StorageConfig 
         max_segment_bytes,
         snapshot_every,
         keep_snapshots: 2,
+        before_sync: None,
     }
 }
 

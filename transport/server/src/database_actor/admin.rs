@@ -34,7 +34,7 @@ pub(crate) enum Admin {
         /// Where the answer goes.
         reply: Reply<CallResult>,
     },
-    /// Runs a `SELECT` once.
+    /// Runs a `SELECT` once; answered once what it read is durable.
     Sql {
         /// Who asks; `None` for an anonymous request (public tables only).
         caller: Option<Identity>,
@@ -108,7 +108,15 @@ impl Actor {
                 query,
                 reply,
             } => {
-                let _ = reply.send(self.sql(caller, &query));
+                let result = self.sql(caller, &query);
+                // What it read goes out once durable; if the commit log
+                // fails first, it may have read what a restart will not have.
+                self.after_durable(
+                    self.newest,
+                    Box::new(move |durable| {
+                        let _ = reply.send(durable.map_err(ApiError::unavailable).and(result));
+                    }),
+                );
             }
             Admin::Logs { from, reply } => {
                 let _ = reply.send(self.log_lines(from));
@@ -118,6 +126,8 @@ impl Actor {
             }
             Admin::Stop { reason } => {
                 tracing::info!("database {}: {reason}", self.name);
+                // What ran before goes out first, once durable.
+                self.flush();
                 self.disconnect_all(reason);
                 self.finished = true;
             }

@@ -1,0 +1,133 @@
+//! #10 item 3: the database thread never waits for the disk. While the
+//! commit log's fsync is held back (a hook on the durability thread blocks
+//! it, so nothing here depends on timing), the database goes on answering
+//! commands, and the replies and subscription updates of the transactions
+//! behind the held fsync go out only once it completes, in commit order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use worldline_client::Event;
+use worldline_host::{DurabilityPolicy, SyncHook};
+use worldline_tests::live::{LiveServer, Transport};
+use worldline_transport::ReducerStatus;
+
+/// Holds every fsync of the commit log while closed.
+#[derive(Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    changed: Condvar,
+    /// Fsyncs that have started waiting at the closed gate.
+    held: AtomicUsize,
+}
+
+impl Gate {
+    fn set(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.changed.notify_all();
+    }
+
+    /// Runs on the durability thread before each fsync.
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        if *closed {
+            self.held.fetch_add(1, Ordering::SeqCst);
+        }
+        while *closed {
+            closed = self.changed.wait(closed).unwrap();
+        }
+    }
+}
+
+// #10 item 3
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_runs_commands_while_an_fsync_is_held_and_releases_replies_once_durable() {
+    let gate = Arc::new(Gate::default());
+    let hook = Arc::clone(&gate);
+    let live = LiveServer::start_with(&[("bank", "bank")], move |config| {
+        config.host.storage.durability = DurabilityPolicy::Every;
+        config.host.storage.snapshot_every = None;
+        config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
+    })
+    .await;
+    let caller = live.connect(Transport::WebSocket, "bank").await;
+    let seeded = caller.call("seed", &(10u32, 1_000i64)).await.unwrap();
+    assert_eq!(seeded.status, ReducerStatus::Committed);
+    let watcher = live.connect(Transport::Quic, "bank").await;
+    let mut events = watcher.take_events().expect("events");
+    watcher
+        .subscribe(&["SELECT * FROM account"])
+        .await
+        .expect("subscribing");
+
+    gate.set(true);
+    let first = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.call("transfer", &(0u32, 1u32, 1i64)).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gate.held.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first transfer never reached the fsync"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The durability thread is inside the first transfer's fsync; the
+    // database thread takes more calls and answers a describe meanwhile
+    // (before #10 it waited for the fsync and answered nothing).
+    let second = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.call("transfer", &(2u32, 3u32, 1i64)).await }
+    });
+    let url = format!(
+        "http://{}/v1/database/bank/schema",
+        live.server().http_addr()
+    );
+    let described = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || ureq::get(&url).call().map(|r| r.status().as_u16())),
+    )
+    .await
+    .expect("the database answers while an fsync is held")
+    .unwrap();
+    assert_eq!(described.unwrap(), 200);
+    // Nothing of the held transactions is acknowledged or published.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!first.is_finished() && !second.is_finished());
+    assert!(
+        !matches!(events.try_recv(), Ok(Event::TransactionUpdate { .. })),
+        "an update went out before its transaction was durable"
+    );
+
+    gate.set(false);
+    for call in [first, second] {
+        let outcome = call.await.unwrap().expect("an answer");
+        assert_eq!(outcome.status, ReducerStatus::Committed);
+    }
+    // The updates arrive in commit order: accounts 0 and 1, then 2 and 3
+    // (an account row starts with its id, one byte below 128).
+    let mut touched = Vec::new();
+    while touched.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("an update")
+            .expect("connected");
+        if let Event::TransactionUpdate { tables, .. } = event {
+            let mut ids: Vec<u8> = tables
+                .iter()
+                .flat_map(|table| {
+                    let inserts = table.inserts.iter().map(|row| row[0]);
+                    inserts.chain(table.updates.iter().map(|update| update.new[0]))
+                })
+                .collect();
+            ids.sort_unstable();
+            touched.push(ids);
+        }
+    }
+    assert_eq!(touched, [vec![0, 1], vec![2, 3]]);
+    caller.close().await;
+    watcher.close().await;
+    live.shutdown().await;
+}
