@@ -34,6 +34,10 @@ pub struct StartArgs {
     /// database holds one, and one more while it is published or swapped).
     #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_instances)]
     max_instances: u32,
+    /// How many connections (QUIC and WebSocket together) one IP address
+    /// may hold at once.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip)]
+    max_connections_per_ip: usize,
 }
 
 /// The per-user data directory.
@@ -65,6 +69,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     };
     config.http_listen = args.listen;
     config.quic_listen = args.quic_listen;
+    config.max_connections_per_ip = args.max_connections_per_ip;
     println!("worldline: data directory {}", data_dir.display());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

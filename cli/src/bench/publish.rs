@@ -36,7 +36,7 @@ pub fn run(args: PublishArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.repeat >= 1, "--repeat must be at least 1");
     let wasm = server::bank_wasm(&args.target)?;
     let dir = ScratchDir::new()?;
-    let target = Target::open(global, &args.target, &dir)?;
+    let target = Target::open(global, &args.target, &dir, &[])?;
     let names: Vec<String> = (0..=args.repeat)
         .map(|i| format!("bench-publish-{i}"))
         .collect();

@@ -230,10 +230,16 @@ pub struct Target {
 }
 
 impl Target {
-    /// `--server` if given, else a server started on `dir`.
-    pub fn open(global: &GlobalArgs, args: &TargetArgs, dir: &ScratchDir) -> anyhow::Result<Self> {
+    /// `--server` if given, else a server started on `dir` with `options`
+    /// for `worldline start`.
+    pub fn open(
+        global: &GlobalArgs,
+        args: &TargetArgs,
+        dir: &ScratchDir,
+        options: &[&str],
+    ) -> anyhow::Result<Self> {
         if global.server.is_none() {
-            return Self::start(dir.path(), args.durability, &[]);
+            return Self::start(dir.path(), args.durability, options);
         }
         let mut context = Context::load(global)?;
         let api = context.api_as_identity()?;
@@ -439,12 +445,17 @@ pub struct Prepared {
 impl Prepared {
     /// Starts (or targets) the server, publishes the bank module and works
     /// out how to connect over each of `protocols`.
-    pub fn new(global: &GlobalArgs, args: &ClientArgs) -> anyhow::Result<Self> {
+    /// `connections` is how many connections the benchmark opens at most:
+    /// a server it starts lets that many come from one address.
+    pub fn new(global: &GlobalArgs, args: &ClientArgs, connections: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(!args.protocol.is_empty(), "name at least one --protocol");
         raise_open_file_limit();
         let wasm = bank_wasm(&args.target)?;
         let dir = ScratchDir::new()?;
-        let target = Target::open(global, &args.target, &dir)?;
+        // One more for the client that seeds and checks the balances.
+        let limit = (connections + 1).to_string();
+        let server_options = ["--max-connections-per-ip", limit.as_str()];
+        let target = Target::open(global, &args.target, &dir, &server_options)?;
         target.publish(DATABASE, &wasm)?;
         let options = args
             .protocol

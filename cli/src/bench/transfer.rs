@@ -126,7 +126,7 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let warmup = seconds(args.warmup, "warmup")?;
     let duration = seconds(args.duration, "duration")?;
     anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
-    let prepared = Prepared::new(global, &args.client)?;
+    let prepared = Prepared::new(global, &args.client, args.connections.max(64))?;
     let (target, options) = (&prepared.target, &prepared.options);
     let mut runs = Vec::new();
     prepared.runtime.block_on(async {
