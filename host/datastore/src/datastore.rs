@@ -4,6 +4,7 @@
 use crate::delta::{DeltaBuilder, SequenceState, TxDelta};
 use crate::error::{DbError, DbErrorKind};
 use crate::index::{KeyDisplay, KeyForm, RowId};
+use crate::recovery::ReplayBuffers;
 use crate::row::Column;
 use crate::schema::TableSchema;
 use crate::table::{Replaced, Row, Table};
@@ -47,6 +48,9 @@ pub struct Datastore {
     /// A buffer for the decoded columns of the row being written, reused
     /// so that writes do not allocate for it.
     columns: Vec<Column>,
+    /// Buffers for [`Datastore::replay_rows`], reused so that replaying a
+    /// log allocates little per transaction.
+    pub(crate) replay_buffers: ReplayBuffers,
 }
 
 impl Datastore {
@@ -61,6 +65,7 @@ impl Datastore {
             in_transaction: false,
             undo: Vec::new(),
             columns: Vec::new(),
+            replay_buffers: ReplayBuffers::default(),
         }
     }
 

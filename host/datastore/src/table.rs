@@ -136,14 +136,15 @@ impl Table {
         RowShape::splice(bytes, row, &slots).into()
     }
 
-    /// The id of a row with exactly these bytes: found through a unique
-    /// index when the table has one, by a full scan otherwise.
-    pub(crate) fn find_identical(&self, bytes: &[u8]) -> Option<RowId> {
-        let id = match self.indexes.iter().find(|i| i.is_unique()) {
-            Some(index) => index.get(&*index.key_in(&self.shape.decode(bytes).ok()?))?,
-            None => *self.rows.iter().find(|(_, row)| row[..] == *bytes)?.0,
-        };
-        (self.rows.get(&id)?[..] == *bytes).then_some(id)
+    /// The id of the row that may have exactly these bytes, decoded as
+    /// `row`: the row with its key in the first unique index when the table
+    /// has one (its bytes are not compared), else the first row with these
+    /// bytes, by a full scan.
+    pub(crate) fn find_candidate(&self, bytes: &[u8], row: &[Column]) -> Option<RowId> {
+        match self.indexes.iter().find(|i| i.is_unique()) {
+            Some(index) => index.get(&*index.key_in(row)),
+            None => Some(*self.rows.iter().find(|(_, row)| row[..] == *bytes)?.0),
+        }
     }
 
     /// Fails if storing `row` would duplicate a key of a unique index. For
@@ -195,10 +196,26 @@ impl Table {
     pub(crate) fn take(&mut self, id: RowId) -> Option<Row> {
         let bytes = self.rows.remove(&id)?;
         let row = self.stored_columns(&bytes);
-        for index in &mut self.indexes {
-            index.remove(&index.key_in(&row), id);
-        }
+        self.unindex(id, &row);
         Some(bytes)
+    }
+
+    /// Like [`take`](Self::take), for a row whose bytes, `bytes`, are
+    /// already decoded as `row`: only if row `id` has exactly these bytes
+    /// (else `false`, changing nothing).
+    pub(crate) fn take_exact(&mut self, id: RowId, bytes: &[u8], row: &[Column]) -> bool {
+        if self.rows.get(&id).is_none_or(|stored| stored[..] != *bytes) {
+            return false;
+        }
+        self.rows.remove(&id);
+        self.unindex(id, row);
+        true
+    }
+
+    fn unindex(&mut self, id: RowId, row: &[Column]) {
+        for index in &mut self.indexes {
+            index.remove(&index.key_in(row), id);
+        }
     }
 
     /// Replaces row `id` with `bytes` (decoded as `row`), keeping its id,
@@ -218,8 +235,36 @@ impl Table {
         }
         let new = Row::from(bytes);
         let old = std::mem::replace(stored, new.clone());
+        self.move_keys(id, &old, row, unchanged);
+        Some(Replaced::Changed { old, new })
+    }
+
+    /// Like [`replace`](Self::replace), only if row `id` has exactly the
+    /// bytes `old` (else `false`, changing nothing), and keeping no copy of them.
+    pub(crate) fn replace_exact(
+        &mut self,
+        id: RowId,
+        old: &[u8],
+        bytes: &[u8],
+        row: &[Column],
+        unchanged: usize,
+    ) -> bool {
+        let Some(stored) = self.rows.get_mut(&id) else {
+            return false;
+        };
+        if stored[..] != *old {
+            return false;
+        }
+        let old = std::mem::replace(stored, Row::from(bytes));
+        self.move_keys(id, &old, row, unchanged);
+        true
+    }
+
+    /// Moves row `id`, which was `old` and is now decoded as `row`, in
+    /// every index but `unchanged` whose key for it changed.
+    fn move_keys(&mut self, id: RowId, old: &[u8], row: &[Column], unchanged: usize) {
         if self.indexes.len() > 1 {
-            let old_row = self.stored_columns(&old);
+            let old_row = self.stored_columns(old);
             for (position, index) in self.indexes.iter_mut().enumerate() {
                 if position == unchanged {
                     continue;
@@ -231,7 +276,6 @@ impl Table {
                 }
             }
         }
-        Some(Replaced::Changed { old, new })
     }
 }
 

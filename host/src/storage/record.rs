@@ -1,8 +1,8 @@
 //! What the commit log stores for each committed transaction.
 
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
-use worldline_datastore::{Row, SequenceState, TableDelta, TxDelta};
+use serde_bytes::{ByteBuf, Bytes};
+use worldline_datastore::{Row, SequenceState, TxDelta};
 
 /// One committed transaction: what caused it and what it changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,8 +61,34 @@ fn bufs(rows: &[Row]) -> Vec<ByteBuf> {
     rows.iter().map(|r| ByteBuf::from(r.to_vec())).collect()
 }
 
-fn rows(bufs: &[ByteBuf]) -> Vec<Row> {
-    bufs.iter().map(|b| Row::from(b.as_slice())).collect()
+/// A [`LogRecord`] read for replay: the same encoding, decoded without
+/// copying its rows (they are borrowed from the bytes it was read from).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReplayRecord<'a> {
+    pub(crate) offset: u64,
+    #[serde(borrow)]
+    _reducer: &'a str,
+    _caller: [u8; 32],
+    _timestamp: i64,
+    #[serde(borrow)]
+    pub(crate) tables: Vec<ReplayTable<'a>>,
+    pub(crate) sequences: Vec<LoggedSequence>,
+}
+
+/// A [`LoggedTable`] with borrowed rows.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReplayTable<'a> {
+    pub(crate) table: u32,
+    #[serde(borrow)]
+    pub(crate) inserts: Vec<&'a Bytes>,
+    #[serde(borrow)]
+    pub(crate) deletes: Vec<&'a Bytes>,
+}
+
+impl<'a> ReplayRecord<'a> {
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
 }
 
 impl LogRecord {
@@ -92,27 +118,45 @@ impl LogRecord {
         }
     }
 
-    /// The delta to replay.
-    pub(crate) fn delta(&self) -> TxDelta {
-        TxDelta {
-            tables: self
-                .tables
-                .iter()
-                .map(|t| TableDelta {
-                    table: t.table as usize,
-                    inserts: rows(&t.inserts),
-                    deletes: rows(&t.deletes),
-                })
-                .collect(),
-            sequences: self.sequences.iter().map(SequenceState::from).collect(),
-        }
-    }
-
     pub(crate) fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("encoding to a Vec cannot fail")
     }
+}
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_record_reads_what_a_log_record_wrote() {
+        let row = |bytes: &[u8]| Row::from(bytes);
+        let delta = TxDelta {
+            tables: vec![worldline_datastore::TableDelta {
+                table: 3,
+                inserts: vec![row(&[1, 2]), row(&[])],
+                deletes: vec![row(&[9])],
+            }],
+            sequences: vec![SequenceState {
+                table: 3,
+                sequence: 1,
+                next: u128::MAX,
+            }],
+        };
+        let encoded = LogRecord::new(7, "transfer", [5; 32], -4, &delta).encode();
+        let read = ReplayRecord::decode(&encoded).unwrap();
+        assert_eq!(read.offset, 7);
+        assert_eq!(read.tables.len(), 1);
+        let table = &read.tables[0];
+        assert_eq!(table.table, 3);
+        let bytes = |rows: &[&Bytes]| rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+        assert_eq!(bytes(&table.inserts), [vec![1, 2], vec![]]);
+        assert_eq!(bytes(&table.deletes), [vec![9]]);
+        assert_eq!(
+            read.sequences
+                .iter()
+                .map(SequenceState::from)
+                .collect::<Vec<_>>(),
+            delta.sequences
+        );
     }
 }

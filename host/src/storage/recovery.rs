@@ -22,13 +22,14 @@
 
 use std::time::{Duration, Instant};
 
-use worldline_datastore::{Datastore, Row, SequenceState, TableDelta, TableSchema, TxDelta};
+use serde_bytes::ByteBuf;
+use worldline_datastore::{Datastore, DbError, SequenceState, TableSchema};
 
 use super::StorageError;
 use super::commitlog::{SEGMENT_MAGIC, read_segment, segment_names};
 use super::frame::{FrameEnd, read_frames};
 use super::fs::Directory;
-use super::record::LogRecord;
+use super::record::ReplayRecord;
 use super::snapshot::{Snapshot, read_snapshot, snapshot_names};
 
 /// What recovery found and did.
@@ -122,7 +123,7 @@ pub(crate) fn recover(
                 sealed = true;
                 continue;
             }
-            let record = LogRecord::decode(payload)
+            let record = ReplayRecord::decode(payload)
                 .map_err(|e| corrupt(format!("undecodable record: {e}")))?;
             if record.offset != next {
                 return Err(corrupt(format!(
@@ -134,8 +135,7 @@ pub(crate) fn recover(
             if record.offset < start {
                 continue; // already in the snapshot
             }
-            datastore
-                .replay(&record.delta())
+            replay(&mut datastore, &record)
                 .map_err(|e| corrupt(format!("record does not apply: {e}")))?;
             replayed += 1;
         }
@@ -198,6 +198,17 @@ pub(crate) fn recover(
         duration: started.elapsed(),
     };
     Ok((datastore, report))
+}
+
+/// Applies a log record's changes to the tables.
+fn replay(datastore: &mut Datastore, record: &ReplayRecord<'_>) -> Result<(), DbError> {
+    for table in &record.tables {
+        datastore.replay_rows(table.table as usize, &table.deletes, &table.inserts)?;
+    }
+    for sequence in &record.sequences {
+        datastore.replay_sequence(&SequenceState::from(sequence))?;
+    }
+    Ok(())
 }
 
 /// "transaction A is" or "transactions A to B are", for the offsets `from..to`.
@@ -275,22 +286,19 @@ fn restore(
             "the snapshot has tables {names:?}, the module {expected:?}"
         )));
     }
-    let delta = TxDelta {
-        tables: snapshot
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(table, (_, rows))| TableDelta {
-                table,
-                inserts: rows.iter().map(|r| Row::from(r.as_slice())).collect(),
-                deletes: Vec::new(),
-            })
-            .collect(),
-        sequences: snapshot.sequences.iter().map(SequenceState::from).collect(),
-    };
     let mut datastore = Datastore::new(tables.to_vec());
-    datastore
-        .replay(&delta)
-        .map_err(|e| StorageError::Mismatch(format!("the snapshot does not load: {e}")))?;
+    let no_rows: &[ByteBuf] = &[];
+    let loaded = snapshot
+        .tables
+        .iter()
+        .enumerate()
+        .try_for_each(|(table, (_, rows))| datastore.replay_rows(table, no_rows, rows))
+        .and_then(|()| {
+            snapshot
+                .sequences
+                .iter()
+                .try_for_each(|s| datastore.replay_sequence(&SequenceState::from(s)))
+        });
+    loaded.map_err(|e| StorageError::Mismatch(format!("the snapshot does not load: {e}")))?;
     Ok(datastore)
 }

@@ -164,3 +164,34 @@ proptest! {
         let _ = recover(&disk);
     }
 }
+
+// #10 item 6: replay trusts a record's checksum only as far as it is safe:
+// a well-formed record that deletes a row the tables do not have is
+// refused as corrupt, naming the file, not applied or a panic.
+#[test]
+fn a_well_formed_record_that_does_not_apply_is_refused() {
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let missing = TxDelta {
+        tables: vec![TableDelta {
+            table: 0,
+            inserts: Vec::new(),
+            deletes: vec![postcard::to_allocvec(&99u64).unwrap().as_slice().into()],
+        }],
+        sequences: Vec::new(),
+    };
+    let mut bytes = segment(&[Frame::Record(0)]);
+    put_frame(
+        &LogRecord::new(1, "delete", [7; 32], 0, &missing).encode(),
+        &mut bytes,
+    )
+    .unwrap();
+    put(&disk, "log", &super::super::numbered_name(0, "seg"), &bytes);
+    match recover(&disk) {
+        Err(StorageError::Corrupt { file, reason, .. }) => {
+            assert_eq!(file, "log/00000000000000000000.seg");
+            assert!(reason.starts_with("record does not apply"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
