@@ -3,6 +3,7 @@
 //! bank module it publishes there.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -124,7 +125,17 @@ impl ServerProcess {
         options: &[&str],
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding the worldline executable")?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                // The server dies with this command, even when it is killed.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args([
                 "start",
                 "--listen",

@@ -160,10 +160,21 @@ impl Latency {
 
 /// `1234567.8` as `1,234,568`.
 pub fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
+    grouped(&format!("{:.0}", value.max(0.0)))
+}
+
+/// `-1234567` as `-1,234,567`.
+pub fn thousands_exact(value: i128) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let sign = if value < 0 { "-" } else { "" };
+    format!("{sign}{}", grouped(&digits))
+}
+
+/// Digits with a comma between each group of three.
+fn grouped(digits: &str) -> String {
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -175,7 +186,7 @@ pub fn thousands(value: f64) -> String {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{Recorder, Window, thousands};
+    use super::{Recorder, Window, thousands, thousands_exact};
 
     #[test]
     fn a_window_counts_only_what_ends_inside_it() {
@@ -199,5 +210,9 @@ mod tests {
         assert_eq!(summary.latency.p50_us, 100.0);
         assert_eq!(thousands(1_234_567.4), "1,234,567");
         assert_eq!(thousands(12.0), "12");
+        assert_eq!(
+            thousands_exact(-100_000_000_000_000),
+            "-100,000,000,000,000"
+        );
     }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::load::{self, Load, Stop};
 use super::server::{self, ClientArgs, Prepared, Usage, protocol_name};
 use super::sqlite::{self, SqliteRun};
-use super::stats::{Latency, Spread, Window, thousands};
+use super::stats::{Latency, Spread, Window, thousands, thousands_exact};
 use crate::context::GlobalArgs;
 use crate::output::print_json;
 
@@ -249,7 +249,7 @@ async fn usage_over(pid: Option<u32>, window: Window) -> anyhow::Result<Option<S
 fn print_text(report: &Report) {
     for run in &report.runs {
         println!(
-            "transfer over {}, durability {}: {} connections x {} in flight, alpha {}, {} accounts, {} s measured after {} s warm-up",
+            "transfer over {}, durability {}: {} connection(s) x {} in flight, alpha {}, {} accounts, {} s measured after {} s warm-up",
             run.protocol,
             run.durability,
             run.connections,
@@ -290,7 +290,8 @@ fn print_text(report: &Report) {
         };
         println!(
             "  balance sum {} before, {} after: {verdict}",
-            run.balance_sum_before, run.balance_sum_after
+            thousands_exact(run.balance_sum_before),
+            thousands_exact(run.balance_sum_after)
         );
     }
     for baseline in &report.baselines {
