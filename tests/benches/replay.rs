@@ -7,7 +7,7 @@
 //! Environment: `WORLDLINE_BENCH_REPLAY` (default 200000) transfers in the
 //! replayed log; `WORLDLINE_BENCH_ROUNDS` (default 3) recoveries timed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use worldline_host::{CallContext, DurabilityPolicy, Host, HostConfig, StorageConfig};
@@ -20,6 +20,14 @@ fn env_count(name: &str, default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux),
+/// so the replay rate can be read apart from other load on the machine.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
 }
 
 fn config() -> HostConfig {
@@ -61,13 +69,20 @@ fn main() {
         .map(|e| e.expect("entry").metadata().expect("metadata").len())
         .sum();
     for round in 1..=rounds {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), thread_cpu());
         let host = Host::open(dir.path(), config()).expect("recover");
-        let open = started.elapsed();
+        let (open, cpu) = (started.elapsed(), thread_cpu().zip(cpu).map(|(b, a)| b - a));
         let report = &host.recovery_reports()[0].1;
+        let on_cpu = cpu.map_or(String::new(), |cpu| {
+            format!(
+                "; whole open {:.3} s of CPU: {:.0} tx per CPU second",
+                cpu.as_secs_f64(),
+                report.replayed as f64 / cpu.as_secs_f64()
+            )
+        });
         println!(
             "replay round {round}: {} transactions ({:.1} MB of log) in {:.3} s: {:.0} tx/s \
-             (host open incl. module load {:.3} s)",
+             (host open incl. module load {:.3} s{on_cpu})",
             report.replayed,
             log_bytes as f64 / 1e6,
             report.duration.as_secs_f64(),
