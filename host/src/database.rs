@@ -686,7 +686,8 @@ impl Database {
             // transaction: the call is refused, as the ones after it will be.
             Err(e) => return Err(CallError::Unavailable(self.log_failed(e.to_string()))),
         };
-        if let Err(e) = storage.snapshot_if_due(&self.instance.store.data().datastore) {
+        let datastore = &self.instance.store.data().datastore;
+        if let Err(e) = storage.snapshot_in_background_if_due(datastore) {
             tracing::warn!("could not write a snapshot (the commit log still has everything): {e}");
         }
         Ok(Some(offset))

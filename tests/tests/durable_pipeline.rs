@@ -2,15 +2,18 @@
 //! commit log's fsync is held back (a hook on the durability thread blocks
 //! it, so nothing here depends on timing), the database goes on answering
 //! commands, and the replies and subscription updates of the transactions
-//! behind the held fsync go out only once it completes, in commit order.
+//! behind the held fsync go out only once it completes, in commit order;
+//! an automatic snapshot is written on a thread of its own, one at a time,
+//! while the database goes on committing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use worldline_client::Event;
-use worldline_host::{DurabilityPolicy, SyncHook};
+use worldline_host::{CallContext, DurabilityPolicy, Host, HostConfig, StorageConfig, SyncHook};
 use worldline_tests::live::{LiveServer, Transport};
+use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm, test_engine_config};
 use worldline_transport::ReducerStatus;
 
 /// Holds every fsync of the commit log while closed.
@@ -130,4 +133,86 @@ async fn the_database_runs_commands_while_an_fsync_is_held_and_releases_replies_
     caller.close().await;
     watcher.close().await;
     live.shutdown().await;
+}
+
+// #10 item 3: snapshots are written off the database's thread.
+#[test]
+fn a_snapshot_is_written_in_the_background_while_the_database_commits() {
+    let gate = Arc::new(Gate::default());
+    let hook = Arc::clone(&gate);
+    let dir = TempDir::new("worldline-background-snapshot");
+    let config = HostConfig {
+        engine: test_engine_config(),
+        storage: StorageConfig {
+            // Under `none` the log is fsynced only when a snapshot drains
+            // it, so the gate holds exactly the snapshots.
+            durability: DurabilityPolicy::None,
+            snapshot_every: Some(10),
+            before_sync: Some(SyncHook(Arc::new(move || hook.pass()))),
+            ..StorageConfig::default()
+        },
+    };
+    let path = dir.path().to_owned();
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn({
+        let gate = Arc::clone(&gate);
+        let config = config.clone();
+        move || {
+            let mut host = Host::open(&path, config).expect("open");
+            let db = host
+                .publish("bank", &guest_wasm("bank"), OWNER)
+                .expect("publish");
+            let seed = args(&(10u32, 1_000i64));
+            db.call_reducer("seed", &seed, CallContext::new(OWNER))
+                .expect("seed");
+            gate.set(true);
+            let transfer = |db: &mut worldline_host::Database, i: u32| {
+                let transfer = args(&(i % 10, (i + 1) % 10, 1i64));
+                db.call_reducer("transfer", &transfer, CallContext::new(ALICE))
+                    .expect("transfer");
+            };
+            // The seed (and init) and ten transfers make a snapshot due
+            // at one of the last three of them ...
+            for i in 0..10 {
+                transfer(db, i);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while gate.held.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "no snapshot started");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // ... and while it is held, the database goes on committing
+            // (less than another interval, so no second snapshot is due).
+            for i in 10..17 {
+                transfer(db, i);
+            }
+            done.send(()).expect("the test waits");
+            host
+        }
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the database commits while a snapshot is being written");
+    assert_eq!(
+        gate.held.load(Ordering::SeqCst),
+        1,
+        "one snapshot at a time"
+    );
+    gate.set(false);
+    drop(worker.join().expect("the worker"));
+    let host = Host::open(dir.path(), config).expect("recover");
+    let report = &host.recovery_reports()[0].1;
+    assert!(report.snapshot.is_some(), "the snapshot was written");
+    let db = host.database("bank").expect("bank");
+    let total: i64 = db
+        .rows("account")
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            postcard::from_bytes::<(u32, i64)>(row)
+                .expect("an account")
+                .1
+        })
+        .sum();
+    assert_eq!(total, 10_000);
 }

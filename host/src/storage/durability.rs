@@ -212,6 +212,29 @@ impl Durability {
     /// fsynced, whatever the policy. Snapshots and module swaps call this
     /// first, so that the log always reaches the newest snapshot's offset.
     pub(crate) fn drain(&self, below: u64) -> Result<(), StorageError> {
+        self.drainer().drain(below)
+    }
+
+    /// A handle that can [`drain`](Self::drain) the log from another thread.
+    pub(crate) fn drainer(&self) -> Drainer {
+        Drainer {
+            jobs: self.jobs.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Drains the log from another thread (a snapshot being written in the
+/// background); see [`Durability::drain`]. While it lives, the durability
+/// thread goes on (dropping the [`Durability`] waits for it).
+pub(crate) struct Drainer {
+    jobs: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+}
+
+impl Drainer {
+    /// See [`Durability::drain`].
+    pub(crate) fn drain(&self, below: u64) -> Result<(), StorageError> {
         let sent = self
             .jobs
             .as_ref()

@@ -14,6 +14,7 @@ mod snapshot;
 mod tests;
 
 use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
@@ -227,6 +228,24 @@ pub(crate) enum SwapFailed {
     Undecided(StorageError),
 }
 
+/// Keeps the `keep` newest snapshots in `snapshots` and the segments of
+/// `log` they need.
+fn prune(log: &dyn Directory, snapshots: &dyn Directory, keep: usize) -> Result<(), StorageError> {
+    prune_snapshots(snapshots, keep)?;
+    let oldest_kept = snapshot_names(snapshots)?
+        .last()
+        .map_or(0, |(offset, _)| *offset);
+    commitlog::remove_segments_before(log, oldest_kept)
+}
+
+impl Drop for DatabaseStorage {
+    /// Waits for a background snapshot, so that nothing writes in the
+    /// database's directory once it is closed.
+    fn drop(&mut self) {
+        self.settle_background();
+    }
+}
+
 /// The commit log and snapshots of one open database.
 pub(crate) struct DatabaseStorage {
     /// The database's directory, which holds `module.wasm`.
@@ -244,6 +263,8 @@ pub(crate) struct DatabaseStorage {
     snapshot_interval: Option<u64>,
     /// Called whenever transactions become durable or the log fails.
     waker: Option<Waker>,
+    /// An automatic snapshot being written on its own thread (at most one).
+    background: Option<JoinHandle<Result<(), StorageError>>>,
     /// Dropped after `durability` (fields drop in order), so once no
     /// [`Weak`] of it upgrades, the durability thread has been joined.
     alive: Arc<()>,
@@ -300,6 +321,7 @@ impl DatabaseStorage {
             next_offset: report.next_offset,
             since_snapshot: report.replayed,
             waker: None,
+            background: None,
             alive: Arc::new(()),
         };
         Ok((storage, datastore, report))
@@ -343,15 +365,84 @@ impl DatabaseStorage {
     /// Writes a snapshot if enough transactions have passed since the last
     /// one. After a failure the next attempt waits twice as long (at most
     /// [`MAX_SNAPSHOT_BACKOFF`] times `snapshot_every`); a success resets it.
+    /// The storage tests' deterministic twin of
+    /// [`snapshot_in_background_if_due`](Self::snapshot_in_background_if_due).
+    #[cfg(test)]
     pub(crate) fn snapshot_if_due(&mut self, datastore: &Datastore) -> Result<(), StorageError> {
-        let (Some(every), Some(interval)) = (self.config.snapshot_every, self.snapshot_interval)
-        else {
-            return Ok(());
-        };
-        if self.since_snapshot < interval {
+        if !self.snapshot_due() {
             return Ok(());
         }
         let result = self.snapshot(datastore);
+        self.snapshot_done(&result);
+        result
+    }
+
+    /// Like [`snapshot_if_due`](Self::snapshot_if_due), but only the copy
+    /// of the rows happens on this thread: the snapshot is written and
+    /// synced (after the log is) on a thread of its own, so that the caller
+    /// goes on running transactions meanwhile. Never two at once: a
+    /// snapshot due while the previous one is still being written waits for
+    /// it. Returns the error of the previous background snapshot, once known.
+    pub(crate) fn snapshot_in_background_if_due(
+        &mut self,
+        datastore: &Datastore,
+    ) -> Result<(), StorageError> {
+        let finished = self.background.as_ref().map(JoinHandle::is_finished);
+        if !self.snapshot_due() && finished != Some(true) {
+            return Ok(());
+        }
+        // A snapshot due while the previous one is still being written
+        // waits for it: never two at once, and never more than an interval
+        // of the log to replay.
+        if self.background.is_some() {
+            let result = self.join_background();
+            self.snapshot_done(&result);
+            result?;
+        }
+        if !self.snapshot_due() {
+            return Ok(());
+        }
+        let snapshot = self.snapshot_of(datastore, self.module_hash);
+        let below = self.next_offset;
+        let drainer = self.durability.drainer();
+        let (log, snapshots) = (Arc::clone(&self.log), Arc::clone(&self.snapshots));
+        let keep = self.config.keep_snapshots;
+        let spawned = std::thread::Builder::new()
+            .name("worldline-snapshot".into())
+            .spawn(move || {
+                drainer.drain(below)?;
+                write_snapshot(&*snapshots, &snapshot)?;
+                prune(&*log, &*snapshots, keep)
+            });
+        match spawned {
+            Ok(handle) => {
+                self.since_snapshot = 0;
+                self.background = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                let result = Err(StorageError::io("starting the snapshot thread", e));
+                self.snapshot_done(&result);
+                result
+            }
+        }
+    }
+
+    /// Whether an automatic snapshot is due.
+    fn snapshot_due(&self) -> bool {
+        match (self.config.snapshot_every, self.snapshot_interval) {
+            (Some(_), Some(interval)) => self.since_snapshot >= interval,
+            _ => false,
+        }
+    }
+
+    /// Resets the automatic snapshots' interval after a success, doubles
+    /// it after a failure.
+    fn snapshot_done(&mut self, result: &Result<(), StorageError>) {
+        let (Some(every), Some(interval)) = (self.config.snapshot_every, self.snapshot_interval)
+        else {
+            return;
+        };
         self.snapshot_interval = Some(match result {
             Ok(()) => every,
             Err(_) => {
@@ -361,7 +452,31 @@ impl DatabaseStorage {
                     .min(every.saturating_mul(MAX_SNAPSHOT_BACKOFF))
             }
         });
-        result
+    }
+
+    /// Waits for the background snapshot, if any, and returns its result.
+    fn join_background(&mut self) -> Result<(), StorageError> {
+        match self.background.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(StorageError::LogFailed(
+                "the snapshot thread panicked".into(),
+            )),
+        }
+    }
+
+    /// Waits for a background snapshot, logging its failure: before
+    /// anything else touches the snapshots or replaces the log's thread.
+    fn settle_background(&mut self) {
+        if self.background.is_some() {
+            let result = self.join_background();
+            if let Err(e) = &result {
+                tracing::warn!(
+                    "could not write a snapshot (the commit log still has everything): {e}"
+                );
+            }
+            self.snapshot_done(&result);
+        }
     }
 
     /// Writes a snapshot of `datastore` (which holds every transaction
@@ -370,6 +485,7 @@ impl DatabaseStorage {
     /// so that it always reaches the newest snapshot's offset: recovery
     /// refuses a log that does not (its end was lost).
     pub(crate) fn snapshot(&mut self, datastore: &Datastore) -> Result<(), StorageError> {
+        self.settle_background();
         self.durability.drain(self.next_offset)?;
         write_snapshot(
             &*self.snapshots,
@@ -381,11 +497,7 @@ impl DatabaseStorage {
 
     /// Keeps the `keep` newest snapshots and the log segments they need.
     fn prune(&self, keep: usize) -> Result<(), StorageError> {
-        prune_snapshots(&*self.snapshots, keep)?;
-        let oldest_kept = snapshot_names(&*self.snapshots)?
-            .last()
-            .map_or(0, |(offset, _)| *offset);
-        commitlog::remove_segments_before(&*self.log, oldest_kept)
+        prune(&*self.log, &*self.snapshots, keep)
     }
 
     /// A handle that stops upgrading once this storage is dropped and its
@@ -466,6 +578,7 @@ impl DatabaseStorage {
         caller: [u8; 32],
         timestamp: i64,
     ) -> Result<u64, StorageError> {
+        self.settle_background();
         self.durability.drain(self.next_offset)?;
         self.start_segment()?;
         self.log(SWAP_RECORD, caller, timestamp, &TxDelta::default())?;

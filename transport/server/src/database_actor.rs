@@ -955,13 +955,14 @@ impl Actor {
                 });
             }
         }
-        let message = Payload::from(encode_message(&ServerMessage::Error {
+        let message = ServerMessage::Error {
             message: format!("database `{}` stopped: {reason}", self.name),
             fatal: true,
-        }));
+        };
+        // The messages released before it (outcome-unknown answers) go
+        // out first; a connection with no room for it is dropped at once.
         for (_, connection) in self.connections.drain() {
-            connection.outbound.try_send(message.clone());
-            connection.outbound.kick(&reason);
+            connection.outbound.close_with(&message);
         }
         self.subscribers.clear();
         self.query_tables.clear();
