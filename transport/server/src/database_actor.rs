@@ -18,7 +18,9 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use worldline_host::datastore::{Lifecycle, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
-use worldline_subscriptions::{QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile};
+use worldline_subscriptions::{
+    QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile, query_excerpt,
+};
 use worldline_transport::{
     ClientMessage, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
     TableRows, TableUpdate, encode_message,
@@ -1015,13 +1017,15 @@ fn encoded_size(tables: &[TableRows]) -> usize {
         + 2 * VARINT
 }
 
-/// At most the first 200 characters of `sql`, to name a refused query
-/// without echoing all of it.
+/// `sql` as the subscription engine quotes queries ([`query_excerpt`]),
+/// with its full length when it was cut, to name a refused query without
+/// echoing all of it.
 fn excerpt(sql: &str) -> String {
-    const MAX: usize = 200;
-    match sql.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}… ({} bytes)", &sql[..end], sql.len()),
-        None => sql.to_owned(),
+    let quoted = query_excerpt(sql);
+    if quoted != sql {
+        format!("{quoted} ({} bytes)", sql.len())
+    } else {
+        quoted
     }
 }
 
