@@ -167,14 +167,7 @@ fn snapshots_compact_the_log_and_recovery_uses_them() {
 fn a_torn_final_record_is_cut_off_and_the_rest_recovered() {
     let dir = TempDir::new("worldline-torn");
     drop(bank_with_transfers(dir.path(), config(None, 1 << 20), 5));
-    let segment = files(dir.path(), "log").pop().unwrap();
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    resize_newest_segment(dir.path(), |len| len - 3);
     let mut host = Host::open(dir.path(), config(None, 1 << 20)).expect("a torn tail is not fatal");
     assert!(host.recovery_reports()[0].1.truncated_bytes > 0);
     assert_eq!(
@@ -286,14 +279,7 @@ fn a_flipped_length_bit_is_refused_not_truncated() {
 fn a_zero_filled_tail_is_cut_off_as_torn() {
     let dir = TempDir::new("worldline-zero-tail");
     drop(bank_with_transfers(dir.path(), config(None, 1 << 20), 5));
-    let segment = files(dir.path(), "log").pop().unwrap();
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len + 4096)
-        .unwrap();
+    let (segment, len) = resize_newest_segment(dir.path(), |len| len + 4096);
     let host = Host::open(dir.path(), config(None, 1 << 20)).expect("a zero tail is not fatal");
     assert_eq!(host.recovery_reports()[0].1.truncated_bytes, 4096);
     assert_eq!(balances(&host), vec![(0, 95), (1, 105), (2, 100)]);
@@ -352,4 +338,19 @@ fn stale_temporary_files_are_removed_on_start() {
     for file in &stale {
         assert!(!file.exists(), "{} is still there", file.display());
     }
+}
+
+/// Sets the length of the newest log segment of the database in `dir` to
+/// `new_len(its length)`, as a cut-short or grown-but-unwritten file;
+/// returns its path and its length before.
+fn resize_newest_segment(dir: &Path, new_len: impl FnOnce(u64) -> u64) -> (PathBuf, u64) {
+    let segment = files(dir, "log").pop().unwrap();
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(new_len(len))
+        .unwrap();
+    (segment, len)
 }
