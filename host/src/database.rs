@@ -122,6 +122,42 @@ impl Loaded {
     }
 }
 
+/// A component compiled, checked against the `worldline:module` world and
+/// described, ready to replace a database's module with
+/// [`Database::hot_swap_prepared`]. Preparing is the slow part of a swap
+/// (compiling), so a server prepares on a thread of its own while the
+/// database goes on serving, and only the switch runs on the database's
+/// thread.
+pub struct PreparedModule {
+    loaded: Loaded,
+    wasm: Vec<u8>,
+    engine: Engine,
+}
+
+impl PreparedModule {
+    /// Compiles `wasm` with `engine` (or loads it from the engine's
+    /// component cache), instantiates it and reads its schema. Runs no
+    /// reducer.
+    pub fn prepare(engine: &Engine, wasm: Vec<u8>) -> Result<Self, HostError> {
+        let loaded = Loaded::compile(engine, &wasm)?;
+        Ok(Self {
+            loaded,
+            wasm,
+            engine: engine.clone(),
+        })
+    }
+
+    /// The schema the module describes.
+    pub fn schema(&self) -> &ModuleSchema {
+        &self.loaded.schema
+    }
+
+    /// The component's bytes.
+    pub fn wasm(&self) -> &[u8] {
+        &self.wasm
+    }
+}
+
 /// Compiles a component and returns the schema it describes (its tables
 /// and reducers), without creating a database or running any reducer
 /// (`init` included): for tools that need a module's schema, such as code
@@ -279,7 +315,28 @@ impl Database {
         if let Some(reason) = self.unreadable() {
             return Err(HostError::Unavailable(reason.to_owned()));
         }
-        let loaded = Loaded::compile(&self.engine, wasm)?;
+        let prepared = PreparedModule::prepare(&self.engine, wasm.to_vec())?;
+        self.hot_swap_prepared(prepared, policy)
+    }
+
+    /// Like [`Database::hot_swap`], with a module compiled beforehand by
+    /// [`PreparedModule::prepare`] (with this database's engine): only the
+    /// migration and the atomic switch run here.
+    pub fn hot_swap_prepared(
+        &mut self,
+        prepared: PreparedModule,
+        policy: SwapPolicy,
+    ) -> Result<MigrationPlan, HostError> {
+        if let Some(reason) = self.unreadable() {
+            return Err(HostError::Unavailable(reason.to_owned()));
+        }
+        if !self.engine.same(&prepared.engine) {
+            return Err(HostError::WorldMismatch(
+                "the module was compiled by another engine than the database's".to_owned(),
+            ));
+        }
+        let PreparedModule { loaded, wasm, .. } = prepared;
+        let wasm = &wasm[..];
         let plan =
             plan_migration(&self.schema, &loaded.schema).map_err(HostError::IncompatibleSchema)?;
         if policy == SwapPolicy::Additive && !plan.is_additive() {

@@ -2,6 +2,7 @@
 //! the epoch ticker that enforces reducer deadlines, the import linker and
 //! the compiled-component cache.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,21 @@ pub struct EngineConfig {
     /// [`Engine::with_component_cache`]); the least recently used are
     /// deleted first. 0 turns the cache off. Default 1 GiB.
     pub component_cache_bytes: u64,
+    /// Called before each component is compiled or loaded from the cache,
+    /// on the thread doing it; it may block, which holds that compilation
+    /// back. For tests that need a slow compilation without timing.
+    pub before_compile: Option<CompileHook>,
+}
+
+/// A function called before each compilation (see
+/// [`EngineConfig::before_compile`]).
+#[derive(Clone)]
+pub struct CompileHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for CompileHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CompileHook")
+    }
 }
 
 impl Default for EngineConfig {
@@ -77,6 +93,7 @@ impl Default for EngineConfig {
             max_tx_write_bytes: 64 << 20,
             max_database_bytes: 4 << 30,
             component_cache_bytes: 1 << 30,
+            before_compile: None,
         }
     }
 }
@@ -153,6 +170,9 @@ impl Engine {
 
     /// Compiles `wasm`, or loads its compiled form from the component cache.
     pub(crate) fn component(&self, wasm: &[u8]) -> wasmtime::Result<Component> {
+        if let Some(hook) = &self.config.before_compile {
+            (hook.0)();
+        }
         match &self.cache {
             Some(cache) => cache.component(&self.inner, wasm),
             None => Component::new(&self.inner, wasm),
@@ -176,6 +196,12 @@ impl Engine {
             max_line_bytes: self.config.max_log_line_bytes,
             max_bytes: self.config.max_log_bytes,
         }
+    }
+
+    /// Whether `other` is a clone of this engine (components compiled by
+    /// one run on the other).
+    pub fn same(&self, other: &Engine) -> bool {
+        wasmtime::Engine::same(&self.inner, &other.inner)
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {

@@ -38,8 +38,10 @@ mod storage;
 
 pub use auth::{AuthError, Authority, identity_for};
 pub use component_cache::CacheStats;
-pub use database::{CallContext, Database, ReducerOutcome, SwapPolicy, describe_component};
-pub use engine::{Engine, EngineConfig};
+pub use database::{
+    CallContext, Database, PreparedModule, ReducerOutcome, SwapPolicy, describe_component,
+};
+pub use engine::{CompileHook, Engine, EngineConfig};
 pub use error::{CallError, HostError};
 pub use host::{Host, HostConfig, UnavailableDatabase};
 pub use identity::{ConnectionId, Identity, Timestamp};

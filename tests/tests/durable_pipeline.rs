@@ -6,42 +6,15 @@
 //! an automatic snapshot is written on a thread of its own, one at a time,
 //! while the database goes on committing.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use worldline_client::Event;
 use worldline_host::{CallContext, DurabilityPolicy, Host, HostConfig, StorageConfig, SyncHook};
+use worldline_tests::gate::Gate;
 use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm, test_engine_config};
 use worldline_transport::ReducerStatus;
-
-/// Holds every fsync of the commit log while closed.
-#[derive(Default)]
-struct Gate {
-    closed: Mutex<bool>,
-    changed: Condvar,
-    /// Fsyncs that have started waiting at the closed gate.
-    held: AtomicUsize,
-}
-
-impl Gate {
-    fn set(&self, closed: bool) {
-        *self.closed.lock().unwrap() = closed;
-        self.changed.notify_all();
-    }
-
-    /// Runs on the durability thread before each fsync.
-    fn pass(&self) {
-        let mut closed = self.closed.lock().unwrap();
-        if *closed {
-            self.held.fetch_add(1, Ordering::SeqCst);
-        }
-        while *closed {
-            closed = self.changed.wait(closed).unwrap();
-        }
-    }
-}
 
 // #10 item 3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,14 +42,11 @@ async fn the_database_runs_commands_while_an_fsync_is_held_and_releases_replies_
         let caller = caller.clone();
         async move { caller.call("transfer", &(0u32, 1u32, 1i64)).await }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while gate.held.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the first transfer never reached the fsync"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    gate.wait_held(
+        Duration::from_secs(30),
+        "the first transfer never reached the fsync",
+    )
+    .await;
     // The durability thread is inside the first transfer's fsync; the
     // database thread takes more calls and answers a describe meanwhile
     // (before #10 it waited for the fsync and answered nothing).
@@ -177,7 +147,7 @@ fn a_snapshot_is_written_in_the_background_while_the_database_commits() {
                 transfer(db, i);
             }
             let deadline = Instant::now() + Duration::from_secs(30);
-            while gate.held.load(Ordering::SeqCst) == 0 {
+            while gate.held() == 0 {
                 assert!(Instant::now() < deadline, "no snapshot started");
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -193,11 +163,7 @@ fn a_snapshot_is_written_in_the_background_while_the_database_commits() {
     finished
         .recv_timeout(Duration::from_secs(60))
         .expect("the database commits while a snapshot is being written");
-    assert_eq!(
-        gate.held.load(Ordering::SeqCst),
-        1,
-        "one snapshot at a time"
-    );
+    assert_eq!(gate.held(), 1, "one snapshot at a time");
     gate.set(false);
     drop(worker.join().expect("the worker"));
     let host = Host::open(dir.path(), config).expect("recover");

@@ -6,7 +6,7 @@ use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
-use worldline_host::{Authority, Database, Host, Identity, UnavailableDatabase};
+use worldline_host::{Authority, Database, Engine, Host, Identity, UnavailableDatabase};
 
 use crate::config::ServerConfig;
 use crate::database_actor::{self, ConnKey, DatabaseHandle};
@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) authority: Authority,
     /// The data directory; publishing goes through it.
     pub(crate) host: Mutex<Host>,
+    /// The host's wasm engine, to compile a new module for a hot swap
+    /// without holding the host or stopping the database.
+    pub(crate) engine: Engine,
     databases: RwLock<HashMap<String, DatabaseHandle>>,
     /// Databases that could not be recovered at startup, by name: they
     /// serve nothing, but their owner may delete or replace them.
@@ -63,6 +66,7 @@ impl Shared {
             config,
             endpoints,
             authority: host.authority().clone(),
+            engine: host.engine().clone(),
             host: Mutex::new(host),
             databases: RwLock::new(HashMap::new()),
             unavailable: RwLock::new(unavailable),

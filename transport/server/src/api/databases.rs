@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::ModuleSchema;
-use worldline_host::{HostError, Identity, UnavailableDatabase};
+use worldline_host::{HostError, Identity, PreparedModule, UnavailableDatabase};
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, PublishOutcome, Published, SqlResult,
 };
@@ -176,12 +176,25 @@ pub(crate) async fn publish(
         ));
     }
     let handle = database(&shared, &name)?;
-    let wasm = wasm.to_vec();
-    let changes = ask(&handle, &name, |reply| Admin::Swap { wasm, reply }).await??;
+    let module = prepare(&shared, wasm).await?;
+    let changes = ask(&handle, &name, |reply| Admin::Swap { module, reply }).await??;
     Ok((
         StatusCode::OK,
         Json(published(PublishOutcome::Updated, changes)),
     ))
+}
+
+/// Compiles a module for a hot swap off the async threads, while its
+/// database goes on serving (#10 item 3): only the switch runs on the
+/// database's thread.
+async fn prepare(shared: &Arc<Shared>, wasm: Bytes) -> Result<Box<PreparedModule>, ApiError> {
+    let engine = shared.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        PreparedModule::prepare(&engine, wasm.to_vec()).map(Box::new)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("publishing stopped: {e}")))?
+    .map_err(ApiError::publish_refused)
 }
 
 /// Creates and starts database `name`, compiling the component off the async threads.

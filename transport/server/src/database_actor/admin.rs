@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use worldline_host::datastore::ModuleSchema;
 use worldline_host::datastore::{json_to_args, row_to_json};
-use worldline_host::{CallContext, CallError, Identity, SwapPolicy};
+use worldline_host::{CallContext, CallError, Identity, PreparedModule, SwapPolicy};
 use worldline_subscriptions::SubscriptionEngine;
 use worldline_transport::ServerMessage;
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
@@ -52,8 +52,8 @@ pub(crate) enum Admin {
     },
     /// Replaces the module in place, keeping data and connections.
     Swap {
-        /// The new component.
-        wasm: Vec<u8>,
+        /// The new module, compiled beforehand off the database's thread.
+        module: Box<PreparedModule>,
         /// Where the answer goes: the schema changes applied.
         reply: Reply<Vec<String>>,
     },
@@ -72,7 +72,7 @@ impl Admin {
             // length is a fair measure of what the parsed value holds.
             Admin::Call { reducer, args, .. } => reducer.len() + args.to_string().len(),
             Admin::Sql { query, .. } => query.len(),
-            Admin::Swap { wasm, .. } => wasm.len(),
+            Admin::Swap { module, .. } => module.wasm().len(),
             Admin::Stop { reason } => reason.len(),
             Admin::Describe { .. } | Admin::Logs { .. } => 0,
         }
@@ -121,8 +121,8 @@ impl Actor {
             Admin::Logs { from, reply } => {
                 let _ = reply.send(self.log_lines(from));
             }
-            Admin::Swap { wasm, reply } => {
-                let _ = reply.send(self.swap(&wasm));
+            Admin::Swap { module, reply } => {
+                let _ = reply.send(self.swap(*module));
             }
             Admin::Stop { reason } => {
                 tracing::info!("database {}: {reason}", self.name);
@@ -237,13 +237,13 @@ impl Actor {
     /// Swaps the module, then compiles every subscription again against
     /// the new schema (table ids may have moved). A query the new schema
     /// no longer accepts ends its query set with a `SubscriptionError`.
-    fn swap(&mut self, wasm: &[u8]) -> Result<Vec<String>, ApiError> {
+    fn swap(&mut self, module: PreparedModule) -> Result<Vec<String>, ApiError> {
         if let Some(reason) = &self.stopped {
             return Err(ApiError::unavailable(reason.clone()));
         }
         let plan = self
             .database
-            .hot_swap(wasm, SwapPolicy::Compatible)
+            .hot_swap_prepared(module, SwapPolicy::Compatible)
             .map_err(ApiError::publish_refused)?;
         self.resubscribe_all();
         Ok(plan.to_string().lines().map(str::to_owned).collect())
