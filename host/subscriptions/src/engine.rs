@@ -1,18 +1,19 @@
-//! Subscribed queries, deduplicated, and their updates per transaction.
+//! Subscribed queries, deduplicated and filed by the constants they
+//! compare, and what each transaction changes for them: a changed row is
+//! checked only against the queries it can match.
 
 use std::collections::{BTreeMap, HashMap};
 
-use worldline_datastore::{
-    AlgebraicType, Datastore, KeyBound, Row, TableId, TableSchema, TxDelta, Value, decode_product,
-    decode_value, encode_value,
-};
+use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value, decode_product};
 
-use crate::predicate::Predicate;
-use crate::sql::{CompiledQuery, Join};
+use crate::access::{Decoded, holds, matching_rows};
+use crate::join::{Changes, join_change, join_rows};
+use crate::query_index::{Filing, QueryIndex, Side};
+use crate::sql::CompiledQuery;
 
 /// A distinct subscribed query; every client subscribed to the same query shares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueryId(usize);
+pub struct QueryId(pub(crate) usize);
 
 /// What one transaction changed in one query's result.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,13 +35,42 @@ impl QueryUpdate {
 struct Subscribed {
     query: CompiledQuery,
     subscribers: usize,
+    /// Where its sides are filed in the engine's index.
+    filings: Vec<Filing>,
 }
 
-/// The distinct queries clients subscribe to.
+/// The distinct queries clients subscribe to, filed by the constants they
+/// compare. Subscribing, unsubscribing and evaluating a transaction cost
+/// about the same however many other queries are subscribed, except for
+/// queries that pin no column (they try every change to their tables).
 #[derive(Default)]
 pub struct SubscriptionEngine {
     queries: Vec<Option<Subscribed>>,
     ids: HashMap<CompiledQuery, QueryId>,
+    index: QueryIndex,
+}
+
+/// A transaction's changes to the query's table and to a join's other table.
+#[derive(Default)]
+struct Hits<'a> {
+    main: Changes<'a>,
+    joined: Changes<'a>,
+}
+
+impl<'a> Hits<'a> {
+    fn side(&mut self, side: Side) -> &mut Changes<'a> {
+        match side {
+            Side::Main => &mut self.main,
+            Side::Joined => &mut self.joined,
+        }
+    }
+}
+
+/// A table's changed rows, decoded.
+struct Changed {
+    table: TableId,
+    inserts: Vec<Decoded>,
+    deletes: Vec<Decoded>,
 }
 
 impl SubscriptionEngine {
@@ -53,10 +83,18 @@ impl SubscriptionEngine {
             return id;
         }
         let id = QueryId(self.queries.len());
+        let mut filings = vec![Filing::new(query.table, Side::Main, &query.predicate)];
+        if let Some(join) = &query.join {
+            filings.push(Filing::new(join.other, Side::Joined, &join.other_predicate));
+        }
+        for filing in &filings {
+            self.index.insert(id, filing);
+        }
         self.ids.insert(query.clone(), id);
         self.queries.push(Some(Subscribed {
             query,
             subscribers: 1,
+            filings,
         }));
         id
     }
@@ -68,6 +106,9 @@ impl SubscriptionEngine {
         };
         entry.subscribers -= 1;
         if entry.subscribers == 0 {
+            for filing in &entry.filings {
+                self.index.remove(id, filing);
+            }
             self.ids.remove(&entry.query);
             self.queries[id.0] = None;
         }
@@ -83,67 +124,83 @@ impl SubscriptionEngine {
         self.ids.is_empty()
     }
 
-    /// The rows matching a query now (a join's row once per matching joined row).
+    /// The rows matching a query now (a join's row once per matching joined
+    /// row), read through an index when the query pins an indexed column.
     pub fn initial_rows(&self, id: QueryId, datastore: &Datastore) -> Vec<Row> {
         let Some(Some(entry)) = self.queries.get(id.0) else {
             return Vec::new();
         };
         let query = &entry.query;
-        let tables = datastore.tables();
-        let rows = datastore.rows(query.table).into_iter().flatten();
-        let mut result = Vec::new();
-        for row in rows.filter(|row| matches(&query.predicate, &tables[query.table], row)) {
-            let copies = match &query.join {
-                None => 1,
-                Some(join) => partners_in_store(join, &tables[query.table], row, datastore),
-            };
-            result.extend(std::iter::repeat_n(row.clone(), copies));
+        match &query.join {
+            None => matching_rows(datastore, query.table, &query.predicate)
+                .into_iter()
+                .map(|row| row.row)
+                .collect(),
+            Some(join) => join_rows(query, join, datastore),
         }
-        result
     }
 
     /// What `delta`, just committed to `datastore`, changed for each
     /// subscribed query, leaving out queries it did not touch.
     pub fn evaluate(&self, delta: &TxDelta, datastore: &Datastore) -> Vec<(QueryId, QueryUpdate)> {
         let tables = datastore.tables();
-        let changes = |table: TableId| -> (&[Row], &[Row]) {
-            delta
-                .tables
-                .iter()
-                .find(|t| t.table == table)
-                .map_or((&[], &[]), |t| (&t.inserts[..], &t.deletes[..]))
+        let decoded = |schema: &TableSchema, rows: &[Row]| -> Vec<Decoded> {
+            rows.iter()
+                .filter_map(|row| Decoded::new(schema, row))
+                .collect()
         };
+        let changed: Vec<Changed> = delta
+            .tables
+            .iter()
+            .filter(|change| self.index.watches(change.table))
+            .filter_map(|change| {
+                let schema = tables.get(change.table)?;
+                Some(Changed {
+                    table: change.table,
+                    inserts: decoded(schema, &change.inserts),
+                    deletes: decoded(schema, &change.deletes),
+                })
+            })
+            .collect();
+        let mut hits: BTreeMap<QueryId, Hits> = BTreeMap::new();
+        for change in &changed {
+            for (id, side) in self.index.scanned(change.table) {
+                let rows = hits.entry(id).or_default().side(side);
+                rows.inserts.extend(&change.inserts);
+                rows.deletes.extend(&change.deletes);
+            }
+            for row in &change.inserts {
+                self.index
+                    .candidates(change.table, &row.values, |(id, side)| {
+                        hits.entry(id).or_default().side(side).inserts.push(row);
+                    });
+            }
+            for row in &change.deletes {
+                self.index
+                    .candidates(change.table, &row.values, |(id, side)| {
+                        hits.entry(id).or_default().side(side).deletes.push(row);
+                    });
+            }
+        }
         let mut updates = Vec::new();
-        for (position, entry) in self.queries.iter().enumerate() {
-            let Some(Subscribed { query, .. }) = entry else {
+        for (id, hits) in hits {
+            let Some(Some(Subscribed { query, .. })) = self.queries.get(id.0) else {
                 continue;
             };
-            let schema = &tables[query.table];
-            let (inserts, deletes) = changes(query.table);
+            let Some(schema) = tables.get(query.table) else {
+                continue;
+            };
             let (inserts, deletes) = match &query.join {
                 None => {
-                    let kept = |rows: &[Row]| -> Vec<Row> {
+                    let kept = |rows: &[&Decoded]| -> Vec<Row> {
                         rows.iter()
-                            .filter(|r| matches(&query.predicate, schema, r))
-                            .cloned()
+                            .filter(|r| holds(&query.predicate, &r.values))
+                            .map(|r| r.row.clone())
                             .collect()
                     };
-                    (kept(inserts), kept(deletes))
+                    (kept(&hits.main.inserts), kept(&hits.main.deletes))
                 }
-                Some(join) => {
-                    let (other_inserts, other_deletes) = changes(join.other);
-                    join_change(
-                        query,
-                        join,
-                        JoinDelta {
-                            inserts,
-                            deletes,
-                            other_inserts,
-                            other_deletes,
-                        },
-                        datastore,
-                    )
-                }
+                Some(join) => join_change(query, join, &hits.main, &hits.joined, datastore),
             };
             let paired = pair_by_primary_key(schema, &inserts, &deletes);
             let update = QueryUpdate {
@@ -152,142 +209,13 @@ impl SubscriptionEngine {
                 updates: paired.updated,
             };
             if !update.is_empty() {
-                updates.push((QueryId(position), update));
+                updates.push((id, update));
             }
         }
         updates
     }
 }
 
-fn matches(predicate: &Option<Predicate>, schema: &TableSchema, row: &[u8]) -> bool {
-    match predicate {
-        None => true,
-        Some(predicate) => decode_product(&schema.columns, row)
-            .map(|values| predicate.matches(&values))
-            .unwrap_or(false),
-    }
-}
-
-/// The value of `column` in `row`.
-fn column_value(schema: &TableSchema, row: &[u8], column: usize) -> Option<Value> {
-    decode_product(&schema.columns, row)
-        .ok()
-        .map(|mut values| values.swap_remove(column))
-}
-
-/// The rows of `table` whose `index` key is `value`, from the committed state.
-fn lookup(datastore: &Datastore, table: TableId, index: usize, value: &Value) -> Vec<Row> {
-    let mut key = Vec::new();
-    encode_value(value, &mut key);
-    let bound = KeyBound::Included(key);
-    let Ok(mut cursor) = datastore.scan_index(table, index, &bound, &bound) else {
-        return Vec::new();
-    };
-    let row_type = AlgebraicType::Product(datastore.tables()[table].columns.clone());
-    let mut rows = Vec::new();
-    loop {
-        let mut batch = Vec::new();
-        if datastore.next_batch(&mut cursor, 1024, &mut batch) == 0 {
-            return rows;
-        }
-        let mut rest = &batch[..];
-        while !rest.is_empty() {
-            let before = rest;
-            if decode_value(&row_type, &mut rest).is_err() {
-                return rows;
-            }
-            rows.push(Row::from(&before[..before.len() - rest.len()]));
-        }
-    }
-}
-
-/// How many joined rows in the committed state match `row` of the query's table.
-fn partners_in_store(
-    join: &Join,
-    schema: &TableSchema,
-    row: &[u8],
-    datastore: &Datastore,
-) -> usize {
-    let Some(value) = column_value(schema, row, join.column) else {
-        return 0;
-    };
-    let other = &datastore.tables()[join.other];
-    lookup(datastore, join.other, join.other_index, &value)
-        .iter()
-        .filter(|r| matches(&join.other_predicate, other, r))
-        .count()
-}
-
-/// A transaction's changes to both joined tables.
-struct JoinDelta<'a> {
-    inserts: &'a [Row],
-    deletes: &'a [Row],
-    other_inserts: &'a [Row],
-    other_deletes: &'a [Row],
-}
-
-/// The change of a join's result, as rows to insert and delete (with
-/// multiplicity). With L, R the tables before, L', R' after, and + / -
-/// the inserted and deleted rows:
-/// `out(L', R') - out(L, R) = out(L+ - L-, R') + out(L', R+ - R-) - out(L+ - L-, R+ - R-)`,
-/// every term computable from the committed state and the delta.
-fn join_change(
-    query: &CompiledQuery,
-    join: &Join,
-    delta: JoinDelta,
-    datastore: &Datastore,
-) -> (Vec<Row>, Vec<Row>) {
-    let tables = datastore.tables();
-    let (schema, other) = (&tables[query.table], &tables[join.other]);
-    let kept = |rows: &[Row]| -> Vec<(Row, Value)> {
-        rows.iter()
-            .filter(|r| matches(&query.predicate, schema, r))
-            .filter_map(|r| Some((r.clone(), column_value(schema, r, join.column)?)))
-            .collect()
-    };
-    let other_kept = |rows: &[Row]| -> Vec<(Row, Value)> {
-        rows.iter()
-            .filter(|r| matches(&join.other_predicate, other, r))
-            .filter_map(|r| Some((r.clone(), column_value(other, r, join.other_column)?)))
-            .collect()
-    };
-    let (inserted, deleted) = (kept(delta.inserts), kept(delta.deletes));
-    let (other_inserted, other_deleted) = (
-        other_kept(delta.other_inserts),
-        other_kept(delta.other_deletes),
-    );
-    let mut counts: BTreeMap<Row, i64> = BTreeMap::new();
-    let mut add = |row: &Row, n: i64| *counts.entry(row.clone()).or_default() += n;
-    let partners = |value: &Value, rows: &[(Row, Value)]| {
-        rows.iter().filter(|(_, v)| v == value).count() as i64
-    };
-    for (sign, rows) in [(1, &inserted), (-1, &deleted)] {
-        for (row, value) in rows {
-            let in_store = partners_in_store(join, schema, row, datastore) as i64;
-            let changed = partners(value, &other_inserted) - partners(value, &other_deleted);
-            add(row, sign * (in_store - changed));
-        }
-    }
-    for (sign, rows) in [(1, &other_inserted), (-1, &other_deleted)] {
-        for (_, value) in rows {
-            for row in lookup(datastore, query.table, join.index, value) {
-                if matches(&query.predicate, schema, &row) {
-                    add(&row, sign);
-                }
-            }
-        }
-    }
-    let (mut inserts, mut deletes) = (Vec::new(), Vec::new());
-    for (row, count) in counts {
-        let target = if count > 0 {
-            &mut inserts
-        } else {
-            &mut deletes
-        };
-        target.extend(std::iter::repeat_n(row, count.unsigned_abs() as usize));
-    }
-    (inserts, deletes)
-}
 /// A table's changes with deletes and inserts of the same primary key paired.
 struct Paired {
     inserted: Vec<Row>,

@@ -18,8 +18,12 @@
 //! evaluating it.
 #![deny(missing_docs)]
 
+mod access;
+mod constraint;
 mod engine;
+mod join;
 mod predicate;
+mod query_index;
 mod sql;
 
 pub use engine::{QueryId, QueryUpdate, SubscriptionEngine};

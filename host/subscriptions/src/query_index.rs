@@ -1,0 +1,362 @@
+//! Subscribed queries filed by the constants they compare, so that a changed
+//! row finds the few queries it can affect without trying all of them.
+//!
+//! Each side of a query (its table, and for a join the joined table) is
+//! filed once under one column of that table: a query pinning the column
+//! to a value under that value (a hash map), one pinning it to a range
+//! under that range (ordered maps), and one pinning nothing in a per-table
+//! list that every change to the table tries. The index returns
+//! candidates: a superset of the queries whose condition a row satisfies,
+//! which the engine then checks with the full condition.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use worldline_datastore::{TableId, Value};
+
+use crate::constraint::{Constraint, Edge, constraints};
+use crate::engine::QueryId;
+use crate::predicate::Predicate;
+
+/// Which table of a query a filing is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Side {
+    /// The table whose rows the query yields.
+    Main,
+    /// A join's other table.
+    Joined,
+}
+
+/// A query side, as the index holds it.
+pub(crate) type Entry = (QueryId, Side);
+
+/// Where one side of a query is filed.
+#[derive(Debug, Clone)]
+pub(crate) struct Filing {
+    table: TableId,
+    side: Side,
+    spot: Spot,
+}
+
+#[derive(Debug, Clone)]
+enum Spot {
+    /// The condition pins no column: every change to the table is a candidate.
+    Scan,
+    /// The condition holds for no row: never a candidate.
+    Nowhere,
+    /// Under one column's constraint.
+    Column(usize, Constraint),
+}
+
+impl Filing {
+    /// Where to file the side `side` of a query on `table` with `condition`:
+    /// under its first point constraint, else its first range, else the scan list.
+    pub(crate) fn new(table: TableId, side: Side, condition: &Option<Predicate>) -> Self {
+        let pinned = constraints(condition);
+        let spot = if pinned.iter().any(|(_, c)| c.is_empty()) {
+            Spot::Nowhere
+        } else {
+            let point = pinned
+                .iter()
+                .find(|(_, c)| matches!(c, Constraint::Point(_)));
+            match point.or(pinned.first()) {
+                Some((column, constraint)) => Spot::Column(*column, constraint.clone()),
+                None => Spot::Scan,
+            }
+        };
+        Self { table, side, spot }
+    }
+}
+
+/// The subscribed queries of every table, by the constants they compare.
+#[derive(Debug, Default)]
+pub(crate) struct QueryIndex {
+    tables: HashMap<TableId, TableQueries>,
+}
+
+#[derive(Debug, Default)]
+struct TableQueries {
+    /// Query sides that pin no column.
+    scan: BTreeSet<Entry>,
+    /// Query sides filed under a column's constraint.
+    columns: BTreeMap<usize, ColumnQueries>,
+}
+
+impl TableQueries {
+    fn is_empty(&self) -> bool {
+        self.scan.is_empty() && self.columns.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ColumnQueries {
+    /// `column = value`.
+    points: HashMap<Value, Vec<Entry>>,
+    ranges: RangeIndex,
+}
+
+impl ColumnQueries {
+    fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.ranges.is_empty()
+    }
+}
+
+impl QueryIndex {
+    /// Files a query side.
+    pub(crate) fn insert(&mut self, id: QueryId, filing: &Filing) {
+        let entry = (id, filing.side);
+        let table = self.tables.entry(filing.table).or_default();
+        match &filing.spot {
+            Spot::Nowhere => {}
+            Spot::Scan => {
+                table.scan.insert(entry);
+            }
+            Spot::Column(column, constraint) => {
+                let column = table.columns.entry(*column).or_default();
+                match constraint {
+                    Constraint::Point(value) => {
+                        column.points.entry(value.clone()).or_default().push(entry);
+                    }
+                    Constraint::Range { lower, upper } => {
+                        column.ranges.insert(entry, lower.as_ref(), upper.as_ref());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes a query side filed with `filing`.
+    pub(crate) fn remove(&mut self, id: QueryId, filing: &Filing) {
+        let entry = (id, filing.side);
+        let Some(table) = self.tables.get_mut(&filing.table) else {
+            return;
+        };
+        match &filing.spot {
+            Spot::Nowhere => {}
+            Spot::Scan => {
+                table.scan.remove(&entry);
+            }
+            Spot::Column(column_id, constraint) => {
+                if let Some(column) = table.columns.get_mut(column_id) {
+                    match constraint {
+                        Constraint::Point(value) => {
+                            if let Some(entries) = column.points.get_mut(value) {
+                                entries.retain(|e| *e != entry);
+                                if entries.is_empty() {
+                                    column.points.remove(value);
+                                }
+                            }
+                        }
+                        Constraint::Range { lower, upper } => {
+                            column.ranges.remove(entry, lower.as_ref(), upper.as_ref());
+                        }
+                    }
+                    if column.is_empty() {
+                        table.columns.remove(column_id);
+                    }
+                }
+            }
+        }
+        if table.is_empty() {
+            self.tables.remove(&filing.table);
+        }
+    }
+
+    /// Whether some query has a side on `table`.
+    pub(crate) fn watches(&self, table: TableId) -> bool {
+        self.tables.contains_key(&table)
+    }
+
+    /// The query sides on `table` that pin no column: every change to the
+    /// table is a candidate for them.
+    pub(crate) fn scanned(&self, table: TableId) -> impl Iterator<Item = Entry> + '_ {
+        self.tables
+            .get(&table)
+            .into_iter()
+            .flat_map(|t| t.scan.iter().copied())
+    }
+
+    /// Calls `found` with every query side filed under a constraint that a
+    /// row of `table` with these column values satisfies (each once).
+    pub(crate) fn candidates(&self, table: TableId, row: &[Value], mut found: impl FnMut(Entry)) {
+        let Some(table) = self.tables.get(&table) else {
+            return;
+        };
+        for (&column, queries) in &table.columns {
+            let Some(value) = row.get(column) else {
+                continue;
+            };
+            for &entry in queries.points.get(value).into_iter().flatten() {
+                found(entry);
+            }
+            queries.ranges.stab(value, &mut found);
+        }
+    }
+}
+
+/// Query sides filed under ranges of one column's values.
+///
+/// One-sided ranges (`col > a`) sit in ordered maps by their bound, so a
+/// value reads exactly the ranges containing it. Two-sided ones are cut
+/// into segments between consecutive edges, each listing the ranges that
+/// cover it, so a value reads one segment; a range is listed once per
+/// segment it covers, which costs memory when many ranges overlap.
+#[derive(Debug, Default)]
+struct RangeIndex {
+    /// Ranges with only a lower edge, by it.
+    from: BTreeMap<Edge, Vec<Entry>>,
+    /// Ranges with only an upper edge, by it.
+    until: BTreeMap<Edge, Vec<Entry>>,
+    /// Segments of two-sided ranges by their first edge: the (sorted)
+    /// ranges covering the values from it to the next edge.
+    segments: BTreeMap<Edge, Vec<Entry>>,
+}
+
+impl RangeIndex {
+    fn is_empty(&self) -> bool {
+        self.from.is_empty() && self.until.is_empty() && self.segments.is_empty()
+    }
+
+    fn insert(&mut self, entry: Entry, lower: Option<&Edge>, upper: Option<&Edge>) {
+        match (lower, upper) {
+            (Some(lower), None) => self.from.entry(lower.clone()).or_default().push(entry),
+            (None, Some(upper)) => self.until.entry(upper.clone()).or_default().push(entry),
+            (Some(lower), Some(upper)) if lower < upper => {
+                self.split(lower);
+                self.split(upper);
+                for (_, covering) in self.segments.range_mut(lower..upper) {
+                    if let Err(at) = covering.binary_search(&entry) {
+                        covering.insert(at, entry);
+                    }
+                }
+            }
+            (None, None) | (Some(_), Some(_)) => {}
+        }
+    }
+
+    fn remove(&mut self, entry: Entry, lower: Option<&Edge>, upper: Option<&Edge>) {
+        let take = |map: &mut BTreeMap<Edge, Vec<Entry>>, edge: &Edge| {
+            if let Some(entries) = map.get_mut(edge) {
+                entries.retain(|e| *e != entry);
+                if entries.is_empty() {
+                    map.remove(edge);
+                }
+            }
+        };
+        match (lower, upper) {
+            (Some(lower), None) => take(&mut self.from, lower),
+            (None, Some(upper)) => take(&mut self.until, upper),
+            (Some(lower), Some(upper)) if lower < upper => {
+                for (_, covering) in self.segments.range_mut(lower..upper) {
+                    if let Ok(at) = covering.binary_search(&entry) {
+                        covering.remove(at);
+                    }
+                }
+                self.merge(upper);
+                self.merge(lower);
+            }
+            (None, None) | (Some(_), Some(_)) => {}
+        }
+    }
+
+    /// Starts a segment at `edge`, covered by what covered the values there.
+    fn split(&mut self, edge: &Edge) {
+        if self.segments.contains_key(edge) {
+            return;
+        }
+        let covering = self
+            .segments
+            .range(..edge)
+            .next_back()
+            .map(|(_, covering)| covering.clone())
+            .unwrap_or_default();
+        self.segments.insert(edge.clone(), covering);
+    }
+
+    /// Drops the segment edge at `edge` if it separates nothing: the
+    /// segment before it is covered by the same ranges (or it starts the
+    /// line and nothing covers it).
+    fn merge(&mut self, edge: &Edge) {
+        let Some(covering) = self.segments.get(edge) else {
+            return;
+        };
+        let before = self.segments.range(..edge).next_back().map(|(_, c)| c);
+        let redundant = match before {
+            Some(before) => before == covering,
+            None => covering.is_empty(),
+        };
+        if redundant {
+            self.segments.remove(edge);
+        }
+    }
+
+    /// Calls `found` with every range containing `value`.
+    fn stab(&self, value: &Value, found: &mut impl FnMut(Entry)) {
+        if self.is_empty() {
+            return;
+        }
+        let before = Edge::before(value.clone());
+        let after = Edge::after(value.clone());
+        for (_, entries) in self.from.range(..=&before) {
+            entries.iter().copied().for_each(&mut *found);
+        }
+        for (_, entries) in self
+            .until
+            .range((Bound::Included(&after), Bound::Unbounded))
+        {
+            entries.iter().copied().for_each(&mut *found);
+        }
+        if let Some((_, covering)) = self.segments.range(..=&before).next_back() {
+            covering.iter().copied().for_each(&mut *found);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> Entry {
+        (QueryId(n), Side::Main)
+    }
+
+    fn stabbed(index: &RangeIndex, v: i64) -> Vec<usize> {
+        let mut found = Vec::new();
+        index.stab(&Value::I64(v), &mut |(id, _)| found.push(id.0));
+        found.sort_unstable();
+        found
+    }
+
+    #[test]
+    fn overlapping_ranges_are_found_by_the_values_they_contain_and_removed_cleanly() {
+        let at = |v, after| Edge {
+            value: Value::I64(v),
+            after,
+        };
+        let mut index = RangeIndex::default();
+        // 1: (0, 10]   2: [5, 20)   3: [10, 10]   4: > 15   5: < 3
+        let ranges = [
+            (1, Some(at(0, true)), Some(at(10, true))),
+            (2, Some(at(5, false)), Some(at(20, false))),
+            (3, Some(at(10, false)), Some(at(10, true))),
+            (4, Some(at(15, true)), None),
+            (5, None, Some(at(3, false))),
+        ];
+        for (n, lower, upper) in &ranges {
+            index.insert(entry(*n), lower.as_ref(), upper.as_ref());
+        }
+        assert_eq!(stabbed(&index, -1), [5]);
+        assert_eq!(stabbed(&index, 0), [5]);
+        assert_eq!(stabbed(&index, 1), [1, 5]);
+        assert_eq!(stabbed(&index, 5), [1, 2]);
+        assert_eq!(stabbed(&index, 10), [1, 2, 3]);
+        assert_eq!(stabbed(&index, 11), [2]);
+        assert_eq!(stabbed(&index, 15), [2]);
+        assert_eq!(stabbed(&index, 16), [2, 4]);
+        assert_eq!(stabbed(&index, 20), [4]);
+        for (n, lower, upper) in &ranges {
+            index.remove(entry(*n), lower.as_ref(), upper.as_ref());
+        }
+        assert!(index.is_empty(), "{index:?}");
+    }
+}
