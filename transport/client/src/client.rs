@@ -28,6 +28,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may stay silent unless configured otherwise.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many messages the writer sends at most in one flush.
+const BURST: usize = 256;
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -697,15 +700,29 @@ async fn write_loop(
         let Some(next) = next else {
             break;
         };
-        let sent = match next {
-            Outgoing::Reliable(message) => writer.send(&message).await,
-            Outgoing::Unreliable(message) => writer.send_unreliable(&message).await,
-            Outgoing::Close(done) => {
-                writer.close().await;
-                let _ = done.send(());
-                return;
+        // Everything asked meanwhile goes out with it, flushed once.
+        let mut next = Some(next);
+        let mut fed = 0;
+        let mut sent = Ok(());
+        while let Some(message) = next.take() {
+            fed += 1;
+            sent = match message {
+                Outgoing::Reliable(message) => writer.feed(&message).await,
+                Outgoing::Unreliable(message) => writer.send_unreliable(&message).await,
+                Outgoing::Close(done) => {
+                    writer.close().await;
+                    let _ = done.send(());
+                    return;
+                }
+            };
+            if sent.is_err() || fed >= BURST {
+                break;
             }
-        };
+            next = outgoing.try_recv().ok();
+        }
+        if sent.is_ok() {
+            sent = writer.flush().await;
+        }
         if let Err(e) = sent {
             tracing::debug!("sending to the server failed: {e}");
             break;

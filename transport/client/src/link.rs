@@ -25,6 +25,8 @@ pub(crate) enum LinkWriter {
     Quic {
         send: quinn::SendStream,
         connection: quinn::Connection,
+        /// Frames fed and not yet written to the stream.
+        buffer: Vec<u8>,
         /// Kept so the endpoint's socket lives as long as the connection.
         _endpoint: quinn::Endpoint,
     },
@@ -91,6 +93,7 @@ pub(crate) async fn quic(
         LinkWriter::Quic {
             send,
             connection,
+            buffer: Vec::new(),
             _endpoint: endpoint,
         },
         LinkReader::new(LinkSource::Quic {
@@ -126,15 +129,37 @@ pub(crate) async fn websocket(
 impl LinkWriter {
     /// Sends a message reliably, in order.
     pub(crate) async fn send(&mut self, message: &ClientMessage) -> Result<(), String> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a message to be sent reliably, in order; it may wait in a
+    /// buffer until [`flush`](Self::flush).
+    pub(crate) async fn feed(&mut self, message: &ClientMessage) -> Result<(), String> {
         match self {
-            LinkWriter::Quic { send, .. } => send
-                .write_all(&encode_frame(message))
-                .await
-                .map_err(|e| e.to_string()),
+            LinkWriter::Quic { buffer, .. } => {
+                buffer.extend_from_slice(&encode_frame(message));
+                Ok(())
+            }
             LinkWriter::WebSocket(sink) => sink
-                .send(Message::Binary(encode_message(message).into()))
+                .feed(Message::Binary(encode_message(message).into()))
                 .await
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Sends every message fed so far.
+    pub(crate) async fn flush(&mut self) -> Result<(), String> {
+        match self {
+            LinkWriter::Quic { send, buffer, .. } => {
+                if buffer.is_empty() {
+                    return Ok(());
+                }
+                let written = send.write_all(buffer).await;
+                buffer.clear();
+                written.map_err(|e| e.to_string())
+            }
+            LinkWriter::WebSocket(sink) => sink.flush().await.map_err(|e| e.to_string()),
         }
     }
 
@@ -168,8 +193,9 @@ impl LinkWriter {
         self.send(message).await
     }
 
-    /// Closes the connection.
-    pub(crate) async fn close(self) {
+    /// Sends what was fed, then closes the connection.
+    pub(crate) async fn close(mut self) {
+        let _ = self.flush().await;
         match self {
             LinkWriter::Quic {
                 mut send,

@@ -6,6 +6,7 @@
 //! queue drops the connection, which is then told why with a fatal `Error`
 //! (if it reads it within the idle timeout) before it is closed.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +17,10 @@ use worldline_transport::{ServerMessage, encode_message, split_message};
 
 /// An encoded server message, shared by every connection it goes to.
 pub(crate) type Payload = Arc<[u8]>;
+
+/// How many bytes the writer feeds before it flushes, when messages are
+/// queued faster than they are written.
+const BURST_BYTES: usize = 256 << 10;
 
 /// What one connection may cost and how long its writes may take.
 #[derive(Debug, Clone, Copy)]
@@ -149,8 +154,11 @@ pub(crate) fn channel(limits: Limits) -> (Outbound, Outbox) {
 
 /// Writes whole frames to one transport.
 pub(crate) trait MessageSink: Send {
-    /// Writes one frame (a message, or a fragment of one).
-    fn send(&mut self, payload: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
+    /// Writes one frame (a message, or a fragment of one); it may wait in
+    /// a buffer until [`flush`](Self::flush).
+    fn feed(&mut self, payload: &Payload) -> impl Future<Output = Result<(), String>> + Send;
+    /// Sends everything fed so far.
+    fn flush(&mut self) -> impl Future<Output = Result<(), String>> + Send;
     /// Checks that the peer is alive, if the transport does not do so itself.
     fn ping(&mut self) -> impl Future<Output = Result<(), String>> + Send;
     /// Closes the connection, telling the peer `reason`.
@@ -190,10 +198,14 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) {
         let Some(Outgoing::Message(payload)) = next else {
             break End::Closed;
         };
-        let written = write(&mut sink, &payload, limits).await;
-        outbox.queued.fetch_sub(payload.len(), Ordering::AcqRel);
+        // Everything queued meanwhile goes out with it, flushed once (one
+        // system call for a burst of replies instead of one each).
+        let (written, close) = write_burst(&mut outbox, &mut sink, payload).await;
         if let Err(reason) = written {
             break End::Broken(reason);
+        }
+        if close {
+            break End::Closed;
         }
     };
     let reason = match end {
@@ -204,7 +216,10 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) {
                 message: reason.clone(),
                 fatal: true,
             });
-            let _ = write(&mut sink, &error, limits).await;
+            let error = Payload::from(error);
+            if write(&mut sink, &error, limits).await.is_ok() {
+                let _ = bounded(limits, sink.flush()).await;
+            }
             reason
         }
         End::Broken(reason) => {
@@ -216,21 +231,68 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) {
     let _ = tokio::time::timeout(limits.idle_timeout, sink.close(&reason)).await;
 }
 
-/// Writes one message, as fragments if it is larger than a frame, each
-/// within the idle timeout.
-async fn write(sink: &mut impl MessageSink, payload: &[u8], limits: Limits) -> Result<(), String> {
-    for piece in split_message(payload, limits.max_frame) {
-        match tokio::time::timeout(limits.idle_timeout, sink.send(&piece)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(format!(
-                    "the client read nothing for {} s",
-                    limits.idle_timeout.as_secs_f64()
-                ));
-            }
+/// Feeds `first` and every message queued behind it, up to
+/// [`BURST_BYTES`], then flushes once. Returns how the writes went and
+/// whether the queue asked to close the connection after them.
+async fn write_burst(
+    outbox: &mut Outbox,
+    sink: &mut impl MessageSink,
+    first: Payload,
+) -> (Result<(), String>, bool) {
+    let limits = outbox.limits;
+    let mut fed = 0;
+    let mut next = Some(first);
+    let mut close = false;
+    while let Some(payload) = next.take() {
+        let written = write(sink, &payload, limits).await;
+        outbox.queued.fetch_sub(payload.len(), Ordering::AcqRel);
+        if written.is_err() {
+            return (written, false);
+        }
+        fed += payload.len();
+        if fed >= BURST_BYTES {
+            break;
+        }
+        match outbox.messages.try_recv() {
+            Ok(Outgoing::Message(payload)) => next = Some(payload),
+            Ok(Outgoing::Close) => close = true,
+            Err(_) => {}
         }
     }
+    (bounded(limits, sink.flush()).await, close)
+}
+
+/// Writes one message, as fragments if it is larger than a frame, each
+/// within the idle timeout (the last may wait in the sink's buffer).
+async fn write(
+    sink: &mut impl MessageSink,
+    payload: &Payload,
+    limits: Limits,
+) -> Result<(), String> {
+    for piece in split_message(payload, limits.max_frame) {
+        let piece = match piece {
+            // The whole message: its shared bytes, not a copy.
+            Cow::Borrowed(_) => payload.clone(),
+            Cow::Owned(fragment) => Payload::from(fragment),
+        };
+        bounded(limits, sink.feed(&piece)).await?;
+    }
     Ok(())
+}
+
+/// `write` within the idle timeout: a client that reads nothing that long
+/// is taken as gone.
+async fn bounded(
+    limits: Limits,
+    write: impl Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(limits.idle_timeout, write).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "the client read nothing for {} s",
+            limits.idle_timeout.as_secs_f64()
+        )),
+    }
 }
 
 /// The reason the connection is dropped, once there is one.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use worldline_transport::FrameDecoder;
 
-use crate::outbound::{MessageSink, pump};
+use crate::outbound::{MessageSink, Payload, pump};
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
 
@@ -45,6 +45,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     let sink = QuicSink {
         send,
         connection: connection.clone(),
+        buffer: Vec::new(),
     };
     let mut writer = tokio::spawn(pump(outbox, sink));
     let mut decoder = FrameDecoder::new(max_frame);
@@ -123,19 +124,35 @@ pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 struct QuicSink {
     send: quinn::SendStream,
     connection: quinn::Connection,
+    /// Frames fed and not yet written to the stream.
+    buffer: Vec<u8>,
 }
 
+/// Frames at least this large go to the stream directly, not through the buffer.
+const DIRECT_FRAME: usize = 64 << 10;
+
 impl MessageSink for QuicSink {
-    async fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+    async fn feed(&mut self, payload: &Payload) -> Result<(), String> {
         let len = u32::try_from(payload.len()).map_err(|_| "message too large".to_owned())?;
-        self.send
-            .write_all(&len.to_le_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+        self.buffer.extend_from_slice(&len.to_le_bytes());
+        if payload.len() < DIRECT_FRAME {
+            self.buffer.extend_from_slice(payload);
+            return Ok(());
+        }
+        self.flush().await?;
         self.send
             .write_all(payload)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let written = self.send.write_all(&self.buffer).await;
+        self.buffer.clear();
+        written.map_err(|e| e.to_string())
     }
 
     /// QUIC keeps the connection alive itself (see the endpoint's keep-alive).

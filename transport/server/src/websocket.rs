@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
@@ -10,7 +11,7 @@ use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
 use tokio::time::Instant;
 
-use crate::outbound::{MessageSink, pump};
+use crate::outbound::{MessageSink, Payload, pump};
 use crate::quic::sleep_until;
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
@@ -89,11 +90,16 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
 struct WebSocketSink(SplitSink<WebSocket, Message>);
 
 impl MessageSink for WebSocketSink {
-    async fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+    async fn feed(&mut self, payload: &Payload) -> Result<(), String> {
+        let bytes = Bytes::from_owner(payload.clone());
         self.0
-            .send(Message::Binary(payload.to_vec().into()))
+            .feed(Message::Binary(bytes))
             .await
             .map_err(|e| e.to_string())
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        self.0.flush().await.map_err(|e| e.to_string())
     }
 
     async fn ping(&mut self) -> Result<(), String> {
