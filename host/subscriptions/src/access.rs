@@ -122,10 +122,22 @@ pub(crate) fn matching_rows(
     };
     let mut rows = match access(schema, condition) {
         Access::Nothing => return Vec::new(),
-        Access::Scan => match datastore.rows(table) {
-            Ok(rows) => rows.filter_map(|row| Decoded::new(schema, row)).collect(),
-            Err(_) => Vec::new(),
-        },
+        Access::Scan => {
+            let Ok(rows) = datastore.rows(table) else {
+                return Vec::new();
+            };
+            // Only the matching rows are copied.
+            return rows
+                .filter_map(|row| {
+                    let bytes: &[u8] = row;
+                    let values = decode_product(&schema.columns, bytes).ok()?;
+                    holds(condition, &values).then(|| Decoded {
+                        row: Row::from(bytes),
+                        values,
+                    })
+                })
+                .collect();
+        }
         Access::Index {
             index,
             lower,

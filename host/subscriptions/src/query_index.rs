@@ -354,6 +354,13 @@ mod tests {
         assert_eq!(stabbed(&index, 15), [2]);
         assert_eq!(stabbed(&index, 16), [2, 4]);
         assert_eq!(stabbed(&index, 20), [4]);
+        // A range sharing its lower edge with another comes and goes.
+        let shared = (Some(at(0, true)), Some(at(5, false)));
+        index.insert(entry(6), shared.0.as_ref(), shared.1.as_ref());
+        assert_eq!(stabbed(&index, 1), [1, 5, 6]);
+        index.remove(entry(6), shared.0.as_ref(), shared.1.as_ref());
+        assert_eq!(stabbed(&index, 1), [1, 5]);
+        assert_eq!(stabbed(&index, 5), [1, 2]);
         for (n, lower, upper) in &ranges {
             index.remove(entry(*n), lower.as_ref(), upper.as_ref());
         }
