@@ -5,6 +5,7 @@
 
 mod fanout;
 mod load;
+mod memory;
 mod publish;
 mod replay;
 mod rtt;
@@ -38,6 +39,8 @@ enum BenchCommand {
     Replay(replay::ReplayArgs),
     /// Publishing the bank module: cold, then with the same component again.
     Publish(publish::PublishArgs),
+    /// Server memory per row after loading rows and after a restart.
+    Memory(memory::MemoryArgs),
 }
 
 /// Runs `worldline bench`.
@@ -48,5 +51,6 @@ pub fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         BenchCommand::Fanout(args) => fanout::run(args, global),
         BenchCommand::Replay(args) => replay::run(args, global),
         BenchCommand::Publish(args) => publish::run(args, global),
+        BenchCommand::Memory(args) => memory::run(args, global),
     }
 }
