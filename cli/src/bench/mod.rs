@@ -12,6 +12,7 @@ mod rtt;
 mod server;
 mod sqlite;
 mod stats;
+mod subscriptions;
 mod transfer;
 mod zipf;
 
@@ -39,6 +40,9 @@ enum BenchCommand {
     Replay(replay::ReplayArgs),
     /// Publishing the bank module: cold, then with the same component again.
     Publish(publish::PublishArgs),
+    /// Transfers while N distinct point subscriptions are live, against none;
+    /// and the time to subscribe them all.
+    Subscriptions(subscriptions::SubscriptionsArgs),
     /// Server memory per row after loading rows and after a restart.
     Memory(memory::MemoryArgs),
 }
@@ -51,6 +55,7 @@ pub fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         BenchCommand::Fanout(args) => fanout::run(args, global),
         BenchCommand::Replay(args) => replay::run(args, global),
         BenchCommand::Publish(args) => publish::run(args, global),
+        BenchCommand::Subscriptions(args) => subscriptions::run(args, global),
         BenchCommand::Memory(args) => memory::run(args, global),
     }
 }

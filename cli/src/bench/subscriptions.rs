@@ -1,0 +1,404 @@
+//! `worldline bench subscriptions`: N distinct point subscriptions
+//! (`SELECT * FROM account WHERE id = k` for every k < N) held by a few
+//! connections while the load of `bench transfer` runs. Per transport it
+//! measures the load with no subscriptions, then subscribes all N while
+//! one client keeps calling (how long subscribing takes and how the calls
+//! fared meanwhile), then measures the same load with the N live; at the
+//! end the subscribers' caches must equal the table and the balance sum
+//! must be unchanged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Serialize;
+use tokio::task::JoinSet;
+use worldline_client::{Client, ConnectOptions};
+use worldline_transport::{ReducerStatus, TableRows};
+
+use super::load::{self, Load, Stop};
+use super::server::{self, ClientArgs, Prepared, protocol_name};
+use super::stats::{Latency, Window, thousands, thousands_exact};
+use super::transfer::print_latency;
+use crate::context::GlobalArgs;
+use crate::output::print_json;
+
+/// Queries per subscribe message: the most a server accepts in one query set.
+const QUERIES_PER_SET: usize = 64;
+
+/// Query sets one connection may hold on a server.
+const SETS_PER_CONNECTION: usize = 256;
+
+/// Options of `worldline bench subscriptions`.
+#[derive(Args, Debug)]
+pub struct SubscriptionsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// How many distinct point subscriptions: accounts 0..N, one query each.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    distinct: u32,
+    /// How many connections hold the subscriptions (each an equal share).
+    #[arg(long, value_name = "H", default_value_t = 10)]
+    holders: usize,
+    /// How many accounts to seed.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    accounts: u32,
+    /// How many connections call `transfer`.
+    #[arg(long, value_name = "C", default_value_t = 4)]
+    connections: usize,
+    /// Calls in flight on each calling connection.
+    #[arg(long, value_name = "P", default_value_t = 16)]
+    in_flight: usize,
+    /// Zipf exponent of the account choice (0: uniform).
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
+    alpha: f64,
+    /// Seconds of load before each measured window.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured, with no subscriptions and then with all N.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    duration: f64,
+}
+
+/// One measured window of transfers.
+#[derive(Debug, Serialize)]
+struct Measured {
+    /// Committed transfers per second.
+    tps: f64,
+    latency: Latency,
+    committed: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Subscribing all N while a client keeps calling.
+#[derive(Debug, Serialize)]
+struct Subscribing {
+    /// From the first subscribe sent until every one was applied.
+    seconds: f64,
+    /// Calls the probing client completed meanwhile, one at a time.
+    calls: u64,
+    /// The slowest of them, in milliseconds.
+    slowest_call_ms: f64,
+}
+
+/// The benchmark over one transport.
+#[derive(Debug, Serialize)]
+struct Run {
+    protocol: &'static str,
+    durability: String,
+    distinct: u32,
+    holders: usize,
+    connections: usize,
+    in_flight: usize,
+    alpha: f64,
+    accounts: u32,
+    warmup_s: f64,
+    duration_s: f64,
+    without_subscriptions: Measured,
+    subscribing: Subscribing,
+    with_subscriptions: Measured,
+    /// TPS with the subscriptions live over TPS without.
+    tps_ratio: f64,
+    /// Row updates the holders received while the load ran.
+    updates_received: u64,
+    /// Whether the holders' caches ended equal to the subscribed accounts.
+    caches_match: bool,
+    balance_sum_before: i128,
+    balance_sum_after: i128,
+    balance_unchanged: bool,
+}
+
+fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("--{what} {value} is not a number of seconds"))
+}
+
+/// Runs `worldline bench subscriptions`.
+pub fn run(args: SubscriptionsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
+    anyhow::ensure!(
+        args.distinct >= 1 && args.distinct <= args.accounts,
+        "--distinct must be between 1 and --accounts ({})",
+        args.accounts
+    );
+    anyhow::ensure!(
+        args.holders >= 1 && args.connections >= 1 && args.in_flight >= 1,
+        "--holders, --connections and --in-flight must be at least 1"
+    );
+    let sets_per_holder = (args.distinct as usize)
+        .div_ceil(QUERIES_PER_SET)
+        .div_ceil(args.holders);
+    anyhow::ensure!(
+        sets_per_holder <= SETS_PER_CONNECTION,
+        "a connection holds at most {SETS_PER_CONNECTION} query sets of {QUERIES_PER_SET} \
+         queries; use more --holders"
+    );
+    anyhow::ensure!(args.alpha >= 0.0, "--alpha must not be negative");
+    let warmup = seconds(args.warmup, "warmup")?;
+    let duration = seconds(args.duration, "duration")?;
+    anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
+    let prepared = Prepared::new(global, &args.client, args.connections + args.holders)?;
+    let mut runs = Vec::new();
+    prepared.runtime.block_on(async {
+        let seeder = server::connect(&prepared.options[0].1).await?;
+        server::seed(&seeder, args.accounts, 1_000_000_000).await?;
+        let subscribed = format!("SELECT * FROM account WHERE id < {}", args.distinct);
+        for (protocol, options) in &prepared.options {
+            let (_, before) = server::balances(&seeder).await?;
+            let (mut run, cached) =
+                run_over(&args, options, protocol_name(*protocol), warmup, duration).await?;
+            let mut table = rows(&seeder.query(&subscribed).await?);
+            table.sort_unstable();
+            let (_, after) = server::balances(&seeder).await?;
+            run.durability = prepared.target.durability_name();
+            run.caches_match = cached == table;
+            run.balance_sum_before = before;
+            run.balance_sum_after = after;
+            run.balance_unchanged = before == after;
+            runs.push(run);
+        }
+        seeder.close().await;
+        anyhow::Ok(())
+    })?;
+    prepared.target.stop()?;
+    if args.client.target.json {
+        print_json(&runs)?;
+    } else {
+        runs.iter().for_each(print_text);
+    }
+    anyhow::ensure!(
+        runs.iter().all(|r| r.balance_unchanged),
+        "the balance sum changed: transfers lost or made money"
+    );
+    anyhow::ensure!(
+        runs.iter().all(|r| r.caches_match),
+        "the subscribers' caches do not match the table"
+    );
+    Ok(())
+}
+
+/// The rows of query results, in one list.
+fn rows(tables: &[TableRows]) -> Vec<Vec<u8>> {
+    tables
+        .iter()
+        .flat_map(|t| t.rows.iter().map(|row| row.to_vec()))
+        .collect()
+}
+
+/// The benchmark over one transport, with the holders' cached rows at the
+/// end (sorted); the caller fills in the checks against the table.
+async fn run_over(
+    args: &SubscriptionsArgs,
+    options: &ConnectOptions,
+    protocol: &'static str,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<(Run, Vec<Vec<u8>>)> {
+    let mut callers = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        callers.push(Arc::new(server::connect(options).await?));
+    }
+    let load = Load {
+        in_flight: args.in_flight,
+        accounts: args.accounts,
+        alpha: args.alpha,
+    };
+    let label = format!("transfer over {protocol} without subscriptions");
+    let without = measure(&callers, load, Window::after(warmup, duration), label).await;
+    let updates = Arc::new(AtomicU64::new(0));
+    let mut holders = Vec::with_capacity(args.holders);
+    for _ in 0..args.holders {
+        let holder = Arc::new(server::connect(options).await?);
+        let counter = Arc::clone(&updates);
+        holder.on_update::<(u32, i64), _>("account", move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        holders.push(holder);
+    }
+    eprintln!(
+        "subscriptions over {protocol}: subscribing {} distinct queries from {} connections...",
+        thousands(f64::from(args.distinct)),
+        args.holders
+    );
+    let subscribing = subscribe_all(&holders, &callers[0], args.distinct, args.accounts).await?;
+    let label = format!(
+        "transfer over {protocol} with {} subscriptions",
+        thousands(f64::from(args.distinct))
+    );
+    let with = measure(&callers, load, Window::after(warmup, duration), label).await;
+    // A query's answer comes after every update sent to the connection before it.
+    let mut cached = Vec::new();
+    for holder in &holders {
+        holder.query("SELECT * FROM account WHERE id = 0").await?;
+        cached.extend(holder.rows_raw("account"));
+    }
+    cached.sort_unstable();
+    for client in callers.iter().chain(&holders) {
+        client.close().await;
+    }
+    let run = Run {
+        protocol,
+        durability: String::new(),
+        distinct: args.distinct,
+        holders: args.holders,
+        connections: args.connections,
+        in_flight: args.in_flight,
+        alpha: args.alpha,
+        accounts: args.accounts,
+        warmup_s: args.warmup,
+        duration_s: args.duration,
+        tps_ratio: with.tps / without.tps,
+        without_subscriptions: without,
+        subscribing,
+        with_subscriptions: with,
+        updates_received: updates.load(Ordering::Relaxed),
+        caches_match: false,
+        balance_sum_before: 0,
+        balance_sum_after: 0,
+        balance_unchanged: false,
+    };
+    Ok((run, cached))
+}
+
+/// Runs the transfer load on `callers` through `window`.
+async fn measure(callers: &[Arc<Client>], load: Load, window: Window, label: String) -> Measured {
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
+    let stop = Stop {
+        at: window.closes(),
+        calls: u64::MAX,
+    };
+    let tally = load::transfers(callers, load, window, stop, done).await;
+    progress.abort();
+    load::end_progress();
+    let summary = tally.recorder.summary(&window);
+    Measured {
+        tps: summary.per_second,
+        latency: summary.latency,
+        committed: tally.committed,
+        errors: tally.errors,
+        first_error: tally.first_error,
+    }
+}
+
+/// Subscribes accounts `0..distinct`, one query each, in sets of
+/// [`QUERIES_PER_SET`] dealt round the holders and all sent at once, while
+/// `prober` calls `transfer` one call at a time.
+async fn subscribe_all(
+    holders: &[Arc<Client>],
+    prober: &Arc<Client>,
+    distinct: u32,
+    accounts: u32,
+) -> anyhow::Result<Subscribing> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = tokio::spawn(probe(Arc::clone(prober), accounts, Arc::clone(&stop)));
+    let started = Instant::now();
+    let ids: Vec<u32> = (0..distinct).collect();
+    let mut sets = JoinSet::new();
+    for (n, chunk) in ids.chunks(QUERIES_PER_SET).enumerate() {
+        let holder = Arc::clone(&holders[n % holders.len()]);
+        let queries: Vec<String> = chunk
+            .iter()
+            .map(|k| format!("SELECT * FROM account WHERE id = {k}"))
+            .collect();
+        sets.spawn(async move {
+            let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
+            holder.subscribe(&queries).await
+        });
+    }
+    while let Some(applied) = sets.join_next().await {
+        applied.context("a subscribing task")??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let (calls, slowest) = probe.await.context("the probing task")??;
+    Ok(Subscribing {
+        seconds,
+        calls,
+        slowest_call_ms: slowest.as_secs_f64() * 1e3,
+    })
+}
+
+/// Calls `transfer` between neighbouring accounts one call at a time until
+/// `stop`; returns how many calls committed and the slowest call.
+async fn probe(
+    client: Arc<Client>,
+    accounts: u32,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(u64, Duration)> {
+    let (mut calls, mut slowest) = (0u64, Duration::ZERO);
+    while !stop.load(Ordering::Relaxed) {
+        let from = (calls % u64::from(accounts)) as u32;
+        let to = (from + 1) % accounts;
+        let started = Instant::now();
+        let outcome = client.call("transfer", &(from, to, 1i64)).await?;
+        anyhow::ensure!(
+            outcome.status == ReducerStatus::Committed,
+            "a transfer while subscribing did not commit: {:?}",
+            outcome.status
+        );
+        slowest = slowest.max(started.elapsed());
+        calls += 1;
+    }
+    Ok((calls, slowest))
+}
+
+fn print_text(run: &Run) {
+    println!(
+        "subscriptions over {}, durability {}: {} distinct point subscriptions held by {} \
+         connection(s); transfers from {} connection(s) x {} in flight, alpha {}, {} accounts, \
+         {} s measured after {} s warm-up",
+        run.protocol,
+        run.durability,
+        thousands(f64::from(run.distinct)),
+        run.holders,
+        run.connections,
+        run.in_flight,
+        run.alpha,
+        thousands(f64::from(run.accounts)),
+        run.duration_s,
+        run.warmup_s
+    );
+    let measured = |label: &str, m: &Measured| {
+        println!("  {label}: TPS {}", thousands(m.tps));
+        print_latency(&m.latency);
+        if m.errors > 0 {
+            println!(
+                "  errors {}, first: {}",
+                thousands(m.errors as f64),
+                m.first_error.as_deref().unwrap_or("")
+            );
+        }
+    };
+    measured("without subscriptions", &run.without_subscriptions);
+    let s = &run.subscribing;
+    println!(
+        "  subscribing all {}: {:.3} s; meanwhile {} calls committed one at a time, the slowest \
+         in {:.1} ms",
+        thousands(f64::from(run.distinct)),
+        s.seconds,
+        thousands(s.calls as f64),
+        s.slowest_call_ms
+    );
+    measured("with the subscriptions live", &run.with_subscriptions);
+    println!(
+        "  TPS with / without: {:.1}%; subscribers received {} row updates; their caches match \
+         the table: {}",
+        run.tps_ratio * 100.0,
+        thousands(run.updates_received as f64),
+        if run.caches_match { "yes" } else { "NO" }
+    );
+    let verdict = if run.balance_unchanged {
+        "unchanged"
+    } else {
+        "CHANGED"
+    };
+    println!(
+        "  balance sum {} before, {} after: {verdict}",
+        thousands_exact(run.balance_sum_before),
+        thousands_exact(run.balance_sum_after)
+    );
+}
