@@ -73,6 +73,45 @@ fn bench_transfer_keeps_the_balance_sum_over_both_protocols_and_runs_the_sqlite_
     }
 }
 
+// #10 item 2: the PostgreSQL baseline needs a server; without a usable
+// `--postgres-url` it says so before running anything.
+#[test]
+fn bench_transfer_refuses_the_postgres_baseline_without_a_usable_url() {
+    let config = TempDir::new("worldline-bench-config");
+    for (url, expected) in [
+        (None, "--baseline postgres needs --postgres-url"),
+        (
+            Some("host=/x port=not-a-port"),
+            "is not a PostgreSQL connection string",
+        ),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_worldline"));
+        command
+            .args([
+                "bench",
+                "transfer",
+                "--baseline",
+                "sqlite,postgres",
+                "--wasm",
+            ])
+            .arg(guest_path("bank"))
+            .env_remove("WORLDLINE_BENCH_POSTGRES_URL")
+            .env("WORLDLINE_CONFIG", config.path().join("config.toml"));
+        if let Some(url) = url {
+            command.args(["--postgres-url", url]);
+        }
+        let output = command.output().expect("running worldline bench");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "nothing was measured: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
 // #10 item 1
 #[test]
 fn bench_rtt_measures_both_transports() {

@@ -3,9 +3,11 @@
 //! publishes the bank example and prints what it measured; `--json` prints
 //! one JSON document instead, for scripts.
 
+mod baseline;
 mod fanout;
 mod load;
 mod memory;
+mod postgres;
 mod publish;
 mod replay;
 mod rtt;

@@ -7,27 +7,16 @@ use anyhow::Context as _;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
+use super::baseline::BaselineResult;
 use super::server::ScratchDir;
-use super::stats::{Recorder, Summary, Window};
+use super::stats::{Recorder, Window};
 use super::zipf::Zipf;
 
-/// What one SQLite run measured.
-#[derive(Debug, Serialize)]
-pub struct SqliteRun {
-    /// `FULL` (fsync at every commit) or `NORMAL` (fsync at checkpoints).
-    pub synchronous: &'static str,
-    /// Throughput and latency in the window.
-    pub summary: Summary,
-    /// Transfers refused for lack of funds.
-    pub refused: u64,
-    /// Whether the balance sum was the same at the end.
-    pub balance_unchanged: bool,
-}
-
 /// Runs transfers of 1 unit between `accounts` accounts holding `balance`
-/// each, drawn with Zipf exponent `alpha`, for `warmup` then `duration`.
+/// each, drawn with Zipf exponent `alpha`, for `warmup` then `duration`,
+/// with `synchronous` `FULL` (fsync at every commit) or `NORMAL` (fsync at
+/// checkpoints).
 pub fn run(
     synchronous: &'static str,
     accounts: u32,
@@ -35,7 +24,7 @@ pub fn run(
     alpha: f64,
     warmup: Duration,
     duration: Duration,
-) -> anyhow::Result<SqliteRun> {
+) -> anyhow::Result<BaselineResult> {
     let dir = ScratchDir::new()?;
     let mut db = Connection::open(dir.path().join("bank.sqlite")).context("opening SQLite")?;
     db.pragma_update(None, "journal_mode", "WAL")?;
@@ -67,8 +56,8 @@ pub fn run(
         }
     }
     let balance_unchanged = balance_sum(&db)? == sum_before;
-    Ok(SqliteRun {
-        synchronous,
+    Ok(BaselineResult {
+        system: format!("sqlite WAL synchronous={synchronous}"),
         summary: recorder.summary(&window),
         refused,
         balance_unchanged,

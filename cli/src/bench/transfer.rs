@@ -1,7 +1,7 @@
 //! `worldline bench transfer`: the bank transfer from C connections with P
 //! calls in flight each, accounts drawn by Zipf's law; TPS, latency, server
 //! CPU and memory; the balance sum checked at the end; optionally the same
-//! transaction on SQLite for comparison.
+//! transaction on SQLite or PostgreSQL for comparison.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -10,9 +10,11 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::baseline::BaselineResult;
 use super::load::{self, Load, Stop};
+use super::postgres;
 use super::server::{self, ClientArgs, Prepared, Usage, protocol_name};
-use super::sqlite::{self, SqliteRun};
+use super::sqlite;
 use super::stats::{Latency, Spread, Window, thousands, thousands_exact};
 use crate::context::GlobalArgs;
 use crate::output::print_json;
@@ -22,6 +24,9 @@ use crate::output::print_json;
 enum Baseline {
     /// SQLite in this process, WAL mode, synchronous=FULL and =NORMAL.
     Sqlite,
+    /// A PostgreSQL server (`--postgres-url`), the transfer as a stored
+    /// function, synchronous_commit=on and =off.
+    Postgres,
 }
 
 /// Options of `worldline bench transfer`.
@@ -54,6 +59,12 @@ pub struct TransferArgs {
     /// Also run the same transfers on this system and print the ratio.
     #[arg(long, value_enum, value_delimiter = ',')]
     baseline: Vec<Baseline>,
+    /// The PostgreSQL server of `--baseline postgres`, as a connection
+    /// string (`host=127.0.0.1 user=bench password=...` or
+    /// `postgresql://bench:...@127.0.0.1/postgres`); the role needs
+    /// CREATEDB: a scratch database is created and dropped.
+    #[arg(long, value_name = "URL", env = "WORLDLINE_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
 }
 
 /// One measured run over one transport.
@@ -97,9 +108,8 @@ struct ServerUsage {
 /// A baseline's run, and Worldline's TPS as a ratio to it per transport.
 #[derive(Debug, Serialize)]
 struct BaselineRun {
-    system: String,
     #[serde(flatten)]
-    run: SqliteRun,
+    run: BaselineResult,
     /// Worldline's TPS divided by this one, per protocol.
     ratios: Vec<(String, f64)>,
 }
@@ -126,6 +136,17 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let warmup = seconds(args.warmup, "warmup")?;
     let duration = seconds(args.duration, "duration")?;
     anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
+    let postgres = match (
+        args.baseline.contains(&Baseline::Postgres),
+        &args.postgres_url,
+    ) {
+        (false, _) => None,
+        (true, None) => anyhow::bail!(
+            "--baseline postgres needs --postgres-url: a PostgreSQL server and a role that may \
+             create databases"
+        ),
+        (true, Some(url)) => Some(postgres::parse_url(url)?),
+    };
     let prepared = Prepared::new(global, &args.client, args.connections.max(64))?;
     let (target, options) = (&prepared.target, &prepared.options);
     let mut runs = Vec::new();
@@ -188,33 +209,48 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     prepared.target.stop()?;
-    let mut baselines = Vec::new();
+    let mut results = Vec::new();
     for &baseline in &args.baseline {
         match baseline {
             Baseline::Sqlite => {
                 for synchronous in ["FULL", "NORMAL"] {
                     eprintln!("SQLite WAL synchronous={synchronous}: running...");
-                    let run = sqlite::run(
+                    results.push(sqlite::run(
                         synchronous,
                         args.accounts,
                         args.balance,
                         args.alpha,
                         warmup,
                         duration,
-                    )?;
-                    let ratios = runs
-                        .iter()
-                        .map(|r| (r.protocol.to_string(), r.tps / run.summary.per_second))
-                        .collect();
-                    baselines.push(BaselineRun {
-                        system: format!("sqlite WAL synchronous={synchronous}"),
-                        run,
-                        ratios,
-                    });
+                    )?);
+                }
+            }
+            Baseline::Postgres => {
+                let load = postgres::Load {
+                    accounts: args.accounts,
+                    balance: args.balance,
+                    alpha: args.alpha,
+                    connections: args.connections,
+                    in_flight: args.in_flight,
+                    warmup,
+                    duration,
+                };
+                if let Some(config) = &postgres {
+                    results.extend(postgres::run(config, load)?);
                 }
             }
         }
     }
+    let baselines = results
+        .into_iter()
+        .map(|run| BaselineRun {
+            ratios: runs
+                .iter()
+                .map(|r| (r.protocol.to_string(), r.tps / run.summary.per_second))
+                .collect(),
+            run,
+        })
+        .collect();
     let report = Report { runs, baselines };
     if args.client.target.json {
         print_json(&report)?;
@@ -298,7 +334,7 @@ fn print_text(report: &Report) {
         let summary = &baseline.run.summary;
         println!(
             "{}: TPS {}   per second: min {}, median {}, max {}",
-            baseline.system,
+            baseline.run.system,
             thousands(summary.per_second),
             thousands(summary.spread.min),
             thousands(summary.spread.median),
