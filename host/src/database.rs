@@ -448,7 +448,7 @@ impl Database {
             .datastore
             .rows(id)
             .map_err(|_| HostError::NoSuchTable(table.to_owned()))?;
-        Ok(rows.cloned().collect())
+        Ok(rows.map(Row::from).collect())
     }
 
     /// Calls reducer `name` with postcard-encoded `args` as one transaction,

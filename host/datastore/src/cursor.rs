@@ -99,9 +99,9 @@ impl Datastore {
         let count = match (self.table(cursor.table), &mut cursor.scan) {
             (_, Scan::Done) | (Err(_), _) => 0,
             (Ok(table), Scan::Rows { after }) => {
-                let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+                let start = after.map_or(0, |id| id + 1);
                 let mut count = 0;
-                for (&id, row) in table.rows.range((start, Bound::Unbounded)).take(max_rows) {
+                for (id, row) in table.rows.iter_from(start).take(max_rows) {
                     out.extend_from_slice(row);
                     *after = Some(id);
                     count += 1;
@@ -124,14 +124,14 @@ impl Datastore {
                 let mut last = None;
                 let rows = by
                     .range(range, after.as_ref())
-                    .filter_map(|(key, id)| Some((key, id, table.rows.get(&id)?)));
+                    .filter_map(|(key, id)| Some((key, id, table.rows.get(id)?)));
                 for (key, id, row) in rows.take(max_rows) {
                     out.extend_from_slice(row);
                     last = Some((key, id));
                     count += 1;
                 }
                 if let Some((key, id)) = last {
-                    *after = Some((key.clone(), id));
+                    *after = Some((key.into_owned(), id));
                 }
                 count
             }

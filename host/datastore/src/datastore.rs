@@ -9,6 +9,10 @@ use crate::row::Column;
 use crate::schema::TableSchema;
 use crate::table::{Replaced, Row, Table};
 
+/// The most undo entries whose room the log keeps between transactions
+/// (a bulk insert's would otherwise stay allocated).
+const KEPT_UNDO: usize = 4096;
+
 /// A table id: a position in the module's table list.
 pub type TableId = usize;
 
@@ -41,7 +45,6 @@ enum Undo {
 pub struct Datastore {
     schemas: Vec<TableSchema>,
     pub(crate) tables: Vec<Table>,
-    pub(crate) next_row_id: RowId,
     pub(crate) in_transaction: bool,
     /// The open transaction's writes, oldest first; kept allocated between transactions.
     undo: Vec<Undo>,
@@ -61,7 +64,6 @@ impl Datastore {
         Self {
             tables: tables.iter().cloned().map(Table::new).collect(),
             schemas: tables,
-            next_row_id: 0,
             in_transaction: false,
             undo: Vec::new(),
             columns: Vec::new(),
@@ -114,7 +116,10 @@ impl Datastore {
             .into_iter()
             .map(|(table, sequence)| self.sequence_state(table, sequence))
             .collect();
-        delta.finish(sequences)
+        let delta = delta.finish(sequences);
+        self.undo.shrink_to(KEPT_UNDO);
+        self.tables.iter_mut().for_each(Table::tidy);
+        delta
     }
 
     pub(crate) fn sequence_state(&self, table: TableId, sequence: usize) -> SequenceState {
@@ -134,7 +139,7 @@ impl Datastore {
                 Undo::Inserted { table, id, .. } => {
                     self.tables[table].take(id);
                 }
-                Undo::Deleted { table, id, row } => self.tables[table].restore(id, row),
+                Undo::Deleted { table, id, row } => self.tables[table].restore(id, &row),
                 Undo::Sequence {
                     table,
                     sequence,
@@ -142,6 +147,7 @@ impl Datastore {
                 } => self.tables[table].sequences[sequence].next = next,
             }
         }
+        self.undo.shrink_to(KEPT_UNDO);
     }
 
     pub(crate) fn table(&self, table: TableId) -> Result<&Table, DbError> {
@@ -196,8 +202,6 @@ impl Datastore {
         } else {
             Row::from(row)
         };
-        let id = self.next_row_id;
-        self.next_row_id += 1;
         let target = &mut self.tables[table];
         for step in steps {
             let sequence = &mut target.sequences[step.sequence];
@@ -208,7 +212,7 @@ impl Datastore {
             });
             sequence.next = step.next;
         }
-        target.put(id, bytes.clone(), columns);
+        let id = target.put(&bytes, columns);
         self.undo.push(Undo::Inserted {
             table,
             id,
@@ -237,7 +241,7 @@ impl Datastore {
         let by = target.unique_index(index)?;
         target.decode_row(row, columns)?;
         let key = by.key_in(columns);
-        let Some(id) = by.get(&*key) else {
+        let Some(id) = by.get(&key) else {
             return Err(DbError::new(
                 DbErrorKind::NotFound,
                 format!(
@@ -287,7 +291,7 @@ impl Datastore {
     /// The row with this full key in unique index `index`.
     pub fn find(&self, table: TableId, index: IndexId, key: &[u8]) -> Result<Option<Row>, DbError> {
         let id = self.find_id(table, index, key)?;
-        Ok(id.and_then(|id| self.tables[table].rows.get(&id).cloned()))
+        Ok(id.and_then(|id| self.tables[table].rows.get(id).map(Row::from)))
     }
 
     fn find_id(
@@ -299,7 +303,7 @@ impl Datastore {
         let target = self.table(table)?;
         let by = target.unique_index(index)?;
         let key = by.decode_key(key, KeyForm::Full, target.name())?;
-        Ok(by.get(&key))
+        Ok(by.get(key.as_slice()))
     }
 
     /// How many rows the table has.
@@ -307,8 +311,10 @@ impl Datastore {
         Ok(self.table(table)?.rows.len() as u64)
     }
 
-    /// The table's rows in insertion order (an updated row keeps its place).
-    pub fn rows(&self, table: TableId) -> Result<impl Iterator<Item = &Row> + '_, DbError> {
-        Ok(self.table(table)?.rows.values())
+    /// The bytes of the table's rows in insertion order (an updated row
+    /// keeps its place). They are borrowed from the table's pages: make a
+    /// [`Row`] of those that must outlive the borrow.
+    pub fn rows(&self, table: TableId) -> Result<impl Iterator<Item = &[u8]> + '_, DbError> {
+        Ok(self.table(table)?.rows.iter().map(|(_, row)| row))
     }
 }

@@ -102,10 +102,92 @@ pub(crate) enum KeyForm {
     Prefix,
 }
 
+/// An index's entries. A single column of a type whose values map to
+/// `u64` in order (bool and integers up to 64 bits) is kept as that `u64`:
+/// an entry is then 16 bytes instead of a [`Value`] (48) and a row id.
 #[derive(Debug)]
 enum Entries {
     Unique(BTreeMap<Key, RowId>),
     Btree(BTreeSet<(Key, RowId)>),
+    UniqueInt(IntKind, BTreeMap<u64, RowId>),
+    BtreeInt(IntKind, BTreeSet<(u64, RowId)>),
+}
+
+/// A column type whose values map to `u64` keys in the same order.
+#[derive(Debug, Clone, Copy)]
+enum IntKind {
+    Bool,
+    U8,
+    U16,
+    U32,
+    U64,
+    I8,
+    I16,
+    I32,
+    I64,
+}
+
+/// Flips the sign bit, so that signed values order like their keys.
+const SIGN: u64 = 1 << 63;
+
+impl IntKind {
+    fn of(ty: &AlgebraicType) -> Option<Self> {
+        Some(match ty {
+            AlgebraicType::Bool => Self::Bool,
+            AlgebraicType::U8 => Self::U8,
+            AlgebraicType::U16 => Self::U16,
+            AlgebraicType::U32 => Self::U32,
+            AlgebraicType::U64 => Self::U64,
+            AlgebraicType::I8 => Self::I8,
+            AlgebraicType::I16 => Self::I16,
+            AlgebraicType::I32 => Self::I32,
+            AlgebraicType::I64 => Self::I64,
+            _ => return None,
+        })
+    }
+
+    /// The key of a key column value (`None` for a value of another type,
+    /// which no row of the table holds).
+    fn key(value: &[Value]) -> Option<u64> {
+        let signed = |v: i64| (v as u64) ^ SIGN;
+        Some(match value {
+            [Value::Bool(v)] => u64::from(*v),
+            [Value::U8(v)] => u64::from(*v),
+            [Value::U16(v)] => u64::from(*v),
+            [Value::U32(v)] => u64::from(*v),
+            [Value::U64(v)] => *v,
+            [Value::I8(v)] => signed(i64::from(*v)),
+            [Value::I16(v)] => signed(i64::from(*v)),
+            [Value::I32(v)] => signed(i64::from(*v)),
+            [Value::I64(v)] => signed(*v),
+            _ => return None,
+        })
+    }
+
+    /// The key column value of a key.
+    fn value(self, key: u64) -> Key {
+        let signed = (key ^ SIGN) as i64;
+        Key::One(match self {
+            Self::Bool => Value::Bool(key != 0),
+            Self::U8 => Value::U8(key as u8),
+            Self::U16 => Value::U16(key as u16),
+            Self::U32 => Value::U32(key as u32),
+            Self::U64 => Value::U64(key),
+            Self::I8 => Value::I8(signed as i8),
+            Self::I16 => Value::I16(signed as i16),
+            Self::I32 => Value::I32(signed as i32),
+            Self::I64 => Value::I64(signed),
+        })
+    }
+}
+
+/// An integer key range's bounds, from decoded ones.
+fn int_bound(bound: &Bound<Key>) -> Option<Bound<u64>> {
+    Some(match bound {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(key) => Bound::Included(IntKind::key(key.as_slice())?),
+        Bound::Excluded(key) => Bound::Excluded(IntKind::key(key.as_slice())?),
+    })
 }
 
 /// One key column: its slot in decoded rows, its name and type.
@@ -126,10 +208,15 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn new(schema: IndexSchema, columns: Vec<KeyColumn>) -> Self {
-        let entries = if schema.unique {
-            Entries::Unique(BTreeMap::new())
-        } else {
-            Entries::Btree(BTreeSet::new())
+        let int = match columns.as_slice() {
+            [only] => IntKind::of(&only.ty),
+            _ => None,
+        };
+        let entries = match (schema.unique, int) {
+            (true, Some(kind)) => Entries::UniqueInt(kind, BTreeMap::new()),
+            (false, Some(kind)) => Entries::BtreeInt(kind, BTreeSet::new()),
+            (true, None) => Entries::Unique(BTreeMap::new()),
+            (false, None) => Entries::Btree(BTreeSet::new()),
         };
         Self {
             schema,
@@ -138,12 +225,22 @@ impl Index {
         }
     }
 
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self) {
+        match &mut self.entries {
+            Entries::Unique(map) => map.clear(),
+            Entries::Btree(set) => set.clear(),
+            Entries::UniqueInt(_, map) => map.clear(),
+            Entries::BtreeInt(_, set) => set.clear(),
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.schema.name
     }
 
     pub(crate) fn is_unique(&self) -> bool {
-        matches!(self.entries, Entries::Unique(_))
+        matches!(self.entries, Entries::Unique(_) | Entries::UniqueInt(..))
     }
 
     /// The key values of a decoded row, borrowed when the key has one column.
@@ -213,14 +310,12 @@ impl Index {
         Ok(key)
     }
 
-    /// The row with this key (a [`Key`] or its values) in a unique index.
-    pub(crate) fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<RowId>
-    where
-        Key: Borrow<Q>,
-    {
+    /// The row with this key (its values) in a unique index.
+    pub(crate) fn get(&self, key: &[Value]) -> Option<RowId> {
         match &self.entries {
             Entries::Unique(map) => map.get(key).copied(),
-            Entries::Btree(_) => None,
+            Entries::UniqueInt(_, map) => map.get(&IntKind::key(key)?).copied(),
+            Entries::Btree(_) | Entries::BtreeInt(..) => None,
         }
     }
 
@@ -231,6 +326,16 @@ impl Index {
             }
             Entries::Btree(set) => {
                 set.insert((key, row));
+            }
+            Entries::UniqueInt(_, map) => {
+                if let Some(key) = IntKind::key(key.as_slice()) {
+                    map.insert(key, row);
+                }
+            }
+            Entries::BtreeInt(_, set) => {
+                if let Some(key) = IntKind::key(key.as_slice()) {
+                    set.insert((key, row));
+                }
             }
         }
     }
@@ -243,6 +348,16 @@ impl Index {
             Entries::Btree(set) => {
                 set.remove(&(Key::from(key.to_vec()), row));
             }
+            Entries::UniqueInt(_, map) => {
+                if let Some(key) = IntKind::key(key) {
+                    map.remove(&key);
+                }
+            }
+            Entries::BtreeInt(_, set) => {
+                if let Some(key) = IntKind::key(key) {
+                    set.remove(&(key, row));
+                }
+            }
         }
     }
 
@@ -252,31 +367,74 @@ impl Index {
         &'i self,
         range: &'c KeyRange,
         after: Option<&Position>,
-    ) -> impl Iterator<Item = (&'i Key, RowId)> + use<'i, 'c> {
+    ) -> impl Iterator<Item = (Cow<'i, Key>, RowId)> + use<'i, 'c> {
         let seek = |lower: &Bound<Key>| match lower {
             Bound::Unbounded => Bound::Unbounded,
             Bound::Included(p) | Bound::Excluded(p) => Bound::Included(p.clone()),
         };
-        let entries: Box<dyn Iterator<Item = (&'i Key, RowId)> + 'i> = match (&self.entries, after)
-        {
+        type Found<'i> = Box<dyn Iterator<Item = (Cow<'i, Key>, RowId)> + 'i>;
+        let entries: Found<'i> = match (&self.entries, after) {
             (Entries::Unique(map), Some((key, _))) => Box::new(
                 map.range::<[Value], _>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
-                    .map(|(k, r)| (k, *r)),
+                    .map(|(k, r)| (Cow::Borrowed(k), *r)),
             ),
             (Entries::Unique(map), None) => Box::new(
                 map.range((seek(&range.lower), Bound::Unbounded))
-                    .map(|(k, r)| (k, *r)),
+                    .map(|(k, r)| (Cow::Borrowed(k), *r)),
             ),
             (Entries::Btree(set), Some(position)) => Box::new(
                 set.range((Bound::Excluded(position), Bound::Unbounded))
-                    .map(|(k, r)| (k, *r)),
+                    .map(|(k, r)| (Cow::Borrowed(k), *r)),
             ),
             (Entries::Btree(set), None) => {
                 let start = match seek(&range.lower) {
                     Bound::Included(p) => Bound::Included((p, RowId::MIN)),
                     _ => Bound::Unbounded,
                 };
-                Box::new(set.range((start, Bound::Unbounded)).map(|(k, r)| (k, *r)))
+                Box::new(
+                    set.range((start, Bound::Unbounded))
+                        .map(|(k, r)| (Cow::Borrowed(k), *r)),
+                )
+            }
+            // Integer keys have one column, so a bound is a whole key and
+            // the range is cut on both ends. (Bounds were decoded with the
+            // column's type, so they always have integer keys.)
+            (Entries::UniqueInt(kind, map), after) => {
+                let lower = match after {
+                    Some((key, _)) => IntKind::key(key.as_slice()).map(Bound::Excluded),
+                    None => int_bound(&range.lower),
+                };
+                match (lower, int_bound(&range.upper)) {
+                    (Some(lower), Some(upper)) if !is_empty(lower, upper) => Box::new(
+                        map.range((lower, upper))
+                            .map(|(k, r)| (Cow::Owned(kind.value(*k)), *r)),
+                    ),
+                    _ => Box::new(std::iter::empty()),
+                }
+            }
+            (Entries::BtreeInt(kind, set), after) => {
+                let lower = match after {
+                    Some((key, row)) => {
+                        IntKind::key(key.as_slice()).map(|k| Bound::Excluded((k, *row)))
+                    }
+                    None => int_bound(&range.lower).map(|b| match b {
+                        Bound::Included(k) => Bound::Included((k, RowId::MIN)),
+                        Bound::Excluded(k) => Bound::Excluded((k, RowId::MAX)),
+                        Bound::Unbounded => Bound::Unbounded,
+                    }),
+                };
+                let upper = int_bound(&range.upper).map(|b| match b {
+                    Bound::Included(k) => Bound::Included((k, RowId::MAX)),
+                    Bound::Excluded(k) => Bound::Excluded((k, RowId::MIN)),
+                    Bound::Unbounded => Bound::Unbounded,
+                });
+                match (lower, upper) {
+                    (Some(lower), Some(upper)) if !is_empty(lower, upper) => Box::new(
+                        set.range((lower, upper))
+                            .map(|(k, r)| (Cow::Owned(kind.value(*k)), *r)),
+                    ),
+                    _ => Box::new(std::iter::empty()),
+                }
             }
         };
         // Once past a position, every key is past an excluded lower bound too.
@@ -291,6 +449,18 @@ impl Index {
                 Bound::Included(p) => compare_prefix(key, p).is_le(),
                 Bound::Excluded(p) => compare_prefix(key, p).is_lt(),
             })
+    }
+}
+
+/// Whether a range with these bounds holds nothing (`BTreeMap::range`
+/// panics on a start after the end, or on both ends excluded and equal).
+fn is_empty<T: Ord>(lower: Bound<T>, upper: Bound<T>) -> bool {
+    match (lower, upper) {
+        (Bound::Included(l), Bound::Included(u)) => l > u,
+        (Bound::Included(l), Bound::Excluded(u))
+        | (Bound::Excluded(l), Bound::Included(u))
+        | (Bound::Excluded(l), Bound::Excluded(u)) => l >= u,
+        _ => false,
     }
 }
 
@@ -315,5 +485,87 @@ mod tests {
         assert!(Key::from(vec![Value::U32(4), Value::I32(100)]) < one);
         assert_eq!(compare_prefix(&two, &one), Ordering::Equal);
         assert_eq!(KeyDisplay(two.as_slice()).to_string(), "(5, -100)");
+    }
+
+    /// The values of an `i32` index's entries, with their row ids.
+    fn ints<'a>(entries: impl Iterator<Item = (Cow<'a, Key>, RowId)>) -> Vec<(i32, RowId)> {
+        entries
+            .map(|(key, id)| match key.as_slice() {
+                [Value::I32(v)] => (*v, id),
+                other => panic!("not an i32 key: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn integer_keys_scan_and_resume_in_value_order() {
+        use std::ops::{Bound::*, RangeBounds};
+        for unique in [false, true] {
+            let schema = IndexSchema {
+                name: "by_n".into(),
+                columns: vec![0],
+                unique,
+            };
+            let column = KeyColumn {
+                slot: 0,
+                name: "n".into(),
+                ty: AlgebraicType::I32,
+            };
+            let mut index = Index::new(schema, vec![column]);
+            let values: &[i32] = if unique {
+                &[7, -300, 0, i32::MIN, 5, i32::MAX, -1]
+            } else {
+                &[5, -1, 5, 0, i32::MIN, 7, 5, -300, i32::MAX, -1]
+            };
+            let entries: Vec<(i32, RowId)> = (0..).zip(values).map(|(id, &v)| (v, id)).collect();
+            for &(v, id) in &entries {
+                index.insert(Key::One(Value::I32(v)), id);
+            }
+            let cases = [
+                (Unbounded, Unbounded),
+                (Included(-1), Excluded(7)),
+                (Excluded(-1), Included(5)),
+                (Excluded(5), Excluded(5)),
+                (Included(5), Included(5)),
+                (Included(7), Included(0)),
+                (Excluded(i32::MIN), Unbounded),
+                (Unbounded, Excluded(0)),
+            ];
+            for (lower, upper) in cases {
+                let key = |v: i32| Key::One(Value::I32(v));
+                let range = KeyRange {
+                    lower: lower.map(key),
+                    upper: upper.map(key),
+                };
+                let mut expected: Vec<(i32, RowId)> = entries
+                    .iter()
+                    .filter(|(v, _)| (lower, upper).contains(v))
+                    .copied()
+                    .collect();
+                expected.sort_unstable();
+                assert_eq!(
+                    ints(index.range(&range, None)),
+                    expected,
+                    "{lower:?}..{upper:?}"
+                );
+                for (i, &(v, id)) in expected.iter().enumerate() {
+                    let after = (key(v), id);
+                    let rest = ints(index.range(&range, Some(&after)));
+                    assert_eq!(rest, expected[i + 1..], "{lower:?}..{upper:?} after {v}");
+                }
+            }
+            let (v, id) = entries[1];
+            assert_eq!(index.get(&[Value::I32(v)]), unique.then_some(id));
+            index.remove(&[Value::I32(v)], id);
+            let left = ints(index.range(
+                &KeyRange {
+                    lower: Unbounded,
+                    upper: Unbounded,
+                },
+                None,
+            ));
+            assert_eq!(left.len(), entries.len() - 1);
+            assert!(!left.contains(&(v, id)));
+        }
     }
 }

@@ -26,6 +26,7 @@ mod recovery;
 mod row;
 mod schema;
 mod sequence;
+mod store;
 mod table;
 mod value;
 mod wire;

@@ -653,14 +653,14 @@ impl Datastore {
             let Some(source) = by_name.get(target.name()) else {
                 continue;
             };
-            for row in source.rows.values() {
+            for (_, row) in source.rows.iter() {
                 columns.clear();
                 target
                     .decode_row(row, &mut columns)
                     .expect("compatible tables have identical columns");
                 for index in target.indexes.iter().filter(|i| i.is_unique()) {
                     let key = index.key_in(&columns);
-                    if index.get(&*key).is_some() {
+                    if index.get(&key).is_some() {
                         return Err(MigrationError::UniqueViolation {
                             table: target.name().to_owned(),
                             index: index.name().to_owned(),
@@ -668,9 +668,7 @@ impl Datastore {
                         });
                     }
                 }
-                let id = migrated.next_row_id;
-                migrated.next_row_id += 1;
-                target.put(id, row.clone(), &columns);
+                target.put(row, &columns);
             }
             // Sequences are in `auto_inc` order; match them by column name.
             for (position, &column) in target.schema.auto_inc.iter().enumerate() {

@@ -20,11 +20,14 @@ use crate::delta::{SequenceState, TxDelta};
 use crate::error::{DbError, DbErrorKind};
 use crate::index::RowId;
 use crate::row::Column;
-use crate::table::{Row, Table};
+use crate::table::Table;
 
 /// Above this many inserted rows, pairing deleted rows with inserted ones
 /// goes through a list sorted by key instead of a linear search.
 const LINEAR_PAIRING: usize = 8;
+
+/// The most decoded columns [`ReplayBuffers`] keep room for between deltas.
+const KEPT_COLUMNS: usize = 4096;
 
 /// Buffers [`Datastore::replay_rows`] keeps between calls.
 #[derive(Debug, Default)]
@@ -44,7 +47,13 @@ pub(crate) struct ReplayBuffers {
 }
 
 impl ReplayBuffers {
+    /// Empties the buffers, keeping their room unless a large delta (a
+    /// snapshot's table, a bulk insert) made it large.
     fn clear(&mut self) {
+        if self.inserted.capacity() > KEPT_COLUMNS {
+            *self = Self::default();
+            return;
+        }
         self.inserted.clear();
         self.starts.clear();
         self.deleted.clear();
@@ -108,13 +117,9 @@ impl Datastore {
         }
         self.table(table)?;
         let mut buffers = std::mem::take(&mut self.replay_buffers);
-        let replayed = replay_table(
-            &mut self.tables[table],
-            &mut self.next_row_id,
-            deletes,
-            inserts,
-            &mut buffers,
-        );
+        let target = &mut self.tables[table];
+        let replayed = replay_table(target, deletes, inserts, &mut buffers);
+        target.tidy();
         buffers.clear();
         self.replay_buffers = buffers;
         replayed
@@ -146,25 +151,44 @@ impl Datastore {
     }
 }
 
-/// [`Datastore::replay_rows`] on one table; `next_row_id` gives ids to new rows.
+/// [`Datastore::replay_rows`] on one table.
 fn replay_table<R: AsRef<[u8]>>(
     table: &mut Table,
-    next_row_id: &mut RowId,
     deletes: &[R],
     inserts: &[R],
     buffers: &mut ReplayBuffers,
 ) -> Result<(), DbError> {
+    let unique = table.indexes.iter().position(|index| index.is_unique());
+    let pairing = unique.filter(|_| !deletes.is_empty() && !inserts.is_empty());
+    let Some(unique) = pairing else {
+        // Nothing to pair: one row at a time, keeping no decoded rows.
+        let columns = &mut buffers.deleted;
+        for row in deletes {
+            let bytes = row.as_ref();
+            columns.clear();
+            table.decode_row(bytes, columns)?;
+            let id = table
+                .find_candidate(bytes, columns)
+                .ok_or_else(|| missing_row(table))?;
+            if !table.take_exact(id, bytes, columns) {
+                return Err(missing_row(table));
+            }
+        }
+        for row in inserts {
+            columns.clear();
+            table.decode_row(row.as_ref(), columns)?;
+            table.check_unique(columns, None)?;
+            table.put(row.as_ref(), columns);
+        }
+        return Ok(());
+    };
     for row in inserts {
         buffers.starts.push(buffers.inserted.len());
         table.decode_row(row.as_ref(), &mut buffers.inserted)?;
     }
     buffers.starts.push(buffers.inserted.len());
     buffers.paired.resize(inserts.len(), false);
-    let unique = table.indexes.iter().position(|index| index.is_unique());
-    let pairing = unique.filter(|_| !deletes.is_empty() && !inserts.is_empty());
-    if let Some(unique) = pairing
-        && inserts.len() > LINEAR_PAIRING
-    {
+    if inserts.len() > LINEAR_PAIRING {
         let index = &table.indexes[unique];
         let ReplayBuffers {
             inserted,
@@ -183,7 +207,7 @@ fn replay_table<R: AsRef<[u8]>>(
         let id = table
             .find_candidate(bytes, &buffers.deleted)
             .ok_or_else(|| missing_row(table))?;
-        match pairing.and_then(|unique| partner(table, unique, buffers)) {
+        match partner(table, unique, buffers) {
             Some(i) => {
                 buffers.paired[i] = true;
                 buffers.replacements.push((id, d, i));
@@ -195,12 +219,10 @@ fn replay_table<R: AsRef<[u8]>>(
             }
         }
     }
-    if let Some(unique) = pairing {
-        for &(id, d, i) in &buffers.replacements {
-            let (old, new) = (deletes[d].as_ref(), inserts[i].as_ref());
-            if !table.replace_exact(id, old, new, buffers.row(i), unique) {
-                return Err(missing_row(table));
-            }
+    for &(id, d, i) in &buffers.replacements {
+        let (old, new) = (deletes[d].as_ref(), inserts[i].as_ref());
+        if !table.replace_exact(id, old, new, buffers.row(i), unique) {
+            return Err(missing_row(table));
         }
     }
     for (i, row) in inserts.iter().enumerate() {
@@ -208,9 +230,7 @@ fn replay_table<R: AsRef<[u8]>>(
             continue;
         }
         table.check_unique(buffers.row(i), None)?;
-        let id = *next_row_id;
-        *next_row_id += 1;
-        table.put(id, Row::from(row.as_ref()), buffers.row(i));
+        table.put(row.as_ref(), buffers.row(i));
     }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! One table: its rows in insertion order, its indexes and its sequences.
 //! Operations here do no transaction bookkeeping; the datastore does that.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{DbError, DbErrorKind};
@@ -9,17 +8,19 @@ use crate::index::{Index, KeyColumn, KeyDisplay, RowId};
 use crate::row::{Column, RowShape};
 use crate::schema::TableSchema;
 use crate::sequence::{Sequence, SequenceStep};
+use crate::store::RowStore;
 
 /// A row's postcard bytes, shared between the table and transaction deltas.
 pub type Row = Arc<[u8]>;
 
 /// A table's rows by id (ids grow with every insert, so this is insertion
-/// order), its indexes by index id and its sequences in `auto_inc` order.
+/// order; see [`RowStore`]), its indexes by index id and its sequences in
+/// `auto_inc` order.
 #[derive(Debug)]
 pub(crate) struct Table {
     pub(crate) schema: TableSchema,
     shape: RowShape,
-    pub(crate) rows: BTreeMap<RowId, Row>,
+    pub(crate) rows: RowStore,
     pub(crate) indexes: Vec<Index>,
     pub(crate) sequences: Vec<Sequence>,
 }
@@ -57,7 +58,7 @@ impl Table {
         Self {
             schema,
             shape,
-            rows: BTreeMap::new(),
+            rows: RowStore::default(),
             indexes,
             sequences,
         }
@@ -142,8 +143,8 @@ impl Table {
     /// bytes, by a full scan.
     pub(crate) fn find_candidate(&self, bytes: &[u8], row: &[Column]) -> Option<RowId> {
         match self.indexes.iter().find(|i| i.is_unique()) {
-            Some(index) => index.get(&*index.key_in(row)),
-            None => Some(*self.rows.iter().find(|(_, row)| row[..] == *bytes)?.0),
+            Some(index) => index.get(&index.key_in(row)),
+            None => Some(self.rows.iter().find(|(_, row)| *row == bytes)?.0),
         }
     }
 
@@ -160,7 +161,7 @@ impl Table {
                 continue;
             }
             let key = index.key_in(row);
-            if let Some(existing) = index.get(&*key)
+            if let Some(existing) = index.get(&key)
                 && Some(existing) != replacing.map(|(id, _)| id)
             {
                 return Err(DbError::new(
@@ -177,24 +178,23 @@ impl Table {
         Ok(())
     }
 
-    /// Stores a row under `id` in the table and every index.
-    pub(crate) fn put(&mut self, id: RowId, bytes: Row, row: &[Column]) {
-        for index in &mut self.indexes {
-            let key = index.key_of(row);
-            index.insert(key, id);
-        }
-        self.rows.insert(id, bytes);
+    /// Stores a new row in the table and every index; returns its id.
+    pub(crate) fn put(&mut self, bytes: &[u8], row: &[Column]) -> RowId {
+        let id = self.rows.push(bytes);
+        index_row(&mut self.indexes, id, row);
+        id
     }
 
-    /// Stores a row that was taken out earlier (when rolling back).
-    pub(crate) fn restore(&mut self, id: RowId, bytes: Row) {
-        let row = self.stored_columns(&bytes);
-        self.put(id, bytes, &row);
+    /// Stores a row that was taken out earlier (when rolling back), under its id.
+    pub(crate) fn restore(&mut self, id: RowId, bytes: &[u8]) {
+        let row = self.stored_columns(bytes);
+        self.rows.put_at(id, bytes);
+        index_row(&mut self.indexes, id, &row);
     }
 
     /// Removes row `id` from the table and every index; returns its bytes.
     pub(crate) fn take(&mut self, id: RowId) -> Option<Row> {
-        let bytes = self.rows.remove(&id)?;
+        let bytes = self.rows.take(id)?;
         let row = self.stored_columns(&bytes);
         self.unindex(id, &row);
         Some(bytes)
@@ -204,10 +204,10 @@ impl Table {
     /// already decoded as `row`: only if row `id` has exactly these bytes
     /// (else `false`, changing nothing).
     pub(crate) fn take_exact(&mut self, id: RowId, bytes: &[u8], row: &[Column]) -> bool {
-        if self.rows.get(&id).is_none_or(|stored| stored[..] != *bytes) {
+        if self.rows.get(id) != Some(bytes) {
             return false;
         }
-        self.rows.remove(&id);
+        self.rows.remove(id);
         self.unindex(id, row);
         true
     }
@@ -229,14 +229,17 @@ impl Table {
         row: &[Column],
         unchanged: usize,
     ) -> Option<Replaced> {
-        let stored = self.rows.get_mut(&id)?;
-        if stored[..] == *bytes {
-            return Some(Replaced::Identical(stored.clone()));
+        let stored = self.rows.get(id)?;
+        if stored == bytes {
+            return Some(Replaced::Identical(Row::from(stored)));
         }
-        let new = Row::from(bytes);
-        let old = std::mem::replace(stored, new.clone());
+        let old = Row::from(stored);
         self.move_keys(id, &old, row, unchanged);
-        Some(Replaced::Changed { old, new })
+        self.rows.replace(id, bytes);
+        Some(Replaced::Changed {
+            old,
+            new: Row::from(bytes),
+        })
     }
 
     /// Like [`replace`](Self::replace), only if row `id` has exactly the
@@ -249,15 +252,11 @@ impl Table {
         row: &[Column],
         unchanged: usize,
     ) -> bool {
-        let Some(stored) = self.rows.get_mut(&id) else {
-            return false;
-        };
-        if stored[..] != *old {
+        if self.rows.get(id) != Some(old) {
             return false;
         }
-        let old = std::mem::replace(stored, Row::from(bytes));
-        self.move_keys(id, &old, row, unchanged);
-        true
+        self.move_keys(id, old, row, unchanged);
+        self.rows.replace(id, bytes)
     }
 
     /// Moves row `id`, which was `old` and is now decoded as `row`, in
@@ -276,6 +275,32 @@ impl Table {
                 }
             }
         }
+    }
+
+    /// Between transactions: lets the row store drop the space of rows
+    /// taken out (see [`RowStore::tidy`]), rebuilding the indexes if it
+    /// renumbered the rows.
+    pub(crate) fn tidy(&mut self) {
+        if !self.rows.tidy() {
+            return;
+        }
+        let mut columns = Vec::new();
+        self.indexes.iter_mut().for_each(Index::clear);
+        for (id, bytes) in self.rows.iter() {
+            columns.clear();
+            self.shape
+                .decode_into(bytes, &mut columns)
+                .expect("stored rows were validated when stored");
+            index_row(&mut self.indexes, id, &columns);
+        }
+    }
+}
+
+/// Enters row `id`, decoded as `row`, in every index.
+fn index_row(indexes: &mut [Index], id: RowId, row: &[Column]) {
+    for index in indexes {
+        let key = index.key_of(row);
+        index.insert(key, id);
     }
 }
 

@@ -248,11 +248,7 @@ fn insert_items(store: &mut Datastore, items: &[(&str, u32, i32)]) {
 }
 
 fn items(store: &Datastore, table: usize) -> Vec<Item> {
-    store
-        .rows(table)
-        .unwrap()
-        .map(|row| Item::decode(row))
-        .collect()
+    store.rows(table).unwrap().map(Item::decode).collect()
 }
 
 /// Version 2 of the tables: `tag` first and public, `item` without its

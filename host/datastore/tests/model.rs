@@ -297,11 +297,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(inserts, expected_inserts);
                 prop_assert_eq!(deletes, expected_deletes);
                 replica.replay(&delta).expect("a committed delta replays");
-                let mut replicated: Vec<Item> = replica
-                    .rows(ITEM)
-                    .unwrap()
-                    .map(|r| Item::decode(r))
-                    .collect();
+                let mut replicated: Vec<Item> =
+                    replica.rows(ITEM).unwrap().map(Item::decode).collect();
                 replicated.sort();
                 let mut expected = after.rows_sorted();
                 expected.sort();
@@ -460,7 +457,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         // Every step: the table matches the model, in insertion order.
         let state = working.as_ref().unwrap_or(&committed);
-        let rows: Vec<Item> = store.rows(ITEM).unwrap().map(|r| Item::decode(r)).collect();
+        let rows: Vec<Item> = store.rows(ITEM).unwrap().map(Item::decode).collect();
         prop_assert_eq!(rows, state.rows_sorted());
         prop_assert_eq!(store.count(ITEM).unwrap(), state.rows.len() as u64);
         prop_assert_eq!(store.in_transaction(), working.is_some());

@@ -40,7 +40,7 @@ fn replay_needs_no_open_transaction_and_a_matching_state() {
 
 /// The items of `store`, in its row order.
 fn items(store: &worldline_datastore::Datastore) -> Vec<Item> {
-    store.rows(ITEM).unwrap().map(|r| Item::decode(r)).collect()
+    store.rows(ITEM).unwrap().map(Item::decode).collect()
 }
 
 fn sorted(store: &worldline_datastore::Datastore) -> Vec<Item> {

@@ -95,10 +95,8 @@ fn updating_to_identical_bytes_changes_nothing() {
     store.commit();
     store.begin().unwrap();
     let again = store.update(ITEM, BY_SKU, &stored).unwrap();
-    assert!(
-        std::sync::Arc::ptr_eq(&stored, &again),
-        "the stored row is returned as is"
-    );
+    // Rows live in the table's pages, so the answer is a copy of the same bytes.
+    assert_eq!(stored, again, "the stored row is returned as is");
     assert!(store.commit().is_empty());
 }
 
@@ -130,7 +128,7 @@ fn rollback_restores_rows_indexes_and_sequences() {
     );
     store.rollback();
 
-    let rows: Vec<Item> = store.rows(ITEM).unwrap().map(|r| Item::decode(r)).collect();
+    let rows: Vec<Item> = store.rows(ITEM).unwrap().map(Item::decode).collect();
     assert_eq!(rows, vec![Item::new(1, "a", 1, 1), Item::new(2, "b", 1, 2)]);
     assert!(
         store
