@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value, decode_product};
 
-use crate::access::{Decoded, holds, matching_rows};
+use crate::access::{Decoded, holds, lookup, matching_rows};
 use crate::join::{Changes, join_change, join_rows};
 use crate::query_index::{Filing, QueryIndex, Side};
 use crate::sql::CompiledQuery;
@@ -83,10 +83,7 @@ impl SubscriptionEngine {
             return id;
         }
         let id = QueryId(self.queries.len());
-        let mut filings = vec![Filing::new(query.table, Side::Main, &query.predicate)];
-        if let Some(join) = &query.join {
-            filings.push(Filing::new(join.other, Side::Joined, &join.other_predicate));
-        }
+        let filings = Filing::of(&query);
         for filing in &filings {
             self.index.insert(id, filing);
         }
@@ -169,17 +166,23 @@ impl SubscriptionEngine {
                 rows.inserts.extend(&change.inserts);
                 rows.deletes.extend(&change.deletes);
             }
-            for row in &change.inserts {
-                self.index
-                    .candidates(change.table, &row.values, |(id, side)| {
-                        hits.entry(id).or_default().side(side).inserts.push(row);
-                    });
-            }
-            for row in &change.deletes {
-                self.index
-                    .candidates(change.table, &row.values, |(id, side)| {
-                        hits.entry(id).or_default().side(side).deletes.push(row);
-                    });
+            for (rows, inserted) in [(&change.inserts, true), (&change.deletes, false)] {
+                for row in rows {
+                    let mut hit = |id: QueryId, side: Side| {
+                        let rows = hits.entry(id).or_default().side(side);
+                        let rows = if inserted {
+                            &mut rows.inserts
+                        } else {
+                            &mut rows.deletes
+                        };
+                        rows.push(row);
+                    };
+                    self.index
+                        .candidates(change.table, &row.values, |(id, side)| hit(id, side));
+                    for id in self.through_candidates(change.table, row, &changed, datastore) {
+                        hit(id, Side::Main);
+                    }
+                }
             }
         }
         let mut updates = Vec::new();
@@ -213,6 +216,42 @@ impl SubscriptionEngine {
             }
         }
         updates
+    }
+
+    /// The joins filed through their joined table for which `row`, a
+    /// changed row of `table`, is a candidate: those with a join partner
+    /// (after the transaction, or deleted by it) that is a candidate of the
+    /// joined side's filing. Each once.
+    fn through_candidates(
+        &self,
+        table: TableId,
+        row: &Decoded,
+        changed: &[Changed],
+        datastore: &Datastore,
+    ) -> Vec<QueryId> {
+        let mut found = Vec::new();
+        for (through, ids) in self.index.through(table) {
+            let Some(value) = row.values.get(through.column) else {
+                continue;
+            };
+            let stored = lookup(datastore, through.other, through.other_index, value);
+            let deleted = changed
+                .iter()
+                .filter(|c| c.table == through.other)
+                .flat_map(|c| &c.deletes)
+                .filter(|r| r.values.get(through.other_column) == Some(value));
+            for partner in stored.iter().chain(deleted) {
+                self.index
+                    .candidates(through.other, &partner.values, |(id, side)| {
+                        if side == Side::Joined && ids.contains(&id) {
+                            found.push(id);
+                        }
+                    });
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 }
 

@@ -2,7 +2,11 @@
 //! a module's schema, their initial rows, and what each committed
 //! transaction changes for them, computed from the transaction's delta
 //! rather than by re-running the query. Identical queries are evaluated
-//! once, however many clients subscribe to them.
+//! once, however many clients subscribe to them. Queries are filed by the
+//! constants their conditions compare (`col = k`, `col > a AND col <= b`,
+//! on either side of a join), so a transaction checks only the queries its
+//! changed rows can match, and initial rows are read through a datastore
+//! index when a condition pins an indexed column.
 //!
 //! Supported: `SELECT * FROM t [WHERE ...]` with `=`, `<>`, `<`, `<=`, `>`,
 //! `>=`, `AND`, `OR`, parentheses and literals of every primitive column type

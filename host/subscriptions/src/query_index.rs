@@ -5,9 +5,12 @@
 //! filed once under one column of that table: a query pinning the column
 //! to a value under that value (a hash map), one pinning it to a range
 //! under that range (ordered maps), and one pinning nothing in a per-table
-//! list that every change to the table tries. The index returns
-//! candidates: a superset of the queries whose condition a row satisfies,
-//! which the engine then checks with the full condition.
+//! list that every change to the table tries. A join that pins only its
+//! joined table files its own table's side "through the join": a changed
+//! row of its table is a candidate when one of the row's join partners is
+//! a candidate of the joined side. The index returns candidates: a
+//! superset of the queries whose condition a row satisfies, which the
+//! engine then checks with the full condition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -17,6 +20,7 @@ use worldline_datastore::{TableId, Value};
 use crate::constraint::{Constraint, Edge, constraints};
 use crate::engine::QueryId;
 use crate::predicate::Predicate;
+use crate::sql::{CompiledQuery, Join};
 
 /// Which table of a query a filing is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -42,29 +46,79 @@ pub(crate) struct Filing {
 enum Spot {
     /// The condition pins no column: every change to the table is a candidate.
     Scan,
+    /// A join's own table, when only its joined table's condition pins a
+    /// column: reached through the join partners of a changed row.
+    Through(Through),
     /// The condition holds for no row: never a candidate.
     Nowhere,
     /// Under one column's constraint.
     Column(usize, Constraint),
 }
 
+/// How a join reaches its joined table: a row of the query's table whose
+/// `column` holds v is joined with the rows of `other` whose `other_index`
+/// (on `other_column`) key is v.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Through {
+    pub(crate) column: usize,
+    pub(crate) other: TableId,
+    pub(crate) other_column: usize,
+    pub(crate) other_index: usize,
+}
+
+impl Through {
+    fn of(join: &Join) -> Self {
+        Self {
+            column: join.column,
+            other: join.other,
+            other_column: join.other_column,
+            other_index: join.other_index,
+        }
+    }
+}
+
 impl Filing {
-    /// Where to file the side `side` of a query on `table` with `condition`:
-    /// under its first point constraint, else its first range, else the scan list.
-    pub(crate) fn new(table: TableId, side: Side, condition: &Option<Predicate>) -> Self {
-        let pinned = constraints(condition);
-        let spot = if pinned.iter().any(|(_, c)| c.is_empty()) {
-            Spot::Nowhere
-        } else {
-            let point = pinned
-                .iter()
-                .find(|(_, c)| matches!(c, Constraint::Point(_)));
-            match point.or(pinned.first()) {
-                Some((column, constraint)) => Spot::Column(*column, constraint.clone()),
-                None => Spot::Scan,
-            }
+    /// Where to file each side of `query`: under the condition's first
+    /// point constraint, else its first range; a join's own table through
+    /// the join if only the joined table's condition pins a column; else
+    /// the scan list.
+    pub(crate) fn of(query: &CompiledQuery) -> Vec<Self> {
+        let main = Self {
+            table: query.table,
+            side: Side::Main,
+            spot: spot(&query.predicate),
         };
-        Self { table, side, spot }
+        let Some(join) = &query.join else {
+            return vec![main];
+        };
+        let joined = Self {
+            table: join.other,
+            side: Side::Joined,
+            spot: spot(&join.other_predicate),
+        };
+        let main = match (&main.spot, &joined.spot) {
+            (Spot::Scan, Spot::Column(..)) => Self {
+                spot: Spot::Through(Through::of(join)),
+                ..main
+            },
+            _ => main,
+        };
+        vec![main, joined]
+    }
+}
+
+/// Where a side with `condition` goes, unless it goes through a join.
+fn spot(condition: &Option<Predicate>) -> Spot {
+    let pinned = constraints(condition);
+    if pinned.iter().any(|(_, c)| c.is_empty()) {
+        return Spot::Nowhere;
+    }
+    let point = pinned
+        .iter()
+        .find(|(_, c)| matches!(c, Constraint::Point(_)));
+    match point.or(pinned.first()) {
+        Some((column, constraint)) => Spot::Column(*column, constraint.clone()),
+        None => Spot::Scan,
     }
 }
 
@@ -80,11 +134,13 @@ struct TableQueries {
     scan: BTreeSet<Entry>,
     /// Query sides filed under a column's constraint.
     columns: BTreeMap<usize, ColumnQueries>,
+    /// Joins reached through their joined table, by how they join.
+    through: BTreeMap<Through, BTreeSet<QueryId>>,
 }
 
 impl TableQueries {
     fn is_empty(&self) -> bool {
-        self.scan.is_empty() && self.columns.is_empty()
+        self.scan.is_empty() && self.columns.is_empty() && self.through.is_empty()
     }
 }
 
@@ -111,6 +167,9 @@ impl QueryIndex {
             Spot::Scan => {
                 table.scan.insert(entry);
             }
+            Spot::Through(through) => {
+                table.through.entry(through.clone()).or_default().insert(id);
+            }
             Spot::Column(column, constraint) => {
                 let column = table.columns.entry(*column).or_default();
                 match constraint {
@@ -135,6 +194,14 @@ impl QueryIndex {
             Spot::Nowhere => {}
             Spot::Scan => {
                 table.scan.remove(&entry);
+            }
+            Spot::Through(through) => {
+                if let Some(ids) = table.through.get_mut(through) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        table.through.remove(through);
+                    }
+                }
             }
             Spot::Column(column_id, constraint) => {
                 if let Some(column) = table.columns.get_mut(column_id) {
@@ -174,6 +241,17 @@ impl QueryIndex {
             .get(&table)
             .into_iter()
             .flat_map(|t| t.scan.iter().copied())
+    }
+
+    /// The joins on `table` reached through their joined table, by how they join.
+    pub(crate) fn through(
+        &self,
+        table: TableId,
+    ) -> impl Iterator<Item = (&Through, &BTreeSet<QueryId>)> + '_ {
+        self.tables
+            .get(&table)
+            .into_iter()
+            .flat_map(|t| t.through.iter())
     }
 
     /// Calls `found` with every query side filed under a constraint that a
