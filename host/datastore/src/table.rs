@@ -111,11 +111,28 @@ impl Table {
         })
     }
 
+    /// Like [`decode_row`](Self::decode_row), for a row validated before:
+    /// one from a committed delta, read back from a checksummed log record
+    /// or snapshot. Only the columns up to the last needed one are read.
+    pub(crate) fn decode_validated(
+        &self,
+        bytes: &[u8],
+        columns: &mut Vec<Column>,
+    ) -> Result<(), DbError> {
+        self.shape.decode_validated(bytes, columns).map_err(|e| {
+            DbError::new(
+                DbErrorKind::InvalidRow,
+                format!("invalid row for table `{}`: {e}", self.name()),
+            )
+        })
+    }
+
     /// The needed columns of a stored row, which was validated when stored.
     fn stored_columns(&self, row: &[u8]) -> Vec<Column> {
-        self.shape
-            .decode(row)
-            .expect("stored rows were validated when stored")
+        let mut columns = Vec::new();
+        self.decode_validated(row, &mut columns)
+            .expect("stored rows were validated when stored");
+        columns
     }
 
     /// Fills auto-increment columns given as 0 and returns the steps the
@@ -288,8 +305,7 @@ impl Table {
         self.indexes.iter_mut().for_each(Index::clear);
         for (id, bytes) in self.rows.iter() {
             columns.clear();
-            self.shape
-                .decode_into(bytes, &mut columns)
+            self.decode_validated(bytes, &mut columns)
                 .expect("stored rows were validated when stored");
             index_row(&mut self.indexes, id, &columns);
         }

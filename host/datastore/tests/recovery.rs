@@ -236,3 +236,70 @@ proptest::proptest! {
         proptest::prop_assert_eq!(items(&replica), stored);
     }
 }
+
+// #10 item 6: rows read back from a checksummed log record or snapshot are
+// not validated again. Validated replay gives the state a validating replay
+// gives, skips the row checks (a row with trailing bytes goes in, and can
+// still be found, updated and deleted without a panic) and keeps the state
+// checks (a delete of a missing row is an error).
+#[test]
+fn validated_replay_skips_row_checks_but_not_state_checks() {
+    let mut store = store();
+    let (mut checked, mut validated) = (common::store(), common::store());
+    let writes: [&dyn Fn(&mut worldline_datastore::Datastore); 2] = [
+        &|store| {
+            for n in 1..=20 {
+                insert(store, &Item::new(0, &format!("sku{n}"), n % 3, n as i32));
+            }
+        },
+        &|store| {
+            update(store, &Item::new(4, "sku4", 8, 40));
+            update(store, &Item::new(5, "renamed", 1, 5));
+            let six = key(&[worldline_datastore::Value::U32(6)]);
+            assert!(store.delete(ITEM, BY_ID, &six).unwrap());
+        },
+    ];
+    for write in writes {
+        store.begin().unwrap();
+        write(&mut store);
+        let delta = store.commit();
+        checked.replay(&delta).unwrap();
+        for table in &delta.tables {
+            validated
+                .replay_validated_rows(table.table, &table.deletes, &table.inserts)
+                .unwrap();
+        }
+        for sequence in &delta.sequences {
+            validated.replay_sequence(sequence).unwrap();
+        }
+        assert_eq!(items(&validated), items(&checked));
+        assert_eq!(validated.sequences(), checked.sequences());
+    }
+    let mut trailing = Item::new(50, "fifty", 1, 1).encode();
+    trailing.push(7);
+    let rows = [trailing];
+    let none: &[Vec<u8>] = &[];
+    assert_eq!(
+        checked.replay_rows(ITEM, none, &rows).unwrap_err().kind,
+        DbErrorKind::InvalidRow
+    );
+    validated.replay_validated_rows(ITEM, none, &rows).unwrap();
+    let fifty = key(&[worldline_datastore::Value::U32(50)]);
+    validated.begin().unwrap();
+    let found = validated
+        .find(ITEM, BY_ID, &fifty)
+        .unwrap()
+        .expect("stored");
+    assert_eq!(found[..], rows[0][..]);
+    update(&mut validated, &Item::new(50, "fifty", 2, 2));
+    assert!(validated.delete(ITEM, BY_ID, &fifty).unwrap());
+    validated.commit();
+    let missing = [Item::new(99, "gone", 1, 1).encode()];
+    assert_eq!(
+        validated
+            .replay_validated_rows(ITEM, &missing, none)
+            .unwrap_err()
+            .kind,
+        DbErrorKind::NotFound
+    );
+}

@@ -200,10 +200,12 @@ pub(crate) fn recover(
     Ok((datastore, report))
 }
 
-/// Applies a log record's changes to the tables.
+/// Applies a log record's changes to the tables. Its checksum proved its
+/// rows are the ones committed, which were validated then: they are not
+/// validated again.
 fn replay(datastore: &mut Datastore, record: &ReplayRecord<'_>) -> Result<(), DbError> {
     for table in &record.tables {
-        datastore.replay_rows(table.table as usize, &table.deletes, &table.inserts)?;
+        datastore.replay_validated_rows(table.table as usize, &table.deletes, &table.inserts)?;
     }
     for sequence in &record.sequences {
         datastore.replay_sequence(&SequenceState::from(sequence))?;
@@ -292,7 +294,7 @@ fn restore(
         .tables
         .iter()
         .enumerate()
-        .try_for_each(|(table, (_, rows))| datastore.replay_rows(table, no_rows, rows))
+        .try_for_each(|(table, (_, rows))| datastore.replay_validated_rows(table, no_rows, rows))
         .and_then(|()| {
             snapshot
                 .sequences
