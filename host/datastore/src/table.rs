@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::codec::DecodeError;
 use crate::error::{DbError, DbErrorKind};
 use crate::index::{Index, KeyColumn, KeyDisplay, RowId};
 use crate::row::{Column, RowShape};
@@ -103,12 +104,8 @@ impl Table {
         bytes: &[u8],
         columns: &mut Vec<Column>,
     ) -> Result<(), DbError> {
-        self.shape.decode_into(bytes, columns).map_err(|e| {
-            DbError::new(
-                DbErrorKind::InvalidRow,
-                format!("invalid row for table `{}`: {e}", self.name()),
-            )
-        })
+        let decoded = self.shape.decode_into(bytes, columns);
+        decoded.map_err(|e| self.invalid_row(e))
     }
 
     /// Like [`decode_row`](Self::decode_row), for a row validated before:
@@ -119,12 +116,15 @@ impl Table {
         bytes: &[u8],
         columns: &mut Vec<Column>,
     ) -> Result<(), DbError> {
-        self.shape.decode_validated(bytes, columns).map_err(|e| {
-            DbError::new(
-                DbErrorKind::InvalidRow,
-                format!("invalid row for table `{}`: {e}", self.name()),
-            )
-        })
+        let decoded = self.shape.decode_validated(bytes, columns);
+        decoded.map_err(|e| self.invalid_row(e))
+    }
+
+    fn invalid_row(&self, problem: DecodeError) -> DbError {
+        DbError::new(
+            DbErrorKind::InvalidRow,
+            format!("invalid row for table `{}`: {problem}", self.name()),
+        )
     }
 
     /// The needed columns of a stored row, which was validated when stored.
