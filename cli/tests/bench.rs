@@ -1,4 +1,4 @@
-//! #10 items 1 and 2: `worldline bench` runs end to end against a server it
+//! #10 items 1 and 2, #11 item 3: `worldline bench` runs end to end against a server it
 //! starts itself, with tiny settings so that each subcommand takes a few
 //! seconds. These check that the benchmarks work and that the bank's balance
 //! invariant holds; they time nothing.
@@ -154,4 +154,50 @@ fn bench_publish_times_cold_and_cached() {
         report["cached_median_ms"].as_f64().unwrap() > 0.0,
         "{report}"
     );
+}
+
+// #11 items 1, 3: with tiny settings, `bench subscriptions` checks that the
+// subscribers got the transfers' updates (their caches equal the table)
+// and that the balance sum holds.
+#[test]
+fn bench_subscriptions_keeps_every_subscriber_cache_equal_to_the_table() {
+    let report = bench(&[
+        "subscriptions",
+        "--distinct",
+        "300",
+        "--holders",
+        "3",
+        "--accounts",
+        "500",
+        "--connections",
+        "2",
+        "--in-flight",
+        "4",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+        "--protocol",
+        "ws,quic",
+    ]);
+    let runs = report.as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "one run per protocol: {report}");
+    for run in runs {
+        assert_eq!(run["distinct"], 300, "{run}");
+        assert_eq!(run["caches_match"], true, "{run}");
+        assert_eq!(run["balance_unchanged"], true, "{run}");
+        assert!(run["updates_received"].as_u64().unwrap() > 0, "{run}");
+        assert!(
+            run["subscribing"]["seconds"].as_f64().unwrap() > 0.0,
+            "{run}"
+        );
+        for load in ["without_subscriptions", "with_subscriptions"] {
+            assert_eq!(run[load]["errors"], 0, "{run}");
+            assert!(run[load]["tps"].as_f64().unwrap() > 0.0, "{run}");
+            assert!(
+                run[load]["latency"]["p99_us"].as_f64().unwrap() > 0.0,
+                "{run}"
+            );
+        }
+    }
 }
