@@ -9,6 +9,7 @@ use std::ops::Bound;
 
 use crate::codec::decode_value;
 use crate::error::{DbError, DbErrorKind};
+use crate::int_index::{Found, IntIndex, IntKind};
 use crate::row::Column;
 use crate::schema::{AlgebraicType, IndexSchema};
 use crate::value::{Value, write_list};
@@ -102,92 +103,14 @@ pub(crate) enum KeyForm {
     Prefix,
 }
 
-/// An index's entries. A single column of a type whose values map to
-/// `u64` in order (bool and integers up to 64 bits) is kept as that `u64`:
-/// an entry is then 16 bytes instead of a [`Value`] (48) and a row id.
+/// An index's entries: by [`Key`], or for one or two integer-like
+/// columns by `u64`s (see [`IntIndex`]).
 #[derive(Debug)]
 enum Entries {
     Unique(BTreeMap<Key, RowId>),
     Btree(BTreeSet<(Key, RowId)>),
-    UniqueInt(IntKind, BTreeMap<u64, RowId>),
-    BtreeInt(IntKind, BTreeSet<(u64, RowId)>),
-}
-
-/// A column type whose values map to `u64` keys in the same order.
-#[derive(Debug, Clone, Copy)]
-enum IntKind {
-    Bool,
-    U8,
-    U16,
-    U32,
-    U64,
-    I8,
-    I16,
-    I32,
-    I64,
-}
-
-/// Flips the sign bit, so that signed values order like their keys.
-const SIGN: u64 = 1 << 63;
-
-impl IntKind {
-    fn of(ty: &AlgebraicType) -> Option<Self> {
-        Some(match ty {
-            AlgebraicType::Bool => Self::Bool,
-            AlgebraicType::U8 => Self::U8,
-            AlgebraicType::U16 => Self::U16,
-            AlgebraicType::U32 => Self::U32,
-            AlgebraicType::U64 => Self::U64,
-            AlgebraicType::I8 => Self::I8,
-            AlgebraicType::I16 => Self::I16,
-            AlgebraicType::I32 => Self::I32,
-            AlgebraicType::I64 => Self::I64,
-            _ => return None,
-        })
-    }
-
-    /// The key of a key column value (`None` for a value of another type,
-    /// which no row of the table holds).
-    fn key(value: &[Value]) -> Option<u64> {
-        let signed = |v: i64| (v as u64) ^ SIGN;
-        Some(match value {
-            [Value::Bool(v)] => u64::from(*v),
-            [Value::U8(v)] => u64::from(*v),
-            [Value::U16(v)] => u64::from(*v),
-            [Value::U32(v)] => u64::from(*v),
-            [Value::U64(v)] => *v,
-            [Value::I8(v)] => signed(i64::from(*v)),
-            [Value::I16(v)] => signed(i64::from(*v)),
-            [Value::I32(v)] => signed(i64::from(*v)),
-            [Value::I64(v)] => signed(*v),
-            _ => return None,
-        })
-    }
-
-    /// The key column value of a key.
-    fn value(self, key: u64) -> Key {
-        let signed = (key ^ SIGN) as i64;
-        Key::One(match self {
-            Self::Bool => Value::Bool(key != 0),
-            Self::U8 => Value::U8(key as u8),
-            Self::U16 => Value::U16(key as u16),
-            Self::U32 => Value::U32(key as u32),
-            Self::U64 => Value::U64(key),
-            Self::I8 => Value::I8(signed as i8),
-            Self::I16 => Value::I16(signed as i16),
-            Self::I32 => Value::I32(signed as i32),
-            Self::I64 => Value::I64(signed),
-        })
-    }
-}
-
-/// An integer key range's bounds, from decoded ones.
-fn int_bound(bound: &Bound<Key>) -> Option<Bound<u64>> {
-    Some(match bound {
-        Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(key) => Bound::Included(IntKind::key(key.as_slice())?),
-        Bound::Excluded(key) => Bound::Excluded(IntKind::key(key.as_slice())?),
-    })
+    Int1(IntIndex<u64>),
+    Int2(IntIndex<[u64; 2]>),
 }
 
 /// One key column: its slot in decoded rows, its name and type.
@@ -208,15 +131,12 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn new(schema: IndexSchema, columns: Vec<KeyColumn>) -> Self {
-        let int = match columns.as_slice() {
-            [only] => IntKind::of(&only.ty),
-            _ => None,
-        };
-        let entries = match (schema.unique, int) {
-            (true, Some(kind)) => Entries::UniqueInt(kind, BTreeMap::new()),
-            (false, Some(kind)) => Entries::BtreeInt(kind, BTreeSet::new()),
-            (true, None) => Entries::Unique(BTreeMap::new()),
-            (false, None) => Entries::Btree(BTreeSet::new()),
+        let kinds: Option<Box<[IntKind]>> = columns.iter().map(|c| IntKind::of(&c.ty)).collect();
+        let entries = match kinds {
+            Some(kinds) if kinds.len() == 1 => Entries::Int1(IntIndex::new(kinds)),
+            Some(kinds) if kinds.len() == 2 => Entries::Int2(IntIndex::new(kinds)),
+            _ if schema.unique => Entries::Unique(BTreeMap::new()),
+            _ => Entries::Btree(BTreeSet::new()),
         };
         Self {
             schema,
@@ -230,8 +150,8 @@ impl Index {
         match &mut self.entries {
             Entries::Unique(map) => map.clear(),
             Entries::Btree(set) => set.clear(),
-            Entries::UniqueInt(_, map) => map.clear(),
-            Entries::BtreeInt(_, set) => set.clear(),
+            Entries::Int1(index) => index.clear(),
+            Entries::Int2(index) => index.clear(),
         }
     }
 
@@ -240,7 +160,7 @@ impl Index {
     }
 
     pub(crate) fn is_unique(&self) -> bool {
-        matches!(self.entries, Entries::Unique(_) | Entries::UniqueInt(..))
+        self.schema.unique
     }
 
     /// The key values of a decoded row, borrowed when the key has one column.
@@ -312,10 +232,14 @@ impl Index {
 
     /// The row with this key (its values) in a unique index.
     pub(crate) fn get(&self, key: &[Value]) -> Option<RowId> {
+        if !self.is_unique() {
+            return None;
+        }
         match &self.entries {
             Entries::Unique(map) => map.get(key).copied(),
-            Entries::UniqueInt(_, map) => map.get(&IntKind::key(key)?).copied(),
-            Entries::Btree(_) | Entries::BtreeInt(..) => None,
+            Entries::Int1(index) => index.get(key),
+            Entries::Int2(index) => index.get(key),
+            Entries::Btree(_) => None,
         }
     }
 
@@ -327,16 +251,8 @@ impl Index {
             Entries::Btree(set) => {
                 set.insert((key, row));
             }
-            Entries::UniqueInt(_, map) => {
-                if let Some(key) = IntKind::key(key.as_slice()) {
-                    map.insert(key, row);
-                }
-            }
-            Entries::BtreeInt(_, set) => {
-                if let Some(key) = IntKind::key(key.as_slice()) {
-                    set.insert((key, row));
-                }
-            }
+            Entries::Int1(index) => index.insert(key.as_slice(), row),
+            Entries::Int2(index) => index.insert(key.as_slice(), row),
         }
     }
 
@@ -348,16 +264,8 @@ impl Index {
             Entries::Btree(set) => {
                 set.remove(&(Key::from(key.to_vec()), row));
             }
-            Entries::UniqueInt(_, map) => {
-                if let Some(key) = IntKind::key(key) {
-                    map.remove(&key);
-                }
-            }
-            Entries::BtreeInt(_, set) => {
-                if let Some(key) = IntKind::key(key) {
-                    set.remove(&(key, row));
-                }
-            }
+            Entries::Int1(index) => index.remove(key, row),
+            Entries::Int2(index) => index.remove(key, row),
         }
     }
 
@@ -372,7 +280,6 @@ impl Index {
             Bound::Unbounded => Bound::Unbounded,
             Bound::Included(p) | Bound::Excluded(p) => Bound::Included(p.clone()),
         };
-        type Found<'i> = Box<dyn Iterator<Item = (Cow<'i, Key>, RowId)> + 'i>;
         let entries: Found<'i> = match (&self.entries, after) {
             (Entries::Unique(map), Some((key, _))) => Box::new(
                 map.range::<[Value], _>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
@@ -396,46 +303,8 @@ impl Index {
                         .map(|(k, r)| (Cow::Borrowed(k), *r)),
                 )
             }
-            // Integer keys have one column, so a bound is a whole key and
-            // the range is cut on both ends. (Bounds were decoded with the
-            // column's type, so they always have integer keys.)
-            (Entries::UniqueInt(kind, map), after) => {
-                let lower = match after {
-                    Some((key, _)) => IntKind::key(key.as_slice()).map(Bound::Excluded),
-                    None => int_bound(&range.lower),
-                };
-                match (lower, int_bound(&range.upper)) {
-                    (Some(lower), Some(upper)) if !is_empty(lower, upper) => Box::new(
-                        map.range((lower, upper))
-                            .map(|(k, r)| (Cow::Owned(kind.value(*k)), *r)),
-                    ),
-                    _ => Box::new(std::iter::empty()),
-                }
-            }
-            (Entries::BtreeInt(kind, set), after) => {
-                let lower = match after {
-                    Some((key, row)) => {
-                        IntKind::key(key.as_slice()).map(|k| Bound::Excluded((k, *row)))
-                    }
-                    None => int_bound(&range.lower).map(|b| match b {
-                        Bound::Included(k) => Bound::Included((k, RowId::MIN)),
-                        Bound::Excluded(k) => Bound::Excluded((k, RowId::MAX)),
-                        Bound::Unbounded => Bound::Unbounded,
-                    }),
-                };
-                let upper = int_bound(&range.upper).map(|b| match b {
-                    Bound::Included(k) => Bound::Included((k, RowId::MAX)),
-                    Bound::Excluded(k) => Bound::Excluded((k, RowId::MIN)),
-                    Bound::Unbounded => Bound::Unbounded,
-                });
-                match (lower, upper) {
-                    (Some(lower), Some(upper)) if !is_empty(lower, upper) => Box::new(
-                        set.range((lower, upper))
-                            .map(|(k, r)| (Cow::Owned(kind.value(*k)), *r)),
-                    ),
-                    _ => Box::new(std::iter::empty()),
-                }
-            }
+            (Entries::Int1(index), after) => index.range(range, after),
+            (Entries::Int2(index), after) => index.range(range, after),
         };
         // Once past a position, every key is past an excluded lower bound too.
         let check_lower = after.is_none();
@@ -449,18 +318,6 @@ impl Index {
                 Bound::Included(p) => compare_prefix(key, p).is_le(),
                 Bound::Excluded(p) => compare_prefix(key, p).is_lt(),
             })
-    }
-}
-
-/// Whether a range with these bounds holds nothing (`BTreeMap::range`
-/// panics on a start after the end, or on both ends excluded and equal).
-fn is_empty<T: Ord>(lower: Bound<T>, upper: Bound<T>) -> bool {
-    match (lower, upper) {
-        (Bound::Included(l), Bound::Included(u)) => l > u,
-        (Bound::Included(l), Bound::Excluded(u))
-        | (Bound::Excluded(l), Bound::Included(u))
-        | (Bound::Excluded(l), Bound::Excluded(u)) => l >= u,
-        _ => false,
     }
 }
 

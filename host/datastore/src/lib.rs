@@ -20,6 +20,7 @@ mod datastore;
 mod delta;
 mod error;
 mod index;
+mod int_index;
 mod json;
 mod migration;
 mod recovery;
