@@ -1,9 +1,10 @@
-//! Index entries for keys of one or two integer-like columns (bool,
-//! integers up to 64 bits, timestamps), kept as `u64`s that order like the
-//! values: an entry is the key and a row id, 16 or 24 bytes, where a
-//! [`Key`] of [`Value`]s takes 48 bytes per key and, for two columns, an
-//! allocation of 96 more. Integer keys are the common case (primary keys,
-//! owner and rank, price), so this is most of an index's memory.
+//! Index entries for the common kinds of key, kept compactly: one or two
+//! integer-like columns (bool, integers up to 64 bits, timestamps) as
+//! `u64`s that order like the values, and one string column as the string
+//! alone. An entry is the key and a row id: 16 or 24 bytes for integers, 24
+//! and the string's bytes for a string, where a [`Key`] of [`Value`]s takes
+//! 48 bytes and, for two columns, an allocation of 96 more. Keys are most
+//! of an index's memory, and most of a small row's.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -84,12 +85,13 @@ impl IntKind {
     }
 }
 
-/// A key of `N` integer columns as `N` `u64`s, compared column by column.
-pub(crate) trait IntKey: Ord + Copy {
-    /// The key of the first k <= N key values; the missing columns are `fill`.
+/// A compact key, ordered like the key values it stands for.
+pub(crate) trait CompactKey: Ord + Clone {
+    /// The key of the first k key values; the missing columns of a
+    /// multi-column key are `fill` (integer keys only).
     fn padded(values: &[Value], fill: u64) -> Option<Self>;
-    /// The key values of a key.
-    fn values(self, kinds: &[IntKind]) -> Key;
+    /// The key values of a key (`kinds`: the integer columns' types).
+    fn values(&self, kinds: &[IntKind]) -> Key;
 
     /// The key of a full key's values.
     fn of(values: &[Value]) -> Option<Self> {
@@ -97,7 +99,7 @@ pub(crate) trait IntKey: Ord + Copy {
     }
 }
 
-impl IntKey for u64 {
+impl CompactKey for u64 {
     fn padded(values: &[Value], _fill: u64) -> Option<Self> {
         match values {
             [value] => IntKind::encode(value),
@@ -105,12 +107,12 @@ impl IntKey for u64 {
         }
     }
 
-    fn values(self, kinds: &[IntKind]) -> Key {
-        Key::One(kinds[0].decode(self))
+    fn values(&self, kinds: &[IntKind]) -> Key {
+        Key::One(kinds[0].decode(*self))
     }
 }
 
-impl IntKey for [u64; 2] {
+impl CompactKey for [u64; 2] {
     fn padded(values: &[Value], fill: u64) -> Option<Self> {
         match values {
             [first] => Some([IntKind::encode(first)?, fill]),
@@ -119,7 +121,7 @@ impl IntKey for [u64; 2] {
         }
     }
 
-    fn values(self, kinds: &[IntKind]) -> Key {
+    fn values(&self, kinds: &[IntKind]) -> Key {
         Key::Many(Box::new([
             kinds[0].decode(self[0]),
             kinds[1].decode(self[1]),
@@ -127,10 +129,23 @@ impl IntKey for [u64; 2] {
     }
 }
 
-/// The entries of an index on integer columns, by key and then row id
-/// (a unique index has one row per key).
+impl CompactKey for Box<str> {
+    fn padded(values: &[Value], _fill: u64) -> Option<Self> {
+        match values {
+            [Value::String(s)] => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn values(&self, _kinds: &[IntKind]) -> Key {
+        Key::One(Value::String(self.clone()))
+    }
+}
+
+/// The entries of an index with compact keys, by key and then row id (a
+/// unique index has one row per key).
 #[derive(Debug)]
-pub(crate) struct IntIndex<K> {
+pub(crate) struct CompactIndex<K> {
     kinds: Box<[IntKind]>,
     entries: BTreeSet<(K, RowId)>,
 }
@@ -138,7 +153,7 @@ pub(crate) struct IntIndex<K> {
 /// Entries of an index scan: each key (borrowed or rebuilt) and row.
 pub(crate) type Found<'i> = Box<dyn Iterator<Item = (Cow<'i, Key>, RowId)> + 'i>;
 
-impl<K: IntKey + 'static> IntIndex<K> {
+impl<K: CompactKey + 'static> CompactIndex<K> {
     pub(crate) fn new(kinds: Box<[IntKind]>) -> Self {
         Self {
             kinds,
@@ -153,7 +168,7 @@ impl<K: IntKey + 'static> IntIndex<K> {
     /// The first row with this key.
     pub(crate) fn get(&self, key: &[Value]) -> Option<RowId> {
         let key = K::of(key)?;
-        let (found, row) = self.entries.range((key, RowId::MIN)..).next()?;
+        let (found, row) = self.entries.range((key.clone(), RowId::MIN)..).next()?;
         (*found == key).then_some(*row)
     }
 
@@ -192,7 +207,7 @@ impl<K: IntKey + 'static> IntIndex<K> {
             (Some(lower), Some(upper)) if !is_empty(&lower, &upper) => Box::new(
                 self.entries
                     .range((lower, upper))
-                    .map(|&(key, row)| (Cow::Owned(key.values(&self.kinds)), row)),
+                    .map(|(key, row)| (Cow::Owned(key.values(&self.kinds)), *row)),
             ),
             _ => Box::new(std::iter::empty()),
         }

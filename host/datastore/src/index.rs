@@ -8,8 +8,8 @@ use std::fmt;
 use std::ops::Bound;
 
 use crate::codec::decode_value;
+use crate::compact_index::{CompactIndex, Found, IntKind};
 use crate::error::{DbError, DbErrorKind};
-use crate::int_index::{Found, IntIndex, IntKind};
 use crate::row::Column;
 use crate::schema::{AlgebraicType, IndexSchema};
 use crate::value::{Value, write_list};
@@ -104,13 +104,14 @@ pub(crate) enum KeyForm {
 }
 
 /// An index's entries: by [`Key`], or for one or two integer-like
-/// columns by `u64`s (see [`IntIndex`]).
+/// columns or one string column by compact keys (see [`CompactIndex`]).
 #[derive(Debug)]
 enum Entries {
     Unique(BTreeMap<Key, RowId>),
     Btree(BTreeSet<(Key, RowId)>),
-    Int1(IntIndex<u64>),
-    Int2(IntIndex<[u64; 2]>),
+    Int1(CompactIndex<u64>),
+    Int2(CompactIndex<[u64; 2]>),
+    Str(CompactIndex<Box<str>>),
 }
 
 /// One key column: its slot in decoded rows, its name and type.
@@ -132,9 +133,11 @@ pub(crate) struct Index {
 impl Index {
     pub(crate) fn new(schema: IndexSchema, columns: Vec<KeyColumn>) -> Self {
         let kinds: Option<Box<[IntKind]>> = columns.iter().map(|c| IntKind::of(&c.ty)).collect();
+        let string = matches!(columns.as_slice(), [only] if only.ty == AlgebraicType::String);
         let entries = match kinds {
-            Some(kinds) if kinds.len() == 1 => Entries::Int1(IntIndex::new(kinds)),
-            Some(kinds) if kinds.len() == 2 => Entries::Int2(IntIndex::new(kinds)),
+            Some(kinds) if kinds.len() == 1 => Entries::Int1(CompactIndex::new(kinds)),
+            Some(kinds) if kinds.len() == 2 => Entries::Int2(CompactIndex::new(kinds)),
+            _ if string => Entries::Str(CompactIndex::new(Box::new([]))),
             _ if schema.unique => Entries::Unique(BTreeMap::new()),
             _ => Entries::Btree(BTreeSet::new()),
         };
@@ -152,6 +155,7 @@ impl Index {
             Entries::Btree(set) => set.clear(),
             Entries::Int1(index) => index.clear(),
             Entries::Int2(index) => index.clear(),
+            Entries::Str(index) => index.clear(),
         }
     }
 
@@ -239,6 +243,7 @@ impl Index {
             Entries::Unique(map) => map.get(key).copied(),
             Entries::Int1(index) => index.get(key),
             Entries::Int2(index) => index.get(key),
+            Entries::Str(index) => index.get(key),
             Entries::Btree(_) => None,
         }
     }
@@ -253,6 +258,7 @@ impl Index {
             }
             Entries::Int1(index) => index.insert(key.as_slice(), row),
             Entries::Int2(index) => index.insert(key.as_slice(), row),
+            Entries::Str(index) => index.insert(key.as_slice(), row),
         }
     }
 
@@ -266,6 +272,7 @@ impl Index {
             }
             Entries::Int1(index) => index.remove(key, row),
             Entries::Int2(index) => index.remove(key, row),
+            Entries::Str(index) => index.remove(key, row),
         }
     }
 
@@ -305,6 +312,7 @@ impl Index {
             }
             (Entries::Int1(index), after) => index.range(range, after),
             (Entries::Int2(index), after) => index.range(range, after),
+            (Entries::Str(index), after) => index.range(range, after),
         };
         // Once past a position, every key is past an excluded lower bound too.
         let check_lower = after.is_none();

@@ -15,12 +15,12 @@
 #![deny(missing_docs)]
 
 mod codec;
+mod compact_index;
 mod cursor;
 mod datastore;
 mod delta;
 mod error;
 mod index;
-mod int_index;
 mod json;
 mod migration;
 mod recovery;
