@@ -1,11 +1,11 @@
 //! What the commit log stores for each committed transaction.
 
-use serde::{Deserialize, Serialize};
-use serde_bytes::{ByteBuf, Bytes};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_bytes::Bytes;
 use worldline_datastore::{Row, SequenceState, TxDelta};
 
 /// One committed transaction: what caused it and what it changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct LogRecord {
     /// Position in the database's history: 0 for the first transaction, then 1, 2, ...
     pub(crate) offset: u64,
@@ -21,12 +21,21 @@ pub(crate) struct LogRecord {
     pub(crate) sequences: Vec<LoggedSequence>,
 }
 
-/// The rows one table gained and lost.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The rows one table gained and lost: the delta's rows themselves (no
+/// copy of each, which a transaction of a million rows would make into a
+/// million allocations on the database's thread), written as byte strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct LoggedTable {
     pub(crate) table: u32,
-    pub(crate) inserts: Vec<ByteBuf>,
-    pub(crate) deletes: Vec<ByteBuf>,
+    #[serde(serialize_with = "byte_strings")]
+    pub(crate) inserts: Vec<Row>,
+    #[serde(serialize_with = "byte_strings")]
+    pub(crate) deletes: Vec<Row>,
+}
+
+/// Rows as a sequence of byte strings, as `Vec<ByteBuf>` would be.
+fn byte_strings<S: Serializer>(rows: &[Row], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(rows.iter().map(|row| Bytes::new(row)))
 }
 
 /// A sequence's position after the transaction.
@@ -55,10 +64,6 @@ impl From<&LoggedSequence> for SequenceState {
             next: s.next,
         }
     }
-}
-
-fn bufs(rows: &[Row]) -> Vec<ByteBuf> {
-    rows.iter().map(|r| ByteBuf::from(r.to_vec())).collect()
 }
 
 /// A [`LogRecord`] read for replay: the same encoding, decoded without
@@ -110,8 +115,8 @@ impl LogRecord {
                 .iter()
                 .map(|t| LoggedTable {
                     table: t.table as u32,
-                    inserts: bufs(&t.inserts),
-                    deletes: bufs(&t.deletes),
+                    inserts: t.inserts.clone(),
+                    deletes: t.deletes.clone(),
                 })
                 .collect(),
             sequences: delta.sequences.iter().map(LoggedSequence::from).collect(),
