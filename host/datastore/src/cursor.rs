@@ -22,9 +22,11 @@ pub enum KeyBound {
 /// A scan's position, owned by the caller. It does not borrow the
 /// datastore, so the caller may keep it while writing: each batch resumes
 /// after the last row returned by seeking the table or index, so rows
-/// written past that position are seen. A table scan never returns a row
-/// twice; an index scan returns a row again if a write moves its key past
-/// the position.
+/// written past that position are seen. Within a transaction a table scan
+/// never returns a row twice; an index scan returns a row again if a write
+/// moves its key past the position. Between transactions a table may give
+/// its rows new ids (when rows taken out leave it sparse), so a cursor kept
+/// past its transaction may return rows again, but never skips one.
 #[derive(Debug, Clone)]
 pub struct Cursor {
     table: TableId,
