@@ -1,8 +1,9 @@
 //! Index entries for the common kinds of key, kept compactly: one or two
 //! integer-like columns (bool, integers up to 64 bits, timestamps) as
-//! `u64`s that order like the values, and one string column as the string
-//! alone. An entry is the key and a row id: 16 or 24 bytes for integers, 24
-//! and the string's bytes for a string, where a [`Key`] of [`Value`]s takes
+//! `u64`s that order like the values, one identity column as its 32 bytes,
+//! and one string column as the string alone. An entry is the key and a
+//! row id: 16 or 24 bytes for integers, 40 for an identity, 24 and the
+//! string's bytes for a string, where a [`Key`] of [`Value`]s takes
 //! 48 bytes and, for two columns, an allocation of 96 more. Keys are most
 //! of an index's memory, and most of a small row's.
 
@@ -126,6 +127,19 @@ impl CompactKey for [u64; 2] {
             kinds[0].decode(self[0]),
             kinds[1].decode(self[1]),
         ]))
+    }
+}
+
+impl CompactKey for [u8; 32] {
+    fn padded(values: &[Value], _fill: u64) -> Option<Self> {
+        match values {
+            [Value::Identity(bytes)] => Some(*bytes),
+            _ => None,
+        }
+    }
+
+    fn values(&self, _kinds: &[IntKind]) -> Key {
+        Key::One(Value::Identity(*self))
     }
 }
 

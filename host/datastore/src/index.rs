@@ -104,7 +104,7 @@ pub(crate) enum KeyForm {
 }
 
 /// An index's entries: by [`Key`], or for one or two integer-like
-/// columns or one string column by compact keys (see [`CompactIndex`]).
+/// columns or one string or identity column by compact keys (see [`CompactIndex`]).
 #[derive(Debug)]
 enum Entries {
     Unique(BTreeMap<Key, RowId>),
@@ -112,6 +112,7 @@ enum Entries {
     Int1(CompactIndex<u64>),
     Int2(CompactIndex<[u64; 2]>),
     Str(CompactIndex<Box<str>>),
+    Identity(CompactIndex<[u8; 32]>),
 }
 
 /// One key column: its slot in decoded rows, its name and type.
@@ -133,11 +134,14 @@ pub(crate) struct Index {
 impl Index {
     pub(crate) fn new(schema: IndexSchema, columns: Vec<KeyColumn>) -> Self {
         let kinds: Option<Box<[IntKind]>> = columns.iter().map(|c| IntKind::of(&c.ty)).collect();
-        let string = matches!(columns.as_slice(), [only] if only.ty == AlgebraicType::String);
+        let single = |ty: AlgebraicType| matches!(columns.as_slice(), [only] if only.ty == ty);
         let entries = match kinds {
             Some(kinds) if kinds.len() == 1 => Entries::Int1(CompactIndex::new(kinds)),
             Some(kinds) if kinds.len() == 2 => Entries::Int2(CompactIndex::new(kinds)),
-            _ if string => Entries::Str(CompactIndex::new(Box::new([]))),
+            _ if single(AlgebraicType::String) => Entries::Str(CompactIndex::new(Box::new([]))),
+            _ if single(AlgebraicType::Identity) => {
+                Entries::Identity(CompactIndex::new(Box::new([])))
+            }
             _ if schema.unique => Entries::Unique(BTreeMap::new()),
             _ => Entries::Btree(BTreeSet::new()),
         };
@@ -156,6 +160,7 @@ impl Index {
             Entries::Int1(index) => index.clear(),
             Entries::Int2(index) => index.clear(),
             Entries::Str(index) => index.clear(),
+            Entries::Identity(index) => index.clear(),
         }
     }
 
@@ -244,6 +249,7 @@ impl Index {
             Entries::Int1(index) => index.get(key),
             Entries::Int2(index) => index.get(key),
             Entries::Str(index) => index.get(key),
+            Entries::Identity(index) => index.get(key),
             Entries::Btree(_) => None,
         }
     }
@@ -259,6 +265,7 @@ impl Index {
             Entries::Int1(index) => index.insert(key.as_slice(), row),
             Entries::Int2(index) => index.insert(key.as_slice(), row),
             Entries::Str(index) => index.insert(key.as_slice(), row),
+            Entries::Identity(index) => index.insert(key.as_slice(), row),
         }
     }
 
@@ -273,6 +280,7 @@ impl Index {
             Entries::Int1(index) => index.remove(key, row),
             Entries::Int2(index) => index.remove(key, row),
             Entries::Str(index) => index.remove(key, row),
+            Entries::Identity(index) => index.remove(key, row),
         }
     }
 
@@ -313,6 +321,7 @@ impl Index {
             (Entries::Int1(index), after) => index.range(range, after),
             (Entries::Int2(index), after) => index.range(range, after),
             (Entries::Str(index), after) => index.range(range, after),
+            (Entries::Identity(index), after) => index.range(range, after),
         };
         // Once past a position, every key is past an excluded lower bound too.
         let check_lower = after.is_none();
@@ -350,6 +359,44 @@ mod tests {
         assert!(Key::from(vec![Value::U32(4), Value::I32(100)]) < one);
         assert_eq!(compare_prefix(&two, &one), Ordering::Equal);
         assert_eq!(KeyDisplay(two.as_slice()).to_string(), "(5, -100)");
+    }
+
+    #[test]
+    fn identity_keys_find_and_scan_in_byte_order() {
+        let schema = IndexSchema {
+            name: "by_owner".into(),
+            columns: vec![0],
+            unique: true,
+        };
+        let column = KeyColumn {
+            slot: 0,
+            name: "owner".into(),
+            ty: AlgebraicType::Identity,
+        };
+        let mut index = Index::new(schema, vec![column]);
+        let identity = |b: u8| Value::Identity([b; 32]);
+        for (row, b) in [(0, 9u8), (1, 3), (2, 200), (3, 0)] {
+            index.insert(Key::One(identity(b)), row);
+        }
+        assert_eq!(index.get(&[identity(200)]), Some(2));
+        assert_eq!(index.get(&[identity(4)]), None);
+        let range = KeyRange {
+            lower: Bound::Excluded(Key::One(identity(0))),
+            upper: Bound::Included(Key::One(identity(200))),
+        };
+        let found: Vec<RowId> = index.range(&range, None).map(|(_, row)| row).collect();
+        assert_eq!(found, [1, 0, 2]);
+        let after = (Key::One(identity(3)), 1);
+        let rest: Vec<(Key, RowId)> = index
+            .range(&range, Some(&after))
+            .map(|(key, row)| (key.into_owned(), row))
+            .collect();
+        assert_eq!(
+            rest,
+            [(Key::One(identity(9)), 0), (Key::One(identity(200)), 2)]
+        );
+        index.remove(&[identity(9)], 0);
+        assert_eq!(index.get(&[identity(9)]), None);
     }
 
     /// The values of an `i32` index's entries, with their row ids.
