@@ -201,3 +201,33 @@ fn bench_subscriptions_keeps_every_subscriber_cache_equal_to_the_table() {
         }
     }
 }
+
+// #11 items 2, 3: `bench memory` loads a narrow and a wide table, restarts
+// the server and counts every row before and after; it sizes nothing.
+#[test]
+fn bench_memory_counts_every_row_before_and_after_a_restart() {
+    let features = guest_path("features");
+    let report = bench(&[
+        "memory",
+        "--rows",
+        "3000",
+        "--wide-rows",
+        "300",
+        "--wide-wasm",
+        features.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(report["durability"], "none");
+    let tables = report["tables"].as_array().expect("tables");
+    let expected = [("account", 3000), ("item", 300)];
+    assert_eq!(tables.len(), expected.len(), "{report}");
+    for (table, (name, rows)) in tables.iter().zip(expected) {
+        assert_eq!(table["table"], name, "{table}");
+        assert_eq!(table["rows"], rows, "{table}");
+        assert_eq!(table["rows_before_restart"], rows, "{table}");
+        assert_eq!(table["rows_after_restart"], rows, "{table}");
+        for field in ["empty_rss_mib", "loaded_rss_mib", "recovered_rss_mib"] {
+            assert!(table[field].as_f64().unwrap() > 0.0, "{field}: {table}");
+        }
+        assert!(table["recovered_bytes_per_row"].is_number(), "{table}");
+    }
+}
