@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,6 +13,10 @@ use super::commitlog::LogWriter;
 
 /// Most records written between two checks for the sync deadline.
 const MAX_BATCH: usize = 4096;
+
+/// How often records are collected under [`DurabilityPolicy::None`] while
+/// transactions keep coming.
+const NONE_POLL: Duration = Duration::from_millis(1);
 
 /// When a committed transaction counts as durable, and so when its caller is told it committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,8 +282,23 @@ fn run(
     let mut written_below = next_offset;
     let mut last_sync = Instant::now();
     let mut unsynced = false;
+    // Under `None` nobody waits for a record: while records keep coming,
+    // they are collected every `NONE_POLL` instead of the database's thread
+    // waking this one for each transaction.
+    let mut busy = false;
     loop {
         let first = match policy {
+            DurabilityPolicy::None if busy => {
+                std::thread::sleep(NONE_POLL);
+                match jobs.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(TryRecvError::Empty) => {
+                        busy = false;
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            }
             DurabilityPolicy::Interval(interval) if unsynced => {
                 match jobs.recv_timeout(interval.saturating_sub(last_sync.elapsed())) {
                     Ok(job) => Some(job),
@@ -316,6 +335,7 @@ fn run(
             return fail(shared, e);
         }
         unsynced |= written_below != before;
+        busy = written_below != before;
         let sync_now = forced
             || match policy {
                 DurabilityPolicy::Every => unsynced,
