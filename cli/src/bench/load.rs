@@ -1,18 +1,89 @@
 //! Pipelined bank transfers from many connections, shared by `bench
 //! transfer` and `bench replay`.
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use serde::Serialize;
 use worldline_client::Client;
 use worldline_transport::ReducerStatus;
 
 use super::stats::{Recorder, Window, thousands};
 use super::zipf::Zipf;
+
+/// The options of the transfer load, shared by `bench transfer` and
+/// `bench subscriptions` (and reported in their JSON).
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct LoadArgs {
+    /// How many accounts to seed.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub accounts: u32,
+    /// How many connections call `transfer`.
+    #[arg(long, value_name = "C", default_value_t = 4)]
+    pub connections: usize,
+    /// Calls in flight on each calling connection.
+    #[arg(long, value_name = "P", default_value_t = 16)]
+    pub in_flight: usize,
+    /// Zipf exponent of the account choice (0: uniform; 1.5: a few hot accounts).
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
+    pub alpha: f64,
+    /// Seconds of load before each measured window.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    #[serde(rename = "warmup_s")]
+    pub warmup: f64,
+    /// Seconds measured.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[serde(rename = "duration_s")]
+    pub duration: f64,
+}
+
+impl fmt::Display for LoadArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connection(s) x {} in flight, alpha {}, {} accounts, {} s measured after {} s \
+             warm-up",
+            self.connections,
+            self.in_flight,
+            self.alpha,
+            thousands(f64::from(self.accounts)),
+            self.duration,
+            self.warmup
+        )
+    }
+}
+
+impl LoadArgs {
+    /// Checks the options and returns the load, the warm-up and the
+    /// measured window's length.
+    pub fn checked(&self) -> anyhow::Result<(Load, Duration, Duration)> {
+        anyhow::ensure!(self.accounts >= 2, "--accounts must be at least 2");
+        anyhow::ensure!(
+            self.connections >= 1 && self.in_flight >= 1,
+            "--connections and --in-flight must be at least 1"
+        );
+        anyhow::ensure!(self.alpha >= 0.0, "--alpha must not be negative");
+        let seconds = |value: f64, what: &str| {
+            Duration::try_from_secs_f64(value)
+                .map_err(|_| anyhow::anyhow!("--{what} {value} is not a number of seconds"))
+        };
+        let warmup = seconds(self.warmup, "warmup")?;
+        let duration = seconds(self.duration, "duration")?;
+        anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
+        let load = Load {
+            in_flight: self.in_flight,
+            accounts: self.accounts,
+            alpha: self.alpha,
+        };
+        Ok((load, warmup, duration))
+    }
+}
 
 /// The shape of the load.
 #[derive(Debug, Clone, Copy)]

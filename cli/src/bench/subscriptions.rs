@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use worldline_client::{Client, ConnectOptions};
 use worldline_transport::{ReducerStatus, TableRows};
 
-use super::load::{self, Load, Stop};
+use super::load::{self, Load, LoadArgs, Stop};
 use super::server::{self, ClientArgs, Prepared, protocol_name};
 use super::stats::{Latency, Window, thousands, thousands_exact};
 use super::transfer::print_latency;
@@ -42,24 +42,8 @@ pub struct SubscriptionsArgs {
     /// How many connections hold the subscriptions (each an equal share).
     #[arg(long, value_name = "H", default_value_t = 10)]
     holders: usize,
-    /// How many accounts to seed.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    accounts: u32,
-    /// How many connections call `transfer`.
-    #[arg(long, value_name = "C", default_value_t = 4)]
-    connections: usize,
-    /// Calls in flight on each calling connection.
-    #[arg(long, value_name = "P", default_value_t = 16)]
-    in_flight: usize,
-    /// Zipf exponent of the account choice (0: uniform).
-    #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
-    alpha: f64,
-    /// Seconds of load before each measured window.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
-    warmup: f64,
-    /// Seconds measured, with no subscriptions and then with all N.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    duration: f64,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// One measured window of transfers.
@@ -91,12 +75,8 @@ struct Run {
     durability: String,
     distinct: u32,
     holders: usize,
-    connections: usize,
-    in_flight: usize,
-    alpha: f64,
-    accounts: u32,
-    warmup_s: f64,
-    duration_s: f64,
+    #[serde(flatten)]
+    load: LoadArgs,
     without_subscriptions: Measured,
     subscribing: Subscribing,
     with_subscriptions: Measured,
@@ -111,23 +91,15 @@ struct Run {
     balance_unchanged: bool,
 }
 
-fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| anyhow::anyhow!("--{what} {value} is not a number of seconds"))
-}
-
 /// Runs `worldline bench subscriptions`.
 pub fn run(args: SubscriptionsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
+    let (load, warmup, duration) = args.load.checked()?;
     anyhow::ensure!(
-        args.distinct >= 1 && args.distinct <= args.accounts,
+        args.distinct >= 1 && args.distinct <= args.load.accounts,
         "--distinct must be between 1 and --accounts ({})",
-        args.accounts
+        args.load.accounts
     );
-    anyhow::ensure!(
-        args.holders >= 1 && args.connections >= 1 && args.in_flight >= 1,
-        "--holders, --connections and --in-flight must be at least 1"
-    );
+    anyhow::ensure!(args.holders >= 1, "--holders must be at least 1");
     let sets_per_holder = (args.distinct as usize)
         .div_ceil(QUERIES_PER_SET)
         .div_ceil(args.holders);
@@ -136,20 +108,23 @@ pub fn run(args: SubscriptionsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         "a connection holds at most {SETS_PER_CONNECTION} query sets of {QUERIES_PER_SET} \
          queries; use more --holders"
     );
-    anyhow::ensure!(args.alpha >= 0.0, "--alpha must not be negative");
-    let warmup = seconds(args.warmup, "warmup")?;
-    let duration = seconds(args.duration, "duration")?;
-    anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
-    let prepared = Prepared::new(global, &args.client, args.connections + args.holders)?;
+    let prepared = Prepared::new(global, &args.client, args.load.connections + args.holders)?;
     let mut runs = Vec::new();
     prepared.runtime.block_on(async {
         let seeder = server::connect(&prepared.options[0].1).await?;
-        server::seed(&seeder, args.accounts, 1_000_000_000).await?;
+        server::seed(&seeder, args.load.accounts, 1_000_000_000).await?;
         let subscribed = format!("SELECT * FROM account WHERE id < {}", args.distinct);
         for (protocol, options) in &prepared.options {
             let (_, before) = server::balances(&seeder).await?;
-            let (mut run, cached) =
-                run_over(&args, options, protocol_name(*protocol), warmup, duration).await?;
+            let (mut run, cached) = run_over(
+                &args,
+                load,
+                options,
+                protocol_name(*protocol),
+                warmup,
+                duration,
+            )
+            .await?;
             let mut table = rows(&seeder.query(&subscribed).await?);
             table.sort_unstable();
             let (_, after) = server::balances(&seeder).await?;
@@ -192,20 +167,16 @@ fn rows(tables: &[TableRows]) -> Vec<Vec<u8>> {
 /// end (sorted); the caller fills in the checks against the table.
 async fn run_over(
     args: &SubscriptionsArgs,
+    load: Load,
     options: &ConnectOptions,
     protocol: &'static str,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<(Run, Vec<Vec<u8>>)> {
-    let mut callers = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
+    let mut callers = Vec::with_capacity(args.load.connections);
+    for _ in 0..args.load.connections {
         callers.push(Arc::new(server::connect(options).await?));
     }
-    let load = Load {
-        in_flight: args.in_flight,
-        accounts: args.accounts,
-        alpha: args.alpha,
-    };
     let label = format!("transfer over {protocol} without subscriptions");
     let without = measure(&callers, load, Window::after(warmup, duration), label).await;
     let updates = Arc::new(AtomicU64::new(0));
@@ -223,7 +194,8 @@ async fn run_over(
         thousands(f64::from(args.distinct)),
         args.holders
     );
-    let subscribing = subscribe_all(&holders, &callers[0], args.distinct, args.accounts).await?;
+    let subscribing =
+        subscribe_all(&holders, &callers[0], args.distinct, args.load.accounts).await?;
     let label = format!(
         "transfer over {protocol} with {} subscriptions",
         thousands(f64::from(args.distinct))
@@ -244,12 +216,7 @@ async fn run_over(
         durability: String::new(),
         distinct: args.distinct,
         holders: args.holders,
-        connections: args.connections,
-        in_flight: args.in_flight,
-        alpha: args.alpha,
-        accounts: args.accounts,
-        warmup_s: args.warmup,
-        duration_s: args.duration,
+        load: args.load.clone(),
         tps_ratio: with.tps / without.tps,
         without_subscriptions: without,
         subscribing,
@@ -349,18 +316,12 @@ async fn probe(
 fn print_text(run: &Run) {
     println!(
         "subscriptions over {}, durability {}: {} distinct point subscriptions held by {} \
-         connection(s); transfers from {} connection(s) x {} in flight, alpha {}, {} accounts, \
-         {} s measured after {} s warm-up",
+         connection(s); transfers from {}",
         run.protocol,
         run.durability,
         thousands(f64::from(run.distinct)),
         run.holders,
-        run.connections,
-        run.in_flight,
-        run.alpha,
-        thousands(f64::from(run.accounts)),
-        run.duration_s,
-        run.warmup_s
+        run.load
     );
     let measured = |label: &str, m: &Measured| {
         println!("  {label}: TPS {}", thousands(m.tps));

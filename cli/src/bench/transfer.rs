@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::baseline::BaselineResult;
-use super::load::{self, Load, Stop};
+use super::load::{self, LoadArgs, Stop};
 use super::postgres;
 use super::server::{self, ClientArgs, Prepared, Usage, protocol_name};
 use super::sqlite;
@@ -34,28 +33,12 @@ enum Baseline {
 pub struct TransferArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// How many accounts to seed.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    accounts: u32,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Each account's opening balance; transfers move 1 unit, so no account
     /// runs dry within a window unless this is small.
     #[arg(long, value_name = "UNITS", default_value_t = 1_000_000_000)]
     balance: i64,
-    /// How many client connections.
-    #[arg(long, value_name = "C", default_value_t = 4)]
-    connections: usize,
-    /// Calls in flight on each connection.
-    #[arg(long, value_name = "P", default_value_t = 16)]
-    in_flight: usize,
-    /// Zipf exponent of the account choice (0: uniform; 1.5: a few hot accounts).
-    #[arg(long, value_name = "ALPHA", default_value_t = 0.0)]
-    alpha: f64,
-    /// Seconds of load before measuring.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
-    warmup: f64,
-    /// Seconds measured.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    duration: f64,
     /// Also run the same transfers on this system and print the ratio.
     #[arg(long, value_enum, value_delimiter = ',')]
     baseline: Vec<Baseline>,
@@ -72,12 +55,8 @@ pub struct TransferArgs {
 struct Run {
     protocol: &'static str,
     durability: String,
-    connections: usize,
-    in_flight: usize,
-    alpha: f64,
-    accounts: u32,
-    warmup_s: f64,
-    duration_s: f64,
+    #[serde(flatten)]
+    load: LoadArgs,
     /// Committed transfers per second in the window.
     tps: f64,
     /// Committed transfers in each second of the window.
@@ -120,22 +99,9 @@ struct Report {
     baselines: Vec<BaselineRun>,
 }
 
-fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| anyhow::anyhow!("--{what} {value} is not a number of seconds"))
-}
-
 /// Runs `worldline bench transfer`.
 pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
-    anyhow::ensure!(
-        args.connections >= 1 && args.in_flight >= 1,
-        "--connections and --in-flight must be at least 1"
-    );
-    anyhow::ensure!(args.alpha >= 0.0, "--alpha must not be negative");
-    let warmup = seconds(args.warmup, "warmup")?;
-    let duration = seconds(args.duration, "duration")?;
-    anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
+    let (load, warmup, duration) = args.load.checked()?;
     let postgres = match (
         args.baseline.contains(&Baseline::Postgres),
         &args.postgres_url,
@@ -147,16 +113,16 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         ),
         (true, Some(url)) => Some(postgres::parse_url(url)?),
     };
-    let prepared = Prepared::new(global, &args.client, args.connections.max(64))?;
+    let prepared = Prepared::new(global, &args.client, args.load.connections.max(64))?;
     let (target, options) = (&prepared.target, &prepared.options);
     let mut runs = Vec::new();
     prepared.runtime.block_on(async {
         let seeder = server::connect(&options[0].1).await?;
-        server::seed(&seeder, args.accounts, args.balance).await?;
+        server::seed(&seeder, args.load.accounts, args.balance).await?;
         for (protocol, options) in options {
             let (_, before) = server::balances(&seeder).await?;
-            let mut clients = Vec::with_capacity(args.connections);
-            for _ in 0..args.connections {
+            let mut clients = Vec::with_capacity(args.load.connections);
+            for _ in 0..args.load.connections {
                 clients.push(Arc::new(server::connect(options).await?));
             }
             let window = Window::after(warmup, duration);
@@ -165,11 +131,6 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             let done = Arc::new(AtomicU64::new(0));
             let label = format!("transfer over {}", protocol_name(*protocol));
             let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
-            let load = Load {
-                in_flight: args.in_flight,
-                accounts: args.accounts,
-                alpha: args.alpha,
-            };
             let stop = Stop {
                 at: window.closes(),
                 calls: u64::MAX,
@@ -186,12 +147,7 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             runs.push(Run {
                 protocol: protocol_name(*protocol),
                 durability: target.durability_name(),
-                connections: args.connections,
-                in_flight: args.in_flight,
-                alpha: args.alpha,
-                accounts: args.accounts,
-                warmup_s: args.warmup,
-                duration_s: args.duration,
+                load: args.load.clone(),
                 tps: summary.per_second,
                 tps_per_second: summary.spread,
                 latency: summary.latency,
@@ -217,9 +173,9 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                     eprintln!("SQLite WAL synchronous={synchronous}: running...");
                     results.push(sqlite::run(
                         synchronous,
-                        args.accounts,
+                        args.load.accounts,
                         args.balance,
-                        args.alpha,
+                        args.load.alpha,
                         warmup,
                         duration,
                     )?);
@@ -227,11 +183,11 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             }
             Baseline::Postgres => {
                 let load = postgres::Load {
-                    accounts: args.accounts,
+                    accounts: args.load.accounts,
                     balance: args.balance,
-                    alpha: args.alpha,
-                    connections: args.connections,
-                    in_flight: args.in_flight,
+                    alpha: args.load.alpha,
+                    connections: args.load.connections,
+                    in_flight: args.load.in_flight,
                     warmup,
                     duration,
                 };
@@ -285,15 +241,8 @@ async fn usage_over(pid: Option<u32>, window: Window) -> anyhow::Result<Option<S
 fn print_text(report: &Report) {
     for run in &report.runs {
         println!(
-            "transfer over {}, durability {}: {} connection(s) x {} in flight, alpha {}, {} accounts, {} s measured after {} s warm-up",
-            run.protocol,
-            run.durability,
-            run.connections,
-            run.in_flight,
-            run.alpha,
-            thousands(f64::from(run.accounts)),
-            run.duration_s,
-            run.warmup_s
+            "transfer over {}, durability {}: {}",
+            run.protocol, run.durability, run.load
         );
         println!(
             "  TPS {}   per second: min {}, median {}, max {}",
