@@ -182,6 +182,21 @@ fn grouped(digits: &str) -> String {
     out
 }
 
+/// The line that reports the balance invariant: the sum of all balances
+/// before and after, and whether it held.
+pub fn print_balance(before: i128, after: i128) {
+    let verdict = if before == after {
+        "unchanged"
+    } else {
+        "CHANGED"
+    };
+    println!(
+        "  balance sum {} before, {} after: {verdict}",
+        thousands_exact(before),
+        thousands_exact(after)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};

@@ -20,7 +20,7 @@ use worldline_transport::{ReducerStatus, TableRows};
 
 use super::load::{self, Load, LoadArgs, Stop};
 use super::server::{self, ClientArgs, Prepared, protocol_name};
-use super::stats::{Latency, Window, thousands, thousands_exact};
+use super::stats::{Latency, Window, print_balance, thousands};
 use super::transfer::print_latency;
 use crate::context::GlobalArgs;
 use crate::output::print_json;
@@ -352,14 +352,5 @@ fn print_text(run: &Run) {
         thousands(run.updates_received as f64),
         if run.caches_match { "yes" } else { "NO" }
     );
-    let verdict = if run.balance_unchanged {
-        "unchanged"
-    } else {
-        "CHANGED"
-    };
-    println!(
-        "  balance sum {} before, {} after: {verdict}",
-        thousands_exact(run.balance_sum_before),
-        thousands_exact(run.balance_sum_after)
-    );
+    print_balance(run.balance_sum_before, run.balance_sum_after);
 }

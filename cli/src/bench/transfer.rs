@@ -14,7 +14,7 @@ use super::load::{self, LoadArgs, Stop};
 use super::postgres;
 use super::server::{self, ClientArgs, Prepared, Usage, protocol_name};
 use super::sqlite;
-use super::stats::{Latency, Spread, Window, thousands, thousands_exact};
+use super::stats::{Latency, Spread, Window, print_balance, thousands};
 use crate::context::GlobalArgs;
 use crate::output::print_json;
 
@@ -268,16 +268,7 @@ fn print_text(report: &Report) {
             ),
             None => println!("  server: CPU n/a, RSS n/a (a server this command did not start)"),
         }
-        let verdict = if run.balance_unchanged {
-            "unchanged"
-        } else {
-            "CHANGED"
-        };
-        println!(
-            "  balance sum {} before, {} after: {verdict}",
-            thousands_exact(run.balance_sum_before),
-            thousands_exact(run.balance_sum_after)
-        );
+        print_balance(run.balance_sum_before, run.balance_sum_after);
     }
     for baseline in &report.baselines {
         let summary = &baseline.run.summary;
