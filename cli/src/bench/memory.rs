@@ -21,12 +21,14 @@ use serde::Serialize;
 use worldline_client::{Client, ConnectOptions};
 use worldline_transport::ReducerStatus;
 
-use super::server::{self, DATABASE, ScratchDir, Target, TargetArgs, raise_open_file_limit};
+use super::server::{
+    self, DATABASE, ScratchDir, Target, TargetArgs, build_checkout_module, raise_open_file_limit,
+    read_component,
+};
 use super::stats::thousands;
 use crate::commands::subscribe::Protocol;
 use crate::context::GlobalArgs;
 use crate::hint::hinted;
-use crate::module_build;
 
 /// Where the module with the wide table lives in a checkout of the project.
 const WIDE_PROJECT: &str = concat!(
@@ -157,18 +159,13 @@ pub fn run(args: MemoryArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 fn wide_wasm(args: &MemoryArgs) -> anyhow::Result<Vec<u8>> {
     let path = match &args.wide_wasm {
         Some(path) => path.clone(),
-        None => {
-            let dir = PathBuf::from(WIDE_PROJECT);
-            if !dir.join("Cargo.toml").is_file() {
-                return Err(hinted(
-                    format!("the features module is not at {}", dir.display()),
-                    "pass --wide-wasm FILE, or --wide-rows 0 to skip the wide table",
-                ));
-            }
-            module_build::build(&dir)?
-        }
+        None => build_checkout_module(
+            WIDE_PROJECT,
+            "the features module",
+            "pass --wide-wasm FILE, or --wide-rows 0 to skip the wide table",
+        )?,
     };
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    read_component(&path)
 }
 
 /// Loads `rows` rows into a fresh server, restarts it, and measures both.

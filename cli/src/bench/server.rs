@@ -67,18 +67,29 @@ pub fn bank_wasm(args: &TargetArgs) -> anyhow::Result<Vec<u8>> {
     let path = match (&args.wasm, &args.project_path) {
         (Some(wasm), _) => wasm.clone(),
         (None, Some(dir)) => module_build::build(dir)?,
-        (None, None) => {
-            let dir = PathBuf::from(BANK_PROJECT);
-            if !dir.join("Cargo.toml").is_file() {
-                return Err(hinted(
-                    format!("the bank example is not at {}", dir.display()),
-                    "pass --project-path to guest-rust/examples/bank of a checkout, or --wasm FILE",
-                ));
-            }
-            module_build::build(&dir)?
-        }
+        (None, None) => build_checkout_module(
+            BANK_PROJECT,
+            "the bank example",
+            "pass --project-path to guest-rust/examples/bank of a checkout, or --wasm FILE",
+        )?,
     };
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    read_component(&path)
+}
+
+/// Builds the module project at `project` in the checkout this binary was
+/// built from; when the checkout is not there, says that `what` is missing,
+/// with `hint`.
+pub fn build_checkout_module(project: &str, what: &str, hint: &str) -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(project);
+    if !dir.join("Cargo.toml").is_file() {
+        return Err(hinted(format!("{what} is not at {}", dir.display()), hint));
+    }
+    module_build::build(&dir)
+}
+
+/// Reads a built component.
+pub fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// A directory removed with everything in it when dropped.
