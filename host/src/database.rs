@@ -11,8 +11,6 @@ use worldline_datastore::{
     Datastore, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product, plan_migration,
 };
 
-use crate::bindings::worldline::module::types::ReducerContext;
-use crate::bindings::{Module, ModulePre};
 use crate::engine::Engine;
 use crate::error::{CallError, HostError};
 use crate::identity::{ConnectionId, Identity, Timestamp};
@@ -20,6 +18,7 @@ use crate::module_log::{ModuleLog, truncate_line};
 use crate::schema_import::import_module;
 use crate::state::{HostState, LimitExceeded, resource_table_full};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
+use crate::world::{Guest, ReducerContext, WorldPre};
 
 /// Who is calling a reducer, and over which connection.
 #[derive(Clone, Copy, Debug)]
@@ -80,12 +79,12 @@ pub enum SwapPolicy {
 /// A running module instance and the store that owns its state.
 struct Instance {
     store: Store<HostState>,
-    module: Module,
+    module: Guest,
 }
 
 /// A compiled component, instantiated over empty tables, and its schema.
 struct Loaded {
-    pre: ModulePre<HostState>,
+    pre: WorldPre,
     instance: Instance,
     schema: ModuleSchema,
 }
@@ -101,18 +100,17 @@ impl Loaded {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
-        let pre = ModulePre::new(pre).map_err(|e| HostError::WorldMismatch(format!("{e:#}")))?;
+        let pre =
+            WorldPre::new(engine.wasmtime(), &component, pre).map_err(HostError::WorldMismatch)?;
         let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
-        let description = instance
-            .module
-            .worldline_module_guest()
-            .call_describe(&mut instance.store)
-            .map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
+        let description = instance.module.describe(&mut instance.store).map_err(|e| {
+            match e.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::Interrupt) => {
                     HostError::DescribeTimedOut(engine.config().reducer_deadline)
                 }
                 _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
-            })?;
+            }
+        })?;
         let schema = import_module(description)?;
         Ok(Self {
             pre,
@@ -192,7 +190,7 @@ impl Broken {
 /// One published module with its tables.
 pub struct Database {
     engine: Engine,
-    pre: ModulePre<HostState>,
+    pre: WorldPre,
     instance: Instance,
     schema: ModuleSchema,
     owner: Identity,
@@ -677,8 +675,7 @@ impl Database {
         let result = self
             .instance
             .module
-            .worldline_module_guest()
-            .call_call_reducer(&mut *store, reducer_id, context, args);
+            .call_reducer(&mut *store, reducer_id, context, args);
         store.data_mut().close_cursors();
         match result {
             Ok(Ok(())) => {
@@ -793,7 +790,7 @@ impl Database {
 
 /// Creates a store around `datastore` and instantiates the module in it.
 fn instantiate(
-    pre: &ModulePre<HostState>,
+    pre: &WorldPre,
     engine: &Engine,
     datastore: Datastore,
 ) -> Result<Instance, HostError> {

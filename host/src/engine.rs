@@ -10,7 +10,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::Module;
+use crate::bindings::{v1, v2};
 use crate::component_cache::{CacheStats, ComponentCache};
 use crate::error::HostError;
 use crate::module_log::LogLimits;
@@ -129,7 +129,11 @@ impl Engine {
         let mut linker = Linker::new(&inner);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        Module::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        // Both versions of the world: their interfaces have different
+        // names (`@0.1.0`, `@0.2.0`), so one linker serves either.
+        v1::Module::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        v2::Module::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         spawn_ticker(inner.weak(), config.epoch_tick)
             .map_err(|e| HostError::Engine(format!("could not start the deadline ticker: {e}")))?;

@@ -1,9 +1,10 @@
-//! The host side of the `datastore` and `log` imports.
+//! The host side of the `datastore` and `log` imports, for both versions
+//! of the world: the logic is written once over version-neutral types, and
+//! [`impl_datastore_and_log`] binds it to each version's generated traits.
 
 use wasmtime::component::Resource;
-use worldline_datastore::{self as ds, DbErrorKind, KeyBound};
+use worldline_datastore::{self as ds, KeyBound};
 
-use crate::bindings::worldline::module::{datastore, log, types};
 use crate::module_log::LogLevel;
 use crate::state::{HostState, LimitExceeded};
 
@@ -16,52 +17,29 @@ const BYTE_CHECK_ROWS: u32 = 16;
 pub struct CursorHandle(ds::Cursor);
 
 type HostResult<T> = wasmtime::Result<T>;
-type DbResult<T> = HostResult<Result<T, datastore::DbError>>;
-
-/// Turns a datastore error into the WIT error value, or into a trap for
-/// errors that only a broken SDK can cause.
-fn to_wit<T>(result: Result<T, ds::DbError>) -> DbResult<T> {
-    let err = match result {
-        Ok(value) => return Ok(Ok(value)),
-        Err(err) => err,
-    };
-    use datastore::ErrorKind as Wit;
-    let kind = match err.kind {
-        DbErrorKind::NoSuchTable => Wit::NoSuchTable,
-        DbErrorKind::NoSuchIndex => Wit::NoSuchIndex,
-        DbErrorKind::IndexNotUnique => Wit::IndexNotUnique,
-        DbErrorKind::InvalidRow => Wit::InvalidRow,
-        DbErrorKind::InvalidKey => Wit::InvalidKey,
-        DbErrorKind::UniqueViolation => Wit::UniqueViolation,
-        DbErrorKind::NotFound => Wit::NotFound,
-        DbErrorKind::SequenceExhausted => Wit::SequenceExhausted,
-        DbErrorKind::NotInTransaction => {
-            return Err(wasmtime::Error::msg(format!(
-                "datastore write outside a reducer: {}",
-                err.message
-            )));
-        }
-    };
-    Ok(Err(datastore::DbError {
-        kind,
-        message: err.message,
-    }))
-}
 
 fn table_id(table: u32) -> usize {
     // u32 always fits in usize on the hosts we support (64-bit).
     table as usize
 }
 
-fn key_bound(bound: datastore::Bound) -> KeyBound {
+/// One end of a key range, as both versions of the WIT spell it.
+pub(crate) enum WitBound {
+    Unbounded,
+    Included(Vec<u8>),
+    Excluded(Vec<u8>),
+}
+
+fn key_bound(bound: WitBound) -> KeyBound {
     match bound {
-        datastore::Bound::Unbounded => KeyBound::Unbounded,
-        datastore::Bound::Included(key) => KeyBound::Included(key),
-        datastore::Bound::Excluded(key) => KeyBound::Excluded(key),
+        WitBound::Unbounded => KeyBound::Unbounded,
+        WitBound::Included(key) => KeyBound::Included(key),
+        WitBound::Excluded(key) => KeyBound::Excluded(key),
     }
 }
 
-impl types::Host for HostState {}
+/// A datastore call's answer: a trap (host limits), or the datastore's result.
+type DsResult<T> = HostResult<Result<T, ds::DbError>>;
 
 impl HostState {
     /// Counts `bytes` more row bytes written by this call, trapping once
@@ -104,60 +82,59 @@ impl HostState {
         self.open_cursors.insert(handle.rep());
         Ok(handle)
     }
-}
 
-impl datastore::Host for HostState {
-    fn insert(&mut self, table: u32, row: Vec<u8>) -> DbResult<Vec<u8>> {
+    pub(crate) fn ds_insert(&mut self, table: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
         self.charge_write(row.len())?;
-        to_wit(
-            self.datastore
-                .insert(table_id(table), &row)
-                .map(|r| r.to_vec()),
-        )
+        Ok(self
+            .datastore
+            .insert(table_id(table), &row)
+            .map(|r| r.to_vec()))
     }
 
-    fn update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DbResult<Vec<u8>> {
+    pub(crate) fn ds_update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
         self.charge_write(row.len())?;
-        to_wit(
-            self.datastore
-                .update(table_id(table), table_id(index), &row)
-                .map(|r| r.to_vec()),
-        )
+        Ok(self
+            .datastore
+            .update(table_id(table), table_id(index), &row)
+            .map(|r| r.to_vec()))
     }
 
-    fn delete(&mut self, table: u32, index: u32, key: Vec<u8>) -> DbResult<bool> {
-        to_wit(
-            self.datastore
-                .delete(table_id(table), table_id(index), &key),
-        )
+    pub(crate) fn ds_delete(&mut self, table: u32, index: u32, key: Vec<u8>) -> DsResult<bool> {
+        Ok(self
+            .datastore
+            .delete(table_id(table), table_id(index), &key))
     }
 
-    fn find(&mut self, table: u32, index: u32, key: Vec<u8>) -> DbResult<Option<Vec<u8>>> {
-        to_wit(
-            self.datastore
-                .find(table_id(table), table_id(index), &key)
-                .map(|row| row.map(|r| r.to_vec())),
-        )
-    }
-
-    fn count(&mut self, table: u32) -> DbResult<u64> {
-        to_wit(self.datastore.count(table_id(table)))
-    }
-
-    fn scan(&mut self, table: u32) -> DbResult<Resource<CursorHandle>> {
-        match self.datastore.scan(table_id(table)) {
-            Ok(cursor) => Ok(Ok(self.open_cursor(cursor)?)),
-            Err(err) => to_wit(Err(err)),
-        }
-    }
-
-    fn scan_index(
+    pub(crate) fn ds_find(
         &mut self,
         table: u32,
         index: u32,
-        lower: datastore::Bound,
-        upper: datastore::Bound,
-    ) -> DbResult<Resource<CursorHandle>> {
+        key: Vec<u8>,
+    ) -> DsResult<Option<Vec<u8>>> {
+        Ok(self
+            .datastore
+            .find(table_id(table), table_id(index), &key)
+            .map(|row| row.map(|r| r.to_vec())))
+    }
+
+    pub(crate) fn ds_count(&mut self, table: u32) -> DsResult<u64> {
+        Ok(self.datastore.count(table_id(table)))
+    }
+
+    pub(crate) fn ds_scan(&mut self, table: u32) -> DsResult<Resource<CursorHandle>> {
+        match self.datastore.scan(table_id(table)) {
+            Ok(cursor) => Ok(Ok(self.open_cursor(cursor)?)),
+            Err(err) => Ok(Err(err)),
+        }
+    }
+
+    pub(crate) fn ds_scan_index(
+        &mut self,
+        table: u32,
+        index: u32,
+        lower: WitBound,
+        upper: WitBound,
+    ) -> DsResult<Resource<CursorHandle>> {
         let scan = self.datastore.scan_index(
             table_id(table),
             table_id(index),
@@ -166,17 +143,17 @@ impl datastore::Host for HostState {
         );
         match scan {
             Ok(cursor) => Ok(Ok(self.open_cursor(cursor)?)),
-            Err(err) => to_wit(Err(err)),
+            Err(err) => Ok(Err(err)),
         }
     }
-}
 
-impl datastore::HostCursor for HostState {
-    fn next(
+    /// The next rows of a cursor: at most `max_rows` (and at most
+    /// [`MAX_BATCH_ROWS`]), stopping near the call's byte cap.
+    pub(crate) fn cursor_next(
         &mut self,
         cursor: Resource<CursorHandle>,
         max_rows: u32,
-    ) -> HostResult<datastore::Batch> {
+    ) -> HostResult<(u32, Vec<u8>)> {
         // #9 item 11: at most `max_rows` rows, so 0 asks for none.
         let max_rows = max_rows.min(MAX_BATCH_ROWS);
         let max_bytes = self.quotas.max_batch_bytes;
@@ -194,10 +171,10 @@ impl datastore::HostCursor for HostState {
             }
             count += u32::try_from(added).unwrap_or(u32::MAX);
         }
-        Ok(datastore::Batch { count, data })
+        Ok((count, data))
     }
 
-    fn drop(&mut self, cursor: Resource<CursorHandle>) -> HostResult<()> {
+    pub(crate) fn cursor_drop(&mut self, cursor: Resource<CursorHandle>) -> HostResult<()> {
         // A cursor left open by an earlier call was closed when that call
         // ended; dropping its handle now has nothing left to close.
         if self.open_cursors.remove(&cursor.rep()) {
@@ -205,27 +182,194 @@ impl datastore::HostCursor for HostState {
         }
         Ok(())
     }
-}
 
-impl log::Host for HostState {
-    fn write(&mut self, level: log::Level, message: String) -> HostResult<()> {
-        let level = match level {
-            log::Level::Trace => LogLevel::Trace,
-            log::Level::Debug => LogLevel::Debug,
-            log::Level::Info => LogLevel::Info,
-            log::Level::Warn => LogLevel::Warn,
-            log::Level::Error => LogLevel::Error,
-            log::Level::Panic => LogLevel::Panic,
-        };
+    pub(crate) fn log_write(&mut self, level: LogLevel, message: String) {
         self.log.push(level, message);
         self.logged_this_call = true;
         if level == LogLevel::Panic {
             // The line as kept, so cut to the log's line limit.
             self.panic_message = self.log.records().last().map(|r| r.message.clone());
         }
-        Ok(())
     }
 }
+
+/// Implements one version's `types`, `datastore` (with its cursor) and
+/// `log` host traits over [`HostState`]'s version-neutral methods.
+/// `$outside_tx` turns a datastore call made with no transaction open into
+/// that version's answer.
+macro_rules! impl_datastore_and_log {
+    ($version:ident, $outside_tx:path, $requires_tx:literal) => {
+        mod $version {
+            use wasmtime::component::Resource;
+            use worldline_datastore::{self as ds, DbErrorKind};
+
+            use super::{CursorHandle, HostResult, WitBound};
+            use crate::bindings::$version::worldline::module::{datastore, log, types};
+            use crate::module_log::LogLevel;
+            use crate::state::HostState;
+
+            type DbResult<T> = HostResult<Result<T, datastore::DbError>>;
+
+            /// Whether a datastore call must be refused because no
+            /// transaction is open (0.2.0 refuses reads too; 0.1.0 lets
+            /// `describe` read the empty tables).
+            fn refused(state: &HostState) -> bool {
+                $requires_tx && !state.datastore.in_transaction()
+            }
+
+            const NO_TRANSACTION: &str = "no transaction is open: tables are reachable only \
+                inside a reducer or between transaction.begin and commit/rollback in a procedure";
+
+            /// Turns a datastore error into the WIT error value, or into a
+            /// trap for errors that only a broken SDK can cause.
+            fn to_wit<T>(result: HostResult<Result<T, ds::DbError>>) -> DbResult<T> {
+                let err = match result? {
+                    Ok(value) => return Ok(Ok(value)),
+                    Err(err) => err,
+                };
+                use datastore::ErrorKind as Wit;
+                let kind = match err.kind {
+                    DbErrorKind::NoSuchTable => Wit::NoSuchTable,
+                    DbErrorKind::NoSuchIndex => Wit::NoSuchIndex,
+                    DbErrorKind::IndexNotUnique => Wit::IndexNotUnique,
+                    DbErrorKind::InvalidRow => Wit::InvalidRow,
+                    DbErrorKind::InvalidKey => Wit::InvalidKey,
+                    DbErrorKind::UniqueViolation => Wit::UniqueViolation,
+                    DbErrorKind::NotFound => Wit::NotFound,
+                    DbErrorKind::SequenceExhausted => Wit::SequenceExhausted,
+                    DbErrorKind::NotInTransaction => return $outside_tx(err.message),
+                };
+                Ok(Err(datastore::DbError {
+                    kind,
+                    message: err.message,
+                }))
+            }
+
+            fn bound(bound: datastore::Bound) -> WitBound {
+                match bound {
+                    datastore::Bound::Unbounded => WitBound::Unbounded,
+                    datastore::Bound::Included(key) => WitBound::Included(key),
+                    datastore::Bound::Excluded(key) => WitBound::Excluded(key),
+                }
+            }
+
+            impl types::Host for HostState {}
+
+            impl datastore::Host for HostState {
+                fn insert(&mut self, table: u32, row: Vec<u8>) -> DbResult<Vec<u8>> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_insert(table, row))
+                }
+
+                fn update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DbResult<Vec<u8>> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_update(table, index, row))
+                }
+
+                fn delete(&mut self, table: u32, index: u32, key: Vec<u8>) -> DbResult<bool> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_delete(table, index, key))
+                }
+
+                fn find(
+                    &mut self,
+                    table: u32,
+                    index: u32,
+                    key: Vec<u8>,
+                ) -> DbResult<Option<Vec<u8>>> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_find(table, index, key))
+                }
+
+                fn count(&mut self, table: u32) -> DbResult<u64> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_count(table))
+                }
+
+                fn scan(&mut self, table: u32) -> DbResult<Resource<CursorHandle>> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_scan(table))
+                }
+
+                fn scan_index(
+                    &mut self,
+                    table: u32,
+                    index: u32,
+                    lower: datastore::Bound,
+                    upper: datastore::Bound,
+                ) -> DbResult<Resource<CursorHandle>> {
+                    if refused(self) {
+                        return $outside_tx(NO_TRANSACTION.to_owned());
+                    }
+                    to_wit(self.ds_scan_index(table, index, bound(lower), bound(upper)))
+                }
+            }
+
+            impl datastore::HostCursor for HostState {
+                fn next(
+                    &mut self,
+                    cursor: Resource<CursorHandle>,
+                    max_rows: u32,
+                ) -> HostResult<datastore::Batch> {
+                    let (count, data) = self.cursor_next(cursor, max_rows)?;
+                    Ok(datastore::Batch { count, data })
+                }
+
+                fn drop(&mut self, cursor: Resource<CursorHandle>) -> HostResult<()> {
+                    self.cursor_drop(cursor)
+                }
+            }
+
+            impl log::Host for HostState {
+                fn write(&mut self, level: log::Level, message: String) -> HostResult<()> {
+                    let level = match level {
+                        log::Level::Trace => LogLevel::Trace,
+                        log::Level::Debug => LogLevel::Debug,
+                        log::Level::Info => LogLevel::Info,
+                        log::Level::Warn => LogLevel::Warn,
+                        log::Level::Error => LogLevel::Error,
+                        log::Level::Panic => LogLevel::Panic,
+                    };
+                    self.log_write(level, message);
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+/// 0.1.0 has no `no-transaction` error: a write outside a reducer traps.
+fn v1_outside_tx<T>(message: String) -> HostResult<T> {
+    Err(wasmtime::Error::msg(format!(
+        "datastore write outside a reducer: {message}"
+    )))
+}
+
+/// 0.2.0 answers a call with no transaction open with `no-transaction`.
+fn v2_outside_tx<T>(
+    message: String,
+) -> HostResult<Result<T, crate::bindings::v2::worldline::module::datastore::DbError>> {
+    use crate::bindings::v2::worldline::module::datastore::{DbError, ErrorKind};
+    Ok(Err(DbError {
+        kind: ErrorKind::NoTransaction,
+        message,
+    }))
+}
+
+impl_datastore_and_log!(v1, super::v1_outside_tx, false);
+impl_datastore_and_log!(v2, super::v2_outside_tx, true);
 
 #[cfg(test)]
 mod tests {
@@ -267,18 +411,14 @@ mod tests {
 
     fn next(state: &mut HostState, cursor: &Resource<CursorHandle>, max: u32) -> u32 {
         let handle = Resource::new_own(cursor.rep());
-        datastore::HostCursor::next(state, handle, max)
-            .expect("next")
-            .count
+        state.cursor_next(handle, max).expect("next").0
     }
 
     // #9 item 11: `next(max-rows = 0)` returned one row; the WIT says at most max-rows.
     #[test]
     fn next_returns_at_most_max_rows_and_none_for_zero() {
         let mut state = state_with_rows(5, &EngineConfig::default());
-        let cursor = datastore::Host::scan(&mut state, 0)
-            .expect("no trap")
-            .expect("a cursor");
+        let cursor = state.ds_scan(0).expect("no trap").expect("a cursor");
         assert_eq!(next(&mut state, &cursor, 0), 0);
         assert_eq!(next(&mut state, &cursor, 2), 2);
         assert_eq!(next(&mut state, &cursor, 10), 3);
@@ -293,9 +433,7 @@ mod tests {
             ..EngineConfig::default()
         };
         let mut state = state_with_rows(100, &config);
-        let cursor = datastore::Host::scan(&mut state, 0)
-            .expect("no trap")
-            .expect("a cursor");
+        let cursor = state.ds_scan(0).expect("no trap").expect("a cursor");
         let first = next(&mut state, &cursor, 1000);
         assert!(
             (1..=BYTE_CHECK_ROWS).contains(&first),
@@ -308,12 +446,7 @@ mod tests {
     fn cursors_left_open_are_closed_at_the_next_call() {
         let mut state = state_with_rows(1, &EngineConfig::default());
         let reps: Vec<u32> = (0..10)
-            .map(|_| {
-                datastore::Host::scan(&mut state, 0)
-                    .expect("no trap")
-                    .expect("a cursor")
-                    .rep()
-            })
+            .map(|_| state.ds_scan(0).expect("no trap").expect("a cursor").rep())
             .collect();
         assert_eq!(state.open_cursors.len(), 10);
         state.start_call();

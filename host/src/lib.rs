@@ -30,11 +30,13 @@ mod host;
 mod host_calls;
 mod identity;
 mod module_log;
+mod procedure_imports;
 mod schema_import;
 mod secret_file;
 mod state;
 mod stderr_tail;
 mod storage;
+mod world;
 
 pub use auth::{AuthError, Authority, identity_for};
 pub use component_cache::CacheStats;

@@ -2,15 +2,21 @@
 //! datastore's schema, rejecting malformed descriptions.
 
 use worldline_datastore::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProductType,
-    ReducerSchema, SchemaError, SumType, TableSchema, Variant,
+    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProcedureSchema,
+    ProductType, ReducerSchema, ScheduleSchema, SchemaError, SumType, TableSchema, Variant,
 };
 
-use crate::bindings::worldline::module::types as wit;
+use crate::bindings::v2::worldline::module::types as wit;
 
 /// Converts and validates a module description.
 pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaError> {
     let types = resolve_arena(&def.types)?;
+    let schedules: Vec<(usize, wit::ScheduleDef)> = def
+        .tables
+        .iter()
+        .enumerate()
+        .filter_map(|(table, def)| def.schedule.clone().map(|schedule| (table, schedule)))
+        .collect();
     let tables = def
         .tables
         .into_iter()
@@ -31,7 +37,41 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
             })
         })
         .collect::<Result<Vec<_>, SchemaError>>()?;
-    let schema = ModuleSchema { tables, reducers };
+    let procedures = def
+        .procedures
+        .into_iter()
+        .map(|procedure| {
+            Ok(ProcedureSchema {
+                params: import_fields(&procedure.params, &types, &procedure.name)?,
+                returns: lookup(&types, procedure.returns, &procedure.name)?.clone(),
+                name: procedure.name,
+            })
+        })
+        .collect::<Result<Vec<_>, SchemaError>>()?;
+    let schedules = schedules
+        .into_iter()
+        .map(|(table, schedule)| {
+            let reducer = reducers
+                .iter()
+                .position(|r| r.name == schedule.reducer)
+                .ok_or_else(|| SchemaError::Table {
+                    table: tables[table].name.clone(),
+                    problem: format!("schedule: no reducer is named `{}`", schedule.reducer),
+                })?;
+            Ok(ScheduleSchema {
+                table,
+                reducer,
+                at_column: index_of(schedule.at_column),
+                interval_column: schedule.interval_column.map(index_of),
+            })
+        })
+        .collect::<Result<Vec<_>, SchemaError>>()?;
+    let schema = ModuleSchema {
+        tables,
+        reducers,
+        procedures,
+        schedules,
+    };
     schema.validate()?;
     Ok(schema)
 }
@@ -203,10 +243,103 @@ mod tests {
                 indexes: vec![],
                 auto_inc: vec![],
                 public: true,
+                schedule: None,
             }],
             types,
             reducers: vec![],
+            procedures: vec![],
         }
+    }
+
+    /// A module with a table `tick(id: u64 pk, at: timestamp, every: u64)`
+    /// scheduling reducer `run`, whose parameter has arena type `param`
+    /// (2 is the row type), and a procedure named `procedure`.
+    fn scheduled(param: u32, reducer: &str, procedure: &str, pk: bool) -> wit::ModuleDef {
+        let types = vec![
+            wit::TypeNode::U64,
+            wit::TypeNode::Timestamp,
+            wit::TypeNode::Product(vec![
+                wit::Field {
+                    name: Some("id".into()),
+                    ty: 0,
+                },
+                wit::Field {
+                    name: Some("at".into()),
+                    ty: 1,
+                },
+                wit::Field {
+                    name: Some("every".into()),
+                    ty: 0,
+                },
+            ]),
+        ];
+        wit::ModuleDef {
+            tables: vec![wit::TableDef {
+                name: "tick".into(),
+                row_type: 2,
+                primary_key: pk.then_some(0),
+                indexes: vec![wit::IndexDef {
+                    name: "tick_id".into(),
+                    columns: vec![0],
+                    kind: wit::IndexKind::Unique,
+                }],
+                auto_inc: vec![0],
+                public: false,
+                schedule: Some(wit::ScheduleDef {
+                    reducer: reducer.into(),
+                    at_column: 1,
+                    interval_column: Some(2),
+                }),
+            }],
+            types,
+            reducers: vec![wit::ReducerDef {
+                name: "run".into(),
+                params: vec![wit::Field {
+                    name: Some("row".into()),
+                    ty: param,
+                }],
+                lifecycle: None,
+            }],
+            procedures: vec![wit::ProcedureDef {
+                name: procedure.into(),
+                params: vec![],
+                returns: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn schedules_and_procedures_are_imported() {
+        let schema = import_module(scheduled(2, "run", "fetch", true)).expect("valid");
+        assert_eq!(schema.procedures[0].name, "fetch");
+        assert_eq!(schema.procedures[0].returns, AlgebraicType::U64);
+        let schedule = schema.schedules[0];
+        assert_eq!(
+            (schedule.table, schedule.reducer, schedule.at_column),
+            (0, 0, 1)
+        );
+        assert_eq!(schedule.interval_column, Some(2));
+        assert!(schema.schedule_of_reducer(0).is_some());
+    }
+
+    #[test]
+    fn bad_schedules_and_procedures_name_the_problem() {
+        let refusal = |def| import_module(def).unwrap_err().to_string();
+        assert_eq!(
+            refusal(scheduled(0, "run", "fetch", true)),
+            "table `tick`: schedule: reducer `run` must take exactly one parameter, of the \
+             table's row type"
+        );
+        assert_eq!(
+            refusal(scheduled(2, "missing", "fetch", true)),
+            "table `tick`: schedule: no reducer is named `missing`"
+        );
+        assert!(refusal(scheduled(2, "run", "fetch", false)).contains("needs a primary key"));
+        assert_eq!(
+            refusal(scheduled(2, "run", "run", true)),
+            "procedure `run`: a reducer has the same name (reducers and procedures share one \
+             namespace)"
+        );
     }
 
     /// `Option<Option<...<u8>>>`, `depth` types deep, as an arena.

@@ -901,6 +901,8 @@ mod tests {
                 reducer("send_message", vec![named("text", T::String)]),
                 connected,
             ],
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 
@@ -1043,6 +1045,8 @@ mod tests {
                     .collect(),
             )],
             reducers: Vec::new(),
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         };
         let code = generate(&schema);
         for (i, (_, rust)) in columns.iter().enumerate() {
@@ -1093,6 +1097,8 @@ mod tests {
                 "draw",
                 vec![named("shape", shape), named("at", point)],
             )],
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         };
         let code = generate(&schema);
         for expected in [
@@ -1135,6 +1141,8 @@ mod tests {
                     }],
                 ),
             ],
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         };
         let code = generate(&schema);
         for expected in [
@@ -1204,7 +1212,7 @@ mod tests {
                 )],
             ));
         }
-        let code = generate(&ModuleSchema { tables, reducers });
+        let code = generate(&ModuleSchema { tables, reducers, procedures: Vec::new(), schedules: Vec::new() });
         // The 2021 style puts a lone `-> T;` deeper than the 2024 style.
         assert_rustfmt_clean_in(&code, "2024");
     }

@@ -45,8 +45,8 @@ pub use migration::{
     plan_migration,
 };
 pub use schema::{
-    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProductType,
-    ReducerSchema, SchemaError, SumType, TableSchema, Variant,
+    AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProcedureSchema,
+    ProductType, ReducerSchema, ScheduleSchema, SchemaError, SumType, TableSchema, Variant,
 };
 pub use table::Row;
 pub use value::Value;

@@ -635,11 +635,15 @@ impl Datastore {
         let new = ModuleSchema {
             tables: new_tables.to_vec(),
             reducers: Vec::new(),
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         };
         new.validate()?;
         let old = ModuleSchema {
             tables: self.tables().to_vec(),
             reducers: Vec::new(),
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         };
         plan_migration(&old, &new)?;
         let by_name: BTreeMap<&str, &Table> = self

@@ -295,9 +295,44 @@ pub struct ReducerSchema {
     pub lifecycle: Option<Lifecycle>,
 }
 
+/// A procedure: its name, parameters and return type. Procedures run
+/// outside the database's serial order and open transactions themselves.
+///
+/// In JSON (serde), an object with the keys `"name"`, `"params"` (a
+/// [`ProductType`]) and `"returns"` (an [`AlgebraicType`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcedureSchema {
+    /// The procedure's name, unique among reducers and procedures. JSON key `"name"`.
+    pub name: String,
+    /// Its parameters; arguments are their postcard product. JSON key `"params"`.
+    pub params: ProductType,
+    /// The type of the value it returns. JSON key `"returns"`.
+    pub returns: AlgebraicType,
+}
+
+/// A table that schedules a reducer: each row is one scheduled run, due
+/// at the time in column `at_column`, repeating every `interval_column`
+/// microseconds when that column is given and not 0.
+///
+/// In JSON (serde), `{"table": 2, "reducer": 4, "at_column": 1,
+/// "interval_column": 2}` (positions; `interval_column` may be `null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduleSchema {
+    /// The scheduling table's id. JSON key `"table"`.
+    pub table: usize,
+    /// The scheduled reducer's id. JSON key `"reducer"`.
+    pub reducer: usize,
+    /// The `timestamp` column holding when a row is due. JSON key `"at_column"`.
+    pub at_column: usize,
+    /// The `u64` column holding the repeat interval in microseconds (0:
+    /// once); `None`: every row runs once. JSON key `"interval_column"`.
+    pub interval_column: Option<usize>,
+}
+
 /// Everything a module declares.
 ///
-/// In JSON (serde), `{"tables": [...], "reducers": [...]}`. This is what
+/// In JSON (serde), `{"tables": [...], "reducers": [...], "procedures":
+/// [...], "schedules": [...]}` (the last two left out when empty). This is what
 /// `GET /v1/database/NAME/schema` returns. A schema read from JSON has not
 /// been checked: call [`ModuleSchema::validate`] before relying on it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -306,6 +341,14 @@ pub struct ModuleSchema {
     pub tables: Vec<TableSchema>,
     /// Reducers; reducer ids are positions in this list. JSON key `"reducers"`.
     pub reducers: Vec<ReducerSchema>,
+    /// Procedures; procedure ids are positions in this list. JSON key
+    /// `"procedures"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub procedures: Vec<ProcedureSchema>,
+    /// Tables that schedule reducers, at most one per table and per
+    /// reducer. JSON key `"schedules"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleSchema>,
 }
 
 /// Why a module's schema was rejected.
@@ -316,6 +359,14 @@ pub enum SchemaError {
     Table {
         /// The table's name.
         table: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A procedure problem.
+    #[error("procedure `{procedure}`: {problem}")]
+    Procedure {
+        /// The procedure's name.
+        procedure: String,
         /// What is wrong with it.
         problem: String,
     },
@@ -343,8 +394,147 @@ impl ModuleSchema {
         self.reducers.iter().position(|r| r.name == name)
     }
 
-    /// Checks names, index and sequence columns, primary keys and lifecycle reducers.
+    /// The id of the procedure with this name.
+    pub fn procedure_id(&self, name: &str) -> Option<usize> {
+        self.procedures.iter().position(|p| p.name == name)
+    }
+
+    /// The schedule that runs reducer `reducer`, if a table schedules it.
+    pub fn schedule_of_reducer(&self, reducer: usize) -> Option<&ScheduleSchema> {
+        self.schedules.iter().find(|s| s.reducer == reducer)
+    }
+
+    /// Checks names, index and sequence columns, primary keys, lifecycle
+    /// reducers, procedures and schedules.
     pub fn validate(&self) -> Result<(), SchemaError> {
+        self.validate_tables_and_reducers()?;
+        self.validate_procedures()?;
+        self.validate_schedules()
+    }
+
+    fn validate_procedures(&self) -> Result<(), SchemaError> {
+        let mut names = HashSet::new();
+        for procedure in &self.procedures {
+            let problem = |problem: String| SchemaError::Procedure {
+                procedure: procedure.name.clone(),
+                problem,
+            };
+            if procedure.name.is_empty() {
+                return Err(problem("procedure names must not be empty".into()));
+            }
+            if !names.insert(procedure.name.as_str()) {
+                return Err(problem("another procedure has the same name".into()));
+            }
+            if self.reducer_id(&procedure.name).is_some() {
+                return Err(problem(
+                    "a reducer has the same name (reducers and procedures share one namespace)"
+                        .into(),
+                ));
+            }
+            for (position, param) in procedure.params.fields.iter().enumerate() {
+                if param.ty.nests_deeper_than(MAX_NESTING_DEPTH) {
+                    let name = param.name.clone().unwrap_or_else(|| position.to_string());
+                    return Err(problem(format!(
+                        "parameter `{name}` nests more than {MAX_NESTING_DEPTH} types deep"
+                    )));
+                }
+            }
+            if procedure.returns.nests_deeper_than(MAX_NESTING_DEPTH) {
+                return Err(problem(format!(
+                    "the return type nests more than {MAX_NESTING_DEPTH} types deep"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_schedules(&self) -> Result<(), SchemaError> {
+        let mut tables = HashSet::new();
+        let mut reducers = HashSet::new();
+        for schedule in &self.schedules {
+            let Some(table) = self.tables.get(schedule.table) else {
+                return Err(SchemaError::Description(format!(
+                    "a schedule names table {}, which does not exist",
+                    schedule.table
+                )));
+            };
+            let problem = |p: String| table_error(table, format!("schedule: {p}"));
+            let Some(reducer) = self.reducers.get(schedule.reducer) else {
+                return Err(problem(format!(
+                    "reducer {} does not exist",
+                    schedule.reducer
+                )));
+            };
+            if !tables.insert(schedule.table) {
+                return Err(problem("the table has two schedules".into()));
+            }
+            if !reducers.insert(schedule.reducer) {
+                return Err(problem(format!(
+                    "reducer `{}` is already scheduled by another table",
+                    reducer.name
+                )));
+            }
+            if table.primary_key.is_none() {
+                return Err(problem(
+                    "a schedule table needs a primary key (the host deletes or moves each row \
+                     it runs)"
+                        .into(),
+                ));
+            }
+            match table.columns.fields.get(schedule.at_column) {
+                Some(field) if field.ty == AlgebraicType::Timestamp => {}
+                Some(_) => {
+                    return Err(problem(format!(
+                        "the time column `{}` must be a timestamp",
+                        table.column_name(schedule.at_column)
+                    )));
+                }
+                None => {
+                    return Err(problem(format!(
+                        "the time column {} does not exist",
+                        schedule.at_column
+                    )));
+                }
+            }
+            if let Some(interval) = schedule.interval_column {
+                match table.columns.fields.get(interval) {
+                    Some(field) if field.ty == AlgebraicType::U64 => {}
+                    Some(_) => {
+                        return Err(problem(format!(
+                            "the interval column `{}` must be a u64 (microseconds)",
+                            table.column_name(interval)
+                        )));
+                    }
+                    None => {
+                        return Err(problem(format!(
+                            "the interval column {interval} does not exist"
+                        )));
+                    }
+                }
+                if interval == schedule.at_column {
+                    return Err(problem("the time and interval columns must differ".into()));
+                }
+            }
+            if reducer.lifecycle.is_some() {
+                return Err(problem(format!(
+                    "reducer `{}` is a lifecycle reducer and cannot be scheduled",
+                    reducer.name
+                )));
+            }
+            let row = AlgebraicType::Product(table.columns.clone());
+            let takes_the_row =
+                reducer.params.fields.len() == 1 && reducer.params.fields[0].ty == row;
+            if !takes_the_row {
+                return Err(problem(format!(
+                    "reducer `{}` must take exactly one parameter, of the table's row type",
+                    reducer.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_tables_and_reducers(&self) -> Result<(), SchemaError> {
         let mut table_names = HashSet::new();
         for table in &self.tables {
             validate_table(table)?;
@@ -550,6 +740,8 @@ mod tests {
                     lifecycle: None,
                 },
             ],
+            procedures: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 

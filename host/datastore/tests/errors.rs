@@ -124,6 +124,8 @@ fn schema_validation_names_the_problem() {
     let valid = ModuleSchema {
         tables: vec![item_schema()],
         reducers: vec![],
+        procedures: Vec::new(),
+        schedules: Vec::new(),
     };
     assert_eq!(valid.validate(), Ok(()));
     let broken = |edit: fn(&mut ModuleSchema)| {

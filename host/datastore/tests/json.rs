@@ -991,6 +991,8 @@ fn schema() -> ModuleSchema {
                 lifecycle: None,
             },
         ],
+        procedures: Vec::new(),
+        schedules: Vec::new(),
     }
 }
 

@@ -59,6 +59,8 @@ fn v1() -> ModuleSchema {
             reducer("add", vec![column("sku", AlgebraicType::String)]),
             reducer("drop_all", vec![]),
         ],
+        procedures: Vec::new(),
+        schedules: Vec::new(),
     }
 }
 

@@ -74,6 +74,8 @@ fn schema() -> ModuleSchema {
             },
         ],
         reducers: vec![],
+        procedures: Vec::new(),
+        schedules: Vec::new(),
     }
 }
 

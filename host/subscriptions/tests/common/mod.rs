@@ -47,6 +47,8 @@ pub fn schema() -> ModuleSchema {
             ),
         ],
         reducers: vec![],
+        procedures: Vec::new(),
+        schedules: Vec::new(),
     }
 }
 
