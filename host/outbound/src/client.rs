@@ -1,0 +1,129 @@
+//! The per-database client: checks, the in-flight cap, and the redirect loop.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::budget::{Budget, Phase};
+use crate::connect;
+use crate::exchange;
+use crate::limits::{HttpPolicy, PolicyError};
+use crate::redirect::next_hop;
+use crate::request::prepare;
+use crate::target::Target;
+use crate::types::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
+
+/// The outbound HTTP client of one database. Cheap to clone: clones share
+/// the policy and the in-flight cap.
+#[derive(Debug, Clone)]
+pub struct OutboundHttp {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    policy: HttpPolicy,
+    slots: Semaphore,
+}
+
+impl OutboundHttp {
+    /// A client enforcing `policy`; refused when a limit could never be
+    /// met (a zero timeout, or no request allowed in flight).
+    pub fn new(policy: HttpPolicy) -> Result<Self, PolicyError> {
+        policy.limits.check()?;
+        let slots = Semaphore::new(policy.limits.max_in_flight);
+        Ok(Self {
+            inner: Arc::new(Inner { policy, slots }),
+        })
+    }
+
+    /// The policy this client enforces.
+    pub fn policy(&self) -> &HttpPolicy {
+        &self.inner.policy
+    }
+
+    /// Sends `request` and waits for the whole final response, following
+    /// redirects. Never panics on any input: every failure is an
+    /// [`HttpError`]. The exchange ends at the earliest of the total limit,
+    /// the request's timeout and `deadline`; waiting for an in-flight slot
+    /// counts against it.
+    pub async fn send(
+        &self,
+        request: HttpRequest,
+        deadline: Option<Instant>,
+    ) -> Result<HttpResponse, HttpError> {
+        let policy = &self.inner.policy;
+        let limits = &policy.limits;
+        let budget = Budget::new(limits, request.timeout, deadline);
+        let mut hop = prepare(request, limits)?;
+        self.check_allowed(&hop.target, None)?;
+        let _slot = budget
+            .run(
+                hop.target.host_text(),
+                Phase::queue(),
+                self.inner.slots.acquire(),
+            )
+            .await?
+            .map_err(|_| {
+                HttpError::new(
+                    HttpErrorKind::Connect,
+                    "the outbound HTTP client of this database is closed",
+                )
+            })?;
+        let mut redirects = 0;
+        loop {
+            let stream = connect::open(&hop.target, &policy.overrides, limits, &budget).await?;
+            let head = exchange::send(stream, &hop, limits, &budget).await?;
+            let Some(next) = next_hop(&hop, head.status, &head.headers)? else {
+                let host = hop.target.host_text();
+                let status = head.status.as_u16();
+                let headers = head
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                        (name.as_str().to_owned(), value)
+                    })
+                    .collect();
+                let body = exchange::read_body(head, host, limits, &budget).await?;
+                return Ok(HttpResponse {
+                    status,
+                    headers,
+                    body,
+                });
+            };
+            if redirects >= limits.max_redirects {
+                return Err(HttpError::new(
+                    HttpErrorKind::TooManyRedirects,
+                    format!(
+                        "{} redirected again after {redirects} redirects, the limit",
+                        hop.target.host_text()
+                    ),
+                ));
+            }
+            redirects += 1;
+            self.check_allowed(&next.target, Some(&hop.target))?;
+            hop = next;
+        }
+    }
+
+    /// `denied` unless the allow-list has the target's host and port.
+    fn check_allowed(
+        &self,
+        target: &Target,
+        redirected_from: Option<&Target>,
+    ) -> Result<(), HttpError> {
+        if self.inner.policy.allow.permits(target) {
+            return Ok(());
+        }
+        let message = match redirected_from {
+            None => format!("{target} is not on this database's HTTP allow-list"),
+            Some(from) => format!(
+                "{} redirected to {target}, which is not on this database's HTTP allow-list",
+                from.host_text()
+            ),
+        };
+        Err(HttpError::new(HttpErrorKind::Denied, message))
+    }
+}

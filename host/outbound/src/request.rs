@@ -1,0 +1,198 @@
+//! Checking a guest's request before anything is sent.
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::budget::bytes_text;
+use crate::limits::HttpLimits;
+use crate::target::Target;
+use crate::types::{HttpError, HttpErrorKind, HttpRequest};
+
+/// Headers the client sets itself.
+const FORBIDDEN: [HeaderName; 4] = [HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION];
+
+/// A checked request, ready for its first hop.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    /// The method (one of the seven the WIT lists).
+    pub(crate) method: Method,
+    /// Where the hop goes.
+    pub(crate) target: Target,
+    /// The guest's headers, valid and none of them forbidden.
+    pub(crate) headers: HeaderMap,
+    /// The body, within the limit.
+    pub(crate) body: Bytes,
+}
+
+fn invalid(message: String) -> HttpError {
+    HttpError::new(HttpErrorKind::InvalidRequest, message)
+}
+
+/// Checks the method, URL, headers and body size, in that order.
+pub(crate) fn prepare(request: HttpRequest, limits: &HttpLimits) -> Result<Prepared, HttpError> {
+    let method = match request.method.as_str() {
+        "GET" => Method::GET,
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "DELETE" => Method::DELETE,
+        "HEAD" => Method::HEAD,
+        "OPTIONS" => Method::OPTIONS,
+        other => {
+            return Err(invalid(format!(
+                "the method `{}` is not one of GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
+                other.escape_debug()
+            )));
+        }
+    };
+    let target = Target::parse(&request.url).map_err(|err| {
+        invalid(format!(
+            "the URL `{}` is refused: {err}",
+            request.url.escape_debug()
+        ))
+    })?;
+    let host = target.host_text().to_owned();
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    for (name, value) in request.headers {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            invalid(format!(
+                "the request to {host} has an invalid header name `{}`",
+                name.escape_debug()
+            ))
+        })?;
+        if FORBIDDEN.contains(&header) {
+            return Err(invalid(format!(
+                "the request to {host} may not set the `{header}` header: the client sets it"
+            )));
+        }
+        let visible = value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        let value = HeaderValue::from_str(&value)
+            .ok()
+            .filter(|_| visible)
+            .ok_or_else(|| {
+            invalid(format!(
+                "the request to {host} has an invalid value for the header `{header}` (only visible ASCII, spaces and tabs are allowed)"
+            ))
+        })?;
+        headers.append(header, value);
+    }
+    if request.body.len() > limits.max_request_body_bytes {
+        return Err(HttpError::new(
+            HttpErrorKind::RequestTooLarge,
+            format!(
+                "the request body to {host} is {} bytes, over the {} limit",
+                request.body.len(),
+                bytes_text(limits.max_request_body_bytes)
+            ),
+        ));
+    }
+    Ok(Prepared {
+        method,
+        target,
+        headers,
+        body: Bytes::from(request.body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, url: &str, headers: &[(&str, &str)], body: usize) -> HttpRequest {
+        HttpRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: vec![b'x'; body],
+            timeout: None,
+        }
+    }
+
+    fn kind(request: HttpRequest) -> Option<HttpErrorKind> {
+        prepare(request, &HttpLimits::default())
+            .err()
+            .map(|e| e.kind)
+    }
+
+    #[test]
+    fn a_good_request_passes() {
+        let prepared = prepare(
+            request(
+                "POST",
+                "https://api.example.com/x?y#z",
+                &[("X-A", "1"), ("x-a", "2")],
+                10,
+            ),
+            &HttpLimits::default(),
+        )
+        .expect("valid");
+        assert_eq!(prepared.method, Method::POST);
+        assert_eq!(prepared.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(prepared.target.path_and_query(), "/x?y");
+    }
+
+    #[test]
+    fn malformed_requests_are_invalid() {
+        let invalid = Some(HttpErrorKind::InvalidRequest);
+        for method in ["get", "CONNECT", "TRACE", "", "GET "] {
+            assert_eq!(
+                kind(request(method, "http://a.com/", &[], 0)),
+                invalid,
+                "{method}"
+            );
+        }
+        for url in [
+            "a.com",
+            "/x",
+            "ftp://a.com/",
+            "http://u:p@a.com/",
+            "http://",
+            "http://a b/",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(kind(request("GET", url, &[], 0)), invalid, "{url}");
+        }
+        for header in [
+            ("Host", "a.com"),
+            ("content-length", "1"),
+            ("Transfer-Encoding", "chunked"),
+            ("Connection", "close"),
+            ("bad name", "v"),
+            ("", "v"),
+            ("x", "line\r\nbreak"),
+            ("x", "caf\u{e9}"),
+            ("x", "nul\0"),
+        ] {
+            assert_eq!(
+                kind(request("GET", "http://a.com/", &[header], 0)),
+                invalid,
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_body_limit_is_inclusive() {
+        let limits = HttpLimits::default();
+        let at = request("PUT", "http://a.com/", &[], limits.max_request_body_bytes);
+        assert!(prepare(at, &limits).is_ok());
+        let over = request(
+            "PUT",
+            "http://a.com/",
+            &[],
+            limits.max_request_body_bytes + 1,
+        );
+        let err = prepare(over, &limits).expect_err("too large");
+        assert_eq!(err.kind, HttpErrorKind::RequestTooLarge);
+        assert!(
+            err.message.contains("a.com") && err.message.contains("1 MiB"),
+            "{err}"
+        );
+    }
+}
