@@ -8,7 +8,8 @@ use crate::types::{ConnectionId, Identity, Timestamp};
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ReducerContext {
-    /// Who called: a client's identity, or the database owner for `init`.
+    /// Who called: a client's identity, or the database owner for `init`
+    /// and scheduled runs.
     pub sender: Identity,
     /// The caller's connection, if the call came over one.
     pub connection_id: Option<ConnectionId>,
@@ -24,8 +25,8 @@ impl ReducerContext {
         Self {
             sender: Identity::from_wit(ctx.sender),
             connection_id: ctx.connection_id.map(ConnectionId::from_wit),
-            timestamp: Timestamp::from_micros_since_epoch(ctx.timestamp),
-            db: Local::default(),
+            timestamp: Timestamp::from_micros(ctx.timestamp),
+            db: Local::new(),
             seed: ctx.seed,
         }
     }
@@ -33,7 +34,7 @@ impl ReducerContext {
     /// A random number generator seeded from this transaction's seed: the
     /// same call replayed with the same seed draws the same numbers.
     pub fn rng(&self) -> Rng {
-        Rng { state: self.seed }
+        Rng::from_seed(self.seed)
     }
 }
 
@@ -44,6 +45,10 @@ pub struct Rng {
 }
 
 impl Rng {
+    pub(crate) fn from_seed(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

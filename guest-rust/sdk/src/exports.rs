@@ -1,10 +1,11 @@
-//! The module's exports: describing itself and running reducers.
+//! The module's exports: describing itself, running reducers and procedures.
 
 use std::sync::Once;
 
 use crate::bindings::exports::worldline::module::guest::Guest;
 use crate::bindings::worldline::module::types as wit;
 use crate::context::ReducerContext;
+use crate::procedure::ProcedureContext;
 use crate::registry;
 
 struct Module;
@@ -21,10 +22,21 @@ impl Guest for Module {
             .ok_or_else(|| format!("this module has no reducer with id {id}"))?;
         (reducer.invoke)(&ReducerContext::from_wit(ctx), &args)
     }
+
+    fn call_procedure(
+        id: u32,
+        ctx: wit::ProcedureContext,
+        args: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        report_panics_to_host();
+        let procedure = registry::procedure(id)
+            .ok_or_else(|| format!("this module has no procedure with id {id}"))?;
+        (procedure.invoke)(&mut ProcedureContext::from_wit(ctx), &args)
+    }
 }
 
 /// Sends every panic's message to the host's log before the trap, so the
-/// caller learns why the reducer (or `describe`) failed.
+/// caller learns why the reducer, procedure (or `describe`) failed.
 fn report_panics_to_host() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {

@@ -11,10 +11,50 @@ use serde::de::DeserializeOwned;
 use crate::bindings::worldline::module::datastore as host;
 use crate::registry;
 
-pub use host::ErrorKind as DbErrorKind;
-
 /// Rows fetched per call to the host while iterating.
 const BATCH_ROWS: u32 = 256;
+
+/// What kind of refusal a [`DbError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// No table has this id.
+    NoSuchTable,
+    /// The table has no index with this id.
+    NoSuchIndex,
+    /// The operation needs a unique index but this one is a btree index.
+    IndexNotUnique,
+    /// The row's bytes do not decode as the table's row type.
+    InvalidRow,
+    /// The key's bytes do not decode as (a prefix of) the index's key columns.
+    InvalidKey,
+    /// The write would give two rows the same key in a unique index.
+    UniqueViolation,
+    /// No row has the key the update names.
+    NotFound,
+    /// An auto-increment sequence has no values left for its column type.
+    SequenceExhausted,
+    /// No transaction is open: a procedure touched a table outside
+    /// [`ProcedureContext::with_tx`](crate::ProcedureContext::with_tx).
+    NoTransaction,
+}
+
+impl From<host::ErrorKind> for DbErrorKind {
+    fn from(kind: host::ErrorKind) -> Self {
+        use host::ErrorKind as K;
+        match kind {
+            K::NoSuchTable => Self::NoSuchTable,
+            K::NoSuchIndex => Self::NoSuchIndex,
+            K::IndexNotUnique => Self::IndexNotUnique,
+            K::InvalidRow => Self::InvalidRow,
+            K::InvalidKey => Self::InvalidKey,
+            K::UniqueViolation => Self::UniqueViolation,
+            K::NotFound => Self::NotFound,
+            K::SequenceExhausted => Self::SequenceExhausted,
+            K::NoTransaction => Self::NoTransaction,
+        }
+    }
+}
 
 /// Why a datastore operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +76,7 @@ impl std::error::Error for DbError {}
 impl From<host::DbError> for DbError {
     fn from(e: host::DbError) -> Self {
         Self {
-            kind: e.kind,
+            kind: e.kind.into(),
             message: e.message,
         }
     }
@@ -62,7 +102,8 @@ fn decode<R: DeserializeOwned>(bytes: &[u8]) -> R {
         .unwrap_or_else(|e| panic!("the host returned a row that does not decode: {e}"))
 }
 
-/// Unwraps a datastore result whose error means the SDK and host disagree.
+/// Unwraps a datastore result whose error means the SDK and host disagree,
+/// or that a procedure touched a table outside a transaction.
 fn expect_ok<T>(result: Result<T, host::DbError>) -> T {
     result.unwrap_or_else(|e| panic!("{}", e.message))
 }

@@ -1,6 +1,8 @@
 //! Identities, connection ids and timestamps as modules see them.
 
 use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,12 +85,26 @@ impl fmt::Debug for ConnectionId {
 
 /// A point in time: microseconds since the Unix epoch (UTC).
 ///
-/// Encoded like an `i64`.
+/// Encoded like an `i64`. Adding or subtracting a [`Duration`] saturates at
+/// the ends of the `i64` range instead of overflowing:
+///
+/// ```
+/// use std::time::Duration;
+/// use worldline::Timestamp;
+///
+/// let start = Timestamp::from_micros(1_000);
+/// assert_eq!(start + Duration::from_millis(2), Timestamp::from_micros(3_000));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    /// The timestamp this many microseconds after the epoch.
+    /// The timestamp this many microseconds after the epoch (before it if negative).
+    pub const fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    /// The timestamp this many microseconds after the epoch; the same as [`Timestamp::from_micros`].
     pub const fn from_micros_since_epoch(micros: i64) -> Self {
         Self(micros)
     }
@@ -97,6 +113,50 @@ impl Timestamp {
     pub const fn to_micros_since_epoch(self) -> i64 {
         self.0
     }
+
+    /// How long after `earlier` this is, or `None` if it is before `earlier`.
+    pub fn duration_since(self, earlier: Timestamp) -> Option<Duration> {
+        let micros = self.0.checked_sub(earlier.0)?;
+        u64::try_from(micros).ok().map(Duration::from_micros)
+    }
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, duration: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(saturating_i64(duration)))
+    }
+}
+
+impl AddAssign<Duration> for Timestamp {
+    fn add_assign(&mut self, duration: Duration) {
+        *self = *self + duration;
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn sub(self, duration: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(saturating_i64(duration)))
+    }
+}
+
+/// A duration in whole microseconds (rounded down; `u64::MAX` if longer), as
+/// a `#[schedule_interval]` column holds it.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(worldline::micros(Duration::from_secs(1)), 1_000_000);
+/// ```
+pub fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn saturating_i64(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn join_words<const N: usize, const B: usize>(words: [u64; N]) -> [u8; B] {
@@ -140,6 +200,31 @@ mod tests {
             postcard::to_allocvec(&ts).unwrap(),
             postcard::to_allocvec(&-1i64).unwrap()
         );
+    }
+
+    #[test]
+    fn timestamps_move_by_durations_and_saturate() {
+        let t = Timestamp::from_micros(10);
+        assert_eq!(t + Duration::from_micros(5), Timestamp::from_micros(15));
+        assert_eq!(t - Duration::from_micros(15), Timestamp::from_micros(-5));
+        assert_eq!(
+            Timestamp::from_micros(i64::MAX - 1) + Duration::from_secs(1),
+            Timestamp::from_micros(i64::MAX)
+        );
+        assert_eq!(
+            Timestamp::from_micros(i64::MIN) - Duration::MAX,
+            Timestamp::from_micros(i64::MIN)
+        );
+        let mut moved = t;
+        moved += Duration::from_millis(1);
+        assert_eq!(moved.duration_since(t), Some(Duration::from_millis(1)));
+        assert_eq!(t.duration_since(moved), None);
+    }
+
+    #[test]
+    fn micros_rounds_down_and_saturates() {
+        assert_eq!(micros(Duration::from_nanos(1_999)), 1);
+        assert_eq!(micros(Duration::MAX), u64::MAX);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub type TableDef = wit::TableDef;
 /// An index's description, as built by `#[table]`.
 pub type IndexDef = wit::IndexDef;
 
+/// A schedule's description, as built by `#[table(scheduled(..))]`.
+pub type ScheduleDef = wit::ScheduleDef;
+
 /// Collects type nodes into the arena of a module description, sharing
 /// identical nodes. A node only refers to nodes added before it.
 #[derive(Default)]
