@@ -10,6 +10,7 @@ use wasmtime::Store;
 use worldline_datastore::{
     Datastore, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product, plan_migration,
 };
+use worldline_outbound::AllowList;
 
 use crate::engine::Engine;
 use crate::error::{CallError, HostError};
@@ -19,6 +20,10 @@ use crate::schema_import::import_module;
 use crate::state::{HostState, LimitExceeded, resource_table_full};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
 use crate::world::{Guest, ReducerContext, WorldPre};
+
+/// The file in a database's directory holding its HTTP allow-list (the
+/// canonical text of an [`AllowList`]; missing means none).
+pub(crate) const HTTP_ALLOW_FILE: &str = "http_allow";
 
 /// Who is calling a reducer, and over which connection.
 #[derive(Clone, Copy, Debug)]
@@ -200,6 +205,8 @@ pub struct Database {
     storage: Option<DatabaseStorage>,
     /// Bytes of the committed rows, for the database's quota.
     stored_bytes: usize,
+    /// The hosts the owner allowed procedures to send HTTP requests to.
+    http_allow: AllowList,
 }
 
 impl Database {
@@ -276,6 +283,7 @@ impl Database {
             broken: None,
             storage: None,
             stored_bytes: 0,
+            http_allow: AllowList::none(),
         })
     }
 
@@ -403,6 +411,27 @@ impl Database {
     /// The identity that owns this database.
     pub fn owner(&self) -> Identity {
         self.owner
+    }
+
+    /// The hosts (and ports) the owner allowed this database's procedures
+    /// to send HTTP requests to; everything else is denied.
+    pub fn http_allow(&self) -> &AllowList {
+        &self.http_allow
+    }
+
+    /// Replaces the HTTP allow-list, storing it durably first for a
+    /// persistent database (on failure nothing changed).
+    pub fn set_http_allow(&mut self, allow: AllowList) -> Result<(), HostError> {
+        if let Some(storage) = &self.storage {
+            storage.write_setting(HTTP_ALLOW_FILE, allow.to_string().as_bytes())?;
+        }
+        self.http_allow = allow;
+        Ok(())
+    }
+
+    /// Sets the allow-list read from the database's directory at open.
+    pub(crate) fn restore_http_allow(&mut self, allow: AllowList) {
+        self.http_allow = allow;
     }
 
     /// The module log.

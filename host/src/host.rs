@@ -24,9 +24,10 @@ use std::sync::Weak;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
+use worldline_outbound::AllowList;
 
 use crate::auth::Authority;
-use crate::database::Database;
+use crate::database::{Database, HTTP_ALLOW_FILE};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::HostError;
 use crate::identity::Identity;
@@ -203,6 +204,7 @@ impl Host {
                 owner = stored_owner.as_ref().ok().copied();
                 let stored_owner = stored_owner?;
                 let wasm = read_file(&dir, "module.wasm")?;
+                let allow = read_http_allow(&dir)?;
                 Database::open_stored(
                     &self.engine,
                     &wasm,
@@ -210,6 +212,10 @@ impl Host {
                     &dir,
                     self.config.storage.clone(),
                 )
+                .map(|(mut database, report)| {
+                    database.restore_http_allow(allow);
+                    (database, report)
+                })
             });
         let (database, report) = opened.map_err(|error| (error, owner))?;
         tracing::info!(
@@ -248,12 +254,26 @@ impl Host {
     }
 
     /// Creates database `name` from a component, owned by `owner`, and runs
-    /// its `init` reducer. Nothing is left behind if any step fails.
+    /// its `init` reducer; its procedures may send no HTTP requests (see
+    /// [`publish_with_http`](Self::publish_with_http)). Nothing is left
+    /// behind if any step fails.
     pub fn publish(
         &mut self,
         name: &str,
         wasm: &[u8],
         owner: Identity,
+    ) -> Result<&mut Database, HostError> {
+        self.publish_with_http(name, wasm, owner, &AllowList::none())
+    }
+
+    /// Like [`publish`](Self::publish), with the HTTP allow-list `allow`
+    /// for the database's procedures, stored with the database.
+    pub fn publish_with_http(
+        &mut self,
+        name: &str,
+        wasm: &[u8],
+        owner: Identity,
+        allow: &AllowList,
     ) -> Result<&mut Database, HostError> {
         if !valid_name(name) {
             return Err(HostError::InvalidName(name.to_owned()));
@@ -261,9 +281,19 @@ impl Host {
         if self.databases.contains_key(name) || self.databases_dir.exists(name) {
             return Err(HostError::DatabaseExists(name.to_owned()));
         }
-        let created = self.create_database_dir(name, wasm, owner).and_then(|dir| {
-            Database::create_stored(&self.engine, wasm, owner, &dir, self.config.storage.clone())
-        });
+        let created = self
+            .create_database_dir(name, wasm, owner, allow)
+            .and_then(|dir| {
+                let mut database = Database::create_stored(
+                    &self.engine,
+                    wasm,
+                    owner,
+                    &dir,
+                    self.config.storage.clone(),
+                )?;
+                database.restore_http_allow(allow.clone());
+                Ok(database)
+            });
         match created {
             Ok(database) => Ok(self.databases.entry(name.to_owned()).or_insert(database)),
             Err(e) => {
@@ -278,12 +308,14 @@ impl Host {
         name: &str,
         wasm: &[u8],
         owner: Identity,
+        allow: &AllowList,
     ) -> Result<Dir, HostError> {
         let io = storage_io(format!("creating database {name}"));
         self.databases_dir.create_dir(name).map_err(&io)?;
         let dir = self.databases_dir.open_dir(name).map_err(&io)?;
         write_durably(&dir, "module.wasm", wasm)?;
         write_durably(&dir, "owner", owner.to_string().as_bytes())?;
+        write_durably(&dir, HTTP_ALLOW_FILE, allow.to_string().as_bytes())?;
         sync_dir(&self.databases_dir)?;
         Ok(dir)
     }
@@ -491,6 +523,24 @@ fn read_file(dir: &Dir, name: &str) -> Result<Vec<u8>, HostError> {
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(storage_io(format!("reading {name}")))?;
     Ok(bytes)
+}
+
+/// The database's HTTP allow-list; none if it has no file (a database
+/// created before allow-lists existed).
+fn read_http_allow(dir: &Dir) -> Result<AllowList, HostError> {
+    if !dir.exists(HTTP_ALLOW_FILE) {
+        return Ok(AllowList::none());
+    }
+    let bytes = read_file(dir, HTTP_ALLOW_FILE)?;
+    let corrupt = |reason: String| {
+        HostError::Storage(StorageError::Corrupt {
+            file: HTTP_ALLOW_FILE.into(),
+            offset: 0,
+            reason,
+        })
+    };
+    let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8 text".into()))?;
+    AllowList::parse(text.trim()).map_err(|e| corrupt(e.to_string()))
 }
 
 fn read_owner(dir: &Dir) -> Result<Identity, HostError> {

@@ -51,3 +51,4 @@ pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use secret_file::{SecretFileError, check_secret_file, write_secret_file};
 pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError, SyncHook};
 pub use worldline_datastore as datastore;
+pub use worldline_outbound as outbound;

@@ -271,6 +271,13 @@ pub(crate) struct DatabaseStorage {
 }
 
 impl DatabaseStorage {
+    /// Replaces file `name` of the database's directory with `bytes`,
+    /// atomically and durably (for settings stored beside the module, such
+    /// as its HTTP allow-list).
+    pub(crate) fn write_setting(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        write_durably(&*self.dir, name, bytes)
+    }
+
     /// Recovers the tables stored in `dir` (newest valid snapshot, then the
     /// log after it) and opens the log for appending.
     pub(crate) fn open(
