@@ -3,6 +3,13 @@
 //! indexes, ranges, auto-increment, iteration, counting) and probe what the
 //! sandbox allows; each writes what it saw into the private `observation`
 //! table, which the tests read back.
+//!
+//! Its procedures (module `procedures`) exercise outbound HTTP and explicit
+//! transactions, and its schedule (module `schedule`) the scheduled
+//! reducers of `worldline:module@0.2.0`.
+
+mod procedures;
+mod schedule;
 
 use worldline::{
     Deserialize, Identity, ReducerContext, Serialize, Table, WorldlineType, reducer, table,
