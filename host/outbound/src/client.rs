@@ -97,8 +97,9 @@ impl OutboundHttp {
                 return Err(HttpError::new(
                     HttpErrorKind::TooManyRedirects,
                     format!(
-                        "{} redirected again after {redirects} redirects, the limit",
-                        hop.target.host_text()
+                        "{} redirected once more after {redirects} redirects; at most {} are followed",
+                        hop.target.host_text(),
+                        limits.max_redirects
                     ),
                 ));
             }

@@ -37,7 +37,7 @@ pub(crate) async fn open(
 ) -> Result<Stream, HttpError> {
     let host = target.host_text();
     let addresses = resolve(target, limits, budget).await?;
-    let allowed = checked(host, &addresses, overrides)?;
+    let allowed = checked(target, &addresses, overrides)?;
     let tcp = budget
         .run(host, Phase::connect(limits), connect_any(&allowed))
         .await?
@@ -97,7 +97,7 @@ async fn resolve(
 /// The addresses the guard allows, or `denied` naming the host and the
 /// first refused address when none is left.
 fn checked(
-    host: &str,
+    target: &Target,
     addresses: &[SocketAddr],
     overrides: &PrivateOverride,
 ) -> Result<Vec<SocketAddr>, HttpError> {
@@ -112,15 +112,18 @@ fn checked(
     let refused = addresses
         .iter()
         .find_map(|address| overrides.refusal(*address).map(|reason| (address, reason)));
-    let message = match refused {
-        Some((address, reason)) if addresses.len() == 1 && host == address.ip().to_string() => {
-            format!("{address} is a {reason} address, which outbound requests may not reach")
+    let message = match (refused, &target.host) {
+        (Some((address, reason)), TargetHost::Ip(_)) => {
+            format!("{address}: {reason} addresses may not be reached by outbound requests")
         }
-        Some((address, reason)) => format!(
-            "{host} resolves to {}, a {reason} address, which outbound requests may not reach",
+        (Some((address, reason)), TargetHost::Name(name)) => format!(
+            "{name} resolves to {}: {reason} addresses may not be reached by outbound requests",
             address.ip()
         ),
-        None => format!("{host} has no address outbound requests may reach"),
+        (None, _) => format!(
+            "{} has no address outbound requests may reach",
+            target.host_text()
+        ),
     };
     Err(HttpError::new(HttpErrorKind::Denied, message))
 }

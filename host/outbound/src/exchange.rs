@@ -132,7 +132,7 @@ pub(crate) async fn read_body(
         HttpError::new(
             HttpErrorKind::ResponseTooLarge,
             format!(
-                "the response body from {host} is larger than the {} limit",
+                "the response body from {host} is larger than the limit of {}",
                 bytes_text(cap)
             ),
         )
@@ -175,7 +175,7 @@ fn hyper_error(host: &str, limits: &HttpLimits, err: &hyper::Error) -> HttpError
         return HttpError::new(
             HttpErrorKind::ResponseTooLarge,
             format!(
-                "the response headers from {host} are larger than the {} limit (or have more than {MAX_RESPONSE_HEADERS} lines)",
+                "the response headers from {host} are larger than the limit of {} (or have more than {MAX_RESPONSE_HEADERS} lines)",
                 bytes_text(limits.max_response_header_bytes)
             ),
         );

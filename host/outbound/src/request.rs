@@ -83,7 +83,7 @@ pub(crate) fn prepare(request: HttpRequest, limits: &HttpLimits) -> Result<Prepa
         return Err(HttpError::new(
             HttpErrorKind::RequestTooLarge,
             format!(
-                "the request body to {host} is {} bytes, over the {} limit",
+                "the request body to {host} is {} bytes, over the limit of {}",
                 request.body.len(),
                 bytes_text(limits.max_request_body_bytes)
             ),
