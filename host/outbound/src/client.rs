@@ -128,3 +128,67 @@ impl OutboundHttp {
         Err(HttpError::new(HttpErrorKind::Denied, message))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::HttpLimits;
+    use std::time::Duration;
+
+    #[test]
+    fn the_send_future_can_move_between_threads() {
+        fn assert_send<T: Send>(_: &T) {}
+        let client = OutboundHttp::new(HttpPolicy::default()).expect("default policy");
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: "http://example.com/".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: None,
+        };
+        assert_send(&client.send(request, None));
+    }
+
+    #[test]
+    fn limits_no_request_could_meet_are_refused() {
+        let policy = |limits| HttpPolicy {
+            limits,
+            ..HttpPolicy::default()
+        };
+        let zero_connect = HttpLimits {
+            connect_timeout: Duration::ZERO,
+            ..HttpLimits::default()
+        };
+        assert_eq!(
+            OutboundHttp::new(policy(zero_connect)).err(),
+            Some(PolicyError::ZeroTimeout { limit: "connect" })
+        );
+        let none_in_flight = HttpLimits {
+            max_in_flight: 0,
+            ..HttpLimits::default()
+        };
+        assert!(matches!(
+            OutboundHttp::new(policy(none_in_flight)),
+            Err(PolicyError::InFlight { given: 0, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_default_policy_denies_everything() {
+        let client = OutboundHttp::new(HttpPolicy::default()).expect("default policy");
+        assert_eq!(client.policy().limits, HttpLimits::default());
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: "https://example.com/".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: None,
+        };
+        let err = client.send(request, None).await.expect_err("denied");
+        assert_eq!(err.kind, HttpErrorKind::Denied);
+        assert_eq!(
+            err.message,
+            "https://example.com:443 is not on this database's HTTP allow-list"
+        );
+    }
+}

@@ -100,3 +100,22 @@ impl HttpLimits {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_wit_defaults() {
+        let limits = HttpLimits::default();
+        assert_eq!(limits.connect_timeout, Duration::from_secs(5));
+        assert_eq!(limits.first_byte_timeout, Duration::from_secs(10));
+        assert_eq!(limits.total_timeout, Duration::from_secs(30));
+        assert_eq!(limits.max_request_body_bytes, 1024 * 1024);
+        assert_eq!(limits.max_response_header_bytes, 64 * 1024);
+        assert_eq!(limits.max_response_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(limits.max_redirects, 5);
+        assert_eq!(limits.max_in_flight, 8);
+        assert_eq!(limits.check(), Ok(()));
+    }
+}

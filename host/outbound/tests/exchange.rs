@@ -455,6 +455,83 @@ async fn https_to_a_plain_server_is_a_tls_error() {
     assert!(err.message.contains("127.0.0.1"), "{err}");
 }
 
+/// A TLS server on loopback with a self-signed certificate for
+/// `localhost` and 127.0.0.1, which no system root vouches for.
+async fn self_signed_tls_server() -> SocketAddr {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("a certificate");
+    let cert = generated.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("a server configuration");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    serve_raw(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(mut tls) = acceptor.accept(stream).await {
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        }
+    })
+    .await
+}
+
+/// Certificates are verified against the system's roots: a self-signed one
+/// is refused in the handshake.
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_tls_error() {
+    let server = self_signed_tls_server().await;
+    let outbound = client_for(server, short_limits());
+    let err = expect_error(
+        &outbound,
+        get(&format!("https://{server}/")),
+        HttpErrorKind::Tls,
+    )
+    .await;
+    assert!(err.message.contains("certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_breaking_http_is_a_protocol_error() {
+    let garbage =
+        serve_raw(|stream| answer(stream, b"HTTP/1.1 abc nonsense\r\n\r\n".to_vec())).await;
+    let outbound = client_for(garbage, short_limits());
+    let err = expect_error(
+        &outbound,
+        get(&format!("http://{garbage}/")),
+        HttpErrorKind::Protocol,
+    )
+    .await;
+    assert!(err.message.contains("127.0.0.1"), "{err}");
+
+    let truncated = serve_raw(|stream| {
+        answer(
+            stream,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..".to_vec(),
+        )
+    })
+    .await;
+    let outbound = client_for(truncated, short_limits());
+    let url = format!("http://{truncated}/");
+    expect_error(&outbound, get(&url), HttpErrorKind::Protocol).await;
+
+    let hang_up = serve_raw(|mut stream| async move {
+        read_head(&mut stream).await;
+    })
+    .await;
+    let outbound = client_for(hang_up, short_limits());
+    let url = format!("http://{hang_up}/");
+    expect_error(&outbound, get(&url), HttpErrorKind::Protocol).await;
+}
+
 #[tokio::test]
 async fn at_most_the_in_flight_limit_is_sent_at_once() {
     let current = Arc::new(AtomicUsize::new(0));
