@@ -137,15 +137,12 @@ pub(crate) async fn read_body(
             ),
         )
     };
-    let declared = head
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > cap as u64) {
+    let mut body = head.body;
+    // The length the body will have, when the head declares one: refused
+    // before reading. (A HEAD response's `content-length` is not a body.)
+    if hyper::body::Body::size_hint(&body).lower() > cap as u64 {
         return Err(too_large());
     }
-    let mut body = head.body;
     let mut out: Vec<u8> = Vec::new();
     let read = async {
         while let Some(frame) = body.frame().await {

@@ -295,6 +295,15 @@ async fn a_response_body_past_the_limit_is_refused_as_it_arrives() {
     let url = format!("http://{declared}/");
     expect_error(&outbound, get(&url), HttpErrorKind::ResponseTooLarge).await;
 
+    // A HEAD response declares a length it does not send.
+    let mut head = get(&url);
+    head.method = "HEAD".into();
+    let response = outbound
+        .send(head, None)
+        .await
+        .expect("a body-less HEAD response");
+    assert_eq!((response.status, response.body.len()), (200, 0));
+
     // Exactly the limit is fine.
     let exact = serve_raw(|stream| {
         let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n".to_vec();
