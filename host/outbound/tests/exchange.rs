@@ -368,7 +368,7 @@ async fn a_trickling_body_times_out_at_the_total_limit() {
     .await;
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1100),
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500),
         "{elapsed:?}"
     );
     assert!(err.message.contains("600 ms total limit"), "{err}");
@@ -400,7 +400,7 @@ async fn a_silent_server_times_out_at_the_first_byte_limit() {
         HttpErrorKind::Timeout,
     )
     .await;
-    assert!(started.elapsed() < Duration::from_millis(800));
+    assert!(started.elapsed() < Duration::from_millis(1200));
     assert!(err.message.contains("300 ms first-byte limit"), "{err}");
 }
 
@@ -420,7 +420,7 @@ async fn the_request_timeout_and_the_deadline_shorten_the_exchange() {
     let err = outcome.expect_err("the deadline passes");
     assert_eq!(err.kind, HttpErrorKind::Timeout);
     assert!(err.message.contains("deadline"), "{err}");
-    assert!(Instant::now() < deadline + Duration::from_millis(300));
+    assert!(Instant::now() < deadline + Duration::from_millis(700));
 }
 
 #[tokio::test]
