@@ -1,7 +1,7 @@
 //! A database: one module instance, its schema and its tables, with
 //! reducer calls run as transactions.
 
-use std::sync::Weak;
+use std::sync::{MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use cap_std::fs::Dir;
@@ -10,14 +10,16 @@ use wasmtime::Store;
 use worldline_datastore::{
     Datastore, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product, plan_migration,
 };
-use worldline_outbound::AllowList;
+use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
 use crate::engine::Engine;
 use crate::error::{CallError, HostError};
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::{ModuleLog, truncate_line};
+use crate::procedure::{ProcedureRun, ProcedureSlots, ProcedureSource};
+use crate::procedure_tx::{CommitReply, CommittedTx, Returned, TxRequest, TxSubmitter};
 use crate::schema_import::import_module;
-use crate::state::{HostState, LimitExceeded, resource_table_full};
+use crate::state::{HostState, classify_trap};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
 use crate::world::{Guest, ReducerContext, WorldPre};
 
@@ -207,6 +209,23 @@ pub struct Database {
     stored_bytes: usize,
     /// The hosts the owner allowed procedures to send HTTP requests to.
     http_allow: AllowList,
+    /// Counts module swaps: a procedure started before a swap gets no
+    /// transaction after it (its table ids may have moved).
+    generation: u64,
+    /// The procedures running now.
+    procedure_slots: ProcedureSlots,
+    /// The procedures' HTTP client, kept while the policy is unchanged
+    /// (it holds the in-flight cap).
+    outbound: Option<OutboundHttp>,
+}
+
+/// Whose transaction a commit-log record holds.
+#[derive(Clone, Copy)]
+enum TxOrigin<'a> {
+    /// Reducer `id` of the schema.
+    Reducer(usize),
+    /// A procedure's explicit transaction.
+    Procedure(&'a str),
 }
 
 impl Database {
@@ -284,6 +303,9 @@ impl Database {
             storage: None,
             stored_bytes: 0,
             http_allow: AllowList::none(),
+            generation: 0,
+            procedure_slots: ProcedureSlots::default(),
+            outbound: None,
         })
     }
 
@@ -384,6 +406,7 @@ impl Database {
         self.instance = instance;
         self.pre = pre;
         self.schema = schema;
+        self.generation += 1;
         if !matches!(self.broken, Some(Broken::Log(_))) {
             self.broken = None;
         }
@@ -434,9 +457,143 @@ impl Database {
         self.http_allow = allow;
     }
 
-    /// The module log.
-    pub fn log(&self) -> &ModuleLog {
-        &self.instance.store.data().log
+    /// The module log, locked: procedures running on other threads write
+    /// to it too, so do not hold it long.
+    pub fn log(&self) -> MutexGuard<'_, ModuleLog> {
+        self.instance.store.data().log.lock()
+    }
+
+    /// Starts a call of procedure `name` with postcard-encoded `args`, on
+    /// the database's thread: checks that the module has it, that the
+    /// arguments decode as its parameters and that fewer than
+    /// [`EngineConfig::max_procedures_per_database`](crate::EngineConfig::max_procedures_per_database)
+    /// run (beyond it the call is refused with
+    /// [`CallError::TooManyProcedures`], nothing waits), and takes what the
+    /// run needs from the current module. Then [`ProcedureRun::run`] it on
+    /// another thread; its transactions come back to this thread through
+    /// `submit`, to be served with [`serve_transaction`](Self::serve_transaction)
+    /// in their turn.
+    pub fn start_procedure(
+        &mut self,
+        name: &str,
+        args: Vec<u8>,
+        ctx: CallContext,
+        submit: TxSubmitter,
+    ) -> Result<ProcedureRun, CallError> {
+        if let Some(broken) = &self.broken {
+            return Err(CallError::Unavailable(broken.reason().to_owned()));
+        }
+        let http = self.outbound();
+        let source = ProcedureSource {
+            engine: &self.engine,
+            pre: &self.pre,
+            schema: &self.schema,
+            log: &self.instance.store.data().log,
+            generation: self.generation,
+            slots: &self.procedure_slots,
+            http,
+        };
+        ProcedureRun::prepare(source, name, args, ctx, submit)
+    }
+
+    /// The procedures' HTTP client for the current allow-list and the
+    /// engine's override and limits, or why there is none.
+    fn outbound(&mut self) -> Result<OutboundHttp, String> {
+        let config = self.engine.config();
+        let policy = HttpPolicy {
+            allow: self.http_allow.clone(),
+            overrides: config.http_private_override.clone(),
+            limits: config.http_limits.clone(),
+        };
+        if let Some(client) = self.outbound.as_ref().filter(|c| *c.policy() == policy) {
+            return Ok(client.clone());
+        }
+        let client = OutboundHttp::new(policy)
+            .map_err(|e| format!("outbound HTTP is misconfigured on this server: {e}"))?;
+        self.outbound = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Serves a procedure's `transaction.begin`, on the database's thread:
+    /// opens a transaction, lends the tables to the procedure and blocks
+    /// (running nothing else) until they come back, at most about the
+    /// reducer deadline, after which the procedure is stopped and its
+    /// transaction rolled back. A transaction the procedure commits is
+    /// committed here like a reducer's (its commit-log record named after
+    /// the procedure) and returned, for its changes to reach subscribers;
+    /// answer its [`CommitReply`] once it is durable
+    /// ([`wait_durable`](Self::wait_durable) on its offset). `None` when
+    /// nothing was committed (rolled back, refused, or the commit failed:
+    /// the procedure was told why).
+    ///
+    /// Refused when the database is not taking calls, or when the module
+    /// was swapped since the procedure started (its table ids may have
+    /// moved).
+    pub fn serve_transaction(&mut self, request: TxRequest) -> Option<CommittedTx> {
+        if let Some(broken) = &self.broken {
+            request.refuse(format!("the database is unavailable: {}", broken.reason()));
+            return None;
+        }
+        if request.generation != self.generation {
+            let reason = format!(
+                "the module was replaced while procedure `{}` ran; call it again",
+                request.procedure()
+            );
+            request.refuse(reason);
+            return None;
+        }
+        let state = self.instance.store.data_mut();
+        if state.datastore.in_transaction() {
+            state.datastore.rollback();
+        }
+        if let Err(e) = state.datastore.begin() {
+            request.refuse(format!("could not open a transaction: {e}"));
+            return None;
+        }
+        let lent = std::mem::replace(&mut state.datastore, Datastore::new(Vec::new()));
+        let timestamp = Timestamp::now();
+        let lent = match request.lend(lent, self.stored_bytes, timestamp) {
+            Ok(lent) => lent,
+            Err(mut datastore) => {
+                // The procedure stopped waiting: nothing was done.
+                datastore.rollback();
+                self.instance.store.data_mut().datastore = *datastore;
+                return None;
+            }
+        };
+        let started = Instant::now();
+        let returned = lent.wait(self.engine.config().reducer_deadline);
+        let state = self.instance.store.data_mut();
+        match returned {
+            Some(Returned::Commit { datastore, reply }) => {
+                state.datastore = datastore;
+                let origin = TxOrigin::Procedure(&lent.procedure);
+                match self.commit_open(origin, lent.ctx.caller, lent.timestamp, started) {
+                    Ok(outcome) => Some(CommittedTx {
+                        outcome,
+                        procedure: lent.procedure,
+                        ctx: lent.ctx,
+                        reply: CommitReply(reply),
+                    }),
+                    Err(e) => {
+                        CommitReply(reply).send(Err(e.to_string()));
+                        None
+                    }
+                }
+            }
+            Some(Returned::Rollback(mut datastore)) => {
+                datastore.rollback();
+                state.datastore = datastore;
+                None
+            }
+            None => {
+                self.log_failed(format!(
+                    "procedure `{}` never gave the tables back",
+                    lent.procedure
+                ));
+                None
+            }
+        }
     }
 
     /// Why the database is not taking calls, if it is not: its module
@@ -707,21 +864,7 @@ impl Database {
             .call_reducer(&mut *store, reducer_id, context, args);
         store.data_mut().close_cursors();
         match result {
-            Ok(Ok(())) => {
-                let delta = store.data_mut().datastore.commit();
-                for table in &delta.tables {
-                    let inserted: usize = table.inserts.iter().map(|r| r.len()).sum();
-                    let deleted: usize = table.deletes.iter().map(|r| r.len()).sum();
-                    self.stored_bytes = (self.stored_bytes + inserted).saturating_sub(deleted);
-                }
-                let offset = self.log_commit(id, ctx.caller, timestamp, &delta)?;
-                Ok(ReducerOutcome {
-                    delta,
-                    timestamp,
-                    duration: started.elapsed(),
-                    offset,
-                })
-            }
+            Ok(Ok(())) => self.commit_open(TxOrigin::Reducer(id), ctx.caller, timestamp, started),
             Ok(Err(mut message)) => {
                 store.data_mut().datastore.rollback();
                 // The reason goes to the caller: as bounded as a log line.
@@ -742,11 +885,35 @@ impl Database {
         }
     }
 
+    /// Commits the open transaction of the reducer instance's datastore,
+    /// counts its bytes and hands it to the commit log.
+    fn commit_open(
+        &mut self,
+        origin: TxOrigin<'_>,
+        caller: Identity,
+        timestamp: Timestamp,
+        started: Instant,
+    ) -> Result<ReducerOutcome, CallError> {
+        let delta = self.instance.store.data_mut().datastore.commit();
+        for table in &delta.tables {
+            let inserted: usize = table.inserts.iter().map(|r| r.len()).sum();
+            let deleted: usize = table.deletes.iter().map(|r| r.len()).sum();
+            self.stored_bytes = (self.stored_bytes + inserted).saturating_sub(deleted);
+        }
+        let offset = self.log_commit(origin, caller, timestamp, &delta)?;
+        Ok(ReducerOutcome {
+            delta,
+            timestamp,
+            duration: started.elapsed(),
+            offset,
+        })
+    }
+
     /// Hands a committed transaction to the commit log, and writes a
     /// snapshot when one is due. Returns the transaction's log offset.
     fn log_commit(
         &mut self,
-        id: usize,
+        origin: TxOrigin<'_>,
         caller: Identity,
         timestamp: Timestamp,
         delta: &TxDelta,
@@ -757,8 +924,12 @@ impl Database {
         if delta.is_empty() && delta.sequences.is_empty() {
             return Ok(None);
         }
+        let name = match origin {
+            TxOrigin::Reducer(id) => &self.schema.reducers[id].name,
+            TxOrigin::Procedure(name) => name,
+        };
         let logged = storage.log(
-            &self.schema.reducers[id].name,
+            name,
             caller.to_bytes(),
             timestamp.to_micros_since_epoch(),
             delta,
@@ -777,22 +948,7 @@ impl Database {
     }
 
     fn classify_trap(&self, trap: &wasmtime::Error) -> CallError {
-        let state = self.instance.store.data();
-        if let Some(limit) = trap.downcast_ref::<LimitExceeded>() {
-            CallError::LimitExceeded(limit.0.clone())
-        } else if let Some(limit) = resource_table_full(trap) {
-            CallError::LimitExceeded(limit)
-        } else if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            CallError::DeadlineExceeded(self.engine.config().reducer_deadline)
-        } else if state.memory_denied() {
-            CallError::OutOfMemory {
-                limit_bytes: self.engine.config().memory_limit_bytes,
-            }
-        } else if let Some(message) = &state.panic_message {
-            CallError::Panicked(message.clone())
-        } else {
-            CallError::Trapped(state.trap_detail(trap))
-        }
+        classify_trap(self.engine.config(), self.instance.store.data(), trap)
     }
 
     /// Replaces a trapped instance with a fresh one that keeps the tables and log.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+use worldline_outbound::{HttpLimits, PrivateOverride};
 
 use crate::bindings::{v1, v2};
 use crate::component_cache::{CacheStats, ComponentCache};
@@ -19,8 +20,26 @@ use crate::state::{HostState, resource_table_full};
 /// Limits and timing for every module run by an [`Engine`].
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// How long one reducer call may run before it is interrupted and rolled back.
+    /// How long one reducer call may run before it is interrupted and
+    /// rolled back; also how long a procedure may keep a transaction open.
     pub reducer_deadline: Duration,
+    /// How long one procedure call may run in all (HTTP requests and
+    /// waiting for the database included); past it the procedure traps
+    /// and its open transaction, if any, is rolled back. Default 30 s.
+    pub procedure_deadline: Duration,
+    /// The most procedures one database runs at once; a call beyond it is
+    /// refused at once with [`CallError::TooManyProcedures`](crate::CallError::TooManyProcedures)
+    /// (callers retry; nothing queues inside the host). Each running
+    /// procedure holds a module instance of its own. Default 16.
+    pub max_procedures_per_database: usize,
+    /// The exact private addresses and ports procedures' HTTP requests may
+    /// reach although the address guard refuses them (development, such
+    /// as a local test server); they must still be on the database's
+    /// allow-list. Default none.
+    pub http_private_override: PrivateOverride,
+    /// Size and time limits of procedures' HTTP requests (the defaults the
+    /// WIT `http` interface states).
+    pub http_limits: HttpLimits,
     /// The most linear memory one module instance may have, in bytes.
     pub memory_limit_bytes: usize,
     /// How often the deadline clock ticks; deadlines are enforced to within one tick.
@@ -81,6 +100,10 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             reducer_deadline: Duration::from_secs(5),
+            procedure_deadline: Duration::from_secs(30),
+            max_procedures_per_database: 16,
+            http_private_override: PrivateOverride::none(),
+            http_limits: HttpLimits::default(),
             memory_limit_bytes: 128 << 20,
             epoch_tick: Duration::from_millis(5),
             pooling: true,

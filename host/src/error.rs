@@ -166,4 +166,75 @@ pub enum CallError {
         /// The memory cap in bytes.
         limit_bytes: usize,
     },
+    /// The server has no database with this name.
+    #[error("no database named `{0}` on this server")]
+    NoSuchDatabase(String),
+    /// The module has no procedure with this name.
+    #[error("no procedure named `{0}`")]
+    NoSuchProcedure(String),
+    /// The argument bytes do not decode as the procedure's parameters.
+    #[error("invalid arguments for procedure `{procedure}`: {message}")]
+    InvalidProcedureArguments {
+        /// The procedure called.
+        procedure: String,
+        /// What did not decode.
+        message: String,
+    },
+    /// The procedure returned bytes that are not a value of its declared
+    /// return type (a broken module or SDK). Its committed transactions
+    /// stay committed.
+    #[error(
+        "procedure `{procedure}` returned a value that does not decode as its declared \
+         return type: {message}"
+    )]
+    InvalidReturn {
+        /// The procedure called.
+        procedure: String,
+        /// What did not decode.
+        message: String,
+    },
+    /// The procedure trapped (a panic, a host limit, a refused memory
+    /// growth); its open transaction, if any, was rolled back and its
+    /// committed ones stay committed.
+    #[error("procedure `{procedure}` trapped: {message}")]
+    ProcedureTrapped {
+        /// The procedure called.
+        procedure: String,
+        /// Why, with what the module last said.
+        message: String,
+    },
+    /// The procedure ran past the procedure deadline and was stopped; its
+    /// open transaction, if any, was rolled back.
+    #[error(
+        "procedure `{procedure}` ran longer than its {deadline:?} deadline and was stopped \
+         (an open transaction was rolled back; committed ones stay)"
+    )]
+    ProcedureDeadline {
+        /// The procedure called.
+        procedure: String,
+        /// The deadline ([`EngineConfig::procedure_deadline`](crate::EngineConfig::procedure_deadline)).
+        deadline: Duration,
+    },
+    /// The procedure kept a transaction open past the reducer deadline: it
+    /// was stopped and the transaction rolled back.
+    #[error(
+        "procedure `{procedure}` kept a transaction open longer than {deadline:?} and was \
+         stopped; the transaction was rolled back"
+    )]
+    TransactionDeadline {
+        /// The procedure called.
+        procedure: String,
+        /// The deadline ([`EngineConfig::reducer_deadline`](crate::EngineConfig::reducer_deadline)).
+        deadline: Duration,
+    },
+    /// The database already runs as many procedures as it may at once;
+    /// nothing ran. Retry once one finishes.
+    #[error(
+        "the database already runs {limit} procedures at once, the most it may; try again \
+         when one finishes"
+    )]
+    TooManyProcedures {
+        /// [`EngineConfig::max_procedures_per_database`](crate::EngineConfig::max_procedures_per_database).
+        limit: usize,
+    },
 }

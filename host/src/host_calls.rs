@@ -188,7 +188,7 @@ impl HostState {
         self.logged_this_call = true;
         if level == LogLevel::Panic {
             // The line as kept, so cut to the log's line limit.
-            self.panic_message = self.log.records().last().map(|r| r.message.clone());
+            self.panic_message = self.log.last_message();
         }
     }
 }

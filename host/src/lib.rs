@@ -7,6 +7,13 @@
 //! reducer returns `ok` and leaves no trace when it fails, panics, traps,
 //! runs out of time or exceeds its memory cap.
 //!
+//! Procedures (0.2.0 modules) run beside the reducers, each on a fresh
+//! instance on a thread of the caller's: [`Database::start_procedure`] on
+//! the database's thread, then [`ProcedureRun::run`] elsewhere. They open
+//! explicit transactions, which [`Database::serve_transaction`] serves on
+//! the database's thread in turn by lending it the tables, and may send
+//! HTTP requests outside them, under the database's allow-list.
+//!
 //! ```no_run
 //! use worldline_host::{CallContext, Database, Engine, EngineConfig, Identity};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +37,10 @@ mod host;
 mod host_calls;
 mod identity;
 mod module_log;
+mod procedure;
+mod procedure_http;
 mod procedure_imports;
+mod procedure_tx;
 mod schema_import;
 mod secret_file;
 mod state;
@@ -48,6 +58,8 @@ pub use error::{CallError, HostError};
 pub use host::{Host, HostConfig, UnavailableDatabase};
 pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
+pub use procedure::{ProcedureOutput, ProcedureRun};
+pub use procedure_tx::{CommitReply, CommittedTx, TxRequest, TxSubmitter};
 pub use secret_file::{SecretFileError, check_secret_file, write_secret_file};
 pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError, SyncHook};
 pub use worldline_datastore as datastore;

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::identity::Timestamp;
 
@@ -119,6 +120,36 @@ impl ModuleLog {
     /// How many lines were dropped because the log was full.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+/// One database's module log, shared by its reducer instance and the
+/// instances of the procedures running beside it. Cheap to clone: clones
+/// write to the same log.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedLog(Arc<Mutex<ModuleLog>>);
+
+impl SharedLog {
+    /// The log, locked (a thread that panicked holding it left it whole:
+    /// every method keeps it consistent).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ModuleLog> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends a line (see [`ModuleLog::push`]).
+    pub(crate) fn push(&self, level: LogLevel, message: String) {
+        self.lock().push(level, message);
+    }
+
+    /// The last line kept, if any.
+    pub(crate) fn last_message(&self) -> Option<String> {
+        self.lock().records().last().map(|r| r.message.clone())
+    }
+}
+
+impl From<ModuleLog> for SharedLog {
+    fn from(log: ModuleLog) -> Self {
+        Self(Arc::new(Mutex::new(log)))
     }
 }
 

@@ -9,8 +9,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use worldline_datastore::Datastore;
 
 use crate::engine::EngineConfig;
+use crate::error::CallError;
 use crate::host_calls::CursorHandle;
-use crate::module_log::ModuleLog;
+use crate::module_log::SharedLog;
+use crate::procedure_tx::ProcedureSide;
 use crate::stderr_tail::StderrTail;
 
 /// Most resources (cursors, WASI streams) one instance may hold at once.
@@ -54,8 +56,12 @@ pub(crate) struct HostState {
     pub(crate) resources: ResourceTable,
     /// The module's tables; reducers see them through the `datastore` import.
     pub(crate) datastore: Datastore,
-    /// The module log.
-    pub(crate) log: ModuleLog,
+    /// The module log (shared with the database's other instances).
+    pub(crate) log: SharedLog,
+    /// What a procedure's instance has that a reducer's has not: its
+    /// transaction (the datastore lent by the database's thread), its
+    /// deadlines and its HTTP client. `None` for reducers and `describe`.
+    pub(crate) procedure: Option<Box<ProcedureSide>>,
     /// The message of the last panic the module reported during the current call.
     pub(crate) panic_message: Option<String>,
     /// Whether the module logged a line during the current call (the log's
@@ -77,7 +83,11 @@ pub(crate) struct HostState {
 
 impl HostState {
     /// A fresh state around an existing datastore and log.
-    pub(crate) fn new(datastore: Datastore, log: ModuleLog, config: &EngineConfig) -> Self {
+    pub(crate) fn new(
+        datastore: Datastore,
+        log: impl Into<SharedLog>,
+        config: &EngineConfig,
+    ) -> Self {
         let mut resources = ResourceTable::new();
         resources.set_max_capacity(MAX_RESOURCES);
         let stderr = StderrTail::default();
@@ -86,7 +96,8 @@ impl HostState {
             stderr,
             resources,
             datastore,
-            log,
+            log: log.into(),
+            procedure: None,
             panic_message: None,
             logged_this_call: false,
             quotas: CallQuotas::from_config(config),
@@ -142,10 +153,10 @@ impl HostState {
         let mut detail = trap_message(trap);
         if let Some(line) = self
             .logged_this_call
-            .then(|| self.log.records().last())
+            .then(|| self.log.last_message())
             .flatten()
         {
-            detail = format!("{detail}; the module's last log line: {}", line.message);
+            detail = format!("{detail}; the module's last log line: {line}");
         }
         if let Some(lines) = self.stderr.last_lines() {
             detail = format!("{detail}; its last output on stderr: {lines}");
@@ -156,6 +167,42 @@ impl HostState {
     /// Whether the module asked for more memory than its cap during this call.
     pub(crate) fn memory_denied(&self) -> bool {
         self.memory.denied
+    }
+}
+
+impl Drop for HostState {
+    /// A procedure's instance dropped with a transaction open (it trapped,
+    /// returned or was abandoned) sends the lent datastore home, to be
+    /// rolled back: the database's tables cannot leak with an instance.
+    fn drop(&mut self) {
+        if let Some(side) = &mut self.procedure {
+            side.roll_back_open(&mut self.datastore);
+        }
+    }
+}
+
+/// Why a reducer's or procedure's trap stopped it: a host limit, the
+/// reducer deadline (epoch interruption), a refused memory growth, a
+/// reported panic, or any other trap with what the module last said.
+pub(crate) fn classify_trap(
+    config: &EngineConfig,
+    state: &HostState,
+    trap: &wasmtime::Error,
+) -> CallError {
+    if let Some(limit) = trap.downcast_ref::<LimitExceeded>() {
+        CallError::LimitExceeded(limit.0.clone())
+    } else if let Some(limit) = resource_table_full(trap) {
+        CallError::LimitExceeded(limit)
+    } else if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        CallError::DeadlineExceeded(config.reducer_deadline)
+    } else if state.memory_denied() {
+        CallError::OutOfMemory {
+            limit_bytes: config.memory_limit_bytes,
+        }
+    } else if let Some(message) = &state.panic_message {
+        CallError::Panicked(message.clone())
+    } else {
+        CallError::Trapped(state.trap_detail(trap))
     }
 }
 

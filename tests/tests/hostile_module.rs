@@ -60,6 +60,7 @@ fn huge_log_lines_are_cut_and_the_log_stays_within_its_byte_budget() {
         );
         assert!(record.message.ends_with(" bytes]"), "no cut marker");
     }
+    drop(log);
     call(&mut db, "log_lines", &args(&(100u32, 10_000u32))).expect("logging");
     assert!(db.log().bytes() <= 256 << 10);
     assert!(db.log().dropped() > 0, "old lines make room for new ones");
@@ -78,7 +79,8 @@ fn cursors_left_open_are_closed_when_the_call_ends() {
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
     call(&mut db, "scan_count", &[]).expect("scanning after the leaks");
-    let last = db.log().records().last().expect("a log line");
+    let log = db.log();
+    let last = log.records().last().expect("a log line");
     assert_eq!(last.message, "scanned 10 rows");
 }
 

@@ -1,0 +1,328 @@
+//! Procedure calls: each runs on a thread of the caller's choosing, on a
+//! fresh instance of the database's current component, with deadlines of
+//! its own; see [`Database::start_procedure`](crate::Database::start_procedure).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use wasmtime::{Store, UpdateDeadline};
+use worldline_datastore::{AlgebraicType, Datastore, ModuleSchema, decode_product, decode_value};
+use worldline_outbound::OutboundHttp;
+
+use crate::database::CallContext;
+use crate::engine::Engine;
+use crate::error::{CallError, HostError};
+use crate::identity::{ConnectionId, Timestamp};
+use crate::module_log::{LogLevel, SharedLog, truncate_line};
+use crate::procedure_http::ProcedureHttp;
+use crate::procedure_tx::{ProcedureSide, TxPlan, TxSubmitter};
+use crate::state::{HostState, classify_trap};
+use crate::world::{ProcedureContext, WorldPre};
+
+/// What a procedure returned.
+#[derive(Debug, Clone)]
+pub struct ProcedureOutput {
+    /// The postcard bytes of the return value (checked to decode as `returns`).
+    pub value: Vec<u8>,
+    /// The procedure's declared return type.
+    pub returns: AlgebraicType,
+    /// How long the call took, instantiation included.
+    pub duration: Duration,
+}
+
+/// How many procedures a database runs now; a [`RunningSlot`] holds one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProcedureSlots(Arc<AtomicUsize>);
+
+impl ProcedureSlots {
+    /// Takes a slot, or refuses when `limit` procedures run already.
+    fn take(&self, limit: usize) -> Result<RunningSlot, CallError> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < limit).then_some(running + 1)
+            })
+            .map(|_| RunningSlot(Arc::clone(&self.0)))
+            .map_err(|_| CallError::TooManyProcedures { limit })
+    }
+}
+
+/// One running procedure's place among its database's; freed when dropped.
+struct RunningSlot(Arc<AtomicUsize>);
+
+impl Drop for RunningSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a database gives a procedure call, taken on the database's thread.
+pub(crate) struct ProcedureSource<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) pre: &'a WorldPre,
+    pub(crate) schema: &'a ModuleSchema,
+    pub(crate) log: &'a SharedLog,
+    pub(crate) generation: u64,
+    pub(crate) slots: &'a ProcedureSlots,
+    pub(crate) http: Result<OutboundHttp, String>,
+}
+
+/// A procedure call checked and ready to run, holding one of its
+/// database's procedure slots until it is dropped. Made by
+/// [`Database::start_procedure`](crate::Database::start_procedure) on the
+/// database's thread; [`run`](Self::run) it on another thread.
+pub struct ProcedureRun {
+    engine: Engine,
+    pre: WorldPre,
+    id: u32,
+    name: String,
+    returns: AlgebraicType,
+    args: Vec<u8>,
+    ctx: CallContext,
+    log: SharedLog,
+    generation: u64,
+    submit: TxSubmitter,
+    http: Result<OutboundHttp, String>,
+    _slot: RunningSlot,
+}
+
+impl ProcedureRun {
+    /// Checks the call (the procedure exists, the arguments decode as its
+    /// parameters, a slot is free) and takes what running it needs.
+    pub(crate) fn prepare(
+        source: ProcedureSource<'_>,
+        name: &str,
+        args: Vec<u8>,
+        ctx: CallContext,
+        submit: TxSubmitter,
+    ) -> Result<Self, CallError> {
+        let id = source
+            .schema
+            .procedure_id(name)
+            .ok_or_else(|| CallError::NoSuchProcedure(name.to_owned()))?;
+        let procedure = &source.schema.procedures[id];
+        decode_product(&procedure.params, &args).map_err(|e| {
+            CallError::InvalidProcedureArguments {
+                procedure: procedure.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let slot = source
+            .slots
+            .take(source.engine.config().max_procedures_per_database)?;
+        Ok(Self {
+            engine: source.engine.clone(),
+            pre: source.pre.clone(),
+            id: u32::try_from(id).map_err(|_| CallError::NoSuchProcedure(name.to_owned()))?,
+            name: procedure.name.clone(),
+            returns: procedure.returns.clone(),
+            args,
+            ctx,
+            log: source.log.clone(),
+            generation: source.generation,
+            submit,
+            http: source.http,
+            _slot: slot,
+        })
+    }
+
+    /// The procedure's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the procedure on a fresh instance, on this thread, blocking
+    /// until it returns (at most [`EngineConfig::procedure_deadline`](crate::EngineConfig::procedure_deadline),
+    /// plus waiting for a commit to be durable). Its transactions are
+    /// served by the database's thread through the submitter given to
+    /// `start_procedure`, so this must not run on that thread. `runtime`
+    /// (a multi-threaded tokio runtime) drives its HTTP requests; it must
+    /// not be called from inside that runtime's async context.
+    ///
+    /// Writes one line to the module log: `procedure NAME: ok in 1.2 ms`,
+    /// or `failed`/`trapped in … : why`.
+    pub fn run(self, runtime: &Handle) -> Result<ProcedureOutput, CallError> {
+        let started = Instant::now();
+        let result = self.call(runtime, started);
+        let duration = started.elapsed();
+        let millis = duration.as_secs_f64() * 1000.0;
+        match &result {
+            Ok(_) => self.log.push(
+                LogLevel::Info,
+                format!("procedure {}: ok in {millis:.1} ms", self.name),
+            ),
+            Err(
+                error @ (CallError::ProcedureTrapped { .. }
+                | CallError::ProcedureDeadline { .. }
+                | CallError::TransactionDeadline { .. }),
+            ) => self.log.push(
+                LogLevel::Error,
+                format!(
+                    "procedure {}: trapped in {millis:.1} ms: {error}",
+                    self.name
+                ),
+            ),
+            Err(error) => self.log.push(
+                LogLevel::Warn,
+                format!("procedure {}: failed in {millis:.1} ms: {error}", self.name),
+            ),
+        }
+        result.map(|value| ProcedureOutput {
+            value,
+            returns: self.returns,
+            duration,
+        })
+    }
+
+    fn call(&self, runtime: &Handle, started: Instant) -> Result<Vec<u8>, CallError> {
+        let config = self.engine.config();
+        let deadline = started + config.procedure_deadline;
+        let mut state = HostState::new(Datastore::new(Vec::new()), self.log.clone(), config);
+        let plan = TxPlan {
+            name: self.name.clone(),
+            ctx: self.ctx,
+            generation: self.generation,
+            submit: Arc::clone(&self.submit),
+            deadline,
+            procedure_deadline: config.procedure_deadline,
+            tx_deadline: config.reducer_deadline,
+        };
+        let http = ProcedureHttp {
+            client: self.http.clone(),
+            runtime: runtime.clone(),
+        };
+        state.procedure = Some(Box::new(ProcedureSide::new(plan, http)));
+        let mut store = Store::new(self.engine.wasmtime(), state);
+        store.limiter(|state| state.limiter());
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| past_deadline(store.data()));
+        let module = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.start_error(&e, store.data()))?;
+        store.data_mut().start_call();
+        let context = ProcedureContext {
+            sender: self.ctx.caller.to_words(),
+            connection_id: self.ctx.connection_id.map(ConnectionId::to_words),
+            timestamp: Timestamp::now().to_micros_since_epoch(),
+            seed: rand::random(),
+        };
+        let result = module.call_procedure(&mut store, self.id, context, &self.args);
+        // A transaction still open is rolled back (the instance is dropped
+        // with the store either way; its `Drop` would too).
+        store.data_mut().end_procedure();
+        match result {
+            None => Err(CallError::NoSuchProcedure(self.name.clone())),
+            Some(Ok(Ok(value))) => self.check_return(value),
+            Some(Ok(Err(mut message))) => {
+                truncate_line(&mut message, config.max_log_line_bytes);
+                message.shrink_to_fit();
+                Err(CallError::Failed(message))
+            }
+            Some(Err(trap)) => Err(self.trap_error(&trap, store.data())),
+        }
+    }
+
+    /// Refuses bytes that are not exactly one value of the return type.
+    fn check_return(&self, value: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let mut rest = &value[..];
+        let checked = decode_value(&self.returns, &mut rest)
+            .map_err(|e| e.to_string())
+            .and_then(|_| match rest.len() {
+                0 => Ok(()),
+                extra => Err(format!("{extra} bytes left over after the value")),
+            });
+        match checked {
+            Ok(()) => Ok(value),
+            Err(message) => Err(CallError::InvalidReturn {
+                procedure: self.name.clone(),
+                message,
+            }),
+        }
+    }
+
+    fn trap_error(&self, trap: &wasmtime::Error, state: &HostState) -> CallError {
+        let procedure = self.name.clone();
+        match trap.downcast_ref::<Stopped>() {
+            Some(Stopped::Procedure(deadline)) => CallError::ProcedureDeadline {
+                procedure,
+                deadline: *deadline,
+            },
+            Some(Stopped::Transaction(deadline)) => CallError::TransactionDeadline {
+                procedure,
+                deadline: *deadline,
+            },
+            None => {
+                let message = match classify_trap(self.engine.config(), state, trap) {
+                    CallError::Panicked(message) => format!("panicked: {message}"),
+                    other => other.to_string(),
+                };
+                CallError::ProcedureTrapped { procedure, message }
+            }
+        }
+    }
+
+    /// Why the fresh instance could not start: a full instance pool is the
+    /// server's state (retry later), anything else the module's fault.
+    fn start_error(&self, error: &wasmtime::Error, state: &HostState) -> CallError {
+        match self.engine.instantiate_error(error, state) {
+            full @ HostError::InstancePoolFull { .. } => CallError::Unavailable(full.to_string()),
+            other => CallError::ProcedureTrapped {
+                procedure: self.name.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Which deadline stopped a procedure (the error its trap carries).
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    /// The whole call's.
+    #[error("the procedure ran past its {0:?} deadline")]
+    Procedure(Duration),
+    /// Its open transaction's.
+    #[error("the procedure kept a transaction open past {0:?}")]
+    Transaction(Duration),
+}
+
+/// Checked at every epoch tick while the procedure's wasm runs: traps it
+/// once it runs past its deadline or holds a transaction past the
+/// reducer deadline.
+fn past_deadline(state: &HostState) -> wasmtime::Result<UpdateDeadline> {
+    let Some(side) = state.procedure.as_ref() else {
+        return Ok(UpdateDeadline::Continue(1));
+    };
+    let now = Instant::now();
+    if now >= side.deadline {
+        return Err(Stopped::Procedure(side.procedure_deadline).into());
+    }
+    if side
+        .tx_opened()
+        .is_some_and(|opened| now.duration_since(opened) >= side.tx_deadline)
+    {
+        return Err(Stopped::Transaction(side.tx_deadline).into());
+    }
+    Ok(UpdateDeadline::Continue(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_refuse_past_the_limit_and_free_when_a_run_ends() {
+        let slots = ProcedureSlots::default();
+        let first = slots.take(2).expect("a first slot");
+        let second = slots.take(2).expect("a second slot");
+        assert_eq!(
+            slots.take(2).err(),
+            Some(CallError::TooManyProcedures { limit: 2 })
+        );
+        drop(first);
+        let third = slots.take(2).expect("a freed slot");
+        drop((second, third));
+        assert_eq!(slots.0.load(Ordering::Acquire), 0);
+    }
+}

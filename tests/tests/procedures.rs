@@ -1,0 +1,350 @@
+//! Procedures of the `features` module through the host: each runs on a
+//! thread of its own while a "database thread" (as the server's) owns the
+//! database, serves their transactions in turn and runs reducers; outbound
+//! HTTP goes to a real loopback server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use serde::Deserialize;
+use worldline_host::outbound::{AllowList, PrivateOverride};
+use worldline_host::{
+    CallContext, CallError, Database, EngineConfig, Host, HostConfig, ProcedureOutput, TxRequest,
+    TxSubmitter,
+};
+use worldline_tests::gate::Gate;
+use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm, rows, test_engine_config};
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Item {
+    id: u32,
+    sku: String,
+    owner: u32,
+    rank: i32,
+    price: u64,
+}
+
+/// What the database's thread is asked to do.
+enum Command {
+    /// Serve a procedure's transaction.
+    Tx(TxRequest),
+    /// Run something on the database.
+    Run(Box<dyn FnOnce(&mut Database) + Send>),
+}
+
+/// A thread owning a database, as the server's database thread does.
+struct DbThread {
+    commands: mpsc::Sender<Command>,
+    thread: JoinHandle<Database>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl DbThread {
+    fn spawn(database: Database) -> Self {
+        let (commands, receiver) = mpsc::channel::<Command>();
+        let thread = std::thread::spawn(move || {
+            let mut db = database;
+            for command in receiver {
+                match command {
+                    Command::Tx(request) => {
+                        if let Some(committed) = db.serve_transaction(request) {
+                            let durable = db
+                                .wait_durable(committed.outcome.offset)
+                                .map_err(|e| e.to_string());
+                            committed.reply.send(durable);
+                        }
+                    }
+                    Command::Run(job) => job(&mut db),
+                }
+            }
+            db
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        Self {
+            commands,
+            thread,
+            runtime,
+        }
+    }
+
+    /// Runs `job` on the database's thread and returns what it returned.
+    fn with<R: Send + 'static>(&self, job: impl FnOnce(&mut Database) -> R + Send + 'static) -> R {
+        let (reply, answer) = mpsc::channel();
+        self.commands
+            .send(Command::Run(Box::new(move |db| {
+                let _ = reply.send(job(db));
+            })))
+            .expect("the database thread runs");
+        answer.recv().expect("the database thread answers")
+    }
+
+    fn submitter(&self) -> TxSubmitter {
+        let commands = self.commands.clone();
+        Arc::new(move |request| {
+            commands
+                .send(Command::Tx(request))
+                .map_err(|_| "the database stopped".to_owned())
+        })
+    }
+
+    /// Calls a procedure as the server does: started on the database's
+    /// thread, run on this one.
+    fn call(&self, name: &str, arguments: Vec<u8>) -> Result<ProcedureOutput, CallError> {
+        let submit = self.submitter();
+        let name = name.to_owned();
+        let run = self.with(move |db| {
+            db.start_procedure(&name, arguments, CallContext::new(ALICE), submit)
+        })?;
+        run.run(self.runtime.handle())
+    }
+
+    /// Calls a procedure returning a string and decodes it.
+    fn call_string(&self, name: &str, arguments: Vec<u8>) -> Result<String, CallError> {
+        let output = self.call(name, arguments)?;
+        Ok(postcard::from_bytes(&output.value).expect("a string"))
+    }
+
+    fn items(&self) -> Vec<Item> {
+        self.with(|db| rows::<Item>(db, "item"))
+    }
+
+    fn stop(self) -> Database {
+        drop(self.commands);
+        self.thread.join().expect("the database thread ends")
+    }
+}
+
+fn features(config: EngineConfig) -> Database {
+    let engine = worldline_host::Engine::new(config).expect("an engine");
+    Database::create(&engine, &guest_wasm("features"), OWNER).expect("the features module")
+}
+
+/// A loopback HTTP server answering `200 hello` to every request, after
+/// reporting the request line and passing `gate`.
+struct Loopback {
+    addr: SocketAddr,
+    requests: mpsc::Receiver<String>,
+}
+
+fn loopback(gate: Arc<Gate>) -> Loopback {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let (report, requests) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = report.send(first.trim().to_owned());
+            gate.pass();
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    Loopback { addr, requests }
+}
+
+/// An engine configuration that lets requests reach `addr` on loopback.
+fn with_override(addr: SocketAddr) -> EngineConfig {
+    EngineConfig {
+        http_private_override: PrivateOverride::new([addr]),
+        ..test_engine_config()
+    }
+}
+
+fn allow(db: &mut Database, addr: SocketAddr) {
+    db.set_http_allow(AllowList::parse(&addr.to_string()).expect("an allow-list"))
+        .expect("setting the allow-list");
+}
+
+#[test]
+fn a_procedure_returns_its_value_and_logs_one_line() {
+    let db = DbThread::spawn(features(test_engine_config()));
+    let output = db.call("echo_proc", args(&("hi there",))).expect("echo");
+    assert_eq!(
+        postcard::from_bytes::<String>(&output.value).unwrap(),
+        "hi there"
+    );
+    assert_eq!(output.returns, worldline_host::datastore::AlgebraicType::String);
+    let line = db.with(|db| db.log().records().last().map(|r| r.message.clone()));
+    let line = line.expect("a log line");
+    assert!(line.starts_with("procedure echo_proc: ok in "), "{line}");
+    assert!(
+        matches!(db.call("no_such", Vec::new()), Err(CallError::NoSuchProcedure(name)) if name == "no_such")
+    );
+    assert!(matches!(
+        db.call("echo_proc", vec![0xff]),
+        Err(CallError::InvalidProcedureArguments { procedure, .. }) if procedure == "echo_proc"
+    ));
+    db.stop();
+}
+
+#[test]
+fn committed_inserts_stay_and_rolled_back_or_trapped_ones_leave_nothing() {
+    let db = DbThread::spawn(features(test_engine_config()));
+    let count = db.call("proc_insert", args(&(0u32, "kept"))).expect("insert");
+    assert_eq!(postcard::from_bytes::<u32>(&count.value).unwrap(), 1);
+    assert_eq!(
+        db.call_string("proc_rollback", args(&(7u32,))).unwrap(),
+        "aborted: rolled back on purpose"
+    );
+    let trapped = db.call("proc_trap", Vec::new());
+    match trapped {
+        Err(CallError::ProcedureTrapped { procedure, message }) => {
+            assert_eq!(procedure, "proc_trap");
+            assert!(message.contains("on purpose"), "{message}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    let skus: Vec<String> = db.items().into_iter().map(|item| item.sku).collect();
+    assert_eq!(skus, ["kept"]);
+    // The database goes on: reducers and further transactions work.
+    db.with(|db| {
+        db.call_reducer(
+            "add_item",
+            &args(&("after", 1u32, 0i32, 5u64)),
+            CallContext::new(ALICE),
+        )
+    })
+    .expect("a reducer after the trap");
+    let count = db.call("proc_insert", args(&(0u32, "again"))).expect("insert");
+    assert_eq!(postcard::from_bytes::<u32>(&count.value).unwrap(), 3);
+    db.stop();
+}
+
+#[test]
+fn tables_outside_a_transaction_answer_no_transaction() {
+    let db = DbThread::spawn(features(test_engine_config()));
+    assert_eq!(
+        db.call_string("proc_touch_outside_tx", Vec::new()).unwrap(),
+        "NoTransaction"
+    );
+    assert!(db.items().is_empty());
+    db.stop();
+}
+
+#[test]
+fn http_from_a_reducer_or_inside_a_transaction_is_not_allowed_here() {
+    let server = loopback(Arc::new(Gate::default()));
+    let mut database = features(with_override(server.addr));
+    allow(&mut database, server.addr);
+    let url = format!("http://{}/", server.addr);
+    let refused = database.call_reducer("reducer_http", &args(&(&url,)), CallContext::new(ALICE));
+    assert_eq!(refused.unwrap_err(), CallError::Failed("NotAllowedHere".into()));
+    let db = DbThread::spawn(database);
+    assert_eq!(
+        db.call_string("proc_fetch_in_tx", args(&(&url,))).unwrap(),
+        "NotAllowedHere"
+    );
+    assert!(server.requests.try_recv().is_err(), "nothing went out");
+    db.stop();
+}
+
+#[test]
+fn http_reaches_a_loopback_server_only_through_the_override() {
+    let server = loopback(Arc::new(Gate::default()));
+    let url = format!("http://{}/hello", server.addr);
+
+    let mut database = features(with_override(server.addr));
+    allow(&mut database, server.addr);
+    let db = DbThread::spawn(database);
+    assert_eq!(
+        db.call_string("proc_fetch", args(&(&url,))).unwrap(),
+        "200 hello"
+    );
+    assert_eq!(server.requests.recv().unwrap(), "GET /hello HTTP/1.1");
+    db.stop();
+
+    let mut database = features(test_engine_config());
+    allow(&mut database, server.addr);
+    let db = DbThread::spawn(database);
+    match db.call("proc_fetch", args(&(&url,))) {
+        Err(CallError::Failed(message)) => assert!(message.starts_with("Denied: "), "{message}"),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    db.stop();
+
+    let db = DbThread::spawn(features(with_override(server.addr)));
+    match db.call("proc_fetch", args(&(&url,))) {
+        Err(CallError::Failed(message)) => assert!(message.starts_with("Denied: "), "{message}"),
+        other => panic!("expected a denial off the allow-list, got {other:?}"),
+    }
+    db.stop();
+    assert!(server.requests.try_recv().is_err(), "no denied request went out");
+}
+
+#[test]
+fn a_procedure_waiting_on_http_does_not_stop_reducers() {
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let server = loopback(Arc::clone(&gate));
+    let mut database = features(with_override(server.addr));
+    allow(&mut database, server.addr);
+    let db = Arc::new(DbThread::spawn(database));
+    let url = format!("http://{}/slow", server.addr);
+    let caller = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || db.call_string("proc_fetch", args(&(&url,))))
+    };
+    // The request is at the server, which holds its answer.
+    assert_eq!(server.requests.recv().unwrap(), "GET /slow HTTP/1.1");
+    db.with(|db| {
+        db.call_reducer(
+            "add_item",
+            &args(&("meanwhile", 1u32, 0i32, 5u64)),
+            CallContext::new(ALICE),
+        )
+    })
+    .expect("a reducer while the procedure waits");
+    assert_eq!(db.items().len(), 1);
+    assert!(!caller.is_finished(), "the procedure still waits");
+    gate.set(false);
+    assert_eq!(caller.join().unwrap().unwrap(), "200 hello");
+    let db = Arc::into_inner(db).expect("the caller is done");
+    db.stop();
+}
+
+#[test]
+fn a_committed_procedure_transaction_survives_a_restart() {
+    let dir = TempDir::new("procedures-restart");
+    let config = HostConfig {
+        engine: test_engine_config(),
+        ..HostConfig::default()
+    };
+    {
+        let mut host = Host::open(dir.path(), config.clone()).expect("open");
+        host.publish("features", &guest_wasm("features"), OWNER)
+            .expect("publish");
+        let database = host.take_database("features").expect("the database");
+        let db = DbThread::spawn(database);
+        db.call("proc_insert", args(&(40u32, "durable")))
+            .expect("insert");
+        let _ = db.call("proc_rollback", args(&(41u32,))).expect("rollback");
+        drop(db.stop());
+    }
+    let mut host = Host::open(dir.path(), config).expect("reopen");
+    let database = host.database_mut("features").expect("the database");
+    let items = rows::<Item>(database, "item");
+    assert_eq!(
+        items,
+        [Item {
+            id: 40,
+            sku: "durable".into(),
+            owner: 0,
+            rank: 0,
+            price: 0,
+        }]
+    );
+}
