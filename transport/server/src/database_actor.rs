@@ -9,6 +9,7 @@
 //! soon as the commit log reports that transaction durable.
 
 mod admin;
+mod procedure;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::error::ServerError;
 use crate::outbound::{Outbound, Payload};
 
 pub(crate) use admin::{Admin, Description};
+pub(crate) use procedure::ProcedureCommand;
 
 /// Identifies one connection within the server.
 pub(crate) type ConnKey = u64;
@@ -76,6 +78,8 @@ pub(crate) enum Command {
     Disconnect { key: ConnKey },
     /// A request of the HTTP API.
     Admin(Admin),
+    /// A procedure call's start, or its transaction.
+    Procedure(ProcedureCommand),
 }
 
 impl Command {
@@ -94,6 +98,7 @@ impl Command {
             },
             Command::Disconnect { .. } => 0,
             Command::Admin(request) => request.bytes(),
+            Command::Procedure(command) => command.bytes(),
         };
         payload + COMMAND_OVERHEAD
     }
@@ -339,6 +344,7 @@ impl Actor {
             Command::Client { key, message } => self.client_message(key, message),
             Command::Disconnect { key } => self.disconnect(key),
             Command::Admin(request) => self.admin(request),
+            Command::Procedure(command) => self.procedure(command),
         }
     }
 

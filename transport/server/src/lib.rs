@@ -20,6 +20,7 @@ mod config;
 mod database_actor;
 mod error;
 mod outbound;
+mod procedures;
 mod quic;
 mod server;
 mod session;
