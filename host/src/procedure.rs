@@ -278,7 +278,7 @@ impl ProcedureRun {
 
 /// Which deadline stopped a procedure (the error its trap carries).
 #[derive(Debug, thiserror::Error)]
-enum Stopped {
+pub(crate) enum Stopped {
     /// The whole call's.
     #[error("the procedure ran past its {0:?} deadline")]
     Procedure(Duration),
@@ -290,7 +290,7 @@ enum Stopped {
 /// Checked at every epoch tick while the procedure's wasm runs: traps it
 /// once it runs past its deadline or holds a transaction past the
 /// reducer deadline.
-fn past_deadline(state: &HostState) -> wasmtime::Result<UpdateDeadline> {
+pub(crate) fn past_deadline(state: &HostState) -> wasmtime::Result<UpdateDeadline> {
     let Some(side) = state.procedure.as_ref() else {
         return Ok(UpdateDeadline::Continue(1));
     };

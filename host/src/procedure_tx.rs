@@ -412,10 +412,10 @@ mod tests {
         );
     }
 
-    /// A procedure instance dropped with a transaction open (as after a
-    /// trap) sends the lent datastore home to be rolled back.
-    #[test]
-    fn a_dropped_procedure_sends_its_open_transaction_home() {
+    /// A procedure's instance holding a transaction opened `held` ago,
+    /// with `left` of its whole deadline remaining, and the database's
+    /// side of the loan.
+    fn procedure_holding_a_loan(held: Duration, left: Duration) -> (HostState, LentTx) {
         let (request, loan) = request();
         let waiter = std::thread::spawn(move || loan.recv().expect("a loan").expect("lent"));
         let Ok(lent) = request.lend(Datastore::new(Vec::new()), 7, Timestamp::now()) else {
@@ -431,14 +431,15 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
+        let now = Instant::now();
         let plan = TxPlan {
             name: "p".into(),
             ctx: CallContext::new(Identity::from_bytes([1; 32])),
             generation: 0,
             submit: Arc::new(|_| Err("no database".into())),
-            deadline: Instant::now(),
-            procedure_deadline: Duration::ZERO,
-            tx_deadline: Duration::ZERO,
+            deadline: now + left,
+            procedure_deadline: Duration::from_secs(30),
+            tx_deadline: Duration::from_secs(5),
         };
         let http = ProcedureHttp {
             client: Err("no HTTP".into()),
@@ -447,15 +448,45 @@ mod tests {
         let mut side = ProcedureSide::new(plan, http);
         side.open = Some(OpenTx {
             back: loan.back,
-            opened: Instant::now(),
+            opened: now.checked_sub(held).expect("a past instant"),
         });
         let mut state = HostState::new(loan.datastore, log, &config);
         state.procedure = Some(Box::new(side));
+        (state, lent)
+    }
+
+    /// A procedure instance dropped with a transaction open (as after a
+    /// trap) sends the lent datastore home to be rolled back.
+    #[test]
+    fn a_dropped_procedure_sends_its_open_transaction_home() {
+        let (state, lent) = procedure_holding_a_loan(Duration::ZERO, Duration::from_secs(1));
         assert!(state.in_procedure_tx());
         drop(state);
         assert!(matches!(
             lent.wait(Duration::from_millis(100)),
             Some(Returned::Rollback(_))
+        ));
+    }
+
+    /// The epoch check stops a procedure holding a transaction past the
+    /// reducer deadline, or running past its own.
+    #[test]
+    fn deadlines_stop_a_procedure() {
+        use crate::procedure::{Stopped, past_deadline};
+        let (fresh, _lent) = procedure_holding_a_loan(Duration::ZERO, Duration::from_secs(10));
+        assert!(past_deadline(&fresh).is_ok());
+        let (held, _lent) =
+            procedure_holding_a_loan(Duration::from_secs(6), Duration::from_secs(10));
+        let stopped = past_deadline(&held).err().expect("stopped");
+        assert!(matches!(
+            stopped.downcast_ref::<Stopped>(),
+            Some(Stopped::Transaction(_))
+        ));
+        let (late, _lent) = procedure_holding_a_loan(Duration::ZERO, Duration::ZERO);
+        let stopped = past_deadline(&late).err().expect("stopped");
+        assert!(matches!(
+            stopped.downcast_ref::<Stopped>(),
+            Some(Stopped::Procedure(_))
         ));
     }
 }

@@ -177,7 +177,10 @@ fn a_procedure_returns_its_value_and_logs_one_line() {
         postcard::from_bytes::<String>(&output.value).unwrap(),
         "hi there"
     );
-    assert_eq!(output.returns, worldline_host::datastore::AlgebraicType::String);
+    assert_eq!(
+        output.returns,
+        worldline_host::datastore::AlgebraicType::String
+    );
     let line = db.with(|db| db.log().records().last().map(|r| r.message.clone()));
     let line = line.expect("a log line");
     assert!(line.starts_with("procedure echo_proc: ok in "), "{line}");
@@ -194,7 +197,9 @@ fn a_procedure_returns_its_value_and_logs_one_line() {
 #[test]
 fn committed_inserts_stay_and_rolled_back_or_trapped_ones_leave_nothing() {
     let db = DbThread::spawn(features(test_engine_config()));
-    let count = db.call("proc_insert", args(&(0u32, "kept"))).expect("insert");
+    let count = db
+        .call("proc_insert", args(&(0u32, "kept")))
+        .expect("insert");
     assert_eq!(postcard::from_bytes::<u32>(&count.value).unwrap(), 1);
     assert_eq!(
         db.call_string("proc_rollback", args(&(7u32,))).unwrap(),
@@ -219,7 +224,9 @@ fn committed_inserts_stay_and_rolled_back_or_trapped_ones_leave_nothing() {
         )
     })
     .expect("a reducer after the trap");
-    let count = db.call("proc_insert", args(&(0u32, "again"))).expect("insert");
+    let count = db
+        .call("proc_insert", args(&(0u32, "again")))
+        .expect("insert");
     assert_eq!(postcard::from_bytes::<u32>(&count.value).unwrap(), 3);
     db.stop();
 }
@@ -242,7 +249,10 @@ fn http_from_a_reducer_or_inside_a_transaction_is_not_allowed_here() {
     allow(&mut database, server.addr);
     let url = format!("http://{}/", server.addr);
     let refused = database.call_reducer("reducer_http", &args(&(&url,)), CallContext::new(ALICE));
-    assert_eq!(refused.unwrap_err(), CallError::Failed("NotAllowedHere".into()));
+    assert_eq!(
+        refused.unwrap_err(),
+        CallError::Failed("NotAllowedHere".into())
+    );
     let db = DbThread::spawn(database);
     assert_eq!(
         db.call_string("proc_fetch_in_tx", args(&(&url,))).unwrap(),
@@ -282,7 +292,10 @@ fn http_reaches_a_loopback_server_only_through_the_override() {
         other => panic!("expected a denial off the allow-list, got {other:?}"),
     }
     db.stop();
-    assert!(server.requests.try_recv().is_err(), "no denied request went out");
+    assert!(
+        server.requests.try_recv().is_err(),
+        "no denied request went out"
+    );
 }
 
 #[test]
@@ -347,4 +360,40 @@ fn a_committed_procedure_transaction_survives_a_restart() {
             price: 0,
         }]
     );
+}
+
+#[test]
+fn a_procedure_past_its_deadline_is_stopped_and_the_database_goes_on() {
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let server = loopback(Arc::clone(&gate));
+    let mut database = features(EngineConfig {
+        procedure_deadline: std::time::Duration::from_millis(300),
+        ..with_override(server.addr)
+    });
+    allow(&mut database, server.addr);
+    let db = DbThread::spawn(database);
+    let url = format!("http://{}/never", server.addr);
+    match db.call("proc_fetch", args(&(&url,))) {
+        Err(CallError::ProcedureDeadline {
+            procedure,
+            deadline,
+        }) => {
+            assert_eq!(procedure, "proc_fetch");
+            assert_eq!(deadline, std::time::Duration::from_millis(300));
+        }
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    gate.set(false);
+    let line = db.with(|db| db.log().records().last().map(|r| r.message.clone()));
+    let line = line.expect("a log line");
+    assert!(
+        line.starts_with("procedure proc_fetch: trapped in "),
+        "{line}"
+    );
+    let count = db
+        .call("proc_insert", args(&(0u32, "after")))
+        .expect("insert");
+    assert_eq!(postcard::from_bytes::<u32>(&count.value).unwrap(), 1);
+    db.stop();
 }
