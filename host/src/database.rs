@@ -8,7 +8,8 @@ use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use worldline_datastore::{
-    Datastore, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product, plan_migration,
+    Datastore, DbError, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product,
+    plan_migration,
 };
 use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
@@ -18,10 +19,15 @@ use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::{ModuleLog, truncate_line};
 use crate::procedure::{ProcedureRun, ProcedureSlots, ProcedureSource};
 use crate::procedure_tx::{CommitReply, CommittedTx, Returned, TxRequest, TxSubmitter};
+use crate::scheduler::Scheduler;
 use crate::schema_import::import_module;
 use crate::state::{HostState, classify_trap};
 use crate::storage::{DatabaseStorage, RecoveryReport, StorageConfig, SwapFailed};
 use crate::world::{Guest, ReducerContext, WorldPre};
+
+mod schedules;
+
+pub use schedules::{MAX_SCHEDULED_RUNS, ScheduledRun};
 
 /// The file in a database's directory holding its HTTP allow-list (the
 /// canonical text of an [`AllowList`]; missing means none).
@@ -217,6 +223,8 @@ pub struct Database {
     /// The procedures' HTTP client, kept while the policy is unchanged
     /// (it holds the in-flight cap).
     outbound: Option<OutboundHttp>,
+    /// The scheduled rows by due time, kept exact after every commit.
+    scheduler: Scheduler,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -267,6 +275,7 @@ impl Database {
             DatabaseStorage::open(dir, &database.schema.tables, module_hash, config)?;
         database.stored_bytes = row_bytes(&datastore);
         database.instance.store.data_mut().datastore = datastore;
+        database.scheduler = Scheduler::scan(&database.schema, database.datastore());
         database.storage = Some(storage);
         Ok((database, report))
     }
@@ -306,6 +315,7 @@ impl Database {
             generation: 0,
             procedure_slots: ProcedureSlots::default(),
             outbound: None,
+            scheduler: Scheduler::default(),
         })
     }
 
@@ -406,6 +416,7 @@ impl Database {
         self.instance = instance;
         self.pre = pre;
         self.schema = schema;
+        self.scheduler = Scheduler::scan(&self.schema, self.datastore());
         self.generation += 1;
         if !matches!(self.broken, Some(Broken::Log(_))) {
             self.broken = None;
@@ -668,6 +679,14 @@ impl Database {
         if self.schema.reducers[id].lifecycle.is_some() {
             return Err(CallError::LifecycleReducer(name.to_owned()));
         }
+        if let Some(schedule) = self.schema.schedule_of_reducer(id)
+            && ctx.caller != self.owner
+        {
+            return Err(CallError::ScheduledReducer {
+                reducer: name.to_owned(),
+                table: self.schema.tables[schedule.table].name.clone(),
+            });
+        }
         self.run(id, args, ctx)
     }
 
@@ -824,6 +843,19 @@ impl Database {
         args: &[u8],
         ctx: CallContext,
     ) -> Result<ReducerOutcome, CallError> {
+        self.run_then(id, args, ctx, |_| Ok(()))
+    }
+
+    /// Like [`run`](Self::run), with `finish` making the last writes of
+    /// the transaction after the reducer succeeded, before it commits (a
+    /// failure rolls it back).
+    fn run_then(
+        &mut self,
+        id: usize,
+        args: &[u8],
+        ctx: CallContext,
+        finish: impl FnOnce(&mut Datastore) -> Result<(), DbError>,
+    ) -> Result<ReducerOutcome, CallError> {
         if matches!(self.broken, Some(Broken::Module(_))) {
             // The rebuild may succeed now (a full instance pool has room again).
             self.rebuild_instance();
@@ -864,7 +896,13 @@ impl Database {
             .call_reducer(&mut *store, reducer_id, context, args);
         store.data_mut().close_cursors();
         match result {
-            Ok(Ok(())) => self.commit_open(TxOrigin::Reducer(id), ctx.caller, timestamp, started),
+            Ok(Ok(())) => {
+                if let Err(e) = finish(&mut store.data_mut().datastore) {
+                    store.data_mut().datastore.rollback();
+                    return Err(CallError::Failed(e.to_string()));
+                }
+                self.commit_open(TxOrigin::Reducer(id), ctx.caller, timestamp, started)
+            }
             Ok(Err(mut message)) => {
                 store.data_mut().datastore.rollback();
                 // The reason goes to the caller: as bounded as a log line.
@@ -895,6 +933,7 @@ impl Database {
         started: Instant,
     ) -> Result<ReducerOutcome, CallError> {
         let delta = self.instance.store.data_mut().datastore.commit();
+        self.scheduler.apply(&delta);
         for table in &delta.tables {
             let inserted: usize = table.inserts.iter().map(|r| r.len()).sum();
             let deleted: usize = table.deletes.iter().map(|r| r.len()).sum();

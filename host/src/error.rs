@@ -126,6 +126,18 @@ pub enum CallError {
     /// Lifecycle reducers are called by the host only.
     #[error("`{0}` is a lifecycle reducer and cannot be called by name")]
     LifecycleReducer(String),
+    /// A scheduled reducer runs when its table's rows are due; only the
+    /// database owner may call it directly.
+    #[error(
+        "`{reducer}` is scheduled by table `{table}`: only the database owner may call it \
+         directly (insert a row into `{table}` to schedule it)"
+    )]
+    ScheduledReducer {
+        /// The reducer called.
+        reducer: String,
+        /// The table that schedules it.
+        table: String,
+    },
     /// The argument bytes do not decode as the reducer's parameters.
     #[error("invalid arguments for reducer `{reducer}`: {message}")]
     InvalidArguments {

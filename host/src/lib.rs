@@ -41,6 +41,7 @@ mod procedure;
 mod procedure_http;
 mod procedure_imports;
 mod procedure_tx;
+mod scheduler;
 mod schema_import;
 mod secret_file;
 mod state;
@@ -51,7 +52,8 @@ mod world;
 pub use auth::{AuthError, Authority, identity_for};
 pub use component_cache::CacheStats;
 pub use database::{
-    CallContext, Database, PreparedModule, ReducerOutcome, SwapPolicy, describe_component,
+    CallContext, Database, MAX_SCHEDULED_RUNS, PreparedModule, ReducerOutcome, ScheduledRun,
+    SwapPolicy, describe_component,
 };
 pub use engine::{CompileHook, Engine, EngineConfig};
 pub use error::{CallError, HostError};

@@ -1,0 +1,173 @@
+//! Running the scheduled reducers whose rows are due (see `schedule-def`
+//! in `wit/worldline.wit`).
+
+use std::time::Instant;
+
+use worldline_datastore::{Datastore, DbError};
+
+use super::{CallContext, Database, ReducerOutcome, TxOrigin};
+use crate::error::CallError;
+use crate::identity::Timestamp;
+use crate::module_log::LogLevel;
+use crate::scheduler::{ScheduleKey, ScheduleTable, ScheduledRow};
+
+/// The most scheduled runs one [`Database::run_due_schedules`] makes, so
+/// that a schedule repeating every microsecond cannot starve the calls
+/// waiting for the database's thread.
+pub const MAX_SCHEDULED_RUNS: usize = 64;
+
+/// One run of a scheduled reducer.
+#[derive(Debug)]
+pub struct ScheduledRun {
+    /// The scheduled reducer's name.
+    pub reducer: String,
+    /// The transaction that committed: the reducer's own, which also took
+    /// the row off the schedule; or, when the reducer failed, the one that
+    /// only took the row off. Publish its changes and release what waits
+    /// on it once its offset is durable, like a reducer call's. `None` if
+    /// nothing committed (the database stopped taking calls).
+    pub outcome: Option<ReducerOutcome>,
+    /// Why the reducer failed, if it did (also written to the module log).
+    pub error: Option<CallError>,
+}
+
+impl Database {
+    /// When the earliest scheduled row is due, or `None` if no row is
+    /// scheduled or the database is not taking calls. A time in the past
+    /// means [`run_due_schedules`](Self::run_due_schedules) has work now.
+    pub fn next_scheduled_at(&self) -> Option<Timestamp> {
+        if self.broken.is_some() {
+            return None;
+        }
+        self.scheduler.next_due()
+    }
+
+    /// Runs the scheduled rows due at `now`, earliest first, at most
+    /// [`MAX_SCHEDULED_RUNS`] of them (call again, after serving other
+    /// work, while [`next_scheduled_at`](Self::next_scheduled_at) is not
+    /// later than now). Each run is one transaction, as the owner, with no
+    /// connection and timestamp `now`: the reducer gets the row, and the
+    /// row is then deleted (run once) or its time moved to the first
+    /// `at + k * interval` later than `now`, unless the reducer deleted or
+    /// changed it itself. If the reducer fails, its writes roll back, the
+    /// row is taken off the schedule in a transaction of its own, and the
+    /// failure goes to the module log. Returns once the transactions are
+    /// committed in memory: wait for their offsets to be durable (see
+    /// [`call_reducer_nowait`](Self::call_reducer_nowait)).
+    pub fn run_due_schedules(&mut self, now: Timestamp) -> Vec<ScheduledRun> {
+        let mut runs = Vec::new();
+        for key in self.scheduler.due(now, MAX_SCHEDULED_RUNS) {
+            if self.broken.is_some() {
+                break;
+            }
+            if let Some(run) = self.run_scheduled(&key, now) {
+                runs.push(run);
+            }
+        }
+        runs
+    }
+
+    /// Runs one due row; `None` if it is gone or no longer due.
+    fn run_scheduled(&mut self, key: &ScheduleKey, now: Timestamp) -> Option<ScheduledRun> {
+        let table = self.scheduler.table(key.table)?.clone();
+        let found = self
+            .datastore()
+            .find(table.table, table.primary_key, &key.key);
+        let bytes = found.ok().flatten()?;
+        let row = table.read(&bytes)?;
+        if row.at > now.to_micros_since_epoch() {
+            return None;
+        }
+        let reducer = self.schema.reducers.get(table.reducer)?.name.clone();
+        let ctx = CallContext {
+            caller: self.owner,
+            connection_id: None,
+            timestamp: Some(now),
+        };
+        let ran = self.run_then(table.reducer, &bytes, ctx, |datastore| {
+            take_off(datastore, &table, &bytes, &row, now)
+        });
+        match ran {
+            Ok(outcome) => Some(ScheduledRun {
+                reducer,
+                outcome: Some(outcome),
+                error: None,
+            }),
+            Err(error) => {
+                let table_name = &self.schema.tables[table.table].name;
+                self.log().push(
+                    LogLevel::Error,
+                    format!(
+                        "scheduled reducer `{reducer}` failed for row {} of `{table_name}`: {error}",
+                        row.describe_key(&table)
+                    ),
+                );
+                let outcome = self.take_off_alone(&table, &bytes, &row, now, ctx);
+                Some(ScheduledRun {
+                    reducer,
+                    outcome,
+                    error: Some(error),
+                })
+            }
+        }
+    }
+
+    /// After a failed run: takes the row off the schedule in a transaction
+    /// of its own, so that a failing row does not run again at once.
+    fn take_off_alone(
+        &mut self,
+        table: &ScheduleTable,
+        bytes: &[u8],
+        row: &ScheduledRow,
+        now: Timestamp,
+        ctx: CallContext,
+    ) -> Option<ReducerOutcome> {
+        if self.broken.is_some() {
+            return None;
+        }
+        let started = Instant::now();
+        let datastore = &mut self.instance.store.data_mut().datastore;
+        if datastore.in_transaction() {
+            datastore.rollback();
+        }
+        let taken = datastore
+            .begin()
+            .and_then(|()| take_off(datastore, table, bytes, row, now));
+        if let Err(e) = taken {
+            datastore.rollback();
+            tracing::error!("could not take a failed scheduled row off its schedule: {e}");
+            return None;
+        }
+        let origin = TxOrigin::Reducer(table.reducer);
+        match self.commit_open(origin, ctx.caller, now, started) {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                tracing::error!("could not take a failed scheduled row off its schedule: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// In the open transaction: deletes the run row or moves its time on,
+/// unless the transaction already deleted or changed it.
+fn take_off(
+    datastore: &mut Datastore,
+    table: &ScheduleTable,
+    bytes: &[u8],
+    row: &ScheduledRow,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let current = datastore.find(table.table, table.primary_key, &row.key)?;
+    if current.as_deref() != Some(bytes) {
+        return Ok(());
+    }
+    match table.moved(row, now) {
+        Some(moved) => datastore
+            .update(table.table, table.primary_key, &moved)
+            .map(drop),
+        None => datastore
+            .delete(table.table, table.primary_key, &row.key)
+            .map(drop),
+    }
+}
