@@ -302,6 +302,7 @@ impl Database {
             schema,
         } = Loaded::compile(engine, wasm)?;
         instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
+        let scheduler = Scheduler::scan(&schema, &instance.store.data().datastore);
         Ok(Self {
             engine: engine.clone(),
             pre,
@@ -315,7 +316,7 @@ impl Database {
             generation: 0,
             procedure_slots: ProcedureSlots::default(),
             outbound: None,
-            scheduler: Scheduler::default(),
+            scheduler,
         })
     }
 

@@ -10,6 +10,7 @@
 
 mod admin;
 mod procedure;
+mod schedules;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::outbound::{Outbound, Payload};
 
 pub(crate) use admin::{Admin, Description};
 pub(crate) use procedure::ProcedureCommand;
+use schedules::Wake;
 
 /// Identifies one connection within the server.
 pub(crate) type ConnKey = u64;
@@ -272,9 +274,12 @@ impl Actor {
     fn run(mut self, mut commands: mpsc::Receiver<Queued>) {
         let durable = Arc::clone(&self.durable);
         self.database.on_durable(move || durable.notify_one());
-        // Waits for a command or for transactions to become durable,
-        // whichever comes first; built without I/O or timers, it only polls.
-        let waiter = match tokio::runtime::Builder::new_current_thread().build() {
+        // Waits for a command, for transactions to become durable or for
+        // the next scheduled row, whichever comes first; built without I/O.
+        let waiter = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
             Ok(waiter) => waiter,
             Err(e) => {
                 tracing::error!("database {} could not start: {e}", self.name);
@@ -282,7 +287,9 @@ impl Actor {
             }
         };
         loop {
-            let first = if self.waiting.is_empty() {
+            self.run_schedules();
+            let timer = self.schedule_wait();
+            let first = if self.waiting.is_empty() && timer.is_none() {
                 commands.blocking_recv()
             } else if self.pending_bytes >= PENDING_BYTES {
                 // Too much waits for the disk: take no command until some is released.
@@ -294,16 +301,18 @@ impl Actor {
                 let next = waiter.block_on(async {
                     tokio::select! {
                         biased;
-                        () = durable.notified() => None,
-                        command = commands.recv() => Some(command),
+                        () = durable.notified() => Wake::Durable,
+                        command = commands.recv() => Wake::Command(command),
+                        () = schedules::timer(timer) => Wake::Schedule,
                     }
                 });
                 match next {
-                    Some(command) => command,
-                    None => {
+                    Wake::Command(command) => command,
+                    Wake::Durable => {
                         self.release();
                         continue;
                     }
+                    Wake::Schedule => continue,
                 }
             };
             // A command's share of the byte budget returns once it has run.

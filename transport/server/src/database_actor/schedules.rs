@@ -1,0 +1,71 @@
+//! The database thread's part in scheduled reducers: it wakes when the
+//! next scheduled row is due, runs the due rows (a bounded batch at a
+//! time, between the commands it serves) and publishes their changes like
+//! a reducer call's, released once durable.
+
+use std::time::Duration;
+
+use worldline_host::{CallContext, Timestamp};
+
+use super::{Actor, PENDING_BYTES, Queued};
+
+/// The longest the thread sleeps on a schedule before looking again.
+const MAX_TIMER: Duration = Duration::from_secs(3600);
+
+/// What woke the database's thread.
+pub(super) enum Wake {
+    /// A command, or `None` once every handle is gone.
+    Command(Option<Queued>),
+    /// Transactions became durable.
+    Durable,
+    /// A scheduled row is due.
+    Schedule,
+}
+
+/// Sleeps for `wait`, or forever for `None`.
+pub(super) async fn timer(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    /// How long until the next scheduled row is due (zero when one is
+    /// overdue); `None` when none is, or the database stopped.
+    pub(super) fn schedule_wait(&self) -> Option<Duration> {
+        if self.stopped.is_some() {
+            return None;
+        }
+        let at = self.database.next_scheduled_at()?.to_micros_since_epoch();
+        let now = Timestamp::now().to_micros_since_epoch();
+        let micros = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+        Some(Duration::from_micros(micros).min(MAX_TIMER))
+    }
+
+    /// Runs a batch of the scheduled rows due now, queues their changes
+    /// for the subscribers (sent once durable) and releases what is durable.
+    pub(super) fn run_schedules(&mut self) {
+        if self.stopped.is_some() || self.pending_bytes >= PENDING_BYTES {
+            return;
+        }
+        let now = Timestamp::now();
+        if self.database.next_scheduled_at().is_none_or(|at| at > now) {
+            return;
+        }
+        let ctx = CallContext::new(self.database.owner());
+        for run in self.database.run_due_schedules(now) {
+            if let Some(error) = &run.error {
+                tracing::debug!(
+                    "scheduled reducer {} failed in {}: {error}",
+                    run.reducer,
+                    self.name
+                );
+            }
+            if let Some(outcome) = &run.outcome {
+                self.fan_out_reducer(&run.reducer, ctx, outcome);
+            }
+        }
+        self.release();
+    }
+}
