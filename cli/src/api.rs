@@ -231,8 +231,20 @@ impl Api {
         name: &str,
         wasm: &[u8],
         delete_data: bool,
+        allow_http: Option<&str>,
     ) -> Result<Published, ApiError> {
-        let query = if delete_data { "?delete_data=true" } else { "" };
+        let mut query = Vec::new();
+        if delete_data {
+            query.push("delete_data=true".to_owned());
+        }
+        if let Some(allow) = allow_http {
+            query.push(format!("allow_http={}", percent_encode(allow)));
+        }
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
         let response = self
             .post(&format!("/v1/database/{}{query}", database_name(name)?))
             .content_type("application/wasm")
@@ -303,4 +315,16 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// `text` as a URL query value: every byte but unreserved ones percent-encoded.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }

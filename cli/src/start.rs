@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use worldline_host::outbound::PrivateOverride;
 use worldline_host::{DurabilityPolicy, EngineConfig, HostConfig, HostError, StorageConfig};
 use worldline_server::{
     DEFAULT_HTTP_LISTEN, DEFAULT_QUIC_LISTEN, Server, ServerConfig, ServerError, fingerprint_hex,
@@ -38,6 +39,13 @@ pub struct StartArgs {
     /// may hold at once.
     #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip)]
     max_connections_per_ip: usize,
+    /// For development only: lets procedures' HTTP requests reach this
+    /// exact internal address and port (e.g. `127.0.0.1:8080`), which the
+    /// address guard refuses otherwise (loopback, private, link-local,
+    /// metadata addresses). Repeatable. The database's allow-list must
+    /// still name the host. Never use it with modules you do not trust.
+    #[arg(long = "http-allow-private-address", value_name = "IP:PORT")]
+    http_allow_private: Vec<SocketAddr>,
 }
 
 /// The per-user data directory.
@@ -64,6 +72,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         },
         engine: EngineConfig {
             max_instances: args.max_instances,
+            http_private_override: PrivateOverride::new(args.http_allow_private.iter().copied()),
             ..EngineConfig::default()
         },
     };
@@ -106,6 +115,12 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             server.quic_addr(),
             fingerprint_hex(&server.fingerprint())
         );
+        for address in &args.http_allow_private {
+            println!(
+                "worldline: WARNING: procedures may send HTTP requests to the internal address \
+                 {address} (--http-allow-private-address; for development only)"
+            );
+        }
         println!("worldline: ready; stop with Ctrl-C");
         tokio::signal::ctrl_c()
             .await

@@ -213,7 +213,7 @@ fn errors_say_what_is_wrong_and_what_to_do() {
     assert!(error.contains("expected 3 arguments"), "{error}");
     let error = alice.fails(&["call", "bank", "no_such_reducer"]);
     assert!(
-        error.contains("no reducer named `no_such_reducer`"),
+        error.contains("no reducer or procedure named `no_such_reducer`"),
         "{error}"
     );
     let error = alice.fails(&["call", "bank", "transfer", "0", "1", "1000"]);

@@ -16,7 +16,8 @@ use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello, quic_connection};
 use worldline_tests::{Account, args};
 use worldline_transport::{
-    ClientMessage, PROTOCOL_VERSION, ReducerStatus, ServerMessage, TableUpdate, encode_message,
+    ClientMessage, PROTOCOL_VERSION, ProcedureStatus, ReducerStatus, ServerMessage, TableUpdate,
+    encode_message,
 };
 
 fn bytes(hex: &str) -> Vec<u8> {
@@ -528,9 +529,21 @@ async fn the_sql_subset_is_as_documented() {
 // PROTOCOL.md "Worked examples".
 #[test]
 fn the_worked_examples_are_exact() {
-    assert_eq!(PROTOCOL_VERSION, 2);
+    assert_eq!(PROTOCOL_VERSION, 3);
     let hello = encode_message(&hello("chat", None));
-    assert_eq!(hello, bytes("00 02 04 63 68 61 74 00"));
+    assert_eq!(hello, bytes("00 03 04 63 68 61 74 00"));
+    let call = encode_message(&ClientMessage::CallProcedure {
+        request_id: 7,
+        procedure: "echo".into(),
+        args: ByteBuf::from(vec![1, b'a']),
+    });
+    assert_eq!(call, bytes("06 07 04 65 63 68 6f 02 01 61"));
+    let result = encode_message(&ServerMessage::ProcedureResult {
+        request_id: 7,
+        status: ProcedureStatus::Returned(ByteBuf::from(vec![1, b'a'])),
+        duration_micros: 300,
+    });
+    assert_eq!(result, bytes("09 07 00 02 01 61 ac 02"));
     let error = encode_message(&ServerMessage::Error {
         message: "no".into(),
         fatal: true,

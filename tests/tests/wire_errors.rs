@@ -52,6 +52,30 @@ async fn handshake_errors_are_fatal_and_say_what_is_wrong() {
         .await;
     assert!(fatal(client.recv().await).contains("protocol version 99 is not supported"));
 
+    // PROTOCOL.md: a version-2 client is still served, and told version 2;
+    // version 1 is refused.
+    let mut client = RawWebSocket::connect(&url).await;
+    client
+        .send(&ClientMessage::Hello {
+            version: 2,
+            database: "chat".into(),
+            token: None,
+        })
+        .await;
+    match client.recv().await {
+        Some(ServerMessage::Welcome { version, .. }) => assert_eq!(version, 2),
+        other => panic!("a version-2 Hello is welcomed, got {other:?}"),
+    }
+    let mut client = RawWebSocket::connect(&url).await;
+    client
+        .send(&ClientMessage::Hello {
+            version: 1,
+            database: "chat".into(),
+            token: None,
+        })
+        .await;
+    assert!(fatal(client.recv().await).contains("this server speaks 2 to 3"));
+
     let mut tampered = live.owner_token.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });

@@ -44,6 +44,13 @@ pub struct DatabaseInfo {
     pub tables: Vec<String>,
     /// Its reducers' names (none for an unavailable database).
     pub reducers: Vec<String>,
+    /// Its procedures' names (none for an unavailable database).
+    #[serde(default)]
+    pub procedures: Vec<String>,
+    /// The hosts (and ports) its procedures may send HTTP requests to, as
+    /// given at publish (`api.example.com,*.example.org:443`), or `none`.
+    #[serde(default)]
+    pub http_allow: String,
     /// Set when the database could not be recovered at startup: why. It
     /// then answers every other request with 503 until its owner deletes
     /// or replaces it.
@@ -77,11 +84,16 @@ pub enum PublishOutcome {
     Replaced,
 }
 
-/// `POST /v1/database/NAME/call/REDUCER`: a committed call.
+/// `POST /v1/database/NAME/call/NAME`: a committed reducer call, or a
+/// procedure's return value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallResult {
-    /// How long the reducer ran, in microseconds.
+    /// How long the reducer or procedure ran, in microseconds.
     pub duration_micros: u64,
+    /// A procedure's return value, as JSON of its declared return type
+    /// (`[]` for the unit type); absent for a reducer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
 }
 
 /// `POST /v1/database/NAME/sql`: the matching rows.

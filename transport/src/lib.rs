@@ -16,6 +16,7 @@ pub use frame::{
     decode_message, encode_frame, encode_message, split_message,
 };
 pub use messages::{
-    ClientMessage, MAX_DATAGRAM_MESSAGE, Message, PROTOCOL_VERSION, QUIC_ALPN, ReducerEvent,
-    ReducerStatus, RowUpdate, ServerMessage, TableRows, TableUpdate, WEBSOCKET_PATH,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION,
+    ProcedureStatus, QUIC_ALPN, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage, TableRows,
+    TableUpdate, WEBSOCKET_PATH,
 };

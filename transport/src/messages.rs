@@ -5,7 +5,14 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// The protocol version this crate speaks; sent in [`ClientMessage::Hello`].
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3 added procedure calls ([`ClientMessage::CallProcedure`],
+/// [`ServerMessage::ProcedureResult`]).
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The oldest protocol version a server still accepts in `Hello`: a
+/// version-2 client never sends the messages version 3 added, so it is
+/// served unchanged.
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +62,18 @@ pub enum ClientMessage {
     CallReducerUnreliable {
         /// The reducer's name.
         reducer: String,
+        /// The postcard-encoded argument tuple.
+        args: ByteBuf,
+    },
+    /// Calls a procedure (protocol version 3); answered by
+    /// [`ServerMessage::ProcedureResult`] with the same `request_id`.
+    /// Procedures run beside the database's reducers, so their answers may
+    /// come in any order relative to other calls' answers.
+    CallProcedure {
+        /// Chosen by the client to match the answer.
+        request_id: u32,
+        /// The procedure's name.
+        procedure: String,
         /// The postcard-encoded argument tuple.
         args: ByteBuf,
     },
@@ -153,6 +172,15 @@ pub enum ServerMessage {
         /// The next bytes of the whole message.
         bytes: ByteBuf,
     },
+    /// The outcome of the client's own `CallProcedure` (protocol version 3).
+    ProcedureResult {
+        /// The client's request id.
+        request_id: u32,
+        /// The returned value, or why there is none.
+        status: ProcedureStatus,
+        /// How long the procedure ran, in microseconds.
+        duration_micros: u64,
+    },
 }
 
 /// A protocol message type: what decoding errors name.
@@ -172,6 +200,7 @@ impl Message for ClientMessage {
         "Unsubscribe",
         "Query",
         "CallReducerUnreliable",
+        "CallProcedure",
     ];
 }
 
@@ -187,6 +216,7 @@ impl Message for ServerMessage {
         "UnsubscribeApplied",
         "Error",
         "Fragment",
+        "ProcedureResult",
     ];
 }
 
@@ -249,4 +279,16 @@ pub enum ReducerStatus {
     /// it or not). Do not retry blindly; check whether it took effect once
     /// the database is back. The message says what failed.
     OutcomeUnknown(String),
+}
+
+/// How a procedure call ended. The transactions a procedure committed
+/// before it failed stay committed (each is reported to subscribers as it
+/// commits); those it had open are rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProcedureStatus {
+    /// It returned: the postcard bytes of its declared return type.
+    Returned(ByteBuf),
+    /// It failed (returned an error, trapped, passed a limit or could not
+    /// run); the message says why.
+    Failed(String),
 }

@@ -327,7 +327,7 @@ impl Target {
     pub fn publish(&self, database: &str, wasm: &[u8]) -> anyhow::Result<Duration> {
         let started = Instant::now();
         self.api
-            .publish(database, wasm, self.remote)
+            .publish(database, wasm, self.remote, None)
             .with_context(|| format!("publishing the bank module as `{database}`"))?;
         Ok(started.elapsed())
     }

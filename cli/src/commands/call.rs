@@ -1,4 +1,4 @@
-//! `worldline call`: run a reducer with JSON arguments.
+//! `worldline call`: run a reducer or a procedure with JSON arguments.
 
 use clap::Args;
 use serde_json::Value;
@@ -11,7 +11,7 @@ use crate::output::print_json;
 pub struct CallArgs {
     /// The database.
     name: String,
-    /// The reducer.
+    /// The reducer or procedure.
     reducer: String,
     /// The arguments, in order, each a JSON value (`42`, `-5`, `true`,
     /// `"text"`, `{"x": 1}`); an argument that is not valid JSON is taken as
@@ -38,10 +38,18 @@ pub fn run(args: CallArgs, mut context: Context) -> anyhow::Result<()> {
     if args.json {
         return print_json(&result);
     }
-    println!(
-        "`{}` committed in {} µs",
-        args.reducer, result.duration_micros
-    );
+    match &result.value {
+        Some(value) => println!(
+            "`{}` returned in {} µs: {}",
+            args.reducer,
+            result.duration_micros,
+            serde_json::to_string(value)?
+        ),
+        None => println!(
+            "`{}` committed in {} µs",
+            args.reducer, result.duration_micros
+        ),
+    }
     Ok(())
 }
 

@@ -19,7 +19,8 @@ pub struct DescribeArgs {
     json: bool,
 }
 
-/// Runs `worldline describe`: tables, columns, indexes and reducers.
+/// Runs `worldline describe`: tables, columns, indexes, reducers,
+/// procedures and the hosts procedures may reach.
 pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
     let api = context.api();
     let info = api.info(&args.name)?;
@@ -44,6 +45,7 @@ pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
         return print_json(&schema);
     }
     println!("database {} (owner {})", info.name, info.owner);
+    println!("HTTP allowed for procedures: {}", info.http_allow);
     print!("{}", render_schema(&schema));
     Ok(())
 }
@@ -51,13 +53,30 @@ pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
 /// The schema as a person reads it.
 fn render_schema(schema: &ModuleSchema) -> String {
     let mut out = String::new();
-    for table in &schema.tables {
+    for (id, table) in schema.tables.iter().enumerate() {
         let visibility = if table.public { "public" } else { "private" };
-        out.push_str(&format!("\ntable {} ({visibility})\n", table.name));
+        let schedule = schema
+            .schedules
+            .iter()
+            .find(|s| s.table == id)
+            .map(|s| format!(", schedules reducer {}", schema.reducers[s.reducer].name))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\ntable {} ({visibility}{schedule})\n",
+            table.name
+        ));
         for (position, field) in table.columns.fields.iter().enumerate() {
             let mut notes = Vec::new();
             if table.auto_inc.contains(&position) {
                 notes.push("auto_inc".to_owned());
+            }
+            for schedule in schema.schedules.iter().filter(|s| s.table == id) {
+                if schedule.at_column == position {
+                    notes.push("schedule time".to_owned());
+                }
+                if schedule.interval_column == Some(position) {
+                    notes.push("schedule interval (µs)".to_owned());
+                }
             }
             let notes = if notes.is_empty() {
                 String::new()
@@ -84,6 +103,15 @@ fn render_schema(schema: &ModuleSchema) -> String {
             "  {}{}{lifecycle}\n",
             reducer.name, reducer.params
         ));
+    }
+    if !schema.procedures.is_empty() {
+        out.push_str("\nprocedures\n");
+        for procedure in &schema.procedures {
+            out.push_str(&format!(
+                "  {}{} -> {}\n",
+                procedure.name, procedure.params, procedure.returns
+            ));
+        }
     }
     out
 }

@@ -30,6 +30,14 @@ pub struct PublishArgs {
     /// Do not ask for confirmation before deleting data.
     #[arg(long, short = 'y')]
     yes: bool,
+    /// Hosts the module's procedures may send HTTP requests to, e.g.
+    /// `api.example.com,*.example.org:443` (a port is optional: without
+    /// one, 80 for http and 443 for https). Everything else is denied, and
+    /// so are private and loopback addresses whatever the name. Replaces
+    /// the database's list; left out, a new database allows none and an
+    /// existing one keeps its list; `--allow-http ''` clears it.
+    #[arg(long, value_name = "HOSTS")]
+    allow_http: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -56,7 +64,12 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
         wasm.len().div_ceil(1024),
         api.server()
     );
-    let published = api.publish(&args.name, &wasm, args.delete_data)?;
+    let published = api.publish(
+        &args.name,
+        &wasm,
+        args.delete_data,
+        args.allow_http.as_deref(),
+    )?;
     if args.json {
         return print_json(&published);
     }

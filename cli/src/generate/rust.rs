@@ -1212,7 +1212,12 @@ mod tests {
                 )],
             ));
         }
-        let code = generate(&ModuleSchema { tables, reducers, procedures: Vec::new(), schedules: Vec::new() });
+        let code = generate(&ModuleSchema {
+            tables,
+            reducers,
+            procedures: Vec::new(),
+            schedules: Vec::new(),
+        });
         // The 2021 style puts a lone `-> T;` deeper than the 2024 style.
         assert_rustfmt_clean_in(&code, "2024");
     }

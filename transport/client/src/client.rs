@@ -12,8 +12,8 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use worldline_transport::{
-    ClientMessage, DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION, ReducerEvent,
-    ReducerStatus, ServerMessage, TableRows, TableUpdate,
+    ClientMessage, DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION, ProcedureStatus,
+    ReducerEvent, ReducerStatus, ServerMessage, TableRows, TableUpdate,
 };
 
 use crate::cache::{Applied, ClientCache};
@@ -139,6 +139,15 @@ pub struct CallOutcome {
     pub duration: Duration,
 }
 
+/// How a procedure call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcedureOutcome {
+    /// The returned value's postcard bytes, or why there is none.
+    pub status: ProcedureStatus,
+    /// How long the procedure ran on the server.
+    pub duration: Duration,
+}
+
 /// A subscribed set of queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QuerySetId(pub u32);
@@ -183,6 +192,7 @@ pub enum Event {
 #[derive(Default)]
 struct Pending {
     calls: HashMap<u32, oneshot::Sender<Result<CallOutcome, ClientError>>>,
+    procedures: HashMap<u32, oneshot::Sender<Result<ProcedureOutcome, ClientError>>>,
     queries: HashMap<u32, oneshot::Sender<Result<Vec<TableRows>, ClientError>>>,
     subscribes: HashMap<u32, oneshot::Sender<Result<(), ClientError>>>,
     unsubscribes: HashMap<u32, oneshot::Sender<Result<(), ClientError>>>,
@@ -389,6 +399,48 @@ impl Client {
         args: &A,
     ) -> Result<CallOutcome, ClientError> {
         self.call_raw(reducer, encode(args)?).await
+    }
+
+    /// Calls a procedure with postcard-encoded arguments and waits for its
+    /// outcome: the postcard bytes of its return value, or why it failed.
+    pub async fn call_procedure_raw(
+        &self,
+        procedure: &str,
+        args: Vec<u8>,
+    ) -> Result<ProcedureOutcome, ClientError> {
+        let request_id = self.next_id();
+        let message = self.fitting(ClientMessage::CallProcedure {
+            request_id,
+            procedure: procedure.into(),
+            args: ByteBuf::from(args),
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.open_state()?
+            .pending
+            .procedures
+            .insert(request_id, reply);
+        self.send(Outgoing::Reliable(message))?;
+        self.wait(answer).await
+    }
+
+    /// Calls a procedure with its arguments as a tuple (`&(a, b)`; `&()`
+    /// for none) and decodes its return value as `R`. A procedure that
+    /// failed is [`ClientError::ProcedureFailed`].
+    pub async fn call_procedure<A: Serialize, R: DeserializeOwned>(
+        &self,
+        procedure: &str,
+        args: &A,
+    ) -> Result<R, ClientError> {
+        let outcome = self.call_procedure_raw(procedure, encode(args)?).await?;
+        match outcome.status {
+            ProcedureStatus::Returned(bytes) => {
+                postcard::from_bytes(&bytes).map_err(|e| ClientError::ReturnDecode {
+                    procedure: procedure.to_owned(),
+                    message: e.to_string(),
+                })
+            }
+            ProcedureStatus::Failed(message) => Err(ClientError::ProcedureFailed(message)),
+        }
     }
 
     /// Calls a reducer without waiting or asking for an answer; over QUIC
@@ -633,6 +685,9 @@ impl Inner {
         for reply in pending.calls.into_values() {
             let _ = reply.send(Err(closed()));
         }
+        for reply in pending.procedures.into_values() {
+            let _ = reply.send(Err(closed()));
+        }
         for reply in pending.queries.into_values() {
             let _ = reply.send(Err(closed()));
         }
@@ -838,6 +893,19 @@ fn handle(inner: &Inner, message: ServerMessage) -> Option<String> {
         } => {
             if let Some(reply) = state.pending.calls.remove(&request_id) {
                 let _ = reply.send(Ok(CallOutcome {
+                    status,
+                    duration: Duration::from_micros(duration_micros),
+                }));
+            }
+            return None;
+        }
+        ServerMessage::ProcedureResult {
+            request_id,
+            status,
+            duration_micros,
+        } => {
+            if let Some(reply) = state.pending.procedures.remove(&request_id) {
+                let _ = reply.send(Ok(ProcedureOutcome {
                     status,
                     duration: Duration::from_micros(duration_micros),
                 }));

@@ -51,4 +51,18 @@ pub enum ClientError {
     /// Reducer arguments could not be encoded.
     #[error("cannot encode the arguments: {0}")]
     Encode(String),
+    /// The procedure failed; the server's message says why.
+    #[error("the procedure failed: {0}")]
+    ProcedureFailed(String),
+    /// A procedure's return value did not decode as the requested type.
+    #[error(
+        "cannot decode the return value of procedure `{procedure}`: {message}; does the type \
+         mirror its declared return type?"
+    )]
+    ReturnDecode {
+        /// The procedure.
+        procedure: String,
+        /// What postcard said.
+        message: String,
+    },
 }

@@ -40,7 +40,11 @@ mod tls;
 
 pub use cache::{Applied, ClientCache, RowChange};
 pub use callbacks::CallbackId;
-pub use client::{CallOutcome, Client, ConnectOptions, Endpoint, Event, QuerySetId};
+pub use client::{
+    CallOutcome, Client, ConnectOptions, Endpoint, Event, ProcedureOutcome, QuerySetId,
+};
 pub use error::ClientError;
 pub use tls::{Trust, parse_fingerprint};
-pub use worldline_transport::{ReducerEvent, ReducerStatus, TableRows, TableUpdate};
+pub use worldline_transport::{
+    ProcedureStatus, ReducerEvent, ReducerStatus, TableRows, TableUpdate,
+};

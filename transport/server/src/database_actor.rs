@@ -24,14 +24,14 @@ use worldline_subscriptions::{
     QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile, query_excerpt,
 };
 use worldline_transport::{
-    ClientMessage, PROTOCOL_VERSION, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
+    ClientMessage, ProcedureStatus, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
     TableRows, TableUpdate, encode_message,
 };
 
 use crate::error::ServerError;
 use crate::outbound::{Outbound, Payload};
 
-pub(crate) use admin::{Admin, Description};
+pub(crate) use admin::{Admin, CallAnswer, Description, allow_list_text};
 pub(crate) use procedure::ProcedureCommand;
 use schedules::Wake;
 
@@ -69,6 +69,8 @@ pub(crate) enum Command {
         connection_id: ConnectionId,
         token: String,
         outbound: Outbound,
+        /// The protocol version agreed in `Hello`, which `Welcome` names.
+        version: u16,
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// A message from a connected client (anything but `Hello`).
@@ -91,9 +93,12 @@ impl Command {
             Command::Connect { token, .. } => token.len(),
             Command::Client { message, .. } => match message {
                 ClientMessage::CallReducer { reducer, args, .. }
-                | ClientMessage::CallReducerUnreliable { reducer, args } => {
-                    reducer.len() + args.len()
-                }
+                | ClientMessage::CallReducerUnreliable { reducer, args }
+                | ClientMessage::CallProcedure {
+                    procedure: reducer,
+                    args,
+                    ..
+                } => reducer.len() + args.len(),
                 ClientMessage::Subscribe { queries, .. } => queries.iter().map(String::len).sum(),
                 ClientMessage::Query { query, .. } => query.len(),
                 ClientMessage::Hello { .. } | ClientMessage::Unsubscribe { .. } => 0,
@@ -345,9 +350,10 @@ impl Actor {
                 connection_id,
                 token,
                 outbound,
+                version,
                 reply,
             } => {
-                let result = self.connect(key, identity, connection_id, token, outbound);
+                let result = self.connect(key, identity, connection_id, token, outbound, version);
                 let _ = reply.send(result);
             }
             Command::Client { key, message } => self.client_message(key, message),
@@ -364,6 +370,7 @@ impl Actor {
         connection_id: ConnectionId,
         token: String,
         outbound: Outbound,
+        version: u16,
     ) -> Result<(), String> {
         if let Some(reason) = &self.stopped {
             return Err(format!("database `{}` is unavailable: {reason}", self.name));
@@ -390,7 +397,7 @@ impl Actor {
         self.send(
             key,
             &ServerMessage::Welcome {
-                version: PROTOCOL_VERSION,
+                version,
                 identity: identity.to_bytes(),
                 token,
                 connection_id: connection_id.to_bytes(),
@@ -411,6 +418,17 @@ impl Actor {
                 &ServerMessage::Error {
                     message: "already connected: Hello is only the first message".into(),
                     fatal: false,
+                },
+            ),
+            // Sessions run procedure calls themselves, beside this thread.
+            ClientMessage::CallProcedure { request_id, .. } => self.send(
+                key,
+                &ServerMessage::ProcedureResult {
+                    request_id,
+                    status: ProcedureStatus::Failed(
+                        "procedure calls are not taken on the database's thread".into(),
+                    ),
+                    duration_micros: 0,
                 },
             ),
             ClientMessage::CallReducer {

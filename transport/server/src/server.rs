@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
+use worldline_host::outbound::AllowList;
 use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
 
 use crate::config::ServerConfig;
@@ -132,9 +133,23 @@ impl Server {
     }
 
     /// Creates database `name` from a component, owned by `owner`, and
-    /// starts serving it. Blocks while the component compiles.
+    /// starts serving it; its procedures may send no HTTP requests. Blocks
+    /// while the component compiles.
     pub fn publish(&self, name: &str, wasm: &[u8], owner: Identity) -> Result<(), ServerError> {
-        self.shared.create_database(name, wasm, owner)
+        self.shared
+            .create_database(name, wasm, owner, &AllowList::none())
+    }
+
+    /// Like [`publish`](Self::publish), letting the database's procedures
+    /// send HTTP requests to the hosts `http_allow` names.
+    pub fn publish_with_http(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        owner: Identity,
+        http_allow: &AllowList,
+    ) -> Result<(), ServerError> {
+        self.shared.create_database(name, wasm, owner, http_allow)
     }
 
     /// Issues a new identity and its token.

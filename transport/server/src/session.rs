@@ -1,22 +1,29 @@
 //! One client connection's protocol state, independent of the transport:
 //! the handshake (with its deadline), then forwarding messages to the
-//! connection's database.
+//! connection's database, and running its procedure calls beside it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
+use serde_bytes::ByteBuf;
 use tokio::time::Instant;
-use worldline_host::ConnectionId;
+use worldline_host::{ConnectionId, Identity};
 use worldline_transport::{
-    ClientMessage, MAX_DATAGRAM_MESSAGE, PROTOCOL_VERSION, ServerMessage, decode_message,
-    encode_message,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ProcedureStatus,
+    ServerMessage, decode_message, encode_message,
 };
 
 use crate::database_actor::{Command, ConnKey, DatabaseHandle};
 use crate::outbound::{Limits, Outbound, Outbox, Payload, channel};
+use crate::procedures::{ProcedureCall, call_procedure};
 use crate::shared::Shared;
+
+/// How many procedure calls one connection may have running at once;
+/// more are refused (each answered at once) until one ends.
+const MAX_PROCEDURES_IN_FLIGHT: usize = 16;
 
 /// Whether the transport keeps reading after a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +39,14 @@ enum State {
     Connected {
         key: ConnKey,
         database: DatabaseHandle,
+        /// The database's name.
+        name: String,
+        /// Who the client is.
+        identity: Identity,
+        /// This connection's id.
+        connection_id: ConnectionId,
+        /// Procedure calls of this connection still running.
+        procedures: Arc<AtomicUsize>,
     },
     Closed,
 }
@@ -157,7 +172,11 @@ impl Session {
         };
         match &self.state {
             State::AwaitingHello => self.hello(message).await,
-            State::Connected { key, database } => {
+            State::Connected { .. } if matches!(message, ClientMessage::CallProcedure { .. }) => {
+                self.start_procedure(message);
+                Flow::Continue
+            }
+            State::Connected { key, database, .. } => {
                 let command = Command::Client { key: *key, message };
                 if database.send(command).await.is_err() {
                     return self.refuse("the database stopped".into(), true);
@@ -180,7 +199,7 @@ impl Session {
     /// [`MAX_DATAGRAM_MESSAGE`] bytes is accepted; a larger one is refused
     /// with a non-fatal error, anything else is dropped, as datagrams may be.
     pub(crate) async fn on_datagram(&mut self, bytes: &[u8]) {
-        let State::Connected { key, database } = &self.state else {
+        let State::Connected { key, database, .. } = &self.state else {
             return;
         };
         if bytes.len() > MAX_DATAGRAM_MESSAGE {
@@ -217,7 +236,7 @@ impl Session {
     /// Ends the session: the database forgets the connection and runs its
     /// disconnect reducer.
     pub(crate) async fn end(&mut self) {
-        if let State::Connected { key, database } =
+        if let State::Connected { key, database, .. } =
             std::mem::replace(&mut self.state, State::Closed)
         {
             let _ = database.send(Command::Disconnect { key }).await;
@@ -233,10 +252,11 @@ impl Session {
         else {
             return self.refuse("the first message must be Hello".into(), true);
         };
-        if version != PROTOCOL_VERSION {
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
             return self.refuse(
                 format!(
-                    "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                    "protocol version {version} is not supported; this server speaks \
+                     {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
                 ),
                 true,
             );
@@ -258,13 +278,15 @@ impl Session {
             None => self.shared.authority.new_identity(),
         };
         let key = self.shared.next_connection_key();
+        let connection_id = random_connection_id();
         let (reply, accepted) = tokio::sync::oneshot::channel();
         let connect = Command::Connect {
             key,
             identity,
-            connection_id: random_connection_id(),
+            connection_id,
             token,
             outbound: self.outbound.clone(),
+            version,
             reply,
         };
         if database.send(connect).await.is_err() {
@@ -272,12 +294,117 @@ impl Session {
         }
         match accepted.await {
             Ok(Ok(())) => {
-                self.state = State::Connected { key, database };
+                self.state = State::Connected {
+                    key,
+                    database,
+                    name,
+                    identity,
+                    connection_id,
+                    procedures: Arc::default(),
+                };
                 Flow::Continue
             }
             Ok(Err(reason)) => self.refuse(reason, true),
             Err(_) => self.refuse(format!("database `{name}` stopped"), true),
         }
+    }
+}
+
+impl Session {
+    /// Runs a `CallProcedure` on a task of its own, so that the connection
+    /// goes on reading (and its reducer calls go on running) while the
+    /// procedure waits on the network; its `ProcedureResult` is sent when
+    /// it ends.
+    fn start_procedure(&mut self, message: ClientMessage) {
+        let ClientMessage::CallProcedure {
+            request_id,
+            procedure,
+            args,
+        } = message
+        else {
+            return;
+        };
+        let State::Connected {
+            name,
+            identity,
+            connection_id,
+            procedures,
+            ..
+        } = &self.state
+        else {
+            return;
+        };
+        let answer = |status| ServerMessage::ProcedureResult {
+            request_id,
+            status,
+            duration_micros: 0,
+        };
+        if procedures.load(Ordering::Acquire) >= MAX_PROCEDURES_IN_FLIGHT {
+            let refusal = ProcedureStatus::Failed(format!(
+                "this connection has {MAX_PROCEDURES_IN_FLIGHT} procedure calls running, the \
+                 most one connection may have; wait for one to answer"
+            ));
+            self.outbound
+                .try_send(Payload::from(encode_message(&answer(refusal))));
+            return;
+        }
+        let in_flight = InFlight::enter(procedures);
+        let call = ProcedureCall {
+            caller: *identity,
+            connection_id: Some(*connection_id),
+            name: procedure,
+            args: args.into_vec(),
+        };
+        let (shared, database, outbound) =
+            (self.shared.clone(), name.clone(), self.outbound.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let (status, duration) = match call_procedure(&shared, &database, call).await {
+                Ok(returned) => (
+                    ProcedureStatus::Returned(ByteBuf::from(returned.value)),
+                    returned.duration,
+                ),
+                Err(e) => (ProcedureStatus::Failed(e.to_string()), started.elapsed()),
+            };
+            let mut message = ServerMessage::ProcedureResult {
+                request_id,
+                status,
+                duration_micros: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+            };
+            let mut bytes = encode_message(&message);
+            // Half the queue's byte budget: room is left for what else is queued.
+            let max = usize::try_from(outbound.limits().bytes / 2).unwrap_or(usize::MAX);
+            if bytes.len() > max {
+                message = ServerMessage::ProcedureResult {
+                    request_id,
+                    status: ProcedureStatus::Failed(format!(
+                        "the procedure returned {} bytes, more than the {max} bytes one \
+                         message may hold",
+                        bytes.len()
+                    )),
+                    duration_micros: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+                };
+                bytes = encode_message(&message);
+            }
+            outbound.try_send(Payload::from(bytes));
+            drop(in_flight);
+        });
+    }
+}
+
+/// One running procedure call of a connection, counted while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
+use worldline_host::outbound::AllowList;
 use worldline_host::{Authority, Database, Engine, Host, Identity, UnavailableDatabase};
 
 use crate::config::ServerConfig;
@@ -94,10 +95,11 @@ impl Shared {
         name: &str,
         wasm: &[u8],
         owner: Identity,
+        http_allow: &AllowList,
     ) -> Result<(), ServerError> {
         let database = {
             let mut host = self.host.lock().expect("no thread panics holding the host");
-            host.publish(name, wasm, owner)?;
+            host.publish_with_http(name, wasm, owner, http_allow)?;
             host.take_database(name)
                 .ok_or_else(|| ServerError::DatabaseStopped(name.to_owned()))?
         };

@@ -9,16 +9,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use worldline_host::datastore::ModuleSchema;
-use worldline_host::{HostError, Identity, PreparedModule, UnavailableDatabase};
+use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
+use worldline_host::outbound::AllowList;
+use worldline_host::{CallError, HostError, Identity, PreparedModule, UnavailableDatabase};
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, PublishOutcome, Published, SqlResult,
 };
 
 use super::auth::{caller, required_caller};
 use super::{ApiError, ask, database, describe};
-use crate::database_actor::{Admin, Description};
+use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
+use crate::procedures::{ProcedureCall, call_procedure};
 use crate::shared::Shared;
 
 /// `GET /v1/database`: every database, by name.
@@ -68,6 +70,13 @@ fn database_info(name: &str, description: &Description) -> DatabaseInfo {
             .iter()
             .map(|r| r.name.clone())
             .collect(),
+        procedures: description
+            .schema
+            .procedures
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+        http_allow: allow_list_text(&description.http_allow),
         unavailable: None,
     }
 }
@@ -79,6 +88,8 @@ fn unavailable_info(database: &UnavailableDatabase) -> DatabaseInfo {
         owner: database.owner.map(|o| o.to_string()).unwrap_or_default(),
         tables: Vec::new(),
         reducers: Vec::new(),
+        procedures: Vec::new(),
+        http_allow: String::new(),
         unavailable: Some(database.reason.clone()),
     }
 }
@@ -116,6 +127,27 @@ pub(crate) struct PublishOptions {
     /// Delete the database's data and create it afresh instead of migrating.
     #[serde(default)]
     delete_data: bool,
+    /// The hosts the database's procedures may send HTTP requests to
+    /// (`api.example.com,*.example.org:443`; empty for none). Left out,
+    /// a new database allows none and an existing one keeps its list.
+    #[serde(default)]
+    allow_http: Option<String>,
+}
+
+impl PublishOptions {
+    /// The allow-list asked for, if any, or why it is refused.
+    fn http_allow(&self) -> Result<Option<AllowList>, ApiError> {
+        self.allow_http
+            .as_deref()
+            .map(|text| {
+                AllowList::parse(text).map_err(|e| {
+                    ApiError::bad_request(e.to_string()).with_hint(
+                        "list hosts as `api.example.com,*.example.org:443` (a port is optional)",
+                    )
+                })
+            })
+            .transpose()
+    }
 }
 
 /// `POST /v1/database/NAME` with a component as the body: creates the
@@ -129,6 +161,7 @@ pub(crate) async fn publish(
     wasm: Bytes,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
+    let http_allow = options.http_allow()?;
     let _publishing = shared.publishing.lock().await;
     if let Some(unavailable) = shared.unavailable(&name) {
         // A database that could not be recovered can only be replaced:
@@ -138,7 +171,8 @@ pub(crate) async fn publish(
             return Err(ApiError::database_unavailable(&unavailable));
         }
         delete_files(&shared, &name).await?;
-        create(&shared, &name, wasm, caller).await?;
+        let allow = http_allow.unwrap_or_default();
+        create(&shared, &name, wasm, caller, allow).await?;
         let replaced = Published {
             name: name.clone(),
             owner: caller.to_string(),
@@ -158,7 +192,7 @@ pub(crate) async fn publish(
         changes,
     };
     let Some(existing) = existing else {
-        create(&shared, &name, wasm, caller).await?;
+        create(&shared, &name, wasm, caller, http_allow.unwrap_or_default()).await?;
         return Ok((
             StatusCode::CREATED,
             Json(published(PublishOutcome::Created, vec![])),
@@ -168,8 +202,10 @@ pub(crate) async fn publish(
         return Err(ApiError::not_owner(&name, "publish to it"));
     }
     if options.delete_data {
+        // The data goes, the owner's grant stays unless it is replaced.
+        let allow = http_allow.unwrap_or_else(|| existing.http_allow.clone());
         remove(&shared, &name, caller).await?;
-        create(&shared, &name, wasm, caller).await?;
+        create(&shared, &name, wasm, caller, allow).await?;
         return Ok((
             StatusCode::CREATED,
             Json(published(PublishOutcome::Replaced, vec![])),
@@ -177,7 +213,12 @@ pub(crate) async fn publish(
     }
     let handle = database(&shared, &name)?;
     let module = prepare(&shared, wasm).await?;
-    let changes = ask(&handle, &name, |reply| Admin::Swap { module, reply }).await??;
+    let changes = ask(&handle, &name, |reply| Admin::Swap {
+        module,
+        http_allow,
+        reply,
+    })
+    .await??;
     Ok((
         StatusCode::OK,
         Json(published(PublishOutcome::Updated, changes)),
@@ -203,12 +244,15 @@ async fn create(
     name: &str,
     wasm: Bytes,
     owner: Identity,
+    http_allow: AllowList,
 ) -> Result<(), ApiError> {
     let shared = shared.clone();
     let name = name.to_owned();
-    let created = tokio::task::spawn_blocking(move || shared.create_database(&name, &wasm, owner))
-        .await
-        .map_err(|e| ApiError::internal(format!("publishing stopped: {e}")))?;
+    let created = tokio::task::spawn_blocking(move || {
+        shared.create_database(&name, &wasm, owner, &http_allow)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("publishing stopped: {e}")))?;
     created.map_err(|e| match e {
         ServerError::Host(e) => ApiError::publish_refused(e),
         e => ApiError::internal(e.to_string()),
@@ -307,14 +351,70 @@ pub(crate) async fn call(
             .map_err(|e| ApiError::bad_request(format!("the arguments are not valid JSON: {e}")))?
     };
     let handle = database(&shared, &name)?;
-    let result = ask(&handle, &name, |reply| Admin::Call {
+    let answer = ask(&handle, &name, |reply| Admin::Call {
         caller,
-        reducer,
-        args,
+        reducer: reducer.clone(),
+        args: args.clone(),
         reply,
     })
     .await??;
-    Ok(Json(result))
+    match answer {
+        CallAnswer::Committed(result) => Ok(Json(result)),
+        CallAnswer::Procedure(signature) => {
+            run_procedure(&shared, &name, caller, &signature, &args).await
+        }
+    }
+}
+
+/// Runs procedure `signature.name` with JSON arguments and returns its
+/// value as JSON.
+async fn run_procedure(
+    shared: &Shared,
+    database: &str,
+    caller: Identity,
+    signature: &ProcedureSchema,
+    args: &Value,
+) -> Result<Json<CallResult>, ApiError> {
+    let procedure = &signature.name;
+    let bytes = json_to_args(&signature.params, args).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid arguments for procedure `{procedure}`: {e}"
+        ))
+        .with_hint("`worldline describe` lists each procedure's parameters and types")
+    })?;
+    let call = ProcedureCall {
+        caller,
+        connection_id: None,
+        name: procedure.clone(),
+        args: bytes,
+    };
+    let returned = call_procedure(shared, database, call)
+        .await
+        .map_err(procedure_error)?;
+    let value = value_to_json(&returned.returns, &returned.value).map_err(|e| {
+        ApiError::internal(format!(
+            "procedure `{procedure}` returned a value that does not convert to JSON: {e}"
+        ))
+    })?;
+    Ok(Json(CallResult {
+        duration_micros: u64::try_from(returned.duration.as_micros()).unwrap_or(u64::MAX),
+        value: Some(value),
+    }))
+}
+
+/// The HTTP status of a failed procedure call.
+fn procedure_error(error: CallError) -> ApiError {
+    match error {
+        CallError::Unavailable(_) | CallError::TooManyProcedures { .. } => {
+            ApiError::unavailable(error.to_string())
+        }
+        CallError::NoSuchDatabase(ref name) => ApiError::no_database(name),
+        CallError::NoSuchProcedure(_) | CallError::InvalidProcedureArguments { .. } => {
+            ApiError::bad_request(error.to_string())
+        }
+        CallError::OutcomeUnknown(_) => ApiError::outcome_unknown(error.to_string()),
+        _ => ApiError::reducer_failed(format!("the procedure failed: {error}")),
+    }
 }
 
 /// `POST /v1/database/NAME/sql` with a `SELECT` as the body. Private

@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 use tokio::sync::oneshot;
-use worldline_host::datastore::ModuleSchema;
+use worldline_host::datastore::{ModuleSchema, ProcedureSchema};
 use worldline_host::datastore::{json_to_args, row_to_json};
+use worldline_host::outbound::AllowList;
 use worldline_host::{CallContext, CallError, Identity, PreparedModule, SwapPolicy};
 use worldline_subscriptions::SubscriptionEngine;
 use worldline_transport::ServerMessage;
@@ -23,7 +24,10 @@ pub(crate) enum Admin {
         /// Where the answer goes.
         reply: oneshot::Sender<Description>,
     },
-    /// Runs a reducer with JSON arguments; answered once durable.
+    /// Runs a reducer with JSON arguments; answered once durable. If
+    /// `reducer` names a procedure instead, answered at once with its
+    /// signature, for the caller to run it (procedures do not run on the
+    /// database's thread).
     Call {
         /// Who calls.
         caller: Identity,
@@ -32,7 +36,7 @@ pub(crate) enum Admin {
         /// The arguments: an array, an object by parameter name, or a lone value.
         args: Value,
         /// Where the answer goes.
-        reply: Reply<CallResult>,
+        reply: Reply<CallAnswer>,
     },
     /// Runs a `SELECT` once; answered once what it read is durable.
     Sql {
@@ -54,6 +58,9 @@ pub(crate) enum Admin {
     Swap {
         /// The new module, compiled beforehand off the database's thread.
         module: Box<PreparedModule>,
+        /// A new HTTP allow-list for the database's procedures, stored once
+        /// the swap is made; `None` keeps the current one.
+        http_allow: Option<AllowList>,
         /// Where the answer goes: the schema changes applied.
         reply: Reply<Vec<String>>,
     },
@@ -79,12 +86,22 @@ impl Admin {
     }
 }
 
+/// The answer to [`Admin::Call`].
+pub(crate) enum CallAnswer {
+    /// The reducer committed.
+    Committed(CallResult),
+    /// The name is a procedure's: its signature.
+    Procedure(ProcedureSchema),
+}
+
 /// A database's schema and owner.
 pub(crate) struct Description {
     /// Tables and reducers.
     pub(crate) schema: ModuleSchema,
     /// Who owns the database.
     pub(crate) owner: Identity,
+    /// The hosts its procedures may send HTTP requests to.
+    pub(crate) http_allow: AllowList,
 }
 
 impl Actor {
@@ -95,6 +112,7 @@ impl Actor {
                 let _ = reply.send(Description {
                     schema: self.database.schema().clone(),
                     owner: self.database.owner(),
+                    http_allow: self.database.http_allow().clone(),
                 });
             }
             Admin::Call {
@@ -121,8 +139,12 @@ impl Actor {
             Admin::Logs { from, reply } => {
                 let _ = reply.send(self.log_lines(from));
             }
-            Admin::Swap { module, reply } => {
-                let _ = reply.send(self.swap(*module));
+            Admin::Swap {
+                module,
+                http_allow,
+                reply,
+            } => {
+                let _ = reply.send(self.swap(*module, http_allow));
             }
             Admin::Stop { reason } => {
                 tracing::info!("database {}: {reason}", self.name);
@@ -139,12 +161,17 @@ impl Actor {
         caller: Identity,
         reducer: &str,
         args: &Value,
-        reply: Reply<CallResult>,
+        reply: Reply<CallAnswer>,
     ) {
         let schema = self.database.schema();
+        if let Some(procedure) = schema.procedure_id(reducer) {
+            let signature = schema.procedures[procedure].clone();
+            let _ = reply.send(Ok(CallAnswer::Procedure(signature)));
+            return;
+        }
         let Some(id) = schema.reducer_id(reducer) else {
-            let error = ApiError::bad_request(format!("no reducer named `{reducer}`"))
-                .with_hint("`worldline describe` lists the reducers");
+            let error = ApiError::bad_request(format!("no reducer or procedure named `{reducer}`"))
+                .with_hint("`worldline describe` lists the reducers and procedures");
             let _ = reply.send(Err(error));
             return;
         };
@@ -162,11 +189,14 @@ impl Actor {
             Ok(ran) => {
                 let result = CallResult {
                     duration_micros: ran.duration_micros,
+                    value: None,
                 };
                 self.after_durable(
                     ran.offset,
                     Box::new(move |durable| {
-                        let answer = durable.map(|()| result).map_err(ApiError::outcome_unknown);
+                        let answer = durable
+                            .map(|()| CallAnswer::Committed(result))
+                            .map_err(ApiError::outcome_unknown);
                         let _ = reply.send(answer);
                     }),
                 );
@@ -237,7 +267,11 @@ impl Actor {
     /// Swaps the module, then compiles every subscription again against
     /// the new schema (table ids may have moved). A query the new schema
     /// no longer accepts ends its query set with a `SubscriptionError`.
-    fn swap(&mut self, module: PreparedModule) -> Result<Vec<String>, ApiError> {
+    fn swap(
+        &mut self,
+        module: PreparedModule,
+        http_allow: Option<AllowList>,
+    ) -> Result<Vec<String>, ApiError> {
         if let Some(reason) = &self.stopped {
             return Err(ApiError::unavailable(reason.clone()));
         }
@@ -246,7 +280,20 @@ impl Actor {
             .hot_swap_prepared(module, SwapPolicy::Compatible)
             .map_err(ApiError::publish_refused)?;
         self.resubscribe_all();
-        Ok(plan.to_string().lines().map(str::to_owned).collect())
+        let mut changes: Vec<String> = plan.to_string().lines().map(str::to_owned).collect();
+        if let Some(allow) = http_allow
+            && &allow != self.database.http_allow()
+        {
+            let shown = allow_list_text(&allow);
+            self.database.set_http_allow(allow).map_err(|e| {
+                ApiError::internal(format!(
+                    "the module was swapped, but its new HTTP allow-list could not be stored \
+                     ({e}); the old list stays in force: publish again"
+                ))
+            })?;
+            changes.push(format!("~ HTTP allowed: {shown}"));
+        }
+        Ok(changes)
     }
 
     fn resubscribe_all(&mut self) {
@@ -281,5 +328,14 @@ impl Actor {
                 }
             }
         }
+    }
+}
+
+/// An allow-list as `describe` and publish show it: its text, or `none`.
+pub(crate) fn allow_list_text(allow: &AllowList) -> String {
+    if allow.is_empty() {
+        "none".to_owned()
+    } else {
+        allow.to_string()
     }
 }
