@@ -397,3 +397,79 @@ fn a_procedure_past_its_deadline_is_stopped_and_the_database_goes_on() {
     assert_eq!(postcard::from_bytes::<u32>(&count.value).unwrap(), 1);
     db.stop();
 }
+
+/// Through a real server: the HTTP API calls a procedure, its committed
+/// insert reaches a subscriber as a transaction named after it, a SQL
+/// read sees it, and a rolled-back one reaches nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_server_a_committed_insert_reaches_subscribers_and_sql() {
+    use std::time::Duration;
+
+    use worldline_client::ReducerEvent;
+    use worldline_tests::live::{LiveServer, Transport};
+    use worldline_tests::process::Http;
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+    let live = LiveServer::start(&[("features", "features")]).await;
+    let watcher = live.connect(Transport::WebSocket, "features").await;
+    let (inserted, mut inserts) = tokio::sync::mpsc::unbounded_channel();
+    watcher.on_insert("item", move |item: &Item| {
+        let _ = inserted.send(item.sku.clone());
+    });
+    let (event, mut events) = tokio::sync::mpsc::unbounded_channel();
+    watcher.on_reducer_event(move |e: &ReducerEvent| {
+        let _ = event.send(e.reducer.clone());
+    });
+    tokio::time::timeout(PATIENCE, watcher.subscribe(&["SELECT * FROM item"]))
+        .await
+        .expect("the subscription is answered")
+        .expect("subscribing");
+
+    let http = Http::new(
+        &format!("http://{}", live.server().http_addr()),
+        Some(&live.owner_token),
+    );
+    let (called, sql) = tokio::task::spawn_blocking(move || {
+        let rolled_back = http.post_ok(
+            "/v1/database/features/call/proc_rollback",
+            "application/json",
+            b"[9]",
+        );
+        assert_eq!(
+            rolled_back["value"],
+            serde_json::json!("aborted: rolled back on purpose")
+        );
+        let called = http.post_ok(
+            "/v1/database/features/call/proc_insert",
+            "application/json",
+            br#"[0, "through the server"]"#,
+        );
+        let sql = http.post_ok(
+            "/v1/database/features/sql",
+            "text/plain",
+            b"SELECT * FROM item",
+        );
+        (called, sql)
+    })
+    .await
+    .expect("the HTTP calls");
+    assert_eq!(called["value"], serde_json::json!(1), "{called}");
+    assert!(
+        sql.to_string().contains("through the server"),
+        "the SQL read sees the insert: {sql}"
+    );
+    let sku = tokio::time::timeout(PATIENCE, inserts.recv())
+        .await
+        .expect("the insert reaches the subscriber")
+        .expect("the callback lives");
+    assert_eq!(
+        sku, "through the server",
+        "the first insert is the committed one"
+    );
+    let reducer = tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("the event reaches the subscriber")
+        .expect("the callback lives");
+    assert_eq!(reducer, "proc_insert");
+    live.shutdown().await;
+}
