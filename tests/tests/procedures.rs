@@ -330,6 +330,37 @@ fn a_procedure_waiting_on_http_does_not_stop_reducers() {
 }
 
 #[test]
+fn procedures_past_the_per_database_limit_are_refused_until_one_ends() {
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let server = loopback(Arc::clone(&gate));
+    let mut database = features(EngineConfig {
+        max_procedures_per_database: 1,
+        ..with_override(server.addr)
+    });
+    allow(&mut database, server.addr);
+    let db = Arc::new(DbThread::spawn(database));
+    let url = format!("http://{}/held", server.addr);
+    let caller = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || db.call_string("proc_fetch", args(&(&url,))))
+    };
+    assert_eq!(server.requests.recv().unwrap(), "GET /held HTTP/1.1");
+    assert_eq!(
+        db.call("echo_proc", args(&("second",))).unwrap_err(),
+        CallError::TooManyProcedures { limit: 1 }
+    );
+    gate.set(false);
+    assert_eq!(caller.join().unwrap().unwrap(), "200 hello");
+    assert_eq!(
+        db.call_string("echo_proc", args(&("third",))).unwrap(),
+        "third"
+    );
+    let db = Arc::into_inner(db).expect("the caller is done");
+    db.stop();
+}
+
+#[test]
 fn a_committed_procedure_transaction_survives_a_restart() {
     let dir = TempDir::new("procedures-restart");
     let config = HostConfig {
