@@ -264,8 +264,13 @@ impl ProcedureRun {
     }
 
     /// Why the fresh instance could not start: a full instance pool is the
-    /// server's state (retry later), anything else the module's fault.
+    /// server's state (retry later), anything else (a deadline included)
+    /// the module's fault.
     fn start_error(&self, error: &wasmtime::Error, state: &HostState) -> CallError {
+        if error.downcast_ref::<Stopped>().is_some() {
+            // Its constructors ran past the procedure deadline.
+            return self.trap_error(error, state);
+        }
         match self.engine.instantiate_error(error, state) {
             full @ HostError::InstancePoolFull { .. } => CallError::Unavailable(full.to_string()),
             other => CallError::ProcedureTrapped {
