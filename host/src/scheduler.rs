@@ -205,6 +205,12 @@ impl Scheduler {
             .collect()
     }
 
+    /// Drops a row from the queue until it is written again (or the
+    /// queue is scanned again).
+    pub(crate) fn forget(&mut self, key: &ScheduleKey) {
+        self.remove(key);
+    }
+
     /// How to read table `table`'s rows, if it is a schedule table.
     pub(crate) fn table(&self, table: TableId) -> Option<&ScheduleTable> {
         self.tables.iter().find(|t| t.table == table)

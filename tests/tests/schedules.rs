@@ -368,6 +368,39 @@ async fn the_server_runs_schedules_on_time_and_subscribers_see_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_repeating_every_microsecond_does_not_starve_calls() {
+    let live = LiveServer::start(&[("features", "features")]).await;
+    let client = connect_owner(&live, Transport::WebSocket).await;
+    client
+        .subscribe(&["SELECT * FROM schedule_runs"])
+        .await
+        .expect("subscribing");
+    committed(&client, "schedule_in", &(0u64, 1u64, "busy")).await;
+    let runs = || client.rows::<Run>("schedule_runs").expect("cached").len();
+    eventually("the busy row to run", || (runs() > 0).then_some(())).await;
+    // Calls are answered while the row keeps running.
+    let started = Instant::now();
+    for i in 0..20u64 {
+        committed(
+            &client,
+            "schedule_in",
+            &(3_600_000_000u64, 0u64, format!("later {i}")),
+        )
+        .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "20 calls took {:?}",
+        started.elapsed()
+    );
+    let before = runs();
+    eventually("more busy runs", || (runs() > before).then_some(())).await;
+    committed(&client, "unschedule", &(1u64,)).await;
+    client.close().await;
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_owner_may_call_a_scheduled_reducer_over_the_wire() {
     let live = LiveServer::start(&[("features", "features")]).await;
     let row = Schedule {

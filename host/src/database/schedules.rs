@@ -32,6 +32,20 @@ pub struct ScheduledRun {
 }
 
 impl Database {
+    /// Writes to the module log that a repeating row was deleted because
+    /// its time could not be moved.
+    fn log_unmoved(&self, table: &ScheduleTable, row: &ScheduledRow, reducer: &str, why: &DbError) {
+        let table_name = &self.schema.tables[table.table].name;
+        self.log().push(
+            LogLevel::Error,
+            format!(
+                "row {} of `{table_name}` (scheduling `{reducer}`) could not be moved to its next \
+                 time and was deleted: {why}",
+                row.describe_key(table)
+            ),
+        );
+    }
+
     /// When the earliest scheduled row is due, or `None` if no row is
     /// scheduled or the database is not taking calls. A time in the past
     /// means [`run_due_schedules`](Self::run_due_schedules) has work now.
@@ -55,16 +69,25 @@ impl Database {
     /// committed in memory: wait for their offsets to be durable (see
     /// [`call_reducer_nowait`](Self::call_reducer_nowait)).
     pub fn run_due_schedules(&mut self, now: Timestamp) -> Vec<ScheduledRun> {
-        let mut runs = Vec::new();
-        for key in self.scheduler.due(now, MAX_SCHEDULED_RUNS) {
-            if self.broken.is_some() {
-                break;
-            }
-            if let Some(run) = self.run_scheduled(&key, now) {
-                runs.push(run);
+        std::iter::from_fn(|| self.run_next_schedule(now))
+            .take(MAX_SCHEDULED_RUNS)
+            .collect()
+    }
+
+    /// Runs the earliest row due at `now`, as
+    /// [`run_due_schedules`](Self::run_due_schedules) runs each; `None`
+    /// when no row is due (or the database is not taking calls). For a
+    /// caller that bounds its batches itself (in time, say).
+    pub fn run_next_schedule(&mut self, now: Timestamp) -> Option<ScheduledRun> {
+        while self.broken.is_none() {
+            let key = self.scheduler.due(now, 1).pop()?;
+            match self.run_scheduled(&key, now) {
+                Some(run) => return Some(run),
+                // Cannot happen while the queue is exact; never spin on it.
+                None => self.scheduler.forget(&key),
             }
         }
-        runs
+        None
     }
 
     /// Runs one due row; `None` if it is gone or no longer due.
@@ -84,15 +107,22 @@ impl Database {
             connection_id: None,
             timestamp: Some(now),
         };
+        let mut unmoved = None;
         let ran = self.run_then(table.reducer, &bytes, ctx, |datastore| {
-            take_off(datastore, &table, &bytes, &row, now)
+            unmoved = take_off(datastore, &table, &bytes, &row, now)?;
+            Ok(())
         });
         match ran {
-            Ok(outcome) => Some(ScheduledRun {
-                reducer,
-                outcome: Some(outcome),
-                error: None,
-            }),
+            Ok(outcome) => {
+                if let Some(reason) = unmoved {
+                    self.log_unmoved(&table, &row, &reducer, &reason);
+                }
+                Some(ScheduledRun {
+                    reducer,
+                    outcome: Some(outcome),
+                    error: None,
+                })
+            }
             Err(error) => {
                 let table_name = &self.schema.tables[table.table].name;
                 self.log().push(
@@ -102,7 +132,12 @@ impl Database {
                         row.describe_key(&table)
                     ),
                 );
-                let outcome = self.take_off_alone(&table, &bytes, &row, now, ctx);
+                let outcome = self.take_off_alone(&table, &bytes, &row, &reducer, now, ctx);
+                if outcome.is_none() && self.broken.is_none() {
+                    // The row could not be taken off: do not run it again
+                    // and again (it comes back when written, or at restart).
+                    self.scheduler.forget(key);
+                }
                 Some(ScheduledRun {
                     reducer,
                     outcome,
@@ -119,6 +154,7 @@ impl Database {
         table: &ScheduleTable,
         bytes: &[u8],
         row: &ScheduledRow,
+        reducer: &str,
         now: Timestamp,
         ctx: CallContext,
     ) -> Option<ReducerOutcome> {
@@ -133,10 +169,14 @@ impl Database {
         let taken = datastore
             .begin()
             .and_then(|()| take_off(datastore, table, bytes, row, now));
-        if let Err(e) = taken {
-            datastore.rollback();
-            tracing::error!("could not take a failed scheduled row off its schedule: {e}");
-            return None;
+        match taken {
+            Ok(None) => {}
+            Ok(Some(reason)) => self.log_unmoved(table, row, reducer, &reason),
+            Err(e) => {
+                datastore.rollback();
+                tracing::error!("could not take a failed scheduled row off its schedule: {e}");
+                return None;
+            }
         }
         let origin = TxOrigin::Reducer(table.reducer);
         match self.commit_open(origin, ctx.caller, now, started) {
@@ -150,24 +190,28 @@ impl Database {
 }
 
 /// In the open transaction: deletes the run row or moves its time on,
-/// unless the transaction already deleted or changed it.
+/// unless the transaction already deleted or changed it. A row that cannot
+/// be moved (its new time would break a unique index) is deleted instead,
+/// and the reason returned.
 fn take_off(
     datastore: &mut Datastore,
     table: &ScheduleTable,
     bytes: &[u8],
     row: &ScheduledRow,
     now: Timestamp,
-) -> Result<(), DbError> {
+) -> Result<Option<DbError>, DbError> {
     let current = datastore.find(table.table, table.primary_key, &row.key)?;
     if current.as_deref() != Some(bytes) {
-        return Ok(());
+        return Ok(None);
     }
-    match table.moved(row, now) {
-        Some(moved) => datastore
-            .update(table.table, table.primary_key, &moved)
-            .map(drop),
-        None => datastore
-            .delete(table.table, table.primary_key, &row.key)
-            .map(drop),
-    }
+    let unmoved = match table.moved(row, now) {
+        // A refused update changes nothing.
+        Some(moved) => match datastore.update(table.table, table.primary_key, &moved) {
+            Ok(_) => return Ok(None),
+            Err(e) => Some(e),
+        },
+        None => None,
+    };
+    datastore.delete(table.table, table.primary_key, &row.key)?;
+    Ok(unmoved)
 }

@@ -3,14 +3,18 @@
 //! time, between the commands it serves) and publishes their changes like
 //! a reducer call's, released once durable.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use worldline_host::{CallContext, Timestamp};
+use worldline_host::{CallContext, MAX_SCHEDULED_RUNS, Timestamp};
 
 use super::{Actor, PENDING_BYTES, Queued};
 
 /// The longest the thread sleeps on a schedule before looking again.
 const MAX_TIMER: Duration = Duration::from_secs(3600);
+
+/// How long the thread runs scheduled rows before it serves commands
+/// again (at least one row runs, at most [`MAX_SCHEDULED_RUNS`]).
+const MAX_SCHEDULE_BATCH: Duration = Duration::from_millis(20);
 
 /// What woke the database's thread.
 pub(super) enum Wake {
@@ -54,7 +58,14 @@ impl Actor {
             return;
         }
         let ctx = CallContext::new(self.database.owner());
-        for run in self.database.run_due_schedules(now) {
+        let started = Instant::now();
+        for _ in 0..MAX_SCHEDULED_RUNS {
+            if started.elapsed() >= MAX_SCHEDULE_BATCH || self.pending_bytes >= PENDING_BYTES {
+                break;
+            }
+            let Some(run) = self.database.run_next_schedule(now) else {
+                break;
+            };
             if let Some(error) = &run.error {
                 tracing::debug!(
                     "scheduled reducer {} failed in {}: {error}",
