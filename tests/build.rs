@@ -17,6 +17,9 @@ const GUESTS: &[&str] = &[
     "hostile-start",
     "hostile-describe",
     "describe-panics",
+    "escape",
+    "escape-describe-loop",
+    "legacy-v1",
 ];
 
 fn main() {

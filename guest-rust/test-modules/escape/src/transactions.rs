@@ -1,0 +1,66 @@
+//! The `note` table, and attempts on the transaction rules: tables outside
+//! a transaction, `transaction.begin` from a reducer, a transaction held
+//! open forever.
+
+use crate::args::{encode_string, push_varint};
+use crate::bindings::worldline::module::{datastore, transaction};
+use crate::describe::NOTE;
+
+/// Inserts a `note` with the next id (the row count) and `text`.
+fn insert_note(text: &str) -> Result<u64, String> {
+    let id = datastore::count(NOTE).map_err(|e| format!("count: {:?}", e.kind))?;
+    let mut row = Vec::new();
+    push_varint(&mut row, id);
+    row.extend_from_slice(&encode_string(text));
+    datastore::insert(NOTE, &row).map_err(|e| format!("insert: {:?}: {}", e.kind, e.message))?;
+    Ok(id)
+}
+
+/// The honest reducer: inserts a note.
+pub fn add_note(text: &str) -> Result<(), String> {
+    insert_note(text).map(drop)
+}
+
+/// The honest procedure: inserts a note in a transaction of its own.
+pub fn add_in_transaction(text: &str) -> String {
+    if let Err(error) = transaction::begin() {
+        return format!("begin: err({:?})", error.kind);
+    }
+    match insert_note(text) {
+        Ok(id) => match transaction::commit() {
+            Ok(()) => format!("added {id}"),
+            Err(error) => format!("commit: err({:?})", error.kind),
+        },
+        Err(error) => error,
+    }
+}
+
+/// Counts and inserts without opening a transaction.
+pub fn touch_outside() -> String {
+    let count = datastore::count(NOTE).map_err(|e| e.kind);
+    let mut row = Vec::new();
+    push_varint(&mut row, 1_000_000);
+    row.extend_from_slice(&encode_string("outside"));
+    let insert = datastore::insert(NOTE, &row).map_err(|e| e.kind);
+    let scan = datastore::scan(NOTE).map(drop).map_err(|e| e.kind);
+    format!("count: {count:?}; insert: {insert:?}; scan: {scan:?}")
+}
+
+/// Calls `transaction.begin` (and commit, rollback) from a reducer.
+pub fn begin_in_reducer() -> String {
+    let begin = transaction::begin().map_err(|e| e.kind);
+    let commit = transaction::commit().map_err(|e| e.kind);
+    let rollback = transaction::rollback().map_err(|e| e.kind);
+    format!("begin: {begin:?}; commit: {commit:?}; rollback: {rollback:?}")
+}
+
+/// Opens a transaction, writes a note in it, and never ends it.
+pub fn hold_open() -> String {
+    if let Err(error) = transaction::begin() {
+        return format!("begin: err({:?})", error.kind);
+    }
+    if let Err(error) = insert_note("held") {
+        return error;
+    }
+    crate::limits::spin()
+}
