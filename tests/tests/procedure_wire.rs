@@ -131,6 +131,22 @@ async fn the_http_api_calls_procedures_with_json() {
     assert_eq!(status, 422, "{text}");
     assert!(text.contains("the procedure failed"), "{text}");
 
+    // A scheduled reducer is the scheduler's and the owner's only.
+    let stranger = tokio::task::block_in_place(|| Http::new_identity(&base));
+    let (status, text) = tokio::task::block_in_place(|| {
+        stranger.post(
+            "/v1/database/features/call/on_schedule",
+            "application/json",
+            br#"[{"id": 1, "at": 0, "every": 0, "note": "sneaky"}]"#,
+        )
+    })
+    .expect("an answer");
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("only the database owner may call it"),
+        "{text}"
+    );
+
     let info = tokio::task::block_in_place(|| {
         let (status, text) = http
             .post(

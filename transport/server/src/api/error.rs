@@ -49,6 +49,12 @@ impl ApiError {
         .with_hint("use the owner's identity (`worldline identity set-default`)")
     }
 
+    /// The caller may not do this (a scheduled reducer called by someone
+    /// other than the owner).
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     /// No database has this name.
     pub(crate) fn no_database(name: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("no database named `{name}`"))

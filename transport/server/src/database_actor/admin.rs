@@ -206,6 +206,7 @@ impl Actor {
                     CallError::NoSuchReducer(_)
                     | CallError::LifecycleReducer(_)
                     | CallError::InvalidArguments { .. } => ApiError::bad_request(e.to_string()),
+                    CallError::ScheduledReducer { .. } => ApiError::forbidden(e.to_string()),
                     CallError::Unavailable(_) => ApiError::unavailable(e.to_string()),
                     CallError::OutcomeUnknown(_) => ApiError::outcome_unknown(e.to_string()),
                     _ => ApiError::reducer_failed(format!("the reducer failed: {e}")),
