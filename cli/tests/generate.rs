@@ -78,7 +78,7 @@ async fn chat(url: &str) -> Result<(), Error> {
 }
 
 async fn features(url: &str, owner_token: &str) -> Result<(), Error> {
-    use features::{Reducers, Status, Tables};
+    use features::{Procedures, Reducers, Status, Tables};
     let options = ConnectOptions::websocket(url, "features").with_token(owner_token);
     let client = Client::connect(options).await?;
     client.subscribe(&["SELECT * FROM item", "SELECT * FROM observation"]).await?;
@@ -86,6 +86,7 @@ async fn features(url: &str, owner_token: &str) -> Result<(), Error> {
     let status = Status::Suspended { reason: "holiday".into(), until: Some(7) };
     println!("record_status: {:?}", client.record_status(status).await?.status);
     println!("add_item: {:?}", client.add_item("sku-1".into(), 3, -2, 1999).await?.status);
+    println!("echo_proc: {}", client.echo_proc("typed".into()).await?);
     let outcome = client.add_item("sku-1".into(), 4, 0, 1).await?;
     println!("duplicate add_item: {:?}", outcome.status);
     let done = |rows: &Vec<features::Observation>| rows.iter().any(|o| o.key == "last_id");
@@ -207,6 +208,7 @@ async fn generated_bindings_compile_and_talk_to_a_real_server() {
         "user: name=Some(\"Ada\") online=true me=true",
         "message 1: \"hello through typed bindings\" mine=true dated=true",
         "record_status: Committed",
+        "echo_proc: typed",
         "add_item: Committed",
         "observation status = Suspended { reason: \"holiday\", until: Some(7) }",
         "observation last_id = 1",

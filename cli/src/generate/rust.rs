@@ -167,12 +167,14 @@ struct TableAccess {
 
 /// One reducer clients may call.
 struct ReducerCall {
-    /// The reducer's name.
+    /// The reducer's (or procedure's) name.
     reducer: String,
     /// The method's identifier, escaped.
     method: String,
     /// (escaped identifier, type) per parameter, in order.
     params: Vec<(String, String)>,
+    /// A procedure's return type; `None` for a reducer.
+    returns: Option<String>,
 }
 
 /// Where a type is used: what to call it and how to describe it.
@@ -188,6 +190,7 @@ struct Bindings {
     types: Vec<TypeDecl>,
     tables: Vec<TableAccess>,
     reducers: Vec<ReducerCall>,
+    procedures: Vec<ReducerCall>,
 }
 
 /// Turns a schema into [`Bindings`], naming the types as it meets them.
@@ -246,27 +249,32 @@ impl Bindings {
                 let snake = snake_case(&reducer.name, "reducer");
                 let method = escape(&methods.claim(&[snake.clone(), format!("{snake}_reducer")]));
                 let camel = camel_case(&reducer.name, "Reducer");
-                let mut param_names = Namespace::default();
-                let params = reducer
-                    .params
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .map(|(i, param)| {
-                        let raw = param.name.clone().unwrap_or_else(|| format!("arg{i}"));
-                        let name = param_names.claim(&[snake_case(&raw, &format!("arg{i}"))]);
-                        let param_camel = camel_case(&raw, &format!("Arg{i}"));
-                        let usage = Usage {
-                            candidates: vec![param_camel.clone(), format!("{camel}{param_camel}")],
-                            origin: format!("the parameter `{raw}` of reducer `{}`", reducer.name),
-                        };
-                        (escape(&name), builder.rust_type(&param.ty, usage))
-                    })
-                    .collect();
                 ReducerCall {
+                    params: builder.params(&reducer.params, &camel, "reducer", &reducer.name),
                     reducer: reducer.name.clone(),
                     method,
+                    returns: None,
+                }
+            })
+            .collect();
+        let procedures = schema
+            .procedures
+            .iter()
+            .map(|procedure| {
+                let snake = snake_case(&procedure.name, "procedure");
+                let method = escape(&methods.claim(&[snake.clone(), format!("{snake}_procedure")]));
+                let camel = camel_case(&procedure.name, "Procedure");
+                let params =
+                    builder.params(&procedure.params, &camel, "procedure", &procedure.name);
+                let usage = Usage {
+                    candidates: vec![format!("{camel}Return"), format!("{camel}Value")],
+                    origin: format!("the return value of procedure `{}`", procedure.name),
+                };
+                ReducerCall {
+                    reducer: procedure.name.clone(),
+                    method,
                     params,
+                    returns: Some(builder.rust_type(&procedure.returns, usage)),
                 }
             })
             .collect();
@@ -274,11 +282,39 @@ impl Bindings {
             types: builder.types,
             tables,
             reducers,
+            procedures,
         }
     }
 }
 
 impl Builder {
+    /// (escaped identifier, type) per parameter of reducer or procedure
+    /// `name` (`camel` in type names; `kind` says which it is).
+    fn params(
+        &mut self,
+        params: &ProductType,
+        camel: &str,
+        kind: &str,
+        name: &str,
+    ) -> Vec<(String, String)> {
+        let mut param_names = Namespace::default();
+        params
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, param)| {
+                let raw = param.name.clone().unwrap_or_else(|| format!("arg{i}"));
+                let ident = param_names.claim(&[snake_case(&raw, &format!("arg{i}"))]);
+                let param_camel = camel_case(&raw, &format!("Arg{i}"));
+                let usage = Usage {
+                    candidates: vec![param_camel.clone(), format!("{camel}{param_camel}")],
+                    origin: format!("the parameter `{raw}` of {kind} `{name}`"),
+                };
+                (escape(&ident), self.rust_type(&param.ty, usage))
+            })
+            .collect()
+    }
+
     /// Declares the row struct of `table`, named `row`.
     fn declare_row(&mut self, table: &TableSchema, row: &str) {
         let shape = AlgebraicType::Product(table.columns.clone());
@@ -515,6 +551,9 @@ impl Bindings {
         if !self.reducers.is_empty() {
             self.render_reducers(&mut out);
         }
+        if !self.procedures.is_empty() {
+            self.render_procedures(&mut out);
+        }
         out
     }
 
@@ -539,7 +578,14 @@ impl Bindings {
                  //! outcome.\n",
             );
         }
-        if !self.tables.is_empty() || !self.reducers.is_empty() {
+        if !self.procedures.is_empty() {
+            out.push_str(
+                "//!\n\
+                 //! [`Procedures`]: a method per procedure that calls it and returns its\n\
+                 //! value.\n",
+            );
+        }
+        if !self.tables.is_empty() || !self.reducers.is_empty() || !self.procedures.is_empty() {
             out.push_str(
                 "//!\n\
                  //! The traits are implemented for [`Client`]; bring them into scope to\n\
@@ -560,7 +606,7 @@ impl Bindings {
         if !self.tables.is_empty() {
             client_imports.push("CallbackId");
         }
-        if !self.reducers.is_empty() || !self.tables.is_empty() {
+        if !self.reducers.is_empty() || !self.tables.is_empty() || !self.procedures.is_empty() {
             client_imports.extend(["Client", "ClientError"]);
         }
         if !self.types.is_empty() || !client_imports.is_empty() {
@@ -718,6 +764,59 @@ impl Bindings {
     }
 }
 
+impl Bindings {
+    fn render_procedures(&self, out: &mut String) {
+        out.push_str(
+            "\n/// The module's procedures, called through a [`Client`]. Each call waits\n\
+             /// for the procedure to return, and gives its value or why it failed.\n\
+             #[allow(async_fn_in_trait)]\n\
+             pub trait Procedures {\n",
+        );
+        for procedure in &self.procedures {
+            let _ = writeln!(out, "    /// Calls the procedure `{}`.", procedure.reducer);
+            let head = format!("async fn {}", procedure.method);
+            let result = procedure_result(procedure);
+            let params = reducer_params(procedure);
+            layout::signature(out, 1, &head, &params, Some(&result), End::Semicolon);
+        }
+        out.push_str("}\n\nimpl Procedures for Client {\n");
+        for (i, procedure) in self.procedures.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let head = format!("async fn {}", procedure.method);
+            let result = procedure_result(procedure);
+            let params = reducer_params(procedure);
+            layout::signature(out, 1, &head, &params, Some(&result), End::Body);
+            let names: Vec<String> = procedure.params.iter().map(|(n, _)| n.clone()).collect();
+            let name = format!("{:?}", procedure.reducer);
+            let inline = [name.clone(), format!("&{}", layout::tuple(&names))];
+            let mut body = String::new();
+            layout::method_call(&mut body, 2, "self.call_procedure", &inline, ".await");
+            if body.lines().count() > 2 {
+                body.clear();
+                layout::let_tuple(&mut body, 2, "args", &names);
+                layout::method_call(
+                    &mut body,
+                    2,
+                    "self.call_procedure",
+                    &[name, "&args".into()],
+                    ".await",
+                );
+            }
+            out.push_str(&body);
+            out.push_str("    }\n");
+        }
+        out.push_str("}\n");
+    }
+}
+
+/// The result type of a procedure's method.
+fn procedure_result(procedure: &ReducerCall) -> String {
+    let returns = procedure.returns.as_deref().unwrap_or("()");
+    format!("Result<{returns}, ClientError>")
+}
+
 /// The doc line after a callback method's first: how to remove the callback.
 const REMOVE_DOC: &str = "    /// `Client::remove_callback` with the id returned removes it.";
 
@@ -802,7 +901,8 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use worldline_host::datastore::{
-        AlgebraicType as T, Field, IndexSchema, Lifecycle, ReducerSchema, SumType, Variant,
+        AlgebraicType as T, Field, IndexSchema, Lifecycle, ProcedureSchema, ReducerSchema, SumType,
+        Variant,
     };
 
     use super::*;
@@ -960,6 +1060,37 @@ mod tests {
                 line + 1
             );
         }
+    }
+
+    // #12 item 4: clients call procedures through typed methods too.
+    #[test]
+    fn procedures_get_methods_returning_their_value() {
+        let mut schema = chat();
+        schema.procedures = vec![
+            ProcedureSchema {
+                name: "fetch_price".into(),
+                params: ProductType {
+                    fields: vec![named("symbol", T::String), named("url", T::String)],
+                },
+                returns: T::U64,
+            },
+            ProcedureSchema {
+                name: "ping".into(),
+                params: ProductType { fields: vec![] },
+                returns: T::Product(ProductType { fields: vec![] }),
+            },
+        ];
+        let code = generate(&schema);
+        for expected in [
+            "pub trait Procedures {",
+            "    async fn fetch_price(&self, symbol: String, url: String) -> Result<u64, ClientError> {\n        \
+             self.call_procedure(\"fetch_price\", &(symbol, url)).await\n    }",
+            "    async fn ping(&self) -> Result<(), ClientError> {\n        \
+             self.call_procedure(\"ping\", &()).await\n    }",
+        ] {
+            assert!(code.contains(expected), "missing {expected:?} in\n{code}");
+        }
+        assert_rustfmt_clean(&code);
     }
 
     #[test]
