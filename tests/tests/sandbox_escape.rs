@@ -85,6 +85,7 @@ async fn answer(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
         }
         "/to-off-list" => redirect("http://example.com/"),
         "/to-metadata" => redirect("http://169.254.169.254/latest/meta-data/"),
+        "/to-mapped" => redirect("http://[::ffff:169.254.169.254]/latest/meta-data/"),
         "/drip" => {
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -127,8 +128,15 @@ impl Suite {
             engine.http_limits.total_timeout = HTTP_TOTAL;
         })
         .await;
-        let allow = AllowList::parse(&format!("{},localhost,169.254.169.254", origin.addr))
-            .expect("an allow-list");
+        // Names and addresses the owner allows but the guard must refuse
+        // (only the origin's exact address is overridden).
+        let port = origin.addr.port();
+        let allow = AllowList::parse(&format!(
+            "{},localhost,169.254.169.254,0.0.0.0:{port},127.0.0.2:{port},[::1]:{port},\
+             [::ffff:a9fe:a9fe],[fd00:ec2::254]",
+            origin.addr
+        ))
+        .expect("an allow-list");
         let (owner, owner_token) = live.server().new_identity();
         let wasm = guest_wasm("escape");
         tokio::task::block_in_place(|| {
@@ -163,6 +171,15 @@ impl Suite {
             );
         }
         assert_eq!(self.notes().await, notes + 1, "notes in {ESCAPE}");
+    }
+
+    /// The newest `tail` lines of the escape database's module log.
+    async fn log_tail(&self, tail: usize) -> Vec<String> {
+        let base = format!("http://{}", self.live.server().http_addr());
+        let token = self.owner_token.clone();
+        tokio::task::spawn_blocking(move || log_lines(&base, &token, tail))
+            .await
+            .expect("the request ran")
     }
 
     async fn notes(&self) -> usize {
@@ -246,6 +263,14 @@ async fn stdout_is_discarded_and_stderr_tail_comes_with_a_trap() {
     let suite = Suite::start().await;
     let stdout = reducer_report(&suite.escape, "write_stdout", args(&())).await;
     assert_eq!(stdout, "stdout: wrote 1114112 bytes; flush: ok(())");
+    assert!(
+        !suite
+            .log_tail(10)
+            .await
+            .iter()
+            .any(|line| line.contains("escape to stdout")),
+        "stdout reached the module log"
+    );
     let trap = reducer_report(
         &suite.escape,
         "stderr_then_trap",
@@ -258,6 +283,18 @@ async fn stdout_is_discarded_and_stderr_tail_comes_with_a_trap() {
     assert!(
         filler > 0 && filler <= 1024 / 7 + 1,
         "{filler} fillers: {trap}"
+    );
+    let trapped = procedure_report(
+        &suite.escape,
+        "proc_stderr_then_trap",
+        args(&("fatal: the procedure's escape failed",)),
+    )
+    .await
+    .expect_err("the procedure traps");
+    assert!(
+        trapped.contains("proc_stderr_then_trap")
+            && trapped.contains("fatal: the procedure's escape failed"),
+        "{trapped}"
     );
     suite.assert_serving(0).await;
 }
@@ -330,13 +367,31 @@ async fn a_describe_that_loops_fails_its_publish_naming_the_deadline() {
     let suite = Suite::start().await;
     let (owner, _) = suite.live.server().new_identity();
     let wasm = guest_wasm("escape-describe-loop");
+    // The neighbour is called while the publish waits on `describe`.
+    let neighbour = suite.live.connect(Transport::WebSocket, NEIGHBOUR).await;
+    let started = Instant::now();
+    let meanwhile = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let outcome = neighbour
+            .call("add", &("meanwhile",))
+            .await
+            .expect("a call");
+        (outcome.status, started.elapsed())
+    });
     let error =
         tokio::task::block_in_place(|| suite.live.server().publish("looping", &wasm, owner))
             .expect_err("describe never returns");
+    let published_after = started.elapsed();
     let message = error.to_string();
     assert!(
         message.contains("describe") && message.contains("500ms deadline"),
         "{message}"
+    );
+    let (status, served_after) = meanwhile.await.expect("the neighbour's call ran");
+    assert_eq!(status, ReducerStatus::Committed);
+    assert!(
+        served_after < published_after,
+        "the neighbour waited for the looping describe ({served_after:?} vs {published_after:?})"
     );
     suite.assert_serving(0).await;
 }
@@ -347,6 +402,14 @@ async fn unbounded_memory_stops_at_the_cap() {
     let grow = reducer_report(&suite.escape, "grow", args(&())).await;
     assert!(grow.contains("memory limit of 67108864 bytes"), "{grow}");
     suite.assert_serving(0).await;
+    let grow = procedure_report(&suite.escape, "proc_grow", args(&()))
+        .await
+        .expect_err("the procedure traps");
+    assert!(
+        grow.contains("proc_grow") && grow.contains("memory"),
+        "{grow}"
+    );
+    suite.assert_serving(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,11 +421,7 @@ async fn huge_host_calls_are_refused_or_cut() {
 
     let log = reducer_report(&suite.escape, "huge_log", args(&(100u32,))).await;
     assert_eq!(log, "log: returned");
-    let base = format!("http://{}", suite.live.server().http_addr());
-    let token = suite.owner_token.clone();
-    let line = tokio::task::spawn_blocking(move || last_log_line(&base, &token))
-        .await
-        .expect("the request ran");
+    let line = suite.log_tail(1).await.pop().expect("a log line");
     assert!(line.len() <= 16 << 10, "a {} byte log line", line.len());
     assert!(
         line.starts_with("yyyy") && line.ends_with(" bytes]"),
@@ -371,23 +430,27 @@ async fn huge_host_calls_are_refused_or_cut() {
     suite.assert_serving(1).await;
 }
 
-/// The newest line of the escape database's module log, read through the
-/// HTTP API as its owner.
-fn last_log_line(base: &str, token: &str) -> String {
+/// The newest `tail` lines of the escape database's module log, read
+/// through the HTTP API as its owner.
+fn log_lines(base: &str, token: &str, tail: usize) -> Vec<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(20)))
         .build()
         .into();
     let body = agent
-        .get(format!("{base}/v1/database/{ESCAPE}/logs?tail=1"))
+        .get(format!("{base}/v1/database/{ESCAPE}/logs?tail={tail}"))
         .header("Authorization", format!("Bearer {token}"))
         .call()
         .expect("reading the log")
         .body_mut()
         .read_to_string()
         .expect("its body");
-    let line: serde_json::Value = serde_json::from_str(body.trim()).expect("one JSON line");
-    line["message"].as_str().expect("a message").to_owned()
+    body.lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            line["message"].as_str().expect("a message").to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,6 +493,7 @@ async fn http_and_transactions_from_a_reducer_are_refused_with_error_values() {
 async fn http_goes_only_where_the_owner_and_the_address_guard_allow() {
     let suite = Suite::start().await;
     let fetch = |url: String| procedure_report(&suite.escape, "fetch", args(&(url, 0u32)));
+    let port = suite.origin.addr.port();
     assert_eq!(
         fetch(suite.origin.url("/hello")).await.as_deref(),
         Ok("200 hello"),
@@ -451,10 +515,44 @@ async fn http_goes_only_where_the_owner_and_the_address_guard_allow() {
             suite.origin.url("/to-metadata"),
             "a redirect to the metadata address",
         ),
+        (
+            suite.origin.url("/to-mapped"),
+            "a redirect to the metadata address, IPv4-mapped",
+        ),
+        (
+            format!("http://0.0.0.0:{port}/hello"),
+            "allowed, but unspecified (which reaches loopback)",
+        ),
+        (
+            format!("http://127.0.0.2:{port}/hello"),
+            "allowed, but loopback not overridden",
+        ),
+        (
+            format!("http://[::1]:{port}/hello"),
+            "allowed, but IPv6 loopback",
+        ),
+        (
+            "http://[::ffff:169.254.169.254]/".to_owned(),
+            "allowed, but the metadata address, IPv4-mapped",
+        ),
+        (
+            "http://[fd00:ec2::254]/".to_owned(),
+            "allowed, but the IPv6 metadata address",
+        ),
+        (
+            "http://2852039166/".to_owned(),
+            "the metadata address written as one number",
+        ),
     ] {
         let report = fetch(url.clone()).await.expect("fetch returns its report");
+        // Off the list is the allow-list's refusal; the rest, the guard's.
+        let reason = if why.contains("off the") {
+            "allow-list"
+        } else {
+            "may not be reached by outbound requests"
+        };
         assert!(
-            report.starts_with("err(HttpErrorKind::Denied: "),
+            report.starts_with("err(HttpErrorKind::Denied: ") && report.contains(reason),
             "{why} ({url}): {report}"
         );
     }
@@ -464,6 +562,7 @@ async fn http_goes_only_where_the_owner_and_the_address_guard_allow() {
             "GET /hello HTTP/1.1",
             "GET /to-off-list HTTP/1.1",
             "GET /to-metadata HTTP/1.1",
+            "GET /to-mapped HTTP/1.1",
         ],
         "only the origin was reached"
     );
@@ -535,7 +634,23 @@ async fn a_transaction_held_past_the_deadline_is_rolled_back_and_the_database_se
             .expect("a call");
         (outcome.status, started.elapsed())
     };
-    let ((held, held_after), (status, neighbour_after)) = tokio::join!(held, neighbour);
+    // The escape database's own reducer waits for the transaction to end.
+    let queued = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let outcome = suite
+            .escape
+            .call("add", &("queued",))
+            .await
+            .expect("a call");
+        outcome.status
+    };
+    let ((held, held_after), (status, neighbour_after), queued) =
+        tokio::join!(held, neighbour, queued);
+    assert_eq!(
+        queued,
+        ReducerStatus::Committed,
+        "the queued reducer ran after the rollback"
+    );
     let message = held.expect_err("the procedure never ends its transaction");
     assert!(
         message.contains("kept a transaction open") && message.contains("rolled back"),
@@ -548,15 +663,15 @@ async fn a_transaction_held_past_the_deadline_is_rolled_back_and_the_database_se
     );
     assert_eq!(
         suite.notes().await,
-        0,
-        "the held transaction's note is gone"
+        1,
+        "the held transaction's note is gone, the queued one is there"
     );
     assert_eq!(
         procedure_report(&suite.escape, "proc_add", args(&("after",)))
             .await
             .as_deref(),
-        Ok("added 0"),
+        Ok("added 1"),
         "a fresh transaction after the rollback"
     );
-    suite.assert_serving(1).await;
+    suite.assert_serving(2).await;
 }

@@ -37,6 +37,8 @@ pub const P_TOUCH_OUTSIDE_TX: u32 = 2;
 pub const P_HOLD_TX: u32 = 3;
 pub const P_SANDBOX: u32 = 4;
 pub const P_ADD: u32 = 5;
+pub const P_GROW: u32 = 6;
+pub const P_STDERR_THEN_TRAP: u32 = 7;
 
 /// Named parameters and their types.
 type Params = &'static [(&'static str, u32)];
@@ -72,6 +74,8 @@ const PROCEDURES: &[(&str, Params, u32)] = &[
     ("hold_tx", &[], T_STRING),
     ("proc_sandbox", &[("addr", T_STRING)], T_STRING),
     ("proc_add", &[("text", T_STRING)], T_STRING),
+    ("proc_grow", &[], T_STRING),
+    ("proc_stderr_then_trap", &[("marker", T_STRING)], T_STRING),
 ];
 
 fn fields(params: &[(&str, u32)]) -> Vec<Field> {

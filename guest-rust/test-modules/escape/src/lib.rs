@@ -70,6 +70,8 @@ impl Guest for Escape {
                 .join("; ")
             }
             describe::P_ADD => transactions::add_in_transaction(&args.string()?),
+            describe::P_GROW => limits::grow(),
+            describe::P_STDERR_THEN_TRAP => sandbox::stderr_then_trap(&args.string()?),
             _ => return Err(format!("no procedure {id}")),
         };
         Ok(args::encode_string(&report))
