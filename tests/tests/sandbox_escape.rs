@@ -675,3 +675,55 @@ async fn a_transaction_held_past_the_deadline_is_rolled_back_and_the_database_se
     );
     suite.assert_serving(2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_kept_past_their_transaction_cannot_be_read() {
+    let suite = Suite::start().await;
+    suite.assert_serving(0).await;
+    let stashed = reducer_report(&suite.escape, "stash_cursor", args(&())).await;
+    assert_eq!(stashed, "stashed");
+    let used = reducer_report(&suite.escape, "use_stashed_cursor", args(&())).await;
+    assert!(
+        used.starts_with("the module trapped: "),
+        "read through a cursor kept from an earlier call: {used}"
+    );
+    let past = procedure_report(&suite.escape, "cursor_past_commit", args(&()))
+        .await
+        .expect_err("the cursor closed with its transaction");
+    assert!(
+        past.starts_with("procedure `cursor_past_commit` trapped: "),
+        "{past}"
+    );
+    suite.assert_serving(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_misuse_gets_error_values_and_bad_returns_are_refused() {
+    let suite = Suite::start().await;
+    let report = procedure_report(
+        &suite.escape,
+        "tx_misuse",
+        args(&(suite.origin.url("/hello"),)),
+    )
+    .await
+    .expect("the procedure returns its report");
+    assert!(
+        report.starts_with(
+            "commit: Err(TxErrorKind::NotOpen); rollback: Err(TxErrorKind::NotOpen); \
+             begin: Ok(()); begin again: Err(TxErrorKind::AlreadyOpen); \
+             http: err(HttpErrorKind::NotAllowedHere: "
+        ) && report.ends_with("; rollback: Ok(())"),
+        "{report}"
+    );
+    let bad = procedure_report(&suite.escape, "bad_return", args(&()))
+        .await
+        .expect_err("the host refuses the return value");
+    assert!(
+        bad.contains(
+            "`bad_return` returned a value that does not decode as its declared return type"
+        ),
+        "{bad}"
+    );
+    assert!(suite.origin.requests().is_empty(), "nothing went out");
+    suite.assert_serving(0).await;
+}

@@ -29,6 +29,8 @@ pub const R_MANY_CURSORS: u32 = 11;
 pub const R_MANY_STREAMS: u32 = 12;
 pub const R_HTTP: u32 = 13;
 pub const R_BEGIN: u32 = 14;
+pub const R_STASH_CURSOR: u32 = 15;
+pub const R_USE_STASHED_CURSOR: u32 = 16;
 
 /// Procedure ids: positions in `procedures`.
 pub const P_SPIN: u32 = 0;
@@ -39,6 +41,9 @@ pub const P_SANDBOX: u32 = 4;
 pub const P_ADD: u32 = 5;
 pub const P_GROW: u32 = 6;
 pub const P_STDERR_THEN_TRAP: u32 = 7;
+pub const P_TX_MISUSE: u32 = 8;
+pub const P_BAD_RETURN: u32 = 9;
+pub const P_CURSOR_PAST_COMMIT: u32 = 10;
 
 /// Named parameters and their types.
 type Params = &'static [(&'static str, u32)];
@@ -60,6 +65,8 @@ const REDUCERS: &[(&str, Params)] = &[
     ("many_streams", &[]),
     ("reducer_http", &[("url", T_STRING)]),
     ("reducer_begin", &[]),
+    ("stash_cursor", &[]),
+    ("use_stashed_cursor", &[]),
 ];
 
 /// Procedures in id order: parameters and return type.
@@ -76,6 +83,9 @@ const PROCEDURES: &[(&str, Params, u32)] = &[
     ("proc_add", &[("text", T_STRING)], T_STRING),
     ("proc_grow", &[], T_STRING),
     ("proc_stderr_then_trap", &[("marker", T_STRING)], T_STRING),
+    ("tx_misuse", &[("url", T_STRING)], T_STRING),
+    ("bad_return", &[], T_STRING),
+    ("cursor_past_commit", &[], T_STRING),
 ];
 
 fn fields(params: &[(&str, u32)]) -> Vec<Field> {

@@ -7,6 +7,7 @@
 
 mod args;
 mod bindings;
+mod cursors;
 mod describe;
 mod limits;
 mod network;
@@ -44,6 +45,8 @@ impl Guest for Escape {
             describe::R_MANY_STREAMS => limits::many_streams(),
             describe::R_HTTP => network::fetch(&args.string()?, 0),
             describe::R_BEGIN => transactions::begin_in_reducer(),
+            describe::R_STASH_CURSOR => cursors::stash(),
+            describe::R_USE_STASHED_CURSOR => cursors::use_stashed(),
             _ => format!("no reducer {id}"),
         };
         Err(report)
@@ -72,6 +75,10 @@ impl Guest for Escape {
             describe::P_ADD => transactions::add_in_transaction(&args.string()?),
             describe::P_GROW => limits::grow(),
             describe::P_STDERR_THEN_TRAP => sandbox::stderr_then_trap(&args.string()?),
+            describe::P_TX_MISUSE => transactions::misuse(&args.string()?),
+            // Not a string: 0xff starts a varint that never ends.
+            describe::P_BAD_RETURN => return Ok(vec![0xff]),
+            describe::P_CURSOR_PAST_COMMIT => cursors::past_commit(),
             _ => return Err(format!("no procedure {id}")),
         };
         Ok(args::encode_string(&report))

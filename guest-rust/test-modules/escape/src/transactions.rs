@@ -54,6 +54,21 @@ pub fn begin_in_reducer() -> String {
     format!("begin: {begin:?}; commit: {commit:?}; rollback: {rollback:?}")
 }
 
+/// Breaks every rule of `transaction` in turn: commit and rollback with
+/// nothing open, begin twice, `http.send` (to `url`) inside the transaction.
+pub fn misuse(url: &str) -> String {
+    let commit = transaction::commit().map_err(|e| e.kind);
+    let rollback = transaction::rollback().map_err(|e| e.kind);
+    let first = transaction::begin().map(drop).map_err(|e| e.kind);
+    let second = transaction::begin().map(drop).map_err(|e| e.kind);
+    let http = crate::network::fetch(url, 0);
+    let end = transaction::rollback().map_err(|e| e.kind);
+    format!(
+        "commit: {commit:?}; rollback: {rollback:?}; begin: {first:?}; begin again: {second:?}; \
+         http: {http}; rollback: {end:?}"
+    )
+}
+
 /// Opens a transaction, writes a note in it, and never ends it.
 pub fn hold_open() -> String {
     if let Err(error) = transaction::begin() {
