@@ -182,6 +182,28 @@ impl Suite {
             .expect("the request ran")
     }
 
+    /// Publishes `wasm` over the escape database, as its owner, through the
+    /// HTTP API: the status and the answer's text.
+    async fn swap_escape(&self, wasm: Vec<u8>) -> (u16, String) {
+        let url = format!(
+            "http://{}/v1/database/{ESCAPE}",
+            self.live.server().http_addr()
+        );
+        let token = self.owner_token.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut response = agent()
+                .post(&url)
+                .header("Authorization", format!("Bearer {token}"))
+                .content_type("application/wasm")
+                .send(&wasm[..])
+                .expect("an answer");
+            let text = response.body_mut().read_to_string().expect("its body");
+            (response.status().as_u16(), text)
+        })
+        .await
+        .expect("the request ran")
+    }
+
     async fn notes(&self) -> usize {
         let tables = self
             .escape
@@ -393,6 +415,13 @@ async fn a_describe_that_loops_fails_its_publish_naming_the_deadline() {
         served_after < published_after,
         "the neighbour waited for the looping describe ({served_after:?} vs {published_after:?})"
     );
+    // As a hot swap of the escape database, it is refused the same way and
+    // the old module goes on serving.
+    let (status, body) = suite.swap_escape(wasm).await;
+    assert!(
+        status >= 400 && body.contains("describe") && body.contains("500ms deadline"),
+        "{status} {body}"
+    );
     suite.assert_serving(0).await;
 }
 
@@ -430,14 +459,19 @@ async fn huge_host_calls_are_refused_or_cut() {
     suite.assert_serving(1).await;
 }
 
+/// An HTTP client for the server's API that returns error statuses as answers.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
 /// The newest `tail` lines of the escape database's module log, read
 /// through the HTTP API as its owner.
 fn log_lines(base: &str, token: &str, tail: usize) -> Vec<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into();
-    let body = agent
+    let body = agent()
         .get(format!("{base}/v1/database/{ESCAPE}/logs?tail={tail}"))
         .header("Authorization", format!("Bearer {token}"))
         .call()
