@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "describe-panics",
     "escape",
     "escape-describe-loop",
+    "escape-describe-sleep",
     "legacy-v1",
 ];
 

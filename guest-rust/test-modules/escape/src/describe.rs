@@ -31,6 +31,9 @@ pub const R_HTTP: u32 = 13;
 pub const R_BEGIN: u32 = 14;
 pub const R_STASH_CURSOR: u32 = 15;
 pub const R_USE_STASHED_CURSOR: u32 = 16;
+pub const R_SLEEP: u32 = 17;
+pub const R_EXIT: u32 = 18;
+pub const R_RECURSE: u32 = 19;
 
 /// Procedure ids: positions in `procedures`.
 pub const P_SPIN: u32 = 0;
@@ -44,6 +47,8 @@ pub const P_STDERR_THEN_TRAP: u32 = 7;
 pub const P_TX_MISUSE: u32 = 8;
 pub const P_BAD_RETURN: u32 = 9;
 pub const P_CURSOR_PAST_COMMIT: u32 = 10;
+pub const P_SLEEP: u32 = 11;
+pub const P_EXIT: u32 = 12;
 
 /// Named parameters and their types.
 type Params = &'static [(&'static str, u32)];
@@ -67,6 +72,9 @@ const REDUCERS: &[(&str, Params)] = &[
     ("reducer_begin", &[]),
     ("stash_cursor", &[]),
     ("use_stashed_cursor", &[]),
+    ("sleep", &[("ms", T_U32)]),
+    ("exit", &[("code", T_U32)]),
+    ("recurse", &[]),
 ];
 
 /// Procedures in id order: parameters and return type.
@@ -86,6 +94,8 @@ const PROCEDURES: &[(&str, Params, u32)] = &[
     ("tx_misuse", &[("url", T_STRING)], T_STRING),
     ("bad_return", &[], T_STRING),
     ("cursor_past_commit", &[], T_STRING),
+    ("proc_sleep", &[("ms", T_U32)], T_STRING),
+    ("proc_exit", &[("code", T_U32)], T_STRING),
 ];
 
 fn fields(params: &[(&str, u32)]) -> Vec<Field> {

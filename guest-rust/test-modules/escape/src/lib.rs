@@ -47,6 +47,9 @@ impl Guest for Escape {
             describe::R_BEGIN => transactions::begin_in_reducer(),
             describe::R_STASH_CURSOR => cursors::stash(),
             describe::R_USE_STASHED_CURSOR => cursors::use_stashed(),
+            describe::R_SLEEP => limits::sleep(args.u32()?),
+            describe::R_EXIT => transactions::insert_then_exit(args.u32()?, false),
+            describe::R_RECURSE => limits::recurse(0).to_string(),
             _ => format!("no reducer {id}"),
         };
         Err(report)
@@ -79,6 +82,8 @@ impl Guest for Escape {
             // Not a string: 0xff starts a varint that never ends.
             describe::P_BAD_RETURN => return Ok(vec![0xff]),
             describe::P_CURSOR_PAST_COMMIT => cursors::past_commit(),
+            describe::P_SLEEP => limits::sleep(args.u32()?),
+            describe::P_EXIT => transactions::insert_then_exit(args.u32()?, true),
             _ => return Err(format!("no procedure {id}")),
         };
         Ok(args::encode_string(&report))

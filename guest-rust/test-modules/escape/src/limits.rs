@@ -13,6 +13,25 @@ pub fn spin() -> String {
     }
 }
 
+/// Blocks in one host call (a WASI pollable) for `ms` milliseconds, where
+/// no wasm code runs to notice a deadline.
+pub fn sleep(ms: u32) -> String {
+    let nanos = u64::from(ms) * 1_000_000;
+    wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
+    format!("slept {ms} ms")
+}
+
+/// Recurses until the stack runs out (through a function pointer the
+/// compiler cannot see through, so that it cannot become a loop).
+pub fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth; 64]);
+    let next: fn(u64) -> u64 = std::hint::black_box(recurse);
+    next(depth + 1).wrapping_add(frame[(depth % 64) as usize])
+}
+
 /// Allocates (and touches) 1 MiB after 1 MiB, keeping all of it, forever.
 pub fn grow() -> String {
     let mut kept: Vec<Vec<u8>> = Vec::new();

@@ -69,6 +69,18 @@ pub fn misuse(url: &str) -> String {
     )
 }
 
+/// Inserts a note (in a transaction of its own when `procedure`), then
+/// exits the "process" through `wasi:cli/exit` with `code` (0 = success).
+pub fn insert_then_exit(code: u32, procedure: bool) -> String {
+    if procedure && let Err(error) = transaction::begin() {
+        return format!("begin: err({:?})", error.kind);
+    }
+    if let Err(error) = insert_note("exiting") {
+        return error;
+    }
+    std::process::exit(code as i32)
+}
+
 /// Opens a transaction, writes a note in it, and never ends it.
 pub fn hold_open() -> String {
     if let Err(error) = transaction::begin() {
