@@ -889,6 +889,9 @@ impl Database {
             .begin()
             .map_err(|e| CallError::Trapped(format!("could not open a transaction: {e}")))?;
         store.set_epoch_deadline(self.engine.deadline_ticks());
+        store
+            .data_mut()
+            .set_call_deadline(self.engine.config().reducer_deadline);
         let reducer_id =
             u32::try_from(id).expect("reducer ids come from a WIT list and fit in u32");
         let result = self
@@ -1027,6 +1030,9 @@ fn instantiate(
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|state| state.limiter());
     store.set_epoch_deadline(engine.deadline_ticks());
+    store
+        .data_mut()
+        .set_call_deadline(engine.config().reducer_deadline);
     let module = pre
         .instantiate(&mut store)
         .map_err(|e| engine.instantiate_error(&e, store.data()))?;

@@ -152,6 +152,8 @@ impl Engine {
         let mut linker = Linker::new(&inner);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        crate::wait_cap::cap_clock_waits(&mut linker)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // Both versions of the world: their interfaces have different
         // names (`@0.1.0`, `@0.2.0`), so one linker serves either.
         v1::Module::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)

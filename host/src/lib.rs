@@ -47,6 +47,7 @@ mod secret_file;
 mod state;
 mod stderr_tail;
 mod storage;
+mod wait_cap;
 mod world;
 
 pub use auth::{AuthError, Authority, identity_for};

@@ -208,6 +208,25 @@ pub(crate) struct TxPlan {
 }
 
 impl ProcedureSide {
+    /// When the procedure must stop waiting: its deadline, or its open
+    /// transaction's if that is nearer.
+    pub(crate) fn wait_limit(&self) -> Instant {
+        match &self.open {
+            Some(open) => self.deadline.min(open.opened + self.tx_deadline),
+            None => self.deadline,
+        }
+    }
+
+    /// The error of the deadline [`wait_limit`](Self::wait_limit) names.
+    pub(crate) fn deadline_error(&self) -> crate::procedure::Stopped {
+        match &self.open {
+            Some(open) if open.opened + self.tx_deadline <= self.deadline => {
+                crate::procedure::Stopped::Transaction(self.tx_deadline)
+            }
+            _ => crate::procedure::Stopped::Procedure(self.procedure_deadline),
+        }
+    }
+
     /// A procedure with no transaction open.
     pub(crate) fn new(plan: TxPlan, http: ProcedureHttp) -> Self {
         Self {

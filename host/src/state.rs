@@ -2,6 +2,7 @@
 //! its datastore, its log, the memory limiter and the per-call quotas.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
@@ -14,6 +15,7 @@ use crate::host_calls::CursorHandle;
 use crate::module_log::SharedLog;
 use crate::procedure_tx::ProcedureSide;
 use crate::stderr_tail::StderrTail;
+use crate::wait_cap::CallClock;
 
 /// Most resources (cursors, WASI streams) one instance may hold at once.
 /// Cursors are capped lower, per call ([`EngineConfig::max_cursors_per_call`]).
@@ -79,6 +81,12 @@ pub(crate) struct HostState {
     /// Row bytes the database held when this call started.
     pub(crate) stored_bytes: usize,
     memory: MemoryLimiter,
+    /// The module's monotonic clock (shared with its WASI context).
+    pub(crate) clock: CallClock,
+    /// When the current reducer call, `describe` or instantiation must
+    /// end (procedures keep theirs in [`ProcedureSide`]); a module's
+    /// clock waits end by then (see [`crate::wait_cap`]).
+    pub(crate) call_deadline: Option<Instant>,
 }
 
 impl HostState {
@@ -91,8 +99,11 @@ impl HostState {
         let mut resources = ResourceTable::new();
         resources.set_max_capacity(MAX_RESOURCES);
         let stderr = StderrTail::default();
+        let clock = CallClock::new();
         Self {
-            wasi: sandbox(stderr.clone()),
+            wasi: sandbox(stderr.clone(), clock),
+            clock,
+            call_deadline: None,
             stderr,
             resources,
             datastore,
@@ -113,6 +124,21 @@ impl HostState {
 
     pub(crate) fn limiter(&mut self) -> &mut MemoryLimiter {
         &mut self.memory
+    }
+
+    /// Starts the deadline of a reducer call, `describe` or instantiation
+    /// (its epoch deadline is set beside it): clock waits end by then.
+    pub(crate) fn set_call_deadline(&mut self, after: std::time::Duration) {
+        self.call_deadline = Instant::now().checked_add(after);
+    }
+
+    /// When the module must stop waiting: the current call's deadline, or
+    /// a procedure's (the nearer of its own and its open transaction's).
+    pub(crate) fn wait_limit(&self) -> Option<Instant> {
+        match &self.procedure {
+            Some(side) => Some(side.wait_limit()),
+            None => self.call_deadline,
+        }
     }
 
     /// Forgets what the previous call left behind (panic message, memory
@@ -209,9 +235,10 @@ pub(crate) fn classify_trap(
 /// A WASI context that grants nothing: no files, no environment, no
 /// arguments, no stdin, no network; stdout discarded, and of stderr only
 /// the newest bytes kept, in `stderr`, to explain a trap.
-fn sandbox(stderr: StderrTail) -> WasiCtx {
+fn sandbox(stderr: StderrTail, clock: CallClock) -> WasiCtx {
     WasiCtx::builder()
         .stderr(stderr)
+        .monotonic_clock(clock)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
@@ -246,9 +273,14 @@ pub(crate) fn resource_table_full(trap: &wasmtime::Error) -> Option<String> {
 
 /// The readable part of a trap: the trap code, or the host error's message.
 fn trap_message(error: &wasmtime::Error) -> String {
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!("the module called exit({})", exit.0);
+    }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
-        None => error.to_string(),
+        // The root cause is the host's reason (a stale cursor, ...); the
+        // outer layers are only the wasm backtrace.
+        None => error.root_cause().to_string(),
     }
 }
 
