@@ -85,3 +85,49 @@ async fn the_database_serves_calls_while_a_hot_swap_compiles() {
     assert_eq!(after.status, ReducerStatus::Committed, "{after:?}");
     live.shutdown().await;
 }
+
+// #12 item 8 (found by the escape suite): a component that is slow to
+// compile or describe holds up no one else's publish — the server compiles
+// and describes before it takes its publish lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_compilation_holds_up_no_other_publish() {
+    let gate = Arc::new(Gate::default());
+    let hook = Arc::clone(&gate);
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let live = LiveServer::start_with(&[], move |config| {
+        // Only the first compilation after the gate closes is held.
+        config.host.engine.before_compile = Some(CompileHook(Arc::new(move || {
+            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                hook.pass();
+            }
+        })));
+    })
+    .await;
+    let base = format!("http://{}", live.server().http_addr());
+    let (slow, quick) = (Http::new_identity(&base), Http::new_identity(&base));
+    gate.set(true);
+    let held = tokio::task::spawn_blocking(move || {
+        slow.post("/v1/database/slow", "application/wasm", &guest_wasm("chat"))
+    });
+    gate.wait_held(Duration::from_secs(60), "the first publish never compiled")
+        .await;
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        quick.post(
+            "/v1/database/quick",
+            "application/wasm",
+            &guest_wasm("bank"),
+        )
+    })
+    .await
+    .unwrap()
+    .expect("the second publish is answered while the first compiles");
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        !held.is_finished(),
+        "the first publish waits for its compilation"
+    );
+    gate.set(false);
+    let (status, body) = held.await.unwrap().expect("the first publish is answered");
+    assert_eq!(status, 201, "{body}");
+    live.shutdown().await;
+}

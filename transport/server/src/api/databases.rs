@@ -162,6 +162,11 @@ pub(crate) async fn publish(
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
     let http_allow = options.http_allow()?;
+    // Compile and describe first, without the server-wide publish lock, so
+    // that a slow or hostile component holds up no one else's publish: a
+    // new database then loads it from the compiled-component cache, and a
+    // hot swap uses it as it is.
+    let module = prepare(&shared, wasm.clone()).await?;
     let _publishing = shared.publishing.lock().await;
     if let Some(unavailable) = shared.unavailable(&name) {
         // A database that could not be recovered can only be replaced:
@@ -212,7 +217,6 @@ pub(crate) async fn publish(
         ));
     }
     let handle = database(&shared, &name)?;
-    let module = prepare(&shared, wasm).await?;
     let changes = ask(&handle, &name, |reply| Admin::Swap {
         module,
         http_allow,
