@@ -136,8 +136,7 @@ impl Server {
     /// starts serving it; its procedures may send no HTTP requests. Blocks
     /// while the component compiles.
     pub fn publish(&self, name: &str, wasm: &[u8], owner: Identity) -> Result<(), ServerError> {
-        self.shared
-            .create_database(name, wasm, owner, &AllowList::none())
+        self.publish_with_http(name, wasm, owner, &AllowList::none())
     }
 
     /// Like [`publish`](Self::publish), letting the database's procedures
