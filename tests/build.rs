@@ -10,6 +10,8 @@ use std::process::Command;
 const GUESTS: &[&str] = &[
     "bank",
     "chat",
+    "ticker",
+    "prices",
     "features",
     "chat-v2",
     "chat-breaking",

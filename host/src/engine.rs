@@ -267,6 +267,16 @@ impl Engine {
                 HostError::StartTimedOut(self.config.reducer_deadline)
             }
             Some(_) => HostError::StartTrapped(state.trap_detail(error)),
+            // The server could not set the instance up (its memory image
+            // could not be written: a full disk): not the module's fault.
+            None if error
+                .chain()
+                .any(|cause| cause.downcast_ref::<std::io::Error>().is_some()) =>
+            {
+                HostError::Unavailable(format!(
+                    "the server could not instantiate the module: {error:#}"
+                ))
+            }
             None => HostError::WorldMismatch(format!("instantiation failed: {error:#}")),
         }
     }

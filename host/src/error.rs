@@ -20,7 +20,7 @@ pub enum HostError {
     #[error("the component is truncated (its bytes end early): {0}")]
     TruncatedComponent(String),
     /// The component imports something Worldline does not provide, or does not export `guest`.
-    #[error("the component does not fit the worldline:module@0.1.0 world: {0}")]
+    #[error("the component does not fit the worldline:module world (0.2.0, or 0.1.0): {0}")]
     WorldMismatch(String),
     /// The module's `describe` trapped.
     #[error("the module trapped while describing itself: {0}")]

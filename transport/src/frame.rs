@@ -311,7 +311,7 @@ mod tests {
         };
         assert_eq!(
             error(&[42]),
-            "unknown ClientMessage type 42 (the first byte; expected 0 to 5)"
+            "unknown ClientMessage type 42 (the first byte; expected 0 to 6)"
         );
         assert_eq!(
             error(&[0, 2, 9, b'c']),
@@ -371,7 +371,7 @@ mod tests {
         // The worked examples of PROTOCOL.md.
         assert_eq!(
             encode_message(&hello()),
-            [0, 2, 4, b'c', b'h', b'a', b't', 0]
+            [0, 3, 4, b'c', b'h', b'a', b't', 0]
         );
         let error = encode_message(&ServerMessage::Error {
             message: "no".into(),

@@ -164,8 +164,9 @@ pub(crate) async fn publish(
     let http_allow = options.http_allow()?;
     // Compile and describe first, without the server-wide publish lock, so
     // that a slow or hostile component holds up no one else's publish: a
-    // new database then loads it from the compiled-component cache, and a
-    // hot swap uses it as it is.
+    // hot swap uses it as it is; a new database loads it again from the
+    // compiled-component cache, once this one has given back its instance
+    // (a full instance pool must fit a new database as before).
     let module = prepare(&shared, wasm.clone()).await?;
     let _publishing = shared.publishing.lock().await;
     if let Some(unavailable) = shared.unavailable(&name) {
@@ -177,6 +178,7 @@ pub(crate) async fn publish(
         }
         delete_files(&shared, &name).await?;
         let allow = http_allow.unwrap_or_default();
+        drop(module);
         create(&shared, &name, wasm, caller, allow).await?;
         let replaced = Published {
             name: name.clone(),
@@ -197,6 +199,7 @@ pub(crate) async fn publish(
         changes,
     };
     let Some(existing) = existing else {
+        drop(module);
         create(&shared, &name, wasm, caller, http_allow.unwrap_or_default()).await?;
         return Ok((
             StatusCode::CREATED,
@@ -210,6 +213,7 @@ pub(crate) async fn publish(
         // The data goes, the owner's grant stays unless it is replaced.
         let allow = http_allow.unwrap_or_else(|| existing.http_allow.clone());
         remove(&shared, &name, caller).await?;
+        drop(module);
         create(&shared, &name, wasm, caller, allow).await?;
         return Ok((
             StatusCode::CREATED,

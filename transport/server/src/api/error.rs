@@ -130,7 +130,7 @@ impl ApiError {
                 )
             }
             HostError::WorldMismatch(_) => Self::bad_request(message).with_hint(
-                "build the module against this server's worldline:module@0.1.0 WIT world \
+                "build the module against this server's worldline:module@0.2.0 WIT world \
                  (the worldline SDK of this server's version) and import nothing else",
             ),
             HostError::DescribeTrapped(_)
