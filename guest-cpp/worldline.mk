@@ -35,14 +35,18 @@ OPT        ?= -O2
 CXXFLAGS_WASM = --target=$(WASM_TARGET) $(OPT) -std=c++20 -fno-exceptions -fno-rtti -Wall -Wextra \
                 -I$(WORLDLINE_CPP_SDK)/include -I$(BUILD_DIR)/gen -MMD -MP $(EXTRA_CXXFLAGS)
 CFLAGS_WASM   = --target=$(WASM_TARGET) $(OPT) -I$(BUILD_DIR)/gen
-LDFLAGS_WASM  = --target=$(WASM_TARGET) $(OPT) -fno-exceptions -mexec-model=reactor $(EXTRA_LDFLAGS)
+LDFLAGS_WASM  = --target=$(WASM_TARGET) $(OPT) -fno-exceptions -mexec-model=reactor -Wl,--strip-debug $(EXTRA_LDFLAGS)
 
 GEN     := $(BUILD_DIR)/gen
 OBJECTS := $(patsubst %.cpp,$(BUILD_DIR)/obj/%.o,$(SOURCES)) $(BUILD_DIR)/obj/worldline-sdk.o
 COMPONENT := $(BUILD_DIR)/$(MODULE).wasm
 
-.PHONY: all clean
+.PHONY: all clean print-component
 all: $(COMPONENT)
+
+# The component's path, for tools (`worldline publish --project-path`).
+print-component:
+	@echo $(abspath $(COMPONENT))
 
 $(GEN)/module.h: $(WIT_DIR)/worldline.wit
 	@mkdir -p $(GEN)

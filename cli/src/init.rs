@@ -1,5 +1,6 @@
 //! `worldline init`: create a module project that builds as it stands.
 
+mod cpp;
 mod rust;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ pub struct InitArgs {
     /// The language of the module.
     #[arg(long, value_enum)]
     lang: Lang,
-    /// The Worldline Rust SDK (`guest-rust/sdk`) to depend on [default: the
-    /// one in the Worldline checkout this binary was built from].
+    /// The Worldline SDK to build on, `guest-rust/sdk` for Rust or
+    /// `guest-cpp` for C++ [default: the one in the Worldline checkout this
+    /// binary was built from].
     #[arg(long, value_name = "DIR")]
     sdk_path: Option<PathBuf>,
 }
@@ -28,6 +30,8 @@ pub struct InitArgs {
 enum Lang {
     /// Rust, with the `worldline` crate, built for `wasm32-wasip2`.
     Rust,
+    /// C++20, with the Worldline C++ SDK, built with clang-19 and make.
+    Cpp,
 }
 
 /// A file of a new project: its path relative to the project and its contents.
@@ -42,6 +46,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let name = project_name(&args.dir)?;
     let project = match args.lang {
         Lang::Rust => rust::project(&name, args.sdk_path.as_deref())?,
+        Lang::Cpp => cpp::project(&name, args.sdk_path.as_deref())?,
     };
     write_project(&args.dir, &project.files)?;
     println!(

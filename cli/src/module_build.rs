@@ -1,5 +1,6 @@
 //! Building a module project into a component, per guest language.
-//! Rust builds with cargo; C++ and C# plug in here as their SDKs land.
+//! Rust builds with cargo, C++ with make (the C++ SDK's `worldline.mk`);
+//! C# plugs in here when its SDK lands.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,22 +15,77 @@ fn detect(dir: &Path) -> anyhow::Result<Language> {
     if dir.join("Cargo.toml").is_file() {
         return Ok(Language::Rust);
     }
+    if is_cpp_project(dir) {
+        return Ok(Language::Cpp);
+    }
     Err(hinted(
-        format!("{} holds no module project (no Cargo.toml)", dir.display()),
-        "create one with `worldline init DIR --lang rust`, or publish a built component with --wasm FILE",
+        format!(
+            "{} holds no module project (no Cargo.toml, and no Makefile including the C++ SDK's worldline.mk)",
+            dir.display()
+        ),
+        "create one with `worldline init DIR --lang rust` (or `--lang cpp`), or publish a built component with --wasm FILE",
     ))
+}
+
+/// Whether `dir` is a C++ module project: its Makefile includes the C++
+/// SDK's `worldline.mk` (as `worldline init --lang cpp` writes it).
+fn is_cpp_project(dir: &Path) -> bool {
+    ["GNUmakefile", "makefile", "Makefile"].iter().any(|name| {
+        std::fs::read_to_string(dir.join(name)).is_ok_and(|text| {
+            text.lines().any(|line| {
+                line.trim_start().starts_with("include") && line.contains("worldline.mk")
+            })
+        })
+    })
 }
 
 /// The guest languages `publish` can build.
 enum Language {
     Rust,
+    Cpp,
 }
 
 /// Builds the project in `dir` and returns the component's path.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     match detect(dir)? {
         Language::Rust => build_rust(dir),
+        Language::Cpp => build_cpp(dir),
     }
+}
+
+/// Runs `make` in a C++ project (its output goes to standard error) and
+/// asks the SDK's rules where the component is.
+fn build_cpp(dir: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!("Building {} (make)...", dir.display());
+    let make = std::env::var_os("MAKE").unwrap_or_else(|| "make".into());
+    let status = Command::new(&make)
+        .arg("-C")
+        .arg(dir)
+        .stdout(std::io::stderr())
+        .stderr(Stdio::inherit())
+        .status()
+        .context("running make (is it installed?)")?;
+    if !status.success() {
+        return Err(hinted(
+            format!("building {} failed ({status})", dir.display()),
+            "fix the errors above; the C++ SDK's README (guest-cpp/README.md) lists the tools the build needs",
+        ));
+    }
+    let output = Command::new(&make)
+        .arg("-C")
+        .arg(dir)
+        .args(["-s", "--no-print-directory", "print-component"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running make print-component")?;
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !output.status.success() || !path.is_file() {
+        return Err(hinted(
+            format!("building {} produced no component", dir.display()),
+            "the project's Makefile must include the C++ SDK's worldline.mk after setting MODULE and SOURCES",
+        ));
+    }
+    Ok(path)
 }
 
 /// One line of `cargo build --message-format=json`.
