@@ -89,6 +89,10 @@ ModuleDef build_module_def() {
     TypeBuilder types;
     for (auto& t : registry.tables) def.tables.push_back(t.describe(types));
     for (auto& r : registry.reducers) def.reducers.push_back({r.name, r.params(types), r.lifecycle});
+    for (auto& p : registry.procedures) {
+        auto params = p.params(types);
+        def.procedures.push_back({p.name, std::move(params), p.returns(types)});
+    }
     def.types = types.nodes();
     return def;
 }
@@ -182,6 +186,70 @@ void cursor_drop(int32_t cursor) {
     worldline_module_datastore_cursor_drop_own(worldline_module_datastore_own_cursor_t{cursor});
 }
 
+namespace {
+std::string take_string(module_string_t& s) {
+    std::string out(reinterpret_cast<const char*>(s.ptr), s.len);
+    module_string_free(&s);
+    return out;
+}
+
+void take_tx_error(worldline_module_transaction_tx_error_t& e, TxError& err) {
+    err.kind = static_cast<TxErrorKind>(e.kind);
+    err.message = take_string(e.message);
+}
+
+module_string_t borrow(const std::string& s) {
+    return {reinterpret_cast<uint8_t*>(const_cast<char*>(s.data())), s.size()};
+}
+}  // namespace
+
+bool http_send(const http::Request& request, http::Response& response, http::Error& err) {
+    std::vector<worldline_module_http_header_t> headers;
+    for (const auto& h : request.headers) headers.push_back({borrow(h.name), borrow(h.value)});
+    worldline_module_http_request_t req{
+        borrow(request.method),
+        borrow(request.url),
+        {headers.data(), headers.size()},
+        view(request.body),
+        {request.timeout_ms.has_value(), request.timeout_ms.value_or(0)},
+    };
+    worldline_module_http_response_t ret;
+    worldline_module_http_http_error_t e;
+    if (!worldline_module_http_send(&req, &ret, &e)) {
+        err.kind = static_cast<http::ErrorKind>(e.kind);
+        err.message = take_string(e.message);
+        return false;
+    }
+    response.status = ret.status;
+    response.headers.clear();
+    for (size_t i = 0; i < ret.headers.len; ++i) {
+        auto& h = ret.headers.ptr[i];
+        response.headers.push_back({std::string(reinterpret_cast<const char*>(h.name.ptr), h.name.len),
+                                    std::string(reinterpret_cast<const char*>(h.value.ptr), h.value.len)});
+    }
+    worldline_module_http_list_header_free(&ret.headers);
+    take(ret.body, response.body);
+    return true;
+}
+
+bool tx_begin(int64_t& timestamp, TxError& err) {
+    worldline_module_transaction_tx_error_t e;
+    if (!worldline_module_transaction_begin(&timestamp, &e)) return take_tx_error(e, err), false;
+    return true;
+}
+
+bool tx_commit(TxError& err) {
+    worldline_module_transaction_tx_error_t e;
+    if (!worldline_module_transaction_commit(&e)) return take_tx_error(e, err), false;
+    return true;
+}
+
+bool tx_rollback(TxError& err) {
+    worldline_module_transaction_tx_error_t e;
+    if (!worldline_module_transaction_rollback(&e)) return take_tx_error(e, err), false;
+    return true;
+}
+
 }  // namespace host
 }  // namespace worldline
 
@@ -249,7 +317,15 @@ extern "C" void exports_worldline_module_guest_describe(exports_worldline_module
         out.lifecycle = {r.lifecycle.has_value(), static_cast<uint8_t>(r.lifecycle.value_or(Lifecycle::Init))};
     }
 
-    ret->procedures = {nullptr, 0};
+    ret->procedures = {alloc_array<worldline_module_types_procedure_def_t>(def.procedures.size()),
+                       def.procedures.size()};
+    for (size_t i = 0; i < def.procedures.size(); ++i) {
+        const ProcedureDef& p = def.procedures[i];
+        auto& out = ret->procedures.ptr[i];
+        out.name = c_string(p.name);
+        out.params = c_fields(p.params);
+        out.returns = p.returns;
+    }
 }
 
 extern "C" bool exports_worldline_module_guest_call_reducer(uint32_t id,
@@ -271,10 +347,25 @@ extern "C" bool exports_worldline_module_guest_call_reducer(uint32_t id,
 }
 
 extern "C" bool exports_worldline_module_guest_call_procedure(uint32_t id,
-                                                              exports_worldline_module_guest_procedure_context_t*,
-                                                              module_list_u8_t* args, module_list_u8_t*,
+                                                              exports_worldline_module_guest_procedure_context_t* c,
+                                                              module_list_u8_t* args, module_list_u8_t* ret,
                                                               module_string_t* err) {
+    auto& registry = detail::Registry::get();
+    registry.sort();
+    Status status;
+    Bytes value;
+    if (id >= registry.procedures.size()) {
+        status = Status("this module has no procedure with id " + std::to_string(id));
+    } else {
+        ProcedureContext ctx{identity(c->sender), connection(c->connection_id), Timestamp{c->timestamp}, c->seed};
+        status = registry.procedures[id].invoke(ctx, args->ptr, args->len, value);
+    }
     module_list_u8_free(args);
-    *err = c_string("this module has no procedure with id " + std::to_string(id));
-    return false;
+    if (!status.ok()) {
+        *err = c_string(status.message());
+        return false;
+    }
+    *ret = {alloc_array<uint8_t>(value.size()), value.size()};
+    if (!value.empty()) std::memcpy(ret->ptr, value.data(), value.size());
+    return true;
 }

@@ -199,6 +199,12 @@ struct ConnectionId {
 struct Timestamp {
     /// Microseconds since the epoch.
     int64_t micros = 0;
+    /// This time moved by `delta` microseconds, saturating at the ends of the range.
+    Timestamp plus_micros(int64_t delta) const {
+        int64_t out;
+        if (__builtin_add_overflow(micros, delta, &out)) out = delta > 0 ? INT64_MAX : INT64_MIN;
+        return Timestamp{out};
+    }
     friend bool operator==(const Timestamp& a, const Timestamp& b) { return a.micros == b.micros; }
     friend bool operator!=(const Timestamp& a, const Timestamp& b) { return !(a == b); }
     friend bool operator<(const Timestamp& a, const Timestamp& b) { return a.micros < b.micros; }

@@ -403,26 +403,32 @@ struct DbError {
     std::string message;
 };
 
-/// A value or a datastore refusal.
-template <class T>
-class DbResult {
+/// A value, or why there is none.
+template <class T, class E>
+class Expected {
 public:
     /// Success.
-    DbResult(T value) : value_(std::move(value)) {}
-    /// A refusal.
-    DbResult(DbError error) : error_(std::move(error)) {}
+    Expected(T value) : value_(std::move(value)) {}
+    /// A failure.
+    Expected(E error) : error_(std::move(error)) {}
     /// Whether it succeeded.
     bool ok() const { return value_.has_value(); }
     explicit operator bool() const { return ok(); }
     /// The value (only when `ok()`).
     T& value() { return *value_; }
-    /// The refusal (only when not `ok()`).
-    const DbError& error() const { return error_; }
+    /// The value (only when `ok()`).
+    const T& value() const { return *value_; }
+    /// The failure (only when not `ok()`).
+    const E& error() const { return error_; }
 
 private:
     std::optional<T> value_;
-    DbError error_;
+    E error_{};
 };
+
+/// A value or a datastore refusal.
+template <class T>
+using DbResult = Expected<T, DbError>;
 
 // ---------------------------------------------------------------------------
 // The host's datastore, over the WIT imports (implemented in worldline.cpp)
@@ -460,6 +466,155 @@ void cursor_drop(int32_t cursor);
 // ---------------------------------------------------------------------------
 // Registration
 
+/// Outbound HTTP, for procedures (`http` in the WIT).
+namespace http {
+/// One header.
+struct Header {
+    /// Header name (case-insensitive).
+    std::string name;
+    /// Header value (visible ASCII).
+    std::string value;
+};
+/// An outbound request.
+struct Request {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS`.
+    std::string method = "GET";
+    /// An absolute http:// or https:// URL.
+    std::string url;
+    /// Request headers.
+    std::vector<Header> headers;
+    /// The body (empty for none).
+    Bytes body;
+    /// A tighter limit on the whole exchange, in milliseconds.
+    std::optional<uint32_t> timeout_ms;
+};
+/// The final response (after redirects).
+struct Response {
+    /// The status code.
+    uint16_t status = 0;
+    /// Response headers, in order.
+    std::vector<Header> headers;
+    /// The body.
+    Bytes body;
+    /// The body as text (bytes as they are).
+    std::string text() const { return std::string(body.begin(), body.end()); }
+};
+/// What went wrong with a request (`http-error-kind`, in WIT order).
+enum class ErrorKind : uint8_t {
+    NotAllowedHere, Denied, InvalidRequest, Dns, Connect, Timeout, Tls,
+    RequestTooLarge, ResponseTooLarge, TooManyRedirects, Protocol
+};
+/// An HTTP failure: a kind and a readable message.
+struct Error {
+    /// What went wrong.
+    ErrorKind kind = ErrorKind::Protocol;
+    /// A message naming the host or the limit.
+    std::string message;
+};
+}  // namespace http
+
+/// What went wrong with an explicit transaction (`tx-error-kind`).
+enum class TxErrorKind : uint8_t { NotAProcedure, AlreadyOpen, NotOpen, Unavailable };
+
+/// A transaction failure: a kind and a readable message.
+struct TxError {
+    /// What went wrong.
+    TxErrorKind kind = TxErrorKind::Unavailable;
+    /// A readable explanation.
+    std::string message;
+};
+
+namespace host {
+/// `http.send`.
+bool http_send(const http::Request& request, http::Response& response, http::Error& err);
+/// `transaction.begin`; `timestamp` is the transaction's.
+bool tx_begin(int64_t& timestamp, TxError& err);
+/// `transaction.commit`.
+bool tx_commit(TxError& err);
+/// `transaction.rollback`.
+bool tx_rollback(TxError& err);
+}  // namespace host
+
+/// What a procedure's transaction body sees.
+struct TxContext {
+    /// The transaction's timestamp.
+    Timestamp timestamp;
+};
+
+/// What a procedure knows about its call (`procedure-context`), and its
+/// ways out: HTTP and explicit transactions.
+struct ProcedureContext {
+    /// Who called.
+    Identity sender;
+    /// The caller's connection, if the call came over one.
+    std::optional<ConnectionId> connection_id;
+    /// When the procedure started.
+    Timestamp timestamp;
+    /// This call's random seed.
+    uint64_t seed = 0;
+    /// A generator seeded from `seed`.
+    Rng rng() const { return Rng(seed); }
+
+    /// Sends an HTTP request (outside a transaction, to hosts the database
+    /// owner allowed) and waits for the whole response.
+    Expected<http::Response, http::Error> send(const http::Request& request) const {
+        http::Response response;
+        http::Error err;
+        if (!host::http_send(request, response, err)) return err;
+        return response;
+    }
+
+    /// Runs `body(const TxContext&) -> Status` in a transaction: commits
+    /// when it returns success, rolls back when it returns an error (which
+    /// is returned). A failure to begin or commit is returned as an error
+    /// with the host's message. Tables are reached as in a reducer.
+    template <class F>
+    Status with_tx(F&& body) const {
+        int64_t at = 0;
+        TxError err;
+        if (!host::tx_begin(at, err)) return Status(err.message);
+        Status status = body(TxContext{Timestamp{at}});
+        if (!status.ok()) {
+            host::tx_rollback(err);
+            return status;
+        }
+        if (!host::tx_commit(err)) {
+            TxError ignored;
+            host::tx_rollback(ignored);
+            return Status(err.message);
+        }
+        return status;
+    }
+};
+
+/// A procedure's error: `return worldline::Err("why");`.
+struct Err {
+    /// The message for the caller.
+    std::string message;
+    /// An error with this message.
+    explicit Err(std::string m) : message(std::move(m)) {}
+};
+
+/// What a procedure returns: a value of type `T` or an Err.
+template <class T>
+class Returns {
+public:
+    /// The value.
+    Returns(T value) : value_(std::move(value)) {}
+    /// An error.
+    Returns(Err error) : error_(std::move(error.message)) {}
+    /// Whether it is a value.
+    bool ok() const { return value_.has_value(); }
+    /// The value (only when `ok()`).
+    const T& value() const { return *value_; }
+    /// The error message (only when not `ok()`).
+    const std::string& message() const { return error_; }
+
+private:
+    std::optional<T> value_;
+    std::string error_;
+};
+
 namespace detail {
 /// A table registered by its `Table` object.
 struct TableEntry {
@@ -474,10 +629,19 @@ struct ReducerEntry {
     Status (*invoke)(const ReducerContext&, const uint8_t*, size_t);
 };
 
+/// A procedure registered by WORLDLINE_PROCEDURE.
+struct ProcedureEntry {
+    std::string name;
+    std::vector<Param> (*params)(TypeBuilder&);
+    uint32_t (*returns)(TypeBuilder&);
+    Status (*invoke)(ProcedureContext&, const uint8_t*, size_t, Bytes&);
+};
+
 /// The module's declarations, sorted by name on first use (which fixes ids).
 struct Registry {
     std::vector<TableEntry> tables;
     std::vector<ReducerEntry> reducers;
+    std::vector<ProcedureEntry> procedures;
     bool sorted = false;
 
     static Registry& get() {
@@ -489,6 +653,7 @@ struct Registry {
         auto by_name = [](const auto& a, const auto& b) { return a.name < b.name; };
         std::stable_sort(tables.begin(), tables.end(), by_name);
         std::stable_sort(reducers.begin(), reducers.end(), by_name);
+        std::stable_sort(procedures.begin(), procedures.end(), by_name);
         sorted = true;
     }
     uint32_t table_id(const std::string& name) {
@@ -503,6 +668,24 @@ struct Registry {
 struct ReducerRegistration {
     ReducerRegistration(ReducerEntry entry) { Registry::get().reducers.push_back(std::move(entry)); }
 };
+
+/// Registers a procedure at static initialisation.
+struct ProcedureRegistration {
+    ProcedureRegistration(ProcedureEntry entry) { Registry::get().procedures.push_back(std::move(entry)); }
+};
+
+/// Decodes `data` as the arguments `Ts...`, calls `f(ctx, args...)` and
+/// encodes the value it returns into `out`.
+template <class R, class... Ts, class F>
+Status invoke_procedure(const char* name, ProcedureContext& ctx, const uint8_t* data, size_t len, Bytes& out,
+                        F f) {
+    auto args = worldline::decode<std::tuple<Ts...>>(data, len);
+    if (!args) return Status(std::string("invalid arguments for `") + name + "`");
+    Returns<R> result = std::apply([&](auto&... a) { return f(ctx, std::move(a)...); }, *args);
+    if (!result.ok()) return Status(result.message());
+    out = encode(result.value());
+    return {};
+}
 
 /// The parameters `names` of types `Ts`, described in order.
 template <class... Ts>
@@ -951,6 +1134,35 @@ private:
 #define WORLDLINE_CLIENT_CONNECTED(name) WL_REDUCER(name, ::worldline::Lifecycle::ClientConnected)
 /// Declares the `client_disconnected` lifecycle reducer.
 #define WORLDLINE_CLIENT_DISCONNECTED(name) WL_REDUCER(name, ::worldline::Lifecycle::ClientDisconnected)
+
+#define WL_PROCEDURE(name, R, ...)                                                                       \
+    static ::worldline::Returns<R> name([[maybe_unused]] ::worldline::ProcedureContext& ctx __VA_OPT__(, ) \
+                                            __VA_OPT__(WL_MAP(WL_PARAM_DECL, _, __VA_ARGS__)));             \
+    static const ::worldline::detail::ProcedureRegistration WL_CAT(wl_procedure_, name)(                    \
+        ::worldline::detail::ProcedureEntry{                                                                 \
+            #name,                                                                                           \
+            [](::worldline::TypeBuilder& t) {                                                                \
+                static const char* const names[] = {__VA_OPT__(WL_MAP(WL_PARAM_NAME, _, __VA_ARGS__), )      \
+                                                        nullptr};                                            \
+                return ::worldline::detail::params<__VA_OPT__(WL_MAP(WL_PARAM_TYPE, _, __VA_ARGS__))>(       \
+                    t, names);                                                                               \
+            },                                                                                               \
+            [](::worldline::TypeBuilder& t) { return ::worldline::describe<R>(t); },                          \
+            [](::worldline::ProcedureContext& c, const uint8_t* data, size_t len, ::worldline::Bytes& out) { \
+                return ::worldline::detail::invoke_procedure<R __VA_OPT__(, )                                 \
+                                                                 __VA_OPT__(WL_MAP(WL_PARAM_TYPE, _, __VA_ARGS__))>( \
+                    #name, c, data, len, out, [](::worldline::ProcedureContext& cc, auto&&... a) {           \
+                        return name(cc, std::forward<decltype(a)>(a)...);                                     \
+                    });                                                                                      \
+            }});                                                                                             \
+    static ::worldline::Returns<R> name([[maybe_unused]] ::worldline::ProcedureContext& ctx __VA_OPT__(, ) \
+                                            __VA_OPT__(WL_MAP(WL_PARAM_DECL, _, __VA_ARGS__)))
+
+/// Declares procedure `name` returning a value of type `R` (worldline::Unit
+/// for none), with `(type, name)` parameters, followed by its body, which
+/// sees `ctx` (a ProcedureContext) and returns an `R` or a worldline::Err:
+/// `WORLDLINE_PROCEDURE(refresh, uint64_t, (std::string, symbol)) { ... }`.
+#define WORLDLINE_PROCEDURE(name, R, ...) WL_PROCEDURE(name, R __VA_OPT__(, ) __VA_ARGS__)
 
 #define WL_SUM_NAME(c, n) #n
 /// Names the cases of a sum type `T`, a struct deriving from
