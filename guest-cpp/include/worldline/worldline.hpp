@@ -861,12 +861,6 @@ private:
     uint32_t left_ = 0;
 };
 
-namespace detail {
-[[noreturn]] inline void fail(const DbError& e) { panic(e.message); }
-
-inline Bound bound(uint8_t tag, Bytes key) { return Bound{tag, std::move(key)}; }
-}  // namespace detail
-
 /// One end of a range over keys of type `K`.
 template <class K>
 struct KeyBound {
@@ -876,7 +870,7 @@ struct KeyBound {
     K key{};
 };
 /// No limit on this side.
-template <class K>
+template <class K = Unit>
 KeyBound<K> unbounded() { return {0, K{}}; }
 /// Keys from (or up to) `key`, inclusive.
 template <class K>
@@ -884,6 +878,46 @@ KeyBound<K> included(K key) { return {1, std::move(key)}; }
 /// Keys past (or before) `key`.
 template <class K>
 KeyBound<K> excluded(K key) { return {2, std::move(key)}; }
+
+namespace detail {
+[[noreturn]] inline void fail(const DbError& e) { panic(e.message); }
+
+template <class T>
+struct IsTuple : std::false_type {};
+template <class... Ts>
+struct IsTuple<std::tuple<Ts...>> : std::true_type {};
+
+/// The bytes of key prefix `p` of an index over columns `Ks...`: a tuple
+/// of the first k columns' values, or the first column's value, each
+/// converted to its column's type (so `1` encodes as the column's u32).
+template <class... Ks, class P>
+Bytes encode_prefix(const P& p) {
+    using Key = std::tuple<Ks...>;
+    if constexpr (IsTuple<P>::value) {
+        constexpr size_t n = std::tuple_size_v<P>;
+        static_assert(n >= 1 && n <= sizeof...(Ks), "a key prefix has 1 to (number of key columns) values");
+        Writer w;
+        [&]<size_t... I>(std::index_sequence<I...>) {
+            (encode_into(w, std::tuple_element_t<I, Key>(std::get<I>(p))), ...);
+        }(std::make_index_sequence<n>{});
+        return std::move(w).take();
+    } else {
+        return encode(std::tuple_element_t<0, Key>(p));
+    }
+}
+
+/// A range bound over an index with key columns `Ks...`.
+template <class... Ks, class L>
+Bound key_bound(const KeyBound<L>& b) {
+    if constexpr (std::is_same_v<L, Unit>) {
+        return Bound{0, {}};
+    } else {
+        return Bound{b.tag, b.tag ? encode_prefix<Ks...>(b.key) : Bytes{}};
+    }
+}
+
+inline Bound bound(uint8_t tag, Bytes key) { return Bound{tag, std::move(key)}; }
+}  // namespace detail
 
 /// An index over one column of type `K` (`table.by(&Row::column)`).
 template <class Row, class K>
@@ -926,10 +960,11 @@ public:
         Bytes k = encode(key);
         return scan(detail::bound(1, k), detail::bound(1, k));
     }
-    /// Rows whose key lies between `lower` and `upper`, in key order.
-    Rows<Row> range(const KeyBound<K>& lower, const KeyBound<K>& upper) const {
-        return scan(detail::bound(lower.tag, lower.tag ? encode(lower.key) : Bytes{}),
-                    detail::bound(upper.tag, upper.tag ? encode(upper.key) : Bytes{}));
+    /// Rows whose key lies between `lower` and `upper`, in key order (the
+    /// bounds' keys are converted to the column's type `K`).
+    template <class L, class U>
+    Rows<Row> range(const KeyBound<L>& lower, const KeyBound<U>& upper) const {
+        return scan(detail::key_bound<K>(lower), detail::key_bound<K>(upper));
     }
 
 private:
@@ -958,14 +993,14 @@ public:
     /// columns, or the first column's value), in key order.
     template <class P>
     Rows<Row> filter_prefix(const P& prefix) const {
-        Bytes k = encode(prefix);
+        Bytes k = detail::encode_prefix<Ks...>(prefix);
         return scan({1, k}, {1, k});
     }
-    /// Rows whose key lies between `lower` and `upper` (full keys or prefixes).
+    /// Rows whose key lies between `lower` and `upper` (full keys or
+    /// prefixes, as tuples or the first column's value).
     template <class L, class U>
     Rows<Row> range(const KeyBound<L>& lower, const KeyBound<U>& upper) const {
-        return scan({lower.tag, lower.tag ? encode(lower.key) : Bytes{}},
-                    {upper.tag, upper.tag ? encode(upper.key) : Bytes{}});
+        return scan(detail::key_bound<Ks...>(lower), detail::key_bound<Ks...>(upper));
     }
 
 private:
