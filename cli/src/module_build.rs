@@ -156,3 +156,38 @@ fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory holding `Makefile` with `makefile`.
+    fn project_with(name: &str, makefile: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "worldline-module-build-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Makefile"), makefile).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_makefile_including_worldline_mk_is_a_cpp_project() {
+        let cpp = project_with(
+            "cpp",
+            "MODULE := x\nSOURCES := x.cpp\ninclude $(WORLDLINE_CPP_SDK_DIR)/worldline.mk\n",
+        );
+        assert!(matches!(detect(&cpp), Ok(Language::Cpp)));
+        let other = project_with(
+            "other",
+            "# worldline.mk is not included here\nall:\n\ttrue\n",
+        );
+        let err = detect(&other).err().expect("not a module project");
+        assert!(err.to_string().contains("no Cargo.toml"), "{err}");
+        for dir in [cpp, other] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
