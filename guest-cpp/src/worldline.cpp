@@ -9,6 +9,8 @@
 // import returns belongs to the caller, which frees it.
 #include "worldline/worldline.hpp"
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 
 extern "C" {
@@ -252,6 +254,25 @@ bool tx_rollback(TxError& err) {
 
 }  // namespace host
 }  // namespace worldline
+
+// Traps with a message: libc++ reports its fatal errors (an allocation
+// failing with exceptions off, a hardening assertion) through this
+// replaceable function; the message goes to the log as the failure reason.
+namespace std {
+[[noreturn]] void __libcpp_verbose_abort(const char* format, ...) noexcept {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    worldline::panic(message);
+}
+}  // namespace std
+
+// `abort()` (from the module or the C library) reports itself before the trap.
+extern "C" void abort(void) {
+    worldline::panic("abort() was called");
+}
 
 using namespace worldline;
 

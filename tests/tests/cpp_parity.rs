@@ -432,4 +432,18 @@ fn the_cpp_table_handles_read_back_what_they_wrote() {
         .expect("every read path agrees with what fill wrote");
     // `check` erased item 3 and changed item 2, then committed.
     assert_eq!(db.rows("item").unwrap().len(), n as usize - 1);
+
+    // abort() and libc++'s fatal errors trap with their message, and roll back.
+    assert_eq!(
+        db.call_reducer("call_abort", &args(&()), CallContext::new(ALICE))
+            .map(drop),
+        Err(CallError::Panicked("abort() was called".into()))
+    );
+    // With exceptions off, libc++ turns `at` past the end into abort().
+    assert_eq!(
+        db.call_reducer("out_of_range", &args(&(1u32,)), CallContext::new(ALICE))
+            .map(drop),
+        Err(CallError::Panicked("abort() was called".into()))
+    );
+    assert_eq!(db.rows("item").unwrap().len(), n as usize - 1);
 }

@@ -87,3 +87,16 @@ WORLDLINE_REDUCER(check, (uint32_t, n)) {
     EXPECT(ctx.rng().next_u64() == worldline::Rng(ctx.seed).next_u64(), "rng");
     return {};
 }
+
+/// Calls abort() after a write: the call traps, rolls back, and the
+/// caller learns why.
+WORLDLINE_REDUCER(call_abort) {
+    item.insert(Item{1'000'000, 0, 0, Tag(worldline::Unit{}), std::nullopt, 0});
+    std::abort();
+}
+
+/// Reads past the end of a vector with `at`: with exceptions off, libc++ aborts.
+WORLDLINE_REDUCER(out_of_range, (uint32_t, index)) {
+    std::vector<int> empty;
+    return "read " + std::to_string(empty.at(index));
+}
