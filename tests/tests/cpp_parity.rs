@@ -447,3 +447,39 @@ fn the_cpp_table_handles_read_back_what_they_wrote() {
     );
     assert_eq!(db.rows("item").unwrap().len(), n as usize - 1);
 }
+
+#[test]
+fn the_cpp_codec_passes_the_shared_postcard_vectors_inside_a_component() {
+    let wasm = cpp_build("tests", "handles");
+    let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("the handles module loads");
+    let file = workspace().join("tests/vectors/postcard.json");
+    let vectors: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("the vector file"))
+            .expect("the vector file is JSON");
+    assert!(vectors.len() > 100, "{} vectors", vectors.len());
+    let field = |v: &serde_json::Value, key: &str| v[key].as_str().expect(key).to_owned();
+    for vector in &vectors {
+        let hex = field(vector, "bytes");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let arguments = args(&(
+            field(vector, "type"),
+            field(vector, "value"),
+            serde_bytes::ByteBuf::from(bytes),
+        ));
+        db.call_reducer("postcard_vector", &arguments, CallContext::new(ALICE))
+            .unwrap_or_else(|e| panic!("{vector}: {e}"));
+    }
+    // The check can fail: a wrong value is reported.
+    assert_eq!(
+        db.call_reducer(
+            "postcard_vector",
+            &args(&("u32", "7", serde_bytes::ByteBuf::from(vec![8u8]))),
+            CallContext::new(ALICE)
+        )
+        .map(drop),
+        Err(CallError::Failed("u32 7: decoded as 8".into()))
+    );
+}

@@ -1,7 +1,10 @@
 // A test module for the SDK's table handles: `fill` inserts rows, `check`
 // reads them back every way the SDK offers and returns the first
-// discrepancy as its error (tests/tests/cpp_parity.rs calls both).
+// discrepancy as its error (tests/tests/cpp_parity.rs calls both); and
+// `postcard_vector` checks one shared postcard vector inside a component.
 #include <worldline/worldline.hpp>
+
+#include "../vector_checks.hpp"
 
 /// A sum type column: no tag, a number, or a name.
 struct Tag : std::variant<worldline::Unit, uint32_t, std::string> {
@@ -99,4 +102,12 @@ WORLDLINE_REDUCER(call_abort) {
 WORLDLINE_REDUCER(out_of_range, (uint32_t, index)) {
     std::vector<int> empty;
     return "read " + std::to_string(empty.at(index));
+}
+
+/// Checks one postcard vector (type name, value text, bytes) with the
+/// SDK's codec as compiled for wasm32: the error says what differs.
+WORLDLINE_REDUCER(postcard_vector, (std::string, type), (std::string, value), (std::vector<uint8_t>, bytes)) {
+    std::string problem = worldline::vectors::check_vector(type, value, bytes);
+    if (!problem.empty()) return problem;
+    return {};
 }
