@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Setting up: the wasm32-wasip2 target and the worldline binary"
-rustup target add wasm32-wasip2
+say "Setting up: the toolchains (tests/setup.sh) and the worldline binary"
+tests/setup.sh
 cargo build -p worldline-cli
 worldline="$PWD/target/debug/worldline"
 
