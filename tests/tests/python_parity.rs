@@ -1,0 +1,302 @@
+//! The Python SDK against the Rust one: the Python examples
+//! (`guest-python/examples`) are built here with componentize-py (from the
+//! venv `tests/setup.sh` makes in `target/python-venv`, or the one
+//! `WORLDLINE_PYTHON_VENV` names) and must describe the same module as
+//! their Rust twins and behave the same way, call for call: the same
+//! results, the same errors and traps, the same rollbacks and the same
+//! rows. The Python postcard codec is also checked natively against the
+//! shared vectors (`tests/vectors/postcard.json`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use worldline_host::{
+    CallContext, CallError, ConnectionId, Database, ReducerOutcome, Timestamp, describe_component,
+};
+use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, test_engine};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The Python of the venv holding componentize-py.
+fn venv_python() -> PathBuf {
+    std::env::var_os("WORLDLINE_PYTHON_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("python-venv"))
+        .join("bin")
+        .join("python")
+}
+
+/// One build at a time: each takes a core for seconds.
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Builds `guest-python/examples/NAME` and returns the component.
+fn python_wasm(name: &str) -> Vec<u8> {
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = target_dir().join("python").join(format!("{name}.wasm"));
+    let output = Command::new(venv_python())
+        .arg(workspace().join("guest-python/build.py"))
+        .arg(workspace().join("guest-python/examples").join(name))
+        .arg(&out)
+        .output()
+        .expect("running the venv's python (tests/setup.sh makes target/python-venv)");
+    assert!(
+        output.status.success(),
+        "building the Python example `{name}` failed ({}); tests/setup.sh installs componentize-py\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()))
+}
+
+/// The Rust and the Python build of one example, each with a database.
+struct Twins {
+    rust: Database,
+    python: Database,
+}
+
+impl Twins {
+    fn new(name: &str) -> Self {
+        let engine = test_engine();
+        let create = |wasm: &[u8], which: &str| {
+            Database::create(&engine, wasm, OWNER)
+                .unwrap_or_else(|e| panic!("creating a database from the {which} `{name}`: {e}"))
+        };
+        Self {
+            rust: create(&guest_wasm(name), "Rust"),
+            python: create(&python_wasm(name), "Python"),
+        }
+    }
+
+    /// Calls `reducer` on both; asserts the same outcome and returns it.
+    fn call(
+        &mut self,
+        reducer: &str,
+        arguments: &[u8],
+        ctx: CallContext,
+    ) -> Result<String, CallError> {
+        let rust = outcome(self.rust.call_reducer(reducer, arguments, ctx));
+        let python = outcome(self.python.call_reducer(reducer, arguments, ctx));
+        assert_eq!(
+            python, rust,
+            "`{reducer}` behaved differently in Python (left) and Rust (right)"
+        );
+        rust
+    }
+
+    /// Runs a lifecycle reducer on both; asserts the same outcome.
+    fn lifecycle(&mut self, connected: bool, ctx: CallContext) {
+        let run = |db: &mut Database| {
+            let result = if connected {
+                db.client_connected(ctx)
+            } else {
+                db.client_disconnected(ctx)
+            };
+            result.map(|o| o.map(|o| format!("{:?}", o.delta)))
+        };
+        let rust = run(&mut self.rust);
+        let python = run(&mut self.python);
+        assert_eq!(python, rust, "a lifecycle reducer behaved differently");
+    }
+
+    /// Asserts both hold the same rows in `table`, and returns how many.
+    fn same_rows(&self, table: &str) -> usize {
+        let sorted = |db: &Database, which: &str| {
+            let mut rows: Vec<Vec<u8>> = db
+                .rows(table)
+                .unwrap_or_else(|e| panic!("{which} rows: {e}"))
+                .iter()
+                .map(|r| r.to_vec())
+                .collect();
+            rows.sort();
+            rows
+        };
+        let rust = sorted(&self.rust, "Rust");
+        let python = sorted(&self.python, "Python");
+        assert_eq!(
+            python, rust,
+            "table `{table}` differs between Python (left) and Rust (right)"
+        );
+        rust.len()
+    }
+}
+
+/// A call's outcome with what legitimately differs taken out: the Rust
+/// SDK's panic messages end with the panic's source location.
+fn outcome(result: Result<ReducerOutcome, CallError>) -> Result<String, CallError> {
+    match result {
+        Ok(o) => Ok(format!("{:?}", o.delta)),
+        Err(CallError::Panicked(message)) => {
+            Err(CallError::Panicked(match message.rfind(" (at ") {
+                Some(at) if message.ends_with(')') => message[..at].to_owned(),
+                _ => message,
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[test]
+fn the_python_codec_passes_the_shared_postcard_vectors() {
+    let output = Command::new(venv_python())
+        .current_dir(workspace().join("guest-python"))
+        .args(["-m", "unittest", "discover", "-s", "tests", "-v"])
+        .env(
+            "WORLDLINE_POSTCARD_VECTORS",
+            workspace().join("tests/vectors/postcard.json"),
+        )
+        .output()
+        .expect("running python -m unittest");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("\nOK"), "{report}");
+}
+
+#[test]
+fn the_python_examples_describe_the_same_modules_as_the_rust_ones() {
+    let engine = test_engine();
+    for name in ["bank", "chat"] {
+        let rust = describe_component(&engine, &guest_wasm(name)).expect("the Rust schema");
+        let python = describe_component(&engine, &python_wasm(name)).expect("the Python schema");
+        assert_eq!(
+            serde_json::to_string_pretty(&python).unwrap(),
+            serde_json::to_string_pretty(&rust).unwrap(),
+            "`{name}`: the Python module (left) describes a different schema than the Rust one (right)"
+        );
+        assert_eq!(python, rust);
+    }
+}
+#[test]
+fn bank_transfers_and_failures_match() {
+    let mut bank = Twins::new("bank");
+    let ctx = CallContext::new(ALICE);
+    bank.call("seed", &args(&(3u32, 100i64)), ctx)
+        .expect("seed");
+    assert_eq!(bank.same_rows("account"), 3);
+    bank.call("transfer", &args(&(0u32, 2u32, 40i64)), ctx)
+        .expect("transfer");
+    bank.same_rows("account");
+    for (arguments, expected) in [
+        (args(&(0u32, 7u32, 10i64)), "no account 7"),
+        (args(&(9u32, 1u32, 10i64)), "no account 9"),
+        (
+            args(&(0u32, 1u32, 1000i64)),
+            "insufficient funds: account 0 has 60, needs 1000",
+        ),
+        (
+            args(&(0u32, 1u32, 0i64)),
+            "the amount must be positive, got 0",
+        ),
+        (
+            args(&(1u32, 1u32, 5i64)),
+            "cannot transfer from account 1 to the same account",
+        ),
+    ] {
+        assert_eq!(
+            bank.call("transfer", &arguments, ctx),
+            Err(CallError::Failed(expected.into()))
+        );
+        bank.same_rows("account");
+    }
+    assert_eq!(
+        bank.call("fail_after_write", &args(&(1u32,)), ctx),
+        Err(CallError::Failed("failed on purpose after writing".into()))
+    );
+    assert_eq!(
+        bank.call("panic_after_write", &args(&(1u32,)), ctx),
+        Err(CallError::Panicked("boom".into()))
+    );
+    // A duplicate key traps with the datastore's message, rolling back the bump.
+    match bank.call("insert_duplicate", &args(&(2u32,)), ctx) {
+        Err(CallError::Panicked(message)) => {
+            assert!(
+                message.contains("unique") || message.contains("duplicate"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    bank.call("noop", &args(&()), ctx).expect("noop");
+    bank.call("hog_memory", &args(&(4u32,)), ctx)
+        .expect("4 MiB is within the cap");
+    assert!(matches!(
+        bank.call("hog_memory", &args(&(200u32,)), ctx),
+        Err(CallError::OutOfMemory { .. })
+    ));
+    assert!(matches!(
+        bank.call("spin", &args(&()), ctx),
+        Err(CallError::DeadlineExceeded(_))
+    ));
+    // Bad arguments are refused before the module runs, the same way.
+    for bad in [vec![1u8], args(&(0u32, 1u32, 5i64, 9u8))] {
+        assert!(matches!(
+            bank.call("transfer", &bad, ctx),
+            Err(CallError::InvalidArguments { .. })
+        ));
+    }
+    // Every failure above rolled back: 0 gave 40 to 2, nothing else moved.
+    bank.call("transfer", &args(&(0u32, 1u32, 1i64)), ctx)
+        .expect("the databases serve after every failure");
+    assert_eq!(bank.same_rows("account"), 3);
+    let balances: Vec<worldline_tests::Account> = worldline_tests::rows(&bank.python, "account");
+    let mut balances: Vec<(u32, i64)> = balances.iter().map(|a| (a.id, a.balance)).collect();
+    balances.sort();
+    assert_eq!(balances, vec![(0, 59), (1, 101), (2, 140)]);
+}
+
+#[test]
+fn chat_lifecycle_names_and_messages_match() {
+    let mut chat = Twins::new("chat");
+    let connection = CallContext::new(ALICE).with_connection(ConnectionId::from_bytes([7; 16]));
+    chat.lifecycle(true, connection);
+    assert_eq!(chat.same_rows("user"), 1);
+    chat.lifecycle(false, connection);
+    chat.same_rows("user");
+    assert_eq!(
+        chat.call("client_connected", &[], CallContext::new(BOB)),
+        Err(CallError::LifecycleReducer("client_connected".into()))
+    );
+    for empty in ["", "   "] {
+        assert_eq!(
+            chat.call("set_name", &args(&(empty,)), CallContext::new(BOB)),
+            Err(CallError::Failed("names must not be empty".into()))
+        );
+    }
+    for (who, name) in [(ALICE, "  alice "), (ALICE, "Alice"), (BOB, "bob")] {
+        chat.call("set_name", &args(&(name,)), CallContext::new(who))
+            .expect("set_name");
+    }
+    assert_eq!(chat.same_rows("user"), 2);
+    let at = Timestamp::from_micros_since_epoch(1_700_000_000_000_000);
+    for (who, text) in [(ALICE, "hello"), (BOB, "hi alice"), (ALICE, "how are you?")] {
+        let ctx = CallContext {
+            timestamp: Some(at),
+            ..CallContext::new(who)
+        };
+        chat.call("send_message", &args(&(text,)), ctx)
+            .expect("send_message");
+    }
+    assert_eq!(
+        chat.call("send_message", &args(&(" ",)), CallContext::new(BOB)),
+        Err(CallError::Failed("messages must not be empty".into()))
+    );
+    assert_eq!(chat.same_rows("message"), 3);
+    let ids: Vec<u64> = worldline_tests::rows::<worldline_tests::Message>(&chat.python, "message")
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+}
+
