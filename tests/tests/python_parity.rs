@@ -4,13 +4,16 @@
 //! `WORLDLINE_PYTHON_VENV` names) and must describe the same module as
 //! their Rust twins and behave the same way, call for call: the same
 //! results, the same errors and traps, the same rollbacks and the same
-//! rows. The Python postcard codec is also checked natively against the
+//! rows. `ticker` (a schedule) and `prices` (a procedure with HTTP and an
+//! explicit transaction) are checked the same way, through a real server
+//! for the procedure. The Python postcard codec is also checked natively against the
 //! shared vectors (`tests/vectors/postcard.json`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use worldline_host::Engine;
 use worldline_host::{
     CallContext, CallError, ConnectionId, Database, ReducerOutcome, Timestamp, describe_component,
 };
@@ -61,6 +64,16 @@ fn python_wasm(name: &str) -> Vec<u8> {
     std::fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()))
 }
 
+/// The test engine with a compiled-component cache under the target
+/// directory, so the 18 MB Python components compile once, not in every
+/// test and every run (the cache keys entries by content, so a rebuilt
+/// example is compiled afresh).
+fn engine() -> Engine {
+    test_engine()
+        .with_component_cache(&target_dir().join("python").join("component-cache"))
+        .expect("opening the component cache")
+}
+
 /// The Rust and the Python build of one example, each with a database.
 struct Twins {
     rust: Database,
@@ -69,7 +82,7 @@ struct Twins {
 
 impl Twins {
     fn new(name: &str) -> Self {
-        let engine = test_engine();
+        let engine = engine();
         let create = |wasm: &[u8], which: &str| {
             Database::create(&engine, wasm, OWNER)
                 .unwrap_or_else(|e| panic!("creating a database from the {which} `{name}`: {e}"))
@@ -166,8 +179,8 @@ fn the_python_codec_passes_the_shared_postcard_vectors() {
 
 #[test]
 fn the_python_examples_describe_the_same_modules_as_the_rust_ones() {
-    let engine = test_engine();
-    for name in ["bank", "chat"] {
+    let engine = engine();
+    for name in ["bank", "chat", "ticker", "prices"] {
         let rust = describe_component(&engine, &guest_wasm(name)).expect("the Rust schema");
         let python = describe_component(&engine, &python_wasm(name)).expect("the Python schema");
         assert_eq!(
@@ -300,3 +313,120 @@ fn chat_lifecycle_names_and_messages_match() {
     assert_eq!(ids, vec![1, 2, 3]);
 }
 
+#[test]
+fn the_python_ticker_ticks_on_its_schedule_like_the_rust_one() {
+    let mut ticker = Twins::new("ticker");
+    let later =
+        Timestamp::from_micros_since_epoch(Timestamp::now().to_micros_since_epoch() + 1_500_000);
+    for db in [&mut ticker.rust, &mut ticker.python] {
+        let run = db.run_next_schedule(later).expect("the first tick is due");
+        assert_eq!(run.reducer, "tick");
+        assert_eq!(run.error, None);
+        #[derive(serde::Deserialize)]
+        struct Counter {
+            id: u32,
+            ticks: u64,
+            last_tick: i64,
+        }
+        let counters: Vec<Counter> = worldline_tests::rows(db, "counter");
+        assert_eq!(counters.len(), 1);
+        assert_eq!(
+            (counters[0].id, counters[0].ticks, counters[0].last_tick),
+            (0, 1, later.to_micros_since_epoch())
+        );
+        assert!(db.run_next_schedule(later).is_none(), "one run per due row");
+    }
+    // The repeating row stays (moved on from each database's own start time).
+    assert_eq!(ticker.rust.rows("tick_schedule").unwrap().len(), 1);
+    assert_eq!(ticker.python.rows("tick_schedule").unwrap().len(), 1);
+}
+
+/// A web server on loopback answering every request with `body`.
+async fn price_server(body: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_prices_procedure_fetches_and_stores_like_the_rust_one() {
+    use worldline_client::ClientError;
+    use worldline_host::outbound::{AllowList, PrivateOverride};
+    use worldline_tests::live::{LiveServer, Transport};
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Price {
+        symbol: String,
+        cents: u64,
+        fetched_at: i64,
+    }
+
+    let origin = price_server("97123.45\n").await;
+    let live = LiveServer::start_with(&[], |config| {
+        config.host.engine.http_private_override = PrivateOverride::new([origin]);
+    })
+    .await;
+    let (owner, _) = live.server().new_identity();
+    let allow = AllowList::parse(&origin.to_string()).expect("an allow-list");
+    let wasm = tokio::task::block_in_place(|| python_wasm("prices"));
+    tokio::task::block_in_place(|| {
+        live.server()
+            .publish_with_http("prices", &wasm, owner, &allow)
+    })
+    .expect("publishing the Python prices");
+
+    let client = live.connect(Transport::WebSocket, "prices").await;
+    client
+        .subscribe(&["SELECT * FROM price"])
+        .await
+        .expect("subscribing");
+    let url = format!("http://{origin}/btc");
+    for _ in 0..2 {
+        // The second call updates the row the first inserted.
+        let cents: u64 = client
+            .call_procedure("refresh", &("BTC", url.as_str()))
+            .await
+            .expect("refresh");
+        assert_eq!(cents, 9_712_345);
+    }
+    let prices: Vec<Price> = client.rows("price").expect("rows");
+    assert_eq!(prices.len(), 1, "{prices:?}");
+    assert_eq!(
+        (prices[0].symbol.as_str(), prices[0].cents),
+        ("BTC", 9_712_345)
+    );
+    assert!(prices[0].fetched_at > 0);
+
+    match client
+        .call_procedure::<_, u64>("refresh", &("ETH", "http://example.com/eth"))
+        .await
+    {
+        Err(ClientError::ProcedureFailed(message)) => {
+            assert!(
+                message.starts_with("fetching http://example.com/eth: ")
+                    && message.contains("not on this database's HTTP allow-list"),
+                "{message}"
+            )
+        }
+        other => panic!("example.com is not on the list: {other:?}"),
+    }
+    assert_eq!(client.rows::<Price>("price").expect("rows").len(), 1);
+    live.shutdown().await;
+}
