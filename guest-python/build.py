@@ -14,7 +14,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 import tomllib
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -33,15 +32,18 @@ def main():
     sdk = pathlib.Path(os.environ.get("WORLDLINE_PYTHON_SDK", HERE))
     wit = pathlib.Path(os.environ.get("WORLDLINE_WIT", HERE.parent / "wit" / "worldline.wit"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as entry_dir:
-        entry = pathlib.Path(entry_dir) / "worldline_entry.py"
-        entry.write_text(f"import {module}  # noqa: F401\nfrom worldline.runtime import Guest  # noqa: F401\n")
-        command = [
-            str(pathlib.Path(sys.executable).parent / "componentize-py"), "-d", str(wit), "-w", "module",
-            "componentize", "-p", entry_dir, "-p", str(project), "-p", str(sdk),
-            "worldline_entry", "-o", str(out),
-        ]
-        sys.exit(subprocess.run(command).returncode)
+    # The entry module sits at a fixed path beside the output, so that
+    # building the same sources again gives the same bytes.
+    entry_dir = out.parent / (out.stem + ".entry")
+    entry_dir.mkdir(exist_ok=True)
+    entry = entry_dir / "worldline_entry.py"
+    entry.write_text(f"import {module}  # noqa: F401\nfrom worldline.runtime import Guest  # noqa: F401\n")
+    command = [
+        str(pathlib.Path(sys.executable).parent / "componentize-py"), "-d", str(wit), "-w", "module",
+        "componentize", "-p", str(entry_dir), "-p", str(project), "-p", str(sdk),
+        "worldline_entry", "-o", str(out),
+    ]
+    sys.exit(subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}).returncode)
 
 
 if __name__ == "__main__":
