@@ -1,6 +1,7 @@
 //! `worldline init`: create a module project that builds as it stands.
 
 mod cpp;
+pub(crate) mod python;
 mod rust;
 
 use std::path::{Path, PathBuf};
@@ -18,9 +19,9 @@ pub struct InitArgs {
     /// The language of the module.
     #[arg(long, value_enum)]
     lang: Lang,
-    /// The Worldline SDK to build on, `guest-rust/sdk` for Rust or
-    /// `guest-cpp` for C++ [default: the one in the Worldline checkout this
-    /// binary was built from].
+    /// The Worldline SDK to build on, `guest-rust/sdk` for Rust,
+    /// `guest-cpp` for C++ or `guest-python` for Python [default: the one
+    /// in the Worldline checkout this binary was built from].
     #[arg(long, value_name = "DIR")]
     sdk_path: Option<PathBuf>,
 }
@@ -32,6 +33,8 @@ enum Lang {
     Rust,
     /// C++20, with the Worldline C++ SDK, built with clang-19 and make.
     Cpp,
+    /// Python, with the Worldline Python SDK, built with componentize-py.
+    Python,
 }
 
 /// A file of a new project: its path relative to the project and its contents.
@@ -47,6 +50,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let project = match args.lang {
         Lang::Rust => rust::project(&name, args.sdk_path.as_deref())?,
         Lang::Cpp => cpp::project(&name, args.sdk_path.as_deref())?,
+        Lang::Python => python::project(&name, args.sdk_path.as_deref())?,
     };
     write_project(&args.dir, &project.files)?;
     println!(

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use crate::hint::hinted;
 
+mod python;
+
 /// The language of the project in `dir`, from the files it holds.
 fn detect(dir: &Path) -> anyhow::Result<Language> {
     if dir.join("Cargo.toml").is_file() {
@@ -18,12 +20,15 @@ fn detect(dir: &Path) -> anyhow::Result<Language> {
     if is_cpp_project(dir) {
         return Ok(Language::Cpp);
     }
+    if python::is_python_project(dir) {
+        return Ok(Language::Python);
+    }
     Err(hinted(
         format!(
-            "{} holds no module project (no Cargo.toml, and no Makefile including the C++ SDK's worldline.mk)",
+            "{} holds no module project (no Cargo.toml, no Makefile including the C++ SDK's worldline.mk, no worldline.toml)",
             dir.display()
         ),
-        "create one with `worldline init DIR --lang rust` (or `--lang cpp`), or publish a built component with --wasm FILE",
+        "create one with `worldline init DIR --lang rust` (or `--lang cpp`, `--lang python`), or publish a built component with --wasm FILE",
     ))
 }
 
@@ -43,6 +48,7 @@ fn is_cpp_project(dir: &Path) -> bool {
 enum Language {
     Rust,
     Cpp,
+    Python,
 }
 
 /// Builds the project in `dir` and returns the component's path.
@@ -50,6 +56,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     match detect(dir)? {
         Language::Rust => build_rust(dir),
         Language::Cpp => build_cpp(dir),
+        Language::Python => python::build_python(dir),
     }
 }
 
