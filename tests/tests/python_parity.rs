@@ -227,6 +227,15 @@ fn bank_transfers_and_failures_match() {
         bank.call("fail_after_write", &args(&(1u32,)), ctx),
         Err(CallError::Failed("failed on purpose after writing".into()))
     );
+    let traceback = bank
+        .python
+        .log()
+        .records()
+        .any(|r| r.message.contains("Traceback") && r.message.contains("failed on purpose"));
+    assert!(
+        traceback,
+        "the Python traceback of the failure went to the module log"
+    );
     assert_eq!(
         bank.call("panic_after_write", &args(&(1u32,)), ctx),
         Err(CallError::Panicked("boom".into()))
@@ -429,4 +438,23 @@ async fn the_python_prices_procedure_fetches_and_stores_like_the_rust_one() {
     }
     assert_eq!(client.rows::<Price>("price").expect("rows").len(), 1);
     live.shutdown().await;
+}
+
+#[test]
+fn the_python_table_handles_read_back_what_they_wrote() {
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = target_dir().join("python").join("handles.wasm");
+    let status = Command::new(venv_python())
+        .arg(workspace().join("guest-python/build.py"))
+        .arg(workspace().join("guest-python/tests/handles"))
+        .arg(&out)
+        .status()
+        .expect("running the venv's python");
+    assert!(status.success(), "building the handles module failed");
+    drop(_one_at_a_time);
+    let wasm = std::fs::read(&out).expect("the component");
+    let mut db = Database::create(&engine(), &wasm, OWNER).expect("the handles module loads");
+    let result = db.call_reducer("check", &args(&(2500u64,)), CallContext::new(ALICE));
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(db.rows("item").unwrap().len(), 2500);
 }
