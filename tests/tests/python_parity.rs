@@ -9,6 +9,7 @@
 //! for the procedure. The Python postcard codec is also checked natively against the
 //! shared vectors (`tests/vectors/postcard.json`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -41,27 +42,45 @@ fn venv_python() -> PathBuf {
         .join("python")
 }
 
-/// One build at a time: each takes a core for seconds.
-static BUILD: Mutex<()> = Mutex::new(());
+/// The components built so far in this run, by project directory: each is
+/// built once (one at a time: a build takes a core for seconds), and since
+/// componentize-py's output differs from build to build, reusing the bytes
+/// is also what lets the compiled-component cache serve every test after
+/// the first.
+static BUILT: Mutex<BTreeMap<PathBuf, Vec<u8>>> = Mutex::new(BTreeMap::new());
 
 /// Builds `guest-python/examples/NAME` and returns the component.
 fn python_wasm(name: &str) -> Vec<u8> {
-    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    python_build(&workspace().join("guest-python/examples").join(name))
+}
+
+/// Builds the Python project in `dir` (once per run) and returns the component.
+fn python_build(dir: &Path) -> Vec<u8> {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(wasm) = built.get(dir) {
+        return wasm.clone();
+    }
+    let name = dir
+        .file_name()
+        .expect("a project directory")
+        .to_string_lossy();
     let out = target_dir().join("python").join(format!("{name}.wasm"));
     let output = Command::new(venv_python())
         .arg(workspace().join("guest-python/build.py"))
-        .arg(workspace().join("guest-python/examples").join(name))
+        .arg(dir)
         .arg(&out)
         .output()
         .expect("running the venv's python (tests/setup.sh makes target/python-venv)");
     assert!(
         output.status.success(),
-        "building the Python example `{name}` failed ({}); tests/setup.sh installs componentize-py\n{}{}",
+        "building the Python project `{name}` failed ({}); tests/setup.sh installs componentize-py\n{}{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    std::fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()))
+    let wasm = std::fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()));
+    built.insert(dir.to_path_buf(), wasm.clone());
+    wasm
 }
 
 /// The test engine with a compiled-component cache under the target
@@ -442,17 +461,7 @@ async fn the_python_prices_procedure_fetches_and_stores_like_the_rust_one() {
 
 #[test]
 fn the_python_table_handles_read_back_what_they_wrote() {
-    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let out = target_dir().join("python").join("handles.wasm");
-    let status = Command::new(venv_python())
-        .arg(workspace().join("guest-python/build.py"))
-        .arg(workspace().join("guest-python/tests/handles"))
-        .arg(&out)
-        .status()
-        .expect("running the venv's python");
-    assert!(status.success(), "building the handles module failed");
-    drop(_one_at_a_time);
-    let wasm = std::fs::read(&out).expect("the component");
+    let wasm = python_build(&workspace().join("guest-python/tests/handles"));
     let mut db = Database::create(&engine(), &wasm, OWNER).expect("the handles module loads");
     let result = db.call_reducer("check", &args(&(2500u64,)), CallContext::new(ALICE));
     assert!(result.is_ok(), "{result:?}");
