@@ -343,6 +343,18 @@ def _fields(params):
     return [wit.Field(n, t) for n, t in params]
 
 
+_REDUCERS = None
+
+
+def _reducers():
+    """The reducers in id order (the module's imports declared them all
+    before the first call)."""
+    global _REDUCERS
+    if _REDUCERS is None:
+        _REDUCERS = schema.sorted_reducers()
+    return _REDUCERS
+
+
 class Guest(exports.Guest):
     """The ``guest`` export: describes the module and runs its calls."""
 
@@ -375,7 +387,7 @@ class Guest(exports.Guest):
         )
 
     def call_reducer(self, id, ctx, args):
-        reducers = schema.sorted_reducers()
+        reducers = _reducers()
         if id >= len(reducers):
             raise Err(f"no reducer {id}")
         r = reducers[id]
