@@ -112,6 +112,12 @@ class SharedVectors(unittest.TestCase):
                 self.assertEqual(postcard.encode(codec, value), data)
 
 
+class Unit(unittest.TestCase):
+    def test_none_and_the_empty_tuple_are_the_unit(self):
+        self.assertEqual(postcard.encode(postcard.Product([]), None), b"")
+        self.assertEqual(postcard.encode(postcard.Product([]), ()), b"")
+
+
 class Refusals(unittest.TestCase):
     def test_malformed_input_raises_decode_error(self):
         cases = [

@@ -296,6 +296,8 @@ class Product:
             for name, codec in zip(self.names, self.fields):
                 codec.write(getattr(value, name), out)
             return
+        if not self.fields and value is None:
+            return  # the unit, as a function without a return value gives it
         if len(value) != len(self.fields):
             raise TypeError(f"expected {len(self.fields)} values, got {len(value)}")
         for item, codec in zip(value, self.fields):
