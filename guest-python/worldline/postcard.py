@@ -33,6 +33,9 @@ class Some:
 
 def write_varint(n, out):
     """Appends the LEB128 varint of the non-negative int ``n``."""
+    if n < 0x80:
+        out.append(n)
+        return
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
@@ -40,7 +43,9 @@ def write_varint(n, out):
 
 
 def read_varint(buf, pos, bits):
-    """Reads a LEB128 varint of at most ``bits`` bits at ``pos``."""
+    """Reads a LEB128 varint of at most ``bits`` bits (at least 8) at ``pos``."""
+    if pos < len(buf) and buf[pos] < 0x80:
+        return buf[pos], pos + 1
     result = 0
     shift = 0
     while True:
