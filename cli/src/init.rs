@@ -37,6 +37,17 @@ enum Lang {
     Python,
 }
 
+impl Lang {
+    /// The language's name as people write it.
+    fn display_name(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Cpp => "C++",
+            Lang::Python => "Python",
+        }
+    }
+}
+
 /// A file of a new project: its path relative to the project and its contents.
 struct ProjectFile {
     path: &'static str,
@@ -54,8 +65,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     };
     write_project(&args.dir, &project.files)?;
     println!(
-        "created the {:?} module project `{name}` in {}:",
-        args.lang,
+        "created the {} module project `{name}` in {}:",
+        args.lang.display_name(),
         args.dir.display()
     );
     for file in &project.files {
