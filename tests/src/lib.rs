@@ -10,6 +10,7 @@ use worldline_host::{Database, Engine, EngineConfig, Identity};
 
 pub mod gate;
 pub mod live;
+pub mod parity;
 pub mod process;
 pub mod raw;
 

@@ -8,27 +8,14 @@
 //! server for the procedure. The C++ postcard codec is also checked
 //! natively against the shared vectors (`tests/vectors/postcard.json`).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
 use worldline_host::{
-    CallContext, CallError, ConnectionId, Database, ReducerOutcome, Timestamp, describe_component,
+    CallContext, CallError, ConnectionId, Database, Timestamp, describe_component,
 };
+use worldline_tests::parity::{comparable_outcome as outcome, target_dir, text_server, workspace};
 use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, test_engine};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the workspace root")
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
-}
 
 /// One build at a time: the examples share the adapter they write.
 static BUILD: Mutex<()> = Mutex::new(());
@@ -124,21 +111,6 @@ impl Twins {
             "table `{table}` differs between C++ (left) and Rust (right)"
         );
         rust.len()
-    }
-}
-
-/// A call's outcome with what legitimately differs taken out: the Rust
-/// SDK's panic messages end with the panic's source location.
-fn outcome(result: Result<ReducerOutcome, CallError>) -> Result<String, CallError> {
-    match result {
-        Ok(o) => Ok(format!("{:?}", o.delta)),
-        Err(CallError::Panicked(message)) => {
-            Err(CallError::Panicked(match message.rfind(" (at ") {
-                Some(at) if message.ends_with(')') => message[..at].to_owned(),
-                _ => message,
-            }))
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -330,30 +302,6 @@ fn the_cpp_ticker_ticks_on_its_schedule_like_the_rust_one() {
     assert_eq!(ticker.cpp.rows("tick_schedule").unwrap().len(), 1);
 }
 
-/// A web server on loopback answering every request with `body`.
-async fn price_server(body: &'static str) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let address = listener.local_addr().expect("its address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    address
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpp_prices_procedure_fetches_and_stores_like_the_rust_one() {
     use worldline_client::ClientError;
@@ -367,7 +315,7 @@ async fn the_cpp_prices_procedure_fetches_and_stores_like_the_rust_one() {
         fetched_at: i64,
     }
 
-    let origin = price_server("97123.45\n").await;
+    let origin = text_server("97123.45\n").await;
     let live = LiveServer::start_with(&[], |config| {
         config.host.engine.http_private_override = PrivateOverride::new([origin]);
     })

@@ -5,12 +5,11 @@
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use worldline_client::ClientError;
 use worldline_host::outbound::{AllowList, PrivateOverride};
 use worldline_tests::guest_wasm;
 use worldline_tests::live::{LiveServer, Transport};
+use worldline_tests::parity::text_server;
 
 #[derive(Deserialize, Debug)]
 struct Counter {
@@ -51,30 +50,9 @@ async fn the_ticker_ticks_by_itself() {
     live.shutdown().await;
 }
 
-/// A web server on loopback answering every request with `body`.
-async fn price_server(body: &'static str) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let address = listener.local_addr().expect("its address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    address
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prices_fetches_from_an_allowed_host_and_stores_the_price() {
-    let origin = price_server("97123.45\n").await;
+    let origin = text_server("97123.45\n").await;
     let live = LiveServer::start_with(&[], |config| {
         config.host.engine.http_private_override = PrivateOverride::new([origin]);
     })

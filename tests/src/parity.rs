@@ -1,0 +1,63 @@
+//! What the parity tests of the C++ and Python SDKs share: where the
+//! workspace and its target directory are, a call's outcome with what
+//! legitimately differs between languages taken out, and a plain-text web
+//! server on loopback for the `prices` procedure.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use worldline_host::{CallError, ReducerOutcome};
+
+/// The workspace's root directory.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf()
+}
+
+/// The build's target directory (`$CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// A call's outcome with what legitimately differs taken out: the Rust
+/// SDK's panic messages end with the panic's source location.
+pub fn comparable_outcome(result: Result<ReducerOutcome, CallError>) -> Result<String, CallError> {
+    match result {
+        Ok(o) => Ok(format!("{:?}", o.delta)),
+        Err(CallError::Panicked(message)) => {
+            Err(CallError::Panicked(match message.rfind(" (at ") {
+                Some(at) if message.ends_with(')') => message[..at].to_owned(),
+                _ => message,
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A web server on loopback answering every request with `body` as
+/// `text/plain`, until the test's runtime ends.
+pub async fn text_server(body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    address
+}
