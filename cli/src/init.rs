@@ -48,6 +48,56 @@ impl Lang {
     }
 }
 
+/// One language's module SDK, as `worldline init` and `publish` find it.
+pub(crate) struct SdkKind {
+    /// The language, as the messages name it (`Rust`, `C++`, `Python`).
+    language: &'static str,
+    /// The SDK's directory in a Worldline checkout (`guest-cpp`).
+    checkout_dir: &'static str,
+    /// What to check when a given path is not the SDK.
+    given_hint: &'static str,
+    /// What a directory lacks when it is not the SDK, for the message.
+    markers: &'static str,
+    /// Whether a directory holds the SDK.
+    recognise: fn(&Path) -> bool,
+}
+
+/// The SDK of `kind` at `sdk_path` (else at `default`, the SDK of the
+/// checkout this binary was built from), checked and made absolute.
+fn locate_sdk(
+    kind: &SdkKind,
+    default: PathBuf,
+    sdk_path: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let gone;
+    let (dir, hint) = match sdk_path {
+        Some(dir) => (dir.to_path_buf(), kind.given_hint),
+        None => {
+            gone = format!(
+                "the Worldline checkout this binary was built from is gone; pass --sdk-path \
+                 with the {} directory of a Worldline checkout",
+                kind.checkout_dir
+            );
+            (default, gone.as_str())
+        }
+    };
+    let language = kind.language;
+    let dir = dir.canonicalize().with_context(|| {
+        format!(
+            "the Worldline {language} SDK is not at {}; {hint}",
+            dir.display()
+        )
+    })?;
+    if !(kind.recognise)(&dir) {
+        bail!(
+            "{} is not the Worldline {language} SDK ({}); {hint}",
+            dir.display(),
+            kind.markers
+        );
+    }
+    Ok(dir)
+}
+
 /// A file of a new project: its path relative to the project and its contents.
 struct ProjectFile {
     path: &'static str,

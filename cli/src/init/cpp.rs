@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::{Project, ProjectFile};
+use super::{Project, ProjectFile, SdkKind, locate_sdk};
 
 /// The SDK new projects use unless `--sdk-path` says otherwise: `guest-cpp`
 /// in the Worldline checkout this binary was built from (the SDK is not
@@ -57,27 +57,20 @@ pub(super) fn project(name: &str, sdk_path: Option<&Path>) -> anyhow::Result<Pro
     })
 }
 
+/// The C++ SDK: its Makefile rules and its header.
+const CPP_SDK: SdkKind = SdkKind {
+    language: "C++",
+    checkout_dir: "guest-cpp",
+    given_hint: "check --sdk-path",
+    markers: "no worldline.mk and include/worldline/worldline.hpp",
+    recognise: |dir| {
+        dir.join("worldline.mk").is_file() && dir.join("include/worldline/worldline.hpp").is_file()
+    },
+};
+
 /// The SDK directory, checked and made absolute.
 fn sdk_dir(sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let (dir, hint) = match sdk_path {
-        Some(dir) => (dir.to_path_buf(), "check --sdk-path"),
-        None => (
-            default_sdk_dir(),
-            "the Worldline checkout this binary was built from is gone; pass --sdk-path \
-             with the guest-cpp directory of a Worldline checkout",
-        ),
-    };
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("the Worldline C++ SDK is not at {}; {hint}", dir.display()))?;
-    if !dir.join("worldline.mk").is_file() || !dir.join("include/worldline/worldline.hpp").is_file()
-    {
-        bail!(
-            "{} is not the Worldline C++ SDK (no worldline.mk and include/worldline/worldline.hpp); {hint}",
-            dir.display()
-        );
-    }
-    Ok(dir)
+    locate_sdk(&CPP_SDK, default_sdk_dir(), sdk_path)
 }
 
 const MAKEFILE: &str = r#"# __NAME__: a Worldline module in C++. `make` builds build/__NAME__.wasm.

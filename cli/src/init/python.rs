@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use super::{Project, ProjectFile};
+use super::{Project, ProjectFile, SdkKind, locate_sdk};
 
 /// The SDK new projects use unless `--sdk-path` says otherwise:
 /// `guest-python` in the Worldline checkout this binary was built from (the
@@ -52,29 +52,18 @@ pub(super) fn project(name: &str, sdk_path: Option<&Path>) -> anyhow::Result<Pro
     })
 }
 
+/// The Python SDK: its build script and its package.
+const PYTHON_SDK: SdkKind = SdkKind {
+    language: "Python",
+    checkout_dir: "guest-python",
+    given_hint: "check the SDK path",
+    markers: "no build.py and worldline/__init__.py",
+    recognise: |dir| dir.join("build.py").is_file() && dir.join("worldline/__init__.py").is_file(),
+};
+
 /// The SDK directory, checked and made absolute.
 pub(crate) fn sdk_dir(sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let (dir, hint) = match sdk_path {
-        Some(dir) => (dir.to_path_buf(), "check the SDK path"),
-        None => (
-            default_sdk_dir(),
-            "the Worldline checkout this binary was built from is gone; pass --sdk-path \
-             with the guest-python directory of a Worldline checkout",
-        ),
-    };
-    let dir = dir.canonicalize().with_context(|| {
-        format!(
-            "the Worldline Python SDK is not at {}; {hint}",
-            dir.display()
-        )
-    })?;
-    if !dir.join("build.py").is_file() || !dir.join("worldline/__init__.py").is_file() {
-        bail!(
-            "{} is not the Worldline Python SDK (no build.py and worldline/__init__.py); {hint}",
-            dir.display()
-        );
-    }
-    Ok(dir)
+    locate_sdk(&PYTHON_SDK, default_sdk_dir(), sdk_path)
 }
 
 const WORLDLINE_TOML: &str = r#"# __NAME__: a Worldline module in Python.

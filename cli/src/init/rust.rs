@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use super::{Project, ProjectFile};
+use super::{Project, ProjectFile, SdkKind, locate_sdk};
 
 /// The SDK new projects depend on unless `--sdk-path` says otherwise:
 /// `guest-rust/sdk` in the Worldline checkout this binary was built from.
@@ -72,29 +72,20 @@ pub(super) fn project(name: &str, sdk_path: Option<&Path>) -> anyhow::Result<Pro
     })
 }
 
+/// The Rust SDK: a crate whose manifest names the package `worldline`.
+const RUST_SDK: SdkKind = SdkKind {
+    language: "Rust",
+    checkout_dir: "guest-rust/sdk",
+    given_hint: "check --sdk-path",
+    markers: "no Cargo.toml declaring the package `worldline`",
+    recognise: |dir| {
+        std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|m| names_the_sdk(&m))
+    },
+};
+
 /// The SDK directory, checked and made absolute.
 fn sdk_dir(sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let (dir, hint) = match sdk_path {
-        Some(dir) => (dir.to_path_buf(), "check --sdk-path"),
-        None => (
-            default_sdk_dir(),
-            "the Worldline checkout this binary was built from is gone; pass --sdk-path \
-             with the guest-rust/sdk directory of a Worldline checkout",
-        ),
-    };
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("the Worldline Rust SDK is not at {}; {hint}", dir.display()))?;
-    let manifest = dir.join("Cargo.toml");
-    let declares_sdk = std::fs::read_to_string(&manifest).is_ok_and(|m| names_the_sdk(&m));
-    if !declares_sdk {
-        bail!(
-            "{} is not the Worldline Rust SDK (no Cargo.toml declaring the package \
-             `worldline`); {hint}",
-            dir.display()
-        );
-    }
-    Ok(dir)
+    locate_sdk(&RUST_SDK, default_sdk_dir(), sdk_path)
 }
 
 /// Whether a manifest's `[package]` is named `worldline`.
