@@ -382,11 +382,11 @@ impl Actor {
                 Err(mpsc::error::TryRecvError::Disconnected) => return Spin::Nothing,
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            if let Some(front) = self.waiting.front() {
-                if !matches!(self.database.is_durable(front.after), Ok(false)) {
-                    self.release();
-                    return Spin::Released;
-                }
+            if let Some(front) = self.waiting.front()
+                && !matches!(self.database.is_durable(front.after), Ok(false))
+            {
+                self.release();
+                return Spin::Released;
             }
             if start.elapsed() >= SPIN_BEFORE_SLEEP {
                 return Spin::Nothing;
