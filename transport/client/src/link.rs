@@ -104,6 +104,12 @@ pub(crate) async fn quic(
     ))
 }
 
+/// How much one read from a WebSocket takes at most. The WebSocket library
+/// zeroes this much before every read, so its default (128 KiB) cost more
+/// than the rest of receiving a small message; larger messages take
+/// several reads.
+const READ_BUFFER_BYTES: usize = 16 << 10;
+
 /// Opens a WebSocket connection.
 pub(crate) async fn websocket(
     url: &str,
@@ -111,6 +117,7 @@ pub(crate) async fn websocket(
     idle_timeout: Duration,
 ) -> Result<(LinkWriter, LinkReader), ClientError> {
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(max_frame as usize))
         .max_frame_size(Some(max_frame as usize));
     let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)

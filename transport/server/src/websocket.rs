@@ -16,6 +16,12 @@ use crate::quic::sleep_until;
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
 
+/// How much one read from the socket takes at most. The WebSocket library
+/// zeroes this much before every read, so the default (128 KiB) cost more
+/// than the rest of receiving a small message; a message larger than this
+/// is still read whole, in several reads.
+const READ_BUFFER_BYTES: usize = 16 << 10;
+
 /// Upgrades an HTTP request to a protocol connection.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
@@ -25,6 +31,7 @@ pub(crate) async fn upgrade(
     let max = shared.config.max_frame as usize;
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| serve(socket, shared, peer))
 }
 
