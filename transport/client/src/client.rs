@@ -758,6 +758,7 @@ async fn write_loop(
         // Everything asked meanwhile goes out with it, flushed once.
         let mut next = Some(next);
         let mut fed = 0;
+        let mut yielded = false;
         let mut sent = Ok(());
         while let Some(message) = next.take() {
             fed += 1;
@@ -774,6 +775,14 @@ async fn write_loop(
                 break;
             }
             next = outgoing.try_recv().ok();
+            if next.is_none() && !yielded {
+                // Tasks woken by the replies just read are often about to
+                // call: let them run once, so that their calls share this
+                // write instead of a system call each.
+                yielded = true;
+                tokio::task::yield_now().await;
+                next = outgoing.try_recv().ok();
+            }
         }
         if sent.is_ok() {
             sent = writer.flush().await;
