@@ -106,6 +106,22 @@ impl Loaded {
     /// Compiles `wasm`, checks it against the `worldline:module` world,
     /// instantiates it and reads its schema. Runs no reducer.
     fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self, HostError> {
+        let (pre, instance, description) = Self::describe(engine, wasm)?;
+        let schema = import_module(description)?;
+        Ok(Self {
+            pre,
+            instance,
+            schema,
+        })
+    }
+
+    /// Compiles `wasm`, checks it against the `worldline:module` world,
+    /// instantiates it and calls its `describe` export, returning the
+    /// definition as the guest returned it (not yet imported).
+    fn describe(
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> Result<(WorldPre, Instance, crate::world::ModuleDef), HostError> {
         let component = engine
             .component(wasm)
             .map_err(|e| component_error(wasm, &e))?;
@@ -124,12 +140,7 @@ impl Loaded {
                 _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
             }
         })?;
-        let schema = import_module(description)?;
-        Ok(Self {
-            pre,
-            instance,
-            schema,
-        })
+        Ok((pre, instance, description))
     }
 }
 
@@ -176,6 +187,21 @@ impl PreparedModule {
 /// [`plan_migration`](worldline_datastore::plan_migration)).
 pub fn describe_component(engine: &Engine, wasm: &[u8]) -> Result<ModuleSchema, HostError> {
     Ok(Loaded::compile(engine, wasm)?.schema)
+}
+
+/// Compiles a component and returns the module definition its `describe`
+/// export returned, exactly as the guest returned it: before the host
+/// resolves it into a [`ModuleSchema`] (so type arena order, index
+/// definitions and names are all kept as written), encoded as the
+/// pretty-printed Debug text (`{:#?}`) of the `worldline:module@0.2.0`
+/// `module-def` record. Equal texts mean equal definitions field for field,
+/// so two modules written in different languages can be compared byte for
+/// byte. A 0.1.0 component's definition is given in 0.2.0 form (no
+/// procedures, no schedules). Runs no reducer and does not check the
+/// definition (an ill-formed one is still returned).
+pub fn describe_component_definition(engine: &Engine, wasm: &[u8]) -> Result<String, HostError> {
+    let (_, _, description) = Loaded::describe(engine, wasm)?;
+    Ok(format!("{description:#?}"))
 }
 
 /// Why a database stopped taking calls.
