@@ -1,14 +1,16 @@
 //! `worldline bench fanout`: one commit to a row that N connections
 //! subscribe to, timed until the last of them has received it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use worldline_client::{Client, ConnectOptions, Event};
+use worldline_client::{Client, ConnectOptions};
 use worldline_transport::ReducerStatus;
 
 use super::server::{self, ClientArgs, Prepared, protocol_name};
@@ -18,6 +20,9 @@ use crate::output::print_json;
 
 /// Connections opened at once while subscribing.
 const CONNECT_BATCH: usize = 64;
+/// How long a commit may take to reach every subscriber before the
+/// benchmark gives up.
+const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options of `worldline bench fanout`.
 #[derive(Args, Debug)]
@@ -44,8 +49,6 @@ struct Run {
     max_ms: f64,
 }
 
-type Subscriber = (Client, UnboundedReceiver<Event>);
-
 /// Runs `worldline bench fanout`.
 pub fn run(args: FanoutArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -63,20 +66,21 @@ pub fn run(args: FanoutArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                 protocol_name(*protocol),
                 args.subscribers
             );
-            let mut subscribers = subscribe_all(options, args.subscribers).await?;
+            let arrivals = Arc::new(Arrivals::default());
+            let subscribers = subscribe_all(options, args.subscribers, &arrivals).await?;
             let mut times = Vec::with_capacity(args.rounds);
             for _ in 0..args.rounds {
-                let waiting = arm(&mut subscribers);
+                arrivals.arm(subscribers.len());
                 let started = Instant::now();
                 let outcome = writer.call("transfer", &(0u32, 1u32, 1i64)).await?;
                 anyhow::ensure!(
                     outcome.status == ReducerStatus::Committed,
                     "the transfer did not commit"
                 );
-                let last = last_arrival(waiting, &mut subscribers).await?;
+                let last = arrivals.last().await?;
                 times.push(last.duration_since(started));
             }
-            for (client, _) in &subscribers {
+            for client in &subscribers {
                 client.close().await;
             }
             times.sort();
@@ -113,20 +117,80 @@ pub fn run(args: FanoutArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     prepared.target.stop()
 }
 
-/// Connects `count` clients, each subscribed to account 0.
-async fn subscribe_all(options: &ConnectOptions, count: usize) -> anyhow::Result<Vec<Subscriber>> {
+/// When the subscribers received the commit being timed: each client's
+/// reducer-event callback (run by its reader as soon as the update is
+/// applied to its cache) counts down and keeps the latest arrival.
+#[derive(Default)]
+struct Arrivals {
+    /// How many subscribers have not received the current commit.
+    remaining: AtomicUsize,
+    /// The latest arrival of the current commit.
+    last: Mutex<Option<Instant>>,
+    /// Notified when `remaining` reaches zero.
+    all: Notify,
+}
+
+impl Arrivals {
+    /// Expects the next commit at `count` subscribers.
+    fn arm(&self, count: usize) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.remaining.store(count, Ordering::SeqCst);
+    }
+
+    /// One subscriber received it now.
+    fn arrived(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            *last = Some(last.map_or(now, |l| l.max(now)));
+        }
+        if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.all.notify_one();
+        }
+    }
+
+    /// Waits until every armed subscriber received the commit; returns when
+    /// the last one did.
+    async fn last(&self) -> anyhow::Result<Instant> {
+        let waited = tokio::time::timeout(ARRIVAL_TIMEOUT, async {
+            while self.remaining.load(Ordering::SeqCst) > 0 {
+                self.all.notified().await;
+            }
+        })
+        .await;
+        anyhow::ensure!(
+            waited.is_ok(),
+            "{} subscriber(s) did not receive the commit within {} s",
+            self.remaining.load(Ordering::SeqCst),
+            ARRIVAL_TIMEOUT.as_secs()
+        );
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .context("no subscribers")
+    }
+}
+
+/// Connects `count` clients, each subscribed to account 0 and counting its
+/// transaction updates in `arrivals`.
+async fn subscribe_all(
+    options: &ConnectOptions,
+    count: usize,
+    arrivals: &Arc<Arrivals>,
+) -> anyhow::Result<Vec<Client>> {
     let mut subscribers = Vec::with_capacity(count);
     while subscribers.len() < count {
         let mut batch = JoinSet::new();
         for _ in 0..CONNECT_BATCH.min(count - subscribers.len()) {
             let options = options.clone();
+            let arrivals = Arc::clone(arrivals);
             batch.spawn(async move {
                 let client = server::connect(&options).await?;
-                let events = client.take_events().context("the event stream")?;
                 client
                     .subscribe(&["SELECT * FROM account WHERE id = 0"])
                     .await?;
-                anyhow::Ok((client, events))
+                client.on_reducer_event(move |_| arrivals.arrived());
+                anyhow::Ok(client)
             });
         }
         while let Some(subscriber) = batch.join_next().await {
@@ -134,43 +198,4 @@ async fn subscribe_all(options: &ConnectOptions, count: usize) -> anyhow::Result
         }
     }
     Ok(subscribers)
-}
-
-/// A subscriber's event stream handed back with the time its update arrived.
-type Arrival = anyhow::Result<(usize, Instant, UnboundedReceiver<Event>)>;
-
-/// Starts one task per subscriber that waits for its next transaction
-/// update (the streams move into the tasks until [`last_arrival`]).
-fn arm(subscribers: &mut [Subscriber]) -> JoinSet<Arrival> {
-    let mut waiting = JoinSet::new();
-    for (i, (_, events)) in subscribers.iter_mut().enumerate() {
-        let mut events = std::mem::replace(events, tokio::sync::mpsc::unbounded_channel().1);
-        waiting.spawn(async move {
-            loop {
-                match events.recv().await {
-                    Some(Event::TransactionUpdate { .. }) => {
-                        return Ok((i, Instant::now(), events));
-                    }
-                    Some(_) => {}
-                    None => anyhow::bail!("a subscriber was disconnected"),
-                }
-            }
-        });
-    }
-    waiting
-}
-
-/// Waits for every armed subscriber; returns when the last one had its
-/// update, and gives the streams back.
-async fn last_arrival(
-    mut waiting: JoinSet<Arrival>,
-    subscribers: &mut [Subscriber],
-) -> anyhow::Result<Instant> {
-    let mut last = None;
-    while let Some(arrived) = waiting.join_next().await {
-        let (i, at, events) = arrived??;
-        last = Some(last.map_or(at, |l: Instant| l.max(at)));
-        subscribers[i].1 = events;
-    }
-    last.context("no subscribers")
 }
