@@ -61,3 +61,25 @@ pub async fn text_server(body: &'static str) -> SocketAddr {
     });
     address
 }
+
+/// Where two texts (such as two modules' definitions from
+/// `describe_component_definition`) first differ: the line number and both
+/// lines, with a few lines of context from the left one, for an assertion
+/// message that points at the difference instead of printing both whole.
+pub fn first_difference(left: &str, right: &str) -> String {
+    let (left_lines, right_lines): (Vec<&str>, Vec<&str>) =
+        (left.lines().collect(), right.lines().collect());
+    let at = left_lines
+        .iter()
+        .zip(&right_lines)
+        .position(|(l, r)| l != r)
+        .unwrap_or(left_lines.len().min(right_lines.len()));
+    let context = left_lines[at.saturating_sub(6)..at].join("\n");
+    format!(
+        "{context}\nline {}: left:  {}\nline {}: right: {}",
+        at + 1,
+        left_lines.get(at).unwrap_or(&"(end)"),
+        at + 1,
+        right_lines.get(at).unwrap_or(&"(end)"),
+    )
+}

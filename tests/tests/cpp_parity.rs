@@ -13,8 +13,11 @@ use std::sync::Mutex;
 
 use worldline_host::{
     CallContext, CallError, ConnectionId, Database, Timestamp, describe_component,
+    describe_component_definition,
 };
-use worldline_tests::parity::{comparable_outcome as outcome, target_dir, text_server, workspace};
+use worldline_tests::parity::{
+    comparable_outcome as outcome, first_difference, target_dir, text_server, workspace,
+};
 use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, test_engine};
 
 /// One build at a time: the examples share the adapter they write.
@@ -141,8 +144,18 @@ fn the_cpp_codec_passes_the_shared_postcard_vectors() {
 fn the_cpp_examples_describe_the_same_modules_as_the_rust_ones() {
     let engine = test_engine();
     for name in ["bank", "chat", "ticker", "prices"] {
-        let rust = describe_component(&engine, &guest_wasm(name)).expect("the Rust schema");
-        let cpp = describe_component(&engine, &cpp_wasm(name)).expect("the C++ schema");
+        let (rust_wasm, cpp_wasm) = (guest_wasm(name), cpp_wasm(name));
+        // The definition exactly as each `describe` export returned it ...
+        let rust = describe_component_definition(&engine, &rust_wasm).expect("the Rust definition");
+        let cpp = describe_component_definition(&engine, &cpp_wasm).expect("the C++ definition");
+        assert!(
+            cpp == rust,
+            "`{name}`: the C++ module describes a different definition than the Rust one\n{}",
+            first_difference(&cpp, &rust)
+        );
+        // ... and the schema the host resolves from it.
+        let rust = describe_component(&engine, &rust_wasm).expect("the Rust schema");
+        let cpp = describe_component(&engine, &cpp_wasm).expect("the C++ schema");
         assert_eq!(
             serde_json::to_string_pretty(&cpp).unwrap(),
             serde_json::to_string_pretty(&rust).unwrap(),
