@@ -16,9 +16,11 @@ use std::sync::Mutex;
 
 use worldline_host::Engine;
 use worldline_host::{
-    CallContext, CallError, ConnectionId, Database, Timestamp, describe_component,
+    CallContext, CallError, ConnectionId, Database, Timestamp, describe_component_definition,
 };
-use worldline_tests::parity::{comparable_outcome as outcome, target_dir, text_server, workspace};
+use worldline_tests::parity::{
+    comparable_outcome as outcome, first_difference, target_dir, text_server, workspace,
+};
 use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, test_engine};
 
 /// The Python of the venv holding componentize-py.
@@ -170,19 +172,21 @@ fn the_python_codec_passes_the_shared_postcard_vectors() {
 }
 
 #[test]
-fn the_python_examples_describe_the_same_modules_as_the_rust_ones() {
+fn the_python_examples_describe_the_same_modules_as_the_rust_ones_byte_for_byte() {
     let engine = engine();
     for name in ["bank", "chat", "ticker", "prices"] {
-        let rust = describe_component(&engine, &guest_wasm(name)).expect("the Rust schema");
-        let python = describe_component(&engine, &python_wasm(name)).expect("the Python schema");
-        assert_eq!(
-            serde_json::to_string_pretty(&python).unwrap(),
-            serde_json::to_string_pretty(&rust).unwrap(),
-            "`{name}`: the Python module (left) describes a different schema than the Rust one (right)"
+        let rust =
+            describe_component_definition(&engine, &guest_wasm(name)).expect("the Rust definition");
+        let python = describe_component_definition(&engine, &python_wasm(name))
+            .expect("the Python definition");
+        assert!(
+            python == rust,
+            "`{name}`: the Python module's definition (left) differs from the Rust one's (right):\n{}",
+            first_difference(&python, &rust)
         );
-        assert_eq!(python, rust);
     }
 }
+
 #[test]
 fn bank_transfers_and_failures_match() {
     let mut bank = Twins::new("bank");
