@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use worldline_client::{Client, ConnectOptions, Event, Trust};
+use worldline_client::{Client, ConnectOptions, Event, QuicSocket, Trust};
 use worldline_tests::live::LiveServer;
 use worldline_tests::{Account, Message, User};
 use worldline_transport::ReducerStatus;
@@ -406,5 +406,73 @@ async fn post_identity_issues_a_token_that_connects_as_that_identity() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(hex, identity);
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_sharing_one_quic_socket_are_separate_connections() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let socket = QuicSocket::bind(live.quic_addr()).expect("binding a shared socket");
+    let options = ConnectOptions::quic(
+        live.quic_addr(),
+        Trust::Fingerprint(live.server().fingerprint()),
+        "chat",
+    )
+    .with_quic_socket(socket.clone());
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(Client::connect(options.clone()).await.expect("connecting"));
+    }
+    let identities: std::collections::HashSet<[u8; 32]> =
+        clients.iter().map(Client::identity).collect();
+    assert_eq!(identities.len(), 5, "each connection is its own identity");
+    // One client closing leaves the socket to the others.
+    clients.pop().expect("a client").close().await;
+    let watcher = &clients[0];
+    watcher
+        .subscribe(&["SELECT * FROM message"])
+        .await
+        .expect("subscribing");
+    for (i, client) in clients.iter().enumerate() {
+        committed(
+            client,
+            "send_message",
+            &(format!("over the shared socket {i}"),),
+        )
+        .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while watcher.rows::<Message>("message").unwrap().len() < clients.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher sees every client's message"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let senders: std::collections::HashSet<[u8; 32]> = watcher
+        .rows::<Message>("message")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.sender)
+        .collect();
+    assert_eq!(
+        senders.len(),
+        clients.len(),
+        "each message from its own sender"
+    );
+
+    // A socket bound for IPv6 (where the machine has IPv6) refuses an IPv4
+    // server with a clear error.
+    if let Ok(v6) = QuicSocket::bind("[::1]:1".parse().unwrap()) {
+        let refused = Client::connect(options.clone().with_quic_socket(v6))
+            .await
+            .err()
+            .expect("an IPv6 socket cannot reach an IPv4 server")
+            .to_string();
+        assert!(refused.contains("other IP version"), "{refused}");
+    }
+    for client in &clients {
+        client.close().await;
+    }
     live.shutdown().await;
 }

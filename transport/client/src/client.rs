@@ -19,7 +19,7 @@ use worldline_transport::{
 use crate::cache::{Applied, ClientCache};
 use crate::callbacks::{CallbackId, Registry, RowFn, RowKind, UpdateFn};
 use crate::error::ClientError;
-use crate::link::{self, LinkReader, LinkWriter};
+use crate::link::{self, LinkReader, LinkWriter, QuicSocket};
 use crate::tls::Trust;
 
 /// How long `connect` may take unless configured otherwise.
@@ -79,6 +79,9 @@ pub struct ConnectOptions {
     /// How long [`Client::connect`] may take, from opening the connection
     /// to the server's `Welcome`.
     pub connect_timeout: Duration,
+    /// The UDP socket a QUIC connection goes over: `None` opens one for
+    /// the connection alone; see [`QuicSocket`] to share one.
+    pub quic_socket: Option<QuicSocket>,
 }
 
 impl ConnectOptions {
@@ -117,6 +120,13 @@ impl ConnectOptions {
         self
     }
 
+    /// The same options, a QUIC connection going over `socket` (shared
+    /// with the other connections that use it) instead of a socket of its own.
+    pub fn with_quic_socket(mut self, socket: QuicSocket) -> Self {
+        self.quic_socket = Some(socket);
+        self
+    }
+
     fn new(endpoint: Endpoint, database: impl Into<String>) -> Self {
         Self {
             endpoint,
@@ -126,6 +136,7 @@ impl ConnectOptions {
             max_message: DEFAULT_MAX_MESSAGE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            quic_socket: None,
         }
     }
 }
@@ -258,6 +269,7 @@ async fn handshake(
                 *addr,
                 server_name,
                 trust,
+                options.quic_socket.as_ref(),
                 options.max_frame,
                 options.idle_timeout,
             )

@@ -44,6 +44,7 @@ pub use client::{
     CallOutcome, Client, ConnectOptions, Endpoint, Event, ProcedureOutcome, QuerySetId,
 };
 pub use error::ClientError;
+pub use link::QuicSocket;
 pub use tls::{Trust, parse_fingerprint};
 pub use worldline_transport::{
     ProcedureStatus, ReducerEvent, ReducerStatus, TableRows, TableUpdate,
