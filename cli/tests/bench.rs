@@ -1,4 +1,4 @@
-//! #10 items 1 and 2, #11 item 3: `worldline bench` runs end to end against a server it
+//! #10 items 1 and 2, #11 item 3, #13 item 6: `worldline bench` runs end to end against a server it
 //! starts itself, with tiny settings so that each subcommand takes a few
 //! seconds. These check that the benchmarks work and that the bank's balance
 //! invariant holds; they time nothing.
@@ -6,6 +6,7 @@
 use std::process::Command;
 
 use serde_json::Value;
+use worldline_tests::parity::target_dir;
 use worldline_tests::{TempDir, guest_path};
 
 /// Runs `worldline bench ARGS --json` on the prebuilt bank component and
@@ -71,6 +72,82 @@ fn bench_transfer_keeps_the_balance_sum_over_both_protocols_and_runs_the_sqlite_
         assert!(baseline["summary"]["per_second"].as_f64().unwrap() > 0.0);
         assert_eq!(baseline["ratios"].as_array().unwrap().len(), 2);
     }
+}
+
+// #13 item 6: `--lang` builds the bank example in Rust, C++ and Python from
+// this checkout and measures each on a server of its own, side by side.
+// Needs the C++ toolchain and the Python venv the parity tests use.
+#[test]
+fn bench_transfer_runs_the_bank_of_every_language_side_by_side() {
+    let config = TempDir::new("worldline-bench-config");
+    let venv = std::env::var_os("WORLDLINE_PYTHON_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("python-venv"));
+    let output = Command::new(env!("CARGO_BIN_EXE_worldline"))
+        .args([
+            "bench",
+            "transfer",
+            "--lang",
+            "rust,cpp,python",
+            "--accounts",
+            "1000",
+            "--connections",
+            "2",
+            "--in-flight",
+            "4",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--protocol",
+            "ws",
+            "--durability",
+            "none",
+            "--json",
+        ])
+        .env_remove("WORLDLINE_SERVER")
+        .env("WORLDLINE_PYTHON_VENV", venv)
+        .env("WORLDLINE_CONFIG", config.path().join("config.toml"))
+        .output()
+        .expect("running worldline bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "worldline bench transfer --lang failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let runs = report["runs"].as_array().expect("runs");
+    let languages: Vec<&str> = runs
+        .iter()
+        .map(|r| r["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(languages, ["rust", "cpp", "python"], "{report}");
+    for run in runs {
+        assert_eq!(run["protocol"], "ws", "{run}");
+        assert_eq!(run["balance_unchanged"], true, "{run}");
+        assert_eq!(run["balance_sum_before"], 1000 * 1_000_000_000i64, "{run}");
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["committed"].as_u64().unwrap() > 0, "{run}");
+        let ratio = run["tps_ratio_to_rust"].as_f64().expect("a ratio to Rust");
+        let expected = run["tps"].as_f64().unwrap() / runs[0]["tps"].as_f64().unwrap();
+        assert!((ratio - expected).abs() < 1e-9, "{run}");
+    }
+}
+
+// `--lang` builds the examples itself: it refuses a component or project.
+#[test]
+fn bench_transfer_refuses_lang_with_a_component() {
+    let output = Command::new(env!("CARGO_BIN_EXE_worldline"))
+        .args(["bench", "transfer", "--lang", "cpp", "--wasm"])
+        .arg(guest_path("bank"))
+        .output()
+        .expect("running worldline bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(output.stdout.is_empty());
 }
 
 // #10 item 2: the PostgreSQL baseline needs a server; without a usable

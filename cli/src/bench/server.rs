@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
-use worldline_client::{Client, ConnectOptions};
+use worldline_client::{Client, ConnectOptions, Endpoint, QuicSocket};
 use worldline_host::DurabilityPolicy;
 use worldline_transport::ReducerStatus;
 
@@ -44,7 +44,8 @@ pub struct TargetArgs {
     /// guest-rust/examples/bank from source, as `publish` does].
     #[arg(long, value_name = "FILE", conflicts_with = "project_path")]
     pub wasm: Option<PathBuf>,
-    /// The bank module's project, built with cargo.
+    /// The bank module's project (Rust, C++ or Python), built as `publish
+    /// --project-path` builds it.
     #[arg(long, value_name = "DIR")]
     pub project_path: Option<PathBuf>,
     /// Print the result as JSON.
@@ -77,11 +78,12 @@ pub fn bank_wasm(args: &TargetArgs) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Builds the module project at `project` in the checkout this binary was
-/// built from; when the checkout is not there, says that `what` is missing,
+/// built from (a Rust, C++ or Python project, as `publish --project-path`
+/// builds it); when the checkout is not there, says that `what` is missing,
 /// with `hint`.
 pub fn build_checkout_module(project: &str, what: &str, hint: &str) -> anyhow::Result<PathBuf> {
     let dir = PathBuf::from(project);
-    if !dir.join("Cargo.toml").is_file() {
+    if !dir.is_dir() {
         return Err(hinted(format!("{what} is not at {}", dir.display()), hint));
     }
     module_build::build(&dir)
@@ -452,6 +454,21 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// `options`, with every QUIC connection made from them going over one
+/// UDP socket bound on `runtime`, as a process holding many connections
+/// would (a socket each costs a reading task and system calls each).
+fn share_quic_socket(
+    options: ConnectOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<ConnectOptions> {
+    let Endpoint::Quic { addr, .. } = &options.endpoint else {
+        return Ok(options);
+    };
+    let _entered = runtime.enter();
+    let socket = QuicSocket::bind(*addr).context("binding the benchmark's QUIC socket")?;
+    Ok(options.with_quic_socket(socket))
+}
+
 /// A server with the bank module published as [`DATABASE`], ready for clients.
 pub struct Prepared {
     /// The server.
@@ -470,24 +487,37 @@ impl Prepared {
     /// `connections` is how many connections the benchmark opens at most:
     /// a server it starts lets that many come from one address.
     pub fn new(global: &GlobalArgs, args: &ClientArgs, connections: usize) -> anyhow::Result<Self> {
+        let wasm = bank_wasm(&args.target)?;
+        Self::with_wasm(global, args, connections, &wasm)
+    }
+
+    /// The same as [`Prepared::new`], publishing the bank component `wasm`
+    /// instead of the one `args` name.
+    pub fn with_wasm(
+        global: &GlobalArgs,
+        args: &ClientArgs,
+        connections: usize,
+        wasm: &[u8],
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(!args.protocol.is_empty(), "name at least one --protocol");
         raise_open_file_limit();
-        let wasm = bank_wasm(&args.target)?;
         let dir = ScratchDir::new()?;
         // One more for the client that seeds and checks the balances.
         let limit = (connections + 1).to_string();
         let server_options = ["--max-connections-per-ip", limit.as_str()];
         let target = Target::open(global, &args.target, &dir, &server_options)?;
-        target.publish(DATABASE, &wasm)?;
+        target.publish(DATABASE, wasm)?;
+        let runtime = runtime()?;
         let options = args
             .protocol
             .iter()
             .map(|&p| target.connect_options(p, DATABASE).map(|o| (p, o)))
+            .map(|options| options.and_then(|(p, o)| Ok((p, share_quic_socket(o, &runtime)?))))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             target,
             options,
-            runtime: runtime()?,
+            runtime,
             _dir: dir,
         })
     }

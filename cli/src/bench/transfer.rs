@@ -1,18 +1,23 @@
 //! `worldline bench transfer`: the bank transfer from C connections with P
 //! calls in flight each, accounts drawn by Zipf's law; TPS, latency, server
 //! CPU and memory; the balance sum checked at the end; optionally the same
-//! transaction on SQLite or PostgreSQL for comparison.
+//! transaction on SQLite or PostgreSQL for comparison; optionally the bank
+//! example of each guest language (`--lang rust,cpp,python`), built from
+//! this checkout and measured one after the other, side by side.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::baseline::BaselineResult;
-use super::load::{self, LoadArgs, Stop};
+use super::load::{self, Load, LoadArgs, Stop};
 use super::postgres;
-use super::server::{self, ClientArgs, Prepared, Usage, protocol_name};
+use super::server::{
+    self, ClientArgs, Prepared, Usage, bank_wasm, build_checkout_module, protocol_name,
+};
 use super::sqlite;
 use super::stats::{Latency, Spread, Window, print_balance, thousands};
 use crate::context::GlobalArgs;
@@ -26,6 +31,47 @@ enum Baseline {
     /// A PostgreSQL server (`--postgres-url`), the transfer as a stored
     /// function, synchronous_commit=on and =off.
     Postgres,
+}
+
+/// A guest language the bank example is written in, in this checkout.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Language {
+    /// `guest-rust/examples/bank`, built with cargo.
+    Rust,
+    /// `guest-cpp/examples/bank`, built with make (the C++ SDK's rules).
+    Cpp,
+    /// `guest-python/examples/bank`, built with componentize-py.
+    Python,
+}
+
+impl Language {
+    /// The language as people write it.
+    fn title(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::Cpp => "C++",
+            Language::Python => "Python",
+        }
+    }
+
+    /// Builds this language's bank example from the checkout this binary
+    /// was built from, as `publish --project-path` builds it.
+    fn build_bank(self) -> anyhow::Result<Vec<u8>> {
+        let project = match self {
+            Language::Rust => concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-rust/examples/bank"),
+            Language::Cpp => concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-cpp/examples/bank"),
+            Language::Python => {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-python/examples/bank")
+            }
+        };
+        let path = build_checkout_module(
+            project,
+            &format!("the {} bank example", self.title()),
+            "--lang builds the examples of a checkout; pass --wasm FILE (without --lang) instead",
+        )?;
+        server::read_component(&path)
+    }
 }
 
 /// Options of `worldline bench transfer`.
@@ -48,12 +94,29 @@ pub struct TransferArgs {
     /// CREATEDB: a scratch database is created and dropped.
     #[arg(long, value_name = "URL", env = "WORLDLINE_BENCH_POSTGRES_URL")]
     postgres_url: Option<String>,
+    /// Run the transfer against the bank example written in each of these
+    /// languages, built from this checkout (guest-rust, guest-cpp and
+    /// guest-python `examples/bank`), one after the other, each on a fresh
+    /// server, and print each one's TPS as a ratio to Rust's.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        conflicts_with_all = ["wasm", "project_path"]
+    )]
+    lang: Vec<Language>,
 }
 
 /// One measured run over one transport.
 #[derive(Debug, Serialize)]
 struct Run {
     protocol: &'static str,
+    /// The bank module's language (`--lang`); `null` for `--wasm`,
+    /// `--project-path` or the default build.
+    language: Option<Language>,
+    /// This run's TPS over the Rust module's on the same protocol, when
+    /// `--lang` names Rust.
+    tps_ratio_to_rust: Option<f64>,
     durability: String,
     #[serde(flatten)]
     load: LoadArgs,
@@ -84,12 +147,14 @@ struct ServerUsage {
     peak_rss_mib: f64,
 }
 
-/// A baseline's run, and Worldline's TPS as a ratio to it per transport.
+/// A baseline's run, and Worldline's TPS as a ratio to it per transport
+/// (and language, with `--lang`).
 #[derive(Debug, Serialize)]
 struct BaselineRun {
     #[serde(flatten)]
     run: BaselineResult,
-    /// Worldline's TPS divided by this one, per protocol.
+    /// Worldline's TPS divided by this one, per protocol (`ws`, or `ws
+    /// (C++)` with `--lang`).
     ratios: Vec<(String, f64)>,
 }
 
@@ -113,58 +178,51 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         ),
         (true, Some(url)) => Some(postgres::parse_url(url)?),
     };
-    let prepared = Prepared::new(global, &args.client, args.load.connections.max(64))?;
-    let (target, options) = (&prepared.target, &prepared.options);
+    let mut languages = Vec::new();
+    for &language in &args.lang {
+        anyhow::ensure!(
+            !languages.contains(&Some(language)),
+            "--lang names {} twice",
+            language.title()
+        );
+        languages.push(Some(language));
+    }
+    if languages.is_empty() {
+        languages.push(None);
+    }
+    // Every module is built before anything is measured: a build that
+    // fails does so at once, and no build runs beside a measurement.
+    let modules = languages
+        .into_iter()
+        .map(|language| match language {
+            Some(language) => Ok((Some(language), language.build_bank()?)),
+            None => Ok((None, bank_wasm(&args.client.target)?)),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut runs = Vec::new();
-    prepared.runtime.block_on(async {
-        let seeder = server::connect(&options[0].1).await?;
-        server::seed(&seeder, args.load.accounts, args.balance).await?;
-        for (protocol, options) in options {
-            let (_, before) = server::balances(&seeder).await?;
-            let mut clients = Vec::with_capacity(args.load.connections);
-            for _ in 0..args.load.connections {
-                clients.push(Arc::new(server::connect(options).await?));
-            }
-            let window = Window::after(warmup, duration);
-            let pid = target.process().map(|p| p.pid());
-            let usage = tokio::spawn(usage_over(pid, window));
-            let done = Arc::new(AtomicU64::new(0));
-            let label = format!("transfer over {}", protocol_name(*protocol));
-            let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
-            let stop = Stop {
-                at: window.closes(),
-                calls: u64::MAX,
-            };
-            let tally = load::transfers(&clients, load, window, stop, done).await;
-            progress.abort();
-            load::end_progress();
-            let server = usage.await??;
-            for client in &clients {
-                client.close().await;
-            }
-            let (_, after) = server::balances(&seeder).await?;
-            let summary = tally.recorder.summary(&window);
-            runs.push(Run {
-                protocol: protocol_name(*protocol),
-                durability: target.durability_name(),
-                load: args.load.clone(),
-                tps: summary.per_second,
-                tps_per_second: summary.spread,
-                latency: summary.latency,
-                committed: tally.committed,
-                refused: tally.refused,
-                errors: tally.errors,
-                first_error: tally.first_error,
-                server,
-                balance_sum_before: before,
-                balance_sum_after: after,
-                balance_unchanged: before == after,
-            });
-        }
-        seeder.close().await;
-        anyhow::Ok(())
-    })?;
-    prepared.target.stop()?;
+    for (language, wasm) in &modules {
+        let prepared =
+            Prepared::with_wasm(global, &args.client, args.load.connections.max(64), wasm)?;
+        runs.extend(measure(
+            &prepared,
+            &args,
+            load,
+            (warmup, duration),
+            *language,
+        )?);
+        prepared.target.stop()?;
+    }
+    let rust_tps: Vec<(&str, f64)> = runs
+        .iter()
+        .filter(|r| r.language == Some(Language::Rust))
+        .map(|r| (r.protocol, r.tps))
+        .collect();
+    for run in runs.iter_mut().filter(|r| r.language.is_some()) {
+        run.tps_ratio_to_rust = rust_tps
+            .iter()
+            .find(|(protocol, _)| *protocol == run.protocol)
+            .map(|(_, rust)| run.tps / rust);
+    }
     let mut results = Vec::new();
     for &baseline in &args.baseline {
         match baseline {
@@ -202,7 +260,7 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .map(|run| BaselineRun {
             ratios: runs
                 .iter()
-                .map(|r| (r.protocol.to_string(), r.tps / run.summary.per_second))
+                .map(|r| (r.label(), r.tps / run.summary.per_second))
                 .collect(),
             run,
         })
@@ -220,6 +278,87 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         "the balance sum changed: transfers lost or made money"
     );
     Ok(())
+}
+
+/// Seeds the bank of `prepared` and runs the transfer load over each
+/// protocol in turn, with the bank written in `language` (if known).
+fn measure(
+    prepared: &Prepared,
+    args: &TransferArgs,
+    load: Load,
+    (warmup, duration): (Duration, Duration),
+    language: Option<Language>,
+) -> anyhow::Result<Vec<Run>> {
+    let (target, options) = (&prepared.target, &prepared.options);
+    let mut runs = Vec::new();
+    prepared.runtime.block_on(async {
+        let seeder = server::connect(&options[0].1).await?;
+        server::seed(&seeder, args.load.accounts, args.balance).await?;
+        for (protocol, options) in options {
+            let (_, before) = server::balances(&seeder).await?;
+            let mut clients = Vec::with_capacity(args.load.connections);
+            for _ in 0..args.load.connections {
+                clients.push(Arc::new(server::connect(options).await?));
+            }
+            let window = Window::after(warmup, duration);
+            let pid = target.process().map(|p| p.pid());
+            let usage = tokio::spawn(usage_over(pid, window));
+            let done = Arc::new(AtomicU64::new(0));
+            let label = match language {
+                Some(language) => format!(
+                    "transfer over {} ({})",
+                    protocol_name(*protocol),
+                    language.title()
+                ),
+                None => format!("transfer over {}", protocol_name(*protocol)),
+            };
+            let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
+            let stop = Stop {
+                at: window.closes(),
+                calls: u64::MAX,
+            };
+            let tally = load::transfers(&clients, load, window, stop, done).await;
+            progress.abort();
+            load::end_progress();
+            let server = usage.await??;
+            for client in &clients {
+                client.close().await;
+            }
+            let (_, after) = server::balances(&seeder).await?;
+            let summary = tally.recorder.summary(&window);
+            runs.push(Run {
+                protocol: protocol_name(*protocol),
+                language,
+                tps_ratio_to_rust: None,
+                durability: target.durability_name(),
+                load: args.load.clone(),
+                tps: summary.per_second,
+                tps_per_second: summary.spread,
+                latency: summary.latency,
+                committed: tally.committed,
+                refused: tally.refused,
+                errors: tally.errors,
+                first_error: tally.first_error,
+                server,
+                balance_sum_before: before,
+                balance_sum_after: after,
+                balance_unchanged: before == after,
+            });
+        }
+        seeder.close().await;
+        anyhow::Ok(())
+    })?;
+    Ok(runs)
+}
+
+impl Run {
+    /// The protocol, and the language with `--lang`: `ws (C++)`.
+    fn label(&self) -> String {
+        match self.language {
+            Some(language) => format!("{} ({})", self.protocol, language.title()),
+            None => self.protocol.to_owned(),
+        }
+    }
 }
 
 /// The server's CPU time and memory over `window` (none without a pid).
@@ -240,8 +379,12 @@ async fn usage_over(pid: Option<u32>, window: Window) -> anyhow::Result<Option<S
 
 fn print_text(report: &Report) {
     for run in &report.runs {
+        let language = run
+            .language
+            .map(|l| format!(", the bank in {}", l.title()))
+            .unwrap_or_default();
         println!(
-            "transfer over {}, durability {}: {}",
+            "transfer over {}{language}, durability {}: {}",
             run.protocol, run.durability, run.load
         );
         println!(
@@ -270,6 +413,7 @@ fn print_text(report: &Report) {
         }
         print_balance(run.balance_sum_before, run.balance_sum_after);
     }
+    print_side_by_side(&report.runs);
     for baseline in &report.baselines {
         let summary = &baseline.run.summary;
         println!(
@@ -284,6 +428,37 @@ fn print_text(report: &Report) {
         for (protocol, ratio) in &baseline.ratios {
             println!("  Worldline over {protocol}: {ratio:.2}x its TPS");
         }
+    }
+}
+
+/// With `--lang`: one line per protocol and language, TPS and latency,
+/// and the TPS as a ratio to Rust's over the same protocol.
+fn print_side_by_side(runs: &[Run]) {
+    let mut runs: Vec<&Run> = runs.iter().filter(|r| r.language.is_some()).collect();
+    if runs.is_empty() {
+        return;
+    }
+    // By protocol (in the order measured), then language (as given).
+    let protocols: Vec<&str> = runs.iter().fold(Vec::new(), |mut seen, r| {
+        if !seen.contains(&r.protocol) {
+            seen.push(r.protocol);
+        }
+        seen
+    });
+    runs.sort_by_key(|r| protocols.iter().position(|p| *p == r.protocol));
+    println!("the bank by language, side by side:");
+    for run in runs {
+        let ratio = run
+            .tps_ratio_to_rust
+            .map_or_else(|| "n/a (no Rust run)".to_owned(), |r| format!("{r:.2}x"));
+        println!(
+            "  {:<5} {:<7} TPS {:>9}   latency p50 {:.0} µs, p99 {:.0} µs   vs Rust {ratio}",
+            run.protocol,
+            run.language.map_or("", Language::title),
+            thousands(run.tps),
+            run.latency.p50_us,
+            run.latency.p99_us
+        );
     }
 }
 
