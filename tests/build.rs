@@ -23,6 +23,7 @@ const GUESTS: &[&str] = &[
     "escape-describe-loop",
     "escape-describe-sleep",
     "legacy-v1",
+    "sums",
 ];
 
 fn main() {

@@ -1,16 +1,16 @@
 """Worldline modules in Python.
 
 Declare tables with ``@table`` on a ``@dataclass`` (columns typed with
-``u32``, ``i64``, ``str``, ``Identity``, ``Timestamp``, ``Optional[...]``
-…, marked with ``Annotated[u32, primary_key]`` and friends), reducers with
+``u32``, ``i64``, ``str``, ``Identity``, ``Timestamp``, ``Optional[...]``,
+``@sum_type`` classes …, marked with ``Annotated[u32, primary_key]`` and friends), reducers with
 ``@reducer`` and procedures with ``@procedure``. See guest-python/README.md.
 """
 
 from .postcard import DecodeError, Some
 from .schema import (auto_inc, index, primary_key, procedure, reducer, schedule_at,
                      schedule_interval, table, unique)
-from .types import (ConnectionId, Identity, SchemaError, Timestamp, f32, f64, i8, i16, i32,
-                    i64, i128, u8, u16, u32, u64, u128)
+from .types import (ConnectionId, Identity, Option, SchemaError, Timestamp, f32, f64, i8, i16,
+                    i32, i64, i128, sum_type, u8, u16, u32, u64, u128)
 
 try:
     from .runtime import (DbError, HttpError, ProcedureContext, ReducerContext, Transaction,

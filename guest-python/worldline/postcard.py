@@ -319,16 +319,34 @@ class Product:
 
 
 class Sum:
-    """A varint case index and the payload; values are ``(case, payload)``
-    pairs with the case's index."""
+    """A varint case index and the payload. Values are ``(case, payload)``
+    pairs with the case's index; or, with ``cls``, instances of the case
+    classes ``kinds`` (a ``@sum_type``: built by ``kind._decoded(payload)``,
+    the payload in ``value``) or the members ``members`` (an ``enum.Enum``,
+    whose cases are all unit)."""
 
-    def __init__(self, cases):
+    def __init__(self, cases, cls=None, kinds=None, members=None):
         self.cases = list(cases)
+        self.cls = cls
+        self.kinds = kinds
+        self.members = members
+        self._index = {k: i for i, k in enumerate(kinds if kinds is not None else members or ())}
 
     def write(self, value, out):
-        case, payload = value
-        if not 0 <= case < len(self.cases):
-            raise ValueError(f"no case {case}")
+        if self.cls is None:
+            case, payload = value
+            if not isinstance(case, int) or not 0 <= case < len(self.cases):
+                raise ValueError(f"no case {case!r}")
+        elif self.kinds is not None:
+            case = self._index.get(type(value))
+            if case is None:
+                raise TypeError(f"expected a case of {self.cls.__name__}, got {value!r}")
+            payload = value.value
+        else:
+            case = self._index.get(value) if isinstance(value, self.cls) else None
+            if case is None:
+                raise TypeError(f"expected a member of {self.cls.__name__}, got {value!r}")
+            payload = None
         write_varint(case, out)
         self.cases[case].write(payload, out)
 
@@ -337,6 +355,10 @@ class Sum:
         if case >= len(self.cases):
             raise DecodeError(f"no case {case}")
         payload, pos = self.cases[case].read(buf, pos)
+        if self.kinds is not None:
+            return self.kinds[case]._decoded(payload), pos
+        if self.members is not None:
+            return self.members[case], pos
         return (case, payload), pos
 
 

@@ -336,6 +336,8 @@ def _node(node):
         return wit.TypeNode_Array(node[1])
     if kind == "product":
         return wit.TypeNode_Product([wit.Field(n, t) for n, t in node[1]])
+    if kind == "sum":
+        return wit.TypeNode_Sum([wit.VariantCase(n, t) for n, t in node[1]])
     return _NODES[kind]()
 
 

@@ -5,12 +5,15 @@ type node of the module description and to a postcard codec.
 An annotation is one of: ``bool``, ``str``, ``float`` (f64), ``bytes``
 (array of u8), an integer width alias (``u8`` … ``u128``, ``i8`` …
 ``i128``), ``f32``/``f64``, ``Identity``, ``ConnectionId``, ``Timestamp``,
-``Optional[T]`` (``T | None``), ``list[T]``, ``tuple[A, B, ...]``, or a
-``@dataclass`` (a product with named fields). A bare ``int`` is refused:
-its width must be explicit.
+``Optional[T]`` (``T | None``), ``Option[T]`` (an option that nests:
+``Option[Option[T]]``), ``list[T]``, ``tuple[A, B, ...]``, a
+``@dataclass`` (a product with named fields), a ``@sum_type`` class or an
+``enum.Enum`` (sums). A bare ``int`` is refused: its width must be explicit.
 """
 
 import dataclasses
+import enum
+import inspect
 import types as _pytypes
 import typing
 
@@ -140,6 +143,145 @@ class SchemaError(TypeError):
     """A table, reducer or type the module description cannot express."""
 
 
+class _Nests:
+    """The marker of :data:`Option`: this ``Optional`` is a level of its own."""
+
+    def __repr__(self):
+        return "nests"
+
+
+_NESTS = _Nests()
+
+
+class _OptionForm:
+    """``Option[T]``: an optional ``T`` (``None`` or a ``T``), like
+    ``Optional[T]``, except that it nests. Python folds
+    ``Optional[Optional[T]]`` into ``Optional[T]``; ``Option[Option[T]]``
+    (or ``Optional[Option[T]]``) stays two levels, ``option<option<T>>``,
+    whose values are ``None``, ``Some(None)`` and ``Some(value)``."""
+
+    def __getitem__(self, inner):
+        folded = _optional_inner(inner) if _is_union(inner) else None
+        if folded is not None:  # Option[Optional[T]]: Python would fold the two levels
+            inner = self[folded]
+        return typing.Annotated[typing.Optional[inner], _NESTS]
+
+    def __repr__(self):
+        return "worldline.Option"
+
+
+Option = _OptionForm()
+"""``Option[T]``: an optional that nests (``Option[Option[u8]]``); see :class:`_OptionForm`."""
+
+
+class _Case:
+    """The class of one case of a ``@sum_type`` (set on the sum type's
+    class as ``Sum.CaseName``); its instances hold the payload in ``value``."""
+
+    __slots__ = ("value",)
+    __match_args__ = ("value",)
+    _sum = None
+    _name = ""
+    _payload = None
+    _unit = False
+
+    def __init__(self, *args, **kwargs):
+        payload = type(self)._payload
+        if type(self)._unit:
+            if args or kwargs:
+                raise TypeError(f"{self._qualified()} is a unit case: it takes no value")
+            value = None
+        elif dataclasses.is_dataclass(payload) and not (
+            len(args) == 1 and not kwargs and isinstance(args[0], payload)
+        ):
+            value = payload(*args, **kwargs)  # the payload's fields, given directly
+        elif len(args) == 1 and not kwargs:
+            value = args[0]
+        else:
+            raise TypeError(f"{self._qualified()} takes one value, its payload")
+        self.value = value
+
+    @classmethod
+    def _decoded(cls, payload):
+        case = object.__new__(cls)
+        case.value = None if cls._unit else payload
+        return case
+
+    @classmethod
+    def _qualified(cls):
+        return f"{cls._sum.__name__}.{cls._name}"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.value == self.value
+
+    def __hash__(self):
+        return hash((type(self), self.value))
+
+    def __repr__(self):
+        if type(self)._unit:
+            return f"{self._qualified()}()"
+        return f"{self._qualified()}({self.value!r})"
+
+
+def sum_type(cls):
+    """Declares a sum type (a Rust enum, a WIT variant): each annotation
+    of the class body is a case, in order, its type the case's payload.
+
+    ``None`` makes a unit case, a ``@dataclass`` a case with named fields,
+    ``tuple[A, B]`` one with positional fields, any other type a case
+    holding one value::
+
+        @sum_type
+        class Shape:
+            Circle: f32          # Shape.Circle(1.5)
+            Rect: Size           # Shape.Rect(w=2.0, h=3.0), or Shape.Rect(Size(2.0, 3.0))
+            Empty: None          # Shape.Empty()
+
+    Each case becomes a subclass of the sum type, ``Shape.Circle``, whose
+    instances hold the payload in ``value`` (``None`` for a unit case), so
+    ``isinstance(x, Shape)``, ``isinstance(x, Shape.Circle)`` and ``match x:
+    case Shape.Circle(radius):`` work. Cases compare equal when their
+    case and payload do.
+    """
+    own = inspect.get_annotations(cls)
+    if not own:
+        raise SchemaError(f"@sum_type {cls.__name__}: declare its cases as annotations (`Name: payload`)")
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except NameError as e:
+        raise SchemaError(f"@sum_type {cls.__name__}: {e} (a sum type cannot contain itself)") from None
+    cases = []
+    for name in own:
+        payload = hints[name]
+        case = type(name, (_Case, cls), {
+            "__slots__": (),
+            "__qualname__": f"{cls.__qualname__}.{name}",
+            "__module__": cls.__module__,
+            "_sum": cls,
+            "_name": name,
+            "_payload": payload,
+            "_unit": payload is type(None),
+        })
+        setattr(cls, name, case)
+        cases.append(case)
+    cls.__worldline_cases__ = tuple(cases)
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError(f"{cls.__name__} is a sum type: build one of its cases, such as "
+                        f"{cls.__name__}.{cases[0]._name}(...)")
+
+    cls.__init__ = refuse
+    return cls
+
+
+def _is_sum(annotation):
+    return isinstance(annotation, type) and "__worldline_cases__" in annotation.__dict__
+
+
+def _is_enum(annotation):
+    return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+
+
 _BOOL = postcard.Bool()
 _STRING = postcard.String()
 _BYTES = postcard.Bytes()
@@ -148,13 +290,14 @@ _IDENTITY = postcard.Raw(Identity, 32)
 _CONNECTION = postcard.Raw(ConnectionId, 16)
 _TIMESTAMP = postcard.Wrapped(Timestamp, "micros", postcard.Signed(64))
 _F64 = postcard.Float(64)
+_UNIT = postcard.Product([])
 
 
 class TypeArena:
     """The type nodes of a module description, identical nodes shared; a
     node refers only to nodes added before it. Nodes are tuples:
     ``("u32",)``, ``("option", ref)``, ``("array", ref)``,
-    ``("product", ((name_or_None, ref), ...))``."""
+    ``("product", ((name_or_None, ref), ...))``, ``("sum", ((name, ref), ...))``."""
 
     def __init__(self):
         self.nodes = []
@@ -183,9 +326,13 @@ def markers(annotation):
     return annotation, found
 
 
-def _optional_inner(annotation):
+def _is_union(annotation):
     origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is _pytypes.UnionType:
+    return origin is typing.Union or origin is _pytypes.UnionType
+
+
+def _optional_inner(annotation):
+    if _is_union(annotation):
         args = typing.get_args(annotation)
         rest = [a for a in args if a is not type(None)]
         if len(args) == 2 and len(rest) == 1:
@@ -201,6 +348,8 @@ def _hints(cls):
 def describe(annotation, arena, where):
     """Adds ``annotation``'s nodes to ``arena``; returns its node index."""
     annotation, _ = markers(annotation)
+    if annotation is None:
+        annotation = type(None)
     if typing.get_origin(annotation) is typing.Annotated:
         return arena.add((typing.get_args(annotation)[1].name,))
     simple = {bool: "bool", str: "string", float: "f64", Identity: "identity",
@@ -221,6 +370,15 @@ def describe(annotation, arena, where):
         return arena.add(("product", refs))
     if annotation is type(None):
         return arena.add(("product", ()))
+    if _is_sum(annotation):
+        cases = tuple(
+            (case._name, describe(case._payload, arena, f"{where}.{case._name}"))
+            for case in annotation.__worldline_cases__
+        )
+        return arena.add(("sum", cases))
+    if _is_enum(annotation):
+        unit = arena.add(("product", ()))
+        return arena.add(("sum", tuple((member.name, unit) for member in annotation)))
     if dataclasses.is_dataclass(annotation):
         hints = _hints(annotation)
         refs = tuple(
@@ -234,6 +392,8 @@ def describe(annotation, arena, where):
 def codec(annotation, where):
     """The postcard codec of ``annotation``."""
     annotation, _ = markers(annotation)
+    if annotation is None:
+        annotation = type(None)
     if typing.get_origin(annotation) is typing.Annotated:
         return typing.get_args(annotation)[1].codec
     simple = {bool: _BOOL, str: _STRING, float: _F64, bytes: _BYTES, Identity: _IDENTITY,
@@ -251,6 +411,14 @@ def codec(annotation, where):
         return postcard.Product([codec(a, where) for a in typing.get_args(annotation)])
     if annotation is type(None):
         return postcard.Product([])
+    if _is_sum(annotation):
+        cases = annotation.__worldline_cases__
+        return postcard.Sum(
+            [codec(case._payload, f"{where}.{case._name}") for case in cases], cls=annotation, kinds=cases
+        )
+    if _is_enum(annotation):
+        members = list(annotation)
+        return postcard.Sum([_UNIT] * len(members), cls=annotation, members=members)
     if dataclasses.is_dataclass(annotation):
         hints = _hints(annotation)
         fields = dataclasses.fields(annotation)

@@ -6,7 +6,8 @@
 //! results, the same errors and traps, the same rollbacks and the same
 //! rows. `ticker` (a schedule) and `prices` (a procedure with HTTP and an
 //! explicit transaction) are checked the same way, through a real server
-//! for the procedure. The Python postcard codec is also checked natively against the
+//! for the procedure, and so is `guest-python/tests/sums` (sum types and a
+//! nested option) against `guest-rust/test-modules/sums`. The Python postcard codec is also checked natively against the
 //! shared vectors (`tests/vectors/postcard.json`).
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use std::sync::Mutex;
 
 use worldline_host::Engine;
 use worldline_host::{
-    CallContext, CallError, ConnectionId, Database, Timestamp, describe_component_definition,
+    CallContext, CallError, ConnectionId, Database, Timestamp, TxSubmitter,
+    describe_component_definition,
 };
 use worldline_tests::parity::{
     comparable_outcome as outcome, first_difference, target_dir, text_server, workspace,
@@ -90,15 +92,21 @@ struct Twins {
 }
 
 impl Twins {
+    /// The example `name` in both languages.
     fn new(name: &str) -> Self {
+        Self::of(name, &guest_wasm(name), &python_wasm(name))
+    }
+
+    /// The module `name` from its Rust and its Python component.
+    fn of(name: &str, rust: &[u8], python: &[u8]) -> Self {
         let engine = engine();
         let create = |wasm: &[u8], which: &str| {
             Database::create(&engine, wasm, OWNER)
                 .unwrap_or_else(|e| panic!("creating a database from the {which} `{name}`: {e}"))
         };
         Self {
-            rust: create(&guest_wasm(name), "Rust"),
-            python: create(&python_wasm(name), "Python"),
+            rust: create(rust, "Rust"),
+            python: create(python, "Python"),
         }
     }
 
@@ -419,4 +427,196 @@ fn the_python_table_handles_read_back_what_they_wrote() {
     let result = db.call_reducer("check", &args(&(2500u64,)), CallContext::new(ALICE));
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(db.rows("item").unwrap().len(), 2500);
+}
+
+/// The row and argument types of the `sums` test modules, as the host side
+/// decodes and encodes them.
+mod sums {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+    pub enum Color {
+        Red,
+        Green,
+        Blue,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub enum Shape {
+        Circle(f32),
+        Rect { w: f32, h: f32 },
+        Segment(i32, i32),
+        Empty,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct Label {
+        pub text: String,
+        pub color: Color,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct Drawing {
+        pub id: u32,
+        pub shape: Shape,
+        pub color: Color,
+        pub labels: Vec<Label>,
+        pub layer: Option<Option<u8>>,
+    }
+}
+
+#[test]
+fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
+    use sums::{Color, Drawing, Label, Shape};
+
+    let rust_wasm = guest_wasm("sums");
+    let python_wasm = python_build(&workspace().join("guest-python/tests/sums"));
+    let engine = engine();
+    let rust = describe_component_definition(&engine, &rust_wasm).expect("the Rust definition");
+    let python =
+        describe_component_definition(&engine, &python_wasm).expect("the Python definition");
+    assert!(
+        python == rust,
+        "`sums`: the Python module describes a different definition than the Rust one\n{}",
+        first_difference(&python, &rust)
+    );
+    assert!(rust.contains("Sum(") && rust.contains("Option(") && rust.contains("\"Segment\""));
+
+    let mut sums = Twins::of("sums", &rust_wasm, &python_wasm);
+    let ctx = CallContext::new(ALICE);
+    let label = |text: &str, color| Label {
+        text: text.into(),
+        color,
+    };
+    let drawings = [
+        Drawing {
+            id: 1,
+            shape: Shape::Circle(1.5),
+            color: Color::Red,
+            labels: vec![label("sun", Color::Blue), label("disc", Color::Green)],
+            layer: None,
+        },
+        Drawing {
+            id: 2,
+            shape: Shape::Rect { w: 2.0, h: 0.25 },
+            color: Color::Green,
+            labels: vec![],
+            layer: Some(None),
+        },
+        Drawing {
+            id: 3,
+            shape: Shape::Segment(-7, 300),
+            color: Color::Blue,
+            labels: vec![label("road", Color::Red)],
+            layer: Some(Some(254)),
+        },
+        Drawing {
+            id: 4,
+            shape: Shape::Empty,
+            color: Color::Red,
+            labels: vec![],
+            layer: Some(Some(0)),
+        },
+    ];
+    for d in &drawings {
+        let arguments = args(&(d.id, &d.shape, d.color, &d.labels, d.layer));
+        sums.call("draw", &arguments, ctx).expect("draw");
+    }
+    let stored = |db: &Database| {
+        let mut rows: Vec<Drawing> = worldline_tests::rows(db, "drawing");
+        rows.sort_by_key(|d| d.id);
+        rows
+    };
+    assert_eq!(
+        stored(&sums.python),
+        drawings,
+        "the Python module stored what it was given"
+    );
+    assert_eq!(sums.same_rows("drawing"), 4);
+    assert_eq!(
+        sums.call(
+            "draw",
+            &args(&(
+                5u32,
+                Shape::Rect { w: 0.0, h: 1.0 },
+                Color::Red,
+                Vec::<Label>::new(),
+                None::<Option<u8>>
+            )),
+            ctx
+        ),
+        Err(CallError::Failed(
+            "a rectangle needs a positive size".into()
+        ))
+    );
+    // A case index past the last case is refused before the module runs.
+    let mut bad = args(&(6u32,));
+    bad.extend([4u8, 0, 0, 0]);
+    assert!(matches!(
+        sums.call("draw", &bad, ctx),
+        Err(CallError::InvalidArguments { .. })
+    ));
+    for _ in 0..2 {
+        for id in 1..=4u32 {
+            sums.call("grow", &args(&(id, 2.0f32)), ctx).expect("grow");
+        }
+    }
+    assert_eq!(
+        sums.call("grow", &args(&(9u32, 2.0f32)), ctx),
+        Err(CallError::Failed("no drawing 9".into()))
+    );
+    sums.same_rows("drawing");
+    let grown: Vec<(Shape, Color, Option<Option<u8>>)> = stored(&sums.python)
+        .into_iter()
+        .map(|d| (d.shape, d.color, d.layer))
+        .collect();
+    assert_eq!(
+        grown,
+        vec![
+            (Shape::Circle(6.0), Color::Blue, Some(Some(0))),
+            (Shape::Rect { w: 8.0, h: 1.0 }, Color::Red, Some(Some(1))),
+            (Shape::Segment(-7, 300), Color::Green, Some(Some(255))),
+            (Shape::Circle(2.0), Color::Blue, Some(Some(2))),
+        ]
+    );
+    // The colour is an index key: erasing blue deletes drawings 1 and 4.
+    sums.call("erase", &args(&(Color::Blue,)), ctx)
+        .expect("erase");
+    assert_eq!(sums.same_rows("drawing"), 2);
+    let left: Vec<u32> = stored(&sums.python).iter().map(|d| d.id).collect();
+    assert_eq!(left, vec![2, 3]);
+
+    // A procedure taking a list of sums and returning an optional one.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let no_transactions: TxSubmitter = std::sync::Arc::new(|_| Err("no transactions here".into()));
+    for (shapes, expected) in [
+        (
+            vec![Shape::Empty, Shape::Segment(1, 2), Shape::Circle(1.0)],
+            Some(Shape::Segment(1, 2)),
+        ),
+        (vec![Shape::Empty], None),
+    ] {
+        let mut outputs = Vec::new();
+        for db in [&mut sums.rust, &mut sums.python] {
+            let run = db
+                .start_procedure(
+                    "first_drawn",
+                    args(&(&shapes,)),
+                    ctx,
+                    no_transactions.clone(),
+                )
+                .expect("first_drawn starts");
+            outputs.push(run.run(runtime.handle()).expect("first_drawn").value);
+        }
+        assert_eq!(
+            outputs[1], outputs[0],
+            "first_drawn returned different bytes"
+        );
+        let found: Option<Shape> = postcard::from_bytes(&outputs[1]).expect("an optional shape");
+        assert_eq!(found, expected);
+    }
 }
