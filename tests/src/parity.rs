@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -82,4 +84,32 @@ pub fn first_difference(left: &str, right: &str) -> String {
         at + 1,
         right_lines.get(at).unwrap_or(&"(end)"),
     )
+}
+
+/// One C++ build at a time in this process: the projects share the
+/// adapter the first build writes.
+static CPP_BUILD: Mutex<()> = Mutex::new(());
+
+/// Builds the C++ project `guest-cpp/DIR/NAME` with its Makefile (clang-19,
+/// `wit-bindgen c`, `wasm-tools`: the toolchain `.ci/run` installs) into
+/// `target/cpp/NAME` and returns the component; panics with make's output
+/// if the build fails.
+pub fn cpp_component(dir: &str, name: &str) -> Vec<u8> {
+    let _one_at_a_time = CPP_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let build_dir = target_dir().join("cpp").join(name);
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(workspace().join("guest-cpp").join(dir).join(name))
+        .arg(format!("BUILD_DIR={}", build_dir.display()))
+        .output()
+        .expect("running make (is it installed? .ci/run installs the C++ toolchain)");
+    assert!(
+        output.status.success(),
+        "building the C++ project `{dir}/{name}` failed ({}); .ci/run installs clang-19, wit-bindgen and wasm-tools\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = build_dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }

@@ -9,44 +9,20 @@
 //! natively against the shared vectors (`tests/vectors/postcard.json`).
 
 use std::process::Command;
-use std::sync::Mutex;
 
 use worldline_host::{
     CallContext, CallError, ConnectionId, Database, Timestamp, describe_component,
     describe_component_definition,
 };
 use worldline_tests::parity::{
-    comparable_outcome as outcome, first_difference, target_dir, text_server, workspace,
+    comparable_outcome as outcome, cpp_component, first_difference, target_dir, text_server,
+    workspace,
 };
 use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, test_engine};
 
-/// One build at a time: the examples share the adapter they write.
-static BUILD: Mutex<()> = Mutex::new(());
-
 /// Builds `guest-cpp/examples/NAME` with its Makefile and returns the component.
 fn cpp_wasm(name: &str) -> Vec<u8> {
-    cpp_build("examples", name)
-}
-
-/// Builds `guest-cpp/DIR/NAME` with its Makefile and returns the component.
-fn cpp_build(dir: &str, name: &str) -> Vec<u8> {
-    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let build_dir = target_dir().join("cpp").join(name);
-    let output = Command::new("make")
-        .arg("-C")
-        .arg(workspace().join("guest-cpp").join(dir).join(name))
-        .arg(format!("BUILD_DIR={}", build_dir.display()))
-        .output()
-        .expect("running make (is it installed? .ci/run installs the C++ toolchain)");
-    assert!(
-        output.status.success(),
-        "building the C++ example `{name}` failed ({}); .ci/run installs clang-19, wit-bindgen and wasm-tools\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let path = build_dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    cpp_component("examples", name)
 }
 
 /// The Rust and the C++ build of one example, each with a database.
@@ -383,7 +359,7 @@ async fn the_cpp_prices_procedure_fetches_and_stores_like_the_rust_one() {
 
 #[test]
 fn the_cpp_table_handles_read_back_what_they_wrote() {
-    let wasm = cpp_build("tests", "handles");
+    let wasm = cpp_component("tests", "handles");
     let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("the handles module loads");
     // More rows than one batch of a cursor (256).
     let n = 600u32;
@@ -411,7 +387,7 @@ fn the_cpp_table_handles_read_back_what_they_wrote() {
 
 #[test]
 fn the_cpp_codec_passes_the_shared_postcard_vectors_inside_a_component() {
-    let wasm = cpp_build("tests", "handles");
+    let wasm = cpp_component("tests", "handles");
     let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("the handles module loads");
     let file = workspace().join("tests/vectors/postcard.json");
     let vectors: Vec<serde_json::Value> =

@@ -395,6 +395,15 @@ enum class DbErrorKind : uint8_t {
     UniqueViolation, NotFound, SequenceExhausted, NoTransaction
 };
 
+/// The kind's name, as the Rust SDK's `{:?}` prints it (`UniqueViolation`).
+inline const char* name(DbErrorKind kind) {
+    static const char* const names[] = {"NoSuchTable", "NoSuchIndex", "IndexNotUnique",
+                                        "InvalidRow", "InvalidKey", "UniqueViolation",
+                                        "NotFound", "SequenceExhausted", "NoTransaction"};
+    auto i = static_cast<size_t>(kind);
+    return i < std::size(names) ? names[i] : "Unknown";
+}
+
 /// A datastore refusal: its kind and a readable message.
 struct DbError {
     /// What went wrong.
@@ -504,6 +513,14 @@ enum class ErrorKind : uint8_t {
     NotAllowedHere, Denied, InvalidRequest, Dns, Connect, Timeout, Tls,
     RequestTooLarge, ResponseTooLarge, TooManyRedirects, Protocol
 };
+/// The kind's name, as the Rust SDK's `{:?}` prints it (`NotAllowedHere`).
+inline const char* name(ErrorKind kind) {
+    static const char* const names[] = {"NotAllowedHere", "Denied", "InvalidRequest", "Dns",
+                                        "Connect", "Timeout", "Tls", "RequestTooLarge",
+                                        "ResponseTooLarge", "TooManyRedirects", "Protocol"};
+    auto i = static_cast<size_t>(kind);
+    return i < std::size(names) ? names[i] : "Unknown";
+}
 /// An HTTP failure: a kind and a readable message.
 struct Error {
     /// What went wrong.
@@ -512,9 +529,17 @@ struct Error {
     std::string message;
 };
 }  // namespace http
+using http::name;
 
 /// What went wrong with an explicit transaction (`tx-error-kind`).
 enum class TxErrorKind : uint8_t { NotAProcedure, AlreadyOpen, NotOpen, Unavailable };
+
+/// The kind's name, as the Rust SDK's `{:?}` prints it (`NotOpen`).
+inline const char* name(TxErrorKind kind) {
+    static const char* const names[] = {"NotAProcedure", "AlreadyOpen", "NotOpen", "Unavailable"};
+    auto i = static_cast<size_t>(kind);
+    return i < std::size(names) ? names[i] : "Unknown";
+}
 
 /// A transaction failure: a kind and a readable message.
 struct TxError {

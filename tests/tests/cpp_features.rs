@@ -1,0 +1,396 @@
+//! The C++ build of the `features` test module
+//! (`guest-cpp/test-modules/features`, built here with its Makefile)
+//! against the Rust one (`guest-rust/test-modules/features`): the same
+//! definition, byte for byte as `describe` returns it, and the same
+//! behaviour in what `tests/features.rs` and `tests/schedules.rs` check
+//! without a network: every kind of table access, unique violations,
+//! cursors across deletes, lifecycle reducers, a user-defined enum, the
+//! sandbox's refusals, HTTP refused in a reducer, and schedules. Each
+//! scenario runs on both builds; what the C++ module observed must equal
+//! what the Rust module observed (and what `features.rs` expects).
+
+use serde::{Deserialize, Serialize};
+use worldline_host::{
+    CallContext, CallError, Database, Timestamp, describe_component, describe_component_definition,
+};
+use worldline_tests::parity::{comparable_outcome, cpp_component, first_difference};
+use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, rows, test_engine};
+
+/// The Rust build's component, then the C++ build's.
+fn builds() -> [(&'static str, Vec<u8>); 2] {
+    [
+        ("Rust", guest_wasm("features")),
+        ("C++", cpp_component("test-modules", "features")),
+    ]
+}
+
+#[derive(Deserialize)]
+struct Observation {
+    key: String,
+    value: String,
+}
+
+/// One database per build, each driven the same way.
+struct Both {
+    dbs: Vec<(&'static str, Database)>,
+}
+
+impl Both {
+    fn new() -> Self {
+        let engine = test_engine();
+        Self {
+            dbs: builds()
+                .into_iter()
+                .map(|(which, wasm)| {
+                    let db = Database::create(&engine, &wasm, OWNER).unwrap_or_else(|e| {
+                        panic!("creating a database from the {which} `features`: {e}")
+                    });
+                    (which, db)
+                })
+                .collect(),
+        }
+    }
+
+    /// Calls `reducer` as Alice on both; asserts the same outcome and returns it.
+    fn call(&mut self, reducer: &str, arguments: &[u8]) -> Result<String, CallError> {
+        let mut outcomes = self.dbs.iter_mut().map(|(_, db)| {
+            comparable_outcome(db.call_reducer(reducer, arguments, CallContext::new(ALICE)))
+        });
+        let rust = outcomes.next().expect("the Rust build");
+        let cpp = outcomes.next().expect("the C++ build");
+        assert_eq!(
+            cpp, rust,
+            "`{reducer}` behaved differently in C++ (left) and Rust (right)"
+        );
+        rust
+    }
+
+    /// What both observed under `key`; asserts they agree.
+    fn observed(&self, key: &str) -> String {
+        let mut seen = self.dbs.iter().map(|(which, db)| {
+            rows::<Observation>(db, "observation")
+                .into_iter()
+                .find(|o| o.key == key)
+                .unwrap_or_else(|| panic!("the {which} module observed nothing under `{key}`"))
+                .value
+        });
+        let rust = seen.next().expect("the Rust build");
+        let cpp = seen.next().expect("the C++ build");
+        assert_eq!(
+            cpp, rust,
+            "`{key}`: C++ (left) and Rust (right) observed differently"
+        );
+        rust
+    }
+
+    /// Asserts both hold the same rows in `table`.
+    fn same_rows(&self, table: &str) {
+        let mut tables = self.dbs.iter().map(|(_, db)| {
+            let mut rows: Vec<Vec<u8>> = db
+                .rows(table)
+                .expect("the table")
+                .iter()
+                .map(|r| r.to_vec())
+                .collect();
+            rows.sort();
+            rows
+        });
+        let rust = tables.next().expect("the Rust build");
+        let cpp = tables.next().expect("the C++ build");
+        assert_eq!(
+            cpp, rust,
+            "table `{table}` differs between C++ (left) and Rust (right)"
+        );
+    }
+}
+
+/// Items (sku, owner, rank, price); ids are 1.. in this order.
+const ITEMS: &[(&str, u32, i32, u64)] = &[
+    ("a", 1, 3, 500),
+    ("b", 2, 1, 100),
+    ("c", 1, -2, 300),
+    ("d", 1, 7, 300),
+    ("e", 3, 0, 900),
+    ("f", 1, 5, 50),
+];
+
+fn stocked() -> Both {
+    let mut both = Both::new();
+    for (i, item) in ITEMS.iter().enumerate() {
+        both.call("add_item", &args(item)).expect("add_item");
+        assert_eq!(
+            both.observed("last_id"),
+            (i + 1).to_string(),
+            "auto-increment ids"
+        );
+    }
+    both.same_rows("item");
+    both
+}
+
+#[test]
+fn the_cpp_features_module_describes_the_rust_ones_definition_byte_for_byte() {
+    let engine = test_engine();
+    let [(_, rust), (_, cpp)] = builds();
+    let rust_definition =
+        describe_component_definition(&engine, &rust).expect("the Rust definition");
+    let cpp_definition = describe_component_definition(&engine, &cpp).expect("the C++ definition");
+    assert!(
+        cpp_definition == rust_definition,
+        "the C++ `features` describes a different definition than the Rust one\n{}",
+        first_difference(&cpp_definition, &rust_definition)
+    );
+    assert_eq!(
+        describe_component(&engine, &cpp).expect("the C++ schema"),
+        describe_component(&engine, &rust).expect("the Rust schema")
+    );
+}
+
+#[test]
+fn multi_column_index_prefix_and_range() {
+    let mut both = stocked();
+    both.call("items_of_owner", &args(&(1u32,))).unwrap();
+    assert_eq!(both.observed("items_of_owner"), "3,1,6,4");
+    both.call("items_of_owner_ranked", &args(&(1u32, 0i32, 6i32)))
+        .unwrap();
+    assert_eq!(both.observed("items_of_owner_ranked"), "1,6");
+    both.call("items_of_owner", &args(&(42u32,))).unwrap();
+    assert_eq!(both.observed("items_of_owner"), "");
+}
+
+#[test]
+fn btree_range_returns_equal_keys_in_insertion_order() {
+    let mut both = stocked();
+    both.call("items_priced", &args(&(100u64, 500u64))).unwrap();
+    assert_eq!(both.observed("items_priced"), "2,3,4,1");
+}
+
+#[test]
+fn unique_find_update_delete() {
+    let mut both = stocked();
+    both.call("find_sku", &args(&("d",))).unwrap();
+    assert_eq!(both.observed("find_sku"), "4");
+    both.call("reprice", &args(&("d", 1000u64))).unwrap();
+    both.call("items_priced", &args(&(901u64, 2000u64)))
+        .unwrap();
+    assert_eq!(both.observed("items_priced"), "4");
+    assert_eq!(
+        both.call("reprice", &args(&("zz", 1u64))),
+        Err(CallError::Failed("no item zz".into()))
+    );
+    both.call("delete_sku", &args(&("d",))).unwrap();
+    assert_eq!(both.observed("delete_sku"), "true");
+    both.call("delete_sku", &args(&("d",))).unwrap();
+    assert_eq!(both.observed("delete_sku"), "false");
+    both.call("find_sku", &args(&("d",))).unwrap();
+    assert_eq!(both.observed("find_sku"), "none");
+    both.call("survey", &args(&())).unwrap();
+    assert_eq!(both.observed("count"), "5");
+    assert_eq!(both.observed("all_ids"), "1,2,3,5,6");
+    both.same_rows("item");
+}
+
+#[test]
+fn unique_violation_is_the_same_error_and_changes_nothing() {
+    let mut both = stocked();
+    match both.call("add_item", &args(&("b", 9u32, 9i32, 9u64))) {
+        Err(CallError::Failed(message)) => {
+            assert!(
+                message.contains("sku") || message.contains("unique"),
+                "{message}"
+            )
+        }
+        other => panic!("a duplicate sku was accepted: {other:?}"),
+    }
+    both.call("survey", &args(&())).unwrap();
+    assert_eq!(both.observed("count"), ITEMS.len().to_string());
+    both.call("add_item", &args(&("g", 9u32, 9i32, 9u64)))
+        .unwrap();
+    assert_eq!(both.observed("last_id"), (ITEMS.len() + 1).to_string());
+}
+
+#[test]
+fn cursors_survive_deletes_across_batches() {
+    let mut both = Both::new();
+    both.call("churn", &args(&(1000u32,))).unwrap();
+    assert_eq!(both.observed("churn_deleted"), "500");
+    both.call("survey", &args(&())).unwrap();
+    assert_eq!(both.observed("count"), "500");
+    both.same_rows("item");
+}
+
+#[test]
+fn the_sandbox_grants_no_files_environment_or_network() {
+    let mut both = Both::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    for (which, db) in &mut both.dbs {
+        db.call_reducer(
+            "probe_sandbox",
+            &args(&(addr.clone(),)),
+            CallContext::new(ALICE),
+        )
+        .unwrap_or_else(|e| panic!("probing must not trap ({which}): {e}"));
+        let observations = rows::<Observation>(db, "observation");
+        let seen = |key: &str| {
+            observations
+                .iter()
+                .find(|o| o.key == key)
+                .unwrap_or_else(|| panic!("{which}: nothing observed under `{key}`"))
+                .value
+                .clone()
+        };
+        for key in ["file", "dir", "tcp"] {
+            let outcome = seen(key);
+            assert!(outcome.starts_with("denied"), "{which} {key}: {outcome}");
+        }
+        assert_eq!(seen("env"), "0", "{which}");
+        assert_eq!(seen("args"), "0", "{which}");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a module reached a loopback socket"
+    );
+}
+
+#[derive(Serialize)]
+enum Status {
+    Active,
+    Suspended { reason: String, until: Option<u64> },
+    Tagged(u8),
+}
+
+#[test]
+fn init_runs_once_as_the_owner() {
+    let both = Both::new();
+    assert_eq!(both.observed("init_sender"), OWNER.to_string());
+}
+
+#[test]
+fn user_defined_enums_cross_the_boundary() {
+    let mut both = Both::new();
+    for (status, seen) in [
+        (Status::Active, "Active"),
+        (
+            Status::Suspended {
+                reason: "late \"again\"".into(),
+                until: Some(7),
+            },
+            r#"Suspended { reason: "late \"again\"", until: Some(7) }"#,
+        ),
+        (
+            Status::Suspended {
+                reason: String::new(),
+                until: None,
+            },
+            r#"Suspended { reason: "", until: None }"#,
+        ),
+        (Status::Tagged(3), "Tagged(3)"),
+    ] {
+        both.call("record_status", &args(&(status,))).unwrap();
+        assert_eq!(both.observed("status"), seen);
+    }
+    match both.call("record_status", &[3]) {
+        Err(CallError::InvalidArguments { message, .. }) => {
+            assert!(message.contains("case 3"), "{message}")
+        }
+        other => panic!("an unknown enum case was accepted: {other:?}"),
+    }
+}
+
+#[test]
+fn a_banned_identity_is_refused_by_client_connected() {
+    let mut both = Both::new();
+    both.call("ban", &args(&(BOB.to_bytes(),))).unwrap();
+    for (which, db) in &mut both.dbs {
+        assert!(
+            db.client_connected(CallContext::new(ALICE)).is_ok(),
+            "{which}: Alice is not banned"
+        );
+        match db.client_connected(CallContext::new(BOB)) {
+            Err(CallError::Failed(message)) => {
+                assert_eq!(message, format!("{BOB} is banned"), "{which}")
+            }
+            other => panic!("{which}: a banned identity connected: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn http_from_a_reducer_is_not_allowed_here() {
+    let mut both = Both::new();
+    assert_eq!(
+        both.call("reducer_http", &args(&("http://127.0.0.1:9/",))),
+        Err(CallError::Failed("NotAllowedHere".into()))
+    );
+}
+
+/// A row of `schedule_runs`.
+#[derive(Debug, PartialEq, Deserialize)]
+struct Run {
+    id: u64,
+    note: String,
+    ran_at: i64,
+}
+
+#[test]
+fn schedules_run_repeat_fail_and_cancel_alike() {
+    const T: i64 = 1_767_225_600_000_000;
+    let at = Timestamp::from_micros_since_epoch;
+    let mut both = Both::new();
+    for (which, db) in &mut both.dbs {
+        let ctx = CallContext {
+            caller: ALICE,
+            connection_id: None,
+            timestamp: Some(at(T)),
+        };
+        for (micros, every, note) in [
+            (1_000u64, 0u64, "once"),
+            (1_000, 500, "tick"),
+            (2_000, 0, "fail"),
+            (3_000, 0, "cancelled"),
+        ] {
+            db.call_reducer("schedule_in", &args(&(micros, every, note)), ctx)
+                .unwrap_or_else(|e| panic!("{which}: schedule_in: {e}"));
+        }
+        db.call_reducer("unschedule", &args(&(4u64,)), ctx)
+            .unwrap_or_else(|e| panic!("{which}: unschedule: {e}"));
+        assert_eq!(
+            comparable_outcome(db.call_reducer("unschedule", &args(&(4u64,)), ctx)),
+            Err(CallError::Failed("no schedule 4".into())),
+            "{which}"
+        );
+        assert_eq!(db.run_due_schedules(at(T + 1_000)).len(), 2, "{which}");
+        let ran = db.run_due_schedules(at(T + 2_000));
+        let errors: Vec<Option<CallError>> = ran.iter().map(|r| r.error.clone()).collect();
+        assert_eq!(
+            errors,
+            [
+                None,
+                Some(CallError::Failed("schedule 3 failed on purpose".into()))
+            ],
+            "{which}: the repeating row, then the failing one"
+        );
+        assert!(
+            db.run_due_schedules(at(T + 10_000)).len() == 1,
+            "{which}: only the repeating row is left"
+        );
+        let runs: Vec<(String, i64)> = rows::<Run>(db, "schedule_runs")
+            .into_iter()
+            .map(|r| (r.note, r.ran_at))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ("once".to_owned(), T + 1_000),
+                ("tick".to_owned(), T + 1_000),
+                ("tick".to_owned(), T + 2_000),
+                ("tick".to_owned(), T + 10_000),
+            ],
+            "{which}"
+        );
+    }
+    both.same_rows("schedule_runs");
+    both.same_rows("features_schedule");
+}
