@@ -5,13 +5,19 @@
 //! behaviour in what `tests/features.rs` and `tests/schedules.rs` check
 //! without a network: every kind of table access, unique violations,
 //! cursors across deletes, lifecycle reducers, a user-defined enum, the
-//! sandbox's refusals, HTTP refused in a reducer, and schedules. Each
+//! sandbox's refusals, HTTP refused in a reducer, schedules, and the
+//! procedures that need no network (values, transactions committed,
+//! rolled back and trapped, tables outside a transaction, HTTP refused
+//! inside a transaction or to a host not allowed). Each
 //! scenario runs on both builds; what the C++ module observed must equal
 //! what the Rust module observed (and what `features.rs` expects).
 
+use std::sync::{Arc, mpsc};
+
 use serde::{Deserialize, Serialize};
 use worldline_host::{
-    CallContext, CallError, Database, Timestamp, describe_component, describe_component_definition,
+    CallContext, CallError, Database, ProcedureOutput, Timestamp, TxRequest, TxSubmitter,
+    describe_component, describe_component_definition,
 };
 use worldline_tests::parity::{comparable_outcome, cpp_component, first_difference};
 use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, rows, test_engine};
@@ -393,4 +399,174 @@ fn schedules_run_repeat_fail_and_cancel_alike() {
     }
     both.same_rows("schedule_runs");
     both.same_rows("features_schedule");
+}
+
+/// What the database's thread is asked to do.
+enum Job {
+    /// Serve a procedure's transaction.
+    Tx(TxRequest),
+    /// Run something on the database.
+    Run(Box<dyn FnOnce(&mut Database) + Send>),
+}
+
+/// A thread owning a database, serving procedures' transactions as the
+/// server's database thread does.
+struct DbThread {
+    jobs: mpsc::Sender<Job>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl DbThread {
+    fn spawn(mut db: Database) -> Self {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for job in receiver {
+                match job {
+                    Job::Tx(request) => {
+                        if let Some(committed) = db.serve_transaction(request) {
+                            let durable = db
+                                .wait_durable(committed.outcome.offset)
+                                .map_err(|e| e.to_string());
+                            committed.reply.send(durable);
+                        }
+                    }
+                    Job::Run(job) => job(&mut db),
+                }
+            }
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        Self { jobs, runtime }
+    }
+
+    /// Runs `job` on the database's thread and returns what it returned.
+    fn with<R: Send + 'static>(&self, job: impl FnOnce(&mut Database) -> R + Send + 'static) -> R {
+        let (reply, answer) = mpsc::channel();
+        self.jobs
+            .send(Job::Run(Box::new(move |db| {
+                let _ = reply.send(job(db));
+            })))
+            .expect("the database thread runs");
+        answer.recv().expect("the database thread answers")
+    }
+
+    /// Calls a procedure as the server does: started on the database's
+    /// thread, run on this one.
+    fn call(&self, name: &str, arguments: Vec<u8>) -> Result<ProcedureOutput, CallError> {
+        let jobs = self.jobs.clone();
+        let submit: TxSubmitter = Arc::new(move |request| {
+            jobs.send(Job::Tx(request))
+                .map_err(|_| "the database stopped".to_owned())
+        });
+        let name = name.to_owned();
+        let run = self.with(move |db| {
+            db.start_procedure(&name, arguments, CallContext::new(ALICE), submit)
+        })?;
+        run.run(self.runtime.handle())
+    }
+}
+
+/// A procedure call's outcome, comparable across languages: the value's
+/// bytes and type, or the error (a trap's message without the Rust SDK's
+/// source location).
+fn procedure_outcome(result: Result<ProcedureOutput, CallError>) -> Result<String, CallError> {
+    match result {
+        Ok(output) => Ok(format!("{:?} {:?}", output.returns, output.value)),
+        Err(CallError::ProcedureTrapped { procedure, message }) => {
+            Err(CallError::ProcedureTrapped {
+                procedure,
+                message: match message.rfind(" (at ") {
+                    Some(at) if message.ends_with(')') => message[..at].to_owned(),
+                    _ => message,
+                },
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A call's outcome as [`procedure_outcome`] gives it.
+type Outcome = Result<String, CallError>;
+
+#[test]
+fn procedures_without_network_return_commit_roll_back_and_trap_alike() {
+    let url = "http://127.0.0.1:9/".to_owned();
+    let calls: Vec<(&str, Vec<u8>)> = vec![
+        ("echo_proc", args(&("hi there",))),
+        ("proc_insert", args(&(0u32, "kept"))),
+        ("proc_insert", args(&(1u32, "duplicate id"))),
+        ("proc_rollback", args(&(7u32,))),
+        ("proc_trap", Vec::new()),
+        ("proc_touch_outside_tx", Vec::new()),
+        ("proc_fetch_in_tx", args(&(&url,))),
+        ("proc_fetch", args(&(&url,))),
+        ("proc_insert", args(&(0u32, "again"))),
+        ("echo_proc", vec![0xff]),
+    ];
+    // Per build: each call's outcome, then the item rows at the end.
+    let mut seen: Vec<(Vec<Outcome>, Vec<Vec<u8>>)> = Vec::new();
+    for (which, wasm) in builds() {
+        let db = Database::create(&test_engine(), &wasm, OWNER)
+            .unwrap_or_else(|e| panic!("creating a database from the {which} `features`: {e}"));
+        let db = DbThread::spawn(db);
+        let outcomes: Vec<_> = calls
+            .iter()
+            .map(|(name, arguments)| procedure_outcome(db.call(name, arguments.clone())))
+            .collect();
+        let mut items: Vec<Vec<u8>> = db.with(|db| {
+            db.rows("item")
+                .expect("the item table")
+                .iter()
+                .map(|r| r.to_vec())
+                .collect()
+        });
+        items.sort();
+        seen.push((outcomes, items));
+    }
+    let (cpp, rust) = (seen.pop().expect("C++"), seen.pop().expect("Rust"));
+    for (((name, _), cpp), rust) in calls.iter().zip(&cpp.0).zip(&rust.0) {
+        assert_eq!(
+            cpp, rust,
+            "`{name}` returned differently in C++ (left) and Rust (right)"
+        );
+    }
+    assert_eq!(
+        cpp.1, rust.1,
+        "the items differ between C++ (left) and Rust (right)"
+    );
+    // What tests/procedures.rs expects of the Rust build.
+    let string = |i: usize| -> String {
+        let text = rust.0[i].as_ref().expect("a value");
+        text.split_once(' ')
+            .map(|(ty, _)| ty.to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(string(0), "String");
+    assert!(
+        rust.0[2].is_err(),
+        "a duplicate id is an error: {:?}",
+        rust.0[2]
+    );
+    assert!(
+        matches!(&rust.0[4], Err(CallError::ProcedureTrapped { .. })),
+        "{:?}",
+        rust.0[4]
+    );
+    assert!(
+        matches!(&rust.0[7], Err(CallError::Failed(m)) if m.starts_with("Denied: ")),
+        "{:?}",
+        rust.0[7]
+    );
+    assert!(matches!(
+        &rust.0[9],
+        Err(CallError::InvalidProcedureArguments { .. })
+    ));
+    assert_eq!(
+        rust.1.len(),
+        2,
+        "`kept` and `again`, nothing rolled back or trapped"
+    );
 }
