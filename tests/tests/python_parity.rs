@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use worldline_host::Engine;
 use worldline_host::{
-    CallContext, CallError, ConnectionId, Database, Timestamp, TxSubmitter,
+    CallContext, CallError, ConnectionId, Database, Timestamp, TxSubmitter, describe_component,
     describe_component_definition,
 };
 use worldline_tests::parity::{
@@ -35,10 +35,10 @@ fn venv_python() -> PathBuf {
 }
 
 /// The components built so far in this run, by project directory: each is
-/// built once (one at a time: a build takes a core for seconds), and since
-/// componentize-py's output differs from build to build, reusing the bytes
-/// is also what lets the compiled-component cache serve every test after
-/// the first.
+/// built once (one at a time: a build takes a core for seconds). Across
+/// runs, `build.py` keeps a component whose sources did not change, so the
+/// compiled-component cache serves it (componentize-py's output differs
+/// from build to build).
 static BUILT: Mutex<BTreeMap<PathBuf, Vec<u8>>> = Mutex::new(BTreeMap::new());
 
 /// Builds `guest-python/examples/NAME` and returns the component.
@@ -619,4 +619,67 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
         let found: Option<Shape> = postcard::from_bytes(&outputs[1]).expect("an optional shape");
         assert_eq!(found, expected);
     }
+}
+
+/// Runs `build.py` on the project in `dir` into `out`; returns its output.
+fn run_build(dir: &Path, out: &Path) -> String {
+    let output = Command::new(venv_python())
+        .arg(workspace().join("guest-python/build.py"))
+        .arg(dir)
+        .arg(out)
+        .output()
+        .expect("running the venv's python");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "build.py failed: {report}");
+    report
+}
+
+#[test]
+fn rebuilding_an_unchanged_python_project_keeps_its_component_and_a_change_rebuilds_it() {
+    let work = target_dir().join("python").join("rebuild");
+    let project = work.join("project");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&project).unwrap();
+    let bank = workspace().join("guest-python/examples/bank");
+    for file in ["worldline.toml", "app.py"] {
+        std::fs::copy(bank.join(file), project.join(file)).unwrap();
+    }
+    let out = work.join("out").join("module.wasm");
+    let first_report = run_build(&project, &out);
+    assert!(!first_report.contains("up to date"), "{first_report}");
+    let first = std::fs::read(&out).unwrap();
+    let again = run_build(&project, &out);
+    assert!(again.contains("up to date"), "{again}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        first,
+        "the same sources, the same component"
+    );
+
+    // A changed source is built afresh (and componentize-py's bytes differ).
+    let mut app = std::fs::read_to_string(project.join("app.py")).unwrap();
+    app.push_str(
+        "\n\n@reducer\ndef added(ctx):\n    \"\"\"A reducer added after the first build.\"\"\"\n",
+    );
+    std::fs::write(project.join("app.py"), app).unwrap();
+    let changed = run_build(&project, &out);
+    assert!(!changed.contains("up to date"), "{changed}");
+    let rebuilt = std::fs::read(&out).unwrap();
+    assert_ne!(rebuilt, first);
+    let schema = describe_component(&engine(), &rebuilt).expect("the rebuilt module loads");
+    assert!(
+        schema.reducers.iter().any(|r| r.name == "added"),
+        "{schema:?}"
+    );
+
+    // A damaged component is rebuilt too, not trusted.
+    std::fs::write(&out, b"not a component").unwrap();
+    let repaired = run_build(&project, &out);
+    assert!(!repaired.contains("up to date"), "{repaired}");
+    assert!(std::fs::read(&out).unwrap().len() > 1 << 20);
+    let _ = std::fs::remove_dir_all(&work);
 }
