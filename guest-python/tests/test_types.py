@@ -205,6 +205,11 @@ class SumTypes(unittest.TestCase):
             postcard.decode(codec(Shape, "t"), b"\x04")
         with self.assertRaisesRegex(SchemaError, "declare its cases"):
             sum_type(type("Nothing", (), {}))
+        with self.assertRaisesRegex(SchemaError, "cannot contain itself"):
+            @sum_type
+            class Tree:
+                Leaf: u8
+                Node: list["Tree"]  # noqa: F821
         with self.assertRaisesRegex(SchemaError, "int` needs an explicit width"):
             describe(sum_type(type("Loose", (), {"__annotations__": {"Count": int}})), TypeArena(), "t")
 

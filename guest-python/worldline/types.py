@@ -249,7 +249,8 @@ def sum_type(cls):
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
     except NameError as e:
-        raise SchemaError(f"@sum_type {cls.__name__}: {e} (a sum type cannot contain itself)") from None
+        raise SchemaError(f"@sum_type {cls.__name__}: {e} (a case's type must be defined before the "
+                          "sum type, and a sum type cannot contain itself)") from None
     cases = []
     for name in own:
         payload = hints[name]
