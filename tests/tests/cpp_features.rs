@@ -8,19 +8,21 @@
 //! sandbox's refusals, HTTP refused in a reducer, schedules, and the
 //! procedures that need no network (values, transactions committed,
 //! rolled back and trapped, tables outside a transaction, HTTP refused
-//! inside a transaction or to a host not allowed). Each
+//! inside a transaction or to a host not allowed), and HTTP to a web server
+//! on loopback that the engine lets through. Each
 //! scenario runs on both builds; what the C++ module observed must equal
 //! what the Rust module observed (and what `features.rs` expects).
 
 use std::sync::{Arc, mpsc};
 
 use serde::{Deserialize, Serialize};
+use worldline_host::outbound::{AllowList, PrivateOverride};
 use worldline_host::{
-    CallContext, CallError, Database, ProcedureOutput, Timestamp, TxRequest, TxSubmitter,
-    describe_component, describe_component_definition,
+    CallContext, CallError, Database, Engine, EngineConfig, ProcedureOutput, Timestamp, TxRequest,
+    TxSubmitter, describe_component, describe_component_definition,
 };
 use worldline_tests::parity::{comparable_outcome, cpp_component, first_difference};
-use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, rows, test_engine};
+use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, rows, test_engine, test_engine_config};
 
 /// The Rust build's component, then the C++ build's.
 fn builds() -> [(&'static str, Vec<u8>); 2] {
@@ -569,4 +571,86 @@ fn procedures_without_network_return_commit_roll_back_and_trap_alike() {
         2,
         "`kept` and `again`, nothing rolled back or trapped"
     );
+}
+
+/// What the loopback web server of
+/// [`http_to_an_allowed_loopback_server_reads_the_same_body_alike`]
+/// answers: a body that is not all UTF-8 (a stray byte, a sequence cut
+/// short, a surrogate), so `proc_fetch` must replace what is not UTF-8 as
+/// Rust's `String::from_utf8_lossy` does.
+const BODY: &[u8] = b"hello w\xc3\xb6rld \xff \xe2\x82 cut \xf0\x9f\x98\x80 \xed\xa0\x80 end";
+
+/// A web server on loopback answering every request with `418` and
+/// [`BODY`], reporting each request line.
+fn loopback() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let (report, requests) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = report.send(first.trim().to_owned());
+            let head = format!(
+                "HTTP/1.1 418 I'm a teapot\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                BODY.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(BODY);
+        }
+    });
+    (addr, requests)
+}
+
+#[test]
+fn http_to_an_allowed_loopback_server_reads_the_same_body_alike() {
+    let (addr, requests) = loopback();
+    let url = format!("http://{addr}/hello?x=1");
+    let engine = Engine::new(EngineConfig {
+        http_private_override: PrivateOverride::new([addr]),
+        ..test_engine_config()
+    })
+    .expect("an engine");
+    let mut seen = Vec::new();
+    for (which, wasm) in builds() {
+        let mut db = Database::create(&engine, &wasm, OWNER)
+            .unwrap_or_else(|e| panic!("creating a database from the {which} `features`: {e}"));
+        db.set_http_allow(AllowList::parse(&addr.to_string()).expect("an allow-list"))
+            .expect("setting the allow-list");
+        let db = DbThread::spawn(db);
+        let fetched = procedure_outcome(db.call("proc_fetch", args(&(&url,))));
+        let request = requests
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the {which} module's request never arrived"));
+        let in_tx = procedure_outcome(db.call("proc_fetch_in_tx", args(&(&url,))));
+        assert!(
+            requests.try_recv().is_err(),
+            "{which}: a request went out from inside a transaction"
+        );
+        seen.push((fetched, request, in_tx));
+    }
+    let (cpp, rust) = (seen.pop().expect("C++"), seen.pop().expect("Rust"));
+    assert_eq!(
+        cpp, rust,
+        "fetching from loopback differs between C++ (left) and Rust (right)"
+    );
+    // What the Rust build gives, as a user reads it.
+    let expected = format!("418 {}", String::from_utf8_lossy(BODY));
+    assert_eq!(
+        rust.0,
+        Ok(format!(
+            "String {:?}",
+            postcard::to_allocvec(&expected).unwrap()
+        ))
+    );
+    assert_eq!(rust.1, "GET /hello?x=1 HTTP/1.1");
+    let not_allowed = postcard::to_allocvec("NotAllowedHere").unwrap();
+    assert_eq!(rust.2, Ok(format!("String {not_allowed:?}")));
 }
