@@ -461,16 +461,19 @@ async fn clients_sharing_one_quic_socket_are_separate_connections() {
         "each message from its own sender"
     );
 
-    // A socket bound for IPv6 (where the machine has IPv6) refuses an IPv4
-    // server with a clear error.
-    if let Ok(v6) = QuicSocket::bind("[::1]:1".parse().unwrap()) {
-        let refused = Client::connect(options.clone().with_quic_socket(v6))
-            .await
-            .err()
-            .expect("an IPv6 socket cannot reach an IPv4 server")
-            .to_string();
-        assert!(refused.contains("other IP version"), "{refused}");
-    }
+    // A socket bound for IPv4 refuses an IPv6 server with a clear error.
+    let v6_server = ConnectOptions::quic(
+        "[::1]:1".parse().unwrap(),
+        Trust::Fingerprint(live.server().fingerprint()),
+        "chat",
+    )
+    .with_quic_socket(socket.clone());
+    let refused = Client::connect(v6_server)
+        .await
+        .err()
+        .expect("an IPv4 socket cannot reach an IPv6 server")
+        .to_string();
+    assert!(refused.contains("bound for IPv4"), "{refused}");
     for client in &clients {
         client.close().await;
     }

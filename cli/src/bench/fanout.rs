@@ -181,6 +181,9 @@ async fn subscribe_all(
     let mut subscribers = Vec::with_capacity(count);
     while subscribers.len() < count {
         let mut batch = JoinSet::new();
+        // Each batch over a socket of its own: a thousand connections' updates
+        // arriving at once would overflow one socket's receive buffer.
+        let options = &server::with_new_quic_socket(options)?;
         for _ in 0..CONNECT_BATCH.min(count - subscribers.len()) {
             let options = options.clone();
             let arrivals = Arc::clone(arrivals);

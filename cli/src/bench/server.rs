@@ -461,12 +461,19 @@ fn share_quic_socket(
     options: ConnectOptions,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ConnectOptions> {
-    let Endpoint::Quic { addr, .. } = &options.endpoint else {
-        return Ok(options);
-    };
     let _entered = runtime.enter();
+    with_new_quic_socket(&options)
+}
+
+/// `options` with a UDP socket of their own for the QUIC connections made
+/// from them (unchanged for WebSocket). Must run inside the runtime the
+/// connections will run on.
+pub fn with_new_quic_socket(options: &ConnectOptions) -> anyhow::Result<ConnectOptions> {
+    let Endpoint::Quic { addr, .. } = &options.endpoint else {
+        return Ok(options.clone());
+    };
     let socket = QuicSocket::bind(*addr).context("binding the benchmark's QUIC socket")?;
-    Ok(options.with_quic_socket(socket))
+    Ok(options.clone().with_quic_socket(socket))
 }
 
 /// A server with the bank module published as [`DATABASE`], ready for clients.

@@ -76,13 +76,49 @@ pub struct QuicSocket {
 
 impl QuicSocket {
     /// Binds a socket on an ephemeral port of the unspecified address of
-    /// `family`'s kind (IPv4 or IPv6, as the servers it will reach).
+    /// `family`'s kind: IPv4, or IPv6 that also reaches IPv4 servers where
+    /// the system allows it. Its receive buffer is raised (as far as the
+    /// system allows) so that a burst of datagrams for many connections at
+    /// once is not dropped.
     pub fn bind(family: SocketAddr) -> Result<Self, ClientError> {
-        let endpoint = quinn::Endpoint::client(unspecified(family))
-            .map_err(|e| ClientError::Connect(format!("binding a QUIC socket: {e}")))?;
+        let error = |e: std::io::Error| ClientError::Connect(format!("binding a QUIC socket: {e}"));
+        let addr = unspecified(family);
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .map_err(error)?;
+        if addr.is_ipv6() {
+            // Best effort: where the system refuses, IPv6 servers only.
+            let _ = socket.set_only_v6(false);
+        }
+        // Best effort: the system caps it (net.core.rmem_max on Linux).
+        let _ = socket.set_recv_buffer_size(SHARED_RECEIVE_BUFFER);
+        socket.bind(&addr.into()).map_err(error)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| error(std::io::Error::other("not inside a tokio runtime")))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket.into(),
+            runtime,
+        )
+        .map_err(error)?;
         Ok(Self { endpoint })
     }
+
+    /// Whether connections over this socket can reach `addr`.
+    fn reaches(&self, addr: SocketAddr) -> bool {
+        self.endpoint
+            .local_addr()
+            .is_ok_and(|local| local.is_ipv6() || addr.is_ipv4())
+    }
 }
+
+/// The receive buffer a shared QUIC socket asks for: room for a burst of
+/// small datagrams to every connection over it.
+const SHARED_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// The unspecified address, port 0, of `addr`'s family.
 fn unspecified(addr: SocketAddr) -> SocketAddr {
@@ -105,18 +141,15 @@ pub(crate) async fn quic(
 ) -> Result<(LinkWriter, LinkReader), ClientError> {
     let config = quic_client_config(trust, idle_timeout)?;
     let endpoint = match shared {
+        Some(socket) if !socket.reaches(addr) => {
+            return Err(ClientError::Connect(format!(
+                "the shared QUIC socket cannot reach {addr}: it was bound for IPv4"
+            )));
+        }
         Some(socket) => socket.endpoint.clone(),
-        None => QuicSocket::bind(addr)?.endpoint,
+        None => quinn::Endpoint::client(unspecified(addr))
+            .map_err(|e| ClientError::Connect(e.to_string()))?,
     };
-    if shared.is_some_and(|s| {
-        s.endpoint
-            .local_addr()
-            .is_ok_and(|l| l.is_ipv6() != addr.is_ipv6())
-    }) {
-        return Err(ClientError::Connect(format!(
-            "the shared QUIC socket cannot reach {addr}: it was bound for the other IP version"
-        )));
-    }
     let connecting = endpoint
         .connect_with(config, addr, server_name)
         .map_err(|e| ClientError::Connect(e.to_string()))?;
