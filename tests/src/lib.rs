@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use worldline_host::{Database, Engine, EngineConfig, Identity};
 
+pub mod db_thread;
 pub mod gate;
 pub mod live;
 pub mod parity;

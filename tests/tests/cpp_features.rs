@@ -13,14 +13,15 @@
 //! scenario runs on both builds; what the C++ module observed must equal
 //! what the Rust module observed (and what `features.rs` expects).
 
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 use worldline_host::outbound::{AllowList, PrivateOverride};
 use worldline_host::{
-    CallContext, CallError, Database, Engine, EngineConfig, ProcedureOutput, Timestamp, TxRequest,
-    TxSubmitter, describe_component, describe_component_definition,
+    CallContext, CallError, Database, Engine, EngineConfig, ProcedureOutput, Timestamp,
+    describe_component, describe_component_definition,
 };
+use worldline_tests::db_thread::DbThread;
 use worldline_tests::parity::{comparable_outcome, cpp_component, first_difference};
 use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, rows, test_engine, test_engine_config};
 
@@ -403,74 +404,6 @@ fn schedules_run_repeat_fail_and_cancel_alike() {
     both.same_rows("features_schedule");
 }
 
-/// What the database's thread is asked to do.
-enum Job {
-    /// Serve a procedure's transaction.
-    Tx(TxRequest),
-    /// Run something on the database.
-    Run(Box<dyn FnOnce(&mut Database) + Send>),
-}
-
-/// A thread owning a database, serving procedures' transactions as the
-/// server's database thread does.
-struct DbThread {
-    jobs: mpsc::Sender<Job>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl DbThread {
-    fn spawn(mut db: Database) -> Self {
-        let (jobs, receiver) = mpsc::channel::<Job>();
-        std::thread::spawn(move || {
-            for job in receiver {
-                match job {
-                    Job::Tx(request) => {
-                        if let Some(committed) = db.serve_transaction(request) {
-                            let durable = db
-                                .wait_durable(committed.outcome.offset)
-                                .map_err(|e| e.to_string());
-                            committed.reply.send(durable);
-                        }
-                    }
-                    Job::Run(job) => job(&mut db),
-                }
-            }
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        Self { jobs, runtime }
-    }
-
-    /// Runs `job` on the database's thread and returns what it returned.
-    fn with<R: Send + 'static>(&self, job: impl FnOnce(&mut Database) -> R + Send + 'static) -> R {
-        let (reply, answer) = mpsc::channel();
-        self.jobs
-            .send(Job::Run(Box::new(move |db| {
-                let _ = reply.send(job(db));
-            })))
-            .expect("the database thread runs");
-        answer.recv().expect("the database thread answers")
-    }
-
-    /// Calls a procedure as the server does: started on the database's
-    /// thread, run on this one.
-    fn call(&self, name: &str, arguments: Vec<u8>) -> Result<ProcedureOutput, CallError> {
-        let jobs = self.jobs.clone();
-        let submit: TxSubmitter = Arc::new(move |request| {
-            jobs.send(Job::Tx(request))
-                .map_err(|_| "the database stopped".to_owned())
-        });
-        let name = name.to_owned();
-        let run = self.with(move |db| {
-            db.start_procedure(&name, arguments, CallContext::new(ALICE), submit)
-        })?;
-        run.run(self.runtime.handle())
-    }
-}
-
 /// A procedure call's outcome, comparable across languages: the value's
 /// bytes and type, or the error (a trap's message without the Rust SDK's
 /// source location).
@@ -516,7 +449,7 @@ fn procedures_without_network_return_commit_roll_back_and_trap_alike() {
         let db = DbThread::spawn(db);
         let outcomes: Vec<_> = calls
             .iter()
-            .map(|(name, arguments)| procedure_outcome(db.call(name, arguments.clone())))
+            .map(|(name, arguments)| procedure_outcome(db.call_as(ALICE, name, arguments.clone())))
             .collect();
         let mut items: Vec<Vec<u8>> = db.with(|db| {
             db.rows("item")
@@ -625,11 +558,11 @@ fn http_to_an_allowed_loopback_server_reads_the_same_body_alike() {
         db.set_http_allow(AllowList::parse(&addr.to_string()).expect("an allow-list"))
             .expect("setting the allow-list");
         let db = DbThread::spawn(db);
-        let fetched = procedure_outcome(db.call("proc_fetch", args(&(&url,))));
+        let fetched = procedure_outcome(db.call_as(ALICE, "proc_fetch", args(&(&url,))));
         let request = requests
             .recv_timeout(std::time::Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("the {which} module's request never arrived"));
-        let in_tx = procedure_outcome(db.call("proc_fetch_in_tx", args(&(&url,))));
+        let in_tx = procedure_outcome(db.call_as(ALICE, "proc_fetch_in_tx", args(&(&url,))));
         assert!(
             requests.try_recv().is_err(),
             "{which}: a request went out from inside a transaction"

@@ -6,14 +6,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 
 use serde::Deserialize;
 use worldline_host::outbound::{AllowList, PrivateOverride};
 use worldline_host::{
-    CallContext, CallError, Database, EngineConfig, Host, HostConfig, ProcedureOutput, TxRequest,
-    TxSubmitter,
+    CallContext, CallError, Database, EngineConfig, Host, HostConfig, ProcedureOutput,
 };
+use worldline_tests::db_thread::DbThread;
 use worldline_tests::gate::Gate;
 use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm, rows, test_engine_config};
 
@@ -26,85 +25,21 @@ struct Item {
     price: u64,
 }
 
-/// What the database's thread is asked to do.
-enum Command {
-    /// Serve a procedure's transaction.
-    Tx(TxRequest),
-    /// Run something on the database.
-    Run(Box<dyn FnOnce(&mut Database) + Send>),
-}
-
-/// A thread owning a database, as the server's database thread does.
-struct DbThread {
-    commands: mpsc::Sender<Command>,
-    thread: JoinHandle<Database>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl DbThread {
-    fn spawn(database: Database) -> Self {
-        let (commands, receiver) = mpsc::channel::<Command>();
-        let thread = std::thread::spawn(move || {
-            let mut db = database;
-            for command in receiver {
-                match command {
-                    Command::Tx(request) => {
-                        if let Some(committed) = db.serve_transaction(request) {
-                            let durable = db
-                                .wait_durable(committed.outcome.offset)
-                                .map_err(|e| e.to_string());
-                            committed.reply.send(durable);
-                        }
-                    }
-                    Command::Run(job) => job(&mut db),
-                }
-            }
-            db
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        Self {
-            commands,
-            thread,
-            runtime,
-        }
-    }
-
-    /// Runs `job` on the database's thread and returns what it returned.
-    fn with<R: Send + 'static>(&self, job: impl FnOnce(&mut Database) -> R + Send + 'static) -> R {
-        let (reply, answer) = mpsc::channel();
-        self.commands
-            .send(Command::Run(Box::new(move |db| {
-                let _ = reply.send(job(db));
-            })))
-            .expect("the database thread runs");
-        answer.recv().expect("the database thread answers")
-    }
-
-    fn submitter(&self) -> TxSubmitter {
-        let commands = self.commands.clone();
-        Arc::new(move |request| {
-            commands
-                .send(Command::Tx(request))
-                .map_err(|_| "the database stopped".to_owned())
-        })
-    }
-
-    /// Calls a procedure as the server does: started on the database's
-    /// thread, run on this one.
-    fn call(&self, name: &str, arguments: Vec<u8>) -> Result<ProcedureOutput, CallError> {
-        let submit = self.submitter();
-        let name = name.to_owned();
-        let run = self.with(move |db| {
-            db.start_procedure(&name, arguments, CallContext::new(ALICE), submit)
-        })?;
-        run.run(self.runtime.handle())
-    }
-
+/// This suite's calls on the database's thread.
+trait Calls {
+    /// Calls a procedure as Alice.
+    fn call(&self, name: &str, arguments: Vec<u8>) -> Result<ProcedureOutput, CallError>;
     /// Calls a procedure returning a string and decodes it.
+    fn call_string(&self, name: &str, arguments: Vec<u8>) -> Result<String, CallError>;
+    /// The `item` table's rows.
+    fn items(&self) -> Vec<Item>;
+}
+
+impl Calls for DbThread {
+    fn call(&self, name: &str, arguments: Vec<u8>) -> Result<ProcedureOutput, CallError> {
+        self.call_as(ALICE, name, arguments)
+    }
+
     fn call_string(&self, name: &str, arguments: Vec<u8>) -> Result<String, CallError> {
         let output = self.call(name, arguments)?;
         Ok(postcard::from_bytes(&output.value).expect("a string"))
@@ -112,11 +47,6 @@ impl DbThread {
 
     fn items(&self) -> Vec<Item> {
         self.with(|db| rows::<Item>(db, "item"))
-    }
-
-    fn stop(self) -> Database {
-        drop(self.commands);
-        self.thread.join().expect("the database thread ends")
     }
 }
 
