@@ -14,6 +14,7 @@ pub mod live;
 pub mod parity;
 pub mod process;
 pub mod raw;
+pub mod twins;
 
 /// Where `build.rs` put the guest components.
 pub const GUEST_DIR: &str = env!("WORLDLINE_GUEST_DIR");

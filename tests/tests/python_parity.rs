@@ -17,13 +17,12 @@ use std::sync::Mutex;
 
 use worldline_host::Engine;
 use worldline_host::{
-    CallContext, CallError, ConnectionId, Database, Timestamp, TxSubmitter, describe_component,
+    CallContext, CallError, Database, TxSubmitter, describe_component,
     describe_component_definition,
 };
-use worldline_tests::parity::{
-    comparable_outcome as outcome, first_difference, target_dir, text_server, workspace,
-};
-use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, test_engine};
+use worldline_tests::parity::{first_difference, target_dir, workspace};
+use worldline_tests::twins::{self, Twins};
+use worldline_tests::{ALICE, OWNER, args, guest_wasm, test_engine};
 
 /// The Python of the venv holding componentize-py.
 fn venv_python() -> PathBuf {
@@ -85,82 +84,14 @@ fn engine() -> Engine {
         .expect("opening the component cache")
 }
 
-/// The Rust and the Python build of one example, each with a database.
-struct Twins {
-    rust: Database,
-    python: Database,
+/// The Rust and the Python build of example `name`, each with a database.
+fn twins(name: &str) -> Twins {
+    twins_of(name, &guest_wasm(name), &python_wasm(name))
 }
 
-impl Twins {
-    /// The example `name` in both languages.
-    fn new(name: &str) -> Self {
-        Self::of(name, &guest_wasm(name), &python_wasm(name))
-    }
-
-    /// The module `name` from its Rust and its Python component.
-    fn of(name: &str, rust: &[u8], python: &[u8]) -> Self {
-        let engine = engine();
-        let create = |wasm: &[u8], which: &str| {
-            Database::create(&engine, wasm, OWNER)
-                .unwrap_or_else(|e| panic!("creating a database from the {which} `{name}`: {e}"))
-        };
-        Self {
-            rust: create(rust, "Rust"),
-            python: create(python, "Python"),
-        }
-    }
-
-    /// Calls `reducer` on both; asserts the same outcome and returns it.
-    fn call(
-        &mut self,
-        reducer: &str,
-        arguments: &[u8],
-        ctx: CallContext,
-    ) -> Result<String, CallError> {
-        let rust = outcome(self.rust.call_reducer(reducer, arguments, ctx));
-        let python = outcome(self.python.call_reducer(reducer, arguments, ctx));
-        assert_eq!(
-            python, rust,
-            "`{reducer}` behaved differently in Python (left) and Rust (right)"
-        );
-        rust
-    }
-
-    /// Runs a lifecycle reducer on both; asserts the same outcome.
-    fn lifecycle(&mut self, connected: bool, ctx: CallContext) {
-        let run = |db: &mut Database| {
-            let result = if connected {
-                db.client_connected(ctx)
-            } else {
-                db.client_disconnected(ctx)
-            };
-            result.map(|o| o.map(|o| format!("{:?}", o.delta)))
-        };
-        let rust = run(&mut self.rust);
-        let python = run(&mut self.python);
-        assert_eq!(python, rust, "a lifecycle reducer behaved differently");
-    }
-
-    /// Asserts both hold the same rows in `table`, and returns how many.
-    fn same_rows(&self, table: &str) -> usize {
-        let sorted = |db: &Database, which: &str| {
-            let mut rows: Vec<Vec<u8>> = db
-                .rows(table)
-                .unwrap_or_else(|e| panic!("{which} rows: {e}"))
-                .iter()
-                .map(|r| r.to_vec())
-                .collect();
-            rows.sort();
-            rows
-        };
-        let rust = sorted(&self.rust, "Rust");
-        let python = sorted(&self.python, "Python");
-        assert_eq!(
-            python, rust,
-            "table `{table}` differs between Python (left) and Rust (right)"
-        );
-        rust.len()
-    }
+/// The module `name` from its Rust and its Python component.
+fn twins_of(name: &str, rust: &[u8], python: &[u8]) -> Twins {
+    Twins::of(&engine(), name, rust, python, "Python")
 }
 
 #[test]
@@ -197,42 +128,10 @@ fn the_python_examples_describe_the_same_modules_as_the_rust_ones_byte_for_byte(
 
 #[test]
 fn bank_transfers_and_failures_match() {
-    let mut bank = Twins::new("bank");
-    let ctx = CallContext::new(ALICE);
-    bank.call("seed", &args(&(3u32, 100i64)), ctx)
-        .expect("seed");
-    assert_eq!(bank.same_rows("account"), 3);
-    bank.call("transfer", &args(&(0u32, 2u32, 40i64)), ctx)
-        .expect("transfer");
-    bank.same_rows("account");
-    for (arguments, expected) in [
-        (args(&(0u32, 7u32, 10i64)), "no account 7"),
-        (args(&(9u32, 1u32, 10i64)), "no account 9"),
-        (
-            args(&(0u32, 1u32, 1000i64)),
-            "insufficient funds: account 0 has 60, needs 1000",
-        ),
-        (
-            args(&(0u32, 1u32, 0i64)),
-            "the amount must be positive, got 0",
-        ),
-        (
-            args(&(1u32, 1u32, 5i64)),
-            "cannot transfer from account 1 to the same account",
-        ),
-    ] {
-        assert_eq!(
-            bank.call("transfer", &arguments, ctx),
-            Err(CallError::Failed(expected.into()))
-        );
-        bank.same_rows("account");
-    }
-    assert_eq!(
-        bank.call("fail_after_write", &args(&(1u32,)), ctx),
-        Err(CallError::Failed("failed on purpose after writing".into()))
-    );
+    let mut bank = twins("bank");
+    twins::bank_transfers_and_failures_match(&mut bank);
     let traceback = bank
-        .python
+        .other
         .log()
         .records()
         .any(|r| r.message.contains("Traceback") && r.message.contains("failed on purpose"));
@@ -240,184 +139,21 @@ fn bank_transfers_and_failures_match() {
         traceback,
         "the Python traceback of the failure went to the module log"
     );
-    assert_eq!(
-        bank.call("panic_after_write", &args(&(1u32,)), ctx),
-        Err(CallError::Panicked("boom".into()))
-    );
-    // A duplicate key traps with the datastore's message, rolling back the bump.
-    match bank.call("insert_duplicate", &args(&(2u32,)), ctx) {
-        Err(CallError::Panicked(message)) => {
-            assert!(
-                message.contains("unique") || message.contains("duplicate"),
-                "{message}"
-            )
-        }
-        other => panic!("expected a trap, got {other:?}"),
-    }
-    bank.call("noop", &args(&()), ctx).expect("noop");
-    bank.call("hog_memory", &args(&(4u32,)), ctx)
-        .expect("4 MiB is within the cap");
-    assert!(matches!(
-        bank.call("hog_memory", &args(&(200u32,)), ctx),
-        Err(CallError::OutOfMemory { .. })
-    ));
-    assert!(matches!(
-        bank.call("spin", &args(&()), ctx),
-        Err(CallError::DeadlineExceeded(_))
-    ));
-    // Bad arguments are refused before the module runs, the same way.
-    for bad in [vec![1u8], args(&(0u32, 1u32, 5i64, 9u8))] {
-        assert!(matches!(
-            bank.call("transfer", &bad, ctx),
-            Err(CallError::InvalidArguments { .. })
-        ));
-    }
-    // Every failure above rolled back: 0 gave 40 to 2, nothing else moved.
-    bank.call("transfer", &args(&(0u32, 1u32, 1i64)), ctx)
-        .expect("the databases serve after every failure");
-    assert_eq!(bank.same_rows("account"), 3);
-    let balances: Vec<worldline_tests::Account> = worldline_tests::rows(&bank.python, "account");
-    let mut balances: Vec<(u32, i64)> = balances.iter().map(|a| (a.id, a.balance)).collect();
-    balances.sort();
-    assert_eq!(balances, vec![(0, 59), (1, 101), (2, 140)]);
 }
 
 #[test]
 fn chat_lifecycle_names_and_messages_match() {
-    let mut chat = Twins::new("chat");
-    let connection = CallContext::new(ALICE).with_connection(ConnectionId::from_bytes([7; 16]));
-    chat.lifecycle(true, connection);
-    assert_eq!(chat.same_rows("user"), 1);
-    chat.lifecycle(false, connection);
-    chat.same_rows("user");
-    assert_eq!(
-        chat.call("client_connected", &[], CallContext::new(BOB)),
-        Err(CallError::LifecycleReducer("client_connected".into()))
-    );
-    for empty in ["", "   "] {
-        assert_eq!(
-            chat.call("set_name", &args(&(empty,)), CallContext::new(BOB)),
-            Err(CallError::Failed("names must not be empty".into()))
-        );
-    }
-    for (who, name) in [(ALICE, "  alice "), (ALICE, "Alice"), (BOB, "bob")] {
-        chat.call("set_name", &args(&(name,)), CallContext::new(who))
-            .expect("set_name");
-    }
-    assert_eq!(chat.same_rows("user"), 2);
-    let at = Timestamp::from_micros_since_epoch(1_700_000_000_000_000);
-    for (who, text) in [(ALICE, "hello"), (BOB, "hi alice"), (ALICE, "how are you?")] {
-        let ctx = CallContext {
-            timestamp: Some(at),
-            ..CallContext::new(who)
-        };
-        chat.call("send_message", &args(&(text,)), ctx)
-            .expect("send_message");
-    }
-    assert_eq!(
-        chat.call("send_message", &args(&(" ",)), CallContext::new(BOB)),
-        Err(CallError::Failed("messages must not be empty".into()))
-    );
-    assert_eq!(chat.same_rows("message"), 3);
-    let ids: Vec<u64> = worldline_tests::rows::<worldline_tests::Message>(&chat.python, "message")
-        .iter()
-        .map(|m| m.id)
-        .collect();
-    assert_eq!(ids, vec![1, 2, 3]);
+    twins::chat_lifecycle_names_and_messages_match(&mut twins("chat"));
 }
 
 #[test]
 fn the_python_ticker_ticks_on_its_schedule_like_the_rust_one() {
-    let mut ticker = Twins::new("ticker");
-    let later =
-        Timestamp::from_micros_since_epoch(Timestamp::now().to_micros_since_epoch() + 1_500_000);
-    for db in [&mut ticker.rust, &mut ticker.python] {
-        let run = db.run_next_schedule(later).expect("the first tick is due");
-        assert_eq!(run.reducer, "tick");
-        assert_eq!(run.error, None);
-        #[derive(serde::Deserialize)]
-        struct Counter {
-            id: u32,
-            ticks: u64,
-            last_tick: i64,
-        }
-        let counters: Vec<Counter> = worldline_tests::rows(db, "counter");
-        assert_eq!(counters.len(), 1);
-        assert_eq!(
-            (counters[0].id, counters[0].ticks, counters[0].last_tick),
-            (0, 1, later.to_micros_since_epoch())
-        );
-        assert!(db.run_next_schedule(later).is_none(), "one run per due row");
-    }
-    // The repeating row stays (moved on from each database's own start time).
-    assert_eq!(ticker.rust.rows("tick_schedule").unwrap().len(), 1);
-    assert_eq!(ticker.python.rows("tick_schedule").unwrap().len(), 1);
+    twins::ticker_ticks_on_its_schedule_like_the_rust_one(&mut twins("ticker"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_prices_procedure_fetches_and_stores_like_the_rust_one() {
-    use worldline_client::ClientError;
-    use worldline_host::outbound::{AllowList, PrivateOverride};
-    use worldline_tests::live::{LiveServer, Transport};
-
-    #[derive(serde::Deserialize, Debug)]
-    struct Price {
-        symbol: String,
-        cents: u64,
-        fetched_at: i64,
-    }
-
-    let origin = text_server("97123.45\n").await;
-    let live = LiveServer::start_with(&[], |config| {
-        config.host.engine.http_private_override = PrivateOverride::new([origin]);
-    })
-    .await;
-    let (owner, _) = live.server().new_identity();
-    let allow = AllowList::parse(&origin.to_string()).expect("an allow-list");
-    let wasm = tokio::task::block_in_place(|| python_wasm("prices"));
-    tokio::task::block_in_place(|| {
-        live.server()
-            .publish_with_http("prices", &wasm, owner, &allow)
-    })
-    .expect("publishing the Python prices");
-
-    let client = live.connect(Transport::WebSocket, "prices").await;
-    client
-        .subscribe(&["SELECT * FROM price"])
-        .await
-        .expect("subscribing");
-    let url = format!("http://{origin}/btc");
-    for _ in 0..2 {
-        // The second call updates the row the first inserted.
-        let cents: u64 = client
-            .call_procedure("refresh", &("BTC", url.as_str()))
-            .await
-            .expect("refresh");
-        assert_eq!(cents, 9_712_345);
-    }
-    let prices: Vec<Price> = client.rows("price").expect("rows");
-    assert_eq!(prices.len(), 1, "{prices:?}");
-    assert_eq!(
-        (prices[0].symbol.as_str(), prices[0].cents),
-        ("BTC", 9_712_345)
-    );
-    assert!(prices[0].fetched_at > 0);
-
-    match client
-        .call_procedure::<_, u64>("refresh", &("ETH", "http://example.com/eth"))
-        .await
-    {
-        Err(ClientError::ProcedureFailed(message)) => {
-            assert!(
-                message.starts_with("fetching http://example.com/eth: ")
-                    && message.contains("not on this database's HTTP allow-list"),
-                "{message}"
-            )
-        }
-        other => panic!("example.com is not on the list: {other:?}"),
-    }
-    assert_eq!(client.rows::<Price>("price").expect("rows").len(), 1);
-    live.shutdown().await;
+    twins::prices_procedure_fetches_and_stores(|| python_wasm("prices"), "Python").await;
 }
 
 #[test]
@@ -482,7 +218,7 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
     );
     assert!(rust.contains("Sum(") && rust.contains("Option(") && rust.contains("\"Segment\""));
 
-    let mut sums = Twins::of("sums", &rust_wasm, &python_wasm);
+    let mut sums = twins_of("sums", &rust_wasm, &python_wasm);
     let ctx = CallContext::new(ALICE);
     let label = |text: &str, color| Label {
         text: text.into(),
@@ -528,7 +264,7 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
         rows
     };
     assert_eq!(
-        stored(&sums.python),
+        stored(&sums.other),
         drawings,
         "the Python module stored what it was given"
     );
@@ -566,7 +302,7 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
         Err(CallError::Failed("no drawing 9".into()))
     );
     sums.same_rows("drawing");
-    let grown: Vec<(Shape, Color, Option<Option<u8>>)> = stored(&sums.python)
+    let grown: Vec<(Shape, Color, Option<Option<u8>>)> = stored(&sums.other)
         .into_iter()
         .map(|d| (d.shape, d.color, d.layer))
         .collect();
@@ -583,7 +319,7 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
     sums.call("erase", &args(&(Color::Blue,)), ctx)
         .expect("erase");
     assert_eq!(sums.same_rows("drawing"), 2);
-    let left: Vec<u32> = stored(&sums.python).iter().map(|d| d.id).collect();
+    let left: Vec<u32> = stored(&sums.other).iter().map(|d| d.id).collect();
     assert_eq!(left, vec![2, 3]);
 
     // A procedure taking a list of sums and returning an optional one.
@@ -601,7 +337,7 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
         (vec![Shape::Empty], None),
     ] {
         let mut outputs = Vec::new();
-        for db in [&mut sums.rust, &mut sums.python] {
+        for db in [&mut sums.rust, &mut sums.other] {
             let run = db
                 .start_procedure(
                     "first_drawn",
