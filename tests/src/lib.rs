@@ -10,6 +10,7 @@ use worldline_host::{Database, Engine, EngineConfig, Identity};
 
 pub mod db_thread;
 pub mod gate;
+pub mod http_stub;
 pub mod live;
 pub mod parity;
 pub mod process;

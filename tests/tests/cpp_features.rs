@@ -516,30 +516,14 @@ const BODY: &[u8] = b"hello w\xc3\xb6rld \xff \xe2\x82 cut \xf0\x9f\x98\x80 \xed
 /// A web server on loopback answering every request with `418` and
 /// [`BODY`], reporting each request line.
 fn loopback() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    let (report, requests) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let _ = report.send(first.trim().to_owned());
-            let head = format!(
-                "HTTP/1.1 418 I'm a teapot\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                BODY.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(BODY);
-        }
-    });
-    (addr, requests)
+    let mut response = format!(
+        "HTTP/1.1 418 I'm a teapot\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        BODY.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(BODY);
+    let stub = worldline_tests::http_stub::start(response, || {});
+    (stub.addr, stub.requests)
 }
 
 #[test]

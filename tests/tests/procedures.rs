@@ -3,9 +3,8 @@
 //! database, serves their transactions in turn and runs reducers; outbound
 //! HTTP goes to a real loopback server.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, mpsc};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use worldline_host::outbound::{AllowList, PrivateOverride};
@@ -14,6 +13,7 @@ use worldline_host::{
 };
 use worldline_tests::db_thread::DbThread;
 use worldline_tests::gate::Gate;
+use worldline_tests::http_stub::{self, HttpStub};
 use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm, rows, test_engine_config};
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -57,33 +57,11 @@ fn features(config: EngineConfig) -> Database {
 
 /// A loopback HTTP server answering `200 hello` to every request, after
 /// reporting the request line and passing `gate`.
-struct Loopback {
-    addr: SocketAddr,
-    requests: mpsc::Receiver<String>,
-}
-
-fn loopback(gate: Arc<Gate>) -> Loopback {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    let (report, requests) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let _ = report.send(first.trim().to_owned());
-            gate.pass();
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-            );
-        }
-    });
-    Loopback { addr, requests }
+fn loopback(gate: Arc<Gate>) -> HttpStub {
+    http_stub::start(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_vec(),
+        move || gate.pass(),
+    )
 }
 
 /// An engine configuration that lets requests reach `addr` on loopback.
