@@ -309,37 +309,36 @@ impl Actor {
         loop {
             self.run_schedules();
             let timer = self.schedule_wait();
-            let spun = match self.spin(&mut commands, timer) {
-                Spin::Command(queued) => Some(Some(queued)),
+            let first = match self.spin(&mut commands, timer) {
+                Spin::Command(queued) => Some(queued),
                 Spin::Released => continue,
-                Spin::Nothing => None,
-            };
-            let first = if let Some(first) = spun {
-                first
-            } else if self.waiting.is_empty() && timer.is_none() {
-                commands.blocking_recv()
-            } else if self.pending_bytes >= PENDING_BYTES {
-                // Too much waits for the disk: take no command until some is released.
-                waiter.block_on(self.durable.notified());
-                self.release();
-                continue;
-            } else {
-                let durable = Arc::clone(&self.durable);
-                let next = waiter.block_on(async {
-                    tokio::select! {
-                        biased;
-                        () = durable.notified() => Wake::Durable,
-                        command = commands.recv() => Wake::Command(command),
-                        () = schedules::timer(timer) => Wake::Schedule,
+                Spin::Nothing if self.waiting.is_empty() && timer.is_none() => {
+                    commands.blocking_recv()
+                }
+                Spin::Nothing if self.pending_bytes >= PENDING_BYTES => {
+                    // Too much waits for the disk: take no command until some is released.
+                    waiter.block_on(self.durable.notified());
+                    self.release();
+                    continue;
+                }
+                Spin::Nothing => {
+                    let durable = Arc::clone(&self.durable);
+                    let next = waiter.block_on(async {
+                        tokio::select! {
+                            biased;
+                            () = durable.notified() => Wake::Durable,
+                            command = commands.recv() => Wake::Command(command),
+                            () = schedules::timer(timer) => Wake::Schedule,
+                        }
+                    });
+                    match next {
+                        Wake::Command(command) => command,
+                        Wake::Durable => {
+                            self.release();
+                            continue;
+                        }
+                        Wake::Schedule => continue,
                     }
-                });
-                match next {
-                    Wake::Command(command) => command,
-                    Wake::Durable => {
-                        self.release();
-                        continue;
-                    }
-                    Wake::Schedule => continue,
                 }
             };
             // A command's share of the byte budget returns once it has run.
