@@ -137,7 +137,7 @@ fn describe(report: &worldline_host::RecoveryReport) -> String {
         Some(offset) => format!("snapshot at transaction {offset}"),
         None => "no snapshot".into(),
     };
-    let torn = if report.truncated_bytes > 0 {
+    let torn = if report.torn {
         format!(
             ", cut off a torn final record of {} bytes",
             report.truncated_bytes

@@ -92,11 +92,17 @@ fn limit_file_size(bytes: u64) {
     }
 }
 
-/// The size of the largest file in `dir` (the log segment being written).
-fn largest_file(dir: &Path) -> u64 {
+/// How far the records of the largest file in `dir` (the log segment
+/// being written) reach: its size without the zeros the commit log writes
+/// ahead of its records. A write that starts past the file-size limit
+/// fails even inside the file, so the limit counts from here.
+fn log_end(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .expect("listing the log")
-        .map(|entry| entry.expect("an entry").metadata().expect("metadata").len())
+        .map(|entry| {
+            let bytes = std::fs::read(entry.expect("an entry").path()).expect("reading the log");
+            bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+        })
         .max()
         .unwrap_or(0)
 }
@@ -153,7 +159,7 @@ async fn start_seeded(dir: &Path) -> (Server, String) {
 /// the returned guard is dropped.
 fn fill_disk_soon(dir: &Path) -> DiskLimit {
     let log_dir = dir.join("databases/bank/log");
-    limit_file_size(largest_file(&log_dir) + 4096);
+    limit_file_size(log_end(&log_dir) + 4096);
     DiskLimit
 }
 

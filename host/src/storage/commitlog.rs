@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::StorageError;
-use super::frame::put_frame;
+use super::frame::{FRAME_HEADER, FrameEnd, put_frame, read_frames};
 use super::fs::{Directory, FileHandle};
 
 /// Every segment file starts with these bytes (format 2: frames whose
@@ -52,21 +52,36 @@ pub(crate) fn read_segment(log: &dyn Directory, name: &str) -> Result<Vec<u8>, S
     Ok(bytes)
 }
 
+/// Zeros written ahead of the records at a time (see [`LogWriter`]).
+const PREALLOCATE_BYTES: u64 = 1 << 20;
+
 /// Appends framed records to the newest segment, starting a new one when
 /// the current one is full. Records are buffered and written with one
 /// system call per [`flush`](Self::flush). Used only by the durability thread.
+///
+/// The writer keeps the segment file longer than its records, filled with
+/// zeros written ahead in steps of [`PREALLOCATE_BYTES`], and writes each
+/// batch of records over those zeros. So a sync that makes records durable
+/// changes no file size, and the file system has no metadata to commit for
+/// it: on ext4 that makes an fsync of a few records about a third faster.
+/// Recovery already reads zeros after the last record as an unfinished
+/// write (see [`super::frame`]); [`close`](Self::close) cuts them off.
 pub(crate) struct LogWriter {
     log: Arc<dyn Directory>,
     file: Box<dyn FileHandle>,
-    /// Bytes in the segment file, all of them whole records.
+    /// Bytes of the segment's header and whole records: where the next record goes.
     size: u64,
+    /// Bytes in the file; those past `size` are zeros.
+    allocated: u64,
     /// Framed records not yet written.
     pending: Vec<u8>,
     max_segment_bytes: u64,
 }
 
 impl LogWriter {
-    /// Continues the newest segment, or starts one at `next_offset` if there is none.
+    /// Continues the newest segment after its last whole record (cutting
+    /// off any zeros or unfinished record after it), or starts one at
+    /// `next_offset` if there is none.
     pub(crate) fn open(
         log: Arc<dyn Directory>,
         next_offset: u64,
@@ -74,21 +89,14 @@ impl LogWriter {
     ) -> Result<Self, StorageError> {
         let newest = segment_names(&*log)?.pop();
         let (file, size) = match newest {
-            Some((_, name)) => {
-                let file = log
-                    .append(&name)
-                    .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
-                let size = file
-                    .len()
-                    .map_err(|e| StorageError::io(format!("reading the size of {name}"), e))?;
-                (file, size)
-            }
+            Some((_, name)) => open_after_last_record(&*log, &name)?,
             None => create_segment(&*log, next_offset)?,
         };
         Ok(Self {
             log,
             file,
             size,
+            allocated: size,
             pending: Vec::new(),
             max_segment_bytes,
         })
@@ -112,6 +120,7 @@ impl LogWriter {
             log,
             file,
             size,
+            allocated: size,
             pending: Vec::new(),
             max_segment_bytes,
         };
@@ -126,24 +135,49 @@ impl LogWriter {
             seal(&mut *self.file, self.size)?;
             self.file = file;
             self.size = size;
+            self.allocated = size;
         }
         put_frame(payload, &mut self.pending)
     }
 
-    /// Writes the buffered records to the operating system. On failure the
-    /// segment is cut back to its last whole record.
+    /// Writes the buffered records to the operating system, and zeros
+    /// ahead of them once they reach the end of those written before. On
+    /// failure the segment is cut back to its last whole record.
     pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all(&self.pending) {
+        if let Err(e) = self.file.write_all_at(self.size, &self.pending) {
             // Best effort: leave no partial record behind for recovery to trip on.
             let _ = self.file.set_len(self.size);
+            self.allocated = self.size;
             return Err(StorageError::io("appending to the commit log", e));
         }
         self.size += self.pending.len() as u64;
+        self.allocated = self.allocated.max(self.size);
         self.pending.clear();
+        if self.allocated == self.size {
+            self.preallocate();
+        }
         Ok(())
+    }
+
+    /// Writes zeros past the records, up to [`PREALLOCATE_BYTES`] more but
+    /// not past the segment's size limit. Best effort: on a full disk the
+    /// records are written without them.
+    fn preallocate(&mut self) {
+        let target = (self.size + PREALLOCATE_BYTES).min(self.max_segment_bytes);
+        let Some(zeros) = target.checked_sub(self.size).filter(|&n| n > 0) else {
+            return;
+        };
+        let zeros = vec![0; usize::try_from(zeros).unwrap_or(0)];
+        match self.file.write_all_at(self.size, &zeros) {
+            Ok(()) => self.allocated = target,
+            Err(e) => {
+                tracing::debug!("could not write zeros ahead in the commit log: {e}");
+                let _ = self.file.set_len(self.size);
+            }
+        }
     }
 
     /// Writes and fsyncs everything appended so far.
@@ -153,6 +187,52 @@ impl LogWriter {
             .sync()
             .map_err(|e| StorageError::io("syncing the commit log", e))
     }
+
+    /// Writes what is buffered and cuts the zeros written ahead off the
+    /// segment, so that it ends with its last record. Syncs if `sync`.
+    pub(crate) fn close(mut self, sync: bool) -> Result<(), StorageError> {
+        self.flush()?;
+        if self.allocated > self.size {
+            self.file
+                .set_len(self.size)
+                .map_err(|e| StorageError::io("closing the commit log", e))?;
+        }
+        if sync {
+            self.file
+                .sync()
+                .map_err(|e| StorageError::io("syncing the commit log", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens segment `name` for writing after its last whole record; cuts off
+/// what follows that record (zeros written ahead, or an unfinished
+/// record), but refuses a segment with a damaged record. Returns the file
+/// and the size it keeps.
+fn open_after_last_record(
+    log: &dyn Directory,
+    name: &str,
+) -> Result<(Box<dyn FileHandle>, u64), StorageError> {
+    let io = |e| StorageError::io(format!("opening log segment {name}"), e);
+    let records = read_segment(log, name)?;
+    let (frames, frame_end) = read_frames(&records);
+    if let FrameEnd::Corrupt { at, reason } = frame_end {
+        return Err(StorageError::Corrupt {
+            file: format!("log/{name}"),
+            offset: (SEGMENT_MAGIC.len() + at) as u64,
+            reason,
+        });
+    }
+    let end = frames
+        .last()
+        .map_or(0, |(at, payload)| at + FRAME_HEADER + payload.len() + 1);
+    let size = (SEGMENT_MAGIC.len() + end) as u64;
+    let mut file = log.open_existing(name).map_err(io)?;
+    if file.len().map_err(io)? != size {
+        file.set_len(size).and_then(|()| file.sync()).map_err(io)?;
+    }
+    Ok((file, size))
 }
 
 /// Creates a segment holding just its header. The header is written to a
@@ -165,26 +245,25 @@ fn create_segment(
     let name = super::numbered_name(first_offset, "seg");
     super::write_durably(log, &name, SEGMENT_MAGIC)?;
     let file = log
-        .append(&name)
+        .open_existing(&name)
         .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
     Ok((file, SEGMENT_MAGIC.len() as u64))
 }
 
-/// Appends a seal to the segment `name`, which holds `size` bytes of whole
-/// records, and fsyncs it.
+/// Seals the segment `name` after its last whole record, and fsyncs it.
 pub(crate) fn seal_segment(log: &dyn Directory, name: &str) -> Result<(), StorageError> {
-    let io = |e| StorageError::io(format!("sealing log segment {name}"), e);
-    let mut file = log.append(name).map_err(io)?;
-    let size = file.len().map_err(io)?;
+    let (mut file, size) = open_after_last_record(log, name)?;
     seal(&mut *file, size)
 }
 
-/// Appends a seal to `file`, which holds `size` bytes of whole records, and
-/// fsyncs it. On failure the file is cut back to `size` (best effort).
+/// Writes a seal at byte `size` of `file`, after its last whole record,
+/// cuts off what follows (zeros written ahead), and fsyncs it. On failure
+/// the file is cut back to `size` (best effort).
 fn seal(file: &mut dyn FileHandle, size: u64) -> Result<(), StorageError> {
     let mut frame = Vec::new();
     put_frame(&[], &mut frame)?;
-    file.write_all(&frame)
+    file.write_all_at(size, &frame)
+        .and_then(|()| file.set_len(size + frame.len() as u64))
         .and_then(|()| file.sync())
         .map_err(|e| {
             let _ = file.set_len(size);

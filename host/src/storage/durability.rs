@@ -362,8 +362,8 @@ fn run(
             shared.notify();
         }
     }
-    if unsynced && policy != DurabilityPolicy::None {
-        let _ = writer.sync();
+    if let Err(e) = writer.close(unsynced && policy != DurabilityPolicy::None) {
+        tracing::warn!("closing the commit log: {e}");
     }
 }
 

@@ -8,10 +8,10 @@
 //! returned; a created, renamed or removed directory entry only once
 //! [`Directory::sync`] returned.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::Arc;
 
-use cap_std::fs::{Dir, File, OpenOptions};
+use cap_std::fs::{Dir, File, FileExt, OpenOptions};
 
 /// A directory holding files (and subdirectories) by name.
 pub(crate) trait Directory: Send + Sync {
@@ -21,8 +21,8 @@ pub(crate) trait Directory: Send + Sync {
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
     /// Creates file `name`, or empties it if it exists, for writing.
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
-    /// Opens the existing file `name`; writes go to its end.
-    fn append(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
+    /// Opens the existing file `name` for writing at chosen positions.
+    fn open_existing(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
     /// Renames file `from` to `to`, replacing any file named `to`.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Removes file `name`.
@@ -33,10 +33,11 @@ pub(crate) trait Directory: Send + Sync {
     fn subdir(&self, name: &str) -> io::Result<Arc<dyn Directory>>;
 }
 
-/// A file open for appending.
+/// A file open for writing.
 pub(crate) trait FileHandle: Send {
-    /// Appends all of `bytes`.
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Writes all of `bytes` at byte `offset`, extending the file (with
+    /// zeros before `offset` if it lies past the end) as needed.
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
     /// Cuts the file to `len` bytes (or extends it with zeros).
@@ -66,9 +67,11 @@ impl Directory for Dir {
         Ok(Box::new(file))
     }
 
-    fn append(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
+    fn open_existing(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
+        // Not `append`: on Linux, a positional write to a file opened for
+        // appending goes to its end whatever the position.
         Ok(Box::new(
-            self.open_with(name, OpenOptions::new().append(true))?,
+            self.open_with(name, OpenOptions::new().write(true))?,
         ))
     }
 
@@ -95,8 +98,8 @@ impl Directory for Dir {
 }
 
 impl FileHandle for File {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        Write::write_all(self, bytes)
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        FileExt::write_all_at(self, bytes, offset)
     }
 
     fn sync(&mut self) -> io::Result<()> {

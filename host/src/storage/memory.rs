@@ -268,7 +268,7 @@ impl Directory for MemoryDir {
         Ok(self.handle(node, full))
     }
 
-    fn append(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
+    fn open_existing(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
         let disk = self.disk.lock();
         let node = self.file(&disk, name)?;
         Ok(self.handle(node, false))
@@ -337,7 +337,7 @@ struct MemoryFile {
 }
 
 impl FileHandle for MemoryFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let mut disk = self.disk.lock();
         disk.tick();
         if self.full {
@@ -346,7 +346,13 @@ impl FileHandle for MemoryFile {
                 "no space left on the simulated disk",
             ));
         }
-        disk.tree.nodes[self.node].data.extend_from_slice(bytes);
+        let start = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+        let end = start + bytes.len();
+        let data = &mut disk.tree.nodes[self.node].data;
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[start..end].copy_from_slice(bytes);
         Ok(())
     }
 

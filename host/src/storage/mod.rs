@@ -149,7 +149,9 @@ fn write_durably(dir: &dyn Directory, name: &str, bytes: &[u8]) -> Result<(), St
 fn write_temporary(dir: &dyn Directory, temporary: &str, bytes: &[u8]) -> Result<(), StorageError> {
     let io = |e| StorageError::io(format!("writing {temporary}"), e);
     let mut file = dir.create(temporary).map_err(io)?;
-    file.write_all(bytes).and_then(|()| file.sync()).map_err(io)
+    file.write_all_at(0, bytes)
+        .and_then(|()| file.sync())
+        .map_err(io)
 }
 
 /// Removes the temporary files (`.NAME.tmp`) that writes interrupted by a

@@ -39,8 +39,14 @@ pub struct RecoveryReport {
     pub snapshot: Option<u64>,
     /// Log records replayed after the snapshot.
     pub replayed: u64,
-    /// Bytes of a torn final record that were cut off.
+    /// Bytes cut off after the last whole record: a torn final record,
+    /// zeros, or both.
     pub truncated_bytes: u64,
+    /// Whether any of those bytes were written: a final record whose write
+    /// was interrupted. Otherwise they were all zeros, as the commit log
+    /// writes ahead of its records (or as a write whose data never reached
+    /// the disk leaves), and nothing was torn.
+    pub torn: bool,
     /// The offset the next transaction gets.
     pub next_offset: u64,
     /// How long recovery took.
@@ -51,6 +57,8 @@ pub struct RecoveryReport {
 struct Cut {
     name: String,
     keep: u64,
+    /// Whether the tail holds written bytes, not only zeros.
+    torn: bool,
 }
 
 pub(crate) fn recover(
@@ -148,10 +156,21 @@ pub(crate) fn recover(
         }
         match end {
             FrameEnd::Clean => {}
+            // A segment is sealed where its records end, and the zeros the
+            // writer had written ahead of them are cut off after that.
+            FrameEnd::Torn { at } if sealed && records[at..].iter().all(|&b| b == 0) => {}
+            FrameEnd::Torn { at } if sealed => {
+                return Err(StorageError::Corrupt {
+                    file,
+                    offset: (SEGMENT_MAGIC.len() + at) as u64,
+                    reason: "bytes follow the segment's seal".into(),
+                });
+            }
             FrameEnd::Torn { at } if is_last || no_records(log, &segments[position + 1..])? => {
                 cuts.push(Cut {
                     name: name.clone(),
                     keep: (SEGMENT_MAGIC.len() + at) as u64,
+                    torn: records[at..].iter().any(|&b| b != 0),
                 });
             }
             FrameEnd::Torn { at } => {
@@ -187,13 +206,16 @@ pub(crate) fn recover(
         None => 0,
     };
     let mut truncated_bytes = 0;
+    let mut torn = false;
     for cut in &cuts {
         truncated_bytes += truncate(log, cut)?;
+        torn |= cut.torn;
     }
     let report = RecoveryReport {
         snapshot,
         replayed,
         truncated_bytes,
+        torn,
         next_offset,
         duration: started.elapsed(),
     };
@@ -236,14 +258,21 @@ fn no_records(log: &dyn Directory, segments: &[(u64, String)]) -> Result<bool, S
 fn truncate(log: &dyn Directory, cut: &Cut) -> Result<u64, StorageError> {
     let file = format!("log/{}", cut.name);
     let io = |e| StorageError::io(format!("truncating {file}"), e);
-    let mut handle = log.append(&cut.name).map_err(io)?;
+    let mut handle = log.open_existing(&cut.name).map_err(io)?;
     let len = handle.len().map_err(io)?;
     let truncated = len - cut.keep;
-    tracing::warn!(
-        "{file}: cutting off a torn final record ({truncated} bytes at byte {}), \
-         left by an interrupted write",
-        cut.keep
-    );
+    if cut.torn {
+        tracing::warn!(
+            "{file}: cutting off a torn final record ({truncated} bytes at byte {}), \
+             left by an interrupted write",
+            cut.keep
+        );
+    } else {
+        tracing::debug!(
+            "{file}: cutting off {truncated} bytes of zeros after the last record (at byte {})",
+            cut.keep
+        );
+    }
     handle
         .set_len(cut.keep)
         .and_then(|()| handle.sync())

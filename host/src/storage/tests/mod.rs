@@ -7,6 +7,7 @@
 mod faults;
 mod fuzz;
 mod power_cut;
+mod preallocation;
 
 use std::sync::Arc;
 
@@ -147,7 +148,7 @@ fn files(disk: &MemoryDisk, dir: &str, extension: &str) -> Vec<String> {
 fn put(disk: &MemoryDisk, dir: &str, name: &str, bytes: &[u8]) {
     let dir = disk.root().subdir(dir).expect("subdir");
     let mut file = dir.create(name).expect("create");
-    file.write_all(bytes)
+    file.write_all_at(0, bytes)
         .and_then(|()| file.sync())
         .expect("write");
 }

@@ -25,8 +25,9 @@ use super::*;
 /// Cuts run by default (a few seconds on two cores).
 const DEFAULT_CUTS: u64 = 300;
 
-/// Snapshots every 5 transactions, segments of 4 or 5 records, and (by
-/// seed) policy `Every`, `1ms` or `none`.
+/// Snapshots every 5 transactions, (by seed) segments of 4 or 5 records
+/// or of about 30 (so that the zeros the writer writes ahead of its
+/// records outlast several syncs), and (by seed) policy `Every`, `1ms` or `none`.
 fn workload_config(seed: u64) -> StorageConfig {
     StorageConfig {
         durability: match seed % 4 {
@@ -34,7 +35,7 @@ fn workload_config(seed: u64) -> StorageConfig {
             1 => DurabilityPolicy::None,
             _ => DurabilityPolicy::Every,
         },
-        ..config(Some(5), 300)
+        ..config(Some(5), if seed % 3 == 2 { 2_000 } else { 300 })
     }
 }
 
