@@ -79,52 +79,63 @@ pub(crate) struct LogWriter {
 }
 
 impl LogWriter {
-    /// Continues the newest segment after its last whole record (cutting
-    /// off any zeros or unfinished record after it), or starts one at
-    /// `next_offset` if there is none.
-    pub(crate) fn open(
+    /// Continues the newest segment at its end, or starts one at
+    /// `next_offset` if there is none. Recovery, which runs first, has cut
+    /// the newest segment after its last whole record.
+    pub(crate) fn open_after_recovery(
         log: Arc<dyn Directory>,
         next_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<Self, StorageError> {
-        let newest = segment_names(&*log)?.pop();
-        let (file, size) = match newest {
-            Some((_, name)) => open_after_last_record(&*log, &name)?,
+        let (file, size) = match segment_names(&*log)?.pop() {
+            Some((_, name)) => {
+                let io = |e| StorageError::io(format!("opening log segment {name}"), e);
+                let file = log.open_existing(&name).map_err(io)?;
+                let size = file.len().map_err(io)?;
+                (file, size)
+            }
             None => create_segment(&*log, next_offset)?,
         };
-        Ok(Self {
-            log,
-            file,
-            size,
-            allocated: size,
-            pending: Vec::new(),
-            max_segment_bytes,
-        })
+        Ok(Self::new(log, file, size, max_segment_bytes))
     }
 
     /// Starts a new segment for the record with offset `first_offset`, or
     /// continues the newest segment if it already starts there (it then holds
-    /// no records, as `first_offset` is the next offset). Returns whether it
-    /// created the segment.
+    /// no records, as `first_offset` is the next offset, but may hold the
+    /// zeros a writer wrote ahead). Returns whether it created the segment.
     pub(crate) fn start_segment(
         log: Arc<dyn Directory>,
         first_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<(Self, bool), StorageError> {
-        let newest = segment_names(&*log)?.pop();
-        if newest.is_some_and(|(first, _)| first == first_offset) {
-            return Ok((Self::open(log, first_offset, max_segment_bytes)?, false));
-        }
-        let (file, size) = create_segment(&*log, first_offset)?;
-        let writer = Self {
+        let (file, size, created) = match segment_names(&*log)?.pop() {
+            Some((first, name)) if first == first_offset => {
+                let (file, size) = open_after_last_record(&*log, &name)?;
+                (file, size, false)
+            }
+            _ => {
+                let (file, size) = create_segment(&*log, first_offset)?;
+                (file, size, true)
+            }
+        };
+        Ok((Self::new(log, file, size, max_segment_bytes), created))
+    }
+
+    /// A writer appending to `file` at byte `size`, its end.
+    fn new(
+        log: Arc<dyn Directory>,
+        file: Box<dyn FileHandle>,
+        size: u64,
+        max_segment_bytes: u64,
+    ) -> Self {
+        Self {
             log,
             file,
             size,
             allocated: size,
             pending: Vec::new(),
             max_segment_bytes,
-        };
-        Ok((writer, true))
+        }
     }
 
     /// Buffers the record with `offset`, first closing the segment if it is full.

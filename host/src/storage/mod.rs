@@ -308,7 +308,7 @@ impl DatabaseStorage {
         remove_stale_temporaries(&*log, "log/")?;
         remove_stale_temporaries(&*snapshots, "snapshots/")?;
         let (datastore, report) = recovery::recover(&*log, &*snapshots, tables, module_hash)?;
-        let writer = LogWriter::open(
+        let writer = LogWriter::open_after_recovery(
             Arc::clone(&log),
             report.next_offset,
             config.max_segment_bytes,
