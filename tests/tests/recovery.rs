@@ -170,7 +170,10 @@ fn a_torn_final_record_is_cut_off_and_the_rest_recovered() {
     resize_newest_segment(dir.path(), |len| len - 3);
     let mut host = Host::open(dir.path(), config(None, 1 << 20)).expect("a torn tail is not fatal");
     assert!(host.recovery_reports()[0].1.truncated_bytes > 0);
-    assert!(host.recovery_reports()[0].1.torn, "bytes of a record were cut off");
+    assert!(
+        host.recovery_reports()[0].1.torn,
+        "bytes of a record were cut off"
+    );
     assert_eq!(
         balances(&host),
         vec![(0, 96), (1, 104), (2, 100)],
@@ -283,7 +286,10 @@ fn a_zero_filled_tail_is_cut_off_as_torn() {
     let (segment, len) = resize_newest_segment(dir.path(), |len| len + 4096);
     let host = Host::open(dir.path(), config(None, 1 << 20)).expect("a zero tail is not fatal");
     assert_eq!(host.recovery_reports()[0].1.truncated_bytes, 4096);
-    assert!(!host.recovery_reports()[0].1.torn, "only zeros were cut off");
+    assert!(
+        !host.recovery_reports()[0].1.torn,
+        "only zeros were cut off"
+    );
     assert_eq!(balances(&host), vec![(0, 95), (1, 105), (2, 100)]);
     drop(host);
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), len);

@@ -101,7 +101,10 @@ fn log_end(dir: &Path) -> u64 {
         .expect("listing the log")
         .map(|entry| {
             let bytes = std::fs::read(entry.expect("an entry").path()).expect("reading the log");
-            bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+            bytes
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |i| i as u64 + 1)
         })
         .max()
         .unwrap_or(0)
