@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -87,6 +88,9 @@ struct Progress {
 
 struct Shared {
     progress: Mutex<Progress>,
+    /// A copy of [`Progress::durable_below`], read without the lock by
+    /// [`Durability::is_durable`], which the database's thread calls often.
+    durable_below: AtomicU64,
     changed: Condvar,
     waker: OnceLock<Waker>,
     before_sync: Option<SyncHook>,
@@ -142,6 +146,7 @@ impl Durability {
         };
         let shared = Arc::new(Shared {
             progress: Mutex::new(progress),
+            durable_below: AtomicU64::new(next_offset),
             changed: Condvar::new(),
             waker: OnceLock::new(),
             before_sync,
@@ -200,7 +205,9 @@ impl Durability {
     /// without waiting: `Ok(false)` while it is not yet, an error if the
     /// log failed before confirming it (as [`wait`](Self::wait) would return).
     pub(crate) fn is_durable(&self, offset: u64) -> Result<bool, StorageError> {
-        if self.policy == DurabilityPolicy::None {
+        if self.policy == DurabilityPolicy::None
+            || self.shared.durable_below.load(Ordering::Acquire) > offset
+        {
             return Ok(true);
         }
         let progress = self.shared.progress.lock().expect("progress lock");
@@ -355,6 +362,7 @@ fn run(
         if written_below != before || forced {
             let mut progress = shared.progress.lock().expect("progress lock");
             progress.durable_below = written_below;
+            shared.durable_below.store(written_below, Ordering::Release);
             if sync_now {
                 progress.synced_below = written_below;
             }
