@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -78,6 +79,14 @@ impl RawWebSocket {
     /// Sends a protocol message.
     pub async fn send(&mut self, message: &ClientMessage) {
         self.send_bytes(encode_message(message)).await;
+    }
+
+    /// Writes `bytes` to the connection's socket as they are, outside any
+    /// WebSocket frame the library would build (a bare frame header, say).
+    pub async fn write_raw(&mut self, bytes: &[u8]) {
+        let socket = self.0.get_mut();
+        socket.write_all(bytes).await.expect("writing");
+        socket.flush().await.expect("flushing");
     }
 
     /// The server's next message; `None` once the server closed the connection.

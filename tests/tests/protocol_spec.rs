@@ -230,6 +230,19 @@ async fn the_frame_limit_counts_the_payload_not_the_prefix() {
             .await
             .is_none_or(|m| matches!(m, ServerMessage::Error { fatal: true, .. }))
     );
+
+    // Only the header of a frame announcing 1025 bytes: the server refuses
+    // it on the length alone, in the same words as over QUIC.
+    let mut ws = connected(&live, "bank").await;
+    let mut header = vec![0x82, 0xFF];
+    header.extend_from_slice(&1025u64.to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]); // the client's mask
+    ws.write_raw(&header).await;
+    let message = fatal(ws.recv().await);
+    assert_eq!(
+        message,
+        "a frame of 1025 bytes exceeds the limit of 1024 bytes"
+    );
     live.shutdown().await;
 }
 

@@ -10,6 +10,8 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, error::CapacityError};
+use worldline_transport::FrameError;
 
 use crate::outbound::{MessageSink, Payload, pump};
 use crate::quic::sleep_until;
@@ -71,7 +73,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,
             Some(Ok(Message::Text(_))) => session.on_text(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-            Some(Err(e)) => session.refuse(e.to_string(), true),
+            Some(Err(e)) => session.refuse(read_error(e), true),
         };
     }
     session.end().await;
@@ -91,6 +93,23 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
         }
     };
     let _ = tokio::time::timeout(idle_timeout, drain).await;
+}
+
+/// What a client is told when its next message could not be read: a
+/// message over the size limit in the words the protocol gives for it (as
+/// over QUIC), anything else as the WebSocket library puts it.
+fn read_error(error: axum::Error) -> String {
+    let error = error.into_inner();
+    match error.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+            FrameError::TooLarge {
+                len: *size as u64,
+                max: u32::try_from(*max_size).unwrap_or(u32::MAX),
+            }
+            .to_string()
+        }
+        _ => error.to_string(),
+    }
 }
 
 /// Writes binary messages on the socket.
