@@ -28,6 +28,25 @@ impl Decoded {
     }
 }
 
+/// Decodes the first `count` columns of `row`, a row of `schema`, into
+/// `values` (cleared first); `false` if they do not decode.
+pub(crate) fn decode_leading(
+    schema: &TableSchema,
+    row: &[u8],
+    count: usize,
+    values: &mut Vec<Value>,
+) -> bool {
+    values.clear();
+    let mut input = row;
+    for field in schema.columns.fields.iter().take(count) {
+        match decode_value(&field.ty, &mut input) {
+            Ok(value) => values.push(value),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Whether a row with these column values satisfies `condition` (none: every row does).
 pub(crate) fn holds(condition: &Option<Predicate>, values: &[Value]) -> bool {
     condition.as_ref().is_none_or(|c| c.matches(values))

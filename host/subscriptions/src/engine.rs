@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value, decode_product};
+use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value};
 
-use crate::access::{Decoded, holds, lookup, matching_rows};
+use crate::access::{Decoded, decode_leading, holds, lookup, matching_rows};
 use crate::join::{Changes, join_change, join_rows};
 use crate::query_index::{Filing, QueryIndex, Side};
 use crate::sql::CompiledQuery;
@@ -141,8 +141,22 @@ impl SubscriptionEngine {
     /// subscribed query, leaving out queries it did not touch.
     pub fn evaluate(&self, delta: &TxDelta, datastore: &Datastore) -> Vec<(QueryId, QueryUpdate)> {
         let tables = datastore.tables();
-        let decoded = |schema: &TableSchema, rows: &[Row]| -> Vec<Decoded> {
+        // Leading column values of one changed row, for a first look at its candidates.
+        let mut leading = Vec::new();
+        let mut decoded = |table: TableId, schema: &TableSchema, rows: &[Row]| -> Vec<Decoded> {
+            // Most changed rows are a candidate of no query: they are left
+            // out after decoding only the columns queries are filed under.
+            let needed = self.index.candidates_only(table);
             rows.iter()
+                .filter(|row| {
+                    needed.is_none_or(|count| {
+                        let mut candidate = false;
+                        decode_leading(schema, row, count, &mut leading) && {
+                            self.index.candidates(table, &leading, |_| candidate = true);
+                            candidate
+                        }
+                    })
+                })
                 .filter_map(|row| Decoded::new(schema, row))
                 .collect()
         };
@@ -154,8 +168,8 @@ impl SubscriptionEngine {
                 let schema = tables.get(change.table)?;
                 Some(Changed {
                     table: change.table,
-                    inserts: decoded(schema, &change.inserts),
-                    deletes: decoded(schema, &change.deletes),
+                    inserts: decoded(change.table, schema, &change.inserts),
+                    deletes: decoded(change.table, schema, &change.deletes),
                 })
             })
             .collect();
@@ -193,19 +207,28 @@ impl SubscriptionEngine {
             let Some(schema) = tables.get(query.table) else {
                 continue;
             };
-            let (inserts, deletes) = match &query.join {
+            let paired = match &query.join {
                 None => {
-                    let kept = |rows: &[&Decoded]| -> Vec<Row> {
+                    let mut inserts = hits.main.inserts;
+                    let mut deletes = hits.main.deletes;
+                    inserts.retain(|r| holds(&query.predicate, &r.values));
+                    deletes.retain(|r| holds(&query.predicate, &r.values));
+                    pair_by_primary_key(schema, &inserts, &deletes)
+                }
+                Some(join) => {
+                    let (inserts, deletes) =
+                        join_change(query, join, &hits.main, &hits.joined, datastore);
+                    let decoded = |rows: Vec<Row>| -> Vec<Decoded> {
                         rows.iter()
-                            .filter(|r| holds(&query.predicate, &r.values))
-                            .map(|r| r.row.clone())
+                            .filter_map(|row| Decoded::new(schema, row))
                             .collect()
                     };
-                    (kept(&hits.main.inserts), kept(&hits.main.deletes))
+                    let (inserts, deletes) = (decoded(inserts), decoded(deletes));
+                    let inserts: Vec<&Decoded> = inserts.iter().collect();
+                    let deletes: Vec<&Decoded> = deletes.iter().collect();
+                    pair_by_primary_key(schema, &inserts, &deletes)
                 }
-                Some(join) => join_change(query, join, &hits.main, &hits.joined, datastore),
             };
-            let paired = pair_by_primary_key(schema, &inserts, &deletes);
             let update = QueryUpdate {
                 inserts: paired.inserted,
                 deletes: paired.deleted,
@@ -262,50 +285,77 @@ struct Paired {
     updated: Vec<(Row, Row)>,
 }
 
-fn pair_by_primary_key(schema: &TableSchema, inserts: &[Row], deletes: &[Row]) -> Paired {
+/// Up to how many (insert, delete) pairs are compared one by one rather
+/// than through a map of the deletes by key: a transaction usually changes
+/// a row or two of a query.
+const PAIR_BY_SCANNING: usize = 64;
+
+fn pair_by_primary_key(schema: &TableSchema, inserts: &[&Decoded], deletes: &[&Decoded]) -> Paired {
+    let rows = |rows: &[&Decoded]| rows.iter().map(|r| r.row.clone()).collect();
     let Some(pk) = schema.primary_key.map(|i| &schema.indexes[i].columns) else {
         return Paired {
-            inserted: inserts.to_vec(),
-            deleted: deletes.to_vec(),
+            inserted: rows(inserts),
+            deleted: rows(deletes),
             updated: Vec::new(),
         };
     };
-    let key = |row: &Row| -> Option<Vec<Value>> {
-        let values = decode_product(&schema.columns, row).ok()?;
-        Some(pk.iter().map(|&c| values[c].clone()).collect())
-    };
-    // Deleted rows by key; a join can delete several copies of one row.
-    let mut deleted: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
-    for (position, row) in deletes.iter().enumerate() {
-        if let Some(k) = key(row) {
-            deleted.entry(k).or_default().push(position);
+    fn key<'r>(pk: &[usize], row: &'r Decoded) -> Option<Vec<&'r Value>> {
+        pk.iter().map(|&c| row.values.get(c)).collect()
+    }
+    let key = |row| key(pk, row);
+    // The delete each insert pairs with; a join can delete several copies
+    // of one row, and each pairs once.
+    let mut paired_delete = vec![false; deletes.len()];
+    let mut partner = Vec::with_capacity(inserts.len());
+    if inserts.len() * deletes.len() <= PAIR_BY_SCANNING {
+        for insert in inserts {
+            let k = key(insert);
+            let found = k.is_some().then(|| {
+                (0..deletes.len())
+                    .rev()
+                    .find(|&d| !paired_delete[d] && key(deletes[d]) == k)
+            });
+            let found = found.flatten();
+            if let Some(d) = found {
+                paired_delete[d] = true;
+            }
+            partner.push(found);
+        }
+    } else {
+        let mut deleted: HashMap<Vec<&Value>, Vec<usize>> = HashMap::new();
+        for (position, row) in deletes.iter().enumerate() {
+            if let Some(k) = key(row) {
+                deleted.entry(k).or_default().push(position);
+            }
+        }
+        for insert in inserts {
+            let found = key(insert)
+                .and_then(|k| deleted.get_mut(&k))
+                .and_then(|positions| positions.pop());
+            if let Some(d) = found {
+                paired_delete[d] = true;
+            }
+            partner.push(found);
         }
     }
-    let mut paired_delete = vec![false; deletes.len()];
     let mut paired = Paired {
         inserted: Vec::new(),
         deleted: Vec::new(),
         updated: Vec::new(),
     };
-    for row in inserts {
-        let old = key(row)
-            .and_then(|k| deleted.get_mut(&k))
-            .and_then(|positions| positions.pop());
-        match old {
-            Some(position) => {
-                paired_delete[position] = true;
-                paired
-                    .updated
-                    .push((deletes[position].clone(), row.clone()));
-            }
-            None => paired.inserted.push(row.clone()),
+    for (insert, found) in inserts.iter().zip(partner) {
+        match found {
+            Some(d) => paired
+                .updated
+                .push((deletes[d].row.clone(), insert.row.clone())),
+            None => paired.inserted.push(insert.row.clone()),
         }
     }
     paired.deleted = deletes
         .iter()
         .zip(paired_delete)
         .filter(|(_, was_paired)| !was_paired)
-        .map(|(row, _)| row.clone())
+        .map(|(row, _)| row.row.clone())
         .collect();
     paired
 }

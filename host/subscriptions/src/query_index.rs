@@ -126,6 +126,8 @@ fn spot(condition: &Option<Predicate>) -> Spot {
 #[derive(Debug, Default)]
 pub(crate) struct QueryIndex {
     tables: HashMap<TableId, TableQueries>,
+    /// How many joins, on every table, are filed through their joined table.
+    throughs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -168,7 +170,9 @@ impl QueryIndex {
                 table.scan.insert(entry);
             }
             Spot::Through(through) => {
-                table.through.entry(through.clone()).or_default().insert(id);
+                if table.through.entry(through.clone()).or_default().insert(id) {
+                    self.throughs += 1;
+                }
             }
             Spot::Column(column, constraint) => {
                 let column = table.columns.entry(*column).or_default();
@@ -197,7 +201,9 @@ impl QueryIndex {
             }
             Spot::Through(through) => {
                 if let Some(ids) = table.through.get_mut(through) {
-                    ids.remove(&id);
+                    if ids.remove(&id) {
+                        self.throughs -= 1;
+                    }
                     if ids.is_empty() {
                         table.through.remove(through);
                     }
@@ -232,6 +238,19 @@ impl QueryIndex {
     /// Whether some query has a side on `table`.
     pub(crate) fn watches(&self, table: TableId) -> bool {
         self.tables.contains_key(&table)
+    }
+
+    /// How many leading columns of a row of `table` [`candidates`](Self::candidates)
+    /// reads, if a changed row of `table` matters only to the queries it is
+    /// a candidate of: when no query side on `table` is in the scan list
+    /// and no join (on any table) is filed through its joined table, whose
+    /// candidates are found from the changed rows of other tables.
+    pub(crate) fn candidates_only(&self, table: TableId) -> Option<usize> {
+        let queries = self.tables.get(&table)?;
+        if self.throughs > 0 || !queries.scan.is_empty() {
+            return None;
+        }
+        Some(queries.columns.keys().next_back().map_or(0, |&c| c + 1))
     }
 
     /// The query sides on `table` that pin no column: every change to the

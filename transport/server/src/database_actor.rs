@@ -6,7 +6,11 @@
 //! fsyncs earlier transactions (many at once: group commit across
 //! connections), it runs the next commands. Each message waits in a queue
 //! with the newest transaction run before it, and goes out, in order, as
-//! soon as the commit log reports that transaction durable.
+//! soon as the commit log reports that transaction durable; a
+//! `TransactionUpdate` may then wait a little longer (at most
+//! [`UPDATE_DELAY`], and never while the thread is idle) to go out with
+//! its connection's next messages, for one wake-up of the connection's
+//! writer instead of one per transaction.
 
 mod admin;
 mod procedure;
@@ -63,6 +67,10 @@ const COMMAND_OVERHEAD: usize = 64;
 /// How long the database's thread looks for work before it sleeps (see
 /// [`Actor::spin`]).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(100);
+
+/// The longest a released `TransactionUpdate` waits for its connection's
+/// next messages, to be handed over with them; see [`Deferred`].
+const UPDATE_DELAY: Duration = Duration::from_millis(1);
 
 /// What [`Actor::spin`] found.
 enum Spin {
@@ -181,6 +189,7 @@ pub(crate) fn spawn(
         query_tables: HashMap::new(),
         subscribers: HashMap::new(),
         connections: HashMap::new(),
+        deferring: VecDeque::new(),
         waiting: VecDeque::new(),
         pending_bytes: 0,
         newest: None,
@@ -210,6 +219,39 @@ struct Connection {
     outbound: Outbound,
     /// The client's query sets.
     query_sets: HashMap<u32, QuerySet>,
+    /// Its `TransactionUpdate`s released but not yet handed to `outbound`.
+    deferred: Deferred,
+}
+
+/// A connection's `TransactionUpdate`s that are durable but not yet handed
+/// to its writer. Handing a message to an idle writer wakes its task, which
+/// costs the database's thread a system call and often its core; a
+/// subscriber whose rows change in many transactions would wake it once per
+/// transaction. So updates wait, in order, until the connection gets any
+/// other message (which goes out after them), until the oldest has waited
+/// [`UPDATE_DELAY`], or until the database's thread has nothing to do, and
+/// then go out together, for one wake-up.
+#[derive(Default)]
+struct Deferred {
+    /// The updates, oldest first.
+    payloads: Vec<Payload>,
+    /// When the oldest was released.
+    since: Option<Instant>,
+}
+
+impl Connection {
+    /// Hands the deferred updates, then `payload` if any, to the writer;
+    /// `false` if one did not fit (the connection is then being dropped).
+    fn hand_over(&mut self, payload: Option<Payload>) -> bool {
+        self.deferred.since = None;
+        let outbound = &self.outbound;
+        // Draining keeps the buffer's room for the next updates.
+        self.deferred
+            .payloads
+            .drain(..)
+            .chain(payload)
+            .all(|payload| outbound.try_send(payload))
+    }
 }
 
 /// One `Subscribe` of a connection.
@@ -228,6 +270,10 @@ type AfterDurable = Box<dyn FnOnce(Result<(), String>) + Send>;
 enum Pending {
     /// An encoded message, sent once they are durable, dropped if the log fails.
     Message(Payload),
+    /// A `TransactionUpdate`: as a message, except that once durable it may
+    /// wait up to [`UPDATE_DELAY`] for the connection's next messages, to
+    /// go out with them (see [`Deferred`]).
+    Update(Payload),
     /// The `ReducerResult` of a call that committed in memory: `Committed`
     /// once durable, `OutcomeUnknown` if the commit log fails before
     /// confirming the transaction at `offset` (none: nothing was logged).
@@ -273,6 +319,10 @@ struct Actor {
     /// For each subscribed query, the connections holding it and how many times.
     subscribers: HashMap<QueryId, BTreeMap<ConnKey, usize>>,
     connections: HashMap<ConnKey, Connection>,
+    /// The connections with deferred updates, by when the oldest was
+    /// released, oldest first; an entry whose time is not its connection's
+    /// [`Deferred::since`] any more is stale.
+    deferring: VecDeque<(Instant, ConnKey)>,
     /// Messages, HTTP replies and records waiting, in the order they were
     /// made, for the transactions before them to be durable.
     waiting: VecDeque<Waiting>,
@@ -309,7 +359,12 @@ impl Actor {
         loop {
             self.run_schedules();
             let timer = self.schedule_wait();
-            let first = match self.spin(&mut commands, timer) {
+            let spin = self.spin(&mut commands, timer);
+            if matches!(spin, Spin::Nothing) {
+                // The thread is about to sleep: nothing is worth waiting for.
+                self.hand_over_deferred(None);
+            }
+            let first = match spin {
                 Spin::Command(queued) => Some(queued),
                 Spin::Released => continue,
                 Spin::Nothing if self.waiting.is_empty() && timer.is_none() => {
@@ -444,6 +499,7 @@ impl Actor {
                 connection_id,
                 outbound,
                 query_sets: HashMap::new(),
+                deferred: Deferred::default(),
             },
         );
         self.send(
@@ -847,7 +903,7 @@ impl Actor {
                     payload
                 })
                 .clone();
-            self.hold(bytes, Held::Message(key, Pending::Message(payload)));
+            self.hold(bytes, Held::Message(key, Pending::Update(payload)));
         }
     }
 
@@ -916,7 +972,7 @@ impl Actor {
     /// Holds a message for `key` until the transactions before it are durable.
     fn queue(&mut self, key: ConnKey, pending: Pending) {
         let bytes = match &pending {
-            Pending::Message(payload) => payload.len(),
+            Pending::Message(payload) | Pending::Update(payload) => payload.len(),
             Pending::Committed { .. } => 0,
         };
         self.hold(bytes, Held::Message(key, pending));
@@ -958,12 +1014,21 @@ impl Actor {
                 }
                 Held::Message(key, pending) => (key, pending),
             };
-            if !self.connections.contains_key(&key) {
+            let Some(connection) = self.connections.get_mut(&key) else {
                 continue;
-            }
+            };
             let payload = match pending {
+                Pending::Update(payload) if !failed => {
+                    if connection.deferred.payloads.is_empty() {
+                        let now = Instant::now();
+                        connection.deferred.since = Some(now);
+                        self.deferring.push_back((now, key));
+                    }
+                    connection.deferred.payloads.push(payload);
+                    continue;
+                }
                 Pending::Message(payload) if !failed => payload,
-                Pending::Message(_) => continue,
+                Pending::Message(_) | Pending::Update(_) => continue,
                 Pending::Committed {
                     request_id,
                     duration_micros,
@@ -987,29 +1052,54 @@ impl Actor {
             };
             let sent = self
                 .connections
-                .get(&key)
-                .is_some_and(|connection| connection.outbound.try_send(payload));
+                .get_mut(&key)
+                .is_some_and(|connection| connection.hand_over(Some(payload)));
             if !sent {
                 slow.push(key);
             }
         }
         if !failed {
-            slow.sort_unstable();
-            slow.dedup();
-            for key in slow {
-                if let Some(connection) = self.connections.get(&key) {
-                    connection
-                        .outbound
-                        .kick("the connection fell too far behind its updates");
-                }
-                self.disconnect(key);
-            }
+            self.hand_over_deferred(Some(UPDATE_DELAY));
+            self.drop_slow(slow);
         }
         if self.stopped.is_none()
             && let Some(reason) = self.database.unreadable()
         {
             let reason = reason.to_owned();
             self.stop(reason);
+        }
+    }
+
+    /// Hands every connection's deferred updates to it whose oldest has
+    /// waited at least `delay` (none: all of them).
+    fn hand_over_deferred(&mut self, delay: Option<Duration>) {
+        let mut slow = Vec::new();
+        while let Some(&(since, key)) = self.deferring.front() {
+            if delay.is_some_and(|delay| since.elapsed() < delay) {
+                break;
+            }
+            self.deferring.pop_front();
+            let Some(connection) = self.connections.get_mut(&key) else {
+                continue;
+            };
+            if connection.deferred.since == Some(since) && !connection.hand_over(None) {
+                slow.push(key);
+            }
+        }
+        self.drop_slow(slow);
+    }
+
+    /// Drops the connections too slow to take their messages.
+    fn drop_slow(&mut self, mut slow: Vec<ConnKey>) {
+        slow.sort_unstable();
+        slow.dedup();
+        for key in slow {
+            if let Some(connection) = self.connections.get(&key) {
+                connection
+                    .outbound
+                    .kick("the connection fell too far behind its updates");
+            }
+            self.disconnect(key);
         }
     }
 
@@ -1021,6 +1111,7 @@ impl Actor {
             let _ = self.database.wait_durable(self.newest);
             self.release();
         }
+        self.hand_over_deferred(None);
     }
 
     /// The commit log failed: nothing more is acknowledged or read, every
@@ -1048,9 +1139,12 @@ impl Actor {
         };
         // The messages released before it (outcome-unknown answers) go
         // out first; a connection with no room for it is dropped at once.
-        for (_, connection) in self.connections.drain() {
+        for (_, mut connection) in self.connections.drain() {
+            // Its deferred updates are durable: they go first, if there is room.
+            connection.hand_over(None);
             connection.outbound.close_with(&message);
         }
+        self.deferring.clear();
         self.subscribers.clear();
         self.query_tables.clear();
         self.engine = SubscriptionEngine::default();
