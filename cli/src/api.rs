@@ -290,7 +290,8 @@ impl Api {
     }
 
     /// `GET /v1/database/NAME/logs`: calls `each` with every line, as the
-    /// server sends them (with `follow`, until the server ends the stream).
+    /// server sends them; with `follow`, until the server ends the stream,
+    /// which is then an error (a followed log has no end of its own).
     pub fn logs(
         &self,
         name: &str,
@@ -312,6 +313,12 @@ impl Api {
                 continue;
             }
             each(serde_json::from_str(&line).map_err(|e| self.unexpected(e))?)?;
+        }
+        if follow {
+            anyhow::bail!(
+                "the server ended the log of database `{name}`: it stopped, or the database \
+                 was deleted or became unavailable"
+            );
         }
         Ok(())
     }

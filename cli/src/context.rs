@@ -35,8 +35,11 @@ impl Context {
     pub fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
         let path = config_path(global.config.as_deref())?;
         let config = Config::load(&path)?;
-        // A config written by an older version may be readable by others.
-        if let Err(exposed @ SecretFileError::Exposed { .. }) = check_secret_file(&path) {
+        // A config written by an older version may be readable by others;
+        // one without identities holds no token, so no secret.
+        if !config.identities.is_empty()
+            && let Err(exposed @ SecretFileError::Exposed { .. }) = check_secret_file(&path)
+        {
             eprintln!("warning: {exposed}");
             if let Some(hint) = exposed.chmod_hint() {
                 eprintln!("hint: {hint}");

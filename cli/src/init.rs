@@ -128,7 +128,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     for step in &project.next_steps {
         println!("  {step}");
     }
-    println!("  worldline publish {name} --project-path {dir}");
+    println!("  worldline publish {name} --project-path .");
     println!("  worldline call {name} {}", project.example_call);
     println!("  worldline sql {name} \"{}\"", project.example_query);
     Ok(())

@@ -13,6 +13,7 @@ mod output;
 mod start;
 mod time;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -37,7 +38,7 @@ enum Command {
     /// Build a module and publish it as a database: create it, or hot-swap
     /// the module of an existing one, keeping its data and clients.
     Publish(publish::PublishArgs),
-    /// Call a reducer with JSON arguments.
+    /// Call a reducer or a procedure with JSON arguments.
     Call(call::CallArgs),
     /// Run a SQL query once and print the rows.
     Sql(sql::SqlArgs),
@@ -57,7 +58,8 @@ enum Command {
     Init(init::InitArgs),
     /// Generate typed client bindings for a module.
     Generate(generate::GenerateArgs),
-    /// Benchmarks: transfer throughput, round trip, fan-out, replay, publish.
+    /// Benchmarks: transfer throughput, round trip, fan-out, replay, publish,
+    /// subscriptions at scale, memory per row.
     Bench(bench::BenchArgs),
 }
 
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let name = cli.command.name();

@@ -195,6 +195,13 @@ fn logs_follow_prints_new_lines_as_they_are_written() {
     );
     alice.ok(&["call", "chat", "send_message", "again"]);
     assert!(follow.next_line().contains("message 2 from"));
+    // A followed log has no end of its own: the server stopping is an error.
+    assert!(server.interrupt(), "the server shuts down cleanly");
+    let (succeeded, _) = follow.finish();
+    assert!(
+        !succeeded,
+        "`logs -f` exits with an error when the server goes"
+    );
 }
 
 #[test]

@@ -37,7 +37,8 @@ fn init_creates_a_module_that_builds_and_runs() {
     );
     for step in [
         "cargo build --release --target wasm32-wasip2",
-        "worldline publish notes-app --project-path",
+        "cd ",
+        "worldline publish notes-app --project-path .",
         "worldline call notes-app add_note",
         "worldline sql notes-app \"SELECT * FROM note\"",
     ] {

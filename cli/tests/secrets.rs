@@ -69,3 +69,20 @@ fn secrets_are_written_0600_and_an_exposed_key_stops_the_server() {
     // Private again, the keys are accepted.
     drop(ServerProcess::start_in(dir));
 }
+
+// A config that holds no token (only `default_server`) holds no secret:
+// its mode is the user's business, and nothing is reported.
+#[test]
+fn a_config_without_tokens_is_not_called_a_secret() {
+    let server = ServerProcess::start();
+    let user = User::new(&server.url);
+    std::fs::write(
+        user.config(),
+        format!("default_server = \"{}\"\n", server.url),
+    )
+    .unwrap();
+    chmod(user.config(), 0o644);
+    let run = user.run(&["list"]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+}

@@ -105,7 +105,7 @@ async fn subscribe(
     client.subscribe(&queries).await.map_err(|e| {
         hinted(
             format!("the subscription was refused: {e}"),
-            "see PROTOCOL.md for the SQL subscriptions accept",
+            "see transport/PROTOCOL.md in the Worldline repository for the SQL subscriptions accept",
         )
     })?;
     let mut updates = 0;

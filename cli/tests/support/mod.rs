@@ -43,6 +43,15 @@ impl ServerProcess {
         self.dir.take().expect("held until stopped")
     }
 
+    /// Interrupts the server as Ctrl-C does, so that it shuts down
+    /// cleanly, and waits for it; returns whether it exited successfully.
+    pub fn interrupt(mut self) -> bool {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: a plain system call on the server's own process id.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        self.child.wait().expect("waiting for the server").success()
+    }
+
     /// Starts a server on `dir` (a new one, or one a stopped server left)
     /// and waits until it is ready.
     pub fn start_in(dir: TempDir) -> Self {

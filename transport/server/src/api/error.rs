@@ -99,7 +99,7 @@ impl ApiError {
             QueryError::UnknownName(_) => Self::bad_request(error.to_string())
                 .with_hint("`worldline describe` lists the database's tables and columns"),
             error => Self::bad_request(error.to_string()).with_hint(
-                "the SQL Worldline accepts is described in PROTOCOL.md, \"Supported SQL\"",
+                "the SQL Worldline accepts is described in transport/PROTOCOL.md, \"Supported SQL\"",
             ),
         }
     }
