@@ -52,15 +52,18 @@ pub(crate) fn read_segment(log: &dyn Directory, name: &str) -> Result<Vec<u8>, S
     Ok(bytes)
 }
 
-/// Zeros written ahead of the records at a time (see [`LogWriter`]).
-const PREALLOCATE_BYTES: u64 = 1 << 20;
+/// The fewest and the most zeros written ahead of the records at a time
+/// (see [`LogWriter`]): as many as the segment already holds, within these
+/// bounds, so that a quiet database keeps little unused space on disk and a
+/// busy one rarely stops to write zeros.
+const PREALLOCATE_BYTES: std::ops::RangeInclusive<u64> = (64 << 10)..=(1 << 20);
 
 /// Appends framed records to the newest segment, starting a new one when
 /// the current one is full. Records are buffered and written with one
 /// system call per [`flush`](Self::flush). Used only by the durability thread.
 ///
 /// The writer keeps the segment file longer than its records, filled with
-/// zeros written ahead in steps of [`PREALLOCATE_BYTES`], and writes each
+/// zeros written ahead in steps (see [`PREALLOCATE_BYTES`]), and writes each
 /// batch of records over those zeros. So a sync that makes records durable
 /// changes no file size, and the file system has no metadata to commit for
 /// it: on ext4 that makes an fsync of a few records about a third faster.
@@ -173,11 +176,14 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes zeros past the records, up to [`PREALLOCATE_BYTES`] more but
-    /// not past the segment's size limit. Best effort: on a full disk the
-    /// records are written without them.
+    /// Writes zeros past the records (as many as the segment holds, within
+    /// [`PREALLOCATE_BYTES`]) but not past the segment's size limit. Best
+    /// effort: on a full disk the records are written without them.
     fn preallocate(&mut self) {
-        let target = (self.size + PREALLOCATE_BYTES).min(self.max_segment_bytes);
+        let ahead = self
+            .size
+            .clamp(*PREALLOCATE_BYTES.start(), *PREALLOCATE_BYTES.end());
+        let target = (self.size + ahead).min(self.max_segment_bytes);
         let Some(zeros) = target.checked_sub(self.size).filter(|&n| n > 0) else {
             return;
         };
