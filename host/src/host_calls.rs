@@ -113,8 +113,8 @@ impl HostState {
     ) -> DsResult<Option<Vec<u8>>> {
         Ok(self
             .datastore
-            .find(table_id(table), table_id(index), &key)
-            .map(|row| row.map(|r| r.to_vec())))
+            .find_bytes(table_id(table), table_id(index), &key)
+            .map(|row| row.map(<[u8]>::to_vec)))
     }
 
     pub(crate) fn ds_count(&mut self, table: u32) -> DsResult<u64> {

@@ -290,8 +290,19 @@ impl Datastore {
 
     /// The row with this full key in unique index `index`.
     pub fn find(&self, table: TableId, index: IndexId, key: &[u8]) -> Result<Option<Row>, DbError> {
+        Ok(self.find_bytes(table, index, key)?.map(Row::from))
+    }
+
+    /// [`find`](Self::find), borrowing the row's bytes from the table
+    /// instead of copying them into a [`Row`].
+    pub fn find_bytes(
+        &self,
+        table: TableId,
+        index: IndexId,
+        key: &[u8],
+    ) -> Result<Option<&[u8]>, DbError> {
         let id = self.find_id(table, index, key)?;
-        Ok(id.and_then(|id| self.tables[table].rows.get(id).map(Row::from)))
+        Ok(id.and_then(|id| self.tables[table].rows.get(id)))
     }
 
     fn find_id(
