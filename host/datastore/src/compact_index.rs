@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::{Mutex, PoisonError};
 
 use crate::index::{Key, KeyRange, Position, RowId};
 use crate::schema::AlgebraicType;
@@ -162,6 +163,39 @@ impl CompactKey for Box<str> {
 pub(crate) struct CompactIndex<K> {
     kinds: Box<[IntKind]>,
     entries: BTreeSet<(K, RowId)>,
+    /// The keys [`get`](Self::get) found last and their rows, while the
+    /// index does not change: a reducer typically finds rows and then
+    /// updates them, which looks each up again. (A lock only so that the
+    /// index stays `Sync`; one thread uses it at a time.)
+    recent: Mutex<Recent<K>>,
+}
+
+/// How many lookups [`CompactIndex::get`] remembers.
+const RECENT: usize = 4;
+
+/// The last [`RECENT`] keys found, with their rows, the newest at `next - 1`.
+#[derive(Debug)]
+struct Recent<K> {
+    found: [Option<(K, RowId)>; RECENT],
+    next: usize,
+}
+
+impl<K: PartialEq> Recent<K> {
+    fn get(&self, key: &K) -> Option<RowId> {
+        self.found
+            .iter()
+            .flatten()
+            .find_map(|(found, row)| (found == key).then_some(*row))
+    }
+
+    fn remember(&mut self, key: K, row: RowId) {
+        self.found[self.next] = Some((key, row));
+        self.next = (self.next + 1) % RECENT;
+    }
+
+    fn forget(&mut self) {
+        self.found = Default::default();
+    }
 }
 
 /// Entries of an index scan: each key (borrowed or rebuilt) and row.
@@ -172,28 +206,51 @@ impl<K: CompactKey + 'static> CompactIndex<K> {
         Self {
             kinds,
             entries: BTreeSet::new(),
+            recent: Mutex::new(Recent {
+                found: Default::default(),
+                next: 0,
+            }),
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.forget_recent();
     }
 
     /// The first row with this key.
     pub(crate) fn get(&self, key: &[Value]) -> Option<RowId> {
         let key = K::of(key)?;
+        if let Some(row) = self.recent.try_lock().ok().and_then(|r| r.get(&key)) {
+            return Some(row);
+        }
         let (found, row) = self.entries.range((key.clone(), RowId::MIN)..).next()?;
-        (*found == key).then_some(*row)
+        let row = *row;
+        (*found == key).then(|| {
+            if let Ok(mut recent) = self.recent.try_lock() {
+                recent.remember(key, row);
+            }
+            row
+        })
+    }
+
+    fn forget_recent(&mut self) {
+        self.recent
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget();
     }
 
     pub(crate) fn insert(&mut self, key: &[Value], row: RowId) {
         if let Some(key) = K::of(key) {
+            self.forget_recent();
             self.entries.insert((key, row));
         }
     }
 
     pub(crate) fn remove(&mut self, key: &[Value], row: RowId) {
         if let Some(key) = K::of(key) {
+            self.forget_recent();
             self.entries.remove(&(key, row));
         }
     }

@@ -291,3 +291,44 @@ fn sequences_run_out_at_the_column_type_limit() {
     let nexts: Vec<u128> = delta.sequences.iter().map(|s| s.next).collect();
     assert_eq!(nexts, [256, 0]);
 }
+
+// Lookups by key are remembered between a find and the update that
+// follows it; whatever changes the index must make them look again.
+#[test]
+fn finds_see_every_change_to_the_index() {
+    let mut store = store();
+    let find = |store: &worldline_datastore::Datastore, id: u32| {
+        store
+            .find(ITEM, BY_ID, &key(&[Value::U32(id)]))
+            .unwrap()
+            .map(|row| Item::decode(&row))
+    };
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(1, "a", 1, 1));
+    insert(&mut store, &Item::new(2, "b", 1, 1));
+    store.commit();
+    assert_eq!(find(&store, 1).unwrap().sku, "a");
+    assert_eq!(find(&store, 2).unwrap().sku, "b");
+
+    store.begin().unwrap();
+    assert!(store.delete(ITEM, BY_ID, &key(&[Value::U32(1)])).unwrap());
+    assert_eq!(find(&store, 1), None, "deleted");
+    insert(&mut store, &Item::new(1, "c", 1, 1));
+    assert_eq!(find(&store, 1).unwrap().sku, "c", "inserted again");
+    store.rollback();
+    assert_eq!(find(&store, 1).unwrap().sku, "a", "rolled back");
+
+    store.begin().unwrap();
+    store
+        .update(ITEM, BY_SKU, &Item::new(7, "b", 2, 2).encode())
+        .unwrap();
+    assert_eq!(
+        find(&store, 2),
+        None,
+        "the update by sku moved the row to id 7"
+    );
+    assert_eq!(find(&store, 7).unwrap().owner, 2);
+    store.rollback();
+    assert_eq!(find(&store, 2).unwrap().sku, "b");
+    assert_eq!(find(&store, 7), None);
+}
