@@ -7,10 +7,10 @@
 //! connections), it runs the next commands. Each message waits in a queue
 //! with the newest transaction run before it, and goes out, in order, as
 //! soon as the commit log reports that transaction durable; a
-//! `TransactionUpdate` may then wait a little longer (at most
-//! [`UPDATE_DELAY`], and never while the thread is idle) to go out with
-//! its connection's next messages, for one wake-up of the connection's
-//! writer instead of one per transaction.
+//! `TransactionUpdate` to a connection sent one lately may then wait a
+//! little longer (at most [`UPDATE_DELAY`], and never while the thread is
+//! idle) to go out with its connection's next messages, for one wake-up of
+//! the connection's writer instead of one per transaction.
 
 mod admin;
 mod procedure;
@@ -227,16 +227,20 @@ struct Connection {
 /// to its writer. Handing a message to an idle writer wakes its task, which
 /// costs the database's thread a system call and often its core; a
 /// subscriber whose rows change in many transactions would wake it once per
-/// transaction. So updates wait, in order, until the connection gets any
-/// other message (which goes out after them), until the oldest has waited
+/// transaction. So the updates of a connection that was sent one less than
+/// [`UPDATE_DELAY`] ago wait, in order, until the connection gets any other
+/// message (which goes out after them), until the oldest has waited
 /// [`UPDATE_DELAY`], or until the database's thread has nothing to do, and
-/// then go out together, for one wake-up.
+/// then go out together, for one wake-up. An update to a connection that
+/// had none lately (one commit to many subscribers) goes out at once.
 #[derive(Default)]
 struct Deferred {
     /// The updates, oldest first.
     payloads: Vec<Payload>,
     /// When the oldest was released.
     since: Option<Instant>,
+    /// When updates were last handed to the writer.
+    last_sent: Option<Instant>,
 }
 
 impl Connection {
@@ -1019,13 +1023,21 @@ impl Actor {
             };
             let payload = match pending {
                 Pending::Update(payload) if !failed => {
-                    if connection.deferred.payloads.is_empty() {
-                        let now = Instant::now();
-                        connection.deferred.since = Some(now);
-                        self.deferring.push_back((now, key));
+                    let now = Instant::now();
+                    let deferred = &mut connection.deferred;
+                    let lately = deferred
+                        .last_sent
+                        .is_some_and(|sent| now.duration_since(sent) < UPDATE_DELAY);
+                    if lately || !deferred.payloads.is_empty() {
+                        if deferred.payloads.is_empty() {
+                            deferred.since = Some(now);
+                            self.deferring.push_back((now, key));
+                        }
+                        deferred.payloads.push(payload);
+                        continue;
                     }
-                    connection.deferred.payloads.push(payload);
-                    continue;
+                    deferred.last_sent = Some(now);
+                    payload
                 }
                 Pending::Message(payload) if !failed => payload,
                 Pending::Message(_) | Pending::Update(_) => continue,
@@ -1082,8 +1094,11 @@ impl Actor {
             let Some(connection) = self.connections.get_mut(&key) else {
                 continue;
             };
-            if connection.deferred.since == Some(since) && !connection.hand_over(None) {
-                slow.push(key);
+            if connection.deferred.since == Some(since) {
+                connection.deferred.last_sent = Some(Instant::now());
+                if !connection.hand_over(None) {
+                    slow.push(key);
+                }
             }
         }
         self.drop_slow(slow);
