@@ -39,17 +39,22 @@ fn records_fill_the_zeros_written_ahead_without_growing_the_segment() {
     );
 }
 
-#[test]
-fn after_a_crash_the_zeros_are_dropped_and_nothing_is_called_torn() {
+/// What a power cut leaves of a database that committed `count`
+/// transactions, with its zeros written ahead: everything was synced, so
+/// the records and the zeros are all there.
+fn crashed_after(count: u64) -> MemoryDisk {
     let disk = MemoryDisk::new();
     publish(&disk, b"module one");
     let (mut db, _) = open(&disk, config(None, SEGMENT)).expect("open");
-    for _ in 0..5 {
+    for _ in 0..count {
         db.commit().expect("commit");
     }
-    // Everything was synced, so the cut keeps the records and the zeros.
-    let crashed = disk.power_cut(1);
-    drop(db);
+    disk.power_cut(count)
+}
+
+#[test]
+fn after_a_crash_the_zeros_are_dropped_and_nothing_is_called_torn() {
+    let crashed = crashed_after(5);
     let (mut db, report) = open(&crashed, config(None, SEGMENT)).expect("recovers");
     assert_eq!(values(&db.datastore), vec![0, 1, 2, 3, 4]);
     assert!(report.truncated_bytes > 0, "the zeros were cut off");
@@ -65,14 +70,7 @@ fn after_a_crash_the_zeros_are_dropped_and_nothing_is_called_torn() {
 
 #[test]
 fn a_torn_record_before_the_zeros_is_reported_torn() {
-    let disk = MemoryDisk::new();
-    publish(&disk, b"module one");
-    let (mut db, _) = open(&disk, config(None, SEGMENT)).expect("open");
-    for _ in 0..3 {
-        db.commit().expect("commit");
-    }
-    let crashed = disk.power_cut(2);
-    drop(db);
+    let crashed = crashed_after(3);
     let newest = files(&crashed, "log", ".seg").pop().expect("a segment");
     let mut bytes = get(&crashed, "log", &newest);
     let (frames, _) = super::super::frame::read_frames(&bytes[8..]);
