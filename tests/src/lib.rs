@@ -80,6 +80,18 @@ pub fn rows<T: DeserializeOwned>(db: &Database, table: &str) -> Vec<T> {
         .collect()
 }
 
+/// The `features` test module's items (sku, owner, rank, price), added in
+/// this order so that their ids are 1..: the Rust and C++ suites stock both
+/// builds with them.
+pub const FEATURE_ITEMS: &[(&str, u32, i32, u64)] = &[
+    ("a", 1, 3, 500),
+    ("b", 2, 1, 100),
+    ("c", 1, -2, 300),
+    ("d", 1, 7, 300),
+    ("e", 3, 0, 900),
+    ("f", 1, 5, 50),
+];
+
 /// A row of the bank module's `account` table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {

@@ -23,7 +23,9 @@ use worldline_host::{
 };
 use worldline_tests::db_thread::DbThread;
 use worldline_tests::parity::{comparable_outcome, cpp_component, first_difference};
-use worldline_tests::{ALICE, BOB, OWNER, args, guest_wasm, rows, test_engine, test_engine_config};
+use worldline_tests::{
+    ALICE, BOB, FEATURE_ITEMS, OWNER, args, guest_wasm, rows, test_engine, test_engine_config,
+};
 
 /// The Rust build's component, then the C++ build's.
 fn builds() -> [(&'static str, Vec<u8>); 2] {
@@ -65,13 +67,9 @@ impl Both {
         let mut outcomes = self.dbs.iter_mut().map(|(_, db)| {
             comparable_outcome(db.call_reducer(reducer, arguments, CallContext::new(ALICE)))
         });
-        let rust = outcomes.next().expect("the Rust build");
-        let cpp = outcomes.next().expect("the C++ build");
-        assert_eq!(
-            cpp, rust,
-            "`{reducer}` behaved differently in C++ (left) and Rust (right)"
-        );
-        rust
+        agreed(&mut outcomes, || {
+            format!("`{reducer}` behaved differently in C++ (left) and Rust (right)")
+        })
     }
 
     /// What both observed under `key`; asserts they agree.
@@ -83,13 +81,9 @@ impl Both {
                 .unwrap_or_else(|| panic!("the {which} module observed nothing under `{key}`"))
                 .value
         });
-        let rust = seen.next().expect("the Rust build");
-        let cpp = seen.next().expect("the C++ build");
-        assert_eq!(
-            cpp, rust,
-            "`{key}`: C++ (left) and Rust (right) observed differently"
-        );
-        rust
+        agreed(&mut seen, || {
+            format!("`{key}`: C++ (left) and Rust (right) observed differently")
+        })
     }
 
     /// Asserts both hold the same rows in `table`.
@@ -104,28 +98,27 @@ impl Both {
             rows.sort();
             rows
         });
-        let rust = tables.next().expect("the Rust build");
-        let cpp = tables.next().expect("the C++ build");
-        assert_eq!(
-            cpp, rust,
-            "table `{table}` differs between C++ (left) and Rust (right)"
-        );
+        agreed(&mut tables, || {
+            format!("table `{table}` differs between C++ (left) and Rust (right)")
+        });
     }
 }
 
-/// Items (sku, owner, rank, price); ids are 1.. in this order.
-const ITEMS: &[(&str, u32, i32, u64)] = &[
-    ("a", 1, 3, 500),
-    ("b", 2, 1, 100),
-    ("c", 1, -2, 300),
-    ("d", 1, 7, 300),
-    ("e", 3, 0, 900),
-    ("f", 1, 5, 50),
-];
+/// The Rust build's value, then the C++ build's, from `both`: asserts they
+/// are equal (`differ` says what differed) and returns it.
+fn agreed<T: PartialEq + std::fmt::Debug>(
+    both: &mut impl Iterator<Item = T>,
+    differ: impl Fn() -> String,
+) -> T {
+    let rust = both.next().expect("the Rust build");
+    let cpp = both.next().expect("the C++ build");
+    assert_eq!(cpp, rust, "{}", differ());
+    rust
+}
 
 fn stocked() -> Both {
     let mut both = Both::new();
-    for (i, item) in ITEMS.iter().enumerate() {
+    for (i, item) in FEATURE_ITEMS.iter().enumerate() {
         both.call("add_item", &args(item)).expect("add_item");
         assert_eq!(
             both.observed("last_id"),
@@ -212,10 +205,13 @@ fn unique_violation_is_the_same_error_and_changes_nothing() {
         other => panic!("a duplicate sku was accepted: {other:?}"),
     }
     both.call("survey", &args(&())).unwrap();
-    assert_eq!(both.observed("count"), ITEMS.len().to_string());
+    assert_eq!(both.observed("count"), FEATURE_ITEMS.len().to_string());
     both.call("add_item", &args(&("g", 9u32, 9i32, 9u64)))
         .unwrap();
-    assert_eq!(both.observed("last_id"), (ITEMS.len() + 1).to_string());
+    assert_eq!(
+        both.observed("last_id"),
+        (FEATURE_ITEMS.len() + 1).to_string()
+    );
 }
 
 #[test]

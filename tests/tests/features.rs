@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use worldline_host::{CallContext, CallError, Database};
-use worldline_tests::{ALICE, args, create_database, rows, test_engine};
+use worldline_tests::{ALICE, FEATURE_ITEMS, args, create_database, rows, test_engine};
 
 #[derive(Deserialize)]
 struct Observation {
@@ -26,19 +26,9 @@ fn observed(db: &Database, key: &str) -> String {
         .value
 }
 
-/// Items (sku, owner, rank, price); ids are 1.. in this order.
-const ITEMS: &[(&str, u32, i32, u64)] = &[
-    ("a", 1, 3, 500),
-    ("b", 2, 1, 100),
-    ("c", 1, -2, 300),
-    ("d", 1, 7, 300),
-    ("e", 3, 0, 900),
-    ("f", 1, 5, 50),
-];
-
 fn stocked() -> Database {
     let mut db = create_database(&test_engine(), "features");
-    for (i, item) in ITEMS.iter().enumerate() {
+    for (i, item) in FEATURE_ITEMS.iter().enumerate() {
         call(&mut db, "add_item", args(item)).expect("add_item");
         assert_eq!(
             observed(&db, "last_id"),
@@ -104,10 +94,13 @@ fn unique_violation_is_an_error_and_changes_nothing() {
         other => panic!("a duplicate sku was accepted: {other:?}"),
     }
     call(&mut db, "survey", args(&())).unwrap();
-    assert_eq!(observed(&db, "count"), ITEMS.len().to_string());
+    assert_eq!(observed(&db, "count"), FEATURE_ITEMS.len().to_string());
     // A failed insert does not consume an auto-increment value.
     call(&mut db, "add_item", args(&("g", 9u32, 9i32, 9u64))).unwrap();
-    assert_eq!(observed(&db, "last_id"), (ITEMS.len() + 1).to_string());
+    assert_eq!(
+        observed(&db, "last_id"),
+        (FEATURE_ITEMS.len() + 1).to_string()
+    );
 }
 
 #[test]
