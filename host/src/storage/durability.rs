@@ -78,8 +78,6 @@ pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 /// How far the log is durable, shared with the thread.
 #[derive(Default)]
 struct Progress {
-    /// Every offset below this is durable as the policy promises.
-    durable_below: u64,
     /// Every offset below this is written and fsynced.
     synced_below: u64,
     /// Set when writing failed; nothing after that is durable.
@@ -88,8 +86,10 @@ struct Progress {
 
 struct Shared {
     progress: Mutex<Progress>,
-    /// A copy of [`Progress::durable_below`], read without the lock by
-    /// [`Durability::is_durable`], which the database's thread calls often.
+    /// Every offset below this is durable as the policy promises. Stored
+    /// with `progress` locked, so that waiters on `changed` see it; read
+    /// without the lock by [`Durability::is_durable`], which the database's
+    /// thread calls often.
     durable_below: AtomicU64,
     changed: Condvar,
     waker: OnceLock<Waker>,
@@ -97,27 +97,27 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether the record at `offset` is durable (`Some(Ok)`), will never be
+    /// known to be (`Some(Err)`: the log failed first) or not yet (`None`);
+    /// `progress` is the locked progress.
+    /// #9 item 5: confirmation first, so that a failure does not put in
+    /// doubt what was durable before it.
+    fn check(&self, progress: &Progress, offset: u64) -> Option<Result<(), StorageError>> {
+        if self.durable_below.load(Ordering::Acquire) > offset {
+            Some(Ok(()))
+        } else {
+            progress
+                .failed
+                .as_ref()
+                .map(|reason| Err(StorageError::LogFailed(reason.clone())))
+        }
+    }
+
     /// Wakes [`Durability::wait`] and the [`Waker`], if any.
     fn notify(&self) {
         self.changed.notify_all();
         if let Some(wake) = self.waker.get() {
             wake();
-        }
-    }
-}
-
-impl Progress {
-    /// Whether the record at `offset` is durable (`Some(Ok)`), will never be
-    /// known to be (`Some(Err)`: the log failed first) or not yet (`None`).
-    /// #9 item 5: confirmation first, so that a failure does not put in
-    /// doubt what was durable before it.
-    fn check(&self, offset: u64) -> Option<Result<(), StorageError>> {
-        if self.durable_below > offset {
-            Some(Ok(()))
-        } else {
-            self.failed
-                .as_ref()
-                .map(|reason| Err(StorageError::LogFailed(reason.clone())))
         }
     }
 }
@@ -140,7 +140,6 @@ impl Durability {
         before_sync: Option<SyncHook>,
     ) -> Result<Self, StorageError> {
         let progress = Progress {
-            durable_below: next_offset,
             synced_below: next_offset,
             failed: None,
         };
@@ -194,7 +193,7 @@ impl Durability {
         }
         let mut progress = self.shared.progress.lock().expect("progress lock");
         loop {
-            if let Some(result) = progress.check(offset) {
+            if let Some(result) = self.shared.check(&progress, offset) {
                 return result;
             }
             progress = self.shared.changed.wait(progress).expect("progress lock");
@@ -211,8 +210,8 @@ impl Durability {
             return Ok(true);
         }
         let progress = self.shared.progress.lock().expect("progress lock");
-        progress
-            .check(offset)
+        self.shared
+            .check(&progress, offset)
             .transpose()
             .map(|done| done.is_some())
     }
@@ -361,7 +360,6 @@ fn run(
         }
         if written_below != before || forced {
             let mut progress = shared.progress.lock().expect("progress lock");
-            progress.durable_below = written_below;
             shared.durable_below.store(written_below, Ordering::Release);
             if sync_now {
                 progress.synced_below = written_below;
