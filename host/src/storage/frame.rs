@@ -53,6 +53,9 @@ pub(crate) enum FrameEnd {
     Torn {
         /// Where the incomplete frame starts.
         at: usize,
+        /// Whether nothing but zeros follows `at`: no byte of the
+        /// incomplete frame reached the file (or it is space written ahead).
+        zeros: bool,
     },
     /// A frame is damaged: it fails a check, and written bytes follow
     /// where a torn write would have left only zeros or nothing.
@@ -76,8 +79,12 @@ pub(crate) fn read_frames(bytes: &[u8]) -> (Vec<(usize, &[u8])>, FrameEnd) {
     let mut at = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];
+        let torn = FrameEnd::Torn {
+            at,
+            zeros: at >= written,
+        };
         if at + FRAME_HEADER > written {
-            return (frames, FrameEnd::Torn { at });
+            return (frames, torn);
         }
         if crc32c::crc32c(&rest[..8]) != le_u32(&rest[8..12]) {
             let reason = "the record header's checksum does not match (its length is damaged)";
@@ -86,7 +93,7 @@ pub(crate) fn read_frames(bytes: &[u8]) -> (Vec<(usize, &[u8])>, FrameEnd) {
         let len = le_u32(&rest[0..4]) as usize;
         let end = FRAME_HEADER + len + 1;
         if at + end > written {
-            return (frames, FrameEnd::Torn { at });
+            return (frames, torn);
         }
         let payload = &rest[FRAME_HEADER..FRAME_HEADER + len];
         if crc32c::crc32c(payload) != le_u32(&rest[4..8]) {
@@ -137,7 +144,13 @@ mod tests {
         for cut in 1..ONE {
             let (frames, end) = read_frames(&bytes[..bytes.len() - cut]);
             assert_eq!(frames.len(), 1, "cut {cut}");
-            assert_eq!(end, FrameEnd::Torn { at: ONE });
+            assert_eq!(
+                end,
+                FrameEnd::Torn {
+                    at: ONE,
+                    zeros: false
+                }
+            );
         }
     }
 
@@ -176,12 +189,24 @@ mod tests {
             bytes.push(0);
             let (frames, end) = read_frames(&bytes);
             assert_eq!(frames.len(), 1, "{zeros} zeros");
-            assert_eq!(end, FrameEnd::Torn { at: ONE });
+            assert_eq!(
+                end,
+                FrameEnd::Torn {
+                    at: ONE,
+                    zeros: true
+                }
+            );
         }
         let mut torn = framed(&[b"one", b"a longer record"]);
         let len = torn.len();
         torn[len - 6..].fill(0);
-        assert_eq!(read_frames(&torn).1, FrameEnd::Torn { at: ONE });
+        assert_eq!(
+            read_frames(&torn).1,
+            FrameEnd::Torn {
+                at: ONE,
+                zeros: false
+            }
+        );
     }
 
     #[test]

@@ -158,22 +158,24 @@ pub(crate) fn recover(
             FrameEnd::Clean => {}
             // A segment is sealed where its records end, and the zeros the
             // writer had written ahead of them are cut off after that.
-            FrameEnd::Torn { at } if sealed && records[at..].iter().all(|&b| b == 0) => {}
-            FrameEnd::Torn { at } if sealed => {
+            FrameEnd::Torn { zeros: true, .. } if sealed => {}
+            FrameEnd::Torn { at, .. } if sealed => {
                 return Err(StorageError::Corrupt {
                     file,
                     offset: (SEGMENT_MAGIC.len() + at) as u64,
                     reason: "bytes follow the segment's seal".into(),
                 });
             }
-            FrameEnd::Torn { at } if is_last || no_records(log, &segments[position + 1..])? => {
+            FrameEnd::Torn { at, zeros }
+                if is_last || no_records(log, &segments[position + 1..])? =>
+            {
                 cuts.push(Cut {
                     name: name.clone(),
                     keep: (SEGMENT_MAGIC.len() + at) as u64,
-                    torn: records[at..].iter().any(|&b| b != 0),
+                    torn: !zeros,
                 });
             }
-            FrameEnd::Torn { at } => {
+            FrameEnd::Torn { at, .. } => {
                 return Err(StorageError::Corrupt {
                     file,
                     offset: (SEGMENT_MAGIC.len() + at) as u64,

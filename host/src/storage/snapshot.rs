@@ -66,7 +66,7 @@ pub(crate) fn read_snapshot(dir: &dyn Directory, name: &str) -> Result<Snapshot,
     match (frames.as_slice(), end) {
         ([(_, payload)], FrameEnd::Clean) => postcard::from_bytes(payload)
             .map_err(|e| corrupt(SNAPSHOT_MAGIC.len(), format!("undecodable snapshot: {e}"))),
-        (_, FrameEnd::Torn { at }) => Err(corrupt(
+        (_, FrameEnd::Torn { at, .. }) => Err(corrupt(
             SNAPSHOT_MAGIC.len() + at,
             "the snapshot is incomplete".into(),
         )),
