@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::StorageError;
-use super::frame::{FRAME_HEADER, FrameEnd, put_frame, read_frames};
+use super::frame::{FrameEnd, put_frame, read_frames};
 use super::fs::{Directory, FileHandle};
 
 /// Every segment file starts with these bytes (format 2: frames whose
@@ -233,17 +233,18 @@ fn open_after_last_record(
 ) -> Result<(Box<dyn FileHandle>, u64), StorageError> {
     let io = |e| StorageError::io(format!("opening log segment {name}"), e);
     let records = read_segment(log, name)?;
-    let (frames, frame_end) = read_frames(&records);
-    if let FrameEnd::Corrupt { at, reason } = frame_end {
-        return Err(StorageError::Corrupt {
-            file: format!("log/{name}"),
-            offset: (SEGMENT_MAGIC.len() + at) as u64,
-            reason,
-        });
-    }
-    let end = frames
-        .last()
-        .map_or(0, |(at, payload)| at + FRAME_HEADER + payload.len() + 1);
+    // Where the whole records end: the file's end, or where what follows them starts.
+    let end = match read_frames(&records).1 {
+        FrameEnd::Clean => records.len(),
+        FrameEnd::Torn { at, .. } => at,
+        FrameEnd::Corrupt { at, reason } => {
+            return Err(StorageError::Corrupt {
+                file: format!("log/{name}"),
+                offset: (SEGMENT_MAGIC.len() + at) as u64,
+                reason,
+            });
+        }
+    };
     let size = (SEGMENT_MAGIC.len() + end) as u64;
     let mut file = log.open_existing(name).map_err(io)?;
     if file.len().map_err(io)? != size {
