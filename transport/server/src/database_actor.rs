@@ -1086,8 +1086,9 @@ impl Actor {
     /// waited at least `delay` (none: all of them).
     fn hand_over_deferred(&mut self, delay: Option<Duration>) {
         let mut slow = Vec::new();
+        let now = Instant::now();
         while let Some(&(since, key)) = self.deferring.front() {
-            if delay.is_some_and(|delay| since.elapsed() < delay) {
+            if delay.is_some_and(|delay| now.duration_since(since) < delay) {
                 break;
             }
             self.deferring.pop_front();
@@ -1095,7 +1096,7 @@ impl Actor {
                 continue;
             };
             if connection.deferred.since == Some(since) {
-                connection.deferred.last_sent = Some(Instant::now());
+                connection.deferred.last_sent = Some(now);
                 if !connection.hand_over(None) {
                     slow.push(key);
                 }
