@@ -234,8 +234,9 @@ fn bench_publish_times_cold_and_cached() {
 }
 
 // #11 items 1, 3: with tiny settings, `bench subscriptions` checks that the
-// subscribers got the transfers' updates (their caches equal the table)
-// and that the balance sum holds.
+// subscribers got the transfers' updates (their caches equal the table,
+// after unsubscribing and subscribing again between rounds) and that the
+// balance sum holds.
 #[test]
 fn bench_subscriptions_keeps_every_subscriber_cache_equal_to_the_table() {
     let report = bench(&[
@@ -244,6 +245,8 @@ fn bench_subscriptions_keeps_every_subscriber_cache_equal_to_the_table() {
         "300",
         "--holders",
         "3",
+        "--rounds",
+        "2",
         "--accounts",
         "500",
         "--connections",
@@ -261,6 +264,7 @@ fn bench_subscriptions_keeps_every_subscriber_cache_equal_to_the_table() {
     assert_eq!(runs.len(), 2, "one run per protocol: {report}");
     for run in runs {
         assert_eq!(run["distinct"], 300, "{run}");
+        assert_eq!(run["rounds"], 2, "{run}");
         assert_eq!(run["caches_match"], true, "{run}");
         assert_eq!(run["balance_unchanged"], true, "{run}");
         assert!(run["updates_received"].as_u64().unwrap() > 0, "{run}");

@@ -35,8 +35,13 @@ pub enum FrameError {
 
 /// The postcard bytes of a message (a WebSocket message's payload).
 pub fn encode_message<M: Serialize>(message: &M) -> Vec<u8> {
-    postcard::to_allocvec(message).expect("encoding to a Vec cannot fail")
+    // Most messages are small: one allocation instead of a few growing ones.
+    let buffer = Vec::with_capacity(ENCODE_CAPACITY);
+    postcard::to_extend(message, buffer).expect("encoding to a Vec cannot fail")
 }
+
+/// The buffer a message is first encoded into, in bytes; larger messages grow it.
+const ENCODE_CAPACITY: usize = 256;
 
 /// Decodes one whole message; trailing bytes are an error. The error names
 /// the message type (when its index was read), the byte offset where

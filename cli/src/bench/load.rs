@@ -112,7 +112,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn merge(&mut self, other: Tally) {
+    /// Adds another tally's counts (the first error stays the first).
+    pub fn merge(&mut self, other: Tally) {
         self.recorder.merge(other.recorder);
         self.committed += other.committed;
         self.refused += other.refused;

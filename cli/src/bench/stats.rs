@@ -71,6 +71,16 @@ impl Recorder {
         self.latencies.extend(other.latencies);
     }
 
+    /// How many completions were recorded, and their latency percentiles
+    /// (for windows merged from several, where a per-second spread means nothing).
+    pub fn completions_and_latency(mut self) -> (u64, Latency) {
+        self.latencies.sort_unstable();
+        (
+            self.latencies.len() as u64,
+            Latency::of_sorted(&self.latencies),
+        )
+    }
+
     /// The summary over `window`.
     pub fn summary(mut self, window: &Window) -> Summary {
         let total = self.latencies.len() as u64;

@@ -1,11 +1,14 @@
 //! `worldline bench subscriptions`: N distinct point subscriptions
 //! (`SELECT * FROM account WHERE id = k` for every k < N) held by a few
 //! connections while the load of `bench transfer` runs. Per transport it
-//! measures the load with no subscriptions, then subscribes all N while
-//! one client keeps calling (how long subscribing takes and how the calls
-//! fared meanwhile), then measures the same load with the N live; at the
-//! end the subscribers' caches must equal the table and the balance sum
-//! must be unchanged.
+//! alternates, in rounds, a window of the load with no subscriptions and
+//! a window with all N live: between the two it subscribes them while one
+//! client keeps calling (how long subscribing takes and how the calls
+//! fared meanwhile), and after the second it unsubscribes them again
+//! (except after the last round). Alternating short windows compares the
+//! two under the same conditions on a machine whose speed drifts from
+//! second to second. At the end the subscribers' caches must equal the
+//! table and the balance sum must be unchanged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,10 +18,10 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use tokio::task::JoinSet;
-use worldline_client::{Client, ConnectOptions};
+use worldline_client::{Client, ConnectOptions, QuerySetId};
 use worldline_transport::{ReducerStatus, TableRows};
 
-use super::load::{self, Load, LoadArgs, Stop};
+use super::load::{self, Load, LoadArgs, Stop, Tally};
 use super::server::{self, ClientArgs, Prepared, protocol_name};
 use super::stats::{Latency, Window, print_balance, thousands};
 use super::transfer::print_latency;
@@ -42,14 +45,19 @@ pub struct SubscriptionsArgs {
     /// How many connections hold the subscriptions (each an equal share).
     #[arg(long, value_name = "H", default_value_t = 10)]
     holders: usize,
+    /// How many times to alternate a window without the subscriptions and
+    /// one with them; each window is --duration / R seconds long, after
+    /// --warmup seconds of load.
+    #[arg(long, value_name = "R", default_value_t = 5)]
+    rounds: u32,
     #[command(flatten)]
     load: LoadArgs,
 }
 
-/// One measured window of transfers.
+/// The measured windows of transfers in one state, all rounds together.
 #[derive(Debug, Serialize)]
 struct Measured {
-    /// Committed transfers per second.
+    /// Committed transfers per second over all the windows.
     tps: f64,
     latency: Latency,
     committed: u64,
@@ -57,15 +65,27 @@ struct Measured {
     first_error: Option<String>,
 }
 
-/// Subscribing all N while a client keeps calling.
+/// Subscribing all N while a client keeps calling, the slowest of the rounds.
 #[derive(Debug, Serialize)]
 struct Subscribing {
-    /// From the first subscribe sent until every one was applied.
+    /// From the first subscribe sent until every one was applied, in the
+    /// round where this took longest.
     seconds: f64,
-    /// Calls the probing client completed meanwhile, one at a time.
+    /// Calls the probing client completed meanwhile, one at a time, in all rounds.
     calls: u64,
     /// The slowest of them, in milliseconds.
     slowest_call_ms: f64,
+}
+
+impl Subscribing {
+    /// Both subscribings: the slower, and the calls of both.
+    fn and(self, other: Subscribing) -> Subscribing {
+        Subscribing {
+            seconds: self.seconds.max(other.seconds),
+            calls: self.calls + other.calls,
+            slowest_call_ms: self.slowest_call_ms.max(other.slowest_call_ms),
+        }
+    }
 }
 
 /// The benchmark over one transport.
@@ -75,6 +95,7 @@ struct Run {
     durability: String,
     distinct: u32,
     holders: usize,
+    rounds: u32,
     #[serde(flatten)]
     load: LoadArgs,
     without_subscriptions: Measured,
@@ -100,6 +121,7 @@ pub fn run(args: SubscriptionsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         args.load.accounts
     );
     anyhow::ensure!(args.holders >= 1, "--holders must be at least 1");
+    anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
     let sets_per_holder = (args.distinct as usize)
         .div_ceil(QUERIES_PER_SET)
         .div_ceil(args.holders);
@@ -177,8 +199,8 @@ async fn run_over(
     for _ in 0..args.load.connections {
         callers.push(Arc::new(server::connect(options).await?));
     }
-    let label = format!("transfer over {protocol} without subscriptions");
-    let without = measure(&callers, load, Window::after(warmup, duration), label).await;
+    // The holders are connected in both states, so that the windows
+    // without subscriptions differ from the others only in them.
     let updates = Arc::new(AtomicU64::new(0));
     let mut holders = Vec::with_capacity(args.holders);
     for _ in 0..args.holders {
@@ -189,18 +211,36 @@ async fn run_over(
         });
         holders.push(holder);
     }
-    eprintln!(
-        "subscriptions over {protocol}: subscribing {} distinct queries from {} connections...",
-        thousands(f64::from(args.distinct)),
-        args.holders
-    );
-    let subscribing =
-        subscribe_all(&holders, &callers[0], args.distinct, args.load.accounts).await?;
-    let label = format!(
-        "transfer over {protocol} with {} subscriptions",
-        thousands(f64::from(args.distinct))
-    );
-    let with = measure(&callers, load, Window::after(warmup, duration), label).await;
+    let window = duration / args.rounds;
+    let (mut without, mut with) = (Phase::default(), Phase::default());
+    let mut subscribing: Option<Subscribing> = None;
+    for round in 1..=args.rounds {
+        let of = format!("round {round} of {}", args.rounds);
+        let label = format!("transfer over {protocol} without subscriptions ({of})");
+        without.add(measure(&callers, load, warmup, window, label).await);
+        eprintln!(
+            "subscriptions over {protocol}: subscribing {} distinct queries from {} connections \
+             ({of})...",
+            thousands(f64::from(args.distinct)),
+            args.holders
+        );
+        let (sets, this) =
+            subscribe_all(&holders, &callers[0], args.distinct, args.load.accounts).await?;
+        subscribing = Some(match subscribing {
+            Some(before) => before.and(this),
+            None => this,
+        });
+        let label = format!(
+            "transfer over {protocol} with {} subscriptions ({of})",
+            thousands(f64::from(args.distinct))
+        );
+        with.add(measure(&callers, load, warmup, window, label).await);
+        if round < args.rounds {
+            for (holder, set) in sets {
+                holder.unsubscribe(set).await?;
+            }
+        }
+    }
     // A query's answer comes after every update sent to the connection before it.
     let mut cached = Vec::new();
     for holder in &holders {
@@ -211,15 +251,17 @@ async fn run_over(
     for client in callers.iter().chain(&holders) {
         client.close().await;
     }
+    let (without, with) = (without.measured(), with.measured());
     let run = Run {
         protocol,
         durability: String::new(),
         distinct: args.distinct,
         holders: args.holders,
+        rounds: args.rounds,
         load: args.load.clone(),
         tps_ratio: with.tps / without.tps,
         without_subscriptions: without,
-        subscribing,
+        subscribing: subscribing.context("no round ran")?,
         with_subscriptions: with,
         updates_received: updates.load(Ordering::Relaxed),
         caches_match: false,
@@ -230,8 +272,44 @@ async fn run_over(
     Ok((run, cached))
 }
 
-/// Runs the transfer load on `callers` through `window`.
-async fn measure(callers: &[Arc<Client>], load: Load, window: Window, label: String) -> Measured {
+/// The windows measured in one state (with or without the subscriptions).
+#[derive(Default)]
+struct Phase {
+    tally: Tally,
+    /// The windows' lengths added up.
+    measured: Duration,
+}
+
+impl Phase {
+    /// Adds a window's tally.
+    fn add(&mut self, (tally, window): (Tally, Duration)) {
+        self.tally.merge(tally);
+        self.measured += window;
+    }
+
+    /// What the windows came to together.
+    fn measured(self) -> Measured {
+        let (completions, latency) = self.tally.recorder.completions_and_latency();
+        Measured {
+            tps: completions as f64 / self.measured.as_secs_f64(),
+            latency,
+            committed: self.tally.committed,
+            errors: self.tally.errors,
+            first_error: self.tally.first_error,
+        }
+    }
+}
+
+/// Runs the transfer load on `callers` for `warmup`, then through a
+/// measured window of `length`; returns its tally and the window's length.
+async fn measure(
+    callers: &[Arc<Client>],
+    load: Load,
+    warmup: Duration,
+    length: Duration,
+    label: String,
+) -> (Tally, Duration) {
+    let window = Window::after(warmup, length);
     let done = Arc::new(AtomicU64::new(0));
     let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
     let stop = Stop {
@@ -241,52 +319,49 @@ async fn measure(callers: &[Arc<Client>], load: Load, window: Window, label: Str
     let tally = load::transfers(callers, load, window, stop, done).await;
     progress.abort();
     load::end_progress();
-    let summary = tally.recorder.summary(&window);
-    Measured {
-        tps: summary.per_second,
-        latency: summary.latency,
-        committed: tally.committed,
-        errors: tally.errors,
-        first_error: tally.first_error,
-    }
+    (tally, length)
 }
 
 /// Subscribes accounts `0..distinct`, one query each, in sets of
 /// [`QUERIES_PER_SET`] dealt round the holders and all sent at once, while
-/// `prober` calls `transfer` one call at a time.
+/// `prober` calls `transfer` one call at a time. Returns each set with
+/// its holder, and how subscribing went.
 async fn subscribe_all(
     holders: &[Arc<Client>],
     prober: &Arc<Client>,
     distinct: u32,
     accounts: u32,
-) -> anyhow::Result<Subscribing> {
+) -> anyhow::Result<(Vec<(Arc<Client>, QuerySetId)>, Subscribing)> {
     let stop = Arc::new(AtomicBool::new(false));
     let probe = tokio::spawn(probe(Arc::clone(prober), accounts, Arc::clone(&stop)));
     let started = Instant::now();
     let ids: Vec<u32> = (0..distinct).collect();
-    let mut sets = JoinSet::new();
+    let mut subscribing = JoinSet::new();
     for (n, chunk) in ids.chunks(QUERIES_PER_SET).enumerate() {
         let holder = Arc::clone(&holders[n % holders.len()]);
         let queries: Vec<String> = chunk
             .iter()
             .map(|k| format!("SELECT * FROM account WHERE id = {k}"))
             .collect();
-        sets.spawn(async move {
+        subscribing.spawn(async move {
             let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
-            holder.subscribe(&queries).await
+            let set = holder.subscribe(&queries).await?;
+            anyhow::Ok((holder, set))
         });
     }
-    while let Some(applied) = sets.join_next().await {
-        applied.context("a subscribing task")??;
+    let mut sets = Vec::with_capacity(subscribing.len());
+    while let Some(applied) = subscribing.join_next().await {
+        sets.push(applied.context("a subscribing task")??);
     }
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let (calls, slowest) = probe.await.context("the probing task")??;
-    Ok(Subscribing {
+    let subscribing = Subscribing {
         seconds,
         calls,
         slowest_call_ms: slowest.as_secs_f64() * 1e3,
-    })
+    };
+    Ok((sets, subscribing))
 }
 
 /// Calls `transfer` between neighbouring accounts one call at a time until
@@ -316,12 +391,15 @@ async fn probe(
 fn print_text(run: &Run) {
     println!(
         "subscriptions over {}, durability {}: {} distinct point subscriptions held by {} \
-         connection(s); transfers from {}",
+         connection(s); transfers from {}, split into {} round(s) of a {} s window without the \
+         subscriptions and one with them, each after the warm-up",
         run.protocol,
         run.durability,
         thousands(f64::from(run.distinct)),
         run.holders,
-        run.load
+        run.load,
+        run.rounds,
+        run.load.duration / f64::from(run.rounds)
     );
     let measured = |label: &str, m: &Measured| {
         println!("  {label}: TPS {}", thousands(m.tps));
@@ -337,10 +415,11 @@ fn print_text(run: &Run) {
     measured("without subscriptions", &run.without_subscriptions);
     let s = &run.subscribing;
     println!(
-        "  subscribing all {}: {:.3} s; meanwhile {} calls committed one at a time, the slowest \
-         in {:.1} ms",
+        "  subscribing all {}: {:.3} s (the slowest of {} round(s)); meanwhile {} calls \
+         committed one at a time, the slowest in {:.1} ms",
         thousands(f64::from(run.distinct)),
         s.seconds,
+        run.rounds,
         thousands(s.calls as f64),
         s.slowest_call_ms
     );

@@ -124,7 +124,21 @@ impl LogRecord {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding to a Vec cannot fail")
+        let buffer = Vec::with_capacity(self.encoded_len_bound());
+        postcard::to_extend(self, buffer).expect("encoding to a Vec cannot fail")
+    }
+
+    /// At least the encoded length, so that encoding allocates once: each
+    /// integer takes at most 19 bytes (a `u128` varint), each length 5.
+    fn encoded_len_bound(&self) -> usize {
+        let rows: usize = self
+            .tables
+            .iter()
+            .flat_map(|t| t.inserts.iter().chain(&t.deletes))
+            .map(|row| row.len() + 5)
+            .sum();
+        let headers = 10 + 5 + self.reducer.len() + 32 + 10 + 5;
+        headers + rows + self.tables.len() * 15 + 5 + self.sequences.len() * 29
     }
 }
 
@@ -163,5 +177,36 @@ mod tests {
                 .collect::<Vec<_>>(),
             delta.sequences
         );
+    }
+
+    #[test]
+    fn encoding_allocates_once_even_for_the_largest_numbers() {
+        let row = |len: usize| Row::from(vec![0xAB; len].as_slice());
+        let table = |table: usize| worldline_datastore::TableDelta {
+            table,
+            inserts: vec![row(0), row(127), row(128), row(70_000)],
+            deletes: vec![row(1); 300],
+        };
+        let delta = TxDelta {
+            tables: vec![table(usize::from(u16::MAX)), table(u32::MAX as usize)],
+            sequences: vec![
+                SequenceState {
+                    table: u32::MAX as usize,
+                    sequence: u32::MAX as usize,
+                    next: u128::MAX,
+                };
+                3
+            ],
+        };
+        let record = LogRecord::new(u64::MAX, &"r".repeat(300), [0xFF; 32], i64::MIN, &delta);
+        let encoded = record.encode();
+        assert!(
+            encoded.len() <= record.encoded_len_bound(),
+            "{} bytes encoded, {} allowed for",
+            encoded.len(),
+            record.encoded_len_bound()
+        );
+        assert_eq!(encoded.capacity(), record.encoded_len_bound());
+        assert_eq!(ReplayRecord::decode(&encoded).unwrap().offset, u64::MAX);
     }
 }

@@ -2,7 +2,7 @@
 //! compare, and what each transaction changes for them: a changed row is
 //! checked only against the queries it can match.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value};
 
@@ -48,6 +48,14 @@ pub struct SubscriptionEngine {
     queries: Vec<Option<Subscribed>>,
     ids: HashMap<CompiledQuery, QueryId>,
     index: QueryIndex,
+}
+
+/// A changed row that is a candidate of a query side.
+struct Hit<'a> {
+    id: QueryId,
+    side: Side,
+    inserted: bool,
+    row: &'a Decoded,
 }
 
 /// A transaction's changes to the query's table and to a join's other table.
@@ -173,23 +181,29 @@ impl SubscriptionEngine {
                 })
             })
             .collect();
-        let mut hits: BTreeMap<QueryId, Hits> = BTreeMap::new();
+        // Every (query side, changed row) candidate pair, in the order found;
+        // grouped by query below (one allocation however many queries).
+        let mut found: Vec<Hit> = Vec::new();
         for change in &changed {
             for (id, side) in self.index.scanned(change.table) {
-                let rows = hits.entry(id).or_default().side(side);
-                rows.inserts.extend(&change.inserts);
-                rows.deletes.extend(&change.deletes);
+                for (rows, inserted) in [(&change.inserts, true), (&change.deletes, false)] {
+                    found.extend(rows.iter().map(|row| Hit {
+                        id,
+                        side,
+                        inserted,
+                        row,
+                    }));
+                }
             }
             for (rows, inserted) in [(&change.inserts, true), (&change.deletes, false)] {
                 for row in rows {
                     let mut hit = |id: QueryId, side: Side| {
-                        let rows = hits.entry(id).or_default().side(side);
-                        let rows = if inserted {
-                            &mut rows.inserts
-                        } else {
-                            &mut rows.deletes
-                        };
-                        rows.push(row);
+                        found.push(Hit {
+                            id,
+                            side,
+                            inserted,
+                            row,
+                        })
                     };
                     self.index
                         .candidates(change.table, &row.values, |(id, side)| hit(id, side));
@@ -199,6 +213,21 @@ impl SubscriptionEngine {
                 }
             }
         }
+        // A stable sort: each query's rows stay in the order they were found.
+        found.sort_by_key(|hit| hit.id);
+        let hits = found.chunk_by(|a, b| a.id == b.id).map(|group| {
+            let mut hits = Hits::default();
+            for hit in group {
+                let rows = hits.side(hit.side);
+                let rows = if hit.inserted {
+                    &mut rows.inserts
+                } else {
+                    &mut rows.deletes
+                };
+                rows.push(hit.row);
+            }
+            (group[0].id, hits)
+        });
         let mut updates = Vec::new();
         for (id, hits) in hits {
             let Some(Some(Subscribed { query, .. })) = self.queries.get(id.0) else {
@@ -308,14 +337,16 @@ fn pair_by_primary_key(schema: &TableSchema, inserts: &[&Decoded], deletes: &[&D
     let mut paired_delete = vec![false; deletes.len()];
     let mut partner = Vec::with_capacity(inserts.len());
     if inserts.len() * deletes.len() <= PAIR_BY_SCANNING {
+        // Both rows have every key column, with equal values.
+        let same_key = |a: &Decoded, b: &Decoded| {
+            pk.iter().all(
+                |&c| matches!((a.values.get(c), b.values.get(c)), (Some(x), Some(y)) if x == y),
+            )
+        };
         for insert in inserts {
-            let k = key(insert);
-            let found = k.is_some().then(|| {
-                (0..deletes.len())
-                    .rev()
-                    .find(|&d| !paired_delete[d] && key(deletes[d]) == k)
-            });
-            let found = found.flatten();
+            let found = (0..deletes.len())
+                .rev()
+                .find(|&d| !paired_delete[d] && same_key(insert, deletes[d]));
             if let Some(d) = found {
                 paired_delete[d] = true;
             }
