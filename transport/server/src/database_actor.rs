@@ -70,7 +70,7 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(100);
 
 /// The longest a released `TransactionUpdate` waits for its connection's
 /// next messages, to be handed over with them; see [`Deferred`].
-const UPDATE_DELAY: Duration = Duration::from_millis(1);
+const UPDATE_DELAY: Duration = Duration::from_millis(4);
 
 /// What [`Actor::spin`] found.
 enum Spin {
