@@ -8,9 +8,28 @@ use worldline_datastore::{
 
 use crate::bindings::v2::worldline::module::types as wit;
 
+/// The most tables one module may declare; each costs the host memory
+/// however small it is.
+const MAX_TABLES: usize = 4_096;
+/// The most reducers, and the most procedures, one module may declare.
+const MAX_FUNCTIONS: usize = 4_096;
+/// The most entries in each list of a table definition: its indexes, the
+/// columns of one index, its auto-increment columns.
+const MAX_TABLE_LIST: usize = 64;
+/// The longest name (of a table, column, index, reducer, procedure,
+/// parameter or sum case), in bytes.
+const MAX_NAME_BYTES: usize = 255;
+/// The most type nodes a whole description may expand to, counted twice
+/// over: every arena node fully expanded, and every table's row type and
+/// every reducer's and procedure's parameters and result fully expanded.
+/// [`MAX_TYPE_NODES`] bounds one type; this bounds a module of many.
+const MAX_DESCRIPTION_NODES: usize = 100_000;
+
 /// Converts and validates a module description.
 pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaError> {
-    let types = resolve_arena(&def.types)?;
+    check_sizes(&def)?;
+    let (types, sizes) = resolve_arena(&def.types)?;
+    check_expanded_size(&def, &sizes)?;
     let schedules: Vec<(usize, wit::ScheduleDef)> = def
         .tables
         .iter()
@@ -146,10 +165,12 @@ const MAX_TYPE_NODES: usize = 10_000;
 /// only to earlier nodes, which rules out cycles, and may nest at most
 /// [`MAX_NESTING_DEPTH`] levels deep, so that no walk over a resolved type
 /// (cloning one included) can exhaust the stack.
-fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<Vec<AlgebraicType>, SchemaError> {
+/// Returns each node resolved, with its size in nodes.
+fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usize>), SchemaError> {
     let mut resolved: Vec<AlgebraicType> = Vec::with_capacity(nodes.len());
     let mut sizes: Vec<usize> = Vec::with_capacity(nodes.len());
     let mut depths: Vec<usize> = Vec::with_capacity(nodes.len());
+    let mut total = 0usize;
     for (position, node) in nodes.iter().enumerate() {
         let context = format!("type node {position}");
         let mut size = 1usize;
@@ -217,11 +238,136 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<Vec<AlgebraicType>, SchemaEr
                     .collect::<Result<_, SchemaError>>()?,
             }),
         };
+        total = total.saturating_add(size);
+        if total > MAX_DESCRIPTION_NODES {
+            return Err(SchemaError::Description(format!(
+                "the type arena expands to more than {MAX_DESCRIPTION_NODES} nodes in all \
+                 (at node {position})"
+            )));
+        }
         resolved.push(ty);
         sizes.push(size);
         depths.push(depth);
     }
-    Ok(resolved)
+    Ok((resolved, sizes))
+}
+
+/// Refuses a description with more tables or functions, longer lists in a
+/// table definition, or longer names than a module may have, before
+/// anything in it is expanded.
+fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
+    let too_many = |what: &str, count: usize, limit: usize| {
+        (count > limit).then(|| {
+            SchemaError::Description(format!("{what}: {count}, more than the limit of {limit}"))
+        })
+    };
+    let counts = [
+        ("tables", def.tables.len(), MAX_TABLES),
+        ("reducers", def.reducers.len(), MAX_FUNCTIONS),
+        ("procedures", def.procedures.len(), MAX_FUNCTIONS),
+        ("type nodes", def.types.len(), MAX_DESCRIPTION_NODES),
+    ];
+    if let Some(error) = counts
+        .into_iter()
+        .find_map(|(what, count, limit)| too_many(what, count, limit))
+    {
+        return Err(error);
+    }
+    for table in &def.tables {
+        let lists = [
+            ("indexes", table.indexes.len()),
+            ("auto-increment columns", table.auto_inc.len()),
+        ]
+        .into_iter()
+        .chain(
+            table
+                .indexes
+                .iter()
+                .map(|i| ("columns of an index", i.columns.len())),
+        );
+        for (what, count) in lists {
+            if let Some(error) = too_many(
+                &format!("table `{}`: {what}", short(&table.name)),
+                count,
+                MAX_TABLE_LIST,
+            ) {
+                return Err(error);
+            }
+        }
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for table in &def.tables {
+        names.push(&table.name);
+        names.extend(table.indexes.iter().map(|i| i.name.as_str()));
+        names.extend(table.schedule.iter().map(|s| s.reducer.as_str()));
+    }
+    for reducer in &def.reducers {
+        names.push(&reducer.name);
+        names.extend(field_names(&reducer.params));
+    }
+    for procedure in &def.procedures {
+        names.push(&procedure.name);
+        names.extend(field_names(&procedure.params));
+    }
+    for node in &def.types {
+        match node {
+            wit::TypeNode::Product(members) => names.extend(field_names(members)),
+            wit::TypeNode::Sum(cases) => names.extend(cases.iter().map(|c| c.name.as_str())),
+            _ => {}
+        }
+    }
+    match names.into_iter().find(|name| name.len() > MAX_NAME_BYTES) {
+        Some(name) => Err(SchemaError::Description(format!(
+            "the name `{}…` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
+            short(name),
+            name.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The names of the named fields among `fields`.
+fn field_names(fields: &[wit::Field]) -> impl Iterator<Item = &str> {
+    fields.iter().filter_map(|f| f.name.as_deref())
+}
+
+/// Refuses a description whose tables, reducers and procedures together
+/// use more than [`MAX_DESCRIPTION_NODES`] type nodes, each use counted
+/// fully expanded (many tables can share one large row type, and each
+/// holds a copy). `sizes` are the arena nodes' sizes.
+fn check_expanded_size(def: &wit::ModuleDef, sizes: &[usize]) -> Result<(), SchemaError> {
+    let size = |ty: u32| sizes.get(index_of(ty)).copied().unwrap_or(1);
+    let fields = |fields: &[wit::Field]| fields.iter().map(|f| size(f.ty)).sum::<usize>();
+    let uses = def
+        .tables
+        .iter()
+        .map(|t| size(t.row_type))
+        .chain(def.reducers.iter().map(|r| fields(&r.params)))
+        .chain(
+            def.procedures
+                .iter()
+                .map(|p| fields(&p.params) + size(p.returns)),
+        );
+    let mut total = 0usize;
+    for used in uses {
+        total = total.saturating_add(used);
+        if total > MAX_DESCRIPTION_NODES {
+            return Err(SchemaError::Description(format!(
+                "the tables, reducers and procedures use more than {MAX_DESCRIPTION_NODES} type \
+                 nodes in all, each use counted expanded"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The start of a name that may be too long to quote whole.
+fn short(name: &str) -> &str {
+    let mut end = name.len().min(32);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 #[cfg(test)]
@@ -356,7 +502,7 @@ mod tests {
         let depth = MAX_NESTING_DEPTH as u32;
         // The column holds the deepest type; the row type adds one level.
         assert!(import_module(module(options(depth - 1), depth - 2)).is_ok());
-        let err = import_module(module(options(100_000), 0)).unwrap_err();
+        let err = import_module(module(options(50_000), 0)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("type node {depth} nests more than {MAX_NESTING_DEPTH} types deep")
@@ -373,5 +519,102 @@ mod tests {
             let err = import_module(module(types, 0)).unwrap_err().to_string();
             assert!(err.contains("may refer only to earlier nodes"), "{err}");
         }
+    }
+
+    /// A table `t{n}` with row type `row_type` and no indexes.
+    fn table(n: usize, row_type: u32) -> wit::TableDef {
+        wit::TableDef {
+            name: format!("t{n}"),
+            row_type,
+            primary_key: None,
+            indexes: vec![],
+            auto_inc: vec![],
+            public: true,
+            schedule: None,
+        }
+    }
+
+    /// A row type of `columns` u64 columns: arena node 0 is `u64`, node 1 the row.
+    fn wide_row(columns: usize) -> Vec<wit::TypeNode> {
+        let fields = (0..columns)
+            .map(|c| wit::Field {
+                name: Some(format!("c{c}")),
+                ty: 0,
+            })
+            .collect();
+        vec![wit::TypeNode::U64, wit::TypeNode::Product(fields)]
+    }
+
+    fn with_tables(types: Vec<wit::TypeNode>, tables: Vec<wit::TableDef>) -> wit::ModuleDef {
+        wit::ModuleDef {
+            types,
+            tables,
+            reducers: vec![],
+            procedures: vec![],
+        }
+    }
+
+    // A small component could make the host hold gigabytes through its
+    // description alone: many tables, each within the per-type limits.
+    #[test]
+    fn a_description_is_bounded_as_a_whole() {
+        let refusal = |def| import_module(def).unwrap_err().to_string();
+        // 1,000 tables of 20 columns sharing one row type: a large module, accepted.
+        let tables = (0..1_000).map(|n| table(n, 1)).collect();
+        assert!(import_module(with_tables(wide_row(20), tables)).is_ok());
+        // Too many tables, however small.
+        let tables = (0..=MAX_TABLES).map(|n| table(n, 1)).collect();
+        assert_eq!(
+            refusal(with_tables(wide_row(1), tables)),
+            format!(
+                "tables: {}, more than the limit of {MAX_TABLES}",
+                MAX_TABLES + 1
+            )
+        );
+        // Tables sharing one row type each hold a copy of it.
+        let tables = (0..100).map(|n| table(n, 1)).collect();
+        assert_eq!(
+            refusal(with_tables(wide_row(9_000), tables)),
+            format!(
+                "the tables, reducers and procedures use more than {MAX_DESCRIPTION_NODES} \
+                 type nodes in all, each use counted expanded"
+            )
+        );
+        // Arena nodes no table uses are expanded too.
+        let mut types = wide_row(9_000);
+        types.extend((0..20).map(|_| wit::TypeNode::Option(1)));
+        let err = refusal(with_tables(types, vec![table(0, 1)]));
+        assert!(
+            err.starts_with(&format!(
+                "the type arena expands to more than {MAX_DESCRIPTION_NODES} nodes in all"
+            )),
+            "{err}"
+        );
+        // A name longer than the limit, wherever it is.
+        let mut types = wide_row(1);
+        types.push(wit::TypeNode::Sum(vec![wit::VariantCase {
+            name: "x".repeat(MAX_NAME_BYTES + 1),
+            ty: 0,
+        }]));
+        let err = refusal(with_tables(types, vec![table(0, 1)]));
+        assert!(
+            err.ends_with(&format!(
+                "is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
+                MAX_NAME_BYTES + 1
+            )),
+            "{err}"
+        );
+        let mut long = table(0, 1);
+        long.indexes = (0..=MAX_TABLE_LIST)
+            .map(|i| wit::IndexDef {
+                name: format!("i{i}"),
+                columns: vec![0],
+                kind: wit::IndexKind::Btree,
+            })
+            .collect();
+        assert_eq!(
+            refusal(with_tables(wide_row(1), vec![long])),
+            format!("table `t0`: indexes: 65, more than the limit of {MAX_TABLE_LIST}")
+        );
     }
 }

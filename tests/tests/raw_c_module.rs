@@ -260,13 +260,12 @@ fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-// Host bug: the schema has limits per type (64 levels, 10,000 nodes) but
-// none on the whole: a 163 KiB component whose 200 tables each have a row
-// type of 8,192 nodes (every one within the limits) makes the host hold
-// about 400 MiB more once loaded (on a release server, 1,000 such tables
-// took 3.6 GiB and 8 s to publish, so a few thousand take a server down),
-// and any identity may publish a new database. Publishing must either refuse such a module, naming a limit,
-// or load it without that cost.
+// The schema had limits per type (64 levels, 10,000 nodes) but none on the
+// whole: a 163 KiB component whose 200 tables each have a row type of 8,192
+// nodes (every one within those limits) made the host hold about 400 MiB
+// more once loaded (on a release server, 1,000 such tables took 3.6 GiB and
+// 8 s to publish), and any identity may publish a new database. Publishing
+// must refuse such a module, naming a limit, or load it without that cost.
 #[test]
 fn a_small_module_cannot_make_the_host_hold_hundreds_of_mib_of_schema() {
     let _one = one_at_a_time();
