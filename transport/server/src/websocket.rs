@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -42,7 +43,13 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     let idle_timeout = shared.config.idle_timeout;
     let (sink, mut stream) = socket.split();
     let (mut session, outbox) = Session::new(shared, peer.ip());
-    let mut writer = tokio::spawn(pump(outbox, WebSocketSink(sink)));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let sink = WebSocketSink {
+        sink,
+        writing: false,
+        stalled: stalled.clone(),
+    };
+    let mut writer = tokio::spawn(pump(outbox, sink));
     let mut flow = session.admit();
     // Any message, a pong included, proves the client alive; the writer
     // pings at a third of the idle timeout.
@@ -81,6 +88,12 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     if !writer.is_finished() {
         let _ = writer.await;
     }
+    // A client that read nothing for the idle timeout cannot read the
+    // last messages either: waiting for its Close would only let it keep
+    // the connection (and this task reading what it sends) longer.
+    if stalled.load(Ordering::Acquire) {
+        return;
+    }
     // Keep reading (and discarding) until the client answers the close or
     // the idle timeout passes: closing the socket under unread bytes (a
     // late pong) would reset it and lose the last messages, the `Error`
@@ -101,6 +114,10 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
 fn read_error(error: axum::Error) -> String {
     let error = error.into_inner();
     match error.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Utf8(detail)) => format!(
+            "WebSocket protocol error: a text message or Close reason that is not valid UTF-8 \
+             ({detail}); text messages are not part of the protocol, send binary messages"
+        ),
         Some(tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
             FrameError::TooLarge {
                 len: *size as u64,
@@ -113,35 +130,57 @@ fn read_error(error: axum::Error) -> String {
 }
 
 /// Writes binary messages on the socket.
-struct WebSocketSink(SplitSink<WebSocket, Message>);
+struct WebSocketSink {
+    sink: SplitSink<WebSocket, Message>,
+    /// Set while a write is under way; still set when the writer gave up
+    /// on one (its time ran out because the client reads nothing).
+    writing: bool,
+    /// Set on closing if a write was given up: the client reads nothing, so
+    /// the connection is ended without a Close frame or waiting for one.
+    stalled: Arc<AtomicBool>,
+}
+
+impl WebSocketSink {
+    /// Runs one write on the socket, marking it under way until it ends.
+    async fn write<T>(
+        &mut self,
+        operation: impl AsyncFnOnce(&mut SplitSink<WebSocket, Message>) -> Result<T, axum::Error>,
+    ) -> Result<T, String> {
+        self.writing = true;
+        let result = operation(&mut self.sink).await;
+        self.writing = false;
+        result.map_err(|e| e.to_string())
+    }
+}
 
 impl MessageSink for WebSocketSink {
     async fn feed(&mut self, payload: &Payload) -> Result<(), String> {
         let bytes = Bytes::from_owner(payload.clone());
-        self.0
-            .feed(Message::Binary(bytes))
+        self.write(async |sink| sink.feed(Message::Binary(bytes)).await)
             .await
-            .map_err(|e| e.to_string())
     }
 
     async fn flush(&mut self) -> Result<(), String> {
-        self.0.flush().await.map_err(|e| e.to_string())
+        self.write(async |sink| sink.flush().await).await
     }
 
     async fn ping(&mut self) -> Result<(), String> {
-        self.0
-            .send(Message::Ping(Default::default()))
+        self.write(async |sink| sink.send(Message::Ping(Default::default())).await)
             .await
-            .map_err(|e| e.to_string())
     }
 
     async fn close(mut self, reason: &str) {
+        if self.writing {
+            // The Close frame would wait behind the write given up on.
+            self.stalled.store(true, Ordering::Release);
+            return;
+        }
         let frame = CloseFrame {
             code: axum::extract::ws::close_code::NORMAL,
             reason: truncate(reason, 120).into(),
         };
-        let _ = self.0.send(Message::Close(Some(frame))).await;
-        let _ = self.0.close().await;
+        let _ = self.sink.send(Message::Close(Some(frame))).await;
+        let _ = self.sink.close().await;
     }
 }
 

@@ -1,0 +1,285 @@
+//! What an outsider who knows only `PROTOCOL.md` and `HTTP_API.md` can
+//! throw at a real server on loopback: WebSocket frames that break the
+//! WebSocket protocol, messages split around control frames, a client that
+//! writes without ever reading, and HTTP requests the HTTP library itself
+//! refuses. Each is answered as the documents say, and the server goes on
+//! serving everyone else.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use worldline_tests::args;
+use worldline_tests::live::LiveServer;
+use worldline_tests::raw::{RawWebSocket, call, fatal, hello};
+use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage, encode_message};
+
+/// One WebSocket frame as a client writes it: `opcode`, the FIN bit, the
+/// RSV1 bit and, if `masked`, a mask (clients must mask every frame).
+fn frame(opcode: u8, fin: bool, rsv1: bool, masked: bool, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![u8::from(fin) << 7 | u8::from(rsv1) << 6 | opcode];
+    let mask_bit = u8::from(masked) << 7;
+    match payload.len() {
+        len @ 0..=125 => bytes.push(mask_bit | len as u8),
+        len @ 126..=0xFFFF => {
+            bytes.push(mask_bit | 126);
+            bytes.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            bytes.push(mask_bit | 127);
+            bytes.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        let mask = [0x37, 0xFA, 0x21, 0x3D];
+        bytes.extend_from_slice(&mask);
+        bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        bytes.extend_from_slice(payload);
+    }
+    bytes
+}
+
+/// A binary frame holding all of `message`, as a well-behaved client sends it.
+fn binary(message: &ClientMessage) -> Vec<u8> {
+    frame(0x2, true, false, true, &encode_message(message))
+}
+
+async fn connected(live: &LiveServer) -> RawWebSocket {
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello("bank", None)).await;
+    match ws.recv().await {
+        Some(ServerMessage::Welcome { .. }) => ws,
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+}
+
+fn query(request_id: u32, query: &str) -> ClientMessage {
+    ClientMessage::Query {
+        request_id,
+        query: query.into(),
+    }
+}
+
+fn is_query_result(message: Option<ServerMessage>, expected_id: u32) -> bool {
+    matches!(
+        message,
+        Some(ServerMessage::QueryResult { request_id, result: Ok(_) }) if request_id == expected_id
+    )
+}
+
+/// A fresh connection's call is answered `Committed`: the server still serves.
+async fn still_serves(live: &LiveServer) {
+    let mut ws = connected(live).await;
+    ws.send(&call(1, "noop", Vec::new())).await;
+    match ws.recv().await {
+        Some(ServerMessage::ReducerResult {
+            request_id: 1,
+            status: ReducerStatus::Committed,
+            ..
+        }) => {}
+        other => panic!("expected a committed call, got {other:?}"),
+    }
+}
+
+// PROTOCOL.md "WebSocket": a frame that breaks the WebSocket protocol ends
+// the connection with a fatal `Error` that says what was broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "a text message that is not UTF-8",
+            frame(0x1, true, false, true, &[0xFF, 0xFE]),
+            "not valid UTF-8",
+        ),
+        (
+            "an unmasked frame",
+            frame(0x2, true, false, false, &encode_message(&query(1, "x"))),
+            "unmasked",
+        ),
+        (
+            "a reserved opcode",
+            frame(0x3, true, false, true, b"x"),
+            "invalid opcode",
+        ),
+        (
+            "a reserved bit",
+            frame(0x2, true, true, true, &encode_message(&query(1, "x"))),
+            "Reserved bits",
+        ),
+        (
+            "a ping over 125 bytes",
+            frame(0x9, true, false, true, &[b'p'; 200]),
+            "Control frame too big",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        let mut ws = connected(&live).await;
+        ws.write_raw(&bytes).await;
+        let message = fatal(ws.recv().await);
+        assert!(
+            message.starts_with("WebSocket protocol error: ") && message.contains(expected),
+            "{what}: {message}"
+        );
+        assert!(
+            ws.recv().await.is_none(),
+            "{what}: the connection is closed"
+        );
+    }
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "WebSocket": a message may be split into continuation frames;
+// pings between the pieces (which RFC 6455 allows) and empty pieces do not
+// disturb it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_message_may_have_pings_and_empty_pieces_between_its_parts() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut ws = connected(&live).await;
+    let bytes = encode_message(&query(7, "SELECT * FROM account WHERE id = 3"));
+    let mut split = frame(0x2, false, false, true, &bytes[..3]);
+    split.extend(frame(0x9, true, false, true, b"ping"));
+    for _ in 0..1000 {
+        split.extend(frame(0x0, false, false, true, &[]));
+    }
+    split.extend(frame(0x0, false, false, true, &bytes[3..10]));
+    split.extend(frame(0xA, true, false, true, b"unsolicited pong"));
+    split.extend(frame(0x0, true, false, true, &bytes[10..]));
+    ws.write_raw(&split).await;
+    assert!(is_query_result(ws.recv().await, 7));
+    live.shutdown().await;
+}
+
+/// Opens a WebSocket on `addr` by hand (the handshake, then `Hello` for
+/// `bank`), for a client that only writes and never reads.
+fn writer_only(addr: std::net::SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connecting");
+    let request = format!(
+        "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("writing");
+    let mut head = Vec::new();
+    let mut byte = [0];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("reading the handshake");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+        .write_all(&binary(&hello("bank", None)))
+        .expect("writing");
+    stream
+}
+
+// PROTOCOL.md "Limits": a client that keeps writing calls and never reads
+// falls behind and is dropped; its connection ends about one idle timeout
+// later however fast it goes on writing, and meanwhile other clients are
+// served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_writes_and_never_reads_is_dropped_in_bounded_time() {
+    let idle = Duration::from_secs(2);
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.idle_timeout = idle;
+    })
+    .await;
+    let addr = live.server().http_addr();
+    let flooder = tokio::task::spawn_blocking(move || {
+        let mut stream = writer_only(addr);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .expect("a timeout");
+        // 1,000 accounts, then queries whose answers (about 5 KB each) fill
+        // the socket's buffers quickly.
+        stream
+            .write_all(&binary(&call(0, "seed", args(&(1000u32, 1i64)))))
+            .expect("writing");
+        let queries: Vec<u8> = (1..=100)
+            .flat_map(|i| binary(&call(i, "transfer", args(&(0u32, 1u32, 0i64)))))
+            .collect();
+        let started = Instant::now();
+        while started.elapsed() < idle * 10 {
+            if stream.write_all(&queries).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    });
+    tokio::time::sleep(idle / 2).await;
+    let answered = Instant::now();
+    still_serves(&live).await;
+    assert!(
+        answered.elapsed() < idle,
+        "another client waited {:?}",
+        answered.elapsed()
+    );
+    let ended = flooder.await.expect("the flooding thread");
+    let ended = ended.expect("the connection is still read after ten idle timeouts");
+    // Filling the buffers takes a moment, then the server gives up on the
+    // client after one idle timeout (it took three before: writing the
+    // `Error`, then a Close frame, then waiting for the client's Close).
+    assert!(
+        ended <= idle * 2 + Duration::from_secs(1),
+        "the connection ended after {ended:?}"
+    );
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+/// Sends `request` on a new connection to `addr` and reads the whole answer.
+fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a timeout");
+    stream.write_all(request).expect("writing");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+// HTTP_API.md "Errors": a request that is not acceptable HTTP at all is
+// refused by the HTTP layer before routing, with an empty body, and the
+// connection is closed; the server goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_http_layer_cannot_parse_get_a_status_and_no_body() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.server().http_addr();
+    let mut many_headers = b"GET /v1/server HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..500 {
+        many_headers.extend_from_slice(format!("X-{i}: a\r\n").as_bytes());
+    }
+    many_headers.extend_from_slice(b"\r\n");
+    let mut long_uri = b"GET /v1/database/".to_vec();
+    long_uri.extend(std::iter::repeat_n(b'a', 100_000));
+    long_uri.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    let cases: [(&[u8], &str); 3] = [
+        (&many_headers, "431"),
+        (&long_uri, "414"),
+        (
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
+            "400",
+        ),
+    ];
+    for (request, status) in cases {
+        let answer = tokio::task::block_in_place(|| raw_http(addr, request));
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+        assert_eq!(body, "", "{head}");
+    }
+    let answer = tokio::task::block_in_place(|| {
+        raw_http(
+            addr,
+            b"GET /v1/server HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    });
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    live.shutdown().await;
+}
