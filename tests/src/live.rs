@@ -63,6 +63,11 @@ impl LiveServer {
         self.server().quic_addr()
     }
 
+    /// Where the HTTP API and the WebSocket endpoint listen.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.server().http_addr()
+    }
+
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/ws", self.server().http_addr())

@@ -445,6 +445,64 @@ async fn connections_per_address_are_capped() {
     live.shutdown().await;
 }
 
+// An HTTP connection that sends nothing is held open by the HTTP layer, so
+// one address may hold only twice as many TCP connections to the HTTP port
+// as sessions; the next is answered 503 and closed, and a freed one can be
+// used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http_connections_per_address_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_connections_per_ip = 2;
+    })
+    .await;
+    let addr = live.http_addr();
+    let mut session = RawWebSocket::connect(&live.ws_url()).await;
+    session.send(&hello("chat", None)).await;
+    welcome(session.recv().await);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    let answer = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = String::new();
+        let read = stream.read_to_string(&mut answer);
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("answered and closed in time")
+            .expect("read");
+        answer
+    };
+    let refused = answer(tokio::net::TcpStream::connect(addr).await.expect("connect")).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.contains("too many connections from 127.0.0.1: at most 4 at once per address"),
+        "{refused}"
+    );
+    // The session still works, and a freed connection is usable again.
+    session
+        .send(&call(1, "send_message", args(&("still here",))))
+        .await;
+    assert!(session.recv().await.is_some());
+    drop(idle.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = "GET /v1/server HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let reply = answer(stream).await;
+        if reply.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot is never reused: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    live.shutdown().await;
+}
+
 // #9 item 14: anything but Hello first is fatal, a text message included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_message_before_hello_is_fatal() {

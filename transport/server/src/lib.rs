@@ -19,6 +19,7 @@ mod api;
 mod config;
 mod database_actor;
 mod error;
+mod http_listener;
 mod outbound;
 mod procedures;
 mod quic;

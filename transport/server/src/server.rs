@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use worldline_host::outbound::AllowList;
 use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http_listener;
 use crate::shared::{Endpoints, Shared};
 use crate::tls::Certificate;
 use crate::{api, quic};
@@ -74,6 +76,9 @@ impl Server {
             quic_addr,
             fingerprint: certificate.fingerprint(),
         };
+        let per_address = http_listener::connections_per_address(config.max_connections_per_ip);
+        // `tap_io` (doing nothing) gives axum the peer address as `ConnectInfo`.
+        let listener = http_listener::CappedListener::new(listener, per_address).tap_io(|_| {});
         let shared = Arc::new(Shared::new(config, host, endpoints)?);
         let http_task = {
             let router = api::router(shared.clone());
