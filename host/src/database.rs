@@ -14,7 +14,7 @@ use worldline_datastore::{
 use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
 use crate::engine::Engine;
-use crate::error::{CallError, HostError};
+use crate::error::{CallError, HostError, quoted_name};
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::module_log::{ModuleLog, truncate_line};
 use crate::procedure::{ProcedureRun, ProcedureSlots, ProcedureSource};
@@ -662,14 +662,14 @@ impl Database {
         let id = self
             .schema
             .table_id(table)
-            .ok_or_else(|| HostError::NoSuchTable(table.to_owned()))?;
+            .ok_or_else(|| HostError::NoSuchTable(quoted_name(table)))?;
         let rows = self
             .instance
             .store
             .data()
             .datastore
             .rows(id)
-            .map_err(|_| HostError::NoSuchTable(table.to_owned()))?;
+            .map_err(|_| HostError::NoSuchTable(quoted_name(table)))?;
         Ok(rows.map(Row::from).collect())
     }
 
@@ -702,7 +702,7 @@ impl Database {
         let id = self
             .schema
             .reducer_id(name)
-            .ok_or_else(|| CallError::NoSuchReducer(name.to_owned()))?;
+            .ok_or_else(|| CallError::NoSuchReducer(quoted_name(name)))?;
         if self.schema.reducers[id].lifecycle.is_some() {
             return Err(CallError::LifecycleReducer(name.to_owned()));
         }

@@ -250,3 +250,36 @@ pub enum CallError {
         limit: usize,
     },
 }
+
+/// The most characters of a name a client gave that an error quotes.
+const QUOTED_NAME_CHARS: usize = 200;
+
+/// A name from a client (which may be very long), as an error quotes it:
+/// whole if it has at most [`QUOTED_NAME_CHARS`] characters, else its first
+/// [`QUOTED_NAME_CHARS`] characters followed by `…`.
+pub(crate) fn quoted_name(name: &str) -> String {
+    match name.char_indices().nth(QUOTED_NAME_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_name_is_quoted_cut() {
+        assert_eq!(quoted_name("transfer"), "transfer");
+        let long = "é".repeat(QUOTED_NAME_CHARS + 1);
+        let quoted = quoted_name(&long);
+        assert_eq!(quoted.chars().count(), QUOTED_NAME_CHARS + 1);
+        assert!(quoted.ends_with("é…"));
+        assert_eq!(
+            CallError::NoSuchReducer(quoted_name(&"a".repeat(1 << 20)))
+                .to_string()
+                .len(),
+            "no reducer named ``".len() + QUOTED_NAME_CHARS + "…".len()
+        );
+    }
+}

@@ -29,7 +29,7 @@ use worldline_outbound::AllowList;
 use crate::auth::Authority;
 use crate::database::{Database, HTTP_ALLOW_FILE};
 use crate::engine::{Engine, EngineConfig};
-use crate::error::HostError;
+use crate::error::{HostError, quoted_name};
 use crate::identity::Identity;
 use crate::secret_file::{check_secret, write_secret};
 use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir, write_file_durably};
@@ -358,7 +358,7 @@ impl Host {
     /// [`reopen_database`](Self::reopen_database)).
     pub fn delete_database(&mut self, name: &str) -> Result<(), HostError> {
         if !valid_name(name) || !self.databases_dir.exists(name) {
-            return Err(HostError::NoSuchDatabase(name.to_owned()));
+            return Err(HostError::NoSuchDatabase(quoted_name(name)));
         }
         if self
             .taken

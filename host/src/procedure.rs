@@ -13,7 +13,7 @@ use worldline_outbound::OutboundHttp;
 
 use crate::database::CallContext;
 use crate::engine::Engine;
-use crate::error::{CallError, HostError};
+use crate::error::{CallError, HostError, quoted_name};
 use crate::identity::{ConnectionId, Timestamp};
 use crate::module_log::{LogLevel, SharedLog, truncate_line};
 use crate::procedure_http::ProcedureHttp;
@@ -100,7 +100,7 @@ impl ProcedureRun {
         let id = source
             .schema
             .procedure_id(name)
-            .ok_or_else(|| CallError::NoSuchProcedure(name.to_owned()))?;
+            .ok_or_else(|| CallError::NoSuchProcedure(quoted_name(name)))?;
         let procedure = &source.schema.procedures[id];
         decode_product(&procedure.params, &args).map_err(|e| {
             CallError::InvalidProcedureArguments {
@@ -114,7 +114,7 @@ impl ProcedureRun {
         Ok(Self {
             engine: source.engine.clone(),
             pre: source.pre.clone(),
-            id: u32::try_from(id).map_err(|_| CallError::NoSuchProcedure(name.to_owned()))?,
+            id: u32::try_from(id).map_err(|_| CallError::NoSuchProcedure(quoted_name(name)))?,
             name: procedure.name.clone(),
             returns: procedure.returns.clone(),
             args,
