@@ -69,7 +69,7 @@ enum Access {
 /// The cheapest way to read `condition`'s rows of `schema`: an index whose
 /// first column the condition pins (to a value if any, else to a range).
 fn access(schema: &TableSchema, condition: &Option<Predicate>) -> Access {
-    let pinned = constraints(condition);
+    let pinned = constraints(condition.as_ref());
     if pinned.iter().any(|(_, c)| c.is_empty()) {
         return Access::Nothing;
     }

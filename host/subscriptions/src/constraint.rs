@@ -83,7 +83,7 @@ impl Constraint {
 /// mention, each with the tightest point or range they give it. A row the
 /// condition matches satisfies every returned constraint; `<>`, `OR` and
 /// nested conditions pin nothing.
-pub(crate) fn constraints(predicate: &Option<Predicate>) -> Vec<(usize, Constraint)> {
+pub(crate) fn constraints(predicate: Option<&Predicate>) -> Vec<(usize, Constraint)> {
     let conjuncts: &[Predicate] = match predicate {
         None => &[],
         Some(Predicate::And(parts)) => parts,

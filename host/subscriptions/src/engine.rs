@@ -184,6 +184,8 @@ impl SubscriptionEngine {
         // Every (query side, changed row) candidate pair, in the order found;
         // grouped by query below (one allocation however many queries).
         let mut found: Vec<Hit> = Vec::new();
+        // The candidates of one changed row.
+        let mut of_row = Vec::new();
         for change in &changed {
             for (id, side) in self.index.scanned(change.table) {
                 for (rows, inserted) in [(&change.inserts, true), (&change.deletes, false)] {
@@ -197,19 +199,24 @@ impl SubscriptionEngine {
             }
             for (rows, inserted) in [(&change.inserts, true), (&change.deletes, false)] {
                 for row in rows {
-                    let mut hit = |id: QueryId, side: Side| {
-                        found.push(Hit {
-                            id,
-                            side,
-                            inserted,
-                            row,
-                        })
-                    };
+                    // A side filed under several constraints (an `OR`) comes once per
+                    // constraint the row satisfies; it takes the row once.
+                    of_row.clear();
                     self.index
-                        .candidates(change.table, &row.values, |(id, side)| hit(id, side));
-                    for id in self.through_candidates(change.table, row, &changed, datastore) {
-                        hit(id, Side::Main);
-                    }
+                        .candidates(change.table, &row.values, |entry| of_row.push(entry));
+                    of_row.sort_unstable();
+                    of_row.dedup();
+                    let through = self.through_candidates(change.table, row, &changed, datastore);
+                    let sides = of_row
+                        .iter()
+                        .copied()
+                        .chain(through.into_iter().map(|id| (id, Side::Main)));
+                    found.extend(sides.map(|(id, side)| Hit {
+                        id,
+                        side,
+                        inserted,
+                        row,
+                    }));
                 }
             }
         }

@@ -5,7 +5,10 @@
 //! filed once under one column of that table: a query pinning the column
 //! to a value under that value (a hash map), one pinning it to a range
 //! under that range (ordered maps), and one pinning nothing in a per-table
-//! list that every change to the table tries. A join that pins only its
+//! list that every change to the table tries. A condition that is an `OR`
+//! of parts that each pin a column is filed under each part's constraint
+//! (a row it matches satisfies one of them), so `id = 1 OR id = 2` costs
+//! nothing to changes of other rows. A join that pins only its
 //! joined table files its own table's side "through the join": a changed
 //! row of its table is a candidate when one of the row's join partners is
 //! a candidate of the joined side. The index returns candidates: a
@@ -55,6 +58,8 @@ enum Spot {
     Nowhere,
     /// Under one column's constraint.
     Column(usize, Constraint),
+    /// Under each of these columns' constraints: the parts of an `OR`.
+    AnyOf(Vec<(usize, Constraint)>),
 }
 
 /// How a join reaches its joined table: a row of the query's table whose
@@ -99,7 +104,7 @@ impl Filing {
             spot: spot(&join.other_predicate),
         };
         let main = match (&main.spot, &joined.spot) {
-            (Spot::Scan, Spot::Column(..)) => Self {
+            (Spot::Scan, Spot::Column(..) | Spot::AnyOf(..)) => Self {
                 spot: Spot::Through(Through::of(join)),
                 ..main
             },
@@ -111,6 +116,10 @@ impl Filing {
 
 /// Where a side with `condition` goes, unless it goes through a join.
 fn spot(condition: &Option<Predicate>) -> Spot {
+    spot_of(condition.as_ref())
+}
+
+fn spot_of(condition: Option<&Predicate>) -> Spot {
     let pinned = constraints(condition);
     if pinned.iter().any(|(_, c)| c.is_empty()) {
         return Spot::Nowhere;
@@ -118,9 +127,48 @@ fn spot(condition: &Option<Predicate>) -> Spot {
     let point = pinned
         .iter()
         .find(|(_, c)| matches!(c, Constraint::Point(_)));
-    match point.or(pinned.first()) {
-        Some((column, constraint)) => Spot::Column(*column, constraint.clone()),
-        None => Spot::Scan,
+    match (point.or(pinned.first()), condition) {
+        (Some((column, constraint)), _) => Spot::Column(*column, constraint.clone()),
+        (None, Some(Predicate::Or(parts))) => any_of(parts),
+        (None, _) => Spot::Scan,
+    }
+}
+
+/// Where an `OR` of `parts` goes: under every part's constraint if each
+/// part pins a column to a value or a one-sided range (parts no row
+/// satisfies left out), else the scan list. Two-sided ranges are left to
+/// the scan list: the segments they are cut into are shared, and one
+/// query's overlapping ranges could not all be taken out again cleanly.
+/// Compiled conditions nest at most [`MAX_NESTING_DEPTH`] deep, which
+/// bounds the recursion.
+///
+/// [`MAX_NESTING_DEPTH`]: worldline_datastore::MAX_NESTING_DEPTH
+fn any_of(parts: &[Predicate]) -> Spot {
+    let mut spots = Vec::new();
+    for part in parts {
+        match spot_of(Some(part)) {
+            Spot::Nowhere => {}
+            Spot::Column(column, constraint) => spots.push((column, constraint)),
+            Spot::AnyOf(more) => spots.extend(more),
+            Spot::Scan | Spot::Through(_) => return Spot::Scan,
+        }
+    }
+    let two_sided = |c: &Constraint| {
+        matches!(
+            c,
+            Constraint::Range {
+                lower: Some(_),
+                upper: Some(_)
+            }
+        )
+    };
+    if spots.iter().any(|(_, c)| two_sided(c)) {
+        return Spot::Scan;
+    }
+    if spots.is_empty() {
+        Spot::Nowhere
+    } else {
+        Spot::AnyOf(spots)
     }
 }
 
@@ -145,6 +193,43 @@ struct TableQueries {
 impl TableQueries {
     fn is_empty(&self) -> bool {
         self.scan.is_empty() && self.columns.is_empty() && self.through.is_empty()
+    }
+
+    /// Files `entry` under `column`'s `constraint`.
+    fn file(&mut self, entry: Entry, column: usize, constraint: &Constraint) {
+        let column = self.columns.entry(column).or_default();
+        match constraint {
+            Constraint::Point(value) => {
+                column.points.entry(value.clone()).or_default().push(entry);
+            }
+            Constraint::Range { lower, upper } => {
+                column.ranges.insert(entry, lower.as_ref(), upper.as_ref());
+            }
+        }
+    }
+
+    /// Takes `entry` from under `column`'s `constraint` (every time it was
+    /// filed there).
+    fn unfile(&mut self, entry: Entry, column_id: usize, constraint: &Constraint) {
+        let Some(column) = self.columns.get_mut(&column_id) else {
+            return;
+        };
+        match constraint {
+            Constraint::Point(value) => {
+                if let Some(entries) = column.points.get_mut(value) {
+                    entries.retain(|e| *e != entry);
+                    if entries.is_empty() {
+                        column.points.remove(value);
+                    }
+                }
+            }
+            Constraint::Range { lower, upper } => {
+                column.ranges.remove(entry, lower.as_ref(), upper.as_ref());
+            }
+        }
+        if column.is_empty() {
+            self.columns.remove(&column_id);
+        }
     }
 }
 
@@ -178,15 +263,10 @@ impl QueryIndex {
                     self.throughs += 1;
                 }
             }
-            Spot::Column(column, constraint) => {
-                let column = table.columns.entry(*column).or_default();
-                match constraint {
-                    Constraint::Point(value) => {
-                        column.points.entry(value.clone()).or_default().push(entry);
-                    }
-                    Constraint::Range { lower, upper } => {
-                        column.ranges.insert(entry, lower.as_ref(), upper.as_ref());
-                    }
+            Spot::Column(column, constraint) => table.file(entry, *column, constraint),
+            Spot::AnyOf(spots) => {
+                for (column, constraint) in spots {
+                    table.file(entry, *column, constraint);
                 }
             }
         }
@@ -213,24 +293,10 @@ impl QueryIndex {
                     }
                 }
             }
-            Spot::Column(column_id, constraint) => {
-                if let Some(column) = table.columns.get_mut(column_id) {
-                    match constraint {
-                        Constraint::Point(value) => {
-                            if let Some(entries) = column.points.get_mut(value) {
-                                entries.retain(|e| *e != entry);
-                                if entries.is_empty() {
-                                    column.points.remove(value);
-                                }
-                            }
-                        }
-                        Constraint::Range { lower, upper } => {
-                            column.ranges.remove(entry, lower.as_ref(), upper.as_ref());
-                        }
-                    }
-                    if column.is_empty() {
-                        table.columns.remove(column_id);
-                    }
+            Spot::Column(column, constraint) => table.unfile(entry, *column, constraint),
+            Spot::AnyOf(spots) => {
+                for (column, constraint) in spots {
+                    table.unfile(entry, *column, constraint);
                 }
             }
         }
@@ -278,7 +344,9 @@ impl QueryIndex {
     }
 
     /// Calls `found` with every query side filed under a constraint that a
-    /// row of `table` with these column values satisfies (each once).
+    /// row of `table` with these column values satisfies: once per such
+    /// constraint, so a side filed under several (an `OR`) may come more
+    /// than once.
     pub(crate) fn candidates(&self, table: TableId, row: &[Value], mut found: impl FnMut(Entry)) {
         let Some(table) = self.tables.get(&table) else {
             return;
@@ -466,5 +534,85 @@ mod tests {
             index.remove(entry(*n), lower.as_ref(), upper.as_ref());
         }
         assert!(index.is_empty(), "{index:?}");
+    }
+
+    /// One public table `t(id u32 pk, score i64)`.
+    fn table_schema() -> worldline_datastore::ModuleSchema {
+        use worldline_datastore::{
+            AlgebraicType, Field, IndexSchema, ModuleSchema, ProductType, TableSchema,
+        };
+        let column = |name: &str, ty| Field {
+            name: Some(name.into()),
+            ty,
+        };
+        ModuleSchema {
+            tables: vec![TableSchema {
+                name: "t".into(),
+                columns: ProductType {
+                    fields: vec![
+                        column("id", AlgebraicType::U32),
+                        column("score", AlgebraicType::I64),
+                    ],
+                },
+                primary_key: Some(0),
+                indexes: vec![IndexSchema {
+                    name: "pk".into(),
+                    columns: vec![0],
+                    unique: true,
+                }],
+                auto_inc: vec![],
+                public: true,
+            }],
+            reducers: vec![],
+            procedures: vec![],
+            schedules: vec![],
+        }
+    }
+
+    /// The query sides a row `(id, score)` of table 0 is a candidate of.
+    fn candidates_of(index: &QueryIndex, id: u32, score: i64) -> Vec<Entry> {
+        let mut found = Vec::new();
+        index.candidates(0, &[Value::U32(id), Value::I64(score)], |e| found.push(e));
+        found
+    }
+
+    // An `OR` whose parts each pin a column is filed under every part: a
+    // change to a row no part matches tries no query, and unsubscribing
+    // leaves nothing behind. Other `OR`s stay in the scan list.
+    #[test]
+    fn an_or_of_pinned_parts_is_filed_under_each_part() {
+        let schema = table_schema();
+        let filings = |sql: &str| {
+            Filing::of(&crate::sql::compile(sql, &schema, false).unwrap_or_else(|e| panic!("{e}")))
+        };
+        let mut index = QueryIndex::default();
+        let or = filings("SELECT * FROM t WHERE id = 1 OR id = 2 OR id = 2 OR score > 100");
+        for filing in &or {
+            index.insert(QueryId(7), filing);
+        }
+        assert_eq!(index.candidates_only(0), Some(2), "not in the scan list");
+        assert!(candidates_of(&index, 3, 0).is_empty());
+        assert_eq!(candidates_of(&index, 1, 0), [entry(7)]);
+        // Filed twice under 2 (the engine takes the row once).
+        assert_eq!(candidates_of(&index, 2, 0), [entry(7), entry(7)]);
+        assert_eq!(candidates_of(&index, 9, 101), [entry(7)]);
+        for filing in &or {
+            index.remove(QueryId(7), filing);
+        }
+        assert!(!index.watches(0), "unsubscribing left entries behind");
+
+        for sql in [
+            "SELECT * FROM t WHERE id = 1 OR score <> 5",
+            "SELECT * FROM t WHERE (score > 1 AND score < 5) OR id = 3",
+        ] {
+            for filing in &filings(sql) {
+                index.insert(QueryId(8), filing);
+            }
+            assert_eq!(index.candidates_only(0), None, "{sql} is scanned");
+            for filing in &filings(sql) {
+                index.remove(QueryId(8), filing);
+            }
+            assert!(!index.watches(0));
+        }
     }
 }
