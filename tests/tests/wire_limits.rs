@@ -445,6 +445,43 @@ async fn connections_per_address_are_capped() {
     live.shutdown().await;
 }
 
+// Compiled queries take a few times their text and each may be 16 KiB, so
+// the SQL one connection's query sets hold is bounded in bytes too: past
+// 256 KiB a Subscribe is refused, the connection stays open, and
+// unsubscribing makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_one_connection_subscribes_is_bounded_in_bytes() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello("chat", None)).await;
+    welcome(ws.recv().await);
+    let query = |n: usize| {
+        let head = format!("SELECT * FROM message WHERE text = '{n}");
+        format!("{head}{}'", "x".repeat(16_000 - head.len() - 1))
+    };
+    let first: Vec<String> = (0..15).map(query).collect();
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    ws.send(&subscribe(1, &first)).await;
+    applied_rows(ws.recv().await);
+    let second: Vec<String> = (15..17).map(query).collect();
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    ws.send(&subscribe(2, &second)).await;
+    match ws.recv().await {
+        Some(ServerMessage::SubscriptionError { message, .. }) => assert_eq!(
+            message,
+            "a connection may hold at most 262144 bytes of subscribed SQL: it holds 240000 and \
+             this query set adds 32000; unsubscribe some first"
+        ),
+        other => panic!("expected the query set to be refused, got {other:?}"),
+    }
+    ws.send(&ClientMessage::Unsubscribe { query_set_id: 1 })
+        .await;
+    applied_rows(ws.recv().await);
+    ws.send(&subscribe(2, &second)).await;
+    applied_rows(ws.recv().await);
+    live.shutdown().await;
+}
+
 // An HTTP connection that sends nothing is held open by the HTTP layer, so
 // one address may hold only twice as many TCP connections to the HTTP port
 // as sessions; the next is answered 503 and closed, and a freed one can be

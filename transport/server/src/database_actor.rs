@@ -49,6 +49,11 @@ const MAX_BATCH: usize = 512;
 const MAX_QUERY_SETS: usize = 256;
 /// How many queries one `Subscribe` may carry.
 const MAX_QUERIES_PER_SET: usize = 64;
+/// How many bytes of SQL the query sets one connection holds may add up
+/// to: compiled queries take a few times their text, and each may be up to
+/// 16 KiB, so the counts above alone would let one connection hold
+/// hundreds of megabytes.
+const MAX_SUBSCRIBED_SQL_BYTES: usize = 256 << 10;
 /// How many commands may wait for a database's thread.
 const COMMAND_QUEUE: usize = 4_096;
 /// How many bytes of commands (reducer arguments, queries, components) may
@@ -264,6 +269,13 @@ struct QuerySet {
     ids: Vec<QueryId>,
     /// The SQL, to compile again when the module is swapped.
     sql: Vec<String>,
+}
+
+impl QuerySet {
+    /// What the set counts for in [`MAX_SUBSCRIBED_SQL_BYTES`].
+    fn sql_bytes(&self) -> usize {
+        self.sql.iter().map(String::len).sum()
+    }
 }
 
 /// Runs once the transactions before it are durable, with the reason if
@@ -664,6 +676,18 @@ impl Actor {
             return Err(format!(
                 "a query set holds 1 to {MAX_QUERIES_PER_SET} queries, not {}",
                 queries.len()
+            ));
+        }
+        let held: usize = connection
+            .query_sets
+            .values()
+            .map(QuerySet::sql_bytes)
+            .sum();
+        let adding: usize = queries.iter().map(String::len).sum();
+        if held + adding > MAX_SUBSCRIBED_SQL_BYTES {
+            return Err(format!(
+                "a connection may hold at most {MAX_SUBSCRIBED_SQL_BYTES} bytes of subscribed \
+                 SQL: it holds {held} and this query set adds {adding}; unsubscribe some first"
             ));
         }
         if let Some(reason) = self.unreadable() {
