@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use worldline_transport::FrameDecoder;
 
 use crate::outbound::{MessageSink, Payload, pump};
@@ -61,6 +62,15 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
         tokio::select! {
             read = recv.read(&mut buffer) => {
                 let Ok(Some(n)) = read else { break };
+                // Datagrams that arrived before these bytes are handled
+                // first (so any that came before Hello are ignored, even
+                // when Hello and they are ready at once).
+                for _ in 0..MAX_DATAGRAMS_FIRST {
+                    match connection.read_datagram().now_or_never() {
+                        Some(Ok(datagram)) => session.on_datagram(&datagram).await,
+                        _ => break,
+                    }
+                }
                 if decoder.buffered() == 0 {
                     partial_since = Some(tokio::time::Instant::now());
                 }
@@ -111,6 +121,10 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     }
     Ok(())
 }
+
+/// At most this many datagrams already received are handled before each
+/// read from the stream (a flood of datagrams must not starve the stream).
+const MAX_DATAGRAMS_FIRST: usize = 256;
 
 /// Waits until `deadline`, or forever without one.
 pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {

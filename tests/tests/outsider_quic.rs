@@ -1,0 +1,542 @@
+//! What an outsider who knows only `PROTOCOL.md` can throw at the QUIC
+//! transport of a real server on loopback: streams besides the one the
+//! protocol uses, a stream reset or finished in the middle of a frame,
+//! length prefixes over the frame limit, frames dribbled a byte at a time,
+//! datagrams that are malformed or come before `Hello`, connections closed
+//! with odd codes in the middle of a call, a client that calls and never
+//! reads, many connections from one address and connections that never
+//! send `Hello`. Each is answered as `PROTOCOL.md` says (or closed in
+//! bounded time), and the server goes on serving everyone else.
+
+use std::time::{Duration, Instant};
+
+use serde_bytes::ByteBuf;
+use worldline_tests::args;
+use worldline_tests::live::LiveServer;
+use worldline_tests::raw::{call, fatal, hello, quic_connection};
+use worldline_transport::{
+    ClientMessage, FrameDecoder, ReducerStatus, ServerMessage, TableRows, decode_message,
+    encode_frame, encode_message,
+};
+
+/// How long a test waits for the server's next message.
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A QUIC client with full control of its connection and its one stream.
+struct Peer {
+    connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    decoder: FrameDecoder,
+    _endpoint: quinn::Endpoint,
+}
+
+impl Peer {
+    /// A connection with its protocol stream opened (the server sees the
+    /// stream once the first byte is written on it).
+    async fn open(live: &LiveServer) -> Self {
+        let (endpoint, connection) = quic_connection(live.quic_addr(), live.certificate()).await;
+        let (send, recv) = connection.open_bi().await.expect("opening the stream");
+        Self {
+            connection,
+            send,
+            recv,
+            decoder: FrameDecoder::new(u32::MAX),
+            _endpoint: endpoint,
+        }
+    }
+
+    /// A connection to the bank database, past `Welcome`.
+    async fn joined(live: &LiveServer) -> Self {
+        let mut peer = Self::open(live).await;
+        peer.send(&hello("bank", None)).await;
+        match peer.recv().await {
+            Some(ServerMessage::Welcome { .. }) => peer,
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        self.send.write_all(bytes).await.expect("writing");
+    }
+
+    async fn send(&mut self, message: &ClientMessage) {
+        self.write(&encode_frame(message)).await;
+    }
+
+    fn send_datagram(&self, bytes: Vec<u8>) {
+        self.connection
+            .send_datagram(bytes.into())
+            .expect("sending a datagram");
+    }
+
+    /// The server's next message; `None` once the stream or connection ended.
+    async fn recv(&mut self) -> Option<ServerMessage> {
+        let mut buffer = [0; 4096];
+        loop {
+            if let Some(frame) = self.decoder.next_frame().expect("valid frames") {
+                return Some(decode_message(&frame).expect("the server sends valid messages"));
+            }
+            let read = tokio::time::timeout(RECEIVE_TIMEOUT, self.recv.read(&mut buffer))
+                .await
+                .expect("the server answers in time");
+            match read {
+                Ok(Some(n)) => self.decoder.push(&buffer[..n]),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The status of the answer to call `expected_id`, skipping updates.
+    async fn status(&mut self, expected_id: u32) -> ReducerStatus {
+        loop {
+            match self.recv().await {
+                Some(ServerMessage::TransactionUpdate { .. }) => {}
+                Some(ServerMessage::ReducerResult {
+                    request_id, status, ..
+                }) if request_id == expected_id => return status,
+                other => panic!("expected the answer to call {expected_id}, got {other:?}"),
+            }
+        }
+    }
+
+    /// The rows of `table` a one-off query returns.
+    async fn rows(&mut self, request_id: u32, table: &str) -> usize {
+        self.send(&ClientMessage::Query {
+            request_id,
+            query: format!("SELECT * FROM {table}"),
+        })
+        .await;
+        match self.recv().await {
+            Some(ServerMessage::QueryResult {
+                request_id: id,
+                result: Ok(tables),
+            }) if id == request_id => tables.iter().map(|t: &TableRows| t.rows.len()).sum(),
+            other => panic!("expected the query's rows, got {other:?}"),
+        }
+    }
+}
+
+/// Waits at most `limit` for the server to close `connection`; its reason.
+async fn closed_within(connection: &quinn::Connection, limit: Duration) -> quinn::ConnectionError {
+    tokio::time::timeout(limit, connection.closed())
+        .await
+        .unwrap_or_else(|_| panic!("the connection is still open after {limit:?}"))
+}
+
+/// The reason text of a connection the server closed.
+fn close_reason(error: quinn::ConnectionError) -> String {
+    match error {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            String::from_utf8_lossy(&close.reason).into_owned()
+        }
+        other => panic!("expected the server to close the connection, got {other}"),
+    }
+}
+
+/// A connection past `Welcome`, retrying while this address has no place
+/// free (the server frees a closed connection's place moments after the
+/// close arrives).
+async fn admitted_within(live: &LiveServer, limit: Duration) -> Peer {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut peer = Peer::open(live).await;
+        peer.send(&hello("bank", None)).await;
+        match peer.recv().await {
+            Some(ServerMessage::Welcome { .. }) => return peer,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("no place came free within {limit:?}: {other:?}"),
+        }
+    }
+}
+
+/// A fresh QUIC connection's call is answered `Committed`: the server still serves.
+async fn still_serves(live: &LiveServer) {
+    let mut peer = Peer::joined(live).await;
+    peer.send(&call(1, "noop", Vec::new())).await;
+    assert_eq!(peer.status(1).await, ReducerStatus::Committed);
+}
+
+// PROTOCOL.md "One stream": the server grants no second bidirectional
+// stream and no unidirectional stream, so a client asking for more waits
+// for ever (its QUIC stack holds the request), while its one stream, and
+// everyone else, go on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_besides_the_first_are_never_granted() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut peer = Peer::joined(&live).await;
+    let wait = Duration::from_millis(500);
+    let many = async {
+        let mut opened = 0;
+        for _ in 0..100 {
+            match tokio::time::timeout(wait, peer.connection.open_bi()).await {
+                Ok(Ok(_)) => opened += 1,
+                Ok(Err(e)) => panic!("the connection failed: {e}"),
+                Err(_) => break,
+            }
+        }
+        opened
+    };
+    assert_eq!(many.await, 0, "a second bidirectional stream was granted");
+    assert!(
+        tokio::time::timeout(wait, peer.connection.open_uni())
+            .await
+            .is_err(),
+        "a unidirectional stream was granted"
+    );
+    peer.send(&call(1, "noop", Vec::new())).await;
+    assert_eq!(peer.status(1).await, ReducerStatus::Committed);
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "One stream": a connection that completes the QUIC handshake
+// but opens no stream, or opens it and never sends Hello, holds a place
+// under the per-address cap only until the handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_send_hello_are_closed_at_the_handshake_deadline() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.handshake_timeout = Duration::from_secs(2);
+        config.max_connections_per_ip = 3;
+    })
+    .await;
+    let started = Instant::now();
+    // No stream at all; a stream asked for but never written (the server
+    // cannot see it); a stream holding one byte of a length prefix.
+    let (_silent_endpoint, silent) = quic_connection(live.quic_addr(), live.certificate()).await;
+    let mut unwritten = Peer::open(&live).await;
+    let mut dribbler = Peer::open(&live).await;
+    dribbler.write(&[1]).await;
+    // The three hold every place this address has.
+    let mut refused = Peer::open(&live).await;
+    refused.send(&hello("bank", None)).await;
+    let message = fatal(refused.recv().await);
+    assert!(
+        message.contains("too many connections from 127.0.0.1: at most 3"),
+        "{message}"
+    );
+
+    let limit = Duration::from_secs(8);
+    assert_eq!(
+        close_reason(closed_within(&silent, limit).await),
+        "no stream opened within the handshake deadline"
+    );
+    assert_eq!(
+        close_reason(closed_within(&unwritten.connection, limit).await),
+        "no stream opened within the handshake deadline"
+    );
+    assert!(unwritten.recv().await.is_none());
+    let message = fatal(dribbler.recv().await);
+    assert!(message.contains("no Hello within 2 s"), "{message}");
+    assert!(dribbler.recv().await.is_none());
+    closed_within(&dribbler.connection, limit).await;
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    // Their places are free again.
+    let mut held = Vec::new();
+    for id in 1..=3 {
+        let mut peer = admitted_within(&live, Duration::from_secs(5)).await;
+        peer.send(&call(id, "noop", Vec::new())).await;
+        assert_eq!(peer.status(id).await, ReducerStatus::Committed);
+        held.push(peer);
+    }
+    live.shutdown().await;
+}
+
+// Many connections from one address at once: those past the cap are each
+// refused with the documented fatal `Error`, the others are served, and
+// once they go every place is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_from_one_address_is_capped_and_then_let_in() {
+    let cap = 4;
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_connections_per_ip = cap;
+    })
+    .await;
+    let mut admitted = Vec::new();
+    let mut refusals = 0;
+    for _ in 0..24 {
+        let mut peer = Peer::open(&live).await;
+        peer.send(&hello("bank", None)).await;
+        match peer.recv().await {
+            Some(ServerMessage::Welcome { .. }) => admitted.push(peer),
+            other => {
+                let message = fatal(other);
+                assert!(
+                    message.contains("too many connections from 127.0.0.1: at most 4"),
+                    "{message}"
+                );
+                assert!(peer.recv().await.is_none());
+                refusals += 1;
+            }
+        }
+    }
+    assert_eq!((admitted.len(), refusals), (cap, 24 - cap));
+    for (id, peer) in (1..).zip(admitted.iter_mut()) {
+        peer.send(&call(id, "noop", Vec::new())).await;
+        assert_eq!(peer.status(id).await, ReducerStatus::Committed);
+    }
+    for peer in &admitted {
+        peer.connection.close(0u32.into(), b"bye");
+    }
+    drop(admitted);
+    // The server frees every place moments after the closes arrive.
+    let mut back = Vec::new();
+    while back.len() < cap {
+        back.push(admitted_within(&live, Duration::from_secs(5)).await);
+    }
+    live.shutdown().await;
+}
+
+// A client that resets its sending side, or finishes it, in the middle of
+// a frame ends its connection: the server closes it without waiting for
+// the rest, and serves everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut bystander = Peer::joined(&live).await;
+    let half_call = &encode_frame(&call(1, "seed", args(&(3u32, 10i64))))[..7];
+    let limit = Duration::from_secs(3);
+
+    let mut reset = Peer::joined(&live).await;
+    reset.write(half_call).await;
+    reset.send.reset(7u32.into()).expect("resetting");
+    assert!(
+        reset.recv().await.is_none(),
+        "nothing answers the half frame"
+    );
+    closed_within(&reset.connection, limit).await;
+
+    let mut finished = Peer::joined(&live).await;
+    finished.write(half_call).await;
+    finished.send.finish().expect("finishing");
+    assert!(
+        finished.recv().await.is_none(),
+        "nothing answers the half frame"
+    );
+    closed_within(&finished.connection, limit).await;
+
+    // Finishing after whole messages ends the connection too: what was
+    // read runs, but answers not yet sent are not waited for.
+    let mut finished_early = Peer::open(&live).await;
+    finished_early.send(&hello("bank", None)).await;
+    finished_early
+        .send(&call(1, "seed", args(&(2u32, 10i64))))
+        .await;
+    finished_early.send.finish().expect("finishing");
+    closed_within(&finished_early.connection, limit).await;
+
+    // Before Hello, too.
+    let mut early = Peer::open(&live).await;
+    early.write(&[200, 0]).await;
+    early.send.reset(0u32.into()).expect("resetting");
+    closed_within(&early.connection, limit).await;
+
+    // Neither half call ran.
+    assert_eq!(bystander.rows(2, "account").await, 2);
+    bystander.send(&call(3, "noop", Vec::new())).await;
+    assert_eq!(bystander.status(3).await, ReducerStatus::Committed);
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Frame limit": a length prefix over the limit is refused as
+// soon as it is read, before Hello as after it, and a frame of exactly the
+// limit is a frame like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn length_prefixes_over_the_frame_limit_are_fatal() {
+    let limit = 64 * 1024;
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_frame = limit;
+    })
+    .await;
+    let mut early = Peer::open(&live).await;
+    early.write(&u32::MAX.to_le_bytes()).await;
+    let message = fatal(early.recv().await);
+    assert_eq!(
+        message,
+        "a frame of 4294967295 bytes exceeds the limit of 65536 bytes"
+    );
+    assert!(early.recv().await.is_none());
+
+    // `noop` with arguments is answered Failed (it takes none), not refused.
+    let header = encode_message(&call(1, "noop", Vec::new())).len() + 2;
+    let exactly = call(1, "noop", vec![0; limit as usize - header]);
+    assert_eq!(encode_message(&exactly).len(), limit as usize);
+    let mut peer = Peer::joined(&live).await;
+    peer.send(&exactly).await;
+    assert!(matches!(peer.status(1).await, ReducerStatus::Failed(_)));
+    let over = call(2, "noop", vec![0; limit as usize - header + 1]);
+    peer.write(&(limit + 1).to_le_bytes()).await;
+    let message = fatal(peer.recv().await);
+    assert_eq!(
+        message,
+        "a frame of 65537 bytes exceeds the limit of 65536 bytes"
+    );
+    assert_eq!(encode_message(&over).len(), limit as usize + 1);
+    assert!(peer.recv().await.is_none());
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// A frame may arrive in any pieces: one byte per write, prefix and
+// message split anywhere, several frames in one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_written_a_byte_at_a_time_are_reassembled() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut peer = Peer::open(&live).await;
+    let mut bytes = encode_frame(&hello("bank", None));
+    bytes.extend(encode_frame(&call(1, "seed", args(&(3u32, 10i64)))));
+    bytes.extend(encode_frame(&call(2, "noop", Vec::new())));
+    for byte in &bytes {
+        peer.write(&[*byte]).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(matches!(
+        peer.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    assert_eq!(peer.status(1).await, ReducerStatus::Committed);
+    assert_eq!(peer.status(2).await, ReducerStatus::Committed);
+    assert_eq!(peer.rows(3, "account").await, 3);
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Datagrams": a datagram sent before Hello runs nothing;
+// after it, anything but an unreliable call of at most 1,100 bytes is
+// ignored without an answer, and the connection keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_early_datagrams_run_nothing() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let seed = |n: u32| {
+        encode_message(&ClientMessage::CallReducerUnreliable {
+            reducer: "seed".into(),
+            args: ByteBuf::from(args(&(n, 7i64))),
+        })
+    };
+    let mut peer = Peer::open(&live).await;
+    peer.send_datagram(seed(5));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    peer.send(&hello("bank", None)).await;
+    assert!(matches!(
+        peer.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    assert_eq!(peer.rows(1, "account").await, 0, "the early datagram ran");
+
+    let mut trailing = seed(6);
+    trailing.push(0);
+    let junk: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0xff; 40],
+        vec![5],
+        encode_message(&hello("bank", None)),
+        encode_message(&call(9, "seed", args(&(6u32, 7i64)))),
+        trailing,
+        encode_frame(&ClientMessage::CallReducerUnreliable {
+            reducer: "seed".into(),
+            args: ByteBuf::from(args(&(6u32, 7i64))),
+        }),
+    ];
+    for datagram in junk {
+        peer.send_datagram(datagram);
+    }
+    // The 1,100 bytes PROTOCOL.md allows fit in one datagram.
+    let max = peer
+        .connection
+        .max_datagram_size()
+        .expect("datagrams allowed");
+    assert!(max >= 1100, "the path allows only {max} bytes");
+    // Give the datagrams time to arrive before the stream's next message.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    peer.send(&call(2, "noop", Vec::new())).await;
+    // Nothing answered the datagrams: the next message is this call's.
+    assert_eq!(peer.status(2).await, ReducerStatus::Committed);
+    assert_eq!(peer.rows(3, "account").await, 0, "a junk datagram ran");
+    // The datagram path itself still works.
+    peer.send_datagram(seed(2));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut id = 4;
+    while peer.rows(id, "account").await != 2 {
+        assert!(Instant::now() < deadline, "the unreliable call never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        id += 1;
+    }
+    live.shutdown().await;
+}
+
+// A client that closes its connection in the middle of a call, with any
+// error code and reason (not UTF-8, the largest code QUIC allows), is just
+// gone: the server stays up, frees its place and serves everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_mid_call_with_odd_codes_frees_the_place() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_connections_per_ip = 2;
+    })
+    .await;
+    let mut bystander = Peer::joined(&live).await;
+    let codes = [
+        (quinn::VarInt::MAX, &b"\xff\xfe not UTF-8"[..]),
+        (0u32.into(), &b""[..]),
+        (quinn::VarInt::from_u32(0x0100), &[b'x'; 1000][..]),
+        (quinn::VarInt::from_u32(1), &b"stream error"[..]),
+    ];
+    for (round, (code, reason)) in (1..).zip(codes) {
+        // Only one place is left: a place not freed refuses the next round.
+        let mut peer = admitted_within(&live, Duration::from_secs(5)).await;
+        peer.send(&call(round, "seed", args(&(round, 1i64)))).await;
+        peer.send(&call(100 + round, "noop", Vec::new())).await;
+        peer.connection.close(code, reason);
+    }
+    bystander.send(&call(1, "noop", Vec::new())).await;
+    assert_eq!(bystander.status(1).await, ReducerStatus::Committed);
+    let mut last = admitted_within(&live, Duration::from_secs(5)).await;
+    last.send(&call(1, "noop", Vec::new())).await;
+    assert_eq!(last.status(1).await, ReducerStatus::Committed);
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": a client that calls and calls and never reads
+// falls behind and is dropped; its connection closes within a few idle
+// timeouts however much it goes on writing, and others are served
+// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_calls_and_never_reads_is_closed_in_bounded_time() {
+    let idle = Duration::from_millis(1500);
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.idle_timeout = idle;
+        config.outbound_queue = 64;
+    })
+    .await;
+    let mut deaf = Peer::joined(&live).await;
+    deaf.send(&call(0, "seed", args(&(1000u32, 1i64)))).await;
+    let connection = deaf.connection.clone();
+    let started = Instant::now();
+    let flooder = tokio::spawn(async move {
+        // Each query answers about 5 KB; the client reads none of it.
+        for id in 1.. {
+            let query = ClientMessage::Query {
+                request_id: id,
+                query: "SELECT * FROM account".into(),
+            };
+            if deaf.send.write_all(&encode_frame(&query)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(idle / 2).await;
+    let answered = Instant::now();
+    still_serves(&live).await;
+    assert!(answered.elapsed() < idle, "{:?}", answered.elapsed());
+    let reason = close_reason(closed_within(&connection, idle * 4).await);
+    assert!(
+        reason.starts_with("the connection fell too far behind: "),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() <= idle * 3,
+        "closed after {:?} ({reason})",
+        started.elapsed()
+    );
+    flooder.abort();
+    still_serves(&live).await;
+    live.shutdown().await;
+}
