@@ -124,6 +124,19 @@ async fn closed_within(connection: &quinn::Connection, limit: Duration) -> quinn
         .unwrap_or_else(|_| panic!("the connection is still open after {limit:?}"))
 }
 
+/// Waits until the server has completed `connection`'s QUIC handshake
+/// (a lost packet can delay that well past the client's side of it).
+async fn handshake_confirmed(connection: &quinn::Connection) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while connection.stats().frame_rx.handshake_done == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never completed the handshake"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The reason text of a connection the server closed.
 fn close_reason(error: quinn::ConnectionError) -> String {
     match error {
@@ -207,7 +220,11 @@ async fn connections_that_never_send_hello_are_closed_at_the_handshake_deadline(
     let mut unwritten = Peer::open(&live).await;
     let mut dribbler = Peer::open(&live).await;
     dribbler.write(&[1]).await;
-    // The three hold every place this address has.
+    // The three hold every place this address has once the server has
+    // completed their QUIC handshakes (its HANDSHAKE_DONE says so).
+    for connection in [&silent, &unwritten.connection, &dribbler.connection] {
+        handshake_confirmed(connection).await;
+    }
     let mut refused = Peer::open(&live).await;
     refused.send(&hello("bank", None)).await;
     let message = fatal(refused.recv().await);
@@ -527,8 +544,11 @@ async fn a_client_that_calls_and_never_reads_is_closed_in_bounded_time() {
     still_serves(&live).await;
     assert!(answered.elapsed() < idle, "{:?}", answered.elapsed());
     let reason = close_reason(closed_within(&connection, idle * 4).await);
+    // Dropped for its backlog, or (when its stream's flow control stops the
+    // server's writes first) for a write that did not finish in time.
     assert!(
-        reason.starts_with("the connection fell too far behind: "),
+        reason.starts_with("the connection fell too far behind: ")
+            || reason == "the client read nothing for 1.5 s",
         "{reason}"
     );
     assert!(
