@@ -169,6 +169,11 @@ impl RawQuic {
         self.send.write_all(bytes).await.expect("writing");
     }
 
+    /// The sending side of the stream, to finish or reset it.
+    pub fn send_stream(&mut self) -> &mut quinn::SendStream {
+        &mut self.send
+    }
+
     /// Sends a protocol message as a frame.
     pub async fn send(&mut self, message: &ClientMessage) {
         self.send_bytes(&encode_frame(message)).await;

@@ -8,42 +8,40 @@
 //! send `Hello`. Each is answered as `PROTOCOL.md` says (or closed in
 //! bounded time), and the server goes on serving everyone else.
 
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 use worldline_tests::args;
 use worldline_tests::live::LiveServer;
-use worldline_tests::raw::{call, fatal, hello, quic_connection};
+use worldline_tests::raw::{RawQuic, call, fatal, hello, quic_connection};
 use worldline_transport::{
-    ClientMessage, FrameDecoder, ReducerStatus, ServerMessage, TableRows, decode_message,
-    encode_frame, encode_message,
+    ClientMessage, ReducerStatus, ServerMessage, TableRows, encode_frame, encode_message,
 };
 
-/// How long a test waits for the server's next message.
-const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A raw QUIC client ([`RawQuic`]: full control of its connection and its
+/// one stream) with the few things these attacks add.
+struct Peer(RawQuic);
 
-/// A QUIC client with full control of its connection and its one stream.
-struct Peer {
-    connection: quinn::Connection,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    decoder: FrameDecoder,
-    _endpoint: quinn::Endpoint,
+impl Deref for Peer {
+    type Target = RawQuic;
+
+    fn deref(&self) -> &RawQuic {
+        &self.0
+    }
+}
+
+impl DerefMut for Peer {
+    fn deref_mut(&mut self) -> &mut RawQuic {
+        &mut self.0
+    }
 }
 
 impl Peer {
     /// A connection with its protocol stream opened (the server sees the
     /// stream once the first byte is written on it).
     async fn open(live: &LiveServer) -> Self {
-        let (endpoint, connection) = quic_connection(live.quic_addr(), live.certificate()).await;
-        let (send, recv) = connection.open_bi().await.expect("opening the stream");
-        Self {
-            connection,
-            send,
-            recv,
-            decoder: FrameDecoder::new(u32::MAX),
-            _endpoint: endpoint,
-        }
+        Self(RawQuic::connect(live.quic_addr(), live.certificate()).await)
     }
 
     /// A connection to the bank database, past `Welcome`.
@@ -56,35 +54,11 @@ impl Peer {
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) {
-        self.send.write_all(bytes).await.expect("writing");
-    }
-
-    async fn send(&mut self, message: &ClientMessage) {
-        self.write(&encode_frame(message)).await;
-    }
-
-    fn send_datagram(&self, bytes: Vec<u8>) {
-        self.connection
+    /// Sends `bytes` as a datagram, whatever they hold.
+    fn send_raw_datagram(&self, bytes: Vec<u8>) {
+        self.connection()
             .send_datagram(bytes.into())
             .expect("sending a datagram");
-    }
-
-    /// The server's next message; `None` once the stream or connection ended.
-    async fn recv(&mut self) -> Option<ServerMessage> {
-        let mut buffer = [0; 4096];
-        loop {
-            if let Some(frame) = self.decoder.next_frame().expect("valid frames") {
-                return Some(decode_message(&frame).expect("the server sends valid messages"));
-            }
-            let read = tokio::time::timeout(RECEIVE_TIMEOUT, self.recv.read(&mut buffer))
-                .await
-                .expect("the server answers in time");
-            match read {
-                Ok(Some(n)) => self.decoder.push(&buffer[..n]),
-                Ok(None) | Err(_) => return None,
-            }
-        }
     }
 
     /// The status of the answer to call `expected_id`, skipping updates.
@@ -182,7 +156,7 @@ async fn streams_besides_the_first_are_never_granted() {
     let many = async {
         let mut opened = 0;
         for _ in 0..100 {
-            match tokio::time::timeout(wait, peer.connection.open_bi()).await {
+            match tokio::time::timeout(wait, peer.connection().open_bi()).await {
                 Ok(Ok(_)) => opened += 1,
                 Ok(Err(e)) => panic!("the connection failed: {e}"),
                 Err(_) => break,
@@ -192,7 +166,7 @@ async fn streams_besides_the_first_are_never_granted() {
     };
     assert_eq!(many.await, 0, "a second bidirectional stream was granted");
     assert!(
-        tokio::time::timeout(wait, peer.connection.open_uni())
+        tokio::time::timeout(wait, peer.connection().open_uni())
             .await
             .is_err(),
         "a unidirectional stream was granted"
@@ -219,10 +193,10 @@ async fn connections_that_never_send_hello_are_closed_at_the_handshake_deadline(
     let (_silent_endpoint, silent) = quic_connection(live.quic_addr(), live.certificate()).await;
     let mut unwritten = Peer::open(&live).await;
     let mut dribbler = Peer::open(&live).await;
-    dribbler.write(&[1]).await;
+    dribbler.send_bytes(&[1]).await;
     // The three hold every place this address has once the server has
     // completed their QUIC handshakes (its HANDSHAKE_DONE says so).
-    for connection in [&silent, &unwritten.connection, &dribbler.connection] {
+    for connection in [&silent, unwritten.connection(), dribbler.connection()] {
         handshake_confirmed(connection).await;
     }
     let mut refused = Peer::open(&live).await;
@@ -239,14 +213,14 @@ async fn connections_that_never_send_hello_are_closed_at_the_handshake_deadline(
         "no stream opened within the handshake deadline"
     );
     assert_eq!(
-        close_reason(closed_within(&unwritten.connection, limit).await),
+        close_reason(closed_within(unwritten.connection(), limit).await),
         "no stream opened within the handshake deadline"
     );
     assert!(unwritten.recv().await.is_none());
     let message = fatal(dribbler.recv().await);
     assert!(message.contains("no Hello within 2 s"), "{message}");
     assert!(dribbler.recv().await.is_none());
-    closed_within(&dribbler.connection, limit).await;
+    closed_within(dribbler.connection(), limit).await;
     assert!(started.elapsed() < limit, "{:?}", started.elapsed());
     // Their places are free again.
     let mut held = Vec::new();
@@ -293,7 +267,7 @@ async fn a_crowd_from_one_address_is_capped_and_then_let_in() {
         assert_eq!(peer.status(id).await, ReducerStatus::Committed);
     }
     for peer in &admitted {
-        peer.connection.close(0u32.into(), b"bye");
+        peer.connection().close(0u32.into(), b"bye");
     }
     drop(admitted);
     // The server frees every place moments after the closes arrive.
@@ -315,22 +289,22 @@ async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
     let limit = Duration::from_secs(3);
 
     let mut reset = Peer::joined(&live).await;
-    reset.write(half_call).await;
-    reset.send.reset(7u32.into()).expect("resetting");
+    reset.send_bytes(half_call).await;
+    reset.send_stream().reset(7u32.into()).expect("resetting");
     assert!(
         reset.recv().await.is_none(),
         "nothing answers the half frame"
     );
-    closed_within(&reset.connection, limit).await;
+    closed_within(reset.connection(), limit).await;
 
     let mut finished = Peer::joined(&live).await;
-    finished.write(half_call).await;
-    finished.send.finish().expect("finishing");
+    finished.send_bytes(half_call).await;
+    finished.send_stream().finish().expect("finishing");
     assert!(
         finished.recv().await.is_none(),
         "nothing answers the half frame"
     );
-    closed_within(&finished.connection, limit).await;
+    closed_within(finished.connection(), limit).await;
 
     // Finishing after whole messages ends the connection too: what was
     // read runs, but answers not yet sent are not waited for.
@@ -339,14 +313,14 @@ async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
     finished_early
         .send(&call(1, "seed", args(&(2u32, 10i64))))
         .await;
-    finished_early.send.finish().expect("finishing");
-    closed_within(&finished_early.connection, limit).await;
+    finished_early.send_stream().finish().expect("finishing");
+    closed_within(finished_early.connection(), limit).await;
 
     // Before Hello, too.
     let mut early = Peer::open(&live).await;
-    early.write(&[200, 0]).await;
-    early.send.reset(0u32.into()).expect("resetting");
-    closed_within(&early.connection, limit).await;
+    early.send_bytes(&[200, 0]).await;
+    early.send_stream().reset(0u32.into()).expect("resetting");
+    closed_within(early.connection(), limit).await;
 
     // Neither half call ran.
     assert_eq!(bystander.rows(2, "account").await, 2);
@@ -366,7 +340,7 @@ async fn length_prefixes_over_the_frame_limit_are_fatal() {
     })
     .await;
     let mut early = Peer::open(&live).await;
-    early.write(&u32::MAX.to_le_bytes()).await;
+    early.send_bytes(&u32::MAX.to_le_bytes()).await;
     let message = fatal(early.recv().await);
     assert_eq!(
         message,
@@ -382,7 +356,7 @@ async fn length_prefixes_over_the_frame_limit_are_fatal() {
     peer.send(&exactly).await;
     assert!(matches!(peer.status(1).await, ReducerStatus::Failed(_)));
     let over = call(2, "noop", vec![0; limit as usize - header + 1]);
-    peer.write(&(limit + 1).to_le_bytes()).await;
+    peer.send_bytes(&(limit + 1).to_le_bytes()).await;
     let message = fatal(peer.recv().await);
     assert_eq!(
         message,
@@ -404,7 +378,7 @@ async fn frames_written_a_byte_at_a_time_are_reassembled() {
     bytes.extend(encode_frame(&call(1, "seed", args(&(3u32, 10i64)))));
     bytes.extend(encode_frame(&call(2, "noop", Vec::new())));
     for byte in &bytes {
-        peer.write(&[*byte]).await;
+        peer.send_bytes(&[*byte]).await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert!(matches!(
@@ -430,7 +404,7 @@ async fn malformed_and_early_datagrams_run_nothing() {
         })
     };
     let mut peer = Peer::open(&live).await;
-    peer.send_datagram(seed(5));
+    peer.send_raw_datagram(seed(5));
     tokio::time::sleep(Duration::from_millis(300)).await;
     peer.send(&hello("bank", None)).await;
     assert!(matches!(
@@ -454,11 +428,11 @@ async fn malformed_and_early_datagrams_run_nothing() {
         }),
     ];
     for datagram in junk {
-        peer.send_datagram(datagram);
+        peer.send_raw_datagram(datagram);
     }
     // The 1,100 bytes PROTOCOL.md allows fit in one datagram.
     let max = peer
-        .connection
+        .connection()
         .max_datagram_size()
         .expect("datagrams allowed");
     assert!(max >= 1100, "the path allows only {max} bytes");
@@ -469,7 +443,7 @@ async fn malformed_and_early_datagrams_run_nothing() {
     assert_eq!(peer.status(2).await, ReducerStatus::Committed);
     assert_eq!(peer.rows(3, "account").await, 0, "a junk datagram ran");
     // The datagram path itself still works.
-    peer.send_datagram(seed(2));
+    peer.send_raw_datagram(seed(2));
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut id = 4;
     while peer.rows(id, "account").await != 2 {
@@ -501,7 +475,7 @@ async fn closing_mid_call_with_odd_codes_frees_the_place() {
         let mut peer = admitted_within(&live, Duration::from_secs(5)).await;
         peer.send(&call(round, "seed", args(&(round, 1i64)))).await;
         peer.send(&call(100 + round, "noop", Vec::new())).await;
-        peer.connection.close(code, reason);
+        peer.connection().close(code, reason);
     }
     bystander.send(&call(1, "noop", Vec::new())).await;
     assert_eq!(bystander.status(1).await, ReducerStatus::Committed);
@@ -525,7 +499,7 @@ async fn a_client_that_calls_and_never_reads_is_closed_in_bounded_time() {
     .await;
     let mut deaf = Peer::joined(&live).await;
     deaf.send(&call(0, "seed", args(&(1000u32, 1i64)))).await;
-    let connection = deaf.connection.clone();
+    let connection = deaf.connection().clone();
     let started = Instant::now();
     let flooder = tokio::spawn(async move {
         // Each query answers about 5 KB; the client reads none of it.
@@ -534,7 +508,12 @@ async fn a_client_that_calls_and_never_reads_is_closed_in_bounded_time() {
                 request_id: id,
                 query: "SELECT * FROM account".into(),
             };
-            if deaf.send.write_all(&encode_frame(&query)).await.is_err() {
+            if deaf
+                .send_stream()
+                .write_all(&encode_frame(&query))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
