@@ -258,10 +258,7 @@ const QUOTED_NAME_CHARS: usize = 200;
 /// whole if it has at most [`QUOTED_NAME_CHARS`] characters, else its first
 /// [`QUOTED_NAME_CHARS`] characters followed by `…`.
 pub(crate) fn quoted_name(name: &str) -> String {
-    match name.char_indices().nth(QUOTED_NAME_CHARS) {
-        Some((end, _)) => format!("{}…", &name[..end]),
-        None => name.to_owned(),
-    }
+    worldline_datastore::excerpt(name, QUOTED_NAME_CHARS)
 }
 
 #[cfg(test)]

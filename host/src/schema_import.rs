@@ -4,6 +4,7 @@
 use worldline_datastore::{
     AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProcedureSchema,
     ProductType, ReducerSchema, ScheduleSchema, SchemaError, SumType, TableSchema, Variant,
+    excerpt,
 };
 
 use crate::bindings::v2::worldline::module::types as wit;
@@ -318,7 +319,7 @@ fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
     }
     match names.into_iter().find(|name| name.len() > MAX_NAME_BYTES) {
         Some(name) => Err(SchemaError::Description(format!(
-            "the name `{}…` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
+            "the name `{}` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
             short(name),
             name.len()
         ))),
@@ -361,13 +362,9 @@ fn check_expanded_size(def: &wit::ModuleDef, sizes: &[usize]) -> Result<(), Sche
     Ok(())
 }
 
-/// The start of a name that may be too long to quote whole.
-fn short(name: &str) -> &str {
-    let mut end = name.len().min(32);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
+/// A name that may be too long to quote whole, as errors quote it.
+fn short(name: &str) -> String {
+    excerpt(name, 32)
 }
 
 #[cfg(test)]

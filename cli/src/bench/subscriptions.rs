@@ -217,7 +217,7 @@ async fn run_over(
     for round in 1..=args.rounds {
         let of = format!("round {round} of {}", args.rounds);
         let label = format!("transfer over {protocol} without subscriptions ({of})");
-        without.add(measure(&callers, load, warmup, window, label).await);
+        without.add(measure(&callers, load, warmup, window, label).await, window);
         eprintln!(
             "subscriptions over {protocol}: subscribing {} distinct queries from {} connections \
              ({of})...",
@@ -234,7 +234,7 @@ async fn run_over(
             "transfer over {protocol} with {} subscriptions ({of})",
             thousands(f64::from(args.distinct))
         );
-        with.add(measure(&callers, load, warmup, window, label).await);
+        with.add(measure(&callers, load, warmup, window, label).await, window);
         if round < args.rounds {
             for (holder, set) in sets {
                 holder.unsubscribe(set).await?;
@@ -281,10 +281,10 @@ struct Phase {
 }
 
 impl Phase {
-    /// Adds a window's tally.
-    fn add(&mut self, (tally, window): (Tally, Duration)) {
+    /// Adds the tally of a window `length` long.
+    fn add(&mut self, tally: Tally, length: Duration) {
         self.tally.merge(tally);
-        self.measured += window;
+        self.measured += length;
     }
 
     /// What the windows came to together.
@@ -301,14 +301,14 @@ impl Phase {
 }
 
 /// Runs the transfer load on `callers` for `warmup`, then through a
-/// measured window of `length`; returns its tally and the window's length.
+/// measured window of `length`; returns its tally.
 async fn measure(
     callers: &[Arc<Client>],
     load: Load,
     warmup: Duration,
     length: Duration,
     label: String,
-) -> (Tally, Duration) {
+) -> Tally {
     let window = Window::after(warmup, length);
     let done = Arc::new(AtomicU64::new(0));
     let progress = tokio::spawn(load::progress(label, window, Arc::clone(&done)));
@@ -319,7 +319,7 @@ async fn measure(
     let tally = load::transfers(callers, load, window, stop, done).await;
     progress.abort();
     load::end_progress();
-    (tally, length)
+    tally
 }
 
 /// Subscribes accounts `0..distinct`, one query each, in sets of

@@ -42,3 +42,13 @@ impl DbError {
         }
     }
 }
+
+/// The first `chars` characters of `text`, followed by `…` if there are
+/// more: how error messages quote text a client or module gave, which may
+/// be very long.
+pub fn excerpt(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}

@@ -36,7 +36,7 @@ pub use codec::{DecodeError, MAX_ZERO_SIZED_ELEMENTS, decode_product, decode_val
 pub use cursor::{Cursor, KeyBound};
 pub use datastore::{Datastore, IndexId, TableId};
 pub use delta::{SequenceState, TableDelta, TxDelta};
-pub use error::{DbError, DbErrorKind};
+pub use error::{DbError, DbErrorKind, excerpt};
 pub use json::{
     JsonError, JsonProblem, PathSegment, json_to_args, json_to_value, row_to_json, value_to_json,
 };

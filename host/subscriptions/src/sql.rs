@@ -18,7 +18,7 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, Tokenizer};
 use worldline_datastore::{
-    AlgebraicType, MAX_NESTING_DEPTH, ModuleSchema, TableId, TableSchema, Value,
+    AlgebraicType, MAX_NESTING_DEPTH, ModuleSchema, TableId, TableSchema, Value, excerpt,
 };
 
 use crate::predicate::{Comparison, Predicate};
@@ -75,14 +75,6 @@ pub const QUOTED_QUERY_CHARS: usize = 200;
 /// [`QUOTED_QUERY_CHARS`] characters followed by `…`.
 pub fn query_excerpt(text: &str) -> String {
     excerpt(text, QUOTED_QUERY_CHARS)
-}
-
-/// The first `chars` characters of `text`, followed by `…` if there are more.
-fn excerpt(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 impl QueryError {
