@@ -298,7 +298,7 @@ impl Database {
         let mut database = Self::load(engine, wasm, owner)?;
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
-            DatabaseStorage::open(dir, &database.schema.tables, module_hash, config)?;
+            DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
         database.stored_bytes = row_bytes(&datastore);
         database.instance.store.data_mut().datastore = datastore;
         database.scheduler = Scheduler::scan(&database.schema, database.datastore());
@@ -417,6 +417,7 @@ impl Database {
             let swapped = storage.swap_module(
                 &migrated,
                 wasm,
+                &loaded.schema,
                 self.owner.to_bytes(),
                 Timestamp::now().to_micros_since_epoch(),
             );

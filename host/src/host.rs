@@ -7,6 +7,7 @@
 //! server.key                     the secret of the key that signs identity tokens
 //! databases/<name>/module.wasm   the published component
 //! databases/<name>/owner         the owner's identity, hex
+//! databases/<name>/schema.json   what the module described when published or swapped in
 //! databases/<name>/log/          commit log segments
 //! databases/<name>/snapshots/    snapshots
 //! databases/.deleted-<name>/     a database being deleted (removed on open if left behind)

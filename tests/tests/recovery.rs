@@ -362,3 +362,60 @@ fn resize_newest_segment(dir: &Path, new_len: impl FnOnce(u64) -> u64) -> (PathB
         .unwrap();
     (segment, len)
 }
+
+// A module whose `describe` returns another schema at a start than when it
+// was published (here: the record edited to say that the `account` table
+// had another index) does not start: its stored rows were written for the
+// published schema. The other databases serve, nothing on disk changes,
+// and the database comes back once the description matches again.
+#[test]
+fn a_module_describing_another_schema_at_start_stays_unavailable() {
+    let dir = TempDir::new("worldline-describe-changed");
+    {
+        let mut host = bank_with_transfers(dir.path(), config(None, 1 << 20), 3);
+        host.publish("chat", &guest_wasm("chat"), OWNER)
+            .expect("publish chat");
+    }
+    let record = dir.path().join("databases/bank/schema.json");
+    let published = std::fs::read(&record).expect("publishing recorded the schema");
+    let mut edited: serde_json::Value = serde_json::from_slice(&published).expect("JSON");
+    let account = edited["schema"]["tables"]
+        .as_array_mut()
+        .expect("tables")
+        .iter_mut()
+        .find(|table| table["name"] == "account")
+        .expect("the account table");
+    account["indexes"]
+        .as_array_mut()
+        .expect("indexes")
+        .push(serde_json::json!({"name": "by_balance", "columns": [1], "unique": false}));
+    std::fs::write(&record, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let log_before = files(dir.path(), "log");
+    let bytes_before: Vec<Vec<u8>> = log_before
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+
+    let host = Host::open_available(dir.path(), config(None, 1 << 20)).expect("open");
+    assert_eq!(host.database_names().collect::<Vec<_>>(), vec!["chat"]);
+    let unavailable: Vec<_> = host.unavailable_databases().collect();
+    assert_eq!(unavailable.len(), 1);
+    assert_eq!(unavailable[0].name, "bank");
+    let reason = &unavailable[0].reason;
+    assert!(
+        reason.contains("`describe` must be deterministic")
+            && reason.contains("schema.json")
+            && reason.contains("by_balance"),
+        "{reason}"
+    );
+    drop(host);
+    let bytes_after: Vec<Vec<u8>> = log_before
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert_eq!(bytes_after, bytes_before, "the log was left as it was");
+
+    std::fs::write(&record, &published).unwrap();
+    let host = Host::open(dir.path(), config(None, 1 << 20)).expect("the published schema opens");
+    assert_eq!(balances(&host), vec![(0, 97), (1, 103), (2, 100)]);
+}

@@ -7,6 +7,7 @@ mod frame;
 mod fs;
 #[cfg(test)]
 mod memory;
+mod published_schema;
 mod record;
 mod recovery;
 mod snapshot;
@@ -18,7 +19,7 @@ use std::thread::JoinHandle;
 
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
-use worldline_datastore::{Datastore, TableSchema, TxDelta};
+use worldline_datastore::{Datastore, ModuleSchema, TxDelta};
 
 pub use durability::{DurabilityPolicy, SyncHook};
 pub use recovery::RecoveryReport;
@@ -100,6 +101,11 @@ pub enum StorageError {
     /// transactions, so recovery refuses.
     #[error("committed transactions are missing: {0}")]
     Missing(String),
+    /// The module describes another schema than it did when it became the
+    /// database's module (see `published_schema`): its stored rows were
+    /// written for that one, so the database does not start.
+    #[error("{0}")]
+    DescribeChanged(String),
 }
 
 impl StorageError {
@@ -281,24 +287,27 @@ impl DatabaseStorage {
     }
 
     /// Recovers the tables stored in `dir` (newest valid snapshot, then the
-    /// log after it) and opens the log for appending.
+    /// log after it) and opens the log for appending. `schema` is what the
+    /// module hashed `module_hash` describes now: it must be what it
+    /// described when it became the database's module (it is recorded if
+    /// nothing was for this module).
     pub(crate) fn open(
         dir: &Dir,
-        tables: &[TableSchema],
+        schema: &ModuleSchema,
         module_hash: [u8; 32],
         config: StorageConfig,
     ) -> Result<(Self, Datastore, RecoveryReport), StorageError> {
         let dir = dir
             .try_clone()
             .map_err(|e| StorageError::io("opening the database directory", e))?;
-        Self::open_in(Arc::new(dir), tables, module_hash, config)
+        Self::open_in(Arc::new(dir), schema, module_hash, config)
     }
 
     /// [`open`](Self::open) on any [`Directory`]. Temporary files left by
     /// writes a crash interrupted are removed first.
     fn open_in(
         dir: Arc<dyn Directory>,
-        tables: &[TableSchema],
+        schema: &ModuleSchema,
         module_hash: [u8; 32],
         config: StorageConfig,
     ) -> Result<(Self, Datastore, RecoveryReport), StorageError> {
@@ -307,7 +316,9 @@ impl DatabaseStorage {
         remove_stale_temporaries(&*dir, "")?;
         remove_stale_temporaries(&*log, "log/")?;
         remove_stale_temporaries(&*snapshots, "snapshots/")?;
-        let (datastore, report) = recovery::recover(&*log, &*snapshots, tables, module_hash)?;
+        let trust = published_schema::check_or_record(&*dir, module_hash, schema)?;
+        let (datastore, report) =
+            recovery::recover(&*log, &*snapshots, &schema.tables, module_hash, trust)?;
         let writer = LogWriter::open_after_recovery(
             Arc::clone(&log),
             report.next_offset,
@@ -527,18 +538,21 @@ impl DatabaseStorage {
     /// 3. write a snapshot of `datastore` tagged with the new module's hash,
     ///    keeping every older snapshot and segment;
     /// 4. replace `module.wasm` atomically: this is the commit point;
-    /// 5. drop the old module's snapshots and log segments, which the new
-    ///    module cannot read.
+    /// 5. record `schema`, the new module's description, in `schema.json`
+    ///    (see [`published_schema`]), and drop the old module's snapshots
+    ///    and log segments, which the new module cannot read.
     ///
     /// A crash before step 4 recovers the old module: recovery skips the
     /// new snapshot (another module's hash) and replays the log from an
     /// older snapshot or from the start, the swap record doing nothing. A
-    /// crash after it recovers the new module from the new snapshot. Offsets
-    /// continue across the swap: the swap record takes the next one.
+    /// crash after it recovers the new module from the new snapshot (and
+    /// records its schema then, if step 5 did not). Offsets continue across
+    /// the swap: the swap record takes the next one.
     pub(crate) fn swap_module(
         &mut self,
         datastore: &Datastore,
         wasm: &[u8],
+        schema: &ModuleSchema,
         caller: [u8; 32],
         timestamp: i64,
     ) -> Result<(), SwapFailed> {
@@ -568,6 +582,12 @@ impl DatabaseStorage {
         }
         sync_directory(&*self.dir).map_err(SwapFailed::Undecided)?;
         self.module_hash = module_hash;
+        if let Err(e) = published_schema::record(&*self.dir, module_hash, schema) {
+            tracing::warn!(
+                "the module swap is complete, but its schema could not be recorded (the next \
+                 start records it): {e}"
+            );
+        }
         self.since_snapshot = 0;
         self.snapshot_interval = self.config.snapshot_every;
         if let Err(e) = self.prune(1) {

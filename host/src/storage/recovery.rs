@@ -61,14 +61,29 @@ struct Cut {
     torn: bool,
 }
 
+/// How far recovery may trust stored rows to fit the schema it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SchemaTrust {
+    /// The module describes the schema it recorded when it became the
+    /// database's module: the rows, which their checksums prove unchanged,
+    /// were validated against it when committed.
+    Recorded,
+    /// Nothing proves it (a database from a version that recorded no
+    /// schema, or a swap a crash interrupted): every row is validated whole.
+    Unproven,
+}
+
+/// Rebuilds the tables of the module hashed `module_hash`, whose tables
+/// are `tables`, from the newest usable snapshot and the log after it.
 pub(crate) fn recover(
     log: &dyn Directory,
     snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
+    trust: SchemaTrust,
 ) -> Result<(Datastore, RecoveryReport), StorageError> {
     let started = Instant::now();
-    let (mut datastore, snapshot) = load_newest_snapshot(snapshots, tables, module_hash)?;
+    let (mut datastore, snapshot) = load_newest_snapshot(snapshots, tables, module_hash, trust)?;
     let start = snapshot.unwrap_or(0);
     let from = match snapshot {
         Some(offset) => {
@@ -143,7 +158,7 @@ pub(crate) fn recover(
             if record.offset < start {
                 continue; // already in the snapshot
             }
-            replay(&mut datastore, &record)
+            replay(&mut datastore, &record, trust)
                 .map_err(|e| corrupt(format!("record does not apply: {e}")))?;
             replayed += 1;
         }
@@ -226,10 +241,23 @@ pub(crate) fn recover(
 
 /// Applies a log record's changes to the tables. Its checksum proved its
 /// rows are the ones committed, which were validated then: they are not
-/// validated again.
-fn replay(datastore: &mut Datastore, record: &ReplayRecord<'_>) -> Result<(), DbError> {
+/// validated again unless the schema they were validated against is
+/// [`Unproven`](SchemaTrust::Unproven).
+fn replay(
+    datastore: &mut Datastore,
+    record: &ReplayRecord<'_>,
+    trust: SchemaTrust,
+) -> Result<(), DbError> {
     for table in &record.tables {
-        datastore.replay_validated_rows(table.table as usize, &table.deletes, &table.inserts)?;
+        let table_id = table.table as usize;
+        match trust {
+            SchemaTrust::Recorded => {
+                datastore.replay_validated_rows(table_id, &table.deletes, &table.inserts)?;
+            }
+            SchemaTrust::Unproven => {
+                datastore.replay_rows(table_id, &table.deletes, &table.inserts)?;
+            }
+        }
     }
     for sequence in &record.sequences {
         datastore.replay_sequence(&SequenceState::from(sequence))?;
@@ -288,9 +316,12 @@ fn load_newest_snapshot(
     snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
+    trust: SchemaTrust,
 ) -> Result<(Datastore, Option<u64>), StorageError> {
     for (offset, name) in snapshot_names(snapshots)? {
-        match read_snapshot(snapshots, &name).and_then(|s| restore(s, tables, module_hash)) {
+        let restored =
+            read_snapshot(snapshots, &name).and_then(|s| restore(s, tables, module_hash, trust));
+        match restored {
             Ok(datastore) => return Ok((datastore, Some(offset))),
             Err(e) => tracing::warn!("skipping snapshot {name}: {e}"),
         }
@@ -302,6 +333,7 @@ fn restore(
     snapshot: Snapshot,
     tables: &[TableSchema],
     module_hash: [u8; 32],
+    trust: SchemaTrust,
 ) -> Result<Datastore, StorageError> {
     if snapshot.module_hash != module_hash {
         return Err(StorageError::Mismatch(
@@ -325,7 +357,10 @@ fn restore(
         .tables
         .iter()
         .enumerate()
-        .try_for_each(|(table, (_, rows))| datastore.replay_validated_rows(table, no_rows, rows))
+        .try_for_each(|(table, (_, rows))| match trust {
+            SchemaTrust::Recorded => datastore.replay_validated_rows(table, no_rows, rows),
+            SchemaTrust::Unproven => datastore.replay_rows(table, no_rows, rows),
+        })
         .and_then(|()| {
             snapshot
                 .sequences

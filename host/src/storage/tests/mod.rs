@@ -8,19 +8,30 @@ mod faults;
 mod fuzz;
 mod power_cut;
 mod preallocation;
+mod published_schema;
 
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use worldline_datastore::{AlgebraicType, Datastore, Field, ProductType, TableSchema};
+use worldline_datastore::{
+    AlgebraicType, Datastore, Field, ModuleSchema, ProductType, TableSchema,
+};
 
 use super::fs::Directory;
 use super::memory::MemoryDisk;
 use super::{DatabaseStorage, DurabilityPolicy, RecoveryReport, StorageConfig, StorageError};
 
-/// The one table, `t(n: u64)`, without indexes.
-fn tables() -> Vec<TableSchema> {
-    vec![TableSchema {
+/// The module's description: the one table, `t(n: u64)`, without indexes.
+fn schema() -> ModuleSchema {
+    ModuleSchema {
+        tables: vec![table_t()],
+        ..ModuleSchema::default()
+    }
+}
+
+/// Table `t(n: u64)`, without indexes.
+fn table_t() -> TableSchema {
+    TableSchema {
         name: "t".into(),
         columns: ProductType {
             fields: vec![Field {
@@ -32,7 +43,7 @@ fn tables() -> Vec<TableSchema> {
         indexes: Vec::new(),
         auto_inc: Vec::new(),
         public: true,
-    }]
+    }
 }
 
 /// Policy `Every`, tiny segments, a snapshot every `snapshot_every` transactions.
@@ -61,12 +72,21 @@ struct Db {
 
 /// Opens (recovers) the database on `disk`, whose module is `module.wasm`.
 fn open(disk: &MemoryDisk, config: StorageConfig) -> Result<(Db, RecoveryReport), StorageError> {
+    open_described(disk, config, &schema())
+}
+
+/// [`open`], with `module.wasm` describing itself as `schema`.
+fn open_described(
+    disk: &MemoryDisk,
+    config: StorageConfig,
+    schema: &ModuleSchema,
+) -> Result<(Db, RecoveryReport), StorageError> {
     let root: Arc<dyn Directory> = disk.root();
     let wasm = root
         .read("module.wasm")
         .map_err(|e| StorageError::io("reading module.wasm", e))?;
     let hash: [u8; 32] = Sha256::digest(&wasm).into();
-    let (storage, datastore, report) = DatabaseStorage::open_in(root, &tables(), hash, config)?;
+    let (storage, datastore, report) = DatabaseStorage::open_in(root, schema, hash, config)?;
     let next_value = values(&datastore).last().map_or(0, |v| v + 1);
     let db = Db {
         storage,
@@ -93,10 +113,15 @@ impl Db {
         Ok(value)
     }
 
-    /// Replaces the module, keeping the data.
+    /// Replaces the module with one describing the same schema, keeping the data.
     fn swap(&mut self, wasm: &[u8]) -> Result<(), StorageError> {
+        self.swap_described(wasm, &schema())
+    }
+
+    /// Replaces the module with `wasm`, which describes `schema`.
+    fn swap_described(&mut self, wasm: &[u8], schema: &ModuleSchema) -> Result<(), StorageError> {
         self.storage
-            .swap_module(&self.datastore, wasm, [7; 32], 0)
+            .swap_module(&self.datastore, wasm, schema, [7; 32], 0)
             .map_err(|e| match e {
                 super::SwapFailed::Unchanged(e) | super::SwapFailed::Undecided(e) => e,
             })

@@ -1,0 +1,153 @@
+//! The schema a database's module described when it was published or
+//! swapped in, kept beside it in `schema.json`, so that a later start can
+//! tell whether `describe` still returns it.
+//!
+//! The commit log and snapshots hold rows encoded for that schema, and
+//! recovery trusts them to fit it (their checksums prove the bytes, not the
+//! schema). A module whose `describe` is not deterministic (it reads the
+//! clock or `wasi:random`, say) could otherwise come up with other column
+//! types or indexes than its rows were written for.
+//!
+//! The file is compact JSON, `{"module_sha256": "<hex>", "schema": {...}}`,
+//! with the schema as `GET /v1/database/NAME/schema` shows it. It names the
+//! module it belongs to: a file written for another module (a swap that a
+//! crash interrupted around its commit point, or a database from a version
+//! that kept no such file) is replaced by the current module's description.
+
+use worldline_datastore::{ModuleSchema, plan_migration};
+
+use super::StorageError;
+use super::fs::Directory;
+use super::recovery::SchemaTrust;
+
+/// The file's name in the database's directory.
+pub(crate) const SCHEMA_FILE: &str = "schema.json";
+
+/// The largest `schema.json` read back. A description within the import
+/// limits (100,000 type nodes, 4,096 tables and functions of names up to
+/// 255 bytes) takes a few megabytes of JSON; a larger file was not written
+/// by Worldline.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The file's content, written.
+#[derive(serde::Serialize)]
+struct StoredSchemaRef<'a> {
+    module_sha256: String,
+    schema: &'a ModuleSchema,
+}
+
+/// The file's content, read back.
+#[derive(serde::Deserialize)]
+struct StoredSchema {
+    module_sha256: String,
+    schema: ModuleSchema,
+}
+
+/// The file's bytes for the module hashed `module_hash` describing `schema`.
+fn encode(module_hash: [u8; 32], schema: &ModuleSchema) -> Result<Vec<u8>, StorageError> {
+    let stored = StoredSchemaRef {
+        module_sha256: hex(module_hash),
+        schema,
+    };
+    serde_json::to_vec(&stored).map_err(|e| StorageError::TooLarge(format!("{SCHEMA_FILE}: {e}")))
+}
+
+/// Records `schema` as the description of the module hashed `module_hash`,
+/// replacing the file durably.
+pub(crate) fn record(
+    dir: &dyn Directory,
+    module_hash: [u8; 32],
+    schema: &ModuleSchema,
+) -> Result<(), StorageError> {
+    super::write_durably(dir, SCHEMA_FILE, &encode(module_hash, schema)?)
+}
+
+/// Checks that `schema`, what the module hashed `module_hash` describes
+/// now, is what it described when it became the database's module
+/// ([`SchemaTrust::Recorded`]). Records it if the file is missing or
+/// belongs to another module ([`SchemaTrust::Unproven`]: the stored rows
+/// are then validated against it as they are read); a failure to record
+/// it (a full disk) is only logged, as the database can serve without it
+/// and the next start tries again.
+pub(crate) fn check_or_record(
+    dir: &dyn Directory,
+    module_hash: [u8; 32],
+    schema: &ModuleSchema,
+) -> Result<SchemaTrust, StorageError> {
+    let expected = encode(module_hash, schema)?;
+    if let Some(stored) = read(dir)? {
+        if stored == expected {
+            return Ok(SchemaTrust::Recorded);
+        }
+        let stored: StoredSchema =
+            serde_json::from_slice(&stored).map_err(|e| StorageError::Corrupt {
+                file: SCHEMA_FILE.into(),
+                offset: 0,
+                reason: format!(
+                    "it is not a module description ({e}), and not the one the module gives \
+                     now; remove it to record the current module's schema again"
+                ),
+            })?;
+        if stored.module_sha256 == hex(module_hash) {
+            if stored.schema == *schema {
+                return Ok(SchemaTrust::Recorded); // the same description, written differently
+            }
+            return Err(StorageError::DescribeChanged(differences(
+                &stored.schema,
+                schema,
+            )));
+        }
+        tracing::info!("{SCHEMA_FILE} describes another module; recording this one's schema");
+    }
+    if let Err(e) = super::write_durably(dir, SCHEMA_FILE, &expected) {
+        tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
+    }
+    Ok(SchemaTrust::Unproven)
+}
+
+/// The file's bytes, if it exists; refuses one too large to be Worldline's.
+fn read(dir: &dyn Directory) -> Result<Option<Vec<u8>>, StorageError> {
+    let io = |e| StorageError::io(format!("reading {SCHEMA_FILE}"), e);
+    let len = match dir.open_existing(SCHEMA_FILE) {
+        Ok(file) => file.len().map_err(io)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if len > MAX_FILE_BYTES {
+        return Err(StorageError::Corrupt {
+            file: SCHEMA_FILE.into(),
+            offset: 0,
+            reason: format!(
+                "it holds {len} bytes, more than the {MAX_FILE_BYTES} a module description \
+                 can take; remove it to record the current module's schema again"
+            ),
+        });
+    }
+    dir.read(SCHEMA_FILE).map(Some).map_err(io)
+}
+
+/// What differs between `published`, the stored description, and `now`,
+/// in the words of a hot swap's plan, or a general remark when the
+/// difference is one a swap does not list (an order, a procedure, a
+/// schedule).
+fn differences(published: &ModuleSchema, now: &ModuleSchema) -> String {
+    let changes = match plan_migration(published, now) {
+        Ok(plan) if plan.is_empty() => {
+            "(the order of its tables, reducers or columns, or its procedures or schedules)"
+                .to_owned()
+        }
+        Ok(plan) => plan.to_string(),
+        Err(incompatible) => incompatible.to_string(),
+    };
+    format!(
+        "the module's `describe` now returns another schema than it did when the module was \
+         published or swapped in (kept in {SCHEMA_FILE}); `describe` must be deterministic, as \
+         the stored rows were written for the schema it returned then. What changed:\n{}",
+        changes.trim_end()
+    )
+}
+
+/// `bytes` as lowercase hex digits.
+fn hex(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,169 @@
+//! `schema.json`: a start whose module describes another schema than it
+//! did when it became the database's module is refused, and nothing is
+//! changed by the refusal.
+
+use worldline_datastore::{AlgebraicType, IndexSchema, ModuleSchema};
+
+use super::super::published_schema::SCHEMA_FILE;
+use super::{MemoryDisk, config, database_with, open, open_described, publish, schema, values};
+use crate::storage::StorageError;
+
+/// The schema with table `t`'s column `n` of type `ty` and, if `indexed`, a unique index on it.
+fn schema_with(ty: AlgebraicType, indexed: bool) -> ModuleSchema {
+    let mut schema = schema();
+    let table = &mut schema.tables[0];
+    table.columns.fields[0].ty = ty;
+    if indexed {
+        table.indexes.push(IndexSchema {
+            name: "t_n".into(),
+            columns: vec![0],
+            unique: true,
+        });
+    }
+    schema
+}
+
+fn stored(disk: &MemoryDisk) -> Option<Vec<u8>> {
+    disk.root().read(SCHEMA_FILE).ok()
+}
+
+#[test]
+fn a_start_whose_describe_changed_is_refused_and_changes_nothing() {
+    let disk = database_with(3, config(None, 1 << 20));
+    let recorded = stored(&disk).expect("publishing records the schema");
+
+    for (changed, expected) in [
+        (
+            schema_with(AlgebraicType::U64, true),
+            "+ unique index `t_n`",
+        ),
+        (schema_with(AlgebraicType::String, false), "`n`"),
+    ] {
+        let error = open_described(&disk, config(None, 1 << 20), &changed)
+            .err()
+            .expect("a changed description is refused");
+        let StorageError::DescribeChanged(message) = &error else {
+            panic!("expected DescribeChanged, got {error}");
+        };
+        assert!(
+            message.contains("`describe` must be deterministic"),
+            "{message}"
+        );
+        assert!(message.contains(expected), "{message}");
+        assert_eq!(stored(&disk).as_ref(), Some(&recorded), "the record stays");
+    }
+
+    // The order of the tables is part of the description too.
+    let mut reordered = schema();
+    let mut second = reordered.tables[0].clone();
+    second.name = "u".into();
+    reordered.tables.insert(0, second);
+    let error = open_described(&disk, config(None, 1 << 20), &reordered)
+        .err()
+        .expect("another table list is refused");
+    assert!(matches!(error, StorageError::DescribeChanged(_)), "{error}");
+
+    let (db, _) = open(&disk, config(None, 1 << 20)).expect("the published description opens");
+    assert_eq!(
+        values(&db.datastore),
+        vec![0, 1, 2],
+        "every transaction is there"
+    );
+}
+
+#[test]
+fn a_database_without_a_record_gets_one_at_its_next_start() {
+    let disk = database_with(2, config(None, 1 << 20));
+    let recorded = stored(&disk).expect("publishing records the schema");
+    disk.root()
+        .remove(SCHEMA_FILE)
+        .expect("removing schema.json");
+
+    let (db, _) = open(&disk, config(None, 1 << 20)).expect("opens without a record");
+    drop(db);
+    assert_eq!(stored(&disk), Some(recorded), "the start recorded it again");
+    let changed = schema_with(AlgebraicType::U64, true);
+    assert!(open_described(&disk, config(None, 1 << 20), &changed).is_err());
+}
+
+#[test]
+fn a_record_of_another_module_is_replaced_by_this_ones() {
+    let disk = database_with(1, config(None, 1 << 20));
+    publish(&disk, b"module two");
+    let other = schema_with(AlgebraicType::U64, true);
+    // The record is of module one; module two describes `other`, and is not held to it.
+    let (db, _) = open_described(&disk, config(None, 1 << 20), &other).expect("module two opens");
+    drop(db);
+    assert!(
+        open(&disk, config(None, 1 << 20)).is_err(),
+        "module two is now held to the description it gave"
+    );
+}
+
+#[test]
+fn a_swap_records_the_new_modules_description() {
+    let disk = database_with(2, config(None, 1 << 20));
+    let (mut db, _) = open(&disk, config(None, 1 << 20)).expect("open");
+    let indexed = schema_with(AlgebraicType::U64, true);
+    db.swap_described(b"module two", &indexed).expect("swap");
+    db.commit().expect("commit after the swap");
+    drop(db);
+
+    assert!(
+        open(&disk, config(None, 1 << 20)).is_err(),
+        "the old description is not the new module's"
+    );
+    let (db, _) = open_described(&disk, config(None, 1 << 20), &indexed).expect("reopen");
+    assert_eq!(values(&db.datastore), vec![0, 1, 2]);
+}
+
+#[test]
+fn an_oversized_record_is_refused_as_corrupt() {
+    let disk = database_with(0, config(None, 1 << 20));
+    let root = disk.root();
+    let mut file = root.create(SCHEMA_FILE).expect("create");
+    file.set_len((64 << 20) + 1).expect("grow");
+    let error = open(&disk, config(None, 1 << 20)).err().expect("refused");
+    assert!(
+        matches!(&error, StorageError::Corrupt { file, .. } if file == SCHEMA_FILE),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_record_may_be_reformatted_but_not_garbled() {
+    let disk = database_with(1, config(None, 1 << 20));
+    let recorded = stored(&disk).expect("recorded");
+    let value: serde_json::Value = serde_json::from_slice(&recorded).expect("JSON");
+    let pretty = serde_json::to_vec_pretty(&value).expect("pretty");
+    crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, &pretty).expect("rewrite");
+    drop(open(&disk, config(None, 1 << 20)).expect("the same description, reformatted"));
+
+    crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, b"{\"module_sha256\": 1")
+        .expect("rewrite");
+    let error = open(&disk, config(None, 1 << 20)).err().expect("refused");
+    assert!(
+        matches!(&error, StorageError::Corrupt { file, .. } if file == SCHEMA_FILE),
+        "{error}"
+    );
+}
+
+#[test]
+fn without_a_record_rows_are_validated_against_what_the_module_describes() {
+    let disk = database_with(3, config(None, 1 << 20));
+    disk.root()
+        .remove(SCHEMA_FILE)
+        .expect("removing schema.json");
+    // Row 1 is the varint byte 1: as a string, a length with no byte after it.
+    let error = open_described(
+        &disk,
+        config(None, 1 << 20),
+        &schema_with(AlgebraicType::String, false),
+    )
+    .err()
+    .expect("rows that do not fit the description are refused, not trusted");
+    assert!(
+        matches!(&error, StorageError::Corrupt { reason, .. } if reason.contains("does not apply")),
+        "{error}"
+    );
+}
