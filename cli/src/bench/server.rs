@@ -398,22 +398,7 @@ pub struct Usage {
 
 /// Reads the CPU time and memory of process `pid`.
 pub fn usage(pid: u32) -> anyhow::Result<Usage> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at `state`.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(i)
-            .context("a short /proc stat line")?
-            .parse::<f64>()?)
-    };
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let cpu_seconds = (ticks(11)? + ticks(12)?) / per_second;
+    let cpu_seconds = stat_cpu_seconds(&format!("/proc/{pid}/stat"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     let kib = |key: &str| -> f64 {
@@ -429,6 +414,45 @@ pub fn usage(pid: u32) -> anyhow::Result<Usage> {
         rss_mib: kib("VmRSS:") / 1024.0,
         peak_rss_mib: kib("VmHWM:") / 1024.0,
     })
+}
+
+/// The CPU time, in seconds, of the threads of process `pid` whose name
+/// starts with `name` (as `/proc` shows it: at most 15 bytes).
+pub fn threads_cpu_seconds(pid: u32, name: &str) -> anyhow::Result<f64> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = 0.0;
+    for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
+        let task = task?.path();
+        // A thread may end between the listing and these reads.
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end().starts_with(name)
+            && let Ok(seconds) = stat_cpu_seconds(&task.join("stat").to_string_lossy())
+        {
+            total += seconds;
+        }
+    }
+    Ok(total)
+}
+
+/// User and system CPU time, in seconds, from a `/proc` `stat` file.
+fn stat_cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name (which may hold spaces) start at `state`.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("a short /proc stat line")?
+            .parse::<f64>()?)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((ticks(11)? + ticks(12)?) / per_second)
 }
 
 /// A multi-threaded async runtime for the clients.

@@ -143,9 +143,17 @@ struct ServerUsage {
     cpu_seconds: f64,
     /// CPU time over wall time: 2.0 is two cores busy.
     cpu_cores: f64,
+    /// The part of `cpu_cores` taken by the commit-log (durability)
+    /// threads: writing and syncing the log.
+    commit_log_cpu_cores: f64,
+    /// The benchmark's own process (the clients) over the window, in cores.
+    client_cpu_cores: f64,
     rss_mib: f64,
     peak_rss_mib: f64,
 }
+
+/// The name (as `/proc` shows it) the server's commit-log threads start with.
+const COMMIT_LOG_THREAD: &str = "worldline-durab";
 
 /// A baseline's run, and Worldline's TPS as a ratio to it per transport
 /// (and language, with `--lang`).
@@ -364,14 +372,22 @@ impl Run {
 /// The server's CPU time and memory over `window` (none without a pid).
 async fn usage_over(pid: Option<u32>, window: Window) -> anyhow::Result<Option<ServerUsage>> {
     let Some(pid) = pid else { return Ok(None) };
+    let client = std::process::id();
     tokio::time::sleep_until(window.opens.into()).await;
     let before: Usage = server::usage(pid)?;
+    let log_before = server::threads_cpu_seconds(pid, COMMIT_LOG_THREAD)?;
+    let client_before = server::usage(client)?.cpu_seconds;
     tokio::time::sleep_until(window.closes().into()).await;
     let after = server::usage(pid)?;
+    let log_after = server::threads_cpu_seconds(pid, COMMIT_LOG_THREAD)?;
+    let client_after = server::usage(client)?.cpu_seconds;
     let cpu_seconds = after.cpu_seconds - before.cpu_seconds;
+    let seconds = window.duration.as_secs_f64();
     Ok(Some(ServerUsage {
         cpu_seconds,
-        cpu_cores: cpu_seconds / window.duration.as_secs_f64(),
+        cpu_cores: cpu_seconds / seconds,
+        commit_log_cpu_cores: (log_after - log_before).max(0.0) / seconds,
+        client_cpu_cores: (client_after - client_before) / seconds,
         rss_mib: after.rss_mib,
         peak_rss_mib: after.peak_rss_mib,
     }))
@@ -406,8 +422,14 @@ fn print_text(report: &Report) {
         }
         match &run.server {
             Some(s) => println!(
-                "  server: CPU {:.2} s in the window ({:.2} cores), RSS {:.1} MiB (peak {:.1} MiB)",
-                s.cpu_seconds, s.cpu_cores, s.rss_mib, s.peak_rss_mib
+                "  server: CPU {:.2} s in the window ({:.2} cores, {:.2} of them writing the \
+                 commit log), RSS {:.1} MiB (peak {:.1} MiB); clients (this process): {:.2} cores",
+                s.cpu_seconds,
+                s.cpu_cores,
+                s.commit_log_cpu_cores,
+                s.rss_mib,
+                s.peak_rss_mib,
+                s.client_cpu_cores
             ),
             None => println!("  server: CPU n/a, RSS n/a (a server this command did not start)"),
         }
