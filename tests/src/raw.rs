@@ -81,6 +81,12 @@ impl RawWebSocket {
         self.send_bytes(encode_message(message)).await;
     }
 
+    /// Sends a Close frame without a code, as a client ending the
+    /// connection does; the server's reply comes through [`recv`](Self::recv).
+    pub async fn send_close(&mut self) {
+        self.0.send(Message::Close(None)).await.expect("sending");
+    }
+
     /// Writes `bytes` to the connection's socket as they are, outside any
     /// WebSocket frame the library would build (a bare frame header, say).
     pub async fn write_raw(&mut self, bytes: &[u8]) {

@@ -1,15 +1,19 @@
 //! What an outsider who knows only `PROTOCOL.md` and `HTTP_API.md` can
 //! throw at a real server on loopback: WebSocket frames that break the
 //! WebSocket protocol, messages split around control frames, a client that
-//! writes without ever reading, and HTTP requests the HTTP library itself
-//! refuses. Each is answered as the documents say, and the server goes on
-//! serving everyone else.
+//! writes without ever reading, a Close frame sent while an answer is
+//! owed, and HTTP requests the HTTP library itself refuses. Each is
+//! answered as the documents say, and the server goes on serving everyone
+//! else.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use worldline_host::{DurabilityPolicy, SyncHook};
 use worldline_tests::args;
+use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawWebSocket, call, fatal, hello};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage, encode_message};
@@ -281,5 +285,48 @@ async fn requests_the_http_layer_cannot_parse_get_a_status_and_no_body() {
         )
     });
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "WebSocket": WebSocket has no half-close. A client that
+// sends a Close frame gets no answer the server had not written when it
+// read the Close, not even one owed for a call that then commits (its
+// fsync is held back here): the server echoes the Close and ends the
+// connection. The call itself takes effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_frame_drops_the_answers_not_yet_written() {
+    let gate = Arc::new(Gate::default());
+    let hook = Arc::clone(&gate);
+    let live = LiveServer::start_with(&[("bank", "bank")], move |config| {
+        config.host.storage.durability = DurabilityPolicy::Every;
+        config.host.storage.snapshot_every = None;
+        config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
+    })
+    .await;
+    let mut ws = connected(&live).await;
+    gate.set(true);
+    ws.send(&call(1, "seed", args(&(3u32, 10i64)))).await;
+    gate.wait_held(
+        Duration::from_secs(30),
+        "the call's fsync never reached the gate",
+    )
+    .await;
+    ws.send_close().await;
+    assert!(
+        ws.recv().await.is_none(),
+        "the server echoes the Close, not the answer"
+    );
+    gate.set(false);
+    assert!(ws.recv().await.is_none(), "nothing follows the Close");
+
+    let mut other = connected(&live).await;
+    other.send(&query(2, "SELECT * FROM account")).await;
+    match other.recv().await {
+        Some(ServerMessage::QueryResult {
+            request_id: 2,
+            result: Ok(tables),
+        }) => assert_eq!(tables.iter().map(|t| t.rows.len()).sum::<usize>(), 3),
+        other => panic!("expected the query's rows, got {other:?}"),
+    }
     live.shutdown().await;
 }

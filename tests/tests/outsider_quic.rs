@@ -1,22 +1,28 @@
 //! What an outsider who knows only `PROTOCOL.md` can throw at the QUIC
 //! transport of a real server on loopback: streams besides the one the
-//! protocol uses, a stream reset or finished in the middle of a frame,
-//! length prefixes over the frame limit, frames dribbled a byte at a time,
-//! datagrams that are malformed or come before `Hello`, connections closed
-//! with odd codes in the middle of a call, a client that calls and never
-//! reads, many connections from one address and connections that never
-//! send `Hello`. Each is answered as `PROTOCOL.md` says (or closed in
-//! bounded time), and the server goes on serving everyone else.
+//! protocol uses, a stream reset or finished in the middle of a frame, a
+//! stream finished while answers are owed (waiting for an fsync, or never
+//! read), length prefixes over the frame limit, frames dribbled a byte at
+//! a time, datagrams that are malformed or come before `Hello`,
+//! connections closed with odd codes in the middle of a call, a client
+//! that calls and never reads, many connections from one address and
+//! connections that never send `Hello`. Each is answered as `PROTOCOL.md`
+//! says (or closed in bounded time), and the server goes on serving
+//! everyone else.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
+use worldline_host::{DurabilityPolicy, SyncHook};
 use worldline_tests::args;
+use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, call, fatal, hello, quic_connection};
 use worldline_transport::{
-    ClientMessage, ReducerStatus, ServerMessage, TableRows, encode_frame, encode_message,
+    ClientMessage, ProcedureStatus, ReducerStatus, ServerMessage, TableRows, encode_frame,
+    encode_message,
 };
 
 /// A raw QUIC client ([`RawQuic`]: full control of its connection and its
@@ -46,12 +52,29 @@ impl Peer {
 
     /// A connection to the bank database, past `Welcome`.
     async fn joined(live: &LiveServer) -> Self {
+        Self::joined_to(live, "bank").await
+    }
+
+    /// A connection to `database`, past `Welcome`.
+    async fn joined_to(live: &LiveServer, database: &str) -> Self {
         let mut peer = Self::open(live).await;
-        peer.send(&hello("bank", None)).await;
+        peer.send(&hello(database, None)).await;
         match peer.recv().await {
             Some(ServerMessage::Welcome { .. }) => peer,
-            other => panic!("expected Welcome, got {other:?}"),
+            other => panic!("expected Welcome from {database}, got {other:?}"),
         }
+    }
+
+    /// Every message the server sends until it ends the stream, skipping
+    /// `TransactionUpdate`s (a finished client is not owed them).
+    async fn rest(&mut self) -> Vec<ServerMessage> {
+        let mut rest = Vec::new();
+        while let Some(message) = self.recv().await {
+            if !matches!(message, ServerMessage::TransactionUpdate { .. }) {
+                rest.push(message);
+            }
+        }
+        rest
     }
 
     /// Sends `bytes` as a datagram, whatever they hold.
@@ -278,9 +301,10 @@ async fn a_crowd_from_one_address_is_capped_and_then_let_in() {
     live.shutdown().await;
 }
 
-// A client that resets its sending side, or finishes it, in the middle of
-// a frame ends its connection: the server closes it without waiting for
-// the rest, and serves everyone else.
+// A client that resets its sending side in the middle of a frame ends its
+// connection: the server closes it without waiting for the rest. One that
+// finishes it there gets the answers to its whole messages (the half
+// frame is dropped) and then a clean close. Everyone else is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
     let live = LiveServer::start(&[("bank", "bank")]).await;
@@ -298,23 +322,36 @@ async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
     closed_within(reset.connection(), limit).await;
 
     let mut finished = Peer::joined(&live).await;
+    finished.send(&call(2, "noop", Vec::new())).await;
     finished.send_bytes(half_call).await;
     finished.send_stream().finish().expect("finishing");
+    assert_eq!(finished.status(2).await, ReducerStatus::Committed);
     assert!(
         finished.recv().await.is_none(),
         "nothing answers the half frame"
     );
-    closed_within(finished.connection(), limit).await;
+    assert_eq!(
+        close_reason(closed_within(finished.connection(), limit).await),
+        "closed"
+    );
 
-    // Finishing after whole messages ends the connection too: what was
-    // read runs, but answers not yet sent are not waited for.
+    // Finishing right after Hello and a call: both are answered.
     let mut finished_early = Peer::open(&live).await;
     finished_early.send(&hello("bank", None)).await;
     finished_early
         .send(&call(1, "seed", args(&(2u32, 10i64))))
         .await;
     finished_early.send_stream().finish().expect("finishing");
-    closed_within(finished_early.connection(), limit).await;
+    assert!(matches!(
+        finished_early.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    assert_eq!(finished_early.status(1).await, ReducerStatus::Committed);
+    assert!(finished_early.recv().await.is_none());
+    assert_eq!(
+        close_reason(closed_within(finished_early.connection(), limit).await),
+        "closed"
+    );
 
     // Before Hello, too.
     let mut early = Peer::open(&live).await;
@@ -326,6 +363,202 @@ async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
     assert_eq!(bystander.rows(2, "account").await, 2);
     bystander.send(&call(3, "noop", Vec::new())).await;
     assert_eq!(bystander.status(3).await, ReducerStatus::Committed);
+    live.shutdown().await;
+}
+
+/// A server with durability `every` whose fsyncs wait at `gate` while it
+/// is closed, publishing `databases`, with `adjust` applied too.
+async fn held_fsyncs(
+    databases: &[(&str, &str)],
+    gate: &Arc<Gate>,
+    adjust: impl FnOnce(&mut worldline_server::ServerConfig),
+) -> LiveServer {
+    let hook = Arc::clone(gate);
+    LiveServer::start_with(databases, move |config| {
+        config.host.storage.durability = DurabilityPolicy::Every;
+        config.host.storage.snapshot_every = None;
+        config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
+        adjust(config);
+    })
+    .await
+}
+
+// PROTOCOL.md "Ending the stream": a client that finishes its side of the
+// stream after its messages (a half-close) still gets every answer it is
+// owed, in order: reducer results, which wait for their transaction's
+// fsync (held back here, so the server has every chance to close early),
+// subscription and query answers, a procedure's result. Then the server
+// ends the stream and closes the connection cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_the_stream_still_delivers_every_answer_owed() {
+    let gate = Arc::new(Gate::default());
+    let live = held_fsyncs(&[("bank", "bank"), ("features", "features")], &gate, |_| {}).await;
+    let mut bank = Peer::joined(&live).await;
+    let mut features = Peer::joined_to(&live, "features").await;
+
+    gate.set(true);
+    let account = "SELECT * FROM account";
+    let messages = [
+        call(1, "seed", args(&(3u32, 10i64))),
+        call(2, "transfer", args(&(0u32, 1u32, 4i64))),
+        call(3, "transfer", args(&(0u32, 1u32, 400i64))),
+        ClientMessage::Subscribe {
+            query_set_id: 7,
+            queries: vec![account.into()],
+        },
+        ClientMessage::Query {
+            request_id: 4,
+            query: account.into(),
+        },
+        ClientMessage::Unsubscribe { query_set_id: 7 },
+        call(5, "noop", Vec::new()),
+    ];
+    for message in &messages {
+        bank.send(message).await;
+    }
+    bank.send_stream().finish().expect("finishing");
+    features
+        .send(&ClientMessage::CallProcedure {
+            request_id: 1,
+            procedure: "proc_insert".into(),
+            args: ByteBuf::from(args(&(0u32, "after the end"))),
+        })
+        .await;
+    features.send_stream().finish().expect("finishing");
+    gate.wait_held(Duration::from_secs(30), "no fsync reached the gate")
+        .await;
+    // Nothing is answered (or closed) while the fsync is held.
+    for peer in [&mut bank, &mut features] {
+        let early = tokio::time::timeout(Duration::from_millis(300), peer.recv()).await;
+        assert!(early.is_err(), "before the fsync: {early:?}");
+        assert!(peer.connection().close_reason().is_none());
+    }
+
+    gate.set(false);
+    let answers = bank.rest().await;
+    let summary: Vec<String> = answers
+        .iter()
+        .map(|message| match message {
+            ServerMessage::ReducerResult {
+                request_id, status, ..
+            } => format!("{request_id}: {status:?}"),
+            ServerMessage::SubscribeApplied { query_set_id, .. } => {
+                format!("subscribed {query_set_id}")
+            }
+            ServerMessage::QueryResult {
+                request_id,
+                result: Ok(tables),
+            } => {
+                let rows: usize = tables.iter().map(|t| t.rows.len()).sum();
+                format!("query {request_id}: {rows} rows")
+            }
+            ServerMessage::UnsubscribeApplied { query_set_id, .. } => {
+                format!("unsubscribed {query_set_id}")
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "1: Committed".to_owned(),
+            "2: Committed".to_owned(),
+            "3: Failed(\"insufficient funds: account 0 has 6, needs 400\")".to_owned(),
+            "subscribed 7".to_owned(),
+            "query 4: 3 rows".to_owned(),
+            "unsubscribed 7".to_owned(),
+            "5: Committed".to_owned(),
+        ]
+    );
+    let limit = Duration::from_secs(5);
+    assert_eq!(
+        close_reason(closed_within(bank.connection(), limit).await),
+        "closed"
+    );
+    match features.rest().await.as_slice() {
+        [
+            ServerMessage::ProcedureResult {
+                request_id: 1,
+                status: ProcedureStatus::Returned(_),
+                ..
+            },
+        ] => {}
+        other => panic!("expected the procedure's result, got {other:?}"),
+    }
+    assert_eq!(
+        close_reason(closed_within(features.connection(), limit).await),
+        "closed"
+    );
+    // The calls took effect.
+    let mut bystander = Peer::joined(&live).await;
+    assert_eq!(bystander.rows(1, "account").await, 3);
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Ending the stream": the server keeps a finished connection
+// for its answers at most the procedure deadline plus the idle timeout;
+// answers not ready by then (their fsync never completes) are dropped and
+// the connection is closed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_stream_waits_for_its_answers_only_so_long() {
+    let gate = Arc::new(Gate::default());
+    let live = held_fsyncs(&[("bank", "bank")], &gate, |config| {
+        config.idle_timeout = Duration::from_millis(1500);
+        config.host.engine.procedure_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let mut peer = Peer::joined(&live).await;
+    gate.set(true);
+    peer.send(&call(1, "seed", args(&(3u32, 10i64)))).await;
+    peer.send_stream().finish().expect("finishing");
+    let started = Instant::now();
+    let reason = close_reason(closed_within(peer.connection(), Duration::from_secs(10)).await);
+    assert_eq!(
+        reason,
+        "the answers owed after the end of the stream were not all sent within 2.5 s"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(peer.recv().await.is_none(), "an answer went out undurable");
+    gate.set(false);
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Ending the stream": a client that finishes its stream and
+// never reads the answers it is owed is dropped as any client that reads
+// nothing is (here a write stalls for the idle timeout: the answers fit
+// the server's queue but not the stream's flow control), not kept until
+// the end of the wait for its answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_finishes_and_never_reads_is_closed_in_bounded_time() {
+    let idle = Duration::from_millis(1500);
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.idle_timeout = idle;
+    })
+    .await;
+    let mut deaf = Peer::joined(&live).await;
+    deaf.send(&call(0, "seed", args(&(1000u32, 1i64)))).await;
+    // Each query answers about 5 KB: 2 MB in all, more than the stream's
+    // flow control lets the server write to a client that reads nothing.
+    let query = encode_frame(&ClientMessage::Query {
+        request_id: 1,
+        query: "SELECT * FROM account".into(),
+    });
+    deaf.send_bytes(&query.repeat(400)).await;
+    deaf.send_stream().finish().expect("finishing");
+    let started = Instant::now();
+    let reason = close_reason(closed_within(deaf.connection(), idle * 4).await);
+    assert_eq!(reason, "the client read nothing for 1.5 s");
+    assert!(
+        started.elapsed() <= idle * 3,
+        "closed after {:?}",
+        started.elapsed()
+    );
+    still_serves(&live).await;
     live.shutdown().await;
 }
 

@@ -108,6 +108,11 @@ pub(crate) enum Command {
     },
     /// The connection ended: drop its subscriptions, run `client_disconnected`.
     Disconnect { key: ConnKey },
+    /// The client finished sending (a clean end of its QUIC stream): once
+    /// every message queued for it so far has been handed to its writer
+    /// (the answers it is owed, released as their transactions become
+    /// durable), disconnect it as [`Command::Disconnect`] does.
+    Finish { key: ConnKey },
     /// A request of the HTTP API.
     Admin(Admin),
     /// A procedure call's start, or its transaction.
@@ -131,7 +136,7 @@ impl Command {
                 ClientMessage::Query { query, .. } => query.len(),
                 ClientMessage::Hello { .. } | ClientMessage::Unsubscribe { .. } => 0,
             },
-            Command::Disconnect { .. } => 0,
+            Command::Disconnect { .. } | Command::Finish { .. } => 0,
             Command::Admin(request) => request.bytes(),
             Command::Procedure(command) => command.bytes(),
         };
@@ -308,6 +313,9 @@ enum Held {
     Reply(Option<u64>, AfterDurable),
     /// A transaction's record, counted in [`PENDING_BYTES`] until durable.
     Record,
+    /// The end of a connection whose client finished sending: everything
+    /// held for it before this goes out first, then it is disconnected.
+    Finish(ConnKey),
 }
 
 /// An entry of the queue: released once the transaction at `after` (the
@@ -481,6 +489,7 @@ impl Actor {
             }
             Command::Client { key, message } => self.client_message(key, message),
             Command::Disconnect { key } => self.disconnect(key),
+            Command::Finish { key } => self.finish_after_answers(key),
             Command::Admin(request) => self.admin(request),
             Command::Procedure(command) => self.procedure(command),
         }
@@ -841,6 +850,29 @@ impl Actor {
         tables
     }
 
+    /// Disconnects `key` once everything held for it so far has gone out
+    /// (see [`Command::Finish`]); the messages made for it meanwhile (the
+    /// updates of later transactions) are dropped.
+    fn finish_after_answers(&mut self, key: ConnKey) {
+        if self.connections.contains_key(&key) {
+            self.hold(0, Held::Finish(key));
+        }
+    }
+
+    /// A finished connection's turn came: its deferred updates go out
+    /// (unless the commit log failed, which drops them), then it is
+    /// disconnected; its writer closes the connection once it has written
+    /// what it was handed.
+    fn close_finished(&mut self, key: ConnKey, hand_over: bool) {
+        if let Some(connection) = self.connections.get_mut(&key)
+            && hand_over
+        {
+            // A queue without room drops the connection itself.
+            connection.hand_over(None);
+        }
+        self.disconnect(key);
+    }
+
     fn disconnect(&mut self, key: ConnKey) {
         let Some(connection) = self.connections.remove(&key) else {
             return;
@@ -1032,6 +1064,10 @@ impl Actor {
             self.pending_bytes -= bytes;
             let (key, pending) = match held {
                 Held::Record => continue,
+                Held::Finish(key) => {
+                    self.close_finished(key, !failed);
+                    continue;
+                }
                 Held::Reply(offset, reply) => {
                     reply(if failed {
                         self.confirmed(offset)

@@ -2,10 +2,12 @@
 //! per connection, plus datagrams for unreliable reducer calls.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use worldline_transport::FrameDecoder;
 
+use crate::config::ServerConfig;
 use crate::outbound::{MessageSink, Payload, pump};
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
@@ -28,6 +30,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     let handshake_timeout = shared.config.handshake_timeout;
     let connection = incoming.await.map_err(|e| e.to_string())?;
     let max_frame = shared.config.max_frame;
+    let linger_bound = linger_bound(&shared.config);
     // The connection counts against its address's cap from now on, and has
     // the handshake deadline to open its one stream and send Hello.
     let (mut session, outbox) = Session::new(shared, peer);
@@ -56,12 +59,22 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     // complete within the idle timeout.
     let mut partial_since = None;
     let mut flow = session.admit();
+    // Set when the client finished its side of the stream (not reset).
+    let mut finished = false;
     while flow == Flow::Continue {
         let deadline = session.handshake_deadline();
         let frame_deadline = partial_since.map(|since| since + idle_timeout);
         tokio::select! {
             read = recv.read(&mut buffer) => {
-                let Ok(Some(n)) = read else { break };
+                let n = match read {
+                    Ok(Some(n)) => n,
+                    Ok(None) => {
+                        // A frame the client left half written is dropped.
+                        finished = true;
+                        break;
+                    }
+                    Err(_) => break,
+                };
                 // Datagrams that arrived before these bytes are handled
                 // first (so any that came before Hello are ignored, even
                 // when Hello and they are ready at once).
@@ -114,12 +127,55 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
             }
         }
     }
-    session.end().await;
-    drop(session);
+    if finished {
+        linger(session, &mut writer, &connection, linger_bound).await;
+    } else {
+        session.end().await;
+        drop(session);
+    }
     if !writer.is_finished() {
         let _ = writer.await;
     }
     Ok(())
+}
+
+/// How long a connection whose client finished its stream is kept for the
+/// answers it is owed: the procedure deadline (the longest a call may run,
+/// a procedure's wait for durability included), then the idle timeout to
+/// write them.
+fn linger_bound(config: &ServerConfig) -> Duration {
+    config.host.engine.procedure_deadline + config.idle_timeout
+}
+
+/// Ends the session of a client that finished its side of the stream and
+/// waits, at most `bound`, for the writer to write every answer owed and
+/// then close the connection (it finishes its own side and closes it once
+/// the client has read everything); the connection keeps its place under
+/// the per-address cap meanwhile. Stops waiting early if the connection
+/// closes (the client closed it, it went silent for the idle timeout, or
+/// the server is shutting down); past `bound` it closes the connection,
+/// dropping what is not written. Either way the writer is stopped.
+async fn linger(
+    session: Session,
+    writer: &mut tokio::task::JoinHandle<()>,
+    connection: &quinn::Connection,
+    bound: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + bound;
+    let _place = session.finish().await;
+    tokio::select! {
+        _ = &mut *writer => return,
+        _ = connection.closed() => {}
+        _ = tokio::time::sleep_until(deadline) => {
+            let seconds = bound.as_secs_f64();
+            let reason = format!(
+                "the answers owed after the end of the stream were not all sent within {seconds} s"
+            );
+            tracing::debug!("dropping a client: {reason}");
+            connection.close(0u32.into(), reason.as_bytes());
+        }
+    }
+    writer.abort();
 }
 
 /// At most this many datagrams already received are handled before each

@@ -89,6 +89,12 @@ impl Drop for AddressSlot {
     }
 }
 
+/// What is left of a session whose client finished sending, while the
+/// answers it is owed go out: its place under the per-address cap.
+pub(crate) struct Finished {
+    _slot: Option<AddressSlot>,
+}
+
 /// A client connection, from its first message to its end.
 pub(crate) struct Session {
     shared: Arc<Shared>,
@@ -241,6 +247,23 @@ impl Session {
         {
             let _ = database.send(Command::Disconnect { key }).await;
         }
+    }
+
+    /// Ends the session after the client finished sending (a clean end of
+    /// its stream): the database disconnects it once every answer owed for
+    /// the messages it read has been handed to the writer. The session's
+    /// own hold on the outgoing queue goes now, so the writer closes the
+    /// connection once the database and the procedure calls still running
+    /// have let go of theirs, after writing what they queued. The
+    /// connection keeps its place under the per-address cap while the
+    /// transport holds the [`Finished`] returned.
+    pub(crate) async fn finish(mut self) -> Finished {
+        if let State::Connected { key, database, .. } =
+            std::mem::replace(&mut self.state, State::Closed)
+        {
+            let _ = database.send(Command::Finish { key }).await;
+        }
+        Finished { _slot: self.slot }
     }
 
     async fn hello(&mut self, message: ClientMessage) -> Flow {
