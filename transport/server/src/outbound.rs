@@ -161,84 +161,123 @@ pub(crate) trait MessageSink: Send {
     fn flush(&mut self) -> impl Future<Output = Result<(), String>> + Send;
     /// Checks that the peer is alive, if the transport does not do so itself.
     fn ping(&mut self) -> impl Future<Output = Result<(), String>> + Send;
-    /// Closes the connection, telling the peer `reason`.
-    fn close(self, reason: &str) -> impl Future<Output = ()> + Send;
+    /// Closes the connection after the writer ended as `ended` says: with
+    /// its reason for the peer, or at once if the peer stopped reading
+    /// ([`Ended::Stalled`]: a Close or the rest of the stream would only
+    /// wait behind the write given up on).
+    fn close(self, ended: &Ended) -> impl Future<Output = ()> + Send;
 }
 
 /// How the writer task ended.
-enum End {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
     /// The queue closed: everything queued was written.
     Closed,
-    /// The connection was dropped for this reason, to be told to the client.
+    /// The connection was dropped for this reason, told to the client.
     Kicked(String),
-    /// Writing failed or stalled; nothing more can be written.
+    /// Writing failed; nothing more can be written.
     Broken(String),
+    /// A write took longer than the idle timeout: the client reads nothing.
+    Stalled(String),
+}
+
+impl Ended {
+    /// The reason the connection ended, as the peer is told it.
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            Ended::Closed => "closed",
+            Ended::Kicked(reason) | Ended::Broken(reason) | Ended::Stalled(reason) => reason,
+        }
+    }
+}
+
+/// Why a write did not complete.
+enum WriteFailed {
+    /// The transport refused it.
+    Error(String),
+    /// It did not complete within the idle timeout.
+    TimedOut(String),
+}
+
+impl From<WriteFailed> for Ended {
+    fn from(failed: WriteFailed) -> Self {
+        match failed {
+            WriteFailed::Error(reason) => Ended::Broken(reason),
+            WriteFailed::TimedOut(reason) => Ended::Stalled(reason),
+        }
+    }
 }
 
 /// Writes queued messages to `sink` until the queue closes, the server
-/// drops the connection, or a write fails or stalls; then closes the sink.
-/// Every write is bounded by the idle timeout, so this always ends.
-pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) {
+/// drops the connection, or a write fails or stalls; then closes the sink
+/// and returns how it ended. Every write is bounded by the idle timeout,
+/// so this always ends.
+pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) -> Ended {
     let limits = outbox.limits;
     let mut pings = tokio::time::interval((limits.idle_timeout / 3).max(Duration::from_millis(1)));
     pings.tick().await;
-    let end = loop {
+    let ended = loop {
         let next = tokio::select! {
             biased;
-            reason = kicked(&mut outbox.kick) => break End::Kicked(reason),
+            reason = kicked(&mut outbox.kick) => break Ended::Kicked(reason),
             next = outbox.messages.recv() => next,
-            _ = pings.tick() => {
-                match tokio::time::timeout(limits.idle_timeout, sink.ping()).await {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(e)) => break End::Broken(e),
-                    Err(_) => break End::Broken("a ping could not be written in time".into()),
-                }
-            }
+            _ = pings.tick() => match bounded(limits, sink.ping()).await {
+                Ok(()) => continue,
+                Err(failed) => break failed.into(),
+            },
         };
         let Some(Outgoing::Message(payload)) = next else {
-            break End::Closed;
+            break Ended::Closed;
         };
         // Everything queued meanwhile goes out with it, flushed once (one
         // system call for a burst of replies instead of one each).
-        let (written, close) = write_burst(&mut outbox, &mut sink, payload).await;
-        if let Err(reason) = written {
-            break End::Broken(reason);
-        }
-        if close {
-            break End::Closed;
+        match write_burst(&mut outbox, &mut sink, payload).await {
+            Err(failed) => break failed.into(),
+            Ok(true) => break Ended::Closed,
+            Ok(false) => {}
         }
     };
-    let reason = match end {
-        End::Closed => String::from("closed"),
-        End::Kicked(reason) => {
+    let ended = match ended {
+        Ended::Kicked(reason) => {
             tracing::debug!("dropping a client: {reason}");
             let error = encode_message(&ServerMessage::Error {
                 message: reason.clone(),
                 fatal: true,
             });
             let error = Payload::from(error);
-            if write(&mut sink, &error, limits).await.is_ok() {
-                let _ = bounded(limits, sink.flush()).await;
+            let told = match write(&mut sink, &error, limits).await {
+                Ok(()) => bounded(limits, sink.flush()).await,
+                Err(failed) => Err(failed),
+            };
+            match told {
+                // The client did not take the `Error` either: it reads nothing.
+                Err(WriteFailed::TimedOut(_)) => Ended::Stalled(reason),
+                _ => Ended::Kicked(reason),
             }
-            reason
         }
-        End::Broken(reason) => {
+        Ended::Broken(reason) => {
             tracing::debug!("writing to a client failed: {reason}");
-            reason
+            Ended::Broken(reason)
         }
+        Ended::Stalled(reason) => {
+            tracing::debug!("dropping a client: {reason}");
+            Ended::Stalled(reason)
+        }
+        Ended::Closed => Ended::Closed,
     };
     // Dropping a sink that did not close in time drops the connection too.
-    let _ = tokio::time::timeout(limits.idle_timeout, sink.close(&reason)).await;
+    let _ = tokio::time::timeout(limits.idle_timeout, sink.close(&ended)).await;
+    ended
 }
 
 /// Feeds `first` and every message queued behind it, up to
-/// [`BURST_BYTES`], then flushes once. Returns how the writes went and
-/// whether the queue asked to close the connection after them.
+/// [`BURST_BYTES`], then flushes once. Returns whether the queue asked to
+/// close the connection after them.
 async fn write_burst(
     outbox: &mut Outbox,
     sink: &mut impl MessageSink,
     first: Payload,
-) -> (Result<(), String>, bool) {
+) -> Result<bool, WriteFailed> {
     let limits = outbox.limits;
     let mut fed = 0;
     let mut next = Some(first);
@@ -246,9 +285,7 @@ async fn write_burst(
     while let Some(payload) = next.take() {
         let written = write(sink, &payload, limits).await;
         outbox.queued.fetch_sub(payload.len(), Ordering::AcqRel);
-        if written.is_err() {
-            return (written, false);
-        }
+        written?;
         fed += payload.len();
         if fed >= BURST_BYTES {
             break;
@@ -259,7 +296,8 @@ async fn write_burst(
             Err(_) => {}
         }
     }
-    (bounded(limits, sink.flush()).await, close)
+    bounded(limits, sink.flush()).await?;
+    Ok(close)
 }
 
 /// Writes one message, as fragments if it is larger than a frame, each
@@ -268,7 +306,7 @@ async fn write(
     sink: &mut impl MessageSink,
     payload: &Payload,
     limits: Limits,
-) -> Result<(), String> {
+) -> Result<(), WriteFailed> {
     for piece in split_message(payload, limits.max_frame) {
         let piece = match piece {
             // The whole message: its shared bytes, not a copy.
@@ -285,13 +323,13 @@ async fn write(
 async fn bounded(
     limits: Limits,
     write: impl Future<Output = Result<(), String>>,
-) -> Result<(), String> {
+) -> Result<(), WriteFailed> {
     match tokio::time::timeout(limits.idle_timeout, write).await {
-        Ok(result) => result,
-        Err(_) => Err(format!(
+        Ok(result) => result.map_err(WriteFailed::Error),
+        Err(_) => Err(WriteFailed::TimedOut(format!(
             "the client read nothing for {} s",
             limits.idle_timeout.as_secs_f64()
-        )),
+        ))),
     }
 }
 
@@ -304,5 +342,112 @@ async fn kicked(kick: &mut watch::Receiver<Option<String>>) -> String {
         if kick.changed().await.is_err() {
             return std::future::pending().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// What a [`TestSink`] was given.
+    #[derive(Default)]
+    struct Seen {
+        written: Vec<Vec<u8>>,
+        closed: Option<Ended>,
+    }
+
+    /// A sink that records what it is given; with `stuck`, no write ever
+    /// completes (a client that reads nothing).
+    struct TestSink {
+        seen: Arc<Mutex<Seen>>,
+        stuck: bool,
+    }
+
+    impl MessageSink for TestSink {
+        async fn feed(&mut self, payload: &Payload) -> Result<(), String> {
+            if self.stuck {
+                std::future::pending::<()>().await;
+            }
+            self.seen.lock().unwrap().written.push(payload.to_vec());
+            Ok(())
+        }
+
+        async fn flush(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+
+        async fn ping(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+
+        async fn close(self, ended: &Ended) {
+            self.seen.lock().unwrap().closed = Some(ended.clone());
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            messages: 16,
+            bytes: 1 << 20,
+            max_frame: 1 << 20,
+            idle_timeout: Duration::from_millis(200),
+        }
+    }
+
+    async fn pumped(stuck: bool, queue: impl FnOnce(&Outbound)) -> (Ended, Seen) {
+        let (outbound, outbox) = channel(limits());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let sink = TestSink {
+            seen: Arc::clone(&seen),
+            stuck,
+        };
+        queue(&outbound);
+        drop(outbound);
+        let ended = pump(outbox, sink).await;
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        (ended, seen)
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_ends_after_every_message_is_written() {
+        let (ended, seen) = pumped(false, |out| {
+            assert!(out.try_send(Payload::from(&b"one"[..])));
+            assert!(out.try_send(Payload::from(&b"two"[..])));
+        })
+        .await;
+        assert_eq!(ended, Ended::Closed);
+        assert_eq!(seen.written, [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(seen.closed, Some(Ended::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_kicked_connection_is_told_why_before_it_is_closed() {
+        let (ended, seen) = pumped(false, |out| out.kick("go away")).await;
+        assert_eq!(ended, Ended::Kicked("go away".into()));
+        let error = worldline_transport::decode_message::<ServerMessage>(&seen.written[0]);
+        assert!(
+            matches!(error, Ok(ServerMessage::Error { message, fatal: true }) if message == "go away")
+        );
+        assert_eq!(seen.closed, Some(ended));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_reads_nothing_stalls_the_writer_and_the_sink_knows() {
+        let (ended, seen) = pumped(true, |out| {
+            assert!(out.try_send(Payload::from(&b"unread"[..])));
+        })
+        .await;
+        assert!(
+            matches!(&ended, Ended::Stalled(reason) if reason.contains("read nothing")),
+            "{ended:?}"
+        );
+        assert_eq!(seen.closed, Some(ended));
+
+        // Kicked while stalled: the `Error` cannot be written either.
+        let (ended, seen) = pumped(true, |out| out.kick("too slow")).await;
+        assert_eq!(ended, Ended::Stalled("too slow".into()));
+        assert_eq!(seen.closed, Some(ended));
     }
 }

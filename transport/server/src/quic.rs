@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use worldline_transport::FrameDecoder;
 
 use crate::config::ServerConfig;
-use crate::outbound::{MessageSink, Payload, pump};
+use crate::outbound::{Ended, MessageSink, Payload, pump};
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
 
@@ -157,7 +157,7 @@ fn linger_bound(config: &ServerConfig) -> Duration {
 /// dropping what is not written. Either way the writer is stopped.
 async fn linger(
     session: Session,
-    writer: &mut tokio::task::JoinHandle<()>,
+    writer: &mut tokio::task::JoinHandle<Ended>,
     connection: &quinn::Connection,
     bound: Duration,
 ) {
@@ -232,10 +232,14 @@ impl MessageSink for QuicSink {
 
     /// Finishes the stream and waits until the client has read it all (the
     /// writer task bounds the wait by the idle timeout) before closing the
-    /// connection, so that a slow reader still gets the last messages.
-    async fn close(mut self, reason: &str) {
-        let _ = self.send.finish();
-        let _ = self.send.stopped().await;
-        self.connection.close(0u32.into(), reason.as_bytes());
+    /// connection, so that a slow reader still gets the last messages; a
+    /// client that reads nothing ([`Ended::Stalled`]) is closed at once.
+    async fn close(mut self, ended: &Ended) {
+        if !matches!(ended, Ended::Stalled(_)) {
+            let _ = self.send.finish();
+            let _ = self.send.stopped().await;
+        }
+        self.connection
+            .close(0u32.into(), ended.reason().as_bytes());
     }
 }

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -14,7 +13,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, error::CapacityError};
 use worldline_transport::FrameError;
 
-use crate::outbound::{MessageSink, Payload, pump};
+use crate::outbound::{Ended, MessageSink, Payload, pump};
 use crate::quic::sleep_until;
 use crate::session::{Flow, Session};
 use crate::shared::Shared;
@@ -43,13 +42,9 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     let idle_timeout = shared.config.idle_timeout;
     let (sink, mut stream) = socket.split();
     let (mut session, outbox) = Session::new(shared, peer.ip());
-    let stalled = Arc::new(AtomicBool::new(false));
-    let sink = WebSocketSink {
-        sink,
-        writing: false,
-        stalled: stalled.clone(),
-    };
-    let mut writer = tokio::spawn(pump(outbox, sink));
+    let mut writer = tokio::spawn(pump(outbox, WebSocketSink { sink }));
+    // How the writer ended, once it has.
+    let mut ended = None;
     let mut flow = session.admit();
     // Any message, a pong included, proves the client alive; the writer
     // pings at a third of the idle timeout.
@@ -68,7 +63,10 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
                 flow = session.refuse(message, true);
                 continue;
             }
-            _ = &mut writer => break,
+            result = &mut writer => {
+                ended = result.ok();
+                break;
+            }
             _ = shutdown.changed() => {
                 flow = session.refuse("the server is shutting down".into(), true);
                 continue;
@@ -85,13 +83,13 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     }
     session.end().await;
     drop(session);
-    if !writer.is_finished() {
-        let _ = writer.await;
+    if ended.is_none() {
+        ended = writer.await.ok();
     }
     // A client that read nothing for the idle timeout cannot read the
     // last messages either: waiting for its Close would only let it keep
     // the connection (and this task reading what it sends) longer.
-    if stalled.load(Ordering::Acquire) {
+    if matches!(ended, Some(Ended::Stalled(_))) {
         return;
     }
     // Keep reading (and discarding) until the client answers the close or
@@ -132,52 +130,31 @@ fn read_error(error: axum::Error) -> String {
 /// Writes binary messages on the socket.
 struct WebSocketSink {
     sink: SplitSink<WebSocket, Message>,
-    /// Set while a write is under way; still set when the writer gave up
-    /// on one (its time ran out because the client reads nothing).
-    writing: bool,
-    /// Set on closing if a write was given up: the client reads nothing, so
-    /// the connection is ended without a Close frame or waiting for one.
-    stalled: Arc<AtomicBool>,
-}
-
-impl WebSocketSink {
-    /// Runs one write on the socket, marking it under way until it ends.
-    async fn write<T>(
-        &mut self,
-        operation: impl AsyncFnOnce(&mut SplitSink<WebSocket, Message>) -> Result<T, axum::Error>,
-    ) -> Result<T, String> {
-        self.writing = true;
-        let result = operation(&mut self.sink).await;
-        self.writing = false;
-        result.map_err(|e| e.to_string())
-    }
 }
 
 impl MessageSink for WebSocketSink {
     async fn feed(&mut self, payload: &Payload) -> Result<(), String> {
         let bytes = Bytes::from_owner(payload.clone());
-        self.write(async |sink| sink.feed(Message::Binary(bytes)).await)
-            .await
+        let fed = self.sink.feed(Message::Binary(bytes)).await;
+        fed.map_err(|e| e.to_string())
     }
 
     async fn flush(&mut self) -> Result<(), String> {
-        self.write(async |sink| sink.flush().await).await
+        self.sink.flush().await.map_err(|e| e.to_string())
     }
 
     async fn ping(&mut self) -> Result<(), String> {
-        self.write(async |sink| sink.send(Message::Ping(Default::default())).await)
-            .await
+        let sent = self.sink.send(Message::Ping(Default::default())).await;
+        sent.map_err(|e| e.to_string())
     }
 
-    async fn close(mut self, reason: &str) {
-        if self.writing {
-            // The Close frame would wait behind the write given up on.
-            self.stalled.store(true, Ordering::Release);
+    async fn close(mut self, ended: &Ended) {
+        if let Ended::Stalled(_) = ended {
             return;
         }
         let frame = CloseFrame {
             code: axum::extract::ws::close_code::NORMAL,
-            reason: truncate(reason, 120).into(),
+            reason: truncate(ended.reason(), 120).into(),
         };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
         let _ = self.sink.close().await;
