@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 use worldline_client::{Client, ConnectOptions, Trust};
-use worldline_tests::live::LiveServer;
+use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello};
 use worldline_tests::{Message, args};
 use worldline_transport::{
@@ -634,4 +634,47 @@ async fn a_half_sent_frame_after_hello_is_closed_at_the_idle_timeout() {
     assert!(fatal(quic.recv().await).contains("a frame stayed incomplete for 1.5 s"));
     assert!(started.elapsed() >= Duration::from_millis(1400));
     live.shutdown().await;
+}
+
+// One connection's burst of commands does not hold up another's: the
+// database runs queued commands in turns, one per connection, so a call
+// waits for at most one command of the burst, not for all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call() {
+    // Calls that each run until the reducer deadline stops them.
+    const SLOW_CALLS: u32 = 20;
+    let live = LiveServer::start_with(&[("hostile", "hostile")], |config| {
+        config.host.engine.reducer_deadline = Duration::from_millis(50);
+    })
+    .await;
+    let mut busy = RawWebSocket::connect(&live.ws_url()).await;
+    busy.send(&hello("hostile", None)).await;
+    welcome(busy.recv().await);
+    let caller = live.connect(Transport::Quic, "hostile").await;
+
+    for request_id in 0..SLOW_CALLS {
+        busy.send(&call(request_id, "spin", args(&()))).await;
+    }
+    // When each slow call's answer arrived.
+    let answers = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        for _ in 0..SLOW_CALLS {
+            match busy.recv().await {
+                Some(ServerMessage::ReducerResult { .. }) => arrivals.push(Instant::now()),
+                other => panic!("expected ReducerResult, got {other:?}"),
+            }
+        }
+        arrivals
+    });
+    // The burst is on its way; the call follows it.
+    let outcome = caller.call("seed", &(0u32,)).await.expect("the call");
+    assert_eq!(outcome.status, ReducerStatus::Committed);
+    let answered = Instant::now();
+    let arrivals = answers.await.expect("every slow call answered");
+    let ran_before = arrivals.iter().filter(|at| **at < answered).count() as u32;
+    caller.close().await;
+    assert!(
+        ran_before <= 3,
+        "{ran_before} of the {SLOW_CALLS} slow calls sent before the call ran first"
+    );
 }

@@ -15,6 +15,7 @@
 mod admin;
 mod procedure;
 mod schedules;
+mod turns;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,12 +40,17 @@ use crate::outbound::{Outbound, Payload};
 pub(crate) use admin::{Admin, CallAnswer, Description, allow_list_text};
 pub(crate) use procedure::ProcedureCommand;
 use schedules::Wake;
+use turns::Turns;
 
 /// Identifies one connection within the server.
 pub(crate) type ConnKey = u64;
 
 /// How many commands run before the messages that are durable are released.
 const MAX_BATCH: usize = 512;
+/// The longest the thread runs commands before it releases the messages
+/// that are durable: an answer waits at most about this long (and one
+/// command of each other connection, see [`turns`]) behind a backlog.
+const BATCH_TIME: Duration = Duration::from_millis(1);
 /// How many query sets one connection may hold at once.
 const MAX_QUERY_SETS: usize = 256;
 /// How many queries one `Subscribe` may carry.
@@ -54,7 +60,8 @@ const MAX_QUERIES_PER_SET: usize = 64;
 /// 16 KiB, so the counts above alone would let one connection hold
 /// hundreds of megabytes.
 const MAX_SUBSCRIBED_SQL_BYTES: usize = 256 << 10;
-/// How many commands may wait for a database's thread.
+/// How many commands may wait in a database's queue (and as many more taken
+/// in by its thread, waiting for their connection's turn).
 const COMMAND_QUEUE: usize = 4_096;
 /// How many bytes of commands (reducer arguments, queries, components) may
 /// wait for a database's thread; a sender waits while they would pass it.
@@ -120,6 +127,18 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// The connection whose turn the command takes (see [`turns`]); none
+    /// for a request from no connection.
+    fn connection(&self) -> Option<ConnKey> {
+        match self {
+            Command::Connect { key, .. }
+            | Command::Client { key, .. }
+            | Command::Disconnect { key }
+            | Command::Finish { key } => Some(*key),
+            Command::Admin(_) | Command::Procedure(_) => None,
+        }
+    }
+
     /// Roughly how many bytes the command holds while it waits.
     fn bytes(&self) -> usize {
         let payload = match self {
@@ -201,6 +220,7 @@ pub(crate) fn spawn(
         connections: HashMap::new(),
         deferring: VecDeque::new(),
         waiting: VecDeque::new(),
+        turns: Turns::default(),
         pending_bytes: 0,
         newest: None,
         durable: Arc::new(Notify::new()),
@@ -350,6 +370,8 @@ struct Actor {
     /// Messages, HTTP replies and records waiting, in the order they were
     /// made, for the transactions before them to be durable.
     waiting: VecDeque<Waiting>,
+    /// Commands taken from the queue, waiting for their connection's turn.
+    turns: Turns<Queued>,
     /// What the entries of `waiting` count for: the encoded messages and
     /// the rows the transactions behind them changed (their commit-log
     /// records), plus [`PENDING_OVERHEAD`] each.
@@ -382,56 +404,51 @@ impl Actor {
         };
         loop {
             self.run_schedules();
-            let timer = self.schedule_wait();
-            let spin = self.spin(&mut commands, timer);
-            if matches!(spin, Spin::Nothing) {
-                // The thread is about to sleep: nothing is worth waiting for.
-                self.hand_over_deferred(None);
-            }
-            let first = match spin {
-                Spin::Command(queued) => Some(queued),
-                Spin::Released => continue,
-                Spin::Nothing if self.waiting.is_empty() && timer.is_none() => {
-                    commands.blocking_recv()
+            // Commands taken in earlier that still wait their turn run
+            // first, unless too much waits for the disk.
+            if self.turns.is_empty() || self.pending_bytes >= PENDING_BYTES {
+                let timer = self.schedule_wait();
+                let spin = self.spin(&mut commands, timer);
+                if matches!(spin, Spin::Nothing) {
+                    // The thread is about to sleep: nothing is worth waiting for.
+                    self.hand_over_deferred(None);
                 }
-                Spin::Nothing if self.pending_bytes >= PENDING_BYTES => {
-                    // Too much waits for the disk: take no command until some is released.
-                    waiter.block_on(self.durable.notified());
-                    self.release();
-                    continue;
-                }
-                Spin::Nothing => {
-                    let durable = Arc::clone(&self.durable);
-                    let next = waiter.block_on(async {
-                        tokio::select! {
-                            biased;
-                            () = durable.notified() => Wake::Durable,
-                            command = commands.recv() => Wake::Command(command),
-                            () = schedules::timer(timer) => Wake::Schedule,
-                        }
-                    });
-                    match next {
-                        Wake::Command(command) => command,
-                        Wake::Durable => {
-                            self.release();
-                            continue;
-                        }
-                        Wake::Schedule => continue,
+                let first = match spin {
+                    Spin::Command(queued) => Some(queued),
+                    Spin::Released => continue,
+                    Spin::Nothing if self.waiting.is_empty() && timer.is_none() => {
+                        commands.blocking_recv()
                     }
-                }
-            };
-            // A command's share of the byte budget returns once it has run.
-            let Some(first) = first else { break };
-            self.handle(first.command);
-            for _ in 1..MAX_BATCH {
-                if self.pending_bytes >= PENDING_BYTES || self.finished {
-                    break;
-                }
-                match commands.try_recv() {
-                    Ok(queued) => self.handle(queued.command),
-                    Err(_) => break,
-                }
+                    Spin::Nothing if self.pending_bytes >= PENDING_BYTES => {
+                        // Too much waits for the disk: take no command until some is released.
+                        waiter.block_on(self.durable.notified());
+                        self.release();
+                        continue;
+                    }
+                    Spin::Nothing => {
+                        let durable = Arc::clone(&self.durable);
+                        let next = waiter.block_on(async {
+                            tokio::select! {
+                                biased;
+                                () = durable.notified() => Wake::Durable,
+                                command = commands.recv() => Wake::Command(command),
+                                () = schedules::timer(timer) => Wake::Schedule,
+                            }
+                        });
+                        match next {
+                            Wake::Command(command) => command,
+                            Wake::Durable => {
+                                self.release();
+                                continue;
+                            }
+                            Wake::Schedule => continue,
+                        }
+                    }
+                };
+                let Some(first) = first else { break };
+                self.turns.push(first.command.connection(), first);
             }
+            self.run_batch(&mut commands);
             self.release();
             if self.finished {
                 break;
@@ -440,6 +457,33 @@ impl Actor {
         // Every handle is gone (the server stops): what waits goes out once durable.
         self.flush();
         tracing::debug!("database {} stopped", self.name);
+    }
+
+    /// Runs up to [`MAX_BATCH`] commands, for up to [`BATCH_TIME`], in
+    /// their connections' turns (see [`turns`]), taking in what has arrived
+    /// before each; stops early when too much waits for the disk or the
+    /// database is finished. A command's share of the byte budget returns
+    /// once it has run.
+    fn run_batch(&mut self, commands: &mut mpsc::Receiver<Queued>) {
+        let started = Instant::now();
+        for _ in 0..MAX_BATCH {
+            if self.pending_bytes >= PENDING_BYTES
+                || self.finished
+                || started.elapsed() >= BATCH_TIME
+            {
+                break;
+            }
+            while self.turns.len() < COMMAND_QUEUE {
+                match commands.try_recv() {
+                    Ok(queued) => self.turns.push(queued.command.connection(), queued),
+                    Err(_) => break,
+                }
+            }
+            let Some(queued) = self.turns.pop() else {
+                break;
+            };
+            self.handle(queued.command);
+        }
     }
 
     /// Looks for work without sleeping for up to [`SPIN_BEFORE_SLEEP`]: a
