@@ -100,9 +100,10 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         } else {
             format!(", {} unavailable", unavailable.len())
         };
+        let ready = server.recovery_reports().len();
         println!(
-            "worldline: {} databases ready{unavailable} in {:.1} ms (durability: {})",
-            server.recovery_reports().len(),
+            "worldline: {ready} database{} ready{unavailable} in {:.1} ms (durability: {})",
+            if ready == 1 { "" } else { "s" },
             started.elapsed().as_secs_f64() * 1e3,
             args.durability
         );

@@ -106,7 +106,7 @@ fn damaged_databases_are_unavailable_and_the_others_serve() {
         "{startup}"
     );
     assert!(
-        startup.contains("1 databases ready, 3 unavailable"),
+        startup.contains("1 database ready, 3 unavailable"),
         "{startup}"
     );
     alice.moved_to(&server.url);

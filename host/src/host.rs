@@ -11,6 +11,8 @@
 //! databases/<name>/log/          commit log segments
 //! databases/<name>/snapshots/    snapshots
 //! databases/.deleted-<name>/     a database being deleted (removed on open if left behind)
+//! databases/.creating-<name>/    a database being published, until its `init` committed
+//!                                (removed on open if left behind)
 //! cache/components/              compiled components, so a module compiles once (see
 //!                                [`Engine::with_component_cache`])
 //! ```
@@ -170,6 +172,16 @@ impl Host {
                 }
                 continue;
             }
+            if name.starts_with(CREATING_PREFIX) {
+                // A publish was interrupted before the database existed: undo it.
+                tracing::warn!(
+                    "removing databases/{name}, left by a publish that did not complete"
+                );
+                if let Err(e) = self.databases_dir.remove_dir_all(&name) {
+                    tracing::warn!("could not remove databases/{name}: {e}");
+                }
+                continue;
+            }
             if valid_name(&name)
                 && entry
                     .file_type()
@@ -282,8 +294,19 @@ impl Host {
         if self.databases.contains_key(name) || self.databases_dir.exists(name) {
             return Err(HostError::DatabaseExists(name.to_owned()));
         }
+        // The database is built under a staging name and takes its own name
+        // only once `init` has committed durably, so a crash part-way
+        // through leaves nothing that holds the name (the next open
+        // removes the staging directory) and no database whose `init`
+        // never ran.
+        let staging = format!("{CREATING_PREFIX}{name}");
+        let io = storage_io(format!("creating database {name}"));
+        if self.databases_dir.exists(&staging) {
+            self.databases_dir.remove_dir_all(&staging).map_err(&io)?;
+        }
+        let mut named = false;
         let created = self
-            .create_database_dir(name, wasm, owner, allow)
+            .create_database_dir(name, &staging, wasm, owner, allow)
             .and_then(|dir| {
                 let mut database = Database::create_stored(
                     &self.engine,
@@ -293,27 +316,38 @@ impl Host {
                     self.config.storage.clone(),
                 )?;
                 database.restore_http_allow(allow.clone());
+                self.databases_dir
+                    .rename(&staging, &self.databases_dir, name)
+                    .map_err(&io)?;
+                named = true;
+                sync_dir(&self.databases_dir)?;
                 Ok(database)
             });
         match created {
             Ok(database) => Ok(self.databases.entry(name.to_owned()).or_insert(database)),
             Err(e) => {
-                let _ = self.databases_dir.remove_dir_all(name);
+                // The database (and its commit log's thread) is closed by now.
+                let _ = self
+                    .databases_dir
+                    .remove_dir_all(if named { name } else { &staging });
                 Err(e)
             }
         }
     }
 
+    /// Creates directory `dir_name` holding database `name`'s component,
+    /// owner and HTTP allow-list, durably.
     fn create_database_dir(
         &self,
         name: &str,
+        dir_name: &str,
         wasm: &[u8],
         owner: Identity,
         allow: &AllowList,
     ) -> Result<Dir, HostError> {
         let io = storage_io(format!("creating database {name}"));
-        self.databases_dir.create_dir(name).map_err(&io)?;
-        let dir = self.databases_dir.open_dir(name).map_err(&io)?;
+        self.databases_dir.create_dir(dir_name).map_err(&io)?;
+        let dir = self.databases_dir.open_dir(dir_name).map_err(&io)?;
         write_durably(&dir, "module.wasm", wasm)?;
         write_durably(&dir, "owner", owner.to_string().as_bytes())?;
         write_durably(&dir, HTTP_ALLOW_FILE, allow.to_string().as_bytes())?;
@@ -455,6 +489,10 @@ fn unavailable_reason(error: &HostError) -> String {
 /// How the directory of a database being deleted starts (`.` is not
 /// allowed in database names, so it cannot clash with one).
 const DELETED_PREFIX: &str = ".deleted-";
+
+/// How the directory of a database being published starts, until its
+/// `init` has committed (see [`Host::publish_with_http`]).
+const CREATING_PREFIX: &str = ".creating-";
 
 /// The name this server signs its tokens with.
 const ISSUER: &str = "worldline";

@@ -188,6 +188,9 @@ fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// The hot swap's HTTP answer (status and body, or why there was none), once it came.
+type SwapAnswer = Arc<Mutex<Option<Result<(u16, String), String>>>>;
+
 fn db_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join("data/databases").join(name)
 }
@@ -411,7 +414,7 @@ fn hot_swap_killed_before_during_and_after_keeps_acknowledged_data() {
             load.clone(),
         );
         std::thread::sleep(Duration::from_millis(60));
-        let swap_answer: Arc<Mutex<Option<Result<(u16, String), String>>>> = Arc::default();
+        let swap_answer: SwapAnswer = Arc::default();
         let chat_dir = db_dir(dir.path(), "chat");
         let before = (
             std::fs::read(chat_dir.join("module.wasm")).unwrap(),
@@ -969,7 +972,6 @@ fn garbage_schema_files_never_stop_the_server() {
 /// unknown, but the name must not be stuck and a database that exists must
 /// have run its `init`.
 #[test]
-#[ignore = "bug: a first publish killed midway leaves the name unavailable with no owner (no one can delete or replace it over the API: 403), or serving without its `init` ever having run"]
 fn a_first_publish_killed_midway_leaves_a_server_that_starts() {
     let warm = TempDir::new("outsider-create-warm");
     {
@@ -978,14 +980,18 @@ fn a_first_publish_killed_midway_leaves_a_server_that_starts() {
         server.stop();
     }
     let chat = guest_wasm("chat-v2"); // its `init` posts "welcome"
-    // Kill the moment the database's directory, module.wasm or
-    // schema.json appears, or a few milliseconds after the request.
+    // Kill the moment the database's staging directory (a publish builds
+    // the database under `.creating-NAME` until its `init` committed), one
+    // of its files, or the database's own directory appears, or a few
+    // milliseconds after the request.
     let mut bugs = Vec::new();
     let watch: &[Option<&str>] = &[
-        Some(""),
-        Some("module.wasm"),
-        Some("schema.json"),
-        Some("owner"),
+        Some(".creating-chat"),
+        Some(".creating-chat/module.wasm"),
+        Some(".creating-chat/owner"),
+        Some(".creating-chat/schema.json"),
+        Some(".creating-chat/log"),
+        Some("chat"),
         None,
     ];
     for (round, &file) in watch.iter().enumerate() {
@@ -1003,7 +1009,7 @@ fn a_first_publish_killed_midway_leaves_a_server_that_starts() {
                     .ok()
             })
         };
-        let path = db_dir(dir.path(), "chat").join(file.unwrap_or(""));
+        let path = dir.path().join("data/databases").join(file.unwrap_or(""));
         let deadline = Instant::now() + Duration::from_secs(5);
         match file {
             Some(_) => while Instant::now() < deadline && !path.exists() {},
@@ -1029,6 +1035,21 @@ fn a_first_publish_killed_midway_leaves_a_server_that_starts() {
             .iter()
             .find(|d| d["name"] == "chat")
             .cloned();
+        assert!(
+            !dir.path().join("data/databases/.creating-chat").exists(),
+            "the start removes what an interrupted publish left"
+        );
+        if entry.is_none() {
+            // The publish did not complete: the name is free again.
+            let again = http_for(&server, &token)
+                .post("/v1/database/chat", "application/wasm", &chat)
+                .unwrap();
+            assert_eq!(again.0, 201, "publishing again: {again:?}");
+            assert_eq!(
+                messages(&http_for(&server, &token), "chat"),
+                vec!["welcome".to_owned()]
+            );
+        }
         if let Some(200..=299) = answered {
             let entry = entry.as_ref().expect("an acknowledged publish was lost");
             assert!(entry.get("unavailable").is_none(), "{entry}");

@@ -82,7 +82,7 @@ pub(crate) fn check_or_record(
         let stored: StoredSchema =
             serde_json::from_slice(&stored).map_err(|e| StorageError::Corrupt {
                 file: SCHEMA_FILE.into(),
-                offset: 0,
+                offset: byte_offset(&stored, e.line(), e.column()),
                 reason: format!(
                     "it is not a module description ({e}), and not the one the module gives \
                      now; remove it to record the current module's schema again"
@@ -97,7 +97,10 @@ pub(crate) fn check_or_record(
                 schema,
             )));
         }
-        tracing::info!("{SCHEMA_FILE} describes another module; recording this one's schema");
+        tracing::warn!(
+            "{SCHEMA_FILE} describes another module than module.wasm (a swap cut short, or an \
+             edited file); recording this module's schema and validating every stored row"
+        );
     }
     if let Err(e) = super::write_durably(dir, SCHEMA_FILE, &expected) {
         tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
@@ -133,7 +136,8 @@ fn read(dir: &dyn Directory) -> Result<Option<Vec<u8>>, StorageError> {
 fn differences(published: &ModuleSchema, now: &ModuleSchema) -> String {
     let changes = match plan_migration(published, now) {
         Ok(plan) if plan.is_empty() => {
-            "(the order of its tables, reducers or columns, or its procedures or schedules)"
+            "(a difference a hot swap does not list: the order of its tables, reducers or \
+             columns, a table or reducer listed twice, its procedures or its schedules)"
                 .to_owned()
         }
         Ok(plan) => plan.to_string(),
@@ -145,6 +149,20 @@ fn differences(published: &ModuleSchema, now: &ModuleSchema) -> String {
          the stored rows were written for the schema it returned then. What changed:\n{}",
         changes.trim_end()
     )
+}
+
+/// The byte offset of 1-based `line` and `column` in `text` (0 if past it).
+fn byte_offset(text: &[u8], line: usize, column: usize) -> u64 {
+    let line_start = match line {
+        0 | 1 => Some(0),
+        _ => text
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == b'\n')
+            .nth(line - 2)
+            .map(|(at, _)| at + 1),
+    };
+    line_start.map_or(0, |start| (start + column.saturating_sub(1)) as u64)
 }
 
 /// `bytes` as lowercase hex digits.

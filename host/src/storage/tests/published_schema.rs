@@ -167,3 +167,20 @@ fn without_a_record_rows_are_validated_against_what_the_module_describes() {
         "{error}"
     );
 }
+
+#[test]
+fn a_garbled_record_is_refused_naming_where_it_breaks() {
+    let disk = database_with(0, config(None, 1 << 20));
+    let mut recorded = stored(&disk).expect("recorded");
+    // A newline, then the record cut in the middle of the second line.
+    recorded.insert(1, b'\n');
+    recorded.truncate(40);
+    crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, &recorded).expect("rewrite");
+    let error = open(&disk, config(None, 1 << 20)).err().expect("refused");
+    let StorageError::Corrupt { file, offset, .. } = &error else {
+        panic!("expected Corrupt, got {error}");
+    };
+    assert_eq!(file, SCHEMA_FILE);
+    // serde_json places an early end at the last byte read.
+    assert_eq!(*offset, 39, "{error}");
+}
