@@ -159,7 +159,7 @@ pub(crate) fn recover(
                 continue; // already in the snapshot
             }
             replay(&mut datastore, &record, trust)
-                .map_err(|e| corrupt(format!("record does not apply: {e}")))?;
+                .map_err(|e| corrupt(format!("record does not apply: {e}{}", doubt(trust))))?;
             replayed += 1;
         }
         log_end = Some((next, name));
@@ -263,6 +263,19 @@ fn replay(
         datastore.replay_sequence(&SequenceState::from(sequence))?;
     }
     Ok(())
+}
+
+/// What to add to the reason a record does not apply: under
+/// [`SchemaTrust::Unproven`], the module may not be the one the log was
+/// written by, rather than the log being damaged.
+fn doubt(trust: SchemaTrust) -> &'static str {
+    match trust {
+        SchemaTrust::Recorded => "",
+        SchemaTrust::Unproven => {
+            " (nothing recorded shows that the module describes the schema the log was \
+             written for: if module.wasm was replaced by hand, put back the published one)"
+        }
+    }
 }
 
 /// "transaction A is" or "transactions A to B are", for the offsets `from..to`.
