@@ -48,9 +48,13 @@ pub(crate) type ConnKey = u64;
 /// How many commands run before the messages that are durable are released.
 const MAX_BATCH: usize = 512;
 /// The longest the thread runs commands before it releases the messages
-/// that are durable: an answer waits at most about this long (and one
-/// command of each other connection, see [`turns`]) behind a backlog.
+/// that are durable: an answer waits at most about this long (and one turn
+/// of each other connection, see [`turns`]) behind a backlog.
 const BATCH_TIME: Duration = Duration::from_millis(1);
+/// How long one connection's turn lasts (see [`turns`]): a burst of cheap
+/// calls runs together, as it arrived; a command that takes longer ends
+/// the turn after it.
+const TURN_TIME: Duration = Duration::from_micros(100);
 /// How many query sets one connection may hold at once.
 const MAX_QUERY_SETS: usize = 256;
 /// How many queries one `Subscribe` may carry.
@@ -466,10 +470,13 @@ impl Actor {
     /// once it has run.
     fn run_batch(&mut self, commands: &mut mpsc::Receiver<Queued>) {
         let started = Instant::now();
+        // The lane whose turn is running, and when it began.
+        let mut turn: Option<(turns::Lane, Instant)> = None;
         for _ in 0..MAX_BATCH {
+            let now = Instant::now();
             if self.pending_bytes >= PENDING_BYTES
                 || self.finished
-                || started.elapsed() >= BATCH_TIME
+                || now.duration_since(started) >= BATCH_TIME
             {
                 break;
             }
@@ -479,9 +486,18 @@ impl Actor {
                     Err(_) => break,
                 }
             }
-            let Some(queued) = self.turns.pop() else {
+            if let Some((lane, began)) = turn
+                && now.duration_since(began) >= TURN_TIME
+            {
+                self.turns.end_turn(lane);
+                turn = None;
+            }
+            let Some((lane, queued)) = self.turns.pop() else {
                 break;
             };
+            if turn.is_none_or(|(current, _)| current != lane) {
+                turn = Some((lane, now));
+            }
             self.handle(queued.command);
         }
     }

@@ -1,13 +1,16 @@
 //! The commands a database's thread has taken in but not run yet, run in
-//! turns: one command from each connection that has some, round and round,
-//! each connection's in the order it sent them.
+//! turns: each connection that has commands waiting gets a turn, round and
+//! round, and runs its commands in the order it sent them during its turn.
 //!
 //! A first-come queue let one connection's burst (a client subscribing
 //! 10,000 queries in 157 messages, say) hold up every other client's call
-//! until all of it had run. In turns, a call waits for at most one command
-//! of each other connection. Requests that come from no connection (the
-//! HTTP API's, a procedure's transactions) each take a turn of their own,
-//! so among themselves they run in arrival order.
+//! until all of it had run. In turns, a call waits for at most one turn of
+//! each other connection. How long a turn lasts is the caller's to decide
+//! (the database's thread ends one after [`TURN_TIME`](super::TURN_TIME)):
+//! long enough for a burst of cheap calls to run together, as they arrived,
+//! short enough that an expensive command ends it. Requests that come from
+//! no connection (the HTTP API's, a procedure's transactions) each have a
+//! turn of their own, so among themselves they run in arrival order.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -62,19 +65,27 @@ impl<T> Turns<T> {
         self.len += 1;
     }
 
-    /// Takes the command whose turn it is; its lane, if it has more, goes
-    /// to the back of the round.
-    pub(super) fn pop(&mut self) -> Option<T> {
-        let lane = self.order.pop_front()?;
+    /// Takes the next command of the lane whose turn it is, with that
+    /// lane; a lane whose commands have all run leaves the round (and the
+    /// next lane's turn begins).
+    pub(super) fn pop(&mut self) -> Option<(Lane, T)> {
+        let lane = *self.order.front()?;
         let queue = self.lanes.get_mut(&lane)?;
-        let command = queue.pop_front();
+        let command = queue.pop_front()?;
         if queue.is_empty() {
             self.lanes.remove(&lane);
-        } else {
-            self.order.push_back(lane);
+            self.order.pop_front();
         }
-        self.len -= usize::from(command.is_some());
-        command
+        self.len -= 1;
+        Some((lane, command))
+    }
+
+    /// Ends `lane`'s turn: it goes to the back of the round, if it still
+    /// has commands (one that ran dry has left the round already).
+    pub(super) fn end_turn(&mut self, lane: Lane) {
+        if self.order.front() == Some(&lane) {
+            self.order.rotate_left(1);
+        }
     }
 
     /// How many commands wait.
@@ -92,8 +103,14 @@ impl<T> Turns<T> {
 mod tests {
     use super::*;
 
-    fn drain(turns: &mut Turns<&'static str>) -> Vec<&'static str> {
-        std::iter::from_fn(|| turns.pop()).collect()
+    /// Runs every command, one per turn.
+    fn one_per_turn(turns: &mut Turns<&'static str>) -> Vec<&'static str> {
+        let mut ran = Vec::new();
+        while let Some((lane, command)) = turns.pop() {
+            ran.push(command);
+            turns.end_turn(lane);
+        }
+        ran
     }
 
     #[test]
@@ -109,10 +126,28 @@ mod tests {
         turns.push(None, "http2");
         assert_eq!(turns.len(), 9);
         assert_eq!(
-            drain(&mut turns),
+            one_per_turn(&mut turns),
             ["a1", "b1", "http1", "http2", "a2", "b2", "a3", "a4", "a5"]
         );
         assert!(turns.is_empty());
+        assert_eq!(turns.pop(), None);
+    }
+
+    #[test]
+    fn a_turn_lasts_until_it_is_ended_or_its_lane_runs_dry() {
+        let mut turns = Turns::default();
+        for command in ["a1", "a2", "a3"] {
+            turns.push(Some(1), command);
+        }
+        turns.push(Some(2), "b1");
+        turns.push(Some(2), "b2");
+        assert_eq!(turns.pop(), Some((Lane::Connection(1), "a1")));
+        assert_eq!(turns.pop(), Some((Lane::Connection(1), "a2")));
+        turns.end_turn(Lane::Connection(1));
+        assert_eq!(turns.pop(), Some((Lane::Connection(2), "b1")));
+        assert_eq!(turns.pop(), Some((Lane::Connection(2), "b2")));
+        // Lane 2 ran dry: lane 1's turn again, without ending one.
+        assert_eq!(turns.pop(), Some((Lane::Connection(1), "a3")));
         assert_eq!(turns.pop(), None);
     }
 
@@ -122,8 +157,8 @@ mod tests {
         turns.push(Some(1), "a1");
         turns.push(Some(2), "b1");
         turns.push(Some(2), "b2");
-        assert_eq!(turns.pop(), Some("a1"));
+        assert_eq!(turns.pop(), Some((Lane::Connection(1), "a1")));
         turns.push(Some(1), "a2");
-        assert_eq!(drain(&mut turns), ["b1", "a2", "b2"]);
+        assert_eq!(one_per_turn(&mut turns), ["b1", "a2", "b2"]);
     }
 }
