@@ -319,49 +319,51 @@ fn run_load(
     let chat = {
         let (base, token, load) = (base.clone(), token.clone(), load.clone());
         std::thread::spawn(move || {
-            let http = Http::new(&base, Some(&token));
-            for i in 0.. {
-                let text = format!("{tag}-{i}");
-                match http.post(
-                    "/v1/database/chat/call/send_message",
-                    "application/json",
-                    json!([text]).to_string().as_bytes(),
-                ) {
-                    Ok((200, _)) => load.lock().unwrap().acked_messages.push(text),
-                    Ok((status, body)) => {
-                        load.lock()
-                            .unwrap()
-                            .unexpected
-                            .push(format!("chat {status} {body}"));
-                        return;
-                    }
-                    Err(_) => return,
-                }
-            }
+            let text = |i: u32| format!("{tag}-{i}");
+            call_until_refused(
+                &Http::new(&base, Some(&token)),
+                ("chat", "send_message"),
+                &load,
+                |i| json!([text(i)]),
+                |load, i| load.acked_messages.push(text(i)),
+            );
         })
     };
     let bank = std::thread::spawn(move || {
-        let http = Http::new(&base, Some(&token));
-        for i in 0u32.. {
-            let args = json!([i % ACCOUNTS, (i + 1) % ACCOUNTS, 1 + i as i64 % 7]);
-            match http.post(
-                "/v1/database/bank/call/transfer",
-                "application/json",
-                args.to_string().as_bytes(),
-            ) {
-                Ok((200, _)) => load.lock().unwrap().acked_transfers += 1,
-                Ok((status, body)) => {
-                    load.lock()
-                        .unwrap()
-                        .unexpected
-                        .push(format!("bank {status} {body}"));
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
+        call_until_refused(
+            &Http::new(&base, Some(&token)),
+            ("bank", "transfer"),
+            &load,
+            |i| json!([i % ACCOUNTS, (i + 1) % ACCOUNTS, 1 + i as i64 % 7]),
+            |load, _| load.acked_transfers += 1,
+        );
     });
     vec![chat, bank]
+}
+
+/// Calls `reducer` of `database` with `args(i)` for i = 0, 1, ... until the
+/// server stops answering or answers other than 200 (recorded in
+/// `load.unexpected`); `acked(load, i)` records each call answered 200.
+fn call_until_refused(
+    http: &Http,
+    (database, reducer): (&str, &str),
+    load: &Mutex<Load>,
+    args: impl Fn(u32) -> Value,
+    acked: impl Fn(&mut Load, u32),
+) {
+    let path = format!("/v1/database/{database}/call/{reducer}");
+    for i in 0u32.. {
+        let body = args(i).to_string();
+        match http.post(&path, "application/json", body.as_bytes()) {
+            Ok((200, _)) => acked(&mut load.lock().unwrap(), i),
+            Ok((status, body)) => {
+                let unexpected = format!("{database} {status} {body}");
+                load.lock().unwrap().unexpected.push(unexpected);
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 #[test]
@@ -676,18 +678,26 @@ fn assert_chat_unavailable(server: &Server, http: &Http, needle: &str) -> String
     reason
 }
 
-#[test]
-fn an_edited_schema_file_makes_the_database_unavailable_until_restored() {
-    let dir = TempDir::new("outsider-schema-tamper");
-    let server = Server::start(dir.path());
+/// Publishes `chat` (with `messages` messages sent) and `bank` on a server
+/// on `dir`, then stops it; returns the publisher's token, chat's
+/// `schema.json` and what it holds.
+fn stopped_with_chat(dir: &Path, messages: usize) -> (String, PathBuf, Vec<u8>) {
+    let server = Server::start(dir);
     let http = publish_both(&server);
     let token = http.token().unwrap().to_owned();
-    for i in 0..20 {
+    for i in 0..messages {
         http.call_ok("chat", "send_message", &json!([format!("m{i}")]));
     }
     server.stop();
-    let file = db_dir(dir.path(), "chat").join("schema.json");
+    let file = db_dir(dir, "chat").join("schema.json");
     let original = std::fs::read(&file).unwrap();
+    (token, file, original)
+}
+
+#[test]
+fn an_edited_schema_file_makes_the_database_unavailable_until_restored() {
+    let dir = TempDir::new("outsider-schema-tamper");
+    let (token, file, original) = stopped_with_chat(dir.path(), 20);
     let mut stored: Value = serde_json::from_slice(&original).unwrap();
     assert_eq!(
         stored["module_sha256"].as_str().unwrap(),
@@ -824,15 +834,7 @@ fn stored_value(bytes: &[u8]) -> Value {
 #[test]
 fn garbage_schema_files_never_stop_the_server() {
     let dir = TempDir::new("outsider-schema-garbage");
-    let server = Server::start(dir.path());
-    let http = publish_both(&server);
-    let token = http.token().unwrap().to_owned();
-    for i in 0..5 {
-        http.call_ok("chat", "send_message", &json!([format!("m{i}")]));
-    }
-    server.stop();
-    let file = db_dir(dir.path(), "chat").join("schema.json");
-    let original = std::fs::read(&file).unwrap();
+    let (token, file, original) = stopped_with_chat(dir.path(), 5);
     let hash = sha256(&guest_wasm("chat"));
 
     let huge = {
