@@ -473,10 +473,9 @@ impl Actor {
         // The lane whose turn is running, and when it began.
         let mut turn: Option<(turns::Lane, Instant)> = None;
         for _ in 0..MAX_BATCH {
-            let now = Instant::now();
             if self.pending_bytes >= PENDING_BYTES
                 || self.finished
-                || now.duration_since(started) >= BATCH_TIME
+                || started.elapsed() >= BATCH_TIME
             {
                 break;
             }
@@ -486,19 +485,22 @@ impl Actor {
                     Err(_) => break,
                 }
             }
-            if let Some((lane, began)) = turn
-                && now.duration_since(began) >= TURN_TIME
-            {
-                self.turns.end_turn(lane);
-                turn = None;
-            }
             let Some((lane, queued)) = self.turns.pop() else {
                 break;
             };
-            if turn.is_none_or(|(current, _)| current != lane) {
-                turn = Some((lane, now));
-            }
+            let began = match turn {
+                Some((current, began)) if current == lane => began,
+                _ => Instant::now(),
+            };
             self.handle(queued.command);
+            // Ended here, not at the next command: a batch that ends now must
+            // not leave the next one to start with the same turn.
+            if began.elapsed() >= TURN_TIME {
+                self.turns.end_turn(lane);
+                turn = None;
+            } else {
+                turn = Some((lane, began));
+            }
         }
     }
 
