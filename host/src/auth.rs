@@ -71,7 +71,7 @@ impl Authority {
     /// A new identity (with a random subject) and the token that proves it.
     pub fn new_identity(&self) -> (Identity, String) {
         let subject: [u8; 16] = rand::random();
-        let subject: String = subject.iter().map(|b| format!("{b:02x}")).collect();
+        let subject = crate::identity::hex(&subject);
         let token = self.issue(&subject);
         (identity_for(&self.issuer, &subject), token)
     }

@@ -338,7 +338,7 @@ enum Loaded {
 
 /// The file name of the entry with this key.
 fn entry_name(key: &[u8; 32]) -> String {
-    let mut name: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut name = crate::identity::hex(key);
     name.push_str(ENTRY_SUFFIX);
     name
 }

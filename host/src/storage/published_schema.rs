@@ -16,6 +16,8 @@
 
 use worldline_datastore::{ModuleSchema, plan_migration};
 
+use crate::identity::hex;
+
 use super::StorageError;
 use super::fs::Directory;
 use super::recovery::SchemaTrust;
@@ -46,7 +48,7 @@ struct StoredSchema {
 /// The file's bytes for the module hashed `module_hash` describing `schema`.
 fn encode(module_hash: [u8; 32], schema: &ModuleSchema) -> Result<Vec<u8>, StorageError> {
     let stored = StoredSchemaRef {
-        module_sha256: hex(module_hash),
+        module_sha256: hex(&module_hash),
         schema,
     };
     serde_json::to_vec(&stored).map_err(|e| StorageError::TooLarge(format!("{SCHEMA_FILE}: {e}")))
@@ -88,7 +90,7 @@ pub(crate) fn check_or_record(
                      now; remove it to record the current module's schema again"
                 ),
             })?;
-        if stored.module_sha256 == hex(module_hash) {
+        if stored.module_sha256 == hex(&module_hash) {
             if stored.schema == *schema {
                 return Ok(SchemaTrust::Recorded); // the same description, written differently
             }
@@ -163,9 +165,4 @@ fn byte_offset(text: &[u8], line: usize, column: usize) -> u64 {
             .map(|(at, _)| at + 1),
     };
     line_start.map_or(0, |start| (start + column.saturating_sub(1)) as u64)
-}
-
-/// `bytes` as lowercase hex digits.
-fn hex(bytes: [u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
