@@ -73,6 +73,25 @@ pub(crate) enum SchemaTrust {
     Unproven,
 }
 
+impl SchemaTrust {
+    /// Replays one table's part of a committed delta (see
+    /// [`Datastore::replay_rows`]), reading rows only as far as the
+    /// indexes need when the schema is [`Recorded`](Self::Recorded), and
+    /// validating them whole otherwise.
+    fn replay_rows<R: AsRef<[u8]>>(
+        self,
+        datastore: &mut Datastore,
+        table: usize,
+        deletes: &[R],
+        inserts: &[R],
+    ) -> Result<(), DbError> {
+        match self {
+            SchemaTrust::Recorded => datastore.replay_validated_rows(table, deletes, inserts),
+            SchemaTrust::Unproven => datastore.replay_rows(table, deletes, inserts),
+        }
+    }
+}
+
 /// Rebuilds the tables of the module hashed `module_hash`, whose tables
 /// are `tables`, from the newest usable snapshot and the log after it.
 pub(crate) fn recover(
@@ -249,15 +268,12 @@ fn replay(
     trust: SchemaTrust,
 ) -> Result<(), DbError> {
     for table in &record.tables {
-        let table_id = table.table as usize;
-        match trust {
-            SchemaTrust::Recorded => {
-                datastore.replay_validated_rows(table_id, &table.deletes, &table.inserts)?;
-            }
-            SchemaTrust::Unproven => {
-                datastore.replay_rows(table_id, &table.deletes, &table.inserts)?;
-            }
-        }
+        trust.replay_rows(
+            datastore,
+            table.table as usize,
+            &table.deletes,
+            &table.inserts,
+        )?;
     }
     for sequence in &record.sequences {
         datastore.replay_sequence(&SequenceState::from(sequence))?;
@@ -370,10 +386,7 @@ fn restore(
         .tables
         .iter()
         .enumerate()
-        .try_for_each(|(table, (_, rows))| match trust {
-            SchemaTrust::Recorded => datastore.replay_validated_rows(table, no_rows, rows),
-            SchemaTrust::Unproven => datastore.replay_rows(table, no_rows, rows),
-        })
+        .try_for_each(|(table, (_, rows))| trust.replay_rows(&mut datastore, table, no_rows, rows))
         .and_then(|()| {
             snapshot
                 .sequences
