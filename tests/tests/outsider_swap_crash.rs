@@ -39,6 +39,16 @@ struct Server {
 }
 
 impl Server {
+    /// Asserts that database `name` is listed as available (not unavailable).
+    fn assert_available(&self, name: &str) {
+        assert_eq!(
+            unavailable_in_list(&self.http, name),
+            None,
+            "{:#?}",
+            self.startup
+        );
+    }
+
     /// Starts the server on `dir/data`, its standard error appended to
     /// `dir/stderr.log`, and waits for its ready line.
     fn start(dir: &Path) -> Self {
@@ -744,24 +754,14 @@ fn an_edited_schema_file_makes_the_database_unavailable_until_restored() {
         serde_json::to_vec_pretty(&serde_json::from_slice::<Value>(&original).unwrap()).unwrap();
     std::fs::write(&file, &pretty).unwrap();
     let server = Server::start(dir.path());
-    assert_eq!(
-        unavailable_in_list(&server.http, "chat"),
-        None,
-        "{:#?}",
-        server.startup
-    );
+    server.assert_available("chat");
     server.stop();
 
     // Restored: it serves again with its data.
     std::fs::write(&file, &original).unwrap();
     let server = Server::start(dir.path());
     let http = http_for(&server, &token);
-    assert_eq!(
-        unavailable_in_list(&server.http, "chat"),
-        None,
-        "{:#?}",
-        server.startup
-    );
+    server.assert_available("chat");
     let stored = messages(&http, "chat");
     for i in 0..20 {
         assert!(stored.contains(&format!("m{i}")));
@@ -776,12 +776,7 @@ fn an_edited_schema_file_makes_the_database_unavailable_until_restored() {
     other["module_sha256"] = json!("00".repeat(32));
     std::fs::write(&file, serde_json::to_vec(&other).unwrap()).unwrap();
     let server = Server::start(dir.path());
-    assert_eq!(
-        unavailable_in_list(&server.http, "chat"),
-        None,
-        "{:#?}",
-        server.startup
-    );
+    server.assert_available("chat");
     assert_eq!(
         std::fs::read(&file).unwrap(),
         original,
@@ -812,12 +807,7 @@ fn an_edited_schema_file_makes_the_database_unavailable_until_restored() {
     // Restoring module.wasm brings it back with its data.
     std::fs::write(&module, guest_wasm("chat")).unwrap();
     let server = Server::start(dir.path());
-    assert_eq!(
-        unavailable_in_list(&server.http, "chat"),
-        None,
-        "{:#?}",
-        server.startup
-    );
+    server.assert_available("chat");
     assert_eq!(messages(&http_for(&server, &token), "chat").len(), 21);
     assert_eq!(
         std::fs::read(&file).unwrap(),
@@ -912,12 +902,7 @@ fn garbage_schema_files_never_stop_the_server() {
     // Removed: the start records the current description and serves.
     std::fs::remove_file(&file).unwrap();
     let server = Server::start(dir.path());
-    assert_eq!(
-        unavailable_in_list(&server.http, "chat"),
-        None,
-        "{:#?}",
-        server.startup
-    );
+    server.assert_available("chat");
     assert_eq!(std::fs::read(&file).unwrap(), original);
     assert_eq!(messages(&http_for(&server, &token), "chat").len(), 5);
     server.stop();
@@ -957,12 +942,7 @@ fn garbage_schema_files_never_stop_the_server() {
     assert_eq!(messages(&http, "chat"), vec!["welcome".to_owned()]);
     server.stop();
     let server = Server::start(dir.path());
-    assert_eq!(
-        unavailable_in_list(&server.http, "chat"),
-        None,
-        "{:#?}",
-        server.startup
-    );
+    server.assert_available("chat");
     assert_eq!(
         messages(&http_for(&server, &token), "chat"),
         vec!["welcome".to_owned()]

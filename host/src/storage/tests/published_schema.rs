@@ -27,6 +27,15 @@ fn stored(disk: &MemoryDisk) -> Option<Vec<u8>> {
     disk.root().read(SCHEMA_FILE).ok()
 }
 
+/// Asserts that opening the database on `disk` is refused, naming `schema.json` as corrupt.
+fn assert_refused_as_corrupt_record(disk: &MemoryDisk) {
+    let error = open(disk, config(None, 1 << 20)).err().expect("refused");
+    assert!(
+        matches!(&error, StorageError::Corrupt { file, .. } if file == SCHEMA_FILE),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_start_whose_describe_changed_is_refused_and_changes_nothing() {
     let disk = database_with(3, config(None, 1 << 20));
@@ -123,11 +132,7 @@ fn an_oversized_record_is_refused_as_corrupt() {
     let root = disk.root();
     let mut file = root.create(SCHEMA_FILE).expect("create");
     file.set_len((64 << 20) + 1).expect("grow");
-    let error = open(&disk, config(None, 1 << 20)).err().expect("refused");
-    assert!(
-        matches!(&error, StorageError::Corrupt { file, .. } if file == SCHEMA_FILE),
-        "{error}"
-    );
+    assert_refused_as_corrupt_record(&disk);
 }
 
 #[test]
@@ -141,11 +146,7 @@ fn the_record_may_be_reformatted_but_not_garbled() {
 
     crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, b"{\"module_sha256\": 1")
         .expect("rewrite");
-    let error = open(&disk, config(None, 1 << 20)).err().expect("refused");
-    assert!(
-        matches!(&error, StorageError::Corrupt { file, .. } if file == SCHEMA_FILE),
-        "{error}"
-    );
+    assert_refused_as_corrupt_record(&disk);
 }
 
 #[test]
