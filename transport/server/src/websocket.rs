@@ -43,7 +43,8 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     let (sink, mut stream) = socket.split();
     let (mut session, outbox) = Session::new(shared, peer.ip());
     let mut writer = tokio::spawn(pump(outbox, WebSocketSink { sink }));
-    // How the writer ended, once it has.
+    // The writer's outcome, if it ended while the client was being read
+    // (its handle must not be awaited again then).
     let mut ended = None;
     let mut flow = session.admit();
     // Any message, a pong included, proves the client alive; the writer
@@ -64,7 +65,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
                 continue;
             }
             result = &mut writer => {
-                ended = result.ok();
+                ended = Some(result);
                 break;
             }
             _ = shutdown.changed() => {
@@ -83,9 +84,10 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     }
     session.end().await;
     drop(session);
-    if ended.is_none() {
-        ended = writer.await.ok();
-    }
+    let ended = match ended {
+        Some(result) => result.ok(),
+        None => writer.await.ok(),
+    };
     // A client that read nothing for the idle timeout cannot read the
     // last messages either: waiting for its Close would only let it keep
     // the connection (and this task reading what it sends) longer.
