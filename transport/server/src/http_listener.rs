@@ -4,16 +4,17 @@
 //! [`connections_per_address`] TCP connections to the port at once, and
 //! the next one is answered `503` and closed.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::session::{AddressSlot, AddressSlots};
 
 /// How many TCP connections to the HTTP port one address may hold: twice
 /// the WebSocket sessions it may hold (each rides on one), so that it can
@@ -22,13 +23,11 @@ pub(crate) fn connections_per_address(max_sessions: usize) -> usize {
     max_sessions.saturating_mul(2).max(1)
 }
 
-/// Open connections per address, shared by the listener and its connections.
-type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
 /// A TCP listener that counts the connections of each address.
 pub(crate) struct CappedListener {
     inner: TcpListener,
-    open: OpenCounts,
+    /// The port's own count (apart from the protocol sessions' count).
+    open: Arc<AddressSlots>,
     max: usize,
 }
 
@@ -37,7 +36,7 @@ impl CappedListener {
     pub(crate) fn new(inner: TcpListener, max: usize) -> Self {
         Self {
             inner,
-            open: OpenCounts::default(),
+            open: Arc::default(),
             max,
         }
     }
@@ -50,25 +49,17 @@ impl Listener for CappedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (stream, peer) = Listener::accept(&mut self.inner).await;
-            let ip = peer.ip();
-            let admitted = {
-                let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-                let count = open.entry(ip).or_insert(0);
-                let admitted = *count < self.max;
-                if admitted {
-                    *count += 1;
-                }
-                admitted
+            let Some(slot) = self.open.take(peer.ip(), self.max) else {
+                refuse(&stream, peer.ip(), self.max);
+                continue;
             };
-            if admitted {
-                let stream = CountedStream {
+            return (
+                CountedStream {
                     stream,
-                    ip,
-                    open: Arc::clone(&self.open),
-                };
-                return (stream, peer);
-            }
-            refuse(&stream, ip, self.max);
+                    _slot: slot,
+                },
+                peer,
+            );
         }
     }
 
@@ -96,20 +87,7 @@ fn refuse(stream: &TcpStream, ip: IpAddr, max: usize) {
 /// An accepted connection, counted against its address until dropped.
 pub(crate) struct CountedStream {
     stream: TcpStream,
-    ip: IpAddr,
-    open: OpenCounts,
-}
-
-impl Drop for CountedStream {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
+    _slot: AddressSlot,
 }
 
 impl AsyncRead for CountedStream {

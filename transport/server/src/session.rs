@@ -57,7 +57,7 @@ pub(crate) struct AddressSlots(Mutex<HashMap<IpAddr, usize>>);
 
 impl AddressSlots {
     /// Takes one of `max` slots of `address`, or `None` if all are taken.
-    fn take(self: &Arc<Self>, address: IpAddr, max: usize) -> Option<AddressSlot> {
+    pub(crate) fn take(self: &Arc<Self>, address: IpAddr, max: usize) -> Option<AddressSlot> {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(address).or_default();
         if *count >= max {
@@ -72,7 +72,7 @@ impl AddressSlots {
 }
 
 /// A connection's place in its address's count, given back when dropped.
-struct AddressSlot {
+pub(crate) struct AddressSlot {
     slots: Arc<AddressSlots>,
     address: IpAddr,
 }
