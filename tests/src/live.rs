@@ -2,10 +2,13 @@
 //! directory, ephemeral ports, and the guest modules published into it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use worldline_client::{Client, ConnectOptions, Trust};
+use worldline_host::{DurabilityPolicy, SyncHook};
 use worldline_server::{Server, ServerConfig};
 
+use crate::gate::Gate;
 use crate::{TempDir, guest_wasm, test_engine_config};
 
 /// A server on `127.0.0.1` with free ports, removed with its directory when dropped.
@@ -46,6 +49,24 @@ impl LiveServer {
             owner_token,
             dir,
         }
+    }
+
+    /// Like [`start_with`](Self::start_with), with durability `every`, no
+    /// automatic snapshots, and every fsync of the commit log waiting at
+    /// `gate` while it is closed.
+    pub async fn start_with_held_fsyncs(
+        databases: &[(&str, &str)],
+        gate: &Arc<Gate>,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let hook = Arc::clone(gate);
+        Self::start_with(databases, move |config| {
+            config.host.storage.durability = DurabilityPolicy::Every;
+            config.host.storage.snapshot_every = None;
+            config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
+            adjust(config);
+        })
+        .await
     }
 
     /// The running server.

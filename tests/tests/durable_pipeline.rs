@@ -20,13 +20,7 @@ use worldline_transport::ReducerStatus;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_runs_commands_while_an_fsync_is_held_and_releases_replies_once_durable() {
     let gate = Arc::new(Gate::default());
-    let hook = Arc::clone(&gate);
-    let live = LiveServer::start_with(&[("bank", "bank")], move |config| {
-        config.host.storage.durability = DurabilityPolicy::Every;
-        config.host.storage.snapshot_every = None;
-        config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
-    })
-    .await;
+    let live = LiveServer::start_with_held_fsyncs(&[("bank", "bank")], &gate, |_| {}).await;
     let caller = live.connect(Transport::WebSocket, "bank").await;
     let seeded = caller.call("seed", &(10u32, 1_000i64)).await.unwrap();
     assert_eq!(seeded.status, ReducerStatus::Committed);

@@ -11,7 +11,6 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use worldline_host::{DurabilityPolicy, SyncHook};
 use worldline_tests::args;
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
@@ -296,13 +295,7 @@ async fn requests_the_http_layer_cannot_parse_get_a_status_and_no_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_frame_drops_the_answers_not_yet_written() {
     let gate = Arc::new(Gate::default());
-    let hook = Arc::clone(&gate);
-    let live = LiveServer::start_with(&[("bank", "bank")], move |config| {
-        config.host.storage.durability = DurabilityPolicy::Every;
-        config.host.storage.snapshot_every = None;
-        config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
-    })
-    .await;
+    let live = LiveServer::start_with_held_fsyncs(&[("bank", "bank")], &gate, |_| {}).await;
     let mut ws = connected(&live).await;
     gate.set(true);
     ws.send(&call(1, "seed", args(&(3u32, 10i64)))).await;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
-use worldline_host::{DurabilityPolicy, SyncHook};
 use worldline_tests::args;
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
@@ -366,23 +365,6 @@ async fn a_stream_reset_or_finished_mid_frame_closes_only_that_connection() {
     live.shutdown().await;
 }
 
-/// A server with durability `every` whose fsyncs wait at `gate` while it
-/// is closed, publishing `databases`, with `adjust` applied too.
-async fn held_fsyncs(
-    databases: &[(&str, &str)],
-    gate: &Arc<Gate>,
-    adjust: impl FnOnce(&mut worldline_server::ServerConfig),
-) -> LiveServer {
-    let hook = Arc::clone(gate);
-    LiveServer::start_with(databases, move |config| {
-        config.host.storage.durability = DurabilityPolicy::Every;
-        config.host.storage.snapshot_every = None;
-        config.host.storage.before_sync = Some(SyncHook(Arc::new(move || hook.pass())));
-        adjust(config);
-    })
-    .await
-}
-
 // PROTOCOL.md "Ending the stream": a client that finishes its side of the
 // stream after its messages (a half-close) still gets every answer it is
 // owed, in order: reducer results, which wait for their transaction's
@@ -392,7 +374,12 @@ async fn held_fsyncs(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finishing_the_stream_still_delivers_every_answer_owed() {
     let gate = Arc::new(Gate::default());
-    let live = held_fsyncs(&[("bank", "bank"), ("features", "features")], &gate, |_| {}).await;
+    let live = LiveServer::start_with_held_fsyncs(
+        &[("bank", "bank"), ("features", "features")],
+        &gate,
+        |_| {},
+    )
+    .await;
     let mut bank = Peer::joined(&live).await;
     let mut features = Peer::joined_to(&live, "features").await;
 
@@ -502,7 +489,7 @@ async fn finishing_the_stream_still_delivers_every_answer_owed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_stream_waits_for_its_answers_only_so_long() {
     let gate = Arc::new(Gate::default());
-    let live = held_fsyncs(&[("bank", "bank")], &gate, |config| {
+    let live = LiveServer::start_with_held_fsyncs(&[("bank", "bank")], &gate, |config| {
         config.idle_timeout = Duration::from_millis(1500);
         config.host.engine.procedure_deadline = Duration::from_secs(1);
     })
