@@ -510,7 +510,14 @@ async fn idle_http_connections_per_address_are_capped() {
             .expect("read");
         answer
     };
-    let refused = answer(tokio::net::TcpStream::connect(addr).await.expect("connect")).await;
+    // A refused client that already sent its request still reads the
+    // answer: the server drains what was sent before closing, rather than
+    // closing over unread input (which resets the connection).
+    let mut over = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = "GET /v1/server HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    over.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = answer(over).await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(
         refused.contains("too many connections from 127.0.0.1: at most 4 at once per address"),
@@ -525,7 +532,6 @@ async fn idle_http_connections_per_address_are_capped() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = "GET /v1/server HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
         stream.write_all(request.as_bytes()).await.expect("write");
         let reply = answer(stream).await;
         if reply.starts_with("HTTP/1.1 200") {

@@ -3,16 +3,26 @@
 //! server's file descriptors; so one address may hold at most
 //! [`connections_per_address`] TCP connections to the port at once, and
 //! the next one is answered `503` and closed.
+//!
+//! A refused connection is closed gracefully: the answer is written, the
+//! write side shut, and what the client already sent is read and dropped
+//! before the socket closes (closing with unread input would make the kernel
+//! reset the connection, and the client could lose the answer). At most
+//! [`MAX_LINGERING`] refused connections linger so, each for at most
+//! [`LINGER`]; past that a refusal is written as far as the socket takes it
+//! at once and the socket is closed.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::serve::Listener;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::session::{AddressSlot, AddressSlots};
 
@@ -29,7 +39,19 @@ pub(crate) struct CappedListener {
     /// The port's own count (apart from the protocol sessions' count).
     open: Arc<AddressSlots>,
     max: usize,
+    /// Permits for refused connections closing gracefully.
+    lingering: Arc<Semaphore>,
 }
+
+/// How many refused connections may be closing gracefully at once.
+const MAX_LINGERING: usize = 64;
+
+/// How long a refused connection may take to be closed gracefully.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How much a refused connection's client may send that is read and
+/// dropped before the socket is closed anyway.
+const LINGER_BYTES: usize = 64 * 1024;
 
 impl CappedListener {
     /// Accepts on `inner`, at most `max` connections per address at once.
@@ -38,6 +60,7 @@ impl CappedListener {
             inner,
             open: Arc::default(),
             max,
+            lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
         }
     }
 }
@@ -50,7 +73,7 @@ impl Listener for CappedListener {
         loop {
             let (stream, peer) = Listener::accept(&mut self.inner).await;
             let Some(slot) = self.open.take(peer.ip(), self.max) else {
-                refuse(&stream, peer.ip(), self.max);
+                refuse(stream, peer.ip(), self.max, &self.lingering);
                 continue;
             };
             return (
@@ -68,9 +91,10 @@ impl Listener for CappedListener {
     }
 }
 
-/// Answers a connection over the limit with a `503` (as much of it as the
-/// socket takes without waiting) and closes it.
-fn refuse(stream: &TcpStream, ip: IpAddr, max: usize) {
+/// Answers a connection over the limit with a `503` and closes it:
+/// gracefully (see the module's documentation) while a lingering permit is
+/// free, otherwise with as much of the answer as the socket takes at once.
+fn refuse(stream: TcpStream, ip: IpAddr, max: usize, lingering: &Arc<Semaphore>) {
     tracing::debug!("refusing an HTTP connection from {ip}: it already holds {max}");
     let body = format!(
         "{{\"error\":\"too many connections from {ip}: at most {max} at once per address to \
@@ -81,7 +105,30 @@ fn refuse(stream: &TcpStream, ip: IpAddr, max: usize) {
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.try_write(response.as_bytes());
+    let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else {
+        let _ = stream.try_write(response.as_bytes());
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = tokio::time::timeout(LINGER, close_gracefully(stream, response)).await;
+    });
+}
+
+/// Writes `response`, shuts the write side, then reads and drops what the
+/// client sends until it closes its side (or [`LINGER_BYTES`] have come).
+async fn close_gracefully(mut stream: TcpStream, response: String) -> io::Result<()> {
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await?;
+    let mut drained = 0;
+    let mut scratch = [0u8; 4096];
+    while drained < LINGER_BYTES {
+        match stream.read(&mut scratch).await? {
+            0 => break,
+            read => drained += read,
+        }
+    }
+    Ok(())
 }
 
 /// An accepted connection, counted against its address until dropped.
