@@ -204,6 +204,31 @@ fn logs_follow_prints_new_lines_as_they_are_written() {
     );
 }
 
+// `--tail 0` with `-f` prints only lines written from now on (the server
+// once followed from the start of the log when the tail left nothing).
+#[test]
+fn logs_follow_with_tail_zero_prints_only_new_lines() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+    alice.ok(&["call", "chat", "send_message", "before"]);
+    let follow = alice.spawn(&["logs", "chat", "-f", "--tail", "0"]);
+    // Messages written before the follow began are not printed either, so
+    // write until one is.
+    let line = (0..100)
+        .find_map(|_| {
+            alice.ok(&["call", "chat", "send_message", "after"]);
+            follow.line_within(std::time::Duration::from_millis(300))
+        })
+        .expect("a new line is printed");
+    assert!(
+        line.contains("message ") && !line.contains("message 1 from"),
+        "{line}"
+    );
+    assert!(server.interrupt(), "the server shuts down cleanly");
+    follow.finish();
+}
+
 #[test]
 fn errors_say_what_is_wrong_and_what_to_do() {
     let server = ServerProcess::start();

@@ -90,7 +90,16 @@ async fn still_serves(live: &LiveServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
     let live = LiveServer::start(&[("bank", "bank")]).await;
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    // A binary frame whose 64-bit length has its top bit set (RFC 6455
+    // forbids it), masked, with no payload following.
+    let mut top_bit_length = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1];
+    top_bit_length.extend_from_slice(&[1, 2, 3, 4]);
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "a 64-bit length with its top bit set",
+            top_bit_length,
+            "most significant bit clear",
+        ),
         (
             "a text message that is not UTF-8",
             frame(0x1, true, false, true, &[0xFF, 0xFE]),

@@ -66,6 +66,30 @@ async fn handshake_errors_are_fatal_and_say_what_is_wrong() {
         Some(ServerMessage::Welcome { version, .. }) => assert_eq!(version, 2),
         other => panic!("a version-2 Hello is welcomed, got {other:?}"),
     }
+    // It is never sent a message of version 3: its `CallProcedure` (type 6)
+    // is refused as an unknown type, not answered with a `ProcedureResult`.
+    client
+        .send(&ClientMessage::CallProcedure {
+            request_id: 5,
+            procedure: "anything".into(),
+            args: args(&()).into(),
+        })
+        .await;
+    match client.recv().await {
+        Some(ServerMessage::Error { message, fatal }) => {
+            assert!(!fatal, "{message}");
+            assert!(
+                message.contains("unknown ClientMessage type 6 in protocol version 2"),
+                "{message}"
+            );
+        }
+        other => panic!("a version-2 CallProcedure is refused, got {other:?}"),
+    }
+    client.send(&call(6, "send_message", args(&("v2",)))).await;
+    assert!(matches!(
+        client.recv().await,
+        Some(ServerMessage::ReducerResult { request_id: 6, .. })
+    ));
     let mut client = RawWebSocket::connect(&url).await;
     client
         .send(&ClientMessage::Hello {

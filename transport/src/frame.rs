@@ -67,15 +67,22 @@ pub fn decode_message<M: Message>(bytes: &[u8]) -> Result<M, FrameError> {
 /// stopped at byte `offset` with `error`.
 fn describe<M: Message>(bytes: &[u8], offset: usize, error: &postcard::Error) -> String {
     use postcard::Error as E;
-    let variant = match bytes.first() {
-        None => return format!("an empty {}: expected at least its type byte", M::KIND),
-        Some(&index) => M::VARIANTS.get(usize::from(index)),
-    };
-    let Some(variant) = variant else {
+    if bytes.is_empty() {
+        return format!("an empty {}: expected at least its type byte", M::KIND);
+    }
+    let Some(index) = leading_varint(bytes) else {
         return format!(
-            "unknown {} type {} (the first byte; expected 0 to {})",
+            "{}: its type (the leading varint) is not a valid u32 varint",
+            M::KIND
+        );
+    };
+    let Some(variant) = usize::try_from(index)
+        .ok()
+        .and_then(|index| M::VARIANTS.get(index))
+    else {
+        return format!(
+            "unknown {} type {index} (expected 0 to {})",
             M::KIND,
-            bytes[0],
             M::VARIANTS.len() - 1
         );
     };
@@ -94,6 +101,23 @@ fn describe<M: Message>(bytes: &[u8], offset: usize, error: &postcard::Error) ->
         M::KIND,
         bytes.len()
     )
+}
+
+/// The u32 varint a message starts with (its type), as postcard reads
+/// it; `None` if the bytes end first or it does not fit a u32.
+fn leading_varint(bytes: &[u8]) -> Option<u32> {
+    let mut value = 0u32;
+    for (position, &byte) in bytes.iter().take(5).enumerate() {
+        let bits = u32::from(byte & 0x7f);
+        if position == 4 && bits > 0x0f {
+            return None;
+        }
+        value |= bits << (7 * position);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// A length-prefixed frame holding one message (for a QUIC stream).
@@ -316,7 +340,20 @@ mod tests {
         };
         assert_eq!(
             error(&[42]),
-            "unknown ClientMessage type 42 (the first byte; expected 0 to 6)"
+            "unknown ClientMessage type 42 (expected 0 to 6)"
+        );
+        // The type is a varint: a padded one names the variant it encodes.
+        assert_eq!(
+            error(&[0x80, 0x01]),
+            "unknown ClientMessage type 128 (expected 0 to 6)"
+        );
+        assert_eq!(
+            error(&[0x80, 0x00, 0x04, b'n', b'o']),
+            "ClientMessage::Hello: the message ended early: expected more bytes (at byte 4 of 5)"
+        );
+        assert_eq!(
+            error(&[0xff, 0xff]),
+            "ClientMessage: its type (the leading varint) is not a valid u32 varint"
         );
         assert_eq!(
             error(&[0, 2, 9, b'c']),

@@ -16,7 +16,7 @@ pub use frame::{
     decode_message, encode_frame, encode_message, split_message,
 };
 pub use messages::{
-    ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION,
-    ProcedureStatus, QUIC_ALPN, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage, TableRows,
-    TableUpdate, WEBSOCKET_PATH,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, Message, PROCEDURES_VERSION,
+    PROTOCOL_VERSION, ProcedureStatus, QUIC_ALPN, ReducerEvent, ReducerStatus, RowUpdate,
+    ServerMessage, TableRows, TableUpdate, WEBSOCKET_PATH,
 };

@@ -9,9 +9,14 @@ use serde_bytes::ByteBuf;
 /// [`ServerMessage::ProcedureResult`]).
 pub const PROTOCOL_VERSION: u16 = 3;
 
-/// The oldest protocol version a server still accepts in `Hello`: a
-/// version-2 client never sends the messages version 3 added, so it is
-/// served unchanged.
+/// The protocol version that added procedure calls; a client of an
+/// older version sending `CallProcedure` (type 6) is refused as sending
+/// an unknown type.
+pub const PROCEDURES_VERSION: u16 = 3;
+
+/// The oldest protocol version a server still accepts in `Hello`. A
+/// version-2 client is sent only version-2 messages; a message version 3
+/// added, sent by it, is refused as an unknown type.
 pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// What a client sends.

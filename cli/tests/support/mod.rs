@@ -283,6 +283,11 @@ impl Streaming {
             .expect("a line within 30 s")
     }
 
+    /// The next line if one comes within `wait`.
+    pub fn line_within(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
     /// Reads lines until one contains `text`, returning every line read.
     pub fn until(&self, text: &str) -> Vec<String> {
         let mut seen = Vec::new();

@@ -21,8 +21,9 @@ use crate::codec::{DecodeError, decode_value, encode_value};
 use crate::schema::{AlgebraicType, Field, ProductType, SumType};
 use crate::value::Value;
 
-/// The largest integer a JSON number (an `f64`) holds exactly: 2^53.
-const MAX_EXACT_FLOAT_INTEGER: f64 = 9_007_199_254_740_992.0;
+/// 2^53: a float of at least this magnitude may be a rounded integer
+/// (2^53 + 1 is read as 2^53), so only integral floats below it are exact.
+const INEXACT_FLOAT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// How many characters of a string an error message quotes.
 const QUOTED_CHARS: usize = 40;
@@ -77,7 +78,7 @@ pub enum JsonProblem {
         /// The number found.
         found: String,
     },
-    /// An integer given as a JSON number too large to be exact (beyond 2^53).
+    /// An integer given as a JSON float too large to be exact (2^53 or beyond).
     #[error(
         "expected {expected}, found {found} (too large to be exact as a JSON number; \
          write it as a decimal string)"
@@ -191,7 +192,7 @@ pub fn json_to_args(params: &ProductType, json: &Json) -> Result<Vec<u8>, JsonEr
 /// | type | JSON written | JSON also read |
 /// |---|---|---|
 /// | `bool` | `true` / `false` | |
-/// | `u8` ... `u64`, `i8` ... `i64` | a number | a decimal string (`"42"`), an integral float (`42.0`) up to 2^53 |
+/// | `u8` ... `u64`, `i8` ... `i64` | a number | a decimal string (`"42"`), an integral float (`42.0`) below 2^53 in magnitude |
 /// | `u128`, `i128` | a number from `i64::MIN` to `u64::MAX`, else a decimal string | as for the other integers |
 /// | `f32`, `f64` | a number; `"NaN"`, `"inf"`, `"-inf"` when not finite | any string Rust parses as a float (`"1.5"`, `"infinity"`) |
 /// | `string` | a string | |
@@ -642,7 +643,7 @@ fn number_integer(ty: &AlgebraicType, json: &Json, n: &Number) -> Result<Integer
     } else {
         Integer::NonNegative(float as u128)
     };
-    if float.abs() > MAX_EXACT_FLOAT_INTEGER {
+    if float.abs() >= INEXACT_FLOAT_INTEGER {
         return Err(match fit(ty, n) {
             Some(_) => JsonError::new(JsonProblem::Inexact {
                 expected: expectation(ty),

@@ -202,9 +202,9 @@ fn integers_are_also_read_from_decimal_strings_and_integral_floats() {
     reads_as(&T::U64, json!(-0.0), Value::U64(0), json!(0));
     reads_as(
         &T::U64,
-        json!(9007199254740992.0),
-        Value::U64(1 << 53),
-        json!(9007199254740992u64),
+        json!(9007199254740991.0),
+        Value::U64((1 << 53) - 1),
+        json!(9007199254740991u64),
     );
     assert_eq!(error(&T::I64, json!(1.5)), "expected i64, found 1.5");
     assert_eq!(
@@ -221,7 +221,19 @@ fn integers_are_also_read_from_decimal_strings_and_integral_floats() {
         error(&T::U32, json!([1])),
         "expected u32, found an array of 1 element"
     );
-    // Beyond 2^53 a JSON number is not exact, in range or not.
+    // From 2^53 on a JSON float is not exact, in range or not: 2^53 + 1
+    // is read as 2^53, so 2^53 itself is refused too.
+    assert_eq!(
+        error(&T::U64, serde_json::from_str("9007199254740993.0").unwrap()),
+        "expected u64, found 9007199254740992.0 (too large to be exact as a JSON number; \
+         write it as a decimal string)"
+    );
+    assert_eq!(
+        error(&T::I64, json!(-9007199254740992.0)),
+        "expected i64, found -9007199254740992.0 (too large to be exact as a JSON number; \
+         write it as a decimal string)"
+    );
+    // Far beyond it, in range or not.
     assert_eq!(
         error(&T::U64, json!(1e19)),
         "expected u64, found 1e+19 (too large to be exact as a JSON number; \

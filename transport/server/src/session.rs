@@ -12,8 +12,8 @@ use serde_bytes::ByteBuf;
 use tokio::time::Instant;
 use worldline_host::{ConnectionId, Identity};
 use worldline_transport::{
-    ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ProcedureStatus,
-    ServerMessage, decode_message, encode_message,
+    ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, PROCEDURES_VERSION,
+    PROTOCOL_VERSION, ProcedureStatus, ServerMessage, decode_message, encode_message,
 };
 
 use crate::database_actor::{Command, ConnKey, DatabaseHandle};
@@ -47,6 +47,8 @@ enum State {
         connection_id: ConnectionId,
         /// Procedure calls of this connection still running.
         procedures: Arc<AtomicUsize>,
+        /// The protocol version the client speaks.
+        version: u16,
     },
     Closed,
 }
@@ -178,7 +180,20 @@ impl Session {
         };
         match &self.state {
             State::AwaitingHello => self.hello(message).await,
-            State::Connected { .. } if matches!(message, ClientMessage::CallProcedure { .. }) => {
+            State::Connected { version, .. }
+                if matches!(message, ClientMessage::CallProcedure { .. }) =>
+            {
+                if *version < PROCEDURES_VERSION {
+                    // Not a message of the client's version: answered as its
+                    // decoder would have it, never with a `ProcedureResult`
+                    // it could not read.
+                    let message = format!(
+                        "malformed message: unknown ClientMessage type 6 in protocol version \
+                         {version} (expected 0 to 5; procedures need version \
+                         {PROCEDURES_VERSION}) (message ignored)"
+                    );
+                    return self.refuse(message, false);
+                }
                 self.start_procedure(message);
                 Flow::Continue
             }
@@ -324,6 +339,7 @@ impl Session {
                     identity,
                     connection_id,
                     procedures: Arc::default(),
+                    version,
                 };
                 Flow::Continue
             }

@@ -118,6 +118,15 @@ fn read_error(error: axum::Error) -> String {
             "WebSocket protocol error: a text message or Close reason that is not valid UTF-8 \
              ({detail}); text messages are not part of the protocol, send binary messages"
         ),
+        // RFC 6455 5.2: a 64-bit payload length has its most significant
+        // bit clear; the library reports such a length as merely too long.
+        Some(tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, .. }))
+            if *size as u64 > i64::MAX as u64 =>
+        {
+            "WebSocket protocol error: a 64-bit payload length must have its most significant \
+             bit clear (RFC 6455, section 5.2)"
+                .to_owned()
+        }
         Some(tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
             FrameError::TooLarge {
                 len: *size as u64,

@@ -114,7 +114,8 @@ impl ApiError {
                 diff.to_string().lines().map(str::to_owned).collect(),
             )
             .with_hint(
-                "keep the old columns' types and add new columns at the end of a table, or \
+                "keep every existing table with its columns and primary key unchanged (new \
+                 tables, indexes and reducers are fine; keep new data in a new table), or \
                  republish with --delete-data to delete the data and start afresh",
             ),
             HostError::Migration(_) => Self::conflict(message, Vec::new())

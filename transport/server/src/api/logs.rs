@@ -45,10 +45,12 @@ pub(crate) async fn logs(
     }
     let handle = database(&shared, &name)?;
     let mut lines = ask(&handle, &name, |reply| Admin::Logs { from: 0, reply }).await?;
+    // Followed from after the newest kept line, whether or not `tail`
+    // leaves it out (with `tail=0`, only lines written from now on).
+    let next = lines.last().map_or(0, |line| line.seq + 1);
     if let Some(tail) = options.tail {
         lines.drain(..lines.len().saturating_sub(tail));
     }
-    let next = lines.last().map_or(0, |line| line.seq + 1);
     let first = Bytes::from(ndjson(&lines));
     let body = if options.follow {
         let shutdown = shared.shutdown_signal();
