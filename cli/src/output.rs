@@ -11,28 +11,70 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// `text` with every control character (and every Unicode bidirectional
+/// override, which reorders what follows it on screen) written as an
+/// escape, so that a cell can neither break a table's lines nor drive the
+/// terminal: `\n`, `\r`, `\t`, `\e` for escape, else `\u{..}`.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let needs_escape = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            '\u{1b}' => escaped.push_str("\\e"),
+            c if needs_escape(c) => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 /// Renders rows under a header, each column as wide as its widest cell.
+/// Control characters in cells are escaped ([`escape_controls`]).
 pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
+    let escape_all = |cells: &[String]| -> Vec<String> {
+        cells
+            .iter()
+            .map(|c| escape_controls(c).into_owned())
+            .collect()
+    };
+    let columns = escape_all(columns);
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| escape_all(row)).collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
+    // Padded by hand: `format!("{cell:<width$}")` panics on a width above
+    // 65,535, which a long cell reaches.
     let line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .map(|(cell, width)| {
+                let mut padded = cell.clone();
+                let fill = width.saturating_sub(cell.chars().count());
+                padded.extend(std::iter::repeat_n(' ', fill));
+                padded
+            })
             .collect();
         padded.join(" | ").trim_end().to_owned()
     };
-    let mut out = line(columns);
+    let mut out = line(&columns);
     out.push('\n');
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     out.push_str(&rule.join("-+-"));
     out.push('\n');
-    for row in rows {
+    for row in &rows {
         out.push_str(&line(row));
         out.push('\n');
     }
@@ -59,6 +101,34 @@ mod tests {
             ],
         );
         assert_eq!(rendered, "id | text\n---+------\n1  | hello\n22 | x\n");
+    }
+
+    // A cell wider than 65,535 characters once panicked the formatter.
+    #[test]
+    fn a_cell_of_any_length_is_padded() {
+        let long = "x".repeat(70_000);
+        let rendered = table(
+            &["id".into(), "text".into()],
+            &[vec!["1".into(), long.clone()], vec!["2".into(), "y".into()]],
+        );
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines[0], "id | text");
+        assert_eq!(lines[1], format!("---+-{}", "-".repeat(70_000)));
+        assert_eq!(lines[2], format!("1  | {long}"));
+        assert_eq!(lines[3], "2  | y");
+    }
+
+    // A row's control characters cannot break the table or drive the terminal.
+    #[test]
+    fn control_characters_are_escaped_in_tables() {
+        let hostile = "\u{1b}[2J\u{1b}]0;pwned\u{7}\nnext\tcol\u{202e}";
+        let rendered = table(&["text".into()], &[vec![hostile.into()]]);
+        let escaped = r"\e[2J\e]0;pwned\u{7}\nnext\tcol\u{202e}";
+        let rule = "-".repeat(escaped.chars().count());
+        assert_eq!(rendered, format!("text\n{rule}\n{escaped}\n"));
+        assert!(!rendered.contains('\u{1b}'));
+        assert_eq!(rendered.lines().count(), 3);
+        assert_eq!(escape_controls("plain ü"), "plain ü");
     }
 
     #[test]
