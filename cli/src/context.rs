@@ -9,6 +9,7 @@ use worldline_transport::http_api::NewIdentity;
 
 use crate::api::Api;
 use crate::config::{Config, SavedIdentity, config_path};
+use crate::hint::{hinted, message_of};
 
 /// Options every command accepts.
 #[derive(Args, Debug)]
@@ -76,16 +77,35 @@ impl Context {
     /// for a new identity (and saving it) if the user has none there yet.
     pub fn api_as_identity(&mut self) -> anyhow::Result<Api> {
         if self.config.default_identity(&self.server).is_none() {
+            self.check_writable()?;
             let issued = Api::new(&self.server, None).new_identity()?;
+            let identity = issued.identity.clone();
+            self.remember(issued, true)?;
             eprintln!(
-                "Created identity {} on {} (saved in {})",
-                issued.identity,
+                "Created identity {identity} on {} (saved in {})",
                 self.server,
                 self.path.display()
             );
-            self.remember(issued, true)?;
         }
         Ok(self.api())
+    }
+
+    /// Fails, before an identity is asked for, if the configuration file
+    /// cannot be written: an identity the server issued but that could not
+    /// be saved is lost.
+    pub fn check_writable(&self) -> anyhow::Result<()> {
+        self.save().map_err(|err| {
+            hinted(
+                format!(
+                    "cannot write the configuration file {}, where a new identity would be \
+                     saved: {}",
+                    self.path.display(),
+                    message_of(&err)
+                ),
+                "pass --config FILE (or set WORLDLINE_CONFIG) naming a file you can write; \
+                 no identity was created",
+            )
+        })
     }
 
     /// Saves an identity the server issued.
@@ -96,7 +116,18 @@ impl Context {
             server: self.server.clone(),
             default: false,
         };
+        let name = identity.identity.clone();
         self.config.add_identity(identity, make_default);
-        self.save()
+        self.save().map_err(|err| {
+            hinted(
+                format!(
+                    "the server created identity {name}, but it could not be saved in {}: {}",
+                    self.path.display(),
+                    message_of(&err)
+                ),
+                "it is lost (its token was not kept); make the configuration file writable, \
+                 or pass --config FILE, and a new identity will be created next time",
+            )
+        })
     }
 }

@@ -52,6 +52,7 @@ struct Listed<'a> {
 pub fn run(args: IdentityArgs, mut context: Context) -> anyhow::Result<()> {
     match args.command {
         IdentityCommand::New { default } => {
+            context.check_writable()?;
             let issued = context.api().new_identity()?;
             let identity = issued.identity.clone();
             context.remember(issued, default)?;
