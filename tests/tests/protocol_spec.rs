@@ -573,3 +573,81 @@ fn the_worked_examples_are_exact() {
     });
     assert_eq!(frame, bytes("05 00 00 00 07 02 6e 6f 01"));
 }
+
+/// One raw HTTP/1.1 request (closing the connection), answered whole.
+async fn raw_http(live: &LiveServer, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(live.http_addr())
+        .await
+        .expect("connecting over HTTP");
+    stream.write_all(request.as_bytes()).await.expect("writing");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reading");
+    response
+}
+
+/// The value of header `name` in a raw answer, if it has one.
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+// HTTP_API.md "Browsers (CORS)": with no allowed origins the API sends no
+// CORS headers and a preflight is refused; with `--allow-origin` a listed
+// origin's preflight is answered and its answers carry the header, and an
+// origin not listed gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_headers_go_only_to_allowed_origins() {
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /v1/database/bank/sql HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: authorization, content-type\r\n\
+             Connection: close\r\n\r\n"
+        )
+    };
+    let sql = |origin: &str, token: &str| {
+        let body = "SELECT * FROM account";
+        format!(
+            "POST /v1/database/bank/sql HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let page = "https://app.example.com";
+
+    let closed = LiveServer::start(&[("bank", "bank")]).await;
+    let refused = raw_http(&closed, &preflight(page)).await;
+    assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+    let answer = raw_http(&closed, &sql(page, &closed.owner_token)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(header(&answer, "access-control-allow-origin"), None);
+    closed.shutdown().await;
+
+    let open = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.allowed_origins = vec![page.into(), "http://localhost:8080".into()];
+    })
+    .await;
+    let allowed = raw_http(&open, &preflight(page)).await;
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert_eq!(header(&allowed, "access-control-allow-origin"), Some(page));
+    let methods = header(&allowed, "access-control-allow-methods").unwrap_or_default();
+    assert!(methods.contains("POST"), "{allowed}");
+    let headers = header(&allowed, "access-control-allow-headers").unwrap_or_default();
+    assert!(headers.contains("authorization"), "{allowed}");
+    let answer = raw_http(&open, &sql(page, &open.owner_token)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(header(&answer, "access-control-allow-origin"), Some(page));
+    // Another origin is answered (the token still decides what it may do)
+    // but without the header, so its page cannot read the answer.
+    let other = raw_http(&open, &sql("https://evil.example", &open.owner_token)).await;
+    assert_eq!(
+        header(&other, "access-control-allow-origin"),
+        None,
+        "{other}"
+    );
+    open.shutdown().await;
+}

@@ -46,6 +46,12 @@ pub struct ServerConfig {
     /// How many connections (QUIC and WebSocket together) one IP address may
     /// hold at once; more are refused with an `Error`.
     pub max_connections_per_ip: usize,
+    /// The web origins (`https://app.example.com`) whose pages may call the
+    /// HTTP API from a browser: answers carry CORS headers for them and
+    /// preflight requests are answered. `*` allows every origin. Empty (the
+    /// default): no CORS headers, so a page of another origin cannot read
+    /// the API's answers. (The WebSocket endpoint takes any origin.)
+    pub allowed_origins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -62,6 +68,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections_per_ip: 64,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum ServerError {
     /// The TLS configuration for QUIC.
     #[error("TLS: {0}")]
     Tls(String),
+    /// An origin in `ServerConfig::allowed_origins` is not one.
+    #[error("allowed origins: {0}")]
+    Origin(String),
     /// A database's thread stopped.
     #[error("database `{0}` is not running")]
     DatabaseStopped(String),

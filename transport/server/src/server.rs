@@ -37,6 +37,7 @@ impl Server {
     /// cannot be recovered is marked unavailable and does not stop the
     /// others), then listens for HTTP/WebSocket and QUIC connections.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let cors = api::cors_layer(&config.allowed_origins)?;
         let opened = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || Host::open_available(&config.data_dir, config.host))
@@ -81,7 +82,7 @@ impl Server {
         let listener = http_listener::CappedListener::new(listener, per_address).tap_io(|_| {});
         let shared = Arc::new(Shared::new(config, host, endpoints)?);
         let http_task = {
-            let router = api::router(shared.clone());
+            let router = api::router(shared.clone(), cors);
             let mut shutdown = shared.shutdown_signal();
             tokio::spawn(async move {
                 let stopped = async move {

@@ -3,6 +3,7 @@
 //! arguments, SQL, and module logs. The WebSocket endpoint shares the port.
 
 mod auth;
+mod cors;
 mod databases;
 mod error;
 mod logs;
@@ -18,12 +19,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::oneshot;
+use tower_http::cors::CorsLayer;
 use worldline_transport::http_api::{NewIdentity, ServerInfo};
 use worldline_transport::{PROTOCOL_VERSION, WEBSOCKET_PATH};
 
 pub(crate) use error::ApiError;
 
 use crate::database_actor::{Admin, DatabaseHandle, Description};
+use crate::error::ServerError;
 use crate::shared::Shared;
 use crate::websocket;
 
@@ -32,10 +35,15 @@ const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// The largest body of any other request.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
 
-/// Every route the server answers.
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+/// Checks the server's allowed origins; `None` when there are none.
+pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, ServerError> {
+    cors::layer(origins)
+}
+
+/// Every route the server answers, with CORS headers for `cors`'s origins.
+pub(crate) fn router(shared: Arc<Shared>, cors: Option<CorsLayer>) -> Router {
     let publish = post(databases::publish).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
-    Router::new()
+    let router = Router::new()
         .route(WEBSOCKET_PATH, get(websocket::upgrade))
         .route("/v1/server", get(server_info))
         .route("/v1/identity", post(new_identity))
@@ -51,8 +59,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(middleware::from_fn(json_errors))
-        .with_state(shared)
+        .layer(middleware::from_fn(json_errors));
+    match cors {
+        Some(cors) => router.layer(cors).with_state(shared),
+        None => router.with_state(shared),
+    }
 }
 
 /// Any route the API does not have: 404 with the JSON error body.
