@@ -63,6 +63,14 @@ impl ApiError {
             ApiError::Unreachable { .. } => Some(
                 "start a server with `worldline start`, or point at one with --server URL".into(),
             ),
+            // The server's hint (`worldline identity new`) would not fix
+            // it: a new identity does not replace the default one, whose
+            // token the server refused (its signing key changed, say).
+            ApiError::Refused { status: 401, .. } => Some(
+                "create a new identity and make it the default with \
+                 `worldline identity new --default`"
+                    .into(),
+            ),
             ApiError::Refused { body, .. } => body.hint.clone(),
             ApiError::InvalidName {
                 what: "database", ..

@@ -30,3 +30,25 @@ fn an_identity_that_cannot_be_saved_is_not_announced() {
     // Nothing was published as an identity nobody holds.
     assert!(!alice.ok(&["list"]).contains("chat"));
 }
+
+// After the server's signing key changed, the hint to a refused token
+// named `identity new`, which does not replace the default identity.
+#[test]
+fn a_refused_token_hints_at_a_new_default_identity() {
+    let first = ServerProcess::start();
+    let mut alice = User::new(&first.url);
+    alice.ok(&["identity", "new"]);
+    drop(first);
+    // Another data directory: another signing key.
+    let second = ServerProcess::start();
+    alice.moved_to(&second.url);
+    User::new(&second.url).ok(&["publish", "bank", "--wasm", &component("bank")]);
+    let stderr = alice.fails(&["call", "bank", "noop"]);
+    assert!(stderr.contains("token"), "{stderr}");
+    assert!(
+        stderr.contains("hint: create a new identity and make it the default with `worldline identity new --default`"),
+        "{stderr}"
+    );
+    alice.ok(&["identity", "new", "--default"]);
+    alice.ok(&["call", "bank", "noop"]);
+}
