@@ -641,6 +641,9 @@ async fn cors_headers_go_only_to_allowed_origins() {
     let answer = raw_http(&open, &sql(page, &open.owner_token)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(header(&answer, "access-control-allow-origin"), Some(page));
+    let vary = header(&answer, "vary").unwrap_or_default();
+    assert!(vary.contains("origin"), "{answer}");
+    assert_eq!(header(&allowed, "access-control-max-age"), Some("600"));
     // Another origin is answered (the token still decides what it may do)
     // but without the header, so its page cannot read the answer.
     let other = raw_http(&open, &sql("https://evil.example", &open.owner_token)).await;
