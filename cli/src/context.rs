@@ -20,6 +20,10 @@ pub struct GlobalArgs {
     /// The configuration file [default: $XDG_CONFIG_HOME/worldline/config.toml or ~/.config/worldline/config.toml]
     #[arg(long, global = true, env = "WORLDLINE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Whether `--server` was given on the command line (not taken from
+    /// `WORLDLINE_SERVER`): benchmarks use an existing server only then.
+    #[arg(skip)]
+    pub server_on_command_line: bool,
 }
 
 /// The loaded configuration and the server a command talks to.

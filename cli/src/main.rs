@@ -16,7 +16,8 @@ mod time;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use commands::{call, databases, identity, logs, publish, sql, subscribe};
 use context::{Context, GlobalArgs};
@@ -102,6 +103,19 @@ fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Whether `--server` was given on the command line, at any level of
+/// subcommands, rather than taken from `WORLDLINE_SERVER`.
+fn server_on_command_line(matches: &ArgMatches) -> bool {
+    let mut level = Some(matches);
+    while let Some(matches) = level {
+        if matches.value_source("server") == Some(ValueSource::CommandLine) {
+            return true;
+        }
+        level = matches.subcommand().map(|(_, sub)| sub);
+    }
+    false
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -110,7 +124,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    cli.global.server_on_command_line = server_on_command_line(&matches);
     let name = cli.command.name();
     match run(cli.command, &cli.global) {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,3 +52,31 @@ fn a_refused_token_hints_at_a_new_default_identity() {
     alice.ok(&["identity", "new", "--default"]);
     alice.ok(&["call", "bank", "noop"]);
 }
+
+// With `WORLDLINE_SERVER` exported, `bench` ran against that server and
+// replaced its database `bench`: only `--server` on the bench command line
+// may send a benchmark to an existing server.
+#[test]
+fn bench_ignores_worldline_server_from_the_environment() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    let run = alice.run(&[
+        "bench",
+        "rtt",
+        "--calls",
+        "20",
+        "--warmup-calls",
+        "2",
+        "--protocol",
+        "ws",
+        "--durability",
+        "none",
+        "--wasm",
+        &component("bank"),
+    ]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("n/a (--server)"), "{}", run.stdout);
+    assert!(run.stdout.contains("none"), "{}", run.stdout);
+    let listed = alice.ok(&["list", "--json"]);
+    assert!(!listed.contains("\"bench\""), "{listed}");
+}

@@ -51,6 +51,17 @@ enum BenchCommand {
 
 /// Runs `worldline bench`.
 pub fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    // A benchmark replaces database `bench` on the server it uses: it uses
+    // an existing one only when `--server` is on its command line, never
+    // because `WORLDLINE_SERVER` (or the config's default) names one.
+    let global = &GlobalArgs {
+        server: global
+            .server
+            .clone()
+            .filter(|_| global.server_on_command_line),
+        config: global.config.clone(),
+        server_on_command_line: global.server_on_command_line,
+    };
     match args.command {
         BenchCommand::Transfer(args) => transfer::run(args, global),
         BenchCommand::Rtt(args) => rtt::run(args, global),
