@@ -46,8 +46,7 @@ enum Lang {
 pub fn run(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let (schema, source) = match (&args.wasm, &args.database) {
         (Some(wasm), _) => {
-            let bytes =
-                std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            let bytes = crate::component_file::read(wasm)?;
             let schema = describe(&bytes)
                 .with_context(|| format!("reading the module in {}", wasm.display()))?;
             (schema, wasm.display().to_string())

@@ -3,6 +3,7 @@
 mod api;
 mod bench;
 mod commands;
+mod component_file;
 mod config;
 mod context;
 mod generate;

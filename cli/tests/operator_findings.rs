@@ -4,6 +4,7 @@
 mod support;
 
 use support::{ServerProcess, User, component};
+use worldline_tests::TempDir;
 
 // Success was printed before the save, and the issued identity was lost.
 #[test]
@@ -79,4 +80,93 @@ fn bench_ignores_worldline_server_from_the_environment() {
     assert!(run.stdout.contains("none"), "{}", run.stdout);
     let listed = alice.ok(&["list", "--json"]);
     assert!(!listed.contains("\"bench\""), "{listed}");
+}
+
+// A text file, an empty file or a core module given as `--wasm` got the
+// component parser's Debug output (`expected=[\n 0x0,\n 0x61, ...]`),
+// after the upload; they are refused before it, saying what the file is.
+#[test]
+fn a_file_that_is_not_a_component_is_refused_before_upload() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    let dir = TempDir::new("worldline-cli-not-wasm");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let text = write("text.wasm", b"this is text, not wasm\n");
+    let empty = write("empty.wasm", b"");
+    let core = write("core.wasm", b"\0asm\x01\0\0\0");
+    let cases = [
+        (
+            &text,
+            "is not a WebAssembly component: it does not start with the wasm magic bytes",
+        ),
+        (&empty, "is empty"),
+        (&core, "is a core WebAssembly module, not a component"),
+    ];
+    for (file, says) in cases {
+        let stderr = alice.fails(&["publish", "db", "--wasm", file]);
+        assert!(stderr.contains(&format!("{file} {says}")), "{stderr}");
+        assert!(
+            !stderr.contains("Uploading") && !stderr.contains("expected="),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            2,
+            "one error line, one hint: {stderr}"
+        );
+        let out = dir.path().join("bindings").display().to_string();
+        let stderr = alice.fails(&[
+            "generate",
+            "--lang",
+            "rust",
+            "--out-dir",
+            &out,
+            "--wasm",
+            file,
+        ]);
+        assert!(stderr.contains(&format!("{file} {says}")), "{stderr}");
+    }
+    let stderr = alice.fails(&["publish", "db", "--wasm", &core]);
+    assert!(
+        stderr.contains("wasm32-wasip2") && stderr.contains("wasm-tools component new"),
+        "{stderr}"
+    );
+    // Nothing was uploaded, so no identity was needed either.
+    assert!(!stderr.contains("Created identity"), "{stderr}");
+}
+
+// `bench transfer` with a module that is not the bank printed
+// `Failed("no reducer named `seed`")`.
+#[test]
+fn bench_with_another_module_says_it_needs_the_bank() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    let stderr = alice.fails(&[
+        "bench",
+        "transfer",
+        "--protocol",
+        "ws",
+        "--durability",
+        "none",
+        "--accounts",
+        "10",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+        "--wasm",
+        &component("features"),
+    ]);
+    assert!(
+        stderr.contains("seeding 10 accounts failed: no reducer named `seed`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Failed(") && stderr.contains("bank"),
+        "{stderr}"
+    );
 }

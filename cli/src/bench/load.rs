@@ -176,7 +176,7 @@ pub async fn transfers(
                                 tally.refused += 1;
                                 continue;
                             }
-                            other => format!("{other:?}"),
+                            other => super::server::status_text(&other),
                         },
                         Err(e) => e.to_string(),
                     };

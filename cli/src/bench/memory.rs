@@ -255,7 +255,10 @@ async fn add_items(client: Arc<Client>, next: Arc<AtomicU64>, rows: u32) -> anyh
         let args = (format!("sku-{i:09}"), (i % 1000) as u32, i as i32, i * 7);
         let outcome = client.call("add_item", &args).await?;
         if !matches!(outcome.status, ReducerStatus::Committed) {
-            anyhow::bail!("add_item {i} failed: {:?}", outcome.status);
+            anyhow::bail!(
+                "add_item {i} {}",
+                super::server::status_text(&outcome.status)
+            );
         }
     }
 }

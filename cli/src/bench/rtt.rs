@@ -56,8 +56,8 @@ pub fn run(args: RttArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                     let elapsed = started.elapsed();
                     anyhow::ensure!(
                         outcome.status == ReducerStatus::Committed,
-                        "noop did not commit: {:?}",
-                        outcome.status
+                        "noop did not commit: {}",
+                        super::server::status_text(&outcome.status)
                     );
                     if i >= warmup {
                         samples.push(elapsed);

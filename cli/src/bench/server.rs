@@ -91,7 +91,18 @@ pub fn build_checkout_module(project: &str, what: &str, hint: &str) -> anyhow::R
 
 /// Reads a built component.
 pub fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    crate::component_file::read(path)
+}
+
+/// How a reducer call ended, as a person reads it.
+pub fn status_text(status: &ReducerStatus) -> String {
+    match status {
+        ReducerStatus::Committed => "committed".into(),
+        ReducerStatus::Failed(message) => format!("failed: {message}"),
+        ReducerStatus::OutcomeUnknown(message) => {
+            format!("its outcome is unknown (the commit log failed): {message}")
+        }
+    }
 }
 
 /// A directory removed with everything in it when dropped.
@@ -367,7 +378,16 @@ pub async fn seed(client: &Client, accounts: u32, balance: i64) -> anyhow::Resul
     let outcome = client.call("seed", &(accounts, balance)).await?;
     match outcome.status {
         ReducerStatus::Committed => Ok(()),
-        other => anyhow::bail!("seeding {accounts} accounts failed: {other:?}"),
+        ReducerStatus::Failed(message) if message.starts_with("no reducer named") => Err(hinted(
+            format!("seeding {accounts} accounts failed: {message}"),
+            "the benchmark needs the bank example's module (reducers `seed`, `transfer`, \
+             `noop`): leave out --wasm / --project-path, or pass a build of \
+             guest-rust/examples/bank",
+        )),
+        other => anyhow::bail!(
+            "seeding {accounts} accounts failed: {}",
+            status_text(&other)
+        ),
     }
 }
 

@@ -379,8 +379,8 @@ async fn probe(
         let outcome = client.call("transfer", &(from, to, 1i64)).await?;
         anyhow::ensure!(
             outcome.status == ReducerStatus::Committed,
-            "a transfer while subscribing did not commit: {:?}",
-            outcome.status
+            "a transfer while subscribing did not commit: {}",
+            super::server::status_text(&outcome.status)
         );
         slowest = slowest.max(started.elapsed());
         calls += 1;

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use worldline_transport::http_api::PublishOutcome;
 
@@ -56,7 +55,7 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
         (Some(wasm), _) => wasm.clone(),
         (None, dir) => module_build::build(&dir.clone().unwrap_or_else(|| PathBuf::from(".")))?,
     };
-    let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let wasm = crate::component_file::read(&path)?;
     let api = context.api_as_identity()?;
     eprintln!(
         "Uploading {} ({} KiB) to {}; the server compiles it...",
