@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::signal::unix::{SignalKind, signal};
 use worldline_host::outbound::PrivateOverride;
 use worldline_host::{DurabilityPolicy, EngineConfig, HostConfig, HostError, StorageConfig};
 use worldline_server::{
@@ -122,11 +123,16 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                  {address} (--http-allow-private-address; for development only)"
             );
         }
-        println!("worldline: ready; stop with Ctrl-C");
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        println!("worldline: shutting down");
+        // Both handlers are installed before the ready line, so that a
+        // signal sent as soon as it is printed is not missed.
+        let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        println!("worldline: ready; stop with Ctrl-C (SIGINT) or SIGTERM");
+        let received = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        println!("worldline: shutting down ({received})");
         server.shutdown().await;
         anyhow::Ok(())
     })

@@ -94,3 +94,28 @@ fn a_bad_durability_policy_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a durability policy"));
 }
+
+// SIGTERM (what `kill`, systemd and container runtimes send) stopped the
+// server at once with 143; it now shuts down cleanly like Ctrl-C.
+#[test]
+fn sigterm_shuts_down_cleanly_like_ctrl_c() {
+    let dir = TempDir::new("worldline-cli-sigterm");
+    let mut child = support::start_command(dir.path())
+        .spawn()
+        .expect("running worldline");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map(|line| line.expect("reading stdout"))
+        .find(|line| line.starts_with("worldline: ready"));
+    assert!(ready.is_some_and(|line| line.contains("SIGTERM")));
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: a plain system call on the server's own process id.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert_eq!(rest, ["worldline: shutting down (SIGTERM)"]);
+    // The data directory's lock was released: it opens again.
+    Host::open(dir.path(), HostConfig::default()).unwrap();
+}
