@@ -36,6 +36,23 @@ pub enum ApiError {
         /// The error, its hint and, for a refused migration, the diff.
         body: ErrorBody,
     },
+    /// An error status without Worldline's JSON error body: something
+    /// else answers at that address.
+    #[error(
+        "the server at {server} does not look like a Worldline server: it answered {status}{}, {}",
+        content_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(),
+        excerpt.as_ref().map_or_else(|| "with an empty body".to_owned(), |e| format!("starting `{e}`"))
+    )]
+    NotWorldline {
+        /// The server's URL.
+        server: String,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's `Content-Type`, if any.
+        content_type: Option<String>,
+        /// The start of the body, on one line, control characters escaped.
+        excerpt: Option<String>,
+    },
     /// A database or reducer name that cannot exist (checked before sending).
     #[error("`{name}` is not a valid {what} name: use {rule}")]
     InvalidName {
@@ -78,9 +95,11 @@ impl ApiError {
             ApiError::InvalidName { .. } => {
                 Some("`worldline describe NAME` lists the reducers".into())
             }
-            ApiError::Unexpected { .. } => {
-                Some("check that --server points at a Worldline server".into())
-            }
+            ApiError::Unexpected { .. } | ApiError::NotWorldline { .. } => Some(
+                "check --server (or WORLDLINE_SERVER): it must name a Worldline server's HTTP \
+                 address, such as http://127.0.0.1:3000"
+                    .into(),
+            ),
         }
     }
 }
@@ -175,13 +194,26 @@ impl Api {
         if status < 400 {
             return Ok(response);
         }
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
-            error: format!("the server answered {status}: {}", text.trim()),
-            hint: None,
-            diff: Vec::new(),
-        });
-        Err(ApiError::Refused { status, body })
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|t| t.to_str().ok())
+            .map(|t| crate::output::escape_controls(t).into_owned());
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ApiError::Refused { status, body }),
+            Err(_) => Err(ApiError::NotWorldline {
+                server: self.server.clone(),
+                status,
+                content_type,
+                excerpt: excerpt(&String::from_utf8_lossy(&bytes)),
+            }),
+        }
     }
 
     fn read<T: DeserializeOwned>(&self, response: Response<ureq::Body>) -> Result<T, ApiError> {
@@ -330,6 +362,23 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// The start of a body that is not Worldline's, to show in an error: on
+/// one line, control characters escaped, at most 100 characters; `None` if
+/// it is empty.
+fn excerpt(text: &str) -> Option<String> {
+    const MAX: usize = 100;
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return None;
+    }
+    let escaped = crate::output::escape_controls(&one_line);
+    let mut excerpt: String = escaped.chars().take(MAX).collect();
+    if escaped.chars().count() > MAX {
+        excerpt.push('…');
+    }
+    Some(excerpt)
 }
 
 /// `text` as a URL query value: every byte but unreserved ones percent-encoded.

@@ -170,3 +170,62 @@ fn bench_with_another_module_says_it_needs_the_bank() {
         "{stderr}"
     );
 }
+
+/// A one-thread HTTP server that answers every request with `status`, a
+/// `text/html` content type and `body`; returns its URL.
+fn foreign_http_server(status: &'static str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+// Another HTTP server's error page was dumped whole into the error (or
+// nothing, for an empty body).
+#[test]
+fn a_server_that_is_not_worldline_is_named_as_such() {
+    let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n\x1b[31m<title>Error response</title>\
+                </head><body><h1>Error response</h1><p>Error code: 404</p><p>Message: File \
+                not found.</p></body></html>\n";
+    let url = foreign_http_server("404 File not found", page);
+    let stderr = User::new(&url).fails(&["list"]);
+    assert!(
+        stderr.contains(&format!(
+            "error: the server at {url} does not look like a Worldline server: it answered 404 \
+             (text/html), starting `<!DOCTYPE HTML> <html lang=\"en\"> <head> \\e[31m<title>"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("File not found.</p>"),
+        "cut to 100 characters: {stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    assert!(
+        stderr.contains("hint: check --server (or WORLDLINE_SERVER)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+
+    let url = foreign_http_server("404 Not Found", "");
+    let stderr = User::new(&url).fails(&["list"]);
+    assert!(
+        stderr.contains(
+            "does not look like a Worldline server: it answered 404 (text/html), with an empty body"
+        ),
+        "{stderr}"
+    );
+}
