@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -21,10 +22,11 @@ pub struct StartArgs {
     /// When a transaction counts as durable: `every` (fsync, group commit),
     /// an interval such as `10ms` (written at once, fsynced within it), or
     /// `none` (tests and benchmarks only).
-    #[arg(long, value_name = "POLICY", default_value = "every")]
+    #[arg(long, value_name = "POLICY", default_value = "every", value_parser = parse_durability)]
     durability: DurabilityPolicy,
-    /// Write a snapshot every this many transactions per database.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    /// Write a snapshot every this many transactions per database (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
     /// Address of the HTTP API and WebSocket endpoint (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
@@ -34,11 +36,13 @@ pub struct StartArgs {
     quic_listen: SocketAddr,
     /// How many module instances the server may hold at once (each
     /// database holds one, and one more while it is published or swapped).
-    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_instances)]
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_instances,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_instances: u32,
     /// How many connections (QUIC and WebSocket together) one IP address
-    /// may hold at once.
-    #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip)]
+    /// may hold at once (at least 1).
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_ip: usize,
     /// For development only: lets procedures' HTTP requests reach this
     /// exact internal address and port (e.g. `127.0.0.1:8080`), which the
@@ -47,6 +51,27 @@ pub struct StartArgs {
     /// still name the host. Never use it with modules you do not trust.
     #[arg(long = "http-allow-private-address", value_name = "IP:PORT")]
     http_allow_private: Vec<SocketAddr>,
+}
+
+/// The longest `--durability` interval: a power loss loses at most that
+/// much acknowledged work, so anything longer is surely a mistake.
+const MAX_DURABILITY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Parses `--durability` (`every`, `none` or `1ms` to `10000ms`).
+pub fn parse_durability(text: &str) -> Result<DurabilityPolicy, String> {
+    match text.parse()? {
+        DurabilityPolicy::Interval(interval) if interval.is_zero() => Err(format!(
+            "`{text}` is not a durability interval: use `1ms` to `{}ms`, or `every` to fsync \
+             every commit",
+            MAX_DURABILITY_INTERVAL.as_millis()
+        )),
+        DurabilityPolicy::Interval(interval) if interval > MAX_DURABILITY_INTERVAL => Err(format!(
+            "`{text}` is too long a durability interval (a power loss loses up to that \
+                 much acknowledged work): use `1ms` to `{}ms`",
+            MAX_DURABILITY_INTERVAL.as_millis()
+        )),
+        policy => Ok(policy),
+    }
 }
 
 /// The per-user data directory.

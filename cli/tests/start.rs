@@ -119,3 +119,33 @@ fn sigterm_shuts_down_cleanly_like_ctrl_c() {
     // The data directory's lock was released: it opens again.
     Host::open(dir.path(), HostConfig::default()).unwrap();
 }
+
+// Zeros and absurd durability intervals were accepted silently (a zero
+// instance pool still published, zero connections refused every session).
+#[test]
+fn nonsense_limits_are_usage_errors() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--max-instances", "0"], "1.."),
+        (&["--max-connections-per-ip", "0"], "1.."),
+        (&["--snapshot-every", "0"], "1.."),
+        (&["--durability", "0ms"], "use `1ms` to `10000ms`"),
+        (
+            &["--durability", "99999999999999ms"],
+            "use `1ms` to `10000ms`",
+        ),
+        (
+            &["--durability", "10001ms"],
+            "too long a durability interval",
+        ),
+    ];
+    for (options, says) in cases {
+        let output = Command::new(WORLDLINE)
+            .arg("start")
+            .args(options)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{options:?}: {stderr}");
+        assert!(stderr.contains(says), "{options:?}: {stderr}");
+    }
+}

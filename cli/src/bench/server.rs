@@ -38,7 +38,8 @@ const BANK_PROJECT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-rust/e
 pub struct TargetArgs {
     /// The durability policy of the server the benchmark starts: `every`,
     /// `none` or an interval such as `10ms` (not used with --server).
-    #[arg(long, value_name = "POLICY", default_value = "every")]
+    #[arg(long, value_name = "POLICY", default_value = "every",
+          value_parser = crate::start::parse_durability)]
     pub durability: DurabilityPolicy,
     /// The bank module as a built component [default: build
     /// guest-rust/examples/bank from source, as `publish` does].
