@@ -195,7 +195,12 @@ pub(crate) async fn websocket(
         .max_frame_size(Some(max_frame as usize));
     let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
-        .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                upgrade_refused(url, &response)
+            }
+            e => ClientError::Connect(format!("{url}: {e}")),
+        })?;
     let (sink, stream) = socket.split();
     Ok((
         LinkWriter::WebSocket(sink),
@@ -204,6 +209,39 @@ pub(crate) async fn websocket(
             idle_timeout,
         }),
     ))
+}
+
+/// The error for an answer to the WebSocket upgrade other than `101`: the
+/// server's own message when its body is an HTTP API error (`{"error": ...}`,
+/// such as the refusal of a connection over the per-address limit), else
+/// the status and the start of the body.
+fn upgrade_refused(
+    url: &str,
+    response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>,
+) -> ClientError {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let body = response.body().as_deref().unwrap_or_default();
+    if let Ok(ErrorBody { error }) = serde_json::from_slice(body) {
+        return ClientError::Rejected(error);
+    }
+    let text = String::from_utf8_lossy(body);
+    let text: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(100)
+        .collect();
+    let status = response.status();
+    if text.is_empty() {
+        ClientError::Connect(format!("{url}: the server answered {status}"))
+    } else {
+        ClientError::Connect(format!("{url}: the server answered {status}: {text}"))
+    }
 }
 
 impl LinkWriter {
@@ -369,5 +407,43 @@ impl LinkSource {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::http::Response;
+
+    #[test]
+    fn a_refused_upgrade_reports_the_servers_message() {
+        let refusal = br#"{"error":"too many connections from 127.0.0.1: at most 2 at once per address to this port; close one and retry"}"#;
+        let response = Response::builder()
+            .status(503)
+            .body(Some(refusal.to_vec()))
+            .unwrap();
+        assert_eq!(
+            upgrade_refused("ws://x/v1/ws", &response),
+            ClientError::Rejected(
+                "too many connections from 127.0.0.1: at most 2 at once per address to this \
+                 port; close one and retry"
+                    .into()
+            )
+        );
+        let response = Response::builder()
+            .status(404)
+            .body(Some(b"<html>\n\x1b[2Jnope</html>".to_vec()))
+            .unwrap();
+        assert_eq!(
+            upgrade_refused("ws://x/v1/ws", &response),
+            ClientError::Connect(
+                "ws://x/v1/ws: the server answered 404 Not Found: <html> ?[2Jnope</html>".into()
+            )
+        );
+        let response = Response::builder().status(502).body(None).unwrap();
+        assert_eq!(
+            upgrade_refused("ws://x/v1/ws", &response),
+            ClientError::Connect("ws://x/v1/ws: the server answered 502 Bad Gateway".into())
+        );
     }
 }
