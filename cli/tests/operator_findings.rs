@@ -229,3 +229,44 @@ fn a_server_that_is_not_worldline_is_named_as_such() {
         "{stderr}"
     );
 }
+
+// Over QUIC a server's shutdown read `connection lost`, and both
+// transports hinted that the database might be gone.
+#[test]
+fn a_subscriber_hears_that_the_server_is_shutting_down() {
+    for protocol in ["quic", "ws"] {
+        let server = ServerProcess::start();
+        let alice = User::new(&server.url);
+        alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+        let mut subscriber = alice
+            .command(&[
+                "subscribe",
+                "chat",
+                "SELECT * FROM message",
+                "--protocol",
+                protocol,
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(subscriber.stdout.take().unwrap());
+        let mut initial = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut initial).unwrap();
+        assert!(initial.contains("\"initial\""), "{initial}");
+        assert!(server.interrupt(), "the server shuts down cleanly");
+        let output = subscriber.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{protocol}: {stderr}");
+        assert!(
+            stderr.contains("the server closed the connection: the server is shutting down"),
+            "{protocol}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: the server stopped")
+                && !stderr.contains("database still exists"),
+            "{protocol}: {stderr}"
+        );
+    }
+}

@@ -122,9 +122,10 @@ async fn subscribe(
             }
             Event::Error { message } => eprintln!("server: {message}"),
             Event::Disconnected { reason } => {
+                let hint = disconnect_hint(&reason);
                 return Err(hinted(
                     format!("the server closed the connection: {reason}"),
-                    "check that the database still exists (`worldline list`)",
+                    hint,
                 ));
             }
             Event::UnsubscribeApplied { .. } => {}
@@ -132,6 +133,19 @@ async fn subscribe(
     }
     client.close().await;
     Ok(())
+}
+
+/// The next step after the server closed a subscription's connection for
+/// `reason`.
+fn disconnect_hint(reason: &str) -> &'static str {
+    if reason.contains("shutting down") {
+        "the server stopped; subscribe again once it is running"
+    } else if reason.contains("database `") {
+        "check that the database still exists and is available (`worldline list`)"
+    } else {
+        "check that the server is still running, and that the database still exists \
+         (`worldline list`)"
+    }
 }
 
 /// Where to connect to `database`, from the server's HTTP address and (for

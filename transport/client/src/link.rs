@@ -275,7 +275,10 @@ impl LinkWriter {
                 }
                 let written = send.write_all(buffer).await;
                 buffer.clear();
-                written.map_err(|e| e.to_string())
+                written.map_err(|e| match e {
+                    quinn::WriteError::ConnectionLost(lost) => quic_connection_lost(&lost),
+                    e => e.to_string(),
+                })
             }
             LinkWriter::WebSocket(sink) => sink.flush().await.map_err(|e| e.to_string()),
         }
@@ -378,6 +381,9 @@ impl LinkSource {
                 match recv.read(buffer).await {
                     Ok(Some(n)) => decoder.push(&buffer[..n]),
                     Ok(None) => return Err("the server closed the connection".into()),
+                    Err(quinn::ReadError::ConnectionLost(lost)) => {
+                        return Err(quic_connection_lost(&lost));
+                    }
                     Err(e) => return Err(e.to_string()),
                 }
             },
@@ -407,6 +413,29 @@ impl LinkSource {
                 }
             },
         }
+    }
+}
+
+/// Why a QUIC connection ended, as the client reports it: the reason the
+/// server closed it with (such as `the server is shutting down`), instead
+/// of quinn's bare `connection lost`.
+fn quic_connection_lost(error: &quinn::ConnectionError) -> String {
+    match error {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            let reason: String = String::from_utf8_lossy(&close.reason)
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            if reason.is_empty() {
+                "the server closed the connection".into()
+            } else {
+                reason
+            }
+        }
+        quinn::ConnectionError::TimedOut => {
+            "the connection timed out: the server stopped answering".into()
+        }
+        other => format!("connection lost: {other}"),
     }
 }
 
@@ -440,6 +469,11 @@ mod upgrade_tests {
                 "ws://x/v1/ws: the server answered 404 Not Found: <html> ?[2Jnope</html>".into()
             )
         );
+        let closed = quinn::ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: 0u32.into(),
+            reason: b"the server is shutting down"[..].into(),
+        });
+        assert_eq!(quic_connection_lost(&closed), "the server is shutting down");
         let response = Response::builder().status(502).body(None).unwrap();
         assert_eq!(
             upgrade_refused("ws://x/v1/ws", &response),
