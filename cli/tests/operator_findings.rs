@@ -270,3 +270,32 @@ fn a_subscriber_hears_that_the_server_is_shutting_down() {
         );
     }
 }
+
+// "the subscription was refused: subscription refused: ..." said it twice,
+// and a private table's refusal pointed to PROTOCOL.md.
+#[test]
+fn a_refused_subscription_says_so_once_with_a_hint_that_fits() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["publish", "features", "--wasm", &component("features")]);
+    let bob = User::new(&server.url);
+    let stderr = bob.fails(&[
+        "subscribe",
+        "features",
+        "SELECT * FROM observation",
+        "--timeout",
+        "5",
+    ]);
+    assert!(
+        stderr.contains("error: the subscription was refused: SELECT * FROM observation: table `observation` is private"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("refused").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("hint: only the database's owner may read a private table"),
+        "{stderr}"
+    );
+    let stderr = bob.fails(&["subscribe", "features", "SELECT nonsense", "--timeout", "5"]);
+    assert_eq!(stderr.matches("refused").count(), 1, "{stderr}");
+    assert!(stderr.contains("PROTOCOL.md"), "{stderr}");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
-use worldline_client::{Client, ConnectOptions, Event, Trust, parse_fingerprint};
+use worldline_client::{Client, ClientError, ConnectOptions, Event, Trust, parse_fingerprint};
 use worldline_host::Identity;
 use worldline_host::datastore::ModuleSchema;
 use worldline_host::datastore::row_to_json;
@@ -102,12 +102,10 @@ async fn subscribe(
         .with_context(|| format!("connecting to database `{}`", args.name))?;
     let mut events = client.take_events().context("the event stream was taken")?;
     let queries: Vec<&str> = args.queries.iter().map(String::as_str).collect();
-    client.subscribe(&queries).await.map_err(|e| {
-        hinted(
-            format!("the subscription was refused: {e}"),
-            "see transport/PROTOCOL.md in the Worldline repository for the SQL subscriptions accept",
-        )
-    })?;
+    client
+        .subscribe(&queries)
+        .await
+        .map_err(|e| subscription_refused(&e))?;
     let mut updates = 0;
     while args.num_updates.is_none_or(|n| updates < n) {
         let Some(event) = events.recv().await else {
@@ -133,6 +131,20 @@ async fn subscribe(
     }
     client.close().await;
     Ok(())
+}
+
+/// The error for a refused subscription, with a hint that fits why.
+fn subscription_refused(error: &ClientError) -> anyhow::Error {
+    let ClientError::Subscription(message) = error else {
+        return anyhow::Error::new(error.clone()).context("subscribing");
+    };
+    let hint = if message.contains("is private") {
+        "only the database's owner may read a private table: subscribe as the owner's identity \
+         (`worldline identity set-default`), or declare the table `public` in the module"
+    } else {
+        "see transport/PROTOCOL.md in the Worldline repository for the SQL subscriptions accept"
+    };
+    hinted(format!("the subscription was refused: {message}"), hint)
 }
 
 /// The next step after the server closed a subscription's connection for
