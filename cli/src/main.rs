@@ -104,6 +104,12 @@ fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Exits with a usage error (status 2), as clap does for a command line
+/// that does not parse: for combinations of options clap cannot check.
+pub fn usage_error(kind: clap::error::ErrorKind, message: &str) -> ! {
+    Cli::command().error(kind, message).exit()
+}
+
 /// Whether `--server` was given on the command line, at any level of
 /// subcommands, rather than taken from `WORLDLINE_SERVER`.
 fn server_on_command_line(matches: &ArgMatches) -> bool {

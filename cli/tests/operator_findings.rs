@@ -299,3 +299,36 @@ fn a_refused_subscription_says_so_once_with_a_hint_that_fits() {
     assert_eq!(stderr.matches("refused").count(), 1, "{stderr}");
     assert!(stderr.contains("PROTOCOL.md"), "{stderr}");
 }
+
+// `--timeout 0` and `-n 0` printed nothing, not even the initial rows;
+// `--fingerprint` was ignored over WebSocket, and a malformed one was not
+// a usage error.
+#[test]
+fn subscribe_prints_the_initial_rows_however_short_it_runs() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+    alice.ok(&["call", "chat", "send_message", "hello"]);
+    for limit in [["--timeout", "0"], ["-n", "0"]] {
+        let mut args = vec!["subscribe", "chat", "SELECT * FROM message"];
+        args.extend(limit);
+        let stdout = alice.ok(&args);
+        assert!(stdout.contains("[initial] message:"), "{limit:?}: {stdout}");
+        assert!(stdout.contains("hello"), "{limit:?}: {stdout}");
+    }
+    let fingerprint = "ab".repeat(32);
+    let cases: [&[&str]; 4] = [
+        &["--fingerprint", &fingerprint],
+        &["--protocol", "ws", "--fingerprint", &fingerprint],
+        &["--protocol", "quic", "--fingerprint", "xyz"],
+        &["--timeout", "-1"],
+    ];
+    for options in cases {
+        let mut args = vec!["subscribe", "chat", "SELECT * FROM message"];
+        args.extend(options);
+        let output = alice.command(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{options:?}: {stderr}");
+        assert!(stderr.contains("error: "), "{options:?}: {stderr}");
+    }
+}

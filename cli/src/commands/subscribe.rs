@@ -36,23 +36,47 @@ pub struct SubscribeArgs {
     /// The transport to connect over.
     #[arg(long, value_enum, default_value = "ws")]
     protocol: Protocol,
-    /// Exit after this many transaction updates.
+    /// Exit after this many transaction updates (0: after the initial rows).
     #[arg(short = 'n', long = "num-updates", value_name = "N")]
     num_updates: Option<u64>,
-    /// Exit after this many seconds (successfully).
-    #[arg(long, value_name = "SECONDS")]
+    /// Exit after this many seconds (successfully); the initial rows are
+    /// printed first however short it is (0: print them and exit).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     timeout: Option<f64>,
     /// Pin this QUIC certificate fingerprint (64 hex digits) instead of the
-    /// one the server reports over HTTP.
-    #[arg(long, value_name = "HEX")]
+    /// one the server reports over HTTP (with --protocol quic only).
+    #[arg(long, value_name = "HEX", value_parser = parse_fingerprint_arg)]
     fingerprint: Option<String>,
     /// Print each event as one line of JSON.
     #[arg(long)]
     json: bool,
 }
 
+/// Parses `--timeout`: a finite, non-negative number of seconds.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.0..=1e9).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds: pass one such as 10 or 0.5"
+        )),
+    }
+}
+
+/// Parses `--fingerprint`: 64 hex digits (`:` between pairs allowed).
+fn parse_fingerprint_arg(text: &str) -> Result<String, String> {
+    parse_fingerprint(text)
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("`{text}` is not a SHA-256 fingerprint (64 hex digits)"))
+}
+
 /// Runs `worldline subscribe`.
 pub fn run(args: SubscribeArgs, mut context: Context) -> anyhow::Result<()> {
+    if args.fingerprint.is_some() && args.protocol != Protocol::Quic {
+        crate::usage_error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--fingerprint pins the QUIC certificate: it needs --protocol quic",
+        );
+    }
     let api = context.api_as_identity()?;
     let schema = api.schema(&args.name)?;
     let token = context
@@ -74,28 +98,20 @@ pub fn run(args: SubscribeArgs, mut context: Context) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let session = subscribe(&args, options, &schema);
-        match args.timeout {
-            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-                match tokio::time::timeout(Duration::from_secs_f64(seconds), session).await {
-                    Ok(result) => result,
-                    Err(_) => Ok(()),
-                }
-            }
-            Some(seconds) => Err(hinted(
-                format!("--timeout {seconds} is not a number of seconds"),
-                "pass a number such as 10 or 0.5",
-            )),
-            None => session.await,
-        }
-    })
+    let deadline = args
+        .timeout
+        .map(|seconds| tokio::time::Instant::now() + Duration::from_secs_f64(seconds));
+    runtime.block_on(subscribe(&args, options, &schema, deadline))
 }
 
+/// Subscribes and prints the initial rows, then updates until `-n` of
+/// them or the `deadline`, if any (which does not cut the initial rows
+/// short: a timeout of 0 prints them and exits).
 async fn subscribe(
     args: &SubscribeArgs,
     options: ConnectOptions,
     schema: &ModuleSchema,
+    deadline: Option<tokio::time::Instant>,
 ) -> anyhow::Result<()> {
     let client = Client::connect(options)
         .await
@@ -107,12 +123,25 @@ async fn subscribe(
         .await
         .map_err(|e| subscription_refused(&e))?;
     let mut updates = 0;
-    while args.num_updates.is_none_or(|n| updates < n) {
-        let Some(event) = events.recv().await else {
+    let mut initial_printed = false;
+    while !initial_printed || args.num_updates.is_none_or(|n| updates < n) {
+        let next = match deadline {
+            Some(deadline) if initial_printed => {
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            }
+            _ => events.recv().await,
+        };
+        let Some(event) = next else {
             break;
         };
         match event {
-            Event::SubscribeApplied { tables, .. } => print_initial(args.json, schema, &tables)?,
+            Event::SubscribeApplied { tables, .. } => {
+                print_initial(args.json, schema, &tables)?;
+                initial_printed = true;
+            }
             Event::TransactionUpdate { tables, event } => {
                 updates += 1;
                 let caller = Identity::from_bytes(event.caller).to_string();
