@@ -216,3 +216,46 @@ fn damaged_databases_are_unavailable_and_the_others_serve() {
         "{stderr}"
     );
 }
+
+// An unavailable database's full reason made `list`'s status column
+// hundreds of characters wide, and `list --json` had no status.
+#[test]
+fn list_cuts_long_reasons_and_gives_every_database_a_status() {
+    let server = ServerProcess::start();
+    let mut alice = User::new(&server.url);
+    alice.ok(&["publish", "bank", "--wasm", &component("bank")]);
+    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+    let dir = server.stop();
+    let module = dir.path().join("databases/chat/module.wasm");
+    let bytes = std::fs::read(&module).unwrap();
+    std::fs::write(&module, &bytes[..bytes.len() / 2]).unwrap();
+    let server = ServerProcess::start_in(dir);
+    alice.moved_to(&server.url);
+
+    let list = alice.ok(&["list"]);
+    let chat = list.lines().find(|l| l.starts_with("chat")).expect(&list);
+    assert!(
+        chat.contains("unavailable: ") && chat.ends_with('…'),
+        "{list}"
+    );
+    assert!(list.lines().all(|l| l.chars().count() < 200), "{list}");
+    assert!(list.contains("worldline describe NAME"), "{list}");
+
+    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["list", "--json"])).unwrap();
+    let status = |name: &str| {
+        let database = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap();
+        (database["status"].clone(), database["unavailable"].clone())
+    };
+    assert_eq!(status("bank").0, "ready");
+    assert!(status("bank").1.is_null());
+    assert_eq!(status("chat").0, "unavailable");
+    assert!(
+        status("chat").1.as_str().unwrap().len() > 60,
+        "the full reason: {json}"
+    );
+}

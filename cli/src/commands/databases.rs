@@ -145,7 +145,24 @@ pub struct ListArgs {
 pub fn list(args: ListArgs, context: Context) -> anyhow::Result<()> {
     let databases = context.api().list()?;
     if args.json {
-        return print_json(&databases);
+        // Each with `status` (`ready` or `unavailable`, as the table says),
+        // besides `unavailable`'s reason when there is one.
+        let listed = databases
+            .iter()
+            .map(|d| {
+                let mut value = serde_json::to_value(d)?;
+                if let Some(object) = value.as_object_mut() {
+                    let status = if d.unavailable.is_some() {
+                        "unavailable"
+                    } else {
+                        "ready"
+                    };
+                    object.insert("status".into(), status.into());
+                }
+                Ok(value)
+            })
+            .collect::<serde_json::Result<Vec<_>>>()?;
+        return print_json(&listed);
     }
     if databases.is_empty() {
         println!("no databases on {}", context.server);
@@ -155,7 +172,7 @@ pub fn list(args: ListArgs, context: Context) -> anyhow::Result<()> {
         .iter()
         .map(|d| {
             let status = match &d.unavailable {
-                Some(reason) => format!("unavailable: {reason}"),
+                Some(reason) => format!("unavailable: {}", shorten(reason, MAX_REASON_CHARS)),
                 None => "ready".to_owned(),
             };
             vec![
@@ -169,7 +186,27 @@ pub fn list(args: ListArgs, context: Context) -> anyhow::Result<()> {
         .collect();
     let columns = ["name", "owner", "tables", "reducers", "status"].map(String::from);
     print!("{}", table(&columns, &rows));
+    if databases.iter().any(|d| {
+        d.unavailable
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+    }) {
+        println!("(the full reason: `worldline describe NAME` or `worldline list --json`)");
+    }
     Ok(())
+}
+
+/// How much of an unavailable database's reason `list` shows in its table.
+const MAX_REASON_CHARS: usize = 60;
+
+/// `text` cut to `max` characters, with `…` where it was cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max - 1).collect();
+    short.push('…');
+    short
 }
 
 /// A database's owner, or `unknown` when the server could not read it.
