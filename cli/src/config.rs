@@ -113,6 +113,12 @@ impl Config {
             .filter(|i| i.server == server && i.identity.starts_with(&prefix))
             .collect();
         let hint = "`worldline identity list` shows the saved identities";
+        if prefix.is_empty() {
+            return Err(hinted(
+                "the identity's prefix is empty: give the first hex digits of one",
+                hint,
+            ));
+        }
         match matching.as_slice() {
             [one] => Ok(one),
             [] => Err(hinted(

@@ -68,9 +68,10 @@ pub fn run(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .filter(|r| r.lifecycle.is_none())
         .count();
     println!(
-        "generated {:?} bindings for {} tables and {reducers} reducers from {source}:",
+        "generated {:?} bindings for {} and {} from {source}:",
         args.lang,
-        schema.tables.len()
+        crate::output::count_of(schema.tables.len() as u64, "table"),
+        crate::output::count_of(reducers as u64, "reducer")
     );
     for path in written {
         println!("  {}", path.display());

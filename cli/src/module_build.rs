@@ -14,6 +14,18 @@ mod python;
 
 /// The language of the project in `dir`, from the files it holds.
 fn detect(dir: &Path) -> anyhow::Result<Language> {
+    if !dir.exists() {
+        return Err(hinted(
+            format!("the project directory {} does not exist", dir.display()),
+            "pass --project-path DIR naming a module project, or --wasm FILE",
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(hinted(
+            format!("{} is not a directory", dir.display()),
+            "pass --project-path DIR naming a module project, or --wasm FILE (a built component)",
+        ));
+    }
     if dir.join("Cargo.toml").is_file() {
         return Ok(Language::Rust);
     }

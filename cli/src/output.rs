@@ -81,6 +81,12 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `count` and `noun`, plural unless the count is 1: `1 table`, `2 tables`.
+pub fn count_of(count: impl Into<u64>, noun: &str) -> String {
+    let count = count.into();
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
 /// Prints `value` as one line of JSON.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
@@ -129,6 +135,13 @@ mod tests {
         assert!(!rendered.contains('\u{1b}'));
         assert_eq!(rendered.lines().count(), 3);
         assert_eq!(escape_controls("plain ü"), "plain ü");
+    }
+
+    #[test]
+    fn one_of_a_thing_is_singular() {
+        assert_eq!(count_of(1u64, "table"), "1 table");
+        assert_eq!(count_of(0u64, "table"), "0 tables");
+        assert_eq!(count_of(2u64, "transaction"), "2 transactions");
     }
 
     #[test]

@@ -28,11 +28,12 @@ pub struct StartArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
-    /// Address of the HTTP API and WebSocket endpoint (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
+    /// Address of the HTTP API and WebSocket endpoint, `IP:PORT` or
+    /// `HOST:PORT` such as `localhost:3000` (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
-    /// UDP address of the QUIC endpoint (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_QUIC_LISTEN)]
+    /// UDP address of the QUIC endpoint, like --listen (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_QUIC_LISTEN, value_parser = parse_listen)]
     quic_listen: SocketAddr,
     /// How many module instances the server may hold at once (each
     /// database holds one, and one more while it is published or swapped).
@@ -72,6 +73,25 @@ pub fn parse_durability(text: &str) -> Result<DurabilityPolicy, String> {
         )),
         policy => Ok(policy),
     }
+}
+
+/// Parses a listening address: `IP:PORT`, or `HOST:PORT` resolved here
+/// (an IPv4 address first, so `localhost` listens where clients of
+/// `localhost` look first).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let usage = "use IP:PORT or HOST:PORT, such as 127.0.0.1:3000 or localhost:3000";
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("`{text}` is not an address to listen on ({e}): {usage}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` has no address to listen on: {usage}"))
 }
 
 /// The per-user data directory.
@@ -178,8 +198,8 @@ fn describe(report: &worldline_host::RecoveryReport) -> String {
         String::new()
     };
     format!(
-        "{snapshot}, {} transactions replayed in {:.1} ms{torn}",
-        report.replayed,
+        "{snapshot}, {} replayed in {:.1} ms{torn}",
+        crate::output::count_of(report.replayed, "transaction"),
         report.duration.as_secs_f64() * 1e3,
     )
 }

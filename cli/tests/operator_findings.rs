@@ -332,3 +332,61 @@ fn subscribe_prints_the_initial_rows_however_short_it_runs() {
         assert!(stderr.contains("error: "), "{options:?}: {stderr}");
     }
 }
+
+// Small things an operator tripped over: an empty identity prefix, a
+// confirmation without a terminal, a project path that does not exist,
+// `--listen localhost:PORT`.
+#[test]
+fn small_messages_say_what_is_wrong() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["identity", "new"]);
+    alice.ok(&["identity", "new"]);
+    let stderr = alice.fails(&["identity", "set-default", ""]);
+    assert!(stderr.contains("prefix is empty"), "{stderr}");
+
+    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+    let stderr = alice.fails(&["delete", "chat"]);
+    assert!(stderr.contains("no terminal"), "{stderr}");
+    assert!(
+        stderr.contains("pass --yes to go ahead without asking"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Continue?"), "{stderr}");
+    assert!(alice.ok(&["list"]).contains("chat"));
+
+    let stderr = alice.fails(&["publish", "x", "--project-path", "/nonexistent/project"]);
+    assert!(
+        stderr.contains("the project directory /nonexistent/project does not exist"),
+        "{stderr}"
+    );
+
+    let dir = TempDir::new("worldline-cli-localhost");
+    let mut child = std::process::Command::new(support::WORLDLINE)
+        .args([
+            "start",
+            "--listen",
+            "localhost:0",
+            "--quic-listen",
+            "localhost:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("worldline: ready"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("HTTP and WebSocket on http://127.0.0.1:")),
+        "{lines:?}"
+    );
+}

@@ -45,7 +45,7 @@ fn start_recovers_published_databases_and_holds_the_directory() {
     let (mut server, lines) = start(dir.path());
     let text = lines.join("\n");
     assert!(text.contains("recovered database bank"), "{text}");
-    assert!(text.contains("1 transactions replayed"), "{text}");
+    assert!(text.contains("1 transaction replayed"), "{text}");
     assert!(text.contains("1 database ready"), "{text}");
     assert!(
         text.contains("HTTP and WebSocket on http://127.0.0.1:"),

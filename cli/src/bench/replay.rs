@@ -161,7 +161,9 @@ fn recovery_line(output: &[String]) -> anyhow::Result<(u64, f64)> {
         .find_map(|l| l.strip_prefix(&prefix))
         .context("the server printed no recovery line for the database")?;
     let parse = || -> Option<(u64, f64)> {
-        let (before, after) = line.split_once(" transactions replayed in ")?;
+        let (before, after) = line
+            .split_once(" transactions replayed in ")
+            .or_else(|| line.split_once(" transaction replayed in "))?;
         let count = before.rsplit(' ').next()?.parse().ok()?;
         let ms = after.split(' ').next()?.parse().ok()?;
         Some((count, ms))

@@ -102,8 +102,11 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
 pub fn confirm(question: &str) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(hinted(
-            format!("{question} (no terminal to ask on)"),
-            "pass --yes to confirm",
+            format!(
+                "{} There is no terminal to ask for confirmation on, so nothing was changed",
+                question.trim_end_matches(" Continue?")
+            ),
+            "pass --yes to go ahead without asking",
         ));
     }
     eprint!("{question} [y/N] ");
