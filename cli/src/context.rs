@@ -14,10 +14,13 @@ use crate::hint::{hinted, message_of};
 /// Options every command accepts.
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
-    /// The server's HTTP address [default: the config file's `default_server`, else http://127.0.0.1:3000]
+    /// The server's HTTP address, for the commands that talk to a server
+    /// (not `start` or `init`; `bench` only when given here, not from the
+    /// environment) [default: the config file's `default_server`, else http://127.0.0.1:3000]
     #[arg(long, global = true, env = "WORLDLINE_SERVER", value_name = "URL")]
     pub server: Option<String>,
-    /// The configuration file [default: $XDG_CONFIG_HOME/worldline/config.toml or ~/.config/worldline/config.toml]
+    /// The configuration file, with your identities, for the commands that
+    /// talk to a server (not `start` or `init`) [default: $XDG_CONFIG_HOME/worldline/config.toml or ~/.config/worldline/config.toml]
     #[arg(long, global = true, env = "WORLDLINE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Whether `--server` was given on the command line (not taken from

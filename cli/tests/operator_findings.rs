@@ -390,3 +390,35 @@ fn small_messages_say_what_is_wrong() {
         "{lines:?}"
     );
 }
+
+// `worldline.toml` named a build output the build does not write, and
+// `start --help` offered --server and --config without saying they do
+// nothing there.
+#[test]
+fn help_and_scaffold_say_what_is_true() {
+    let dir = TempDir::new("worldline-cli-python-init");
+    let project = dir.path().join("notes");
+    let output = std::process::Command::new(support::WORLDLINE)
+        .args(["init", project.to_str().unwrap(), "--lang", "python"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let toml = std::fs::read_to_string(project.join("worldline.toml")).unwrap();
+    assert!(
+        toml.contains("build/module.wasm") && !toml.contains("build/notes.wasm"),
+        "{toml}"
+    );
+
+    for command in ["start", "init"] {
+        let output = std::process::Command::new(support::WORLDLINE)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(help.matches("not `start` or `init`").count(), 2, "{help}");
+    }
+}

@@ -69,7 +69,7 @@ pub(crate) fn sdk_dir(sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
 const WORLDLINE_TOML: &str = r#"# __NAME__: a Worldline module in Python.
 # `worldline publish --project-path .` recognises a Python project by this
 # file and builds `module` (app.py) with componentize-py, using the SDK at
-# `sdk`, into build/__NAME__.wasm.
+# `sdk`, into build/module.wasm.
 module = "app"
 sdk = __SDK__
 "#;
@@ -152,7 +152,7 @@ worldline sql __NAME__ "SELECT * FROM note"
 `publish` builds `app.py` with componentize-py 0.25 from the venv that
 `WORLDLINE_PYTHON_VENV` names, or else from `.venv` here, which it creates
 (`python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1`)
-if it is missing. The component is `build/__NAME__.wasm` (about 18 MB: it
+if it is missing. The component is `build/module.wasm` (about 18 MB: it
 holds CPython).
 "#;
 
