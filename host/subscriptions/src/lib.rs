@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod access;
+mod clauses;
 mod constraint;
 mod engine;
 mod join;

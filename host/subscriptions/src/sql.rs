@@ -12,7 +12,8 @@ use std::fmt::Display;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator,
-    ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator, Value as SqlValue,
+    ObjectNamePart, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor,
+    UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -21,6 +22,7 @@ use worldline_datastore::{
     AlgebraicType, MAX_NESTING_DEPTH, ModuleSchema, TableId, TableSchema, Value, excerpt,
 };
 
+use crate::clauses;
 use crate::predicate::{Comparison, Predicate};
 
 /// Why a query was not accepted.
@@ -128,6 +130,7 @@ impl<'a> Scope<'a> {
         relation: &TableFactor,
         owner: bool,
     ) -> Result<Self, QueryError> {
+        clauses::table(relation)?;
         let TableFactor::Table { name, alias, .. } = relation else {
             return Err(unsupported("subqueries and table functions in FROM"));
         };
@@ -251,6 +254,7 @@ fn compile_query(
     let Statement::Query(query) = statement else {
         return Err(unsupported("statements other than SELECT"));
     };
+    clauses::query(&query)?;
     if query.with.is_some() {
         return Err(unsupported("WITH"));
     }
@@ -263,9 +267,7 @@ fn compile_query(
     let SetExpr::Select(select) = *query.body else {
         return Err(unsupported("UNION, VALUES and other set expressions"));
     };
-    if select.distinct.is_some() {
-        return Err(unsupported("DISTINCT"));
-    }
+    clauses::select(&select)?;
     if !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
         || select.having.is_some()
     {
@@ -275,10 +277,20 @@ fn compile_query(
         return Err(unsupported("selecting from several tables (use JOIN)"));
     };
     let scope = Scope::resolve(schema, &from.relation, owner)?;
+    for join in &from.joins {
+        clauses::join(join)?;
+    }
+    for item in &select.projection {
+        if let SelectItem::Wildcard(options) | SelectItem::QualifiedWildcard(_, options) = item {
+            clauses::wildcard(options)?;
+        }
+    }
+    // `*`, or `T.*` naming the first table (quoted or not).
     let projected = |item: &SelectItem| match item {
         SelectItem::Wildcard(_) => true,
-        SelectItem::QualifiedWildcard(kind, _) => {
-            kind.to_string() == format!("{}.*", scope.qualifier)
+        SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+            matches!(name.0.as_slice(), [ObjectNamePart::Identifier(table)]
+                if table.value == scope.qualifier)
         }
         _ => false,
     };

@@ -108,6 +108,72 @@ fn id_of(row: &Row) -> u32 {
     }
 }
 
+// The parser takes clauses of many dialects; each one the compiler does
+// not implement is refused by name, never run with the clause dropped
+// (`SELECT TOP 2 * ...` once returned every row).
+#[test]
+fn clauses_of_other_dialects_are_refused_not_ignored() {
+    let schema = schema();
+    for (sql, named) in [
+        ("SELECT TOP 2 * FROM player", "TOP"),
+        (
+            "SELECT * FROM player WHERE id > 0 QUALIFY id = 1",
+            "QUALIFY",
+        ),
+        ("SELECT * FROM player PREWHERE id = 1", "PREWHERE"),
+        ("SELECT * FROM player TABLESAMPLE (10)", "TABLESAMPLE"),
+        ("SELECT * FROM player |> WHERE id = 1", "pipe"),
+        ("SELECT * FROM player |> LIMIT 1", "pipe"),
+        ("SELECT * FROM player(1)", "table arguments"),
+        ("SELECT * FROM player WITH (NOLOCK)", "hints"),
+        ("SELECT * EXCLUDE (name) FROM player", "*"),
+        ("SELECT * EXCEPT (name) FROM player", "*"),
+        ("SELECT * FROM player FOR UPDATE", "FOR UPDATE"),
+        ("SELECT * INTO copy FROM player", "INTO"),
+        ("SELECT * FROM player SORT BY id", "SORT BY"),
+        ("SELECT * FROM player CLUSTER BY id", "CLUSTER BY"),
+        ("SELECT * FROM player AS p(a, b)", "column lists"),
+        ("FROM player SELECT *", "FROM before SELECT"),
+        ("SELECT DISTINCT * FROM player", "DISTINCT"),
+        ("SELECT * FROM ONLY player", "ONLY"),
+        (
+            "SELECT * FROM player WHERE id = 1 WINDOW w AS (ORDER BY id)",
+            "WINDOW",
+        ),
+        ("SELECT * FROM player SETTINGS a = 1", "SETTINGS"),
+        ("SELECT * FROM player FORMAT JSON", "FORMAT"),
+        (
+            "SELECT * FROM player p GLOBAL JOIN player q ON p.id = q.id",
+            "GLOBAL",
+        ),
+        (
+            "SELECT * FROM player LATERAL VIEW explode(x) t AS y",
+            "LATERAL",
+        ),
+        (
+            "SELECT * FROM player START WITH id = 1 CONNECT BY id = 2",
+            "CONNECT BY",
+        ),
+    ] {
+        match compile(sql, &schema, false) {
+            Err(QueryError::Unsupported(message)) => {
+                assert!(message.contains(named), "{sql}: {message}")
+            }
+            other => panic!("{sql}: expected a refusal naming {named}, got {other:?}"),
+        }
+    }
+    // ALL is the default (and LIMIT ALL no limit); a quoted table name
+    // before `.*` names the table.
+    for sql in [
+        "SELECT ALL * FROM player",
+        "SELECT * FROM player LIMIT ALL",
+        "SELECT \"player\".* FROM player",
+        "SELECT `player`.* FROM player",
+    ] {
+        assert!(compile(sql, &schema, false).is_ok(), "{sql}");
+    }
+}
+
 #[test]
 fn unsupported_and_wrong_queries_say_why() {
     let schema = schema();
