@@ -52,6 +52,20 @@ pub struct StartArgs {
     /// still name the host. Never use it with modules you do not trust.
     #[arg(long = "http-allow-private-address", value_name = "IP:PORT")]
     http_allow_private: Vec<SocketAddr>,
+    /// Lets web pages of this origin call the HTTP API from a browser
+    /// (CORS), written as a browser sends it (`https://app.example.com`,
+    /// `http://localhost:8080`), or `*` for any origin. Repeatable. Without
+    /// it the API sends no CORS headers; the WebSocket endpoint takes any
+    /// origin either way.
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    allow_origins: Vec<String>,
+}
+
+/// Parses `--allow-origin`: `*` or a web origin.
+fn parse_origin(text: &str) -> Result<String, String> {
+    worldline_server::check_allowed_origin(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// The longest `--durability` interval: a power loss loses at most that
@@ -125,6 +139,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     config.http_listen = args.listen;
     config.quic_listen = args.quic_listen;
     config.max_connections_per_ip = args.max_connections_per_ip;
+    config.allowed_origins = args.allow_origins;
     println!("worldline: data directory {}", data_dir.display());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -124,7 +124,15 @@ fn sigterm_shuts_down_cleanly_like_ctrl_c() {
 // instance pool still published, zero connections refused every session).
 #[test]
 fn nonsense_limits_are_usage_errors() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--allow-origin", "app.example.com"],
+            "is not a web origin",
+        ),
+        (
+            &["--allow-origin", "https://app.example.com/path"],
+            "no path",
+        ),
         (&["--max-instances", "0"], "1.."),
         (&["--max-connections-per-ip", "0"], "1.."),
         (&["--snapshot-every", "0"], "1.."),
@@ -148,4 +156,34 @@ fn nonsense_limits_are_usage_errors() {
         assert_eq!(output.status.code(), Some(2), "{options:?}: {stderr}");
         assert!(stderr.contains(says), "{options:?}: {stderr}");
     }
+}
+
+// README "worldline start": `--allow-origin` lets pages of that origin read
+// the HTTP API's answers (the server's CORS behaviour itself is checked in
+// the workspace tests).
+#[test]
+fn allow_origin_reaches_the_server() {
+    use std::io::{Read, Write};
+    let server = support::ServerProcess::start_in_with(
+        TempDir::new("worldline-cors"),
+        &["--allow-origin", "https://app.example.com"],
+    );
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .write_all(
+            b"OPTIONS /v1/database HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\n\
+              Access-Control-Request-Method: GET\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example.com"),
+        "{answer}"
+    );
+    assert!(server.interrupt());
 }

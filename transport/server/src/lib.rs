@@ -29,6 +29,7 @@ mod shared;
 mod tls;
 mod websocket;
 
+pub use api::check_allowed_origin;
 pub use config::{DEFAULT_HTTP_LISTEN, DEFAULT_QUIC_LISTEN, ServerConfig};
 pub use error::ServerError;
 pub use server::Server;

@@ -36,8 +36,10 @@ impl ApiError {
 
     /// The request needs a token and has none, or a token the server did not sign.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
-            .with_hint("create an identity with `worldline identity new`")
+        Self::new(StatusCode::UNAUTHORIZED, message).with_hint(
+            "create a new identity and make it the default with `worldline identity new \
+                 --default`",
+        )
     }
 
     /// Only the database's owner may do this.

@@ -35,6 +35,13 @@ const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// The largest body of any other request.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
 
+/// Checks one entry of [`ServerConfig::allowed_origins`](crate::ServerConfig::allowed_origins):
+/// `*` or a web origin such as `https://app.example.com`; the error says
+/// what is wrong with it.
+pub fn check_allowed_origin(origin: &str) -> Result<(), ServerError> {
+    cors::layer(&[origin.to_owned()]).map(drop)
+}
+
 /// Checks the server's allowed origins; `None` when there are none.
 pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, ServerError> {
     cors::layer(origins)
