@@ -260,7 +260,7 @@ fn generate_explains_what_it_cannot_do() {
     let (_, stderr) = text(&not_wasm);
     assert!(!not_wasm.status.success());
     assert!(
-        stderr.contains("not a valid WebAssembly component"),
+        stderr.contains("is not a WebAssembly component"),
         "{stderr}"
     );
     assert!(!out.join("mod.rs").exists());
