@@ -684,3 +684,54 @@ async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call()
         "{ran_before} of the {SLOW_CALLS} slow calls sent before the call ran first"
     );
 }
+
+// HTTP_API.md "Publishing": a publish that will be refused (another owner's
+// database, a malformed allow_http, a component over the size limit) is
+// answered before the component is uploaded or compiled: a client that has
+// sent only the headers is not left waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publish_is_answered_before_the_upload() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let (_, stranger) = live.server().new_identity();
+    let headers_only = |path: &str, length: usize| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {stranger}\r\n\
+             content-type: application/wasm\r\ncontent-length: {length}\r\n\r\n"
+        )
+    };
+    for (request, status, says) in [
+        (
+            headers_only("/v1/database/chat", 10_000_000),
+            "403",
+            "publish to it",
+        ),
+        (
+            headers_only("/v1/database/fresh?allow_http=*", 10_000_000),
+            "400",
+            "list hosts as",
+        ),
+        (
+            headers_only("/v1/database/fresh", (64 << 20) + 1),
+            "413",
+            "larger than the 67108864 bytes",
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(live.http_addr())
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = vec![0; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("answered without waiting for the upload")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request}: {answer}"
+        );
+        assert!(answer.contains(says), "{request}: {answer}");
+    }
+    live.shutdown().await;
+}

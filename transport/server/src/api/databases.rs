@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::HttpBody as _;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
+use http_body_util::LengthLimitError;
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
@@ -17,7 +19,7 @@ use worldline_transport::http_api::{
 };
 
 use super::auth::{caller, required_caller};
-use super::{ApiError, ask, database, describe};
+use super::{ApiError, MAX_COMPONENT_BYTES, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::procedures::{ProcedureCall, call_procedure};
@@ -158,10 +160,14 @@ pub(crate) async fn publish(
     Path(name): Path<String>,
     Query(options): Query<PublishOptions>,
     headers: HeaderMap,
-    wasm: Bytes,
+    upload: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
     let http_allow = options.http_allow()?;
+    // Whoever may not publish here is told so before the component is
+    // uploaded and compiled (checked again under the publish lock below).
+    check_may_publish(&shared, &name, caller).await?;
+    let wasm = read_component(upload, &name).await?;
     // Compile and describe first, without the server-wide publish lock, so
     // that a slow or hostile component holds up no one else's publish: a
     // hot swap uses it as it is; a new database loads it again from the
@@ -231,6 +237,55 @@ pub(crate) async fn publish(
         StatusCode::OK,
         Json(published(PublishOutcome::Updated, changes)),
     ))
+}
+
+/// Refuses `caller` publishing to `name` if the name holds a database
+/// (available or not) that someone else owns.
+async fn check_may_publish(
+    shared: &Arc<Shared>,
+    name: &str,
+    caller: Identity,
+) -> Result<(), ApiError> {
+    if let Some(unavailable) = shared.unavailable(name) {
+        return check_unavailable_owner(&unavailable, caller, "publish to it");
+    }
+    if shared.database(name).is_some() {
+        match describe(shared, name).await {
+            Ok(existing) if existing.owner != caller => {
+                return Err(ApiError::not_owner(name, "publish to it"));
+            }
+            // Deleted meanwhile, or the owner: go on.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`].
+/// A declared length over the limit is refused before anything is read.
+async fn read_component(upload: Body, name: &str) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::from_framework(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &Method::POST,
+            &format!("/v1/database/{name}"),
+            "",
+            MAX_COMPONENT_BYTES,
+        )
+    };
+    if upload.size_hint().lower() > MAX_COMPONENT_BYTES as u64 {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(upload, MAX_COMPONENT_BYTES)
+        .await
+        .map_err(|error| {
+            let error = error.into_inner();
+            if error.is::<LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::bad_request(format!("the component's upload broke off: {error}"))
+            }
+        })
 }
 
 /// Compiles a module for a hot swap off the async threads, while its

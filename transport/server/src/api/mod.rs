@@ -49,7 +49,9 @@ pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, Server
 
 /// Every route the server answers, with CORS headers for `cors`'s origins.
 pub(crate) fn router(shared: Arc<Shared>, cors: Option<CorsLayer>) -> Router {
-    let publish = post(databases::publish).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
+    // The publish handler reads its body itself, up to MAX_COMPONENT_BYTES,
+    // once it has checked that the caller may publish.
+    let publish = post(databases::publish);
     let router = Router::new()
         .route(WEBSOCKET_PATH, get(websocket::upgrade))
         .route("/v1/server", get(server_info))
