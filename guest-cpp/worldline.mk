@@ -32,11 +32,19 @@ ADAPTER_DIR ?= $(WORLDLINE_ROOT)/target/cpp-adapter
 ADAPTER     ?= $(ADAPTER_DIR)/wasi_snapshot_preview1.reactor.wasm
 
 OPT        ?= -O2
+# -Werror=return-type: a reducer body that can end without `return {};` is
+# an error, not a warning (falling off its end traps as `unreachable`).
 CXXFLAGS_WASM = --target=$(WASM_TARGET) $(OPT) -std=c++20 -fno-exceptions -fno-rtti -Wall -Wextra \
-                -I$(WORLDLINE_CPP_SDK)/include -I$(BUILD_DIR)/gen -MMD -MP $(EXTRA_CXXFLAGS)
+                -Werror=return-type -I$(WORLDLINE_CPP_SDK)/include -I$(BUILD_DIR)/gen -MMD -MP $(EXTRA_CXXFLAGS)
 CFLAGS_WASM   = --target=$(WASM_TARGET) $(OPT) -I$(BUILD_DIR)/gen
-LDFLAGS_WASM  = --target=$(WASM_TARGET) $(OPT) -fno-exceptions -mexec-model=reactor -Wl,--strip-debug $(EXTRA_LDFLAGS)
+# --stack-first: wasm-ld puts the stack at the bottom of linear memory, below
+# .data and .bss, so a stack overflow runs off address 0 and traps at once
+# (as a Rust module's does) instead of silently overwriting static data.
+LDFLAGS_WASM  = --target=$(WASM_TARGET) $(OPT) -fno-exceptions -mexec-model=reactor -Wl,--stack-first \
+                -Wl,--strip-debug $(EXTRA_LDFLAGS)
 
+# These rules: a change of flags here rebuilds what they built.
+RULES   := $(WORLDLINE_CPP_SDK)/worldline.mk
 GEN     := $(BUILD_DIR)/gen
 OBJECTS := $(patsubst %.cpp,$(BUILD_DIR)/obj/%.o,$(SOURCES)) $(BUILD_DIR)/obj/worldline-sdk.o
 COMPONENT := $(BUILD_DIR)/$(MODULE).wasm
@@ -53,20 +61,20 @@ $(GEN)/module.h: $(WIT_DIR)/worldline.wit
 	$(WIT_BINDGEN) c $(WIT_DIR) --world module --out-dir $(GEN) > /dev/null
 $(GEN)/module.c $(GEN)/module_component_type.o: $(GEN)/module.h
 
-$(BUILD_DIR)/obj/bindings.o: $(GEN)/module.c
+$(BUILD_DIR)/obj/bindings.o: $(GEN)/module.c $(RULES)
 	@mkdir -p $(dir $@)
 	$(CC_WASM) $(CFLAGS_WASM) -c $< -o $@
 
-$(BUILD_DIR)/obj/worldline-sdk.o: $(WORLDLINE_CPP_SDK)/src/worldline.cpp $(GEN)/module.h
+$(BUILD_DIR)/obj/worldline-sdk.o: $(WORLDLINE_CPP_SDK)/src/worldline.cpp $(GEN)/module.h $(RULES)
 	@mkdir -p $(dir $@)
 	$(CXX_WASM) $(CXXFLAGS_WASM) -c $< -o $@
 
-$(BUILD_DIR)/obj/%.o: %.cpp $(GEN)/module.h
+$(BUILD_DIR)/obj/%.o: %.cpp $(GEN)/module.h $(RULES)
 	@mkdir -p $(dir $@)
 	$(CXX_WASM) $(CXXFLAGS_WASM) -c $< -o $@
 
-$(BUILD_DIR)/$(MODULE).core.wasm: $(OBJECTS) $(BUILD_DIR)/obj/bindings.o $(GEN)/module_component_type.o
-	$(CXX_WASM) $(LDFLAGS_WASM) $^ -o $@
+$(BUILD_DIR)/$(MODULE).core.wasm: $(OBJECTS) $(BUILD_DIR)/obj/bindings.o $(GEN)/module_component_type.o $(RULES)
+	$(CXX_WASM) $(LDFLAGS_WASM) $(filter %.o,$^) -o $@
 
 $(ADAPTER):
 	@mkdir -p $(dir $@)

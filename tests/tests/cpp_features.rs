@@ -567,3 +567,131 @@ fn http_to_an_allowed_loopback_server_reads_the_same_body_alike() {
     let not_allowed = postcard::to_allocvec("NotAllowedHere").unwrap();
     assert_eq!(rust.2, Ok(format!("String {not_allowed:?}")));
 }
+
+/// Builds a one-file C++ project (`module.cpp` = `source`) with the SDK's
+/// `worldline.mk` in a temporary directory; returns the component, or
+/// make's output if the build failed.
+fn build_cpp_source(name: &str, source: &str) -> Result<Vec<u8>, String> {
+    let dir = worldline_tests::TempDir::new(&format!("wl-cpp-{name}"));
+    let sdk = worldline_tests::parity::workspace().join("guest-cpp");
+    std::fs::write(
+        dir.path().join("Makefile"),
+        format!(
+            "MODULE := {name}\nSOURCES := module.cpp\ninclude {}/worldline.mk\n",
+            sdk.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("module.cpp"), source).unwrap();
+    // The adapter is shared with the other builds: build one of those first.
+    let _ = cpp_component("test-modules", "stack_overflow");
+    let output = std::process::Command::new("make")
+        .arg("-C")
+        .arg(dir.path())
+        .output()
+        .expect("running make");
+    if !output.status.success() {
+        return Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(std::fs::read(dir.path().join(format!("build/{name}.wasm"))).unwrap())
+}
+
+const TWO_KEYS_ROW: &str = "#include <worldline/worldline.hpp>\n\
+    struct S { uint64_t id; uint64_t b; };\n\
+    WORLDLINE_ROW(S, id, b);\n";
+
+#[test]
+fn a_table_with_two_primary_keys_does_not_compile() {
+    let source = format!(
+        "{TWO_KEYS_ROW}inline worldline::Table<S> s{{\"s\", worldline::Public, \
+         worldline::primary_key(&S::id), worldline::primary_key(&S::b)}};\n"
+    );
+    let output = build_cpp_source("two_pks", &source).expect_err("two primary keys compiled");
+    assert!(
+        output.contains("a worldline::Table has at most one primary_key column"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_second_primary_key_passed_as_a_plain_option_fails_describe() {
+    // Slicing the option to a TableOption hides it from the compile-time
+    // check; `describe` then traps with the table's name.
+    let source = format!(
+        "{TWO_KEYS_ROW}inline worldline::TableOption<S> second = worldline::primary_key(&S::b);\n\
+         inline worldline::Table<S> s{{\"s\", worldline::Public, \
+         worldline::primary_key(&S::id), second}};\n"
+    );
+    let wasm = build_cpp_source("two_pks_sliced", &source).expect("it compiles");
+    let error = describe_component(&test_engine(), &wasm)
+        .expect_err("a table with two primary keys was described")
+        .to_string();
+    assert!(
+        error.contains("table s: at most one primary_key column"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_reducer_that_can_end_without_returning_does_not_compile() {
+    let source = "#include <worldline/worldline.hpp>\n\
+        WORLDLINE_REDUCER(forgot, (uint32_t, n)) { if (n == 0) return \"zero\"; }\n";
+    let output = build_cpp_source("no_return", source).expect_err("it compiled");
+    assert!(
+        output.contains("error: non-void function does not return a value"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_stack_overflow_traps_before_touching_static_data() {
+    let wasm = cpp_component("test-modules", "stack_overflow");
+    let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("a database");
+    db.call_reducer("fill_stack", &args(&(1_000u32,)), CallContext::new(ALICE))
+        .expect("a small buffer fits on the stack");
+    // Larger than the 64 KiB stack: with the stack first in linear memory
+    // this runs off address 0 and traps; laid out after .data and .bss it
+    // overwrote them and the reducer reported it (or committed).
+    let result = db.call_reducer("fill_stack", &args(&(70_000u32,)), CallContext::new(ALICE));
+    match result {
+        Err(CallError::Trapped(message)) => assert!(
+            message.contains("out of bounds"),
+            "the trap is not an out-of-bounds access: {message}"
+        ),
+        other => panic!("the overflow did not trap: {other:?}"),
+    }
+    assert_eq!(rows::<(u32,)>(&db, "filled"), vec![(1_000,)]);
+
+    // The layout itself: the stack pointer starts at or below the first data
+    // segment (in the old layout it started above .data and .bss).
+    let core =
+        worldline_tests::parity::target_dir().join("cpp/stack_overflow/stack_overflow.core.wasm");
+    let printed = std::process::Command::new("wasm-tools")
+        .arg("print")
+        .arg(&core)
+        .output()
+        .expect("running wasm-tools");
+    let text = String::from_utf8_lossy(&printed.stdout);
+    let constant_after = |marker: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no `{marker}` in the core module"));
+        let rest = &line[line.find("i32.const ").expect("an address") + "i32.const ".len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let stack_top = constant_after("(global $__stack_pointer");
+    let first_data = constant_after("(data ");
+    assert!(
+        stack_top <= first_data,
+        "the stack (top {stack_top}) lies above static data (from {first_data})"
+    );
+}

@@ -775,9 +775,16 @@ struct TableOption {
     std::string name;
 };
 
+/// The option `primary_key` returns: a type of its own, so that a `Table`
+/// given two of them does not compile.
+template <class Row>
+struct PrimaryKeyOption : TableOption<Row> {};
+
 /// Makes column `m` the primary key (a unique index `<table>_<column>_pk`).
+/// A table has at most one: a second `primary_key` option is a compile
+/// error (and, if passed as a plain `TableOption`, `describe` traps).
 template <class Row, class M>
-TableOption<Row> primary_key(M Row::*m) { return {0, {detail::column_of(m)}, {}}; }
+PrimaryKeyOption<Row> primary_key(M Row::*m) { return {{0, {detail::column_of(m)}, {}}}; }
 /// A unique index on column `m`, `<table>_<column>_key`.
 template <class Row, class M>
 TableOption<Row> unique(M Row::*m) { return {1, {detail::column_of(m)}, {}}; }
@@ -1049,10 +1056,13 @@ public:
     template <class... Options>
     Table(const char* name, Visibility visibility, Options... options)
         : name_(name), def_{name, 0, std::nullopt, {}, {}, visibility == Public, std::nullopt} {
+        static_assert((0 + ... + std::is_same_v<std::decay_t<Options>, PrimaryKeyOption<Row>>) <= 1,
+                      "a worldline::Table has at most one primary_key column");
         std::vector<TableOption<Row>> opts{options...};
         build(opts);
         detail::Registry::get().tables.push_back(
             {name_, [this](TypeBuilder& t) {
+                 if (!error_.empty()) panic(error_);
                  TableDef def = def_;
                  def.row_type = worldline::describe<Row>(t);
                  return def;
@@ -1129,7 +1139,11 @@ private:
                 for (const auto& o : opts) {
                     if (o.kind != kind || o.columns[0] != c) continue;
                     static const char* suffix[] = {"pk", "key", "idx"};
-                    if (kind == 0) def_.primary_key = static_cast<uint32_t>(def_.indexes.size());
+                    if (kind == 0) {
+                        if (def_.primary_key && error_.empty())
+                            error_ = "table " + name_ + ": at most one primary_key column";
+                        def_.primary_key = static_cast<uint32_t>(def_.indexes.size());
+                    }
                     def_.indexes.push_back(
                         {name_ + "_" + detail::column_name<Row>(c) + "_" + suffix[kind], {c}, kind != 2});
                 }
@@ -1148,6 +1162,8 @@ private:
 
     std::string name_;
     TableDef def_;
+    /// A declaration error `describe` reports (it traps with it).
+    std::string error_;
     mutable uint32_t id_ = UINT32_MAX;
 };
 
