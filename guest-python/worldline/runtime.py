@@ -149,9 +149,8 @@ class TableHandle:
         self._id = table_id
         self._info = info
         for index_id, index in enumerate(info.indexes):
-            attr = info.columns[index.columns[0]] if index.name.startswith(f"{info.name}_") else index.name
             kind = UniqueIndex if index.unique else BtreeIndex
-            setattr(self, attr, kind(self, index_id, index))
+            setattr(self, index.attr, kind(self, index_id, index))
 
     def insert(self, row):
         """Inserts ``row``; returns the stored row (auto-inc columns given as 0 filled in)."""

@@ -35,14 +35,41 @@ schedule_interval = _Marker("schedule_interval")
 
 
 class Index:
-    """One index of a table: its name, columns, whether it is unique, and
-    the codecs of its key columns."""
+    """One index of a table: its name, columns, whether it is unique, the
+    codecs of its key columns, and ``attr``, the attribute of
+    ``ctx.db.<table>`` it is reached by (the column's name for a
+    single-column index named by a marker, the declared name for a named
+    one)."""
 
-    def __init__(self, name, columns, unique, codecs):
+    def __init__(self, name, columns, unique, codecs, attr):
         self.name = name
         self.columns = columns
         self.unique = unique
         self.codecs = codecs
+        self.attr = attr
+
+
+RESERVED_HANDLE_NAMES = ("count", "insert")
+"""The methods of ``ctx.db.<table>``: no index may be reached by these names."""
+
+
+def _check_index_attrs(table, indexes):
+    """Refuses an index whose attribute would shadow a handle method or
+    another index."""
+    seen = {}
+    for index in indexes:
+        attr = index.attr
+        what = f"column {attr}" if index.name != attr else f"index {attr}"
+        if attr in RESERVED_HANDLE_NAMES or attr.startswith("_"):
+            raise SchemaError(
+                f"table {table}: the indexed {what} would be reached as ctx.db.{table}.{attr}, "
+                f"which is a method of the table handle; rename it (reserved: "
+                f"{', '.join(RESERVED_HANDLE_NAMES)}, and names starting with _)")
+        if attr in seen:
+            raise SchemaError(
+                f"table {table}: indexes {seen[attr]} and {index.name} would both be reached "
+                f"as ctx.db.{table}.{attr}; rename one")
+        seen[attr] = index.name
 
 
 class TableInfo:
@@ -73,11 +100,12 @@ class TableInfo:
                 self.primary_key = len(self.indexes)
             if primary_key in found or unique in found:
                 suffix = "pk" if primary_key in found else "key"
-                self.indexes.append(Index(f"{name}_{column}_{suffix}", [position], True, [column_codec]))
+                self.indexes.append(
+                    Index(f"{name}_{column}_{suffix}", [position], True, [column_codec], column))
             if index in found:
                 if primary_key in found or unique in found:
                     raise SchemaError(f"table {name}: column {column} is unique, so already indexed")
-                self.indexes.append(Index(f"{name}_{column}_idx", [position], False, [column_codec]))
+                self.indexes.append(Index(f"{name}_{column}_idx", [position], False, [column_codec], column))
             if auto_inc in found:
                 self.auto_inc.append(position)
             if schedule_at in found:
@@ -93,7 +121,8 @@ class TableInfo:
                     raise SchemaError(f"table {name}: index {index_name} names no column {column}")
                 positions.append(self.columns.index(column))
             codecs = [codec(markers(self.annotations[p])[0], name) for p in positions]
-            self.indexes.append(Index(index_name, positions, False, codecs))
+            self.indexes.append(Index(index_name, positions, False, codecs, index_name))
+        _check_index_attrs(name, self.indexes)
         if scheduled is not None:
             if at is None:
                 raise SchemaError(f"table {name}: a scheduled table needs a schedule_at column")

@@ -9,7 +9,10 @@ from worldline import (DbError, Identity, auto_inc, i32, index, primary_key, red
                        table, u8, u16, u64, unique)
 
 
-@table(name="item", public=True, indexes={"by_owner_rank": ["owner", "rank"]})
+# `item_owner_code` starts with the table's name and its first column's,
+# like the automatic name of `owner`'s index: both must stay reachable.
+@table(name="item", public=True,
+       indexes={"by_owner_rank": ["owner", "rank"], "item_owner_code": ["owner", "code"]})
 @dataclass
 class Item:
     id: Annotated[u64, primary_key, auto_inc]
@@ -41,6 +44,9 @@ def check(ctx, n: u64):
     expect(items.code.find("nope") is None, "find a missing key")
     owned = list(items.owner.filter(1))
     expect(len(owned) == 1 + len([i for i in range(n) if i % 3 == 1]), f"btree filter: {len(owned)}")
+    expect(len(items.owner._codecs) == 1, "`owner` is the single-column index")
+    coded = [it.code for it in items.item_owner_code.filter((1, "a"))]
+    expect(coded == ["a"], f"a named index starting with the table's name, by its name: {coded}")
     ranked = [it.rank for it in items.by_owner_rank.filter((2, -5))]
     expect(ranked == [-5], f"two-column filter: {ranked}")
     prefix = [it.rank for it in items.by_owner_rank.filter(2)]

@@ -1,0 +1,68 @@
+"""Table declarations, natively: which attribute of ``ctx.db.<table>``
+reaches each index, and the names refused because they would shadow a
+handle method or another index."""
+
+import pathlib
+import sys
+import unittest
+from dataclasses import dataclass
+from typing import Annotated
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from worldline import SchemaError, index, primary_key, u32  # noqa: E402
+from worldline.schema import TableInfo  # noqa: E402
+
+
+@dataclass
+class Task:
+    id: Annotated[u32, primary_key]
+    owner: Annotated[u32, index]
+    prio: u32
+
+
+@dataclass
+class Counted:
+    id: Annotated[u32, primary_key]
+    count: Annotated[u32, index]
+
+
+@dataclass
+class Plain:
+    id: Annotated[u32, primary_key]
+    count: u32
+    insert: str
+
+
+class IndexAttributes(unittest.TestCase):
+    def test_a_named_index_is_reached_by_its_declared_name(self):
+        info = TableInfo(Task, "task", True, None, {"task_owner_prio": ["owner", "prio"]})
+        attrs = {i.name: i.attr for i in info.indexes}
+        self.assertEqual(attrs, {"task_id_pk": "id", "task_owner_idx": "owner",
+                                 "task_owner_prio": "task_owner_prio"})
+
+    def test_an_indexed_column_named_like_a_handle_method_is_refused(self):
+        with self.assertRaises(SchemaError) as caught:
+            TableInfo(Counted, "counted", True, None, None)
+        message = str(caught.exception)
+        self.assertIn("column count", message)
+        self.assertIn("ctx.db.counted.count", message)
+        self.assertIn("reserved: count, insert", message)
+
+    def test_an_index_named_like_a_handle_method_is_refused(self):
+        with self.assertRaises(SchemaError) as caught:
+            TableInfo(Task, "task", True, None, {"insert": ["owner", "prio"]})
+        self.assertIn("index insert", str(caught.exception))
+
+    def test_an_index_named_like_an_indexed_column_is_refused(self):
+        with self.assertRaises(SchemaError) as caught:
+            TableInfo(Task, "task", True, None, {"owner": ["owner", "prio"]})
+        self.assertIn("task_owner_idx and owner", str(caught.exception))
+
+    def test_unindexed_columns_may_take_any_name(self):
+        info = TableInfo(Plain, "plain", True, None, None)
+        self.assertEqual([i.attr for i in info.indexes], ["id"])
+
+
+if __name__ == "__main__":
+    unittest.main()
