@@ -299,17 +299,29 @@ def _trap(message):
     raise Panic(message)
 
 
-def _run(func, ctx, args_codec, args):
+_NO_RESULT = object()
+
+
+def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
+    """Calls ``func(ctx, *args)``; with ``result_codec`` (a procedure's),
+    returns its value encoded. An exception (encoding the value included)
+    is the call's error, with the exception's message, or its type's name
+    when the message is empty (a bare ``assert``)."""
     values = postcard.decode(args_codec, args)
     try:
-        return func(ctx, *values)
+        value = func(ctx, *values)
+        return None if result_codec is _NO_RESULT else postcard.encode(result_codec, value)
     except Panic as e:
         _trap(str(e))
     except (DbError, MemoryError, RecursionError) as e:
         _trap(str(e) or type(e).__name__)
+    except SystemExit as e:
+        # WASI preview 2's exit carries no code (the host would report
+        # exit(1) whatever the code): trap with the code instead.
+        _trap(f"sys.exit({e.code!r}) was called")
     except Exception as e:
         wit_log.write(wit_log.Level.ERROR, traceback.format_exc())
-        raise Err(str(e)) from None
+        raise Err(str(e) or type(e).__name__) from None
 
 
 _NODES = {
@@ -399,4 +411,4 @@ class Guest(exports.Guest):
         if id >= len(procedures):
             raise Err(f"no procedure {id}")
         p = procedures[id]
-        return postcard.encode(p.result, _run(p.func, ProcedureContext(ctx), p.args, args))
+        return _run(p.func, ProcedureContext(ctx), p.args, args, p.result)

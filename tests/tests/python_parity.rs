@@ -419,3 +419,36 @@ fn rebuilding_an_unchanged_python_project_keeps_its_component_and_a_change_rebui
     assert!(std::fs::read(&out).unwrap().len() > 1 << 20);
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn python_failures_reach_the_caller_with_a_message() {
+    let wasm = python_build(&workspace().join("guest-python/tests/failures"));
+    let mut db = Database::create(&engine(), &wasm, OWNER).expect("the failures module loads");
+    // A bare `assert` has no message: the caller gets the exception's type.
+    let result = db.call_reducer("positive", &args(&(0u32,)), CallContext::new(ALICE));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "AssertionError"),
+        "{result:?}"
+    );
+    assert!(
+        db.call_reducer("positive", &args(&(1u32,)), CallContext::new(ALICE))
+            .is_ok()
+    );
+    // sys.exit(3): a trap naming the code the module gave (WASI's exit
+    // carries none, so the host alone would report exit(1)).
+    let result = db.call_reducer("exits", &args(&(3u32,)), CallContext::new(ALICE));
+    assert!(
+        matches!(&result, Err(CallError::Panicked(m)) if m.contains("sys.exit(3) was called")),
+        "{result:?}"
+    );
+    // A procedure returning the wrong type fails cleanly, as a reducer
+    // inserting a wrong row does, instead of trapping inside componentize-py.
+    let db = worldline_tests::db_thread::DbThread::spawn(db);
+    let result = db.call_as(ALICE, "wrong_return", args(&()));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m.contains("expected an int for u64, got 'not a number'")),
+        "{result:?}"
+    );
+    let result = db.call_as(ALICE, "right_return", args(&()));
+    assert_eq!(result.expect("right_return").value, args(&7u64));
+}
