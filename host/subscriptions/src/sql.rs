@@ -9,6 +9,7 @@
 //! and evaluating them recurse no deeper than [`MAX_NESTING_DEPTH`].
 
 use std::fmt::Display;
+use std::num::IntErrorKind;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator,
@@ -635,12 +636,25 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
             other => Err(format!("expected a number, found `{}`", quoted(other))),
         }
     };
-    let integer = || -> Result<i128, String> {
+    let sign = if negative { "-" } else { "" };
+    // The digits as a magnitude, so that every u128 and the i128 minimum
+    // can be written.
+    let magnitude = || -> Result<u128, String> {
         let text = number()?;
-        let n: i128 = text
-            .parse()
-            .map_err(|_| format!("`{}` is not an integer", quoted(text)))?;
-        Ok(if negative { -n } else { n })
+        text.parse()
+            .map_err(|e: std::num::ParseIntError| match e.kind() {
+                IntErrorKind::PosOverflow => format!("{sign}{text} is out of range"),
+                _ => format!("`{}` is not an integer", quoted(text)),
+            })
+    };
+    let integer = || -> Result<i128, String> {
+        let n = magnitude()?;
+        let signed = if negative {
+            0i128.checked_sub_unsigned(n)
+        } else {
+            i128::try_from(n).ok()
+        };
+        signed.ok_or_else(|| format!("{sign}{n} is out of range"))
     };
     use AlgebraicType as T;
     Ok(match ty {
@@ -648,6 +662,7 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         T::U16 => Value::U16(narrow(integer()?)?),
         T::U32 => Value::U32(narrow(integer()?)?),
         T::U64 => Value::U64(narrow(integer()?)?),
+        T::U128 if !negative => Value::U128(magnitude()?),
         T::U128 => Value::U128(narrow(integer()?)?),
         T::I8 => Value::I8(narrow(integer()?)?),
         T::I16 => Value::I16(narrow(integer()?)?),

@@ -174,6 +174,61 @@ fn clauses_of_other_dialects_are_refused_not_ignored() {
     }
 }
 
+// Every u128 and i128 can be written as a literal, the extremes included.
+#[test]
+fn literals_reach_the_ends_of_128_bit_integers() {
+    let wide = ModuleSchema {
+        tables: vec![TableSchema {
+            name: "wide".into(),
+            columns: ProductType {
+                fields: vec![
+                    Field {
+                        name: Some("a".into()),
+                        ty: AlgebraicType::U128,
+                    },
+                    Field {
+                        name: Some("b".into()),
+                        ty: AlgebraicType::I128,
+                    },
+                ],
+            },
+            primary_key: None,
+            indexes: vec![],
+            auto_inc: vec![],
+            public: true,
+        }],
+        ..schema()
+    };
+    for sql in [
+        "SELECT * FROM wide WHERE a = 340282366920938463463374607431768211455",
+        "SELECT * FROM wide WHERE a = -0",
+        "SELECT * FROM wide WHERE b = -170141183460469231731687303715884105728",
+        "SELECT * FROM wide WHERE b = 170141183460469231731687303715884105727",
+    ] {
+        assert!(compile(sql, &wide, false).is_ok(), "{sql}");
+    }
+    for (sql, says) in [
+        (
+            "SELECT * FROM wide WHERE a = 340282366920938463463374607431768211456",
+            "340282366920938463463374607431768211456 is out of range",
+        ),
+        ("SELECT * FROM wide WHERE a = -1", "-1 is out of range"),
+        (
+            "SELECT * FROM wide WHERE b = 170141183460469231731687303715884105728",
+            "170141183460469231731687303715884105728 is out of range",
+        ),
+        (
+            "SELECT * FROM wide WHERE b = -170141183460469231731687303715884105729",
+            "-170141183460469231731687303715884105729 is out of range",
+        ),
+    ] {
+        match compile(sql, &wide, false) {
+            Err(QueryError::BadLiteral(message)) => assert!(message.contains(says), "{message}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn unsupported_and_wrong_queries_say_why() {
     let schema = schema();
