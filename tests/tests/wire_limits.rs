@@ -685,34 +685,37 @@ async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call()
     );
 }
 
-// HTTP_API.md "Publishing": a publish that will be refused (another owner's
-// database, a malformed allow_http, a component over the size limit) is
-// answered before the component is uploaded or compiled: a client that has
-// sent only the headers is not left waiting.
+// HTTP_API.md "Publishing": a publish that will be refused for who asks or
+// how (another owner's database, a malformed allow_http) is refused before
+// the component is compiled, so bytes that are no component at all get the
+// 403 or 400, not a compile error; a declared length over the limit is
+// answered at once, before the upload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_publish_is_answered_before_the_upload() {
+async fn a_refused_publish_is_answered_before_the_compile() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let live = LiveServer::start(&[("chat", "chat")]).await;
     let (_, stranger) = live.server().new_identity();
-    let headers_only = |path: &str, length: usize| {
+    let junk = "x".repeat(1000);
+    let request = |path: &str, length: usize, body: &str| {
         format!(
             "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {stranger}\r\n\
-             content-type: application/wasm\r\ncontent-length: {length}\r\n\r\n"
+             content-type: application/wasm\r\ncontent-length: {length}\r\n\
+             connection: close\r\n\r\n{body}"
         )
     };
     for (request, status, says) in [
         (
-            headers_only("/v1/database/chat", 10_000_000),
+            request("/v1/database/chat", junk.len(), &junk),
             "403",
             "publish to it",
         ),
         (
-            headers_only("/v1/database/fresh?allow_http=*", 10_000_000),
+            request("/v1/database/fresh?allow_http=*", junk.len(), &junk),
             "400",
             "list hosts as",
         ),
         (
-            headers_only("/v1/database/fresh", (64 << 20) + 1),
+            request("/v1/database/fresh", (64 << 20) + 1, ""),
             "413",
             "larger than the 67108864 bytes",
         ),
@@ -724,7 +727,7 @@ async fn a_refused_publish_is_answered_before_the_upload() {
         let mut answer = vec![0; 4096];
         let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
             .await
-            .expect("answered without waiting for the upload")
+            .expect("answered in time")
             .expect("read");
         let answer = String::from_utf8_lossy(&answer[..read]);
         assert!(
@@ -732,6 +735,7 @@ async fn a_refused_publish_is_answered_before_the_upload() {
             "{request}: {answer}"
         );
         assert!(answer.contains(says), "{request}: {answer}");
+        assert!(!answer.contains("WebAssembly"), "{answer}");
     }
     live.shutdown().await;
 }

@@ -162,12 +162,15 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     upload: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
+    // The whole upload is read before any other answer: one sent while the
+    // client is still sending would be lost to it (closing a connection
+    // with unread input resets it).
+    let wasm = read_component(upload, &name).await?;
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
     let http_allow = options.http_allow()?;
     // Whoever may not publish here is told so before the component is
-    // uploaded and compiled (checked again under the publish lock below).
+    // compiled (checked again under the publish lock below).
     check_may_publish(&shared, &name, caller).await?;
-    let wasm = read_component(upload, &name).await?;
     // Compile and describe first, without the server-wide publish lock, so
     // that a slow or hostile component holds up no one else's publish: a
     // hot swap uses it as it is; a new database loads it again from the
@@ -261,8 +264,10 @@ async fn check_may_publish(
     Ok(())
 }
 
-/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`].
-/// A declared length over the limit is refused before anything is read.
+/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`]. A
+/// declared length over the limit is refused before anything is read (the
+/// client may then lose the answer while it sends; it would lose it too
+/// once the limit was reached).
 async fn read_component(upload: Body, name: &str) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::from_framework(
