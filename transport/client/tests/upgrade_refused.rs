@@ -14,12 +14,14 @@ fn refusing_server() -> String {
         let mut request = [0u8; 4096];
         let _ = stream.read(&mut request);
         let body = r#"{"error":"too many connections from 127.0.0.1: at most 128 at once per address to this port; close one and retry"}"#;
-        let _ = write!(
-            stream,
+        // In one write, as the server answers: the client reads the body
+        // only if it came with the head (`write!` would write it in pieces).
+        let answer = format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
              content-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
+        let _ = stream.write_all(answer.as_bytes());
     });
     format!("ws://{addr}/v1/ws")
 }
