@@ -11,8 +11,13 @@ fn refusing_server() -> String {
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut request = [0u8; 4096];
-        let _ = stream.read(&mut request);
+        // The whole head, so that closing leaves no unread request bytes
+        // (which would reset the connection under the answer).
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
         let body = r#"{"error":"too many connections from 127.0.0.1: at most 128 at once per address to this port; close one and retry"}"#;
         // In one write, as the server answers: the client reads the body
         // only if it came with the head (`write!` would write it in pieces).
