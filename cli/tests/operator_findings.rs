@@ -174,28 +174,12 @@ fn bench_with_another_module_says_it_needs_the_bank() {
 /// A one-thread HTTP server that answers every request with `status`, a
 /// `text/html` content type and `body`; returns its URL.
 fn foreign_http_server(status: &'static str, body: &'static str) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            // The whole head, so that closing leaves no unread request
-            // bytes (which would reset the connection under the answer).
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let answer = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    url
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    format!("http://{}", support::fixed_answer_server(answer))
 }
 
 // Another HTTP server's error page was dumped whole into the error (or

@@ -6,32 +6,16 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::thread;
+use std::net::SocketAddr;
 
 use support::{ServerProcess, User, component};
 use worldline_tests::TempDir;
 
 /// A plain HTTP server on loopback answering every request with `hello`.
 fn hello_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a port");
-    let address = listener.local_addr().expect("its address");
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            // The whole head, so that closing leaves no unread request bytes.
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-            );
-        }
-    });
-    address
+    support::fixed_answer_server(
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".into(),
+    )
 }
 
 #[test]

@@ -320,3 +320,26 @@ impl Drop for Streaming {
 pub fn component(name: &str) -> String {
     worldline_tests::guest_path(name).display().to_string()
 }
+
+/// A plain HTTP server on loopback that answers every request with
+/// `answer` (a whole HTTP response) and closes; returns its address. It
+/// reads each request's whole head first, so that closing leaves no unread
+/// request bytes (which would reset the connection under the answer), and
+/// writes the answer in one piece.
+pub fn fixed_answer_server(answer: String) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let address = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    address
+}
