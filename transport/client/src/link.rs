@@ -2,11 +2,13 @@
 //! datagrams) or a WebSocket, each split into a writing and a reading half.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -51,6 +53,12 @@ enum LinkSource {
         stream: SplitStream<Socket>,
         /// How long the server may send nothing, not even a ping or a pong.
         idle_timeout: Duration,
+        /// When the last message arrived.
+        heard: Instant,
+        /// Fires an idle timeout after `heard` or earlier (it is moved only
+        /// when it fires: one timer for the connection, where a timeout per
+        /// message would register a timer and cancel it again each time).
+        silence: Pin<Box<Sleep>>,
     },
 }
 
@@ -207,6 +215,8 @@ pub(crate) async fn websocket(
         LinkReader::new(LinkSource::WebSocket {
             stream,
             idle_timeout,
+            heard: Instant::now(),
+            silence: Box::pin(tokio::time::sleep(idle_timeout)),
         }),
     ))
 }
@@ -390,12 +400,24 @@ impl LinkSource {
             LinkSource::WebSocket {
                 stream,
                 idle_timeout,
+                heard,
+                silence,
             } => loop {
-                let Ok(next) = tokio::time::timeout(*idle_timeout, stream.next()).await else {
-                    return Err(format!(
-                        "the server sent nothing, not even a pong, for {idle_timeout:?}"
-                    ));
+                let next = tokio::select! {
+                    biased;
+                    next = stream.next() => next,
+                    () = silence.as_mut() => {
+                        let silent_until = *heard + *idle_timeout;
+                        if Instant::now() < silent_until {
+                            silence.as_mut().reset(silent_until);
+                            continue;
+                        }
+                        return Err(format!(
+                            "the server sent nothing, not even a pong, for {idle_timeout:?}"
+                        ));
+                    }
                 };
+                *heard = Instant::now();
                 match next {
                     Some(Ok(Message::Binary(bytes))) => {
                         return decode_message(&bytes).map_err(|e| e.to_string());

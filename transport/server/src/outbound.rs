@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use worldline_transport::{ServerMessage, encode_message, split_message};
 
 /// An encoded server message, shared by every connection it goes to.
@@ -42,14 +44,31 @@ enum Outgoing {
     Message(Payload),
     /// Send nothing more and close the connection.
     Close,
+    /// Look at [`Tally::kicked`]: the connection is being dropped.
+    Kicked,
+}
+
+/// What a connection's queue holds and whether it is being dropped, shared
+/// by its senders and its writer.
+struct Tally {
+    /// Bytes of the messages queued and not yet written.
+    bytes: AtomicUsize,
+    /// Messages queued and not yet taken by the writer.
+    messages: AtomicUsize,
+    /// Set once the connection is dropped: the writer stops at its next
+    /// message and sends the reason instead.
+    kicked: AtomicBool,
+    /// The first reason the connection was dropped for.
+    reason: Mutex<Option<String>>,
 }
 
 /// The sending side of a connection's queue.
 #[derive(Clone)]
 pub(crate) struct Outbound {
-    messages: mpsc::Sender<Outgoing>,
-    queued: Arc<AtomicUsize>,
-    kick: Arc<watch::Sender<Option<String>>>,
+    // Unbounded in itself: [`Tally`] bounds it in messages and in bytes,
+    // and leaves room for the markers that close and drop the connection.
+    sender: mpsc::UnboundedSender<Outgoing>,
+    tally: Arc<Tally>,
     limits: Limits,
 }
 
@@ -72,28 +91,31 @@ impl Outbound {
             ));
             return false;
         }
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let tally = &self.tally;
+        let before = tally.bytes.fetch_add(len, Ordering::AcqRel);
         if before + len > max {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+            tally.bytes.fetch_sub(len, Ordering::AcqRel);
             self.kick(&format!(
                 "the connection fell too far behind: {before} bytes of messages wait unread \
                  (the limit is {max} bytes)"
             ));
             return false;
         }
-        match self.messages.try_send(Outgoing::Message(payload)) {
-            Ok(()) => true,
-            Err(error) => {
-                self.queued.fetch_sub(len, Ordering::AcqRel);
-                if let mpsc::error::TrySendError::Full(_) = error {
-                    self.kick(&format!(
-                        "the connection fell too far behind: {} messages wait unread",
-                        self.limits.messages
-                    ));
-                }
-                false
-            }
+        let limit = self.limits.messages.max(1);
+        if tally.messages.fetch_add(1, Ordering::AcqRel) >= limit {
+            tally.messages.fetch_sub(1, Ordering::AcqRel);
+            tally.bytes.fetch_sub(len, Ordering::AcqRel);
+            self.kick(&format!(
+                "the connection fell too far behind: {limit} messages wait unread"
+            ));
+            return false;
         }
+        if self.sender.send(Outgoing::Message(payload)).is_err() {
+            tally.messages.fetch_sub(1, Ordering::AcqRel);
+            tally.bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Sends `message` and then closes the connection, never waiting: if
@@ -101,7 +123,7 @@ impl Outbound {
     /// the reason, which is sent as a fatal `Error` in place of the queue.
     pub(crate) fn close_with(&self, message: &ServerMessage) {
         let payload = Payload::from(encode_message(message));
-        if !self.try_send(payload) || self.messages.try_send(Outgoing::Close).is_err() {
+        if !self.try_send(payload) || self.sender.send(Outgoing::Close).is_err() {
             let reason = match message {
                 ServerMessage::Error { message, .. } => message.as_str(),
                 _ => "the connection is closed",
@@ -113,40 +135,86 @@ impl Outbound {
     /// Closes the connection at once, dropping what is still queued; the
     /// client is sent a fatal `Error` with the first reason given.
     pub(crate) fn kick(&self, reason: &str) {
-        self.kick.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
-            }
-            *current = Some(reason.to_owned());
-            true
-        });
+        let mut first = self
+            .tally
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first.is_some() {
+            return;
+        }
+        *first = Some(reason.to_owned());
+        self.tally.kicked.store(true, Ordering::Release);
+        drop(first);
+        // Wakes the writer if it waits; it looks at the flag before
+        // anything else it takes from the queue.
+        let _ = self.sender.send(Outgoing::Kicked);
     }
 }
 
 /// The receiving side of a connection's queue, for its writer task.
 pub(crate) struct Outbox {
-    messages: mpsc::Receiver<Outgoing>,
-    queued: Arc<AtomicUsize>,
-    kick: watch::Receiver<Option<String>>,
+    receiver: mpsc::UnboundedReceiver<Outgoing>,
+    tally: Arc<Tally>,
     limits: Limits,
+}
+
+impl Outbox {
+    /// Why the connection is being dropped, once it is.
+    fn kicked(&self) -> Option<String> {
+        if !self.tally.kicked.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self.tally.reason.lock();
+        reason.unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The next message or marker without waiting, if one is queued.
+    fn try_next(&mut self) -> Option<Outgoing> {
+        let next = self.receiver.try_recv().ok()?;
+        self.taken(&next);
+        Some(next)
+    }
+
+    /// The next message or marker; `None` once every sender is gone.
+    async fn next(&mut self) -> Option<Outgoing> {
+        let next = self.receiver.recv().await?;
+        self.taken(&next);
+        Some(next)
+    }
+
+    /// Counts `next` out of the queue's messages (its bytes count until
+    /// it is written).
+    fn taken(&self, next: &Outgoing) {
+        if let Outgoing::Message(_) = next {
+            self.tally.messages.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `payload`, taken from the queue, was written (or given up on).
+    fn written(&self, payload: &Payload) {
+        self.tally.bytes.fetch_sub(payload.len(), Ordering::AcqRel);
+    }
 }
 
 /// A queue within `limits`.
 pub(crate) fn channel(limits: Limits) -> (Outbound, Outbox) {
-    let (messages, receiver) = mpsc::channel(limits.messages.max(1));
-    let (kick, kick_receiver) = watch::channel(None);
-    let queued = Arc::new(AtomicUsize::new(0));
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let tally = Arc::new(Tally {
+        bytes: AtomicUsize::new(0),
+        messages: AtomicUsize::new(0),
+        kicked: AtomicBool::new(false),
+        reason: Mutex::new(None),
+    });
     (
         Outbound {
-            messages,
-            queued: queued.clone(),
-            kick: Arc::new(kick),
+            sender,
+            tally: Arc::clone(&tally),
             limits,
         },
         Outbox {
-            messages: receiver,
-            queued,
-            kick: kick_receiver,
+            receiver,
+            tally,
             limits,
         },
     )
@@ -214,24 +282,29 @@ impl From<WriteFailed> for Ended {
 /// so this always ends.
 pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) -> Ended {
     let limits = outbox.limits;
+    let mut deadline = Deadline::new(limits.idle_timeout);
     let mut pings = tokio::time::interval((limits.idle_timeout / 3).max(Duration::from_millis(1)));
     pings.tick().await;
     let ended = loop {
+        if let Some(reason) = outbox.kicked() {
+            break Ended::Kicked(reason);
+        }
         let next = tokio::select! {
             biased;
-            reason = kicked(&mut outbox.kick) => break Ended::Kicked(reason),
-            next = outbox.messages.recv() => next,
-            _ = pings.tick() => match bounded(limits, sink.ping()).await {
+            next = outbox.next() => next,
+            _ = pings.tick() => match deadline.bound(sink.ping()).await {
                 Ok(()) => continue,
                 Err(failed) => break failed.into(),
             },
         };
-        let Some(Outgoing::Message(payload)) = next else {
-            break Ended::Closed;
+        let payload = match next {
+            Some(Outgoing::Message(payload)) => payload,
+            Some(Outgoing::Kicked) => continue,
+            Some(Outgoing::Close) | None => break Ended::Closed,
         };
         // Everything queued meanwhile goes out with it, flushed once (one
         // system call for a burst of replies instead of one each).
-        match write_burst(&mut outbox, &mut sink, payload).await {
+        match write_burst(&mut outbox, &mut sink, &mut deadline, payload).await {
             Err(failed) => break failed.into(),
             Ok(true) => break Ended::Closed,
             Ok(false) => {}
@@ -245,8 +318,8 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) -> Ende
                 fatal: true,
             });
             let error = Payload::from(error);
-            let told = match write(&mut sink, &error, limits).await {
-                Ok(()) => bounded(limits, sink.flush()).await,
+            let told = match write(&mut sink, &mut deadline, &error, limits.max_frame).await {
+                Ok(()) => deadline.bound(sink.flush()).await,
                 Err(failed) => Err(failed),
             };
             match told {
@@ -272,31 +345,33 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) -> Ende
 
 /// Feeds `first` and every message queued behind it, up to
 /// [`BURST_BYTES`], then flushes once. Returns whether the queue asked to
-/// close the connection after them.
+/// close the connection after them. A kick ends the burst early: what is
+/// fed is flushed, and the writer then stops.
 async fn write_burst(
     outbox: &mut Outbox,
     sink: &mut impl MessageSink,
+    deadline: &mut Deadline,
     first: Payload,
 ) -> Result<bool, WriteFailed> {
-    let limits = outbox.limits;
+    let max_frame = outbox.limits.max_frame;
     let mut fed = 0;
     let mut next = Some(first);
     let mut close = false;
     while let Some(payload) = next.take() {
-        let written = write(sink, &payload, limits).await;
-        outbox.queued.fetch_sub(payload.len(), Ordering::AcqRel);
+        let written = write(sink, deadline, &payload, max_frame).await;
+        outbox.written(&payload);
         written?;
         fed += payload.len();
         if fed >= BURST_BYTES {
             break;
         }
-        match outbox.messages.try_recv() {
-            Ok(Outgoing::Message(payload)) => next = Some(payload),
-            Ok(Outgoing::Close) => close = true,
-            Err(_) => {}
+        match outbox.try_next() {
+            Some(Outgoing::Message(payload)) => next = Some(payload),
+            Some(Outgoing::Close) => close = true,
+            Some(Outgoing::Kicked) | None => {}
         }
     }
-    bounded(limits, sink.flush()).await?;
+    deadline.bound(sink.flush()).await?;
     Ok(close)
 }
 
@@ -304,43 +379,61 @@ async fn write_burst(
 /// within the idle timeout (the last may wait in the sink's buffer).
 async fn write(
     sink: &mut impl MessageSink,
+    deadline: &mut Deadline,
     payload: &Payload,
-    limits: Limits,
+    max_frame: u32,
 ) -> Result<(), WriteFailed> {
-    for piece in split_message(payload, limits.max_frame) {
+    for piece in split_message(payload, max_frame) {
         let piece = match piece {
             // The whole message: its shared bytes, not a copy.
             Cow::Borrowed(_) => payload.clone(),
             Cow::Owned(fragment) => Payload::from(fragment),
         };
-        bounded(limits, sink.feed(&piece)).await?;
+        deadline.bound(sink.feed(&piece)).await?;
     }
     Ok(())
 }
 
-/// `write` within the idle timeout: a client that reads nothing that long
-/// is taken as gone.
-async fn bounded(
-    limits: Limits,
-    write: impl Future<Output = Result<(), String>>,
-) -> Result<(), WriteFailed> {
-    match tokio::time::timeout(limits.idle_timeout, write).await {
-        Ok(result) => result.map_err(WriteFailed::Error),
-        Err(_) => Err(WriteFailed::TimedOut(format!(
-            "the client read nothing for {} s",
-            limits.idle_timeout.as_secs_f64()
-        ))),
-    }
+/// The idle timeout of one write at a time: a client that reads nothing
+/// that long is taken as gone. A write that completes when first polled
+/// (the common case: the socket has room) never touches the timer; one
+/// that has to wait arms it. One timer serves every write of the
+/// connection, where a timeout made per write would register a timer with
+/// the runtime and cancel it again for every message.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    idle_timeout: Duration,
 }
 
-/// The reason the connection is dropped, once there is one.
-async fn kicked(kick: &mut watch::Receiver<Option<String>>) -> String {
-    loop {
-        if let Some(reason) = kick.borrow_and_update().clone() {
-            return reason;
+impl Deadline {
+    fn new(idle_timeout: Duration) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
         }
-        if kick.changed().await.is_err() {
-            return std::future::pending().await;
+    }
+
+    /// Runs `write`, failing it if it does not complete within the idle timeout.
+    async fn bound(
+        &mut self,
+        write: impl Future<Output = Result<(), String>>,
+    ) -> Result<(), WriteFailed> {
+        let mut write = std::pin::pin!(write);
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first {
+            return result.map_err(WriteFailed::Error);
+        }
+        let idle_timeout = self.idle_timeout;
+        self.sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + idle_timeout);
+        tokio::select! {
+            biased;
+            result = write => result.map_err(WriteFailed::Error),
+            () = self.sleep.as_mut() => Err(WriteFailed::TimedOut(format!(
+                "the client read nothing for {} s",
+                idle_timeout.as_secs_f64()
+            ))),
         }
     }
 }
@@ -431,6 +524,56 @@ mod tests {
             matches!(error, Ok(ServerMessage::Error { message, fatal: true }) if message == "go away")
         );
         assert_eq!(seen.closed, Some(ended));
+    }
+
+    #[tokio::test]
+    async fn a_queue_full_in_messages_or_bytes_drops_the_connection_and_says_why() {
+        // 16 messages fit; the 17th finds the queue full.
+        let (ended, seen) = pumped(false, |out| {
+            for _ in 0..16 {
+                assert!(out.try_send(Payload::from(&b"update"[..])));
+            }
+            assert!(!out.try_send(Payload::from(&b"one too many"[..])));
+            // Only the first reason is told.
+            out.kick("a later reason");
+        })
+        .await;
+        let reason = "the connection fell too far behind: 16 messages wait unread";
+        assert_eq!(ended, Ended::Kicked(reason.into()));
+        // Nothing queued is written once the connection is dropped, only why.
+        assert_eq!(seen.written.len(), 1, "{:?}", seen.written);
+        let error = worldline_transport::decode_message::<ServerMessage>(&seen.written[0]);
+        assert!(
+            matches!(error, Ok(ServerMessage::Error { message, fatal: true }) if message == reason)
+        );
+
+        // A message that would take the queue over its bytes.
+        let (ended, _) = pumped(false, |out| {
+            assert!(out.try_send(Payload::from(vec![0u8; 600 << 10])));
+            assert!(!out.try_send(Payload::from(vec![0u8; 600 << 10])));
+        })
+        .await;
+        assert!(
+            matches!(&ended, Ended::Kicked(reason) if reason.contains("bytes of messages wait unread")),
+            "{ended:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_and_close_end_the_connection_after_the_message() {
+        let (ended, seen) = pumped(false, |out| {
+            assert!(out.try_send(Payload::from(&b"first"[..])));
+            out.close_with(&ServerMessage::Error {
+                message: "bye".into(),
+                fatal: true,
+            });
+            // Queued after the close: never written.
+            let _ = out.try_send(Payload::from(&b"after"[..]));
+        })
+        .await;
+        assert_eq!(ended, Ended::Closed);
+        assert_eq!(seen.written.len(), 2, "{:?}", seen.written);
+        assert_eq!(seen.written[0], b"first");
     }
 
     #[tokio::test]
