@@ -411,3 +411,165 @@ fn help_and_scaffold_say_what_is_true() {
         assert_eq!(help.matches("not `start` or `init`").count(), 2, "{help}");
     }
 }
+
+/// The server's JSON error for publishing `body` as a new identity with
+/// `?allow_http=LIST` (sent over plain HTTP, as no CLI check stands between).
+fn server_refusal_of_allow_http(url: &str, list: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let identity: serde_json::Value = agent
+        .post(format!("{url}/v1/identity"))
+        .send_empty()
+        .expect("the server answers")
+        .body_mut()
+        .read_json()
+        .expect("a new identity");
+    let token = identity["token"].as_str().expect("a token");
+    let mut response = agent
+        .post(format!("{url}/v1/database/refused"))
+        .query("allow_http", list)
+        .header("Authorization", format!("Bearer {token}"))
+        .send(body)
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_json().expect("a JSON error"),
+    )
+}
+
+// A bad `--allow-http` was refused by the server only once the whole
+// component was uploaded; it is refused before the upload (before a build
+// too), in the server's words.
+#[test]
+fn a_bad_allow_http_is_refused_before_upload_as_the_server_would() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    let chat = component("chat");
+    for list in [
+        "api.example.com,*.com",
+        "http://example.com",
+        "a.com,,b.com",
+    ] {
+        let stderr = alice.fails(&["publish", "chat", "--wasm", &chat, "--allow-http", list]);
+        assert!(
+            !stderr.contains("Uploading") && !stderr.contains("Created identity"),
+            "{stderr}"
+        );
+        let (status, refusal) = server_refusal_of_allow_http(&server.url, list, b"\0asm");
+        assert_eq!(status, 400, "{refusal}");
+        let error = refusal["error"].as_str().expect("an error");
+        let hint = refusal["hint"].as_str().expect("a hint");
+        assert_eq!(
+            stderr.trim_end(),
+            format!("error: {error}\nhint: {hint}"),
+            "the CLI says what the server says"
+        );
+    }
+    // A project is not even built for a bad list.
+    let stderr = alice.fails(&[
+        "publish",
+        "chat",
+        "--project-path",
+        "/nonexistent/project",
+        "--allow-http",
+        "*",
+    ]);
+    assert!(
+        stderr.contains("`*` alone would allow every host") && !stderr.contains("nonexistent"),
+        "{stderr}"
+    );
+    assert!(alice.fails(&["describe", "chat"]).contains("chat"));
+}
+
+// Entries the address guard refuses whatever the list says (loopback,
+// private, the metadata address) were accepted silently: they are still
+// stored, with a warning that the server will not connect to them.
+#[test]
+fn allow_http_entries_the_guard_refuses_are_warned_about() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    let list = "api.example.com,localhost:8080,127.0.0.1,169.254.169.254,10.0.0.1:443,[::1]";
+    let run = alice.run(&[
+        "publish",
+        "chat",
+        "--wasm",
+        &component("chat"),
+        "--allow-http",
+        list,
+    ]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Created database `chat`"),
+        "{}",
+        run.stdout
+    );
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("warning: "))
+        .collect();
+    let expected = [
+        ("localhost:8080", "loopback"),
+        ("127.0.0.1", "loopback"),
+        ("169.254.169.254", "cloud metadata"),
+        ("10.0.0.1:443", "private (RFC 1918)"),
+        ("[::1]", "loopback"),
+    ];
+    assert_eq!(warnings.len(), expected.len(), "{}", run.stderr);
+    for (warning, (entry, kind)) in warnings.iter().zip(expected) {
+        assert!(
+            warning.contains(&format!("entry `{entry}`"))
+                && warning.contains(&format!(
+                    "the server refuses connections to {kind} addresses"
+                ))
+                && warning.contains("--http-allow-private-address"),
+            "{warning}"
+        );
+    }
+    assert!(!run.stderr.contains("api.example.com"), "{}", run.stderr);
+    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+    let described = alice.ok(&["describe", "chat"]);
+    assert!(
+        described.contains(&format!("HTTP allowed for procedures: {list}")),
+        "{described}"
+    );
+}
+
+// A component over the server's upload limit was uploaded until the
+// server stopped reading, and the CLI could report `Broken pipe` instead
+// of the server's 413: it is refused before the upload.
+#[test]
+fn a_component_over_the_upload_limit_is_refused_before_upload() {
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    let dir = TempDir::new("worldline-cli-too-large");
+    let path = dir.path().join("huge.wasm");
+    let limit = worldline_transport::http_api::MAX_COMPONENT_BYTES;
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize(limit + 1, 0);
+    std::fs::write(&path, &bytes).unwrap();
+    let file = path.display().to_string();
+    let stderr = alice.fails(&["publish", "huge", "--wasm", &file]);
+    assert!(
+        stderr.contains(&format!(
+            "{file} is {} bytes (64.0 MiB), larger than the 64 MiB the server accepts for a \
+             component; nothing was uploaded",
+            limit + 1
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+    assert!(
+        !stderr.contains("Uploading") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    // One byte less is uploaded (and refused by the server as no component).
+    bytes.truncate(limit);
+    std::fs::write(&path, &bytes).unwrap();
+    let stderr = alice.fails(&["publish", "huge", "--wasm", &file]);
+    assert!(stderr.contains("Uploading"), "{stderr}");
+    assert!(!stderr.contains("larger than"), "{stderr}");
+}

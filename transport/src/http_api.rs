@@ -7,6 +7,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The largest component `POST /v1/database/NAME` accepts, in bytes
+/// (64 MiB). The server answers a larger upload `413`; `worldline publish`
+/// refuses a larger file before it uploads anything.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
 /// `POST /v1/identity`: a new identity and the token that proves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewIdentity {

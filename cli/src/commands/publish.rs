@@ -1,10 +1,11 @@
 //! `worldline publish`: build a module, upload it, create or hot-swap the database.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use worldline_transport::http_api::PublishOutcome;
+use worldline_host::outbound::{ALLOW_LIST_HINT, AllowList};
+use worldline_transport::http_api::{MAX_COMPONENT_BYTES, PublishOutcome};
 
 use crate::context::Context;
 use crate::hint::hinted;
@@ -32,9 +33,10 @@ pub struct PublishArgs {
     /// Hosts the module's procedures may send HTTP requests to, e.g.
     /// `api.example.com,*.example.org:443` (a port is optional: without
     /// one, 80 for http and 443 for https). Everything else is denied, and
-    /// so are private and loopback addresses whatever the name. Replaces
-    /// the database's list; left out, a new database allows none and an
-    /// existing one keeps its list; `--allow-http ''` clears it.
+    /// so are private and loopback addresses whatever the name (such an
+    /// entry is kept, with a warning). Replaces the database's list; left
+    /// out, a new database allows none and an existing one keeps its list;
+    /// `--allow-http ''` clears it. Checked before anything is built or uploaded.
     #[arg(long, value_name = "HOSTS")]
     allow_http: Option<String>,
     /// Print the result as JSON.
@@ -45,6 +47,9 @@ pub struct PublishArgs {
 /// Runs `worldline publish`.
 pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
     crate::api::database_name(&args.name)?;
+    if let Some(text) = &args.allow_http {
+        check_allow_http(text)?;
+    }
     if args.delete_data && !args.yes {
         confirm(&format!(
             "This deletes every row of database `{}` on {}. Continue?",
@@ -55,6 +60,7 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
         (Some(wasm), _) => wasm.clone(),
         (None, dir) => module_build::build(&dir.clone().unwrap_or_else(|| PathBuf::from(".")))?,
     };
+    check_size(&path)?;
     let wasm = crate::component_file::read(&path)?;
     let api = context.api_as_identity()?;
     eprintln!(
@@ -94,6 +100,48 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
                 println!("  {change}");
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks `--allow-http` as the server will, before anything is built or
+/// uploaded, and warns (on stderr) about entries the server's address
+/// guard refuses whatever the list says.
+fn check_allow_http(text: &str) -> anyhow::Result<()> {
+    let list = AllowList::parse(text).map_err(|e| hinted(e.to_string(), ALLOW_LIST_HINT))?;
+    for guarded in list.guarded_entries() {
+        eprintln!(
+            "warning: --allow-http entry `{}`: the server refuses connections to {} addresses \
+             whatever the list says, so procedures cannot reach it (unless the server was \
+             started with `--http-allow-private-address` naming that address and port)",
+            guarded.entry, guarded.reason
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a component larger than the server accepts before uploading it
+/// (a server stops reading an upload past its limit, which a client still
+/// sending may see as a broken connection rather than the server's answer).
+fn check_size(path: &Path) -> anyhow::Result<()> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        // Reading it says what is wrong.
+        return Ok(());
+    };
+    let size = metadata.len();
+    if size > MAX_COMPONENT_BYTES as u64 {
+        const MIB: f64 = (1 << 20) as f64;
+        return Err(hinted(
+            format!(
+                "{} is {size} bytes ({:.1} MiB), larger than the {} MiB the server accepts for a \
+                 component; nothing was uploaded",
+                path.display(),
+                size as f64 / MIB,
+                MAX_COMPONENT_BYTES >> 20
+            ),
+            "build it in release mode; `wasm-tools strip FILE -o FILE` removes custom sections \
+             such as debug information",
+        ));
     }
     Ok(())
 }

@@ -8,12 +8,18 @@
 //! and 443 for `https`, nothing else.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::guard::address_refusal;
 use crate::target::{Target, TargetHost};
+
+/// What to do about a refused `--allow-http` text, the same for the server
+/// refusing a publish and for the command line refusing it before the upload.
+pub const ALLOW_LIST_HINT: &str =
+    "list hosts as `api.example.com,*.example.org:443` (a port is optional)";
 
 /// The longest DNS name, in bytes (without a trailing dot).
 const MAX_NAME_LEN: usize = 253;
@@ -29,6 +35,17 @@ const MAX_LABEL_LEN: usize = 63;
 #[serde(try_from = "String", into = "String")]
 pub struct AllowList {
     entries: Vec<HostPattern>,
+}
+
+/// An entry of an [`AllowList`] that names an address the address guard
+/// refuses whatever the list says (see [`AllowList::guarded_entries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardedEntry {
+    /// The entry, in its canonical text (`127.0.0.1:8080`, `localhost`).
+    pub entry: String,
+    /// Why the guard refuses the address, in its own words ([`address_refusal`]),
+    /// such as `loopback` or `cloud metadata`.
+    pub reason: &'static str,
 }
 
 /// One entry of an [`AllowList`].
@@ -142,6 +159,31 @@ impl AllowList {
     /// True when the list allows nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The entries the address guard refuses to connect to whatever the
+    /// list says: IP literals [`address_refusal`] refuses, and the name
+    /// `localhost`, which resolves to loopback. Requests to them are denied
+    /// unless the server's [`PrivateOverride`](crate::PrivateOverride)
+    /// names the exact address and port. Names that merely resolve to such
+    /// an address are refused too, but only resolution tells.
+    pub fn guarded_entries(&self) -> Vec<GuardedEntry> {
+        self.entries
+            .iter()
+            .filter_map(|pattern| {
+                let reason = match &pattern.host {
+                    HostMatch::Ip(ip) => address_refusal(*ip),
+                    HostMatch::Name(name) if name == "localhost" => {
+                        address_refusal(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                    }
+                    HostMatch::Name(_) | HostMatch::Subdomains(_) => None,
+                }?;
+                Some(GuardedEntry {
+                    entry: pattern.to_string(),
+                    reason,
+                })
+            })
+            .collect()
     }
 
     /// True when some entry allows the target's host and effective port.
@@ -442,6 +484,35 @@ mod tests {
         assert_eq!(json, format!("\"{text}\""));
         assert_eq!(serde_json::from_str::<AllowList>(&json).ok(), Some(list));
         assert!(serde_json::from_str::<AllowList>("\"*\"").is_err());
+    }
+
+    #[test]
+    fn entries_the_guard_always_refuses_are_named_with_its_reason() {
+        let list = AllowList::parse(
+            "api.example.com,localhost:8080,LOCALHOST.,127.0.0.1,10.1.2.3:443,169.254.169.254,\
+             [::1]:80,[fd00:ec2::254],8.8.8.8,*.example.org,localhost.example.com",
+        )
+        .expect("valid");
+        let guarded: Vec<(String, &str)> = list
+            .guarded_entries()
+            .into_iter()
+            .map(|g| (g.entry, g.reason))
+            .collect();
+        let expected = [
+            ("localhost:8080", "loopback"),
+            ("localhost", "loopback"),
+            ("127.0.0.1", "loopback"),
+            ("10.1.2.3:443", "private (RFC 1918)"),
+            ("169.254.169.254", "cloud metadata"),
+            ("[::1]:80", "loopback"),
+            ("[fd00:ec2::254]", "cloud metadata"),
+        ];
+        let expected: Vec<(String, &str)> = expected
+            .iter()
+            .map(|(e, r)| ((*e).to_owned(), *r))
+            .collect();
+        assert_eq!(guarded, expected);
+        assert!(AllowList::none().guarded_entries().is_empty());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Outbound HTTP for Worldline procedures, under the database owner's
 //! policy (the WIT `http` interface, without the wasm side).
 //!
-//! - [`AllowList`]: the hosts and ports the owner allowed (`--allow-http`).
+//! - [`AllowList`]: the hosts and ports the owner allowed (`--allow-http`);
+//!   [`AllowList::guarded_entries`] names the entries the guard refuses
+//!   whatever the list says.
 //! - [`address_refusal`] and [`PrivateOverride`]: the address guard, which
 //!   refuses loopback, private, link-local and other internal addresses
 //!   after resolution, unless the server names the exact address and port.
@@ -27,7 +29,7 @@ mod target;
 mod tls;
 mod types;
 
-pub use allow::{AllowList, AllowListError};
+pub use allow::{ALLOW_LIST_HINT, AllowList, AllowListError, GuardedEntry};
 pub use client::OutboundHttp;
 pub use guard::{PrivateOverride, address_refusal};
 pub use limits::{HttpLimits, HttpPolicy, MAX_RESPONSE_HEADERS, PolicyError};

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use worldline_transport::{
     ClientMessage, DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION, ProcedureStatus,
@@ -70,7 +70,8 @@ pub struct ConnectOptions {
     pub max_message: u32,
     /// How long the server may stay silent before the connection is taken
     /// as lost (pending requests then fail with [`ClientError::Closed`]),
-    /// and how long [`Client::close`] waits for queued messages to go out.
+    /// and how long [`Client::close`] waits for the answers to requests
+    /// already made, then for queued messages to go out.
     /// The client sends keep-alives (QUIC) or pings (WebSocket) at a third
     /// of it (at most every 5 s), which a live server answers, so a live
     /// server is never silent that long. On QUIC the effective timeout is
@@ -209,6 +210,17 @@ struct Pending {
     unsubscribes: HashMap<u32, oneshot::Sender<Result<(), ClientError>>>,
 }
 
+impl Pending {
+    /// Whether no request waits for its answer.
+    fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+            && self.procedures.is_empty()
+            && self.queries.is_empty()
+            && self.subscribes.is_empty()
+            && self.unsubscribes.is_empty()
+    }
+}
+
 struct State {
     cache: ClientCache,
     pending: Pending,
@@ -232,8 +244,12 @@ struct Inner {
     state: Mutex<State>,
     callbacks: Registry,
     next_id: AtomicU32,
-    /// How long [`Client::close`] waits for the writer.
+    /// How long [`Client::close`] waits for owed answers, then for the writer.
     idle_timeout: Duration,
+    /// Set once [`Client::close`] began: no new requests are taken.
+    closing: AtomicBool,
+    /// Woken, while closing, when answers arrive or the connection ends.
+    settled: Notify,
     /// The largest message the server accepts (from its `Welcome`).
     max_frame_bytes: u32,
     /// The writer and reader tasks, to stop them when closing cannot wait.
@@ -354,6 +370,8 @@ impl Client {
             callbacks: Registry::default(),
             next_id: AtomicU32::new(1),
             idle_timeout: options.idle_timeout,
+            closing: AtomicBool::new(false),
+            settled: Notify::new(),
             max_frame_bytes: welcome.max_frame_bytes,
             tasks: OnceLock::new(),
         });
@@ -611,12 +629,19 @@ impl Client {
         Some(receiver)
     }
 
-    /// Closes the connection once the messages already queued are sent;
-    /// the server runs the module's disconnect reducer. If they cannot be
-    /// sent within [`ConnectOptions::idle_timeout`] (a server that stopped
-    /// reading), the connection is dropped. Either way, pending requests
-    /// then fail and every callback is dropped.
+    /// Closes the connection gracefully: requests made from now on fail
+    /// with [`ClientError::Closed`], while requests already made (calls,
+    /// procedure calls, queries, subscribes and unsubscribes a task still
+    /// awaits) get their answers first, as if the connection stayed open,
+    /// for at most [`ConnectOptions::idle_timeout`]. Then the messages
+    /// still queued are sent, the client finishes its side and closes the
+    /// connection, and the server runs the module's disconnect reducer. If
+    /// they cannot be sent within another idle timeout (a server that
+    /// stopped reading), the connection is dropped. Either way, requests
+    /// still unanswered then fail (their outcome unknown: a call may have
+    /// run) and every callback is dropped.
     pub async fn close(&self) {
+        self.wait_for_owed_answers().await;
         let (done, closed) = oneshot::channel();
         if self.inner.outgoing.send(Outgoing::Close(done)).is_ok()
             && tokio::time::timeout(self.inner.idle_timeout, closed)
@@ -630,6 +655,28 @@ impl Client {
         self.inner.close("the client closed the connection".into());
     }
 
+    /// Stops taking requests and waits, at most the idle timeout, until
+    /// every request made has its answer or the connection ends.
+    async fn wait_for_owed_answers(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.inner.idle_timeout;
+        loop {
+            let settled = self.inner.settled.notified();
+            tokio::pin!(settled);
+            // Registered before looking, so no answer slips in between.
+            settled.as_mut().enable();
+            {
+                let state = self.state();
+                if state.closed.is_some() || state.pending.is_empty() {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return;
+            }
+        }
+    }
+
     fn next_id(&self) -> u32 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -638,11 +685,16 @@ impl Client {
         self.inner.state()
     }
 
-    /// The state, or why requests can no longer be made.
+    /// The state, or why requests can no longer be made. Checked under
+    /// the lock, so that [`close`](Self::close) sees every request made
+    /// before it began among the pending ones.
     fn open_state(&self) -> Result<MutexGuard<'_, State>, ClientError> {
         let state = self.state();
         match &state.closed {
             Some(reason) => Err(ClientError::Closed(reason.clone())),
+            None if self.inner.closing.load(Ordering::SeqCst) => Err(ClientError::Closed(
+                "the client is closing the connection".into(),
+            )),
             None => Ok(state),
         }
     }
@@ -713,6 +765,7 @@ impl Inner {
             let _ = events.send(Event::Disconnected { reason });
         }
         drop(state);
+        self.settled.notify_waiters();
         self.callbacks.clear();
     }
 }
@@ -845,7 +898,12 @@ async fn read_loop(mut exit: ReaderExit, mut reader: LinkReader) {
         };
         match message {
             Ok(message) => {
-                if let Some(reason) = handle(&inner, message) {
+                let ended = handle(&inner, message);
+                if inner.closing.load(Ordering::SeqCst) {
+                    // `close` waits for answers: this may have been one.
+                    inner.settled.notify_waiters();
+                }
+                if let Some(reason) = ended {
                     break reason;
                 }
             }

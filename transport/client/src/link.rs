@@ -439,8 +439,8 @@ impl LinkSource {
 }
 
 /// Why a QUIC connection ended, as the client reports it: the reason the
-/// server closed it with (such as `the server is shutting down`), instead
-/// of quinn's bare `connection lost`.
+/// server closed it with (such as `the server is shutting down`), or that
+/// the client closed it, instead of quinn's bare `connection lost`.
 fn quic_connection_lost(error: &quinn::ConnectionError) -> String {
     match error {
         quinn::ConnectionError::ApplicationClosed(close) => {
@@ -457,6 +457,8 @@ fn quic_connection_lost(error: &quinn::ConnectionError) -> String {
         quinn::ConnectionError::TimedOut => {
             "the connection timed out: the server stopped answering".into()
         }
+        // `Client::close` closed it (the reader may see it first).
+        quinn::ConnectionError::LocallyClosed => "the client closed the connection".into(),
         other => format!("connection lost: {other}"),
     }
 }

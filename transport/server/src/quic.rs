@@ -5,36 +5,88 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use worldline_transport::FrameDecoder;
 
 use crate::config::ServerConfig;
 use crate::outbound::{Ended, MessageSink, Payload, pump};
 use crate::session::{Flow, Session};
-use crate::shared::Shared;
+use crate::shared::{SHUTTING_DOWN, Shared};
 
-/// Accepts connections until the endpoint closes.
-pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
-    while let Some(incoming) = endpoint.accept().await {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_connection(incoming, shared).await {
-                tracing::debug!("QUIC connection ended: {e}");
-            }
-        });
+/// Accepts connections until the server shuts down, then lets every
+/// connection write what it already queued and its fatal `Error` (each
+/// connection sees the shutdown itself), for at most `grace`, and closes the
+/// endpoint: connections still open then are closed with the reason
+/// [`SHUTTING_DOWN`].
+pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>, grace: Duration) {
+    let mut shutdown = shared.shutdown_signal();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    connections.spawn(serve_connection(incoming, shared.clone()));
+                }
+                None => break,
+            },
+            // Reaps the tasks of connections that ended.
+            Some(ended) = connections.join_next(), if !connections.is_empty() => log_end(ended),
+            _ = shutdown.changed() => break,
+        }
+    }
+    // New connections are refused from now on.
+    endpoint.set_server_config(None);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(ended) = connections.join_next().await {
+            log_end(ended);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::debug!(
+            "{} QUIC connections were still writing after {} s; closing them",
+            connections.len(),
+            grace.as_secs_f64()
+        );
+    }
+    endpoint.close(0u32.into(), SHUTTING_DOWN.as_bytes());
+}
+
+/// Logs how a connection's task ended.
+fn log_end(ended: Result<Result<(), String>, tokio::task::JoinError>) {
+    match ended {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("QUIC connection ended: {e}"),
+        Err(e) => tracing::error!("a QUIC connection's task failed: {e}"),
     }
 }
 
 async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Result<(), String> {
     let mut shutdown = shared.shutdown_signal();
+    if *shutdown.borrow() {
+        // Accepted just before the shutdown began: refused at once below.
+        shutdown.mark_changed();
+    }
     let peer = incoming.remote_address().ip();
     let handshake_timeout = shared.config.handshake_timeout;
-    let connection = incoming.await.map_err(|e| e.to_string())?;
+    let connection = tokio::select! {
+        connection = incoming => connection.map_err(|e| e.to_string())?,
+        // Dropping the handshake refuses the connection.
+        _ = shutdown.changed() => return Err(SHUTTING_DOWN.to_owned()),
+    };
     let max_frame = shared.config.max_frame;
     let linger_bound = linger_bound(&shared.config);
     // The connection counts against its address's cap from now on, and has
     // the handshake deadline to open its one stream and send Hello.
     let (mut session, outbox) = Session::new(shared, peer);
-    let opened = tokio::time::timeout(handshake_timeout, connection.accept_bi()).await;
+    let opened = tokio::select! {
+        opened = tokio::time::timeout(handshake_timeout, connection.accept_bi()) => opened,
+        _ = shutdown.changed() => {
+            connection.close(0u32.into(), SHUTTING_DOWN.as_bytes());
+            return Err(SHUTTING_DOWN.to_owned());
+        }
+    };
     let (send, mut recv) = match opened {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(e.to_string()),
@@ -50,6 +102,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
         send,
         connection: connection.clone(),
         buffer: Vec::new(),
+        shutdown: shutdown.clone(),
     };
     let mut writer = tokio::spawn(pump(outbox, sink));
     let mut decoder = FrameDecoder::new(max_frame);
@@ -123,7 +176,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
             }
             _ = &mut writer => break,
             _ = shutdown.changed() => {
-                flow = session.refuse("the server is shutting down".into(), true);
+                flow = session.refuse(SHUTTING_DOWN.into(), true);
             }
         }
     }
@@ -196,6 +249,8 @@ struct QuicSink {
     connection: quinn::Connection,
     /// Frames fed and not yet written to the stream.
     buffer: Vec<u8>,
+    /// Whether the server is shutting down, which is then the close reason.
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Frames at least this large go to the stream directly, not through the buffer.
@@ -234,12 +289,17 @@ impl MessageSink for QuicSink {
     /// writer task bounds the wait by the idle timeout) before closing the
     /// connection, so that a slow reader still gets the last messages; a
     /// client that reads nothing ([`Ended::Stalled`]) is closed at once.
+    /// Everything written, the close reason is `closed`, or [`SHUTTING_DOWN`]
+    /// when the server is shutting down.
     async fn close(mut self, ended: &Ended) {
         if !matches!(ended, Ended::Stalled(_)) {
             let _ = self.send.finish();
             let _ = self.send.stopped().await;
         }
-        self.connection
-            .close(0u32.into(), ended.reason().as_bytes());
+        let reason = match ended {
+            Ended::Closed if *self.shutdown.borrow() => SHUTTING_DOWN,
+            ended => ended.reason(),
+        };
+        self.connection.close(0u32.into(), reason.as_bytes());
     }
 }

@@ -99,7 +99,11 @@ impl Server {
                 }
             })
         };
-        let quic_task = tokio::spawn(quic::serve(endpoint.clone(), shared.clone()));
+        let quic_task = tokio::spawn(quic::serve(
+            endpoint.clone(),
+            shared.clone(),
+            SHUTDOWN_GRACE,
+        ));
         Ok(Self {
             shared,
             endpoint,
@@ -163,13 +167,14 @@ impl Server {
     }
 
     /// Stops accepting connections, closes every connection, stops every
-    /// database and releases the data directory.
+    /// database and releases the data directory. Each WebSocket and QUIC
+    /// connection is first sent what was already queued for it, then a
+    /// fatal `Error` saying the server is shutting down; QUIC connections
+    /// still writing after 5 s are closed with that reason.
     pub async fn shutdown(self) {
         self.shared.begin_shutdown();
-        self.endpoint
-            .close(0u32.into(), b"the server is shutting down");
-        let _ = self.http_task.await;
-        let _ = self.quic_task.await;
+        // The QUIC task closes the endpoint once its connections are done.
+        let _ = tokio::join!(self.http_task, self.quic_task);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
         let threads = self.shared.stop_databases();
         let deadline = Instant::now() + SHUTDOWN_GRACE;

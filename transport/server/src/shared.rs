@@ -13,6 +13,10 @@ use crate::config::ServerConfig;
 use crate::database_actor::{self, ConnKey, DatabaseHandle};
 use crate::error::ServerError;
 
+/// Why connections end when the server shuts down: their fatal `Error`
+/// and the QUIC close reason.
+pub(crate) const SHUTTING_DOWN: &str = "the server is shutting down";
+
 /// Where the server's QUIC endpoint listens and which certificate it shows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Endpoints {
@@ -236,7 +240,7 @@ impl Shared {
             .collect()
     }
 
-    /// Changes when the server starts shutting down.
+    /// Changes when the server starts shutting down (to `true`, for good).
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }

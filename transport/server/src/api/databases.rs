@@ -12,14 +12,14 @@ use http_body_util::LengthLimitError;
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
-use worldline_host::outbound::AllowList;
+use worldline_host::outbound::{ALLOW_LIST_HINT, AllowList};
 use worldline_host::{CallError, HostError, Identity, PreparedModule, UnavailableDatabase};
 use worldline_transport::http_api::{
-    CallResult, DatabaseInfo, PublishOutcome, Published, SqlResult,
+    CallResult, DatabaseInfo, MAX_COMPONENT_BYTES, PublishOutcome, Published, SqlResult,
 };
 
 use super::auth::{caller, required_caller};
-use super::{ApiError, MAX_COMPONENT_BYTES, ask, database, describe};
+use super::{ApiError, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::procedures::{ProcedureCall, call_procedure};
@@ -142,11 +142,8 @@ impl PublishOptions {
         self.allow_http
             .as_deref()
             .map(|text| {
-                AllowList::parse(text).map_err(|e| {
-                    ApiError::bad_request(e.to_string()).with_hint(
-                        "list hosts as `api.example.com,*.example.org:443` (a port is optional)",
-                    )
-                })
+                AllowList::parse(text)
+                    .map_err(|e| ApiError::bad_request(e.to_string()).with_hint(ALLOW_LIST_HINT))
             })
             .transpose()
     }

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::oneshot;
 use tower_http::cors::CorsLayer;
-use worldline_transport::http_api::{NewIdentity, ServerInfo};
+use worldline_transport::http_api::{MAX_COMPONENT_BYTES, NewIdentity, ServerInfo};
 use worldline_transport::{PROTOCOL_VERSION, WEBSOCKET_PATH};
 
 pub(crate) use error::ApiError;
@@ -30,8 +30,6 @@ use crate::error::ServerError;
 use crate::shared::Shared;
 use crate::websocket;
 
-/// The largest component `POST /v1/database/NAME` accepts.
-const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// The largest body of any other request.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
 
