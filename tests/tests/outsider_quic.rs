@@ -759,3 +759,29 @@ async fn a_client_that_calls_and_never_reads_is_closed_in_bounded_time() {
     still_serves(&live).await;
     live.shutdown().await;
 }
+
+// PROTOCOL.md "Handshake and identity": an error quotes at most the first
+// 200 characters of a name the client gave, the database name in `Hello`
+// included (a megabyte of name is not echoed back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_database_name_is_quoted_cut() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut peer = Peer::open(&live).await;
+    let name = "é".repeat(1 << 19);
+    peer.send(&hello(&name, None)).await;
+    let message = fatal(peer.recv().await);
+    let quoted = format!("{}…", "é".repeat(200));
+    assert_eq!(
+        message,
+        format!("no database named `{quoted}` on this server")
+    );
+    assert!(peer.recv().await.is_none());
+    let mut short = Peer::open(&live).await;
+    short.send(&hello("nope", None)).await;
+    assert_eq!(
+        fatal(short.recv().await),
+        "no database named `nope` on this server"
+    );
+    still_serves(&live).await;
+    live.shutdown().await;
+}
