@@ -820,7 +820,10 @@ async fn an_unknown_database_name_is_quoted_cut() {
         message,
         format!("no database named `{quoted}` on this server")
     );
+    // After a fatal `Error`: the end of the stream, then the close.
     assert!(peer.recv().await.is_none());
+    let closed = closed_within(peer.connection(), Duration::from_secs(5)).await;
+    assert_eq!(close_reason(closed), "closed");
     let mut short = Peer::open(&live).await;
     short.send(&hello("nope", None)).await;
     assert_eq!(
