@@ -119,6 +119,21 @@ pub async fn quic_connection(
     addr: SocketAddr,
     cert_der: Vec<u8>,
 ) -> (quinn::Endpoint, quinn::Connection) {
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+    endpoint.set_default_client_config(quic_client_config(cert_der, vec![QUIC_ALPN.to_vec()]));
+    let connection = endpoint
+        .connect(addr, "localhost")
+        .expect("a connection attempt")
+        .await
+        .expect("connecting over QUIC");
+    (endpoint, connection)
+}
+
+/// A QUIC client configuration trusting the certificate `cert_der` and
+/// offering the ALPN protocols `alpn` (with quinn's default transport
+/// settings: no keep-alive).
+pub fn quic_client_config(cert_der: Vec<u8>, alpn: Vec<Vec<u8>>) -> quinn::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(rustls::pki_types::CertificateDer::from(cert_der))
@@ -129,17 +144,9 @@ pub async fn quic_connection(
         .expect("TLS 1.3")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![QUIC_ALPN.to_vec()];
+    tls.alpn_protocols = alpn;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS");
-    let mut endpoint =
-        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let connection = endpoint
-        .connect(addr, "localhost")
-        .expect("a connection attempt")
-        .await
-        .expect("connecting over QUIC");
-    (endpoint, connection)
+    quinn::ClientConfig::new(Arc::new(crypto))
 }
 
 /// A QUIC connection writing raw bytes on its protocol stream.
@@ -178,6 +185,11 @@ impl RawQuic {
     /// The sending side of the stream, to finish or reset it.
     pub fn send_stream(&mut self) -> &mut quinn::SendStream {
         &mut self.send
+    }
+
+    /// The receiving side of the stream, to stop it (STOP_SENDING).
+    pub fn recv_stream(&mut self) -> &mut quinn::RecvStream {
+        &mut self.recv
     }
 
     /// Sends a protocol message as a frame.

@@ -18,10 +18,10 @@ use serde_bytes::ByteBuf;
 use worldline_tests::args;
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
-use worldline_tests::raw::{RawQuic, call, fatal, hello, quic_connection};
+use worldline_tests::raw::{RawQuic, call, fatal, hello, quic_client_config, quic_connection};
 use worldline_transport::{
-    ClientMessage, ProcedureStatus, ReducerStatus, ServerMessage, TableRows, encode_frame,
-    encode_message,
+    ClientMessage, ProcedureStatus, QUIC_ALPN, ReducerStatus, ServerMessage, TableRows,
+    encode_frame, encode_message,
 };
 
 /// A raw QUIC client ([`RawQuic`]: full control of its connection and its
@@ -756,6 +756,114 @@ async fn a_client_that_calls_and_never_reads_is_closed_in_bounded_time() {
         started.elapsed()
     );
     flooder.abort();
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Ending the stream": a client that stops the server's side
+// of the stream (STOP_SENDING) can be sent nothing more. The server closes
+// the connection with the documented reason as soon as it has something
+// to write (the message that caused it still takes effect), and serves
+// everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_servers_side_closes_the_connection_at_its_next_answer() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut peer = Peer::joined(&live).await;
+    peer.send(&call(1, "seed", args(&(3u32, 10i64)))).await;
+    assert_eq!(peer.status(1).await, ReducerStatus::Committed);
+    peer.recv_stream().stop(9u32.into()).expect("stopping");
+    // The STOP_SENDING reaches the server before the call.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connection = peer.connection().clone();
+    peer.send(&call(2, "transfer", args(&(0u32, 1u32, 4i64))))
+        .await;
+    // Closed at the call's answer, well before the idle timeout (30 s).
+    let reason = close_reason(closed_within(&connection, Duration::from_secs(10)).await);
+    assert_eq!(reason, "sending stopped by peer: error 9");
+    let mut other = Peer::joined(&live).await;
+    assert_eq!(other.rows(1, "account").await, 3);
+    other
+        .send(&ClientMessage::Query {
+            request_id: 2,
+            query: "SELECT * FROM account WHERE id = 1".into(),
+        })
+        .await;
+    match other.recv().await {
+        Some(ServerMessage::QueryResult {
+            result: Ok(tables), ..
+        }) => assert_eq!(
+            tables[0].rows[0].as_slice(),
+            args(&(1u32, 14i64)).as_slice()
+        ),
+        other => panic!("expected account 1, got {other:?}"),
+    }
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Handshake and identity": an error quotes at most the first
+// 200 characters of a name the client gave, the database name in `Hello`
+// included (a megabyte of name is not echoed back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_database_name_is_quoted_cut() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut peer = Peer::open(&live).await;
+    let name = "é".repeat(1 << 19);
+    peer.send(&hello(&name, None)).await;
+    let message = fatal(peer.recv().await);
+    let quoted = format!("{}…", "é".repeat(200));
+    assert_eq!(
+        message,
+        format!("no database named `{quoted}` on this server")
+    );
+    // After a fatal `Error`: the end of the stream, then the close.
+    assert!(peer.recv().await.is_none());
+    let closed = closed_within(peer.connection(), Duration::from_secs(5)).await;
+    assert_eq!(close_reason(closed), "closed");
+    let mut short = Peer::open(&live).await;
+    short.send(&hello("nope", None)).await;
+    assert_eq!(
+        fatal(short.recv().await),
+        "no database named `nope` on this server"
+    );
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "QUIC": a client that offers no ALPN protocol, or only
+// others, is refused in the TLS handshake with the alert
+// `no_application_protocol` (QUIC error 0x178); one offering
+// `worldline/1` among others is let in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_the_alpn_protocol_is_refused_in_the_handshake() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+    let connect = |alpn: Vec<Vec<u8>>| {
+        endpoint
+            .connect_with(
+                quic_client_config(live.certificate(), alpn),
+                live.quic_addr(),
+                "localhost",
+            )
+            .expect("a connection attempt")
+    };
+    for alpn in [Vec::new(), vec![b"h3".to_vec(), b"worldline/2".to_vec()]] {
+        match connect(alpn.clone()).await {
+            Err(quinn::ConnectionError::ConnectionClosed(close)) => assert_eq!(
+                close.error_code,
+                quinn::TransportErrorCode::crypto(120),
+                "{alpn:?}: {close}"
+            ),
+            other => panic!("{alpn:?}: expected a refusal in the handshake, got {other:?}"),
+        }
+    }
+    let offered = vec![b"h3".to_vec(), QUIC_ALPN.to_vec()];
+    let connection = connect(offered).await.expect("connecting with worldline/1");
+    let negotiated = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    assert_eq!(negotiated.as_deref(), Some(QUIC_ALPN));
     still_serves(&live).await;
     live.shutdown().await;
 }

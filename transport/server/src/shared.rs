@@ -6,6 +6,7 @@ use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
+use worldline_host::datastore::excerpt;
 use worldline_host::outbound::AllowList;
 use worldline_host::{Authority, Database, Engine, Host, Identity, UnavailableDatabase};
 
@@ -217,7 +218,7 @@ impl Shared {
         }
         match self.unavailable(name) {
             Some(unavailable) => Err(Missing::Unavailable(unavailable)),
-            None => Err(Missing::NoSuchDatabase(name.to_owned())),
+            None => Err(Missing::NoSuchDatabase(excerpt(name, QUOTED_NAME_CHARS))),
         }
     }
 
@@ -274,10 +275,17 @@ impl Shared {
     }
 }
 
+/// The most characters of a database name a client gave (in `Hello`, or
+/// in a request's path) that [`Missing::NoSuchDatabase`] quotes, as the
+/// host quotes the reducer names it refuses: longer names are cut there
+/// and end with `…`.
+const QUOTED_NAME_CHARS: usize = 200;
+
 /// Why a database name finds nothing to serve.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum Missing {
-    /// No database has this name.
+    /// No database has this name (quoted: at most [`QUOTED_NAME_CHARS`]
+    /// characters of it).
     #[error("no database named `{0}` on this server")]
     NoSuchDatabase(String),
     /// The database exists but could not be recovered at startup.
