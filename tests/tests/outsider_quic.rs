@@ -255,6 +255,54 @@ async fn connections_that_never_send_hello_are_closed_at_the_handshake_deadline(
     live.shutdown().await;
 }
 
+// PROTOCOL.md "Connections per address": a connection refused for its
+// address's cap waits for its stream only to be told why, and only while
+// 64 such connections wait; past that, one is closed at once with the
+// refusal as its close reason, instead of every one of them staying open
+// until the handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_that_open_no_stream_are_bounded() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.handshake_timeout = Duration::from_secs(60);
+        config.max_connections_per_ip = 1;
+    })
+    .await;
+    let held = Peer::joined(&live).await;
+    let mut waiting = Vec::new();
+    for _ in 0..64 {
+        let (endpoint, connection) = quic_connection(live.quic_addr(), live.certificate()).await;
+        handshake_confirmed(&connection).await;
+        waiting.push((endpoint, connection));
+    }
+    // The server takes each one's place in the queue just after its handshake.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_endpoint, extra) = quic_connection(live.quic_addr(), live.certificate()).await;
+    let reason = close_reason(closed_within(&extra, Duration::from_secs(10)).await);
+    assert_eq!(
+        reason,
+        "too many connections from 127.0.0.1: at most 1 at once per address; close one and retry"
+    );
+    // The 64 still wait for their stream, well inside the handshake deadline.
+    for (_, connection) in &waiting {
+        assert!(connection.close_reason().is_none());
+    }
+    // One of them that opens its stream is told why on it.
+    let (endpoint, connection) = waiting.remove(0);
+    let (mut send, mut recv) = connection.open_bi().await.expect("a stream");
+    send.write_all(&encode_frame(&hello("bank", None)))
+        .await
+        .expect("Hello sent");
+    let answer = recv.read_to_end(1 << 20).await.expect("the refusal");
+    let message = worldline_transport::decode_message::<ServerMessage>(&answer[4..]);
+    assert!(
+        matches!(&message, Ok(ServerMessage::Error { message, fatal: true })
+            if message.starts_with("too many connections from 127.0.0.1")),
+        "{message:?}"
+    );
+    drop((endpoint, connection, waiting, held));
+    live.shutdown().await;
+}
+
 // Many connections from one address at once: those past the cap are each
 // refused with the documented fatal `Error`, the others are served, and
 // once they go every place is free again.

@@ -79,7 +79,20 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     let linger_bound = linger_bound(&shared.config);
     // The connection counts against its address's cap from now on, and has
     // the handshake deadline to open its one stream and send Hello.
+    let refused_waiting = Arc::clone(&shared.refused_waiting);
     let (mut session, outbox) = Session::new(shared, peer);
+    // A connection over its address's cap waits for its stream only to be
+    // told why, and only while few others do.
+    let _waiting = match session.over_cap() {
+        None => None,
+        Some(refusal) => match refused_waiting.try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                connection.close(0u32.into(), refusal.as_bytes());
+                return Err(refusal);
+            }
+        },
+    };
     let opened = tokio::select! {
         opened = tokio::time::timeout(handshake_timeout, connection.accept_bi()) => opened,
         _ = shutdown.changed() => {

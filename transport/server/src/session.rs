@@ -137,15 +137,23 @@ impl Session {
     /// Refuses the connection if its address already holds as many
     /// connections as allowed.
     pub(crate) fn admit(&mut self) -> Flow {
+        match self.over_cap() {
+            None => Flow::Continue,
+            Some(message) => self.refuse(message, true),
+        }
+    }
+
+    /// Why the connection is refused, if its address already holds as many
+    /// connections as allowed.
+    pub(crate) fn over_cap(&self) -> Option<String> {
         if self.slot.is_some() {
-            return Flow::Continue;
+            return None;
         }
         let max = self.shared.config.max_connections_per_ip;
-        let message = format!(
+        Some(format!(
             "too many connections from {}: at most {max} at once per address; close one and retry",
             self.peer
-        );
-        self.refuse(message, true)
+        ))
     }
 
     /// How long the connection may stay silent, or take over one frame.

@@ -50,7 +50,17 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     /// How many connections each client address holds.
     pub(crate) address_slots: std::sync::Arc<crate::session::AddressSlots>,
+    /// Places for QUIC connections refused for their address's cap that
+    /// wait for their stream to be told why (see [`MAX_REFUSED_WAITING`]).
+    pub(crate) refused_waiting: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many QUIC connections refused for their address's cap wait
+/// at once for the stream their refusal is written on; past that, one is
+/// closed at once with the refusal as its close reason. They hold no place
+/// under the cap, so without this bound one address could keep any number
+/// of connections open until the handshake deadline.
+pub(crate) const MAX_REFUSED_WAITING: usize = 64;
 
 impl Shared {
     /// Takes every database out of `host` and starts its thread.
@@ -81,6 +91,7 @@ impl Shared {
             next_key: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
             address_slots: Default::default(),
+            refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;
