@@ -24,14 +24,24 @@ fn options(live: &LiveServer, transport: Transport) -> ConnectOptions {
     }
 }
 
-// `close` tore the connection down under a call already sent: the caller
-// got `Closed` though the call ran. It now waits for the answer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_waits_for_the_answers_to_calls_already_made() {
-    for transport in Transport::BOTH {
+/// A server whose fsyncs `gate` holds, a client connected to it with
+/// `options`, and a transfer the client called whose answer is owed (its
+/// transaction waits for the held fsync).
+struct OwedAnswer {
+    gate: Arc<Gate>,
+    live: LiveServer,
+    client: Client,
+    call: tokio::task::JoinHandle<Result<worldline_client::CallOutcome, ClientError>>,
+}
+
+impl OwedAnswer {
+    async fn start(
+        transport: Transport,
+        options: impl FnOnce(ConnectOptions) -> ConnectOptions,
+    ) -> Self {
         let gate = Arc::new(Gate::default());
         let live = LiveServer::start_with_held_fsyncs(&[("bank", "bank")], &gate, |_| {}).await;
-        let client = Client::connect(options(&live, transport))
+        let client = Client::connect(options(self::options(&live, transport)))
             .await
             .expect("connecting");
         client.call("seed", &(2u32, 100i64)).await.expect("seeding");
@@ -41,6 +51,26 @@ async fn close_waits_for_the_answers_to_calls_already_made() {
         let call = tokio::spawn(async move { caller.call("transfer", &(0u32, 1u32, 5i64)).await });
         gate.wait_held(BOUND, "the transfer waits for its fsync")
             .await;
+        Self {
+            gate,
+            live,
+            client,
+            call,
+        }
+    }
+}
+
+// `close` tore the connection down under a call already sent: the caller
+// got `Closed` though the call ran. It now waits for the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_the_answers_to_calls_already_made() {
+    for transport in Transport::BOTH {
+        let OwedAnswer {
+            gate,
+            live,
+            client,
+            call,
+        } = OwedAnswer::start(transport, |options| options).await;
         let closer = client.clone();
         let closing = tokio::spawn(async move { closer.close().await });
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -86,17 +116,12 @@ async fn close_waits_for_the_answers_to_calls_already_made() {
 async fn close_waits_at_most_the_idle_timeout_for_owed_answers() {
     const IDLE: Duration = Duration::from_millis(800);
     for transport in Transport::BOTH {
-        let gate = Arc::new(Gate::default());
-        let live = LiveServer::start_with_held_fsyncs(&[("bank", "bank")], &gate, |_| {}).await;
-        let client = Client::connect(options(&live, transport).with_idle_timeout(IDLE))
-            .await
-            .expect("connecting");
-        client.call("seed", &(2u32, 100i64)).await.expect("seeding");
-        gate.set(true);
-        let caller = client.clone();
-        let call = tokio::spawn(async move { caller.call("transfer", &(0u32, 1u32, 5i64)).await });
-        gate.wait_held(BOUND, "the transfer waits for its fsync")
-            .await;
+        let OwedAnswer {
+            gate,
+            live,
+            client,
+            call,
+        } = OwedAnswer::start(transport, |options| options.with_idle_timeout(IDLE)).await;
         let started = Instant::now();
         tokio::time::timeout(BOUND, client.close())
             .await
