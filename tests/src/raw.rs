@@ -95,6 +95,23 @@ impl RawWebSocket {
         socket.flush().await.expect("flushing");
     }
 
+    /// The reason of the server's Close frame, skipping the messages before
+    /// it; `None` if the connection ended without one.
+    pub async fn close_reason(&mut self) -> Option<String> {
+        loop {
+            let next = tokio::time::timeout(RECEIVE_TIMEOUT, self.0.next())
+                .await
+                .expect("the server closes in time");
+            match next? {
+                Ok(Message::Close(frame)) => {
+                    return Some(frame.map(|f| f.reason.to_string()).unwrap_or_default());
+                }
+                Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// The server's next message; `None` once the server closed the connection.
     pub async fn recv(&mut self) -> Option<ServerMessage> {
         loop {

@@ -332,3 +332,27 @@ async fn a_close_frame_drops_the_answers_not_yet_written() {
     }
     live.shutdown().await;
 }
+
+// PROTOCOL.md "WebSocket", server shutdown: the answer already queued, then
+// the fatal `Error`, then a Close frame giving the same reason (it said
+// `closed`, where QUIC's close said why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_says_why_in_the_error_and_the_close_frame() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut socket = connected(&live).await;
+    socket.send(&call(1, "noop", Vec::new())).await;
+    assert!(matches!(
+        socket.recv().await,
+        Some(ServerMessage::ReducerResult { request_id: 1, .. })
+    ));
+    let shutdown = tokio::spawn(live.shutdown());
+    assert_eq!(fatal(socket.recv().await), "the server is shutting down");
+    assert_eq!(
+        socket.close_reason().await.as_deref(),
+        Some("the server is shutting down")
+    );
+    tokio::time::timeout(Duration::from_secs(20), shutdown)
+        .await
+        .expect("shutdown finishes")
+        .expect("the shutdown task");
+}

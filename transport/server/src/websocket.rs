@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, error::CapacityError};
 use worldline_transport::FrameError;
@@ -16,7 +17,7 @@ use worldline_transport::FrameError;
 use crate::outbound::{Ended, MessageSink, Payload, pump};
 use crate::quic::sleep_until;
 use crate::session::{Flow, Session};
-use crate::shared::Shared;
+use crate::shared::{SHUTTING_DOWN, Shared};
 
 /// How much one read from the socket takes at most. The WebSocket library
 /// zeroes this much before every read, so the default (128 KiB) cost more
@@ -42,7 +43,13 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
     let idle_timeout = shared.config.idle_timeout;
     let (sink, mut stream) = socket.split();
     let (mut session, outbox) = Session::new(shared, peer.ip());
-    let mut writer = tokio::spawn(pump(outbox, WebSocketSink { sink }));
+    let mut writer = tokio::spawn(pump(
+        outbox,
+        WebSocketSink {
+            sink,
+            shutdown: shutdown.clone(),
+        },
+    ));
     // The writer's outcome, if it ended while the client was being read
     // (its handle must not be awaited again then).
     let mut ended = None;
@@ -69,7 +76,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
                 break;
             }
             _ = shutdown.changed() => {
-                flow = session.refuse("the server is shutting down".into(), true);
+                flow = session.refuse(SHUTTING_DOWN.into(), true);
                 continue;
             }
         };
@@ -141,6 +148,8 @@ fn read_error(error: axum::Error) -> String {
 /// Writes binary messages on the socket.
 struct WebSocketSink {
     sink: SplitSink<WebSocket, Message>,
+    /// Whether the server is shutting down, which is then the Close reason.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl MessageSink for WebSocketSink {
@@ -163,9 +172,14 @@ impl MessageSink for WebSocketSink {
         if let Ended::Stalled(_) = ended {
             return;
         }
+        // Everything written: the reason is `closed`, or the shutdown.
+        let reason = match ended {
+            Ended::Closed if *self.shutdown.borrow() => SHUTTING_DOWN,
+            ended => ended.reason(),
+        };
         let frame = CloseFrame {
             code: axum::extract::ws::close_code::NORMAL,
-            reason: truncate(ended.reason(), 120).into(),
+            reason: truncate(reason, 120).into(),
         };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
         let _ = self.sink.close().await;
