@@ -257,7 +257,7 @@ const QUOTED_NAME_CHARS: usize = 200;
 /// A name from a client (which may be very long), as an error quotes it:
 /// whole if it has at most [`QUOTED_NAME_CHARS`] characters, else its first
 /// [`QUOTED_NAME_CHARS`] characters followed by `…`.
-pub(crate) fn quoted_name(name: &str) -> String {
+pub fn quoted_name(name: &str) -> String {
     worldline_datastore::excerpt(name, QUOTED_NAME_CHARS)
 }
 

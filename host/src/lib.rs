@@ -57,7 +57,7 @@ pub use database::{
     SwapPolicy, describe_component, describe_component_definition,
 };
 pub use engine::{CompileHook, Engine, EngineConfig};
-pub use error::{CallError, HostError};
+pub use error::{CallError, HostError, quoted_name};
 pub use host::{Host, HostConfig, UnavailableDatabase};
 pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use worldline_transport::{ServerMessage, encode_message, split_message};
 
+use crate::shared::SHUTTING_DOWN;
+
 /// An encoded server message, shared by every connection it goes to.
 pub(crate) type Payload = Arc<[u8]>;
 
@@ -250,9 +252,12 @@ pub(crate) enum Ended {
 }
 
 impl Ended {
-    /// The reason the connection ended, as the peer is told it.
-    pub(crate) fn reason(&self) -> &str {
+    /// The reason the connection ended, as the peer is told it when it is
+    /// closed: `closed` once everything queued was written, or
+    /// [`SHUTTING_DOWN`] if that was because the server is shutting down.
+    pub(crate) fn close_reason(&self, shutting_down: bool) -> &str {
         match self {
+            Ended::Closed if shutting_down => SHUTTING_DOWN,
             Ended::Closed => "closed",
             Ended::Kicked(reason) | Ended::Broken(reason) | Ended::Stalled(reason) => reason,
         }

@@ -309,10 +309,7 @@ impl MessageSink for QuicSink {
             let _ = self.send.finish();
             let _ = self.send.stopped().await;
         }
-        let reason = match ended {
-            Ended::Closed if *self.shutdown.borrow() => SHUTTING_DOWN,
-            ended => ended.reason(),
-        };
+        let reason = ended.close_reason(*self.shutdown.borrow());
         self.connection.close(0u32.into(), reason.as_bytes());
     }
 }

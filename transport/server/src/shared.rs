@@ -6,9 +6,10 @@ use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
-use worldline_host::datastore::excerpt;
 use worldline_host::outbound::AllowList;
-use worldline_host::{Authority, Database, Engine, Host, Identity, UnavailableDatabase};
+use worldline_host::{
+    Authority, Database, Engine, Host, Identity, UnavailableDatabase, quoted_name,
+};
 
 use crate::config::ServerConfig;
 use crate::database_actor::{self, ConnKey, DatabaseHandle};
@@ -229,7 +230,7 @@ impl Shared {
         }
         match self.unavailable(name) {
             Some(unavailable) => Err(Missing::Unavailable(unavailable)),
-            None => Err(Missing::NoSuchDatabase(excerpt(name, QUOTED_NAME_CHARS))),
+            None => Err(Missing::NoSuchDatabase(quoted_name(name))),
         }
     }
 
@@ -286,17 +287,11 @@ impl Shared {
     }
 }
 
-/// The most characters of a database name a client gave (in `Hello`, or
-/// in a request's path) that [`Missing::NoSuchDatabase`] quotes, as the
-/// host quotes the reducer names it refuses: longer names are cut there
-/// and end with `…`.
-const QUOTED_NAME_CHARS: usize = 200;
-
 /// Why a database name finds nothing to serve.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum Missing {
-    /// No database has this name (quoted: at most [`QUOTED_NAME_CHARS`]
-    /// characters of it).
+    /// No database has this name (quoted as the host quotes names a
+    /// client gave: [`quoted_name`] cuts a long one).
     #[error("no database named `{0}` on this server")]
     NoSuchDatabase(String),
     /// The database exists but could not be recovered at startup.

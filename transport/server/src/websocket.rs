@@ -172,11 +172,7 @@ impl MessageSink for WebSocketSink {
         if let Ended::Stalled(_) = ended {
             return;
         }
-        // Everything written: the reason is `closed`, or the shutdown.
-        let reason = match ended {
-            Ended::Closed if *self.shutdown.borrow() => SHUTTING_DOWN,
-            ended => ended.reason(),
-        };
+        let reason = ended.close_reason(*self.shutdown.borrow());
         let frame = CloseFrame {
             code: axum::extract::ws::close_code::NORMAL,
             reason: truncate(reason, 120).into(),
