@@ -18,6 +18,7 @@ const GUESTS: &[&str] = &[
     "hostile",
     "hostile-start",
     "hostile-describe",
+    "hostile-schedule",
     "describe-panics",
     "escape",
     "escape-describe-loop",

@@ -443,7 +443,15 @@ impl Actor {
                             Wake::Command(command) => command,
                             Wake::Durable => {
                                 self.release();
-                                continue;
+                                // A scheduled run that outlasts an fsync finds
+                                // the log durable again at every look, and
+                                // `durable` comes first: a command waiting
+                                // gets its turn before the next run.
+                                match commands.try_recv() {
+                                    Ok(queued) => Some(queued),
+                                    Err(mpsc::error::TryRecvError::Empty) => continue,
+                                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                                }
                             }
                             Wake::Schedule => continue,
                         }

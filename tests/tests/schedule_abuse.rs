@@ -1,0 +1,85 @@
+//! Scheduled and lifecycle reducers that misbehave on purpose
+//! (`guest-rust/test-modules/hostile-schedule`), against a real server on
+//! loopback: a job that runs until its deadline and is due again at once
+//! must not lock its database's clients (its owner included) out, nor keep
+//! the server from stopping.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use worldline_client::{Client, ConnectOptions};
+use worldline_tests::live::LiveServer;
+use worldline_transport::ReducerStatus;
+
+/// A row of the module's `job` table.
+#[derive(Debug, Deserialize)]
+struct Job {
+    id: u64,
+    at: i64,
+    every: u64,
+    mode: String,
+}
+
+/// Connects to `database` as its owner, over WebSocket.
+async fn connect_owner(live: &LiveServer, database: &str) -> Client {
+    let options = ConnectOptions::websocket(live.ws_url(), database);
+    Client::connect(options.with_token(live.owner_token.clone()))
+        .await
+        .expect("the owner connects")
+}
+
+/// Calls `reducer`, which must commit within `within`.
+async fn commits_within(
+    client: &Client,
+    reducer: &str,
+    args: &impl serde::Serialize,
+    within: Duration,
+) {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(within, client.call(reducer, args))
+        .await
+        .unwrap_or_else(|_| panic!("`{reducer}` got no answer in {within:?}"))
+        .expect("an answer");
+    assert_eq!(outcome.status, ReducerStatus::Committed, "{reducer}");
+    eprintln!("`{reducer}` answered in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls() {
+    // The tests' reducer deadline is 500 ms: each run of the job takes that long.
+    let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
+    let owner = connect_owner(&live, "hs").await;
+    commits_within(
+        &owner,
+        "schedule_in",
+        &(0u64, 1u64, "spin"),
+        Duration::from_secs(5),
+    )
+    .await;
+    // Let the job start its back-to-back runs (each one stopped at the deadline).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Each call waits at most for the run under way, not for ever.
+    for _ in 0..3 {
+        commits_within(&owner, "set_hooks", &("ok", "ok"), Duration::from_secs(5)).await;
+    }
+    let jobs = tokio::time::timeout(Duration::from_secs(5), owner.query("SELECT * FROM job"))
+        .await
+        .expect("a query answered while the job runs")
+        .expect("the rows");
+    let jobs: Vec<Job> = jobs[0]
+        .rows
+        .iter()
+        .map(|row| postcard::from_bytes(row).expect("a job row"))
+        .collect();
+    assert!(
+        matches!(jobs.as_slice(), [job] if job.mode == "spin" && job.every == 1 && job.id == 1 && job.at > 0),
+        "{jobs:?}"
+    );
+    // The owner can stop it.
+    commits_within(&owner, "clear_jobs", &(), Duration::from_secs(5)).await;
+    owner.close().await;
+    tokio::time::timeout(Duration::from_secs(15), live.shutdown())
+        .await
+        .expect("the server stops");
+}
