@@ -16,6 +16,7 @@ use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 use crate::engine::Engine;
 use crate::error::{CallError, HostError, quoted_name};
 use crate::identity::{ConnectionId, Identity, Timestamp};
+use crate::log_throttle::LogThrottle;
 use crate::module_log::{ModuleLog, truncate_line};
 use crate::procedure::{ProcedureRun, ProcedureSlots, ProcedureSource};
 use crate::procedure_tx::{CommitReply, CommittedTx, Returned, TxRequest, TxSubmitter};
@@ -251,6 +252,8 @@ pub struct Database {
     outbound: Option<OutboundHttp>,
     /// The scheduled rows by due time, kept exact after every commit.
     scheduler: Scheduler,
+    /// Bounds the module-log lines about failed scheduled runs.
+    schedule_failures: LogThrottle,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -343,6 +346,7 @@ impl Database {
             procedure_slots: ProcedureSlots::default(),
             outbound: None,
             scheduler,
+            schedule_failures: LogThrottle::default(),
         })
     }
 

@@ -36,6 +36,7 @@ mod error;
 mod host;
 mod host_calls;
 mod identity;
+mod log_throttle;
 mod module_log;
 mod procedure;
 mod procedure_http;

@@ -2,12 +2,13 @@
 //! (`guest-rust/test-modules/hostile-schedule`), against a real server on
 //! loopback: a job that runs until its deadline and is due again at once
 //! must not lock its database's clients (its owner included) out, nor keep
-//! the server from stopping.
+//! the server from stopping; a job that fails on every run, back to back,
+//! must not write a module-log line per run.
 
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use worldline_client::{Client, ConnectOptions};
+use worldline_client::{Client, ConnectOptions, Event};
 use worldline_tests::live::LiveServer;
 use worldline_transport::ReducerStatus;
 
@@ -82,4 +83,89 @@ async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls()
     tokio::time::timeout(Duration::from_secs(15), live.shutdown())
         .await
         .expect("the server stops");
+}
+
+/// The messages of `database`'s module log, read through the HTTP API as
+/// its owner.
+fn module_log(live: &LiveServer, database: &str) -> Vec<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    let body = agent
+        .get(format!(
+            "http://{}/v1/database/{database}/logs",
+            live.http_addr()
+        ))
+        .header("Authorization", format!("Bearer {}", live.owner_token))
+        .call()
+        .expect("reading the log")
+        .body_mut()
+        .read_to_string()
+        .expect("its body");
+    body.lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            line["message"].as_str().expect("a message").to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
+    let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
+    let owner = connect_owner(&live, "hs").await;
+    let mut events = owner.take_events().expect("the event stream");
+    owner
+        .subscribe(&["SELECT * FROM job"])
+        .await
+        .expect("subscribing");
+    let started = Instant::now();
+    commits_within(
+        &owner,
+        "schedule_in",
+        &(0u64, 1u64, "err"),
+        Duration::from_secs(5),
+    )
+    .await;
+    // Every failed run moves the row on: each is a transaction the subscriber sees.
+    let mut runs = 0;
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while runs < 300 || started.elapsed() < Duration::from_millis(1_500) {
+            if let Event::TransactionUpdate { event, .. } = events.recv().await.expect("open") {
+                runs += usize::from(event.reducer == "run_job");
+            }
+        }
+    })
+    .await
+    .expect("hundreds of runs");
+    commits_within(&owner, "clear_jobs", &(), Duration::from_secs(5)).await;
+    let seconds = started.elapsed().as_secs() as usize;
+
+    let log = module_log(&live, "hs");
+    let failures: Vec<&String> = log
+        .iter()
+        .filter(|line| line.starts_with("scheduled reducer `run_job` failed for row 1 of `job`"))
+        .collect();
+    // A burst of 10 lines, then one a second, however many runs failed.
+    assert!(
+        !failures.is_empty() && failures.len() <= 10 + seconds + 1,
+        "{} failure lines for {runs} runs in {seconds} s: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    assert!(
+        failures
+            .iter()
+            .all(|line| line.contains("failed on purpose (err)")),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|line| line.contains("more failed scheduled runs since the last such line")),
+        "the lines say how many runs they stand for: {failures:?}"
+    );
+    owner.close().await;
+    live.shutdown().await;
 }

@@ -8,6 +8,7 @@ use worldline_datastore::{Datastore, DbError};
 use super::{CallContext, Database, ReducerOutcome, TxOrigin};
 use crate::error::CallError;
 use crate::identity::Timestamp;
+use crate::log_throttle::held_back_note;
 use crate::module_log::LogLevel;
 use crate::scheduler::{ScheduleKey, ScheduleTable, ScheduledRow};
 
@@ -65,8 +66,9 @@ impl Database {
     /// `at + k * interval` later than `now`, unless the reducer deleted or
     /// changed it itself. If the reducer fails, its writes roll back, the
     /// row is taken off the schedule in a transaction of its own, and the
-    /// failure goes to the module log. Returns once the transactions are
-    /// committed in memory: wait for their offsets to be durable (see
+    /// failure goes to the module log (a burst of 10 such lines, then at
+    /// most one a second, counting the rest). Returns once the transactions
+    /// are committed in memory: wait for their offsets to be durable (see
     /// [`call_reducer_nowait`](Self::call_reducer_nowait)).
     pub fn run_due_schedules(&mut self, now: Timestamp) -> Vec<ScheduledRun> {
         std::iter::from_fn(|| self.run_next_schedule(now))
@@ -124,14 +126,18 @@ impl Database {
                 })
             }
             Err(error) => {
-                let table_name = &self.schema.tables[table.table].name;
-                self.log().push(
-                    LogLevel::Error,
-                    format!(
-                        "scheduled reducer `{reducer}` failed for row {} of `{table_name}`: {error}",
-                        row.describe_key(&table)
-                    ),
-                );
+                if let Some(held_back) = self.schedule_failures.admit(now) {
+                    let table_name = &self.schema.tables[table.table].name;
+                    self.log().push(
+                        LogLevel::Error,
+                        format!(
+                            "scheduled reducer `{reducer}` failed for row {} of `{table_name}`: \
+                             {error}{}",
+                            row.describe_key(&table),
+                            held_back_note(held_back, "failed scheduled runs")
+                        ),
+                    );
+                }
                 let outcome = self.take_off_alone(&table, &bytes, &row, &reducer, now, ctx);
                 if outcome.is_none() && self.broken.is_none() {
                     // The row could not be taken off: do not run it again
