@@ -16,7 +16,7 @@ use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 use crate::engine::Engine;
 use crate::error::{CallError, HostError, quoted_name};
 use crate::identity::{ConnectionId, Identity, Timestamp};
-use crate::log_throttle::LogThrottle;
+use crate::log_throttle::{LogThrottle, held_back_note};
 use crate::module_log::{ModuleLog, truncate_line};
 use crate::procedure::{ProcedureRun, ProcedureSlots, ProcedureSource};
 use crate::procedure_tx::{CommitReply, CommittedTx, Returned, TxRequest, TxSubmitter};
@@ -254,6 +254,8 @@ pub struct Database {
     scheduler: Scheduler,
     /// Bounds the module-log lines about failed scheduled runs.
     schedule_failures: LogThrottle,
+    /// Bounds the server-log lines about trapped reducers.
+    traps: LogThrottle,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -347,6 +349,7 @@ impl Database {
             outbound: None,
             scheduler,
             schedule_failures: LogThrottle::default(),
+            traps: LogThrottle::default(),
         })
     }
 
@@ -948,10 +951,13 @@ impl Database {
             Err(trap) => {
                 store.data_mut().datastore.rollback();
                 let error = self.classify_trap(&trap);
-                tracing::warn!(
-                    "reducer `{}` trapped: {error}",
-                    self.schema.reducers[id].name
-                );
+                if let Some(held_back) = self.traps.admit(Timestamp::now()) {
+                    tracing::warn!(
+                        "reducer `{}` trapped: {error}{}",
+                        self.schema.reducers[id].name,
+                        held_back_note(held_back, "traps of this database's reducers")
+                    );
+                }
                 self.rebuild_instance();
                 Err(error)
             }

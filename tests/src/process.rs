@@ -77,15 +77,16 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// `worldline start` on `dir` (durability `every`, a snapshot every 200
-    /// transactions, free ports), its standard output piped.
-    fn spawn(dir: &Path) -> Child {
+    /// transactions, free ports), its standard output piped and its
+    /// standard error (the server's log) to `stderr`.
+    fn spawn(dir: &Path, stderr: Stdio) -> Child {
         Command::new(worldline_binary())
             .args(["start", "--durability", "every", "--snapshot-every", "200"])
             .args(["--listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("running worldline start")
     }
@@ -93,7 +94,7 @@ impl ServerProcess {
     /// Starts the server on `dir` and SIGKILLs it `after` that long, most
     /// likely while it recovers its databases or before it is ready.
     pub fn kill_while_starting(dir: &Path, after: Duration) {
-        let mut child = Self::spawn(dir);
+        let mut child = Self::spawn(dir, Stdio::inherit());
         std::thread::sleep(after);
         child.kill().expect("SIGKILL");
         child.wait().expect("reaping the server");
@@ -101,7 +102,13 @@ impl ServerProcess {
 
     /// Starts the server on `dir` and waits for its ready line.
     pub fn start(dir: &Path) -> Self {
-        let mut child = Self::spawn(dir);
+        Self::start_with_stderr(dir, Stdio::inherit())
+    }
+
+    /// Like [`start`](Self::start), with the server's standard error (its
+    /// log) going to `stderr`, such as a file the test reads.
+    pub fn start_with_stderr(dir: &Path, stderr: Stdio) -> Self {
+        let mut child = Self::spawn(dir, stderr);
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let (mut http, mut quic) = (None, None);
         for line in lines.by_ref() {

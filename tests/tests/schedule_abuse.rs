@@ -3,13 +3,16 @@
 //! loopback: a job that runs until its deadline and is due again at once
 //! must not lock its database's clients (its owner included) out, nor keep
 //! the server from stopping; a job that fails on every run, back to back,
-//! must not write a module-log line per run.
+//! must not write a module-log line per run, and one trapping on every run
+//! not a server-log line per run either.
 
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use worldline_client::{Client, ConnectOptions, Event};
 use worldline_tests::live::LiveServer;
+use worldline_tests::process::{Http, ServerProcess};
+use worldline_tests::{TempDir, guest_wasm};
 use worldline_transport::ReducerStatus;
 
 /// A row of the module's `job` table.
@@ -85,19 +88,16 @@ async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls()
         .expect("the server stops");
 }
 
-/// The messages of `database`'s module log, read through the HTTP API as
-/// its owner.
-fn module_log(live: &LiveServer, database: &str) -> Vec<String> {
+/// The messages of `database`'s module log, read through the HTTP API of
+/// the server at `base` (`http://IP:PORT`) as the owner whose token is `token`.
+fn module_log(base: &str, token: &str, database: &str) -> Vec<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(20)))
         .build()
         .into();
     let body = agent
-        .get(format!(
-            "http://{}/v1/database/{database}/logs",
-            live.http_addr()
-        ))
-        .header("Authorization", format!("Bearer {}", live.owner_token))
+        .get(format!("{base}/v1/database/{database}/logs"))
+        .header("Authorization", format!("Bearer {token}"))
         .call()
         .expect("reading the log")
         .body_mut()
@@ -142,7 +142,8 @@ async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
     commits_within(&owner, "clear_jobs", &(), Duration::from_secs(5)).await;
     let seconds = started.elapsed().as_secs() as usize;
 
-    let log = module_log(&live, "hs");
+    let base = format!("http://{}", live.http_addr());
+    let log = module_log(&base, &live.owner_token, "hs");
     let failures: Vec<&String> = log
         .iter()
         .filter(|line| line.starts_with("scheduled reducer `run_job` failed for row 1 of `job`"))
@@ -168,4 +169,50 @@ async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
     );
     owner.close().await;
     live.shutdown().await;
+}
+
+#[test]
+fn a_job_trapping_on_every_run_does_not_write_a_server_log_line_per_run() {
+    let dir = TempDir::new("worldline-schedule-traps");
+    let stderr_path = dir.path().join("server-stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).expect("a file for the server's log");
+    let server = ServerProcess::start_with_stderr(&dir.path().join("data"), stderr.into());
+    let owner = Http::new_identity(&server.http);
+    owner.publish("hs", &guest_wasm("hostile-schedule"));
+    let token = owner.token().expect("a token").to_owned();
+    let started = Instant::now();
+    owner.call_ok("hs", "schedule_in", &serde_json::json!([0, 1, "trap"]));
+    // Wait until the module log has counted hundreds of failed runs.
+    let counted = |line: &String| {
+        let (_, rest) = line.split_once(" (")?;
+        rest.split_once(" more failed scheduled runs")?
+            .0
+            .parse::<u64>()
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while module_log(&server.http, &token, "hs")
+        .iter()
+        .filter_map(counted)
+        .sum::<u64>()
+        < 300
+    {
+        assert!(Instant::now() < deadline, "hundreds of traps in 15 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    owner.call_ok("hs", "clear_jobs", &serde_json::json!([]));
+    let seconds = started.elapsed().as_secs() as usize;
+    server.kill();
+
+    let log = std::fs::read_to_string(&stderr_path).expect("the server's log");
+    let traps: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("reducer `run_job` trapped"))
+        .collect();
+    assert!(
+        !traps.is_empty() && traps.len() <= 10 + seconds + 1,
+        "{} lines about traps in {seconds} s: {:?}",
+        traps.len(),
+        &traps[..traps.len().min(3)]
+    );
 }
