@@ -216,3 +216,22 @@ fn a_job_trapping_on_every_run_does_not_write_a_server_log_line_per_run() {
         &traps[..traps.len().min(3)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_hook_that_never_returns_does_not_hold_the_stop_for_a_deadline_per_client() {
+    // 30 clients whose `client_disconnected` each runs to the tests' 500 ms
+    // deadline: 15 s if every hook ran at the stop.
+    let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
+    let owner = connect_owner(&live, "hs").await;
+    commits_within(&owner, "set_hooks", &("ok", "spin"), Duration::from_secs(5)).await;
+    let mut clients = vec![owner];
+    for _ in 0..29 {
+        clients.push(connect_owner(&live, "hs").await);
+    }
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), live.shutdown())
+        .await
+        .expect("the server stops within the hooks' budget and one deadline");
+    eprintln!("stopped in {:?}", started.elapsed());
+    drop(clients);
+}

@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use worldline_host::datastore::{Lifecycle, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{
@@ -47,6 +47,12 @@ pub(crate) type ConnKey = u64;
 
 /// How many commands run before the messages that are durable are released.
 const MAX_BATCH: usize = 512;
+
+/// How long, once the server begins to stop, a database keeps running
+/// `client_disconnected` for the connections closed; after that the rest
+/// close without it, as they would in a crash.
+const SHUTDOWN_HOOKS: Duration = Duration::from_secs(5);
+
 /// The longest the thread runs commands before it releases the messages
 /// that are durable: an answer waits at most about this long (and one turn
 /// of each other connection, see [`turns`]) behind a backlog.
@@ -209,9 +215,11 @@ impl DatabaseHandle {
 }
 
 /// Starts `database`'s thread. It runs until every handle is dropped.
+/// `shutdown` turns true when the server begins to stop.
 pub(crate) fn spawn(
     name: &str,
     database: Database,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(DatabaseHandle, JoinHandle<()>), ServerError> {
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let budget = Arc::new(Semaphore::new(COMMAND_QUEUE_BYTES));
@@ -230,6 +238,8 @@ pub(crate) fn spawn(
         durable: Arc::new(Notify::new()),
         stopped: None,
         finished: false,
+        shutdown,
+        hooks_at_shutdown: None,
     };
     let thread = std::thread::Builder::new()
         .name(format!("db-{name}"))
@@ -388,6 +398,11 @@ struct Actor {
     stopped: Option<String>,
     /// Set when the database is being deleted: the thread ends.
     finished: bool,
+    /// Turns true when the server begins to stop.
+    shutdown: watch::Receiver<bool>,
+    /// Once the server is stopping: when the first `client_disconnected`
+    /// ran, and how many were skipped once [`SHUTDOWN_HOOKS`] had passed.
+    hooks_at_shutdown: Option<(Instant, usize)>,
 }
 
 impl Actor {
@@ -468,6 +483,14 @@ impl Actor {
         }
         // Every handle is gone (the server stops): what waits goes out once durable.
         self.flush();
+        if let Some((_, skipped @ 1..)) = self.hooks_at_shutdown {
+            tracing::warn!(
+                "database {}: client_disconnected did not run for {skipped} connections: the \
+                 server was stopping and the hooks had run for {} s",
+                self.name,
+                SHUTDOWN_HOOKS.as_secs()
+            );
+        }
         tracing::debug!("database {} stopped", self.name);
     }
 
@@ -950,12 +973,31 @@ impl Actor {
         for id in connection.query_sets.into_values().flat_map(|set| set.ids) {
             self.drop_subscriber(key, id);
         }
+        if self.skip_hook_at_shutdown() {
+            return;
+        }
         let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
         match self.database.client_disconnected_nowait(ctx) {
             Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientDisconnected, ctx, &outcome),
             Ok(None) => {}
             Err(e) => tracing::warn!("client_disconnected failed in {}: {e}", self.name),
         }
+    }
+
+    /// Whether `client_disconnected` is skipped for a connection ending
+    /// now: only while the server stops, once the hooks have run for
+    /// [`SHUTDOWN_HOOKS`] (a hook that never returns would otherwise hold
+    /// the stop for a reducer deadline per connection).
+    fn skip_hook_at_shutdown(&mut self) -> bool {
+        if !*self.shutdown.borrow() {
+            return false;
+        }
+        let (since, skipped) = self.hooks_at_shutdown.get_or_insert((Instant::now(), 0));
+        if since.elapsed() < SHUTDOWN_HOOKS {
+            return false;
+        }
+        *skipped += 1;
+        true
     }
 
     fn fan_out(&mut self, lifecycle: Lifecycle, ctx: CallContext, outcome: &ReducerOutcome) {

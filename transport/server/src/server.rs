@@ -170,7 +170,9 @@ impl Server {
     /// database and releases the data directory. Each WebSocket and QUIC
     /// connection is first sent what was already queued for it, then a
     /// fatal `Error` saying the server is shutting down; QUIC connections
-    /// still writing after 5 s are closed with that reason.
+    /// still writing after 5 s are closed with that reason. Each database
+    /// runs `client_disconnected` for its closed connections for up to 5 s
+    /// (and the call running then); the rest close without it.
     pub async fn shutdown(self) {
         self.shared.begin_shutdown();
         // The QUIC task closes the endpoint once its connections are done.

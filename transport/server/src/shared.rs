@@ -170,7 +170,7 @@ impl Shared {
 
     /// Starts serving `database` as `name`.
     pub(crate) fn run(&self, name: &str, database: Database) -> Result<(), ServerError> {
-        let (handle, thread) = database_actor::spawn(name, database)?;
+        let (handle, thread) = database_actor::spawn(name, database, self.shutdown.subscribe())?;
         self.databases
             .write()
             .expect("no thread panics holding the registry")
