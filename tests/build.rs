@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "hostile-start",
     "hostile-describe",
     "hostile-schedule",
+    "hostile-schedule-unscheduled",
     "describe-panics",
     "escape",
     "escape-describe-loop",

@@ -4,7 +4,9 @@
 //! must not lock its database's clients (its owner included) out, nor keep
 //! the server from stopping; a job that fails on every run, back to back,
 //! must not write a module-log line per run, and one trapping on every run
-//! not a server-log line per run either.
+//! not a server-log line per run either. A client_disconnected that never
+//! returns must not hold a stop for a deadline per connection, and a hot
+//! swap that stops or starts a schedule must say so.
 
 use std::time::{Duration, Instant};
 
@@ -234,4 +236,67 @@ async fn a_disconnect_hook_that_never_returns_does_not_hold_the_stop_for_a_deadl
         .expect("the server stops within the hooks' budget and one deadline");
     eprintln!("stopped in {:?}", started.elapsed());
     drop(clients);
+}
+
+/// The SQL answer's rows of `table`, as JSON arrays of columns.
+fn sql_rows(owner: &Http, table: &str) -> Vec<Vec<serde_json::Value>> {
+    let answer = owner.post_ok(
+        "/v1/database/hs/sql",
+        "text/plain",
+        format!("SELECT * FROM {table}").as_bytes(),
+    );
+    answer["tables"][0]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| row.as_array().cloned().expect("a row"))
+        .collect()
+}
+
+#[test]
+fn a_swap_that_stops_or_starts_a_schedule_lists_it_among_the_changes() {
+    let dir = TempDir::new("worldline-schedule-swap");
+    let server = ServerProcess::start(dir.path());
+    let owner = Http::new_identity(&server.http);
+    owner.publish("hs", &guest_wasm("hostile-schedule"));
+    // Due in 3 s: both swaps below come first.
+    owner.call_ok(
+        "hs",
+        "schedule_in",
+        &serde_json::json!([3_000_000, 0, "ok"]),
+    );
+    let swap = |guest: &str| -> Vec<String> {
+        let published = owner.post_ok("/v1/database/hs", "application/wasm", &guest_wasm(guest));
+        assert_eq!(published["outcome"], "updated", "{published}");
+        serde_json::from_value(published["changes"].clone()).expect("the changes, as lines")
+    };
+    let schedule = "reducer `run_job` (time `at`, interval `every`)";
+
+    let stopped = swap("hostile-schedule-unscheduled");
+    assert!(
+        stopped.contains(&format!(
+            "- table `job` no longer schedules {schedule} (its rows stay and do not run)"
+        )),
+        "{stopped:?}"
+    );
+    assert_eq!(sql_rows(&owner, "job").len(), 1, "the row stays");
+
+    let started = swap("hostile-schedule");
+    assert!(
+        started.contains(&format!("+ table `job` schedules {schedule}")),
+        "{started:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sql_rows(&owner, "job").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the row runs once scheduled again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        sql_rows(&owner, "ran"),
+        vec![vec![serde_json::json!("ok"), serde_json::json!(1)]]
+    );
 }

@@ -64,6 +64,19 @@ pub enum CompatibleChange {
         /// The reducer's name.
         reducer: String,
     },
+    /// A table became the schedule of a reducer, stopped being one, or
+    /// schedules another reducer or by other columns. Rows of a new
+    /// schedule that are due run at once; rows of a schedule removed stay
+    /// and never run.
+    ScheduleChanged {
+        /// The table's name.
+        table: String,
+        /// What it scheduled before, if anything, such as
+        /// ``reducer `tick` (time `at`, interval `every`)``.
+        from: Option<String>,
+        /// What it schedules now, if anything.
+        to: Option<String>,
+    },
     /// A reducer whose parameters or lifecycle role changed.
     ReducerChanged {
         /// The reducer's name.
@@ -88,7 +101,8 @@ impl CompatibleChange {
         match self {
             CompatibleChange::TableAdded { .. }
             | CompatibleChange::IndexAdded { .. }
-            | CompatibleChange::ReducerAdded { .. } => true,
+            | CompatibleChange::ReducerAdded { .. }
+            | CompatibleChange::ScheduleChanged { .. } => true,
             CompatibleChange::VisibilityChanged { public, .. } => *public,
             CompatibleChange::IndexRemoved { .. }
             | CompatibleChange::ReducerRemoved { .. }
@@ -128,6 +142,19 @@ impl fmt::Display for CompatibleChange {
                 "~ table `{table}` is now {}",
                 if *public { "public" } else { "private" }
             ),
+            CompatibleChange::ScheduleChanged { table, from, to } => match (from, to) {
+                (None, Some(to)) => write!(f, "+ table `{table}` schedules {to}"),
+                (Some(from), None) => write!(
+                    f,
+                    "- table `{table}` no longer schedules {from} (its rows stay and do not run)"
+                ),
+                (from, to) => write!(
+                    f,
+                    "~ table `{table}` schedules {} (was {})",
+                    to.as_deref().unwrap_or("nothing"),
+                    from.as_deref().unwrap_or("nothing")
+                ),
+            },
             CompatibleChange::ReducerAdded { reducer } => write!(f, "+ reducer `{reducer}`"),
             CompatibleChange::ReducerRemoved { reducer } => write!(f, "- reducer `{reducer}`"),
             CompatibleChange::ReducerChanged {
@@ -361,8 +388,8 @@ fn write_lines<T: fmt::Display>(f: &mut fmt::Formatter<'_>, lines: &[T]) -> fmt:
 /// otherwise every incompatible change.
 ///
 /// Compatible: new tables, new indexes (btree or unique), removed indexes
-/// other than the primary key, a table's visibility, and reducers added,
-/// removed or changed. Incompatible: a table removed; a column removed,
+/// other than the primary key, a table's visibility, a table's schedule
+/// (added, removed or changed), and reducers added, removed or changed. Incompatible: a table removed; a column removed,
 /// added, renamed, retyped or moved; the primary key's columns changed; the
 /// auto-increment columns changed. Both schemas should have passed
 /// [`ModuleSchema::validate`]; invalid index or key positions are reported
@@ -390,6 +417,7 @@ pub fn plan_migration(
             });
         }
     }
+    diff_schedules(old, new, &mut compatible);
     diff_reducers(&old.reducers, &new.reducers, &mut compatible);
     if incompatible.is_empty() {
         Ok(MigrationPlan {
@@ -562,6 +590,45 @@ fn diff_columns(old: &TableSchema, new: &TableSchema, incompatible: &mut Vec<Inc
             from: kept_old.into_iter().cloned().collect(),
             to: kept_new.into_iter().cloned().collect(),
         });
+    }
+}
+
+/// What table `table` of `schema` schedules, for people: ``reducer `tick`
+/// (time `at`, interval `every`)``; `None` if it is not a schedule.
+fn describe_schedule(schema: &ModuleSchema, table: usize) -> Option<String> {
+    let schedule = schema.schedules.iter().find(|s| s.table == table)?;
+    let columns = schema.tables.get(table)?;
+    let reducer = schema
+        .reducers
+        .get(schedule.reducer)
+        .map_or_else(|| format!("#{}", schedule.reducer), |r| r.name.clone());
+    let interval = schedule.interval_column.map_or_else(
+        || ", no interval".to_owned(),
+        |c| format!(", interval `{}`", columns.column_name(c)),
+    );
+    Some(format!(
+        "reducer `{reducer}` (time `{}`{interval})",
+        columns.column_name(schedule.at_column)
+    ))
+}
+
+/// A [`CompatibleChange::ScheduleChanged`] for every table kept whose
+/// schedule changed, and every table added as a schedule.
+fn diff_schedules(old: &ModuleSchema, new: &ModuleSchema, compatible: &mut Vec<CompatibleChange>) {
+    for (position, table) in new.tables.iter().enumerate() {
+        let to = describe_schedule(new, position);
+        let from = old
+            .tables
+            .iter()
+            .position(|t| t.name == table.name)
+            .and_then(|old_position| describe_schedule(old, old_position));
+        if from != to {
+            compatible.push(CompatibleChange::ScheduleChanged {
+                table: table.name.clone(),
+                from,
+                to,
+            });
+        }
     }
 }
 
