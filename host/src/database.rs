@@ -17,7 +17,7 @@ use crate::engine::Engine;
 use crate::error::{CallError, HostError, quoted_name};
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::log_throttle::{LogThrottle, held_back_note};
-use crate::module_log::{ModuleLog, truncate_line};
+use crate::module_log::{LogLevel, ModuleLog, truncate_line};
 use crate::procedure::{ProcedureRun, ProcedureSlots, ProcedureSource};
 use crate::procedure_tx::{CommitReply, CommittedTx, Returned, TxRequest, TxSubmitter};
 use crate::scheduler::Scheduler;
@@ -256,6 +256,8 @@ pub struct Database {
     schedule_failures: LogThrottle,
     /// Bounds the server-log lines about trapped reducers.
     traps: LogThrottle,
+    /// Bounds the module-log lines about failed `client_disconnected` runs.
+    disconnect_failures: LogThrottle,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -350,6 +352,7 @@ impl Database {
             scheduler,
             schedule_failures: LogThrottle::default(),
             traps: LogThrottle::default(),
+            disconnect_failures: LogThrottle::default(),
         })
     }
 
@@ -734,12 +737,17 @@ impl Database {
         self.run_lifecycle(Lifecycle::ClientConnected, ctx)
     }
 
-    /// Runs the module's `client_disconnected` reducer, if it has one.
+    /// Runs the module's `client_disconnected` reducer, if it has one. A
+    /// failure has no caller to go to, so it also goes to the module log
+    /// (a burst of 10 such lines, then at most one a second, counting the
+    /// rest).
     pub fn client_disconnected(
         &mut self,
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
-        self.run_lifecycle(Lifecycle::ClientDisconnected, ctx)
+        let outcome = self.client_disconnected_nowait(ctx)?;
+        self.wait_durable(outcome.as_ref().and_then(|outcome| outcome.offset))?;
+        Ok(outcome)
     }
 
     /// Like [`client_connected`](Self::client_connected), but returns as
@@ -758,7 +766,24 @@ impl Database {
         &mut self,
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
-        self.run_lifecycle_nowait(Lifecycle::ClientDisconnected, ctx)
+        let ran = self.run_lifecycle_nowait(Lifecycle::ClientDisconnected, ctx);
+        if let Err(error) = &ran
+            && !matches!(error, CallError::Unavailable(_))
+            && let Some(held_back) = self.disconnect_failures.admit(Timestamp::now())
+        {
+            let connection = ctx
+                .connection_id
+                .map_or_else(String::new, |id| format!(", connection {id}"));
+            self.log().push(
+                LogLevel::Error,
+                format!(
+                    "client_disconnected failed for {}{connection}: {error}{}",
+                    ctx.caller,
+                    held_back_note(held_back, "failed client_disconnected runs")
+                ),
+            );
+        }
+        ran
     }
 
     fn run_lifecycle(

@@ -5,8 +5,9 @@
 //! the server from stopping; a job that fails on every run, back to back,
 //! must not write a module-log line per run, and one trapping on every run
 //! not a server-log line per run either. A client_disconnected that never
-//! returns must not hold a stop for a deadline per connection, and a hot
-//! swap that stops or starts a schedule must say so.
+//! returns must not hold a stop for a deadline per connection, one that
+//! fails must tell the owner in the module log, and a hot swap that stops
+//! or starts a schedule must say so.
 
 use std::time::{Duration, Instant};
 
@@ -299,4 +300,32 @@ fn a_swap_that_stops_or_starts_a_schedule_lists_it_among_the_changes() {
         sql_rows(&owner, "ran"),
         vec![vec![serde_json::json!("ok"), serde_json::json!(1)]]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_disconnect_hook_is_in_the_module_log() {
+    let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
+    let owner = connect_owner(&live, "hs").await;
+    commits_within(&owner, "set_hooks", &("ok", "err"), Duration::from_secs(5)).await;
+    let visitor = connect_owner(&live, "hs").await;
+    visitor.close().await;
+    let base = format!("http://{}", live.http_addr());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = module_log(&base, &live.owner_token, "hs");
+        if let Some(line) = log
+            .into_iter()
+            .find(|l| l.starts_with("client_disconnected failed"))
+        {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no line about the failed hook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        line.contains("connection ") && line.ends_with(": failed on purpose (err)"),
+        "{line}"
+    );
+    owner.close().await;
+    live.shutdown().await;
 }
