@@ -66,7 +66,7 @@ async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls()
     // Let the job start its back-to-back runs (each one stopped at the deadline).
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    // Each call waits at most for the run under way, not for ever.
+    // Each call waits for the run under way and at most the next one, not for ever.
     for _ in 0..3 {
         commits_within(&owner, "set_hooks", &("ok", "ok"), Duration::from_secs(5)).await;
     }
