@@ -123,6 +123,18 @@ fn server_on_command_line(matches: &ArgMatches) -> bool {
     false
 }
 
+/// Lets a closed standard output end the process quietly, as it ends `cat`
+/// or `grep` (`worldline sql ... | head`): the Rust runtime ignores
+/// SIGPIPE, so every later `println!` would panic instead. The server keeps
+/// ignoring it: a closed log pipe must not stop it.
+fn die_quietly_on_closed_stdout(command: &Command) {
+    if !matches!(command, Command::Start(_)) {
+        // SAFETY: restores the default disposition of one signal before any
+        // other thread exists; no handler is installed.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -134,6 +146,7 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     cli.global.server_on_command_line = server_on_command_line(&matches);
+    die_quietly_on_closed_stdout(&cli.command);
     let name = cli.command.name();
     match run(cli.command, &cli.global) {
         Ok(()) => ExitCode::SUCCESS,

@@ -260,6 +260,33 @@ fn a_subscriber_hears_that_the_server_is_shutting_down() {
     }
 }
 
+// `worldline subscribe ... | head -1` (or `sql --json | head`) panicked with
+// "failed printing to stdout: Broken pipe" once the reader had gone.
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+    let mut subscriber = alice
+        .command(&["subscribe", "chat", "SELECT * FROM message", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(subscriber.stdout.take().unwrap());
+    let mut initial = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut initial).unwrap();
+    assert!(initial.contains("\"initial\""), "{initial}");
+    // Like `head -1` exiting: the next line has nowhere to go.
+    drop(stdout);
+    alice.ok(&["call", "chat", "send_message", "hello"]);
+    let output = subscriber.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 // "the subscription was refused: subscription refused: ..." said it twice,
 // and a private table's refusal pointed to PROTOCOL.md.
 #[test]
