@@ -218,6 +218,11 @@ fn a_job_trapping_on_every_run_does_not_write_a_server_log_line_per_run() {
         traps.len(),
         &traps[..traps.len().min(3)]
     );
+    assert!(
+        traps.iter().all(|line| line.contains("database{name=hs}")),
+        "each line names the database: {:?}",
+        &traps[..traps.len().min(3)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
