@@ -24,6 +24,7 @@ const GUESTS: &[&str] = &[
     "escape-describe-sleep",
     "legacy-v1",
     "sums",
+    "outbound-abuse",
 ];
 
 fn main() {

@@ -1,0 +1,123 @@
+//! What an outsider can do with outbound HTTP from a procedure against a
+//! real server on loopback, with hostile HTTP servers of its own (let
+//! through the address guard with the development override, as
+//! `worldline start --http-allow-private-address` does): the documented
+//! limits hold whatever the database's owner does meanwhile.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use worldline_host::outbound::PrivateOverride;
+use worldline_tests::gate::Gate;
+use worldline_tests::guest_wasm;
+use worldline_tests::live::LiveServer;
+use worldline_tests::process::Http;
+
+/// A loopback HTTP server that reads each request's head, then holds the
+/// connection at `gate` before answering `200 held`.
+fn holding_server(gate: Arc<Gate>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                gate.pass();
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nheld",
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// A server whose procedures may reach `web` through the override.
+async fn server_reaching(web: SocketAddr) -> LiveServer {
+    LiveServer::start_with(&[], |config| {
+        config.host.engine.http_private_override = PrivateOverride::new([web]);
+    })
+    .await
+}
+
+/// Publishes the `outbound-abuse` module as `name`, allowing `allow`.
+fn publish(owner: &Http, name: &str, allow: &str) -> Value {
+    let path = format!("/v1/database/{name}?allow_http={allow}");
+    owner.post_ok(&path, "application/wasm", &guest_wasm("outbound-abuse"))
+}
+
+/// Calls the module's `fetch` procedure: its value, or the server's error.
+fn fetch(client: &Http, database: &str, url: &str, timeout_ms: u32) -> Result<String, String> {
+    let path = format!("/v1/database/{database}/call/fetch");
+    let body = json!([url, timeout_ms]).to_string();
+    let (status, text) = client
+        .post(&path, "application/json", body.as_bytes())
+        .map_err(|e| format!("no answer: {e}"))?;
+    let answer: Value = serde_json::from_str(&text).map_err(|_| text.clone())?;
+    match (status, &answer["value"], &answer["error"]) {
+        (200, Value::String(value), _) => Ok(value.clone()),
+        (_, _, Value::String(error)) => Err(error.clone()),
+        _ => Err(format!("{status} {text}")),
+    }
+}
+
+/// Polls until `done` holds, panicking with `what` after 10 s.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// "At most 8 requests of one database in flight": the owner publishing a
+/// new allow-list while eight wait does not let a ninth out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_allow_list_does_not_reset_the_in_flight_cap() {
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let web = holding_server(Arc::clone(&gate));
+    let live = server_reaching(web).await;
+    let base = format!("http://{}", live.http_addr());
+    let url = format!("http://{web}/");
+    let (owner_url, hold_url) = (base.clone(), url.clone());
+    tokio::task::spawn_blocking(move || {
+        let owner = Http::new_identity(&owner_url);
+        publish(&owner, "abuse", &web.to_string());
+        let waiting: Vec<_> = (0..8)
+            .map(|_| {
+                let (base, url) = (owner_url.clone(), hold_url.clone());
+                std::thread::spawn(move || fetch(&Http::new_identity(&base), "abuse", &url, 0))
+            })
+            .collect();
+        wait_until("eight requests held by the server", || gate.held() == 8);
+
+        let updated = publish(&owner, "abuse", &format!("{web},localhost:{}", web.port()));
+        assert_eq!(updated["outcome"], "updated", "{updated}");
+        let ninth = fetch(&owner, "abuse", &url, 300).expect_err("the ninth waits for a slot");
+        assert!(
+            ninth.contains("Timeout") && ninth.contains("in-flight slot"),
+            "{ninth}"
+        );
+        assert_eq!(gate.held(), 8, "a ninth request reached the server");
+
+        gate.set(false);
+        for call in waiting {
+            let answer = call.join().expect("the caller's thread");
+            assert_eq!(answer.as_deref(), Ok("200 held"));
+        }
+        drop(owner);
+    })
+    .await
+    .expect("the test's thread");
+    live.shutdown().await;
+}
