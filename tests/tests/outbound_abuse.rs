@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use worldline_host::outbound::PrivateOverride;
 use worldline_tests::gate::Gate;
 use worldline_tests::guest_wasm;
+use worldline_tests::http_stub;
 use worldline_tests::live::LiveServer;
 use worldline_tests::process::Http;
 
@@ -116,6 +117,54 @@ async fn a_new_allow_list_does_not_reset_the_in_flight_cap() {
             assert_eq!(answer.as_deref(), Ok("200 held"));
         }
         drop(owner);
+    })
+    .await
+    .expect("the test's thread");
+    live.shutdown().await;
+}
+
+/// A request with more headers than the limit (1,024, and 64 KiB of names
+/// and values) is refused as `request-too-large` before anything is sent,
+/// even with more than the host's header map can hold, which used to panic
+/// the procedure's thread ("its thread failed"); the database goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_request_headers_are_refused_before_anything_is_sent() {
+    let web = http_stub::start(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_vec(),
+        || {},
+    );
+    let live = server_reaching(web.addr).await;
+    let base = format!("http://{}", live.http_addr());
+    let url = format!("http://{}/", web.addr);
+    tokio::task::spawn_blocking(move || {
+        let owner = Http::new_identity(&base);
+        publish(&owner, "abuse", &web.addr.to_string());
+        let call = |count: u32, value_bytes: u32| {
+            let path = "/v1/database/abuse/call/fetch_with_headers";
+            let body = json!([url, count, value_bytes]).to_string();
+            owner
+                .post(path, "application/json", body.as_bytes())
+                .expect("an answer")
+        };
+        for (count, value_bytes, why) in [
+            (40_000, 1, "40000 headers, over the limit of 1024"),
+            (1_025, 1, "1025 headers, over the limit of 1024"),
+            (1, 70_000, "over the limit of 64 KiB"),
+        ] {
+            let (status, text) = call(count, value_bytes);
+            assert!(
+                status != 200 && text.contains("RequestTooLarge") && text.contains(why),
+                "{count} headers of {value_bytes} bytes: {status} {text}"
+            );
+        }
+        assert!(web.requests.try_recv().is_err(), "nothing was sent");
+        let (status, text) = call(1_024, 1);
+        assert_eq!(
+            (status, text.contains(r#""value":"200 5""#)),
+            (200, true),
+            "{text}"
+        );
+        assert_eq!(web.requests.recv().expect("a request"), "GET / HTTP/1.1");
     })
     .await
     .expect("the test's thread");

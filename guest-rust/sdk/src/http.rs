@@ -230,7 +230,8 @@ pub enum HttpErrorKind {
     Timeout,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// The request body is larger than the host allows.
+    /// The request body, or the request's headers, are larger than the
+    /// host allows; nothing was sent.
     RequestTooLarge,
     /// The response headers or body are larger than the host allows.
     ResponseTooLarge,
