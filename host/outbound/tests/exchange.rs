@@ -632,3 +632,29 @@ async fn a_client_with_another_allow_list_shares_the_in_flight_slots() {
     assert!(err.message.contains("in-flight slot"), "{err}");
     waiting.abort();
 }
+
+#[tokio::test]
+async fn response_headers_come_grouped_by_name_in_the_order_received() {
+    let head = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-b: 2\r\nx-a: 3\r\nx-c: caf\xe9\r\ncontent-length: 0\r\n\r\n";
+    let server = serve_raw(|stream| answer(stream, head.to_vec())).await;
+    let outbound = client_for(server, short_limits());
+    let response = outbound
+        .send(get(&format!("http://{server}/")), None)
+        .await
+        .expect("sent");
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("x-a", "1"),
+            ("x-a", "3"),
+            ("x-b", "2"),
+            ("x-c", "caf\u{fffd}"),
+            ("content-length", "0"),
+        ]
+    );
+}
