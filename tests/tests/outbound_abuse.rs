@@ -170,3 +170,63 @@ async fn oversized_request_headers_are_refused_before_anything_is_sent() {
     .expect("the test's thread");
     live.shutdown().await;
 }
+
+/// Procedures waiting on a slow server each hold an instance of the
+/// server's pool. Together they may hold at most a quarter of it (here 2 of
+/// 8): the calls past that are refused at once, and the pool keeps room for
+/// the databases, so a neighbour can still publish. (Before, eight such
+/// calls filled the pool and the neighbour was refused with "the server's
+/// instance pool is full".)
+#[tokio::test(flavor = "multi_thread")]
+async fn procedures_stuck_on_a_slow_server_leave_the_pool_to_the_databases() {
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let web = holding_server(Arc::clone(&gate));
+    let live = LiveServer::start_with(&[], |config| {
+        config.host.engine.http_private_override = PrivateOverride::new([web]);
+        config.host.engine.max_instances = 8;
+    })
+    .await;
+    let base = format!("http://{}", live.http_addr());
+    let url = format!("http://{web}/");
+    tokio::task::spawn_blocking(move || {
+        let attacker = Http::new_identity(&base);
+        publish(&attacker, "abuse", &web.to_string());
+        let neighbour = Http::new_identity(&base);
+        publish(&neighbour, "neighbour", &web.to_string());
+        let (done, results) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let (base, url, done) = (base.clone(), url.clone(), done.clone());
+            std::thread::spawn(move || {
+                let _ = done.send(fetch(&Http::new_identity(&base), "abuse", &url, 0));
+            });
+        }
+        for _ in 0..6 {
+            let refused = results
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a refusal")
+                .expect_err("refused");
+            assert!(
+                refused.contains("the server already runs 2 procedures at once"),
+                "{refused}"
+            );
+        }
+        wait_until("two requests held by the server", || gate.held() == 2);
+
+        let third = publish(&neighbour, "third", "");
+        assert_eq!(third["outcome"], "created", "{third}");
+
+        gate.set(false);
+        for _ in 0..2 {
+            let answer = results.recv_timeout(Duration::from_secs(10));
+            assert_eq!(answer.expect("an answer").as_deref(), Ok("200 held"));
+        }
+        assert_eq!(
+            fetch(&neighbour, "neighbour", &url, 0).as_deref(),
+            Ok("200 held")
+        );
+    })
+    .await
+    .expect("the test's thread");
+    live.shutdown().await;
+}
