@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use worldline_outbound::{HttpLimits, PrivateOverride};
@@ -135,6 +137,7 @@ pub struct Engine {
     pooling: bool,
     cache: Option<Arc<ComponentCache>>,
     procedures: ProcedureSlots,
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl Engine {
@@ -173,6 +176,7 @@ impl Engine {
             pooling,
             cache: None,
             procedures: ProcedureSlots::default(),
+            stopping: Arc::new(watch::Sender::new(false)),
         })
     }
 
@@ -234,6 +238,22 @@ impl Engine {
         usize::try_from(self.config.max_instances / 4)
             .unwrap_or(usize::MAX)
             .max(1)
+    }
+
+    /// Stops every procedure running on this engine (and any started
+    /// later), for a server that is shutting down: an outbound HTTP request
+    /// in flight ends at once with a `timeout` error saying so, and the
+    /// procedure's wasm is stopped at its next deadline check (within one
+    /// [`EngineConfig::epoch_tick`]), failing the call with
+    /// [`CallError::Unavailable`](crate::CallError::Unavailable). A procedure
+    /// inside a WASI clock wait is stopped when the wait ends.
+    pub fn stop_procedures(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Becomes `true` once [`stop_procedures`](Self::stop_procedures) is called.
+    pub(crate) fn procedures_stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// How many procedures run now on this engine, all databases together.

@@ -200,6 +200,7 @@ impl ProcedureRun {
         let http = ProcedureHttp {
             client: self.http.clone(),
             runtime: runtime.clone(),
+            stopping: self.engine.procedures_stopping(),
         };
         state.procedure = Some(Box::new(ProcedureSide::new(plan, http)));
         let mut store = Store::new(self.engine.wasmtime(), state);
@@ -262,6 +263,10 @@ impl ProcedureRun {
                 procedure,
                 deadline: *deadline,
             },
+            Some(Stopped::Shutdown) => CallError::Unavailable(format!(
+                "the server is shutting down; procedure `{procedure}` was stopped (an open \
+                 transaction was rolled back; committed ones stay)"
+            )),
             None => {
                 let message = match classify_trap(self.engine.config(), state, trap) {
                     CallError::Panicked(message) => format!("panicked: {message}"),
@@ -299,6 +304,9 @@ pub(crate) enum Stopped {
     /// Its open transaction's.
     #[error("the procedure kept a transaction open past {0:?}")]
     Transaction(Duration),
+    /// The server is shutting down ([`Engine::stop_procedures`](crate::Engine::stop_procedures)).
+    #[error("the server is shutting down")]
+    Shutdown,
 }
 
 /// Checked at every epoch tick while the procedure's wasm runs: traps it
@@ -308,6 +316,9 @@ pub(crate) fn past_deadline(state: &HostState) -> wasmtime::Result<UpdateDeadlin
     let Some(side) = state.procedure.as_ref() else {
         return Ok(UpdateDeadline::Continue(1));
     };
+    if *side.http.stopping.borrow() {
+        return Err(Stopped::Shutdown.into());
+    }
     let now = Instant::now();
     if now >= side.deadline {
         return Err(Stopped::Procedure(side.procedure_deadline).into());

@@ -230,3 +230,37 @@ async fn procedures_stuck_on_a_slow_server_leave_the_pool_to_the_databases() {
     .expect("the test's thread");
     live.shutdown().await;
 }
+
+/// Stopping the server while a procedure waits on a server that never
+/// answers stops the procedure at once: the server does not wait out the
+/// request (10 s to the first byte, up to 30 s with a trickling body), and
+/// the caller is told the server is shutting down.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_server_does_not_wait_for_a_silent_http_server() {
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let web = holding_server(Arc::clone(&gate));
+    let live = server_reaching(web).await;
+    let base = format!("http://{}", live.http_addr());
+    let url = format!("http://{web}/");
+    let held = Arc::clone(&gate);
+    let call = tokio::task::spawn_blocking(move || {
+        let owner = Http::new_identity(&base);
+        publish(&owner, "abuse", &web.to_string());
+        let call = std::thread::spawn(move || fetch(&owner, "abuse", &url, 0));
+        wait_until("the request held by the server", || held.held() == 1);
+        call
+    })
+    .await
+    .expect("the test's thread");
+    let started = Instant::now();
+    live.shutdown().await;
+    let took = started.elapsed();
+    let answer = tokio::task::spawn_blocking(move || call.join().expect("the caller's thread"))
+        .await
+        .expect("the test's thread");
+    assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+    let error = answer.expect_err("stopped");
+    assert!(error.contains("the server is shutting down"), "{error}");
+    gate.set(false);
+}

@@ -170,9 +170,13 @@ impl Server {
     /// database and releases the data directory. Each WebSocket and QUIC
     /// connection is first sent what was already queued for it, then a
     /// fatal `Error` saying the server is shutting down; QUIC connections
-    /// still writing after 5 s are closed with that reason.
+    /// still writing after 5 s are closed with that reason. Running
+    /// procedures are stopped ([`Engine::stop_procedures`](worldline_host::Engine::stop_procedures)),
+    /// so a procedure waiting on a slow HTTP server does not hold the
+    /// shutdown up.
     pub async fn shutdown(self) {
         self.shared.begin_shutdown();
+        self.shared.engine.stop_procedures();
         // The QUIC task closes the endpoint once its connections are done.
         let _ = tokio::join!(self.http_task, self.quic_task);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
