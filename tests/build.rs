@@ -26,6 +26,7 @@ const GUESTS: &[&str] = &[
     "escape-describe-sleep",
     "legacy-v1",
     "sums",
+    "outbound-abuse",
 ];
 
 fn main() {

@@ -36,7 +36,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_QUIC_LISTEN, value_parser = parse_listen)]
     quic_listen: SocketAddr,
     /// How many module instances the server may hold at once (each
-    /// database holds one, and one more while it is published or swapped).
+    /// database holds one, and one more while it is published or swapped;
+    /// running procedures hold one each, at most a quarter of them).
     #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_instances,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_instances: u32,

@@ -554,11 +554,15 @@ impl Database {
             overrides: config.http_private_override.clone(),
             limits: config.http_limits.clone(),
         };
-        if let Some(client) = self.outbound.as_ref().filter(|c| *c.policy() == policy) {
-            return Ok(client.clone());
-        }
-        let client = OutboundHttp::new(policy)
-            .map_err(|e| format!("outbound HTTP is misconfigured on this server: {e}"))?;
+        let client = match &self.outbound {
+            Some(client) if *client.policy() == policy => return Ok(client.clone()),
+            // The engine's override and limits are the database's for its
+            // life; only the owner's list changes, and requests still in
+            // flight under the old one keep counting against the cap.
+            Some(client) => client.with_allow_list(policy.allow),
+            None => OutboundHttp::new(policy)
+                .map_err(|e| format!("outbound HTTP is misconfigured on this server: {e}"))?,
+        };
         self.outbound = Some(client.clone());
         Ok(client)
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use worldline_outbound::{HttpLimits, PrivateOverride};
@@ -15,6 +16,7 @@ use crate::bindings::{v1, v2};
 use crate::component_cache::{CacheStats, ComponentCache};
 use crate::error::HostError;
 use crate::module_log::LogLimits;
+use crate::procedure::ProcedureSlots;
 use crate::state::{HostState, resource_table_full};
 
 /// Limits and timing for every module run by an [`Engine`].
@@ -48,8 +50,10 @@ pub struct EngineConfig {
     pub pooling: bool,
     /// With the pooling allocator, how many module instances the whole
     /// server may hold at once (each database holds one, and one more
-    /// while it is published or swapped). When the pool is full, publishing
-    /// fails with [`HostError::InstancePoolFull`]. Default 256.
+    /// while it is published or swapped; each running procedure holds one,
+    /// procedures together at most a quarter: [`Engine::max_procedures`]).
+    /// When the pool is full, publishing fails with
+    /// [`HostError::InstancePoolFull`]. Default 256.
     pub max_instances: u32,
     /// The longest module log line kept, in bytes; longer lines are cut
     /// (at a character boundary) and end with a marker saying how much
@@ -131,6 +135,8 @@ pub struct Engine {
     config: EngineConfig,
     pooling: bool,
     cache: Option<Arc<ComponentCache>>,
+    procedures: ProcedureSlots,
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl Engine {
@@ -168,6 +174,8 @@ impl Engine {
             config,
             pooling,
             cache: None,
+            procedures: ProcedureSlots::default(),
+            stopping: Arc::new(watch::Sender::new(false)),
         })
     }
 
@@ -216,6 +224,40 @@ impl Engine {
     /// The limits this engine applies.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The most procedures this engine (the whole server) runs at once,
+    /// all databases together: a quarter of
+    /// [`EngineConfig::max_instances`], at least 1. Each running procedure
+    /// holds an instance of the pool, so procedures waiting on slow HTTP
+    /// servers never take the instances databases need to be published or
+    /// to replace a trapped instance. A call beyond it is refused with
+    /// [`CallError::ServerTooManyProcedures`](crate::CallError::ServerTooManyProcedures).
+    pub fn max_procedures(&self) -> usize {
+        usize::try_from(self.config.max_instances / 4)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
+    /// Stops every procedure running on this engine (and any started
+    /// later), for a server that is shutting down: an outbound HTTP request
+    /// in flight ends at once with a `timeout` error saying so, and the
+    /// procedure's wasm is stopped at its next deadline check (within one
+    /// [`EngineConfig::epoch_tick`]), failing the call with
+    /// [`CallError::Unavailable`](crate::CallError::Unavailable). A procedure
+    /// inside a WASI clock wait is stopped when the wait ends.
+    pub fn stop_procedures(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Becomes `true` once [`stop_procedures`](Self::stop_procedures) is called.
+    pub(crate) fn procedures_stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// How many procedures run now on this engine, all databases together.
+    pub(crate) fn procedure_slots(&self) -> &ProcedureSlots {
+        &self.procedures
     }
 
     /// How much module log each database keeps.

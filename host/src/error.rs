@@ -249,6 +249,18 @@ pub enum CallError {
         /// [`EngineConfig::max_procedures_per_database`](crate::EngineConfig::max_procedures_per_database).
         limit: usize,
     },
+    /// The server already runs as many procedures as it may at once, all
+    /// databases together (a quarter of its instance pool, so that running
+    /// procedures never leave the databases without instances); nothing
+    /// ran. Retry once one finishes.
+    #[error(
+        "the server already runs {limit} procedures at once, the most it may (a quarter of \
+         its instance pool); try again when one finishes"
+    )]
+    ServerTooManyProcedures {
+        /// [`Engine::max_procedures`](crate::Engine::max_procedures).
+        limit: usize,
+    },
 }
 
 /// The most characters of a name a client gave that an error quotes.

@@ -37,14 +37,14 @@ pub struct ProcedureOutput {
 pub(crate) struct ProcedureSlots(Arc<AtomicUsize>);
 
 impl ProcedureSlots {
-    /// Takes a slot, or refuses when `limit` procedures run already.
-    fn take(&self, limit: usize) -> Result<RunningSlot, CallError> {
+    /// Takes a slot, or `None` when `limit` procedures run already.
+    fn take(&self, limit: usize) -> Option<RunningSlot> {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
                 (running < limit).then_some(running + 1)
             })
+            .ok()
             .map(|_| RunningSlot(Arc::clone(&self.0)))
-            .map_err(|_| CallError::TooManyProcedures { limit })
     }
 }
 
@@ -84,7 +84,8 @@ pub struct ProcedureRun {
     generation: u64,
     submit: TxSubmitter,
     http: Result<OutboundHttp, String>,
-    _slot: RunningSlot,
+    /// Its places among its database's procedures and the server's.
+    _slots: (RunningSlot, RunningSlot),
 }
 
 impl ProcedureRun {
@@ -108,9 +109,17 @@ impl ProcedureRun {
                 message: e.to_string(),
             }
         })?;
+        let limit = source.engine.config().max_procedures_per_database;
         let slot = source
             .slots
-            .take(source.engine.config().max_procedures_per_database)?;
+            .take(limit)
+            .ok_or(CallError::TooManyProcedures { limit })?;
+        let limit = source.engine.max_procedures();
+        let server_slot = source
+            .engine
+            .procedure_slots()
+            .take(limit)
+            .ok_or(CallError::ServerTooManyProcedures { limit })?;
         Ok(Self {
             engine: source.engine.clone(),
             pre: source.pre.clone(),
@@ -123,7 +132,7 @@ impl ProcedureRun {
             generation: source.generation,
             submit,
             http: source.http,
-            _slot: slot,
+            _slots: (slot, server_slot),
         })
     }
 
@@ -191,6 +200,7 @@ impl ProcedureRun {
         let http = ProcedureHttp {
             client: self.http.clone(),
             runtime: runtime.clone(),
+            stopping: self.engine.procedures_stopping(),
         };
         state.procedure = Some(Box::new(ProcedureSide::new(plan, http)));
         let mut store = Store::new(self.engine.wasmtime(), state);
@@ -253,6 +263,10 @@ impl ProcedureRun {
                 procedure,
                 deadline: *deadline,
             },
+            Some(Stopped::Shutdown) => CallError::Unavailable(format!(
+                "the server is shutting down; procedure `{procedure}` was stopped (an open \
+                 transaction was rolled back; committed ones stay)"
+            )),
             None => {
                 let message = match classify_trap(self.engine.config(), state, trap) {
                     CallError::Panicked(message) => format!("panicked: {message}"),
@@ -290,6 +304,9 @@ pub(crate) enum Stopped {
     /// Its open transaction's.
     #[error("the procedure kept a transaction open past {0:?}")]
     Transaction(Duration),
+    /// The server is shutting down ([`Engine::stop_procedures`](crate::Engine::stop_procedures)).
+    #[error("the server is shutting down")]
+    Shutdown,
 }
 
 /// Checked at every epoch tick while the procedure's wasm runs: traps it
@@ -299,6 +316,9 @@ pub(crate) fn past_deadline(state: &HostState) -> wasmtime::Result<UpdateDeadlin
     let Some(side) = state.procedure.as_ref() else {
         return Ok(UpdateDeadline::Continue(1));
     };
+    if *side.http.stopping.borrow() {
+        return Err(Stopped::Shutdown.into());
+    }
     let now = Instant::now();
     if now >= side.deadline {
         return Err(Stopped::Procedure(side.procedure_deadline).into());
@@ -321,10 +341,7 @@ mod tests {
         let slots = ProcedureSlots::default();
         let first = slots.take(2).expect("a first slot");
         let second = slots.take(2).expect("a second slot");
-        assert_eq!(
-            slots.take(2).err(),
-            Some(CallError::TooManyProcedures { limit: 2 })
-        );
+        assert!(slots.take(2).is_none());
         drop(first);
         let third = slots.take(2).expect("a freed slot");
         drop((second, third));

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use worldline_outbound::{HttpErrorKind, HttpRequest, OutboundHttp};
+use tokio::sync::watch;
+use worldline_outbound::{HttpError, HttpErrorKind, HttpRequest, OutboundHttp};
 
 use crate::bindings::v2::worldline::module::http;
 use crate::module_log::truncate_line;
@@ -17,6 +18,10 @@ use crate::state::HostState;
 pub(crate) struct ProcedureHttp {
     pub(crate) client: Result<OutboundHttp, String>,
     pub(crate) runtime: Handle,
+    /// `true` once the server stops its procedures
+    /// ([`Engine::stop_procedures`](crate::Engine::stop_procedures)): a
+    /// request in flight ends at once, and the procedure is stopped.
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 impl HostState {
@@ -62,10 +67,17 @@ impl HostState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into())),
         };
-        let sent = side
-            .http
-            .runtime
-            .block_on(client.send(request, Some(side.deadline)));
+        let mut stopping = side.http.stopping.clone();
+        let sent = side.http.runtime.block_on(async {
+            tokio::select! {
+                sent = client.send(request, Some(side.deadline)) => sent,
+                Ok(_) = stopping.wait_for(|stopping| *stopping) => Err(HttpError::new(
+                    HttpErrorKind::Timeout,
+                    "the server is shutting down: the request was abandoned and the procedure \
+                     is being stopped",
+                )),
+            }
+        });
         match sent {
             Ok(response) => Ok(http::Response {
                 status: response.status,

@@ -501,7 +501,8 @@ struct Request {
 struct Response {
     /// The status code.
     uint16_t status = 0;
-    /// Response headers, in order.
+    /// Response headers: names lowercase, all values of one name together
+    /// (names in the order each first came, values in the order received).
     std::vector<Header> headers;
     /// The body.
     Bytes body;

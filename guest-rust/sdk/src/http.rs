@@ -190,7 +190,9 @@ impl Request {
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// Headers as (name, value) pairs, in the order received.
+    /// Headers as (name, value) pairs: names lowercase, all values of one
+    /// name together (names in the order each first came, values in the
+    /// order received).
     pub headers: Vec<(String, String)>,
     /// The body, as received (never decompressed).
     pub body: Vec<u8>,
@@ -230,7 +232,8 @@ pub enum HttpErrorKind {
     Timeout,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// The request body is larger than the host allows.
+    /// The request body, or the request's headers, are larger than the
+    /// host allows; nothing was sent.
     RequestTooLarge,
     /// The response headers or body are larger than the host allows.
     ResponseTooLarge,

@@ -469,6 +469,20 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_matched_as_a_browser_parses_them() {
+        let list = "api.example.com,127.0.0.1:8080,xn--bcher-kva.example";
+        assert!(allows(list, "HTTP://API.EXAMPLE.COM./"));
+        assert!(allows(list, "http://api%2eexample%2ecom/"));
+        assert!(allows(list, "http://b\u{fc}cher.example/"));
+        for form in ["127.1", "0x7f.1", "2130706433", "0177.0.0.1"] {
+            assert!(allows(list, &format!("http://{form}:8080/")), "{form}");
+        }
+        assert!(!allows(list, "http://[::ffff:127.0.0.1]:8080/"));
+        assert!(!allows(list, "http://[::ffff:7f00:1]:8080/"));
+        assert!(!allows(list, "http://evil.example\\@api.example.com/"));
+    }
+
+    #[test]
     fn display_is_canonical_and_round_trips() {
         let list = AllowList::parse(
             " API.Example.com , *.example.org:443,example.net:8080,127.0.0.1:8080,[::1],api.example.com.",

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::allow::AllowList;
 use crate::budget::{Budget, Phase};
 use crate::connect;
 use crate::exchange;
@@ -18,13 +19,8 @@ use crate::types::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 /// the policy and the in-flight cap.
 #[derive(Debug, Clone)]
 pub struct OutboundHttp {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    policy: HttpPolicy,
-    slots: Semaphore,
+    policy: Arc<HttpPolicy>,
+    slots: Arc<Semaphore>,
 }
 
 impl OutboundHttp {
@@ -32,15 +28,32 @@ impl OutboundHttp {
     /// met (a zero timeout, or no request allowed in flight).
     pub fn new(policy: HttpPolicy) -> Result<Self, PolicyError> {
         policy.limits.check()?;
-        let slots = Semaphore::new(policy.limits.max_in_flight);
+        let slots = Arc::new(Semaphore::new(policy.limits.max_in_flight));
         Ok(Self {
-            inner: Arc::new(Inner { policy, slots }),
+            policy: Arc::new(policy),
+            slots,
         })
+    }
+
+    /// A client allowing `allow` instead, with this client's override and
+    /// limits and *its* in-flight slots: requests sent through either
+    /// client count against one cap, so a database whose owner changes the
+    /// list while requests are in flight still has at most
+    /// [`HttpLimits::max_in_flight`](crate::HttpLimits::max_in_flight) out.
+    pub fn with_allow_list(&self, allow: AllowList) -> Self {
+        let policy = HttpPolicy {
+            allow,
+            ..(*self.policy).clone()
+        };
+        Self {
+            policy: Arc::new(policy),
+            slots: Arc::clone(&self.slots),
+        }
     }
 
     /// The policy this client enforces.
     pub fn policy(&self) -> &HttpPolicy {
-        &self.inner.policy
+        &self.policy
     }
 
     /// Sends `request` and waits for the whole final response, following
@@ -53,17 +66,13 @@ impl OutboundHttp {
         request: HttpRequest,
         deadline: Option<Instant>,
     ) -> Result<HttpResponse, HttpError> {
-        let policy = &self.inner.policy;
+        let policy = &self.policy;
         let limits = &policy.limits;
         let budget = Budget::new(limits, request.timeout, deadline);
         let mut hop = prepare(request, limits)?;
         self.check_allowed(&hop.target, None)?;
         let _slot = budget
-            .run(
-                hop.target.host_text(),
-                Phase::queue(),
-                self.inner.slots.acquire(),
-            )
+            .run(hop.target.host_text(), Phase::queue(), self.slots.acquire())
             .await?
             .map_err(|_| {
                 HttpError::new(
@@ -115,7 +124,7 @@ impl OutboundHttp {
         target: &Target,
         redirected_from: Option<&Target>,
     ) -> Result<(), HttpError> {
-        if self.inner.policy.allow.permits(target) {
+        if self.policy.allow.permits(target) {
             return Ok(());
         }
         let message = match redirected_from {

@@ -32,5 +32,5 @@ mod types;
 pub use allow::{ALLOW_LIST_HINT, AllowList, AllowListError, GuardedEntry};
 pub use client::OutboundHttp;
 pub use guard::{PrivateOverride, address_refusal};
-pub use limits::{HttpLimits, HttpPolicy, MAX_RESPONSE_HEADERS, PolicyError};
+pub use limits::{HttpLimits, HttpPolicy, MAX_REQUEST_HEADERS, MAX_RESPONSE_HEADERS, PolicyError};
 pub use types::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};

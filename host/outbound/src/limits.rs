@@ -17,6 +17,9 @@ pub struct HttpLimits {
     pub total_timeout: Duration,
     /// The request body: 1 MiB.
     pub max_request_body_bytes: usize,
+    /// The request's own headers, counting the bytes of their names and
+    /// values: 64 KiB (and at most [`MAX_REQUEST_HEADERS`] of them).
+    pub max_request_header_bytes: usize,
     /// The response status line and headers: 64 KiB (and at most
     /// [`MAX_RESPONSE_HEADERS`] header lines).
     pub max_response_header_bytes: usize,
@@ -31,6 +34,9 @@ pub struct HttpLimits {
 /// The most header lines a response may have, whatever their size.
 pub const MAX_RESPONSE_HEADERS: usize = 1024;
 
+/// The most headers a request may give, whatever their size.
+pub const MAX_REQUEST_HEADERS: usize = 1024;
+
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
@@ -38,6 +44,7 @@ impl Default for HttpLimits {
             first_byte_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(30),
             max_request_body_bytes: 1 << 20,
+            max_request_header_bytes: 64 << 10,
             max_response_header_bytes: 64 << 10,
             max_response_body_bytes: 4 << 20,
             max_redirects: 5,
@@ -112,6 +119,7 @@ mod tests {
         assert_eq!(limits.first_byte_timeout, Duration::from_secs(10));
         assert_eq!(limits.total_timeout, Duration::from_secs(30));
         assert_eq!(limits.max_request_body_bytes, 1024 * 1024);
+        assert_eq!(limits.max_request_header_bytes, 64 * 1024);
         assert_eq!(limits.max_response_header_bytes, 64 * 1024);
         assert_eq!(limits.max_response_body_bytes, 4 * 1024 * 1024);
         assert_eq!(limits.max_redirects, 5);

@@ -5,7 +5,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::budget::bytes_text;
-use crate::limits::HttpLimits;
+use crate::limits::{HttpLimits, MAX_REQUEST_HEADERS};
 use crate::target::Target;
 use crate::types::{HttpError, HttpErrorKind, HttpRequest};
 
@@ -27,6 +27,39 @@ pub(crate) struct Prepared {
 
 fn invalid(message: String) -> HttpError {
     HttpError::new(HttpErrorKind::InvalidRequest, message)
+}
+
+/// Refuses more headers than [`MAX_REQUEST_HEADERS`], or more bytes of
+/// names and values than the limit, before any of them is parsed (a header
+/// map holds at most 32,768 entries and panics past that).
+fn check_header_size(
+    headers: &[(String, String)],
+    host: &str,
+    limits: &HttpLimits,
+) -> Result<(), HttpError> {
+    let too_large = |what: String| {
+        HttpError::new(
+            HttpErrorKind::RequestTooLarge,
+            format!("the request to {host} has {what}"),
+        )
+    };
+    if headers.len() > MAX_REQUEST_HEADERS {
+        return Err(too_large(format!(
+            "{} headers, over the limit of {MAX_REQUEST_HEADERS}",
+            headers.len()
+        )));
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    if bytes > limits.max_request_header_bytes {
+        return Err(too_large(format!(
+            "{bytes} bytes of header names and values, over the limit of {}",
+            bytes_text(limits.max_request_header_bytes)
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the method, URL, headers and body size, in that order.
@@ -53,6 +86,7 @@ pub(crate) fn prepare(request: HttpRequest, limits: &HttpLimits) -> Result<Prepa
         ))
     })?;
     let host = target.host_text().to_owned();
+    check_header_size(&request.headers, &host, limits)?;
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     for (name, value) in request.headers {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -175,6 +209,35 @@ mod tests {
                 "{header:?}"
             );
         }
+    }
+
+    #[test]
+    fn header_limits_are_inclusive_and_refuse_before_parsing() {
+        let limits = HttpLimits::default();
+        let many = |count: usize| -> Vec<(String, String)> {
+            (0..count).map(|i| (format!("x-{i}"), "v".into())).collect()
+        };
+        let with = |headers: Vec<(String, String)>| HttpRequest {
+            headers,
+            ..request("GET", "http://a.com/", &[], 0)
+        };
+        assert!(prepare(with(many(MAX_REQUEST_HEADERS)), &limits).is_ok());
+        // Past what a header map holds (32,768), which used to panic.
+        for count in [MAX_REQUEST_HEADERS + 1, 40_000] {
+            let err = prepare(with(many(count)), &limits).expect_err("too many");
+            assert_eq!(err.kind, HttpErrorKind::RequestTooLarge);
+            assert_eq!(
+                err.message,
+                format!("the request to a.com has {count} headers, over the limit of 1024")
+            );
+        }
+        let sized = |bytes: usize| vec![("x".to_owned(), "v".repeat(bytes - 1))];
+        let at = sized(limits.max_request_header_bytes);
+        assert!(prepare(with(at), &limits).is_ok());
+        let over = sized(limits.max_request_header_bytes + 1);
+        let err = prepare(with(over), &limits).expect_err("too large");
+        assert_eq!(err.kind, HttpErrorKind::RequestTooLarge);
+        assert!(err.message.contains("64 KiB"), "{err}");
     }
 
     #[test]

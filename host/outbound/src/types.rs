@@ -50,7 +50,8 @@ pub enum HttpErrorKind {
     Timeout,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// The request body is larger than the limit.
+    /// The request body, or the request's headers, are larger than the
+    /// limits.
     RequestTooLarge,
     /// The response headers or body are larger than the limits.
     ResponseTooLarge,

@@ -18,7 +18,7 @@ use axum::routing::any;
 use common::{answer, client, client_for, expect_error, get, read_head, serve_raw, short_limits};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use worldline_outbound::{HttpErrorKind, HttpLimits, HttpRequest};
+use worldline_outbound::{AllowList, HttpErrorKind, HttpLimits, HttpRequest};
 
 /// Serves `router` on a fresh loopback port.
 async fn serve_axum(router: Router) -> SocketAddr {
@@ -596,4 +596,65 @@ async fn at_most_the_in_flight_limit_is_sent_at_once() {
     let err = expect_error(&single, second, HttpErrorKind::Timeout).await;
     assert!(err.message.contains("in-flight slot"), "{err}");
     assert!(first.await.expect("joined").is_ok());
+}
+
+#[tokio::test]
+async fn a_client_with_another_allow_list_shares_the_in_flight_slots() {
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let server = serve_raw(move |mut stream| {
+        let arrived = arrived.clone();
+        async move {
+            read_head(&mut stream).await;
+            let _ = arrived.send(());
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    })
+    .await;
+    let limits = HttpLimits {
+        max_in_flight: 1,
+        ..short_limits()
+    };
+    let first = client_for(server, limits);
+    let url = format!("http://{server}/");
+    let waiting = {
+        let (first, url) = (first.clone(), url.clone());
+        tokio::spawn(async move { first.send(get(&url), None).await })
+    };
+    arrivals.recv().await.expect("the first request arrives");
+    let list = format!("{server},localhost:{}", server.port());
+    let second = first.with_allow_list(AllowList::parse(&list).expect("a valid list"));
+    assert_eq!(second.policy().allow.to_string(), list);
+    assert_eq!(second.policy().limits, first.policy().limits);
+    assert_eq!(second.policy().overrides, first.policy().overrides);
+    let mut request = get(&url);
+    request.timeout = Some(Duration::from_millis(200));
+    let err = expect_error(&second, request, HttpErrorKind::Timeout).await;
+    assert!(err.message.contains("in-flight slot"), "{err}");
+    waiting.abort();
+}
+
+#[tokio::test]
+async fn response_headers_come_grouped_by_name_in_the_order_received() {
+    let head = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-b: 2\r\nx-a: 3\r\nx-c: caf\xe9\r\ncontent-length: 0\r\n\r\n";
+    let server = serve_raw(|stream| answer(stream, head.to_vec())).await;
+    let outbound = client_for(server, short_limits());
+    let response = outbound
+        .send(get(&format!("http://{server}/")), None)
+        .await
+        .expect("sent");
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("x-a", "1"),
+            ("x-a", "3"),
+            ("x-b", "2"),
+            ("x-c", "caf\u{fffd}"),
+            ("content-length", "0"),
+        ]
+    );
 }

@@ -37,8 +37,9 @@ pub(crate) struct ProcedureReturn {
 /// Calls procedure `call.name` of `database` and waits for its result.
 ///
 /// At most `EngineConfig::max_procedures_per_database` run per database at
-/// once; a call beyond it is refused at once with
-/// [`CallError::TooManyProcedures`]. A database that does not exist gives
+/// once, and `Engine::max_procedures` on the whole server; a call beyond
+/// either is refused at once with [`CallError::TooManyProcedures`] or
+/// [`CallError::ServerTooManyProcedures`]. A database that does not exist gives
 /// [`CallError::NoSuchDatabase`]; one that could not be recovered or stopped
 /// taking calls, [`CallError::Unavailable`]. Must run inside the server's
 /// (multi-threaded) tokio runtime, which also drives the procedure's HTTP.

@@ -172,9 +172,13 @@ impl Server {
     /// fatal `Error` saying the server is shutting down; QUIC connections
     /// still writing after 5 s are closed with that reason. Each database
     /// runs `client_disconnected` for its closed connections for up to 5 s
-    /// (and the call running then); the rest close without it.
+    /// (and the call running then); the rest close without it. Running
+    /// procedures are stopped ([`Engine::stop_procedures`](worldline_host::Engine::stop_procedures)),
+    /// so a procedure waiting on a slow HTTP server does not hold the
+    /// shutdown up.
     pub async fn shutdown(self) {
         self.shared.begin_shutdown();
+        self.shared.engine.stop_procedures();
         // The QUIC task closes the endpoint once its connections are done.
         let _ = tokio::join!(self.http_task, self.quic_task);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;

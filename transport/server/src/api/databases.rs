@@ -470,9 +470,9 @@ async fn run_procedure(
 /// The HTTP status of a failed procedure call.
 fn procedure_error(error: CallError) -> ApiError {
     match error {
-        CallError::Unavailable(_) | CallError::TooManyProcedures { .. } => {
-            ApiError::unavailable(error.to_string())
-        }
+        CallError::Unavailable(_)
+        | CallError::TooManyProcedures { .. }
+        | CallError::ServerTooManyProcedures { .. } => ApiError::unavailable(error.to_string()),
         CallError::NoSuchDatabase(ref name) => ApiError::no_database(name),
         CallError::NoSuchProcedure(_) | CallError::InvalidProcedureArguments { .. } => {
             ApiError::bad_request(error.to_string())
