@@ -227,23 +227,7 @@ fn a_subscriber_hears_that_the_server_is_shutting_down() {
         let server = ServerProcess::start();
         let alice = User::new(&server.url);
         alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
-        let mut subscriber = alice
-            .command(&[
-                "subscribe",
-                "chat",
-                "SELECT * FROM message",
-                "--protocol",
-                protocol,
-                "--json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(subscriber.stdout.take().unwrap());
-        let mut initial = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut initial).unwrap();
-        assert!(initial.contains("\"initial\""), "{initial}");
+        let (subscriber, _stdout) = json_subscriber(&alice, &["--protocol", protocol]);
         assert!(server.interrupt(), "the server shuts down cleanly");
         let output = subscriber.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -260,16 +244,19 @@ fn a_subscriber_hears_that_the_server_is_shutting_down() {
     }
 }
 
-// `worldline subscribe ... | head -1` (or `sql --json | head`) panicked with
-// "failed printing to stdout: Broken pipe" once the reader had gone.
-#[test]
-fn a_reader_that_goes_away_ends_the_command_quietly() {
-    use std::os::unix::process::ExitStatusExt as _;
-    let server = ServerProcess::start();
-    let alice = User::new(&server.url);
-    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
-    let mut subscriber = alice
-        .command(&["subscribe", "chat", "SELECT * FROM message", "--json"])
+/// Starts `subscribe chat "SELECT * FROM message" --json` with `options`,
+/// its output and errors piped, and reads its first line: the initial rows.
+fn json_subscriber(
+    user: &User,
+    options: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut args = vec!["subscribe", "chat", "SELECT * FROM message", "--json"];
+    args.extend(options);
+    let mut subscriber = user
+        .command(&args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -278,6 +265,18 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
     let mut initial = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut initial).unwrap();
     assert!(initial.contains("\"initial\""), "{initial}");
+    (subscriber, stdout)
+}
+
+// `worldline subscribe ... | head -1` (or `sql --json | head`) panicked with
+// "failed printing to stdout: Broken pipe" once the reader had gone.
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let server = ServerProcess::start();
+    let alice = User::new(&server.url);
+    alice.ok(&["publish", "chat", "--wasm", &component("chat")]);
+    let (subscriber, stdout) = json_subscriber(&alice, &[]);
     // Like `head -1` exiting: the next line has nowhere to go.
     drop(stdout);
     alice.ok(&["call", "chat", "send_message", "hello"]);

@@ -237,6 +237,28 @@ impl Http {
         self.post_ok(&format!("/v1/database/{name}"), "application/wasm", wasm);
     }
 
+    /// The messages of `database`'s module log (its newest `tail` lines,
+    /// or every line it keeps), read through the HTTP API.
+    pub fn module_log(&self, database: &str, tail: Option<usize>) -> Vec<String> {
+        let mut url = format!("{}/v1/database/{database}/logs", self.base);
+        if let Some(tail) = tail {
+            url.push_str(&format!("?tail={tail}"));
+        }
+        let mut request = self.agent.get(url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().expect("reading the log");
+        let body = response.body_mut().read_to_string().expect("its body");
+        assert_eq!(response.status(), 200, "reading the log: {body}");
+        body.lines()
+            .map(|line| {
+                let line: Value = serde_json::from_str(line).expect("a JSON line");
+                line["message"].as_str().expect("a message").to_owned()
+            })
+            .collect()
+    }
+
     /// Calls `reducer` of `database` with JSON `args`, which must commit.
     pub fn call_ok(&self, database: &str, reducer: &str, args: &Value) {
         let path = format!("/v1/database/{database}/call/{reducer}");

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use worldline_client::{CallOutcome, Client, ProcedureOutcome, ProcedureStatus, ReducerStatus};
 use worldline_host::outbound::{AllowList, PrivateOverride};
 use worldline_tests::live::{LiveServer, Transport};
+use worldline_tests::process::Http;
 use worldline_tests::{args, guest_wasm};
 
 /// The hostile database, and its well-behaved neighbour on the same server.
@@ -177,9 +178,11 @@ impl Suite {
     async fn log_tail(&self, tail: usize) -> Vec<String> {
         let base = format!("http://{}", self.live.server().http_addr());
         let token = self.owner_token.clone();
-        tokio::task::spawn_blocking(move || log_lines(&base, &token, tail))
-            .await
-            .expect("the request ran")
+        tokio::task::spawn_blocking(move || {
+            Http::new(&base, Some(&token)).module_log(ESCAPE, Some(tail))
+        })
+        .await
+        .expect("the request ran")
     }
 
     /// Publishes `wasm` over the escape database, as its owner, through the
@@ -478,25 +481,6 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(20)))
         .build()
         .into()
-}
-
-/// The newest `tail` lines of the escape database's module log, read
-/// through the HTTP API as its owner.
-fn log_lines(base: &str, token: &str, tail: usize) -> Vec<String> {
-    let body = agent()
-        .get(format!("{base}/v1/database/{ESCAPE}/logs?tail={tail}"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .expect("reading the log")
-        .body_mut()
-        .read_to_string()
-        .expect("its body");
-    body.lines()
-        .map(|line| {
-            let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-            line["message"].as_str().expect("a message").to_owned()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

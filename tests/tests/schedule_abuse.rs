@@ -91,29 +91,6 @@ async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls()
         .expect("the server stops");
 }
 
-/// The messages of `database`'s module log, read through the HTTP API of
-/// the server at `base` (`http://IP:PORT`) as the owner whose token is `token`.
-fn module_log(base: &str, token: &str, database: &str) -> Vec<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into();
-    let body = agent
-        .get(format!("{base}/v1/database/{database}/logs"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .expect("reading the log")
-        .body_mut()
-        .read_to_string()
-        .expect("its body");
-    body.lines()
-        .map(|line| {
-            let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-            line["message"].as_str().expect("a message").to_owned()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
@@ -146,7 +123,7 @@ async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
     let seconds = started.elapsed().as_secs() as usize;
 
     let base = format!("http://{}", live.http_addr());
-    let log = module_log(&base, &live.owner_token, "hs");
+    let log = Http::new(&base, Some(&live.owner_token)).module_log("hs", None);
     let failures: Vec<&String> = log
         .iter()
         .filter(|line| line.starts_with("scheduled reducer `run_job` failed for row 1 of `job`"))
@@ -194,7 +171,8 @@ fn a_job_trapping_on_every_run_does_not_write_a_server_log_line_per_run() {
             .ok()
     };
     let deadline = Instant::now() + Duration::from_secs(15);
-    while module_log(&server.http, &token, "hs")
+    while Http::new(&server.http, Some(&token))
+        .module_log("hs", None)
         .iter()
         .filter_map(counted)
         .sum::<u64>()
@@ -317,7 +295,7 @@ async fn a_failed_disconnect_hook_is_in_the_module_log() {
     let base = format!("http://{}", live.http_addr());
     let deadline = Instant::now() + Duration::from_secs(10);
     let line = loop {
-        let log = module_log(&base, &live.owner_token, "hs");
+        let log = Http::new(&base, Some(&live.owner_token)).module_log("hs", None);
         if let Some(line) = log
             .into_iter()
             .find(|l| l.starts_with("client_disconnected failed"))
