@@ -749,9 +749,7 @@ impl Database {
         &mut self,
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
-        let outcome = self.client_disconnected_nowait(ctx)?;
-        self.wait_durable(outcome.as_ref().and_then(|outcome| outcome.offset))?;
-        Ok(outcome)
+        self.run_lifecycle(Lifecycle::ClientDisconnected, ctx)
     }
 
     /// Like [`client_connected`](Self::client_connected), but returns as
@@ -770,24 +768,7 @@ impl Database {
         &mut self,
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
-        let ran = self.run_lifecycle_nowait(Lifecycle::ClientDisconnected, ctx);
-        if let Err(error) = &ran
-            && !matches!(error, CallError::Unavailable(_))
-            && let Some(held_back) = self.disconnect_failures.admit(Timestamp::now())
-        {
-            let connection = ctx
-                .connection_id
-                .map_or_else(String::new, |id| format!(", connection {id}"));
-            self.log().push(
-                LogLevel::Error,
-                format!(
-                    "client_disconnected failed for {}{connection}: {error}{}",
-                    ctx.caller,
-                    held_back_note(held_back, "failed client_disconnected runs")
-                ),
-            );
-        }
-        ran
+        self.run_lifecycle_nowait(Lifecycle::ClientDisconnected, ctx)
     }
 
     fn run_lifecycle(
@@ -805,10 +786,37 @@ impl Database {
         lifecycle: Lifecycle,
         ctx: CallContext,
     ) -> Result<Option<ReducerOutcome>, CallError> {
-        match self.lifecycle_reducer(lifecycle) {
-            Some(id) => self.run(id, &[], ctx).map(Some),
-            None => Ok(None),
+        let Some(id) = self.lifecycle_reducer(lifecycle) else {
+            return Ok(None);
+        };
+        let ran = self.run(id, &[], ctx);
+        if let (Lifecycle::ClientDisconnected, Err(error)) = (lifecycle, &ran) {
+            self.log_failed_disconnect(ctx, error);
         }
+        ran.map(Some)
+    }
+
+    /// A failed `client_disconnected` has no caller to tell, so it goes to
+    /// the module log (a burst of 10 such lines, then at most one a second,
+    /// counting the rest); not when the database is unavailable.
+    fn log_failed_disconnect(&mut self, ctx: CallContext, error: &CallError) {
+        if matches!(error, CallError::Unavailable(_)) {
+            return;
+        }
+        let Some(held_back) = self.disconnect_failures.admit(Timestamp::now()) else {
+            return;
+        };
+        let connection = ctx
+            .connection_id
+            .map_or_else(String::new, |id| format!(", connection {id}"));
+        self.log().push(
+            LogLevel::Error,
+            format!(
+                "client_disconnected failed for {}{connection}: {error}{}",
+                ctx.caller,
+                held_back_note(held_back, "failed client_disconnected runs")
+            ),
+        );
     }
 
     /// Blocks until the transaction at `offset` is as durable as the storage

@@ -420,7 +420,7 @@ impl Actor {
         {
             Ok(waiter) => waiter,
             Err(e) => {
-                tracing::error!("database {} could not start: {e}", self.name);
+                tracing::error!("the database could not start: {e}");
                 return;
             }
         };
@@ -488,13 +488,12 @@ impl Actor {
         self.flush();
         if let Some((_, skipped @ 1..)) = self.hooks_at_shutdown {
             tracing::warn!(
-                "database {}: client_disconnected did not run for {skipped} connections: the \
-                 server was stopping and the hooks had run for {} s",
-                self.name,
+                "client_disconnected did not run for {skipped} connections: the server was \
+                 stopping and the hooks had run for {} s",
                 SHUTDOWN_HOOKS.as_secs()
             );
         }
-        tracing::debug!("database {} stopped", self.name);
+        tracing::debug!("the database stopped");
     }
 
     /// Runs up to [`MAX_BATCH`] commands, for up to [`BATCH_TIME`], in
@@ -983,7 +982,7 @@ impl Actor {
         match self.database.client_disconnected_nowait(ctx) {
             Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientDisconnected, ctx, &outcome),
             Ok(None) => {}
-            Err(e) => tracing::warn!("client_disconnected failed in {}: {e}", self.name),
+            Err(e) => tracing::warn!("client_disconnected failed: {e}"),
         }
     }
 
@@ -1308,7 +1307,7 @@ impl Actor {
     /// The commit log failed: nothing more is acknowledged or read, every
     /// client is told and dropped.
     fn stop(&mut self, reason: String) {
-        tracing::error!("database {} stopped: {reason}", self.name);
+        tracing::error!("the database stopped: {reason}");
         self.disconnect_all(reason);
     }
 

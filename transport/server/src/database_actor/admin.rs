@@ -147,7 +147,7 @@ impl Actor {
                 let _ = reply.send(self.swap(*module, http_allow));
             }
             Admin::Stop { reason } => {
-                tracing::info!("database {}: {reason}", self.name);
+                tracing::info!("{reason}");
                 // What ran before goes out first, once durable.
                 self.flush();
                 self.disconnect_all(reason);

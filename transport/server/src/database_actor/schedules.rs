@@ -67,11 +67,7 @@ impl Actor {
                 break;
             };
             if let Some(error) = &run.error {
-                tracing::debug!(
-                    "scheduled reducer {} failed in {}: {error}",
-                    run.reducer,
-                    self.name
-                );
+                tracing::debug!("scheduled reducer {} failed: {error}", run.reducer);
             }
             if let Some(outcome) = &run.outcome {
                 self.fan_out_reducer(&run.reducer, ctx, outcome);
