@@ -24,7 +24,7 @@ use worldline_host::{
 use worldline_tests::db_thread::DbThread;
 use worldline_tests::parity::{comparable_outcome, cpp_component, first_difference};
 use worldline_tests::{
-    ALICE, BOB, FEATURE_ITEMS, OWNER, args, guest_wasm, rows, test_engine, test_engine_config,
+    ALICE, BOB, FEATURE_ITEMS, OWNER, args, guest_wasm, patient_engine, rows, test_engine_config,
 };
 
 /// The Rust build's component, then the C++ build's.
@@ -48,7 +48,7 @@ struct Both {
 
 impl Both {
     fn new() -> Self {
-        let engine = test_engine();
+        let engine = patient_engine();
         Self {
             dbs: builds()
                 .into_iter()
@@ -132,7 +132,7 @@ fn stocked() -> Both {
 
 #[test]
 fn the_cpp_features_module_describes_the_rust_ones_definition_byte_for_byte() {
-    let engine = test_engine();
+    let engine = patient_engine();
     let [(_, rust), (_, cpp)] = builds();
     let rust_definition =
         describe_component_definition(&engine, &rust).expect("the Rust definition");
@@ -440,7 +440,7 @@ fn procedures_without_network_return_commit_roll_back_and_trap_alike() {
     // Per build: each call's outcome, then the item rows at the end.
     let mut seen: Vec<(Vec<Outcome>, Vec<Vec<u8>>)> = Vec::new();
     for (which, wasm) in builds() {
-        let db = Database::create(&test_engine(), &wasm, OWNER)
+        let db = Database::create(&patient_engine(), &wasm, OWNER)
             .unwrap_or_else(|e| panic!("creating a database from the {which} `features`: {e}"));
         let db = DbThread::spawn(db);
         let outcomes: Vec<_> = calls
@@ -627,7 +627,7 @@ fn a_second_primary_key_passed_as_a_plain_option_fails_describe() {
          worldline::primary_key(&S::id), second}};\n"
     );
     let wasm = build_cpp_source("two_pks_sliced", &source).expect("it compiles");
-    let error = describe_component(&test_engine(), &wasm)
+    let error = describe_component(&patient_engine(), &wasm)
         .expect_err("a table with two primary keys was described")
         .to_string();
     assert!(
@@ -650,7 +650,7 @@ fn a_reducer_that_can_end_without_returning_does_not_compile() {
 #[test]
 fn a_stack_overflow_traps_before_touching_static_data() {
     let wasm = cpp_component("test-modules", "stack_overflow");
-    let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("a database");
+    let mut db = Database::create(&patient_engine(), &wasm, OWNER).expect("a database");
     db.call_reducer("fill_stack", &args(&(1_000u32,)), CallContext::new(ALICE))
         .expect("a small buffer fits on the stack");
     // Larger than the 64 KiB stack: with the stack first in linear memory

@@ -15,7 +15,7 @@ use worldline_host::{
 };
 use worldline_tests::parity::{cpp_component, first_difference, target_dir, workspace};
 use worldline_tests::twins::{self, Twins};
-use worldline_tests::{ALICE, OWNER, args, guest_wasm, test_engine};
+use worldline_tests::{ALICE, OWNER, args, guest_wasm, patient_engine};
 
 /// Builds `guest-cpp/examples/NAME` with its Makefile and returns the component.
 fn cpp_wasm(name: &str) -> Vec<u8> {
@@ -25,7 +25,7 @@ fn cpp_wasm(name: &str) -> Vec<u8> {
 /// The Rust and the C++ build of example `name`, each with a database.
 fn twins(name: &str) -> Twins {
     Twins::of(
-        &test_engine(),
+        &patient_engine(),
         name,
         &guest_wasm(name),
         &cpp_wasm(name),
@@ -58,7 +58,7 @@ fn the_cpp_codec_passes_the_shared_postcard_vectors() {
 
 #[test]
 fn the_cpp_examples_describe_the_same_modules_as_the_rust_ones() {
-    let engine = test_engine();
+    let engine = patient_engine();
     for name in ["bank", "chat", "ticker", "prices"] {
         let (rust_wasm, cpp_wasm) = (guest_wasm(name), cpp_wasm(name));
         // The definition exactly as each `describe` export returned it ...
@@ -104,7 +104,8 @@ async fn the_cpp_prices_procedure_fetches_and_stores_like_the_rust_one() {
 #[test]
 fn the_cpp_table_handles_read_back_what_they_wrote() {
     let wasm = cpp_component("tests", "handles");
-    let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("the handles module loads");
+    let mut db =
+        Database::create(&patient_engine(), &wasm, OWNER).expect("the handles module loads");
     // More rows than one batch of a cursor (256).
     let n = 600u32;
     db.call_reducer("fill", &args(&(n,)), CallContext::new(ALICE))
@@ -132,7 +133,8 @@ fn the_cpp_table_handles_read_back_what_they_wrote() {
 #[test]
 fn the_cpp_codec_passes_the_shared_postcard_vectors_inside_a_component() {
     let wasm = cpp_component("tests", "handles");
-    let mut db = Database::create(&test_engine(), &wasm, OWNER).expect("the handles module loads");
+    let mut db =
+        Database::create(&patient_engine(), &wasm, OWNER).expect("the handles module loads");
     let file = workspace().join("tests/vectors/postcard.json");
     let vectors: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("the vector file"))

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use worldline_host::{CallContext, CallError, Database};
-use worldline_tests::{ALICE, FEATURE_ITEMS, args, create_database, rows, test_engine};
+use worldline_tests::{ALICE, FEATURE_ITEMS, args, create_database, patient_engine, rows};
 
 #[derive(Deserialize)]
 struct Observation {
@@ -27,7 +27,7 @@ fn observed(db: &Database, key: &str) -> String {
 }
 
 fn stocked() -> Database {
-    let mut db = create_database(&test_engine(), "features");
+    let mut db = create_database(&patient_engine(), "features");
     for (i, item) in FEATURE_ITEMS.iter().enumerate() {
         call(&mut db, "add_item", args(item)).expect("add_item");
         assert_eq!(
@@ -105,7 +105,7 @@ fn unique_violation_is_an_error_and_changes_nothing() {
 
 #[test]
 fn cursors_survive_deletes_across_batches() {
-    let mut db = create_database(&test_engine(), "features");
+    let mut db = create_database(&patient_engine(), "features");
     call(&mut db, "churn", args(&(1000u32,))).unwrap();
     assert_eq!(observed(&db, "churn_deleted"), "500");
     call(&mut db, "survey", args(&())).unwrap();
@@ -114,7 +114,7 @@ fn cursors_survive_deletes_across_batches() {
 
 #[test]
 fn the_sandbox_grants_no_files_environment_or_network() {
-    let mut db = create_database(&test_engine(), "features");
+    let mut db = create_database(&patient_engine(), "features");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -140,7 +140,7 @@ enum Status {
 
 #[test]
 fn init_runs_once_as_the_owner() {
-    let db = create_database(&test_engine(), "features");
+    let db = create_database(&patient_engine(), "features");
     assert_eq!(
         observed(&db, "init_sender"),
         worldline_tests::OWNER.to_string()
@@ -149,7 +149,7 @@ fn init_runs_once_as_the_owner() {
 
 #[test]
 fn user_defined_enums_cross_the_boundary() {
-    let mut db = create_database(&test_engine(), "features");
+    let mut db = create_database(&patient_engine(), "features");
     for (status, seen) in [
         (Status::Active, "Active"),
         (
@@ -181,7 +181,7 @@ fn user_defined_enums_cross_the_boundary() {
 
 #[test]
 fn private_tables_are_flagged_private_in_the_schema() {
-    let db = create_database(&test_engine(), "features");
+    let db = create_database(&patient_engine(), "features");
     let schema = db.schema();
     let table = |name: &str| &schema.tables[schema.table_id(name).unwrap()];
     assert!(table("item").public);

@@ -22,7 +22,7 @@ use worldline_host::{
 };
 use worldline_tests::parity::{first_difference, target_dir, workspace};
 use worldline_tests::twins::{self, Twins};
-use worldline_tests::{ALICE, OWNER, args, guest_wasm, test_engine};
+use worldline_tests::{ALICE, OWNER, args, guest_wasm, patient_engine};
 
 /// The Python of the venv holding componentize-py.
 fn venv_python() -> PathBuf {
@@ -79,7 +79,7 @@ fn python_build(dir: &Path) -> Vec<u8> {
 /// test and every run (the cache keys entries by content, so a rebuilt
 /// example is compiled afresh).
 fn engine() -> Engine {
-    test_engine()
+    patient_engine()
         .with_component_cache(&target_dir().join("python").join("component-cache"))
         .expect("opening the component cache")
 }

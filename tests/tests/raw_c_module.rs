@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use worldline_host::{CallContext, CallError, Database, HostError};
 use worldline_tests::parity::{target_dir, workspace};
-use worldline_tests::{OWNER, args, rows, test_engine};
+use worldline_tests::{OWNER, args, patient_engine, rows};
 
 /// The module: table `item` (`id: u64` primary key, `n: u64`) and reducers
 /// `fill_memory(id)` (inserts a row, then grows memory until the host
@@ -221,7 +221,7 @@ fn item_ids(db: &Database) -> Vec<u64> {
 #[test]
 fn a_refused_memory_growth_does_not_trap_a_module_that_handles_it() {
     let _one = one_at_a_time();
-    let engine = test_engine();
+    let engine = patient_engine();
     let mut db = Database::create(&engine, &c_component("raw", &[]), OWNER).expect("creating");
     db.call_reducer("fill_memory", &args(&(1u64,)), CallContext::new(OWNER))
         .expect("the module handled the refused growth and returned ok");
@@ -234,7 +234,7 @@ fn a_refused_memory_growth_does_not_trap_a_module_that_handles_it() {
 #[test]
 fn an_error_message_that_is_not_utf8_fails_the_call_and_changes_nothing() {
     let _one = one_at_a_time();
-    let engine = test_engine();
+    let engine = patient_engine();
     let mut db = Database::create(&engine, &c_component("raw", &[]), OWNER).expect("creating");
     let error = db
         .call_reducer("bad_error", &args(&(2u64,)), CallContext::new(OWNER))
@@ -270,7 +270,7 @@ fn resident_bytes() -> u64 {
 fn a_small_module_cannot_make_the_host_hold_hundreds_of_mib_of_schema() {
     let _one = one_at_a_time();
     let wasm = c_component("raw-wide", &["-DWIDE_TABLES=200"]);
-    let engine = test_engine();
+    let engine = patient_engine();
     let before = resident_bytes();
     let created = Database::create(&engine, &wasm, OWNER);
     let grown = resident_bytes().saturating_sub(before);
