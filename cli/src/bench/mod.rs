@@ -4,6 +4,7 @@
 //! one JSON document instead, for scripts.
 
 mod baseline;
+mod disk;
 mod fanout;
 mod load;
 mod memory;

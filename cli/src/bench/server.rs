@@ -17,6 +17,8 @@ use worldline_client::{Client, ConnectOptions, Endpoint, QuicSocket};
 use worldline_host::DurabilityPolicy;
 use worldline_transport::ReducerStatus;
 
+use super::stats::Latency;
+
 use crate::api::Api;
 use crate::commands::subscribe::{Protocol, connect_options};
 use crate::context::{Context, GlobalArgs};
@@ -263,6 +265,9 @@ pub struct Target {
     remote: bool,
     /// The started server's durability policy (`None` for `--server`).
     pub durability: Option<DurabilityPolicy>,
+    /// With `--durability every`: how long its disk took to make a small
+    /// write durable, timed before the server started.
+    pub disk_sync: Option<Latency>,
 }
 
 impl Target {
@@ -291,6 +296,7 @@ impl Target {
             process: None,
             remote: true,
             durability: None,
+            disk_sync: None,
         })
     }
 
@@ -300,6 +306,10 @@ impl Target {
         durability: DurabilityPolicy,
         options: &[&str],
     ) -> anyhow::Result<Self> {
+        let disk_sync = match durability {
+            DurabilityPolicy::Every => Some(super::disk::sync_latency(dir)?),
+            _ => None,
+        };
         let process = ServerProcess::start(dir, durability, options)?;
         let issued = Api::new(&process.url, None).new_identity()?;
         Ok(Self {
@@ -309,6 +319,7 @@ impl Target {
             process: Some(process),
             remote: false,
             durability: Some(durability),
+            disk_sync,
         })
     }
 

@@ -118,6 +118,10 @@ struct Run {
     /// `--lang` names Rust.
     tps_ratio_to_rust: Option<f64>,
     durability: String,
+    /// With `--durability every`: a small write and `fdatasync` in the
+    /// server's directory, timed before it started; each transfer waits
+    /// for at least one.
+    disk_sync: Option<Latency>,
     #[serde(flatten)]
     load: LoadArgs,
     /// Committed transfers per second in the window.
@@ -339,6 +343,7 @@ fn measure(
                 language,
                 tps_ratio_to_rust: None,
                 durability: target.durability_name(),
+                disk_sync: target.disk_sync.clone(),
                 load: args.load.clone(),
                 tps: summary.per_second,
                 tps_per_second: summary.spread,
@@ -403,6 +408,13 @@ fn print_text(report: &Report) {
             "transfer over {}{language}, durability {}: {}",
             run.protocol, run.durability, run.load
         );
+        if let Some(sync) = &run.disk_sync {
+            println!(
+                "  disk: a 2 KiB write made durable in the server's directory takes p50 {:.0} \
+                 µs, p99 {:.0} µs (timed before the run); each transfer waits for at least one",
+                sync.p50_us, sync.p99_us
+            );
+        }
         println!(
             "  TPS {}   per second: min {}, median {}, max {}",
             thousands(run.tps),
