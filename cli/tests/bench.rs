@@ -9,16 +9,22 @@ use serde_json::Value;
 use worldline_tests::parity::target_dir;
 use worldline_tests::{TempDir, guest_path};
 
-/// Runs `worldline bench ARGS --json` on the prebuilt bank component and
-/// returns the JSON it printed.
+/// Runs `worldline bench ARGS --json` on the prebuilt bank component, with
+/// `--durability none` unless ARGS name one, and returns the JSON it printed.
 fn bench(args: &[&str]) -> Value {
     let config = TempDir::new("worldline-bench-config");
+    let durability = if args.contains(&"--durability") {
+        &[][..]
+    } else {
+        &["--durability", "none"][..]
+    };
     let output = Command::new(env!("CARGO_BIN_EXE_worldline"))
         .arg("bench")
         .args(args)
+        .args(durability)
         .arg("--wasm")
         .arg(guest_path("bank"))
-        .args(["--durability", "none", "--json"])
+        .arg("--json")
         .env_remove("WORLDLINE_SERVER")
         .env("WORLDLINE_CONFIG", config.path().join("config.toml"))
         .output()
@@ -64,6 +70,7 @@ fn bench_transfer_keeps_the_balance_sum_over_both_protocols_and_runs_the_sqlite_
         assert!(run["latency"]["p99_us"].as_f64().unwrap() > 0.0, "{run}");
         assert!(run["server"]["rss_mib"].as_f64().unwrap() > 0.0, "{run}");
         assert_eq!(run["durability"], "none");
+        assert!(run["disk_sync"].is_null(), "{run}");
     }
     let baselines = report["baselines"].as_array().expect("baselines");
     assert_eq!(baselines.len(), 2, "{report}");
@@ -72,6 +79,38 @@ fn bench_transfer_keeps_the_balance_sum_over_both_protocols_and_runs_the_sqlite_
         assert!(baseline["summary"]["per_second"].as_f64().unwrap() > 0.0);
         assert_eq!(baseline["ratios"].as_array().unwrap().len(), 2);
     }
+}
+
+// Under `every` the report says how long the disk takes to make a write
+// durable, which bounds every transfer's latency from below.
+#[test]
+fn bench_transfer_under_every_times_the_disks_sync() {
+    let report = bench(&[
+        "transfer",
+        "--accounts",
+        "100",
+        "--connections",
+        "1",
+        "--in-flight",
+        "2",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+        "--protocol",
+        "ws",
+        "--durability",
+        "every",
+    ]);
+    let run = &report["runs"][0];
+    assert_eq!(run["durability"], "every", "{run}");
+    assert_eq!(run["balance_unchanged"], true, "{run}");
+    let sync = &run["disk_sync"];
+    let (p50, p99) = (sync["p50_us"].as_f64(), sync["p99_us"].as_f64());
+    assert!(
+        matches!((p50, p99), (Some(p50), Some(p99)) if p50 > 0.0 && p50 <= p99),
+        "{run}"
+    );
 }
 
 // #13 item 6: `--lang` builds the bank example in Rust, C++ and Python from
