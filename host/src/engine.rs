@@ -244,8 +244,9 @@ impl Engine {
     /// in flight ends at once with a `timeout` error saying so, and the
     /// procedure's wasm is stopped at its next deadline check (within one
     /// [`EngineConfig::epoch_tick`]), failing the call with
-    /// [`CallError::Unavailable`](crate::CallError::Unavailable). A procedure
-    /// inside a WASI clock wait is stopped when the wait ends.
+    /// [`CallError::ProcedureStopped`](crate::CallError::ProcedureStopped).
+    /// A procedure inside a WASI clock wait (a sleep) wakes at once and is
+    /// stopped the same way.
     pub fn stop_procedures(&self) {
         self.stopping.send_replace(true);
     }

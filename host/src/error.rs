@@ -261,6 +261,18 @@ pub enum CallError {
         /// [`Engine::max_procedures`](crate::Engine::max_procedures).
         limit: usize,
     },
+    /// No slot of the server's instance pool was free to run the
+    /// procedure: nothing ran, and the database's reducers keep serving.
+    /// The message is [`HostError::InstancePoolFull`]'s. Retry later.
+    #[error("{0}")]
+    InstancePoolFull(String),
+    /// The server shut down while the procedure ran and stopped it: an
+    /// open transaction was rolled back, committed ones stay.
+    #[error(
+        "the server is shutting down; procedure `{0}` was stopped (an open transaction was \
+         rolled back; committed ones stay)"
+    )]
+    ProcedureStopped(String),
 }
 
 /// The most characters of a name a client gave that an error quotes.

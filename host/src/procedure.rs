@@ -263,10 +263,7 @@ impl ProcedureRun {
                 procedure,
                 deadline: *deadline,
             },
-            Some(Stopped::Shutdown) => CallError::Unavailable(format!(
-                "the server is shutting down; procedure `{procedure}` was stopped (an open \
-                 transaction was rolled back; committed ones stay)"
-            )),
+            Some(Stopped::Shutdown) => CallError::ProcedureStopped(procedure),
             None => {
                 let message = match classify_trap(self.engine.config(), state, trap) {
                     CallError::Panicked(message) => format!("panicked: {message}"),
@@ -286,7 +283,9 @@ impl ProcedureRun {
             return self.trap_error(error, state);
         }
         match self.engine.instantiate_error(error, state) {
-            full @ HostError::InstancePoolFull { .. } => CallError::Unavailable(full.to_string()),
+            full @ HostError::InstancePoolFull { .. } => {
+                CallError::InstancePoolFull(full.to_string())
+            }
             other => CallError::ProcedureTrapped {
                 procedure: self.name.clone(),
                 message: other.to_string(),

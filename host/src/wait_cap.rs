@@ -9,10 +9,14 @@
 //! current call's deadline: the call is stopped at once with the deadline
 //! error it would have met after the wait. Without this, a reducer
 //! sleeping for a day would hold its database's thread for a day, and a
-//! `describe` that sleeps would hold a publish.
+//! `describe` that sleeps would hold a publish. A procedure's wait also
+//! ends when the server stops procedures
+//! ([`Engine::stop_procedures`](crate::Engine::stop_procedures)): it is
+//! then stopped at its next epoch check, or at once if it waits again.
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::HostMonotonicClock;
@@ -80,9 +84,17 @@ pub(crate) fn cap_clock_waits(linker: &mut Linker<HostState>) -> wasmtime::Resul
     Ok(())
 }
 
-/// A pollable ready after `wait`; a trap carrying the deadline error if
-/// the wait would end past the call's deadline.
+/// A pollable ready after `wait` (or, in a procedure, once the server
+/// stops procedures); a trap carrying the deadline error if the wait would
+/// end past the call's deadline, or the shutdown if procedures are stopping.
 fn capped_wait(state: &mut HostState, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+    let stopping = state
+        .procedure
+        .as_ref()
+        .map(|side| side.http.stopping.clone());
+    if stopping.as_ref().is_some_and(|stopping| *stopping.borrow()) {
+        return Err(crate::procedure::Stopped::Shutdown.into());
+    }
     let now = Instant::now();
     let until = now.checked_add(wait);
     if let Some(limit) = state.wait_limit()
@@ -98,8 +110,28 @@ fn capped_wait(state: &mut HostState, wait: Duration) -> wasmtime::Result<Resour
         Some(_) => WakeAt::Now { yielded: false },
         None => WakeAt::Never,
     };
-    let wake = state.resources.push(wake)?;
+    let wake = state.resources.push(Wake { at: wake, stopping })?;
     subscribe(&mut state.resources, wake)
+}
+
+/// A capped clock subscription: ready at its time, or when procedures
+/// stop if it is a procedure's.
+struct Wake {
+    at: WakeAt,
+    stopping: Option<watch::Receiver<bool>>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Wake {
+    async fn ready(&mut self) {
+        let Some(stopping) = &mut self.stopping else {
+            return self.at.ready().await;
+        };
+        tokio::select! {
+            () = self.at.ready() => {}
+            Ok(_) = stopping.wait_for(|stopping| *stopping) => {}
+        }
+    }
 }
 
 /// When a capped clock subscription is ready.
@@ -113,8 +145,7 @@ enum WakeAt {
     Never,
 }
 
-#[wasmtime_wasi::async_trait]
-impl Pollable for WakeAt {
+impl WakeAt {
     async fn ready(&mut self) {
         match self {
             WakeAt::Now { yielded: true } => {}

@@ -158,6 +158,7 @@ impl Drop for ServerProcess {
 }
 
 /// An HTTP client of one server, as the identity of `token` (if any).
+#[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
     base: String,

@@ -264,3 +264,51 @@ async fn stopping_the_server_does_not_wait_for_a_silent_http_server() {
     assert!(error.contains("the server is shutting down"), "{error}");
     gate.set(false);
 }
+
+/// Stopping the server while a procedure sleeps (a WASI clock wait, here
+/// 25 s, within its 30 s deadline) wakes and stops it at once: the
+/// shutdown does not wait out the sleep, and the caller is told why.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_server_wakes_and_stops_a_sleeping_procedure() {
+    let live = LiveServer::start(&[]).await;
+    let base = format!("http://{}", live.http_addr());
+    let call = tokio::task::spawn_blocking(move || {
+        let owner = Http::new_identity(&base);
+        owner.post_ok(
+            "/v1/database/sleepy",
+            "application/wasm",
+            &guest_wasm("outbound-abuse"),
+        );
+        let napper = owner.clone();
+        let call = std::thread::spawn(move || {
+            let body = json!([25_000u64]).to_string();
+            napper.post(
+                "/v1/database/sleepy/call/nap",
+                "application/json",
+                body.as_bytes(),
+            )
+        });
+        wait_until("the procedure asleep", || {
+            owner
+                .module_log("sleepy", None)
+                .iter()
+                .any(|line| line.contains("napping"))
+        });
+        call
+    })
+    .await
+    .expect("the test's thread");
+    let started = Instant::now();
+    live.shutdown().await;
+    let took = started.elapsed();
+    let answer = tokio::task::spawn_blocking(move || call.join().expect("the caller's thread"))
+        .await
+        .expect("the test's thread");
+    assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+    let (status, text) = answer.expect("an answer before the connection closed");
+    assert_eq!(status, 422, "{text}");
+    assert!(
+        text.contains("the server is shutting down; procedure `nap` was stopped"),
+        "{status} {text}"
+    );
+}

@@ -1,6 +1,7 @@
 //! A procedure that sends one outbound HTTP request and reports what came
 //! of it, so that tests (`tests/tests/outbound_abuse.rs`) can point it at
-//! hostile servers and check what a module author would see.
+//! hostile servers and check what a module author would see; and one that
+//! sleeps, for a server stopping under it.
 
 use std::time::Duration;
 
@@ -40,6 +41,15 @@ pub fn fetch_with_headers(
     }
     let response = ctx.http().send(request).map_err(report)?;
     Ok(format!("{} {}", response.status, response.body.len()))
+}
+
+/// Logs `napping`, then sleeps `millis` milliseconds (a WASI clock wait)
+/// and returns `"rested"`.
+#[procedure]
+pub fn nap(_ctx: &mut ProcedureContext, millis: u64) -> String {
+    worldline::log::info("napping");
+    std::thread::sleep(Duration::from_millis(millis));
+    "rested".into()
 }
 
 /// An error as the caller sees it: `"{kind:?}: {message}"`.

@@ -472,7 +472,8 @@ fn procedure_error(error: CallError) -> ApiError {
     match error {
         CallError::Unavailable(_)
         | CallError::TooManyProcedures { .. }
-        | CallError::ServerTooManyProcedures { .. } => ApiError::unavailable(error.to_string()),
+        | CallError::ServerTooManyProcedures { .. }
+        | CallError::InstancePoolFull(_) => ApiError::unavailable(error.to_string()),
         CallError::NoSuchDatabase(ref name) => ApiError::no_database(name),
         CallError::NoSuchProcedure(_) | CallError::InvalidProcedureArguments { .. } => {
             ApiError::bad_request(error.to_string())
