@@ -742,9 +742,9 @@ impl Database {
     }
 
     /// Runs the module's `client_disconnected` reducer, if it has one. A
-    /// failure has no caller to go to, so it also goes to the module log
-    /// (a burst of 10 such lines, then at most one a second, counting the
-    /// rest).
+    /// failure has no caller to go to, so it also goes to the server's log
+    /// and the module log (a burst of 10 such lines, then at most one a
+    /// second, counting the rest).
     pub fn client_disconnected(
         &mut self,
         ctx: CallContext,
@@ -797,26 +797,25 @@ impl Database {
     }
 
     /// A failed `client_disconnected` has no caller to tell, so it goes to
-    /// the module log (a burst of 10 such lines, then at most one a second,
-    /// counting the rest); not when the database is unavailable.
+    /// the server's log and (unless the database is unavailable) the module
+    /// log: a burst of 10 such lines, then at most one a second, counting
+    /// the rest, since clients can connect and disconnect as fast as they like.
     fn log_failed_disconnect(&mut self, ctx: CallContext, error: &CallError) {
-        if matches!(error, CallError::Unavailable(_)) {
-            return;
-        }
         let Some(held_back) = self.disconnect_failures.admit(Timestamp::now()) else {
             return;
         };
         let connection = ctx
             .connection_id
             .map_or_else(String::new, |id| format!(", connection {id}"));
-        self.log().push(
-            LogLevel::Error,
-            format!(
-                "client_disconnected failed for {}{connection}: {error}{}",
-                ctx.caller,
-                held_back_note(held_back, "failed client_disconnected runs")
-            ),
+        let line = format!(
+            "client_disconnected failed for {}{connection}: {error}{}",
+            ctx.caller,
+            held_back_note(held_back, "failed client_disconnected runs")
         );
+        tracing::warn!("{line}");
+        if !matches!(error, CallError::Unavailable(_)) {
+            self.log().push(LogLevel::Error, line);
+        }
     }
 
     /// Blocks until the transaction at `offset` is as durable as the storage

@@ -312,3 +312,71 @@ async fn a_failed_disconnect_hook_is_in_the_module_log() {
     owner.close().await;
     live.shutdown().await;
 }
+
+/// Clients may connect and disconnect as fast as they like: a
+/// `client_disconnected` failing every time writes a burst of lines to the
+/// server's log, then at most one a second (it wrote one per disconnect).
+#[test]
+fn a_disconnect_hook_failing_every_time_does_not_write_a_server_log_line_per_client() {
+    const CLIENTS: usize = 60;
+    let dir = TempDir::new("worldline-disconnect-failures");
+    let stderr_path = dir.path().join("server-stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).expect("a file for the server's log");
+    let server = ServerProcess::start_with_stderr(&dir.path().join("data"), stderr.into());
+    let owner = Http::new_identity(&server.http);
+    owner.publish("hs", &guest_wasm("hostile-schedule"));
+    owner.call_ok("hs", "set_hooks", &serde_json::json!(["ok", "err"]));
+    let token = owner.token().expect("a token").to_owned();
+    let started = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let come_and_go = |clients: usize| {
+        runtime.block_on(async {
+            for _ in 0..clients {
+                let options = ConnectOptions::websocket(server.ws_url(), "hs");
+                let client = Client::connect(options).await.expect("a client connects");
+                client.close().await;
+            }
+        });
+    };
+    // Failures the module log accounts for: its lines, and the ones each
+    // line says were held back before it.
+    let accounted = || -> usize {
+        Http::new(&server.http, Some(&token))
+            .module_log("hs", None)
+            .iter()
+            .filter(|line| line.starts_with("client_disconnected failed"))
+            .map(|line| {
+                let held_back = line
+                    .rsplit_once(" (")
+                    .and_then(|(_, rest)| rest.split_once(" more failed client_disconnected"))
+                    .and_then(|(n, _)| n.parse::<usize>().ok());
+                1 + held_back.unwrap_or(0)
+            })
+            .sum()
+    };
+    come_and_go(CLIENTS);
+    // A failure after the quiet second is written with the count of the
+    // ones held back before it; until then, keep coming.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut clients = CLIENTS;
+    while accounted() < CLIENTS {
+        assert!(Instant::now() < deadline, "the hooks ran and failed");
+        std::thread::sleep(Duration::from_millis(500));
+        come_and_go(1);
+        clients += 1;
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(accounted(), clients, "every failure is accounted for");
+    server.kill();
+
+    let log = std::fs::read_to_string(&stderr_path).expect("the server's log");
+    let lines = log
+        .lines()
+        .filter(|line| line.contains("client_disconnected failed"))
+        .count();
+    assert!(
+        lines > 0 && lines <= 10 + seconds + 1,
+        "{lines} server log lines about {clients} failed hooks in {seconds} s"
+    );
+}
