@@ -979,10 +979,9 @@ impl Actor {
             return;
         }
         let ctx = CallContext::new(connection.identity).with_connection(connection.connection_id);
-        match self.database.client_disconnected_nowait(ctx) {
-            Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientDisconnected, ctx, &outcome),
-            // The host logged a failure (bounded): no caller awaits it.
-            Ok(None) | Err(_) => {}
+        // The host logs a failure (bounded): no caller awaits it.
+        if let Ok(Some(outcome)) = self.database.client_disconnected_nowait(ctx) {
+            self.fan_out(Lifecycle::ClientDisconnected, ctx, &outcome);
         }
     }
 
