@@ -80,6 +80,17 @@ where
         .await?
         .map_err(|err| hyper_error(host, limits, &err))?;
     let (parts, body) = response.into_parts();
+    if parts.status.is_informational() {
+        // Other 1xx responses are skipped on the way to the final one; a
+        // switch of protocols ends HTTP on a connection that asked for none.
+        return Err(HttpError::new(
+            HttpErrorKind::Protocol,
+            format!(
+                "{host} answered {} to a request that asked for no protocol switch",
+                parts.status
+            ),
+        ));
+    }
     Ok(Head {
         status: parts.status,
         headers: parts.headers,

@@ -57,8 +57,8 @@ pub enum HttpErrorKind {
     ResponseTooLarge,
     /// More redirects than the limit.
     TooManyRedirects,
-    /// The server broke HTTP (a malformed response, or the connection
-    /// dropped mid-response).
+    /// The server broke HTTP (a malformed response, a switch of protocols
+    /// nobody asked for, or the connection dropped mid-response).
     Protocol,
 }
 

@@ -539,6 +539,20 @@ async fn a_server_breaking_http_is_a_protocol_error() {
     let outbound = client_for(hang_up, short_limits());
     let url = format!("http://{hang_up}/");
     expect_error(&outbound, get(&url), HttpErrorKind::Protocol).await;
+
+    // A switch of protocols nobody asked for is not a final response.
+    let switching = serve_raw(|stream| {
+        answer(
+            stream,
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+                .to_vec(),
+        )
+    })
+    .await;
+    let outbound = client_for(switching, short_limits());
+    let url = format!("http://{switching}/");
+    let err = expect_error(&outbound, get(&url), HttpErrorKind::Protocol).await;
+    assert!(err.message.contains("101 Switching Protocols"), "{err}");
 }
 
 #[tokio::test]
