@@ -16,11 +16,14 @@ use crate::target::Target;
 use crate::types::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 
 /// The outbound HTTP client of one database. Cheap to clone: clones share
-/// the policy and the in-flight cap.
+/// the policy, the in-flight cap and the cap on name lookups.
 #[derive(Debug, Clone)]
 pub struct OutboundHttp {
     policy: Arc<HttpPolicy>,
     slots: Arc<Semaphore>,
+    /// Name lookups running at once: as many as requests in flight, held
+    /// until the resolver returns (see [`crate::lookup`]).
+    lookups: Arc<Semaphore>,
 }
 
 impl OutboundHttp {
@@ -29,16 +32,18 @@ impl OutboundHttp {
     pub fn new(policy: HttpPolicy) -> Result<Self, PolicyError> {
         policy.limits.check()?;
         let slots = Arc::new(Semaphore::new(policy.limits.max_in_flight));
+        let lookups = Arc::new(Semaphore::new(policy.limits.max_in_flight));
         Ok(Self {
             policy: Arc::new(policy),
             slots,
+            lookups,
         })
     }
 
     /// A client allowing `allow` instead, with this client's override and
-    /// limits and *its* in-flight slots: requests sent through either
-    /// client count against one cap, so a database whose owner changes the
-    /// list while requests are in flight still has at most
+    /// limits and *its* in-flight slots and lookups: requests sent through
+    /// either client count against one cap, so a database whose owner
+    /// changes the list while requests are in flight still has at most
     /// [`HttpLimits::max_in_flight`](crate::HttpLimits::max_in_flight) out.
     pub fn with_allow_list(&self, allow: AllowList) -> Self {
         let policy = HttpPolicy {
@@ -48,6 +53,7 @@ impl OutboundHttp {
         Self {
             policy: Arc::new(policy),
             slots: Arc::clone(&self.slots),
+            lookups: Arc::clone(&self.lookups),
         }
     }
 
@@ -82,7 +88,14 @@ impl OutboundHttp {
             })?;
         let mut redirects = 0;
         loop {
-            let stream = connect::open(&hop.target, &policy.overrides, limits, &budget).await?;
+            let stream = connect::open(
+                &hop.target,
+                &policy.overrides,
+                limits,
+                &budget,
+                &self.lookups,
+            )
+            .await?;
             let head = exchange::send(stream, &hop, limits, &budget).await?;
             let Some(next) = next_hop(&hop, head.status, &head.headers)? else {
                 let host = hop.target.host_text();

@@ -8,14 +8,17 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::client::TlsStream;
 
 use crate::budget::{Budget, Phase};
 use crate::guard::PrivateOverride;
 use crate::limits::HttpLimits;
+use crate::lookup;
 use crate::target::{Scheme, Target, TargetHost};
 use crate::tls;
 use crate::types::{HttpError, HttpErrorKind};
@@ -28,15 +31,17 @@ pub(crate) enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// Opens a connection for `target` to an address the guard allows.
+/// Opens a connection for `target` to an address the guard allows,
+/// resolving its name under the database's `lookups` permits.
 pub(crate) async fn open(
     target: &Target,
     overrides: &PrivateOverride,
     limits: &HttpLimits,
     budget: &Budget,
+    lookups: &Arc<Semaphore>,
 ) -> Result<Stream, HttpError> {
     let host = target.host_text();
-    let addresses = resolve(target, limits, budget).await?;
+    let addresses = resolve(target, limits, budget, lookups).await?;
     let allowed = checked(target, &addresses, overrides)?;
     let tcp = budget
         .run(host, Phase::connect(limits), connect_any(&allowed))
@@ -63,6 +68,7 @@ async fn resolve(
     target: &Target,
     limits: &HttpLimits,
     budget: &Budget,
+    lookups: &Arc<Semaphore>,
 ) -> Result<Vec<SocketAddr>, HttpError> {
     let name = match &target.host {
         TargetHost::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, target.port)]),
@@ -78,7 +84,7 @@ async fn resolve(
         .run(
             name,
             Phase::resolve(limits),
-            tokio::net::lookup_host((name, target.port)),
+            lookup::system(name, target.port, lookups),
         )
         .await?
         .map_err(|err| dns(err.to_string()))?;

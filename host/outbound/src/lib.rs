@@ -23,6 +23,7 @@ mod connect;
 mod exchange;
 mod guard;
 mod limits;
+mod lookup;
 mod redirect;
 mod request;
 mod target;
