@@ -312,3 +312,63 @@ async fn stopping_the_server_wakes_and_stops_a_sleeping_procedure() {
         "{status} {text}"
     );
 }
+
+/// A procedure that finds the server's instance pool full is refused at
+/// once with 503, saying so, rather than calling its database
+/// unavailable: the database keeps serving, and the next call runs once
+/// an instance is free.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_procedure_finding_the_pool_full_says_so() {
+    let live = LiveServer::start_with(&[], |config| {
+        config.host.engine.max_instances = 8;
+    })
+    .await;
+    let base = format!("http://{}", live.http_addr());
+    tokio::task::spawn_blocking(move || {
+        let owner = Http::new_identity(&base);
+        // Seven databases hold seven of the eight instances.
+        for name in ["sleepy", "f1", "f2", "f3", "f4", "f5", "f6"] {
+            let path = format!("/v1/database/{name}");
+            owner.post_ok(&path, "application/wasm", &guest_wasm("outbound-abuse"));
+        }
+        let nap = |millis: u64| {
+            let body = json!([millis]).to_string();
+            owner
+                .post(
+                    "/v1/database/sleepy/call/nap",
+                    "application/json",
+                    body.as_bytes(),
+                )
+                .expect("an answer")
+        };
+        let napper = owner.clone();
+        let first = std::thread::spawn(move || {
+            let body = json!([2_000u64]).to_string();
+            napper.post(
+                "/v1/database/sleepy/call/nap",
+                "application/json",
+                body.as_bytes(),
+            )
+        });
+        wait_until("the first procedure asleep", || {
+            owner
+                .module_log("sleepy", None)
+                .iter()
+                .any(|line| line.contains("napping"))
+        });
+        let (status, text) = nap(0);
+        assert_eq!(status, 503, "{text}");
+        assert!(
+            text.contains("the server's instance pool is full (8 instances")
+                && !text.contains("unavailable"),
+            "{text}"
+        );
+        let (status, text) = first.join().expect("the first call").expect("an answer");
+        assert_eq!((status, text.contains("rested")), (200, true), "{text}");
+        let (status, text) = nap(0);
+        assert_eq!((status, text.contains("rested")), (200, true), "{text}");
+    })
+    .await
+    .expect("the test's thread");
+    live.shutdown().await;
+}
