@@ -307,10 +307,13 @@ class Product:
                 try:
                     codec.write(getattr(value, name), out)
                 except (TypeError, ValueError, OverflowError) as e:
-                    raise _in_field(e, f"{self.cls.__name__}.{name}") from None
+                    raise in_field(e, f"{self.cls.__name__}.{name}") from None
             return
         if not self.fields and value is None:
             return  # the unit, as a function without a return value gives it
+        if not isinstance(value, (tuple, list)):
+            wanted = "None (no value)" if not self.fields else f"a tuple of {len(self.fields)} values"
+            raise TypeError(f"expected {wanted}, got {value!r}")
         if len(value) != len(self.fields):
             raise TypeError(f"expected {len(self.fields)} values, got {len(value)}")
         for item, codec in zip(value, self.fields):
@@ -326,9 +329,9 @@ class Product:
         return tuple(values), pos
 
 
-def _in_field(error, where):
-    """``error``, raised writing the field ``where``, as the same kind of
-    error with a message that starts by naming the field."""
+def in_field(error, where):
+    """``error``, raised writing ``where`` (a field, a return value), as the
+    same kind of error with a message that starts by naming it."""
     kind = next(k for k in (OverflowError, TypeError, ValueError) if isinstance(error, k))
     return kind(f"{where}: {error}")
 
