@@ -305,5 +305,16 @@ class ValuesThatDoNotFit(unittest.TestCase):
                     postcard.encode(codec(declared, "t"), value)
 
 
+class Identities(unittest.TestCase):
+    def test_from_hex_reads_the_hex_form_json_values_give_an_identity(self):
+        digits = "ab" * 32
+        for text in (digits, "0x" + digits, digits.upper()):
+            with self.subTest(text=text):
+                self.assertEqual(worldline.Identity.from_hex(text).to_hex(), digits)
+        self.assertEqual(worldline.ConnectionId.from_hex("0x" + "01" * 16).bytes, b"\x01" * 16)
+        with self.assertRaisesRegex(ValueError, "Identity takes 32 bytes, got 31"):
+            worldline.Identity.from_hex("0x" + "ab" * 31)
+
+
 if __name__ == "__main__":
     unittest.main()
