@@ -12,7 +12,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from worldline import (SchemaError, Timestamp, index, primary_key, schedule_at, schedule_interval,  # noqa: E402
                        u32, u64)
-from worldline.schema import TableInfo  # noqa: E402
+from worldline.schema import FunctionInfo, TableInfo  # noqa: E402
 
 
 @dataclass
@@ -87,6 +87,22 @@ class NamedIndexes(unittest.TestCase):
     def test_the_columns_of_a_named_index_are_a_list(self):
         with self.assertRaisesRegex(SchemaError, "index by_owner takes a list of column names, got 'owner'"):
             TableInfo(Task, "task", True, None, {"by_owner": "owner"})
+
+
+class Reducers(unittest.TestCase):
+    def test_a_reducer_annotated_to_return_a_value_is_refused(self):
+        def total(ctx, n: u32) -> u32:
+            return n
+
+        with self.assertRaisesRegex(SchemaError, "reducer total returns nothing"):
+            FunctionInfo(total, "total")
+        self.assertEqual(FunctionInfo(total, "total", procedure=True).returns, u32)
+
+    def test_a_reducer_may_say_it_returns_none(self):
+        def noop(ctx) -> None:
+            pass
+
+        self.assertEqual(FunctionInfo(noop, "noop").params, [])
 
 
 if __name__ == "__main__":

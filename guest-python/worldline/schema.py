@@ -163,6 +163,9 @@ class FunctionInfo:
         if len(self.params) != len(parameters):
             raise SchemaError(f"{name}: every parameter after the context needs a type annotation")
         self.args = postcard.Product([codec(a, f"{name}({p})") for p, a in self.params])
+        if not procedure and hints.get("return", type(None)) is not type(None):
+            raise SchemaError(f"reducer {name} returns nothing (its return annotation is "
+                              f"{hints['return']!r}); a @procedure returns a value")
         self.returns = hints.get("return", type(None)) if procedure else None
         if procedure:
             self.result = codec(self.returns, f"{name} -> ")
