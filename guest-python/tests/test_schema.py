@@ -10,8 +10,9 @@ from typing import Annotated
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from worldline import SchemaError, index, primary_key, u32  # noqa: E402
-from worldline.schema import TableInfo  # noqa: E402
+from worldline import (SchemaError, Timestamp, index, primary_key, schedule_at, schedule_interval,  # noqa: E402
+                       u32, u64)
+from worldline.schema import FunctionInfo, TableInfo  # noqa: E402
 
 
 @dataclass
@@ -62,6 +63,46 @@ class IndexAttributes(unittest.TestCase):
     def test_unindexed_columns_may_take_any_name(self):
         info = TableInfo(Plain, "plain", True, None, None)
         self.assertEqual([i.attr for i in info.indexes], ["id"])
+
+
+@dataclass
+class Due:
+    id: Annotated[u32, primary_key]
+    at: Annotated[Timestamp, schedule_at]
+    also: Annotated[Timestamp, schedule_at]
+    every: Annotated[u64, schedule_interval]
+
+
+class Schedules(unittest.TestCase):
+    def test_schedule_markers_on_a_table_that_is_not_scheduled_are_refused(self):
+        with self.assertRaisesRegex(SchemaError, "table due: schedule_at marks a column of a scheduled table"):
+            TableInfo(Due, "due", False, None, None)
+
+    def test_a_second_schedule_at_column_is_refused(self):
+        with self.assertRaisesRegex(SchemaError, "table due: at most one schedule_at column"):
+            TableInfo(Due, "due", False, "tick", None)
+
+
+class NamedIndexes(unittest.TestCase):
+    def test_the_columns_of_a_named_index_are_a_list(self):
+        with self.assertRaisesRegex(SchemaError, "index by_owner takes a list of column names, got 'owner'"):
+            TableInfo(Task, "task", True, None, {"by_owner": "owner"})
+
+
+class Reducers(unittest.TestCase):
+    def test_a_reducer_annotated_to_return_a_value_is_refused(self):
+        def total(ctx, n: u32) -> u32:
+            return n
+
+        with self.assertRaisesRegex(SchemaError, "reducer total returns nothing"):
+            FunctionInfo(total, "total")
+        self.assertEqual(FunctionInfo(total, "total", procedure=True).returns, u32)
+
+    def test_a_reducer_may_say_it_returns_none(self):
+        def noop(ctx) -> None:
+            pass
+
+        self.assertEqual(FunctionInfo(noop, "noop").params, [])
 
 
 if __name__ == "__main__":

@@ -261,5 +261,60 @@ class NestedOptions(unittest.TestCase):
         self.assertEqual(postcard.decode(three, bytes.fromhex("010100")), Some(Some(None)))
 
 
+@dataclass
+class Spec:
+    tags: list[str]
+    weight: f32
+
+
+@dataclass
+class Lot:
+    id: u32
+    spec: Spec
+    shape: Shape
+
+
+class ValuesThatDoNotFit(unittest.TestCase):
+    def test_errors_name_the_field_that_does_not_fit(self):
+        lot = codec(Lot, "t")
+        cases = [
+            (Lot(2**32, Spec([], 1.0), Shape.Empty()), OverflowError, r"^Lot\.id: 4294967296 does not fit in u32$"),
+            (Lot(1, Spec([], "x"), Shape.Empty()), TypeError, r"^Lot\.spec: Spec\.weight: expected a float"),
+            (Lot(1, Spec([], 1.0), Shape.Rect(w=1.0, h=None)), TypeError, r"^Lot\.shape: Size\.h: expected a float"),
+            (Lot(1, Spec(["\ud800"], 1.0), Shape.Empty()), ValueError, r"^Lot\.spec: Spec\.tags: 'utf-8' codec"),
+        ]
+        for value, kind, message in cases:
+            with self.subTest(message=message):
+                with self.assertRaisesRegex(kind, message):
+                    postcard.encode(lot, value)
+
+    def test_a_list_is_a_list_or_a_tuple_never_a_string_or_a_mapping(self):
+        tags = codec(list[str], "t")
+        self.assertEqual(postcard.encode(tags, ("a", "b")), postcard.encode(tags, ["a", "b"]))
+        for value in ("red", {"a": 1}, None, {"a"}):
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(TypeError, "expected a list"):
+                    postcard.encode(tags, value)
+
+    def test_a_float_beyond_f32_is_refused_as_an_integer_beyond_its_width_is(self):
+        self.assertEqual(postcard.encode(codec(f32, "t"), float("inf")).hex(), "0000807f")
+        self.assertEqual(postcard.encode(codec(f32, "t"), 3.4028234663852886e38).hex(), "ffff7f7f")
+        for declared, value in [(f32, 1e39), (f32, -1e39), (f32, 10**400), (float, 10**400)]:
+            with self.subTest(declared=declared, value=value):
+                with self.assertRaisesRegex(OverflowError, "does not fit in f"):
+                    postcard.encode(codec(declared, "t"), value)
+
+
+class Identities(unittest.TestCase):
+    def test_from_hex_reads_the_hex_form_json_values_give_an_identity(self):
+        digits = "ab" * 32
+        for text in (digits, "0x" + digits, digits.upper()):
+            with self.subTest(text=text):
+                self.assertEqual(worldline.Identity.from_hex(text).to_hex(), digits)
+        self.assertEqual(worldline.ConnectionId.from_hex("0x" + "01" * 16).bytes, b"\x01" * 16)
+        with self.assertRaisesRegex(ValueError, "Identity takes 32 bytes, got 31"):
+            worldline.Identity.from_hex("0x" + "ab" * 31)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -145,7 +145,10 @@ class Float:
     def write(self, value, out):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise TypeError(f"expected a float, got {value!r}")
-        out += struct.pack(self.format, value)
+        try:
+            out += struct.pack(self.format, value)
+        except (OverflowError, struct.error):  # struct.error: an int too large for a double
+            raise OverflowError(f"{value!r} does not fit in f{self.bits}") from None
 
     def read(self, buf, pos):
         end = pos + self.size
@@ -268,6 +271,8 @@ class Array:
         self.inner = inner
 
     def write(self, value, out):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {value!r}")
         write_varint(len(value), out)
         write = self.inner.write
         for item in value:
@@ -299,10 +304,16 @@ class Product:
             if not isinstance(value, self.cls):
                 raise TypeError(f"expected a {self.cls.__name__}, got {value!r}")
             for name, codec in zip(self.names, self.fields):
-                codec.write(getattr(value, name), out)
+                try:
+                    codec.write(getattr(value, name), out)
+                except (TypeError, ValueError, OverflowError) as e:
+                    raise in_field(e, f"{self.cls.__name__}.{name}") from None
             return
         if not self.fields and value is None:
             return  # the unit, as a function without a return value gives it
+        if not isinstance(value, (tuple, list)):
+            wanted = "None (no value)" if not self.fields else f"a tuple of {len(self.fields)} values"
+            raise TypeError(f"expected {wanted}, got {value!r}")
         if len(value) != len(self.fields):
             raise TypeError(f"expected {len(self.fields)} values, got {len(value)}")
         for item, codec in zip(value, self.fields):
@@ -316,6 +327,13 @@ class Product:
         if self.cls is not None:
             return self.cls(*values), pos
         return tuple(values), pos
+
+
+def in_field(error, where):
+    """``error``, raised writing ``where`` (a field, a return value), as the
+    same kind of error with a message that starts by naming it."""
+    kind = next(k for k in (OverflowError, TypeError, ValueError) if isinstance(error, k))
+    return kind(f"{where}: {error}")
 
 
 class Sum:

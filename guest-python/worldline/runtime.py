@@ -302,6 +302,15 @@ def _trap(message):
 _NO_RESULT = object()
 
 
+def _encode_result(result_codec, value):
+    """A procedure's return value encoded; a value that does not fit the
+    declared return type raises naming it as the return value."""
+    try:
+        return postcard.encode(result_codec, value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise postcard.in_field(e, "the return value") from None
+
+
 def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
     """Calls ``func(ctx, *args)``; with ``result_codec`` (a procedure's),
     returns its value encoded. An exception (encoding the value included)
@@ -310,7 +319,7 @@ def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
     values = postcard.decode(args_codec, args)
     try:
         value = func(ctx, *values)
-        return None if result_codec is _NO_RESULT else postcard.encode(result_codec, value)
+        return None if result_codec is _NO_RESULT else _encode_result(result_codec, value)
     except Panic as e:
         _trap(str(e))
     except (DbError, MemoryError, RecursionError) as e:

@@ -72,6 +72,19 @@ def _check_index_attrs(table, indexes):
         seen[attr] = index.name
 
 
+def _schedule_column(table, scheduled, marker, earlier, position):
+    """``position``, the column marked ``marker`` (``schedule_at`` or
+    ``schedule_interval``), after refusing it on a table that is not
+    scheduled or as a second such column (``earlier``), as the Rust SDK's
+    ``#[table]`` does."""
+    if scheduled is None:
+        raise SchemaError(f"table {table}: {marker} marks a column of a scheduled table; "
+                          f"add scheduled=\"reducer\" to @table or remove the marker")
+    if earlier is not None:
+        raise SchemaError(f"table {table}: at most one {marker} column")
+    return position
+
+
 class TableInfo:
     """A declared table."""
 
@@ -111,10 +124,13 @@ class TableInfo:
             if schedule_at in found:
                 if base is not Timestamp:
                     raise SchemaError(f"table {name}: schedule_at column {column} must be a Timestamp")
-                at = position
+                at = _schedule_column(name, scheduled, "schedule_at", at, position)
             if schedule_interval in found:
-                interval = position
+                interval = _schedule_column(name, scheduled, "schedule_interval", interval, position)
         for index_name, index_columns in (extra_indexes or {}).items():
+            if not isinstance(index_columns, (list, tuple)):
+                raise SchemaError(
+                    f"table {name}: index {index_name} takes a list of column names, got {index_columns!r}")
             positions = []
             for column in index_columns:
                 if column not in self.columns:
@@ -147,6 +163,9 @@ class FunctionInfo:
         if len(self.params) != len(parameters):
             raise SchemaError(f"{name}: every parameter after the context needs a type annotation")
         self.args = postcard.Product([codec(a, f"{name}({p})") for p, a in self.params])
+        if not procedure and hints.get("return", type(None)) is not type(None):
+            raise SchemaError(f"reducer {name} returns nothing (its return annotation is "
+                              f"{hints['return']!r}); a @procedure returns a value")
         self.returns = hints.get("return", type(None)) if procedure else None
         if procedure:
             self.result = codec(self.returns, f"{name} -> ")

@@ -63,8 +63,9 @@ class _Raw:
 
     @classmethod
     def from_hex(cls, text):
-        """Parses the hex form."""
-        return cls(bytes.fromhex(text))
+        """Parses the hex form, with or without the ``0x`` that JSON values
+        (SQL rows, subscriptions, arguments) give it, as the Rust SDK does."""
+        return cls(bytes.fromhex(text.removeprefix("0x")))
 
     def to_hex(self):
         """The hex form."""

@@ -84,9 +84,9 @@ pub enum SwapPolicy {
     #[default]
     Compatible,
     /// Only changes that clients built against the old module cannot
-    /// notice ([`MigrationPlan::is_additive`]): tables, indexes and
-    /// reducers added, tables made public. Refuses reducers removed or
-    /// changed, indexes removed and tables made private.
+    /// notice ([`MigrationPlan::is_additive`]): tables, indexes, reducers
+    /// and procedures added, tables made public. Refuses reducers or
+    /// procedures removed or changed, indexes removed and tables made private.
     Additive,
 }
 

@@ -29,7 +29,7 @@ const MAX_DESCRIPTION_NODES: usize = 100_000;
 /// Converts and validates a module description.
 pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaError> {
     check_sizes(&def)?;
-    let (types, sizes) = resolve_arena(&def.types)?;
+    let (types, sizes) = resolve_arena(&def.types).map_err(|e| name_the_user(&def, e))?;
     check_expanded_size(&def, &sizes)?;
     let schedules: Vec<(usize, wit::ScheduleDef)> = def
         .tables
@@ -162,18 +162,30 @@ fn import_fields(
 /// children, so a small arena could otherwise describe a huge tree.
 const MAX_TYPE_NODES: usize = 10_000;
 
+/// Why [`resolve_arena`] refused the arena: the node it refused, and why.
+struct ArenaError {
+    /// The node's position in the arena.
+    node: usize,
+    /// What is wrong with it.
+    error: SchemaError,
+}
+
 /// Resolves every arena node into a self-contained type. A node may refer
 /// only to earlier nodes, which rules out cycles, and may nest at most
 /// [`MAX_NESTING_DEPTH`] levels deep, so that no walk over a resolved type
 /// (cloning one included) can exhaust the stack.
 /// Returns each node resolved, with its size in nodes.
-fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usize>), SchemaError> {
+fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usize>), ArenaError> {
     let mut resolved: Vec<AlgebraicType> = Vec::with_capacity(nodes.len());
     let mut sizes: Vec<usize> = Vec::with_capacity(nodes.len());
     let mut depths: Vec<usize> = Vec::with_capacity(nodes.len());
     let mut total = 0usize;
     for (position, node) in nodes.iter().enumerate() {
         let context = format!("type node {position}");
+        let at = |error| ArenaError {
+            node: position,
+            error,
+        };
         let mut size = 1usize;
         let mut depth = 1usize;
         let mut earlier = |ty: u32| -> Result<AlgebraicType, SchemaError> {
@@ -214,8 +226,12 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
             wit::TypeNode::Identity => AlgebraicType::Identity,
             wit::TypeNode::ConnectionId => AlgebraicType::ConnectionId,
             wit::TypeNode::Timestamp => AlgebraicType::Timestamp,
-            wit::TypeNode::Option(inner) => AlgebraicType::Option(Box::new(earlier(*inner)?)),
-            wit::TypeNode::Array(inner) => AlgebraicType::Array(Box::new(earlier(*inner)?)),
+            wit::TypeNode::Option(inner) => {
+                AlgebraicType::Option(Box::new(earlier(*inner).map_err(at)?))
+            }
+            wit::TypeNode::Array(inner) => {
+                AlgebraicType::Array(Box::new(earlier(*inner).map_err(at)?))
+            }
             wit::TypeNode::Product(fields) => AlgebraicType::Product(ProductType {
                 fields: fields
                     .iter()
@@ -225,7 +241,8 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
                             ty: earlier(f.ty)?,
                         })
                     })
-                    .collect::<Result<_, SchemaError>>()?,
+                    .collect::<Result<_, SchemaError>>()
+                    .map_err(at)?,
             }),
             wit::TypeNode::Sum(cases) => AlgebraicType::Sum(SumType {
                 variants: cases
@@ -236,21 +253,93 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
                             ty: earlier(c.ty)?,
                         })
                     })
-                    .collect::<Result<_, SchemaError>>()?,
+                    .collect::<Result<_, SchemaError>>()
+                    .map_err(at)?,
             }),
         };
         total = total.saturating_add(size);
         if total > MAX_DESCRIPTION_NODES {
-            return Err(SchemaError::Description(format!(
+            return Err(at(SchemaError::Description(format!(
                 "the type arena expands to more than {MAX_DESCRIPTION_NODES} nodes in all \
                  (at node {position})"
-            )));
+            ))));
         }
         resolved.push(ty);
         sizes.push(size);
         depths.push(depth);
     }
     Ok((resolved, sizes))
+}
+
+/// The arena's refusal, naming where the refused node is used: the first
+/// table (and column), reducer parameter, procedure parameter or procedure
+/// result whose type is or contains it, so that the author learns which
+/// declaration to fix.
+fn name_the_user(def: &wit::ModuleDef, refused: ArenaError) -> SchemaError {
+    let contains = containing(&def.types, refused.node);
+    let reaches = |ty: u32| contains.get(index_of(ty)).copied().unwrap_or(false);
+    let field = |fields: &[wit::Field]| {
+        fields
+            .iter()
+            .position(|f| reaches(f.ty))
+            .map(|i| match &fields[i].name {
+                Some(name) => format!("`{name}`"),
+                None => format!("{i}"),
+            })
+    };
+    let error = refused.error;
+    if let Some(table) = def.tables.iter().find(|t| reaches(t.row_type)) {
+        let problem = match def.types.get(index_of(table.row_type)) {
+            Some(wit::TypeNode::Product(columns)) => match field(columns) {
+                Some(column) => format!("column {column}: {error}"),
+                None => error.to_string(),
+            },
+            _ => error.to_string(),
+        };
+        return SchemaError::Table {
+            table: table.name.clone(),
+            problem,
+        };
+    }
+    for reducer in &def.reducers {
+        if let Some(param) = field(&reducer.params) {
+            return SchemaError::Reducer {
+                reducer: reducer.name.clone(),
+                problem: format!("parameter {param}: {error}"),
+            };
+        }
+    }
+    for procedure in &def.procedures {
+        let problem = match field(&procedure.params) {
+            Some(param) => format!("parameter {param}: {error}"),
+            None if reaches(procedure.returns) => format!("the return type: {error}"),
+            None => continue,
+        };
+        return SchemaError::Procedure {
+            procedure: procedure.name.clone(),
+            problem,
+        };
+    }
+    error
+}
+
+/// For each arena node, whether it is node `target` or contains it. Nodes
+/// refer to earlier nodes only; a reference to any other counts as not
+/// containing it.
+fn containing(nodes: &[wit::TypeNode], target: usize) -> Vec<bool> {
+    let mut contains: Vec<bool> = Vec::with_capacity(nodes.len());
+    for (position, node) in nodes.iter().enumerate() {
+        let child = |ty: u32| index_of(ty) < position && contains[index_of(ty)];
+        let found = position == target
+            || match node {
+                wit::TypeNode::Option(inner) | wit::TypeNode::Array(inner) => child(*inner),
+                wit::TypeNode::Product(fields) => fields.iter().any(|f| child(f.ty)),
+                wit::TypeNode::Sum(cases) => cases.iter().any(|c| child(c.ty)),
+                _ => false,
+            };
+        contains.push(found);
+    }
+    contains
 }
 
 /// Refuses a description with more tables or functions, longer lists in a
@@ -503,6 +592,43 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!("type node {depth} nests more than {MAX_NESTING_DEPTH} types deep")
+        );
+    }
+
+    // A module author cannot tell which declaration "type node 64" is: the
+    // refusal names the column, parameter or result whose type holds it.
+    #[test]
+    fn a_type_refused_in_the_arena_is_named_by_where_it_is_used() {
+        let depth = MAX_NESTING_DEPTH as u32;
+        let too_deep = format!("type node {depth} nests more than {MAX_NESTING_DEPTH} types deep");
+        let refusal = |def| import_module(def).unwrap_err().to_string();
+        let column = module(options(depth + 5), depth + 4);
+        assert_eq!(
+            refusal(column),
+            format!("table `t`: column `c`: {too_deep}")
+        );
+        let mut param = module(options(depth + 5), 0);
+        param.reducers.push(wit::ReducerDef {
+            name: "deep".into(),
+            params: vec![wit::Field {
+                name: Some("d".into()),
+                ty: depth + 2,
+            }],
+            lifecycle: None,
+        });
+        assert_eq!(
+            refusal(param),
+            format!("reducer `deep`: parameter `d`: {too_deep}")
+        );
+        let mut result = module(options(depth + 5), 0);
+        result.procedures.push(wit::ProcedureDef {
+            name: "deep".into(),
+            params: vec![],
+            returns: depth,
+        });
+        assert_eq!(
+            refusal(result),
+            format!("procedure `deep`: the return type: {too_deep}")
         );
     }
 

@@ -637,6 +637,30 @@ fn a_second_primary_key_passed_as_a_plain_option_fails_describe() {
 }
 
 #[test]
+fn a_sum_naming_fewer_or_more_cases_than_its_variant_has_does_not_compile() {
+    // With one name too few, `describe` read past the names (a case named
+    // by whatever bytes followed); with one too many, the last was dropped.
+    let sum = |name: &str, names: &str| {
+        format!(
+            "struct {name} : std::variant<worldline::Unit, uint32_t> {{\n\
+                 using variant_type = std::variant<worldline::Unit, uint32_t>;\n\
+                 using variant_type::variant_type;\n\
+             }};\n\
+             WORLDLINE_SUM({name}, {names});\n\
+             WORLDLINE_REDUCER(take_{name}, ({name}, value)) {{ return {{}}; }}\n"
+        )
+    };
+    let source = format!(
+        "#include <worldline/worldline.hpp>\n{}{}",
+        sum("Fewer", "empty"),
+        sum("More", "empty, count, extra")
+    );
+    let output = build_cpp_source("sum_names", &source).expect_err("it compiled");
+    let refusal = "WORLDLINE_SUM names as many cases as the variant has alternatives";
+    assert_eq!(output.matches(refusal).count(), 2, "{output}");
+}
+
+#[test]
 fn a_reducer_that_can_end_without_returning_does_not_compile() {
     let source = "#include <worldline/worldline.hpp>\n\
         WORLDLINE_REDUCER(forgot, (uint32_t, n)) { if (n == 0) return \"zero\"; }\n";

@@ -446,7 +446,14 @@ fn python_failures_reach_the_caller_with_a_message() {
     let db = worldline_tests::db_thread::DbThread::spawn(db);
     let result = db.call_as(ALICE, "wrong_return", args(&()));
     assert!(
-        matches!(&result, Err(CallError::Failed(m)) if m.contains("expected an int for u64, got 'not a number'")),
+        matches!(&result, Err(CallError::Failed(m)) if m == "the return value: expected an int for u64, got 'not a number'"),
+        "{result:?}"
+    );
+    // One without a return type returns the unit: any other value is refused
+    // the same way, not with the codec's "object of type 'int' has no len()".
+    let result = db.call_as(ALICE, "value_without_a_return_type", args(&()));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "the return value: expected None (no value), got 42"),
         "{result:?}"
     );
     let result = db.call_as(ALICE, "right_return", args(&()));

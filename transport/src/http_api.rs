@@ -96,9 +96,23 @@ pub struct CallResult {
     /// How long the reducer or procedure ran, in microseconds.
     pub duration_micros: u64,
     /// A procedure's return value, as JSON of its declared return type
-    /// (`[]` for the unit type); absent for a reducer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (`[]` for the unit type); absent for a reducer. A procedure's `null`
+    /// (an option that is none) is `Some(Value::Null)`, not `None`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_value"
+    )]
     pub value: Option<serde_json::Value>,
+}
+
+/// Reads a key that is present as `Some`, even when its value is `null`
+/// (serde's default reads a present `null` as `None`, which would make a
+/// procedure's `null` look like a reducer's answer).
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// `POST /v1/database/NAME/sql`: the matching rows.
@@ -143,4 +157,26 @@ pub struct ErrorBody {
     /// For a refused migration: one line per incompatible change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_procedure_value_of_null_is_kept_apart_from_a_reducer_answer() {
+        let procedure: CallResult =
+            serde_json::from_str(r#"{"duration_micros": 5, "value": null}"#).unwrap();
+        assert_eq!(procedure.value, Some(Value::Null));
+        assert_eq!(
+            serde_json::to_string(&procedure).unwrap(),
+            r#"{"duration_micros":5,"value":null}"#
+        );
+        let reducer: CallResult = serde_json::from_str(r#"{"duration_micros": 5}"#).unwrap();
+        assert_eq!(reducer.value, None);
+        assert_eq!(
+            serde_json::to_string(&reducer).unwrap(),
+            r#"{"duration_micros":5}"#
+        );
+    }
 }

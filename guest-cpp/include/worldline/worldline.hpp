@@ -239,6 +239,8 @@ private:
         TypeNode n;
         n.tag = TypeNode::Sum;
         auto names = worldline_cases(static_cast<const T*>(nullptr));
+        static_assert(std::tuple_size_v<decltype(names)> == sizeof...(Cs),
+                      "WORLDLINE_SUM names as many cases as the variant has alternatives");
         uint32_t refs[] = {worldline::describe<Cs>(t)..., 0};
         for (size_t i = 0; i < sizeof...(Cs); ++i) n.members.emplace_back(std::string(names[i]), refs[i]);
         return t.add(n);

@@ -1,6 +1,6 @@
 """A test module for how failures reach the caller
 (`tests/tests/python_parity.rs`): a bare assert, sys.exit, and a procedure
-returning a value of the wrong type."""
+returning a value of the wrong type, or a value where it declares none."""
 
 import sys
 
@@ -25,3 +25,8 @@ def wrong_return(ctx) -> u64:
 @procedure
 def right_return(ctx) -> u64:
     return 7
+
+
+@procedure
+def value_without_a_return_type(ctx):
+    return 42

@@ -2,7 +2,7 @@
 //! a module are compatible ([`plan_migration`]), and carrying a datastore's
 //! committed rows and sequences over to the new tables ([`Datastore::migrate`]).
 //!
-//! Tables, columns, indexes and reducers are matched by name: table and
+//! Tables, columns, indexes, reducers and procedures are matched by name: table and
 //! index ids are positions, which may change between versions.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,8 +11,8 @@ use std::fmt;
 use crate::datastore::Datastore;
 use crate::index::KeyDisplay;
 use crate::schema::{
-    AlgebraicType, IndexSchema, Lifecycle, ModuleSchema, ProductType, ReducerSchema, SchemaError,
-    TableSchema,
+    AlgebraicType, IndexSchema, Lifecycle, ModuleSchema, ProcedureSchema, ProductType,
+    ReducerSchema, SchemaError, TableSchema,
 };
 use crate::table::Table;
 
@@ -90,23 +90,45 @@ pub enum CompatibleChange {
         /// Its lifecycle role now.
         new_lifecycle: Option<Lifecycle>,
     },
+    /// A new procedure.
+    ProcedureAdded {
+        /// The procedure's name.
+        procedure: String,
+    },
+    /// A procedure that the new module no longer has.
+    ProcedureRemoved {
+        /// The procedure's name.
+        procedure: String,
+    },
+    /// A procedure whose parameters or return type changed.
+    ProcedureChanged {
+        /// The procedure's name.
+        procedure: String,
+        /// Its parameters and return type before.
+        old: ProcedureSchema,
+        /// Its parameters and return type now.
+        new: ProcedureSchema,
+    },
 }
 
 impl CompatibleChange {
     /// Whether the change only adds: existing clients cannot notice it (a
-    /// table, index or reducer added, or a table made public). Removing or
-    /// changing a reducer, removing an index or making a table private can
-    /// break a client built against the old module.
+    /// table, index, reducer or procedure added, or a table made public).
+    /// Removing or changing a reducer or procedure, removing an index or
+    /// making a table private can break a client built against the old module.
     pub fn is_additive(&self) -> bool {
         match self {
             CompatibleChange::TableAdded { .. }
             | CompatibleChange::IndexAdded { .. }
             | CompatibleChange::ReducerAdded { .. }
+            | CompatibleChange::ProcedureAdded { .. }
             | CompatibleChange::ScheduleChanged { .. } => true,
             CompatibleChange::VisibilityChanged { public, .. } => *public,
             CompatibleChange::IndexRemoved { .. }
             | CompatibleChange::ReducerRemoved { .. }
-            | CompatibleChange::ReducerChanged { .. } => false,
+            | CompatibleChange::ReducerChanged { .. }
+            | CompatibleChange::ProcedureRemoved { .. }
+            | CompatibleChange::ProcedureChanged { .. } => false,
         }
     }
 }
@@ -177,6 +199,28 @@ impl fmt::Display for CompatibleChange {
                         LifecycleDisplay(*old_lifecycle),
                         LifecycleDisplay(*new_lifecycle)
                     )?;
+                }
+                Ok(())
+            }
+            CompatibleChange::ProcedureAdded { procedure } => {
+                write!(f, "+ procedure `{procedure}`")
+            }
+            CompatibleChange::ProcedureRemoved { procedure } => {
+                write!(f, "- procedure `{procedure}`")
+            }
+            CompatibleChange::ProcedureChanged {
+                procedure,
+                old,
+                new,
+            } => {
+                write!(f, "~ procedure `{procedure}`")?;
+                let mut separator = ":";
+                if old.params != new.params {
+                    write!(f, "{separator} parameters {} -> {}", old.params, new.params)?;
+                    separator = ",";
+                }
+                if old.returns != new.returns {
+                    write!(f, "{separator} returns {} -> {}", old.returns, new.returns)?;
                 }
                 Ok(())
             }
@@ -419,6 +463,7 @@ pub fn plan_migration(
     }
     diff_schedules(old, new, &mut compatible);
     diff_reducers(&old.reducers, &new.reducers, &mut compatible);
+    diff_procedures(&old.procedures, &new.procedures, &mut compatible);
     if incompatible.is_empty() {
         Ok(MigrationPlan {
             changes: compatible,
@@ -656,6 +701,33 @@ fn diff_reducers(
         if !old.iter().any(|r| r.name == reducer.name) {
             compatible.push(CompatibleChange::ReducerAdded {
                 reducer: reducer.name.clone(),
+            });
+        }
+    }
+}
+
+fn diff_procedures(
+    old: &[ProcedureSchema],
+    new: &[ProcedureSchema],
+    compatible: &mut Vec<CompatibleChange>,
+) {
+    for procedure in old {
+        match new.iter().find(|p| p.name == procedure.name) {
+            None => compatible.push(CompatibleChange::ProcedureRemoved {
+                procedure: procedure.name.clone(),
+            }),
+            Some(now) if now != procedure => compatible.push(CompatibleChange::ProcedureChanged {
+                procedure: procedure.name.clone(),
+                old: procedure.clone(),
+                new: now.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for procedure in new {
+        if !old.iter().any(|p| p.name == procedure.name) {
+            compatible.push(CompatibleChange::ProcedureAdded {
+                procedure: procedure.name.clone(),
             });
         }
     }

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use worldline_datastore::{
     AlgebraicType, CompatibleChange, Datastore, Field, IncompatibleChange, IndexSchema, KeyBound,
-    Lifecycle, MigrationError, ModuleSchema, ProductType, ReducerSchema, TableSchema, Value,
-    plan_migration,
+    Lifecycle, MigrationError, ModuleSchema, ProcedureSchema, ProductType, ReducerSchema,
+    TableSchema, Value, plan_migration,
 };
 
 fn column(name: &str, ty: AlgebraicType) -> Field {
@@ -164,6 +164,56 @@ fn a_lifecycle_change_is_a_reducer_change() {
         plan_lines(&old, &new),
         ["~ reducer `drop_all`: lifecycle none -> client_connected"]
     );
+}
+
+fn procedure(name: &str, params: Vec<Field>, returns: AlgebraicType) -> ProcedureSchema {
+    ProcedureSchema {
+        name: name.into(),
+        params: ProductType { fields: params },
+        returns,
+    }
+}
+
+#[test]
+fn procedures_added_removed_and_changed_are_listed() {
+    let mut old = v1();
+    old.procedures = vec![
+        procedure(
+            "fetch",
+            vec![column("url", AlgebraicType::String)],
+            AlgebraicType::U64,
+        ),
+        procedure("total", vec![], AlgebraicType::U64),
+        procedure("ping", vec![], AlgebraicType::U64),
+        procedure("gone", vec![], AlgebraicType::U64),
+    ];
+    let mut new = old.clone();
+    new.procedures.remove(3); // gone
+    new.procedures[0]
+        .params
+        .fields
+        .push(column("retries", AlgebraicType::U8));
+    new.procedures[0].returns = AlgebraicType::String;
+    new.procedures[1].returns = AlgebraicType::I64;
+    new.procedures
+        .push(procedure("refresh", vec![], AlgebraicType::U64));
+    let plan = plan_migration(&old, &new).unwrap();
+    assert_eq!(
+        plan_lines(&old, &new),
+        [
+            "~ procedure `fetch`: parameters (url: string) -> (url: string, retries: u8), \
+             returns u64 -> string",
+            "~ procedure `total`: returns u64 -> i64",
+            "- procedure `gone`",
+            "+ procedure `refresh`",
+        ]
+    );
+    let additive: Vec<bool> = plan
+        .changes
+        .iter()
+        .map(CompatibleChange::is_additive)
+        .collect();
+    assert_eq!(additive, [false, false, false, true]);
 }
 
 #[test]
