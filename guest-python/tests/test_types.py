@@ -314,6 +314,23 @@ class Identities(unittest.TestCase):
         self.assertEqual(worldline.ConnectionId.from_hex("0x" + "01" * 16).bytes, b"\x01" * 16)
         with self.assertRaisesRegex(ValueError, "Identity takes 32 bytes, got 31"):
             worldline.Identity.from_hex("0x" + "ab" * 31)
+        for text in ("ab " * 32, "0x" + "ab" * 31 + "a\n", "0x0x" + "ab" * 32):
+            with self.subTest(text=text), self.assertRaisesRegex(ValueError, "hex digits only"):
+                worldline.Identity.from_hex(text)
+
+
+class TimestampArithmetic(unittest.TestCase):
+    def test_whole_microseconds_only(self):
+        ts = worldline.Timestamp(1_000)
+        self.assertEqual((ts + 5).micros, 1_005)
+        self.assertEqual((ts - 5).micros, 995)
+        self.assertEqual(ts - worldline.Timestamp(400), 600)
+        for other in (1.5, ts, "5", True):
+            with self.subTest(other=other):
+                with self.assertRaisesRegex(TypeError, "whole microseconds"):
+                    ts + other
+        with self.assertRaisesRegex(TypeError, "whole microseconds"):
+            ts - 1.5
 
 
 if __name__ == "__main__":

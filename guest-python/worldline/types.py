@@ -49,6 +49,9 @@ f32 = _width("f32", float, postcard.Float(32))
 f64 = _width("f64", float, postcard.Float(64))
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 class _Raw:
     """Fixed-size raw bytes with a hex form."""
 
@@ -64,8 +67,12 @@ class _Raw:
     @classmethod
     def from_hex(cls, text):
         """Parses the hex form, with or without the ``0x`` that JSON values
-        (SQL rows, subscriptions, arguments) give it, as the Rust SDK does."""
-        return cls(bytes.fromhex(text.removeprefix("0x")))
+        (SQL rows, subscriptions, arguments) give it, as the Rust SDK does:
+        hex digits only (no spaces)."""
+        digits = text.removeprefix("0x")
+        if not all(c in _HEX_DIGITS for c in digits):
+            raise ValueError(f"{cls.__name__}.from_hex takes hex digits only, got {text!r}")
+        return cls(bytes.fromhex(digits))
 
     def to_hex(self):
         """The hex form."""
@@ -108,6 +115,16 @@ class ConnectionId(_Raw):
         return cls(b"".join(w.to_bytes(8, "big") for w in words))
 
 
+def _whole_micros(op, micros):
+    """``micros`` if it is an ``int`` (whole microseconds), else a
+    ``TypeError`` naming what it is: a float would be cut silently."""
+    if isinstance(micros, int) and not isinstance(micros, bool):
+        return micros
+    raise TypeError(
+        f"Timestamp {op} takes whole microseconds (an int), got {type(micros).__name__}"
+    )
+
+
 class Timestamp:
     """Microseconds since the Unix epoch (UTC)."""
 
@@ -117,12 +134,12 @@ class Timestamp:
         self.micros = int(micros)
 
     def __add__(self, micros):
-        return Timestamp(self.micros + int(micros))
+        return Timestamp(self.micros + _whole_micros("+", micros))
 
     def __sub__(self, other):
         if isinstance(other, Timestamp):
             return self.micros - other.micros
-        return Timestamp(self.micros - int(other))
+        return Timestamp(self.micros - _whole_micros("-", other))
 
     def __eq__(self, other):
         return isinstance(other, Timestamp) and other.micros == self.micros
