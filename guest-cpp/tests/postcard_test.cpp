@@ -7,6 +7,7 @@
 //
 // Built natively: clang++-19 -std=c++20 -I../include postcard_test.cpp
 // Run: ./a.out path/to/postcard.json
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -95,6 +96,36 @@ Bytes unhex(const std::string& h) {
     return b;
 }
 
+// `from_hex` reads back what `to_hex` writes, with or without `0x`, in
+// either case, and refuses anything else. Returns the failures.
+int check_from_hex() {
+    int failures = 0;
+    auto expect = [&](bool ok, const char* what) {
+        if (!ok) {
+            std::printf("FAIL from_hex: %s\n", what);
+            ++failures;
+        }
+    };
+    Identity id;
+    for (size_t i = 0; i < id.bytes.size(); ++i) id.bytes[i] = static_cast<uint8_t>(i * 37 + 5);
+    std::string hex = id.to_hex();
+    expect(Identity::from_hex(hex) == id, "its own hex");
+    expect(Identity::from_hex("0x" + hex) == id, "with 0x");
+    std::string upper = hex;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    expect(Identity::from_hex(upper) == id, "upper case");
+    expect(!Identity::from_hex(hex.substr(2)), "31 bytes refused");
+    expect(!Identity::from_hex(hex + "00"), "33 bytes refused");
+    expect(!Identity::from_hex(" " + hex.substr(1)), "a space refused");
+    expect(!Identity::from_hex("0x0x" + hex.substr(4)), "a second 0x refused");
+    expect(!Identity::from_hex(hex.substr(0, 63) + "g"), "a non-digit refused");
+    ConnectionId conn;
+    conn.bytes.fill(0xab);
+    expect(ConnectionId::from_hex("0x" + conn.to_hex()) == conn, "a connection id");
+    expect(!ConnectionId::from_hex(hex), "an identity is not a connection id");
+    return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,6 +146,7 @@ int main(int argc, char** argv) {
             ++failures;
         }
     }
+    failures += check_from_hex();
     std::printf("%zu vectors, %d failures\n", vectors.size(), failures);
     return failures == 0 ? 0 : 1;
 }

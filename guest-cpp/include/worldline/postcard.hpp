@@ -14,6 +14,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -180,6 +181,9 @@ struct Identity {
     std::array<uint8_t, 32> bytes{};
     /// 64 lowercase hexadecimal digits.
     std::string to_hex() const;
+    /// Parses 64 hexadecimal digits (either case), with or without the
+    /// `0x` JSON values give them; `std::nullopt` for anything else.
+    static std::optional<Identity> from_hex(std::string_view text);
     friend bool operator==(const Identity& a, const Identity& b) { return a.bytes == b.bytes; }
     friend bool operator!=(const Identity& a, const Identity& b) { return !(a == b); }
     friend bool operator<(const Identity& a, const Identity& b) { return a.bytes < b.bytes; }
@@ -191,6 +195,9 @@ struct ConnectionId {
     std::array<uint8_t, 16> bytes{};
     /// 32 lowercase hexadecimal digits.
     std::string to_hex() const;
+    /// Parses 32 hexadecimal digits (either case), with or without `0x`;
+    /// `std::nullopt` for anything else.
+    static std::optional<ConnectionId> from_hex(std::string_view text);
     friend bool operator==(const ConnectionId& a, const ConnectionId& b) { return a.bytes == b.bytes; }
     friend bool operator!=(const ConnectionId& a, const ConnectionId& b) { return !(a == b); }
 };
@@ -221,10 +228,42 @@ inline std::string hex(const uint8_t* bytes, size_t len) {
     }
     return s;
 }
+
+/// The value of one hexadecimal digit, or -1.
+inline int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/// Fills `out` from exactly `2 * N` hexadecimal digits after an optional
+/// `0x`; false (and `out` unspecified) for anything else.
+template <size_t N>
+bool unhex(std::string_view text, std::array<uint8_t, N>& out) {
+    if (text.substr(0, 2) == "0x") text.remove_prefix(2);
+    if (text.size() != 2 * N) return false;
+    for (size_t i = 0; i < N; ++i) {
+        int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<uint8_t>(hi << 4 | lo);
+    }
+    return true;
+}
 }  // namespace detail
 
 inline std::string Identity::to_hex() const { return detail::hex(bytes.data(), bytes.size()); }
 inline std::string ConnectionId::to_hex() const { return detail::hex(bytes.data(), bytes.size()); }
+inline std::optional<Identity> Identity::from_hex(std::string_view text) {
+    Identity id;
+    if (!detail::unhex(text, id.bytes)) return std::nullopt;
+    return id;
+}
+inline std::optional<ConnectionId> ConnectionId::from_hex(std::string_view text) {
+    ConnectionId id;
+    if (!detail::unhex(text, id.bytes)) return std::nullopt;
+    return id;
+}
 
 template <>
 struct Codec<bool> {
