@@ -343,7 +343,7 @@ async fn a_procedure_finding_the_pool_full_says_so() {
         };
         let napper = owner.clone();
         let first = std::thread::spawn(move || {
-            let body = json!([2_000u64]).to_string();
+            let body = json!([5_000u64]).to_string();
             napper.post(
                 "/v1/database/sleepy/call/nap",
                 "application/json",
