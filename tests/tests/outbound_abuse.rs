@@ -71,6 +71,21 @@ fn fetch(client: &Http, database: &str, url: &str, timeout_ms: u32) -> Result<St
     }
 }
 
+/// Stops `live` while the caller thread `call` waits on it, asserting that
+/// the shutdown takes less than 5 s; returns what the caller got.
+async fn shut_down_under<T: Send + 'static>(
+    live: LiveServer,
+    call: std::thread::JoinHandle<T>,
+) -> T {
+    let started = Instant::now();
+    live.shutdown().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+    tokio::task::spawn_blocking(move || call.join().expect("the caller's thread"))
+        .await
+        .expect("the test's thread")
+}
+
 /// Polls until `done` holds, panicking with `what` after 10 s.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -253,13 +268,7 @@ async fn stopping_the_server_does_not_wait_for_a_silent_http_server() {
     })
     .await
     .expect("the test's thread");
-    let started = Instant::now();
-    live.shutdown().await;
-    let took = started.elapsed();
-    let answer = tokio::task::spawn_blocking(move || call.join().expect("the caller's thread"))
-        .await
-        .expect("the test's thread");
-    assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+    let answer = shut_down_under(live, call).await;
     let error = answer.expect_err("stopped");
     assert!(error.contains("the server is shutting down"), "{error}");
     gate.set(false);
@@ -298,13 +307,7 @@ async fn stopping_the_server_wakes_and_stops_a_sleeping_procedure() {
     })
     .await
     .expect("the test's thread");
-    let started = Instant::now();
-    live.shutdown().await;
-    let took = started.elapsed();
-    let answer = tokio::task::spawn_blocking(move || call.join().expect("the caller's thread"))
-        .await
-        .expect("the test's thread");
-    assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+    let answer = shut_down_under(live, call).await;
     let (status, text) = answer.expect("an answer before the connection closed");
     assert_eq!(status, 422, "{text}");
     assert!(
