@@ -1,0 +1,156 @@
+//! An outsider's pass over identities, tokens, ownership and private
+//! tables, against a real server: what a client other than a database's
+//! owner, or one presenting a token it should not have, can see and do.
+
+use std::time::Duration;
+
+use worldline_client::{Client, ConnectOptions, Event, Trust};
+use worldline_tests::guest_wasm;
+use worldline_tests::live::LiveServer;
+use worldline_tests::process::Http;
+use worldline_transport::ReducerStatus;
+
+/// How long a test waits for something that must happen (a hang detector).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Connects to `database` over QUIC, as the identity of `token` (a new
+/// identity without one).
+async fn connect(live: &LiveServer, database: &str, token: Option<&str>) -> Client {
+    let trust = Trust::Fingerprint(live.server().fingerprint());
+    let mut options = ConnectOptions::quic(live.quic_addr(), trust, database);
+    if let Some(token) = token {
+        options = options.with_token(token);
+    }
+    Client::connect(options).await.expect("connecting")
+}
+
+/// The next event, or a panic naming `what` after [`PATIENCE`].
+async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>, what: &str) -> Event {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no event: {what}"))
+        .unwrap_or_else(|| panic!("the events ended: {what}"))
+}
+
+/// Publishes `guest` over database `name` as the owner (a hot swap); the
+/// answer must be `200`.
+async fn swap(live: &LiveServer, name: &str, guest: &str) -> String {
+    let http = Http::new(
+        &format!("http://{}", live.http_addr()),
+        Some(&live.owner_token),
+    );
+    let path = format!("/v1/database/{name}");
+    let wasm = guest_wasm(guest);
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http.post(&path, "application/wasm", &wasm))
+            .await
+            .expect("the publishing task")
+            .expect("the swap is answered");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+// A hot swap that makes a public table private ends a non-owner's live
+// subscription to it: the client is told why, the rows it held leave its
+// cache (they are sent back as for an unsubscribe), and no later change
+// reaches it. The owner's subscription goes on. Swapping the table public
+// again lets the non-owner subscribe afresh, with a cache that holds each
+// row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_made_private_ends_a_non_owners_subscription_and_takes_its_rows_back() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let owner = connect(&live, "bank", Some(&live.owner_token)).await;
+    let seeded = owner.call("seed", &(2u32, 100i64)).await.expect("seeding");
+    assert_eq!(seeded.status, ReducerStatus::Committed, "{seeded:?}");
+    let outsider = connect(&live, "bank", None).await;
+    let mut outsider_events = outsider.take_events().expect("events");
+    let set = outsider
+        .subscribe(&["SELECT * FROM account"])
+        .await
+        .expect("account is public");
+    assert_eq!(outsider.rows_raw("account").len(), 2);
+    let mut owner_events = owner.take_events().expect("events");
+    owner
+        .subscribe(&["SELECT * FROM account"])
+        .await
+        .expect("the owner subscribes");
+
+    let changes = swap(&live, "bank", "bank-private").await;
+    assert!(changes.contains("private"), "{changes}");
+
+    let mut told = None;
+    while told.is_none() {
+        match next_event(&mut outsider_events, "the swap ends the subscription").await {
+            Event::Error { message } => told = Some(message),
+            Event::SubscribeApplied { .. } => {}
+            Event::UnsubscribeApplied { query_set, tables } => {
+                assert_eq!(query_set, set);
+                assert_eq!(tables.len(), 1, "{tables:?}");
+                assert_eq!(tables[0].rows.len(), 2, "the rows the set held");
+            }
+            other => panic!("unexpected before the error: {other:?}"),
+        }
+    }
+    let told = told.unwrap();
+    assert!(
+        told.contains("the module was updated and this query set ended")
+            && told.contains("table `account` is private"),
+        "{told}"
+    );
+    assert_eq!(
+        outsider.rows_raw("account"),
+        Vec::<Vec<u8>>::new(),
+        "the rows of a table the outsider may no longer read left its cache"
+    );
+
+    // A new account reaches the owner, not the outsider.
+    let opened = owner
+        .call("open_account", &(7u32, 5i64))
+        .await
+        .expect("opening");
+    assert_eq!(opened.status, ReducerStatus::Committed, "{opened:?}");
+    loop {
+        if let Event::TransactionUpdate { tables, .. } =
+            next_event(&mut owner_events, "the owner sees the new account").await
+        {
+            assert_eq!(tables[0].inserts.len(), 1, "{tables:?}");
+            break;
+        }
+    }
+    // Answered after every update of the committed call would have been.
+    let refused = outsider.query("SELECT * FROM account").await.unwrap_err();
+    assert!(refused.to_string().contains("is private"), "{refused}");
+    while let Ok(event) = outsider_events.try_recv() {
+        assert!(
+            !matches!(event, Event::TransactionUpdate { .. }),
+            "the outsider got a change to a private table: {event:?}"
+        );
+    }
+
+    swap(&live, "bank", "bank").await;
+    outsider
+        .subscribe(&["SELECT * FROM account"])
+        .await
+        .expect("account is public again");
+    assert_eq!(outsider.rows_raw("account").len(), 3);
+    let moved = owner
+        .call("transfer", &(7u32, 0u32, 5i64))
+        .await
+        .expect("transferring");
+    assert_eq!(moved.status, ReducerStatus::Committed, "{moved:?}");
+    loop {
+        if let Event::TransactionUpdate { .. } =
+            next_event(&mut outsider_events, "the outsider sees the transfer").await
+        {
+            break;
+        }
+    }
+    let mut balances: Vec<(u32, i64)> = outsider.rows("account").expect("decoding");
+    balances.sort();
+    assert_eq!(
+        balances,
+        [(0, 105), (1, 100), (7, 0)],
+        "each row once, as it is now"
+    );
+    live.shutdown().await;
+}
