@@ -8,6 +8,7 @@ use worldline_client::{Client, ConnectOptions, Event, Trust};
 use worldline_tests::guest_wasm;
 use worldline_tests::live::LiveServer;
 use worldline_tests::process::Http;
+use worldline_tests::raw::raw_http;
 use worldline_transport::ReducerStatus;
 
 /// How long a test waits for something that must happen (a hang detector).
@@ -151,6 +152,60 @@ async fn a_table_made_private_ends_a_non_owners_subscription_and_takes_its_rows_
         balances,
         [(0, 105), (1, 100), (7, 0)],
         "each row once, as it is now"
+    );
+    live.shutdown().await;
+}
+
+/// `GET /v1/database/bank/logs` on a new connection to `live`, with each
+/// of `authorizations` as an `Authorization` header: the status line and
+/// the body.
+async fn logs_with(live: &LiveServer, authorizations: &[String]) -> (String, String) {
+    let mut request = "GET /v1/database/bank/logs HTTP/1.1\r\nHost: x\r\n".to_owned();
+    for value in authorizations {
+        request.push_str(&format!("Authorization: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    let addr = live.http_addr();
+    let answer = tokio::task::spawn_blocking(move || raw_http(addr, request.as_bytes()))
+        .await
+        .expect("the request's task");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+// HTTP_API.md "Identities and tokens": a request with two Authorization
+// headers is refused, whichever of them comes first, rather than acting as
+// the first (a proxy that adds its own header behind the client's must not
+// make the server pick one); the scheme `Bearer` is read in any case, as
+// HTTP has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_authorization_headers_are_refused_and_the_scheme_is_case_insensitive() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let owner = format!("Bearer {}", live.owner_token);
+    let (_, other) = live.server().new_identity();
+    let other = format!("Bearer {other}");
+    for pair in [
+        [owner.clone(), other.clone()],
+        [other.clone(), owner.clone()],
+    ] {
+        let (status, body) = logs_with(&live, &pair).await;
+        assert!(status.contains(" 401 "), "{status} {body}");
+        assert!(
+            body.contains("the request has several Authorization headers; send one"),
+            "{body}"
+        );
+    }
+    for scheme in ["bearer", "BEARER"] {
+        let value = format!("{scheme} {}", live.owner_token);
+        let (status, body) = logs_with(&live, &[value]).await;
+        assert!(status.contains(" 200 "), "{scheme}: {status} {body}");
+    }
+    let (status, body) = logs_with(&live, &[format!("Basic {}", live.owner_token)]).await;
+    assert!(status.contains(" 401 "), "{status} {body}");
+    assert!(
+        body.contains("the Authorization header must be `Bearer TOKEN`"),
+        "{body}"
     );
     live.shutdown().await;
 }
