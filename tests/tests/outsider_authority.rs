@@ -2,13 +2,15 @@
 //! tables, against a real server: what a client other than a database's
 //! owner, or one presenting a token it should not have, can see and do.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use worldline_client::{Client, ConnectOptions, Event, Trust};
-use worldline_tests::guest_wasm;
 use worldline_tests::live::LiveServer;
-use worldline_tests::process::Http;
+use worldline_tests::process::{Http, ServerProcess};
 use worldline_tests::raw::raw_http;
+use worldline_tests::{TempDir, guest_wasm};
 use worldline_transport::ReducerStatus;
 
 /// How long a test waits for something that must happen (a hang detector).
@@ -208,4 +210,42 @@ async fn two_authorization_headers_are_refused_and_the_scheme_is_case_insensitiv
         "{body}"
     );
     live.shutdown().await;
+}
+
+/// The permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+// README.md "The data directory": every row of every table, private tables
+// included, is in the databases' commit logs and snapshots, so
+// `databases/` is the server's user's only (0700) — also when it already
+// existed open to others (made by an older server, or by hand) — and no
+// other user on the machine can read a private table from the disk.
+#[test]
+fn the_databases_directory_is_private_to_the_servers_user() {
+    let dir = TempDir::new("worldline-private-databases");
+    let databases = dir.path().join("databases");
+    let server = ServerProcess::start(dir.path());
+    let owner = Http::new_identity(&server.http);
+    owner.publish("bank", &guest_wasm("bank"));
+    owner.call_ok("bank", "seed", &serde_json::json!([2, 100]));
+    assert_eq!(mode(&databases), 0o700, "a new data directory");
+    server.kill();
+
+    std::fs::set_permissions(&databases, std::fs::Permissions::from_mode(0o755))
+        .expect("opening the directory to everyone");
+    let server = ServerProcess::start(dir.path());
+    assert_eq!(mode(&databases), 0o700, "made private again at start");
+    let rows = Http::new(&server.http, owner.token()).post_ok(
+        "/v1/database/bank/sql",
+        "text/plain",
+        b"SELECT * FROM account",
+    );
+    assert_eq!(rows["tables"][0]["rows"].as_array().map(Vec::len), Some(2));
+    server.kill();
 }
