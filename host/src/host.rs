@@ -34,7 +34,7 @@ use crate::database::{Database, HTTP_ALLOW_FILE};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{HostError, quoted_name};
 use crate::identity::Identity;
-use crate::secret_file::{check_secret, write_secret};
+use crate::secret_file::{PRIVATE_DIR_MODE, check_secret, create_private_dir_all, write_secret};
 use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir, write_file_durably};
 
 /// How a host runs and persists its databases.
@@ -121,7 +121,7 @@ impl Host {
             path: display.clone(),
             source,
         };
-        std::fs::create_dir_all(path).map_err(io)?;
+        create_private_dir_all(path).map_err(io)?;
         let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(io)?;
         let lock = root
             .open_with(
@@ -497,10 +497,6 @@ const CREATING_PREFIX: &str = ".creating-";
 
 /// The name this server signs its tokens with.
 const ISSUER: &str = "worldline";
-
-/// The mode of the directories under the data directory that hold what
-/// other users must not read (`databases/`, `cache/`): the owner's only.
-const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// The server's signing key: read from `server.key`, or created there
 /// (mode 0600) on first start. A key other users can read is refused.

@@ -221,25 +221,30 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-// README.md "The data directory": every row of every table, private tables
-// included, is in the databases' commit logs and snapshots, so
-// `databases/` is the server's user's only (0700) — also when it already
-// existed open to others (made by an older server, or by hand) — and no
-// other user on the machine can read a private table from the disk.
+// README.md "The data directory": a data directory the server creates
+// (with its missing parents, as for the default under ~/.local/share) is
+// its user's only, and so is `databases/`: every row of every table,
+// private tables included, is in the databases' commit logs and snapshots.
+// `databases/` is made private also when it already existed open to others
+// (made by an older server, or by hand), so no other user on the machine
+// can read a private table from the disk.
 #[test]
-fn the_databases_directory_is_private_to_the_servers_user() {
-    let dir = TempDir::new("worldline-private-databases");
-    let databases = dir.path().join("databases");
-    let server = ServerProcess::start(dir.path());
+fn the_data_directory_and_its_databases_are_private_to_the_servers_user() {
+    let root = TempDir::new("worldline-private-databases");
+    let dir = root.path().join("share/worldline");
+    let databases = dir.join("databases");
+    let server = ServerProcess::start(&dir);
     let owner = Http::new_identity(&server.http);
     owner.publish("bank", &guest_wasm("bank"));
     owner.call_ok("bank", "seed", &serde_json::json!([2, 100]));
-    assert_eq!(mode(&databases), 0o700, "a new data directory");
+    assert_eq!(mode(&root.path().join("share")), 0o700, "a missing parent");
+    assert_eq!(mode(&dir), 0o700, "a new data directory");
+    assert_eq!(mode(&databases), 0o700, "its databases");
     server.kill();
 
     std::fs::set_permissions(&databases, std::fs::Permissions::from_mode(0o755))
         .expect("opening the directory to everyone");
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(&dir);
     assert_eq!(mode(&databases), 0o700, "made private again at start");
     let rows = Http::new(&server.http, owner.token()).post_ok(
         "/v1/database/bank/sql",
