@@ -9,7 +9,7 @@ use std::time::Duration;
 use worldline_client::{Client, ConnectOptions, Event, Trust};
 use worldline_tests::live::LiveServer;
 use worldline_tests::process::{Http, ServerProcess};
-use worldline_tests::raw::raw_http;
+use worldline_tests::raw::{RawQuic, RawWebSocket, fatal, hello, raw_http};
 use worldline_tests::{TempDir, guest_wasm};
 use worldline_transport::ReducerStatus;
 
@@ -253,4 +253,40 @@ fn the_data_directory_and_its_databases_are_private_to_the_servers_user() {
     );
     assert_eq!(rows["tables"][0]["rows"].as_array().map(Vec::len), Some(2));
     server.kill();
+}
+
+/// The fatal error a `Hello` for `bank` presenting `token` gets over
+/// WebSocket and over QUIC, which must be the same.
+async fn hello_refusal(live: &LiveServer, token: &str) -> String {
+    let hello = hello("bank", Some(token.to_owned()));
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello).await;
+    let over_websocket = fatal(ws.recv().await);
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send(&hello).await;
+    let over_quic = fatal(quic.recv().await);
+    assert_eq!(
+        over_websocket, over_quic,
+        "the same refusal on both transports"
+    );
+    over_websocket
+}
+
+// PROTOCOL.md "Handshake and identity": a real token copied with a line
+// break after it (read from a file) or with the `Bearer ` of HTTP before it
+// is refused as what it is, on both transports, not as a token whose
+// signature is wrong (which sends the user after the wrong cause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_copied_with_whitespace_is_refused_for_what_it_is() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let token = &live.owner_token;
+    for copied in [format!("{token}\n"), format!("Bearer {token}")] {
+        assert_eq!(
+            hello_refusal(&live, &copied).await,
+            "token refused: malformed token: it contains whitespace; send the token alone, \
+             without `Bearer ` or a line break; connect without a token to get a new identity",
+            "{copied:?}"
+        );
+    }
+    live.shutdown().await;
 }
