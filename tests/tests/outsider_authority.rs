@@ -290,3 +290,24 @@ async fn a_token_copied_with_whitespace_is_refused_for_what_it_is() {
     }
     live.shutdown().await;
 }
+
+// HTTP_API.md "Errors": a very long token reaches the route and is refused
+// like any other it did not sign (`401`); one that takes the request's
+// headers past what the HTTP layer reads (about 400 KiB) is answered `431`
+// with no body, as the document says of requests it will not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_long_token_is_refused_and_one_past_the_header_limit_gets_431() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let long = format!("Bearer {}", "a".repeat(100_000));
+    let (status, body) = logs_with(&live, &[long]).await;
+    assert!(status.contains(" 401 "), "{status}");
+    assert!(
+        body.contains("the token was refused: malformed token"),
+        "{body}"
+    );
+    let too_long = format!("Bearer {}", "a".repeat(600_000));
+    let (status, body) = logs_with(&live, &[too_long]).await;
+    assert!(status.contains(" 431 "), "{status}");
+    assert_eq!(body, "");
+    live.shutdown().await;
+}
