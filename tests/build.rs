@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "legacy-v1",
     "sums",
     "outbound-abuse",
+    "bank-private",
 ];
 
 fn main() {

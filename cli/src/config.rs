@@ -3,14 +3,15 @@
 //!
 //! It lives at `$WORLDLINE_CONFIG`, else `$XDG_CONFIG_HOME/worldline/config.toml`,
 //! else `~/.config/worldline/config.toml`, and is written with mode 0600
-//! because tokens are secrets.
+//! because tokens are secrets (in a directory created with mode 0700 if
+//! it was missing).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use worldline_host::write_secret_file;
+use worldline_host::{create_private_dir_all, write_secret_file};
 
 use crate::hint::hinted;
 
@@ -69,7 +70,7 @@ impl Config {
     /// Writes the file at `path` (replacing it atomically), readable by its owner only.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            create_private_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let text = toml::to_string_pretty(self).context("encoding the configuration")?;
         Ok(write_secret_file(path, text.as_bytes())?)

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{ServerProcess, User, component};
 
 #[test]
@@ -116,4 +118,31 @@ fn incompatible_schemas_are_refused_with_a_diff_unless_data_is_deleted() {
     assert!(!described.contains("table user"), "{described}");
     let messages = alice.ok(&["sql", "chat", "SELECT * FROM message"]);
     assert!(messages.contains("(0 rows)"), "{messages}");
+}
+
+// PROTOCOL.md "Hot swaps": a swap that makes a table private ends another
+// user's `worldline subscribe` on it; the command says why and exits with
+// an error, rather than waiting for updates that can no longer come.
+#[test]
+fn a_table_made_private_ends_another_users_subscribe_command() {
+    let server = ServerProcess::start();
+    let owner = User::new(&server.url);
+    owner.ok(&["publish", "bank", "--wasm", &component("bank")]);
+    owner.ok(&["call", "bank", "seed", "1", "100"]);
+    let other = User::new(&server.url);
+    other.ok(&["identity", "new"]);
+    let subscriber = other.spawn_reading_stderr(&["subscribe", "bank", "SELECT * FROM account"]);
+    subscriber.until("100");
+
+    let swapped = owner.ok(&["publish", "bank", "--wasm", &component("bank_private")]);
+    assert!(swapped.contains("private"), "{swapped}");
+    let (success, stderr) = subscriber.exit_within(Duration::from_secs(20));
+    assert!(!success, "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: the subscription ended: the module was updated and this query set ended: \
+             SELECT * FROM account: table `account` is private"
+        ) && stderr.contains("hint: only the database's owner may read a private table"),
+        "{stderr}"
+    );
 }

@@ -86,3 +86,28 @@ fn a_config_without_tokens_is_not_called_a_secret() {
     assert!(run.success, "{}", run.stderr);
     assert!(!run.stderr.contains("secret"), "{}", run.stderr);
 }
+
+// README.md "CLI reference": the directories the command line creates for its config
+// (which holds tokens), such as `~/.config/worldline` on first use, are the
+// user's only, as the XDG base directory specification asks.
+#[test]
+fn the_directories_made_for_the_config_are_private() {
+    let server = ServerProcess::start();
+    let user = User::new(&server.url);
+    let home = user
+        .config()
+        .parent()
+        .expect("the user's directory")
+        .to_owned();
+    let config = home.join("xdg/worldline/config.toml");
+    let run: support::Run = user
+        .command(&["identity", "new"])
+        .env("WORLDLINE_CONFIG", &config)
+        .output()
+        .expect("running worldline")
+        .into();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(mode(&config), 0o600, "the config holds a token");
+    assert_eq!(mode(&home.join("xdg/worldline")), 0o700);
+    assert_eq!(mode(&home.join("xdg")), 0o700, "a missing parent");
+}

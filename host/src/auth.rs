@@ -96,6 +96,12 @@ impl Authority {
     /// The identity a token proves, if this server signed it.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let malformed = |why: &str| AuthError::Malformed(why.to_owned());
+        if token.contains(|c: char| c.is_ascii_whitespace()) {
+            // A token never holds any: it was copied with `Bearer ` or a line break.
+            return Err(malformed(
+                "it contains whitespace; send the token alone, without `Bearer ` or a line break",
+            ));
+        }
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -160,6 +166,13 @@ mod tests {
         );
         let (_, foreign) = Authority::generate("worldline-test").new_identity();
         assert_eq!(authority.verify(&foreign), Err(AuthError::BadSignature));
+        assert_eq!(
+            authority.verify(&format!("{token}\n")),
+            Err(AuthError::Malformed(
+                "it contains whitespace; send the token alone, without `Bearer ` or a line break"
+                    .into()
+            ))
+        );
         for garbage in [
             "",
             "a.b",

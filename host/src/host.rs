@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Weak;
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
 use worldline_outbound::AllowList;
 
 use crate::auth::Authority;
@@ -34,7 +34,7 @@ use crate::database::{Database, HTTP_ALLOW_FILE};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{HostError, quoted_name};
 use crate::identity::Identity;
-use crate::secret_file::{check_secret, write_secret};
+use crate::secret_file::{PRIVATE_DIR_MODE, check_secret, create_private_dir_all, write_secret};
 use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir, write_file_durably};
 
 /// How a host runs and persists its databases.
@@ -121,7 +121,7 @@ impl Host {
             path: display.clone(),
             source,
         };
-        std::fs::create_dir_all(path).map_err(io)?;
+        create_private_dir_all(path).map_err(io)?;
         let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(io)?;
         let lock = root
             .open_with(
@@ -138,6 +138,7 @@ impl Host {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         root.create_dir_all("databases").map_err(io)?;
+        make_databases_private(&root, path);
         let databases_dir = root.open_dir("databases").map_err(io)?;
         let authority = load_or_create_authority(&root, path)?;
         let engine = open_engine(&config.engine, path)?;
@@ -516,6 +517,22 @@ fn load_or_create_authority(root: &Dir, shown: &Path) -> Result<Authority, HostE
     Ok(authority)
 }
 
+/// Gives `databases/` in the data directory `root` (at `path`) mode 0700:
+/// every table's rows are in the databases' logs and snapshots, private
+/// tables' included, and no other user may reach them. A file system that
+/// refuses is warned about, not fatal (the server's user may not own the
+/// directory).
+fn make_databases_private(root: &Dir, path: &Path) {
+    let private = Permissions::from_mode(PRIVATE_DIR_MODE);
+    if let Err(e) = root.set_permissions("databases", private) {
+        tracing::warn!(
+            "could not make {} private to this user (mode 700): {e}; other users may read \
+             every database's rows, private tables' included",
+            path.join("databases").display()
+        );
+    }
+}
+
 /// The engine for a host in `path`, with its compiled-component cache in
 /// `cache/components/` (mode 0700). A cache that cannot be set up costs
 /// compile time, not the server: the engine then compiles every component.
@@ -523,7 +540,10 @@ fn open_engine(config: &EngineConfig, path: &Path) -> Result<Engine, HostError> 
     let engine = Engine::new(config.clone())?;
     let cache = path.join("cache");
     let prepared = std::fs::create_dir_all(&cache).and_then(|()| {
-        std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        std::fs::set_permissions(
+            &cache,
+            std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_DIR_MODE),
+        )
     });
     if let Err(e) = prepared {
         tracing::warn!(

@@ -64,7 +64,9 @@ pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use procedure::{ProcedureOutput, ProcedureRun};
 pub use procedure_tx::{CommitReply, CommittedTx, TxRequest, TxSubmitter};
-pub use secret_file::{SecretFileError, check_secret_file, write_secret_file};
+pub use secret_file::{
+    SecretFileError, check_secret_file, create_private_dir_all, write_secret_file,
+};
 pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError, SyncHook};
 pub use worldline_datastore as datastore;
 pub use worldline_outbound as outbound;

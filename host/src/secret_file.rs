@@ -3,6 +3,7 @@
 //! first byte, and refused when other users can read them.
 
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
@@ -10,6 +11,9 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt, PermissionsExt};
 
 /// The mode of every secret file: read and write for its owner only.
 const SECRET_MODE: u32 = 0o600;
+
+/// The mode of a directory created to hold secrets: its owner's only.
+pub(crate) const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// The permission bits that let other users (group or others) at a file.
 const OTHERS: u32 = 0o077;
@@ -88,6 +92,17 @@ pub(crate) fn write_secret(
     drop(file);
     dir.rename(&temporary, dir, name).map_err(io(name))?;
     dir.open(".").and_then(|d| d.sync_all()).map_err(io("."))
+}
+
+/// Creates directory `path` and any missing parents with mode 0700, as the
+/// XDG base directory specification asks of the directories it names:
+/// directories that hold secrets are the user's only. Directories that
+/// already exist keep their mode.
+pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(path)
 }
 
 /// [`write_secret`] for a file named by its path; its directory must exist.

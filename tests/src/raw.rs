@@ -48,6 +48,21 @@ pub fn call(request_id: u32, reducer: &str, arguments: Vec<u8>) -> ClientMessage
     }
 }
 
+/// Sends `request` (bytes as they go on the wire) on a new TCP connection
+/// to the HTTP port at `addr` and reads the whole answer (for at most 5 s
+/// of silence). Blocking.
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a timeout");
+    stream.write_all(request).expect("writing");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A WebSocket connection sending raw WebSocket messages.
 pub struct RawWebSocket(WebSocketStream<MaybeTlsStream<TcpStream>>);
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use worldline_tests::args;
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
-use worldline_tests::raw::{RawWebSocket, call, fatal, hello};
+use worldline_tests::raw::{RawWebSocket, call, fatal, hello, raw_http};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage, encode_message};
 
 /// One WebSocket frame as a client writes it: `opcode`, the FIN bit, the
@@ -242,18 +242,6 @@ async fn a_client_that_writes_and_never_reads_is_dropped_in_bounded_time() {
     );
     still_serves(&live).await;
     live.shutdown().await;
-}
-
-/// Sends `request` on a new connection to `addr` and reads the whole answer.
-fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connecting");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("a timeout");
-    stream.write_all(request).expect("writing");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 // HTTP_API.md "Errors": a request that is not acceptable HTTP at all is

@@ -155,11 +155,38 @@ async fn subscribe(
                     hint,
                 ));
             }
-            Event::UnsubscribeApplied { .. } => {}
+            Event::UnsubscribeApplied { .. } => {
+                // This command never unsubscribes: the server ended its
+                // query set (a hot swap made a query invalid, such as one
+                // on a table made private), and says why next.
+                let reason = match events.recv().await {
+                    Some(Event::Error { message }) => message,
+                    _ => "the server ended the query set".to_owned(),
+                };
+                return Err(subscription_ended(&reason));
+            }
         }
     }
     client.close().await;
     Ok(())
+}
+
+/// The hint for a subscription the server refused or ended for `message`.
+fn subscription_hint(message: &str) -> &'static str {
+    if message.contains("is private") {
+        "only the database's owner may read a private table: subscribe as the owner's identity \
+         (`worldline identity set-default`), or declare the table `public` in the module"
+    } else {
+        "see transport/PROTOCOL.md in the Worldline repository for the SQL subscriptions accept"
+    }
+}
+
+/// The error for a subscription the server ended after applying it.
+fn subscription_ended(message: &str) -> anyhow::Error {
+    hinted(
+        format!("the subscription ended: {message}"),
+        subscription_hint(message),
+    )
 }
 
 /// The error for a refused subscription, with a hint that fits why.
@@ -167,13 +194,10 @@ fn subscription_refused(error: &ClientError) -> anyhow::Error {
     let ClientError::Subscription(message) = error else {
         return anyhow::Error::new(error.clone()).context("subscribing");
     };
-    let hint = if message.contains("is private") {
-        "only the database's owner may read a private table: subscribe as the owner's identity \
-         (`worldline identity set-default`), or declare the table `public` in the module"
-    } else {
-        "see transport/PROTOCOL.md in the Worldline repository for the SQL subscriptions accept"
-    };
-    hinted(format!("the subscription was refused: {message}"), hint)
+    hinted(
+        format!("the subscription was refused: {message}"),
+        subscription_hint(message),
+    )
 }
 
 /// The next step after the server closed a subscription's connection for

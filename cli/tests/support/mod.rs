@@ -247,12 +247,29 @@ impl User {
     /// Starts a long-running command (such as `subscribe`), reading its
     /// standard output line by line.
     pub fn spawn(&self, args: &[&str]) -> Streaming {
+        self.spawn_with(args, Stdio::inherit())
+    }
+
+    /// Like [`spawn`](Self::spawn), keeping the command's standard error
+    /// for [`Streaming::exit_within`].
+    pub fn spawn_reading_stderr(&self, args: &[&str]) -> Streaming {
+        self.spawn_with(args, Stdio::piped())
+    }
+
+    fn spawn_with(&self, args: &[&str], stderr: Stdio) -> Streaming {
         let mut child = self
             .command(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("running worldline");
+        let stderr = child.stderr.take().map(|mut stderr| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+                text
+            })
+        });
         let stdout: ChildStdout = child.stdout.take().expect("piped");
         let (lines, receiver) = mpsc::channel();
         std::thread::spawn(move || {
@@ -265,6 +282,7 @@ impl User {
         Streaming {
             child,
             lines: receiver,
+            stderr,
         }
     }
 }
@@ -273,6 +291,9 @@ impl User {
 pub struct Streaming {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Reads the standard error of a command started with
+    /// [`User::spawn_reading_stderr`].
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Streaming {
@@ -299,6 +320,25 @@ impl Streaming {
                 return seen;
             }
         }
+    }
+
+    /// Waits up to `wait` for a command started with
+    /// [`User::spawn_reading_stderr`] to exit on its own (panics if it does
+    /// not), returning whether it succeeded and its standard error.
+    pub fn exit_within(mut self, wait: Duration) -> (bool, String) {
+        let deadline = std::time::Instant::now() + wait;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("checking on worldline") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command did not exit within {wait:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stderr = self.stderr.take().expect("started reading its stderr");
+        (status.success(), stderr.join().expect("reading stderr"))
     }
 
     /// Waits for the command to exit, returning whether it succeeded and

@@ -174,7 +174,10 @@ pub enum Event {
         /// Its rows, per table.
         tables: Vec<TableRows>,
     },
-    /// A subscription ended; its rows left the cache.
+    /// A subscription ended, answering [`Client::unsubscribe`] or because
+    /// the server ended it (a hot swap made one of its queries invalid, such
+    /// as one on a table made private: an [`Event::Error`] saying so
+    /// follows); its rows left the cache.
     UnsubscribeApplied {
         /// The query set.
         query_set: QuerySetId,
@@ -188,7 +191,8 @@ pub enum Event {
         /// The reducer call behind it.
         event: ReducerEvent,
     },
-    /// The server reported a problem with something this client sent.
+    /// The server reported a problem with something this client sent, or
+    /// why it ended a subscription.
     Error {
         /// What.
         message: String,

@@ -21,6 +21,11 @@ use crate::shared::{SHUTTING_DOWN, Shared};
 /// [`SHUTTING_DOWN`].
 pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>, grace: Duration) {
     let mut shutdown = shared.shutdown_signal();
+    if *shutdown.borrow() {
+        // The shutdown began before this task first ran: a new receiver
+        // has seen it, and would wait for another change that never comes.
+        shutdown.mark_changed();
+    }
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use worldline_transport::http_api::LogLine;
 
 use super::auth::required_caller;
-use super::{ApiError, ask, database, describe};
+use super::{ApiError, ask, database};
 use crate::database_actor::Admin;
 use crate::shared::Shared;
 
@@ -40,10 +40,15 @@ pub(crate) async fn logs(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = required_caller(&shared.authority, &headers, "reading logs")?;
-    if describe(&shared, &name).await?.owner != caller {
+    // The owner is checked on the database whose log is read: the name
+    // may be deleted and published again, by someone else, meanwhile.
+    let handle = database(&shared, &name)?;
+    let owner = ask(&handle, &name, |reply| Admin::Describe { reply })
+        .await?
+        .owner;
+    if owner != caller {
         return Err(ApiError::not_owner(&name, "read its logs"));
     }
-    let handle = database(&shared, &name)?;
     let mut lines = ask(&handle, &name, |reply| Admin::Logs { from: 0, reply }).await?;
     // Followed from after the newest kept line, whether or not `tail`
     // leaves it out (with `tail=0`, only lines written from now on).

@@ -1,17 +1,19 @@
 //! Requests of the HTTP API, run on the database's thread between client
 //! messages: describe, call with JSON arguments, SQL, logs, hot swap, stop.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 use tokio::sync::oneshot;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema};
 use worldline_host::datastore::{json_to_args, row_to_json};
 use worldline_host::outbound::AllowList;
 use worldline_host::{CallContext, CallError, Identity, PreparedModule, SwapPolicy};
-use worldline_subscriptions::SubscriptionEngine;
-use worldline_transport::ServerMessage;
+use worldline_subscriptions::{QueryId, SubscriptionEngine, compile};
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
+use worldline_transport::{ServerMessage, TableRows};
 
-use super::{Actor, QuerySet};
+use super::{Actor, ConnKey, QuerySet};
 use crate::api::ApiError;
 
 /// The answer to an admin request.
@@ -276,11 +278,12 @@ impl Actor {
         if let Some(reason) = &self.stopped {
             return Err(ApiError::unavailable(reason.clone()));
         }
+        let ending = self.rows_of_sets_ended_by(module.schema());
         let plan = self
             .database
             .hot_swap_prepared(module, SwapPolicy::Compatible)
             .map_err(ApiError::publish_refused)?;
-        self.resubscribe_all();
+        self.resubscribe_all(ending);
         let mut changes: Vec<String> = plan.to_string().lines().map(str::to_owned).collect();
         if let Some(allow) = http_allow
             && &allow != self.database.http_allow()
@@ -297,7 +300,50 @@ impl Actor {
         Ok(changes)
     }
 
-    fn resubscribe_all(&mut self) {
+    /// The query sets `schema` will no longer accept (a table made private,
+    /// for a client other than the owner; a join on an index removed), by
+    /// connection and set id, each with the rows it takes away from its
+    /// client: those of its queries that no set staying holds, each query
+    /// once per connection, as an `Unsubscribe` would. Read before the swap,
+    /// while the old queries still match the old tables.
+    fn rows_of_sets_ended_by(
+        &self,
+        schema: &ModuleSchema,
+    ) -> HashMap<(ConnKey, u32), Vec<TableRows>> {
+        let owner = self.database.owner();
+        let mut ending = HashMap::new();
+        for (key, connection) in &self.connections {
+            let is_owner = connection.identity == owner;
+            let accepted = |set: &QuerySet| {
+                set.sql
+                    .iter()
+                    .all(|sql| compile(sql, schema, is_owner).is_ok())
+            };
+            let (staying, ended): (Vec<_>, Vec<_>) = connection
+                .query_sets
+                .iter()
+                .partition(|(_, set)| accepted(set));
+            let mut kept: HashSet<QueryId> = staying
+                .iter()
+                .flat_map(|(_, set)| set.ids.iter().copied())
+                .collect();
+            for (set_id, set) in ended {
+                let taken: Vec<QueryId> = set
+                    .ids
+                    .iter()
+                    .copied()
+                    .filter(|id| kept.insert(*id))
+                    .collect();
+                ending.insert((*key, *set_id), self.current_rows(&taken));
+            }
+        }
+        ending
+    }
+
+    /// Compiles every query set again after a swap. A set the new schema
+    /// no longer accepts ends: its client gets `UnsubscribeApplied` with
+    /// the rows `ending` says it held, then a `SubscriptionError` saying why.
+    fn resubscribe_all(&mut self, mut ending: HashMap<(ConnKey, u32), Vec<TableRows>>) {
         self.engine = SubscriptionEngine::default();
         self.subscribers.clear();
         self.query_tables.clear();
@@ -317,15 +363,25 @@ impl Actor {
                             connection.query_sets.insert(set_id, QuerySet { ids, sql });
                         }
                     }
-                    Err(message) => self.send(
-                        key,
-                        &ServerMessage::SubscriptionError {
-                            query_set_id: set_id,
-                            message: format!(
-                                "the module was updated and this query set ended: {message}"
-                            ),
-                        },
-                    ),
+                    Err(message) => {
+                        let tables = ending.remove(&(key, set_id)).unwrap_or_default();
+                        self.send(
+                            key,
+                            &ServerMessage::UnsubscribeApplied {
+                                query_set_id: set_id,
+                                tables,
+                            },
+                        );
+                        self.send(
+                            key,
+                            &ServerMessage::SubscriptionError {
+                                query_set_id: set_id,
+                                message: format!(
+                                    "the module was updated and this query set ended: {message}"
+                                ),
+                            },
+                        );
+                    }
                 }
             }
         }
