@@ -112,7 +112,9 @@ pub fn status_text(status: &ReducerStatus) -> String {
 pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    /// Creates a new, empty directory under the system's temporary directory.
+    /// Creates a new, empty directory under the system's temporary
+    /// directory, private to this user (the server it holds writes its
+    /// signing key there).
     pub fn new() -> anyhow::Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -120,7 +122,8 @@ impl ScratchDir {
             .as_nanos();
         let path =
             std::env::temp_dir().join(format!("worldline-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        worldline_host::create_private_dir_all(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
         Ok(Self(path))
     }
 
@@ -583,5 +586,22 @@ impl Prepared {
             runtime,
             _dir: dir,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_scratch_directory_is_private_and_removed_when_dropped() {
+        let dir = ScratchDir::new().expect("a scratch directory");
+        let path = dir.path().to_owned();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        drop(dir);
+        assert!(!path.exists());
     }
 }
