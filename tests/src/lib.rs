@@ -167,6 +167,16 @@ pub mod crash {
     }
 }
 
+/// The permission bits (`rwx` for user, group and others) of `path`.
+pub fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("reading the metadata of {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
 /// A fresh, empty directory under the system's temporary directory, removed when dropped.
 pub struct TempDir(PathBuf);
 

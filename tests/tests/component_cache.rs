@@ -3,12 +3,13 @@
 //! recompiled; concurrent writers of one entry both succeed; the cache
 //! keeps to its byte budget and is private to the server's user.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
 use worldline_host::{CacheStats, CallContext, Database, Engine, EngineConfig, Host, HostConfig};
-use worldline_tests::{ALICE, OWNER, TempDir, args, guest_wasm, test_engine_config};
+use worldline_tests::{
+    ALICE, OWNER, TempDir, args, file_mode as mode, guest_wasm, test_engine_config,
+};
 
 fn config() -> HostConfig {
     HostConfig {
@@ -35,14 +36,6 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 /// A host in `dir` with the bank published and seeded.

@@ -71,6 +71,31 @@ fn fetch(client: &Http, database: &str, url: &str, timeout_ms: u32) -> Result<St
     }
 }
 
+/// Calls `database`'s `nap` procedure over HTTP: its status and body.
+fn nap(client: &Http, database: &str, millis: u64) -> Result<(u16, String), ureq::Error> {
+    let path = format!("/v1/database/{database}/call/nap");
+    let body = json!([millis]).to_string();
+    client.post(&path, "application/json", body.as_bytes())
+}
+
+/// Starts `nap(millis)` on a thread of its own and returns once the
+/// procedure is asleep (its module log says `napping`).
+fn nap_in_background(
+    client: &Http,
+    database: &str,
+    millis: u64,
+) -> std::thread::JoinHandle<Result<(u16, String), ureq::Error>> {
+    let (napper, name) = (client.clone(), database.to_owned());
+    let call = std::thread::spawn(move || nap(&napper, &name, millis));
+    wait_until("the procedure asleep", || {
+        client
+            .module_log(database, None)
+            .iter()
+            .any(|line| line.contains("napping"))
+    });
+    call
+}
+
 /// Stops `live` while the caller thread `call` waits on it, asserting that
 /// the shutdown takes less than 5 s; returns what the caller got.
 async fn shut_down_under<T: Send + 'static>(
@@ -288,22 +313,7 @@ async fn stopping_the_server_wakes_and_stops_a_sleeping_procedure() {
             "application/wasm",
             &guest_wasm("outbound-abuse"),
         );
-        let napper = owner.clone();
-        let call = std::thread::spawn(move || {
-            let body = json!([25_000u64]).to_string();
-            napper.post(
-                "/v1/database/sleepy/call/nap",
-                "application/json",
-                body.as_bytes(),
-            )
-        });
-        wait_until("the procedure asleep", || {
-            owner
-                .module_log("sleepy", None)
-                .iter()
-                .any(|line| line.contains("napping"))
-        });
-        call
+        nap_in_background(&owner, "sleepy", 25_000)
     })
     .await
     .expect("the test's thread");
@@ -334,32 +344,8 @@ async fn a_procedure_finding_the_pool_full_says_so() {
             let path = format!("/v1/database/{name}");
             owner.post_ok(&path, "application/wasm", &guest_wasm("outbound-abuse"));
         }
-        let nap = |millis: u64| {
-            let body = json!([millis]).to_string();
-            owner
-                .post(
-                    "/v1/database/sleepy/call/nap",
-                    "application/json",
-                    body.as_bytes(),
-                )
-                .expect("an answer")
-        };
-        let napper = owner.clone();
-        let first = std::thread::spawn(move || {
-            let body = json!([5_000u64]).to_string();
-            napper.post(
-                "/v1/database/sleepy/call/nap",
-                "application/json",
-                body.as_bytes(),
-            )
-        });
-        wait_until("the first procedure asleep", || {
-            owner
-                .module_log("sleepy", None)
-                .iter()
-                .any(|line| line.contains("napping"))
-        });
-        let (status, text) = nap(0);
+        let first = nap_in_background(&owner, "sleepy", 5_000);
+        let (status, text) = nap(&owner, "sleepy", 0).expect("an answer");
         assert_eq!(status, 503, "{text}");
         assert!(
             text.contains("the server's instance pool is full (8 instances")
@@ -368,7 +354,7 @@ async fn a_procedure_finding_the_pool_full_says_so() {
         );
         let (status, text) = first.join().expect("the first call").expect("an answer");
         assert_eq!((status, text.contains("rested")), (200, true), "{text}");
-        let (status, text) = nap(0);
+        let (status, text) = nap(&owner, "sleepy", 0).expect("an answer");
         assert_eq!((status, text.contains("rested")), (200, true), "{text}");
     })
     .await

@@ -3,14 +3,13 @@
 //! owner, or one presenting a token it should not have, can see and do.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
 use worldline_client::{Client, ConnectOptions, Event, Trust};
 use worldline_tests::live::LiveServer;
 use worldline_tests::process::{Http, ServerProcess};
 use worldline_tests::raw::{RawQuic, RawWebSocket, fatal, hello, raw_http};
-use worldline_tests::{TempDir, guest_wasm};
+use worldline_tests::{TempDir, file_mode as mode, guest_wasm};
 use worldline_transport::ReducerStatus;
 
 /// How long a test waits for something that must happen (a hang detector).
@@ -218,15 +217,6 @@ async fn two_authorization_headers_are_refused_and_the_scheme_is_case_insensitiv
         "{body}"
     );
     live.shutdown().await;
-}
-
-/// The permission bits of `path`.
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 // README.md "The data directory": a data directory the server creates
