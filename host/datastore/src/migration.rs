@@ -682,28 +682,23 @@ fn diff_reducers(
     new: &[ReducerSchema],
     compatible: &mut Vec<CompatibleChange>,
 ) {
-    for reducer in old {
-        match new.iter().find(|r| r.name == reducer.name) {
-            None => compatible.push(CompatibleChange::ReducerRemoved {
+    compatible.extend(
+        diff_by_name(old, new, |r| &r.name).map(|change| match change {
+            ByName::Removed(reducer) => CompatibleChange::ReducerRemoved {
                 reducer: reducer.name.clone(),
-            }),
-            Some(now) if now != reducer => compatible.push(CompatibleChange::ReducerChanged {
+            },
+            ByName::Changed(reducer, now) => CompatibleChange::ReducerChanged {
                 reducer: reducer.name.clone(),
                 old_params: reducer.params.clone(),
                 new_params: now.params.clone(),
                 old_lifecycle: reducer.lifecycle,
                 new_lifecycle: now.lifecycle,
-            }),
-            Some(_) => {}
-        }
-    }
-    for reducer in new {
-        if !old.iter().any(|r| r.name == reducer.name) {
-            compatible.push(CompatibleChange::ReducerAdded {
+            },
+            ByName::Added(reducer) => CompatibleChange::ReducerAdded {
                 reducer: reducer.name.clone(),
-            });
-        }
-    }
+            },
+        }),
+    );
 }
 
 fn diff_procedures(
@@ -711,26 +706,52 @@ fn diff_procedures(
     new: &[ProcedureSchema],
     compatible: &mut Vec<CompatibleChange>,
 ) {
-    for procedure in old {
-        match new.iter().find(|p| p.name == procedure.name) {
-            None => compatible.push(CompatibleChange::ProcedureRemoved {
+    compatible.extend(
+        diff_by_name(old, new, |p| &p.name).map(|change| match change {
+            ByName::Removed(procedure) => CompatibleChange::ProcedureRemoved {
                 procedure: procedure.name.clone(),
-            }),
-            Some(now) if now != procedure => compatible.push(CompatibleChange::ProcedureChanged {
+            },
+            ByName::Changed(procedure, now) => CompatibleChange::ProcedureChanged {
                 procedure: procedure.name.clone(),
                 old: procedure.clone(),
                 new: now.clone(),
-            }),
-            Some(_) => {}
-        }
-    }
-    for procedure in new {
-        if !old.iter().any(|p| p.name == procedure.name) {
-            compatible.push(CompatibleChange::ProcedureAdded {
+            },
+            ByName::Added(procedure) => CompatibleChange::ProcedureAdded {
                 procedure: procedure.name.clone(),
-            });
+            },
+        }),
+    );
+}
+
+/// What became of one item of a list matched by name against another.
+enum ByName<'a, T> {
+    /// Only in the old list.
+    Removed(&'a T),
+    /// In both, different: old, then new.
+    Changed(&'a T, &'a T),
+    /// Only in the new list.
+    Added(&'a T),
+}
+
+/// The items of `old` removed or changed in `new` (in `old`'s order), then
+/// those `new` adds (in its order), matched by `name`.
+fn diff_by_name<'a, T: PartialEq>(
+    old: &'a [T],
+    new: &'a [T],
+    name: impl Fn(&T) -> &str + Copy + 'a,
+) -> impl Iterator<Item = ByName<'a, T>> + 'a {
+    let gone_or_changed = old.iter().filter_map(move |before| {
+        match new.iter().find(|now| name(now) == name(before)) {
+            None => Some(ByName::Removed(before)),
+            Some(now) if now != before => Some(ByName::Changed(before, now)),
+            Some(_) => None,
         }
-    }
+    });
+    let added = new
+        .iter()
+        .filter(move |now| !old.iter().any(|before| name(before) == name(now)))
+        .map(ByName::Added);
+    gone_or_changed.chain(added)
 }
 
 /// Why [`Datastore::migrate`] could not carry the rows over. Nothing changed.
