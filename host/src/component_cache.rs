@@ -44,11 +44,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use cap_std::ambient_authority;
-use std::os::unix::fs::PermissionsExt;
-
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
+
+use crate::secret_file::{SECRET_MODE, make_private_dir};
 
 /// How often the compiled-component cache was used since the engine was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,8 +71,6 @@ const ENTRY_SUFFIX: &str = ".cwasm";
 const TEMP_SUFFIX: &str = ".tmp";
 /// A temporary file older than this was left by a crashed writer.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
-const DIR_MODE: u32 = 0o700;
-const FILE_MODE: u32 = 0o600;
 
 /// Tells temporary files of one process apart.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -117,8 +115,7 @@ impl ComponentCache {
         path: &Path,
         budget: u64,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))?;
+        make_private_dir(path)?;
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
         let mut hasher = DigestHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -255,7 +252,7 @@ impl ComponentCache {
                 OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .mode(FILE_MODE),
+                    .mode(SECRET_MODE),
             )
             .and_then(|file| {
                 let mut file = std::io::BufWriter::new(file.into_std());

@@ -34,7 +34,9 @@ use crate::database::{Database, HTTP_ALLOW_FILE};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{HostError, quoted_name};
 use crate::identity::Identity;
-use crate::secret_file::{PRIVATE_DIR_MODE, check_secret, create_private_dir_all, write_secret};
+use crate::secret_file::{
+    PRIVATE_DIR_MODE, check_secret, create_private_dir_all, make_private_dir, write_secret,
+};
 use crate::storage::{RecoveryReport, StorageConfig, StorageError, sync_dir, write_file_durably};
 
 /// How a host runs and persists its databases.
@@ -539,13 +541,7 @@ fn make_databases_private(root: &Dir, path: &Path) {
 fn open_engine(config: &EngineConfig, path: &Path) -> Result<Engine, HostError> {
     let engine = Engine::new(config.clone())?;
     let cache = path.join("cache");
-    let prepared = std::fs::create_dir_all(&cache).and_then(|()| {
-        std::fs::set_permissions(
-            &cache,
-            std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_DIR_MODE),
-        )
-    });
-    if let Err(e) = prepared {
+    if let Err(e) = make_private_dir(&cache) {
         tracing::warn!(
             "no compiled-component cache: {}: {e}; every module will be compiled",
             cache.display()

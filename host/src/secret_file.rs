@@ -10,7 +10,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt, PermissionsExt};
 
 /// The mode of every secret file: read and write for its owner only.
-const SECRET_MODE: u32 = 0o600;
+pub(crate) const SECRET_MODE: u32 = 0o600;
 
 /// The mode of a directory created to hold secrets: its owner's only.
 pub(crate) const PRIVATE_DIR_MODE: u32 = 0o700;
@@ -103,6 +103,15 @@ pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(PRIVATE_DIR_MODE)
         .create(path)
+}
+
+/// Creates directory `path` (and missing parents) and gives it mode 0700
+/// even if it already existed wider: for directories the server alone
+/// reads, such as its compiled-component cache.
+pub(crate) fn make_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))
 }
 
 /// [`write_secret`] for a file named by its path; its directory must exist.
