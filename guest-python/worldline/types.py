@@ -14,6 +14,7 @@ An annotation is one of: ``bool``, ``str``, ``float`` (f64), ``bytes``
 import dataclasses
 import enum
 import inspect
+import string
 import types as _pytypes
 import typing
 
@@ -49,9 +50,6 @@ f32 = _width("f32", float, postcard.Float(32))
 f64 = _width("f64", float, postcard.Float(64))
 
 
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
 class _Raw:
     """Fixed-size raw bytes with a hex form."""
 
@@ -70,7 +68,7 @@ class _Raw:
         (SQL rows, subscriptions, arguments) give it, as the Rust SDK does:
         hex digits only (no spaces)."""
         digits = text.removeprefix("0x")
-        if not all(c in _HEX_DIGITS for c in digits):
+        if not all(c in string.hexdigits for c in digits):
             raise ValueError(f"{cls.__name__}.from_hex takes hex digits only, got {text!r}")
         return cls(bytes.fromhex(digits))
 
