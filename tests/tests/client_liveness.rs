@@ -89,13 +89,15 @@ async fn a_stopped_server_fails_pending_calls_and_close_returns() {
     assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGSTOP) }, 0);
     // Megabytes the stopped server never reads, queued before the reader
     // notices the silence: the writer blocks on a full socket, and closing
-    // still returns.
+    // still returns. On a loaded machine the reader may notice the silence
+    // first (after `IDLE`); then the rest is refused as closed, as it must be.
     let junk = vec![7u8; 64 << 10];
     for _ in 0..400 {
-        flooder
-            .call_unreliable("transfer", &(&junk,))
-            .await
-            .expect("queued");
+        match flooder.call_unreliable("transfer", &(&junk,)).await {
+            Ok(()) => {}
+            Err(ClientError::Closed(_)) => break,
+            Err(e) => panic!("queueing: {e:?}"),
+        }
     }
     for client in &clients {
         let started = Instant::now();
