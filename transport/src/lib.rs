@@ -17,6 +17,6 @@ pub use frame::{
 };
 pub use messages::{
     ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, Message, PROCEDURES_VERSION,
-    PROTOCOL_VERSION, ProcedureStatus, QUIC_ALPN, ReducerEvent, ReducerStatus, RowUpdate,
-    ServerMessage, TableRows, TableUpdate, WEBSOCKET_PATH,
+    PROTOCOL_VERSION, ProcedureStatus, QUIC_ACK_ELICITING_THRESHOLD, QUIC_ALPN, ReducerEvent,
+    ReducerStatus, RowUpdate, ServerMessage, TableRows, TableUpdate, WEBSOCKET_PATH,
 };

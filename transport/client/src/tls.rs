@@ -9,7 +9,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
-use worldline_transport::QUIC_ALPN;
+use worldline_transport::{QUIC_ACK_ELICITING_THRESHOLD, QUIC_ALPN};
 
 use crate::error::ClientError;
 use crate::link::keep_alive_interval;
@@ -81,6 +81,9 @@ pub(crate) fn quic_client_config(
     transport
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(keep_alive));
+    let mut acks = quinn::AckFrequencyConfig::default();
+    acks.ack_eliciting_threshold(QUIC_ACK_ELICITING_THRESHOLD.into());
+    transport.ack_frequency_config(Some(acks));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

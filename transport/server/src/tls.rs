@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use worldline_host::{check_secret_file, write_secret_file};
-use worldline_transport::QUIC_ALPN;
+use worldline_transport::{QUIC_ACK_ELICITING_THRESHOLD, QUIC_ALPN};
 
 use crate::error::ServerError;
 
@@ -92,6 +92,9 @@ impl Certificate {
             .keep_alive_interval(Some(idle_timeout / 3))
             .max_concurrent_uni_streams(0u8.into())
             .max_concurrent_bidi_streams(1u8.into());
+        let mut acks = quinn::AckFrequencyConfig::default();
+        acks.ack_eliciting_threshold(QUIC_ACK_ELICITING_THRESHOLD.into());
+        transport.ack_frequency_config(Some(acks));
         config.transport_config(Arc::new(transport));
         Ok(config)
     }
