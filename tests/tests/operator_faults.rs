@@ -1,0 +1,123 @@
+//! Faults an operator meets around the real `worldline` binary that the
+//! crash and recovery suites do not cover: the server's own output failing
+//! (its standard error or output going to a full disk, here `/dev/full`).
+use std::fs::File;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use worldline_tests::process::{Http, ServerProcess, worldline_binary};
+use worldline_tests::{TempDir, guest_wasm};
+
+/// `POST path` with a JSON body: the status and the answer's text.
+fn post(http: &Http, path: &str, body: &str) -> (u16, String) {
+    http.post(path, "application/json", body.as_bytes())
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// A server whose standard error (its log) cannot be written — the disk
+/// holding the log file is full — keeps serving: a warning it cannot
+/// print (a reducer trapped) must not stop the database.
+#[test]
+fn a_log_that_cannot_be_written_does_not_stop_the_database() {
+    let dir = TempDir::new("worldline-full-log");
+    // Every write to /dev/full fails with ENOSPC, as a log file on a full
+    // disk does.
+    let full = File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("opening /dev/full");
+    let server = ServerProcess::start_with_stderr(dir.path(), Stdio::from(full));
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([4, 100]));
+
+    // A trap is logged as a warning on the database's thread.
+    let (status, body) = post(&http, "/v1/database/bank/call/panic_after_write", "[1]");
+    assert_eq!(
+        status, 422,
+        "a trapping reducer fails, nothing more: {body}"
+    );
+
+    let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 30]");
+    assert_eq!(
+        status, 200,
+        "after an unprintable warning the database still takes calls: {body}"
+    );
+    let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let mut balances: Vec<(i64, i64)> = rows["tables"][0]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_i64().expect("id"),
+                row[1].as_i64().expect("balance"),
+            )
+        })
+        .collect();
+    balances.sort();
+    assert_eq!(balances, [(0, 70), (1, 130), (2, 100), (3, 100)]);
+    server.kill();
+}
+
+/// A server whose standard output cannot be written (started with it on
+/// a full disk, or piped into a program that has exited) still starts,
+/// serves and stops cleanly: its startup lines are lost, nothing more.
+#[test]
+fn an_output_that_cannot_be_written_does_not_stop_the_server() {
+    let dir = TempDir::new("worldline-full-stdout");
+    // A free port for HTTP, since the server cannot say which it took.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let full = File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("opening /dev/full");
+    let mut server = Command::new(worldline_binary())
+        .args(["start", "--quic-listen", "127.0.0.1:0", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running worldline start");
+    let base = format!("http://127.0.0.1:{port}");
+    let anonymous = Http::new(&base, None);
+    // Wait until it answers, or has exited.
+    let answered = loop {
+        if anonymous
+            .post("/v1/identity", "application/json", b"")
+            .is_ok_and(|(status, _)| status == 200)
+        {
+            break true;
+        }
+        if server.try_wait().expect("polling the server").is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if !answered {
+        let output = server.wait_with_output().expect("the server's output");
+        panic!(
+            "the server exited ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let http = Http::new_identity(&base);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 100]));
+    // SIGTERM: it stops as usual, though it cannot print that it does.
+    // SAFETY: a plain system call on the child's process id.
+    assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
+    let output = server.wait_with_output().expect("the server's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
