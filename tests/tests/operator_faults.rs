@@ -1,7 +1,10 @@
 //! Faults an operator meets around the real `worldline` binary that the
 //! crash and recovery suites do not cover: the server's own output failing
-//! (its standard error or output going to a full disk, here `/dev/full`).
+//! (its standard error or output going to a full disk, here `/dev/full`),
+//! the data directory's lock file removed while a server runs.
 use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,6 +16,38 @@ use worldline_tests::{TempDir, guest_wasm};
 fn post(http: &Http, path: &str, body: &str) -> (u16, String) {
     http.post(path, "application/json", body.as_bytes())
         .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// Runs `worldline start` on `dir`, which must refuse to start (exit 1
+/// before its ready line): its standard error.
+fn refused_start(dir: &Path) -> String {
+    let mut server = Command::new(worldline_binary())
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running worldline start");
+    // It either refuses (and its output ends) or becomes ready.
+    let ready = BufReader::new(server.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("worldline: ready"));
+    if ready {
+        let _ = server.kill();
+    }
+    let output = server.wait_with_output().expect("waiting for the server");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!ready, "the server started: {stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 /// A server whose standard error (its log) cannot be written — the disk
@@ -61,6 +96,29 @@ fn a_log_that_cannot_be_written_does_not_stop_the_database() {
     balances.sort();
     assert_eq!(balances, [(0, 70), (1, 130), (2, 100), (3, 100)]);
     server.kill();
+}
+
+/// A lock file removed while the server runs (an operator cleaning up
+/// what looks like a stale lock) must not let a second server onto the
+/// same data directory: two servers appending to one commit log would
+/// overwrite each other's acknowledged transactions.
+#[test]
+fn a_removed_lock_file_does_not_let_a_second_server_in() {
+    let dir = TempDir::new("worldline-lock-removed");
+    let first = ServerProcess::start(dir.path());
+    let http = Http::new_identity(&first.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 100]));
+    std::fs::remove_file(dir.path().join("worldline.lock")).expect("removing the lock file");
+
+    let stderr = refused_start(dir.path());
+    assert!(
+        stderr.contains("is in use by another Worldline server"),
+        "{stderr}"
+    );
+    // The first server still serves the database.
+    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
+    first.kill();
 }
 
 /// A server whose standard output cannot be written (started with it on
