@@ -236,6 +236,14 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     let host_error = match err.downcast_ref::<ServerError>()? {
         ServerError::Host(e) => e,
         ServerError::Secret(e) => return e.chmod_hint(),
+        ServerError::Certificate { .. } => {
+            return Some(
+                "delete quic-cert.der and quic-key.der from the data directory and start again: \
+                 the server makes a new certificate (clients that pinned the old fingerprint \
+                 must pin the new one)"
+                    .into(),
+            );
+        }
         ServerError::Bind { .. } => {
             return Some("stop whatever uses the port, or pass --listen / --quic-listen".into());
         }

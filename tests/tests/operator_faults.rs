@@ -1,7 +1,8 @@
 //! Faults an operator meets around the real `worldline` binary that the
 //! crash and recovery suites do not cover: the server's own output failing
 //! (its standard error or output going to a full disk, here `/dev/full`),
-//! the data directory's lock file removed while a server runs.
+//! the data directory's lock file removed while a server runs, a damaged
+//! QUIC certificate or key.
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -119,6 +120,28 @@ fn a_removed_lock_file_does_not_let_a_second_server_in() {
     // The first server still serves the database.
     http.call_ok("bank", "transfer", &json!([0, 1, 5]));
     first.kill();
+}
+
+/// A damaged QUIC certificate or key stops the server with an error that
+/// names the file, and a hint that says how to get a new certificate.
+#[test]
+fn a_damaged_quic_certificate_or_key_is_named() {
+    for (file, other) in [
+        ("quic-cert.der", "quic-key.der"),
+        ("quic-key.der", "quic-cert.der"),
+    ] {
+        let dir = TempDir::new("worldline-bad-certificate");
+        ServerProcess::start(dir.path()).kill();
+        // Written in place, so that the key keeps its private mode.
+        std::fs::write(dir.path().join(file), b"not DER at all").expect("damaging the file");
+        let stderr = refused_start(dir.path());
+        assert!(stderr.contains(file), "the error names {file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("delete {file} and {other}"))
+                || stderr.contains(&format!("delete {other} and {file}")),
+            "the hint says how to get a new certificate: {stderr}"
+        );
+    }
 }
 
 /// A server whose standard output cannot be written (started with it on
