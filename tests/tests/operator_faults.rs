@@ -2,7 +2,8 @@
 //! crash and recovery suites do not cover: the server's own output failing
 //! (its standard error or output going to a full disk, here `/dev/full`),
 //! the data directory's lock file removed while a server runs, a damaged
-//! QUIC certificate or key.
+//! QUIC certificate or key, a real full disk (a size-limited tmpfs) under
+//! the commit log.
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -201,4 +202,126 @@ fn an_output_that_cannot_be_written_does_not_stop_the_server() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{}: {stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A size-limited file system (tmpfs) mounted on a new directory, and
+/// unmounted when dropped; `None` (with the reason printed) where this
+/// process may not mount one.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<Self> {
+        let dir = TempDir::new("worldline-small-disk");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes}"))
+            .arg("tmpfs")
+            .arg(dir.path())
+            .status();
+        match status {
+            Ok(status) if status.success() => Some(Self(dir)),
+            other => {
+                eprintln!(
+                    "skipped: cannot mount a small tmpfs on {:?}: {other:?}",
+                    dir.path()
+                );
+                None
+            }
+        }
+    }
+
+    /// Fills what is left of it with a file of zeros.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = File::create(self.0.path().join("filler")).expect("creating the filler");
+        let block = vec![0; 4096];
+        while filler.write_all(&block).is_ok() {}
+        // The last partial block, byte by byte.
+        while filler.write_all(&[0]).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// A real full disk (ENOSPC) under transfers: the call whose record did
+/// not fit is answered outcome unknown, naming the commit log's file and
+/// the cause, as the server's log does; the others are refused; after a
+/// restart with room again, every acknowledged transfer is there.
+#[test]
+fn a_full_disk_names_the_log_segment_and_keeps_every_acknowledged_transfer() {
+    use worldline_tests::crash::{ACCOUNTS, INITIAL_BALANCE, apply, transfers};
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let logs = TempDir::new("worldline-small-disk-log");
+    let log_path = logs.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([ACCOUNTS, INITIAL_BALANCE]));
+    disk.fill();
+
+    let mut answered = Vec::new();
+    let mut failure = None;
+    for transfer in transfers(7).take(100_000) {
+        let (from, to, amount) = transfer;
+        let (status, body) = post(
+            &http,
+            "/v1/database/bank/call/transfer",
+            &json!([from, to, amount]).to_string(),
+        );
+        match status {
+            // Committed, or refused by the reducer (insufficient funds).
+            200 | 422 => answered.push(transfer),
+            _ => {
+                failure = Some((status, body, transfer));
+                break;
+            }
+        }
+    }
+    let (status, body, unknown) = failure.expect("the disk never filled up");
+    assert_eq!(status, 500, "outcome unknown: {body}");
+    let segment = "log/00000000000000000000.seg";
+    assert!(
+        body.contains(segment) && body.contains("No space left on device"),
+        "the answer names the file and the cause: {body}"
+    );
+    let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 1]");
+    assert_eq!(status, 503, "{body}");
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    assert!(
+        log.contains(segment),
+        "the server's log names the file: {log}"
+    );
+
+    server.kill();
+    std::fs::remove_file(disk.0.path().join("filler")).expect("making room");
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, None);
+    let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let mut recovered = vec![0; ACCOUNTS as usize];
+    for row in rows["tables"][0]["rows"].as_array().expect("rows") {
+        recovered[row[0].as_u64().expect("id") as usize] = row[1].as_i64().expect("balance");
+    }
+    let mut acknowledged = vec![INITIAL_BALANCE; ACCOUNTS as usize];
+    for &transfer in &answered {
+        apply(&mut acknowledged, transfer);
+    }
+    let mut with_unknown = acknowledged.clone();
+    apply(&mut with_unknown, unknown);
+    assert!(
+        recovered == acknowledged || recovered == with_unknown,
+        "after {} answered transfers, recovered {recovered:?}, expected {acknowledged:?} \
+         (or {with_unknown:?} with the one of unknown outcome)",
+        answered.len()
+    );
+    server.kill();
 }
