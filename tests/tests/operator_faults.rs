@@ -4,6 +4,7 @@
 //! the data directory's lock file removed while a server runs, a damaged
 //! QUIC certificate or key, a real full disk (a size-limited tmpfs) under
 //! the commit log.
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
