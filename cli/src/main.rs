@@ -142,6 +142,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A line that cannot be written (the log's disk is full, its pipe
+        // closed) is lost, not reported with `eprintln!`, which panics when
+        // standard error fails: the panic would stop the thread that logged
+        // it, a database's thread included.
+        .log_internal_errors(false)
         .init();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());

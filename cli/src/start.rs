@@ -109,6 +109,16 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{text}` has no address to listen on: {usage}"))
 }
 
+/// Prints a line of the server's output. One that cannot be written (the
+/// disk of the file it goes to is full, its pipe closed) is lost and the
+/// server goes on: `println!` would panic and stop it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// The per-user data directory.
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -141,20 +151,21 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     config.quic_listen = args.quic_listen;
     config.max_connections_per_ip = args.max_connections_per_ip;
     config.allowed_origins = args.allow_origins;
-    println!("worldline: data directory {}", data_dir.display());
+    say!("worldline: data directory {}", data_dir.display());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let started = std::time::Instant::now();
         let server = Server::start(config).await?;
         for (name, report) in server.recovery_reports() {
-            println!("worldline: recovered database {name}: {}", describe(report));
+            say!("worldline: recovered database {name}: {}", describe(report));
         }
         let unavailable = server.unavailable_databases();
         for database in &unavailable {
-            println!(
+            say!(
                 "worldline: database {} is UNAVAILABLE (it answers 503 until its owner deletes \
                  or replaces it): {}",
-                database.name, database.reason
+                database.name,
+                database.reason
             );
         }
         let unavailable = if unavailable.is_empty() {
@@ -163,23 +174,23 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             format!(", {} unavailable", unavailable.len())
         };
         let ready = server.recovery_reports().len();
-        println!(
+        say!(
             "worldline: {ready} database{} ready{unavailable} in {:.1} ms (durability: {})",
             if ready == 1 { "" } else { "s" },
             started.elapsed().as_secs_f64() * 1e3,
             args.durability
         );
-        println!(
+        say!(
             "worldline: HTTP and WebSocket on http://{0} (clients connect to ws://{0}/v1/ws)",
             server.http_addr()
         );
-        println!(
+        say!(
             "worldline: QUIC on {} (certificate SHA-256 fingerprint {})",
             server.quic_addr(),
             fingerprint_hex(&server.fingerprint())
         );
         for address in &args.http_allow_private {
-            println!(
+            say!(
                 "worldline: WARNING: procedures may send HTTP requests to the internal address \
                  {address} (--http-allow-private-address; for development only)"
             );
@@ -188,12 +199,12 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         // signal sent as soon as it is printed is not missed.
         let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
         let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-        println!("worldline: ready; stop with Ctrl-C (SIGINT) or SIGTERM");
+        say!("worldline: ready; stop with Ctrl-C (SIGINT) or SIGTERM");
         let received = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
         };
-        println!("worldline: shutting down ({received})");
+        say!("worldline: shutting down ({received})");
         server.shutdown().await;
         anyhow::Ok(())
     })
@@ -225,6 +236,14 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     let host_error = match err.downcast_ref::<ServerError>()? {
         ServerError::Host(e) => e,
         ServerError::Secret(e) => return e.chmod_hint(),
+        ServerError::Certificate { .. } => {
+            return Some(
+                "delete quic-cert.der and quic-key.der from the data directory and start again: \
+                 the server makes a new certificate (clients that pinned the old fingerprint \
+                 must pin the new one)"
+                    .into(),
+            );
+        }
         ServerError::Bind { .. } => {
             return Some("stop whatever uses the port, or pass --listen / --quic-listen".into());
         }

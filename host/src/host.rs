@@ -73,8 +73,9 @@ pub struct Host {
     /// Databases [`open_available`](Host::open_available) could not recover.
     unavailable: BTreeMap<String, UnavailableDatabase>,
     authority: Authority,
-    /// Held for the host's lifetime; the lock is released when it closes.
-    _lock: std::fs::File,
+    /// `worldline.lock` and the data directory, held for the host's
+    /// lifetime; the locks are released when they close.
+    _locks: [std::fs::File; 2],
 }
 
 impl Host {
@@ -132,12 +133,20 @@ impl Host {
             )
             .map_err(io)?
             .into_std();
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(HostError::DataDirLocked(display));
+        // The lock file can be removed while a server runs (by someone
+        // clearing what looks like a stale lock) and a new one created; the
+        // directory itself cannot be replaced under a running server, so it
+        // is locked too (through a descriptor of its own: `root`'s is
+        // opened with `O_PATH`, which cannot hold a lock).
+        let dir_lock = std::fs::File::open(path).map_err(io)?;
+        for lock in [&lock, &dir_lock] {
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(HostError::DataDirLocked(display));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         root.create_dir_all("databases").map_err(io)?;
         make_databases_private(&root, path);
@@ -153,7 +162,7 @@ impl Host {
             recovered: Vec::new(),
             unavailable: BTreeMap::new(),
             authority,
-            _lock: lock,
+            _locks: [lock, dir_lock],
         })
     }
 

@@ -72,6 +72,8 @@ const PREALLOCATE_BYTES: std::ops::RangeInclusive<u64> = (64 << 10)..=(1 << 20);
 pub(crate) struct LogWriter {
     log: Arc<dyn Directory>,
     file: Box<dyn FileHandle>,
+    /// The segment's file name, for errors.
+    name: String,
     /// Bytes of the segment's header and whole records: where the next record goes.
     size: u64,
     /// Bytes in the file; those past `size` are zeros.
@@ -90,16 +92,16 @@ impl LogWriter {
         next_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<Self, StorageError> {
-        let (file, size) = match segment_names(&*log)?.pop() {
+        let (file, size, name) = match segment_names(&*log)?.pop() {
             Some((_, name)) => {
                 let io = |e| StorageError::io(format!("opening log segment {name}"), e);
                 let file = log.open_existing(&name).map_err(io)?;
                 let size = file.len().map_err(io)?;
-                (file, size)
+                (file, size, name)
             }
             None => create_segment(&*log, next_offset)?,
         };
-        Ok(Self::new(log, file, size, max_segment_bytes))
+        Ok(Self::new(log, file, name, size, max_segment_bytes))
     }
 
     /// Starts a new segment for the record with offset `first_offset`, or
@@ -111,29 +113,31 @@ impl LogWriter {
         first_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<(Self, bool), StorageError> {
-        let (file, size, created) = match segment_names(&*log)?.pop() {
+        let (file, size, name, created) = match segment_names(&*log)?.pop() {
             Some((first, name)) if first == first_offset => {
                 let (file, size) = open_after_last_record(&*log, &name)?;
-                (file, size, false)
+                (file, size, name, false)
             }
             _ => {
-                let (file, size) = create_segment(&*log, first_offset)?;
-                (file, size, true)
+                let (file, size, name) = create_segment(&*log, first_offset)?;
+                (file, size, name, true)
             }
         };
-        Ok((Self::new(log, file, size, max_segment_bytes), created))
+        Ok((Self::new(log, file, name, size, max_segment_bytes), created))
     }
 
     /// A writer appending to `file` at byte `size`, its end.
     fn new(
         log: Arc<dyn Directory>,
         file: Box<dyn FileHandle>,
+        name: String,
         size: u64,
         max_segment_bytes: u64,
     ) -> Self {
         Self {
             log,
             file,
+            name,
             size,
             allocated: size,
             pending: Vec::new(),
@@ -145,9 +149,10 @@ impl LogWriter {
     pub(crate) fn append(&mut self, offset: u64, payload: &[u8]) -> Result<(), StorageError> {
         if self.size + self.pending.len() as u64 >= self.max_segment_bytes {
             self.sync()?;
-            let (file, size) = create_segment(&*self.log, offset)?;
-            seal(&mut *self.file, self.size)?;
+            let (file, size, name) = create_segment(&*self.log, offset)?;
+            seal(&mut *self.file, &self.name, self.size)?;
             self.file = file;
+            self.name = name;
             self.size = size;
             self.allocated = size;
         }
@@ -165,7 +170,10 @@ impl LogWriter {
             // Best effort: leave no partial record behind for recovery to trip on.
             let _ = self.file.set_len(self.size);
             self.allocated = self.size;
-            return Err(StorageError::io("appending to the commit log", e));
+            return Err(StorageError::io(
+                format!("appending to log/{}", self.name),
+                e,
+            ));
         }
         self.size += self.pending.len() as u64;
         self.allocated = self.allocated.max(self.size);
@@ -202,7 +210,7 @@ impl LogWriter {
         self.flush()?;
         self.file
             .sync()
-            .map_err(|e| StorageError::io("syncing the commit log", e))
+            .map_err(|e| StorageError::io(format!("syncing log/{}", self.name), e))
     }
 
     /// Writes what is buffered and cuts the zeros written ahead off the
@@ -212,12 +220,12 @@ impl LogWriter {
         if self.allocated > self.size {
             self.file
                 .set_len(self.size)
-                .map_err(|e| StorageError::io("closing the commit log", e))?;
+                .map_err(|e| StorageError::io(format!("closing log/{}", self.name), e))?;
         }
         if sync {
             self.file
                 .sync()
-                .map_err(|e| StorageError::io("syncing the commit log", e))?;
+                .map_err(|e| StorageError::io(format!("syncing log/{}", self.name), e))?;
         }
         Ok(())
     }
@@ -259,25 +267,25 @@ fn open_after_last_record(
 fn create_segment(
     log: &dyn Directory,
     first_offset: u64,
-) -> Result<(Box<dyn FileHandle>, u64), StorageError> {
+) -> Result<(Box<dyn FileHandle>, u64, String), StorageError> {
     let name = super::numbered_name(first_offset, "seg");
     super::write_durably(log, &name, SEGMENT_MAGIC)?;
     let file = log
         .open_existing(&name)
         .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
-    Ok((file, SEGMENT_MAGIC.len() as u64))
+    Ok((file, SEGMENT_MAGIC.len() as u64, name))
 }
 
 /// Seals the segment `name` after its last whole record, and fsyncs it.
 pub(crate) fn seal_segment(log: &dyn Directory, name: &str) -> Result<(), StorageError> {
     let (mut file, size) = open_after_last_record(log, name)?;
-    seal(&mut *file, size)
+    seal(&mut *file, name, size)
 }
 
-/// Writes a seal at byte `size` of `file`, after its last whole record,
+/// Writes a seal at byte `size` of `file` (segment `name`), after its last whole record,
 /// cuts off what follows (zeros written ahead), and fsyncs it. On failure
 /// the file is cut back to `size` (best effort).
-fn seal(file: &mut dyn FileHandle, size: u64) -> Result<(), StorageError> {
+fn seal(file: &mut dyn FileHandle, name: &str, size: u64) -> Result<(), StorageError> {
     let mut frame = Vec::new();
     put_frame(&[], &mut frame)?;
     file.write_all_at(size, &frame)
@@ -285,7 +293,7 @@ fn seal(file: &mut dyn FileHandle, size: u64) -> Result<(), StorageError> {
         .and_then(|()| file.sync())
         .map_err(|e| {
             let _ = file.set_len(size);
-            StorageError::io("sealing a full log segment", e)
+            StorageError::io(format!("sealing log/{name}"), e)
         })
 }
 

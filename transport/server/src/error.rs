@@ -32,6 +32,15 @@ pub enum ServerError {
     /// The TLS configuration for QUIC.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The QUIC certificate or its key, kept in the data directory, is
+    /// damaged.
+    #[error("{file} in the data directory is damaged: {reason}")]
+    Certificate {
+        /// `quic-cert.der` or `quic-key.der`.
+        file: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An origin in `ServerConfig::allowed_origins` is not one.
     #[error("allowed origins: {0}")]
     Origin(String),

@@ -39,10 +39,12 @@ impl Certificate {
             check_secret_file(&key_path)?;
             let cert = std::fs::read(&cert_path).map_err(io(&cert_path))?;
             let key = std::fs::read(&key_path).map_err(io(&key_path))?;
-            return Ok(Self {
+            let certificate = Self {
                 cert: CertificateDer::from(cert),
                 key: PrivatePkcs8KeyDer::from(key),
-            });
+            };
+            certificate.check()?;
+            return Ok(certificate);
         }
         let generated = rcgen::generate_simple_self_signed(CERT_NAMES.map(String::from).to_vec())
             .map_err(|e| ServerError::Tls(format!("creating a certificate: {e}")))?;
@@ -55,6 +57,33 @@ impl Certificate {
             cert: CertificateDer::from(cert),
             key: PrivatePkcs8KeyDer::from(key),
         })
+    }
+
+    /// Checks a certificate read from the data directory, naming the file
+    /// at fault: the key must load, and the certificate parse and be the
+    /// key's.
+    fn check(&self) -> Result<(), ServerError> {
+        let provider = rustls::crypto::ring::default_provider();
+        provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(self.key.clone_key()))
+            .map_err(|e| ServerError::Certificate {
+                file: KEY_FILE,
+                reason: format!("not a private key (PKCS #8 DER) this server can use: {e}"),
+            })?;
+        rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ServerError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .map_err(|e| ServerError::Certificate {
+                file: CERT_FILE,
+                reason: format!("not a certificate (DER) for the key in {KEY_FILE}: {e}"),
+            })?;
+        Ok(())
     }
 
     /// The SHA-256 of the certificate, which clients pin.

@@ -1,0 +1,328 @@
+//! Faults an operator meets around the real `worldline` binary that the
+//! crash and recovery suites do not cover: the server's own output failing
+//! (its standard error or output going to a full disk, here `/dev/full`),
+//! the data directory's lock file removed while a server runs, a damaged
+//! QUIC certificate or key, a real full disk (a size-limited tmpfs) under
+//! the commit log.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use worldline_tests::process::{Http, ServerProcess, worldline_binary};
+use worldline_tests::{TempDir, guest_wasm};
+
+/// `POST path` with a JSON body: the status and the answer's text.
+fn post(http: &Http, path: &str, body: &str) -> (u16, String) {
+    http.post(path, "application/json", body.as_bytes())
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// Runs `worldline start` on `dir`, which must refuse to start (exit 1
+/// before its ready line): its standard error.
+fn refused_start(dir: &Path) -> String {
+    let mut server = Command::new(worldline_binary())
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running worldline start");
+    // It either refuses (and its output ends) or becomes ready.
+    let ready = BufReader::new(server.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("worldline: ready"));
+    if ready {
+        let _ = server.kill();
+    }
+    let output = server.wait_with_output().expect("waiting for the server");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!ready, "the server started: {stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+/// A server whose standard error (its log) cannot be written — the disk
+/// holding the log file is full — keeps serving: a warning it cannot
+/// print (a reducer trapped) must not stop the database.
+#[test]
+fn a_log_that_cannot_be_written_does_not_stop_the_database() {
+    let dir = TempDir::new("worldline-full-log");
+    // Every write to /dev/full fails with ENOSPC, as a log file on a full
+    // disk does.
+    let full = File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("opening /dev/full");
+    let server = ServerProcess::start_with_stderr(dir.path(), Stdio::from(full));
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([4, 100]));
+
+    // A trap is logged as a warning on the database's thread.
+    let (status, body) = post(&http, "/v1/database/bank/call/panic_after_write", "[1]");
+    assert_eq!(
+        status, 422,
+        "a trapping reducer fails, nothing more: {body}"
+    );
+
+    let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 30]");
+    assert_eq!(
+        status, 200,
+        "after an unprintable warning the database still takes calls: {body}"
+    );
+    let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let mut balances: Vec<(i64, i64)> = rows["tables"][0]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_i64().expect("id"),
+                row[1].as_i64().expect("balance"),
+            )
+        })
+        .collect();
+    balances.sort();
+    assert_eq!(balances, [(0, 70), (1, 130), (2, 100), (3, 100)]);
+    server.kill();
+}
+
+/// A lock file removed while the server runs (an operator cleaning up
+/// what looks like a stale lock) must not let a second server onto the
+/// same data directory: two servers appending to one commit log would
+/// overwrite each other's acknowledged transactions.
+#[test]
+fn a_removed_lock_file_does_not_let_a_second_server_in() {
+    let dir = TempDir::new("worldline-lock-removed");
+    let first = ServerProcess::start(dir.path());
+    let http = Http::new_identity(&first.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 100]));
+    std::fs::remove_file(dir.path().join("worldline.lock")).expect("removing the lock file");
+
+    let stderr = refused_start(dir.path());
+    assert!(
+        stderr.contains("is in use by another Worldline server"),
+        "{stderr}"
+    );
+    // The first server still serves the database.
+    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
+    first.kill();
+}
+
+/// A damaged QUIC certificate or key stops the server with an error that
+/// names the file, and a hint that says how to get a new certificate.
+#[test]
+fn a_damaged_quic_certificate_or_key_is_named() {
+    for (file, other) in [
+        ("quic-cert.der", "quic-key.der"),
+        ("quic-key.der", "quic-cert.der"),
+    ] {
+        let dir = TempDir::new("worldline-bad-certificate");
+        ServerProcess::start(dir.path()).kill();
+        // Written in place, so that the key keeps its private mode.
+        std::fs::write(dir.path().join(file), b"not DER at all").expect("damaging the file");
+        let stderr = refused_start(dir.path());
+        assert!(stderr.contains(file), "the error names {file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("delete {file} and {other}"))
+                || stderr.contains(&format!("delete {other} and {file}")),
+            "the hint says how to get a new certificate: {stderr}"
+        );
+    }
+}
+
+/// A server whose standard output cannot be written (started with it on
+/// a full disk, or piped into a program that has exited) still starts,
+/// serves and stops cleanly: its startup lines are lost, nothing more.
+#[test]
+fn an_output_that_cannot_be_written_does_not_stop_the_server() {
+    let dir = TempDir::new("worldline-full-stdout");
+    // A free port for HTTP, since the server cannot say which it took.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let full = File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("opening /dev/full");
+    let mut server = Command::new(worldline_binary())
+        .args(["start", "--quic-listen", "127.0.0.1:0", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running worldline start");
+    let base = format!("http://127.0.0.1:{port}");
+    let anonymous = Http::new(&base, None);
+    // Wait until it answers, or has exited.
+    let answered = loop {
+        if anonymous
+            .post("/v1/identity", "application/json", b"")
+            .is_ok_and(|(status, _)| status == 200)
+        {
+            break true;
+        }
+        if server.try_wait().expect("polling the server").is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if !answered {
+        let output = server.wait_with_output().expect("the server's output");
+        panic!(
+            "the server exited ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let http = Http::new_identity(&base);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 100]));
+    // SIGTERM: it stops as usual, though it cannot print that it does.
+    // SAFETY: a plain system call on the child's process id.
+    assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
+    let output = server.wait_with_output().expect("the server's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A size-limited file system (tmpfs) mounted on a new directory, and
+/// unmounted when dropped; `None` (with the reason printed) where this
+/// process may not mount one.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<Self> {
+        let dir = TempDir::new("worldline-small-disk");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes}"))
+            .arg("tmpfs")
+            .arg(dir.path())
+            .status();
+        match status {
+            Ok(status) if status.success() => Some(Self(dir)),
+            other => {
+                eprintln!(
+                    "skipped: cannot mount a small tmpfs on {:?}: {other:?}",
+                    dir.path()
+                );
+                None
+            }
+        }
+    }
+
+    /// Fills what is left of it with a file of zeros.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = File::create(self.0.path().join("filler")).expect("creating the filler");
+        let block = vec![0; 4096];
+        while filler.write_all(&block).is_ok() {}
+        // The last partial block, byte by byte.
+        while filler.write_all(&[0]).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// A real full disk (ENOSPC) under transfers: the call whose record did
+/// not fit is answered outcome unknown, naming the commit log's file and
+/// the cause, as the server's log does; the others are refused; after a
+/// restart with room again, every acknowledged transfer is there.
+#[test]
+fn a_full_disk_names_the_log_segment_and_keeps_every_acknowledged_transfer() {
+    use worldline_tests::crash::{ACCOUNTS, INITIAL_BALANCE, apply, transfers};
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let logs = TempDir::new("worldline-small-disk-log");
+    let log_path = logs.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([ACCOUNTS, INITIAL_BALANCE]));
+    disk.fill();
+
+    let mut answered = Vec::new();
+    let mut failure = None;
+    for transfer in transfers(7).take(100_000) {
+        let (from, to, amount) = transfer;
+        let (status, body) = post(
+            &http,
+            "/v1/database/bank/call/transfer",
+            &json!([from, to, amount]).to_string(),
+        );
+        match status {
+            // Committed, or refused by the reducer (insufficient funds).
+            200 | 422 => answered.push(transfer),
+            _ => {
+                failure = Some((status, body, transfer));
+                break;
+            }
+        }
+    }
+    let (status, body, unknown) = failure.expect("the disk never filled up");
+    assert_eq!(status, 500, "outcome unknown: {body}");
+    let segment = "log/00000000000000000000.seg";
+    assert!(
+        body.contains(segment) && body.contains("No space left on device"),
+        "the answer names the file and the cause: {body}"
+    );
+    let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 1]");
+    assert_eq!(status, 503, "{body}");
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    assert!(
+        log.contains(segment),
+        "the server's log names the file: {log}"
+    );
+
+    server.kill();
+    std::fs::remove_file(disk.0.path().join("filler")).expect("making room");
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, None);
+    let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let mut recovered = vec![0; ACCOUNTS as usize];
+    for row in rows["tables"][0]["rows"].as_array().expect("rows") {
+        recovered[row[0].as_u64().expect("id") as usize] = row[1].as_i64().expect("balance");
+    }
+    let mut acknowledged = vec![INITIAL_BALANCE; ACCOUNTS as usize];
+    for &transfer in &answered {
+        apply(&mut acknowledged, transfer);
+    }
+    let mut with_unknown = acknowledged.clone();
+    apply(&mut with_unknown, unknown);
+    assert!(
+        recovered == acknowledged || recovered == with_unknown,
+        "after {} answered transfers, recovered {recovered:?}, expected {acknowledged:?} \
+         (or {with_unknown:?} with the one of unknown outcome)",
+        answered.len()
+    );
+    server.kill();
+}
