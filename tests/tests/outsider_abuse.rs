@@ -11,10 +11,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use worldline_tests::args;
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawWebSocket, call, fatal, hello, raw_http};
+use worldline_tests::{args, resident_bytes};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage, encode_message};
 
 /// One WebSocket frame as a client writes it: `opcode`, the FIN bit, the
@@ -241,6 +241,52 @@ async fn a_client_that_writes_and_never_reads_is_dropped_in_bounded_time() {
         "the connection ended after {ended:?}"
     );
     still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": what waits to be sent to one connection is bounded
+// in bytes, and a pong is something sent. A client that floods pings and
+// reads nothing made the server keep a pong for every ping in memory once
+// the socket was full: 256 MB of pings made the process hold about as much
+// more (every connection of every address could do the same). RFC 6455
+// lets an endpoint answer only the latest of the pings it has not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_from_a_client_that_never_reads_is_bounded_in_bytes() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        // Long enough that the server does not give up on the client
+        // (it cannot write its own ping) before the flood is over.
+        config.idle_timeout = Duration::from_secs(300);
+    })
+    .await;
+    let addr = live.server().http_addr();
+    let flood: usize = 256 << 20;
+    let before = resident_bytes();
+    let flooder = tokio::task::spawn_blocking(move || {
+        let mut stream = writer_only(addr);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("a timeout");
+        let pings: Vec<u8> = (0..1000)
+            .flat_map(|_| frame(0x9, true, false, true, &[b'p'; 125]))
+            .collect();
+        let mut written = 0;
+        while written < flood {
+            stream
+                .write_all(&pings)
+                .expect("the server reads every ping");
+            written += pings.len();
+        }
+        stream
+    });
+    let stream = flooder.await.expect("the flooding thread");
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "256 MB of pings made the process grow by {} MB",
+        grown >> 20
+    );
+    still_serves(&live).await;
+    drop(stream);
     live.shutdown().await;
 }
 
