@@ -493,9 +493,11 @@ pub(crate) async fn sql(
 ) -> Result<Json<SqlResult>, ApiError> {
     let caller = caller(&shared.authority, &headers)?;
     let handle = database(&shared, &name)?;
+    let max_bytes = shared.config.max_queued_bytes as usize;
     let result = ask(&handle, &name, |reply| Admin::Sql {
         caller,
         query,
+        max_bytes,
         reply,
     })
     .await??;

@@ -13,7 +13,7 @@ use worldline_subscriptions::{QueryId, SubscriptionEngine, compile};
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
 use worldline_transport::{ServerMessage, TableRows};
 
-use super::{Actor, ConnKey, QuerySet};
+use super::{Actor, ConnKey, OnceError, QuerySet};
 use crate::api::ApiError;
 
 /// The answer to an admin request.
@@ -46,6 +46,9 @@ pub(crate) enum Admin {
         caller: Option<Identity>,
         /// The query.
         query: String,
+        /// The most bytes of rows (in their binary encoding) it may answer
+        /// with: the server's `max_message_bytes`.
+        max_bytes: usize,
         /// Where the answer goes.
         reply: Reply<SqlResult>,
     },
@@ -126,9 +129,10 @@ impl Actor {
             Admin::Sql {
                 caller,
                 query,
+                max_bytes,
                 reply,
             } => {
-                let result = self.sql(caller, &query);
+                let result = self.sql(caller, &query, max_bytes);
                 // What it read goes out once durable; if the commit log
                 // fails first, it may have read what a restart will not have.
                 self.after_durable(
@@ -218,14 +222,24 @@ impl Actor {
         }
     }
 
-    fn sql(&self, caller: Option<Identity>, query: &str) -> Result<SqlResult, ApiError> {
+    fn sql(
+        &self,
+        caller: Option<Identity>,
+        query: &str,
+        max_bytes: usize,
+    ) -> Result<SqlResult, ApiError> {
         // #9 item 6: after a commit-log failure the tables may hold
         // transactions that are not durable; they are not served.
         if let Some(reason) = self.unreadable() {
             return Err(ApiError::unavailable(reason));
         }
         let owner = caller == Some(self.database.owner());
-        let (table, rows) = self.query_once(query, owner).map_err(ApiError::query)?;
+        let (table, rows) = self
+            .query_once(query, owner, max_bytes)
+            .map_err(|e| match e {
+                OnceError::Query(e) => ApiError::query(e),
+                e @ OnceError::TooLarge(_) => ApiError::bad_request(e.to_string()),
+            })?;
         let table = &self.database.schema().tables[table];
         let columns: Vec<String> = (0..table.columns.fields.len())
             .map(|c| table.column_name(c))
