@@ -94,7 +94,7 @@ async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
     // forbids it), masked, with no payload following.
     let mut top_bit_length = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1];
     top_bit_length.extend_from_slice(&[1, 2, 3, 4]);
-    let cases: [(&str, Vec<u8>, &str); 6] = [
+    let cases: [(&str, Vec<u8>, &str); 10] = [
         (
             "a 64-bit length with its top bit set",
             top_bit_length,
@@ -124,6 +124,30 @@ async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
             "a ping over 125 bytes",
             frame(0x9, true, false, true, &[b'p'; 200]),
             "Control frame too big",
+        ),
+        (
+            "a split ping",
+            frame(0x9, false, false, true, b"p"),
+            "Fragmented control frame",
+        ),
+        (
+            "a continuation frame with no message to continue",
+            frame(0x0, true, false, true, b"x"),
+            "nothing to continue",
+        ),
+        (
+            "a new data frame in the middle of a split message",
+            [
+                frame(0x2, false, false, true, &[0x04]),
+                frame(0x2, true, false, true, b"x"),
+            ]
+            .concat(),
+            "While waiting for more fragments",
+        ),
+        (
+            "a Close frame whose payload is one byte",
+            frame(0x8, true, false, true, &[0x03]),
+            "Invalid close sequence",
         ),
     ];
     for (what, bytes, expected) in cases {
