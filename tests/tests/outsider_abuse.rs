@@ -188,6 +188,45 @@ async fn a_split_message_may_have_pings_and_empty_pieces_between_its_parts() {
     live.shutdown().await;
 }
 
+// PROTOCOL.md "Frame limit": on WebSocket a message split into
+// continuation frames is refused once the frames read so far exceed the
+// limit, however small each frame; one that adds up to the limit exactly
+// is read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_message_is_held_to_the_frame_limit_as_a_whole() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_frame = 4096;
+    })
+    .await;
+    // A query padded with a comment to an encoding of `size` bytes, sent in
+    // pieces of 1,000 bytes.
+    let split = |size: usize| {
+        let head = "SELECT * FROM account WHERE id = 3 /*";
+        let padding = size - 4 - head.len() - 2;
+        let bytes = encode_message(&query(7, &format!("{head}{}*/", "x".repeat(padding))));
+        assert_eq!(bytes.len(), size);
+        let pieces: Vec<&[u8]> = bytes.chunks(1000).collect();
+        let mut frames = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let opcode = if i == 0 { 0x2 } else { 0x0 };
+            frames.extend(frame(opcode, i + 1 == pieces.len(), false, true, piece));
+        }
+        frames
+    };
+    let mut ws = connected(&live).await;
+    ws.write_raw(&split(4096)).await;
+    assert!(is_query_result(ws.recv().await, 7));
+    ws.write_raw(&split(4097)).await;
+    let message = fatal(ws.recv().await);
+    assert!(
+        message.starts_with("a frame of ") && message.ends_with(" exceeds the limit of 4096 bytes"),
+        "{message}"
+    );
+    assert!(ws.recv().await.is_none(), "the connection is closed");
+    still_serves(&live).await;
+    live.shutdown().await;
+}
+
 /// Opens a WebSocket on `addr` by hand (the handshake, then `Hello` for
 /// `bank`), for a client that only writes and never reads.
 fn writer_only(addr: std::net::SocketAddr) -> TcpStream {
