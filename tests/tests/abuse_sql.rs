@@ -298,3 +298,64 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
     assert_eq!(applied_rows(ws.recv().await), 1);
     live.shutdown().await;
 }
+
+/// The most this process has held resident so far, in bytes (`VmHWM`).
+fn peak_resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("a VmHWM line");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a number of KiB");
+    kib * 1024
+}
+
+// HTTP_API.md "SQL": the answer is held to `max_message_bytes`. The rows
+// became a tree of JSON values before being written, about thirty times
+// their bytes for a `bytes` column (each byte a JSON number): an anonymous
+// `SELECT * FROM blob` of 60 MiB of public rows made the process peak at
+// 4.5 GB to answer 126 MB of JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_over_http_is_held_to_the_limit_as_json() {
+    let live = LiveServer::start(&[("hostile", "hostile")]).await;
+    let mut ws = welcomed_ws(&live, "hostile").await;
+    // 60 rows of 1 MiB: within the 64 MiB limit in their binary encoding,
+    // about twice that as JSON.
+    for id in 0..60u32 {
+        ws.send(&call(id, "write_rows", args(&(id, 1u32, 1u32 << 20))))
+            .await;
+        let result = ws.recv().await;
+        assert!(
+            matches!(result, Some(ServerMessage::ReducerResult { .. })),
+            "{result:?}"
+        );
+    }
+    let before = peak_resident_bytes();
+    let (status, body) = post_sql(&live, "hostile", "SELECT * FROM blob").await;
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert_eq!(status, 400, "{}", &body.to_string()[..200]);
+    let error = body["error"].as_str().expect("an error text");
+    assert!(error.contains("more than the 67108864 bytes"), "{error}");
+    assert!(
+        grown < 1 << 30,
+        "the process peaked {} MB higher",
+        grown >> 20
+    );
+    // A result that fits is answered as before.
+    let (status, body) = post_sql(&live, "hostile", "SELECT * FROM blob WHERE id < 3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tables"][0]["table"], "blob");
+    assert_eq!(
+        body["tables"][0]["columns"],
+        serde_json::json!(["id", "data"])
+    );
+    let rows = body["tables"][0]["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2][0], 2);
+    assert_eq!(rows[2][1].as_array().map(Vec::len), Some(1 << 20));
+    live.shutdown().await;
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value};
 
-use crate::access::{Decoded, decode_leading, holds, lookup, matching_rows};
+use crate::access::{Decoded, decode_leading, holds, lookup, matching_row_bytes};
 use crate::join::{Budget, Changes, RowsTooLarge, join_change, join_rows};
 use crate::query_index::{Filing, QueryIndex, Side};
 use crate::sql::CompiledQuery;
@@ -154,10 +154,7 @@ impl SubscriptionEngine {
         let query = &entry.query;
         let mut budget = Budget::new(max_bytes);
         match &query.join {
-            None => matching_rows(datastore, query.table, &query.predicate)
-                .into_iter()
-                .map(|row| budget.take(&row.row, 1).map(|()| row.row))
-                .collect(),
+            None => matching_row_bytes(datastore, query.table, &query.predicate, &mut budget),
             Some(join) => join_rows(query, join, datastore, &mut budget),
         }
     }
