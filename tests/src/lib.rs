@@ -167,6 +167,22 @@ pub mod crash {
     }
 }
 
+/// The resident memory of this process (the server and the clients of the
+/// tests in it), in bytes (Linux: `VmRSS` of `/proc/self/status`).
+pub fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("a VmRSS line");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a number of KiB");
+    kib * 1024
+}
+
 /// The permission bits (`rwx` for user, group and others) of `path`.
 pub fn file_mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;

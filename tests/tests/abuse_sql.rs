@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use worldline_tests::args;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
+use worldline_tests::{args, resident_bytes};
 use worldline_transport::{ClientMessage, ServerMessage};
 
 /// `SELECT * FROM account WHERE id = 0 OR id = 1 OR ...` with `terms` comparisons.
@@ -206,5 +206,156 @@ async fn long_and_deep_subscriptions_are_refused_and_the_connection_goes_on() {
     })
     .await;
     assert_eq!(applied_rows(chat.recv().await), 0);
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": a subscription or query whose rows would exceed
+// `max_message_bytes` is refused. A join yields a row once per partner, so
+// a table joined with itself on a column its rows share is the square of
+// the table: 1,500 chat messages from one sender joined on `sender` are
+// 2.25 million rows. The server gathered them all before measuring them
+// (a 1 MiB limit, 110 MB of rows: the process grew by 140 MB for the
+// subscription and by 800 MB for the same query over HTTP, which had no
+// limit at all), so the cost was the square of the data, not the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
+    let limit: u32 = 1 << 20;
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_queued_bytes = limit;
+    })
+    .await;
+    let mut sender = welcomed_ws(&live, "chat").await;
+    let messages = 1_500u32;
+    for id in 0..messages {
+        sender.send(&call(id, "send_message", args(&("x",)))).await;
+    }
+    for _ in 0..messages {
+        let result = sender.recv().await;
+        assert!(
+            matches!(result, Some(ServerMessage::ReducerResult { .. })),
+            "{result:?}"
+        );
+    }
+    let square = "SELECT a.* FROM message a JOIN message b ON a.sender = b.sender";
+    let before = resident_bytes();
+    let mut ws = welcomed_ws(&live, "chat").await;
+    ws.send(&ClientMessage::Subscribe {
+        query_set_id: 1,
+        queries: vec![square.into()],
+    })
+    .await;
+    match ws.recv().await {
+        Some(ServerMessage::SubscriptionError { message, .. }) => {
+            assert!(message.contains("more than the 1048576 bytes"), "{message}")
+        }
+        other => panic!("expected the subscription to be refused, got {other:?}"),
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "refusing the subscription made the process grow by {} MB",
+        grown >> 20
+    );
+    ws.send(&ClientMessage::Query {
+        request_id: 1,
+        query: square.into(),
+    })
+    .await;
+    match ws.recv().await {
+        Some(ServerMessage::QueryResult {
+            result: Err(message),
+            ..
+        }) => assert!(message.contains("more than the 1048576 bytes"), "{message}"),
+        other => panic!("expected the query to be refused, got {other:?}"),
+    }
+    let (status, body) = post_sql(&live, "chat", square).await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().expect("an error text");
+    assert!(error.contains("more than the 1048576 bytes"), "{error}");
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "refusing the query and the SQL made the process grow by {} MB",
+        grown >> 20
+    );
+    // A join that fits is answered, and the connection goes on.
+    let (status, body) = post_sql(
+        &live,
+        "chat",
+        "SELECT a.* FROM message a JOIN message b ON a.sender = b.sender WHERE a.id = 1",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["tables"][0]["rows"].as_array().map(Vec::len),
+        Some(messages as usize)
+    );
+    ws.send(&ClientMessage::Subscribe {
+        query_set_id: 2,
+        queries: vec!["SELECT * FROM message WHERE id = 1".into()],
+    })
+    .await;
+    assert_eq!(applied_rows(ws.recv().await), 1);
+    live.shutdown().await;
+}
+
+/// The most this process has held resident so far, in bytes (`VmHWM`).
+fn peak_resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("a VmHWM line");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a number of KiB");
+    kib * 1024
+}
+
+// HTTP_API.md "SQL": the answer is held to `max_message_bytes`. The rows
+// became a tree of JSON values before being written, about thirty times
+// their bytes for a `bytes` column (each byte a JSON number): an anonymous
+// `SELECT * FROM blob` of 60 MiB of public rows made the process peak at
+// 4.5 GB to answer 126 MB of JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_over_http_is_held_to_the_limit_as_json() {
+    let live = LiveServer::start(&[("hostile", "hostile")]).await;
+    let mut ws = welcomed_ws(&live, "hostile").await;
+    // 60 rows of 1 MiB: within the 64 MiB limit in their binary encoding,
+    // about twice that as JSON.
+    for id in 0..60u32 {
+        ws.send(&call(id, "write_rows", args(&(id, 1u32, 1u32 << 20))))
+            .await;
+        let result = ws.recv().await;
+        assert!(
+            matches!(result, Some(ServerMessage::ReducerResult { .. })),
+            "{result:?}"
+        );
+    }
+    let before = peak_resident_bytes();
+    let (status, body) = post_sql(&live, "hostile", "SELECT * FROM blob").await;
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert_eq!(status, 400, "{}", &body.to_string()[..200]);
+    let error = body["error"].as_str().expect("an error text");
+    assert!(error.contains("more than the 67108864 bytes"), "{error}");
+    assert!(
+        grown < 1 << 30,
+        "the process peaked {} MB higher",
+        grown >> 20
+    );
+    // A result that fits is answered as before.
+    let (status, body) = post_sql(&live, "hostile", "SELECT * FROM blob WHERE id < 3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tables"][0]["table"], "blob");
+    assert_eq!(
+        body["tables"][0]["columns"],
+        serde_json::json!(["id", "data"])
+    );
+    let rows = body["tables"][0]["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2][0], 2);
+    assert_eq!(rows[2][1].as_array().map(Vec::len), Some(1 << 20));
     live.shutdown().await;
 }

@@ -11,10 +11,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use worldline_tests::args;
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawWebSocket, call, fatal, hello, raw_http};
+use worldline_tests::{args, resident_bytes};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage, encode_message};
 
 /// One WebSocket frame as a client writes it: `opcode`, the FIN bit, the
@@ -94,7 +94,7 @@ async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
     // forbids it), masked, with no payload following.
     let mut top_bit_length = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1];
     top_bit_length.extend_from_slice(&[1, 2, 3, 4]);
-    let cases: [(&str, Vec<u8>, &str); 6] = [
+    let cases: [(&str, Vec<u8>, &str); 10] = [
         (
             "a 64-bit length with its top bit set",
             top_bit_length,
@@ -124,6 +124,30 @@ async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
             "a ping over 125 bytes",
             frame(0x9, true, false, true, &[b'p'; 200]),
             "Control frame too big",
+        ),
+        (
+            "a split ping",
+            frame(0x9, false, false, true, b"p"),
+            "Fragmented control frame",
+        ),
+        (
+            "a continuation frame with no message to continue",
+            frame(0x0, true, false, true, b"x"),
+            "nothing to continue",
+        ),
+        (
+            "a new data frame in the middle of a split message",
+            [
+                frame(0x2, false, false, true, &[0x04]),
+                frame(0x2, true, false, true, b"x"),
+            ]
+            .concat(),
+            "While waiting for more fragments",
+        ),
+        (
+            "a Close frame whose payload is one byte",
+            frame(0x8, true, false, true, &[0x03]),
+            "Invalid close sequence",
         ),
     ];
     for (what, bytes, expected) in cases {
@@ -161,6 +185,45 @@ async fn a_split_message_may_have_pings_and_empty_pieces_between_its_parts() {
     split.extend(frame(0x0, true, false, true, &bytes[10..]));
     ws.write_raw(&split).await;
     assert!(is_query_result(ws.recv().await, 7));
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Frame limit": on WebSocket a message split into
+// continuation frames is refused once the frames read so far exceed the
+// limit, however small each frame; one that adds up to the limit exactly
+// is read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_message_is_held_to_the_frame_limit_as_a_whole() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_frame = 4096;
+    })
+    .await;
+    // A query padded with a comment to an encoding of `size` bytes, sent in
+    // pieces of 1,000 bytes.
+    let split = |size: usize| {
+        let head = "SELECT * FROM account WHERE id = 3 /*";
+        let padding = size - 4 - head.len() - 2;
+        let bytes = encode_message(&query(7, &format!("{head}{}*/", "x".repeat(padding))));
+        assert_eq!(bytes.len(), size);
+        let pieces: Vec<&[u8]> = bytes.chunks(1000).collect();
+        let mut frames = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let opcode = if i == 0 { 0x2 } else { 0x0 };
+            frames.extend(frame(opcode, i + 1 == pieces.len(), false, true, piece));
+        }
+        frames
+    };
+    let mut ws = connected(&live).await;
+    ws.write_raw(&split(4096)).await;
+    assert!(is_query_result(ws.recv().await, 7));
+    ws.write_raw(&split(4097)).await;
+    let message = fatal(ws.recv().await);
+    assert!(
+        message.starts_with("a frame of ") && message.ends_with(" exceeds the limit of 4096 bytes"),
+        "{message}"
+    );
+    assert!(ws.recv().await.is_none(), "the connection is closed");
+    still_serves(&live).await;
     live.shutdown().await;
 }
 
@@ -241,6 +304,52 @@ async fn a_client_that_writes_and_never_reads_is_dropped_in_bounded_time() {
         "the connection ended after {ended:?}"
     );
     still_serves(&live).await;
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": what waits to be sent to one connection is bounded
+// in bytes, and a pong is something sent. A client that floods pings and
+// reads nothing made the server keep a pong for every ping in memory once
+// the socket was full: 256 MB of pings made the process hold about as much
+// more (every connection of every address could do the same). RFC 6455
+// lets an endpoint answer only the latest of the pings it has not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_from_a_client_that_never_reads_is_bounded_in_bytes() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        // Long enough that the server does not give up on the client
+        // (it cannot write its own ping) before the flood is over.
+        config.idle_timeout = Duration::from_secs(300);
+    })
+    .await;
+    let addr = live.server().http_addr();
+    let flood: usize = 256 << 20;
+    let before = resident_bytes();
+    let flooder = tokio::task::spawn_blocking(move || {
+        let mut stream = writer_only(addr);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("a timeout");
+        let pings: Vec<u8> = (0..1000)
+            .flat_map(|_| frame(0x9, true, false, true, &[b'p'; 125]))
+            .collect();
+        let mut written = 0;
+        while written < flood {
+            stream
+                .write_all(&pings)
+                .expect("the server reads every ping");
+            written += pings.len();
+        }
+        stream
+    });
+    let stream = flooder.await.expect("the flooding thread");
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "256 MB of pings made the process grow by {} MB",
+        grown >> 20
+    );
+    still_serves(&live).await;
+    drop(stream);
     live.shutdown().await;
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use worldline_host::{CallContext, CallError, Database, HostError};
 use worldline_tests::parity::{target_dir, workspace};
-use worldline_tests::{OWNER, args, patient_engine, rows};
+use worldline_tests::{OWNER, args, patient_engine, resident_bytes, rows};
 
 /// The module: table `item` (`id: u64` primary key, `n: u64`) and reducers
 /// `fill_memory(id)` (inserts a row, then grows memory until the host
@@ -247,17 +247,6 @@ fn an_error_message_that_is_not_utf8_fails_the_call_and_changes_nothing() {
     db.call_reducer("fill_memory", &args(&(3u64,)), CallContext::new(OWNER))
         .expect("the next call runs");
     assert_eq!(item_ids(&db), [3]);
-}
-
-/// The process's resident memory, in bytes (Linux).
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("reading /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .expect("the resident field of /proc/self/statm");
-    pages * 4096
 }
 
 // The schema had limits per type (64 levels, 10,000 nodes) but none on the

@@ -10,7 +10,7 @@ use serde_bytes::ByteBuf;
 use worldline_client::{Client, ConnectOptions, Trust};
 use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello};
-use worldline_tests::{Message, args};
+use worldline_tests::{Message, args, resident_bytes};
 use worldline_transport::{
     ClientMessage, DEFAULT_MAX_FRAME, ReducerStatus, ServerMessage, TableRows, encode_message,
 };
@@ -46,21 +46,6 @@ fn applied_rows(message: Option<ServerMessage>) -> Vec<TableRows> {
 
 fn row_count(tables: &[TableRows]) -> usize {
     tables.iter().map(|t| t.rows.len()).sum()
-}
-
-/// The resident memory of this process (server and clients), in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("a VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("a number of KiB");
-    kib * 1024
 }
 
 /// Receives `ServerMessage`s, reassembling fragments, and returns the next

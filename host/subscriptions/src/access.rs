@@ -8,6 +8,7 @@ use worldline_datastore::{
 };
 
 use crate::constraint::{Constraint, Edge, constraints};
+use crate::join::{Budget, RowsTooLarge};
 use crate::predicate::Predicate;
 
 /// A row with its column values.
@@ -165,6 +166,42 @@ pub(crate) fn matching_rows(
     };
     rows.retain(|row| holds(condition, &row.values));
     rows
+}
+
+/// The bytes of the rows of `table` that satisfy `condition` in the
+/// committed state, within `budget`. A scan keeps no row's decoded values
+/// past its check (decoded, a `bytes` column takes tens of times its
+/// bytes), so it holds no more than the rows it returns.
+pub(crate) fn matching_row_bytes(
+    datastore: &Datastore,
+    table: TableId,
+    condition: &Option<Predicate>,
+    budget: &mut Budget,
+) -> Result<Vec<Row>, RowsTooLarge> {
+    let Some(schema) = datastore.tables().get(table) else {
+        return Ok(Vec::new());
+    };
+    if !matches!(access(schema, condition), Access::Scan) {
+        return matching_rows(datastore, table, condition)
+            .into_iter()
+            .map(|row| budget.take(&row.row, 1).map(|()| row.row))
+            .collect();
+    }
+    let Ok(rows) = datastore.rows(table) else {
+        return Ok(Vec::new());
+    };
+    let mut matching = Vec::new();
+    for row in rows {
+        let bytes: &[u8] = row;
+        let Ok(values) = decode_product(&schema.columns, bytes) else {
+            continue;
+        };
+        if holds(condition, &values) {
+            budget.take(bytes, 1)?;
+            matching.push(Row::from(bytes));
+        }
+    }
+    Ok(matching)
 }
 
 /// The rows of `table` whose `index` key is `value`, from the committed state.

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value};
 
-use crate::access::{Decoded, decode_leading, holds, lookup, matching_rows};
-use crate::join::{Changes, join_change, join_rows};
+use crate::access::{Decoded, decode_leading, holds, lookup, matching_row_bytes};
+use crate::join::{Budget, Changes, RowsTooLarge, join_change, join_rows};
 use crate::query_index::{Filing, QueryIndex, Side};
 use crate::sql::CompiledQuery;
 
@@ -132,16 +132,30 @@ impl SubscriptionEngine {
     /// The rows matching a query now (a join's row once per matching joined
     /// row), read through an index when the query pins an indexed column.
     pub fn initial_rows(&self, id: QueryId, datastore: &Datastore) -> Vec<Row> {
+        self.initial_rows_within(id, datastore, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// Like [`initial_rows`](Self::initial_rows), but gives up as soon as
+    /// the rows take more than `max_bytes` (each row counting its length
+    /// and one byte more, the least its length prefix takes on the wire).
+    /// A join's rows can be the product of its tables' sizes (every row
+    /// of a table joined with itself on a column they all share): this
+    /// stops before holding them all.
+    pub fn initial_rows_within(
+        &self,
+        id: QueryId,
+        datastore: &Datastore,
+        max_bytes: usize,
+    ) -> Result<Vec<Row>, RowsTooLarge> {
         let Some(Some(entry)) = self.queries.get(id.0) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let query = &entry.query;
+        let mut budget = Budget::new(max_bytes);
         match &query.join {
-            None => matching_rows(datastore, query.table, &query.predicate)
-                .into_iter()
-                .map(|row| row.row)
-                .collect(),
-            Some(join) => join_rows(query, join, datastore),
+            None => matching_row_bytes(datastore, query.table, &query.predicate, &mut budget),
+            Some(join) => join_rows(query, join, datastore, &mut budget),
         }
     }
 

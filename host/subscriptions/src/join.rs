@@ -11,10 +11,18 @@ use crate::sql::{CompiledQuery, Join};
 /// once per matching row of the joined table. Read from whichever side's
 /// condition pins an indexed column (the query's table first), else by
 /// scanning the query's table.
-pub(crate) fn join_rows(query: &CompiledQuery, join: &Join, datastore: &Datastore) -> Vec<Row> {
+///
+/// A join's result can be the product of its tables' sizes; `budget` stops
+/// it early (see [`Budget`]).
+pub(crate) fn join_rows(
+    query: &CompiledQuery,
+    join: &Join,
+    datastore: &Datastore,
+    budget: &mut Budget,
+) -> Result<Vec<Row>, RowsTooLarge> {
     let tables = datastore.tables();
     let (Some(schema), Some(other)) = (tables.get(query.table), tables.get(join.other)) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let from_joined = !reads_through_index(schema, &query.predicate)
         && reads_through_index(other, &join.other_predicate);
@@ -26,6 +34,7 @@ pub(crate) fn join_rows(query: &CompiledQuery, join: &Join, datastore: &Datastor
             };
             for row in lookup(datastore, query.table, join.index, value) {
                 if holds(&query.predicate, &row.values) {
+                    budget.take(&row.row, 1)?;
                     rows.push(row.row);
                 }
             }
@@ -36,10 +45,46 @@ pub(crate) fn join_rows(query: &CompiledQuery, join: &Join, datastore: &Datastor
                 .values
                 .get(join.column)
                 .map_or(0, |value| partners_in_store(join, value, datastore));
+            budget.take(&row.row, copies)?;
             rows.extend(std::iter::repeat_n(row.row, copies));
         }
     }
-    rows
+    Ok(rows)
+}
+
+/// How many bytes of rows a reader still takes: each row counts its bytes
+/// and one more (the least a length prefix takes on the wire), so rows
+/// refused by the budget would not fit a message of that many bytes.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    taken: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self { limit, taken: 0 }
+    }
+
+    /// Takes `copies` copies of `row` from the budget, or says it ran out.
+    pub(crate) fn take(&mut self, row: &[u8], copies: usize) -> Result<(), RowsTooLarge> {
+        let bytes = (row.len() + 1).saturating_mul(copies);
+        self.taken = self.taken.saturating_add(bytes);
+        if self.taken > self.limit {
+            return Err(RowsTooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
+/// The rows a query matches take more than the bytes the caller allowed
+/// ([`SubscriptionEngine::initial_rows_within`](crate::SubscriptionEngine::initial_rows_within)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the rows take more than {limit} bytes")]
+pub struct RowsTooLarge {
+    /// The bytes allowed (each row counting its length and one byte more).
+    pub limit: usize,
 }
 
 /// How many rows of the joined table in the committed state match a row

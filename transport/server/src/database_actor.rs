@@ -27,7 +27,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch}
 use worldline_host::datastore::{Lifecycle, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{
-    QueryError, QueryId, QueryUpdate, SubscriptionEngine, compile, query_excerpt,
+    QueryError, QueryId, QueryUpdate, RowsTooLarge, SubscriptionEngine, compile, query_excerpt,
 };
 use worldline_transport::{
     ClientMessage, ProcedureStatus, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
@@ -815,17 +815,21 @@ impl Actor {
         // #9 item 14: a connection holds each distinct query once; only the
         // queries new to it bring rows.
         let fresh = self.held_only_by(key, &ids);
-        let tables = self.current_rows(&fresh);
-        let size = encoded_size(&tables);
-        if size > max_message {
+        // Rows that could not fit are not all gathered first: a join's
+        // can be the product of its tables' sizes.
+        let tables = self
+            .current_rows_within(&fresh, max_message)
+            .ok()
+            .filter(|tables| encoded_size(tables) <= max_message);
+        let Some(tables) = tables else {
             for id in ids {
                 self.drop_subscriber(key, id);
             }
             return Err(format!(
-                "the initial rows of query set {query_set_id} take {size} bytes, more than the \
+                "the initial rows of query set {query_set_id} take more than the \
                  {max_message} bytes this server sends in one message; narrow the queries"
             ));
-        }
+        };
         if let Some(connection) = self.connections.get_mut(&key) {
             let sql = queries.to_vec();
             connection
@@ -917,29 +921,63 @@ impl Actor {
         let connection = &self.connections[&key];
         let owner = connection.identity == self.database.owner();
         let max_message = connection.outbound.limits().bytes as usize;
-        let (table, rows) = self.query_once(sql, owner).map_err(|e| e.to_string())?;
+        let (table, rows) = self
+            .query_once(sql, owner, max_message)
+            .map_err(|e| e.to_string())?;
         let tables = vec![TableRows {
             table: self.database.schema().tables[table].name.clone(),
             rows: rows.iter().map(bytes).collect(),
         }];
-        let size = encoded_size(&tables);
-        if size > max_message {
-            return Err(format!(
-                "the result takes {size} bytes, more than the {max_message} bytes this server \
-                 sends in one message; narrow the query"
-            ));
+        if encoded_size(&tables) > max_message {
+            return Err(OnceError::TooLarge(max_message).to_string());
         }
         Ok(tables)
     }
 
     /// Runs `sql` once (private tables only for the `owner`), returning the
-    /// table it reads and the rows it matches now.
-    fn query_once(&self, sql: &str, owner: bool) -> Result<(TableId, Vec<Row>), QueryError> {
+    /// table it reads and the rows it matches now, unless they take more
+    /// than `max_bytes` (each row counting its length and one byte more).
+    fn query_once(
+        &self,
+        sql: &str,
+        owner: bool,
+        max_bytes: usize,
+    ) -> Result<(TableId, Vec<Row>), OnceError> {
         let query = compile(sql, self.database.schema(), owner)?;
         let table = query.table();
         let mut once = SubscriptionEngine::default();
         let id = once.subscribe(query);
-        Ok((table, once.initial_rows(id, self.database.datastore())))
+        let rows = once
+            .initial_rows_within(id, self.database.datastore(), max_bytes)
+            .map_err(|e| OnceError::TooLarge(e.limit))?;
+        Ok((table, rows))
+    }
+
+    /// Like [`current_rows`](Self::current_rows), giving up as soon as the
+    /// rows take more than `max_bytes` (each counting its length and one
+    /// byte more).
+    fn current_rows_within(
+        &self,
+        ids: &[QueryId],
+        max_bytes: usize,
+    ) -> Result<Vec<TableRows>, RowsTooLarge> {
+        let mut tables: Vec<TableRows> = Vec::new();
+        let mut taken = 0usize;
+        for id in ids {
+            let table = &self.query_tables[id];
+            let left = max_bytes.saturating_sub(taken);
+            let rows = self
+                .engine
+                .initial_rows_within(*id, self.database.datastore(), left)
+                .map_err(|_| RowsTooLarge { limit: max_bytes })?;
+            taken += rows.iter().map(|row| row.len() + 1).sum::<usize>();
+            let entry = table_entry(&mut tables, table, |table| TableRows {
+                table,
+                rows: Vec::new(),
+            });
+            entry.rows.extend(rows.iter().map(bytes));
+        }
+        Ok(tables)
     }
 
     /// The rows the given queries match now, grouped by table.
@@ -1387,6 +1425,20 @@ impl HasTable for TableUpdate {
 }
 
 /// An upper bound on the bytes `tables` take in a message (#9 item 14).
+/// Why a one-off query (`Query`, or SQL over HTTP) was not answered.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OnceError {
+    /// The SQL was refused.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The result takes more than this many bytes.
+    #[error(
+        "the result takes more than the {0} bytes this server sends in one message; narrow the \
+         query"
+    )]
+    TooLarge(usize),
+}
+
 fn encoded_size(tables: &[TableRows]) -> usize {
     const VARINT: usize = 5;
     let rows = |t: &TableRows| t.rows.iter().map(|row| row.len() + VARINT).sum::<usize>();

@@ -25,6 +25,21 @@ use crate::shared::{SHUTTING_DOWN, Shared};
 /// is still read whole, in several reads.
 const READ_BUFFER_BYTES: usize = 16 << 10;
 
+/// How much the WebSocket library gathers before writing to the socket
+/// (its default).
+const WRITE_BUFFER_BYTES: usize = 128 << 10;
+
+/// The most the WebSocket library may hold unwritten for one connection:
+/// what it gathers before writing, one whole frame of `max_frame` bytes
+/// (and its header), and as much again for pongs. Unbounded (its default),
+/// it kept a pong for every ping a client sent while its socket was full,
+/// so a client that floods pings and reads nothing made the server hold
+/// about as many bytes as it sent. Past this bound the library keeps only
+/// the pong of the latest ping, as RFC 6455 allows.
+fn max_write_buffer_bytes(max_frame: usize) -> usize {
+    2 * WRITE_BUFFER_BYTES + max_frame + 16
+}
+
 /// Upgrades an HTTP request to a protocol connection.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
@@ -35,6 +50,8 @@ pub(crate) async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(max_write_buffer_bytes(max))
         .on_upgrade(move |socket| serve(socket, shared, peer))
 }
 

@@ -7,7 +7,8 @@ use axum::Json;
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use http_body_util::LengthLimitError;
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,7 +16,7 @@ use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, val
 use worldline_host::outbound::{ALLOW_LIST_HINT, AllowList};
 use worldline_host::{CallError, HostError, Identity, PreparedModule, UnavailableDatabase};
 use worldline_transport::http_api::{
-    CallResult, DatabaseInfo, MAX_COMPONENT_BYTES, PublishOutcome, Published, SqlResult,
+    CallResult, DatabaseInfo, MAX_COMPONENT_BYTES, PublishOutcome, Published,
 };
 
 use super::auth::{caller, required_caller};
@@ -490,14 +491,18 @@ pub(crate) async fn sql(
     Path(name): Path<String>,
     headers: HeaderMap,
     query: String,
-) -> Result<Json<SqlResult>, ApiError> {
+) -> Result<Response, ApiError> {
     let caller = caller(&shared.authority, &headers)?;
     let handle = database(&shared, &name)?;
+    let max_bytes = shared.config.max_queued_bytes as usize;
     let result = ask(&handle, &name, |reply| Admin::Sql {
         caller,
         query,
+        max_bytes,
         reply,
     })
     .await??;
-    Ok(Json(result))
+    // The body is a `SqlResult`, written as JSON by the database.
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    Ok((json, result).into_response())
 }

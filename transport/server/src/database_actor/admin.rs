@@ -13,7 +13,7 @@ use worldline_subscriptions::{QueryId, SubscriptionEngine, compile};
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
 use worldline_transport::{ServerMessage, TableRows};
 
-use super::{Actor, ConnKey, QuerySet};
+use super::{Actor, ConnKey, OnceError, QuerySet};
 use crate::api::ApiError;
 
 /// The answer to an admin request.
@@ -46,8 +46,11 @@ pub(crate) enum Admin {
         caller: Option<Identity>,
         /// The query.
         query: String,
-        /// Where the answer goes.
-        reply: Reply<SqlResult>,
+        /// The most bytes of rows it may answer with, in their binary
+        /// encoding and as JSON: the server's `max_message_bytes`.
+        max_bytes: usize,
+        /// Where the answer goes: the JSON body, a [`SqlResult`].
+        reply: Reply<Vec<u8>>,
     },
     /// Module log lines from position `from` on.
     Logs {
@@ -126,9 +129,10 @@ impl Actor {
             Admin::Sql {
                 caller,
                 query,
+                max_bytes,
                 reply,
             } => {
-                let result = self.sql(caller, &query);
+                let result = self.sql(caller, &query, max_bytes);
                 // What it read goes out once durable; if the commit log
                 // fails first, it may have read what a restart will not have.
                 self.after_durable(
@@ -218,37 +222,64 @@ impl Actor {
         }
     }
 
-    fn sql(&self, caller: Option<Identity>, query: &str) -> Result<SqlResult, ApiError> {
+    fn sql(
+        &self,
+        caller: Option<Identity>,
+        query: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
         // #9 item 6: after a commit-log failure the tables may hold
         // transactions that are not durable; they are not served.
         if let Some(reason) = self.unreadable() {
             return Err(ApiError::unavailable(reason));
         }
         let owner = caller == Some(self.database.owner());
-        let (table, rows) = self.query_once(query, owner).map_err(ApiError::query)?;
+        let (table, rows) = self
+            .query_once(query, owner, max_bytes)
+            .map_err(|e| match e {
+                OnceError::Query(e) => ApiError::query(e),
+                e @ OnceError::TooLarge(_) => ApiError::bad_request(e.to_string()),
+            })?;
         let table = &self.database.schema().tables[table];
         let columns: Vec<String> = (0..table.columns.fields.len())
             .map(|c| table.column_name(c))
             .collect();
-        let rows = rows
-            .iter()
-            .map(|row| {
-                let object = row_to_json(&table.columns, row).map_err(|e| {
-                    ApiError::internal(format!("a stored row does not decode: {e}"))
-                })?;
-                Ok(columns
-                    .iter()
-                    .map(|name| object.get(name).cloned().unwrap_or(Value::Null))
-                    .collect())
-            })
-            .collect::<Result<Vec<Vec<Value>>, ApiError>>()?;
-        Ok(SqlResult {
+        // The body is written row by row, as a `SqlResult` serializes, and
+        // held to `max_bytes`: a tree of JSON values for every row first
+        // took some thirty times the rows' bytes (a byte of a `bytes` column
+        // is a JSON number), 4.5 GB for a 60 MiB table.
+        let too_large = || ApiError::bad_request(OnceError::TooLarge(max_bytes).to_string());
+        let head = SqlResult {
             tables: vec![SqlTable {
                 table: table.name.clone(),
-                columns,
-                rows,
+                columns: columns.clone(),
+                rows: Vec::new(),
             }],
-        })
+        };
+        let mut body = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
+        // `...,"rows":[]}]}`: the rows go between the brackets.
+        let tail = body.split_off(body.len() - "]}]}".len());
+        for (i, row) in rows.iter().enumerate() {
+            let mut object = row_to_json(&table.columns, row)
+                .map_err(|e| ApiError::internal(format!("a stored row does not decode: {e}")))?;
+            let values: Vec<Value> = columns
+                .iter()
+                .map(|name| {
+                    let value = object.as_object_mut().and_then(|o| o.remove(name));
+                    value.unwrap_or(Value::Null)
+                })
+                .collect();
+            if i > 0 {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, &values)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if body.len() > max_bytes {
+                return Err(too_large());
+            }
+        }
+        body.extend_from_slice(&tail);
+        Ok(body)
     }
 
     fn log_lines(&self, from: u64) -> Vec<LogLine> {
