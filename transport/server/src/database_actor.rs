@@ -982,17 +982,8 @@ impl Actor {
 
     /// The rows the given queries match now, grouped by table.
     fn current_rows(&self, ids: &[QueryId]) -> Vec<TableRows> {
-        let mut tables: Vec<TableRows> = Vec::new();
-        for id in ids {
-            let table = &self.query_tables[id];
-            let rows = self.engine.initial_rows(*id, self.database.datastore());
-            let entry = table_entry(&mut tables, table, |table| TableRows {
-                table,
-                rows: Vec::new(),
-            });
-            entry.rows.extend(rows.iter().map(bytes));
-        }
-        tables
+        self.current_rows_within(ids, usize::MAX)
+            .unwrap_or_default()
     }
 
     /// Disconnects `key` once everything held for it so far has gone out
@@ -1424,7 +1415,6 @@ impl HasTable for TableUpdate {
     }
 }
 
-/// An upper bound on the bytes `tables` take in a message (#9 item 14).
 /// Why a one-off query (`Query`, or SQL over HTTP) was not answered.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OnceError {
@@ -1439,6 +1429,7 @@ pub(crate) enum OnceError {
     TooLarge(usize),
 }
 
+/// An upper bound on the bytes `tables` take in a message (#9 item 14).
 fn encoded_size(tables: &[TableRows]) -> usize {
     const VARINT: usize = 5;
     let rows = |t: &TableRows| t.rows.iter().map(|row| row.len() + VARINT).sum::<usize>();
