@@ -3,7 +3,7 @@
 //! (its standard error or output going to a full disk, here `/dev/full`),
 //! the data directory's lock file removed while a server runs, a damaged
 //! QUIC certificate or key, a real full disk (a size-limited tmpfs) under
-//! the commit log.
+//! the commit log, the commit log's directory removed under a running server.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -324,5 +324,29 @@ fn a_full_disk_names_the_log_segment_and_keeps_every_acknowledged_transfer() {
          (or {with_unknown:?} with the one of unknown outcome)",
         answered.len()
     );
+    server.kill();
+}
+
+/// `rm -r log/` under a running server (someone clearing what looks like
+/// old files) used to go unnoticed: transfers kept being acknowledged into
+/// a file no longer on disk, and a restart recovered none of them. Now the
+/// next commit fails, naming the segment, and the database takes no more.
+#[test]
+fn a_commit_log_removed_under_the_server_stops_the_database() {
+    let dir = TempDir::new("worldline-log-removed");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 1000]));
+    std::fs::remove_dir_all(data.join("databases/bank/log")).expect("removing log/");
+    let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 1]");
+    assert_eq!(status, 500, "outcome unknown: {body}");
+    assert!(
+        body.contains("log/00000000000000000000.seg was removed"),
+        "the answer names the file: {body}"
+    );
+    let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 1]");
+    assert_eq!(status, 503, "{body}");
     server.kill();
 }

@@ -178,6 +178,19 @@ impl LogWriter {
         self.size += self.pending.len() as u64;
         self.allocated = self.allocated.max(self.size);
         self.pending.clear();
+        // Someone removed the segment (or `log/`) while the server ran: its
+        // records, these and those before, are gone with the file once it
+        // closes, so none of them may be confirmed durable from now on.
+        match self.file.is_removed() {
+            Ok(false) => {}
+            Ok(true) => return Err(StorageError::SegmentRemoved(format!("log/{}", self.name))),
+            Err(e) => {
+                return Err(StorageError::io(
+                    format!("checking log/{} is still there", self.name),
+                    e,
+                ));
+            }
+        }
         if self.allocated == self.size {
             self.preallocate();
         }

@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use cap_std::fs::{Dir, File, FileExt, OpenOptions};
+use cap_std::fs::{Dir, File, FileExt, MetadataExt, OpenOptions};
 
 /// A directory holding files (and subdirectories) by name.
 pub(crate) trait Directory: Send + Sync {
@@ -44,6 +44,10 @@ pub(crate) trait FileHandle: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// The file's size in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file has no name left in any directory (it was removed,
+    /// or its directory was, while it was open): what is written to it
+    /// then is gone once it is closed.
+    fn is_removed(&self) -> io::Result<bool>;
 }
 
 impl Directory for Dir {
@@ -112,5 +116,9 @@ impl FileHandle for File {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+
+    fn is_removed(&self) -> io::Result<bool> {
+        Ok(self.metadata()?.nlink() == 0)
     }
 }

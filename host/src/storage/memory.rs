@@ -375,4 +375,15 @@ impl FileHandle for MemoryFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.disk.lock().tree.nodes[self.node].data.len() as u64)
     }
+
+    fn is_removed(&self) -> io::Result<bool> {
+        let disk = self.disk.lock();
+        let named = disk.tree.folders.iter().any(|folder| {
+            folder
+                .entries
+                .values()
+                .any(|entry| matches!(entry, Entry::File(node) if *node == self.node))
+        });
+        Ok(!named)
+    }
 }

@@ -106,6 +106,14 @@ pub enum StorageError {
     /// written for that one, so the database does not start.
     #[error("{0}")]
     DescribeChanged(String),
+    /// The log segment being written (named here) was removed, or its
+    /// directory was, while the server ran: what it holds is gone once it
+    /// closes, so the log confirms nothing more.
+    #[error(
+        "{0} was removed (or its directory was) while the server ran: the transactions in it \
+         are lost when the server stops, and the commit log takes no more"
+    )]
+    SegmentRemoved(String),
 }
 
 impl StorageError {

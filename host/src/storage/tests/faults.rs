@@ -298,3 +298,26 @@ fn a_transaction_confirmed_before_the_log_failed_stays_confirmed() {
         .expect("transaction 0 was durable before the failure");
     assert!(db.storage.wait(db.next_value).is_err());
 }
+
+// A segment removed while the server runs (someone clearing `log/`) takes
+// every record in it along when it closes: the log must stop confirming
+// transactions at once, naming the file, instead of writing on into it.
+#[test]
+fn a_log_segment_removed_while_open_fails_the_log() {
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let (mut db, _) = open(&disk, config(None, 1 << 20)).unwrap();
+    db.commit().expect("the first commit");
+    let log = disk.root().subdir("log").expect("log/");
+    for name in files(&disk, "log", ".seg") {
+        log.remove(&name).expect("removing the segment");
+    }
+    let refused = db.commit().expect_err("a commit into a removed segment");
+    assert!(
+        refused
+            .to_string()
+            .contains("log/00000000000000000000.seg was removed"),
+        "{refused}"
+    );
+    assert!(db.commit().is_err(), "the log takes no more");
+}
