@@ -230,17 +230,21 @@ impl Host {
                 let stored_owner = stored_owner?;
                 let wasm = read_file(&dir, "module.wasm")?;
                 let allow = read_http_allow(&dir)?;
-                Database::open_stored(
-                    &self.engine,
-                    &wasm,
-                    stored_owner,
-                    &dir,
-                    self.config.storage.clone(),
-                )
-                .map(|(mut database, report)| {
-                    database.restore_http_allow(allow);
-                    (database, report)
-                })
+                // The commit log's thread keeps the span: its lines name the database.
+                tracing::error_span!("database", name = %name)
+                    .in_scope(|| {
+                        Database::open_stored(
+                            &self.engine,
+                            &wasm,
+                            stored_owner,
+                            &dir,
+                            self.config.storage.clone(),
+                        )
+                    })
+                    .map(|(mut database, report)| {
+                        database.restore_http_allow(allow);
+                        (database, report)
+                    })
             });
         let (database, report) = opened.map_err(|error| (error, owner))?;
         tracing::info!(
@@ -320,13 +324,17 @@ impl Host {
         let created = self
             .create_database_dir(name, &staging, wasm, owner, allow)
             .and_then(|dir| {
-                let mut database = Database::create_stored(
-                    &self.engine,
-                    wasm,
-                    owner,
-                    &dir,
-                    self.config.storage.clone(),
-                )?;
+                // The commit log's thread keeps the span: its lines name the database.
+                let mut database =
+                    tracing::error_span!("database", name = %name).in_scope(|| {
+                        Database::create_stored(
+                            &self.engine,
+                            wasm,
+                            owner,
+                            &dir,
+                            self.config.storage.clone(),
+                        )
+                    })?;
                 database.restore_http_allow(allow.clone());
                 self.databases_dir
                     .rename(&staging, &self.databases_dir, name)

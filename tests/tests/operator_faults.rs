@@ -335,7 +335,9 @@ fn a_full_disk_names_the_log_segment_and_keeps_every_acknowledged_transfer() {
 fn a_commit_log_removed_under_the_server_stops_the_database() {
     let dir = TempDir::new("worldline-log-removed");
     let data = dir.path().join("data");
-    let server = ServerProcess::start(&data);
+    let log_path = dir.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
     let http = Http::new_identity(&server.http);
     http.publish("bank", &guest_wasm("bank"));
     http.call_ok("bank", "seed", &json!([2, 1000]));
@@ -348,5 +350,12 @@ fn a_commit_log_removed_under_the_server_stops_the_database() {
     );
     let (status, body) = post(&http, "/v1/database/bank/call/transfer", "[0, 1, 1]");
     assert_eq!(status, 503, "{body}");
+    // The commit log's own line names the database it failed for.
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    let failed = log
+        .lines()
+        .find(|line| line.contains("the commit log failed"))
+        .unwrap_or_else(|| panic!("no line says the commit log failed: {log}"));
+    assert!(failed.contains("name=bank"), "{failed}");
     server.kill();
 }

@@ -152,9 +152,15 @@ impl Durability {
         });
         let (jobs, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
+        // What the thread logs names the database it writes for, as the
+        // caller's lines do.
+        let span = tracing::Span::current();
         let worker = std::thread::Builder::new()
             .name("worldline-durability".into())
-            .spawn(move || run(writer, policy, next_offset, &receiver, &thread_shared))
+            .spawn(move || {
+                let _database = span.entered();
+                run(writer, policy, next_offset, &receiver, &thread_shared);
+            })
             .map_err(|e| StorageError::io("starting the durability thread", e))?;
         Ok(Self {
             jobs: Some(jobs),
