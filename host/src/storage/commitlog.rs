@@ -282,7 +282,7 @@ fn create_segment(
     first_offset: u64,
 ) -> Result<(Box<dyn FileHandle>, u64, String), StorageError> {
     let name = super::numbered_name(first_offset, "seg");
-    super::write_durably(log, &name, SEGMENT_MAGIC)?;
+    super::write_durably(log, "log/", &name, SEGMENT_MAGIC)?;
     let file = log
         .open_existing(&name)
         .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;

@@ -139,20 +139,30 @@ fn sync_directory(dir: &dyn Directory) -> Result<(), StorageError> {
 /// Writes a whole file atomically: a temporary file, fsync, rename, fsync
 /// of the directory. Readers see the old file or the new one, never a mix.
 pub(crate) fn write_file_durably(dir: &Dir, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-    write_durably(dir, name, bytes)
+    write_durably(dir, "", name, bytes)
 }
 
-/// [`write_file_durably`] for any [`Directory`]. On failure the temporary
-/// file is removed, so failed writes (a full disk) leave nothing behind.
-fn write_durably(dir: &dyn Directory, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+/// [`write_file_durably`] for any [`Directory`]; `label` (`log/`,
+/// `snapshots/`, or empty for the database's own directory) prefixes file
+/// names in messages. On failure the temporary file is removed, so failed
+/// writes (a full disk) leave nothing behind.
+fn write_durably(
+    dir: &dyn Directory,
+    label: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
     let temporary = format!(".{name}.tmp");
-    let written = write_temporary(dir, &temporary, bytes).and_then(|()| {
-        dir.rename(&temporary, name)
-            .map_err(|e| StorageError::io(format!("renaming {temporary} to {name}"), e))
-    });
+    let written = write_temporary(dir, &temporary, bytes)
+        .map_err(|e| StorageError::io(format!("writing {label}{temporary}"), e))
+        .and_then(|()| {
+            dir.rename(&temporary, name).map_err(|e| {
+                StorageError::io(format!("renaming {label}{temporary} to {label}{name}"), e)
+            })
+        });
     if let Err(e) = written {
         if let Err(remove) = dir.remove(&temporary) {
-            tracing::warn!("could not remove the temporary file {temporary}: {remove}");
+            tracing::warn!("could not remove the temporary file {label}{temporary}: {remove}");
         }
         return Err(e);
     }
@@ -160,12 +170,9 @@ fn write_durably(dir: &dyn Directory, name: &str, bytes: &[u8]) -> Result<(), St
 }
 
 /// Writes and fsyncs `bytes` as file `temporary`, replacing any file of that name.
-fn write_temporary(dir: &dyn Directory, temporary: &str, bytes: &[u8]) -> Result<(), StorageError> {
-    let io = |e| StorageError::io(format!("writing {temporary}"), e);
-    let mut file = dir.create(temporary).map_err(io)?;
-    file.write_all_at(0, bytes)
-        .and_then(|()| file.sync())
-        .map_err(io)
+fn write_temporary(dir: &dyn Directory, temporary: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = dir.create(temporary)?;
+    file.write_all_at(0, bytes).and_then(|()| file.sync())
 }
 
 /// Removes the temporary files (`.NAME.tmp`) that writes interrupted by a
@@ -291,7 +298,7 @@ impl DatabaseStorage {
     /// atomically and durably (for settings stored beside the module, such
     /// as its HTTP allow-list).
     pub(crate) fn write_setting(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        write_durably(&*self.dir, name, bytes)
+        write_durably(&*self.dir, "", name, bytes)
     }
 
     /// Recovers the tables stored in `dir` (newest valid snapshot, then the
@@ -581,7 +588,10 @@ impl DatabaseStorage {
         let temporary = ".module.wasm.tmp";
         if let Err(e) = write_temporary(&*self.dir, temporary, wasm) {
             let _ = self.dir.remove(temporary);
-            return Err(unchanged(self, e));
+            return Err(unchanged(
+                self,
+                StorageError::io(format!("writing {temporary}"), e),
+            ));
         }
         if let Err(e) = self.dir.rename(temporary, "module.wasm") {
             let _ = self.dir.remove(temporary);

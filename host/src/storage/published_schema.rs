@@ -61,7 +61,7 @@ pub(crate) fn record(
     module_hash: [u8; 32],
     schema: &ModuleSchema,
 ) -> Result<(), StorageError> {
-    super::write_durably(dir, SCHEMA_FILE, &encode(module_hash, schema)?)
+    super::write_durably(dir, "", SCHEMA_FILE, &encode(module_hash, schema)?)
 }
 
 /// Checks that `schema`, what the module hashed `module_hash` describes
@@ -104,7 +104,7 @@ pub(crate) fn check_or_record(
              edited file); recording this module's schema and validating every stored row"
         );
     }
-    if let Err(e) = super::write_durably(dir, SCHEMA_FILE, &expected) {
+    if let Err(e) = super::write_durably(dir, "", SCHEMA_FILE, &expected) {
         tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
     }
     Ok(SchemaTrust::Unproven)

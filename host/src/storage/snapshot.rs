@@ -43,7 +43,7 @@ pub(crate) fn write_snapshot(dir: &dyn Directory, snapshot: &Snapshot) -> Result
         &postcard::to_allocvec(snapshot).expect("encoding to a Vec cannot fail"),
         &mut bytes,
     )?;
-    super::write_durably(dir, &name, &bytes)
+    super::write_durably(dir, "snapshots/", &name, &bytes)
 }
 
 /// Reads and verifies one snapshot file.

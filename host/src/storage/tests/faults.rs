@@ -261,7 +261,7 @@ fn stale_temporary_files_are_removed_on_open() {
         b"partial",
     );
     put(&disk, "log", ".00000000000000000009.seg.tmp", b"WLSEG");
-    super::super::write_durably(&*disk.root(), ".module.wasm.tmp", b"half a module").unwrap();
+    super::super::write_durably(&*disk.root(), "", ".module.wasm.tmp", b"half a module").unwrap();
     let (db, _) = open(&disk, config(Some(2), 1 << 20)).unwrap();
     assert_eq!(values(&db.datastore), vec![0, 1, 2]);
     for dir in ["snapshots", "log"] {
@@ -320,4 +320,23 @@ fn a_log_segment_removed_while_open_fails_the_log() {
         "{refused}"
     );
     assert!(db.commit().is_err(), "the log takes no more");
+}
+
+// A snapshot that cannot be written is named with its directory, as the
+// log's segments are: `writing snapshots/.….snap.tmp`, not a bare name.
+#[test]
+fn a_failed_snapshot_names_its_directory() {
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let (mut db, _) = open(&disk, config(Some(1), 1 << 20)).unwrap();
+    db.commit().expect("the first commit");
+    disk.fail_writes_to(Some(".snap.tmp"));
+    let failed = db
+        .storage
+        .snapshot(&db.datastore)
+        .expect_err("the snapshot cannot be written");
+    assert!(
+        failed.to_string().contains("writing snapshots/."),
+        "{failed}"
+    );
 }

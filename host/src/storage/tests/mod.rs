@@ -59,7 +59,7 @@ fn config(snapshot_every: Option<u64>, max_segment_bytes: u64) -> StorageConfig 
 
 /// Stores `wasm` as the database's module, as publishing does.
 fn publish(disk: &MemoryDisk, wasm: &[u8]) {
-    super::write_durably(&*disk.root(), "module.wasm", wasm).expect("writing module.wasm");
+    super::write_durably(&*disk.root(), "", "module.wasm", wasm).expect("writing module.wasm");
 }
 
 /// An open database on a memory disk.

@@ -141,10 +141,10 @@ fn the_record_may_be_reformatted_but_not_garbled() {
     let recorded = stored(&disk).expect("recorded");
     let value: serde_json::Value = serde_json::from_slice(&recorded).expect("JSON");
     let pretty = serde_json::to_vec_pretty(&value).expect("pretty");
-    crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, &pretty).expect("rewrite");
+    crate::storage::write_durably(&*disk.root(), "", SCHEMA_FILE, &pretty).expect("rewrite");
     drop(open(&disk, config(None, 1 << 20)).expect("the same description, reformatted"));
 
-    crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, b"{\"module_sha256\": 1")
+    crate::storage::write_durably(&*disk.root(), "", SCHEMA_FILE, b"{\"module_sha256\": 1")
         .expect("rewrite");
     assert_refused_as_corrupt_record(&disk);
 }
@@ -176,7 +176,7 @@ fn a_garbled_record_is_refused_naming_where_it_breaks() {
     // A newline, then the record cut in the middle of the second line.
     recorded.insert(1, b'\n');
     recorded.truncate(40);
-    crate::storage::write_durably(&*disk.root(), SCHEMA_FILE, &recorded).expect("rewrite");
+    crate::storage::write_durably(&*disk.root(), "", SCHEMA_FILE, &recorded).expect("rewrite");
     let error = open(&disk, config(None, 1 << 20)).err().expect("refused");
     let StorageError::Corrupt { file, offset, .. } = &error else {
         panic!("expected Corrupt, got {error}");
