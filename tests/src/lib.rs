@@ -165,16 +165,48 @@ pub mod crash {
             balances[to as usize] += amount;
         }
     }
+
+    /// The balances in the answer to `SELECT * FROM account` over HTTP (a
+    /// JSON `SqlResult`), in the order of the accounts' ids.
+    pub fn balances_in_sql_answer(body: &str) -> Vec<i64> {
+        let answer: serde_json::Value = serde_json::from_str(body).expect("a JSON SQL answer");
+        let mut rows: Vec<(u64, i64)> = answer["tables"][0]["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| {
+                (
+                    row[0].as_u64().expect("an id"),
+                    row[1].as_i64().expect("a balance"),
+                )
+            })
+            .collect();
+        rows.sort_unstable();
+        rows.into_iter().map(|(_, balance)| balance).collect()
+    }
 }
 
 /// The resident memory of this process (the server and the clients of the
 /// tests in it), in bytes (Linux: `VmRSS` of `/proc/self/status`).
 pub fn resident_bytes() -> u64 {
+    process_status_bytes("VmRSS")
+}
+
+/// The most this process has held resident so far, in bytes (`VmHWM`).
+pub fn peak_resident_bytes() -> u64 {
+    process_status_bytes("VmHWM")
+}
+
+/// The figure of `/proc/self/status` named `field` (given in KiB), in bytes.
+fn process_status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("a VmRSS line");
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .unwrap_or_else(|| panic!("a {field} line"));
     let kib: u64 = line
         .split_whitespace()
         .nth(1)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
-use worldline_tests::{args, resident_bytes};
+use worldline_tests::{args, peak_resident_bytes, resident_bytes};
 use worldline_transport::{ClientMessage, ServerMessage};
 
 /// `SELECT * FROM account WHERE id = 0 OR id = 1 OR ...` with `terms` comparisons.
@@ -297,21 +297,6 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
     .await;
     assert_eq!(applied_rows(ws.recv().await), 1);
     live.shutdown().await;
-}
-
-/// The most this process has held resident so far, in bytes (`VmHWM`).
-fn peak_resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("a VmHWM line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("a number of KiB");
-    kib * 1024
 }
 
 // HTTP_API.md "SQL": the answer is held to `max_message_bytes`. The rows

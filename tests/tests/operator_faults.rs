@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
+use worldline_tests::crash::balances_in_sql_answer;
 use worldline_tests::process::{Http, ServerProcess, worldline_binary};
 use worldline_tests::{TempDir, guest_wasm};
 
@@ -84,20 +85,7 @@ fn a_log_that_cannot_be_written_does_not_stop_the_database() {
     );
     let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
     assert_eq!(status, 200, "{body}");
-    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    let mut balances: Vec<(i64, i64)> = rows["tables"][0]["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| {
-            (
-                row[0].as_i64().expect("id"),
-                row[1].as_i64().expect("balance"),
-            )
-        })
-        .collect();
-    balances.sort();
-    assert_eq!(balances, [(0, 70), (1, 130), (2, 100), (3, 100)]);
+    assert_eq!(balances_in_sql_answer(&body), [70, 130, 100, 100]);
     server.kill();
 }
 
@@ -307,11 +295,7 @@ fn a_full_disk_names_the_log_segment_and_keeps_every_acknowledged_transfer() {
     let http = Http::new(&server.http, None);
     let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
     assert_eq!(status, 200, "{body}");
-    let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    let mut recovered = vec![0; ACCOUNTS as usize];
-    for row in rows["tables"][0]["rows"].as_array().expect("rows") {
-        recovered[row[0].as_u64().expect("id") as usize] = row[1].as_i64().expect("balance");
-    }
+    let recovered = balances_in_sql_answer(&body);
     let mut acknowledged = vec![INITIAL_BALANCE; ACCOUNTS as usize];
     for &transfer in &answered {
         apply(&mut acknowledged, transfer);

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use worldline_host::{DurabilityPolicy, StorageConfig};
 use worldline_server::{Server, ServerConfig};
-use worldline_tests::crash::{ACCOUNTS, INITIAL_BALANCE, apply, transfers};
+use worldline_tests::crash::{ACCOUNTS, INITIAL_BALANCE, apply, balances_in_sql_answer, transfers};
 use worldline_tests::raw::{RawWebSocket, call, fatal, hello};
 use worldline_tests::{TempDir, args, guest_wasm, test_engine_config};
 use worldline_transport::{ReducerStatus, ServerMessage};
@@ -120,20 +120,7 @@ fn balances(addr: SocketAddr, token: &str) -> Vec<i64> {
         "SELECT * FROM account",
     );
     assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    let mut rows: Vec<(i64, i64)> = json["tables"][0]["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| {
-            (
-                row[0].as_i64().expect("id"),
-                row[1].as_i64().expect("balance"),
-            )
-        })
-        .collect();
-    rows.sort();
-    rows.into_iter().map(|(_, balance)| balance).collect()
+    balances_in_sql_answer(&body)
 }
 
 /// Starts a server on `dir`, publishes the bank module and seeds its

@@ -71,19 +71,23 @@ impl Certificate {
                 file: KEY_FILE,
                 reason: format!("not a private key (PKCS #8 DER) this server can use: {e}"),
             })?;
-        rustls::ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ServerError::Tls(e.to_string()))?
+        self.tls_config().map_err(|e| ServerError::Certificate {
+            file: CERT_FILE,
+            reason: format!("not a certificate (DER) for the key in {KEY_FILE}: {e}"),
+        })?;
+        Ok(())
+    }
+
+    /// A TLS 1.3 server configuration presenting this certificate.
+    fn tls_config(&self) -> Result<rustls::ServerConfig, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
             .with_single_cert(
                 vec![self.cert.clone()],
                 PrivateKeyDer::Pkcs8(self.key.clone_key()),
             )
-            .map_err(|e| ServerError::Certificate {
-                file: CERT_FILE,
-                reason: format!("not a certificate (DER) for the key in {KEY_FILE}: {e}"),
-            })?;
-        Ok(())
     }
 
     /// The SHA-256 of the certificate, which clients pin.
@@ -98,15 +102,8 @@ impl Certificate {
         &self,
         idle_timeout: Duration,
     ) -> Result<quinn::ServerConfig, ServerError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ServerError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![self.cert.clone()],
-                PrivateKeyDer::Pkcs8(self.key.clone_key()),
-            )
+        let mut tls = self
+            .tls_config()
             .map_err(|e| ServerError::Tls(format!("loading the certificate: {e}")))?;
         tls.alpn_protocols = vec![QUIC_ALPN.to_vec()];
         tls.max_early_data_size = 0;
