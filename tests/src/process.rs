@@ -79,7 +79,7 @@ impl ServerProcess {
     /// `worldline start` on `dir` (durability `every`, a snapshot every 200
     /// transactions, free ports), its standard output piped and its
     /// standard error (the server's log) to `stderr`.
-    fn spawn(dir: &Path, stderr: Stdio) -> Child {
+    pub fn spawn(dir: &Path, stderr: Stdio) -> Child {
         Command::new(worldline_binary())
             .args(["start", "--durability", "every", "--snapshot-every", "200"])
             .args(["--listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"])

@@ -25,20 +25,7 @@ fn post(http: &Http, path: &str, body: &str) -> (u16, String) {
 /// Runs `worldline start` on `dir`, which must refuse to start (exit 1
 /// before its ready line): its standard error.
 fn refused_start(dir: &Path) -> String {
-    let mut server = Command::new(worldline_binary())
-        .args([
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--quic-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running worldline start");
+    let mut server = ServerProcess::spawn(dir, Stdio::piped());
     // It either refuses (and its output ends) or becomes ready.
     let ready = BufReader::new(server.stdout.take().expect("piped"))
         .lines()
