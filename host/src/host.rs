@@ -78,6 +78,13 @@ pub struct Host {
     _locks: [std::fs::File; 2],
 }
 
+/// The span in which everything done for database `name` is logged, so
+/// that each line names it (error level, so that it shows at every level
+/// the log shows): its thread's, and its commit log's.
+pub fn database_span(name: &str) -> tracing::Span {
+    tracing::error_span!("database", name = %name)
+}
+
 impl Host {
     /// Opens (creating if needed) the data directory at `path`, locks it
     /// against other hosts, and recovers every database in it.
@@ -231,7 +238,7 @@ impl Host {
                 let wasm = read_file(&dir, "module.wasm")?;
                 let allow = read_http_allow(&dir)?;
                 // The commit log's thread keeps the span: its lines name the database.
-                tracing::error_span!("database", name = %name)
+                database_span(name)
                     .in_scope(|| {
                         Database::open_stored(
                             &self.engine,
@@ -325,16 +332,15 @@ impl Host {
             .create_database_dir(name, &staging, wasm, owner, allow)
             .and_then(|dir| {
                 // The commit log's thread keeps the span: its lines name the database.
-                let mut database =
-                    tracing::error_span!("database", name = %name).in_scope(|| {
-                        Database::create_stored(
-                            &self.engine,
-                            wasm,
-                            owner,
-                            &dir,
-                            self.config.storage.clone(),
-                        )
-                    })?;
+                let mut database = database_span(name).in_scope(|| {
+                    Database::create_stored(
+                        &self.engine,
+                        wasm,
+                        owner,
+                        &dir,
+                        self.config.storage.clone(),
+                    )
+                })?;
                 database.restore_http_allow(allow.clone());
                 self.databases_dir
                     .rename(&staging, &self.databases_dir, name)

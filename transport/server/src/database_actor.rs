@@ -415,9 +415,8 @@ struct Actor {
 
 impl Actor {
     fn run(mut self, mut commands: mpsc::Receiver<Queued>) {
-        // Everything this thread logs names its database (at every level
-        // the log shows, hence an error-level span).
-        let _database = tracing::error_span!("database", name = %self.name).entered();
+        // Everything this thread logs names its database.
+        let _database = worldline_host::database_span(&self.name).entered();
         let durable = Arc::clone(&self.durable);
         self.database.on_durable(move || durable.notify_one());
         // Waits for a command, for transactions to become durable or for
