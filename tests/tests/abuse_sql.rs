@@ -13,7 +13,7 @@ use serde_json::Value;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
 use worldline_tests::{args, peak_resident_bytes, resident_bytes};
-use worldline_transport::{ClientMessage, ServerMessage};
+use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
 
 /// `SELECT * FROM account WHERE id = 0 OR id = 1 OR ...` with `terms` comparisons.
 fn or_chain(terms: usize) -> String {
@@ -342,5 +342,83 @@ async fn sql_over_http_is_held_to_the_limit_as_json() {
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[2][0], 2);
     assert_eq!(rows[2][1].as_array().map(Vec::len), Some(1 << 20));
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": a transaction's update larger than a message drops
+// the subscriber. One transaction inserting 20,000 rows of one kind changes
+// a join of the table with itself on `kind` by 400 million rows: the
+// server built them all (as copies, then decoded) before measuring the
+// message, on the database's thread, until the process ran out of memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_built() {
+    let limit: u32 = 1 << 20;
+    let live = LiveServer::start_with(&[("hostile", "hostile")], |config| {
+        config.max_queued_bytes = limit;
+    })
+    .await;
+    let mut square = welcomed_ws(&live, "hostile").await;
+    square
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 1,
+            queries: vec!["SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind".into()],
+        })
+        .await;
+    assert_eq!(applied_rows(square.recv().await), 0);
+    let mut narrow = welcomed_ws(&live, "hostile").await;
+    narrow
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 1,
+            queries: vec!["SELECT * FROM tag WHERE id = 5".into()],
+        })
+        .await;
+    assert_eq!(applied_rows(narrow.recv().await), 0);
+    let before = peak_resident_bytes();
+    let mut caller = welcomed_ws(&live, "hostile").await;
+    caller
+        .send(&call(1, "tag_rows", args(&(0u32, 20_000u32, 1u32))))
+        .await;
+    let result = caller.recv().await;
+    assert!(
+        matches!(
+            result,
+            Some(ServerMessage::ReducerResult {
+                status: ReducerStatus::Committed,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    match square.recv().await {
+        Some(ServerMessage::Error { message, .. }) => assert!(
+            message.contains("by more than the 1048576 bytes this server sends in one message"),
+            "{message}"
+        ),
+        other => panic!("expected the subscriber to be dropped, got {other:?}"),
+    }
+    assert!(square.recv().await.is_none(), "the connection is closed");
+    // The other subscriber gets its row, and the server goes on.
+    match narrow.recv().await {
+        Some(ServerMessage::TransactionUpdate { tables, .. }) => {
+            assert_eq!(tables.iter().map(|t| t.inserts.len()).sum::<usize>(), 1)
+        }
+        other => panic!("expected the row of tag 5, got {other:?}"),
+    }
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 128 << 20,
+        "the update made the process grow by {} MB",
+        grown >> 20
+    );
+    caller
+        .send(&call(2, "tag_rows", args(&(20_000u32, 1u32, 2u32))))
+        .await;
+    assert!(
+        matches!(
+            caller.recv().await,
+            Some(ServerMessage::ReducerResult { .. })
+        ),
+        "the database still serves"
+    );
     live.shutdown().await;
 }

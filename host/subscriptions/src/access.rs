@@ -2,6 +2,8 @@
 //! index when the condition pins an indexed column to a value or a range,
 //! else by scanning the table.
 
+use std::ops::ControlFlow;
+
 use worldline_datastore::{
     AlgebraicType, Datastore, KeyBound, Row, TableId, TableSchema, Value, decode_product,
     decode_value, encode_value,
@@ -131,121 +133,116 @@ pub(crate) fn reads_through_index(schema: &TableSchema, condition: &Option<Predi
     !matches!(access(schema, condition), Access::Scan)
 }
 
-/// The rows of `table` that satisfy `condition` in the committed state.
-pub(crate) fn matching_rows(
+/// Calls `visit` with the bytes and column values of each row of `table`
+/// that satisfies `condition` in the committed state, until it breaks.
+/// Rows are decoded one at a time and nothing is kept between calls, so a
+/// reader holds no more than what its `visit` keeps (decoded, a `bytes`
+/// column takes tens of times its bytes; a join partner can have a million
+/// rows under one key).
+pub(crate) fn each_matching<B>(
     datastore: &Datastore,
     table: TableId,
     condition: &Option<Predicate>,
-) -> Vec<Decoded> {
+    mut visit: impl FnMut(&[u8], Vec<Value>) -> ControlFlow<B>,
+) -> ControlFlow<B> {
     let Some(schema) = datastore.tables().get(table) else {
-        return Vec::new();
+        return ControlFlow::Continue(());
     };
-    let mut rows = match access(schema, condition) {
-        Access::Nothing => return Vec::new(),
+    match access(schema, condition) {
+        Access::Nothing => ControlFlow::Continue(()),
         Access::Scan => {
             let Ok(rows) = datastore.rows(table) else {
-                return Vec::new();
+                return ControlFlow::Continue(());
             };
-            // Only the matching rows are copied.
-            return rows
-                .filter_map(|row| {
-                    let bytes: &[u8] = row;
-                    let values = decode_product(&schema.columns, bytes).ok()?;
-                    holds(condition, &values).then(|| Decoded {
-                        row: Row::from(bytes),
-                        values,
-                    })
-                })
-                .collect();
+            for row in rows {
+                let bytes: &[u8] = row;
+                let Ok(values) = decode_product(&schema.columns, bytes) else {
+                    continue;
+                };
+                if holds(condition, &values) {
+                    visit(bytes, values)?;
+                }
+            }
+            ControlFlow::Continue(())
         }
         Access::Index {
             index,
             lower,
             upper,
-        } => index_range(datastore, table, index, &lower, &upper),
-    };
-    rows.retain(|row| holds(condition, &row.values));
-    rows
+        } => each_in_range(datastore, table, index, &lower, &upper, |bytes, values| {
+            if holds(condition, &values) {
+                visit(bytes, values)?;
+            }
+            ControlFlow::Continue(())
+        }),
+    }
 }
 
 /// The bytes of the rows of `table` that satisfy `condition` in the
-/// committed state, within `budget`. A scan keeps no row's decoded values
-/// past its check (decoded, a `bytes` column takes tens of times its
-/// bytes), so it holds no more than the rows it returns.
+/// committed state, within `budget`.
 pub(crate) fn matching_row_bytes(
     datastore: &Datastore,
     table: TableId,
     condition: &Option<Predicate>,
     budget: &mut Budget,
 ) -> Result<Vec<Row>, RowsTooLarge> {
-    let Some(schema) = datastore.tables().get(table) else {
-        return Ok(Vec::new());
-    };
-    if !matches!(access(schema, condition), Access::Scan) {
-        return matching_rows(datastore, table, condition)
-            .into_iter()
-            .map(|row| budget.take(&row.row, 1).map(|()| row.row))
-            .collect();
-    }
-    let Ok(rows) = datastore.rows(table) else {
-        return Ok(Vec::new());
-    };
     let mut matching = Vec::new();
-    for row in rows {
-        let bytes: &[u8] = row;
-        let Ok(values) = decode_product(&schema.columns, bytes) else {
-            continue;
-        };
-        if holds(condition, &values) {
-            budget.take(bytes, 1)?;
-            matching.push(Row::from(bytes));
-        }
+    let read = each_matching(datastore, table, condition, |bytes, _| {
+        budget.take(bytes, 1)?;
+        matching.push(Row::from(bytes));
+        ControlFlow::Continue(())
+    });
+    match read {
+        ControlFlow::Continue(()) => Ok(matching),
+        ControlFlow::Break(too_large) => Err(too_large),
     }
-    Ok(matching)
 }
 
-/// The rows of `table` whose `index` key is `value`, from the committed state.
-pub(crate) fn lookup(
+/// Calls `visit` with each row of `table` whose `index` key is `value`, in
+/// the committed state, as [`each_matching`] does, until it breaks.
+pub(crate) fn each_lookup<B>(
     datastore: &Datastore,
     table: TableId,
     index: usize,
     value: &Value,
-) -> Vec<Decoded> {
+    visit: impl FnMut(&[u8], Vec<Value>) -> ControlFlow<B>,
+) -> ControlFlow<B> {
     let mut key = Vec::new();
     encode_value(value, &mut key);
     let bound = KeyBound::Included(key);
-    index_range(datastore, table, index, &bound, &bound)
+    each_in_range(datastore, table, index, &bound, &bound, visit)
 }
 
-/// The rows of `table` whose `index` key lies between the bounds.
-fn index_range(
+/// How many rows an index read copies out of the datastore at a time.
+const RANGE_BATCH: usize = 64;
+
+/// Calls `visit` with each row of `table` whose `index` key lies between
+/// the bounds, decoded one at a time, until it breaks.
+fn each_in_range<B>(
     datastore: &Datastore,
     table: TableId,
     index: usize,
     lower: &KeyBound,
     upper: &KeyBound,
-) -> Vec<Decoded> {
+    mut visit: impl FnMut(&[u8], Vec<Value>) -> ControlFlow<B>,
+) -> ControlFlow<B> {
     let Ok(mut cursor) = datastore.scan_index(table, index, lower, upper) else {
-        return Vec::new();
+        return ControlFlow::Continue(());
     };
     let row_type = AlgebraicType::Product(datastore.tables()[table].columns.clone());
-    let mut rows = Vec::new();
     let mut batch = Vec::new();
     loop {
         batch.clear();
-        if datastore.next_batch(&mut cursor, 1024, &mut batch) == 0 {
-            return rows;
+        if datastore.next_batch(&mut cursor, RANGE_BATCH, &mut batch) == 0 {
+            return ControlFlow::Continue(());
         }
         let mut rest = &batch[..];
         while !rest.is_empty() {
             let before = rest;
             let Ok(Value::Product(values)) = decode_value(&row_type, &mut rest) else {
-                return rows;
+                return ControlFlow::Continue(());
             };
-            rows.push(Decoded {
-                row: Row::from(&before[..before.len() - rest.len()]),
-                values,
-            });
+            visit(&before[..before.len() - rest.len()], values)?;
         }
     }
 }

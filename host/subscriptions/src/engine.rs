@@ -3,10 +3,11 @@
 //! checked only against the queries it can match.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value};
 
-use crate::access::{Decoded, decode_leading, holds, lookup, matching_row_bytes};
+use crate::access::{Decoded, decode_leading, each_lookup, holds, matching_row_bytes};
 use crate::join::{Budget, Changes, RowsTooLarge, join_change, join_rows};
 use crate::query_index::{Filing, QueryIndex, Side};
 use crate::sql::CompiledQuery;
@@ -162,6 +163,24 @@ impl SubscriptionEngine {
     /// What `delta`, just committed to `datastore`, changed for each
     /// subscribed query, leaving out queries it did not touch.
     pub fn evaluate(&self, delta: &TxDelta, datastore: &Datastore) -> Vec<(QueryId, QueryUpdate)> {
+        self.evaluate_within(delta, datastore, usize::MAX)
+            .into_iter()
+            .filter_map(|(id, update)| Some((id, update.ok()?)))
+            .collect()
+    }
+
+    /// Like [`evaluate`](Self::evaluate), but a query whose change takes
+    /// more than `max_bytes` (each row counting its length and one byte
+    /// more, the least its length prefix takes on the wire) gets
+    /// [`RowsTooLarge`] instead of its rows. A join's change can be the
+    /// product of the transaction's rows and the table's (rows inserted
+    /// under a key that many rows share): this stops before holding it.
+    pub fn evaluate_within(
+        &self,
+        delta: &TxDelta,
+        datastore: &Datastore,
+        max_bytes: usize,
+    ) -> Vec<(QueryId, Result<QueryUpdate, RowsTooLarge>)> {
         let tables = datastore.tables();
         // Leading column values of one changed row, for a first look at its candidates.
         let mut leading = Vec::new();
@@ -257,26 +276,54 @@ impl SubscriptionEngine {
             let Some(schema) = tables.get(query.table) else {
                 continue;
             };
+            let mut budget = Budget::new(max_bytes);
             let paired = match &query.join {
                 None => {
                     let mut inserts = hits.main.inserts;
                     let mut deletes = hits.main.deletes;
                     inserts.retain(|r| holds(&query.predicate, &r.values));
                     deletes.retain(|r| holds(&query.predicate, &r.values));
+                    let too_large = inserts
+                        .iter()
+                        .chain(&deletes)
+                        .find_map(|r| budget.take(&r.row, 1).break_value());
+                    if let Some(too_large) = too_large {
+                        updates.push((id, Err(too_large)));
+                        continue;
+                    }
                     pair_by_primary_key(schema, &inserts, &deletes)
                 }
                 Some(join) => {
-                    let (inserts, deletes) =
-                        join_change(query, join, &hits.main, &hits.joined, datastore);
-                    let decoded = |rows: Vec<Row>| -> Vec<Decoded> {
-                        rows.iter()
-                            .filter_map(|row| Decoded::new(schema, row))
+                    let changed = match join_change(
+                        query,
+                        join,
+                        &hits.main,
+                        &hits.joined,
+                        datastore,
+                        &mut budget,
+                    ) {
+                        Ok(changed) => changed,
+                        Err(too_large) => {
+                            updates.push((id, Err(too_large)));
+                            continue;
+                        }
+                    };
+                    // Each changed row decoded once, however many copies it has.
+                    let decoded: Vec<(Decoded, i64)> = changed
+                        .iter()
+                        .filter_map(|(row, count)| Some((Decoded::new(schema, row)?, *count)))
+                        .collect();
+                    let copies = |gained: bool| -> Vec<&Decoded> {
+                        decoded
+                            .iter()
+                            .filter(|(_, count)| (*count > 0) == gained)
+                            .flat_map(|(row, count)| {
+                                let copies = usize::try_from(count.unsigned_abs());
+                                std::iter::repeat_n(row, copies.unwrap_or(usize::MAX))
+                            })
                             .collect()
                     };
-                    let (inserts, deletes) = (decoded(inserts), decoded(deletes));
-                    let inserts: Vec<&Decoded> = inserts.iter().collect();
-                    let deletes: Vec<&Decoded> = deletes.iter().collect();
-                    pair_by_primary_key(schema, &inserts, &deletes)
+                    pair_by_primary_key(schema, &copies(true), &copies(false))
                 }
             };
             let update = QueryUpdate {
@@ -285,7 +332,7 @@ impl SubscriptionEngine {
                 updates: paired.updated,
             };
             if !update.is_empty() {
-                updates.push((id, update));
+                updates.push((id, Ok(update)));
             }
         }
         updates
@@ -307,19 +354,30 @@ impl SubscriptionEngine {
             let Some(value) = row.values.get(through.column) else {
                 continue;
             };
-            let stored = lookup(datastore, through.other, through.other_index, value);
+            let mut partner = |values: &[Value]| {
+                self.index.candidates(through.other, values, |(id, side)| {
+                    if side == Side::Joined && ids.contains(&id) {
+                        found.push(id);
+                    }
+                });
+            };
+            let _ = each_lookup(
+                datastore,
+                through.other,
+                through.other_index,
+                value,
+                |_, values| -> ControlFlow<()> {
+                    partner(&values);
+                    ControlFlow::Continue(())
+                },
+            );
             let deleted = changed
                 .iter()
                 .filter(|c| c.table == through.other)
                 .flat_map(|c| &c.deletes)
                 .filter(|r| r.values.get(through.other_column) == Some(value));
-            for partner in stored.iter().chain(deleted) {
-                self.index
-                    .candidates(through.other, &partner.values, |(id, side)| {
-                        if side == Side::Joined && ids.contains(&id) {
-                            found.push(id);
-                        }
-                    });
+            for row in deleted {
+                partner(&row.values);
             }
         }
         found.sort_unstable();

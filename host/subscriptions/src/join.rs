@@ -1,10 +1,11 @@
 //! Joins: their rows in the committed state, and how a transaction changes them.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use worldline_datastore::{Datastore, Row, Value};
 
-use crate::access::{Decoded, holds, lookup, matching_rows, reads_through_index};
+use crate::access::{Decoded, each_lookup, each_matching, holds, reads_through_index};
 use crate::sql::{CompiledQuery, Join};
 
 /// The rows of a join in the committed state: a row of the query's table
@@ -27,29 +28,46 @@ pub(crate) fn join_rows(
     let from_joined = !reads_through_index(schema, &query.predicate)
         && reads_through_index(other, &join.other_predicate);
     let mut rows = Vec::new();
-    if from_joined {
-        for partner in matching_rows(datastore, join.other, &join.other_predicate) {
-            let Some(value) = partner.values.get(join.other_column) else {
-                continue;
-            };
-            for row in lookup(datastore, query.table, join.index, value) {
-                if holds(&query.predicate, &row.values) {
-                    budget.take(&row.row, 1)?;
-                    rows.push(row.row);
-                }
-            }
-        }
+    let read = if from_joined {
+        each_matching(
+            datastore,
+            join.other,
+            &join.other_predicate,
+            |_, partner| {
+                let Some(value) = partner.get(join.other_column) else {
+                    return ControlFlow::Continue(());
+                };
+                each_lookup(
+                    datastore,
+                    query.table,
+                    join.index,
+                    value,
+                    |bytes, values| {
+                        if holds(&query.predicate, &values) {
+                            budget.take(bytes, 1)?;
+                            rows.push(Row::from(bytes));
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )
+            },
+        )
     } else {
-        for row in matching_rows(datastore, query.table, &query.predicate) {
-            let copies = row
-                .values
+        each_matching(datastore, query.table, &query.predicate, |bytes, values| {
+            let copies = values
                 .get(join.column)
                 .map_or(0, |value| partners_in_store(join, value, datastore));
-            budget.take(&row.row, copies)?;
-            rows.extend(std::iter::repeat_n(row.row, copies));
-        }
+            budget.take(bytes, copies)?;
+            if copies > 0 {
+                rows.extend(std::iter::repeat_n(Row::from(bytes), copies));
+            }
+            ControlFlow::Continue(())
+        })
+    };
+    match read {
+        ControlFlow::Continue(()) => Ok(rows),
+        ControlFlow::Break(too_large) => Err(too_large),
     }
-    Ok(rows)
 }
 
 /// How many bytes of rows a reader still takes: each row counts its bytes
@@ -67,19 +85,22 @@ impl Budget {
         Self { limit, taken: 0 }
     }
 
-    /// Takes `copies` copies of `row` from the budget, or says it ran out.
-    pub(crate) fn take(&mut self, row: &[u8], copies: usize) -> Result<(), RowsTooLarge> {
+    /// Takes `copies` copies of `row` from the budget, or says it ran out
+    /// (as a `ControlFlow`, for the readers' `?`).
+    pub(crate) fn take(&mut self, row: &[u8], copies: usize) -> ControlFlow<RowsTooLarge> {
         let bytes = (row.len() + 1).saturating_mul(copies);
         self.taken = self.taken.saturating_add(bytes);
         if self.taken > self.limit {
-            return Err(RowsTooLarge { limit: self.limit });
+            return ControlFlow::Break(RowsTooLarge { limit: self.limit });
         }
-        Ok(())
+        ControlFlow::Continue(())
     }
 }
 
-/// The rows a query matches take more than the bytes the caller allowed
-/// ([`SubscriptionEngine::initial_rows_within`](crate::SubscriptionEngine::initial_rows_within)).
+/// The rows a query matches, or a transaction's change to them, take more
+/// than the bytes the caller allowed
+/// ([`SubscriptionEngine::initial_rows_within`](crate::SubscriptionEngine::initial_rows_within),
+/// [`SubscriptionEngine::evaluate_within`](crate::SubscriptionEngine::evaluate_within)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the rows take more than {limit} bytes")]
 pub struct RowsTooLarge {
@@ -90,10 +111,18 @@ pub struct RowsTooLarge {
 /// How many rows of the joined table in the committed state match a row
 /// of the query's table whose join column holds `value`.
 fn partners_in_store(join: &Join, value: &Value, datastore: &Datastore) -> usize {
-    lookup(datastore, join.other, join.other_index, value)
-        .iter()
-        .filter(|r| holds(&join.other_predicate, &r.values))
-        .count()
+    let mut count = 0;
+    let _ = each_lookup(
+        datastore,
+        join.other,
+        join.other_index,
+        value,
+        |_, values| -> ControlFlow<()> {
+            count += usize::from(holds(&join.other_predicate, &values));
+            ControlFlow::Continue(())
+        },
+    );
+    count
 }
 
 /// Rows a transaction inserted into and deleted from one table (those that
@@ -104,62 +133,87 @@ pub(crate) struct Changes<'a> {
     pub(crate) deletes: Vec<&'a Decoded>,
 }
 
-/// The change of a join's result, as rows to insert and delete (with
-/// multiplicity), from the changes to its table (`main`) and to the
-/// joined table (`joined`). With L, R the tables before, L', R' after,
-/// and + / - the inserted and deleted rows:
+/// The change of a join's result, as each changed row with how many copies
+/// of it the result gained (positive) or lost (negative), from the changes
+/// to its table (`main`) and to the joined table (`joined`). With L, R the
+/// tables before, L', R' after, and + / - the inserted and deleted rows:
 /// `out(L', R') - out(L, R) = out(L+ - L-, R') + out(L', R+ - R-) - out(L+ - L-, R+ - R-)`,
 /// every term computable from the committed state and the delta.
+///
+/// The result of a join can change by the product of the changes' sizes
+/// and the tables' (rows inserted under a key many rows share): `budget`
+/// bounds the copies returned, and the rows gathered on the way, so the
+/// change costs no more than the limit to compute whatever its size.
 pub(crate) fn join_change(
     query: &CompiledQuery,
     join: &Join,
     main: &Changes,
     joined: &Changes,
     datastore: &Datastore,
-) -> (Vec<Row>, Vec<Row>) {
-    let kept = |rows: &[&Decoded]| -> Vec<(Row, Value)> {
-        rows.iter()
-            .filter(|r| holds(&query.predicate, &r.values))
-            .filter_map(|r| Some((r.row.clone(), r.values.get(join.column)?.clone())))
-            .collect()
-    };
-    let other_kept = |rows: &[&Decoded]| -> Vec<Value> {
-        rows.iter()
+    budget: &mut Budget,
+) -> Result<Vec<(Row, i64)>, RowsTooLarge> {
+    // R+ - R-: the joined rows gained under each join key, less those lost.
+    let mut joined_net: BTreeMap<&Value, i64> = BTreeMap::new();
+    for (sign, rows) in [(1, &joined.inserts), (-1, &joined.deletes)] {
+        for row in rows
+            .iter()
             .filter(|r| holds(&join.other_predicate, &r.values))
-            .filter_map(|r| r.values.get(join.other_column).cloned())
-            .collect()
-    };
-    let (inserted, deleted) = (kept(&main.inserts), kept(&main.deletes));
-    let (other_inserted, other_deleted) =
-        (other_kept(&joined.inserts), other_kept(&joined.deletes));
-    let mut counts: BTreeMap<Row, i64> = BTreeMap::new();
-    let mut add = |row: &Row, n: i64| *counts.entry(row.clone()).or_default() += n;
-    let partners =
-        |value: &Value, values: &[Value]| values.iter().filter(|v| *v == value).count() as i64;
-    for (sign, rows) in [(1, &inserted), (-1, &deleted)] {
-        for (row, value) in rows {
-            let in_store = partners_in_store(join, value, datastore) as i64;
-            let changed = partners(value, &other_inserted) - partners(value, &other_deleted);
-            add(row, sign * (in_store - changed));
-        }
-    }
-    for (sign, values) in [(1, &other_inserted), (-1, &other_deleted)] {
-        for value in values {
-            for row in lookup(datastore, query.table, join.index, value) {
-                if holds(&query.predicate, &row.values) {
-                    add(&row.row, sign);
-                }
+        {
+            if let Some(value) = row.values.get(join.other_column) {
+                *joined_net.entry(value).or_default() += sign;
             }
         }
     }
-    let (mut inserts, mut deletes) = (Vec::new(), Vec::new());
-    for (row, count) in counts {
-        let target = if count > 0 {
-            &mut inserts
-        } else {
-            &mut deletes
-        };
-        target.extend(std::iter::repeat_n(row, count.unsigned_abs() as usize));
+    let mut counts: BTreeMap<Row, i64> = BTreeMap::new();
+    // out(L+ - L-, R') - out(L+ - L-, R+ - R-): each changed row of the
+    // query's table once per partner it had before the transaction.
+    let mut partners_before: BTreeMap<&Value, i64> = BTreeMap::new();
+    for (sign, rows) in [(1, &main.inserts), (-1, &main.deletes)] {
+        for row in rows.iter().filter(|r| holds(&query.predicate, &r.values)) {
+            let Some(value) = row.values.get(join.column) else {
+                continue;
+            };
+            let before = *partners_before.entry(value).or_insert_with(|| {
+                let stored = i64::try_from(partners_in_store(join, value, datastore));
+                let gained = joined_net.get(value).copied().unwrap_or(0);
+                stored.unwrap_or(i64::MAX).saturating_sub(gained)
+            });
+            let count = counts.entry(row.row.clone()).or_default();
+            *count = count.saturating_add(sign * before);
+        }
     }
-    (inserts, deletes)
+    // out(L', R+ - R-): the query's rows under each key whose partners
+    // changed, once per partner gained or lost. Each row gathered here is
+    // (but for a change of its own cancelling it) a row of the result.
+    let mut gathered = Budget::new(budget.limit);
+    for (value, &net) in joined_net.iter().filter(|(_, net)| **net != 0) {
+        let read = each_lookup(
+            datastore,
+            query.table,
+            join.index,
+            value,
+            |bytes, values| {
+                if holds(&query.predicate, &values) {
+                    gathered.take(bytes, 1)?;
+                    let count = counts.entry(Row::from(bytes)).or_default();
+                    *count = count.saturating_add(net);
+                }
+                ControlFlow::Continue(())
+            },
+        );
+        if let ControlFlow::Break(too_large) = read {
+            return Err(too_large);
+        }
+    }
+    let mut changed = Vec::new();
+    for (row, count) in counts {
+        if count != 0 {
+            let copies = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+            if let ControlFlow::Break(too_large) = budget.take(&row, copies) {
+                return Err(too_large);
+            }
+            changed.push((row, count));
+        }
+    }
+    Ok(changed)
 }

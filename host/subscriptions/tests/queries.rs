@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use worldline_datastore::{
     AlgebraicType, Datastore, Field, IndexSchema, ModuleSchema, ProductType, Row, TableSchema,
-    Value, encode_value,
+    TxDelta, Value, encode_value,
 };
 use worldline_subscriptions::{QueryError, QueryUpdate, SubscriptionEngine, compile};
 
@@ -405,6 +405,75 @@ fn a_row_keeping_its_primary_key_is_one_update() {
     // For the filtered query the row starts matching: an insert.
     assert_eq!(updates[&high].inserts.len(), 1);
     assert!(updates[&high].updates.is_empty());
+}
+
+/// A transaction inserting `teams` teams led by player 1 (ids from `first`).
+fn teams_led_by_player_1(store: &mut Datastore, first: u32, teams: u32) -> TxDelta {
+    store.begin().unwrap();
+    for id in first..first + teams {
+        store.insert(2, &team(id, 1, 3)).unwrap();
+    }
+    store.commit()
+}
+
+#[test]
+fn a_join_change_larger_than_the_limit_is_refused_not_built() {
+    let schema = schema();
+    let mut store = Datastore::new(schema.tables.clone());
+    let mut engine = SubscriptionEngine::default();
+    let sql = "SELECT player.* FROM player JOIN team ON player.id = team.leader";
+    let players = engine.subscribe(compile(sql, &schema, false).unwrap());
+    store.begin().unwrap();
+    store.insert(0, &player(1, "ann", 10, None, 1)).unwrap();
+    store.commit();
+    // Player 1 gains one copy per team it leads: 1,000 copies of its row.
+    let delta = teams_led_by_player_1(&mut store, 0, 1_000);
+    let row_bytes = player(1, "ann", 10, None, 1).len() + 1;
+    let within = engine.evaluate_within(&delta, &store, 1_000 * row_bytes);
+    let [(id, Ok(update))] = &within[..] else {
+        panic!("{within:?}");
+    };
+    assert_eq!((*id, update.inserts.len()), (players, 1_000));
+    let beyond = engine.evaluate_within(&delta, &store, 1_000 * row_bytes - 1);
+    assert!(
+        matches!(&beyond[..], [(id, Err(e))] if *id == players && e.limit == 1_000 * row_bytes - 1),
+        "{beyond:?}"
+    );
+}
+
+#[test]
+fn rows_gathered_for_a_join_change_stop_at_the_limit() {
+    let schema = schema();
+    let mut store = Datastore::new(schema.tables.clone());
+    let mut engine = SubscriptionEngine::default();
+    let sql = "SELECT team.* FROM team JOIN player ON team.leader = player.id";
+    let teams = engine.subscribe(compile(sql, &schema, false).unwrap());
+    teams_led_by_player_1(&mut store, 0, 1_000);
+    // Player 1 arrives: every team it leads joins the result at once.
+    store.begin().unwrap();
+    store.insert(0, &player(1, "ann", 10, None, 1)).unwrap();
+    let delta = store.commit();
+    let all = engine.evaluate(&delta, &store);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].1.inserts.len(), 1_000);
+    let limited = engine.evaluate_within(&delta, &store, 100);
+    assert!(
+        matches!(&limited[..], [(id, Err(e))] if *id == teams && e.limit == 100),
+        "{limited:?}"
+    );
+    // A filter's change is held to the limit too.
+    let led =
+        engine.subscribe(compile("SELECT * FROM team WHERE leader = 1", &schema, false).unwrap());
+    let delta = teams_led_by_player_1(&mut store, 1_000, 100);
+    let limited: BTreeMap<_, _> = engine
+        .evaluate_within(&delta, &store, 100)
+        .into_iter()
+        .collect();
+    assert!(
+        matches!(limited[&led], Err(e) if e.limit == 100),
+        "{limited:?}"
+    );
+    assert_eq!(engine.evaluate(&delta, &store).len(), 2);
 }
 
 #[derive(Clone, Debug)]

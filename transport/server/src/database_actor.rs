@@ -241,6 +241,7 @@ pub(crate) fn spawn(
         deferring: VecDeque::new(),
         waiting: VecDeque::new(),
         turns: Turns::default(),
+        largest_message: 0,
         pending_bytes: 0,
         newest: None,
         durable: Arc::new(Notify::new()),
@@ -345,6 +346,9 @@ enum Pending {
         duration_micros: u64,
         offset: Option<u64>,
     },
+    /// Drop the connection with this reason once what comes before is
+    /// durable (a transaction's update too large to send it).
+    Drop(String),
 }
 
 /// What waits in the queue for durability.
@@ -394,6 +398,10 @@ struct Actor {
     waiting: VecDeque<Waiting>,
     /// Commands taken from the queue, waiting for their connection's turn.
     turns: Turns<Queued>,
+    /// The largest message any connection takes (see
+    /// [`Limits::bytes`](crate::outbound::Limits)): a transaction's update
+    /// to a query is not built past it.
+    largest_message: usize,
     /// What the entries of `waiting` count for: the encoded messages and
     /// the rows the transactions behind them changed (their commit-log
     /// records), plus [`PENDING_OVERHEAD`] each.
@@ -623,6 +631,7 @@ impl Actor {
             Err(e) => return Err(format!("the module refused the connection: {e}")),
         }
         let limits = outbound.limits();
+        self.largest_message = self.largest_message.max(limits.bytes as usize);
         self.connections.insert(
             key,
             Connection {
@@ -1072,9 +1081,11 @@ impl Actor {
         if self.subscribers.is_empty() {
             return;
         }
-        let updates = self
-            .engine
-            .evaluate(&outcome.delta, self.database.datastore());
+        let updates = self.engine.evaluate_within(
+            &outcome.delta,
+            self.database.datastore(),
+            self.largest_message,
+        );
         if updates.is_empty() {
             return;
         }
@@ -1101,6 +1112,15 @@ impl Actor {
         };
         let mut encoded: HashMap<Vec<usize>, Payload> = HashMap::new();
         for (key, shape) in touched {
+            if let Some(too_large) = shape.iter().find_map(|&p| updates[p].1.as_ref().err()) {
+                let reason = format!(
+                    "a transaction changed the rows of a subscribed query by more than the {} \
+                     bytes this server sends in one message; subscribe to narrower queries",
+                    too_large.limit
+                );
+                self.hold(0, Held::Message(key, Pending::Drop(reason)));
+                continue;
+            }
             let mut bytes = 0;
             let payload = encoded
                 .entry(shape)
@@ -1123,12 +1143,14 @@ impl Actor {
     /// Merges the chosen query updates per table.
     fn table_updates(
         &self,
-        updates: &[(QueryId, QueryUpdate)],
+        updates: &[(QueryId, Result<QueryUpdate, RowsTooLarge>)],
         shape: &[usize],
     ) -> Vec<TableUpdate> {
         let mut tables: Vec<TableUpdate> = Vec::new();
         for &position in shape {
-            let (id, update) = &updates[position];
+            let (id, Ok(update)) = &updates[position] else {
+                continue;
+            };
             let entry = table_entry(&mut tables, &self.query_tables[id], |table| TableUpdate {
                 table,
                 inserts: Vec::new(),
@@ -1186,7 +1208,7 @@ impl Actor {
     fn queue(&mut self, key: ConnKey, pending: Pending) {
         let bytes = match &pending {
             Pending::Message(payload) | Pending::Update(payload) => payload.len(),
-            Pending::Committed { .. } => 0,
+            Pending::Committed { .. } | Pending::Drop(_) => 0,
         };
         self.hold(bytes, Held::Message(key, pending));
     }
@@ -1253,7 +1275,12 @@ impl Actor {
                     payload
                 }
                 Pending::Message(payload) if !failed => payload,
-                Pending::Message(_) | Pending::Update(_) => continue,
+                Pending::Drop(reason) if !failed => {
+                    connection.outbound.kick(&reason);
+                    slow.push(key);
+                    continue;
+                }
+                Pending::Message(_) | Pending::Update(_) | Pending::Drop(_) => continue,
                 Pending::Committed {
                     request_id,
                     duration_micros,

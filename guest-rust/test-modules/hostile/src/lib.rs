@@ -17,6 +17,30 @@ pub struct Blob {
     pub data: Vec<u8>,
 }
 
+/// A row of a kind; every row of a kind joins every other on `kind`.
+#[table(name = tag, public)]
+pub struct Tag {
+    /// Primary key.
+    #[primary_key]
+    pub id: u32,
+    /// The kind.
+    #[index(btree)]
+    pub kind: u32,
+}
+
+/// Inserts `count` tags of `kind`, with ids from `first` on: one
+/// transaction that changes a join of `tag` with itself on `kind` by
+/// `count` squared rows.
+#[reducer]
+pub fn tag_rows(ctx: &ReducerContext, first: u32, count: u32, kind: u32) {
+    for i in 0..count {
+        ctx.db.tag().insert(Tag {
+            id: first + i,
+            kind,
+        });
+    }
+}
+
 /// Inserts `count` small rows, so that scans have something to return.
 #[reducer]
 pub fn seed(ctx: &ReducerContext, count: u32) {
