@@ -8,6 +8,9 @@
 //! databases/<name>/module.wasm   the published component
 //! databases/<name>/owner         the owner's identity, hex
 //! databases/<name>/schema.json   what the module described when published or swapped in
+//! databases/<name>/database-id   the database's random id, named by each of its log segments
+//!                                and snapshots (see the README's "Durability"); made when
+//!                                the database is created, kept by a module swap
 //! databases/<name>/log/          commit log segments
 //! databases/<name>/snapshots/    snapshots
 //! databases/.deleted-<name>/     a database being deleted (removed on open if left behind)

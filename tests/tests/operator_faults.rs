@@ -3,11 +3,13 @@
 //! (its standard error or output going to a full disk, here `/dev/full`),
 //! the data directory's lock file removed while a server runs, a damaged
 //! QUIC certificate or key, a real full disk (a size-limited tmpfs) under
-//! the commit log, the commit log's directory removed under a running server.
+//! the commit log, the commit log's directory removed under a running
+//! server, a log segment or snapshot copied from one database's directory
+//! into another's.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -329,4 +331,160 @@ fn a_commit_log_removed_under_the_server_stops_the_database() {
         .unwrap_or_else(|| panic!("no line says the commit log failed: {log}"));
     assert!(failed.contains("name=bank"), "{failed}");
     server.kill();
+}
+
+/// Every file under `dir`, as (path relative to it, bytes), sorted.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("listing a directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("reading a file");
+                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                found.push((relative, bytes));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The names of the files in `dir` ending in `.extension`, sorted.
+fn named(dir: &Path, extension: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("listing a directory")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(extension))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `database`'s balances, read with SQL over HTTP.
+fn balances(http: &Http, database: &str) -> Vec<i64> {
+    let (status, body) = post(
+        http,
+        &format!("/v1/database/{database}/sql"),
+        "SELECT * FROM account",
+    );
+    assert_eq!(status, 200, "{database}: {body}");
+    balances_in_sql_answer(&body)
+}
+
+/// A log segment or a snapshot of one database copied into another's
+/// directory (a backup restored into the wrong place) used to be read as
+/// the other's own: its transactions replayed into the wrong database. Now
+/// the database it was copied into refuses to start, naming the file and
+/// saying what to do, and changes nothing; the first database serves
+/// every transaction it acknowledged; and once the file is moved away, the
+/// second serves its own data again.
+#[test]
+fn a_segment_or_snapshot_copied_from_another_database_is_refused() {
+    use worldline_tests::crash::apply;
+    let dir = TempDir::new("worldline-foreign-files");
+    let data = dir.path().join("data");
+    let databases = data.join("databases");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    let mut acknowledged = Vec::new();
+    // Past the server's snapshot interval (200 transactions) in `alpha`,
+    // so that it has a snapshot; a few transfers in `beta`. Every transfer
+    // commits (small amounts, round the accounts).
+    for (database, count) in [("alpha", 230), ("beta", 5)] {
+        http.publish(database, &guest_wasm("bank"));
+        http.call_ok(database, "seed", &json!([16, 100]));
+        let mut expected = vec![100; 16];
+        for i in 0..count {
+            let transfer = (i % 16, (i + 1) % 16, i64::from(1 + i % 5));
+            let (from, to, amount) = transfer;
+            let (status, body) = post(
+                &http,
+                &format!("/v1/database/{database}/call/transfer"),
+                &json!([from, to, amount]).to_string(),
+            );
+            assert_eq!(status, 200, "{body}");
+            apply(&mut expected, transfer);
+        }
+        assert_eq!(balances(&http, database), expected, "{database}");
+        acknowledged.push(expected);
+    }
+    let (alpha, beta) = (databases.join("alpha"), databases.join("beta"));
+    // The snapshot is written on a thread of its own: wait for it.
+    let waited = std::time::Instant::now();
+    while named(&alpha.join("snapshots"), ".snap").is_empty() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "alpha took no snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill();
+    assert!(
+        named(&beta.join("snapshots"), ".snap").is_empty(),
+        "beta has no snapshot of its own"
+    );
+
+    let segment = named(&alpha.join("log"), ".seg").pop().expect("a segment");
+    let snapshot = named(&alpha.join("snapshots"), ".snap")
+        .pop()
+        .expect("a snapshot");
+    for (sub, name) in [("log", &segment), ("snapshots", &snapshot)] {
+        // Copied over beta's own file of that name, if it has one: the
+        // operator keeps that aside, as a backup would.
+        let target = beta.join(sub).join(name);
+        let own = std::fs::read(&target).ok();
+        std::fs::copy(alpha.join(sub).join(name), &target).expect("copying the file");
+        let before = files_under(&beta);
+
+        let log_path = dir.path().join(format!("stderr-{sub}.log"));
+        let log_file = File::create(&log_path).expect("creating the log file");
+        let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+        let http = Http::new(&server.http, None);
+        assert_eq!(balances(&http, "alpha"), acknowledged[0], "alpha serves");
+        let (status, body) = post(&http, "/v1/database/beta/sql", "SELECT * FROM account");
+        assert_eq!(status, 503, "beta does not start: {body}");
+        let file = format!("{sub}/{name}");
+        for expected in [
+            format!("database `beta` is unavailable: {file} belongs to another database: "),
+            "It was copied or restored into this database's directory by mistake: move it out \
+             of the directory (Worldline has not changed it), then start the server again"
+                .to_owned(),
+        ] {
+            assert!(body.contains(&expected), "{expected:?} is not in {body}");
+        }
+        let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+        assert!(
+            log.contains(&format!(
+                "database beta is unavailable: {file} belongs to another database"
+            )),
+            "{log}"
+        );
+        server.kill();
+        assert!(files_under(&beta) == before, "beta's files were changed");
+
+        // Moved away (and beta's own file put back), beta serves its own data.
+        match own {
+            Some(own) => std::fs::write(&target, own).expect("putting beta's file back"),
+            None => std::fs::remove_file(&target).expect("moving the file away"),
+        }
+        let server = ServerProcess::start(&data);
+        let http = Http::new(&server.http, None);
+        assert_eq!(
+            balances(&http, "beta"),
+            acknowledged[1],
+            "beta serves again"
+        );
+        assert_eq!(balances(&http, "alpha"), acknowledged[0], "alpha serves");
+        server.kill();
+    }
 }

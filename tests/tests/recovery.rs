@@ -260,14 +260,15 @@ fn a_flipped_length_bit_is_refused_not_truncated() {
     drop(bank_with_transfers(dir.path(), config(None, 1 << 20), 5));
     let segment = files(dir.path(), "log").pop().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
-    // The first record's length field starts after the 8-byte segment magic;
-    // bit 20 makes the record run past the end of the file.
-    bytes[8 + 2] ^= 0x10;
+    // The first record's length field starts after the 28-byte segment
+    // header (magic, database id, checksum); bit 20 makes the record run
+    // past the end of the file.
+    bytes[28 + 2] ^= 0x10;
     std::fs::write(&segment, &bytes).unwrap();
     let err = refusal(dir.path(), config(None, 1 << 20));
     let name = segment.file_name().unwrap().to_str().unwrap();
     assert!(
-        err.contains(name) && err.contains("corrupt at byte 8") && err.contains("header"),
+        err.contains(name) && err.contains("corrupt at byte 28") && err.contains("header"),
         "{err}"
     );
     assert_eq!(

@@ -12,44 +12,97 @@
 use std::sync::Arc;
 
 use super::StorageError;
+use super::database_id::{self, DatabaseId, Header, Magics, Ownership};
 use super::frame::{FrameEnd, put_frame, read_frames};
 use super::fs::{Directory, FileHandle};
 
-/// Every segment file starts with these bytes (format 2: frames whose
-/// header has its own checksum).
-pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"WLSEG002";
+/// Every new segment file starts with these bytes (format 3: frames whose
+/// header has its own checksum, after a header naming the database; see
+/// [`database_id`]).
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"WLSEG003";
+
+/// The magic of format-2 segments: the same frames, after just the magic
+/// (no database named). Still read; the next segment is format 3.
+pub(crate) const UNIDENTIFIED_SEGMENT_MAGIC: &[u8; 8] = b"WLSEG002";
+
+/// The magics a segment may start with.
+pub(crate) const SEGMENT_MAGICS: Magics = Magics {
+    identified: SEGMENT_MAGIC,
+    unidentified: UNIDENTIFIED_SEGMENT_MAGIC,
+};
 
 /// The magic of format-1 segments, which this version refuses to read.
 const OLD_SEGMENT_MAGIC: &[u8; 8] = b"WLSEG001";
+
+/// A segment's framed records, read back.
+pub(crate) struct Segment {
+    /// The bytes of the header before them (where the offsets of their
+    /// frames count from).
+    pub(crate) header: usize,
+    /// The frames after the header.
+    pub(crate) records: Vec<u8>,
+}
 
 /// The segments in `log`, oldest first, as (first offset, file name).
 pub(crate) fn segment_names(log: &dyn Directory) -> Result<Vec<(u64, String)>, StorageError> {
     super::numbered_files(log, "seg")
 }
 
-/// Reads one segment, checking its magic; returns the framed records after it.
-pub(crate) fn read_segment(log: &dyn Directory, name: &str) -> Result<Vec<u8>, StorageError> {
+/// Reads segment `name`, whose first record is transaction `first`,
+/// checking its header: a segment of another database (see
+/// [`Ownership::check`]) is refused. Returns the framed records after it.
+pub(crate) fn read_segment(
+    log: &dyn Directory,
+    first: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<Segment, StorageError> {
     let mut bytes = log
         .read(name)
         .map_err(|e| StorageError::io(format!("reading log segment {name}"), e))?;
     let file = format!("log/{name}");
+    let header = check_header(&file, first, &bytes, ownership)?;
+    bytes.drain(..header);
+    Ok(Segment {
+        header,
+        records: bytes,
+    })
+}
+
+/// Checks the header at the start of `bytes`, the content of segment
+/// `file` (or its first bytes), whose first record is transaction `first`;
+/// returns its length.
+pub(crate) fn check_header(
+    file: &str,
+    first: u64,
+    bytes: &[u8],
+    ownership: &Ownership,
+) -> Result<usize, StorageError> {
     if bytes.starts_with(OLD_SEGMENT_MAGIC) {
         return Err(StorageError::Unsupported {
-            file,
+            file: file.to_owned(),
             reason: "it is a format-1 log segment (WLSEG001), written before record headers \
-                     had their own checksum; this version reads only format 2 (WLSEG002)"
+                     had their own checksum; this version reads only formats 2 and 3 \
+                     (WLSEG002, WLSEG003)"
                 .into(),
         });
     }
-    if !bytes.starts_with(SEGMENT_MAGIC) {
-        return Err(StorageError::Corrupt {
-            file,
+    match database_id::read_header(bytes, &SEGMENT_MAGICS) {
+        Header::Valid(owner, len) => {
+            ownership.check(file, first, owner)?;
+            Ok(len)
+        }
+        Header::Unknown => Err(StorageError::Corrupt {
+            file: file.to_owned(),
             offset: 0,
             reason: "not a Worldline log segment (bad magic)".into(),
-        });
+        }),
+        Header::Damaged(reason) => Err(StorageError::Corrupt {
+            file: file.to_owned(),
+            offset: SEGMENT_MAGIC.len() as u64,
+            reason: reason.into(),
+        }),
     }
-    bytes.drain(..SEGMENT_MAGIC.len());
-    Ok(bytes)
 }
 
 /// The fewest and the most zeros written ahead of the records at a time
@@ -71,6 +124,8 @@ const PREALLOCATE_BYTES: std::ops::RangeInclusive<u64> = (64 << 10)..=(1 << 20);
 /// write (see [`super::frame`]); [`close`](Self::close) cuts them off.
 pub(crate) struct LogWriter {
     log: Arc<dyn Directory>,
+    /// The database the segments belong to: new ones name it.
+    ownership: Ownership,
     file: Box<dyn FileHandle>,
     /// The segment's file name, for errors.
     name: String,
@@ -89,6 +144,7 @@ impl LogWriter {
     /// the newest segment after its last whole record.
     pub(crate) fn open_after_recovery(
         log: Arc<dyn Directory>,
+        ownership: Ownership,
         next_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<Self, StorageError> {
@@ -99,9 +155,16 @@ impl LogWriter {
                 let size = file.len().map_err(io)?;
                 (file, size, name)
             }
-            None => create_segment(&*log, next_offset)?,
+            None => create_segment(&*log, next_offset, ownership.id())?,
         };
-        Ok(Self::new(log, file, name, size, max_segment_bytes))
+        Ok(Self::new(
+            log,
+            ownership,
+            file,
+            name,
+            size,
+            max_segment_bytes,
+        ))
     }
 
     /// Starts a new segment for the record with offset `first_offset`, or
@@ -110,25 +173,28 @@ impl LogWriter {
     /// zeros a writer wrote ahead). Returns whether it created the segment.
     pub(crate) fn start_segment(
         log: Arc<dyn Directory>,
+        ownership: Ownership,
         first_offset: u64,
         max_segment_bytes: u64,
     ) -> Result<(Self, bool), StorageError> {
         let (file, size, name, created) = match segment_names(&*log)?.pop() {
             Some((first, name)) if first == first_offset => {
-                let (file, size) = open_after_last_record(&*log, &name)?;
+                let (file, size) = open_after_last_record(&*log, first, &name, &ownership)?;
                 (file, size, name, false)
             }
             _ => {
-                let (file, size, name) = create_segment(&*log, first_offset)?;
+                let (file, size, name) = create_segment(&*log, first_offset, ownership.id())?;
                 (file, size, name, true)
             }
         };
-        Ok((Self::new(log, file, name, size, max_segment_bytes), created))
+        let writer = Self::new(log, ownership, file, name, size, max_segment_bytes);
+        Ok((writer, created))
     }
 
     /// A writer appending to `file` at byte `size`, its end.
     fn new(
         log: Arc<dyn Directory>,
+        ownership: Ownership,
         file: Box<dyn FileHandle>,
         name: String,
         size: u64,
@@ -136,6 +202,7 @@ impl LogWriter {
     ) -> Self {
         Self {
             log,
+            ownership,
             file,
             name,
             size,
@@ -149,7 +216,7 @@ impl LogWriter {
     pub(crate) fn append(&mut self, offset: u64, payload: &[u8]) -> Result<(), StorageError> {
         if self.size + self.pending.len() as u64 >= self.max_segment_bytes {
             self.sync()?;
-            let (file, size, name) = create_segment(&*self.log, offset)?;
+            let (file, size, name) = create_segment(&*self.log, offset, self.ownership.id())?;
             seal(&mut *self.file, &self.name, self.size)?;
             self.file = file;
             self.name = name;
@@ -244,29 +311,31 @@ impl LogWriter {
     }
 }
 
-/// Opens segment `name` for writing after its last whole record; cuts off
-/// what follows that record (zeros written ahead, or an unfinished
-/// record), but refuses a segment with a damaged record. Returns the file
-/// and the size it keeps.
+/// Opens segment `name` (first record `first`) for writing after its last
+/// whole record; cuts off what follows that record (zeros written ahead,
+/// or an unfinished record), but refuses a segment with a damaged record
+/// or of another database. Returns the file and the size it keeps.
 fn open_after_last_record(
     log: &dyn Directory,
+    first: u64,
     name: &str,
+    ownership: &Ownership,
 ) -> Result<(Box<dyn FileHandle>, u64), StorageError> {
     let io = |e| StorageError::io(format!("opening log segment {name}"), e);
-    let records = read_segment(log, name)?;
+    let segment = read_segment(log, first, name, ownership)?;
     // Where the whole records end: the file's end, or where what follows them starts.
-    let end = match read_frames(&records).1 {
-        FrameEnd::Clean => records.len(),
+    let end = match read_frames(&segment.records).1 {
+        FrameEnd::Clean => segment.records.len(),
         FrameEnd::Torn { at, .. } => at,
         FrameEnd::Corrupt { at, reason } => {
             return Err(StorageError::Corrupt {
                 file: format!("log/{name}"),
-                offset: (SEGMENT_MAGIC.len() + at) as u64,
+                offset: (segment.header + at) as u64,
                 reason,
             });
         }
     };
-    let size = (SEGMENT_MAGIC.len() + end) as u64;
+    let size = (segment.header + end) as u64;
     let mut file = log.open_existing(name).map_err(io)?;
     if file.len().map_err(io)? != size {
         file.set_len(size).and_then(|()| file.sync()).map_err(io)?;
@@ -274,24 +343,32 @@ fn open_after_last_record(
     Ok((file, size))
 }
 
-/// Creates a segment holding just its header. The header is written to a
-/// temporary file that is renamed into place, so that a crash cannot leave
-/// a segment without one (recovery would refuse it).
+/// Creates a segment of database `id` holding just its header. The header
+/// is written to a temporary file that is renamed into place, so that a
+/// crash cannot leave a segment without one (recovery would refuse it).
 fn create_segment(
     log: &dyn Directory,
     first_offset: u64,
+    id: DatabaseId,
 ) -> Result<(Box<dyn FileHandle>, u64, String), StorageError> {
     let name = super::numbered_name(first_offset, "seg");
-    super::write_durably(log, "log/", &name, SEGMENT_MAGIC)?;
+    let header = database_id::header(SEGMENT_MAGIC, id);
+    super::write_durably(log, "log/", &name, &header)?;
     let file = log
         .open_existing(&name)
         .map_err(|e| StorageError::io(format!("opening log segment {name}"), e))?;
-    Ok((file, SEGMENT_MAGIC.len() as u64, name))
+    Ok((file, header.len() as u64, name))
 }
 
-/// Seals the segment `name` after its last whole record, and fsyncs it.
-pub(crate) fn seal_segment(log: &dyn Directory, name: &str) -> Result<(), StorageError> {
-    let (mut file, size) = open_after_last_record(log, name)?;
+/// Seals the segment `name` (first record `first`) after its last whole
+/// record, and fsyncs it; refuses a segment of another database.
+pub(crate) fn seal_segment(
+    log: &dyn Directory,
+    first: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    let (mut file, size) = open_after_last_record(log, first, name, ownership)?;
     seal(&mut *file, name, size)
 }
 
@@ -310,15 +387,41 @@ fn seal(file: &mut dyn FileHandle, name: &str, size: u64) -> Result<(), StorageE
         })
 }
 
-/// Deletes segments whose every record is before `offset`, keeping the newest segment.
-pub(crate) fn remove_segments_before(log: &dyn Directory, offset: u64) -> Result<(), StorageError> {
+/// Deletes segments whose every record is before `offset`, keeping the
+/// newest segment. A segment of another database (put there while the
+/// server ran) is not removed: that is an error.
+pub(crate) fn remove_segments_before(
+    log: &dyn Directory,
+    offset: u64,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
     let segments = segment_names(log)?;
     for pair in segments.windows(2) {
-        let ((_, name), (next_first, _)) = (&pair[0], &pair[1]);
+        let ((first, name), (next_first, _)) = (&pair[0], &pair[1]);
         if *next_first <= offset {
+            check_owner(log, *first, name, ownership)?;
             log.remove(name)
                 .map_err(|e| StorageError::io(format!("removing old log segment {name}"), e))?;
         }
     }
     super::sync_directory(log)
+}
+
+/// Refuses segment `name` (first record `first`) if its header names
+/// another database; reads only the header. A header that is damaged or
+/// not a segment's is left for [`read_segment`] to refuse where the
+/// segment is needed.
+pub(crate) fn check_owner(
+    log: &dyn Directory,
+    first: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    let head = log
+        .read_head(name, database_id::HEADER_BYTES)
+        .map_err(|e| StorageError::io(format!("reading log segment {name}"), e))?;
+    match check_header(&format!("log/{name}"), first, &head, ownership) {
+        Err(foreign @ StorageError::Foreign { .. }) => Err(foreign),
+        _ => Ok(()),
+    }
 }

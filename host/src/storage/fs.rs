@@ -19,6 +19,8 @@ pub(crate) trait Directory: Send + Sync {
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole content of file `name`.
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// The first `len` bytes of file `name` (all of it if it is shorter).
+    fn read_head(&self, name: &str, len: usize) -> io::Result<Vec<u8>>;
     /// Creates file `name`, or empties it if it exists, for writing.
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
     /// Opens the existing file `name` for writing at chosen positions.
@@ -60,6 +62,12 @@ impl Directory for Dir {
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
         self.open(name)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn read_head(&self, name: &str, len: usize) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open(name)?.take(len as u64).read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 

@@ -242,6 +242,13 @@ impl Directory for MemoryDir {
         Ok(disk.tree.nodes[node].data.clone())
     }
 
+    fn read_head(&self, name: &str, len: usize) -> io::Result<Vec<u8>> {
+        let disk = self.disk.lock();
+        let node = self.file(&disk, name)?;
+        let data = &disk.tree.nodes[node].data;
+        Ok(data[..len.min(data.len())].to_vec())
+    }
+
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
         let mut disk = self.disk.lock();
         disk.tick();

@@ -2,6 +2,7 @@
 //! kept in the database's own directory capability.
 
 mod commitlog;
+mod database_id;
 mod durability;
 mod frame;
 mod fs;
@@ -25,6 +26,7 @@ pub use durability::{DurabilityPolicy, SyncHook};
 pub use recovery::RecoveryReport;
 
 use commitlog::LogWriter;
+use database_id::Ownership;
 use durability::{Durability, Waker};
 use fs::Directory;
 use record::{LogRecord, LoggedSequence};
@@ -85,6 +87,22 @@ pub enum StorageError {
     /// A record or snapshot is too large to store.
     #[error("{0}")]
     TooLarge(String),
+    /// A log segment or snapshot names another database than this one (the
+    /// one in the database's `database-id` file), or is in format 2, which
+    /// names none, where this database has only format-3 files: it was
+    /// copied or restored into the wrong directory. The database does not
+    /// start, and the file is left as it is.
+    #[error(
+        "{file} belongs to another database: {reason}. It was copied or restored into this \
+         database's directory by mistake: move it out of the directory (Worldline has not \
+         changed it), then start the server again"
+    )]
+    Foreign {
+        /// The file, relative to the database's directory.
+        file: String,
+        /// Which database it names, and which this one is.
+        reason: String,
+    },
     /// Stored data does not belong to this module.
     #[error("{0}")]
     Mismatch(String),
@@ -252,13 +270,18 @@ pub(crate) enum SwapFailed {
 }
 
 /// Keeps the `keep` newest snapshots in `snapshots` and the segments of
-/// `log` they need.
-fn prune(log: &dyn Directory, snapshots: &dyn Directory, keep: usize) -> Result<(), StorageError> {
-    prune_snapshots(snapshots, keep)?;
+/// `log` they need; removes no file of another database than `ownership`'s.
+fn prune(
+    log: &dyn Directory,
+    snapshots: &dyn Directory,
+    keep: usize,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    prune_snapshots(snapshots, keep, ownership)?;
     let oldest_kept = snapshot_names(snapshots)?
         .last()
         .map_or(0, |(offset, _)| *offset);
-    commitlog::remove_segments_before(log, oldest_kept)
+    commitlog::remove_segments_before(log, oldest_kept, ownership)
 }
 
 impl Drop for DatabaseStorage {
@@ -277,6 +300,9 @@ pub(crate) struct DatabaseStorage {
     snapshots: Arc<dyn Directory>,
     durability: Durability,
     config: StorageConfig,
+    /// The database's id (which every new segment and snapshot names) and
+    /// the files it accepts.
+    ownership: Ownership,
     module_hash: [u8; 32],
     next_offset: u64,
     since_snapshot: u64,
@@ -319,7 +345,9 @@ impl DatabaseStorage {
     }
 
     /// [`open`](Self::open) on any [`Directory`]. Temporary files left by
-    /// writes a crash interrupted are removed first.
+    /// writes a crash interrupted are removed first. A database without a
+    /// `database-id` (a new one, or one an earlier version created) gets
+    /// one once its files are recovered.
     fn open_in(
         dir: Arc<dyn Directory>,
         schema: &ModuleSchema,
@@ -331,11 +359,25 @@ impl DatabaseStorage {
         remove_stale_temporaries(&*dir, "")?;
         remove_stale_temporaries(&*log, "log/")?;
         remove_stale_temporaries(&*snapshots, "snapshots/")?;
+        let mut ownership = Ownership::load(&*dir)?;
+        // A file of another database refuses before anything is changed.
+        recovery::check_owners(&*log, &*snapshots, &ownership)?;
         let trust = published_schema::check_or_record(&*dir, module_hash, schema)?;
-        let (datastore, report) =
-            recovery::recover(&*log, &*snapshots, &schema.tables, module_hash, trust)?;
+        let (datastore, report) = recovery::recover(
+            &*log,
+            &*snapshots,
+            &schema.tables,
+            module_hash,
+            trust,
+            &ownership,
+        )?;
+        // Format-2 files (an earlier version's) stay readable up to here.
+        let had_files = !commitlog::segment_names(&*log)?.is_empty()
+            || !snapshot_names(&*snapshots)?.is_empty();
+        ownership.record(&*dir, report.next_offset, had_files)?;
         let writer = LogWriter::open_after_recovery(
             Arc::clone(&log),
+            ownership,
             report.next_offset,
             config.max_segment_bytes,
         )?;
@@ -352,6 +394,7 @@ impl DatabaseStorage {
             durability,
             snapshot_interval: config.snapshot_every,
             config,
+            ownership,
             module_hash,
             next_offset: report.next_offset,
             since_snapshot: report.replayed,
@@ -442,12 +485,13 @@ impl DatabaseStorage {
         let drainer = self.durability.drainer();
         let (log, snapshots) = (Arc::clone(&self.log), Arc::clone(&self.snapshots));
         let keep = self.config.keep_snapshots;
+        let ownership = self.ownership;
         let spawned = std::thread::Builder::new()
             .name("worldline-snapshot".into())
             .spawn(move || {
                 drainer.drain(below)?;
-                write_snapshot(&*snapshots, &snapshot)?;
-                prune(&*log, &*snapshots, keep)
+                write_snapshot(&*snapshots, &snapshot, ownership.id())?;
+                prune(&*log, &*snapshots, keep, &ownership)
             });
         match spawned {
             Ok(handle) => {
@@ -525,6 +569,7 @@ impl DatabaseStorage {
         write_snapshot(
             &*self.snapshots,
             &self.snapshot_of(datastore, self.module_hash),
+            self.ownership.id(),
         )?;
         self.since_snapshot = 0;
         self.prune(self.config.keep_snapshots)
@@ -532,7 +577,7 @@ impl DatabaseStorage {
 
     /// Keeps the `keep` newest snapshots and the log segments they need.
     fn prune(&self, keep: usize) -> Result<(), StorageError> {
-        prune(&*self.log, &*self.snapshots, keep)
+        prune(&*self.log, &*self.snapshots, keep, &self.ownership)
     }
 
     /// A handle that stops upgrading once this storage is dropped and its
@@ -630,7 +675,11 @@ impl DatabaseStorage {
         self.start_segment()?;
         self.log(SWAP_RECORD, caller, timestamp, &TxDelta::default())?;
         self.durability.drain(self.next_offset)?;
-        write_snapshot(&*self.snapshots, &self.snapshot_of(datastore, module_hash))?;
+        write_snapshot(
+            &*self.snapshots,
+            &self.snapshot_of(datastore, module_hash),
+            self.ownership.id(),
+        )?;
         Ok(self.next_offset)
     }
 
@@ -641,8 +690,12 @@ impl DatabaseStorage {
     fn start_segment(&mut self) -> Result<(), StorageError> {
         let previous = commitlog::segment_names(&*self.log)?.pop();
         let log = Arc::clone(&self.log);
-        let (writer, created) =
-            LogWriter::start_segment(log, self.next_offset, self.config.max_segment_bytes)?;
+        let (writer, created) = LogWriter::start_segment(
+            log,
+            self.ownership,
+            self.next_offset,
+            self.config.max_segment_bytes,
+        )?;
         let before_sync = self.config.before_sync.clone();
         match Durability::start(
             writer,
@@ -656,7 +709,9 @@ impl DatabaseStorage {
                 }
                 self.durability = durability;
                 match previous {
-                    Some((_, name)) if created => commitlog::seal_segment(&*self.log, &name),
+                    Some((first, name)) if created => {
+                        commitlog::seal_segment(&*self.log, first, &name, &self.ownership)
+                    }
                     _ => Ok(()),
                 }
             }

@@ -1,5 +1,10 @@
 //! Recovery: the newest valid snapshot, then every log record after it.
 //!
+//! Before anything is read or changed, [`check_owners`] checks that every
+//! segment and snapshot in the directories belongs to this database (see
+//! [`database_id`](super::database_id)): one that names another database
+//! refuses to start, so a file copied in by mistake is never cut or removed.
+//!
 //! Only an interrupted final write is repaired: a torn tail (a prefix of a
 //! record, then nothing or zeros) is cut off with a warning if no record
 //! follows it in a later segment. (A segment is created before its
@@ -26,11 +31,12 @@ use serde_bytes::ByteBuf;
 use worldline_datastore::{Datastore, DbError, SequenceState, TableSchema};
 
 use super::StorageError;
-use super::commitlog::{SEGMENT_MAGIC, read_segment, segment_names};
+use super::commitlog::{self, read_segment, segment_names};
+use super::database_id::Ownership;
 use super::frame::{FrameEnd, read_frames};
 use super::fs::Directory;
 use super::record::ReplayRecord;
-use super::snapshot::{Snapshot, read_snapshot, snapshot_names};
+use super::snapshot::{self, Snapshot, read_snapshot, snapshot_names};
 
 /// What recovery found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,15 +100,20 @@ impl SchemaTrust {
 
 /// Rebuilds the tables of the module hashed `module_hash`, whose tables
 /// are `tables`, from the newest usable snapshot and the log after it.
+/// Every segment and snapshot must belong to the database `ownership`
+/// describes (the caller has run [`check_owners`] first, before it changed
+/// anything); a segment or snapshot recovery reads is checked again.
 pub(crate) fn recover(
     log: &dyn Directory,
     snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
     trust: SchemaTrust,
+    ownership: &Ownership,
 ) -> Result<(Datastore, RecoveryReport), StorageError> {
     let started = Instant::now();
-    let (mut datastore, snapshot) = load_newest_snapshot(snapshots, tables, module_hash, trust)?;
+    let (mut datastore, snapshot) =
+        load_newest_snapshot(snapshots, tables, module_hash, trust, ownership)?;
     let start = snapshot.unwrap_or(0);
     let from = match snapshot {
         Some(offset) => {
@@ -148,14 +159,15 @@ pub(crate) fn recover(
             }
             _ => {}
         }
-        let records = read_segment(log, name)?;
-        let (frames, end) = read_frames(&records);
+        let segment = read_segment(log, *first, name, ownership)?;
+        let header = segment.header;
+        let (frames, end) = read_frames(&segment.records);
         let mut next = *first;
         let mut sealed = false;
         for (at, payload) in frames {
             let corrupt = |reason: String| StorageError::Corrupt {
                 file: file.clone(),
-                offset: (SEGMENT_MAGIC.len() + at) as u64,
+                offset: (header + at) as u64,
                 reason,
             };
             if sealed {
@@ -196,30 +208,30 @@ pub(crate) fn recover(
             FrameEnd::Torn { at, .. } if sealed => {
                 return Err(StorageError::Corrupt {
                     file,
-                    offset: (SEGMENT_MAGIC.len() + at) as u64,
+                    offset: (header + at) as u64,
                     reason: "bytes follow the segment's seal".into(),
                 });
             }
             FrameEnd::Torn { at, zeros }
-                if is_last || no_records(log, &segments[position + 1..])? =>
+                if is_last || no_records(log, &segments[position + 1..], ownership)? =>
             {
                 cuts.push(Cut {
                     name: name.clone(),
-                    keep: (SEGMENT_MAGIC.len() + at) as u64,
+                    keep: (header + at) as u64,
                     torn: !zeros,
                 });
             }
             FrameEnd::Torn { at, .. } => {
                 return Err(StorageError::Corrupt {
                     file,
-                    offset: (SEGMENT_MAGIC.len() + at) as u64,
+                    offset: (header + at) as u64,
                     reason: "incomplete record followed by records in later segments".into(),
                 });
             }
             FrameEnd::Corrupt { at, reason } => {
                 return Err(StorageError::Corrupt {
                     file,
-                    offset: (SEGMENT_MAGIC.len() + at) as u64,
+                    offset: (header + at) as u64,
                     reason,
                 });
             }
@@ -303,10 +315,31 @@ fn transactions(from: u64, to: u64) -> String {
     }
 }
 
+/// Refuses to go on if any segment in `log` or snapshot in `snapshots`
+/// names another database than `ownership`'s; reads only their headers.
+pub(crate) fn check_owners(
+    log: &dyn Directory,
+    snapshots: &dyn Directory,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    for (first, name) in segment_names(log)? {
+        commitlog::check_owner(log, first, &name, ownership)?;
+    }
+    for (next_offset, name) in snapshot_names(snapshots)? {
+        snapshot::check_owner(snapshots, next_offset, &name, ownership)?;
+    }
+    Ok(())
+}
+
 /// Whether none of `segments` holds a whole record (or seal).
-fn no_records(log: &dyn Directory, segments: &[(u64, String)]) -> Result<bool, StorageError> {
-    for (_, name) in segments {
-        if !read_frames(&read_segment(log, name)?).0.is_empty() {
+fn no_records(
+    log: &dyn Directory,
+    segments: &[(u64, String)],
+    ownership: &Ownership,
+) -> Result<bool, StorageError> {
+    for (first, name) in segments {
+        let segment = read_segment(log, *first, name, ownership)?;
+        if !read_frames(&segment.records).0.is_empty() {
             return Ok(false);
         }
     }
@@ -340,18 +373,21 @@ fn truncate(log: &dyn Directory, cut: &Cut) -> Result<u64, StorageError> {
 }
 
 /// The state of the newest snapshot that reads back and fits the schema
-/// (falling back to older ones), or empty tables if there is none.
+/// (falling back to older ones), or empty tables if there is none. A
+/// snapshot of another database is refused, not skipped.
 fn load_newest_snapshot(
     snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
     trust: SchemaTrust,
+    ownership: &Ownership,
 ) -> Result<(Datastore, Option<u64>), StorageError> {
     for (offset, name) in snapshot_names(snapshots)? {
-        let restored =
-            read_snapshot(snapshots, &name).and_then(|s| restore(s, tables, module_hash, trust));
+        let restored = read_snapshot(snapshots, offset, &name, ownership)
+            .and_then(|s| restore(s, tables, module_hash, trust));
         match restored {
             Ok(datastore) => return Ok((datastore, Some(offset))),
+            Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),
             Err(e) => tracing::warn!("skipping snapshot {name}: {e}"),
         }
     }

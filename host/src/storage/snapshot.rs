@@ -1,18 +1,29 @@
 //! Snapshots: every table's rows and every sequence's position as of one
 //! point in the log, written atomically under a database's `snapshots/`.
-//! A snapshot file is its magic followed by exactly one frame (see
-//! [`frame`](super::frame)) holding the postcard-encoded [`Snapshot`].
+//! A snapshot file is its header (format 3: the magic, the database's id
+//! and their checksum, see [`database_id`]; format 2, still read: the
+//! magic alone) followed by exactly one frame (see [`frame`](super::frame))
+//! holding the postcard-encoded [`Snapshot`].
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::StorageError;
+use super::database_id::{self, DatabaseId, Header, Magics, Ownership};
 use super::frame::{FrameEnd, put_frame, read_frames};
 use super::fs::Directory;
 use super::record::LoggedSequence;
 
-/// Every snapshot file starts with these bytes (format 2, like the log's).
-const SNAPSHOT_MAGIC: &[u8; 8] = b"WLSNP002";
+/// Every new snapshot file starts with these bytes (format 3, like the
+/// log's: the header names the database).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"WLSNP003";
+
+/// The magics a snapshot may start with: format 3, or format 2 (the same
+/// frame after just the magic, naming no database), still read.
+const SNAPSHOT_MAGICS: Magics = Magics {
+    identified: SNAPSHOT_MAGIC,
+    unidentified: b"WLSNP002",
+};
 
 /// The state of a database after every transaction before `next_offset`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +45,15 @@ pub(crate) fn snapshot_names(dir: &dyn Directory) -> Result<Vec<(u64, String)>, 
     Ok(names)
 }
 
-/// Writes `snapshot` atomically: a temporary file, fsync, rename, fsync of
-/// the directory. On failure the temporary file is removed.
-pub(crate) fn write_snapshot(dir: &dyn Directory, snapshot: &Snapshot) -> Result<(), StorageError> {
+/// Writes `snapshot` of database `id` atomically: a temporary file, fsync,
+/// rename, fsync of the directory. On failure the temporary file is removed.
+pub(crate) fn write_snapshot(
+    dir: &dyn Directory,
+    snapshot: &Snapshot,
+    id: DatabaseId,
+) -> Result<(), StorageError> {
     let name = super::numbered_name(snapshot.next_offset, "snap");
-    let mut bytes = SNAPSHOT_MAGIC.to_vec();
+    let mut bytes = database_id::header(SNAPSHOT_MAGIC, id).to_vec();
     put_frame(
         &postcard::to_allocvec(snapshot).expect("encoding to a Vec cannot fail"),
         &mut bytes,
@@ -46,41 +61,89 @@ pub(crate) fn write_snapshot(dir: &dyn Directory, snapshot: &Snapshot) -> Result
     super::write_durably(dir, "snapshots/", &name, &bytes)
 }
 
-/// Reads and verifies one snapshot file.
-pub(crate) fn read_snapshot(dir: &dyn Directory, name: &str) -> Result<Snapshot, StorageError> {
-    let corrupt = |offset: usize, reason: String| StorageError::Corrupt {
-        file: format!("snapshots/{name}"),
-        offset: offset as u64,
-        reason,
-    };
+/// Reads and verifies snapshot `name`, which holds the transactions
+/// before `next_offset`; refuses a snapshot of another database (see
+/// [`Ownership::check`]).
+pub(crate) fn read_snapshot(
+    dir: &dyn Directory,
+    next_offset: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<Snapshot, StorageError> {
+    let file = format!("snapshots/{name}");
     let bytes = dir
         .read(name)
         .map_err(|e| StorageError::io(format!("reading snapshot {name}"), e))?;
-    let Some(body) = bytes.strip_prefix(SNAPSHOT_MAGIC.as_slice()) else {
-        return Err(corrupt(
-            0,
-            "not a Worldline snapshot of format 2 (bad magic)".into(),
-        ));
+    let header = check_header(&file, next_offset, &bytes, ownership)?;
+    let corrupt = |offset: usize, reason: String| StorageError::Corrupt {
+        file: file.clone(),
+        offset: (header + offset) as u64,
+        reason,
     };
-    let (frames, end) = read_frames(body);
+    let (frames, end) = read_frames(&bytes[header..]);
     match (frames.as_slice(), end) {
         ([(_, payload)], FrameEnd::Clean) => postcard::from_bytes(payload)
-            .map_err(|e| corrupt(SNAPSHOT_MAGIC.len(), format!("undecodable snapshot: {e}"))),
-        (_, FrameEnd::Torn { at, .. }) => Err(corrupt(
-            SNAPSHOT_MAGIC.len() + at,
-            "the snapshot is incomplete".into(),
-        )),
-        (_, FrameEnd::Corrupt { at, reason }) => Err(corrupt(SNAPSHOT_MAGIC.len() + at, reason)),
-        _ => Err(corrupt(
-            SNAPSHOT_MAGIC.len(),
-            "expected exactly one record".into(),
-        )),
+            .map_err(|e| corrupt(0, format!("undecodable snapshot: {e}"))),
+        (_, FrameEnd::Torn { at, .. }) => Err(corrupt(at, "the snapshot is incomplete".into())),
+        (_, FrameEnd::Corrupt { at, reason }) => Err(corrupt(at, reason)),
+        _ => Err(corrupt(0, "expected exactly one record".into())),
     }
 }
 
-/// Deletes all but the `keep` newest snapshots.
-pub(crate) fn prune_snapshots(dir: &dyn Directory, keep: usize) -> Result<(), StorageError> {
-    for (_, name) in snapshot_names(dir)?.into_iter().skip(keep.max(1)) {
+/// Checks the header at the start of `bytes`, the content of snapshot
+/// `file` (or its first bytes) holding the transactions before
+/// `next_offset`; returns its length.
+fn check_header(
+    file: &str,
+    next_offset: u64,
+    bytes: &[u8],
+    ownership: &Ownership,
+) -> Result<usize, StorageError> {
+    let corrupt = |offset: usize, reason: &str| StorageError::Corrupt {
+        file: file.to_owned(),
+        offset: offset as u64,
+        reason: reason.to_owned(),
+    };
+    match database_id::read_header(bytes, &SNAPSHOT_MAGICS) {
+        Header::Valid(owner, len) => {
+            ownership.check(file, next_offset, owner)?;
+            Ok(len)
+        }
+        Header::Unknown => Err(corrupt(
+            0,
+            "not a Worldline snapshot of format 2 or 3 (bad magic)",
+        )),
+        Header::Damaged(reason) => Err(corrupt(SNAPSHOT_MAGIC.len(), reason)),
+    }
+}
+
+/// Refuses snapshot `name` (holding the transactions before
+/// `next_offset`) if its header names another database; reads only the
+/// header. A damaged header is left for [`read_snapshot`] to find.
+pub(crate) fn check_owner(
+    dir: &dyn Directory,
+    next_offset: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    let head = dir
+        .read_head(name, database_id::HEADER_BYTES)
+        .map_err(|e| StorageError::io(format!("reading snapshot {name}"), e))?;
+    match check_header(&format!("snapshots/{name}"), next_offset, &head, ownership) {
+        Err(foreign @ StorageError::Foreign { .. }) => Err(foreign),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes all but the `keep` newest snapshots. A snapshot of another
+/// database (put there while the server ran) is not removed: that is an error.
+pub(crate) fn prune_snapshots(
+    dir: &dyn Directory,
+    keep: usize,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    for (next_offset, name) in snapshot_names(dir)?.into_iter().skip(keep.max(1)) {
+        check_owner(dir, next_offset, &name, ownership)?;
         dir.remove(&name)
             .map_err(|e| StorageError::io(format!("removing old snapshot {name}"), e))?;
     }

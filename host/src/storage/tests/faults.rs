@@ -8,6 +8,9 @@ use super::*;
 
 const TRANSACTIONS: u64 = 7;
 
+/// The bytes of a segment's header (format 3: magic, database id, checksum).
+const HEADER: usize = super::super::database_id::HEADER_BYTES;
+
 fn all() -> Vec<u64> {
     (0..TRANSACTIONS).collect()
 }
@@ -102,9 +105,9 @@ fn every_flipped_bit_with_snapshots_recovers_everything_or_is_refused() {
 fn whole_records_before(disk: &MemoryDisk, name: &str, len: usize) -> (u64, usize) {
     let bytes = get(disk, "log", name);
     let first: u64 = name.trim_end_matches(".seg").parse().expect("segment name");
-    let (frames, _) = super::super::frame::read_frames(&bytes[8..len.max(8)]);
-    let end = frames.last().map_or(8, |(at, payload)| {
-        8 + at + super::super::frame::FRAME_HEADER + payload.len() + 1
+    let (frames, _) = super::super::frame::read_frames(&bytes[HEADER..len.max(HEADER)]);
+    let end = frames.last().map_or(HEADER, |(at, payload)| {
+        HEADER + at + super::super::frame::FRAME_HEADER + payload.len() + 1
     });
     (first + frames.len() as u64, end)
 }
@@ -130,7 +133,7 @@ fn a_log_cut_at_any_byte_keeps_every_whole_record_or_is_refused() {
                     }
                     Ok(values) => assert_eq!(values, all(), "{what}: started with less"),
                     Err(e) => assert!(
-                        !(dir == "log" && name == newest && len >= 8),
+                        !(dir == "log" && name == newest && len >= HEADER),
                         "{what}: a torn tail was refused: {e}"
                     ),
                 }
@@ -146,7 +149,7 @@ fn a_zero_filled_tail_is_a_torn_tail() {
     let disk = log_only();
     let newest = files(&disk, "log", ".seg").pop().expect("a segment");
     let clean = get(&disk, "log", &newest);
-    for start in 8..=clean.len() {
+    for start in HEADER..=clean.len() {
         for extra in [0, 1, 13, 100] {
             let zeroed = copy(&disk);
             let mut bytes = clean[..start].to_vec();

@@ -78,7 +78,7 @@ fn record(offset: u64) -> Vec<u8> {
 }
 
 fn segment(frames: &[Frame]) -> Vec<u8> {
-    let mut bytes = super::super::commitlog::SEGMENT_MAGIC.to_vec();
+    let mut bytes = super::super::commitlog::UNIDENTIFIED_SEGMENT_MAGIC.to_vec();
     for frame in frames {
         match frame {
             Frame::Record(offset) => put_frame(&record(*offset), &mut bytes).unwrap(),

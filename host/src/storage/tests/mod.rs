@@ -4,6 +4,7 @@
 //! in which transaction `i` inserts the row `i`, so the rows recovery
 //! returns say exactly which transactions survived.
 
+mod database_id;
 mod faults;
 mod fuzz;
 mod power_cut;
@@ -190,6 +191,9 @@ fn get(disk: &MemoryDisk, dir: &str, name: &str) -> Vec<u8> {
 fn is_refusal(error: &StorageError) -> bool {
     matches!(
         error,
-        StorageError::Corrupt { .. } | StorageError::Missing(_) | StorageError::Unsupported { .. }
+        StorageError::Corrupt { .. }
+            | StorageError::Missing(_)
+            | StorageError::Unsupported { .. }
+            | StorageError::Foreign { .. }
     )
 }

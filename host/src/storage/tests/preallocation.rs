@@ -5,6 +5,9 @@
 
 use super::*;
 
+/// The bytes of a segment's header.
+const HEADER: usize = super::super::database_id::HEADER_BYTES;
+
 /// Segments of 64 KiB: the writer's zeros reach the segment's limit.
 const SEGMENT: u64 = 64 << 10;
 
@@ -31,7 +34,7 @@ fn records_fill_the_zeros_written_ahead_without_growing_the_segment() {
     drop(db);
     let newest = files(&disk, "log", ".seg").pop().expect("a segment");
     let bytes = get(&disk, "log", &newest);
-    let (frames, end) = super::super::frame::read_frames(&bytes[8..]);
+    let (frames, end) = super::super::frame::read_frames(&bytes[HEADER..]);
     assert_eq!(
         (frames.len(), end),
         (21, super::super::frame::FrameEnd::Clean),
@@ -73,10 +76,10 @@ fn a_torn_record_before_the_zeros_is_reported_torn() {
     let crashed = crashed_after(3);
     let newest = files(&crashed, "log", ".seg").pop().expect("a segment");
     let mut bytes = get(&crashed, "log", &newest);
-    let (frames, _) = super::super::frame::read_frames(&bytes[8..]);
+    let (frames, _) = super::super::frame::read_frames(&bytes[HEADER..]);
     // Keep the first 5 bytes of the last record, zeros after them.
     let (last, _) = *frames.last().expect("records");
-    bytes[8 + last + 5..].fill(0);
+    bytes[HEADER + last + 5..].fill(0);
     put(&crashed, "log", &newest, &bytes);
     let (db, report) = open(&crashed, config(None, SEGMENT)).expect("a torn tail is cut off");
     assert_eq!(values(&db.datastore), vec![0, 1]);
