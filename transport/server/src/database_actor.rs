@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
-use worldline_host::datastore::{Lifecycle, Row, TableId};
+use worldline_host::datastore::{Lifecycle, ModuleSchema, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{
-    QueryError, QueryId, QueryUpdate, RowsTooLarge, SubscriptionEngine, compile, query_excerpt,
+    CompiledQuery, QueryError, QueryId, QueryUpdate, RowsTooLarge, SubscriptionEngine, compile,
+    query_excerpt,
 };
 use worldline_transport::{
     ClientMessage, ProcedureStatus, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
@@ -858,8 +859,15 @@ impl Actor {
         let schema = self.database.schema();
         let compiled = queries
             .iter()
-            .map(|sql| compile(sql, schema, owner).map_err(|e| format!("{}: {e}", excerpt(sql))))
+            .map(|sql| compile_query(sql, schema, owner))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.subscribe_compiled(key, compiled))
+    }
+
+    /// Subscribes connection `key` to `compiled`, queries compiled against
+    /// the current schema; their ids, in order.
+    fn subscribe_compiled(&mut self, key: ConnKey, compiled: Vec<CompiledQuery>) -> Vec<QueryId> {
+        let schema = self.database.schema();
         let mut ids = Vec::with_capacity(compiled.len());
         for query in compiled {
             let table = schema.tables[query.table()].name.clone();
@@ -873,7 +881,7 @@ impl Actor {
                 .or_default() += 1;
             ids.push(id);
         }
-        Ok(ids)
+        ids
     }
 
     /// Ends a query set, returning the rows it held; `None` if there is no such set.
@@ -1469,6 +1477,12 @@ fn encoded_size(tables: &[TableRows]) -> usize {
 /// `sql` as the subscription engine quotes queries ([`query_excerpt`]),
 /// with its full length when it was cut, to name a refused query without
 /// echoing all of it.
+/// `sql` compiled against `schema` for a client (the owner if `owner`),
+/// or why not, quoting an excerpt of it.
+fn compile_query(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<CompiledQuery, String> {
+    compile(sql, schema, owner).map_err(|e| format!("{}: {e}", excerpt(sql)))
+}
+
 fn excerpt(sql: &str) -> String {
     let quoted = query_excerpt(sql);
     if quoted != sql {

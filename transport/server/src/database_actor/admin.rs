@@ -9,12 +9,27 @@ use worldline_host::datastore::{ModuleSchema, ProcedureSchema};
 use worldline_host::datastore::{json_to_args, row_to_json};
 use worldline_host::outbound::AllowList;
 use worldline_host::{CallContext, CallError, Identity, PreparedModule, SwapPolicy};
-use worldline_subscriptions::{QueryId, SubscriptionEngine, compile};
+use worldline_subscriptions::{CompiledQuery, QueryId, SubscriptionEngine};
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
 use worldline_transport::{ServerMessage, TableRows};
 
-use super::{Actor, ConnKey, OnceError, QuerySet};
+use super::{Actor, ConnKey, OnceError, QuerySet, compile_query};
 use crate::api::ApiError;
+
+/// Subscribed queries compiled against a new schema, by whether the client
+/// is the owner and their SQL: the query, or why it no longer compiles.
+#[derive(Default)]
+struct Recompiled {
+    /// For clients other than the owner (0) and for the owner (1).
+    by_client: [HashMap<String, Result<CompiledQuery, String>>; 2],
+}
+
+impl Recompiled {
+    /// `sql` as compiled for the owner (`owner`) or another client, if it was.
+    fn get(&self, sql: &str, owner: bool) -> Option<&Result<CompiledQuery, String>> {
+        self.by_client[usize::from(owner)].get(sql)
+    }
+}
 
 /// The answer to an admin request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
@@ -309,12 +324,13 @@ impl Actor {
         if let Some(reason) = &self.stopped {
             return Err(ApiError::unavailable(reason.clone()));
         }
-        let ending = self.rows_of_sets_ended_by(module.schema());
+        let recompiled = self.recompile(module.schema());
+        let ending = self.rows_of_sets_ended_by(&recompiled);
         let plan = self
             .database
             .hot_swap_prepared(module, SwapPolicy::Compatible)
             .map_err(ApiError::publish_refused)?;
-        self.resubscribe_all(ending);
+        self.resubscribe_all(&recompiled, ending);
         let mut changes: Vec<String> = plan.to_string().lines().map(str::to_owned).collect();
         if let Some(allow) = http_allow
             && &allow != self.database.http_allow()
@@ -331,6 +347,24 @@ impl Actor {
         Ok(changes)
     }
 
+    /// Every subscribed query compiled against `schema`, the new module's:
+    /// each distinct query once per kind of client (owner or not), however
+    /// many connections hold it.
+    fn recompile(&self, schema: &ModuleSchema) -> Recompiled {
+        let owner = self.database.owner();
+        let mut recompiled = Recompiled::default();
+        for connection in self.connections.values() {
+            let is_owner = connection.identity == owner;
+            let compiled = &mut recompiled.by_client[usize::from(is_owner)];
+            for sql in connection.query_sets.values().flat_map(|set| &set.sql) {
+                if !compiled.contains_key(sql) {
+                    compiled.insert(sql.clone(), compile_query(sql, schema, is_owner));
+                }
+            }
+        }
+        recompiled
+    }
+
     /// The query sets `schema` will no longer accept (a table made private,
     /// for a client other than the owner; a join on an index removed), by
     /// connection and set id, each with the rows it takes away from its
@@ -339,7 +373,7 @@ impl Actor {
     /// while the old queries still match the old tables.
     fn rows_of_sets_ended_by(
         &self,
-        schema: &ModuleSchema,
+        recompiled: &Recompiled,
     ) -> HashMap<(ConnKey, u32), Vec<TableRows>> {
         let owner = self.database.owner();
         let mut ending = HashMap::new();
@@ -348,7 +382,7 @@ impl Actor {
             let accepted = |set: &QuerySet| {
                 set.sql
                     .iter()
-                    .all(|sql| compile(sql, schema, is_owner).is_ok())
+                    .all(|sql| recompiled.get(sql, is_owner).is_some_and(Result::is_ok))
             };
             let (staying, ended): (Vec<_>, Vec<_>) = connection
                 .query_sets
@@ -374,7 +408,11 @@ impl Actor {
     /// Compiles every query set again after a swap. A set the new schema
     /// no longer accepts ends: its client gets `UnsubscribeApplied` with
     /// the rows `ending` says it held, then a `SubscriptionError` saying why.
-    fn resubscribe_all(&mut self, mut ending: HashMap<(ConnKey, u32), Vec<TableRows>>) {
+    fn resubscribe_all(
+        &mut self,
+        recompiled: &Recompiled,
+        mut ending: HashMap<(ConnKey, u32), Vec<TableRows>>,
+    ) {
         self.engine = SubscriptionEngine::default();
         self.subscribers.clear();
         self.query_tables.clear();
@@ -387,7 +425,15 @@ impl Actor {
             let is_owner = connection.identity == owner;
             let sets = std::mem::take(&mut connection.query_sets);
             for (set_id, set) in sets {
-                match self.register(key, is_owner, &set.sql) {
+                let compiled = set
+                    .sql
+                    .iter()
+                    .map(|sql| match recompiled.get(sql, is_owner) {
+                        Some(query) => query.clone(),
+                        None => compile_query(sql, self.database.schema(), is_owner),
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                match compiled.map(|compiled| self.subscribe_compiled(key, compiled)) {
                     Ok(ids) => {
                         if let Some(connection) = self.connections.get_mut(&key) {
                             let sql = set.sql;
