@@ -13,6 +13,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from worldline import (SchemaError, Timestamp, index, primary_key, schedule_at, schedule_interval,  # noqa: E402
                        u32, u64)
 from worldline.schema import FunctionInfo, TableInfo  # noqa: E402
+from worldline.types import TypeArena, describe  # noqa: E402
 
 
 @dataclass
@@ -29,10 +30,33 @@ class Counted:
 
 
 @dataclass
+class Move:
+    id: Annotated[u32, primary_key]
+    from_: Annotated[u32, index]
+    to: u32
+
+
+@dataclass
 class Plain:
     id: Annotated[u32, primary_key]
     count: u32
     insert: str
+
+
+class KeywordNames(unittest.TestCase):
+    def test_a_keyword_field_with_a_trailing_underscore_is_described_without_it(self):
+        info = TableInfo(Move, "move", True, None, None)
+        arena = TypeArena()
+        fields = arena.nodes[describe(Move, arena, "move")][1]
+        self.assertEqual([name for name, _ in fields], ["id", "from", "to"])
+        attrs = {i.name: i.attr for i in info.indexes}
+        self.assertEqual(attrs, {"move_id_pk": "id", "move_from_idx": "from_"})
+
+    def test_a_keyword_parameter_with_a_trailing_underscore_is_described_without_it(self):
+        def transfer(ctx, from_: u32, to: u32):
+            pass
+
+        self.assertEqual([p for p, _ in FunctionInfo(transfer, "transfer").params], ["from", "to"])
 
 
 class IndexAttributes(unittest.TestCase):

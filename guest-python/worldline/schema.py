@@ -5,11 +5,10 @@ by name, the type arena built tables first, then reducers, then procedures).
 
 import dataclasses
 import inspect
-import keyword
 import typing
 
 from . import postcard
-from .types import SchemaError, Timestamp, TypeArena, codec, describe, markers
+from .types import SchemaError, Timestamp, TypeArena, codec, describe, markers, wire_name
 
 
 class _Marker:
@@ -114,11 +113,12 @@ class TableInfo:
             if primary_key in found or unique in found:
                 suffix = "pk" if primary_key in found else "key"
                 self.indexes.append(
-                    Index(f"{name}_{column}_{suffix}", [position], True, [column_codec], column))
+                    Index(f"{name}_{wire_name(column)}_{suffix}", [position], True, [column_codec], column))
             if index in found:
                 if primary_key in found or unique in found:
                     raise SchemaError(f"table {name}: column {column} is unique, so already indexed")
-                self.indexes.append(Index(f"{name}_{column}_idx", [position], False, [column_codec], column))
+                self.indexes.append(
+                    Index(f"{name}_{wire_name(column)}_idx", [position], False, [column_codec], column))
             if auto_inc in found:
                 self.auto_inc.append(position)
             if schedule_at in found:
@@ -159,7 +159,7 @@ class FunctionInfo:
         parameters = list(inspect.signature(func).parameters)[1:]
         if lifecycle is not None and parameters:
             raise SchemaError(f"lifecycle reducer {name} takes only the context")
-        self.params = [(_wire_name(p), hints[p]) for p in parameters if p in hints]
+        self.params = [(wire_name(p), hints[p]) for p in parameters if p in hints]
         if len(self.params) != len(parameters):
             raise SchemaError(f"{name}: every parameter after the context needs a type annotation")
         self.args = postcard.Product([codec(a, f"{name}({p})") for p, a in self.params])
@@ -169,13 +169,6 @@ class FunctionInfo:
         self.returns = hints.get("return", type(None)) if procedure else None
         if procedure:
             self.result = codec(self.returns, f"{name} -> ")
-
-
-def _wire_name(parameter):
-    """A parameter's name in the description: ``from_`` (a keyword with the
-    usual trailing underscore) is ``from``."""
-    bare = parameter[:-1]
-    return bare if parameter.endswith("_") and keyword.iskeyword(bare) else parameter
 
 
 TABLES = {}

@@ -14,6 +14,7 @@ An annotation is one of: ``bool``, ``str``, ``float`` (f64), ``bytes``
 import dataclasses
 import enum
 import inspect
+import keyword
 import string
 import types as _pytypes
 import typing
@@ -310,6 +311,14 @@ _F64 = postcard.Float(64)
 _UNIT = postcard.Product([])
 
 
+def wire_name(name):
+    """A parameter's or field's name in the description: ``from_`` (a
+    keyword with Python's usual trailing underscore) is ``from``, as a Rust
+    module writing ``r#from`` describes it."""
+    bare = name[:-1]
+    return bare if name.endswith("_") and keyword.iskeyword(bare) else name
+
+
 class TypeArena:
     """The type nodes of a module description, identical nodes shared; a
     node refers only to nodes added before it. Nodes are tuples:
@@ -399,7 +408,7 @@ def describe(annotation, arena, where):
     if dataclasses.is_dataclass(annotation):
         hints = _hints(annotation)
         refs = tuple(
-            (f.name, describe(hints[f.name], arena, f"{where}.{f.name}"))
+            (wire_name(f.name), describe(hints[f.name], arena, f"{where}.{f.name}"))
             for f in dataclasses.fields(annotation)
         )
         return arena.add(("product", refs))
