@@ -56,6 +56,52 @@ fn the_cpp_codec_passes_the_shared_postcard_vectors() {
     assert!(report.contains(" 0 failures"), "{report}");
 }
 
+/// Compiles `source` natively against the C++ SDK's headers, checking only
+/// its syntax and types; the compiler's messages if it fails.
+fn cpp_compile_errors(name: &str, source: &str) -> Option<String> {
+    let dir = target_dir().join("cpp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, source).unwrap();
+    let output = Command::new("clang++-19")
+        .args([
+            "-std=c++20",
+            "-fsyntax-only",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+        ])
+        .arg(workspace().join("guest-cpp/include"))
+        .arg(&file)
+        .output()
+        .expect("running clang++-19 (.ci/run installs it)");
+    (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+// A `WORLDLINE_ROW` that left a field out compiled, and the module's rows
+// silently lacked that column: the field's values were never stored.
+#[test]
+fn a_row_naming_fewer_fields_than_its_struct_does_not_compile() {
+    let header = "#include <worldline/postcard.hpp>\n#include <optional>\n#include <string>\n\
+                  #include <vector>\nstruct Inner { int a; int b; };\n";
+    let whole = format!(
+        "{header}struct Account {{ unsigned id; std::optional<std::string> name; \
+         std::vector<Inner> items; Inner inner; }};\nWORLDLINE_ROW(Account, id, name, items, inner);\n"
+    );
+    assert_eq!(cpp_compile_errors("row_whole.cpp", &whole), None);
+    let short = format!(
+        "{header}struct Account {{ unsigned id; long balance; bool frozen; }};\n\
+         WORLDLINE_ROW(Account, id, balance);\n"
+    );
+    let errors =
+        cpp_compile_errors("row_short.cpp", &short).expect("a row missing a field is refused");
+    assert!(
+        errors.contains("decomposes into 3 elements, but only 2 names were provided"),
+        "{errors}"
+    );
+}
+
 #[test]
 fn the_cpp_examples_describe_the_same_modules_as_the_rust_ones() {
     let engine = patient_engine();

@@ -525,9 +525,15 @@ struct Codec<T, std::enable_if_t<IsRow<T>::value>> {
 
 /// Declares the fields of struct `T`, in order: `WORLDLINE_ROW(Account, id, balance)`.
 /// Makes `T` encodable (a product of its fields) and describable; put it in
-/// the namespace of `T`, after the struct.
+/// the namespace of `T`, after the struct. Every field must be named: a
+/// struct with more fields than the list does not compile ("type 'T'
+/// decomposes into N elements, but only M names were provided"), as it
+/// would otherwise leave the rest out of its rows silently.
 #define WORLDLINE_ROW(T, ...)                                                          \
     [[maybe_unused]] inline auto worldline_fields(const T*) {                          \
         return std::make_tuple(WL_MAP(WL_ROW_FIELD, T, __VA_ARGS__));                  \
+    }                                                                                  \
+    [[maybe_unused]] inline void worldline_row_names_every_field(const T& wl_row) {    \
+        [[maybe_unused]] const auto& [__VA_ARGS__] = wl_row;                           \
     }                                                                                  \
     static_assert(true, "")
