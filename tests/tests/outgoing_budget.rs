@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
+use worldline_server::{Server, ServerConfig};
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
-use worldline_tests::{args, resident_bytes};
+use worldline_tests::{TempDir, args, resident_bytes};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
 
 /// What the server may hold for all clients, and for each one.
@@ -131,6 +132,21 @@ async fn slow_clients_together_are_held_to_the_servers_budget() {
     let refused = refused.expect("the whole table is refused once the budget is full");
     assert!(refused.starts_with(SHORT), "{refused}");
     assert!(refused.ends_with("; retry later"), "{refused}");
+    // So are the initial rows of a new subscription to them; nothing is
+    // subscribed, and the reader stays connected.
+    reader
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 2,
+            queries: vec!["SELECT * FROM message WHERE id > 0".into()],
+        })
+        .await;
+    match reader.recv().await {
+        Some(ServerMessage::SubscriptionError {
+            query_set_id: 2,
+            message,
+        }) => assert!(message.starts_with(SHORT), "{message}"),
+        other => panic!("the subscription is refused for the shortage, got {other:?}"),
+    }
     // Messages have now waited for the slow connections for over a second
     // without a pause: they are behind.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -207,4 +223,23 @@ async fn slow_clients_together_are_held_to_the_servers_budget() {
     }
 
     live.shutdown().await;
+}
+
+// A server-wide budget smaller than what one connection may hold would make
+// one client able to exhaust it alone: refused at startup.
+#[tokio::test]
+async fn a_budget_smaller_than_one_connections_limit_is_refused() {
+    let dir = TempDir::new("worldline-outgoing-budget");
+    let mut config = ServerConfig::new(dir.path());
+    config.http_listen = "127.0.0.1:0".parse().expect("an address");
+    config.quic_listen = "127.0.0.1:0".parse().expect("an address");
+    config.max_outgoing_bytes = u64::from(config.max_queued_bytes) - 1;
+    let Err(error) = Server::start(config).await else {
+        panic!("the server started");
+    };
+    assert_eq!(
+        error.to_string(),
+        "the server-wide limit on outgoing messages (67108863 bytes) is smaller than the \
+         per-connection limit (67108864 bytes)"
+    );
 }
