@@ -569,22 +569,8 @@ async fn write_burst(
     let mut next = Some(first);
     let mut close = false;
     while let Some(payload) = next.take() {
-        let written = {
-            let mut write = std::pin::pin!(write(sink, deadline, &payload, max_frame));
-            // A write that completes at once (the common case) never
-            // looks at the drop signal.
-            tokio::select! {
-                biased;
-                written = &mut write => written,
-                () = outbox.tally.dropped.notified() => {
-                    // Dropped while a slow write waits: what is queued
-                    // behind it goes now; the write itself may still end
-                    // within the idle timeout, and the reason follow it.
-                    outbox.discard();
-                    write.await
-                }
-            }
-        };
+        let written = write(sink, deadline, &payload, max_frame);
+        let written = discarding_if_dropped(outbox, written).await;
         outbox.written(&payload);
         written?;
         fed += payload.len();
@@ -597,8 +583,26 @@ async fn write_burst(
             Some(Outgoing::Kicked) | None => {}
         }
     }
-    deadline.bound(sink.flush()).await?;
+    discarding_if_dropped(outbox, deadline.bound(sink.flush())).await?;
     Ok(close)
+}
+
+/// Runs `write`. If the connection is dropped while it waits (the client
+/// reads slowly or not at all), what is queued behind it goes at once,
+/// for the server may need its bytes for others; the write itself may
+/// still end within the idle timeout, and the reason follow it. A write
+/// that completes when first polled (the common case) never looks at the
+/// drop signal.
+async fn discarding_if_dropped<T>(outbox: &mut Outbox, write: impl Future<Output = T>) -> T {
+    let mut write = std::pin::pin!(write);
+    tokio::select! {
+        biased;
+        done = &mut write => done,
+        () = outbox.tally.dropped.notified() => {
+            outbox.discard();
+            write.await
+        }
+    }
 }
 
 /// Writes one message, as fragments if it is larger than a frame, each
