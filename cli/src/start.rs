@@ -46,6 +46,15 @@ pub struct StartArgs {
     #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_ip: usize,
+    /// How many bytes of messages the server may hold for all its WebSocket
+    /// and QUIC clients together (each message counted once, however many
+    /// clients it goes to); past it, clients that are behind are dropped and
+    /// large answers refused. At least the 67108864 bytes one client may
+    /// have waiting.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_outgoing_bytes,
+          value_parser = clap::value_parser!(u64)
+              .range(u64::from(ServerConfig::new("").max_queued_bytes)..))]
+    max_outgoing_bytes: u64,
     /// For development only: lets procedures' HTTP requests reach this
     /// exact internal address and port (e.g. `127.0.0.1:8080`), which the
     /// address guard refuses otherwise (loopback, private, link-local,
@@ -150,6 +159,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     config.http_listen = args.listen;
     config.quic_listen = args.quic_listen;
     config.max_connections_per_ip = args.max_connections_per_ip;
+    config.max_outgoing_bytes = args.max_outgoing_bytes;
     config.allowed_origins = args.allow_origins;
     say!("worldline: data directory {}", data_dir.display());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

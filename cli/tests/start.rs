@@ -124,7 +124,7 @@ fn sigterm_shuts_down_cleanly_like_ctrl_c() {
 // instance pool still published, zero connections refused every session).
 #[test]
 fn nonsense_limits_are_usage_errors() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--allow-origin", "app.example.com"],
             "is not a web origin",
@@ -135,6 +135,7 @@ fn nonsense_limits_are_usage_errors() {
         ),
         (&["--max-instances", "0"], "1.."),
         (&["--max-connections-per-ip", "0"], "1.."),
+        (&["--max-outgoing-bytes", "67108863"], "67108864.."),
         (&["--snapshot-every", "0"], "1.."),
         (&["--durability", "0ms"], "use `1ms` to `10000ms`"),
         (

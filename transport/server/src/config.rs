@@ -11,6 +11,11 @@ use worldline_transport::{DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE};
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:3000";
 /// The default UDP address of the QUIC endpoint.
 pub const DEFAULT_QUIC_LISTEN: &str = "127.0.0.1:3001";
+/// The default of [`ServerConfig::max_outgoing_bytes`]: 1 GiB, sixteen
+/// times the default per-connection limit. A fixed figure rather than a
+/// share of the machine's memory, so that a server behaves the same
+/// wherever it runs; set it to what the machine can spare.
+pub const DEFAULT_MAX_OUTGOING_BYTES: u64 = 1 << 30;
 
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
@@ -35,6 +40,16 @@ pub struct ServerConfig {
     /// the server sends (split into frames of at most `max_frame` bytes):
     /// a subscription whose initial rows are larger is refused.
     pub max_queued_bytes: u32,
+    /// How many bytes of encoded messages the server may hold for all its
+    /// clients together (each message counted once, however many
+    /// connections it goes to) before it sheds load: past it, a message
+    /// for a connection that is behind (messages have waited for it
+    /// without a pause for over a second) drops that connection (with an
+    /// `Error` saying why; a connection that keeps up still gets it), and a `Query` answer, a subscription's initial
+    /// rows or a procedure's result that would take the total past it is
+    /// refused instead of sent. At least `max_queued_bytes`
+    /// ([`Server::start`](crate::Server::start) refuses less).
+    pub max_outgoing_bytes: u64,
     /// How long a new connection has to open its stream (QUIC) and send
     /// `Hello` before it is closed.
     pub handshake_timeout: Duration,
@@ -65,6 +80,7 @@ impl ServerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             outbound_queue: 16_384,
             max_queued_bytes: DEFAULT_MAX_MESSAGE,
+            max_outgoing_bytes: DEFAULT_MAX_OUTGOING_BYTES,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections_per_ip: 64,

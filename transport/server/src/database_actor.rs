@@ -32,11 +32,11 @@ use worldline_subscriptions::{
 };
 use worldline_transport::{
     ClientMessage, ProcedureStatus, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
-    TableRows, TableUpdate, encode_message,
+    TableRows, TableUpdate,
 };
 
 use crate::error::ServerError;
-use crate::outbound::{Outbound, Payload};
+use crate::outbound::{Outbound, OutgoingBudget, Payload};
 
 pub(crate) use admin::{Admin, CallAnswer, Description, allow_list_text};
 pub(crate) use procedure::ProcedureCommand;
@@ -229,12 +229,14 @@ pub(crate) fn spawn(
     name: &str,
     database: Database,
     shutdown: watch::Receiver<bool>,
+    outgoing: Arc<OutgoingBudget>,
 ) -> Result<(DatabaseHandle, JoinHandle<()>), ServerError> {
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let budget = Arc::new(Semaphore::new(COMMAND_QUEUE_BYTES));
     let actor = Actor {
         name: name.to_owned(),
         database,
+        outgoing,
         engine: SubscriptionEngine::default(),
         query_tables: HashMap::new(),
         subscribers: HashMap::new(),
@@ -384,6 +386,8 @@ struct Ran {
 struct Actor {
     name: String,
     database: Database,
+    /// The server-wide count its messages to clients are made in.
+    outgoing: Arc<OutgoingBudget>,
     engine: SubscriptionEngine,
     /// The table each subscribed query returns rows of.
     query_tables: HashMap<QueryId, String>,
@@ -826,18 +830,25 @@ impl Actor {
         let fresh = self.held_only_by(key, &ids);
         // Rows that could not fit are not all gathered first: a join's
         // can be the product of its tables' sizes.
-        let tables = self
-            .current_rows_within(&fresh, max_message)
-            .ok()
-            .filter(|tables| encoded_size(tables) <= max_message);
-        let Some(tables) = tables else {
-            for id in ids {
-                self.drop_subscriber(key, id);
-            }
-            return Err(format!(
+        let tables = match self.current_rows_within(&fresh, max_message) {
+            Ok(tables) if encoded_size(&tables) <= max_message => self
+                .outgoing
+                .room_for(encoded_size(&tables))
+                .map(|()| tables)
+                .map_err(|shortage| shortage.to_string()),
+            _ => Err(format!(
                 "the initial rows of query set {query_set_id} take more than the \
                  {max_message} bytes this server sends in one message; narrow the queries"
-            ));
+            )),
+        };
+        let tables = match tables {
+            Ok(tables) => tables,
+            Err(reason) => {
+                for id in ids {
+                    self.drop_subscriber(key, id);
+                }
+                return Err(reason);
+            }
         };
         if let Some(connection) = self.connections.get_mut(&key) {
             let sql = queries.to_vec();
@@ -944,9 +955,11 @@ impl Actor {
             table: self.database.schema().tables[table].name.clone(),
             rows: rows.iter().map(bytes).collect(),
         }];
-        if encoded_size(&tables) > max_message {
+        let size = encoded_size(&tables);
+        if size > max_message {
             return Err(OnceError::TooLarge(max_message).to_string());
         }
+        self.outgoing.room_for(size).map_err(|s| s.to_string())?;
         Ok(tables)
     }
 
@@ -1134,11 +1147,10 @@ impl Actor {
                 .entry(shape)
                 .or_insert_with_key(|shape| {
                     let tables = self.table_updates(&updates, shape);
-                    let payload =
-                        Payload::from(encode_message(&ServerMessage::TransactionUpdate {
-                            tables,
-                            event: event.clone(),
-                        }));
+                    let payload = self.outgoing.encode(&ServerMessage::TransactionUpdate {
+                        tables,
+                        event: event.clone(),
+                    });
                     // Each distinct message counts once, however many connections it goes to.
                     bytes = payload.len();
                     payload
@@ -1208,7 +1220,7 @@ impl Actor {
     }
 
     fn send(&mut self, key: ConnKey, message: &ServerMessage) {
-        let payload = Payload::from(encode_message(message));
+        let payload = self.outgoing.encode(message);
         self.queue(key, Pending::Message(payload));
     }
 
@@ -1303,11 +1315,11 @@ impl Actor {
                         Ok(()) => ReducerStatus::Committed,
                         Err(reason) => ReducerStatus::OutcomeUnknown(reason),
                     };
-                    Payload::from(encode_message(&ServerMessage::ReducerResult {
+                    self.outgoing.encode(&ServerMessage::ReducerResult {
                         request_id,
                         status,
                         duration_micros,
-                    }))
+                    })
                 }
             };
             let sent = self

@@ -44,6 +44,19 @@ pub enum ServerError {
     /// An origin in `ServerConfig::allowed_origins` is not one.
     #[error("allowed origins: {0}")]
     Origin(String),
+    /// `ServerConfig::max_outgoing_bytes` is smaller than
+    /// `ServerConfig::max_queued_bytes`: one connection could then hold
+    /// more than the whole server.
+    #[error(
+        "the server-wide limit on outgoing messages ({total} bytes) is smaller than the \
+         per-connection limit ({per_connection} bytes)"
+    )]
+    OutgoingBudget {
+        /// `max_outgoing_bytes`.
+        total: u64,
+        /// `max_queued_bytes`.
+        per_connection: u32,
+    },
     /// A database's thread stopped.
     #[error("database `{0}` is not running")]
     DatabaseStopped(String),

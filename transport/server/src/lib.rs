@@ -30,7 +30,9 @@ mod tls;
 mod websocket;
 
 pub use api::check_allowed_origin;
-pub use config::{DEFAULT_HTTP_LISTEN, DEFAULT_QUIC_LISTEN, ServerConfig};
+pub use config::{
+    DEFAULT_HTTP_LISTEN, DEFAULT_MAX_OUTGOING_BYTES, DEFAULT_QUIC_LISTEN, ServerConfig,
+};
 pub use error::ServerError;
 pub use server::Server;
 pub use tls::fingerprint_hex;

@@ -37,6 +37,12 @@ impl Server {
     /// cannot be recovered is marked unavailable and does not stop the
     /// others), then listens for HTTP/WebSocket and QUIC connections.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        if config.max_outgoing_bytes < u64::from(config.max_queued_bytes) {
+            return Err(ServerError::OutgoingBudget {
+                total: config.max_outgoing_bytes,
+                per_connection: config.max_queued_bytes,
+            });
+        }
         let cors = api::cors_layer(&config.allowed_origins)?;
         let opened = {
             let config = config.clone();

@@ -17,7 +17,7 @@ use worldline_transport::{
 };
 
 use crate::database_actor::{Command, ConnKey, DatabaseHandle};
-use crate::outbound::{Limits, Outbound, Outbox, Payload, channel};
+use crate::outbound::{Limits, Outbound, Outbox, channel};
 use crate::procedures::{ProcedureCall, call_procedure};
 use crate::shared::Shared;
 
@@ -114,12 +114,13 @@ impl Session {
     /// drains. Call [`admit`](Self::admit) once the writer runs.
     pub(crate) fn new(shared: Arc<Shared>, peer: IpAddr) -> (Self, Outbox) {
         let config = &shared.config;
-        let (outbound, outbox) = channel(Limits {
+        let limits = Limits {
             messages: config.outbound_queue,
             bytes: config.max_queued_bytes,
             max_frame: config.max_frame,
             idle_timeout: config.idle_timeout,
-        });
+        };
+        let (outbound, outbox) = channel(limits, shared.outgoing.clone());
         let slot = shared
             .address_slots
             .take(peer, config.max_connections_per_ip);
@@ -258,7 +259,7 @@ impl Session {
             return Flow::Close;
         }
         self.outbound
-            .try_send(Payload::from(encode_message(&error)));
+            .try_send(self.outbound.budget().encode(&error));
         Flow::Continue
     }
 
@@ -391,8 +392,8 @@ impl Session {
                 "this connection has {MAX_PROCEDURES_IN_FLIGHT} procedure calls running, the \
                  most one connection may have; wait for one to answer"
             ));
-            self.outbound
-                .try_send(Payload::from(encode_message(&answer(refusal))));
+            let refusal = self.outbound.budget().encode(&answer(refusal));
+            self.outbound.try_send(refusal);
             return;
         }
         let in_flight = InFlight::enter(procedures);
@@ -421,19 +422,25 @@ impl Session {
             let mut bytes = encode_message(&message);
             // Half the queue's byte budget: room is left for what else is queued.
             let max = usize::try_from(outbound.limits().bytes / 2).unwrap_or(usize::MAX);
-            if bytes.len() > max {
+            let refusal = if bytes.len() > max {
+                Some(format!(
+                    "the procedure returned {} bytes, more than the {max} bytes one message may \
+                     hold",
+                    bytes.len()
+                ))
+            } else {
+                let room = outbound.budget().room_for(bytes.len());
+                room.err().map(|shortage| shortage.to_string())
+            };
+            if let Some(refusal) = refusal {
                 message = ServerMessage::ProcedureResult {
                     request_id,
-                    status: ProcedureStatus::Failed(format!(
-                        "the procedure returned {} bytes, more than the {max} bytes one \
-                         message may hold",
-                        bytes.len()
-                    )),
+                    status: ProcedureStatus::Failed(refusal),
                     duration_micros: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
                 };
                 bytes = encode_message(&message);
             }
-            outbound.try_send(Payload::from(bytes));
+            outbound.try_send(outbound.budget().payload(bytes));
             drop(in_flight);
         });
     }

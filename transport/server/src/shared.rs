@@ -14,6 +14,7 @@ use worldline_host::{
 use crate::config::ServerConfig;
 use crate::database_actor::{self, ConnKey, DatabaseHandle};
 use crate::error::ServerError;
+use crate::outbound::OutgoingBudget;
 
 /// Why connections end when the server shuts down: their fatal `Error`
 /// and the QUIC close reason.
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     /// Places for QUIC connections refused for their address's cap that
     /// wait for their stream to be told why (see [`MAX_REFUSED_WAITING`]).
     pub(crate) refused_waiting: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The bytes of messages waiting for clients, server-wide.
+    pub(crate) outgoing: std::sync::Arc<OutgoingBudget>,
 }
 
 /// At most this many QUIC connections refused for their address's cap wait
@@ -79,6 +82,8 @@ impl Shared {
             .unavailable_databases()
             .map(|db| (db.name.clone(), db.clone()))
             .collect();
+        let outgoing =
+            OutgoingBudget::new(usize::try_from(config.max_outgoing_bytes).unwrap_or(usize::MAX));
         let shared = Self {
             config,
             endpoints,
@@ -93,6 +98,7 @@ impl Shared {
             shutdown: watch::Sender::new(false),
             address_slots: Default::default(),
             refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
+            outgoing,
         };
         for (name, database) in databases {
             shared.run(&name, database)?;
@@ -170,7 +176,12 @@ impl Shared {
 
     /// Starts serving `database` as `name`.
     pub(crate) fn run(&self, name: &str, database: Database) -> Result<(), ServerError> {
-        let (handle, thread) = database_actor::spawn(name, database, self.shutdown.subscribe())?;
+        let (handle, thread) = database_actor::spawn(
+            name,
+            database,
+            self.shutdown.subscribe(),
+            self.outgoing.clone(),
+        )?;
         self.databases
             .write()
             .expect("no thread panics holding the registry")
