@@ -253,3 +253,30 @@ impl RawQuic {
         }
     }
 }
+
+/// A raw client over either transport, for tests that run the same
+/// exchange over both.
+pub enum RawClient {
+    /// Over WebSocket.
+    WebSocket(RawWebSocket),
+    /// Over QUIC.
+    Quic(RawQuic),
+}
+
+impl RawClient {
+    /// Sends `message` (see [`RawWebSocket::send`], [`RawQuic::send`]).
+    pub async fn send(&mut self, message: &ClientMessage) {
+        match self {
+            RawClient::WebSocket(client) => client.send(message).await,
+            RawClient::Quic(client) => client.send(message).await,
+        }
+    }
+
+    /// The next message (see [`RawWebSocket::recv`], [`RawQuic::recv`]).
+    pub async fn recv(&mut self) -> Option<ServerMessage> {
+        match self {
+            RawClient::WebSocket(client) => client.recv().await,
+            RawClient::Quic(client) => client.recv().await,
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use worldline_server::{Server, ServerConfig};
 use worldline_tests::live::LiveServer;
-use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
+use worldline_tests::raw::{RawClient, RawQuic, RawWebSocket, call, hello};
 use worldline_tests::{TempDir, args, resident_bytes};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
 
@@ -37,28 +37,6 @@ fn subscribe_to_messages() -> ClientMessage {
     ClientMessage::Subscribe {
         query_set_id: 1,
         queries: vec!["SELECT * FROM message".into()],
-    }
-}
-
-/// A raw client over either transport.
-enum Raw {
-    WebSocket(RawWebSocket),
-    Quic(RawQuic),
-}
-
-impl Raw {
-    async fn send(&mut self, message: &ClientMessage) {
-        match self {
-            Raw::WebSocket(client) => client.send(message).await,
-            Raw::Quic(client) => client.send(message).await,
-        }
-    }
-
-    async fn recv(&mut self) -> Option<ServerMessage> {
-        match self {
-            Raw::WebSocket(client) => client.recv().await,
-            Raw::Quic(client) => client.recv().await,
-        }
     }
 }
 
@@ -115,9 +93,9 @@ async fn slow_clients_together_are_held_to_the_servers_budget() {
     for n in 0..SLOW {
         // One in four over QUIC, the others over WebSocket.
         let mut client = if n % 4 == 0 {
-            Raw::Quic(RawQuic::connect(live.quic_addr(), live.certificate()).await)
+            RawClient::Quic(RawQuic::connect(live.quic_addr(), live.certificate()).await)
         } else {
-            Raw::WebSocket(RawWebSocket::connect(&live.ws_url()).await)
+            RawClient::WebSocket(RawWebSocket::connect(&live.ws_url()).await)
         };
         client.send(&hello("chat", None)).await;
         assert!(matches!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_bytes::ByteBuf;
 use worldline_client::{Client, ConnectOptions, Trust};
 use worldline_tests::live::{LiveServer, Transport};
-use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello};
+use worldline_tests::raw::{RawClient, RawQuic, RawWebSocket, call, fatal, hello};
 use worldline_tests::{Message, args, resident_bytes};
 use worldline_transport::{
     ClientMessage, DEFAULT_MAX_FRAME, ReducerStatus, ServerMessage, TableRows, encode_message,
@@ -140,9 +140,9 @@ async fn greedy_subscriber_is_dropped_with_a_readable_error(quic: bool) {
     })
     .await;
     let mut greedy = if quic {
-        Raw::Quic(RawQuic::connect(live.quic_addr(), live.certificate()).await)
+        RawClient::Quic(RawQuic::connect(live.quic_addr(), live.certificate()).await)
     } else {
-        Raw::WebSocket(RawWebSocket::connect(&live.ws_url()).await)
+        RawClient::WebSocket(RawWebSocket::connect(&live.ws_url()).await)
     };
     greedy.send(&hello("chat", None)).await;
     welcome(greedy.recv().await);
@@ -194,28 +194,6 @@ async fn greedy_subscriber_is_dropped_with_a_readable_error(quic: bool) {
         })
     ));
     live.shutdown().await;
-}
-
-/// A raw client over either transport.
-enum Raw {
-    WebSocket(RawWebSocket),
-    Quic(RawQuic),
-}
-
-impl Raw {
-    async fn send(&mut self, message: &ClientMessage) {
-        match self {
-            Raw::WebSocket(client) => client.send(message).await,
-            Raw::Quic(client) => client.send(message).await,
-        }
-    }
-
-    async fn recv(&mut self) -> Option<ServerMessage> {
-        match self {
-            Raw::WebSocket(client) => client.recv().await,
-            Raw::Quic(client) => client.recv().await,
-        }
-    }
 }
 
 // #9 item 14: a subscription whose initial rows exceed what the server
