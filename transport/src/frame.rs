@@ -88,7 +88,7 @@ fn describe<M: Message>(bytes: &[u8], offset: usize, error: &postcard::Error) ->
     };
     let expected = match error {
         E::DeserializeUnexpectedEnd => "the message ended early: expected more bytes",
-        E::DeserializeBadVarint => "a varint longer than its type allows",
+        E::DeserializeBadVarint => "a varint too long or too large for its type",
         E::DeserializeBadBool => "a bool must be the byte 0 or 1",
         E::DeserializeBadChar => "an invalid char",
         E::DeserializeBadUtf8 => "a string that is not valid UTF-8",
@@ -105,7 +105,7 @@ fn describe<M: Message>(bytes: &[u8], offset: usize, error: &postcard::Error) ->
 
 /// The u32 varint a message starts with (its type), as postcard reads
 /// it; `None` if the bytes end first or it does not fit a u32.
-fn leading_varint(bytes: &[u8]) -> Option<u32> {
+pub fn leading_varint(bytes: &[u8]) -> Option<u32> {
     let mut value = 0u32;
     for (position, &byte) in bytes.iter().take(5).enumerate() {
         let bits = u32::from(byte & 0x7f);
@@ -354,6 +354,12 @@ mod tests {
         assert_eq!(
             error(&[0xff, 0xff]),
             "ClientMessage: its type (the leading varint) is not a valid u32 varint"
+        );
+        // A u32 varint too large for its type, though five bytes long.
+        assert_eq!(
+            error(&[3, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+            "ClientMessage::Unsubscribe: a varint too long or too large for its type (at byte 6 \
+             of 6)"
         );
         assert_eq!(
             error(&[0, 2, 9, b'c']),

@@ -13,7 +13,7 @@ mod messages;
 
 pub use frame::{
     DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE, FrameDecoder, FrameError, MIN_MAX_FRAME, Reassembler,
-    decode_message, encode_frame, encode_message, split_message,
+    decode_message, encode_frame, encode_message, leading_varint, split_message,
 };
 pub use messages::{
     ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, Message, PROCEDURES_VERSION,

@@ -132,6 +132,11 @@ pub(crate) enum Command {
         key: ConnKey,
         message: ClientMessage,
     },
+    /// A message from a connected client that was ignored (it did not
+    /// decode, or is not one of its protocol version): send it the
+    /// non-fatal `Error` saying why, after the answers to what it sent
+    /// before.
+    Ignored { key: ConnKey, reason: String },
     /// The connection ended: drop its subscriptions, run `client_disconnected`.
     Disconnect { key: ConnKey },
     /// The client finished sending (a clean end of its QUIC stream): once
@@ -152,6 +157,7 @@ impl Command {
         match self {
             Command::Connect { key, .. }
             | Command::Client { key, .. }
+            | Command::Ignored { key, .. }
             | Command::Disconnect { key }
             | Command::Finish { key } => Some(*key),
             Command::Admin(_) | Command::Procedure(_) => None,
@@ -174,6 +180,7 @@ impl Command {
                 ClientMessage::Query { query, .. } => query.len(),
                 ClientMessage::Hello { .. } | ClientMessage::Unsubscribe { .. } => 0,
             },
+            Command::Ignored { reason, .. } => reason.len(),
             Command::Disconnect { .. } | Command::Finish { .. } => 0,
             Command::Admin(request) => request.bytes(),
             Command::Procedure(command) => command.bytes(),
@@ -607,6 +614,15 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Client { key, message } => self.client_message(key, message),
+            Command::Ignored { key, reason } => {
+                if self.connections.contains_key(&key) {
+                    let error = ServerMessage::Error {
+                        message: reason,
+                        fatal: false,
+                    };
+                    self.send(key, &error);
+                }
+            }
             Command::Disconnect { key } => self.disconnect(key),
             Command::Finish { key } => self.finish_after_answers(key),
             Command::Admin(request) => self.admin(request),

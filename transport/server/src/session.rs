@@ -14,6 +14,7 @@ use worldline_host::{ConnectionId, Identity};
 use worldline_transport::{
     ClientMessage, MAX_DATAGRAM_MESSAGE, MIN_PROTOCOL_VERSION, PROCEDURES_VERSION,
     PROTOCOL_VERSION, ProcedureStatus, ServerMessage, decode_message, encode_message,
+    leading_varint,
 };
 
 use crate::database_actor::{Command, ConnKey, DatabaseHandle};
@@ -24,6 +25,10 @@ use crate::shared::Shared;
 /// How many procedure calls one connection may have running at once;
 /// more are refused (each answered at once) until one ends.
 const MAX_PROCEDURES_IN_FLIGHT: usize = 16;
+
+/// The type of `CallProcedure`, the first `ClientMessage` a client of a
+/// version before [`PROCEDURES_VERSION`] does not have.
+const PROCEDURE_MESSAGE: u32 = 6;
 
 /// Whether the transport keeps reading after a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,34 +180,38 @@ impl Session {
 
     /// Handles one whole message from the client.
     pub(crate) async fn on_message(&mut self, bytes: &[u8]) -> Flow {
+        if let State::Connected { version, .. } = &self.state
+            && *version < PROCEDURES_VERSION
+            && let Some(kind) = leading_varint(bytes).filter(|&kind| kind >= PROCEDURE_MESSAGE)
+        {
+            // Not a message of the client's version: answered as its
+            // decoder would have it (never with a `ProcedureResult` it
+            // could not read), whatever follows the type.
+            let hint = if kind == PROCEDURE_MESSAGE {
+                format!("; procedures need version {PROCEDURES_VERSION}")
+            } else {
+                String::new()
+            };
+            let last = PROCEDURE_MESSAGE - 1;
+            return self
+                .ignore(format!(
+                    "malformed message: unknown ClientMessage type {kind} in protocol version \
+                     {version} (expected 0 to {last}{hint}) (message ignored)"
+                ))
+                .await;
+        }
         let message = match decode_message::<ClientMessage>(bytes) {
             Ok(message) => message,
             Err(e) => {
-                let fatal = matches!(self.state, State::AwaitingHello);
-                let what = if fatal {
-                    "expected a Hello message"
-                } else {
-                    "message ignored"
-                };
-                return self.refuse(format!("{e} ({what})"), fatal);
+                if matches!(self.state, State::AwaitingHello) {
+                    return self.refuse(format!("{e} (expected a Hello message)"), true);
+                }
+                return self.ignore(format!("{e} (message ignored)")).await;
             }
         };
         match &self.state {
             State::AwaitingHello => self.hello(message).await,
-            State::Connected { version, .. }
-                if matches!(message, ClientMessage::CallProcedure { .. }) =>
-            {
-                if *version < PROCEDURES_VERSION {
-                    // Not a message of the client's version: answered as its
-                    // decoder would have it, never with a `ProcedureResult`
-                    // it could not read.
-                    let message = format!(
-                        "malformed message: unknown ClientMessage type 6 in protocol version \
-                         {version} (expected 0 to 5; procedures need version \
-                         {PROCEDURES_VERSION}) (message ignored)"
-                    );
-                    return self.refuse(message, false);
-                }
+            State::Connected { .. } if matches!(message, ClientMessage::CallProcedure { .. }) => {
                 self.start_procedure(message);
                 Flow::Continue
             }
@@ -219,10 +228,12 @@ impl Session {
 
     /// Handles a WebSocket text message: not part of the protocol; fatal
     /// before `Hello`, like anything else that is not `Hello`.
-    pub(crate) fn on_text(&mut self) -> Flow {
-        let fatal = matches!(self.state, State::AwaitingHello);
+    pub(crate) async fn on_text(&mut self) -> Flow {
         let message = "text messages are not part of the protocol; send binary messages";
-        self.refuse(message.into(), fatal)
+        if matches!(self.state, State::AwaitingHello) {
+            return self.refuse(message.into(), true);
+        }
+        self.ignore(message.into()).await
     }
 
     /// Handles a QUIC datagram: only an unreliable reducer call of at most
@@ -247,6 +258,21 @@ impl Session {
             }
             Ok(_) | Err(_) => tracing::debug!("ignored a datagram that is not an unreliable call"),
         }
+    }
+
+    /// Tells a connected client that a message of its was ignored, and why,
+    /// with a non-fatal `Error` that its database queues after the answers
+    /// to what the client sent before (in order, as every answer).
+    async fn ignore(&mut self, reason: String) -> Flow {
+        tracing::debug!("ignoring client input: {reason}");
+        let State::Connected { key, database, .. } = &self.state else {
+            return self.refuse(reason, false);
+        };
+        let command = Command::Ignored { key: *key, reason };
+        if database.send(command).await.is_err() {
+            return self.refuse("the database stopped".into(), true);
+        }
+        Flow::Continue
     }
 
     /// Tells the client what was wrong with what it sent; a fatal error
