@@ -246,7 +246,9 @@ impl Engine {
     /// [`EngineConfig::epoch_tick`]), failing the call with
     /// [`CallError::ProcedureStopped`](crate::CallError::ProcedureStopped).
     /// A procedure inside a WASI clock wait (a sleep) wakes at once and is
-    /// stopped the same way.
+    /// stopped the same way. A procedure whose sleep or request was cut
+    /// short and that returns before its next check fails the same way,
+    /// whatever it returned.
     pub fn stop_procedures(&self) {
         self.stopping.send_replace(true);
     }

@@ -47,6 +47,7 @@ mod schema_import;
 mod secret_file;
 mod state;
 mod stderr_tail;
+mod stop_signal;
 mod storage;
 mod wait_cap;
 mod world;

@@ -19,6 +19,7 @@ use crate::module_log::{LogLevel, SharedLog, truncate_line};
 use crate::procedure_http::ProcedureHttp;
 use crate::procedure_tx::{ProcedureSide, TxPlan, TxSubmitter};
 use crate::state::{HostState, classify_trap};
+use crate::stop_signal::StopSignal;
 use crate::world::{ProcedureContext, WorldPre};
 
 /// What a procedure returned.
@@ -197,10 +198,11 @@ impl ProcedureRun {
             procedure_deadline: config.procedure_deadline,
             tx_deadline: config.reducer_deadline,
         };
+        let stop = StopSignal::new(self.engine.procedures_stopping());
         let http = ProcedureHttp {
             client: self.http.clone(),
             runtime: runtime.clone(),
-            stopping: self.engine.procedures_stopping(),
+            stop: stop.clone(),
         };
         state.procedure = Some(Box::new(ProcedureSide::new(plan, http)));
         let mut store = Store::new(self.engine.wasmtime(), state);
@@ -222,6 +224,12 @@ impl ProcedureRun {
         // A transaction still open is rolled back (the instance is dropped
         // with the store either way; its `Drop` would too).
         store.data_mut().end_procedure();
+        if stop.cut_short() {
+            // It returned, or failed, after a wait the stop cut short,
+            // before an epoch check could stop it: not what it would have
+            // returned.
+            return Err(CallError::ProcedureStopped(self.name.clone()));
+        }
         match result {
             None => Err(CallError::NoSuchProcedure(self.name.clone())),
             Some(Ok(Ok(value))) => self.check_return(value),
@@ -315,7 +323,7 @@ pub(crate) fn past_deadline(state: &HostState) -> wasmtime::Result<UpdateDeadlin
     let Some(side) = state.procedure.as_ref() else {
         return Ok(UpdateDeadline::Continue(1));
     };
-    if *side.http.stopping.borrow() {
+    if side.http.stop.is_set() {
         return Err(Stopped::Shutdown.into());
     }
     let now = Instant::now();

@@ -6,22 +6,22 @@
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::watch;
 use worldline_outbound::{HttpError, HttpErrorKind, HttpRequest, OutboundHttp};
 
 use crate::bindings::v2::worldline::module::http;
 use crate::module_log::truncate_line;
 use crate::state::HostState;
+use crate::stop_signal::StopSignal;
 
 /// A procedure's way out: its database's client, or why it has none, and
 /// the runtime that drives its requests.
 pub(crate) struct ProcedureHttp {
     pub(crate) client: Result<OutboundHttp, String>,
     pub(crate) runtime: Handle,
-    /// `true` once the server stops its procedures
+    /// Set once the server stops its procedures
     /// ([`Engine::stop_procedures`](crate::Engine::stop_procedures)): a
     /// request in flight ends at once, and the procedure is stopped.
-    pub(crate) stopping: watch::Receiver<bool>,
+    pub(crate) stop: StopSignal,
 }
 
 impl HostState {
@@ -67,11 +67,11 @@ impl HostState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(ms.into())),
         };
-        let mut stopping = side.http.stopping.clone();
+        let mut stop = side.http.stop.clone();
         let sent = side.http.runtime.block_on(async {
             tokio::select! {
                 sent = client.send(request, Some(side.deadline)) => sent,
-                Ok(_) = stopping.wait_for(|stopping| *stopping) => Err(HttpError::new(
+                () = stop.interrupt() => Err(HttpError::new(
                     HttpErrorKind::Timeout,
                     "the server is shutting down: the request was abandoned and the procedure \
                      is being stopped",

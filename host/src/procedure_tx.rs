@@ -463,7 +463,7 @@ mod tests {
         let http = ProcedureHttp {
             client: Err("no HTTP".into()),
             runtime: runtime.handle().clone(),
-            stopping: tokio::sync::watch::channel(false).1,
+            stop: crate::stop_signal::StopSignal::new(tokio::sync::watch::channel(false).1),
         };
         let mut side = ProcedureSide::new(plan, http);
         side.open = Some(OpenTx {

@@ -12,17 +12,19 @@
 //! `describe` that sleeps would hold a publish. A procedure's wait also
 //! ends when the server stops procedures
 //! ([`Engine::stop_procedures`](crate::Engine::stop_procedures)): it is
-//! then stopped at its next epoch check, or at once if it waits again.
+//! then stopped at its next epoch check, or at once if it waits again,
+//! and its result is the stop whatever it returns
+//! ([`StopSignal`]).
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::HostMonotonicClock;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
 use crate::state::HostState;
+use crate::stop_signal::StopSignal;
 
 /// The `wasi:clocks/monotonic-clock` instance the host links (the version
 /// wasmtime-wasi 48 implements; components importing other 0.2.x versions
@@ -88,11 +90,8 @@ pub(crate) fn cap_clock_waits(linker: &mut Linker<HostState>) -> wasmtime::Resul
 /// stops procedures); a trap carrying the deadline error if the wait would
 /// end past the call's deadline, or the shutdown if procedures are stopping.
 fn capped_wait(state: &mut HostState, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
-    let stopping = state
-        .procedure
-        .as_ref()
-        .map(|side| side.http.stopping.clone());
-    if stopping.as_ref().is_some_and(|stopping| *stopping.borrow()) {
+    let stop = state.procedure.as_ref().map(|side| side.http.stop.clone());
+    if stop.as_ref().is_some_and(StopSignal::is_set) {
         return Err(crate::procedure::Stopped::Shutdown.into());
     }
     let now = Instant::now();
@@ -110,7 +109,7 @@ fn capped_wait(state: &mut HostState, wait: Duration) -> wasmtime::Result<Resour
         Some(_) => WakeAt::Now { yielded: false },
         None => WakeAt::Never,
     };
-    let wake = state.resources.push(Wake { at: wake, stopping })?;
+    let wake = state.resources.push(Wake { at: wake, stop })?;
     subscribe(&mut state.resources, wake)
 }
 
@@ -118,18 +117,18 @@ fn capped_wait(state: &mut HostState, wait: Duration) -> wasmtime::Result<Resour
 /// stop if it is a procedure's.
 struct Wake {
     at: WakeAt,
-    stopping: Option<watch::Receiver<bool>>,
+    stop: Option<StopSignal>,
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for Wake {
     async fn ready(&mut self) {
-        let Some(stopping) = &mut self.stopping else {
+        let Some(stop) = &mut self.stop else {
             return self.at.ready().await;
         };
         tokio::select! {
             () = self.at.ready() => {}
-            Ok(_) = stopping.wait_for(|stopping| *stopping) => {}
+            () = stop.interrupt() => {}
         }
     }
 }

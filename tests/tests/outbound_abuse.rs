@@ -305,6 +305,26 @@ async fn stopping_the_server_does_not_wait_for_a_silent_http_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_the_server_wakes_and_stops_a_sleeping_procedure() {
     let live = LiveServer::start(&[]).await;
+    stop_a_sleeping_procedure(live).await;
+}
+
+/// The same with an epoch tick longer than the test: what the procedure
+/// runs after its sleep is woken meets no epoch check, as happens with
+/// the usual 5 ms tick when the wake comes just after a tick. It returns
+/// `"rested"` as if it had slept; the caller must still be told that it
+/// was stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_procedure_woken_by_the_stop_is_stopped_even_if_it_returns_before_a_check() {
+    let live = LiveServer::start_with(&[], |config| {
+        config.host.engine.epoch_tick = Duration::from_secs(3_600);
+    })
+    .await;
+    stop_a_sleeping_procedure(live).await;
+}
+
+/// Starts `nap` for 25 s on `live`, stops the server under it and checks
+/// that the caller was told the procedure was stopped.
+async fn stop_a_sleeping_procedure(live: LiveServer) {
     let base = format!("http://{}", live.http_addr());
     let call = tokio::task::spawn_blocking(move || {
         let owner = Http::new_identity(&base);
