@@ -387,6 +387,17 @@ fn seal(file: &mut dyn FileHandle, name: &str, size: u64) -> Result<(), StorageE
         })
 }
 
+/// Refuses segment `name` (first record `first`) if its header names
+/// another database ([`Ownership::check_file`]).
+pub(crate) fn check_segment_owner(
+    log: &dyn Directory,
+    first: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<(), StorageError> {
+    ownership.check_file(log, name, &format!("log/{name}"), first, &SEGMENT_MAGICS)
+}
+
 /// Deletes segments whose every record is before `offset`, keeping the
 /// newest segment. A segment of another database (put there while the
 /// server ran) is not removed: that is an error.
@@ -399,29 +410,10 @@ pub(crate) fn remove_segments_before(
     for pair in segments.windows(2) {
         let ((first, name), (next_first, _)) = (&pair[0], &pair[1]);
         if *next_first <= offset {
-            check_owner(log, *first, name, ownership)?;
+            check_segment_owner(log, *first, name, ownership)?;
             log.remove(name)
                 .map_err(|e| StorageError::io(format!("removing old log segment {name}"), e))?;
         }
     }
     super::sync_directory(log)
-}
-
-/// Refuses segment `name` (first record `first`) if its header names
-/// another database; reads only the header. A header that is damaged or
-/// not a segment's is left for [`read_segment`] to refuse where the
-/// segment is needed.
-pub(crate) fn check_owner(
-    log: &dyn Directory,
-    first: u64,
-    name: &str,
-    ownership: &Ownership,
-) -> Result<(), StorageError> {
-    let head = log
-        .read_head(name, database_id::HEADER_BYTES)
-        .map_err(|e| StorageError::io(format!("reading log segment {name}"), e))?;
-    match check_header(&format!("log/{name}"), first, &head, ownership) {
-        Err(foreign @ StorageError::Foreign { .. }) => Err(foreign),
-        _ => Ok(()),
-    }
 }

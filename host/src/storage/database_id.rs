@@ -247,6 +247,28 @@ impl Ownership {
         Ok(())
     }
 
+    /// Refuses file `name` of `dir` (`file` in errors: `log/…`,
+    /// `snapshots/…`; at `offset`, as for [`check`](Self::check)) if its
+    /// header names another database; reads only the header. A header that
+    /// is damaged or of neither of `magics` is left for the file's reader to
+    /// refuse where the file is needed.
+    pub(crate) fn check_file(
+        &self,
+        dir: &dyn Directory,
+        name: &str,
+        file: &str,
+        offset: u64,
+        magics: &Magics,
+    ) -> Result<(), StorageError> {
+        let head = dir
+            .read_head(name, HEADER_BYTES)
+            .map_err(|e| StorageError::io(format!("reading {file}"), e))?;
+        match read_header(&head, magics) {
+            Header::Valid(owner, _) => self.check(file, offset, owner),
+            Header::Unknown | Header::Damaged(_) => Ok(()),
+        }
+    }
+
     /// Checks that `owner`, whom the header of `file` (at `offset`: a
     /// segment's first record, a snapshot's next offset) names, is this
     /// database; refuses a file of another database.

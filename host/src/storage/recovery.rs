@@ -323,10 +323,10 @@ pub(crate) fn check_owners(
     ownership: &Ownership,
 ) -> Result<(), StorageError> {
     for (first, name) in segment_names(log)? {
-        commitlog::check_owner(log, first, &name, ownership)?;
+        commitlog::check_segment_owner(log, first, &name, ownership)?;
     }
     for (next_offset, name) in snapshot_names(snapshots)? {
-        snapshot::check_owner(snapshots, next_offset, &name, ownership)?;
+        snapshot::check_snapshot_owner(snapshots, next_offset, &name, ownership)?;
     }
     Ok(())
 }

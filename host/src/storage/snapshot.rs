@@ -118,21 +118,21 @@ fn check_header(
 }
 
 /// Refuses snapshot `name` (holding the transactions before
-/// `next_offset`) if its header names another database; reads only the
-/// header. A damaged header is left for [`read_snapshot`] to find.
-pub(crate) fn check_owner(
+/// `next_offset`) if its header names another database
+/// ([`Ownership::check_file`]).
+pub(crate) fn check_snapshot_owner(
     dir: &dyn Directory,
     next_offset: u64,
     name: &str,
     ownership: &Ownership,
 ) -> Result<(), StorageError> {
-    let head = dir
-        .read_head(name, database_id::HEADER_BYTES)
-        .map_err(|e| StorageError::io(format!("reading snapshot {name}"), e))?;
-    match check_header(&format!("snapshots/{name}"), next_offset, &head, ownership) {
-        Err(foreign @ StorageError::Foreign { .. }) => Err(foreign),
-        _ => Ok(()),
-    }
+    ownership.check_file(
+        dir,
+        name,
+        &format!("snapshots/{name}"),
+        next_offset,
+        &SNAPSHOT_MAGICS,
+    )
 }
 
 /// Deletes all but the `keep` newest snapshots. A snapshot of another
@@ -143,7 +143,7 @@ pub(crate) fn prune_snapshots(
     ownership: &Ownership,
 ) -> Result<(), StorageError> {
     for (next_offset, name) in snapshot_names(dir)?.into_iter().skip(keep.max(1)) {
-        check_owner(dir, next_offset, &name, ownership)?;
+        check_snapshot_owner(dir, next_offset, &name, ownership)?;
         dir.remove(&name)
             .map_err(|e| StorageError::io(format!("removing old snapshot {name}"), e))?;
     }
