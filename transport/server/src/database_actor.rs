@@ -231,12 +231,15 @@ impl DatabaseHandle {
 }
 
 /// Starts `database`'s thread. It runs until every handle is dropped.
-/// `shutdown` turns true when the server begins to stop.
+/// `shutdown` turns true when the server begins to stop; `outgoing` is the
+/// server's budget for messages to clients, and `max_message` the largest
+/// message a client takes.
 pub(crate) fn spawn(
     name: &str,
     database: Database,
     shutdown: watch::Receiver<bool>,
     outgoing: Arc<OutgoingBudget>,
+    max_message: usize,
 ) -> Result<(DatabaseHandle, JoinHandle<()>), ServerError> {
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let budget = Arc::new(Semaphore::new(COMMAND_QUEUE_BYTES));
@@ -251,7 +254,7 @@ pub(crate) fn spawn(
         deferring: VecDeque::new(),
         waiting: VecDeque::new(),
         turns: Turns::default(),
-        largest_message: 0,
+        max_message,
         pending_bytes: 0,
         newest: None,
         durable: Arc::new(Notify::new()),
@@ -410,10 +413,10 @@ struct Actor {
     waiting: VecDeque<Waiting>,
     /// Commands taken from the queue, waiting for their connection's turn.
     turns: Turns<Queued>,
-    /// The largest message any connection takes (see
-    /// [`Limits::bytes`](crate::outbound::Limits)): a transaction's update
-    /// to a query is not built past it.
-    largest_message: usize,
+    /// The largest message a connection takes
+    /// ([`ServerConfig::max_queued_bytes`](crate::ServerConfig::max_queued_bytes)):
+    /// a transaction's update to a query is not built past it.
+    max_message: usize,
     /// What the entries of `waiting` count for: the encoded messages and
     /// the rows the transactions behind them changed (their commit-log
     /// records), plus [`PENDING_OVERHEAD`] each.
@@ -652,7 +655,6 @@ impl Actor {
             Err(e) => return Err(format!("the module refused the connection: {e}")),
         }
         let limits = outbound.limits();
-        self.largest_message = self.largest_message.max(limits.bytes as usize);
         self.connections.insert(
             key,
             Connection {
@@ -1121,7 +1123,7 @@ impl Actor {
         let updates = self.engine.evaluate_within(
             &outcome.delta,
             self.database.datastore(),
-            self.largest_message,
+            self.max_message,
         );
         if updates.is_empty() {
             return;

@@ -181,6 +181,7 @@ impl Shared {
             database,
             self.shutdown.subscribe(),
             self.outgoing.clone(),
+            usize::try_from(self.config.max_queued_bytes).unwrap_or(usize::MAX),
         )?;
         self.databases
             .write()
