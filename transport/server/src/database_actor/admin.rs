@@ -29,6 +29,21 @@ impl Recompiled {
     fn get(&self, sql: &str, owner: bool) -> Option<&Result<CompiledQuery, String>> {
         self.by_client[usize::from(owner)].get(sql)
     }
+
+    /// `sql` compiled against `schema` for the owner (`owner`) or another
+    /// client: compiled the first time it is asked for, then kept.
+    fn compiled(
+        &mut self,
+        sql: &str,
+        owner: bool,
+        schema: &ModuleSchema,
+    ) -> &Result<CompiledQuery, String> {
+        let compiled = &mut self.by_client[usize::from(owner)];
+        if !compiled.contains_key(sql) {
+            compiled.insert(sql.to_owned(), compile_query(sql, schema, owner));
+        }
+        &compiled[sql]
+    }
 }
 
 /// The answer to an admin request.
@@ -330,7 +345,7 @@ impl Actor {
             .database
             .hot_swap_prepared(module, SwapPolicy::Compatible)
             .map_err(ApiError::publish_refused)?;
-        self.resubscribe_all(&recompiled, ending);
+        self.resubscribe_all(recompiled, ending);
         let mut changes: Vec<String> = plan.to_string().lines().map(str::to_owned).collect();
         if let Some(allow) = http_allow
             && &allow != self.database.http_allow()
@@ -355,11 +370,8 @@ impl Actor {
         let mut recompiled = Recompiled::default();
         for connection in self.connections.values() {
             let is_owner = connection.identity == owner;
-            let compiled = &mut recompiled.by_client[usize::from(is_owner)];
             for sql in connection.query_sets.values().flat_map(|set| &set.sql) {
-                if !compiled.contains_key(sql) {
-                    compiled.insert(sql.clone(), compile_query(sql, schema, is_owner));
-                }
+                recompiled.compiled(sql, is_owner, schema);
             }
         }
         recompiled
@@ -410,7 +422,7 @@ impl Actor {
     /// the rows `ending` says it held, then a `SubscriptionError` saying why.
     fn resubscribe_all(
         &mut self,
-        recompiled: &Recompiled,
+        mut recompiled: Recompiled,
         mut ending: HashMap<(ConnKey, u32), Vec<TableRows>>,
     ) {
         self.engine = SubscriptionEngine::default();
@@ -428,9 +440,10 @@ impl Actor {
                 let compiled = set
                     .sql
                     .iter()
-                    .map(|sql| match recompiled.get(sql, is_owner) {
-                        Some(query) => query.clone(),
-                        None => compile_query(sql, self.database.schema(), is_owner),
+                    .map(|sql| {
+                        recompiled
+                            .compiled(sql, is_owner, self.database.schema())
+                            .clone()
                     })
                     .collect::<Result<Vec<_>, _>>();
                 match compiled.map(|compiled| self.subscribe_compiled(key, compiled)) {
