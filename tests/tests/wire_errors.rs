@@ -7,7 +7,7 @@ use worldline_host::Authority;
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawQuic, RawWebSocket, call, fatal, hello};
 use worldline_tests::{Account, args};
-use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
+use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage, encode_frame};
 
 fn non_fatal(message: Option<ServerMessage>) -> String {
     match message {
@@ -229,6 +229,54 @@ async fn a_version_2_client_is_refused_the_types_of_later_versions() {
     ws.send(&call(1, "send_message", args(&("still here",))))
         .await;
     assert_eq!(reducer_status(ws.recv().await, 1), ReducerStatus::Committed);
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Frame limit": a fatal `Error` for what the client sent
+// comes after the answers to the messages before it. It was written at
+// once, ahead of `Welcome` (held until `client_connected`'s transaction
+// was durable) and of earlier calls' results, which were then lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_error_comes_after_the_answers_to_the_messages_before_it() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_frame = 64 * 1024;
+    })
+    .await;
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    let mut burst = encode_frame(&hello("chat", None));
+    burst.extend(encode_frame(&call(1, "send_message", args(&("first",)))));
+    burst.extend((1u32 << 30).to_le_bytes());
+    quic.send_bytes(&burst).await;
+    assert!(is_welcome(&quic.recv().await));
+    assert_eq!(
+        reducer_status(quic.recv().await, 1),
+        ReducerStatus::Committed
+    );
+    let message = fatal(quic.recv().await);
+    assert!(
+        message.contains("exceeds the limit of 65536 bytes"),
+        "{message}"
+    );
+    assert!(quic.recv().await.is_none(), "the connection is closed");
+
+    let mut ws = RawWebSocket::connect(&live.ws_url()).await;
+    ws.send(&hello("chat", None)).await;
+    ws.send(&call(2, "send_message", args(&("second",)))).await;
+    // Only the header of a frame announcing 100 KiB: a payload the server
+    // does not read would be unread when it closes the socket, which
+    // resets the connection and may cut short what it wrote.
+    let mut header = vec![0x82, 0xFF];
+    header.extend_from_slice(&(100u64 * 1024).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]); // the client's mask
+    ws.write_raw(&header).await;
+    assert!(is_welcome(&ws.recv().await));
+    assert_eq!(reducer_status(ws.recv().await, 2), ReducerStatus::Committed);
+    let message = fatal(ws.recv().await);
+    assert!(
+        message.contains("exceeds the limit of 65536 bytes"),
+        "{message}"
+    );
+    assert!(ws.recv().await.is_none(), "the connection is closed");
     live.shutdown().await;
 }
 

@@ -144,6 +144,12 @@ pub(crate) enum Command {
     /// (the answers it is owed, released as their transactions become
     /// durable), disconnect it as [`Command::Disconnect`] does.
     Finish { key: ConnKey },
+    /// What the client sent could not be read (a frame over the limit, a
+    /// broken frame): the session reads no more. Once every message queued
+    /// for it so far has been handed to its writer, send it the fatal
+    /// `Error` saying why, close the connection and disconnect it as
+    /// [`Command::Disconnect`] does.
+    Fail { key: ConnKey, reason: String },
     /// A request of the HTTP API.
     Admin(Admin),
     /// A procedure call's start, or its transaction.
@@ -159,7 +165,8 @@ impl Command {
             | Command::Client { key, .. }
             | Command::Ignored { key, .. }
             | Command::Disconnect { key }
-            | Command::Finish { key } => Some(*key),
+            | Command::Finish { key }
+            | Command::Fail { key, .. } => Some(*key),
             Command::Admin(_) | Command::Procedure(_) => None,
         }
     }
@@ -180,7 +187,7 @@ impl Command {
                 ClientMessage::Query { query, .. } => query.len(),
                 ClientMessage::Hello { .. } | ClientMessage::Unsubscribe { .. } => 0,
             },
-            Command::Ignored { reason, .. } => reason.len(),
+            Command::Ignored { reason, .. } | Command::Fail { reason, .. } => reason.len(),
             Command::Disconnect { .. } | Command::Finish { .. } => 0,
             Command::Admin(request) => request.bytes(),
             Command::Procedure(command) => command.bytes(),
@@ -372,9 +379,11 @@ enum Held {
     Reply(Option<u64>, AfterDurable),
     /// A transaction's record, counted in [`PENDING_BYTES`] until durable.
     Record,
-    /// The end of a connection whose client finished sending: everything
-    /// held for it before this goes out first, then it is disconnected.
-    Finish(ConnKey),
+    /// The end of a connection whose client finished sending, or whose
+    /// input could not be read (with the fatal `Error` saying why):
+    /// everything held for it before this goes out first, then the
+    /// `Error`, then it is disconnected.
+    Finish(ConnKey, Option<String>),
 }
 
 /// An entry of the queue: released once the transaction at `after` (the
@@ -627,7 +636,8 @@ impl Actor {
                 }
             }
             Command::Disconnect { key } => self.disconnect(key),
-            Command::Finish { key } => self.finish_after_answers(key),
+            Command::Finish { key } => self.finish_after_answers(key, None),
+            Command::Fail { key, reason } => self.finish_after_answers(key, Some(reason)),
             Command::Admin(request) => self.admin(request),
             Command::Procedure(command) => self.procedure(command),
         }
@@ -1034,24 +1044,32 @@ impl Actor {
     }
 
     /// Disconnects `key` once everything held for it so far has gone out
-    /// (see [`Command::Finish`]); the messages made for it meanwhile (the
-    /// updates of later transactions) are dropped.
-    fn finish_after_answers(&mut self, key: ConnKey) {
+    /// (see [`Command::Finish`] and [`Command::Fail`]), after sending it
+    /// `error` as a fatal `Error` if there is one; the messages made for it
+    /// meanwhile (the updates of later transactions) are dropped.
+    fn finish_after_answers(&mut self, key: ConnKey, error: Option<String>) {
         if self.connections.contains_key(&key) {
-            self.hold(0, Held::Finish(key));
+            self.hold(0, Held::Finish(key, error));
         }
     }
 
     /// A finished connection's turn came: its deferred updates go out
-    /// (unless the commit log failed, which drops them), then it is
-    /// disconnected; its writer closes the connection once it has written
-    /// what it was handed.
-    fn close_finished(&mut self, key: ConnKey, hand_over: bool) {
-        if let Some(connection) = self.connections.get_mut(&key)
-            && hand_over
-        {
-            // A queue without room drops the connection itself.
-            connection.hand_over(None);
+    /// (unless the commit log failed, which drops them), then the fatal
+    /// `Error` if it failed, then it is disconnected; its writer closes the
+    /// connection once it has written what it was handed.
+    fn close_finished(&mut self, key: ConnKey, hand_over: bool, error: Option<String>) {
+        if let Some(connection) = self.connections.get_mut(&key) {
+            if hand_over {
+                // A queue without room drops the connection itself.
+                connection.hand_over(None);
+            }
+            if let Some(message) = error {
+                let error = ServerMessage::Error {
+                    message,
+                    fatal: true,
+                };
+                connection.outbound.close_with(&error);
+            }
         }
         self.disconnect(key);
     }
@@ -1277,8 +1295,8 @@ impl Actor {
             self.pending_bytes -= bytes;
             let (key, pending) = match held {
                 Held::Record => continue,
-                Held::Finish(key) => {
-                    self.close_finished(key, !failed);
+                Held::Finish(key, error) => {
+                    self.close_finished(key, !failed, error);
                     continue;
                 }
                 Held::Reply(offset, reply) => {

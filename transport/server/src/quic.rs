@@ -176,7 +176,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
                             break;
                         }
                         Err(e) => {
-                            flow = session.refuse(e.to_string(), true);
+                            flow = session.fail(e.to_string()).await;
                             break;
                         }
                     }
@@ -190,7 +190,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
             _ = sleep_until(frame_deadline) => {
                 let seconds = idle_timeout.as_secs_f64();
                 let message = format!("a frame stayed incomplete for {seconds} s; closing");
-                flow = session.refuse(message, true);
+                flow = session.fail(message).await;
             }
             _ = &mut writer => break,
             _ = shutdown.changed() => {

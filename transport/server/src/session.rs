@@ -275,6 +275,29 @@ impl Session {
         Flow::Continue
     }
 
+    /// Ends the connection because what the client sent could not be read
+    /// (a frame over the limit, a broken frame, one left incomplete): the
+    /// fatal `Error` saying why comes after the answers to the messages
+    /// read before (a `Welcome` included), which the database releases in
+    /// order, and the database then closes the connection and disconnects
+    /// it. Before the handshake the `Error` goes out at once.
+    pub(crate) async fn fail(&mut self, reason: String) -> Flow {
+        tracing::debug!("failing a client: {reason}");
+        let State::Connected { key, database, .. } = &self.state else {
+            return self.refuse(reason, true);
+        };
+        let command = Command::Fail {
+            key: *key,
+            reason: reason.clone(),
+        };
+        if database.send(command).await.is_err() {
+            return self.refuse(reason, true);
+        }
+        // The database disconnects it once the `Error` is out.
+        self.state = State::Closed;
+        Flow::Close
+    }
+
     /// Tells the client what was wrong with what it sent; a fatal error
     /// also closes the connection. Never waits for the client.
     pub(crate) fn refuse(&mut self, message: String, fatal: bool) -> Flow {

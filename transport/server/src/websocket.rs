@@ -103,7 +103,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,
             Some(Ok(Message::Text(_))) => session.on_text().await,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-            Some(Err(e)) => session.refuse(read_error(e), true),
+            Some(Err(e)) => session.fail(read_error(e)).await,
         };
     }
     session.end().await;
