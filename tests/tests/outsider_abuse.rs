@@ -453,3 +453,23 @@ async fn a_shutdown_says_why_in_the_error_and_the_close_frame() {
         .expect("shutdown finishes")
         .expect("the shutdown task");
 }
+
+// PROTOCOL.md "WebSocket": a Close frame with a code RFC 6455 does not
+// allow on the wire is answered with a Close frame (code 1002, reason
+// `Protocol violation`), with no `Error` before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_close_code_is_answered_with_a_protocol_violation() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    for code in [999u16, 1005, 1006] {
+        let mut ws = connected(&live).await;
+        ws.write_raw(&frame(0x8, true, false, true, &code.to_be_bytes()))
+            .await;
+        assert_eq!(
+            ws.close_reason().await.as_deref(),
+            Some("Protocol violation"),
+            "close code {code}"
+        );
+    }
+    still_serves(&live).await;
+    live.shutdown().await;
+}
