@@ -561,15 +561,28 @@ fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, Quer
                 format!("no table `{}` in the query (`{}`)", quoted(q), quoted(expr))
             }
             _ => format!(
-                "no column `{}` in {}",
+                "no column `{}` in {}{}",
                 quoted(expr),
                 scopes
                     .iter()
                     .map(|s| format!("`{}`", s.table.name))
                     .collect::<Vec<_>>()
-                    .join(" or ")
+                    .join(" or "),
+                string_hint(expr)
             ),
         })),
+    }
+}
+
+/// For a name in double quotes, which SQL reads as a column's name: how
+/// to write the string that was most likely meant.
+fn string_hint(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) if ident.quote_style == Some('"') => format!(
+            " (double quotes name a column; write a string in single quotes: '{}')",
+            quoted(&ident.value.replace('\'', "''"))
+        ),
+        _ => String::new(),
     }
 }
 

@@ -243,6 +243,12 @@ fn unsupported_and_wrong_queries_say_why() {
     assert!(
         matches!(err("SELECT * FROM player p WHERE q.id = 3"), QueryError::UnknownName(m) if m.contains("q.id"))
     );
+    // A string written in double quotes, as many languages write one.
+    assert_eq!(
+        err(r#"SELECT * FROM player WHERE name = "it's""#).to_string(),
+        "no column `\"it's\"` in `player` (double quotes name a column; write a string in \
+         single quotes: 'it''s')"
+    );
     assert!(
         matches!(err("SELECT name FROM player"), QueryError::Unsupported(m) if m.contains("`*`"))
     );
