@@ -7,11 +7,12 @@
 
 use std::time::Duration;
 
+use serde_bytes::ByteBuf;
 use worldline_server::{Server, ServerConfig};
 use worldline_tests::live::LiveServer;
 use worldline_tests::raw::{RawClient, RawQuic, RawWebSocket, call, hello};
 use worldline_tests::{TempDir, args, resident_bytes};
-use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
+use worldline_transport::{ClientMessage, ProcedureStatus, ReducerStatus, ServerMessage};
 
 /// What the server may hold for all clients, and for each one.
 const BUDGET: u32 = 32 << 20;
@@ -63,7 +64,7 @@ async fn write_messages(writer: &mut RawQuic, first_id: u32, count: u32) {
 // thousand of them more than any machine has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_together_are_held_to_the_servers_budget() {
-    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+    let live = LiveServer::start_with(&[("chat", "chat"), ("features", "features")], |config| {
         config.max_queued_bytes = BUDGET;
         config.max_outgoing_bytes = u64::from(BUDGET);
     })
@@ -151,6 +152,33 @@ async fn slow_clients_together_are_held_to_the_servers_budget() {
             message,
         }) => assert!(message.starts_with(SHORT), "{message}"),
         other => panic!("the subscription is refused for the shortage, got {other:?}"),
+    }
+    // And a procedure's result, made on another database of the server:
+    // the procedure runs, and its caller is told why its result is not sent.
+    let mut caller = RawWebSocket::connect(&live.ws_url()).await;
+    caller.send(&hello("features", None)).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    caller
+        .send(&ClientMessage::CallProcedure {
+            request_id: 7,
+            procedure: "echo_proc".into(),
+            args: ByteBuf::from(args(&("x".repeat(1 << 20),))),
+        })
+        .await;
+    match caller.recv().await {
+        Some(ServerMessage::ProcedureResult {
+            request_id: 7,
+            status: ProcedureStatus::Failed(message),
+            ..
+        }) => assert!(message.starts_with(SHORT), "{message}"),
+        Some(ServerMessage::ProcedureResult {
+            status: ProcedureStatus::Returned(value),
+            ..
+        }) => panic!("the procedure's result of {} bytes was sent", value.len()),
+        other => panic!("the procedure's result is refused for the shortage, got {other:?}"),
     }
     // Messages have now waited for the slow connections for over a second
     // without a pause: they are behind.
