@@ -1,6 +1,8 @@
 //! Turns the module's `describe` output (a WIT type arena) into the
 //! datastore's schema, rejecting malformed descriptions.
 
+use std::collections::HashSet;
+
 use worldline_datastore::{
     AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProcedureSchema,
     ProductType, ReducerSchema, ScheduleSchema, SchemaError, SumType, TableSchema, Variant,
@@ -257,6 +259,11 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
                     .map_err(at)?,
             }),
         };
+        if let Some(problem) = repeated_member(node) {
+            return Err(at(SchemaError::Description(format!(
+                "type node {position}: {problem}"
+            ))));
+        }
         total = total.saturating_add(size);
         if total > MAX_DESCRIPTION_NODES {
             return Err(at(SchemaError::Description(format!(
@@ -269,6 +276,23 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
         depths.push(depth);
     }
     Ok((resolved, sizes))
+}
+
+/// Which name two fields of a product node, or two cases of a sum node,
+/// share (a value in JSON, keyed by these names, could hold only one).
+fn repeated_member(node: &wit::TypeNode) -> Option<String> {
+    let mut seen = HashSet::new();
+    match node {
+        wit::TypeNode::Product(fields) => field_names(fields)
+            .find(|name| !seen.insert(*name))
+            .map(|name| format!("two fields are named `{}`", short(name))),
+        wit::TypeNode::Sum(cases) => cases
+            .iter()
+            .map(|case| case.name.as_str())
+            .find(|name| !seen.insert(*name))
+            .map(|name| format!("two cases are named `{}`", short(name))),
+        _ => None,
+    }
 }
 
 /// The arena's refusal, naming where the refused node is used: the first
@@ -343,8 +367,8 @@ fn containing(nodes: &[wit::TypeNode], target: usize) -> Vec<bool> {
 }
 
 /// Refuses a description with more tables or functions, longer lists in a
-/// table definition, or longer names than a module may have, before
-/// anything in it is expanded.
+/// table definition, or longer names than a module may have, or a name
+/// holding a control character, before anything in it is expanded.
 fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
     let too_many = |what: &str, count: usize, limit: usize| {
         (count > limit).then(|| {
@@ -406,14 +430,24 @@ fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
             _ => {}
         }
     }
-    match names.into_iter().find(|name| name.len() > MAX_NAME_BYTES) {
-        Some(name) => Err(SchemaError::Description(format!(
-            "the name `{}` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
-            short(name),
-            name.len()
-        ))),
-        None => Ok(()),
+    for name in names {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(SchemaError::Description(format!(
+                "the name `{}` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
+                short(name),
+                name.len()
+            )));
+        }
+        if let Some(control) = name.chars().find(|c| c.is_control()) {
+            return Err(SchemaError::Description(format!(
+                "the name \"{}\" holds the control character U+{:04X}; names may not hold \
+                 control characters",
+                short(name).escape_debug(),
+                u32::from(control)
+            )));
+        }
     }
+    Ok(())
 }
 
 /// The names of the named fields among `fields`.

@@ -431,6 +431,9 @@ impl ModuleSchema {
                         .into(),
                 ));
             }
+            if let Some(name) = repeated_name(&procedure.params) {
+                return Err(problem(format!("two parameters are named `{name}`")));
+            }
             for (position, param) in procedure.params.fields.iter().enumerate() {
                 if param.ty.nests_deeper_than(MAX_NESTING_DEPTH) {
                     let name = param.name.clone().unwrap_or_else(|| position.to_string());
@@ -563,6 +566,9 @@ impl ModuleSchema {
                     return Err(problem("lifecycle reducers take no arguments"));
                 }
             }
+            if let Some(name) = repeated_name(&reducer.params) {
+                return Err(problem(&format!("two parameters are named `{name}`")));
+            }
             for (position, param) in reducer.params.fields.iter().enumerate() {
                 if param.ty.nests_deeper_than(MAX_NESTING_DEPTH) {
                     let name = param.name.clone().unwrap_or_else(|| position.to_string());
@@ -574,6 +580,16 @@ impl ModuleSchema {
         }
         Ok(())
     }
+}
+
+/// The first name two named fields of `product` share, if any.
+fn repeated_name(product: &ProductType) -> Option<&str> {
+    let mut names = HashSet::new();
+    product
+        .fields
+        .iter()
+        .filter_map(|field| field.name.as_deref())
+        .find(|name| !names.insert(*name))
 }
 
 fn table_error(table: &TableSchema, problem: impl Into<String>) -> SchemaError {
@@ -591,6 +607,12 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
     for (position, field) in table.columns.fields.iter().enumerate() {
         match &field.name {
             None => return Err(table_error(table, format!("column {position} has no name"))),
+            Some(name) if name.is_empty() => {
+                return Err(table_error(
+                    table,
+                    format!("column {position} has an empty name"),
+                ));
+            }
             Some(name) if !column_names.insert(name.as_str()) => {
                 return Err(table_error(
                     table,

@@ -1,0 +1,196 @@
+//! What `wit/worldline.wit` promises an author who writes a module in plain
+//! C against the raw WIT (no SDK), checked with C modules built during the
+//! test: descriptions the host must refuse at publish, naming what is
+//! wrong, and datastore calls whose accounting a module relies on.
+
+use worldline_host::{Database, Engine, EngineConfig, HostError};
+use worldline_tests::raw_c::c_component;
+use worldline_tests::{OWNER, test_engine_config};
+
+/// The module. Arena: 0 `u64`, 1 `u32`, 2 the row of `item` (`id: u64`,
+/// `n: u64`), 3 the empty product, 4 a struct `{x: u64, y: u64}`, 5 the row
+/// `{id: u64, pos: 4}`. Tables: `item` (primary key on `id`) and `nothing`
+/// (no columns, no indexes). Reducers, each taking `n: u32`:
+/// `fill_nothing` inserts `n` rows into `nothing`; `fail_then_insert` makes
+/// `n` inserts of a 1 KiB row that does not decode (each must fail with
+/// `invalid-row`), then inserts the item `(1, 1)`.
+///
+/// `SCHEMA` (a preprocessor define) breaks the description one way:
+/// 1 an empty column name, 2 a table name with control characters, 3 a
+/// struct column with two fields named `x`, 4 a sum column with two cases
+/// named `a`, 5 a reducer with two parameters named `n`.
+const SOURCE: &str = r#"
+#include "module.h"
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SCHEMA
+#define SCHEMA 0
+#endif
+
+typedef worldline_module_types_type_node_t node_t;
+typedef worldline_module_types_field_t field_t;
+
+static module_string_t S(const char *s) { module_string_t m; module_string_dup(&m, s); return m; }
+static node_t prim(uint8_t tag) { node_t n; memset(&n, 0, sizeof n); n.tag = tag; return n; }
+static worldline_module_types_list_field_t fields(size_t n, const char **names, const uint32_t *tys) {
+  worldline_module_types_list_field_t list = {calloc(n ? n : 1, sizeof(field_t)), n};
+  for (size_t i = 0; i < n; i++) {
+    list.ptr[i].name.is_some = true; list.ptr[i].name.val = S(names[i]);
+    list.ptr[i].ty = tys[i];
+  }
+  return list;
+}
+static node_t product(size_t n, const char **names, const uint32_t *tys) {
+  node_t p = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_PRODUCT);
+  p.val.product = fields(n, names, tys);
+  return p;
+}
+static worldline_module_types_table_def_t table(const char *name, uint32_t row_type, int pk) {
+  worldline_module_types_table_def_t t; memset(&t, 0, sizeof t);
+  t.name = S(name); t.row_type = row_type; t.public_ = true;
+  if (pk) {
+    t.primary_key.is_some = true; t.primary_key.val = 0;
+    t.indexes.len = 1; t.indexes.ptr = calloc(1, sizeof *t.indexes.ptr);
+    t.indexes.ptr[0].name = S("pk"); t.indexes.ptr[0].columns.len = 1;
+    t.indexes.ptr[0].columns.ptr = calloc(1, sizeof(uint32_t));
+    t.indexes.ptr[0].kind = WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE;
+  }
+  return t;
+}
+
+void exports_worldline_module_guest_describe(exports_worldline_module_guest_module_def_t *ret) {
+  node_t *t = calloc(6, sizeof(node_t));
+  t[0] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U64);
+  t[1] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U32);
+  t[2] = product(2, (const char *[]){"id", SCHEMA == 1 ? "" : "n"}, (uint32_t[]){0, 0});
+  t[3] = product(0, NULL, NULL);
+  if (SCHEMA == 4) {
+    t[4] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_SUM);
+    t[4].val.sum.len = 2; t[4].val.sum.ptr = calloc(2, sizeof *t[4].val.sum.ptr);
+    t[4].val.sum.ptr[0].name = S("a"); t[4].val.sum.ptr[0].ty = 3;
+    t[4].val.sum.ptr[1].name = S("a"); t[4].val.sum.ptr[1].ty = 3;
+  } else {
+    t[4] = product(2, (const char *[]){"x", SCHEMA == 3 ? "x" : "y"}, (uint32_t[]){0, 0});
+  }
+  t[5] = product(2, (const char *[]){"id", "pos"}, (uint32_t[]){0, 4});
+  ret->types.ptr = t; ret->types.len = 6;
+
+  ret->tables.len = 2; ret->tables.ptr = calloc(2, sizeof *ret->tables.ptr);
+  ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : 2, 1);
+  ret->tables.ptr[1] = table("nothing", 3, 0);
+
+  ret->reducers.len = 2; ret->reducers.ptr = calloc(2, sizeof *ret->reducers.ptr);
+  ret->reducers.ptr[0].name = S("fill_nothing");
+  ret->reducers.ptr[0].params = fields(SCHEMA == 5 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
+  ret->reducers.ptr[1].name = S("fail_then_insert");
+  ret->reducers.ptr[1].params = fields(1, (const char *[]){"n"}, (uint32_t[]){1});
+  ret->procedures.len = 0; ret->procedures.ptr = NULL;
+}
+
+static uint32_t varint(const module_list_u8_t *bytes) {
+  uint32_t value = 0;
+  for (size_t i = 0; i < bytes->len && i < 5; i++) {
+    value |= (uint32_t)(bytes->ptr[i] & 0x7f) << (7 * i);
+    if (!(bytes->ptr[i] & 0x80)) break;
+  }
+  return value;
+}
+
+/* Inserts `len` bytes into `table`; returns the error kind, or -1 on success. */
+static int insert(uint32_t table, uint8_t *bytes, size_t len) {
+  module_list_u8_t row = {bytes, len}, stored;
+  worldline_module_datastore_db_error_t e;
+  if (worldline_module_datastore_insert(table, &row, &stored, &e)) {
+    module_list_u8_free(&stored);
+    return -1;
+  }
+  int kind = e.kind;
+  worldline_module_datastore_db_error_free(&e);
+  return kind;
+}
+
+bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_module_guest_reducer_context_t *ctx,
+                                                 module_list_u8_t *arguments, module_string_t *err) {
+  (void)ctx;
+  uint32_t n = varint(arguments);
+  module_list_u8_free(arguments);
+  if (id == 0) {
+    for (uint32_t i = 0; i < n; i++) {
+      if (insert(1, NULL, 0) != -1) { module_string_dup(err, "an empty row was refused"); return false; }
+    }
+    return true;
+  }
+  static uint8_t junk[1024];
+  junk[0] = 1; junk[1] = 1; /* a valid (id, n), then 1,022 bytes too many */
+  for (uint32_t i = 0; i < n; i++) {
+    if (insert(0, junk, sizeof junk) != WORLDLINE_MODULE_DATASTORE_ERROR_KIND_INVALID_ROW) {
+      module_string_dup(err, "a row with trailing bytes was not invalid-row");
+      return false;
+    }
+  }
+  if (insert(0, junk, 2) != -1) { module_string_dup(err, "the valid row was refused"); return false; }
+  return true;
+}
+
+bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldline_module_guest_procedure_context_t *ctx,
+                                                   module_list_u8_t *arguments, module_list_u8_t *ret, module_string_t *err) {
+  (void)id; (void)ctx; (void)ret;
+  module_list_u8_free(arguments);
+  module_string_dup(err, "no procedures");
+  return false;
+}
+"#;
+
+fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine {
+    let mut config = test_engine_config();
+    adjust(&mut config);
+    Engine::new(config).expect("creating the wasm engine")
+}
+
+/// The module, described as it is (`SCHEMA` 0).
+fn module() -> Vec<u8> {
+    c_component("contract", SOURCE, &[])
+}
+
+// The WIT's `table-def`, `reducer-def` and `type-node` rules: each broken
+// description is refused at publish with a message naming the table,
+// column or reducer and what is wrong with it. Each was accepted before:
+// an empty column name (the WIT says non-empty) and a table name holding
+// a terminal escape sequence, shown as it is wherever the name is
+// printed; two struct fields, sum cases or parameters of one name, of
+// which a row or argument list in JSON (the CLI's, a client's) can show
+// or take only one.
+#[test]
+fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
+    let engine = engine_with(|_| {});
+    let cases: [(&str, &[&str]); 5] = [
+        ("table `item`", &["column 1", "empty name"]),
+        ("control character", &["U+001B"]),
+        (
+            "table `item`",
+            &["column `pos`", "two fields are named `x`"],
+        ),
+        ("table `item`", &["column `pos`", "two cases are named `a`"]),
+        ("reducer `fill_nothing`", &["two parameters are named `n`"]),
+    ];
+    for (schema, (names, problems)) in (1..).zip(cases) {
+        let wasm = c_component(
+            &format!("contract-schema{schema}"),
+            SOURCE,
+            &[&format!("-DSCHEMA={schema}")],
+        );
+        let message = match Database::create(&engine, &wasm, OWNER) {
+            Err(HostError::Schema(error)) => error.to_string(),
+            Err(other) => panic!("SCHEMA={schema}: refused, but not for its schema: {other}"),
+            Ok(_) => panic!("SCHEMA={schema}: a broken description was accepted"),
+        };
+        for expected in std::iter::once(&names).chain(problems) {
+            assert!(
+                message.contains(expected),
+                "SCHEMA={schema}: `{message}` does not say {expected:?}"
+            );
+        }
+    }
+    Database::create(&engine, &module(), OWNER).expect("the unbroken description is accepted");
+}
