@@ -15,6 +15,7 @@ use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
 use crate::engine::Engine;
 use crate::error::{CallError, HostError, quoted_name};
+use crate::host_calls::quota_bytes;
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::log_throttle::{LogThrottle, held_back_note};
 use crate::module_log::{LogLevel, ModuleLog, truncate_line};
@@ -238,7 +239,8 @@ pub struct Database {
     broken: Option<Broken>,
     /// The commit log and snapshots, for a persistent database.
     storage: Option<DatabaseStorage>,
-    /// Bytes of the committed rows, for the database's quota.
+    /// What the committed rows count against the database's quota (see
+    /// [`crate::host_calls::quota_bytes`]).
     stored_bytes: usize,
     /// The hosts the owner allowed procedures to send HTTP requests to.
     http_allow: AllowList,
@@ -1012,8 +1014,8 @@ impl Database {
         let delta = self.instance.store.data_mut().datastore.commit();
         self.scheduler.apply(&delta);
         for table in &delta.tables {
-            let inserted: usize = table.inserts.iter().map(|r| r.len()).sum();
-            let deleted: usize = table.deletes.iter().map(|r| r.len()).sum();
+            let inserted: usize = table.inserts.iter().map(|r| quota_bytes(r.len())).sum();
+            let deleted: usize = table.deletes.iter().map(|r| quota_bytes(r.len())).sum();
             self.stored_bytes = (self.stored_bytes + inserted).saturating_sub(deleted);
         }
         let offset = self.log_commit(origin, caller, timestamp, &delta)?;
@@ -1124,11 +1126,11 @@ fn component_error(wasm: &[u8], error: &wasmtime::Error) -> HostError {
     }
 }
 
-/// Bytes of every row in `datastore`.
+/// What every row in `datastore` counts against the database's row quota.
 fn row_bytes(datastore: &Datastore) -> usize {
     (0..datastore.tables().len())
         .filter_map(|table| datastore.rows(table).ok())
         .flatten()
-        .map(|row| row.len())
+        .map(|row| quota_bytes(row.len()))
         .sum()
 }

@@ -13,6 +13,18 @@ const MAX_BATCH_ROWS: u32 = 1024;
 /// How many rows `cursor.next` takes between checks of its byte cap.
 const BYTE_CHECK_ROWS: u32 = 16;
 
+/// What each row counts against the row quotas besides its bytes (the
+/// transaction's `max_tx_write_bytes`, the database's
+/// `max_database_bytes`): the host keeps a slot, a length and log entries
+/// for every row, so rows of few bytes, or none (a table without columns),
+/// must not be free.
+const ROW_OVERHEAD_BYTES: usize = 16;
+
+/// What a row of `len` bytes counts against the row quotas.
+pub(crate) fn quota_bytes(len: usize) -> usize {
+    len.saturating_add(ROW_OVERHEAD_BYTES)
+}
+
 /// A scan in progress, as held in the module's resource table.
 pub struct CursorHandle(ds::Cursor);
 
@@ -42,12 +54,14 @@ fn key_bound(bound: WitBound) -> KeyBound {
 type DsResult<T> = HostResult<Result<T, ds::DbError>>;
 
 impl HostState {
-    /// Counts `bytes` more row bytes written by this call, trapping once
-    /// the transaction passes its quota.
-    fn charge_write(&mut self, bytes: usize) -> HostResult<()> {
-        self.bytes_written = self.bytes_written.saturating_add(bytes);
+    /// What this transaction will have written once a row of `len` bytes
+    /// more is stored, trapping if that takes it past its quota, or the
+    /// database past its own. Counts nothing: a write counts only once it
+    /// is stored (see [`HostState::counted`]).
+    fn check_write(&self, len: usize) -> HostResult<usize> {
+        let written = self.bytes_written.saturating_add(quota_bytes(len));
         let limit = self.quotas.max_tx_write_bytes;
-        if self.bytes_written > limit {
+        if written > limit {
             return Err(LimitExceeded(format!(
                 "the transaction inserted or updated more than {limit} bytes of rows, the most \
                  one transaction may write (EngineConfig::max_tx_write_bytes)"
@@ -56,14 +70,27 @@ impl HostState {
         }
         // Deletes in this transaction are not counted until it commits.
         let limit = self.quotas.max_database_bytes;
-        if self.stored_bytes.saturating_add(self.bytes_written) > limit {
+        if self.stored_bytes.saturating_add(written) > limit {
             return Err(LimitExceeded(format!(
                 "the database would hold more than {limit} bytes of rows, the most one database \
                  may hold (EngineConfig::max_database_bytes); delete rows to make room"
             ))
             .into());
         }
-        Ok(())
+        Ok(written)
+    }
+
+    /// Counts a write [`HostState::check_write`] allowed as `written`,
+    /// if the datastore stored it: a refused write writes nothing.
+    fn counted<T>(
+        &mut self,
+        written: usize,
+        result: Result<T, ds::DbError>,
+    ) -> Result<T, ds::DbError> {
+        if result.is_ok() {
+            self.bytes_written = written;
+        }
+        result
     }
 
     /// Keeps a new cursor in the resource table, trapping if the call
@@ -84,19 +111,17 @@ impl HostState {
     }
 
     pub(crate) fn ds_insert(&mut self, table: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
-        self.charge_write(row.len())?;
-        Ok(self
-            .datastore
-            .insert(table_id(table), &row)
-            .map(|r| r.to_vec()))
+        let written = self.check_write(row.len())?;
+        let inserted = self.datastore.insert(table_id(table), &row);
+        Ok(self.counted(written, inserted).map(|r| r.to_vec()))
     }
 
     pub(crate) fn ds_update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
-        self.charge_write(row.len())?;
-        Ok(self
+        let written = self.check_write(row.len())?;
+        let updated = self
             .datastore
-            .update(table_id(table), table_id(index), &row)
-            .map(|r| r.to_vec()))
+            .update(table_id(table), table_id(index), &row);
+        Ok(self.counted(written, updated).map(|r| r.to_vec()))
     }
 
     pub(crate) fn ds_delete(&mut self, table: u32, index: u32, key: Vec<u8>) -> DsResult<bool> {

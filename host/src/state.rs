@@ -76,9 +76,11 @@ pub(crate) struct HostState {
     /// The resource-table positions of the cursors opened during this
     /// call and not yet dropped; closed by the host when the call ends.
     pub(crate) open_cursors: HashSet<u32>,
-    /// Row bytes inserted or updated during this call.
+    /// What the rows inserted or updated during this call count against
+    /// the quotas (see [`crate::host_calls::quota_bytes`]).
     pub(crate) bytes_written: usize,
-    /// Row bytes the database held when this call started.
+    /// What the rows the database held when this call started count
+    /// against its quota.
     pub(crate) stored_bytes: usize,
     memory: MemoryLimiter,
     /// The module's monotonic clock (shared with its WASI context).

@@ -3,9 +3,9 @@
 //! test: descriptions the host must refuse at publish, naming what is
 //! wrong, and datastore calls whose accounting a module relies on.
 
-use worldline_host::{Database, Engine, EngineConfig, HostError};
+use worldline_host::{CallContext, CallError, Database, Engine, EngineConfig, HostError};
 use worldline_tests::raw_c::c_component;
-use worldline_tests::{OWNER, test_engine_config};
+use worldline_tests::{OWNER, args, rows, test_engine_config};
 
 /// The module. Arena: 0 `u64`, 1 `u32`, 2 the row of `item` (`id: u64`,
 /// `n: u64`), 3 the empty product, 4 a struct `{x: u64, y: u64}`, 5 the row
@@ -148,6 +148,11 @@ fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine {
     Engine::new(config).expect("creating the wasm engine")
 }
 
+fn call(db: &mut Database, reducer: &str, n: u32) -> Result<(), CallError> {
+    db.call_reducer(reducer, &args(&(n,)), CallContext::new(OWNER))
+        .map(drop)
+}
+
 /// The module, described as it is (`SCHEMA` 0).
 fn module() -> Vec<u8> {
     c_component("contract", SOURCE, &[])
@@ -193,4 +198,72 @@ fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
         }
     }
     Database::create(&engine, &module(), OWNER).expect("the unbroken description is accepted");
+}
+
+/// An engine whose transactions may write at most 1 MiB of rows, and
+/// whose databases may hold as much, with a deadline no honest call here
+/// comes near.
+fn small_quota_engine() -> Engine {
+    engine_with(|c| {
+        c.reducer_deadline = std::time::Duration::from_secs(10);
+        c.max_tx_write_bytes = 1 << 20;
+        c.max_database_bytes = 1 << 20;
+    })
+}
+
+// The WIT's limits bound the rows a transaction writes and a database
+// holds, so that no module makes the host hold unbounded memory. They
+// counted row bytes only, and a row of a table without columns has none:
+// a reducer could insert rows of nothing without end, each costing the
+// host its bookkeeping, and no quota ever noticed. Every row now counts
+// its bookkeeping too.
+#[test]
+fn rows_without_bytes_still_count_against_the_row_quotas() {
+    let engine = small_quota_engine();
+    let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
+    let error = call(&mut db, "fill_nothing", 200_000).expect_err("past the transaction quota");
+    assert!(
+        matches!(&error, CallError::LimitExceeded(m) if m.contains("max_tx_write_bytes")),
+        "{error}"
+    );
+    assert_eq!(
+        db.rows("nothing").expect("rows").len(),
+        0,
+        "nothing was written"
+    );
+
+    let mut calls = 0;
+    let error = loop {
+        match call(&mut db, "fill_nothing", 20_000) {
+            Ok(()) => calls += 1,
+            Err(error) => break error,
+        }
+        assert!(
+            calls < 100,
+            "2,000,000 rows and the database quota never noticed"
+        );
+    };
+    assert!(
+        matches!(&error, CallError::LimitExceeded(m) if m.contains("max_database_bytes")),
+        "{error}"
+    );
+    assert_eq!(
+        db.rows("nothing").expect("rows").len(),
+        calls * 20_000,
+        "the refused call wrote nothing"
+    );
+}
+
+// The WIT: "A failed call changes nothing". An insert refused as
+// `invalid-row` still counted its bytes against the transaction's write
+// quota, so a transaction that had written nothing was stopped for
+// writing too much (and an upsert, an update failing with `not-found`
+// then an insert, counted each row twice).
+#[test]
+fn refused_writes_do_not_count_against_the_transaction_quota() {
+    let engine = small_quota_engine();
+    let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
+    call(&mut db, "fail_then_insert", 2_048)
+        .expect("2 MiB of refused rows wrote nothing, and one small row fits");
+    assert_eq!(rows::<(u64, u64)>(&db, "item"), [(1, 1)]);
 }
