@@ -9,11 +9,15 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 
 /// The module. Arena: 0 `u64`, 1 `u32`, 2 the row of `item` (`id: u64`,
 /// `n: u64`), 3 the empty product, 4 a struct `{x: u64, y: u64}`, 5 the row
-/// `{id: u64, pos: 4}`. Tables: `item` (primary key on `id`) and `nothing`
-/// (no columns, no indexes). Reducers, each taking `n: u32`:
-/// `fill_nothing` inserts `n` rows into `nothing`; `fail_then_insert` makes
-/// `n` inserts of a 1 KiB row that does not decode (each must fail with
-/// `invalid-row`), then inserts the item `(1, 1)`.
+/// `{id: u64, pos: 4}`. Tables: `item` (primary key on `id`), `nothing`
+/// (no columns, no indexes) and `seq` (`item`'s row; `id` auto-increment
+/// and the primary key, `n` a unique index). Reducers, each taking
+/// `n: u32`: `fill_nothing` inserts `n` rows into `nothing`;
+/// `fail_then_insert` makes `n` inserts of a 1 KiB row that does not decode
+/// (each must fail with `invalid-row`), then inserts the item `(1, 1)`;
+/// `move_then_insert` inserts `(0, 10)` into `seq` (it gets id 1), updates
+/// it by `n` to `(5, 10)`, then inserts `n` rows `(0, 11 + i)`, failing
+/// with the first error's message.
 ///
 /// `SCHEMA` (a preprocessor define) breaks the description one way:
 /// 1 an empty column name, 2 a table name with control characters, 3 a
@@ -76,15 +80,23 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   t[5] = product(2, (const char *[]){"id", "pos"}, (uint32_t[]){0, 4});
   ret->types.ptr = t; ret->types.len = 6;
 
-  ret->tables.len = 2; ret->tables.ptr = calloc(2, sizeof *ret->tables.ptr);
+  ret->tables.len = 3; ret->tables.ptr = calloc(3, sizeof *ret->tables.ptr);
   ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : 2, 1);
   ret->tables.ptr[1] = table("nothing", 3, 0);
+  worldline_module_types_table_def_t *seq = &ret->tables.ptr[2];
+  *seq = table("seq", 2, 1);
+  seq->auto_inc.len = 1; seq->auto_inc.ptr = calloc(1, sizeof(uint32_t));
+  seq->indexes.len = 2; seq->indexes.ptr = realloc(seq->indexes.ptr, 2 * sizeof *seq->indexes.ptr);
+  seq->indexes.ptr[1].name = S("by_n"); seq->indexes.ptr[1].columns.len = 1;
+  seq->indexes.ptr[1].columns.ptr = calloc(1, sizeof(uint32_t)); seq->indexes.ptr[1].columns.ptr[0] = 1;
+  seq->indexes.ptr[1].kind = WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE;
 
-  ret->reducers.len = 2; ret->reducers.ptr = calloc(2, sizeof *ret->reducers.ptr);
-  ret->reducers.ptr[0].name = S("fill_nothing");
-  ret->reducers.ptr[0].params = fields(SCHEMA == 5 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
-  ret->reducers.ptr[1].name = S("fail_then_insert");
-  ret->reducers.ptr[1].params = fields(1, (const char *[]){"n"}, (uint32_t[]){1});
+  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert"};
+  ret->reducers.len = 3; ret->reducers.ptr = calloc(3, sizeof *ret->reducers.ptr);
+  for (int i = 0; i < 3; i++) {
+    ret->reducers.ptr[i].name = S(names[i]);
+    ret->reducers.ptr[i].params = fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
+  }
   ret->procedures.len = 0; ret->procedures.ptr = NULL;
 }
 
@@ -118,6 +130,21 @@ bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_
   if (id == 0) {
     for (uint32_t i = 0; i < n; i++) {
       if (insert(1, NULL, 0) != -1) { module_string_dup(err, "an empty row was refused"); return false; }
+    }
+    return true;
+  }
+  if (id == 2) {
+    uint8_t row[2] = {0, 10}; /* (id 0, so the sequence's 1; n 10) */
+    module_list_u8_t bytes = {row, 2}, stored;
+    worldline_module_datastore_db_error_t e;
+    if (insert(2, row, 2) != -1) { module_string_dup(err, "the first insert failed"); return false; }
+    row[0] = 5; /* the row with n 10 gets id 5, past the sequence */
+    if (!worldline_module_datastore_update(2, 1, &bytes, &stored, &e)) { *err = e.message; return false; }
+    module_list_u8_free(&stored);
+    for (uint32_t i = 0; i < n; i++) {
+      row[0] = 0; row[1] = 11 + i;
+      if (!worldline_module_datastore_insert(2, &bytes, &stored, &e)) { *err = e.message; return false; }
+      module_list_u8_free(&stored);
     }
     return true;
   }
@@ -266,4 +293,23 @@ fn refused_writes_do_not_count_against_the_transaction_quota() {
     call(&mut db, "fail_then_insert", 2_048)
         .expect("2 MiB of refused rows wrote nothing, and one small row fits");
     assert_eq!(rows::<(u64, u64)>(&db, "item"), [(1, 1)]);
+}
+
+// The WIT's auto-increment rules: inserting 0 takes the sequence's next
+// value, and an explicit value at or past it moves the sequence past it,
+// so that the values a sequence hands out are free. An update giving a row
+// an explicit id past the sequence left the sequence where it was, and
+// the insert that reached that id failed with `unique-violation` although
+// it named no id at all.
+#[test]
+fn the_sequence_never_hands_out_an_id_an_update_gave() {
+    let engine = small_quota_engine();
+    let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
+    call(&mut db, "move_then_insert", 4).expect("every insert of 0 takes a free id");
+    let mut ids: Vec<u64> = rows::<(u64, u64)>(&db, "seq")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [5, 6, 7, 8, 9]);
 }

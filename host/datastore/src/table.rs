@@ -147,6 +147,15 @@ impl Table {
         Ok(steps)
     }
 
+    /// The steps the sequences must take if an update stores `row`: past
+    /// its explicit values, as an insert's would; the table is not changed.
+    pub(crate) fn pass_sequences(&self, row: &[Column]) -> Vec<SequenceStep> {
+        let sequences = self.sequences.iter().enumerate();
+        sequences
+            .filter_map(|(position, sequence)| sequence.pass(position, row))
+            .collect()
+    }
+
     /// Row bytes with the auto-increment columns re-encoded from `row`.
     pub(crate) fn splice_sequences(&self, bytes: &[u8], row: &[Column]) -> Row {
         let mut slots: Vec<usize> = self.sequences.iter().map(|s| s.slot).collect();

@@ -221,17 +221,30 @@ fn commits_report_moved_sequences_and_rollbacks_do_not() {
         }]
     );
     assert_eq!(store.sequences(), delta.sequences);
-    // Updates never move sequences.
+    // A refused update moves nothing; an update to an explicit value past
+    // the sequence moves it past that value, as an insert would.
     store.begin().unwrap();
     store
         .update(ITEM, BY_ID, &Item::new(9, "a", 1, 1).encode())
         .unwrap_err();
+    assert!(store.sequences().iter().all(|s| s.next == 3));
     store
         .update(ITEM, BY_SKU, &Item::new(9, "a", 1, 1).encode())
         .unwrap();
     let delta = store.commit();
-    assert!(delta.sequences.is_empty());
+    assert_eq!(
+        delta.sequences,
+        [worldline_datastore::SequenceState {
+            table: ITEM,
+            sequence: 0,
+            next: 10
+        }]
+    );
     assert_eq!(delta.tables[0].inserts.len(), 1);
+    // So inserting 0 takes a free value.
+    store.begin().unwrap();
+    assert_eq!(insert(&mut store, &Item::new(0, "c", 1, 1)).id, 10);
+    store.rollback();
 }
 
 /// `counter(n: u8 auto-inc, big: u128 auto-inc)` with a unique index on `n`.
