@@ -25,8 +25,17 @@ pub(crate) fn quota_bytes(len: usize) -> usize {
     len.saturating_add(ROW_OVERHEAD_BYTES)
 }
 
-/// A scan in progress, as held in the module's resource table.
+/// A scan in progress, as [`HostState::open_cursors`] holds it.
 pub struct CursorHandle(ds::Cursor);
+
+/// `cursor.next` on a handle whose cursor is closed: the call (or
+/// procedure transaction) that opened it has ended. The call traps.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cursor.next on a closed cursor: a cursor lives only as long as the reducer call or \
+     procedure transaction that opened it (one kept in a global is closed)"
+)]
+struct ClosedCursor;
 
 type HostResult<T> = wasmtime::Result<T>;
 
@@ -93,8 +102,8 @@ impl HostState {
         result
     }
 
-    /// Keeps a new cursor in the resource table, trapping if the call
-    /// already holds as many as it may.
+    /// Keeps a new cursor under a handle no open cursor has, trapping if
+    /// the call already holds as many as it may.
     fn open_cursor(&mut self, cursor: ds::Cursor) -> HostResult<Resource<CursorHandle>> {
         let limit = self.quotas.max_cursors;
         if self.open_cursors.len() >= limit {
@@ -105,9 +114,13 @@ impl HostState {
             ))
             .into());
         }
-        let handle = self.resources.push(CursorHandle(cursor))?;
-        self.open_cursors.insert(handle.rep());
-        Ok(handle)
+        let mut rep = self.next_cursor;
+        while self.open_cursors.contains_key(&rep) {
+            rep = rep.wrapping_add(1);
+        }
+        self.next_cursor = rep.wrapping_add(1);
+        self.open_cursors.insert(rep, CursorHandle(cursor));
+        Ok(Resource::new_own(rep))
     }
 
     pub(crate) fn ds_insert(&mut self, table: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
@@ -184,7 +197,10 @@ impl HostState {
         let max_bytes = self.quotas.max_batch_bytes;
         let mut data = Vec::new();
         let mut count = 0;
-        let handle = self.resources.get_mut(&cursor)?;
+        let handle = self
+            .open_cursors
+            .get_mut(&cursor.rep())
+            .ok_or(ClosedCursor)?;
         // A few rows at a time, stopping once the batch reaches its byte
         // cap: a batch holds at least one row and passes the cap by at
         // most one chunk.
@@ -201,10 +217,9 @@ impl HostState {
 
     pub(crate) fn cursor_drop(&mut self, cursor: Resource<CursorHandle>) -> HostResult<()> {
         // A cursor left open by an earlier call was closed when that call
-        // ended; dropping its handle now has nothing left to close.
-        if self.open_cursors.remove(&cursor.rep()) {
-            self.resources.delete(cursor)?;
-        }
+        // ended; dropping its handle now has nothing left to close (and no
+        // newer cursor has its handle).
+        self.open_cursors.remove(&cursor.rep());
         Ok(())
     }
 
@@ -479,7 +494,7 @@ mod tests {
         for rep in reps {
             let stale = Resource::<CursorHandle>::new_own(rep);
             assert!(
-                state.resources.get(&stale).is_err(),
+                state.cursor_next(stale, 1).is_err(),
                 "cursor {rep} still open"
             );
         }

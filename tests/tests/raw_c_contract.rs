@@ -17,7 +17,10 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// (each must fail with `invalid-row`), then inserts the item `(1, 1)`;
 /// `move_then_insert` inserts `(0, 10)` into `seq` (it gets id 1), updates
 /// it by `n` to `(5, 10)`, then inserts `n` rows `(0, 11 + i)`, failing
-/// with the first error's message.
+/// with the first error's message; `keep_cursor` inserts `n` rows into
+/// `nothing` and keeps a cursor over `item` in a global;
+/// `stale_cursor` inserts `n` rows into `nothing`, opens a cursor over it,
+/// then reads from the kept cursor and fails, saying how many rows it got.
 ///
 /// `SCHEMA` (a preprocessor define) breaks the description one way:
 /// 1 an empty column name, 2 a table name with control characters, 3 a
@@ -25,6 +28,7 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// named `a`, 5 a reducer with two parameters named `n`.
 const SOURCE: &str = r#"
 #include "module.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,9 +95,9 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   seq->indexes.ptr[1].columns.ptr = calloc(1, sizeof(uint32_t)); seq->indexes.ptr[1].columns.ptr[0] = 1;
   seq->indexes.ptr[1].kind = WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE;
 
-  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert"};
-  ret->reducers.len = 3; ret->reducers.ptr = calloc(3, sizeof *ret->reducers.ptr);
-  for (int i = 0; i < 3; i++) {
+  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor"};
+  ret->reducers.len = 5; ret->reducers.ptr = calloc(5, sizeof *ret->reducers.ptr);
+  for (int i = 0; i < 5; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
     ret->reducers.ptr[i].params = fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
   }
@@ -132,6 +136,21 @@ bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_
       if (insert(1, NULL, 0) != -1) { module_string_dup(err, "an empty row was refused"); return false; }
     }
     return true;
+  }
+  static worldline_module_datastore_own_cursor_t kept;
+  if (id == 3 || id == 4) {
+    worldline_module_datastore_own_cursor_t fresh;
+    worldline_module_datastore_db_error_t e;
+    for (uint32_t i = 0; i < n; i++) insert(1, NULL, 0);
+    if (!worldline_module_datastore_scan(id == 3 ? 0 : 1, &fresh, &e)) { *err = e.message; return false; }
+    if (id == 3) { kept = fresh; return true; }
+    worldline_module_datastore_batch_t batch;
+    worldline_module_datastore_method_cursor_next(worldline_module_datastore_borrow_cursor(kept), 100, &batch);
+    char message[64];
+    snprintf(message, sizeof message, "the kept cursor returned %u rows", batch.count);
+    module_list_u8_free(&batch.data);
+    module_string_dup(err, message);
+    return false;
   }
   if (id == 2) {
     uint8_t row[2] = {0, 10}; /* (id 0, so the sequence's 1; n 10) */
@@ -312,4 +331,23 @@ fn the_sequence_never_hands_out_an_id_an_update_gave() {
         .collect();
     ids.sort_unstable();
     assert_eq!(ids, [5, 6, 7, 8, 9]);
+}
+
+// The WIT's `cursor`: a cursor lives only as long as the call that opened
+// it, and `next` on a handle kept past that (in a global) traps. The host
+// closed such a cursor, but the next cursor opened took its place, so the
+// kept handle read the new cursor's rows (and dropping it would have
+// closed the new cursor under its owner).
+#[test]
+fn a_cursor_kept_past_its_call_traps_and_reads_no_other() {
+    let engine = small_quota_engine();
+    let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
+    call(&mut db, "keep_cursor", 0).expect("keeping a cursor");
+    let error = call(&mut db, "stale_cursor", 3).expect_err("the kept cursor is closed");
+    assert!(
+        matches!(&error, CallError::Trapped(m) if m.contains("cursor")),
+        "{error}"
+    );
+    assert_eq!(db.rows("nothing").expect("rows").len(), 0, "rolled back");
+    call(&mut db, "fill_nothing", 1).expect("the next call runs");
 }
