@@ -25,7 +25,9 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// `SCHEMA` (a preprocessor define) breaks the description one way:
 /// 1 an empty column name, 2 a table name with control characters, 3 a
 /// struct column with two fields named `x`, 4 a sum column with two cases
-/// named `a`, 5 a reducer with two parameters named `n`.
+/// named `a`, 5 a reducer with two parameters named `n`, 6 a table `tick`
+/// (`at: timestamp`, the primary key, `every: u64`) scheduling reducer
+/// `run` every `every` microseconds.
 const SOURCE: &str = r#"
 #include "module.h"
 #include <stdio.h>
@@ -68,7 +70,7 @@ static worldline_module_types_table_def_t table(const char *name, uint32_t row_t
 }
 
 void exports_worldline_module_guest_describe(exports_worldline_module_guest_module_def_t *ret) {
-  node_t *t = calloc(6, sizeof(node_t));
+  node_t *t = calloc(8, sizeof(node_t));
   t[0] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U64);
   t[1] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U32);
   t[2] = product(2, (const char *[]){"id", SCHEMA == 1 ? "" : "n"}, (uint32_t[]){0, 0});
@@ -82,9 +84,12 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
     t[4] = product(2, (const char *[]){"x", SCHEMA == 3 ? "x" : "y"}, (uint32_t[]){0, 0});
   }
   t[5] = product(2, (const char *[]){"id", "pos"}, (uint32_t[]){0, 4});
-  ret->types.ptr = t; ret->types.len = 6;
+  t[6] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_TIMESTAMP);
+  t[7] = product(2, (const char *[]){"at", "every"}, (uint32_t[]){6, 0});
+  ret->types.ptr = t; ret->types.len = 8;
 
-  ret->tables.len = 3; ret->tables.ptr = calloc(3, sizeof *ret->tables.ptr);
+  size_t ntables = SCHEMA == 6 ? 4 : 3;
+  ret->tables.len = ntables; ret->tables.ptr = calloc(ntables, sizeof *ret->tables.ptr);
   ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : 2, 1);
   ret->tables.ptr[1] = table("nothing", 3, 0);
   worldline_module_types_table_def_t *seq = &ret->tables.ptr[2];
@@ -95,11 +100,23 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   seq->indexes.ptr[1].columns.ptr = calloc(1, sizeof(uint32_t)); seq->indexes.ptr[1].columns.ptr[0] = 1;
   seq->indexes.ptr[1].kind = WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE;
 
-  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor"};
-  ret->reducers.len = 5; ret->reducers.ptr = calloc(5, sizeof *ret->reducers.ptr);
-  for (int i = 0; i < 5; i++) {
+  if (SCHEMA == 6) {
+    worldline_module_types_table_def_t *tick = &ret->tables.ptr[3];
+    *tick = table("tick", 7, 1);
+    tick->schedule.is_some = true;
+    tick->schedule.val.reducer = S("run");
+    tick->schedule.val.at_column = 0;
+    tick->schedule.val.interval_column.is_some = true;
+    tick->schedule.val.interval_column.val = 1;
+  }
+
+  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor", "run"};
+  size_t nreducers = SCHEMA == 6 ? 6 : 5;
+  ret->reducers.len = nreducers; ret->reducers.ptr = calloc(nreducers, sizeof *ret->reducers.ptr);
+  for (size_t i = 0; i < nreducers; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
-    ret->reducers.ptr[i].params = fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
+    ret->reducers.ptr[i].params = i == 5 ? fields(1, (const char *[]){"row"}, (uint32_t[]){7})
+        : fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
   }
   ret->procedures.len = 0; ret->procedures.ptr = NULL;
 }
@@ -226,16 +243,7 @@ fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
         ("reducer `fill_nothing`", &["two parameters are named `n`"]),
     ];
     for (schema, (names, problems)) in (1..).zip(cases) {
-        let wasm = c_component(
-            &format!("contract-schema{schema}"),
-            SOURCE,
-            &[&format!("-DSCHEMA={schema}")],
-        );
-        let message = match Database::create(&engine, &wasm, OWNER) {
-            Err(HostError::Schema(error)) => error.to_string(),
-            Err(other) => panic!("SCHEMA={schema}: refused, but not for its schema: {other}"),
-            Ok(_) => panic!("SCHEMA={schema}: a broken description was accepted"),
-        };
+        let message = refusal(&engine, schema);
         for expected in std::iter::once(&names).chain(problems) {
             assert!(
                 message.contains(expected),
@@ -244,6 +252,34 @@ fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
         }
     }
     Database::create(&engine, &module(), OWNER).expect("the unbroken description is accepted");
+}
+
+/// Why publishing the module built with `SCHEMA` defined as `schema` is refused.
+fn refusal(engine: &Engine, schema: u32) -> String {
+    let wasm = c_component(
+        &format!("contract-schema{schema}"),
+        SOURCE,
+        &[&format!("-DSCHEMA={schema}")],
+    );
+    match Database::create(engine, &wasm, OWNER) {
+        Err(HostError::Schema(error)) => error.to_string(),
+        Err(other) => panic!("SCHEMA={schema}: refused, but not for its schema: {other}"),
+        Ok(_) => panic!("SCHEMA={schema}: a broken description was accepted"),
+    }
+}
+
+// The WIT's `schedule-def`: the host moves a repeating row to its next
+// time by its primary key. A schedule whose time column was in that key
+// was accepted, and the host deleted each of its rows at the first run
+// instead of moving it (it looked for the moved row under its new key).
+#[test]
+fn a_repeating_schedule_keyed_by_its_time_is_refused() {
+    let message = refusal(&engine_with(|_| {}), 6);
+    assert_eq!(
+        message,
+        "table `tick`: schedule: the time column `at` is in the primary key, so a repeating \
+         row could not be moved to its next time (the host finds the row by its primary key)"
+    );
 }
 
 /// An engine whose transactions may write at most 1 MiB of rows, and

@@ -517,6 +517,15 @@ impl ModuleSchema {
                 if interval == schedule.at_column {
                     return Err(problem("the time and interval columns must differ".into()));
                 }
+                let key = table.primary_key.and_then(|pk| table.indexes.get(pk));
+                if key.is_some_and(|key| key.columns.contains(&schedule.at_column)) {
+                    return Err(problem(format!(
+                        "the time column `{}` is in the primary key, so a repeating row \
+                         could not be moved to its next time (the host finds the row by \
+                         its primary key)",
+                        table.column_name(schedule.at_column)
+                    )));
+                }
             }
             if reducer.lifecycle.is_some() {
                 return Err(problem(format!(
