@@ -20,7 +20,11 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// with the first error's message; `keep_cursor` inserts `n` rows into
 /// `nothing` and keeps a cursor over `item` in a global;
 /// `stale_cursor` inserts `n` rows into `nothing`, opens a cursor over it,
-/// then reads from the kept cursor and fails, saying how many rows it got.
+/// then reads from the kept cursor and fails, saying how many rows it got;
+/// `bad_calls` makes the calls of [`the_datastore_answers_bad_calls_as_the_wit_says`]
+/// and fails with the first answer that is not the one expected. `item`
+/// also has a btree index `by_n`; table `mixed` is
+/// `(name: string, flag: bool, state: sum {a, b(u64)})`, without indexes.
 ///
 /// `SCHEMA` (a preprocessor define) breaks the description one way:
 /// 1 an empty column name, 2 a table name with control characters, 3 a
@@ -69,8 +73,17 @@ static worldline_module_types_table_def_t table(const char *name, uint32_t row_t
   return t;
 }
 
+static void add_index(worldline_module_types_table_def_t *t, const char *name, uint32_t column, uint8_t kind) {
+  size_t n = t->indexes.len++;
+  t->indexes.ptr = realloc(t->indexes.ptr, t->indexes.len * sizeof *t->indexes.ptr);
+  memset(&t->indexes.ptr[n], 0, sizeof t->indexes.ptr[n]);
+  t->indexes.ptr[n].name = S(name); t->indexes.ptr[n].columns.len = 1;
+  t->indexes.ptr[n].columns.ptr = calloc(1, sizeof(uint32_t)); t->indexes.ptr[n].columns.ptr[0] = column;
+  t->indexes.ptr[n].kind = kind;
+}
+
 void exports_worldline_module_guest_describe(exports_worldline_module_guest_module_def_t *ret) {
-  node_t *t = calloc(8, sizeof(node_t));
+  node_t *t = calloc(12, sizeof(node_t));
   t[0] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U64);
   t[1] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U32);
   t[2] = product(2, (const char *[]){"id", SCHEMA == 1 ? "" : "n"}, (uint32_t[]){0, 0});
@@ -86,22 +99,28 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   t[5] = product(2, (const char *[]){"id", "pos"}, (uint32_t[]){0, 4});
   t[6] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_TIMESTAMP);
   t[7] = product(2, (const char *[]){"at", "every"}, (uint32_t[]){6, 0});
-  ret->types.ptr = t; ret->types.len = 8;
+  t[8] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_STRING);
+  t[9] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_BOOL);
+  t[10] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_SUM);
+  t[10].val.sum.len = 2; t[10].val.sum.ptr = calloc(2, sizeof *t[10].val.sum.ptr);
+  t[10].val.sum.ptr[0].name = S("a"); t[10].val.sum.ptr[0].ty = 3;
+  t[10].val.sum.ptr[1].name = S("b"); t[10].val.sum.ptr[1].ty = 0;
+  t[11] = product(3, (const char *[]){"name", "flag", "state"}, (uint32_t[]){8, 9, 10});
+  ret->types.ptr = t; ret->types.len = 12;
 
-  size_t ntables = SCHEMA == 6 ? 4 : 3;
+  size_t ntables = SCHEMA == 6 ? 5 : 4;
   ret->tables.len = ntables; ret->tables.ptr = calloc(ntables, sizeof *ret->tables.ptr);
   ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : 2, 1);
+  add_index(&ret->tables.ptr[0], "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_BTREE);
   ret->tables.ptr[1] = table("nothing", 3, 0);
   worldline_module_types_table_def_t *seq = &ret->tables.ptr[2];
   *seq = table("seq", 2, 1);
   seq->auto_inc.len = 1; seq->auto_inc.ptr = calloc(1, sizeof(uint32_t));
-  seq->indexes.len = 2; seq->indexes.ptr = realloc(seq->indexes.ptr, 2 * sizeof *seq->indexes.ptr);
-  seq->indexes.ptr[1].name = S("by_n"); seq->indexes.ptr[1].columns.len = 1;
-  seq->indexes.ptr[1].columns.ptr = calloc(1, sizeof(uint32_t)); seq->indexes.ptr[1].columns.ptr[0] = 1;
-  seq->indexes.ptr[1].kind = WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE;
+  add_index(seq, "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE);
+  ret->tables.ptr[3] = table("mixed", 11, 0);
 
   if (SCHEMA == 6) {
-    worldline_module_types_table_def_t *tick = &ret->tables.ptr[3];
+    worldline_module_types_table_def_t *tick = &ret->tables.ptr[4];
     *tick = table("tick", 7, 1);
     tick->schedule.is_some = true;
     tick->schedule.val.reducer = S("run");
@@ -110,12 +129,13 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
     tick->schedule.val.interval_column.val = 1;
   }
 
-  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor", "run"};
-  size_t nreducers = SCHEMA == 6 ? 6 : 5;
+  const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor",
+                         "bad_calls", "run"};
+  size_t nreducers = SCHEMA == 6 ? 7 : 6;
   ret->reducers.len = nreducers; ret->reducers.ptr = calloc(nreducers, sizeof *ret->reducers.ptr);
   for (size_t i = 0; i < nreducers; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
-    ret->reducers.ptr[i].params = i == 5 ? fields(1, (const char *[]){"row"}, (uint32_t[]){7})
+    ret->reducers.ptr[i].params = i == 6 ? fields(1, (const char *[]){"row"}, (uint32_t[]){7})
         : fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
   }
   ret->procedures.len = 0; ret->procedures.ptr = NULL;
@@ -128,6 +148,84 @@ static uint32_t varint(const module_list_u8_t *bytes) {
     if (!(bytes->ptr[i] & 0x80)) break;
   }
   return value;
+}
+
+typedef worldline_module_datastore_db_error_t db_error_t;
+#define KIND(name) WORLDLINE_MODULE_DATASTORE_ERROR_KIND_##name
+
+static bool ins(uint32_t table, const uint8_t *bytes, size_t len, db_error_t *e) {
+  module_list_u8_t row = {(uint8_t *)bytes, len}, stored;
+  bool ok = worldline_module_datastore_insert(table, &row, &stored, e);
+  if (ok) module_list_u8_free(&stored);
+  return ok;
+}
+static bool upd(uint32_t table, uint32_t index, const uint8_t *bytes, size_t len, db_error_t *e) {
+  module_list_u8_t row = {(uint8_t *)bytes, len}, stored;
+  bool ok = worldline_module_datastore_update(table, index, &row, &stored, e);
+  if (ok) module_list_u8_free(&stored);
+  return ok;
+}
+static bool fnd(uint32_t table, uint32_t index, const uint8_t *key, size_t len, db_error_t *e) {
+  module_list_u8_t k = {(uint8_t *)key, len};
+  module_option_list_u8_t found;
+  bool ok = worldline_module_datastore_find(table, index, &k, &found, e);
+  if (ok && found.is_some) module_list_u8_free(&found.val);
+  return ok;
+}
+static int mentions(const module_string_t *s, const char *word) {
+  size_t n = strlen(word);
+  for (size_t i = 0; i + n <= s->len; i++)
+    if (!memcmp(s->ptr + i, word, n)) return 1;
+  return 0;
+}
+
+static char failure[512];
+
+/* Whether a call that returned `ok` failed with `kind`, its message naming
+   `a` and `b`; else says what went wrong in `failure`. */
+static int refused(bool ok, db_error_t *e, int kind, const char *a, const char *b, const char *what) {
+  int good = !ok && (int)e->kind == kind && mentions(&e->message, a) && mentions(&e->message, b);
+  if (!good && ok) snprintf(failure, sizeof failure, "%s: succeeded", what);
+  if (!good && !ok)
+    snprintf(failure, sizeof failure, "%s: error kind %d: %.*s", what, (int)e->kind, (int)e->message.len, (char *)e->message.ptr);
+  if (!ok) worldline_module_datastore_db_error_free(e);
+  return good;
+}
+static int succeeded(bool ok, db_error_t *e, const char *what) {
+  if (ok) return 1;
+  snprintf(failure, sizeof failure, "%s: error kind %d: %.*s", what, (int)e->kind, (int)e->message.len, (char *)e->message.ptr);
+  worldline_module_datastore_db_error_free(e);
+  return 0;
+}
+
+/* The datastore's answers to calls a careless module makes. */
+static bool bad_calls(void) {
+  db_error_t e;
+  static const uint8_t mixed[] = {2, 'o', 'k', 1, 1, 5}, trailing[] = {2, 'o', 'k', 1, 1, 5, 0},
+                       truncated[] = {2, 'o'}, not_utf8[] = {2, 0xff, 0xfe, 0, 0}, bool2[] = {0, 2, 0},
+                       no_case[] = {0, 0, 2}, one[] = {1, 1}, one_again[] = {1, 2}, seven[] = {7, 1},
+                       key_and_more[] = {1, 0}, first[] = {0, 10}, second[] = {0, 11}, taken[] = {1, 11};
+  bool deleted = true;
+  module_list_u8_t seven_key = {(uint8_t *)seven, 1};
+  return succeeded(ins(3, mixed, sizeof mixed, &e), &e, "a valid row of mixed")
+      && refused(ins(3, trailing, sizeof trailing, &e), &e, KIND(INVALID_ROW), "mixed", "trailing", "a byte too many")
+      && refused(ins(3, truncated, sizeof truncated, &e), &e, KIND(INVALID_ROW), "mixed", "name", "a cut row")
+      && refused(ins(3, not_utf8, sizeof not_utf8, &e), &e, KIND(INVALID_ROW), "mixed", "UTF-8", "a string not UTF-8")
+      && refused(ins(3, bool2, sizeof bool2, &e), &e, KIND(INVALID_ROW), "mixed", "flag", "a bool of 2")
+      && refused(ins(3, no_case, sizeof no_case, &e), &e, KIND(INVALID_ROW), "mixed", "state", "a case past the sum's")
+      && succeeded(ins(0, one, 2, &e), &e, "item (1, 1)")
+      && refused(ins(0, one_again, 2, &e), &e, KIND(UNIQUE_VIOLATION), "item", "pk", "a second id 1")
+      && refused(ins(99, one, 2, &e), &e, KIND(NO_SUCH_TABLE), "99", "", "table 99")
+      && refused(fnd(0, 2, one, 1, &e), &e, KIND(NO_SUCH_INDEX), "item", "2", "index 2 of item")
+      && refused(fnd(0, 1, one, 1, &e), &e, KIND(INDEX_NOT_UNIQUE), "item", "by_n", "find by a btree index")
+      && refused(fnd(0, 0, key_and_more, 2, &e), &e, KIND(INVALID_KEY), "item", "", "a key with a byte too many")
+      && refused(fnd(0, 0, NULL, 0, &e), &e, KIND(INVALID_KEY), "item", "", "an empty key")
+      && succeeded(worldline_module_datastore_delete(0, 0, &seven_key, &deleted, &e), &e, "deleting id 7")
+      && (deleted ? (snprintf(failure, sizeof failure, "deleting id 7 found a row"), 0) : 1)
+      && refused(upd(0, 0, seven, 2, &e), &e, KIND(NOT_FOUND), "item", "pk", "updating id 7")
+      && succeeded(ins(2, first, 2, &e), &e, "seq (0, 10)")
+      && succeeded(ins(2, second, 2, &e), &e, "seq (0, 11)")
+      && refused(upd(2, 0, taken, 2, &e), &e, KIND(UNIQUE_VIOLATION), "seq", "by_n", "seq 1 taking n 11");
 }
 
 /* Inserts `len` bytes into `table`; returns the error kind, or -1 on success. */
@@ -153,6 +251,11 @@ bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_
       if (insert(1, NULL, 0) != -1) { module_string_dup(err, "an empty row was refused"); return false; }
     }
     return true;
+  }
+  if (id == 5) {
+    if (bad_calls()) return true;
+    module_string_dup(err, failure);
+    return false;
   }
   static worldline_module_datastore_own_cursor_t kept;
   if (id == 3 || id == 4) {
@@ -386,4 +489,26 @@ fn a_cursor_kept_past_its_call_traps_and_reads_no_other() {
     );
     assert_eq!(db.rows("nothing").expect("rows").len(), 0, "rolled back");
     call(&mut db, "fill_nothing", 1).expect("the next call runs");
+}
+
+// The WIT's `datastore`: every bad call a careless module makes gets the
+// documented error value, with a message naming the table (and the column
+// or index involved), and changes nothing: the reducer carries on, and
+// what it wrote before and after commits. Each malformed row is one way
+// postcard bytes can be wrong: a byte too many, cut short, a string not
+// UTF-8, a bool of 2, a sum case that does not exist.
+#[test]
+fn the_datastore_answers_bad_calls_as_the_wit_says() {
+    let engine = small_quota_engine();
+    let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
+    call(&mut db, "bad_calls", 0).expect("every answer as the WIT says");
+    assert_eq!(rows::<(u64, u64)>(&db, "item"), [(1, 1)]);
+    let mut seq = rows::<(u64, u64)>(&db, "seq");
+    seq.sort_unstable();
+    assert_eq!(
+        seq,
+        [(1, 10), (2, 11)],
+        "the refused update changed nothing"
+    );
+    assert_eq!(db.rows("mixed").expect("rows").len(), 1);
 }
