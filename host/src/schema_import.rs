@@ -438,16 +438,28 @@ fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
                 name.len()
             )));
         }
-        if let Some(control) = name.chars().find(|c| c.is_control()) {
+        if let Some(control) = name.chars().find(|&c| is_control(c)) {
             return Err(SchemaError::Description(format!(
                 "the name \"{}\" holds the control character U+{:04X}; names may not hold \
-                 control characters",
+                 control characters (nor those that reorder text)",
                 short(name).escape_debug(),
                 u32::from(control)
             )));
         }
     }
     Ok(())
+}
+
+/// Whether a name may not hold `c`: a control character (Unicode category
+/// Cc), or one of Unicode's explicit bidirectional formatting characters,
+/// with which a name could be shown as another (a table `a\u{202E}b` reads
+/// `ab` reversed wherever it is printed).
+fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// The names of the named fields among `fields`.

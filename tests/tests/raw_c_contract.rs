@@ -31,7 +31,8 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// struct column with two fields named `x`, 4 a sum column with two cases
 /// named `a`, 5 a reducer with two parameters named `n`, 6 a table `tick`
 /// (`at: timestamp`, the primary key, `every: u64`) scheduling reducer
-/// `run` every `every` microseconds.
+/// `run` every `every` microseconds, 7 a column name holding U+202E
+/// (right-to-left override).
 const SOURCE: &str = r#"
 #include "module.h"
 #include <stdio.h>
@@ -105,7 +106,7 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   t[10].val.sum.len = 2; t[10].val.sum.ptr = calloc(2, sizeof *t[10].val.sum.ptr);
   t[10].val.sum.ptr[0].name = S("a"); t[10].val.sum.ptr[0].ty = 3;
   t[10].val.sum.ptr[1].name = S("b"); t[10].val.sum.ptr[1].ty = 0;
-  t[11] = product(3, (const char *[]){"name", "flag", "state"}, (uint32_t[]){8, 9, 10});
+  t[11] = product(3, (const char *[]){"name", "flag", SCHEMA == 7 ? "st\u202Eate" : "state"}, (uint32_t[]){8, 9, 10});
   ret->types.ptr = t; ret->types.len = 12;
 
   size_t ntables = SCHEMA == 6 ? 5 : 4;
@@ -329,7 +330,8 @@ fn module() -> Vec<u8> {
 // column or reducer and what is wrong with it. Each was accepted before:
 // an empty column name (the WIT says non-empty) and a table name holding
 // a terminal escape sequence, shown as it is wherever the name is
-// printed; two struct fields, sum cases or parameters of one name, of
+// printed, or a column name holding a right-to-left override, which shows
+// the rest of any line printing it reversed; two struct fields, sum cases or parameters of one name, of
 // which a row or argument list in JSON (the CLI's, a client's) can show
 // or take only one.
 #[test]
@@ -337,7 +339,7 @@ fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
     let engine = engine_with(|_| {});
     let cases: [(&str, &[&str]); 5] = [
         ("table `item`", &["column 1", "empty name"]),
-        ("control character", &["U+001B"]),
+        ("control character", &["item\\u{1b}[2J", "U+001B"]),
         (
             "table `item`",
             &["column `pos`", "two fields are named `x`"],
@@ -354,6 +356,11 @@ fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
             );
         }
     }
+    let reordering = refusal(&engine, 7);
+    assert!(
+        reordering.contains("st\\u{202e}ate") && reordering.contains("U+202E"),
+        "{reordering}"
+    );
     Database::create(&engine, &module(), OWNER).expect("the unbroken description is accepted");
 }
 
