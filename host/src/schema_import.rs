@@ -49,7 +49,12 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
         .into_iter()
         .map(|reducer| {
             Ok(ReducerSchema {
-                params: import_fields(&reducer.params, &types, &reducer.name)?,
+                params: import_fields(&reducer.params, &types).map_err(|problem| {
+                    SchemaError::Reducer {
+                        reducer: reducer.name.clone(),
+                        problem,
+                    }
+                })?,
                 name: reducer.name,
                 lifecycle: reducer.lifecycle.map(|l| match l {
                     wit::Lifecycle::Init => Lifecycle::Init,
@@ -64,8 +69,18 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
         .into_iter()
         .map(|procedure| {
             Ok(ProcedureSchema {
-                params: import_fields(&procedure.params, &types, &procedure.name)?,
-                returns: lookup(&types, procedure.returns, &procedure.name)?.clone(),
+                params: import_fields(&procedure.params, &types).map_err(|problem| {
+                    SchemaError::Procedure {
+                        procedure: procedure.name.clone(),
+                        problem,
+                    }
+                })?,
+                returns: lookup(&types, procedure.returns)
+                    .map_err(|problem| SchemaError::Procedure {
+                        procedure: procedure.name.clone(),
+                        problem: format!("the return type: {problem}"),
+                    })?
+                    .clone(),
                 name: procedure.name,
             })
         })
@@ -99,13 +114,17 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
 }
 
 fn import_table(table: wit::TableDef, types: &[AlgebraicType]) -> Result<TableSchema, SchemaError> {
-    let columns = match lookup(types, table.row_type, &table.name)? {
+    let row_type = lookup(types, table.row_type).map_err(|problem| SchemaError::Table {
+        table: table.name.clone(),
+        problem: format!("the row type: {problem}"),
+    })?;
+    let columns = match row_type {
         AlgebraicType::Product(product) => product.clone(),
         other => {
-            return Err(SchemaError::Description(format!(
-                "table `{}`: row type must be a product, found {other}",
-                table.name
-            )));
+            return Err(SchemaError::Table {
+                table: table.name.clone(),
+                problem: format!("the row type must be a product, found {other}"),
+            });
         }
     };
     Ok(TableSchema {
@@ -130,33 +149,32 @@ fn index_of(position: u32) -> usize {
     position as usize
 }
 
-fn lookup<'a>(
-    types: &'a [AlgebraicType],
-    ty: u32,
-    context: &str,
-) -> Result<&'a AlgebraicType, SchemaError> {
+/// Arena node `ty`, or why there is none.
+fn lookup(types: &[AlgebraicType], ty: u32) -> Result<&AlgebraicType, String> {
     types.get(index_of(ty)).ok_or_else(|| {
-        SchemaError::Description(format!(
-            "{context}: type reference {ty} is outside the type arena of {} nodes",
+        format!(
+            "type reference {ty} is outside the type arena of {} nodes",
             types.len()
-        ))
+        )
     })
 }
 
-fn import_fields(
-    fields: &[wit::Field],
-    types: &[AlgebraicType],
-    context: &str,
-) -> Result<ProductType, SchemaError> {
+/// The fields' types, or which field's type reference is outside the arena.
+fn import_fields(fields: &[wit::Field], types: &[AlgebraicType]) -> Result<ProductType, String> {
     let fields = fields
         .iter()
-        .map(|field| {
+        .enumerate()
+        .map(|(position, field)| {
+            let ty = lookup(types, field.ty).map_err(|problem| match &field.name {
+                Some(name) => format!("parameter `{}`: {problem}", short(name)),
+                None => format!("parameter {position}: {problem}"),
+            })?;
             Ok(Field {
                 name: field.name.clone(),
-                ty: lookup(types, field.ty, context)?.clone(),
+                ty: ty.clone(),
             })
         })
-        .collect::<Result<_, SchemaError>>()?;
+        .collect::<Result<_, String>>()?;
     Ok(ProductType { fields })
 }
 

@@ -32,7 +32,8 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// named `a`, 5 a reducer with two parameters named `n`, 6 a table `tick`
 /// (`at: timestamp`, the primary key, `every: u64`) scheduling reducer
 /// `run` every `every` microseconds, 7 a column name holding U+202E
-/// (right-to-left override).
+/// (right-to-left override), 8 `item`'s row type the type reference 99,
+/// 9 `fail_then_insert`'s parameter of type 99.
 const SOURCE: &str = r#"
 #include "module.h"
 #include <stdio.h>
@@ -111,7 +112,7 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
 
   size_t ntables = SCHEMA == 6 ? 5 : 4;
   ret->tables.len = ntables; ret->tables.ptr = calloc(ntables, sizeof *ret->tables.ptr);
-  ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : 2, 1);
+  ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : SCHEMA == 8 ? 99 : 2, 1);
   add_index(&ret->tables.ptr[0], "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_BTREE);
   ret->tables.ptr[1] = table("nothing", 3, 0);
   worldline_module_types_table_def_t *seq = &ret->tables.ptr[2];
@@ -137,7 +138,7 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   for (size_t i = 0; i < nreducers; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
     ret->reducers.ptr[i].params = i == 6 ? fields(1, (const char *[]){"row"}, (uint32_t[]){7})
-        : fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){1, 1});
+        : fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){SCHEMA == 9 && i == 1 ? 99 : 1, 1});
   }
   ret->procedures.len = 0; ret->procedures.ptr = NULL;
 }
@@ -376,6 +377,23 @@ fn refusal(engine: &Engine, schema: u32) -> String {
         Err(other) => panic!("SCHEMA={schema}: refused, but not for its schema: {other}"),
         Ok(_) => panic!("SCHEMA={schema}: a broken description was accepted"),
     }
+}
+
+// A type reference past the arena was refused as "item: type reference
+// 99 is ...", leaving a raw-WIT author to guess whether `item` is a
+// table, a reducer or a procedure, and which of its parameters is wrong.
+#[test]
+fn a_dangling_type_reference_is_refused_naming_its_declaration() {
+    let engine = engine_with(|_| {});
+    let outside = "type reference 99 is outside the type arena of 12 nodes";
+    assert_eq!(
+        refusal(&engine, 8),
+        format!("table `item`: the row type: {outside}")
+    );
+    assert_eq!(
+        refusal(&engine, 9),
+        format!("reducer `fail_then_insert`: parameter `n`: {outside}")
+    );
 }
 
 // The WIT's `schedule-def`: the host moves a repeating row to its next
