@@ -250,7 +250,15 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
                 AlgebraicType::Option(Box::new(earlier(*inner).map_err(at)?))
             }
             wit::TypeNode::Array(inner) => {
-                AlgebraicType::Array(Box::new(earlier(*inner).map_err(at)?))
+                let element = earlier(*inner).map_err(at)?;
+                if element.takes_no_bytes() {
+                    return Err(at(SchemaError::Description(format!(
+                        "type node {position} is an array of {element}, which takes no bytes: \
+                         such an array's length is not bounded by its bytes (an array of \
+                         units is a count; declare an integer)"
+                    ))));
+                }
+                AlgebraicType::Array(Box::new(element))
             }
             wit::TypeNode::Product(fields) => AlgebraicType::Product(ProductType {
                 fields: fields

@@ -5,7 +5,7 @@
 
 use worldline_host::{CallContext, CallError, Database, Engine, EngineConfig, HostError};
 use worldline_tests::raw_c::c_component;
-use worldline_tests::{OWNER, args, rows, test_engine_config};
+use worldline_tests::{OWNER, args, peak_resident_bytes, rows, test_engine_config};
 
 /// The module. Arena: 0 `u64`, 1 `u32`, 2 the row of `item` (`id: u64`,
 /// `n: u64`), 3 the empty product, 4 a struct `{x: u64, y: u64}`, 5 the row
@@ -33,7 +33,9 @@ use worldline_tests::{OWNER, args, rows, test_engine_config};
 /// (`at: timestamp`, the primary key, `every: u64`) scheduling reducer
 /// `run` every `every` microseconds, 7 a column name holding U+202E
 /// (right-to-left override), 8 `item`'s row type the type reference 99,
-/// 9 `fail_then_insert`'s parameter of type 99.
+/// 9 `fail_then_insert`'s parameter of type 99, 10 a table `units`
+/// (`id: u64` the primary key, `units: array(())` with a btree index) and
+/// a reducer `fill_units` inserting `n` rows of 65,536 units each.
 const SOURCE: &str = r#"
 #include "module.h"
 #include <stdio.h>
@@ -85,7 +87,8 @@ static void add_index(worldline_module_types_table_def_t *t, const char *name, u
 }
 
 void exports_worldline_module_guest_describe(exports_worldline_module_guest_module_def_t *ret) {
-  node_t *t = calloc(12, sizeof(node_t));
+  size_t ntypes = SCHEMA == 10 ? 14 : 12;
+  node_t *t = calloc(ntypes, sizeof(node_t));
   t[0] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U64);
   t[1] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U32);
   t[2] = product(2, (const char *[]){"id", SCHEMA == 1 ? "" : "n"}, (uint32_t[]){0, 0});
@@ -108,9 +111,13 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   t[10].val.sum.ptr[0].name = S("a"); t[10].val.sum.ptr[0].ty = 3;
   t[10].val.sum.ptr[1].name = S("b"); t[10].val.sum.ptr[1].ty = 0;
   t[11] = product(3, (const char *[]){"name", "flag", SCHEMA == 7 ? "st\u202Eate" : "state"}, (uint32_t[]){8, 9, 10});
-  ret->types.ptr = t; ret->types.len = 12;
+  if (SCHEMA == 10) {
+    t[12] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_ARRAY); t[12].val.array = 3;
+    t[13] = product(2, (const char *[]){"id", "units"}, (uint32_t[]){0, 12});
+  }
+  ret->types.ptr = t; ret->types.len = ntypes;
 
-  size_t ntables = SCHEMA == 6 ? 5 : 4;
+  size_t ntables = SCHEMA == 6 || SCHEMA == 10 ? 5 : 4;
   ret->tables.len = ntables; ret->tables.ptr = calloc(ntables, sizeof *ret->tables.ptr);
   ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : SCHEMA == 8 ? 99 : 2, 1);
   add_index(&ret->tables.ptr[0], "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_BTREE);
@@ -121,6 +128,10 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   add_index(seq, "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE);
   ret->tables.ptr[3] = table("mixed", 11, 0);
 
+  if (SCHEMA == 10) {
+    ret->tables.ptr[4] = table("units", 13, 1);
+    add_index(&ret->tables.ptr[4], "by_units", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_BTREE);
+  }
   if (SCHEMA == 6) {
     worldline_module_types_table_def_t *tick = &ret->tables.ptr[4];
     *tick = table("tick", 7, 1);
@@ -132,12 +143,12 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   }
 
   const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor",
-                         "bad_calls", "run"};
-  size_t nreducers = SCHEMA == 6 ? 7 : 6;
+                         "bad_calls", SCHEMA == 6 ? "run" : "fill_units"};
+  size_t nreducers = SCHEMA == 6 || SCHEMA == 10 ? 7 : 6;
   ret->reducers.len = nreducers; ret->reducers.ptr = calloc(nreducers, sizeof *ret->reducers.ptr);
   for (size_t i = 0; i < nreducers; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
-    ret->reducers.ptr[i].params = i == 6 ? fields(1, (const char *[]){"row"}, (uint32_t[]){7})
+    ret->reducers.ptr[i].params = i == 6 && SCHEMA == 6 ? fields(1, (const char *[]){"row"}, (uint32_t[]){7})
         : fields(SCHEMA == 5 && i == 0 ? 2 : 1, (const char *[]){"n", "n"}, (uint32_t[]){SCHEMA == 9 && i == 1 ? 99 : 1, 1});
   }
   ret->procedures.len = 0; ret->procedures.ptr = NULL;
@@ -251,6 +262,17 @@ bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_
   if (id == 0) {
     for (uint32_t i = 0; i < n; i++) {
       if (insert(1, NULL, 0) != -1) { module_string_dup(err, "an empty row was refused"); return false; }
+    }
+    return true;
+  }
+  if (id == 6) {
+    /* (id, 65,536 empty products): 1 to 3 bytes of id, 3 of length */
+    for (uint32_t i = 0; i < n; i++) {
+      uint8_t row[6], *at = row;
+      for (uint32_t v = i; ; v >>= 7) { *at++ = (v & 0x7f) | (v >= 0x80 ? 0x80 : 0); if (v < 0x80) break; }
+      *at++ = 0x80; *at++ = 0x80; *at++ = 0x04;
+      db_error_t e;
+      if (!ins(4, row, at - row, &e)) { *err = e.message; return false; }
     }
     return true;
   }
@@ -536,4 +558,36 @@ fn the_datastore_answers_bad_calls_as_the_wit_says() {
         "the refused update changed nothing"
     );
     assert_eq!(db.rows("mixed").expect("rows").len(), 1);
+}
+
+// An array of a type that takes no bytes (the empty product) holds up to
+// 65,536 elements in the 3 bytes of its length. A 12 KiB component whose
+// table indexed such a column made the host keep every value of it in the
+// index, each element a decoded value: 2 MiB of host memory for a row
+// that counted 3 bytes (and 16) against the quotas. Publishing must refuse
+// such a module, naming the rule, or run it without that cost.
+#[test]
+fn rows_of_a_few_bytes_cannot_make_the_host_hold_megabytes_each() {
+    let wasm = c_component("contract-schema10", SOURCE, &["-DSCHEMA=10"]);
+    let engine = small_quota_engine();
+    let mut db = match Database::create(&engine, &wasm, OWNER) {
+        Err(HostError::Schema(error)) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("table `units`: column `units`"),
+                "refused without naming the column: {message}"
+            );
+            return;
+        }
+        Err(other) => panic!("refused, but not for its schema: {other}"),
+        Ok(db) => db,
+    };
+    let before = peak_resident_bytes();
+    call(&mut db, "fill_units", 200).expect("200 rows of a few bytes each");
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "200 rows of 6 bytes made the host hold {} MiB more",
+        grown >> 20
+    );
 }

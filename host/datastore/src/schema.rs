@@ -86,6 +86,15 @@ impl AlgebraicType {
         }
     }
 
+    /// Whether values of this type always encode to no bytes: the empty
+    /// product, and products of such types.
+    pub fn takes_no_bytes(&self) -> bool {
+        match self {
+            AlgebraicType::Product(product) => product.fields.iter().all(|f| f.ty.takes_no_bytes()),
+            _ => false,
+        }
+    }
+
     /// Whether this is one of the integer types (the only ones auto-increment accepts).
     pub fn is_integer(&self) -> bool {
         use AlgebraicType::*;
