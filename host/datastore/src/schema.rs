@@ -290,6 +290,18 @@ pub enum Lifecycle {
     ClientDisconnected,
 }
 
+impl Lifecycle {
+    /// The lifecycle's name in the WIT (`init`, `client-connected`,
+    /// `client-disconnected`), as a module author declares it.
+    fn wit_name(self) -> &'static str {
+        match self {
+            Lifecycle::Init => "init",
+            Lifecycle::ClientConnected => "client-connected",
+            Lifecycle::ClientDisconnected => "client-disconnected",
+        }
+    }
+}
+
 /// A reducer: its name, parameters and lifecycle role.
 ///
 /// In JSON (serde), an object with the keys `"name"`, `"params"` (a
@@ -578,7 +590,10 @@ impl ModuleSchema {
             }
             if let Some(lifecycle) = reducer.lifecycle {
                 if !lifecycles.insert(lifecycle) {
-                    return Err(problem(&format!("a second {lifecycle:?} reducer")));
+                    return Err(problem(&format!(
+                        "another reducer is the `{}` lifecycle reducer (at most one may be)",
+                        lifecycle.wit_name()
+                    )));
                 }
                 if !reducer.params.fields.is_empty() {
                     return Err(problem("lifecycle reducers take no arguments"));
@@ -884,7 +899,7 @@ mod tests {
         );
         assert_eq!(
             rejection(|s| s.reducers.push(reducer("setup", Some(Lifecycle::Init)))),
-            "reducer `setup`: a second Init reducer"
+            "reducer `setup`: another reducer is the `init` lifecycle reducer (at most one may be)"
         );
         assert_eq!(
             rejection(|s| s.reducers[1].lifecycle = Some(Lifecycle::ClientConnected)),
