@@ -240,7 +240,10 @@ pub struct Database {
     /// The commit log and snapshots, for a persistent database.
     storage: Option<DatabaseStorage>,
     /// What the committed rows count against the database's quota (see
-    /// [`crate::host_calls::quota_bytes`]).
+    /// [`crate::host_calls::quota_bytes`]), their index entries not counted.
+    stored_row_bytes: usize,
+    /// What the committed rows and their index entries count against the
+    /// database's quota.
     stored_bytes: usize,
     /// The hosts the owner allowed procedures to send HTTP requests to.
     http_allow: AllowList,
@@ -308,7 +311,8 @@ impl Database {
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
             DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
-        database.stored_bytes = row_bytes(&datastore);
+        database.stored_row_bytes = row_bytes(&datastore);
+        database.stored_bytes = database.stored_row_bytes + datastore.all_index_bytes();
         database.instance.store.data_mut().datastore = datastore;
         database.scheduler = Scheduler::scan(&database.schema, database.datastore());
         database.storage = Some(storage);
@@ -346,6 +350,7 @@ impl Database {
             owner,
             broken: None,
             storage: None,
+            stored_row_bytes: 0,
             stored_bytes: 0,
             http_allow: AllowList::none(),
             generation: 0,
@@ -1016,8 +1021,10 @@ impl Database {
         for table in &delta.tables {
             let inserted: usize = table.inserts.iter().map(|r| quota_bytes(r.len())).sum();
             let deleted: usize = table.deletes.iter().map(|r| quota_bytes(r.len())).sum();
-            self.stored_bytes = (self.stored_bytes + inserted).saturating_sub(deleted);
+            self.stored_row_bytes = (self.stored_row_bytes + inserted).saturating_sub(deleted);
         }
+        let indexes = self.instance.store.data().datastore.all_index_bytes();
+        self.stored_bytes = self.stored_row_bytes.saturating_add(indexes);
         let offset = self.log_commit(origin, caller, timestamp, &delta)?;
         Ok(ReducerOutcome {
             delta,

@@ -69,11 +69,19 @@ impl HostState {
     /// is stored (see [`HostState::counted`]).
     fn check_write(&self, len: usize) -> HostResult<usize> {
         let written = self.bytes_written.saturating_add(quota_bytes(len));
+        self.within_quotas(written)?;
+        Ok(written)
+    }
+
+    /// Traps if a transaction that wrote `written` (see
+    /// [`HostState::bytes_written`]) is past its quota, or its database
+    /// past its own.
+    fn within_quotas(&self, written: usize) -> HostResult<()> {
         let limit = self.quotas.max_tx_write_bytes;
         if written > limit {
             return Err(LimitExceeded(format!(
-                "the transaction inserted or updated more than {limit} bytes of rows, the most \
-                 one transaction may write (EngineConfig::max_tx_write_bytes)"
+                "the transaction inserted or updated more than {limit} bytes of rows and index \
+                 entries, the most one transaction may write (EngineConfig::max_tx_write_bytes)"
             ))
             .into());
         }
@@ -81,25 +89,36 @@ impl HostState {
         let limit = self.quotas.max_database_bytes;
         if self.stored_bytes.saturating_add(written) > limit {
             return Err(LimitExceeded(format!(
-                "the database would hold more than {limit} bytes of rows, the most one database \
-                 may hold (EngineConfig::max_database_bytes); delete rows to make room"
+                "the database would hold more than {limit} bytes of rows and index entries, the \
+                 most one database may hold (EngineConfig::max_database_bytes); delete rows to \
+                 make room"
             ))
             .into());
         }
-        Ok(written)
+        Ok(())
     }
 
-    /// Counts a write [`HostState::check_write`] allowed as `written`,
-    /// if the datastore stored it: a refused write writes nothing.
+    /// Counts a write to table `table` that [`HostState::check_write`]
+    /// allowed as `written`, if the datastore stored it (a refused write
+    /// writes nothing), with what it added to the table's index entries
+    /// (`index_bytes` before it); traps if those take the transaction or
+    /// the database past its quota.
     fn counted<T>(
         &mut self,
+        table: usize,
         written: usize,
+        index_bytes: usize,
         result: Result<T, ds::DbError>,
-    ) -> Result<T, ds::DbError> {
+    ) -> DsResult<T> {
         if result.is_ok() {
-            self.bytes_written = written;
+            let grown = self
+                .datastore
+                .index_bytes(table)
+                .saturating_sub(index_bytes);
+            self.bytes_written = written.saturating_add(grown);
+            self.within_quotas(self.bytes_written)?;
         }
-        result
+        Ok(result)
     }
 
     /// Keeps a new cursor under a handle no open cursor has, trapping if
@@ -125,16 +144,22 @@ impl HostState {
 
     pub(crate) fn ds_insert(&mut self, table: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
         let written = self.check_write(row.len())?;
-        let inserted = self.datastore.insert(table_id(table), &row);
-        Ok(self.counted(written, inserted).map(|r| r.to_vec()))
+        let table = table_id(table);
+        let index_bytes = self.datastore.index_bytes(table);
+        let inserted = self.datastore.insert(table, &row);
+        Ok(self
+            .counted(table, written, index_bytes, inserted)?
+            .map(|r| r.to_vec()))
     }
 
     pub(crate) fn ds_update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
         let written = self.check_write(row.len())?;
-        let updated = self
-            .datastore
-            .update(table_id(table), table_id(index), &row);
-        Ok(self.counted(written, updated).map(|r| r.to_vec()))
+        let table = table_id(table);
+        let index_bytes = self.datastore.index_bytes(table);
+        let updated = self.datastore.update(table, table_id(index), &row);
+        Ok(self
+            .counted(table, written, index_bytes, updated)?
+            .map(|r| r.to_vec()))
     }
 
     pub(crate) fn ds_delete(&mut self, table: u32, index: u32, key: Vec<u8>) -> DsResult<bool> {

@@ -84,10 +84,11 @@ pub(crate) struct HostState {
     /// `u32` space wraps around.
     pub(crate) next_cursor: u32,
     /// What the rows inserted or updated during this call count against
-    /// the quotas (see [`crate::host_calls::quota_bytes`]).
+    /// the quotas (see [`crate::host_calls::quota_bytes`]), with what they
+    /// added to the index entries.
     pub(crate) bytes_written: usize,
-    /// What the rows the database held when this call started count
-    /// against its quota.
+    /// What the rows the database held when this call started, and their
+    /// index entries, count against its quota.
     pub(crate) stored_bytes: usize,
     memory: MemoryLimiter,
     /// The module's monotonic clock (shared with its WASI context).

@@ -35,7 +35,9 @@ use worldline_tests::{OWNER, args, peak_resident_bytes, rows, test_engine_config
 /// (right-to-left override), 8 `item`'s row type the type reference 99,
 /// 9 `fail_then_insert`'s parameter of type 99, 10 a table `units`
 /// (`id: u64` the primary key, `units: array(())` with a btree index) and
-/// a reducer `fill_units` inserting `n` rows of 65,536 units each.
+/// a reducer `fill_units` inserting `n` rows of 65,536 units each; 11 the
+/// same with `units: array(u8)`, `fill_units` inserting `n` rows of 65,536
+/// bytes each.
 const SOURCE: &str = r#"
 #include "module.h"
 #include <stdio.h>
@@ -87,7 +89,7 @@ static void add_index(worldline_module_types_table_def_t *t, const char *name, u
 }
 
 void exports_worldline_module_guest_describe(exports_worldline_module_guest_module_def_t *ret) {
-  size_t ntypes = SCHEMA == 10 ? 14 : 12;
+  size_t ntypes = SCHEMA == 10 ? 14 : SCHEMA == 11 ? 15 : 12;
   node_t *t = calloc(ntypes, sizeof(node_t));
   t[0] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U64);
   t[1] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U32);
@@ -115,9 +117,14 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
     t[12] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_ARRAY); t[12].val.array = 3;
     t[13] = product(2, (const char *[]){"id", "units"}, (uint32_t[]){0, 12});
   }
+  if (SCHEMA == 11) {
+    t[12] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U8);
+    t[13] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_ARRAY); t[13].val.array = 12;
+    t[14] = product(2, (const char *[]){"id", "units"}, (uint32_t[]){0, 13});
+  }
   ret->types.ptr = t; ret->types.len = ntypes;
 
-  size_t ntables = SCHEMA == 6 || SCHEMA == 10 ? 5 : 4;
+  size_t ntables = SCHEMA == 6 || SCHEMA == 10 || SCHEMA == 11 ? 5 : 4;
   ret->tables.len = ntables; ret->tables.ptr = calloc(ntables, sizeof *ret->tables.ptr);
   ret->tables.ptr[0] = table(SCHEMA == 2 ? "item\x1b[2J" : "item", SCHEMA == 3 || SCHEMA == 4 ? 5 : SCHEMA == 8 ? 99 : 2, 1);
   add_index(&ret->tables.ptr[0], "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_BTREE);
@@ -128,8 +135,8 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   add_index(seq, "by_n", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_UNIQUE);
   ret->tables.ptr[3] = table("mixed", 11, 0);
 
-  if (SCHEMA == 10) {
-    ret->tables.ptr[4] = table("units", 13, 1);
+  if (SCHEMA == 10 || SCHEMA == 11) {
+    ret->tables.ptr[4] = table("units", SCHEMA == 10 ? 13 : 14, 1);
     add_index(&ret->tables.ptr[4], "by_units", 1, WORLDLINE_MODULE_TYPES_INDEX_KIND_BTREE);
   }
   if (SCHEMA == 6) {
@@ -144,7 +151,7 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
 
   const char *names[] = {"fill_nothing", "fail_then_insert", "move_then_insert", "keep_cursor", "stale_cursor",
                          "bad_calls", SCHEMA == 6 ? "run" : "fill_units"};
-  size_t nreducers = SCHEMA == 6 || SCHEMA == 10 ? 7 : 6;
+  size_t nreducers = SCHEMA == 6 || SCHEMA == 10 || SCHEMA == 11 ? 7 : 6;
   ret->reducers.len = nreducers; ret->reducers.ptr = calloc(nreducers, sizeof *ret->reducers.ptr);
   for (size_t i = 0; i < nreducers; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
@@ -262,6 +269,19 @@ bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_
   if (id == 0) {
     for (uint32_t i = 0; i < n; i++) {
       if (insert(1, NULL, 0) != -1) { module_string_dup(err, "an empty row was refused"); return false; }
+    }
+    return true;
+  }
+  if (id == 6 && SCHEMA == 11) {
+    /* (id, 65,536 bytes) */
+    static uint8_t row[65536 + 8];
+    for (uint32_t i = 0; i < n; i++) {
+      uint8_t *at = row;
+      for (uint32_t v = i; ; v >>= 7) { *at++ = (v & 0x7f) | (v >= 0x80 ? 0x80 : 0); if (v < 0x80) break; }
+      *at++ = 0x80; *at++ = 0x80; *at++ = 0x04;
+      memset(at, (int)i, 65536); at += 65536;
+      db_error_t e;
+      if (!ins(4, row, at - row, &e)) { *err = e.message; return false; }
     }
     return true;
   }
@@ -590,4 +610,29 @@ fn rows_of_a_few_bytes_cannot_make_the_host_hold_megabytes_each() {
         "200 rows of 6 bytes made the host hold {} MiB more",
         grown >> 20
     );
+}
+
+// The row quotas counted row bytes, not what indexing them costs: a btree
+// index over a column of bytes keeps a decoded value (32 bytes) for each
+// byte, so 4 MiB of such rows, well within a 64 MiB transaction, made the
+// host hold 203 MiB more, and a 4 GiB database of them would take more
+// than 128 GiB. Rows now count their index entries too.
+#[test]
+fn index_entries_count_against_the_row_quotas() {
+    let wasm = c_component("contract-schema11", SOURCE, &["-DSCHEMA=11"]);
+    let engine = small_quota_engine();
+    let mut db = Database::create(&engine, &wasm, OWNER).expect("creating");
+    let before = peak_resident_bytes();
+    let error = call(&mut db, "fill_units", 8).expect_err("512 KiB of rows, 16 MiB of index");
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert!(
+        matches!(&error, CallError::LimitExceeded(m) if m.contains("max_tx_write_bytes")),
+        "{error}"
+    );
+    assert_eq!(
+        db.rows("units").expect("rows").len(),
+        0,
+        "nothing was written"
+    );
+    assert!(grown < 32 << 20, "the host held {} MiB more", grown >> 20);
 }

@@ -327,6 +327,19 @@ impl Datastore {
         Ok(by.get(key.as_slice()))
     }
 
+    /// About how many bytes of memory the entries of table `table`'s rows
+    /// take in its indexes (0 for a table that does not exist): a value
+    /// for each key column of each index, and the bytes of the strings,
+    /// elements, fields and payloads in them.
+    pub fn index_bytes(&self, table: TableId) -> usize {
+        self.tables.get(table).map_or(0, |t| t.index_bytes)
+    }
+
+    /// [`index_bytes`](Self::index_bytes) of every table together.
+    pub fn all_index_bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.index_bytes).sum()
+    }
+
     /// How many rows the table has.
     pub fn count(&self, table: TableId) -> Result<u64, DbError> {
         Ok(self.table(table)?.rows.len() as u64)

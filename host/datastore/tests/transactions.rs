@@ -345,3 +345,38 @@ fn finds_see_every_change_to_the_index() {
     assert_eq!(find(&store, 2).unwrap().sku, "b");
     assert_eq!(find(&store, 7), None);
 }
+
+#[test]
+fn index_bytes_follow_the_rows_through_writes_and_rollbacks() {
+    let mut store = store();
+    assert_eq!(store.index_bytes(ITEM), 0);
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(1, "abc", 1, 1));
+    let one = store.index_bytes(ITEM);
+    assert!(one > 0);
+    // A longer string key takes more.
+    insert(&mut store, &Item::new(2, "abcdefgh", 1, 2));
+    assert_eq!(store.index_bytes(ITEM), 2 * one + 5);
+    // An update moves the keys, and their bytes, that change.
+    store
+        .update(ITEM, BY_ID, &Item::new(2, "xyz", 3, 4).encode())
+        .unwrap();
+    assert_eq!(store.index_bytes(ITEM), 2 * one);
+    store.rollback();
+    assert_eq!(store.index_bytes(ITEM), 0);
+
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(1, "abc", 1, 1));
+    store.commit();
+    assert_eq!(store.all_index_bytes(), one);
+    store.begin().unwrap();
+    assert!(store.delete(ITEM, BY_ID, &key(&[Value::U32(1)])).unwrap());
+    assert_eq!(store.index_bytes(ITEM), 0);
+    store.rollback();
+    assert_eq!(
+        store.index_bytes(ITEM),
+        one,
+        "the rollback put the row back"
+    );
+    assert_eq!(store.index_bytes(99), 0);
+}
