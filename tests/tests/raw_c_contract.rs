@@ -1,39 +1,46 @@
 //! What `wit/worldline.wit` promises an author who writes a module in plain
 //! C against the raw WIT (no SDK), checked with C modules built during the
 //! test: descriptions the host must refuse at publish, naming what is
-//! wrong, and datastore calls whose accounting a module relies on.
+//! wrong; the datastore's answers to bad calls; cursor lifetimes,
+//! auto-increment sequences, and the row quotas that bound what a module
+//! can make the host hold.
 
 use worldline_host::{CallContext, CallError, Database, Engine, EngineConfig, HostError};
 use worldline_tests::raw_c::c_component;
 use worldline_tests::{OWNER, args, peak_resident_bytes, rows, test_engine_config};
 
-/// The module. Arena: 0 `u64`, 1 `u32`, 2 the row of `item` (`id: u64`,
-/// `n: u64`), 3 the empty product, 4 a struct `{x: u64, y: u64}`, 5 the row
-/// `{id: u64, pos: 4}`. Tables: `item` (primary key on `id`), `nothing`
-/// (no columns, no indexes) and `seq` (`item`'s row; `id` auto-increment
-/// and the primary key, `n` a unique index). Reducers, each taking
-/// `n: u32`: `fill_nothing` inserts `n` rows into `nothing`;
-/// `fail_then_insert` makes `n` inserts of a 1 KiB row that does not decode
-/// (each must fail with `invalid-row`), then inserts the item `(1, 1)`;
-/// `move_then_insert` inserts `(0, 10)` into `seq` (it gets id 1), updates
-/// it by `n` to `(5, 10)`, then inserts `n` rows `(0, 11 + i)`, failing
-/// with the first error's message; `keep_cursor` inserts `n` rows into
-/// `nothing` and keeps a cursor over `item` in a global;
-/// `stale_cursor` inserts `n` rows into `nothing`, opens a cursor over it,
-/// then reads from the kept cursor and fails, saying how many rows it got;
-/// `bad_calls` makes the calls of [`the_datastore_answers_bad_calls_as_the_wit_says`]
-/// and fails with the first answer that is not the one expected. `item`
-/// also has a btree index `by_n`; table `mixed` is
-/// `(name: string, flag: bool, state: sum {a, b(u64)})`, without indexes.
+/// The module. Arena: 0 `u64`, 1 `u32`, 2 the row `(id: u64, n: u64)`, 3
+/// the empty product, 4 a struct `{x: u64, y: u64}`, 5 the row
+/// `(id: u64, pos: 4)`, 6 `timestamp`, 7 the row `(at: 6, every: u64)`, 8
+/// `string`, 9 `bool`, 10 a sum `{a, b(u64)}`, 11 the row
+/// `(name: string, flag: bool, state: 10)`.
 ///
-/// `SCHEMA` (a preprocessor define) breaks the description one way:
-/// 1 an empty column name, 2 a table name with control characters, 3 a
-/// struct column with two fields named `x`, 4 a sum column with two cases
-/// named `a`, 5 a reducer with two parameters named `n`, 6 a table `tick`
-/// (`at: timestamp`, the primary key, `every: u64`) scheduling reducer
-/// `run` every `every` microseconds, 7 a column name holding U+202E
-/// (right-to-left override), 8 `item`'s row type the type reference 99,
-/// 9 `fail_then_insert`'s parameter of type 99, 10 a table `units`
+/// Tables: `item` (row 2; primary key on `id`, a btree index `by_n`),
+/// `nothing` (no columns, no indexes), `seq` (row 2; `id` auto-increment
+/// and the primary key, `n` a unique index `by_n`) and `mixed` (row 11,
+/// no indexes).
+///
+/// Reducers, each taking `n: u32`: `fill_nothing` inserts `n` rows into
+/// `nothing`; `fail_then_insert` makes `n` inserts of a 1 KiB row that
+/// does not decode (each must fail with `invalid-row`), then inserts the
+/// item `(1, 1)`; `move_then_insert` inserts `(0, 10)` into `seq` (it gets
+/// id 1), updates it by `n` to `(5, 10)`, then inserts `n` rows
+/// `(0, 11 + i)`, failing with the first error's message; `keep_cursor`
+/// inserts `n` rows into `nothing` and keeps a cursor over `item` in a
+/// global; `stale_cursor` inserts `n` rows into `nothing`, opens a cursor
+/// over it, then reads from the kept cursor and fails, saying how many
+/// rows it got; `bad_calls` makes the calls of
+/// [`the_datastore_answers_bad_calls_as_the_wit_says`] and fails with the
+/// first answer that is not the one expected.
+///
+/// `SCHEMA` (a preprocessor define) changes the description: 1 an empty
+/// column name, 2 a table name with control characters, 3 `item`'s row 5
+/// with two fields of `pos` named `x`, 4 `item`'s row 5 with `pos` a sum
+/// of two cases named `a`, 5 a reducer with two parameters named `n`, 6 a
+/// table `tick` (row 7, `at` the primary key) scheduling a reducer `run`
+/// every `every` microseconds, 7 a column name holding U+202E
+/// (right-to-left override), 8 `item`'s row type the type reference 99, 9
+/// `fail_then_insert`'s parameter of type 99; 10 a table `units`
 /// (`id: u64` the primary key, `units: array(())` with a btree index) and
 /// a reducer `fill_units` inserting `n` rows of 65,536 units each; 11 the
 /// same with `units: array(u8)`, `fill_units` inserting `n` rows of 65,536
