@@ -5,6 +5,8 @@
 //! auto-increment sequences, and the row quotas that bound what a module
 //! can make the host hold.
 
+use std::sync::{Mutex, MutexGuard};
+
 use worldline_host::{CallContext, CallError, Database, Engine, EngineConfig, HostError};
 use worldline_tests::raw_c::c_component;
 use worldline_tests::{OWNER, args, peak_resident_bytes, rows, test_engine_config};
@@ -359,6 +361,15 @@ bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldlin
 }
 "#;
 
+/// One test at a time: they build their components in shared directories,
+/// and some measure the process's peak memory, which the others' databases
+/// would add to.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine {
     let mut config = test_engine_config();
     adjust(&mut config);
@@ -386,6 +397,7 @@ fn module() -> Vec<u8> {
 // or take only one.
 #[test]
 fn descriptions_breaking_the_naming_rules_are_refused_naming_the_problem() {
+    let _one = one_at_a_time();
     let engine = engine_with(|_| {});
     let cases: [(&str, &[&str]); 5] = [
         ("table `item`", &["column 1", "empty name"]),
@@ -433,6 +445,7 @@ fn refusal(engine: &Engine, schema: u32) -> String {
 // table, a reducer or a procedure, and which of its parameters is wrong.
 #[test]
 fn a_dangling_type_reference_is_refused_naming_its_declaration() {
+    let _one = one_at_a_time();
     let engine = engine_with(|_| {});
     let outside = "type reference 99 is outside the type arena of 12 nodes";
     assert_eq!(
@@ -451,6 +464,7 @@ fn a_dangling_type_reference_is_refused_naming_its_declaration() {
 // instead of moving it (it looked for the moved row under its new key).
 #[test]
 fn a_repeating_schedule_keyed_by_its_time_is_refused() {
+    let _one = one_at_a_time();
     let message = refusal(&engine_with(|_| {}), 6);
     assert_eq!(
         message,
@@ -478,6 +492,7 @@ fn small_quota_engine() -> Engine {
 // its bookkeeping too.
 #[test]
 fn rows_without_bytes_still_count_against_the_row_quotas() {
+    let _one = one_at_a_time();
     let engine = small_quota_engine();
     let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
     let error = call(&mut db, "fill_nothing", 200_000).expect_err("past the transaction quota");
@@ -520,6 +535,7 @@ fn rows_without_bytes_still_count_against_the_row_quotas() {
 // then an insert, counted each row twice).
 #[test]
 fn refused_writes_do_not_count_against_the_transaction_quota() {
+    let _one = one_at_a_time();
     let engine = small_quota_engine();
     let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
     call(&mut db, "fail_then_insert", 2_048)
@@ -535,6 +551,7 @@ fn refused_writes_do_not_count_against_the_transaction_quota() {
 // it named no id at all.
 #[test]
 fn the_sequence_never_hands_out_an_id_an_update_gave() {
+    let _one = one_at_a_time();
     let engine = small_quota_engine();
     let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
     call(&mut db, "move_then_insert", 4).expect("every insert of 0 takes a free id");
@@ -553,6 +570,7 @@ fn the_sequence_never_hands_out_an_id_an_update_gave() {
 // closed the new cursor under its owner).
 #[test]
 fn a_cursor_kept_past_its_call_traps_and_reads_no_other() {
+    let _one = one_at_a_time();
     let engine = small_quota_engine();
     let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
     call(&mut db, "keep_cursor", 0).expect("keeping a cursor");
@@ -573,6 +591,7 @@ fn a_cursor_kept_past_its_call_traps_and_reads_no_other() {
 // UTF-8, a bool of 2, a sum case that does not exist.
 #[test]
 fn the_datastore_answers_bad_calls_as_the_wit_says() {
+    let _one = one_at_a_time();
     let engine = small_quota_engine();
     let mut db = Database::create(&engine, &module(), OWNER).expect("creating");
     call(&mut db, "bad_calls", 0).expect("every answer as the WIT says");
@@ -595,6 +614,7 @@ fn the_datastore_answers_bad_calls_as_the_wit_says() {
 // such a module, naming the rule, or run it without that cost.
 #[test]
 fn rows_of_a_few_bytes_cannot_make_the_host_hold_megabytes_each() {
+    let _one = one_at_a_time();
     let wasm = c_component("contract-schema10", SOURCE, &["-DSCHEMA=10"]);
     let engine = small_quota_engine();
     let mut db = match Database::create(&engine, &wasm, OWNER) {
@@ -626,6 +646,7 @@ fn rows_of_a_few_bytes_cannot_make_the_host_hold_megabytes_each() {
 // than 128 GiB. Rows now count their index entries too.
 #[test]
 fn index_entries_count_against_the_row_quotas() {
+    let _one = one_at_a_time();
     let wasm = c_component("contract-schema11", SOURCE, &["-DSCHEMA=11"]);
     let engine = small_quota_engine();
     let mut db = Database::create(&engine, &wasm, OWNER).expect("creating");
