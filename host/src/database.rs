@@ -15,6 +15,7 @@ use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
 use crate::engine::Engine;
 use crate::error::{CallError, HostError, quoted_name};
+use crate::host_calls::quota_bytes;
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::log_throttle::{LogThrottle, held_back_note};
 use crate::module_log::{LogLevel, ModuleLog, truncate_line};
@@ -238,7 +239,11 @@ pub struct Database {
     broken: Option<Broken>,
     /// The commit log and snapshots, for a persistent database.
     storage: Option<DatabaseStorage>,
-    /// Bytes of the committed rows, for the database's quota.
+    /// What the committed rows count against the database's quota (see
+    /// [`crate::host_calls::quota_bytes`]), their index entries not counted.
+    stored_row_bytes: usize,
+    /// What the committed rows and their index entries count against the
+    /// database's quota.
     stored_bytes: usize,
     /// The hosts the owner allowed procedures to send HTTP requests to.
     http_allow: AllowList,
@@ -306,7 +311,8 @@ impl Database {
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
             DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
-        database.stored_bytes = row_bytes(&datastore);
+        database.stored_row_bytes = row_bytes(&datastore);
+        database.stored_bytes = database.stored_row_bytes + datastore.all_index_bytes();
         database.instance.store.data_mut().datastore = datastore;
         database.scheduler = Scheduler::scan(&database.schema, database.datastore());
         database.storage = Some(storage);
@@ -344,6 +350,7 @@ impl Database {
             owner,
             broken: None,
             storage: None,
+            stored_row_bytes: 0,
             stored_bytes: 0,
             http_allow: AllowList::none(),
             generation: 0,
@@ -1012,10 +1019,12 @@ impl Database {
         let delta = self.instance.store.data_mut().datastore.commit();
         self.scheduler.apply(&delta);
         for table in &delta.tables {
-            let inserted: usize = table.inserts.iter().map(|r| r.len()).sum();
-            let deleted: usize = table.deletes.iter().map(|r| r.len()).sum();
-            self.stored_bytes = (self.stored_bytes + inserted).saturating_sub(deleted);
+            let inserted: usize = table.inserts.iter().map(|r| quota_bytes(r.len())).sum();
+            let deleted: usize = table.deletes.iter().map(|r| quota_bytes(r.len())).sum();
+            self.stored_row_bytes = (self.stored_row_bytes + inserted).saturating_sub(deleted);
         }
+        let indexes = self.instance.store.data().datastore.all_index_bytes();
+        self.stored_bytes = self.stored_row_bytes.saturating_add(indexes);
         let offset = self.log_commit(origin, caller, timestamp, &delta)?;
         Ok(ReducerOutcome {
             delta,
@@ -1124,11 +1133,11 @@ fn component_error(wasm: &[u8], error: &wasmtime::Error) -> HostError {
     }
 }
 
-/// Bytes of every row in `datastore`.
+/// What every row in `datastore` counts against the database's row quota.
 fn row_bytes(datastore: &Datastore) -> usize {
     (0..datastore.tables().len())
         .filter_map(|table| datastore.rows(table).ok())
         .flatten()
-        .map(|row| row.len())
+        .map(|row| quota_bytes(row.len()))
         .sum()
 }

@@ -71,11 +71,13 @@ pub struct EngineConfig {
     /// The most row bytes one `cursor.next` returns (at least one row,
     /// whatever its size). Default 1 MiB.
     pub max_batch_bytes: usize,
-    /// The most row bytes one transaction may insert or update; a reducer
-    /// that writes more traps and changes nothing. Default 64 MiB.
+    /// The most row bytes one transaction may insert or update, each row
+    /// counting 16 bytes more for the host's bookkeeping and what its index
+    /// entries take (a refused write counts nothing); a reducer that writes
+    /// more traps and changes nothing. Default 64 MiB.
     pub max_tx_write_bytes: usize,
     /// The most row bytes one database may hold (the postcard bytes of its
-    /// rows, not counting indexes); a reducer that would insert or update
+    /// rows, 16 more per row, and what their index entries take); a reducer that would insert or update
     /// past it traps, naming the limit, and changes nothing. Deleting rows
     /// makes room. Default 4 GiB.
     pub max_database_bytes: usize,

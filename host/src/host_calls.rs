@@ -13,8 +13,29 @@ const MAX_BATCH_ROWS: u32 = 1024;
 /// How many rows `cursor.next` takes between checks of its byte cap.
 const BYTE_CHECK_ROWS: u32 = 16;
 
-/// A scan in progress, as held in the module's resource table.
+/// What each row counts against the row quotas besides its bytes (the
+/// transaction's `max_tx_write_bytes`, the database's
+/// `max_database_bytes`): the host keeps a slot, a length and log entries
+/// for every row, so rows of few bytes, or none (a table without columns),
+/// must not be free.
+const ROW_OVERHEAD_BYTES: usize = 16;
+
+/// What a row of `len` bytes counts against the row quotas.
+pub(crate) fn quota_bytes(len: usize) -> usize {
+    len.saturating_add(ROW_OVERHEAD_BYTES)
+}
+
+/// A scan in progress, as [`HostState::open_cursors`] holds it.
 pub struct CursorHandle(ds::Cursor);
+
+/// `cursor.next` on a handle whose cursor is closed: the call (or
+/// procedure transaction) that opened it has ended. The call traps.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cursor.next on a closed cursor: a cursor lives only as long as the reducer call or \
+     procedure transaction that opened it (one kept in a global is closed)"
+)]
+struct ClosedCursor;
 
 type HostResult<T> = wasmtime::Result<T>;
 
@@ -42,32 +63,66 @@ fn key_bound(bound: WitBound) -> KeyBound {
 type DsResult<T> = HostResult<Result<T, ds::DbError>>;
 
 impl HostState {
-    /// Counts `bytes` more row bytes written by this call, trapping once
-    /// the transaction passes its quota.
-    fn charge_write(&mut self, bytes: usize) -> HostResult<()> {
-        self.bytes_written = self.bytes_written.saturating_add(bytes);
+    /// What this transaction will have written once a row of `len` bytes
+    /// more is stored, trapping if that takes it past its quota, or the
+    /// database past its own. Counts nothing: a write counts only once it
+    /// is stored (see [`HostState::counted`]).
+    fn check_write(&self, len: usize) -> HostResult<usize> {
+        let written = self.bytes_written.saturating_add(quota_bytes(len));
+        self.within_quotas(written)?;
+        Ok(written)
+    }
+
+    /// Traps if a transaction that wrote `written` (see
+    /// [`HostState::bytes_written`]) is past its quota, or its database
+    /// past its own.
+    fn within_quotas(&self, written: usize) -> HostResult<()> {
         let limit = self.quotas.max_tx_write_bytes;
-        if self.bytes_written > limit {
+        if written > limit {
             return Err(LimitExceeded(format!(
-                "the transaction inserted or updated more than {limit} bytes of rows, the most \
-                 one transaction may write (EngineConfig::max_tx_write_bytes)"
+                "the transaction inserted or updated more than {limit} bytes of rows and index \
+                 entries, the most one transaction may write (EngineConfig::max_tx_write_bytes)"
             ))
             .into());
         }
         // Deletes in this transaction are not counted until it commits.
         let limit = self.quotas.max_database_bytes;
-        if self.stored_bytes.saturating_add(self.bytes_written) > limit {
+        if self.stored_bytes.saturating_add(written) > limit {
             return Err(LimitExceeded(format!(
-                "the database would hold more than {limit} bytes of rows, the most one database \
-                 may hold (EngineConfig::max_database_bytes); delete rows to make room"
+                "the database would hold more than {limit} bytes of rows and index entries, the \
+                 most one database may hold (EngineConfig::max_database_bytes); delete rows to \
+                 make room"
             ))
             .into());
         }
         Ok(())
     }
 
-    /// Keeps a new cursor in the resource table, trapping if the call
-    /// already holds as many as it may.
+    /// Counts a write to table `table` that [`HostState::check_write`]
+    /// allowed as `written`, if the datastore stored it (a refused write
+    /// writes nothing), with what it added to the table's index entries
+    /// (`index_bytes` before it); traps if those take the transaction or
+    /// the database past its quota.
+    fn counted<T>(
+        &mut self,
+        table: usize,
+        written: usize,
+        index_bytes: usize,
+        result: Result<T, ds::DbError>,
+    ) -> DsResult<T> {
+        if result.is_ok() {
+            let grown = self
+                .datastore
+                .index_bytes(table)
+                .saturating_sub(index_bytes);
+            self.bytes_written = written.saturating_add(grown);
+            self.within_quotas(self.bytes_written)?;
+        }
+        Ok(result)
+    }
+
+    /// Keeps a new cursor under a handle no open cursor has, trapping if
+    /// the call already holds as many as it may.
     fn open_cursor(&mut self, cursor: ds::Cursor) -> HostResult<Resource<CursorHandle>> {
         let limit = self.quotas.max_cursors;
         if self.open_cursors.len() >= limit {
@@ -78,24 +133,32 @@ impl HostState {
             ))
             .into());
         }
-        let handle = self.resources.push(CursorHandle(cursor))?;
-        self.open_cursors.insert(handle.rep());
-        Ok(handle)
+        let mut rep = self.next_cursor;
+        while self.open_cursors.contains_key(&rep) {
+            rep = rep.wrapping_add(1);
+        }
+        self.next_cursor = rep.wrapping_add(1);
+        self.open_cursors.insert(rep, CursorHandle(cursor));
+        Ok(Resource::new_own(rep))
     }
 
     pub(crate) fn ds_insert(&mut self, table: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
-        self.charge_write(row.len())?;
+        let written = self.check_write(row.len())?;
+        let table = table_id(table);
+        let index_bytes = self.datastore.index_bytes(table);
+        let inserted = self.datastore.insert(table, &row);
         Ok(self
-            .datastore
-            .insert(table_id(table), &row)
+            .counted(table, written, index_bytes, inserted)?
             .map(|r| r.to_vec()))
     }
 
     pub(crate) fn ds_update(&mut self, table: u32, index: u32, row: Vec<u8>) -> DsResult<Vec<u8>> {
-        self.charge_write(row.len())?;
+        let written = self.check_write(row.len())?;
+        let table = table_id(table);
+        let index_bytes = self.datastore.index_bytes(table);
+        let updated = self.datastore.update(table, table_id(index), &row);
         Ok(self
-            .datastore
-            .update(table_id(table), table_id(index), &row)
+            .counted(table, written, index_bytes, updated)?
             .map(|r| r.to_vec()))
     }
 
@@ -159,7 +222,10 @@ impl HostState {
         let max_bytes = self.quotas.max_batch_bytes;
         let mut data = Vec::new();
         let mut count = 0;
-        let handle = self.resources.get_mut(&cursor)?;
+        let handle = self
+            .open_cursors
+            .get_mut(&cursor.rep())
+            .ok_or(ClosedCursor)?;
         // A few rows at a time, stopping once the batch reaches its byte
         // cap: a batch holds at least one row and passes the cap by at
         // most one chunk.
@@ -176,10 +242,9 @@ impl HostState {
 
     pub(crate) fn cursor_drop(&mut self, cursor: Resource<CursorHandle>) -> HostResult<()> {
         // A cursor left open by an earlier call was closed when that call
-        // ended; dropping its handle now has nothing left to close.
-        if self.open_cursors.remove(&cursor.rep()) {
-            self.resources.delete(cursor)?;
-        }
+        // ended; dropping its handle now has nothing left to close (and no
+        // newer cursor has its handle).
+        self.open_cursors.remove(&cursor.rep());
         Ok(())
     }
 
@@ -454,7 +519,7 @@ mod tests {
         for rep in reps {
             let stale = Resource::<CursorHandle>::new_own(rep);
             assert!(
-                state.resources.get(&stale).is_err(),
+                state.cursor_next(stale, 1).is_err(),
                 "cursor {rep} still open"
             );
         }

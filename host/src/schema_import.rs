@@ -1,6 +1,8 @@
 //! Turns the module's `describe` output (a WIT type arena) into the
 //! datastore's schema, rejecting malformed descriptions.
 
+use std::collections::HashSet;
+
 use worldline_datastore::{
     AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProcedureSchema,
     ProductType, ReducerSchema, ScheduleSchema, SchemaError, SumType, TableSchema, Variant,
@@ -47,7 +49,12 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
         .into_iter()
         .map(|reducer| {
             Ok(ReducerSchema {
-                params: import_fields(&reducer.params, &types, &reducer.name)?,
+                params: import_fields(&reducer.params, &types).map_err(|problem| {
+                    SchemaError::Reducer {
+                        reducer: reducer.name.clone(),
+                        problem,
+                    }
+                })?,
                 name: reducer.name,
                 lifecycle: reducer.lifecycle.map(|l| match l {
                     wit::Lifecycle::Init => Lifecycle::Init,
@@ -62,8 +69,18 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
         .into_iter()
         .map(|procedure| {
             Ok(ProcedureSchema {
-                params: import_fields(&procedure.params, &types, &procedure.name)?,
-                returns: lookup(&types, procedure.returns, &procedure.name)?.clone(),
+                params: import_fields(&procedure.params, &types).map_err(|problem| {
+                    SchemaError::Procedure {
+                        procedure: procedure.name.clone(),
+                        problem,
+                    }
+                })?,
+                returns: lookup(&types, procedure.returns)
+                    .map_err(|problem| SchemaError::Procedure {
+                        procedure: procedure.name.clone(),
+                        problem: format!("the return type: {problem}"),
+                    })?
+                    .clone(),
                 name: procedure.name,
             })
         })
@@ -97,13 +114,17 @@ pub(crate) fn import_module(def: wit::ModuleDef) -> Result<ModuleSchema, SchemaE
 }
 
 fn import_table(table: wit::TableDef, types: &[AlgebraicType]) -> Result<TableSchema, SchemaError> {
-    let columns = match lookup(types, table.row_type, &table.name)? {
+    let row_type = lookup(types, table.row_type).map_err(|problem| SchemaError::Table {
+        table: table.name.clone(),
+        problem: format!("the row type: {problem}"),
+    })?;
+    let columns = match row_type {
         AlgebraicType::Product(product) => product.clone(),
         other => {
-            return Err(SchemaError::Description(format!(
-                "table `{}`: row type must be a product, found {other}",
-                table.name
-            )));
+            return Err(SchemaError::Table {
+                table: table.name.clone(),
+                problem: format!("the row type must be a product, found {other}"),
+            });
         }
     };
     Ok(TableSchema {
@@ -128,33 +149,32 @@ fn index_of(position: u32) -> usize {
     position as usize
 }
 
-fn lookup<'a>(
-    types: &'a [AlgebraicType],
-    ty: u32,
-    context: &str,
-) -> Result<&'a AlgebraicType, SchemaError> {
+/// Arena node `ty`, or why there is none.
+fn lookup(types: &[AlgebraicType], ty: u32) -> Result<&AlgebraicType, String> {
     types.get(index_of(ty)).ok_or_else(|| {
-        SchemaError::Description(format!(
-            "{context}: type reference {ty} is outside the type arena of {} nodes",
+        format!(
+            "type reference {ty} is outside the type arena of {} nodes",
             types.len()
-        ))
+        )
     })
 }
 
-fn import_fields(
-    fields: &[wit::Field],
-    types: &[AlgebraicType],
-    context: &str,
-) -> Result<ProductType, SchemaError> {
+/// The fields' types, or which field's type reference is outside the arena.
+fn import_fields(fields: &[wit::Field], types: &[AlgebraicType]) -> Result<ProductType, String> {
     let fields = fields
         .iter()
-        .map(|field| {
+        .enumerate()
+        .map(|(position, field)| {
+            let ty = lookup(types, field.ty).map_err(|problem| match &field.name {
+                Some(name) => format!("parameter `{}`: {problem}", short(name)),
+                None => format!("parameter {position}: {problem}"),
+            })?;
             Ok(Field {
                 name: field.name.clone(),
-                ty: lookup(types, field.ty, context)?.clone(),
+                ty: ty.clone(),
             })
         })
-        .collect::<Result<_, SchemaError>>()?;
+        .collect::<Result<_, String>>()?;
     Ok(ProductType { fields })
 }
 
@@ -230,7 +250,15 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
                 AlgebraicType::Option(Box::new(earlier(*inner).map_err(at)?))
             }
             wit::TypeNode::Array(inner) => {
-                AlgebraicType::Array(Box::new(earlier(*inner).map_err(at)?))
+                let element = earlier(*inner).map_err(at)?;
+                if element.takes_no_bytes() {
+                    return Err(at(SchemaError::Description(format!(
+                        "type node {position} is an array of {element}, which takes no bytes: \
+                         such an array's length is not bounded by its bytes (an array of \
+                         units is a count; declare an integer)"
+                    ))));
+                }
+                AlgebraicType::Array(Box::new(element))
             }
             wit::TypeNode::Product(fields) => AlgebraicType::Product(ProductType {
                 fields: fields
@@ -257,6 +285,11 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
                     .map_err(at)?,
             }),
         };
+        if let Some(problem) = repeated_member(node) {
+            return Err(at(SchemaError::Description(format!(
+                "type node {position}: {problem}"
+            ))));
+        }
         total = total.saturating_add(size);
         if total > MAX_DESCRIPTION_NODES {
             return Err(at(SchemaError::Description(format!(
@@ -269,6 +302,23 @@ fn resolve_arena(nodes: &[wit::TypeNode]) -> Result<(Vec<AlgebraicType>, Vec<usi
         depths.push(depth);
     }
     Ok((resolved, sizes))
+}
+
+/// Which name two fields of a product node, or two cases of a sum node,
+/// share (a value in JSON, keyed by these names, could hold only one).
+fn repeated_member(node: &wit::TypeNode) -> Option<String> {
+    let mut seen = HashSet::new();
+    match node {
+        wit::TypeNode::Product(fields) => field_names(fields)
+            .find(|name| !seen.insert(*name))
+            .map(|name| format!("two fields are named `{}`", short(name))),
+        wit::TypeNode::Sum(cases) => cases
+            .iter()
+            .map(|case| case.name.as_str())
+            .find(|name| !seen.insert(*name))
+            .map(|name| format!("two cases are named `{}`", short(name))),
+        _ => None,
+    }
 }
 
 /// The arena's refusal, naming where the refused node is used: the first
@@ -343,8 +393,8 @@ fn containing(nodes: &[wit::TypeNode], target: usize) -> Vec<bool> {
 }
 
 /// Refuses a description with more tables or functions, longer lists in a
-/// table definition, or longer names than a module may have, before
-/// anything in it is expanded.
+/// table definition, or longer names than a module may have, or a name
+/// holding a control character, before anything in it is expanded.
 fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
     let too_many = |what: &str, count: usize, limit: usize| {
         (count > limit).then(|| {
@@ -406,14 +456,36 @@ fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
             _ => {}
         }
     }
-    match names.into_iter().find(|name| name.len() > MAX_NAME_BYTES) {
-        Some(name) => Err(SchemaError::Description(format!(
-            "the name `{}` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
-            short(name),
-            name.len()
-        ))),
-        None => Ok(()),
+    for name in names {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(SchemaError::Description(format!(
+                "the name `{}` is {} bytes long, more than the limit of {MAX_NAME_BYTES}",
+                short(name),
+                name.len()
+            )));
+        }
+        if let Some(control) = name.chars().find(|&c| is_control(c)) {
+            return Err(SchemaError::Description(format!(
+                "the name \"{}\" holds the control character U+{:04X}; names may not hold \
+                 control characters (nor those that reorder text)",
+                short(name).escape_debug(),
+                u32::from(control)
+            )));
+        }
     }
+    Ok(())
+}
+
+/// Whether a name may not hold `c`: a control character (Unicode category
+/// Cc), or one of Unicode's explicit bidirectional formatting characters,
+/// with which a name could be shown as another (a table `a\u{202E}b` reads
+/// `ab` reversed wherever it is printed).
+fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// The names of the named fields among `fields`.

@@ -1,11 +1,11 @@
 //! What a module's store holds: its sandboxed WASI context, its resources,
 //! its datastore, its log, the memory limiter and the per-call quotas.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use worldline_datastore::Datastore;
 
@@ -17,8 +17,9 @@ use crate::procedure_tx::ProcedureSide;
 use crate::stderr_tail::StderrTail;
 use crate::wait_cap::CallClock;
 
-/// Most resources (cursors, WASI streams) one instance may hold at once.
-/// Cursors are capped lower, per call ([`EngineConfig::max_cursors_per_call`]).
+/// Most WASI resources (streams, pollables) one instance may hold at once.
+/// Cursors are kept apart, and capped per call
+/// ([`EngineConfig::max_cursors_per_call`]).
 const MAX_RESOURCES: usize = 4096;
 
 /// A limit the host sets on a call, passed: the call traps with this
@@ -73,12 +74,21 @@ pub(crate) struct HostState {
     stderr: StderrTail,
     /// The limits of one call.
     pub(crate) quotas: CallQuotas,
-    /// The resource-table positions of the cursors opened during this
-    /// call and not yet dropped; closed by the host when the call ends.
-    pub(crate) open_cursors: HashSet<u32>,
-    /// Row bytes inserted or updated during this call.
+    /// The cursors opened during this call (or procedure transaction) and
+    /// not yet dropped, by the handle the module holds; closed by the host
+    /// when the call ends. They are not in [`HostState::resources`], whose
+    /// positions are reused: a handle kept past its call must name no
+    /// cursor, never a newer one.
+    pub(crate) open_cursors: HashMap<u32, CursorHandle>,
+    /// The handle the next cursor gets; handles are not reused until the
+    /// `u32` space wraps around.
+    pub(crate) next_cursor: u32,
+    /// What the rows inserted or updated during this call count against
+    /// the quotas (see [`crate::host_calls::quota_bytes`]), with what they
+    /// added to the index entries.
     pub(crate) bytes_written: usize,
-    /// Row bytes the database held when this call started.
+    /// What the rows the database held when this call started, and their
+    /// index entries, count against its quota.
     pub(crate) stored_bytes: usize,
     memory: MemoryLimiter,
     /// The module's monotonic clock (shared with its WASI context).
@@ -112,7 +122,8 @@ impl HostState {
             panic_message: None,
             logged_this_call: false,
             quotas: CallQuotas::from_config(config),
-            open_cursors: HashSet::new(),
+            open_cursors: HashMap::new(),
+            next_cursor: 0,
             bytes_written: 0,
             stored_bytes: 0,
             memory: MemoryLimiter {
@@ -155,13 +166,7 @@ impl HostState {
     /// Closes every cursor the module opened and did not drop: a cursor
     /// lives only as long as the call that opened it.
     pub(crate) fn close_cursors(&mut self) {
-        for rep in self.open_cursors.drain() {
-            // The position holds this cursor still: `drop` forgets the
-            // positions it frees, so none was reused for another resource.
-            let _ = self
-                .resources
-                .delete(Resource::<CursorHandle>::new_own(rep));
-        }
+        self.open_cursors.clear();
     }
 
     /// What a trap says to the module's author: the resource table limit
@@ -265,8 +270,8 @@ pub(crate) fn resource_table_full(trap: &wasmtime::Error) -> Option<String> {
     });
     full.then(|| {
         format!(
-            "the module holds {MAX_RESOURCES} resources (cursors, WASI streams and pollables), \
-             the most one instance may hold: it opens resources it never drops"
+            "the module holds {MAX_RESOURCES} resources (WASI streams and pollables), the most \
+             one instance may hold: it opens resources it never drops"
         )
     })
 }

@@ -15,6 +15,7 @@ pub mod live;
 pub mod parity;
 pub mod process;
 pub mod raw;
+pub mod raw_c;
 pub mod twins;
 
 /// Where `build.rs` put the guest components.

@@ -4,12 +4,10 @@
 //! preview-1 reactor adapter): what `wit/worldline.wit` promises a module
 //! author who binds it directly, and what such an author can do to the host.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use worldline_host::{CallContext, CallError, Database, HostError};
-use worldline_tests::parity::{target_dir, workspace};
+use worldline_tests::raw_c::c_component;
 use worldline_tests::{OWNER, args, patient_engine, resident_bytes, rows};
 
 /// The module: table `item` (`id: u64` primary key, `n: u64`) and reducers
@@ -118,88 +116,6 @@ bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldlin
 }
 "#;
 
-fn run(command: &mut Command, what: &str) {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!("running {what}: {e} (tests/setup.sh installs the C toolchain)")
-    });
-    assert!(
-        output.status.success(),
-        "{what} failed ({})\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The wasmtime preview-1 reactor adapter, written where the C++ build
-/// (`guest-cpp/worldline.mk`) writes it, by the same tool.
-fn adapter() -> PathBuf {
-    let dir = target_dir().join("cpp-adapter");
-    let path = dir.join("wasi_snapshot_preview1.reactor.wasm");
-    if !path.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        run(
-            Command::new(cargo)
-                .args(["run", "--quiet", "--release", "--locked", "--manifest-path"])
-                .arg(workspace().join("guest-cpp/tools/adapter/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(dir.join("build"))
-                .arg("--")
-                .arg(&path),
-            "writing the preview-1 adapter",
-        );
-    }
-    path
-}
-
-/// Builds [`SOURCE`] with the preprocessor `defines` into the component
-/// `target/raw-c/NAME.wasm` and returns its bytes.
-fn c_component(name: &str, defines: &[&str]) -> Vec<u8> {
-    let dir = target_dir().join("raw-c").join(name);
-    std::fs::create_dir_all(&dir).expect("creating the build directory");
-    let wit_bindgen = workspace().join("target/tools/bin/wit-bindgen");
-    let wit_bindgen: &Path = if wit_bindgen.exists() {
-        &wit_bindgen
-    } else {
-        Path::new("wit-bindgen")
-    };
-    run(
-        Command::new(wit_bindgen)
-            .arg("c")
-            .arg(workspace().join("wit"))
-            .args(["--world", "module", "--out-dir"])
-            .arg(&dir),
-        "wit-bindgen c",
-    );
-    std::fs::write(dir.join("raw.c"), SOURCE).expect("writing the C source");
-    let core = dir.join("core.wasm");
-    run(
-        Command::new("clang-19")
-            .args(["--target=wasm32-wasi", "-O2", "-mexec-model=reactor"])
-            .args(defines)
-            .arg("-I")
-            .arg(&dir)
-            .arg(dir.join("raw.c"))
-            .arg(dir.join("module.c"))
-            .arg(dir.join("module_component_type.o"))
-            .arg("-o")
-            .arg(&core),
-        "clang-19",
-    );
-    let component = dir.join(format!("{name}.wasm"));
-    run(
-        Command::new("wasm-tools")
-            .args(["component", "new"])
-            .arg(&core)
-            .arg("--adapt")
-            .arg(format!("wasi_snapshot_preview1={}", adapter().display()))
-            .arg("-o")
-            .arg(&component),
-        "wasm-tools component new",
-    );
-    std::fs::read(&component).expect("reading the component")
-}
-
 /// One test at a time: the last one measures the process's memory, which
 /// the others' module instances would add to.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -222,7 +138,8 @@ fn item_ids(db: &Database) -> Vec<u64> {
 fn a_refused_memory_growth_does_not_trap_a_module_that_handles_it() {
     let _one = one_at_a_time();
     let engine = patient_engine();
-    let mut db = Database::create(&engine, &c_component("raw", &[]), OWNER).expect("creating");
+    let mut db =
+        Database::create(&engine, &c_component("raw", SOURCE, &[]), OWNER).expect("creating");
     db.call_reducer("fill_memory", &args(&(1u64,)), CallContext::new(OWNER))
         .expect("the module handled the refused growth and returned ok");
     assert_eq!(item_ids(&db), [1]);
@@ -235,7 +152,8 @@ fn a_refused_memory_growth_does_not_trap_a_module_that_handles_it() {
 fn an_error_message_that_is_not_utf8_fails_the_call_and_changes_nothing() {
     let _one = one_at_a_time();
     let engine = patient_engine();
-    let mut db = Database::create(&engine, &c_component("raw", &[]), OWNER).expect("creating");
+    let mut db =
+        Database::create(&engine, &c_component("raw", SOURCE, &[]), OWNER).expect("creating");
     let error = db
         .call_reducer("bad_error", &args(&(2u64,)), CallContext::new(OWNER))
         .expect_err("a message that is not UTF-8 cannot cross the boundary");
@@ -258,7 +176,7 @@ fn an_error_message_that_is_not_utf8_fails_the_call_and_changes_nothing() {
 #[test]
 fn a_small_module_cannot_make_the_host_hold_hundreds_of_mib_of_schema() {
     let _one = one_at_a_time();
-    let wasm = c_component("raw-wide", &["-DWIDE_TABLES=200"]);
+    let wasm = c_component("raw-wide", SOURCE, &["-DWIDE_TABLES=200"]);
     let engine = patient_engine();
     let before = resident_bytes();
     let created = Database::create(&engine, &wasm, OWNER);

@@ -714,7 +714,7 @@ async fn cursors_kept_past_their_transaction_cannot_be_read() {
     assert_eq!(stashed, "stashed");
     let used = reducer_report(&suite.escape, "use_stashed_cursor", args(&())).await;
     assert!(
-        used.starts_with("the module trapped: ") && used.contains("not present"),
+        used.starts_with("the module trapped: ") && used.contains("closed cursor"),
         "read through a cursor kept from an earlier call: {used}"
     );
     let past = procedure_report(&suite.escape, "cursor_past_commit", args(&()))

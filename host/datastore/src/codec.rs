@@ -378,10 +378,7 @@ fn array_length(
 
 /// Whether values of `ty` always encode to no bytes (unit and products of units).
 fn is_zero_sized(ty: &AlgebraicType) -> bool {
-    match ty {
-        AlgebraicType::Product(product) => product.fields.iter().all(|f| is_zero_sized(&f.ty)),
-        _ => false,
-    }
+    ty.takes_no_bytes()
 }
 
 fn sum_case<'t>(

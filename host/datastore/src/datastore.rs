@@ -7,6 +7,7 @@ use crate::index::{KeyDisplay, KeyForm, RowId};
 use crate::recovery::ReplayBuffers;
 use crate::row::Column;
 use crate::schema::TableSchema;
+use crate::sequence::SequenceStep;
 use crate::table::{Replaced, Row, Table};
 
 /// The most undo entries whose room the log keeps between transactions
@@ -202,17 +203,8 @@ impl Datastore {
         } else {
             Row::from(row)
         };
-        let target = &mut self.tables[table];
-        for step in steps {
-            let sequence = &mut target.sequences[step.sequence];
-            self.undo.push(Undo::Sequence {
-                table,
-                sequence: step.sequence,
-                next: sequence.next,
-            });
-            sequence.next = step.next;
-        }
-        let id = target.put(&bytes, columns);
+        self.take_steps(table, steps);
+        let id = self.tables[table].put(&bytes, columns);
         self.undo.push(Undo::Inserted {
             table,
             id,
@@ -221,10 +213,26 @@ impl Datastore {
         Ok(bytes)
     }
 
+    /// Moves the sequences of table `table` as `steps` say, undoably.
+    fn take_steps(&mut self, table: TableId, steps: Vec<SequenceStep>) {
+        for step in steps {
+            let sequence = &mut self.tables[table].sequences[step.sequence];
+            self.undo.push(Undo::Sequence {
+                table,
+                sequence: step.sequence,
+                next: sequence.next,
+            });
+            sequence.next = step.next;
+        }
+    }
+
     /// Replaces the row that has the same key in unique index `index` as
     /// `row` and returns the stored row. Other unique indexes must not hold
     /// the new row's keys for another row. Auto-increment columns are kept
-    /// as given. The row keeps its place in insertion order.
+    /// as given, and an explicit value at or past its sequence's next value
+    /// moves the sequence past it, as an insert does (so that inserting 0
+    /// later never takes a value an update gave a row). The row keeps its
+    /// place in insertion order.
     pub fn update(&mut self, table: TableId, index: IndexId, row: &[u8]) -> Result<Row, DbError> {
         self.with_columns(|store, columns| store.update_with(table, index, row, columns))
     }
@@ -253,6 +261,8 @@ impl Datastore {
             ));
         };
         target.check_unique(columns, Some((id, index)))?;
+        let steps = target.pass_sequences(columns);
+        self.take_steps(table, steps);
         let replaced = self.tables[table]
             .replace(id, row, columns, index)
             .expect("indexes name stored rows");
@@ -315,6 +325,19 @@ impl Datastore {
         let by = target.unique_index(index)?;
         let key = by.decode_key(key, KeyForm::Full, target.name())?;
         Ok(by.get(key.as_slice()))
+    }
+
+    /// About how many bytes of memory the entries of table `table`'s rows
+    /// take in its indexes (0 for a table that does not exist): a value
+    /// for each key column of each index, and the bytes of the strings,
+    /// elements, fields and payloads in them.
+    pub fn index_bytes(&self, table: TableId) -> usize {
+        self.tables.get(table).map_or(0, |t| t.index_bytes)
+    }
+
+    /// [`index_bytes`](Self::index_bytes) of every table together.
+    pub fn all_index_bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.index_bytes).sum()
     }
 
     /// How many rows the table has.

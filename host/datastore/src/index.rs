@@ -180,6 +180,16 @@ impl Index {
         }
     }
 
+    /// About how many bytes of memory the entry of a decoded row takes in
+    /// this index: a value for each key column, and what the values hold.
+    pub(crate) fn entry_bytes(&self, row: &[Column]) -> usize {
+        let value = std::mem::size_of::<Value>();
+        self.columns
+            .iter()
+            .map(|c| value + row[c.slot].value.heap_bytes())
+            .sum()
+    }
+
     /// The key of a decoded row, owned for storing in the index.
     pub(crate) fn key_of(&self, row: &[Column]) -> Key {
         match self.columns.as_slice() {

@@ -86,6 +86,15 @@ impl AlgebraicType {
         }
     }
 
+    /// Whether values of this type always encode to no bytes: the empty
+    /// product, and products of such types.
+    pub fn takes_no_bytes(&self) -> bool {
+        match self {
+            AlgebraicType::Product(product) => product.fields.iter().all(|f| f.ty.takes_no_bytes()),
+            _ => false,
+        }
+    }
+
     /// Whether this is one of the integer types (the only ones auto-increment accepts).
     pub fn is_integer(&self) -> bool {
         use AlgebraicType::*;
@@ -281,6 +290,18 @@ pub enum Lifecycle {
     ClientDisconnected,
 }
 
+impl Lifecycle {
+    /// The lifecycle's name in the WIT (`init`, `client-connected`,
+    /// `client-disconnected`), as a module author declares it.
+    fn wit_name(self) -> &'static str {
+        match self {
+            Lifecycle::Init => "init",
+            Lifecycle::ClientConnected => "client-connected",
+            Lifecycle::ClientDisconnected => "client-disconnected",
+        }
+    }
+}
+
 /// A reducer: its name, parameters and lifecycle role.
 ///
 /// In JSON (serde), an object with the keys `"name"`, `"params"` (a
@@ -431,6 +452,9 @@ impl ModuleSchema {
                         .into(),
                 ));
             }
+            if let Some(name) = repeated_name(&procedure.params) {
+                return Err(problem(format!("two parameters are named `{name}`")));
+            }
             for (position, param) in procedure.params.fields.iter().enumerate() {
                 if param.ty.nests_deeper_than(MAX_NESTING_DEPTH) {
                     let name = param.name.clone().unwrap_or_else(|| position.to_string());
@@ -514,6 +538,15 @@ impl ModuleSchema {
                 if interval == schedule.at_column {
                     return Err(problem("the time and interval columns must differ".into()));
                 }
+                let key = table.primary_key.and_then(|pk| table.indexes.get(pk));
+                if key.is_some_and(|key| key.columns.contains(&schedule.at_column)) {
+                    return Err(problem(format!(
+                        "the time column `{}` is in the primary key, so a repeating row \
+                         could not be moved to its next time (the host finds the row by \
+                         its primary key)",
+                        table.column_name(schedule.at_column)
+                    )));
+                }
             }
             if reducer.lifecycle.is_some() {
                 return Err(problem(format!(
@@ -557,11 +590,17 @@ impl ModuleSchema {
             }
             if let Some(lifecycle) = reducer.lifecycle {
                 if !lifecycles.insert(lifecycle) {
-                    return Err(problem(&format!("a second {lifecycle:?} reducer")));
+                    return Err(problem(&format!(
+                        "another reducer is the `{}` lifecycle reducer (at most one may be)",
+                        lifecycle.wit_name()
+                    )));
                 }
                 if !reducer.params.fields.is_empty() {
                     return Err(problem("lifecycle reducers take no arguments"));
                 }
+            }
+            if let Some(name) = repeated_name(&reducer.params) {
+                return Err(problem(&format!("two parameters are named `{name}`")));
             }
             for (position, param) in reducer.params.fields.iter().enumerate() {
                 if param.ty.nests_deeper_than(MAX_NESTING_DEPTH) {
@@ -574,6 +613,16 @@ impl ModuleSchema {
         }
         Ok(())
     }
+}
+
+/// The first name two named fields of `product` share, if any.
+fn repeated_name(product: &ProductType) -> Option<&str> {
+    let mut names = HashSet::new();
+    product
+        .fields
+        .iter()
+        .filter_map(|field| field.name.as_deref())
+        .find(|name| !names.insert(*name))
 }
 
 fn table_error(table: &TableSchema, problem: impl Into<String>) -> SchemaError {
@@ -591,6 +640,12 @@ fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
     for (position, field) in table.columns.fields.iter().enumerate() {
         match &field.name {
             None => return Err(table_error(table, format!("column {position} has no name"))),
+            Some(name) if name.is_empty() => {
+                return Err(table_error(
+                    table,
+                    format!("column {position} has an empty name"),
+                ));
+            }
             Some(name) if !column_names.insert(name.as_str()) => {
                 return Err(table_error(
                     table,
@@ -844,7 +899,7 @@ mod tests {
         );
         assert_eq!(
             rejection(|s| s.reducers.push(reducer("setup", Some(Lifecycle::Init)))),
-            "reducer `setup`: a second Init reducer"
+            "reducer `setup`: another reducer is the `init` lifecycle reducer (at most one may be)"
         );
         assert_eq!(
             rejection(|s| s.reducers[1].lifecycle = Some(Lifecycle::ClientConnected)),

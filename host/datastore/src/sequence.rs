@@ -68,12 +68,20 @@ impl Sequence {
                     filled: true,
                 }))
             }
-            Some(given) if self.next.is_some_and(|next| given >= next) => Ok(Some(SequenceStep {
-                sequence: position,
-                next: given.checked_add(1),
-                filled: false,
-            })),
-            _ => Ok(None),
+            _ => Ok(self.pass(position, row)),
         }
+    }
+
+    /// The step past the column's explicit value, if it is at or past the
+    /// next value, to take if the row is stored as it is (an update fills
+    /// no column, and a 0 moves nothing). Sequence `position` is this one.
+    pub(crate) fn pass(&self, position: usize, row: &[Column]) -> Option<SequenceStep> {
+        let given = row[self.slot].value.as_u128()?;
+        let passed = given != 0 && self.next.is_some_and(|next| given >= next);
+        passed.then(|| SequenceStep {
+            sequence: position,
+            next: given.checked_add(1),
+            filled: false,
+        })
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct Table {
     pub(crate) rows: RowStore,
     pub(crate) indexes: Vec<Index>,
     pub(crate) sequences: Vec<Sequence>,
+    /// About how many bytes the stored rows' index entries take (see
+    /// [`Index::entry_bytes`]).
+    pub(crate) index_bytes: usize,
 }
 
 impl Table {
@@ -62,6 +65,7 @@ impl Table {
             rows: RowStore::default(),
             indexes,
             sequences,
+            index_bytes: 0,
         }
     }
 
@@ -147,6 +151,15 @@ impl Table {
         Ok(steps)
     }
 
+    /// The steps the sequences must take if an update stores `row`: past
+    /// its explicit values, as an insert's would; the table is not changed.
+    pub(crate) fn pass_sequences(&self, row: &[Column]) -> Vec<SequenceStep> {
+        let sequences = self.sequences.iter().enumerate();
+        sequences
+            .filter_map(|(position, sequence)| sequence.pass(position, row))
+            .collect()
+    }
+
     /// Row bytes with the auto-increment columns re-encoded from `row`.
     pub(crate) fn splice_sequences(&self, bytes: &[u8], row: &[Column]) -> Row {
         let mut slots: Vec<usize> = self.sequences.iter().map(|s| s.slot).collect();
@@ -198,15 +211,29 @@ impl Table {
     /// Stores a new row in the table and every index; returns its id.
     pub(crate) fn put(&mut self, bytes: &[u8], row: &[Column]) -> RowId {
         let id = self.rows.push(bytes);
-        index_row(&mut self.indexes, id, row);
+        self.enter(id, row);
         id
+    }
+
+    /// Enters row `id`, decoded as `row`, in every index.
+    fn enter(&mut self, id: RowId, row: &[Column]) {
+        self.index_bytes = self.index_bytes.saturating_add(self.entry_bytes(row));
+        index_row(&mut self.indexes, id, row);
+    }
+
+    /// About how many bytes a decoded row's entries take in the indexes.
+    fn entry_bytes(&self, row: &[Column]) -> usize {
+        self.indexes
+            .iter()
+            .map(|index| index.entry_bytes(row))
+            .sum()
     }
 
     /// Stores a row that was taken out earlier (when rolling back), under its id.
     pub(crate) fn restore(&mut self, id: RowId, bytes: &[u8]) {
         let row = self.stored_columns(bytes);
         self.rows.put_at(id, bytes);
-        index_row(&mut self.indexes, id, &row);
+        self.enter(id, &row);
     }
 
     /// Removes row `id` from the table and every index; returns its bytes.
@@ -230,6 +257,7 @@ impl Table {
     }
 
     fn unindex(&mut self, id: RowId, row: &[Column]) {
+        self.index_bytes = self.index_bytes.saturating_sub(self.entry_bytes(row));
         for index in &mut self.indexes {
             index.remove(&index.key_in(row), id);
         }
@@ -281,6 +309,11 @@ impl Table {
     fn move_keys(&mut self, id: RowId, old: &[u8], row: &[Column], unchanged: usize) {
         if self.indexes.len() > 1 {
             let old_row = self.stored_columns(old);
+            let (before, after) = (self.entry_bytes(&old_row), self.entry_bytes(row));
+            self.index_bytes = self
+                .index_bytes
+                .saturating_sub(before)
+                .saturating_add(after);
             for (position, index) in self.indexes.iter_mut().enumerate() {
                 if position == unchanged {
                     continue;

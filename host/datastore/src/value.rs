@@ -55,6 +55,21 @@ pub enum Value {
 }
 
 impl Value {
+    /// The bytes this value holds outside itself (its string's bytes, its
+    /// elements, fields or payload), so that a copy of it held in an index
+    /// takes `size_of::<Value>()` and this much.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        const SIZE: usize = std::mem::size_of::<Value>();
+        match self {
+            Value::String(text) => text.len(),
+            Value::Option(Some(inner)) | Value::Sum(_, inner) => SIZE + inner.heap_bytes(),
+            Value::Array(items) | Value::Product(items) => {
+                items.iter().map(|item| SIZE + item.heap_bytes()).sum()
+            }
+            _ => 0,
+        }
+    }
+
     /// The position of the variant, ordering values of different types.
     fn rank(&self) -> u8 {
         match self {

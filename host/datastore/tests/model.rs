@@ -362,8 +362,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert_eq!(result.unwrap_err().kind, DbErrorKind::UniqueViolation);
                     }
                     Some((old, old_order)) => {
-                        // Auto-increment columns are kept as given, 0 included.
+                        // Auto-increment columns are kept as given, 0 included,
+                        // and an explicit id moves the sequence past it.
                         prop_assert_eq!(Item::decode(&result.unwrap()), row.clone());
+                        state.next_id = state.next_id.max(row.id + 1);
                         state.rows.remove(&old.id);
                         state.rows.insert(row.id, (row, old_order));
                     }

@@ -221,17 +221,30 @@ fn commits_report_moved_sequences_and_rollbacks_do_not() {
         }]
     );
     assert_eq!(store.sequences(), delta.sequences);
-    // Updates never move sequences.
+    // A refused update moves nothing; an update to an explicit value past
+    // the sequence moves it past that value, as an insert would.
     store.begin().unwrap();
     store
         .update(ITEM, BY_ID, &Item::new(9, "a", 1, 1).encode())
         .unwrap_err();
+    assert!(store.sequences().iter().all(|s| s.next == 3));
     store
         .update(ITEM, BY_SKU, &Item::new(9, "a", 1, 1).encode())
         .unwrap();
     let delta = store.commit();
-    assert!(delta.sequences.is_empty());
+    assert_eq!(
+        delta.sequences,
+        [worldline_datastore::SequenceState {
+            table: ITEM,
+            sequence: 0,
+            next: 10
+        }]
+    );
     assert_eq!(delta.tables[0].inserts.len(), 1);
+    // So inserting 0 takes a free value.
+    store.begin().unwrap();
+    assert_eq!(insert(&mut store, &Item::new(0, "c", 1, 1)).id, 10);
+    store.rollback();
 }
 
 /// `counter(n: u8 auto-inc, big: u128 auto-inc)` with a unique index on `n`.
@@ -331,4 +344,39 @@ fn finds_see_every_change_to_the_index() {
     store.rollback();
     assert_eq!(find(&store, 2).unwrap().sku, "b");
     assert_eq!(find(&store, 7), None);
+}
+
+#[test]
+fn index_bytes_follow_the_rows_through_writes_and_rollbacks() {
+    let mut store = store();
+    assert_eq!(store.index_bytes(ITEM), 0);
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(1, "abc", 1, 1));
+    let one = store.index_bytes(ITEM);
+    assert!(one > 0);
+    // A longer string key takes more.
+    insert(&mut store, &Item::new(2, "abcdefgh", 1, 2));
+    assert_eq!(store.index_bytes(ITEM), 2 * one + 5);
+    // An update moves the keys, and their bytes, that change.
+    store
+        .update(ITEM, BY_ID, &Item::new(2, "xyz", 3, 4).encode())
+        .unwrap();
+    assert_eq!(store.index_bytes(ITEM), 2 * one);
+    store.rollback();
+    assert_eq!(store.index_bytes(ITEM), 0);
+
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(1, "abc", 1, 1));
+    store.commit();
+    assert_eq!(store.all_index_bytes(), one);
+    store.begin().unwrap();
+    assert!(store.delete(ITEM, BY_ID, &key(&[Value::U32(1)])).unwrap());
+    assert_eq!(store.index_bytes(ITEM), 0);
+    store.rollback();
+    assert_eq!(
+        store.index_bytes(ITEM),
+        one,
+        "the rollback put the row back"
+    );
+    assert_eq!(store.index_bytes(99), 0);
 }
