@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
 use worldline_host::outbound::{ALLOW_LIST_HINT, AllowList};
-use worldline_host::{CallError, HostError, Identity, PreparedModule, UnavailableDatabase};
+use worldline_host::{
+    CallError, HostError, Identity, PreparedModule, UnavailableDatabase, check_database_name,
+};
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, MAX_COMPONENT_BYTES, PublishOutcome, Published,
 };
@@ -124,8 +127,10 @@ pub(crate) async fn schema(
     Ok(Json(describe(&shared, &name).await?.schema))
 }
 
-/// The query of `POST /v1/database/NAME`.
+/// The query of `POST /v1/database/NAME`. An unknown parameter is
+/// refused: a misspelled `delete_data` must not turn into a hot swap.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PublishOptions {
     /// Delete the database's data and create it afresh instead of migrating.
     #[serde(default)]
@@ -156,18 +161,28 @@ impl PublishOptions {
 pub(crate) async fn publish(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    Query(options): Query<PublishOptions>,
+    options: Result<Query<PublishOptions>, QueryRejection>,
     headers: HeaderMap,
     upload: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    // The whole upload is read before any other answer: one sent while the
-    // client is still sending would be lost to it (closing a connection
-    // with unread input resets it).
+    // The whole upload is read before any other answer, a malformed query
+    // string's included: one sent while the client is still sending would
+    // be lost to it (closing a connection with unread input resets it).
     let wasm = read_component(upload, &name).await?;
+    let Query(options) = options.map_err(|rejection| {
+        ApiError::from_framework(
+            rejection.status(),
+            &Method::POST,
+            &format!("/v1/database/{name}"),
+            &rejection.body_text(),
+            MAX_COMPONENT_BYTES,
+        )
+    })?;
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
+    check_database_name(&name).map_err(ApiError::publish_refused)?;
     let http_allow = options.http_allow()?;
-    // Whoever may not publish here is told so before the component is
-    // compiled (checked again under the publish lock below).
+    // Whoever may not publish here, or not under this name, is told so
+    // before the component is compiled (checked again under the publish lock below).
     check_may_publish(&shared, &name, caller).await?;
     // Compile and describe first, without the server-wide publish lock, so
     // that a slow or hostile component holds up no one else's publish: a

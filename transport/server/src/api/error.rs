@@ -9,6 +9,10 @@ use worldline_transport::http_api::ErrorBody;
 
 use crate::shared::Missing;
 
+/// How the HTTP framework starts its refusal of a query string that does
+/// not fit the route's parameters.
+const QUERY_REJECTION: &str = "Failed to deserialize query string: ";
+
 /// A failed API request, answered as `{"error": ..., "hint": ..., "diff": [...]}`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -208,6 +212,14 @@ impl ApiError {
             ),
             StatusCode::NOT_FOUND => Self::unknown_route(method, path),
             StatusCode::METHOD_NOT_ALLOWED => Self::wrong_method(method, path),
+            StatusCode::BAD_REQUEST if detail.starts_with(QUERY_REJECTION) => Self::new(
+                status,
+                format!(
+                    "{method} {path}: invalid query string: {}",
+                    &detail[QUERY_REJECTION.len()..]
+                ),
+            )
+            .with_hint("the query parameters each route takes are listed in HTTP_API.md"),
             _ => Self::new(status, format!("{method} {path}: {detail}")),
         }
     }

@@ -1,0 +1,201 @@
+//! The HTTP API held to `transport/HTTP_API.md` by a client written from
+//! that document alone: plain HTTP/1.1 over a TCP socket, no Worldline
+//! code on the client side. Each test is a finding of an outsider's pass:
+//! what the document promised and the server did otherwise.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use serde_json::Value;
+use worldline_tests::guest_wasm;
+use worldline_tests::live::LiveServer;
+
+/// One HTTP/1.1 request on a fresh connection, with `Connection: close`
+/// and the whole body sent before anything is read; returns the status,
+/// the header block (lowercase) and the body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n")),
+        body.len()
+    );
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connecting to the server");
+        stream.write_all(head.as_bytes()).expect("sending the head");
+        stream
+            .write_all(&body)
+            .unwrap_or_else(|e| panic!("{path}: the server cut the upload short: {e}"));
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .unwrap_or_else(|e| panic!("{path}: reading the answer: {e}"));
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{path}: not an HTTP answer: {answer:?}"));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: no status in {head:?}"));
+        (status, head.to_ascii_lowercase(), body.to_owned())
+    })
+    .await
+    .expect("the request thread")
+}
+
+/// The `error` of a JSON error body.
+fn error_text(body: &str) -> String {
+    let json: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    json["error"].as_str().expect("an error text").to_owned()
+}
+
+/// The rows of `SELECT * FROM account` on database `bank`.
+async fn accounts(live: &LiveServer) -> Value {
+    let (status, _, body) = request(
+        live.http_addr(),
+        "POST",
+        "/v1/database/bank/sql",
+        None,
+        b"SELECT * FROM account".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).expect("JSON")["tables"][0]["rows"].clone()
+}
+
+/// The names `GET /v1/database` lists.
+async fn database_names(live: &LiveServer) -> Vec<String> {
+    let (status, _, body) = request(live.http_addr(), "GET", "/v1/database", None, vec![]).await;
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    list.iter()
+        .map(|db| db["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_database_name_is_refused_for_the_name_before_the_component_is_read() {
+    let live = LiveServer::start(&[]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    // Not a component at all: the name is what is wrong first, and says so.
+    for (path, shown) in [
+        ("/v1/database/a.b", "a.b"),
+        ("/v1/database/My-Db", "My-Db"),
+        ("/v1/database/%2E%2E", ".."),
+    ] {
+        let (status, _, body) = request(addr, "POST", path, token, b"garbage".to_vec()).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(
+            error_text(&body),
+            format!(
+                "`{shown}` is not a valid database name: use 1 to 64 lowercase letters, \
+                 digits, `-` or `_`"
+            ),
+            "{path}"
+        );
+    }
+    // A very long name is quoted cut short, not echoed whole.
+    let long = "a".repeat(10_000);
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        &format!("/v1/database/{long}"),
+        token,
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let error = error_text(&body);
+    assert!(error.contains("is not a valid database name"), "{error}");
+    assert!(
+        error.len() < 300,
+        "the whole name came back: {} bytes",
+        error.len()
+    );
+    assert!(database_names(&live).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_query_parameter_is_refused_and_changes_nothing() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/bank/call/seed",
+        token,
+        b"[2, 50]".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let seeded = accounts(&live).await;
+    assert_eq!(seeded.as_array().map(Vec::len), Some(2), "{seeded}");
+
+    // `delete-data` is not `delete_data`: read as nothing, it would have
+    // hot-swapped and kept the data the caller meant to delete.
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/bank?delete-data=true",
+        token,
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "POST /v1/database/bank: invalid query string: delete-data: unknown field \
+         `delete-data`, expected `delete_data` or `allow_http`"
+    );
+    assert_eq!(accounts(&live).await, seeded);
+
+    let (status, _, body) =
+        request(addr, "GET", "/v1/database/bank/logs?tails=1", token, vec![]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "GET /v1/database/bank/logs: invalid query string: tails: unknown field `tails`, \
+         expected `follow` or `tail`"
+    );
+    let (status, _, body) =
+        request(addr, "GET", "/v1/database/bank/logs?tail=-1", token, vec![]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "GET /v1/database/bank/logs: invalid query string: tail: invalid digit found in string"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_publish_query_is_answered_after_the_upload_is_read() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    // A large upload with a query the route refuses: the answer must not
+    // come (and the connection close) while the client is still sending.
+    let upload = vec![0; 16 << 20];
+    let (status, _, body) = request(
+        live.http_addr(),
+        "POST",
+        "/v1/database/bank?delete_data=1",
+        Some(&live.owner_token),
+        upload,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "POST /v1/database/bank: invalid query string: delete_data: provided string was not \
+         `true` or `false`"
+    );
+    assert_eq!(database_names(&live).await, ["bank"]);
+}
