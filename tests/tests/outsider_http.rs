@@ -5,10 +5,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use worldline_tests::guest_wasm;
 use worldline_tests::live::LiveServer;
+use worldline_tests::{guest_wasm, resident_bytes};
 
 /// One HTTP/1.1 request on a fresh connection, with `Connection: close`
 /// and the whole body sent before anything is read; returns the status,
@@ -198,4 +199,81 @@ async fn a_malformed_publish_query_is_answered_after_the_upload_is_read() {
          `true` or `false`"
     );
     assert_eq!(database_names(&live).await, ["bank"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_that_stall_hold_bounded_memory_and_are_dropped() {
+    let live = LiveServer::start(&[]).await;
+    let addr = live.http_addr();
+    let before = resident_bytes();
+    // Eight anonymous uploads each declare a 64 MiB component, send 56 MiB
+    // of it and stall. The server holds at most four components' worth of
+    // uploads at once; the others are not read while they wait.
+    let stalled = tokio::task::spawn_blocking(move || {
+        let chunk = vec![0; 1 << 20];
+        (0..8)
+            .map(|i| {
+                let mut stream = TcpStream::connect(addr).expect("connecting");
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(2)))
+                    .expect("a write timeout");
+                let head = format!(
+                    "POST /v1/database/stall{i} HTTP/1.1\r\nHost: {addr}\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    64 << 20
+                );
+                stream.write_all(head.as_bytes()).expect("sending the head");
+                for _ in 0..56 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                stream
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the uploading thread");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = resident_bytes().saturating_sub(before);
+    assert!(
+        held < 320 << 20,
+        "eight stalled uploads made the server hold {} MiB",
+        held >> 20
+    );
+    // The uploads still waiting go away; the four being read stall until
+    // the server drops them, and then a publish goes through.
+    let mut reading = stalled;
+    drop(reading.split_off(4));
+    let started = Instant::now();
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/late",
+        Some(&live.owner_token),
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut first = reading[0].try_clone().expect("a stream");
+    let answer = tokio::task::spawn_blocking(move || {
+        first
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a read timeout");
+        let mut answer = Vec::new();
+        let _ = first.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("the reading thread");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the component's upload stalled: no bytes arrived for 30 s"),
+        "{answer}"
+    );
 }

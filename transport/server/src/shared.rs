@@ -57,7 +57,17 @@ pub(crate) struct Shared {
     pub(crate) refused_waiting: std::sync::Arc<tokio::sync::Semaphore>,
     /// The bytes of messages waiting for clients, server-wide.
     pub(crate) outgoing: std::sync::Arc<OutgoingBudget>,
+    /// The bytes of uploaded components the server may hold at once, one
+    /// permit a byte (see [`MAX_UPLOAD_BYTES`]).
+    pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many bytes of uploaded components (four of the largest)
+/// are held at once, server-wide: a publish takes its declared length (the
+/// largest component without one) before its upload is read, and waits
+/// while the others hold the rest. Without it, every connection could hold
+/// a component's worth of memory while it sends.
+pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * worldline_transport::http_api::MAX_COMPONENT_BYTES;
 
 /// At most this many QUIC connections refused for their address's cap wait
 /// at once for the stream their refusal is written on; past that, one is
@@ -99,6 +109,7 @@ impl Shared {
             address_slots: Default::default(),
             refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
             outgoing,
+            uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_UPLOAD_BYTES)),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;

@@ -2,6 +2,7 @@
 //! delete, call a reducer with JSON arguments, and run SQL.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::HttpBody as _;
@@ -10,7 +11,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::LengthLimitError;
+use http_body_util::BodyExt as _;
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
@@ -27,7 +28,8 @@ use super::{ApiError, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::procedures::{ProcedureCall, call_procedure};
-use crate::shared::Shared;
+use crate::shared::{MAX_UPLOAD_BYTES, Shared};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// `GET /v1/database`: every database, by name.
 pub(crate) async fn list(
@@ -168,7 +170,7 @@ pub(crate) async fn publish(
     // The whole upload is read before any other answer, a malformed query
     // string's included: one sent while the client is still sending would
     // be lost to it (closing a connection with unread input resets it).
-    let wasm = read_component(upload, &name).await?;
+    let (wasm, _room) = read_component(&shared, upload, &name).await?;
     let Query(options) = options.map_err(|rejection| {
         ApiError::from_framework(
             rejection.status(),
@@ -277,11 +279,24 @@ async fn check_may_publish(
     Ok(())
 }
 
-/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`]. A
-/// declared length over the limit is refused before anything is read (the
-/// client may then lose the answer while it sends; it would lose it too
-/// once the limit was reached).
-async fn read_component(upload: Body, name: &str) -> Result<Bytes, ApiError> {
+/// How long a publish may wait for room under [`MAX_UPLOAD_BYTES`] before
+/// it is refused with `503`.
+const UPLOAD_WAIT: Duration = Duration::from_secs(60);
+
+/// How long an upload may go without sending a byte before it is dropped
+/// with `408`, giving back the room it held.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+
+/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`], holding
+/// room for it under the server's [`MAX_UPLOAD_BYTES`] (the permit returned,
+/// to keep while the bytes are in use). A declared length over the limit
+/// is refused before anything is read (the client may then lose the answer
+/// while it sends; it would lose it too once the limit was reached).
+async fn read_component(
+    shared: &Shared,
+    mut upload: Body,
+    name: &str,
+) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
     let too_large = || {
         ApiError::from_framework(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -291,19 +306,52 @@ async fn read_component(upload: Body, name: &str) -> Result<Bytes, ApiError> {
             MAX_COMPONENT_BYTES,
         )
     };
-    if upload.size_hint().lower() > MAX_COMPONENT_BYTES as u64 {
+    let hint = upload.size_hint();
+    if hint.lower() > MAX_COMPONENT_BYTES as u64 {
         return Err(too_large());
     }
-    axum::body::to_bytes(upload, MAX_COMPONENT_BYTES)
-        .await
-        .map_err(|error| {
-            let error = error.into_inner();
-            if error.is::<LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::bad_request(format!("the component's upload broke off: {error}"))
+    let room = hint
+        .upper()
+        .map_or(MAX_COMPONENT_BYTES, |n| n as usize)
+        .min(MAX_COMPONENT_BYTES);
+    let permit = tokio::time::timeout(
+        UPLOAD_WAIT,
+        Arc::clone(&shared.uploads).acquire_many_owned(room as u32),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::unavailable(format!(
+            "the server is already receiving as many components as it holds at once \
+             ({MAX_UPLOAD_BYTES} bytes) and has had no room for this one for {} s",
+            UPLOAD_WAIT.as_secs()
+        ))
+        .with_hint("nothing was published; publish again shortly")
+    })?
+    .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+    let mut wasm = Vec::with_capacity(room);
+    loop {
+        let frame = tokio::time::timeout(UPLOAD_IDLE, upload.frame())
+            .await
+            .map_err(|_| {
+                ApiError::request_timeout(format!(
+                    "the component's upload stalled: no bytes arrived for {} s",
+                    UPLOAD_IDLE.as_secs()
+                ))
+                .with_hint("nothing was published; publish again")
+            })?;
+        let Some(frame) = frame else {
+            return Ok((Bytes::from(wasm), permit));
+        };
+        let frame = frame.map_err(|error| {
+            ApiError::bad_request(format!("the component's upload broke off: {error}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if wasm.len() + data.len() > room {
+                return Err(too_large());
             }
-        })
+            wasm.extend_from_slice(&data);
+        }
+    }
 }
 
 /// Compiles a module for a hot swap off the async threads, while its
