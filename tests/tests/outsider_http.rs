@@ -277,3 +277,29 @@ async fn uploads_that_stall_hold_bounded_memory_and_are_dropped() {
         "{answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_name_or_path_is_quoted_cut_short_in_errors() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let long = "a".repeat(20_000);
+    let token = Some(live.owner_token.as_str());
+    for (method, path, status) in [
+        ("GET", format!("/v1/database/{long}"), 404),
+        ("POST", format!("/v1/database/{long}/sql"), 404),
+        ("GET", format!("/{long}"), 404),
+        ("PUT", format!("/v1/database/{long}"), 405),
+        ("GET", format!("/v1/database/bank/logs?{long}=1"), 400),
+    ] {
+        let (got, _, body) = request(addr, method, &path, token, vec![]).await;
+        assert_eq!(got, status, "{method} {}: {body}", &path[..40]);
+        let error = error_text(&body);
+        assert!(
+            error.len() < 600 && error.contains("aaaa…"),
+            "{method} {}: {} bytes: {}",
+            &path[..40],
+            error.len(),
+            &error[..100]
+        );
+    }
+}
