@@ -303,3 +303,31 @@ async fn a_long_name_or_path_is_quoted_cut_short_in_errors() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_procedure_value_over_the_message_limit_is_refused_as_on_the_wire() {
+    let live = LiveServer::start_with(&[("features", "features")], |config| {
+        config.max_queued_bytes = 1 << 20;
+    })
+    .await;
+    let call = |text: String| {
+        request(
+            live.http_addr(),
+            "POST",
+            "/v1/database/features/call/echo_proc",
+            Some(&live.owner_token),
+            serde_json::to_vec(&[text]).expect("JSON"),
+        )
+    };
+    let (status, _, body) = call("a".repeat(100_000)).await;
+    assert_eq!(status, 200, "{}", &body[..100]);
+    // Half of max_queued_bytes is what a `ProcedureResult` may carry; the
+    // HTTP answer is held to the same before it becomes JSON.
+    let (status, _, body) = call("a".repeat(600_000)).await;
+    assert_eq!(status, 422, "{}", &body[..body.len().min(100)]);
+    assert_eq!(
+        error_text(&body),
+        "the procedure failed: procedure `echo_proc` returned 600003 bytes, more than the \
+         524288 bytes one answer may hold"
+    );
+}

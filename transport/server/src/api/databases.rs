@@ -520,6 +520,17 @@ async fn run_procedure(
     let returned = call_procedure(shared, database, call)
         .await
         .map_err(procedure_error)?;
+    // As on the wire (`PROTOCOL.md`, `ProcedureResult`): at most half of
+    // `max_queued_bytes`, before the value is turned into JSON, which takes
+    // many times its bytes in memory.
+    let max = usize::try_from(shared.config.max_queued_bytes / 2).unwrap_or(usize::MAX);
+    if returned.value.len() > max {
+        return Err(ApiError::reducer_failed(format!(
+            "the procedure failed: procedure `{procedure}` returned {} bytes, more than the \
+             {max} bytes one answer may hold",
+            returned.value.len()
+        )));
+    }
     let value = value_to_json(&returned.returns, &returned.value).map_err(|e| {
         ApiError::internal(format!(
             "procedure `{procedure}` returned a value that does not convert to JSON: {e}"
