@@ -331,3 +331,61 @@ async fn a_procedure_value_over_the_message_limit_is_refused_as_on_the_wire() {
          524288 bytes one answer may hold"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_of_what_is_not_a_component_says_so_on_one_line() {
+    let live = LiveServer::start(&[]).await;
+    let hint = "publish a complete WebAssembly component built for wasm32-wasip2 \
+                (`worldline publish` in a project directory builds one)";
+    for (upload, error) in [
+        (
+            &b""[..],
+            "not a valid WebAssembly component: it is empty (0 bytes)",
+        ),
+        (
+            &b"garbage"[..],
+            "not a valid WebAssembly component: it does not start with the WebAssembly magic \
+             bytes 00 61 73 6d (its first bytes are 67 61 72 62 61 67 65)",
+        ),
+        (
+            &b"\0asm\x0d"[..],
+            "the component is truncated (its bytes end early): it ends after 5 bytes, within \
+             the 8-byte WebAssembly header",
+        ),
+        (
+            &b"\0asm\x01\0\0\0"[..],
+            "not a valid WebAssembly component: it is a core WebAssembly module, not a component",
+        ),
+    ] {
+        let (status, _, body) = request(
+            live.http_addr(),
+            "POST",
+            "/v1/database/db",
+            Some(&live.owner_token),
+            upload.to_vec(),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        let json: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(json["error"], error);
+        assert_eq!(json["hint"], hint);
+    }
+    // A component cut short past its header: the parser's reason, on one line.
+    let bank = guest_wasm("bank");
+    let (status, _, body) = request(
+        live.http_addr(),
+        "POST",
+        "/v1/database/db",
+        Some(&live.owner_token),
+        bank[..bank.len() / 2].to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let error = error_text(&body);
+    assert!(
+        error.starts_with("the component is truncated (its bytes end early): "),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    assert!(database_names(&live).await.is_empty());
+}
