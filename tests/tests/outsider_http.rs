@@ -389,3 +389,32 @@ async fn a_publish_of_what_is_not_a_component_says_so_on_one_line() {
     assert!(!error.contains('\n'), "{error}");
     assert!(database_names(&live).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_stalled_halfway_does_not_hold_the_shutdown_up() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    // Headers and 6 of the 100 body bytes they announce, then nothing.
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connecting");
+        stream
+            .write_all(
+                b"POST /v1/database/bank/sql HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nSELECT",
+            )
+            .expect("sending");
+        stream
+    })
+    .await
+    .expect("the connecting thread");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), live.shutdown())
+        .await
+        .expect("the shutdown waited on the stalled request");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}
