@@ -4,7 +4,7 @@
 //! what the document promised and the server did otherwise.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -51,6 +51,18 @@ async fn request(
     })
     .await
     .expect("the request thread")
+}
+
+/// A blocking connection to `addr` from the loopback address `from`.
+async fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("binding a loopback address");
+    let stream = socket.connect(addr).await.expect("connecting");
+    let stream = stream.into_std().expect("a std stream");
+    stream.set_nonblocking(false).expect("a blocking stream");
+    stream
 }
 
 /// The `error` of a JSON error body.
@@ -206,14 +218,20 @@ async fn uploads_that_stall_hold_bounded_memory_and_are_dropped() {
     let live = LiveServer::start(&[]).await;
     let addr = live.http_addr();
     let before = resident_bytes();
-    // Eight anonymous uploads each declare a 64 MiB component, send 56 MiB
-    // of it and stall. The server holds at most four components' worth of
-    // uploads at once; the others are not read while they wait.
+    // Eight anonymous uploads, from eight addresses, each declare a 64 MiB
+    // component, send 56 MiB of it and stall. The server holds at most four
+    // components' worth of uploads at once; the others are not read while
+    // they wait.
+    let mut streams = Vec::new();
+    for i in 0..8 {
+        streams.push(connect_from(Ipv4Addr::new(127, 0, 0, 10 + i), addr).await);
+    }
     let stalled = tokio::task::spawn_blocking(move || {
         let chunk = vec![0; 1 << 20];
-        (0..8)
-            .map(|i| {
-                let mut stream = TcpStream::connect(addr).expect("connecting");
+        streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut stream)| {
                 stream
                     .set_write_timeout(Some(Duration::from_secs(2)))
                     .expect("a write timeout");
@@ -417,4 +435,70 @@ async fn a_request_stalled_halfway_does_not_hold_the_shutdown_up() {
         started.elapsed()
     );
     drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_upload_slot() {
+    let live = LiveServer::start(&[]).await;
+    let addr = live.http_addr();
+    let greedy = Ipv4Addr::new(127, 0, 0, 20);
+    // One address starts a 64 MiB upload and stalls.
+    let mut first = connect_from(greedy, addr).await;
+    first
+        .write_all(
+            format!(
+                "POST /v1/database/greedy0 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+                64 << 20
+            )
+            .as_bytes(),
+        )
+        .expect("sending the head");
+    first.write_all(&[0; 1 << 16]).expect("sending a part");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its next ones are refused at once, before they are read.
+    for i in 1..4 {
+        let mut next = connect_from(greedy, addr).await;
+        let answer = tokio::task::spawn_blocking(move || {
+            next.write_all(
+                format!(
+                    "POST /v1/database/greedy{i} HTTP/1.1\r\nHost: {addr}\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    64 << 20
+                )
+                .as_bytes(),
+            )
+            .expect("sending the head");
+            next.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("a read timeout");
+            let mut answer = vec![0; 4096];
+            let read = next.read(&mut answer).unwrap_or(0);
+            String::from_utf8_lossy(&answer[..read]).into_owned()
+        })
+        .await
+        .expect("the request thread");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        assert_eq!(
+            error_text(body),
+            "127.0.0.20 is already uploading 67108864 bytes of components, and this one would \
+             take 67108864 more: at most 67108864 at once per address"
+        );
+    }
+    // Another address publishes at once.
+    let started = Instant::now();
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/other",
+        Some(&live.owner_token),
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(first);
 }

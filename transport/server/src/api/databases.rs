@@ -1,6 +1,7 @@
 //! `/v1/database...`: list, publish (create, hot swap or replace), describe,
 //! delete, call a reducer with JSON arguments, and run SQL.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use axum::Json;
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
@@ -28,7 +29,7 @@ use super::{ApiError, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::procedures::{ProcedureCall, call_procedure};
-use crate::shared::{MAX_UPLOAD_BYTES, Shared};
+use crate::shared::{MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS, Shared, UploadShare};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// `GET /v1/database`: every database, by name.
@@ -162,6 +163,7 @@ impl PublishOptions {
 /// place (`?delete_data=true`: deletes it and creates it anew).
 pub(crate) async fn publish(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     options: Result<Query<PublishOptions>, QueryRejection>,
     headers: HeaderMap,
@@ -170,7 +172,7 @@ pub(crate) async fn publish(
     // The whole upload is read before any other answer, a malformed query
     // string's included: one sent while the client is still sending would
     // be lost to it (closing a connection with unread input resets it).
-    let (wasm, _room) = read_component(&shared, upload, &name).await?;
+    let (wasm, _room) = read_component(&shared, peer.ip(), upload, &name).await?;
     let Query(options) = options.map_err(|rejection| {
         ApiError::from_framework(
             rejection.status(),
@@ -279,6 +281,13 @@ async fn check_may_publish(
     Ok(())
 }
 
+/// The room an upload holds under [`MAX_UPLOAD_BYTES`], server-wide and
+/// for its address, until dropped.
+struct UploadRoom {
+    _permit: OwnedSemaphorePermit,
+    _share: UploadShare,
+}
+
 /// How long a publish may wait for room under [`MAX_UPLOAD_BYTES`] before
 /// it is refused with `503`.
 const UPLOAD_WAIT: Duration = Duration::from_secs(60);
@@ -294,9 +303,10 @@ const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 /// while it sends; it would lose it too once the limit was reached).
 async fn read_component(
     shared: &Shared,
+    peer: IpAddr,
     mut upload: Body,
     name: &str,
-) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
+) -> Result<(Bytes, UploadRoom), ApiError> {
     let too_large = || {
         ApiError::from_framework(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -314,6 +324,15 @@ async fn read_component(
         .upper()
         .map_or(MAX_COMPONENT_BYTES, |n| n as usize)
         .min(MAX_COMPONENT_BYTES);
+    // One address gets at most one largest component's worth of the room,
+    // so that it cannot hold up everyone else's publishing.
+    let share = shared.upload_shares.take(peer, room).map_err(|held| {
+        ApiError::unavailable(format!(
+            "{peer} is already uploading {held} bytes of components, and this one would \
+             take {room} more: at most {MAX_UPLOAD_BYTES_PER_ADDRESS} at once per address"
+        ))
+        .with_hint("nothing was published; publish again once the other uploads have finished")
+    })?;
     let permit = tokio::time::timeout(
         UPLOAD_WAIT,
         Arc::clone(&shared.uploads).acquire_many_owned(room as u32),
@@ -340,7 +359,11 @@ async fn read_component(
                 .with_hint("nothing was published; publish again")
             })?;
         let Some(frame) = frame else {
-            return Ok((Bytes::from(wasm), permit));
+            let room = UploadRoom {
+                _permit: permit,
+                _share: share,
+            };
+            return Ok((Bytes::from(wasm), room));
         };
         let frame = frame.map_err(|error| {
             ApiError::bad_request(format!("the component's upload broke off: {error}"))
