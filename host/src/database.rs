@@ -1122,9 +1122,38 @@ fn instantiate(
 }
 
 /// Why `Component::new` refused `wasm`: cut short (the parser ran off
-/// its end, or a section reaches past it), or not a valid component.
+/// its end, or a section reaches past it), or not a valid component. The
+/// 8-byte header is judged here, in words (the parser's own text for it
+/// spans lines); the parser's reason is given on one line.
 fn component_error(wasm: &[u8], error: &wasmtime::Error) -> HostError {
-    let reason = format!("{error:#}");
+    const MAGIC: &[u8; 4] = b"\0asm";
+    if wasm.is_empty() {
+        return HostError::InvalidComponent("it is empty (0 bytes)".to_owned());
+    }
+    if !wasm.starts_with(&MAGIC[..wasm.len().min(MAGIC.len())]) {
+        let first: Vec<String> = wasm.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        return HostError::InvalidComponent(format!(
+            "it does not start with the WebAssembly magic bytes 00 61 73 6d (its first bytes \
+             are {})",
+            first.join(" ")
+        ));
+    }
+    if wasm.len() < 8 {
+        return HostError::TruncatedComponent(format!(
+            "it ends after {} bytes, within the 8-byte WebAssembly header",
+            wasm.len()
+        ));
+    }
+    // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
+    if wasm[6..8] == [0, 0] {
+        return HostError::InvalidComponent(
+            "it is a core WebAssembly module, not a component".to_owned(),
+        );
+    }
+    let reason = format!("{error:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let past_the_end = format!("out of bounds (bound = {})", wasm.len());
     if reason.contains("unexpected end-of-file") || reason.contains(&past_the_end) {
         HostError::TruncatedComponent(reason)

@@ -110,7 +110,8 @@ pub enum HostError {
         /// Why it could not be recovered.
         source: Box<HostError>,
     },
-    /// Database names are 1 to 64 characters: lowercase letters, digits, `-` and `_`.
+    /// Database names are 1 to 64 characters: lowercase letters, digits,
+    /// `-` and `_`. Holds the name as [`quoted_name`] quotes it.
     #[error(
         "`{0}` is not a valid database name: use 1 to 64 lowercase letters, digits, `-` or `_`"
     )]

@@ -204,7 +204,7 @@ impl Host {
                 }
                 continue;
             }
-            if valid_name(&name)
+            if check_database_name(&name).is_ok()
                 && entry
                     .file_type()
                     .map_err(storage_io("listing databases"))?
@@ -314,9 +314,7 @@ impl Host {
         owner: Identity,
         allow: &AllowList,
     ) -> Result<&mut Database, HostError> {
-        if !valid_name(name) {
-            return Err(HostError::InvalidName(name.to_owned()));
-        }
+        check_database_name(name)?;
         if self.databases.contains_key(name) || self.databases_dir.exists(name) {
             return Err(HostError::DatabaseExists(name.to_owned()));
         }
@@ -421,7 +419,7 @@ impl Host {
     /// database taken out to be deleted can be opened again with
     /// [`reopen_database`](Self::reopen_database)).
     pub fn delete_database(&mut self, name: &str) -> Result<(), HostError> {
-        if !valid_name(name) || !self.databases_dir.exists(name) {
+        if check_database_name(name).is_err() || !self.databases_dir.exists(name) {
             return Err(HostError::NoSuchDatabase(quoted_name(name)));
         }
         if self
@@ -586,11 +584,18 @@ fn open_engine(config: &EngineConfig, path: &Path) -> Result<Engine, HostError> 
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+/// Checks that `name` may name a database: 1 to 64 lowercase ASCII
+/// letters, digits, `-` or `_`. The error quotes a long name cut short.
+pub fn check_database_name(name: &str) -> Result<(), HostError> {
+    let valid = (1..=64).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(HostError::InvalidName(quoted_name(name)))
+    }
 }
 
 fn storage_io(context: impl Into<String>) -> impl Fn(std::io::Error) -> HostError {

@@ -4,6 +4,11 @@
 //! [`connections_per_address`] TCP connections to the port at once, and
 //! the next one is answered `503` and closed.
 //!
+//! When the server shuts down, a connection still open [`Cut::GRACE`] after
+//! the HTTP layer was told to stop (a client that stalled halfway through
+//! a request, or does not read its answer) is cut: its reads and writes
+//! fail, so it no longer holds the shutdown up.
+//!
 //! A refused connection is closed gracefully: the answer is written, the
 //! write side shut, and what the client already sent is read and dropped
 //! before the socket closes (closing with unread input would make the kernel
@@ -12,17 +17,20 @@
 //! [`LINGER`]; past that a refusal is written as far as the socket takes it
 //! at once and the socket is closed.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::session::{AddressSlot, AddressSlots};
 
@@ -41,6 +49,33 @@ pub(crate) struct CappedListener {
     max: usize,
     /// Permits for refused connections closing gracefully.
     lingering: Arc<Semaphore>,
+    /// Cuts every accepted connection at once.
+    cut: Arc<Cut>,
+}
+
+/// Cuts the connections of a [`CappedListener`]: from then on, every read
+/// and write on them fails.
+#[derive(Default)]
+pub(crate) struct Cut {
+    done: AtomicBool,
+    notify: Arc<Notify>,
+}
+
+impl Cut {
+    /// How long a shutting-down server waits for its HTTP connections to
+    /// finish before it cuts them.
+    pub(crate) const GRACE: Duration = Duration::from_secs(5);
+
+    /// Makes every read and write of the listener's connections fail,
+    /// waking those that wait.
+    pub(crate) fn cut(&self) {
+        self.done.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_cut(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
 }
 
 /// How many refused connections may be closing gracefully at once.
@@ -61,7 +96,13 @@ impl CappedListener {
             open: Arc::default(),
             max,
             lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
+            cut: Arc::default(),
         }
+    }
+
+    /// What cuts this listener's connections (see [`Cut`]).
+    pub(crate) fn cut(&self) -> Arc<Cut> {
+        Arc::clone(&self.cut)
     }
 }
 
@@ -76,10 +117,13 @@ impl Listener for CappedListener {
                 refuse(stream, peer.ip(), self.max, &self.lingering);
                 continue;
             };
+            let cut_wait = Box::pin(Arc::clone(&self.cut.notify).notified_owned());
             return (
                 CountedStream {
                     stream,
                     _slot: slot,
+                    cut: Arc::clone(&self.cut),
+                    cut_wait,
                 },
                 peer,
             );
@@ -131,10 +175,28 @@ async fn close_gracefully(mut stream: TcpStream, response: String) -> io::Result
     Ok(())
 }
 
-/// An accepted connection, counted against its address until dropped.
+/// An accepted connection, counted against its address until dropped,
+/// whose reads and writes fail once its listener's [`Cut`] is made.
 pub(crate) struct CountedStream {
     stream: TcpStream,
     _slot: AddressSlot,
+    cut: Arc<Cut>,
+    /// Wakes a read or write waiting on the socket when the cut is made.
+    cut_wait: Pin<Box<OwnedNotified>>,
+}
+
+impl CountedStream {
+    /// An error once the connection is cut; otherwise registers the task
+    /// to be woken when it is.
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.cut.is_cut() || self.cut_wait.as_mut().poll(cx).is_ready() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server is shutting down",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl AsyncRead for CountedStream {
@@ -143,6 +205,7 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -153,6 +216,7 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -161,6 +225,7 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 

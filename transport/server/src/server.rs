@@ -12,7 +12,7 @@ use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::http_listener;
+use crate::http_listener::{self, Cut};
 use crate::shared::{Endpoints, Shared};
 use crate::tls::Certificate;
 use crate::{api, quic};
@@ -29,6 +29,8 @@ pub struct Server {
     fingerprint: [u8; 32],
     recovery: Vec<(String, RecoveryReport)>,
     http_task: JoinHandle<()>,
+    /// Cuts the HTTP connections still open once the shutdown's grace is over.
+    http_cut: Arc<Cut>,
     quic_task: JoinHandle<()>,
 }
 
@@ -85,7 +87,9 @@ impl Server {
         };
         let per_address = http_listener::connections_per_address(config.max_connections_per_ip);
         // `tap_io` (doing nothing) gives axum the peer address as `ConnectInfo`.
-        let listener = http_listener::CappedListener::new(listener, per_address).tap_io(|_| {});
+        let listener = http_listener::CappedListener::new(listener, per_address);
+        let http_cut = listener.cut();
+        let listener = listener.tap_io(|_| {});
         let shared = Arc::new(Shared::new(config, host, endpoints)?);
         let http_task = {
             let router = api::router(shared.clone(), cors);
@@ -118,6 +122,7 @@ impl Server {
             fingerprint: certificate.fingerprint(),
             recovery,
             http_task,
+            http_cut,
             quic_task,
         })
     }
@@ -173,7 +178,9 @@ impl Server {
     }
 
     /// Stops accepting connections, closes every connection, stops every
-    /// database and releases the data directory. Each WebSocket and QUIC
+    /// database and releases the data directory. HTTP requests under way
+    /// may finish for 5 s; connections still open then (a client stalled
+    /// halfway through a request, or not reading its answer) are cut. Each WebSocket and QUIC
     /// connection is first sent what was already queued for it, then a
     /// fatal `Error` saying the server is shutting down; QUIC connections
     /// still writing after 5 s are closed with that reason. Each database
@@ -185,8 +192,21 @@ impl Server {
     pub async fn shutdown(self) {
         self.shared.begin_shutdown();
         self.shared.engine.stop_procedures();
-        // The QUIC task closes the endpoint once its connections are done.
-        let _ = tokio::join!(self.http_task, self.quic_task);
+        // The HTTP layer finishes the requests under way; a connection
+        // still open after the grace (a client that stalled halfway through
+        // a request, or does not read its answer) is cut. The QUIC task
+        // closes the endpoint once its connections are done.
+        let mut http_task = self.http_task;
+        let http = async {
+            if tokio::time::timeout(Cut::GRACE, &mut http_task)
+                .await
+                .is_err()
+            {
+                self.http_cut.cut();
+                let _ = http_task.await;
+            }
+        };
+        let _ = tokio::join!(http, self.quic_task);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
         let threads = self.shared.stop_databases();
         let deadline = Instant::now() + SHUTDOWN_GRACE;

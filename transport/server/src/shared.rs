@@ -1,8 +1,9 @@
 //! State every connection of a server shares.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
@@ -57,7 +58,71 @@ pub(crate) struct Shared {
     pub(crate) refused_waiting: std::sync::Arc<tokio::sync::Semaphore>,
     /// The bytes of messages waiting for clients, server-wide.
     pub(crate) outgoing: std::sync::Arc<OutgoingBudget>,
+    /// The bytes of uploaded components the server may hold at once, one
+    /// permit a byte (see [`MAX_UPLOAD_BYTES`]).
+    pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The bytes of uploads each address has under way (see
+    /// [`MAX_UPLOAD_BYTES_PER_ADDRESS`]).
+    pub(crate) upload_shares: std::sync::Arc<UploadShares>,
 }
+
+/// At most this many bytes of [`MAX_UPLOAD_BYTES`] are one address's at
+/// once (the largest component), so that one address cannot take all of it.
+pub(crate) const MAX_UPLOAD_BYTES_PER_ADDRESS: usize =
+    worldline_transport::http_api::MAX_COMPONENT_BYTES;
+
+/// The bytes of component uploads each client address has under way.
+#[derive(Default)]
+pub(crate) struct UploadShares(Mutex<HashMap<IpAddr, usize>>);
+
+impl UploadShares {
+    /// Takes `bytes` for `ip` if it then holds at most
+    /// [`MAX_UPLOAD_BYTES_PER_ADDRESS`], given back when the share is
+    /// dropped; otherwise the bytes `ip` already holds.
+    pub(crate) fn take(
+        self: &std::sync::Arc<Self>,
+        ip: IpAddr,
+        bytes: usize,
+    ) -> Result<UploadShare, usize> {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = held.entry(ip).or_default();
+        if *entry + bytes > MAX_UPLOAD_BYTES_PER_ADDRESS {
+            return Err(*entry);
+        }
+        *entry += bytes;
+        Ok(UploadShare {
+            shares: std::sync::Arc::clone(self),
+            ip,
+            bytes,
+        })
+    }
+}
+
+/// One upload's bytes in [`UploadShares`], given back when dropped.
+pub(crate) struct UploadShare {
+    shares: std::sync::Arc<UploadShares>,
+    ip: IpAddr,
+    bytes: usize,
+}
+
+impl Drop for UploadShare {
+    fn drop(&mut self) {
+        let mut held = self.shares.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bytes) = held.get_mut(&self.ip) {
+            *bytes = bytes.saturating_sub(self.bytes);
+            if *bytes == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// At most this many bytes of uploaded components (four of the largest)
+/// are held at once, server-wide: a publish takes its declared length (the
+/// largest component without one) before its upload is read, and waits
+/// while the others hold the rest. Without it, every connection could hold
+/// a component's worth of memory while it sends.
+pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * worldline_transport::http_api::MAX_COMPONENT_BYTES;
 
 /// At most this many QUIC connections refused for their address's cap wait
 /// at once for the stream their refusal is written on; past that, one is
@@ -99,6 +164,8 @@ impl Shared {
             address_slots: Default::default(),
             refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
             outgoing,
+            uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_UPLOAD_BYTES)),
+            upload_shares: std::sync::Arc::default(),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;

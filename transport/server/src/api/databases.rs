@@ -1,20 +1,25 @@
 //! `/v1/database...`: list, publish (create, hot swap or replace), describe,
 //! delete, call a reducer with JSON arguments, and run SQL.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::LengthLimitError;
+use http_body_util::BodyExt as _;
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
 use worldline_host::outbound::{ALLOW_LIST_HINT, AllowList};
-use worldline_host::{CallError, HostError, Identity, PreparedModule, UnavailableDatabase};
+use worldline_host::{
+    CallError, HostError, Identity, PreparedModule, UnavailableDatabase, check_database_name,
+};
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, MAX_COMPONENT_BYTES, PublishOutcome, Published,
 };
@@ -24,7 +29,8 @@ use super::{ApiError, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::procedures::{ProcedureCall, call_procedure};
-use crate::shared::Shared;
+use crate::shared::{MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS, Shared, UploadShare};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// `GET /v1/database`: every database, by name.
 pub(crate) async fn list(
@@ -124,8 +130,10 @@ pub(crate) async fn schema(
     Ok(Json(describe(&shared, &name).await?.schema))
 }
 
-/// The query of `POST /v1/database/NAME`.
+/// The query of `POST /v1/database/NAME`. An unknown parameter is
+/// refused: a misspelled `delete_data` must not turn into a hot swap.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PublishOptions {
     /// Delete the database's data and create it afresh instead of migrating.
     #[serde(default)]
@@ -155,19 +163,30 @@ impl PublishOptions {
 /// place (`?delete_data=true`: deletes it and creates it anew).
 pub(crate) async fn publish(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
-    Query(options): Query<PublishOptions>,
+    options: Result<Query<PublishOptions>, QueryRejection>,
     headers: HeaderMap,
     upload: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    // The whole upload is read before any other answer: one sent while the
-    // client is still sending would be lost to it (closing a connection
-    // with unread input resets it).
-    let wasm = read_component(upload, &name).await?;
+    // The whole upload is read before any other answer, a malformed query
+    // string's included: one sent while the client is still sending would
+    // be lost to it (closing a connection with unread input resets it).
+    let (wasm, _room) = read_component(&shared, peer.ip(), upload, &name).await?;
+    let Query(options) = options.map_err(|rejection| {
+        ApiError::from_framework(
+            rejection.status(),
+            &Method::POST,
+            &format!("/v1/database/{name}"),
+            &rejection.body_text(),
+            MAX_COMPONENT_BYTES,
+        )
+    })?;
     let caller = required_caller(&shared.authority, &headers, "publishing")?;
+    check_database_name(&name).map_err(ApiError::publish_refused)?;
     let http_allow = options.http_allow()?;
-    // Whoever may not publish here is told so before the component is
-    // compiled (checked again under the publish lock below).
+    // Whoever may not publish here, or not under this name, is told so
+    // before the component is compiled (checked again under the publish lock below).
     check_may_publish(&shared, &name, caller).await?;
     // Compile and describe first, without the server-wide publish lock, so
     // that a slow or hostile component holds up no one else's publish: a
@@ -262,11 +281,32 @@ async fn check_may_publish(
     Ok(())
 }
 
-/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`]. A
-/// declared length over the limit is refused before anything is read (the
-/// client may then lose the answer while it sends; it would lose it too
-/// once the limit was reached).
-async fn read_component(upload: Body, name: &str) -> Result<Bytes, ApiError> {
+/// The room an upload holds under [`MAX_UPLOAD_BYTES`], server-wide and
+/// for its address, until dropped.
+struct UploadRoom {
+    _permit: OwnedSemaphorePermit,
+    _share: UploadShare,
+}
+
+/// How long a publish may wait for room under [`MAX_UPLOAD_BYTES`] before
+/// it is refused with `503`.
+const UPLOAD_WAIT: Duration = Duration::from_secs(60);
+
+/// How long an upload may go without sending a byte before it is dropped
+/// with `408`, giving back the room it held.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+
+/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`], holding
+/// room for it under the server's [`MAX_UPLOAD_BYTES`] (the permit returned,
+/// to keep while the bytes are in use). A declared length over the limit
+/// is refused before anything is read (the client may then lose the answer
+/// while it sends; it would lose it too once the limit was reached).
+async fn read_component(
+    shared: &Shared,
+    peer: IpAddr,
+    mut upload: Body,
+    name: &str,
+) -> Result<(Bytes, UploadRoom), ApiError> {
     let too_large = || {
         ApiError::from_framework(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -276,19 +316,65 @@ async fn read_component(upload: Body, name: &str) -> Result<Bytes, ApiError> {
             MAX_COMPONENT_BYTES,
         )
     };
-    if upload.size_hint().lower() > MAX_COMPONENT_BYTES as u64 {
+    let hint = upload.size_hint();
+    if hint.lower() > MAX_COMPONENT_BYTES as u64 {
         return Err(too_large());
     }
-    axum::body::to_bytes(upload, MAX_COMPONENT_BYTES)
-        .await
-        .map_err(|error| {
-            let error = error.into_inner();
-            if error.is::<LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::bad_request(format!("the component's upload broke off: {error}"))
+    let room = hint
+        .upper()
+        .map_or(MAX_COMPONENT_BYTES, |n| n as usize)
+        .min(MAX_COMPONENT_BYTES);
+    // One address gets at most one largest component's worth of the room,
+    // so that it cannot hold up everyone else's publishing.
+    let share = shared.upload_shares.take(peer, room).map_err(|held| {
+        ApiError::unavailable(format!(
+            "{peer} is already uploading {held} bytes of components, and this one would \
+             take {room} more: at most {MAX_UPLOAD_BYTES_PER_ADDRESS} at once per address"
+        ))
+        .with_hint("nothing was published; publish again once the other uploads have finished")
+    })?;
+    let permit = tokio::time::timeout(
+        UPLOAD_WAIT,
+        Arc::clone(&shared.uploads).acquire_many_owned(room as u32),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::unavailable(format!(
+            "the server is already receiving as many components as it holds at once \
+             ({MAX_UPLOAD_BYTES} bytes) and has had no room for this one for {} s",
+            UPLOAD_WAIT.as_secs()
+        ))
+        .with_hint("nothing was published; publish again shortly")
+    })?
+    .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+    let mut wasm = Vec::with_capacity(room);
+    loop {
+        let frame = tokio::time::timeout(UPLOAD_IDLE, upload.frame())
+            .await
+            .map_err(|_| {
+                ApiError::request_timeout(format!(
+                    "the component's upload stalled: no bytes arrived for {} s",
+                    UPLOAD_IDLE.as_secs()
+                ))
+                .with_hint("nothing was published; publish again")
+            })?;
+        let Some(frame) = frame else {
+            let room = UploadRoom {
+                _permit: permit,
+                _share: share,
+            };
+            return Ok((Bytes::from(wasm), room));
+        };
+        let frame = frame.map_err(|error| {
+            ApiError::bad_request(format!("the component's upload broke off: {error}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if wasm.len() + data.len() > room {
+                return Err(too_large());
             }
-        })
+            wasm.extend_from_slice(&data);
+        }
+    }
 }
 
 /// Compiles a module for a hot swap off the async threads, while its
@@ -457,6 +543,17 @@ async fn run_procedure(
     let returned = call_procedure(shared, database, call)
         .await
         .map_err(procedure_error)?;
+    // As on the wire (`PROTOCOL.md`, `ProcedureResult`): at most half of
+    // `max_queued_bytes`, before the value is turned into JSON, which takes
+    // many times its bytes in memory.
+    let max = usize::try_from(shared.config.max_queued_bytes / 2).unwrap_or(usize::MAX);
+    if returned.value.len() > max {
+        return Err(ApiError::reducer_failed(format!(
+            "the procedure failed: procedure `{procedure}` returned {} bytes, more than the \
+             {max} bytes one answer may hold",
+            returned.value.len()
+        )));
+    }
     let value = value_to_json(&returned.returns, &returned.value).map_err(|e| {
         ApiError::internal(format!(
             "procedure `{procedure}` returned a value that does not convert to JSON: {e}"

@@ -3,11 +3,15 @@
 use axum::Json;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use worldline_host::{HostError, UnavailableDatabase};
+use worldline_host::{HostError, UnavailableDatabase, quoted_name};
 use worldline_subscriptions::QueryError;
 use worldline_transport::http_api::ErrorBody;
 
 use crate::shared::Missing;
+
+/// How the HTTP framework starts its refusal of a query string that does
+/// not fit the route's parameters.
+const QUERY_REJECTION: &str = "Failed to deserialize query string: ";
 
 /// A failed API request, answered as `{"error": ..., "hint": ..., "diff": [...]}`.
 #[derive(Debug)]
@@ -57,10 +61,13 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
-    /// No database has this name.
+    /// No database has this name (quoted cut short if long).
     pub(crate) fn no_database(name: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("no database named `{name}`"))
-            .with_hint("`worldline list` shows the databases; `worldline publish` creates one")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("no database named `{}`", quoted_name(name)),
+        )
+        .with_hint("`worldline list` shows the databases; `worldline publish` creates one")
     }
 
     /// The request conflicts with the database's state (a refused migration).
@@ -74,6 +81,11 @@ impl ApiError {
     /// The reducer ran and failed; nothing changed.
     pub(crate) fn reducer_failed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// The client did not send its request's body in time.
+    pub(crate) fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, message)
     }
 
     /// The database cannot serve the request now.
@@ -171,7 +183,7 @@ impl ApiError {
     pub(crate) fn unknown_route(method: &Method, path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            format!("no such API route: {method} {path}"),
+            format!("no such API route: {method} {}", quoted_name(path)),
         )
         .with_hint("the routes are listed in HTTP_API.md; they all start with /v1/")
     }
@@ -180,7 +192,7 @@ impl ApiError {
     pub(crate) fn wrong_method(method: &Method, path: &str) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{path} does not take {method}"),
+            format!("{} does not take {method}", quoted_name(path)),
         )
         .with_hint("the methods each route takes are listed in HTTP_API.md")
     }
@@ -203,12 +215,25 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 status,
                 format!(
-                    "the request body is larger than the {max_body} bytes {method} {path} accepts"
+                    "the request body is larger than the {max_body} bytes {method} {} accepts",
+                    quoted_name(path)
                 ),
             ),
             StatusCode::NOT_FOUND => Self::unknown_route(method, path),
             StatusCode::METHOD_NOT_ALLOWED => Self::wrong_method(method, path),
-            _ => Self::new(status, format!("{method} {path}: {detail}")),
+            StatusCode::BAD_REQUEST if detail.starts_with(QUERY_REJECTION) => Self::new(
+                status,
+                format!(
+                    "{method} {}: invalid query string: {}",
+                    quoted_name(path),
+                    quoted_name(&detail[QUERY_REJECTION.len()..])
+                ),
+            )
+            .with_hint("the query parameters each route takes are listed in HTTP_API.md"),
+            _ => Self::new(
+                status,
+                format!("{method} {}: {}", quoted_name(path), quoted_name(&detail)),
+            ),
         }
     }
 

@@ -21,8 +21,9 @@ use crate::shared::Shared;
 /// How often a followed log is checked for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
-/// The query of a logs request.
+/// The query of a logs request; an unknown parameter is refused.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LogOptions {
     /// Keep the response open and send new lines as they are written.
     #[serde(default)]

@@ -1,0 +1,504 @@
+//! The HTTP API held to `transport/HTTP_API.md` by a client written from
+//! that document alone: plain HTTP/1.1 over a TCP socket, no Worldline
+//! code on the client side. Each test is a finding of an outsider's pass:
+//! what the document promised and the server did otherwise.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use worldline_tests::live::LiveServer;
+use worldline_tests::{guest_wasm, resident_bytes};
+
+/// One HTTP/1.1 request on a fresh connection, with `Connection: close`
+/// and the whole body sent before anything is read; returns the status,
+/// the header block (lowercase) and the body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n")),
+        body.len()
+    );
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connecting to the server");
+        stream.write_all(head.as_bytes()).expect("sending the head");
+        stream
+            .write_all(&body)
+            .unwrap_or_else(|e| panic!("{path}: the server cut the upload short: {e}"));
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .unwrap_or_else(|e| panic!("{path}: reading the answer: {e}"));
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{path}: not an HTTP answer: {answer:?}"));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: no status in {head:?}"));
+        (status, head.to_ascii_lowercase(), body.to_owned())
+    })
+    .await
+    .expect("the request thread")
+}
+
+/// A blocking connection to `addr` from the loopback address `from`.
+async fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("binding a loopback address");
+    let stream = socket.connect(addr).await.expect("connecting");
+    let stream = stream.into_std().expect("a std stream");
+    stream.set_nonblocking(false).expect("a blocking stream");
+    stream
+}
+
+/// The `error` of a JSON error body.
+fn error_text(body: &str) -> String {
+    let json: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    json["error"].as_str().expect("an error text").to_owned()
+}
+
+/// The rows of `SELECT * FROM account` on database `bank`.
+async fn accounts(live: &LiveServer) -> Value {
+    let (status, _, body) = request(
+        live.http_addr(),
+        "POST",
+        "/v1/database/bank/sql",
+        None,
+        b"SELECT * FROM account".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).expect("JSON")["tables"][0]["rows"].clone()
+}
+
+/// The names `GET /v1/database` lists.
+async fn database_names(live: &LiveServer) -> Vec<String> {
+    let (status, _, body) = request(live.http_addr(), "GET", "/v1/database", None, vec![]).await;
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    list.iter()
+        .map(|db| db["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_database_name_is_refused_for_the_name_before_the_component_is_read() {
+    let live = LiveServer::start(&[]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    // Not a component at all: the name is what is wrong first, and says so.
+    for (path, shown) in [
+        ("/v1/database/a.b", "a.b"),
+        ("/v1/database/My-Db", "My-Db"),
+        ("/v1/database/%2E%2E", ".."),
+    ] {
+        let (status, _, body) = request(addr, "POST", path, token, b"garbage".to_vec()).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(
+            error_text(&body),
+            format!(
+                "`{shown}` is not a valid database name: use 1 to 64 lowercase letters, \
+                 digits, `-` or `_`"
+            ),
+            "{path}"
+        );
+    }
+    // A very long name is quoted cut short, not echoed whole.
+    let long = "a".repeat(10_000);
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        &format!("/v1/database/{long}"),
+        token,
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let error = error_text(&body);
+    assert!(error.contains("is not a valid database name"), "{error}");
+    assert!(
+        error.len() < 300,
+        "the whole name came back: {} bytes",
+        error.len()
+    );
+    assert!(database_names(&live).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelled_query_parameter_is_refused_and_changes_nothing() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/bank/call/seed",
+        token,
+        b"[2, 50]".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let seeded = accounts(&live).await;
+    assert_eq!(seeded.as_array().map(Vec::len), Some(2), "{seeded}");
+
+    // `delete-data` is not `delete_data`: read as nothing, it would have
+    // hot-swapped and kept the data the caller meant to delete.
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/bank?delete-data=true",
+        token,
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "POST /v1/database/bank: invalid query string: delete-data: unknown field \
+         `delete-data`, expected `delete_data` or `allow_http`"
+    );
+    assert_eq!(accounts(&live).await, seeded);
+
+    let (status, _, body) =
+        request(addr, "GET", "/v1/database/bank/logs?tails=1", token, vec![]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "GET /v1/database/bank/logs: invalid query string: tails: unknown field `tails`, \
+         expected `follow` or `tail`"
+    );
+    let (status, _, body) =
+        request(addr, "GET", "/v1/database/bank/logs?tail=-1", token, vec![]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "GET /v1/database/bank/logs: invalid query string: tail: invalid digit found in string"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_publish_query_is_answered_after_the_upload_is_read() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    // A large upload with a query the route refuses: the answer must not
+    // come (and the connection close) while the client is still sending.
+    let upload = vec![0; 16 << 20];
+    let (status, _, body) = request(
+        live.http_addr(),
+        "POST",
+        "/v1/database/bank?delete_data=1",
+        Some(&live.owner_token),
+        upload,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error_text(&body),
+        "POST /v1/database/bank: invalid query string: delete_data: provided string was not \
+         `true` or `false`"
+    );
+    assert_eq!(database_names(&live).await, ["bank"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_that_stall_hold_bounded_memory_and_are_dropped() {
+    let live = LiveServer::start(&[]).await;
+    let addr = live.http_addr();
+    let before = resident_bytes();
+    // Eight anonymous uploads, from eight addresses, each declare a 64 MiB
+    // component, send 56 MiB of it and stall. The server holds at most four
+    // components' worth of uploads at once; the others are not read while
+    // they wait.
+    let mut streams = Vec::new();
+    for i in 0..8 {
+        streams.push(connect_from(Ipv4Addr::new(127, 0, 0, 10 + i), addr).await);
+    }
+    let stalled = tokio::task::spawn_blocking(move || {
+        let chunk = vec![0; 1 << 20];
+        streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut stream)| {
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(2)))
+                    .expect("a write timeout");
+                let head = format!(
+                    "POST /v1/database/stall{i} HTTP/1.1\r\nHost: {addr}\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    64 << 20
+                );
+                stream.write_all(head.as_bytes()).expect("sending the head");
+                for _ in 0..56 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                stream
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the uploading thread");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = resident_bytes().saturating_sub(before);
+    assert!(
+        held < 320 << 20,
+        "eight stalled uploads made the server hold {} MiB",
+        held >> 20
+    );
+    // The uploads still waiting go away; the four being read stall until
+    // the server drops them, and then a publish goes through.
+    let mut reading = stalled;
+    drop(reading.split_off(4));
+    let started = Instant::now();
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/late",
+        Some(&live.owner_token),
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut first = reading[0].try_clone().expect("a stream");
+    let answer = tokio::task::spawn_blocking(move || {
+        first
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a read timeout");
+        let mut answer = Vec::new();
+        let _ = first.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("the reading thread");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the component's upload stalled: no bytes arrived for 30 s"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_name_or_path_is_quoted_cut_short_in_errors() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let long = "a".repeat(20_000);
+    let token = Some(live.owner_token.as_str());
+    for (method, path, status) in [
+        ("GET", format!("/v1/database/{long}"), 404),
+        ("POST", format!("/v1/database/{long}/sql"), 404),
+        ("GET", format!("/{long}"), 404),
+        ("PUT", format!("/v1/database/{long}"), 405),
+        ("GET", format!("/v1/database/bank/logs?{long}=1"), 400),
+    ] {
+        let (got, _, body) = request(addr, method, &path, token, vec![]).await;
+        assert_eq!(got, status, "{method} {}: {body}", &path[..40]);
+        let error = error_text(&body);
+        assert!(
+            error.len() < 600 && error.contains("aaaa…"),
+            "{method} {}: {} bytes: {}",
+            &path[..40],
+            error.len(),
+            &error[..100]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_procedure_value_over_the_message_limit_is_refused_as_on_the_wire() {
+    let live = LiveServer::start_with(&[("features", "features")], |config| {
+        config.max_queued_bytes = 1 << 20;
+    })
+    .await;
+    let call = |text: String| {
+        request(
+            live.http_addr(),
+            "POST",
+            "/v1/database/features/call/echo_proc",
+            Some(&live.owner_token),
+            serde_json::to_vec(&[text]).expect("JSON"),
+        )
+    };
+    let (status, _, body) = call("a".repeat(100_000)).await;
+    assert_eq!(status, 200, "{}", &body[..100]);
+    // Half of max_queued_bytes is what a `ProcedureResult` may carry; the
+    // HTTP answer is held to the same before it becomes JSON.
+    let (status, _, body) = call("a".repeat(600_000)).await;
+    assert_eq!(status, 422, "{}", &body[..body.len().min(100)]);
+    assert_eq!(
+        error_text(&body),
+        "the procedure failed: procedure `echo_proc` returned 600003 bytes, more than the \
+         524288 bytes one answer may hold"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_of_what_is_not_a_component_says_so_on_one_line() {
+    let live = LiveServer::start(&[]).await;
+    let hint = "publish a complete WebAssembly component built for wasm32-wasip2 \
+                (`worldline publish` in a project directory builds one)";
+    for (upload, error) in [
+        (
+            &b""[..],
+            "not a valid WebAssembly component: it is empty (0 bytes)",
+        ),
+        (
+            &b"garbage"[..],
+            "not a valid WebAssembly component: it does not start with the WebAssembly magic \
+             bytes 00 61 73 6d (its first bytes are 67 61 72 62 61 67 65)",
+        ),
+        (
+            &b"\0asm\x0d"[..],
+            "the component is truncated (its bytes end early): it ends after 5 bytes, within \
+             the 8-byte WebAssembly header",
+        ),
+        (
+            &b"\0asm\x01\0\0\0"[..],
+            "not a valid WebAssembly component: it is a core WebAssembly module, not a component",
+        ),
+    ] {
+        let (status, _, body) = request(
+            live.http_addr(),
+            "POST",
+            "/v1/database/db",
+            Some(&live.owner_token),
+            upload.to_vec(),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        let json: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(json["error"], error);
+        assert_eq!(json["hint"], hint);
+    }
+    // A component cut short past its header: the parser's reason, on one line.
+    let bank = guest_wasm("bank");
+    let (status, _, body) = request(
+        live.http_addr(),
+        "POST",
+        "/v1/database/db",
+        Some(&live.owner_token),
+        bank[..bank.len() / 2].to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let error = error_text(&body);
+    assert!(
+        error.starts_with("the component is truncated (its bytes end early): "),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    assert!(database_names(&live).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_stalled_halfway_does_not_hold_the_shutdown_up() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    // Headers and 6 of the 100 body bytes they announce, then nothing.
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connecting");
+        stream
+            .write_all(
+                b"POST /v1/database/bank/sql HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nSELECT",
+            )
+            .expect("sending");
+        stream
+    })
+    .await
+    .expect("the connecting thread");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), live.shutdown())
+        .await
+        .expect("the shutdown waited on the stalled request");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_upload_slot() {
+    let live = LiveServer::start(&[]).await;
+    let addr = live.http_addr();
+    let greedy = Ipv4Addr::new(127, 0, 0, 20);
+    // One address starts a 64 MiB upload and stalls.
+    let mut first = connect_from(greedy, addr).await;
+    first
+        .write_all(
+            format!(
+                "POST /v1/database/greedy0 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+                64 << 20
+            )
+            .as_bytes(),
+        )
+        .expect("sending the head");
+    first.write_all(&[0; 1 << 16]).expect("sending a part");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its next ones are refused at once, before they are read.
+    for i in 1..4 {
+        let mut next = connect_from(greedy, addr).await;
+        let answer = tokio::task::spawn_blocking(move || {
+            next.write_all(
+                format!(
+                    "POST /v1/database/greedy{i} HTTP/1.1\r\nHost: {addr}\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    64 << 20
+                )
+                .as_bytes(),
+            )
+            .expect("sending the head");
+            next.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("a read timeout");
+            let mut answer = vec![0; 4096];
+            let read = next.read(&mut answer).unwrap_or(0);
+            String::from_utf8_lossy(&answer[..read]).into_owned()
+        })
+        .await
+        .expect("the request thread");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        assert_eq!(
+            error_text(body),
+            "127.0.0.20 is already uploading 67108864 bytes of components, and this one would \
+             take 67108864 more: at most 67108864 at once per address"
+        );
+    }
+    // Another address publishes at once.
+    let started = Instant::now();
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/other",
+        Some(&live.owner_token),
+        guest_wasm("bank"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(first);
+}
