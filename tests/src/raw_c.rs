@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::parity::{target_dir, workspace};
 
@@ -90,4 +91,12 @@ pub fn c_component(name: &str, source: &str, defines: &[&str]) -> Vec<u8> {
         "wasm-tools component new",
     );
     std::fs::read(&component).expect("reading the component")
+}
+
+/// Serializes the tests of one test binary that build C modules: they
+/// build their components in shared directories, and some measure the
+/// process's memory, which the others' module instances would add to.
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }

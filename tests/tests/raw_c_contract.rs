@@ -5,10 +5,8 @@
 //! auto-increment sequences, and the row quotas that bound what a module
 //! can make the host hold.
 
-use std::sync::{Mutex, MutexGuard};
-
 use worldline_host::{CallContext, CallError, Database, Engine, EngineConfig, HostError};
-use worldline_tests::raw_c::c_component;
+use worldline_tests::raw_c::{c_component, one_at_a_time};
 use worldline_tests::{OWNER, args, peak_resident_bytes, rows, test_engine_config};
 
 /// The module. Arena: 0 `u64`, 1 `u32`, 2 the row `(id: u64, n: u64)`, 3
@@ -360,15 +358,6 @@ bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldlin
   return false;
 }
 "#;
-
-/// One test at a time: they build their components in shared directories,
-/// and some measure the process's peak memory, which the others' databases
-/// would add to.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn engine_with(adjust: impl FnOnce(&mut EngineConfig)) -> Engine {
     let mut config = test_engine_config();

@@ -4,10 +4,8 @@
 //! preview-1 reactor adapter): what `wit/worldline.wit` promises a module
 //! author who binds it directly, and what such an author can do to the host.
 
-use std::sync::{Mutex, MutexGuard};
-
 use worldline_host::{CallContext, CallError, Database, HostError};
-use worldline_tests::raw_c::c_component;
+use worldline_tests::raw_c::{c_component, one_at_a_time};
 use worldline_tests::{OWNER, args, patient_engine, resident_bytes, rows};
 
 /// The module: table `item` (`id: u64` primary key, `n: u64`) and reducers
@@ -115,14 +113,6 @@ bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldlin
   return false;
 }
 "#;
-
-/// One test at a time: the last one measures the process's memory, which
-/// the others' module instances would add to.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn item_ids(db: &Database) -> Vec<u64> {
     rows::<(u64, u64)>(db, "item")

@@ -19,6 +19,17 @@ fn non_fatal(message: Option<ServerMessage>) -> String {
     }
 }
 
+/// Checks that the next message is the fatal `Error` for a frame over the
+/// 64 KiB limit, and that the connection then closes.
+async fn refused_as_oversized(quic: &mut RawQuic) {
+    let message = fatal(quic.recv().await);
+    assert!(
+        message.contains("exceeds the limit of 65536 bytes"),
+        "{message}"
+    );
+    assert!(quic.recv().await.is_none(), "the connection is closed");
+}
+
 fn is_welcome(message: &Option<ServerMessage>) -> bool {
     matches!(message, Some(ServerMessage::Welcome { .. }))
 }
@@ -252,12 +263,7 @@ async fn a_fatal_error_comes_after_the_answers_to_the_messages_before_it() {
         reducer_status(quic.recv().await, 1),
         ReducerStatus::Committed
     );
-    let message = fatal(quic.recv().await);
-    assert!(
-        message.contains("exceeds the limit of 65536 bytes"),
-        "{message}"
-    );
-    assert!(quic.recv().await.is_none(), "the connection is closed");
+    refused_as_oversized(&mut quic).await;
 
     let mut ws = RawWebSocket::connect(&live.ws_url()).await;
     ws.send(&hello("chat", None)).await;
@@ -295,12 +301,7 @@ async fn oversized_frames_close_only_the_sender() {
     assert!(is_welcome(&quic.recv().await));
     // A frame announcing 1 GiB: refused on its length alone.
     quic.send_bytes(&(1u32 << 30).to_le_bytes()).await;
-    let message = fatal(quic.recv().await);
-    assert!(
-        message.contains("exceeds the limit of 65536 bytes"),
-        "{message}"
-    );
-    assert!(quic.recv().await.is_none(), "the connection is closed");
+    refused_as_oversized(&mut quic).await;
 
     let mut ws = RawWebSocket::connect(&live.ws_url()).await;
     ws.send(&hello("bank", None)).await;
