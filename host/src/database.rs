@@ -240,11 +240,9 @@ pub struct Database {
     /// The commit log and snapshots, for a persistent database.
     storage: Option<DatabaseStorage>,
     /// What the committed rows count against the database's quota (see
-    /// [`crate::host_calls::quota_bytes`]), their index entries not counted.
+    /// [`crate::host_calls::quota_bytes`]), their index entries not counted
+    /// (see [`stored_bytes`]).
     stored_row_bytes: usize,
-    /// What the committed rows and their index entries count against the
-    /// database's quota.
-    stored_bytes: usize,
     /// The hosts the owner allowed procedures to send HTTP requests to.
     http_allow: AllowList,
     /// Counts module swaps: a procedure started before a swap gets no
@@ -312,7 +310,6 @@ impl Database {
         let (storage, datastore, report) =
             DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
         database.stored_row_bytes = row_bytes(&datastore);
-        database.stored_bytes = database.stored_row_bytes + datastore.all_index_bytes();
         database.instance.store.data_mut().datastore = datastore;
         database.scheduler = Scheduler::scan(&database.schema, database.datastore());
         database.storage = Some(storage);
@@ -351,7 +348,6 @@ impl Database {
             broken: None,
             storage: None,
             stored_row_bytes: 0,
-            stored_bytes: 0,
             http_allow: AllowList::none(),
             generation: 0,
             procedure_slots: ProcedureSlots::default(),
@@ -610,9 +606,10 @@ impl Database {
             request.refuse(format!("could not open a transaction: {e}"));
             return None;
         }
+        let stored = stored_bytes(self.stored_row_bytes, &state.datastore);
         let lent = std::mem::replace(&mut state.datastore, Datastore::new(Vec::new()));
         let timestamp = Timestamp::now();
-        let lent = match request.lend(lent, self.stored_bytes, timestamp) {
+        let lent = match request.lend(lent, stored, timestamp) {
             Ok(lent) => lent,
             Err(mut datastore) => {
                 // The procedure stopped waiting: nothing was done.
@@ -957,10 +954,10 @@ impl Database {
         let store = &mut self.instance.store;
         let state = store.data_mut();
         state.start_call();
-        state.stored_bytes = self.stored_bytes;
         if state.datastore.in_transaction() {
             state.datastore.rollback();
         }
+        state.stored_bytes = stored_bytes(self.stored_row_bytes, &state.datastore);
         state
             .datastore
             .begin()
@@ -1023,8 +1020,6 @@ impl Database {
             let deleted: usize = table.deletes.iter().map(|r| quota_bytes(r.len())).sum();
             self.stored_row_bytes = (self.stored_row_bytes + inserted).saturating_sub(deleted);
         }
-        let indexes = self.instance.store.data().datastore.all_index_bytes();
-        self.stored_bytes = self.stored_row_bytes.saturating_add(indexes);
         let offset = self.log_commit(origin, caller, timestamp, &delta)?;
         Ok(ReducerOutcome {
             delta,
@@ -1160,6 +1155,14 @@ fn component_error(wasm: &[u8], error: &wasmtime::Error) -> HostError {
     } else {
         HostError::InvalidComponent(reason)
     }
+}
+
+/// What a database whose committed rows count `row_bytes` (see
+/// [`row_bytes`]) holds against its quota: those and the index entries of
+/// `datastore`, read outside a transaction (inside one they count its
+/// writes too).
+fn stored_bytes(row_bytes: usize, datastore: &Datastore) -> usize {
+    row_bytes.saturating_add(datastore.all_index_bytes())
 }
 
 /// What every row in `datastore` counts against the database's row quota.
