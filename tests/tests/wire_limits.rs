@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_bytes::ByteBuf;
 use worldline_client::{Client, ConnectOptions, Trust};
 use worldline_tests::live::{LiveServer, Transport};
-use worldline_tests::raw::{RawClient, RawQuic, RawWebSocket, call, fatal, hello};
+use worldline_tests::raw::{RawClient, RawQuic, RawWebSocket, call, fatal, hello, raw_http};
 use worldline_tests::{Message, args, resident_bytes};
 use worldline_transport::{
     ClientMessage, DEFAULT_MAX_FRAME, ReducerStatus, ServerMessage, TableRows, encode_message,
@@ -700,5 +700,28 @@ async fn a_refused_publish_is_answered_before_the_compile() {
         assert!(answer.contains(says), "{request}: {answer}");
         assert!(!answer.contains("WebAssembly"), "{answer}");
     }
+    live.shutdown().await;
+}
+
+// HTTP_API.md "Limits": a body over its route's limit is refused with
+// `413` without being read, and the client that sends it whole still
+// reads the `413`: the server reads and drops the rest as it closes,
+// where closing with unread input made the kernel reset the connection
+// (the client's write failed with a broken pipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_its_limit_sent_whole_is_answered_413() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let body = "x".repeat(8 << 20);
+    let request = format!(
+        "POST /v1/database/bank/sql HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = tokio::task::spawn_blocking(move || raw_http(addr, request.as_bytes()))
+        .await
+        .expect("the request's thread");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("larger than the 1048576 bytes"), "{answer}");
     live.shutdown().await;
 }

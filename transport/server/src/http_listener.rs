@@ -16,6 +16,14 @@
 //! [`MAX_LINGERING`] refused connections linger so, each for at most
 //! [`LINGER`]; past that a refusal is written as far as the socket takes it
 //! at once and the socket is closed.
+//!
+//! An accepted connection is closed the same way when the server is done
+//! with it: a fatal WebSocket `Error` for a message over the frame limit,
+//! or a `413` for a request body over its limit, is written while the
+//! client may still be sending the rest of what was refused, and reading
+//! that rest (up to [`CLOSE_DRAIN_BYTES`], for at most [`LINGER`]) is what
+//! lets the client read the answer instead of a reset. These share the
+//! [`MAX_LINGERING`] permits; without one the socket is closed at once.
 
 use std::future::Future;
 use std::io;
@@ -88,6 +96,13 @@ const LINGER: Duration = Duration::from_secs(2);
 /// dropped before the socket is closed anyway.
 const LINGER_BYTES: usize = 64 * 1024;
 
+/// How much the client of an accepted connection may still send, once the
+/// server is done with the connection, that is read and dropped before the
+/// socket is closed anyway: the rest of a WebSocket message over the frame
+/// limit (4 MiB by default) or of a request body over its limit, with room
+/// to spare.
+const CLOSE_DRAIN_BYTES: usize = 64 << 20;
+
 impl CappedListener {
     /// Accepts on `inner`, at most `max` connections per address at once.
     pub(crate) fn new(inner: TcpListener, max: usize) -> Self {
@@ -120,10 +135,11 @@ impl Listener for CappedListener {
             let cut_wait = Box::pin(Arc::clone(&self.cut.notify).notified_owned());
             return (
                 CountedStream {
-                    stream,
+                    stream: Some(stream),
                     _slot: slot,
                     cut: Arc::clone(&self.cut),
                     cut_wait,
+                    lingering: Arc::clone(&self.lingering),
                 },
                 peer,
             );
@@ -163,10 +179,17 @@ fn refuse(stream: TcpStream, ip: IpAddr, max: usize, lingering: &Arc<Semaphore>)
 /// client sends until it closes its side (or [`LINGER_BYTES`] have come).
 async fn close_gracefully(mut stream: TcpStream, response: String) -> io::Result<()> {
     stream.write_all(response.as_bytes()).await?;
+    drain(stream, LINGER_BYTES).await
+}
+
+/// Shuts the write side of `stream` (what was written still goes out),
+/// then reads and drops what the client sends until it closes its side or
+/// `limit` bytes have come.
+async fn drain(mut stream: TcpStream, limit: usize) -> io::Result<()> {
     stream.shutdown().await?;
     let mut drained = 0;
-    let mut scratch = [0u8; 4096];
-    while drained < LINGER_BYTES {
+    let mut scratch = [0u8; 16 * 1024];
+    while drained < limit {
         match stream.read(&mut scratch).await? {
             0 => break,
             read => drained += read,
@@ -176,16 +199,51 @@ async fn close_gracefully(mut stream: TcpStream, response: String) -> io::Result
 }
 
 /// An accepted connection, counted against its address until dropped,
-/// whose reads and writes fail once its listener's [`Cut`] is made.
+/// whose reads and writes fail once its listener's [`Cut`] is made. When
+/// dropped, it is closed gracefully (see the module's documentation)
+/// unless the cut was made.
 pub(crate) struct CountedStream {
-    stream: TcpStream,
+    /// The socket; taken only when the connection is dropped.
+    stream: Option<TcpStream>,
     _slot: AddressSlot,
     cut: Arc<Cut>,
     /// Wakes a read or write waiting on the socket when the cut is made.
     cut_wait: Pin<Box<OwnedNotified>>,
+    /// Permits for connections closing gracefully.
+    lingering: Arc<Semaphore>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        if self.cut.is_cut() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(permit) = Arc::clone(&self.lingering).try_acquire_owned() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(LINGER, drain(stream, CLOSE_DRAIN_BYTES)).await;
+        });
+    }
 }
 
 impl CountedStream {
+    /// The socket (present until the connection is dropped).
+    fn socket(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(
+            self.stream
+                .as_mut()
+                .expect("the socket is taken only when the connection is dropped"),
+        )
+    }
+
     /// An error once the connection is cut; otherwise registers the task
     /// to be woken when it is.
     fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
@@ -206,7 +264,7 @@ impl AsyncRead for CountedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.socket().poll_read(cx, buf)
     }
 }
 
@@ -217,7 +275,7 @@ impl AsyncWrite for CountedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.socket().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -226,18 +284,20 @@ impl AsyncWrite for CountedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.socket().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream
+            .as_ref()
+            .is_some_and(TcpStream::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.socket().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        self.socket().poll_shutdown(cx)
     }
 }
