@@ -299,8 +299,9 @@ const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 /// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`], holding
 /// room for it under the server's [`MAX_UPLOAD_BYTES`] (the permit returned,
 /// to keep while the bytes are in use). A declared length over the limit
-/// is refused before anything is read (the client may then lose the answer
-/// while it sends; it would lose it too once the limit was reached).
+/// is refused before anything is read (a client that sends the body
+/// anyway still reads the answer: the listener reads and drops what it
+/// sends as the connection closes).
 async fn read_component(
     shared: &Shared,
     peer: IpAddr,
