@@ -43,8 +43,21 @@ fn adapter() -> PathBuf {
     path
 }
 
+/// The `call-procedure` export of a module without procedures: it refuses
+/// every call.
+const NO_PROCEDURES: &str = r#"
+bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldline_module_guest_procedure_context_t *ctx,
+                                                   module_list_u8_t *arguments, module_list_u8_t *ret, module_string_t *err) {
+  (void)id; (void)ctx; (void)ret;
+  module_list_u8_free(arguments);
+  module_string_dup(err, "no procedures");
+  return false;
+}
+"#;
+
 /// Builds the C `source` (which includes `module.h`, the bindings
-/// `wit-bindgen c` generates for the `module` world) with the preprocessor
+/// `wit-bindgen c` generates for the `module` world, and exports no
+/// procedures: [`NO_PROCEDURES`] is appended) with the preprocessor
 /// `defines` into the component `target/raw-c/NAME.wasm` and returns its
 /// bytes. Each `name` gets a directory of its own.
 pub fn c_component(name: &str, source: &str, defines: &[&str]) -> Vec<u8> {
@@ -64,7 +77,8 @@ pub fn c_component(name: &str, source: &str, defines: &[&str]) -> Vec<u8> {
             .arg(&dir),
         "wit-bindgen c",
     );
-    std::fs::write(dir.join("raw.c"), source).expect("writing the C source");
+    std::fs::write(dir.join("raw.c"), format!("{source}{NO_PROCEDURES}"))
+        .expect("writing the C source");
     let core = dir.join("core.wasm");
     run(
         Command::new("clang-19")

@@ -105,13 +105,6 @@ bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_
   return false;
 }
 
-bool exports_worldline_module_guest_call_procedure(uint32_t id, exports_worldline_module_guest_procedure_context_t *ctx,
-                                                   module_list_u8_t *arguments, module_list_u8_t *ret, module_string_t *err) {
-  (void)id; (void)ctx; (void)ret;
-  module_list_u8_free(arguments);
-  module_string_dup(err, "no procedures");
-  return false;
-}
 "#;
 
 fn item_ids(db: &Database) -> Vec<u64> {
