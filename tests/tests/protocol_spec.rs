@@ -373,6 +373,48 @@ async fn a_query_set_id_is_reusable_after_unsubscribe() {
     live.shutdown().await;
 }
 
+// PROTOCOL.md "A database that stops": deleting a database closes each of
+// its connections with a fatal `Error` saying so; a database published
+// again under the name is reached by a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_database_closes_its_connections_with_the_reason() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut ws = connected(&live, "bank").await;
+    ws.send(&subscribe(1, "SELECT * FROM account")).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::SubscribeApplied { .. })
+    ));
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send(&hello("bank", None)).await;
+    welcome(quic.recv().await);
+
+    let deleted = raw_http(
+        &live,
+        &format!(
+            "DELETE /v1/database/bank HTTP/1.1\r\nHost: localhost\r\n\
+             Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            live.owner_token
+        ),
+    )
+    .await;
+    assert!(deleted.starts_with("HTTP/1.1 204"), "{deleted}");
+    let reason = "database `bank` stopped: database `bank` was deleted";
+    assert_eq!(fatal(ws.recv().await), reason);
+    assert!(ws.recv().await.is_none(), "the connection is closed");
+    assert_eq!(fatal(quic.recv().await), reason);
+    assert!(quic.recv().await.is_none(), "the connection is closed");
+
+    let (owner, _) = live.server().new_identity();
+    let wasm = worldline_tests::guest_wasm("bank");
+    tokio::task::block_in_place(|| live.server().publish("bank", &wasm, owner))
+        .expect("publishing again");
+    let mut ws = connected(&live, "bank").await;
+    ws.send(&call(2, "seed", args(&(1u32, 5i64)))).await;
+    assert_eq!(result_of(ws.recv().await), (2, ReducerStatus::Committed));
+    live.shutdown().await;
+}
+
 /// Calls `reducer` through the HTTP API with a JSON body, as `token`.
 async fn http_call(live: &LiveServer, database: &str, reducer: &str, body: &str, token: &str) {
     let mut stream = tokio::net::TcpStream::connect(live.server().http_addr())
