@@ -63,7 +63,14 @@ pub(crate) struct Shared {
     pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
     /// The bytes of uploads each address has under way (see
     /// [`MAX_UPLOAD_BYTES_PER_ADDRESS`]).
-    pub(crate) upload_shares: std::sync::Arc<UploadShares>,
+    pub(crate) upload_shares: std::sync::Arc<AddressShares>,
+    /// The bytes of other request bodies the server may hold at once
+    /// beyond their first [`FREE_BODY_BYTES`], one permit a byte (see
+    /// [`MAX_BODY_BYTES`]).
+    pub(crate) bodies: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The bytes of those bodies each address has under way (see
+    /// [`MAX_BODY_BYTES_PER_ADDRESS`]).
+    pub(crate) body_shares: std::sync::Arc<AddressShares>,
 }
 
 /// At most this many bytes of [`MAX_UPLOAD_BYTES`] are one address's at
@@ -71,26 +78,41 @@ pub(crate) struct Shared {
 pub(crate) const MAX_UPLOAD_BYTES_PER_ADDRESS: usize =
     worldline_transport::http_api::MAX_COMPONENT_BYTES;
 
-/// The bytes of component uploads each client address has under way.
-#[derive(Default)]
-pub(crate) struct UploadShares(Mutex<HashMap<IpAddr, usize>>);
+/// The bytes of request bodies each client address has under way, held
+/// to a cap per address.
+pub(crate) struct AddressShares {
+    held: Mutex<HashMap<IpAddr, usize>>,
+    max_per_address: usize,
+}
 
-impl UploadShares {
-    /// Takes `bytes` for `ip` if it then holds at most
-    /// [`MAX_UPLOAD_BYTES_PER_ADDRESS`], given back when the share is
-    /// dropped; otherwise the bytes `ip` already holds.
+impl AddressShares {
+    /// Shares of at most `max_per_address` bytes per address.
+    pub(crate) fn new(max_per_address: usize) -> Self {
+        Self {
+            held: Mutex::default(),
+            max_per_address,
+        }
+    }
+
+    /// The most one address may hold at once.
+    pub(crate) fn max_per_address(&self) -> usize {
+        self.max_per_address
+    }
+
+    /// Takes `bytes` for `ip` if it then holds at most the cap, given back
+    /// when the share is dropped; otherwise the bytes `ip` already holds.
     pub(crate) fn take(
         self: &std::sync::Arc<Self>,
         ip: IpAddr,
         bytes: usize,
-    ) -> Result<UploadShare, usize> {
-        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    ) -> Result<AddressShare, usize> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = held.entry(ip).or_default();
-        if *entry + bytes > MAX_UPLOAD_BYTES_PER_ADDRESS {
+        if *entry + bytes > self.max_per_address {
             return Err(*entry);
         }
         *entry += bytes;
-        Ok(UploadShare {
+        Ok(AddressShare {
             shares: std::sync::Arc::clone(self),
             ip,
             bytes,
@@ -98,16 +120,20 @@ impl UploadShares {
     }
 }
 
-/// One upload's bytes in [`UploadShares`], given back when dropped.
-pub(crate) struct UploadShare {
-    shares: std::sync::Arc<UploadShares>,
+/// One body's bytes in [`AddressShares`], given back when dropped.
+pub(crate) struct AddressShare {
+    shares: std::sync::Arc<AddressShares>,
     ip: IpAddr,
     bytes: usize,
 }
 
-impl Drop for UploadShare {
+impl Drop for AddressShare {
     fn drop(&mut self) {
-        let mut held = self.shares.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = self
+            .shares
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(bytes) = held.get_mut(&self.ip) {
             *bytes = bytes.saturating_sub(self.bytes);
             if *bytes == 0 {
@@ -123,6 +149,20 @@ impl Drop for UploadShare {
 /// while the others hold the rest. Without it, every connection could hold
 /// a component's worth of memory while it sends.
 pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * worldline_transport::http_api::MAX_COMPONENT_BYTES;
+
+/// The first bytes of any request body other than an upload, which it may
+/// hold without taking room under [`MAX_BODY_BYTES`]: a call's arguments
+/// or a query of this size, the usual case, never waits for room.
+pub(crate) const FREE_BODY_BYTES: usize = 64 << 10;
+
+/// At most this many bytes of request bodies other than uploads (beyond
+/// their first [`FREE_BODY_BYTES`]) are held at once, server-wide: without
+/// it, connections that each send most of a 1 MiB body and stall made the
+/// server hold a mebibyte apiece, from as many addresses as a client has.
+pub(crate) const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// At most this many bytes of [`MAX_BODY_BYTES`] are one address's at once.
+pub(crate) const MAX_BODY_BYTES_PER_ADDRESS: usize = 8 << 20;
 
 /// At most this many QUIC connections refused for their address's cap wait
 /// at once for the stream their refusal is written on; past that, one is
@@ -165,7 +205,9 @@ impl Shared {
             refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
             outgoing,
             uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_UPLOAD_BYTES)),
-            upload_shares: std::sync::Arc::default(),
+            upload_shares: std::sync::Arc::new(AddressShares::new(MAX_UPLOAD_BYTES_PER_ADDRESS)),
+            bodies: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_BODY_BYTES)),
+            body_shares: std::sync::Arc::new(AddressShares::new(MAX_BODY_BYTES_PER_ADDRESS)),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;

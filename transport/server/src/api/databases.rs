@@ -25,11 +25,12 @@ use worldline_transport::http_api::{
 };
 
 use super::auth::{caller, required_caller};
-use super::{ApiError, ask, database, describe};
+use super::body::{BODY_IDLE, read_body};
+use super::{ApiError, MAX_REQUEST_BYTES, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::procedures::{ProcedureCall, call_procedure};
-use crate::shared::{MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS, Shared, UploadShare};
+use crate::shared::{AddressShare, MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS, Shared};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// `GET /v1/database`: every database, by name.
@@ -285,16 +286,12 @@ async fn check_may_publish(
 /// for its address, until dropped.
 struct UploadRoom {
     _permit: OwnedSemaphorePermit,
-    _share: UploadShare,
+    _share: AddressShare,
 }
 
 /// How long a publish may wait for room under [`MAX_UPLOAD_BYTES`] before
 /// it is refused with `503`.
 const UPLOAD_WAIT: Duration = Duration::from_secs(60);
-
-/// How long an upload may go without sending a byte before it is dropped
-/// with `408`, giving back the room it held.
-const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 
 /// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`], holding
 /// room for it under the server's [`MAX_UPLOAD_BYTES`] (the permit returned,
@@ -350,12 +347,12 @@ async fn read_component(
     .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
     let mut wasm = Vec::with_capacity(room);
     loop {
-        let frame = tokio::time::timeout(UPLOAD_IDLE, upload.frame())
+        let frame = tokio::time::timeout(BODY_IDLE, upload.frame())
             .await
             .map_err(|_| {
                 ApiError::request_timeout(format!(
                     "the component's upload stalled: no bytes arrived for {} s",
-                    UPLOAD_IDLE.as_secs()
+                    BODY_IDLE.as_secs()
                 ))
                 .with_hint("nothing was published; publish again")
             })?;
@@ -492,10 +489,13 @@ async fn delete_files(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> 
 /// reducer as the caller and answers once the transaction is durable.
 pub(crate) async fn call(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((name, reducer)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<CallResult>, ApiError> {
+    let path = format!("/v1/database/{name}/call/{reducer}");
+    let (body, _room) = read_body(&shared, peer.ip(), body, &path).await?;
     let caller = required_caller(&shared.authority, &headers, "calling a reducer")?;
     let args = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Array(Vec::new())
@@ -586,10 +586,23 @@ fn procedure_error(error: CallError) -> ApiError {
 /// tables are visible to the owner only.
 pub(crate) async fn sql(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    query: String,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let path = format!("/v1/database/{name}/sql");
+    let (body, _room) = read_body(&shared, peer.ip(), body, &path).await?;
+    let query = String::from_utf8(body.into()).map_err(|e| {
+        let text = format!("the query is not valid UTF-8: {}", e.utf8_error());
+        ApiError::from_framework(
+            StatusCode::BAD_REQUEST,
+            &Method::POST,
+            &path,
+            &text,
+            MAX_REQUEST_BYTES,
+        )
+    })?;
     let caller = caller(&shared.authority, &headers)?;
     let handle = database(&shared, &name)?;
     let max_bytes = shared.config.max_queued_bytes as usize;

@@ -3,6 +3,7 @@
 //! arguments, SQL, and module logs. The WebSocket endpoint shares the port.
 
 mod auth;
+mod body;
 mod cors;
 mod databases;
 mod error;
