@@ -1,6 +1,6 @@
 //! The query language checked against SQLite: random tables over the
-//! column types SQLite stores faithfully (integers, bools, strings, floats
-//! without NaN, optional integers, identities as blobs) are loaded into a
+//! column types SQLite stores faithfully (integers, bools, strings, floats,
+//! optional integers, identities as blobs) are loaded into a
 //! datastore and into an in-memory SQLite database, and random queries of
 //! the documented subset (comparisons with literals of every documented
 //! form on either side, `AND`, `OR`, parentheses, joins on indexed columns)
@@ -15,10 +15,11 @@
 //! - `NULL` is a value below every other: `o = NULL` is `o IS NULL`,
 //!   `o <> 3` and `o < 3` also match `NULL`, and a join pairs `NULL` with
 //!   `NULL` (`IS` in SQLite);
-//! - floats compare in IEEE 754 total order, so `-0.0` is below `0.0`
-//!   (compared through an integer key column in SQLite when the literal is
-//!   a zero, the only case where that order and SQLite's differ for
-//!   numbers);
+//! - floats compare in IEEE 754 total order, so `-0.0` is below `0.0` and
+//!   NaN above every number (below, with its sign bit set): SQLite
+//!   compares through an integer key column holding that order when the
+//!   literal is a zero or the value NaN (which SQLite stores as `NULL`),
+//!   the only cases where the two orders differ;
 //! - a literal takes the type of its column: it is rounded to the nearest
 //!   `f32` for an `f32` column, and refused when it is out of the column's
 //!   range (an integer outside the type, a float that would be infinite)
@@ -70,6 +71,7 @@ impl Kind {
     fn ty(self) -> AlgebraicType {
         match self {
             Kind::Int(0, 0xffff) => AlgebraicType::U16,
+            Kind::Int(0, U64_MAX) => AlgebraicType::U64,
             Kind::Int(0, _) => AlgebraicType::U32,
             Kind::Int(-128, 127) => AlgebraicType::I8,
             Kind::Int(..) => AlgebraicType::I64,
@@ -88,9 +90,16 @@ const U16: Kind = Kind::Int(0, 0xffff);
 const U32: Kind = Kind::Int(0, u32::MAX as i128);
 const I8: Kind = Kind::Int(-128, 127);
 const I64: Kind = Kind::Int(i64::MIN as i128, i64::MAX as i128);
+const U64_MAX: i128 = u64::MAX as i128;
+/// SQLite has no integers above `i64::MAX`: it holds a `u64` as 20
+/// decimal digits, which order like the numbers.
+const U64: Kind = Kind::Int(0, U64_MAX);
+
+/// A table's columns: (name, kind, indexed).
+type Columns = [(&'static str, Kind, bool)];
 
 /// `r`'s columns: (name, kind, indexed).
-const R: [(&str, Kind, bool); 11] = [
+const R: [(&str, Kind, bool); 12] = [
     ("id", U32, true),
     ("a", I8, true),
     ("b", Kind::Bool, false),
@@ -100,8 +109,9 @@ const R: [(&str, Kind, bool); 11] = [
     ("g", Kind::F32, false),
     ("s", Kind::Str, true),
     ("o", Kind::OptI32, true),
-    ("h", Kind::Ident, false),
+    ("h", Kind::Ident, true),
     ("ts", Kind::Timestamp, false),
+    ("u", U64, true),
 ];
 
 /// `q`'s columns, joined with `r` on `c = k`, `o = o` or `s = s`.
@@ -144,8 +154,18 @@ fn table(name: &str, columns: &[(&str, Kind, bool)]) -> TableSchema {
 }
 
 fn schema() -> ModuleSchema {
+    let mut r = table("r", &R);
+    // Two-column indexes, read by a prefix when a query pins their first
+    // column (which has no index of its own): `(d, a)` and `(ts, s)`.
+    for (name, columns) in [("by_d_a", vec![4, 1]), ("by_ts_s", vec![10, 7])] {
+        r.indexes.push(IndexSchema {
+            name: name.into(),
+            columns,
+            unique: false,
+        });
+    }
     ModuleSchema {
-        tables: vec![table("r", &R), table("q", &Q)],
+        tables: vec![r, table("q", &Q)],
         ..ModuleSchema::default()
     }
 }
@@ -159,6 +179,15 @@ fn f64_key(f: f64) -> i64 {
 fn f32_key(f: f32) -> i64 {
     let bits = f.to_bits() as i32;
     i64::from(if bits < 0 { bits ^ i32::MAX } else { bits })
+}
+
+/// An integer of a column of `kind` as SQLite holds it.
+fn int_sql(n: i128, kind: Kind) -> Sql {
+    if kind == U64 {
+        Sql::Text(format!("{n:020}"))
+    } else {
+        Sql::Integer(n as i64)
+    }
 }
 
 /// A column value, held by both stores.
@@ -180,6 +209,7 @@ impl Cell {
             (Cell::Int(n), AlgebraicType::U16) => Value::U16(*n as u16),
             (Cell::Int(n), AlgebraicType::U32) => Value::U32(*n as u32),
             (Cell::Int(n), AlgebraicType::I8) => Value::I8(*n as i8),
+            (Cell::Int(n), AlgebraicType::U64) => Value::U64(*n as u64),
             (Cell::Int(n), _) => Value::I64(*n as i64),
             (Cell::Bool(b), _) => Value::Bool(*b),
             (Cell::F64(f), _) => Value::F64(*f),
@@ -192,9 +222,9 @@ impl Cell {
     }
 
     /// The SQLite columns holding the value: floats also hold their key.
-    fn sql(&self) -> Vec<Sql> {
+    fn sql(&self, kind: Kind) -> Vec<Sql> {
         match self {
-            Cell::Int(n) => vec![Sql::Integer(*n as i64)],
+            Cell::Int(n) => vec![int_sql(*n, kind)],
             Cell::Bool(b) => vec![Sql::Integer(*b as i64)],
             Cell::F64(f) => vec![Sql::Real(*f), Sql::Integer(f64_key(*f))],
             Cell::F32(f) => vec![Sql::Real(f64::from(*f)), Sql::Integer(f32_key(*f))],
@@ -218,7 +248,8 @@ const STRINGS: [&str; 10] = [
     "Ω",
     "\u{10000}",
 ];
-const F64S: [f64; 13] = [
+const F64S: [f64; 15] = [
+    -f64::NAN,
     f64::NEG_INFINITY,
     -1e300,
     -1.5,
@@ -232,10 +263,13 @@ const F64S: [f64; 13] = [
     1e300,
     f64::MAX,
     f64::INFINITY,
+    f64::NAN,
 ];
 /// `1.00000017881393432617187499` lies just below the midpoint of the two
 /// f32s after 1.0; as an f64 it rounds onto that midpoint.
-const F32_BITS: [u32; 10] = [
+const F32_BITS: [u32; 12] = [
+    0x7fc0_0000, // NaN
+    0xffc0_0000, // NaN, sign bit set
     0x8000_0000,
     0,
     0x3dcc_cccd, // 0.1
@@ -254,12 +288,21 @@ fn ident(n: u8) -> [u8; 32] {
     h
 }
 
+/// The ends of an integer type's range, and the values either side of
+/// `i64::MAX` it holds.
+fn edges(lo: i128, hi: i128) -> Vec<i128> {
+    let mut edges = vec![lo, lo + 1, hi - 1, hi];
+    let middle = [i64::MAX.into(), i128::from(i64::MAX) + 1];
+    edges.extend(middle.into_iter().filter(|n| (lo..=hi).contains(n)));
+    edges
+}
+
 /// A random value of a column.
 fn cell(kind: Kind) -> BoxedStrategy<Cell> {
     match kind {
         Kind::Int(lo, hi) => prop_oneof![
             (lo.max(-6)..hi.min(7)).prop_map(Cell::Int),
-            proptest::sample::select(vec![lo, lo + 1, hi - 1, hi]).prop_map(Cell::Int),
+            proptest::sample::select(edges(lo, hi)).prop_map(Cell::Int),
         ]
         .boxed(),
         Kind::Bool => any::<bool>().prop_map(Cell::Bool).boxed(),
@@ -307,7 +350,7 @@ struct Lit {
 #[derive(Debug, Clone)]
 enum LitValue {
     Null,
-    Int(i64),
+    Int(i128),
     /// A float (as an f64) and its key in total order, at the column's precision.
     Real(f64, i64),
     Text(String),
@@ -333,25 +376,25 @@ fn lit(kind: Kind) -> BoxedStrategy<Lit> {
             };
             let int = (
                 prop_oneof![
-                    4 => -7i128..8,
-                    2 => proptest::sample::select(vec![lo, lo + 1, hi - 1, hi]),
+                    12 => -7i128..8,
+                    6 => proptest::sample::select(edges(lo, hi)),
                     1 => proptest::sample::select(vec![lo - 1, hi + 1, -1000, 1000]),
                 ],
                 any::<u8>(),
             )
                 .prop_map(move |(n, form)| Lit {
                     text: int_text(n, form),
-                    value: (lo..=hi).contains(&n).then_some(LitValue::Int(n as i64)),
+                    value: (lo..=hi).contains(&n).then_some(LitValue::Int(n)),
                 });
             if kind == Kind::OptI32 {
                 prop_oneof![
-                    4 => int,
+                    5 => int,
                     1 => Just(Lit { text: "NULL".into(), value: Some(LitValue::Null) }),
                 ]
                 .boxed()
             } else {
                 prop_oneof![
-                    8 => int,
+                    30 => int,
                     1 => Just(Lit { text: "1.0".into(), value: None }),
                     1 => Just(Lit { text: "NULL".into(), value: None }),
                 ]
@@ -359,15 +402,15 @@ fn lit(kind: Kind) -> BoxedStrategy<Lit> {
             }
         }
         Kind::Timestamp => prop_oneof![
-            6 => proptest::sample::select(vec![i64::MIN, -1, 0, 1, 2, 1_700_000_000_000_000, i64::MAX])
-                .prop_map(|n| Lit { text: n.to_string(), value: Some(LitValue::Int(n)) }),
+            20 => proptest::sample::select(vec![i64::MIN, -1, 0, 1, 2, 1_700_000_000_000_000, i64::MAX])
+                .prop_map(|n| Lit { text: n.to_string(), value: Some(LitValue::Int(n.into())) }),
             1 => Just(Lit { text: "'2024-01-01'".into(), value: None }),
         ]
         .boxed(),
         Kind::Bool => prop_oneof![
-            4 => proptest::sample::select(vec!["TRUE", "FALSE", "true", "False"]).prop_map(|t| Lit {
+            20 => proptest::sample::select(vec!["TRUE", "FALSE", "true", "False"]).prop_map(|t| Lit {
                 text: t.into(),
-                value: Some(LitValue::Int(t.eq_ignore_ascii_case("true") as i64)),
+                value: Some(LitValue::Int(t.eq_ignore_ascii_case("true").into())),
             }),
             1 => proptest::sample::select(vec!["1", "'true'", "-TRUE"])
                 .prop_map(|t| Lit { text: t.into(), value: None }),
@@ -382,7 +425,7 @@ fn lit(kind: Kind) -> BoxedStrategy<Lit> {
             ];
             let refused = vec!["'1'", "TRUE", "NULL", "1e"];
             prop_oneof![
-                8 => proptest::sample::select(texts).prop_map(move |t| float_lit(t, kind)),
+                20 => proptest::sample::select(texts).prop_map(move |t| float_lit(t, kind)),
                 1 => proptest::sample::select(refused)
                     .prop_map(|t| Lit { text: t.into(), value: None }),
             ]
@@ -392,7 +435,7 @@ fn lit(kind: Kind) -> BoxedStrategy<Lit> {
             let mut strings: Vec<&str> = STRINGS.to_vec();
             strings.extend(["b", "a\\'", "Aa"]);
             prop_oneof![
-                6 => proptest::sample::select(strings).prop_map(|s| Lit {
+                20 => proptest::sample::select(strings).prop_map(|s| Lit {
                     text: format!("'{}'", s.replace('\'', "''")),
                     value: Some(LitValue::Text(s.into())),
                 }),
@@ -402,7 +445,7 @@ fn lit(kind: Kind) -> BoxedStrategy<Lit> {
             .boxed()
         }
         Kind::Ident => prop_oneof![
-            6 => (0u8..4, 0u8..5).prop_map(|(n, form)| {
+            20 => (0u8..4, 0u8..5).prop_map(|(n, form)| {
                 let h = ident(n);
                 let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
                 let text = match form {
@@ -484,7 +527,7 @@ fn atom(columns: &'static [(&str, Kind, bool)]) -> BoxedStrategy<Atom> {
             spelling,
         });
     prop_oneof![
-        30 => known,
+        100 => known,
         1 => Just(Atom {
             column: None,
             op: 0,
@@ -514,8 +557,9 @@ fn cond(columns: &'static [(&str, Kind, bool)]) -> BoxedStrategy<Cond> {
 }
 
 impl Atom {
-    fn ours(&self, qualifier: &str, columns: &[(&str, Kind, bool)]) -> String {
-        let name = self.column.map_or("nope", |c| columns[c].0);
+    /// Our text, `column` writing a column's reference.
+    fn ours(&self, column: &dyn Fn(&str) -> String, columns: &[(&str, Kind, bool)]) -> String {
+        let name = column(self.column.map_or("nope", |c| columns[c].0));
         let op = match (OPS[self.op], self.spelling) {
             ("=", true) => "==",
             ("<>", true) => "!=",
@@ -529,9 +573,9 @@ impl Atom {
                 ">=" => "<=",
                 op => op,
             };
-            format!("{} {flipped} {qualifier}.{name}", self.lit.text)
+            format!("{} {flipped} {name}", self.lit.text)
         } else {
-            format!("{qualifier}.{name} {op} {}", self.lit.text)
+            format!("{name} {op} {}", self.lit.text)
         }
     }
 
@@ -559,14 +603,19 @@ impl Atom {
             LitValue::Real(f, key) if f.abs() == 0.0 => {
                 format!("{column}_key {op} {}", param(Sql::Integer(key)))
             }
-            LitValue::Real(f, _) => format!("{column} {op} {}", param(Sql::Real(f))),
+            // SQLite stores NaN as NULL: compare it by its key.
+            LitValue::Real(f, key) => format!(
+                "CASE WHEN {column} IS NULL THEN {column}_key {op} {} ELSE {column} {op} {} END",
+                param(Sql::Integer(key)),
+                param(Sql::Real(f))
+            ),
             LitValue::Int(n) if kind == Kind::OptI32 && matches!(op, "<>" | "<" | "<=") => {
                 format!(
                     "({column} IS NULL OR {column} {op} {})",
-                    param(Sql::Integer(n))
+                    param(int_sql(n, kind))
                 )
             }
-            LitValue::Int(n) => format!("{column} {op} {}", param(Sql::Integer(n))),
+            LitValue::Int(n) => format!("{column} {op} {}", param(int_sql(n, kind))),
             LitValue::Text(s) => format!("{column} {op} {}", param(Sql::Text(s))),
             LitValue::Blob(b) => format!("{column} {op} {}", param(Sql::Blob(b))),
         })
@@ -574,9 +623,9 @@ impl Atom {
 }
 
 impl Cond {
-    fn ours(&self, qualifier: &str, columns: &[(&str, Kind, bool)]) -> String {
+    fn ours(&self, column: &dyn Fn(&str) -> String, columns: &[(&str, Kind, bool)]) -> String {
         let (parts, bare, joiner) = match self {
-            Cond::Atom(atom) => return atom.ours(qualifier, columns),
+            Cond::Atom(atom) => return atom.ours(column, columns),
             Cond::And(parts, bare) => (parts, *bare, " AND "),
             Cond::Or(parts, bare) => (parts, *bare, " OR "),
         };
@@ -584,7 +633,7 @@ impl Cond {
         parts
             .iter()
             .map(|part| {
-                let text = part.ours(qualifier, columns);
+                let text = part.ours(column, columns);
                 // Only an OR inside an AND needs its parentheses.
                 let needed = in_and && matches!(part, Cond::Or(..));
                 if matches!(part, Cond::Atom(_)) || (bare && !needed) {
@@ -616,52 +665,103 @@ impl Cond {
     }
 }
 
-/// A query: a filter on `r`, or `r`'s rows joined with `q`'s.
+/// A query: a filter on `r`, or `r`'s rows joined with `q`'s or with `r`'s
+/// own (under an alias).
 #[derive(Debug, Clone)]
 struct Query {
-    on: Option<(usize, bool)>,
+    /// The join: its pair of columns, whether `ON` names them the other way
+    /// round, and whether it joins `r` with itself.
+    on: Option<(usize, bool, bool)>,
+    /// How columns are named: 0 qualified by the table's name, 1 by an
+    /// alias, 2 unqualified where that is unambiguous.
+    style: u8,
     r: Option<Cond>,
     q: Option<Cond>,
 }
 
+/// Self-joins on `r`'s indexed columns.
+const SELF_JOINS: [(usize, usize); 5] = [(0, 0), (3, 3), (8, 8), (7, 7), (5, 5)];
+
 fn query() -> impl Strategy<Value = Query> {
     let maybe = |c: BoxedStrategy<Cond>| proptest::option::weighted(0.85, c);
     prop_oneof![
-        3 => maybe(cond(&R)).prop_map(|r| Query { on: None, r, q: None }),
-        1 => (0..JOINS.len(), any::<bool>(), maybe(cond(&R)), maybe(cond(&Q)))
-            .prop_map(|(join, swap, r, q)| Query { on: Some((join, swap)), r, q }),
+        6 => (maybe(cond(&R)), 0u8..3).prop_map(|(r, style)| Query { on: None, style, r, q: None }),
+        2 => (0..JOINS.len(), any::<bool>(), maybe(cond(&R)), maybe(cond(&Q)), 0u8..3)
+            .prop_map(|(join, swap, r, q, style)| Query { on: Some((join, swap, false)), style, r, q }),
+        1 => (0..SELF_JOINS.len(), any::<bool>(), maybe(cond(&R)), maybe(cond(&R)), 0u8..3)
+            .prop_map(|(join, swap, r, q, style)| Query { on: Some((join, swap, true)), style, r, q }),
     ]
 }
 
 impl Query {
+    /// The joined table's columns and the join's pair of columns.
+    fn other(&self) -> Option<(&'static Columns, usize, usize)> {
+        let (join, _, itself) = self.on?;
+        Some(if itself {
+            (&R, SELF_JOINS[join].0, SELF_JOINS[join].1)
+        } else {
+            (&Q, JOINS[join].0, JOINS[join].1)
+        })
+    }
+
     fn ours(&self) -> String {
-        let Some((join, swap)) = self.on else {
-            let filter = self
-                .r
+        let where_ = |parts: Vec<String>| {
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", parts.join(" AND "))
+            }
+        };
+        let Some((columns, rc, qc)) = self.other() else {
+            let (from, qualifier) = match self.style {
+                0 => ("r", "r."),
+                1 => ("r AS x", "x."),
+                _ => ("r", ""),
+            };
+            let column = |name: &str| format!("{qualifier}{name}");
+            let filter = self.r.as_ref().map(|c| c.ours(&column, &R));
+            return format!(
+                "SELECT * FROM {from}{}",
+                where_(filter.into_iter().collect())
+            );
+        };
+        let itself = std::ptr::eq(columns, &R[..]);
+        let other_name = if itself { "r" } else { "q" };
+        // A table joined with itself needs an alias on one side.
+        let (first, second, from) = match (self.style, itself) {
+            (1, _) => ("x", "y", format!("r x JOIN {other_name} AS y")),
+            (_, true) => ("r", "y", "r JOIN r AS y".to_owned()),
+            _ => ("r", "q", "r JOIN q".to_owned()),
+        };
+        let in_both =
+            |name: &str| R.iter().any(|c| c.0 == name) && columns.iter().any(|c| c.0 == name);
+        let style = self.style;
+        let naming = |qualifier: &'static str| {
+            move |name: &str| {
+                if style == 2 && !in_both(name) {
+                    name.to_owned()
+                } else {
+                    format!("{qualifier}.{name}")
+                }
+            }
+        };
+        let (left, right) = (naming(first), naming(second));
+        let (a, b) = (left(R[rc].0), right(columns[qc].0));
+        let on = if self.on.is_some_and(|(_, swap, _)| swap) {
+            format!("{b} = {a}")
+        } else {
+            format!("{a} = {b}")
+        };
+        let parts = [
+            self.r.as_ref().map(|c| format!("({})", c.ours(&left, &R))),
+            self.q
                 .as_ref()
-                .map(|c| format!(" WHERE {}", c.ours("r", &R)));
-            return format!("SELECT * FROM r{}", filter.unwrap_or_default());
-        };
-        let (rc, qc) = JOINS[join];
-        let (left, right) = (format!("r.{}", R[rc].0), format!("q.{}", Q[qc].0));
-        let on = if swap {
-            format!("{right} = {left}")
-        } else {
-            format!("{left} = {right}")
-        };
-        let parts: Vec<String> = [
-            self.r.as_ref().map(|c| format!("({})", c.ours("r", &R))),
-            self.q.as_ref().map(|c| format!("({})", c.ours("q", &Q))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let filter = if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", parts.join(" AND "))
-        };
-        format!("SELECT r.* FROM r JOIN q ON {on}{filter}")
+                .map(|c| format!("({})", c.ours(&right, columns))),
+        ];
+        format!(
+            "SELECT {first}.* FROM {from} ON {on}{}",
+            where_(parts.into_iter().flatten().collect())
+        )
     }
 
     /// The documented meaning in SQLite (selecting `r.id`) and its
@@ -670,25 +770,35 @@ impl Query {
         let mut params = Vec::new();
         let mut parts = Vec::new();
         if let Some(c) = &self.r {
-            parts.push(format!("({})", c.sqlite("r", &R, &mut params)?));
+            parts.push(format!("({})", c.sqlite("x", &R, &mut params)?));
         }
-        if let Some(c) = &self.q {
-            parts.push(format!("({})", c.sqlite("q", &Q, &mut params)?));
+        let mut from = "r AS x".to_owned();
+        if let Some((columns, rc, qc)) = self.other() {
+            if let Some(c) = &self.q {
+                parts.push(format!("({})", c.sqlite("y", columns, &mut params)?));
+            }
+            let other = if std::ptr::eq(columns, &R[..]) {
+                "r"
+            } else {
+                "q"
+            };
+            // A join pairs NULL with NULL, and compares floats in total order.
+            let key = if columns[qc].1 == Kind::F64 {
+                "_key"
+            } else {
+                ""
+            };
+            from = format!(
+                "{from} JOIN {other} AS y ON x.{}{key} IS y.{}{key}",
+                R[rc].0, columns[qc].0
+            );
         }
         let filter = if parts.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", parts.join(" AND "))
         };
-        let from = match self.on {
-            None => "r".to_owned(),
-            Some((join, _)) => {
-                let (rc, qc) = JOINS[join];
-                // A join pairs NULL with NULL.
-                format!("r JOIN q ON r.{} IS q.{}", R[rc].0, Q[qc].0)
-            }
-        };
-        Some((format!("SELECT r.id FROM {from}{filter}"), params))
+        Some((format!("SELECT x.id FROM {from}{filter}"), params))
     }
 }
 
@@ -780,7 +890,11 @@ impl Stores {
                     } else {
                         self.store.insert(table, &bytes).unwrap();
                     }
-                    let values: Vec<Sql> = cells.iter().flat_map(Cell::sql).collect();
+                    let values: Vec<Sql> = cells
+                        .iter()
+                        .zip(columns)
+                        .flat_map(|(cell, (_, kind, _))| cell.sql(*kind))
+                        .collect();
                     let holes = vec!["?"; values.len()].join(", ");
                     self.sqlite
                         .execute(
