@@ -646,7 +646,7 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
     let number = || -> Result<&str, String> {
         match value {
             SqlValue::Number(text, _) => Ok(text.as_str()),
-            other => Err(format!("expected a number, found `{}`", quoted(other))),
+            other => Err(format!("expected a number, found {}", found(other))),
         }
     };
     let sign = if negative { "-" } else { "" };
@@ -688,15 +688,15 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         T::Bool if !negative => match value {
             SqlValue::Boolean(b) => Value::Bool(*b),
             other => {
-                return Err(format!("expected true or false, found `{}`", quoted(other)));
+                return Err(format!("expected true or false, found {}", found(other)));
             }
         },
         T::String if !negative => match value {
             SqlValue::SingleQuotedString(s) => Value::String(s.as_str().into()),
             other => {
                 return Err(format!(
-                    "expected a 'quoted string', found `{}`",
-                    quoted(other)
+                    "expected a 'quoted string', found {}",
+                    found(other)
                 ));
             }
         },
@@ -726,6 +726,20 @@ where
         return Err(format!("{sign}{} is out of range", quoted(text)));
     }
     Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// A literal of the wrong kind as an error message names it. The parser
+/// reads `0x10` as the hex string `X'10'`: a message quoting that would
+/// show a literal the query never had, so hex is named as hex, with the
+/// columns it is read for.
+fn found(value: &SqlValue) -> String {
+    match value {
+        SqlValue::HexStringLiteral(digits) => format!(
+            "the hex `0x{}` (hex is read only for identity and connection id columns)",
+            quoted(digits)
+        ),
+        other => format!("`{}`", quoted(other)),
+    }
 }
 
 /// An integer literal narrowed to the column's integer type.

@@ -321,6 +321,32 @@ fn an_f32_literal_is_rounded_once_to_the_nearest_f32() {
     assert_eq!(query("-1.00000017881393432617187499"), query("-1.0000001"));
 }
 
+// The parser reads `0x10` as the hex string `X'10'`, and the refusal of
+// hex for a number or string column quoted that, a literal the query
+// never had: `found `X'10'``. It names the hex and where hex is read.
+#[test]
+fn hex_for_a_column_that_takes_no_hex_is_named_as_hex() {
+    let schema = schema();
+    for (sql, message) in [
+        (
+            "SELECT * FROM player WHERE id = 0x10",
+            "column `id` is u32: expected a number, found the hex `0x10` (hex is read only for \
+             identity and connection id columns)",
+        ),
+        (
+            "SELECT * FROM player WHERE name = X'41'",
+            "column `name` is string: expected a 'quoted string', found the hex `0x41` (hex is \
+             read only for identity and connection id columns)",
+        ),
+    ] {
+        assert_eq!(
+            compile(sql, &schema, false).unwrap_err(),
+            QueryError::BadLiteral(message.into()),
+            "{sql}"
+        );
+    }
+}
+
 #[test]
 fn unsupported_and_wrong_queries_say_why() {
     let schema = schema();
