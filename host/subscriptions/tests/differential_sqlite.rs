@@ -1,6 +1,6 @@
 //! The query language checked against SQLite: random tables over the
 //! column types SQLite stores faithfully (integers, bools, strings, floats,
-//! optional integers, identities as blobs) are loaded into a
+//! optional integers and strings, identities as blobs) are loaded into a
 //! datastore and into an in-memory SQLite database, and random queries of
 //! the documented subset (comparisons with literals of every documented
 //! form on either side, `AND`, `OR`, parentheses, joins on indexed columns)
@@ -63,6 +63,7 @@ enum Kind {
     F32,
     Str,
     OptI32,
+    OptStr,
     Ident,
     Timestamp,
 }
@@ -80,6 +81,7 @@ impl Kind {
             Kind::F32 => AlgebraicType::F32,
             Kind::Str => AlgebraicType::String,
             Kind::OptI32 => AlgebraicType::Option(Box::new(AlgebraicType::I32)),
+            Kind::OptStr => AlgebraicType::Option(Box::new(AlgebraicType::String)),
             Kind::Ident => AlgebraicType::Identity,
             Kind::Timestamp => AlgebraicType::Timestamp,
         }
@@ -99,7 +101,7 @@ const U64: Kind = Kind::Int(0, U64_MAX);
 type Columns = [(&'static str, Kind, bool)];
 
 /// `r`'s columns: (name, kind, indexed).
-const R: [(&str, Kind, bool); 12] = [
+const R: [(&str, Kind, bool); 13] = [
     ("id", U32, true),
     ("a", I8, true),
     ("b", Kind::Bool, false),
@@ -112,18 +114,20 @@ const R: [(&str, Kind, bool); 12] = [
     ("h", Kind::Ident, true),
     ("ts", Kind::Timestamp, false),
     ("u", U64, true),
+    ("os", Kind::OptStr, true),
 ];
 
 /// `q`'s columns, joined with `r` on `c = k`, `o = o` or `s = s`.
-const Q: [(&str, Kind, bool); 4] = [
+const Q: [(&str, Kind, bool); 5] = [
     ("id", U32, true),
     ("k", I64, true),
     ("o", Kind::OptI32, true),
     ("s", Kind::Str, true),
+    ("os", Kind::OptStr, true),
 ];
 
 /// The join pairs: (column of `r`, column of `q`).
-const JOINS: [(usize, usize); 3] = [(3, 1), (8, 2), (7, 3)];
+const JOINS: [(usize, usize); 4] = [(3, 1), (8, 2), (7, 3), (12, 4)];
 
 fn table(name: &str, columns: &[(&str, Kind, bool)]) -> TableSchema {
     TableSchema {
@@ -199,6 +203,7 @@ enum Cell {
     F32(f32),
     Str(String),
     Opt(Option<i32>),
+    OptStr(Option<String>),
     Ident([u8; 32]),
     Timestamp(i64),
 }
@@ -216,6 +221,10 @@ impl Cell {
             (Cell::F32(f), _) => Value::F32(*f),
             (Cell::Str(s), _) => Value::String(s.as_str().into()),
             (Cell::Opt(o), _) => Value::Option(o.map(|v| Box::new(Value::I32(v)))),
+            (Cell::OptStr(o), _) => Value::Option(
+                o.as_ref()
+                    .map(|v| Box::new(Value::String(v.as_str().into()))),
+            ),
             (Cell::Ident(h), _) => Value::Identity(*h),
             (Cell::Timestamp(t), _) => Value::Timestamp(*t),
         }
@@ -230,6 +239,7 @@ impl Cell {
             Cell::F32(f) => vec![Sql::Real(f64::from(*f)), Sql::Integer(f32_key(*f))],
             Cell::Str(s) => vec![Sql::Text(s.clone())],
             Cell::Opt(o) => vec![o.map_or(Sql::Null, |v| Sql::Integer(v.into()))],
+            Cell::OptStr(o) => vec![o.clone().map_or(Sql::Null, Sql::Text)],
             Cell::Ident(h) => vec![Sql::Blob(h.to_vec())],
             Cell::Timestamp(t) => vec![Sql::Integer(*t)],
         }
@@ -321,6 +331,9 @@ fn cell(kind: Kind) -> BoxedStrategy<Cell> {
         )
         .prop_map(Cell::Opt)
         .boxed(),
+        Kind::OptStr => proptest::option::weighted(0.7, proptest::sample::select(STRINGS.to_vec()))
+            .prop_map(|s| Cell::OptStr(s.map(Into::into)))
+            .boxed(),
         Kind::Ident => (0u8..3).prop_map(|n| Cell::Ident(ident(n))).boxed(),
         Kind::Timestamp => {
             proptest::sample::select(vec![i64::MIN, -1, 0, 1, 1_700_000_000_000_000])
@@ -444,6 +457,16 @@ fn lit(kind: Kind) -> BoxedStrategy<Lit> {
             ]
             .boxed()
         }
+        // A string literal, or NULL (which a string column refuses).
+        Kind::OptStr => lit(Kind::Str)
+            .prop_map(|lit| match lit.text.as_str() {
+                "NULL" => Lit {
+                    text: lit.text,
+                    value: Some(LitValue::Null),
+                },
+                _ => lit,
+            })
+            .boxed(),
         Kind::Ident => prop_oneof![
             20 => (0u8..4, 0u8..5).prop_map(|(n, form)| {
                 let h = ident(n);
@@ -590,6 +613,8 @@ impl Atom {
         let (name, kind, _) = columns[self.column?];
         let op = OPS[self.op];
         let column = format!("{qualifier}.{name}");
+        let optional = matches!(kind, Kind::OptI32 | Kind::OptStr);
+        let below = matches!(op, "<>" | "<" | "<=");
         let mut param = |value: Sql| {
             params.push(value);
             format!("?{}", params.len())
@@ -609,10 +634,17 @@ impl Atom {
                 param(Sql::Integer(key)),
                 param(Sql::Real(f))
             ),
-            LitValue::Int(n) if kind == Kind::OptI32 && matches!(op, "<>" | "<" | "<=") => {
+            // NULL is below every value, and not equal to any.
+            LitValue::Int(n) if optional && below => {
                 format!(
                     "({column} IS NULL OR {column} {op} {})",
                     param(int_sql(n, kind))
+                )
+            }
+            LitValue::Text(s) if optional && below => {
+                format!(
+                    "({column} IS NULL OR {column} {op} {})",
+                    param(Sql::Text(s))
                 )
             }
             LitValue::Int(n) => format!("{column} {op} {}", param(int_sql(n, kind))),
@@ -680,7 +712,7 @@ struct Query {
 }
 
 /// Self-joins on `r`'s indexed columns.
-const SELF_JOINS: [(usize, usize); 5] = [(0, 0), (3, 3), (8, 8), (7, 7), (5, 5)];
+const SELF_JOINS: [(usize, usize); 6] = [(0, 0), (3, 3), (8, 8), (7, 7), (5, 5), (12, 12)];
 
 fn query() -> impl Strategy<Value = Query> {
     let maybe = |c: BoxedStrategy<Cond>| proptest::option::weighted(0.85, c);
