@@ -28,6 +28,7 @@ const GUESTS: &[&str] = &[
     "sums",
     "outbound-abuse",
     "bank-private",
+    "floats",
 ];
 
 fn main() {

@@ -422,3 +422,62 @@ async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_b
     );
     live.shutdown().await;
 }
+
+// PROTOCOL.md "Supported SQL", literals of float columns, through the
+// server: an f32 literal was read as an f64 and narrowed, rounding twice
+// (1.00000017881393432617187499, closest to the f32 1.0000001, became
+// 1.0000002), and a literal too large for its type was read as infinity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn float_literals_take_their_column_type_over_http() {
+    let live = LiveServer::start(&[("floats", "floats")]).await;
+    let mut ws = welcomed_ws(&live, "floats").await;
+    // The f32s just after 1.0, and infinity.
+    let readings = [
+        (1u32, f32::from_bits(0x3f80_0001), 1.0f64),
+        (2, f32::from_bits(0x3f80_0002), 2.0),
+        (3, f32::INFINITY, f64::INFINITY),
+    ];
+    for (request_id, (id, x, y)) in (0u32..).zip(readings) {
+        ws.send(&call(request_id, "record", args(&(id, x, y))))
+            .await;
+        let result = ws.recv().await;
+        assert!(
+            matches!(
+                result,
+                Some(ServerMessage::ReducerResult {
+                    status: ReducerStatus::Committed,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    let ids = |body: &Value| -> Vec<u64> {
+        let rows = body["tables"][0]["rows"].as_array().expect("rows");
+        rows.iter()
+            .map(|row| row[0].as_u64().expect("an id"))
+            .collect()
+    };
+    let (status, body) = post_sql(
+        &live,
+        "floats",
+        "SELECT * FROM reading WHERE x = 1.00000017881393432617187499",
+    )
+    .await;
+    assert_eq!((status, ids(&body)), (200, vec![1]), "{body}");
+    for (query, error) in [
+        (
+            "SELECT * FROM reading WHERE x = 1e39",
+            "column `x` is f32: 1e39 is out of range",
+        ),
+        (
+            "SELECT * FROM reading WHERE y > 1e400",
+            "column `y` is f64: 1e400 is out of range",
+        ),
+    ] {
+        let (status, body) = post_sql(&live, "floats", query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"].as_str(), Some(error), "{query}");
+    }
+    live.shutdown().await;
+}

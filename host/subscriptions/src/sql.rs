@@ -646,7 +646,7 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
     let number = || -> Result<&str, String> {
         match value {
             SqlValue::Number(text, _) => Ok(text.as_str()),
-            other => Err(format!("expected a number, found `{}`", quoted(other))),
+            other => Err(format!("expected a number, found {}", found(other))),
         }
     };
     let sign = if negative { "-" } else { "" };
@@ -683,30 +683,20 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         T::I64 => Value::I64(narrow(integer()?)?),
         T::I128 => Value::I128(integer()?),
         T::Timestamp => Value::Timestamp(narrow(integer()?)?),
-        T::F32 | T::F64 => {
-            let text = number()?;
-            let n: f64 = text
-                .parse()
-                .map_err(|_| format!("`{}` is not a number", quoted(text)))?;
-            let n = if negative { -n } else { n };
-            if matches!(ty, T::F32) {
-                Value::F32(n as f32)
-            } else {
-                Value::F64(n)
-            }
-        }
+        T::F32 => Value::F32(float(number()?, negative)?),
+        T::F64 => Value::F64(float(number()?, negative)?),
         T::Bool if !negative => match value {
             SqlValue::Boolean(b) => Value::Bool(*b),
             other => {
-                return Err(format!("expected true or false, found `{}`", quoted(other)));
+                return Err(format!("expected true or false, found {}", found(other)));
             }
         },
         T::String if !negative => match value {
             SqlValue::SingleQuotedString(s) => Value::String(s.as_str().into()),
             other => {
                 return Err(format!(
-                    "expected a 'quoted string', found `{}`",
-                    quoted(other)
+                    "expected a 'quoted string', found {}",
+                    found(other)
                 ));
             }
         },
@@ -717,6 +707,39 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         }
         other => return Err(format!("comparing {other} columns is not supported")),
     })
+}
+
+/// A number literal as a float of the column's type `F`, rounded once to
+/// the nearest `F` (reading it as an `f64` and narrowing that to an `f32`
+/// would round twice, and could land on the other neighbour). A number too
+/// large for `F`, which rounding would make infinite, is out of range, as
+/// for integers; one too small for it rounds to zero.
+fn float<F>(text: &str, negative: bool) -> Result<F, String>
+where
+    F: std::str::FromStr + std::ops::Neg<Output = F> + Into<f64> + Copy,
+{
+    let magnitude: F = text
+        .parse()
+        .map_err(|_| format!("`{}` is not a number", quoted(text)))?;
+    if magnitude.into().is_infinite() {
+        let sign = if negative { "-" } else { "" };
+        return Err(format!("{sign}{} is out of range", quoted(text)));
+    }
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// A literal of the wrong kind as an error message names it. The parser
+/// reads `0x10` as the hex string `X'10'`: a message quoting that would
+/// show a literal the query never had, so hex is named as hex, with the
+/// columns it is read for.
+fn found(value: &SqlValue) -> String {
+    match value {
+        SqlValue::HexStringLiteral(digits) => format!(
+            "the hex `0x{}` (hex is read only for identity and connection id columns)",
+            quoted(digits)
+        ),
+        other => format!("`{}`", quoted(other)),
+    }
 }
 
 /// An integer literal narrowed to the column's integer type.

@@ -9,7 +9,11 @@ use worldline_datastore::{
     AlgebraicType, Datastore, Field, IndexSchema, ModuleSchema, ProductType, Row, TableSchema,
     TxDelta, Value, encode_value,
 };
-use worldline_subscriptions::{QueryError, QueryUpdate, SubscriptionEngine, compile};
+use worldline_subscriptions::{QueryError, SubscriptionEngine, compile};
+
+mod common;
+
+use common::apply_update;
 
 /// `player(id: u32 pk, name: string, score: i64, guild: Option<u32>, owner: identity)` (public),
 /// `secret(id: u32 pk)` (private) and `team(id: u32 pk, leader: u32 indexed, size: i64)` (public).
@@ -226,6 +230,120 @@ fn literals_reach_the_ends_of_128_bit_integers() {
             Err(QueryError::BadLiteral(message)) => assert!(message.contains(says), "{message}"),
             other => panic!("{sql}: {other:?}"),
         }
+    }
+}
+
+/// `floats(x: f32, y: f64)`.
+fn float_schema() -> ModuleSchema {
+    let column = |name: &str, ty| Field {
+        name: Some(name.into()),
+        ty,
+    };
+    ModuleSchema {
+        tables: vec![TableSchema {
+            name: "floats".into(),
+            columns: ProductType {
+                fields: vec![
+                    column("x", AlgebraicType::F32),
+                    column("y", AlgebraicType::F64),
+                ],
+            },
+            primary_key: None,
+            indexes: vec![],
+            auto_inc: vec![],
+            public: true,
+        }],
+        ..schema()
+    }
+}
+
+// A float literal too large for its column's type was read as infinity, so
+// `x = 1e39` on an f32 column matched infinite values and `y < 1e400` every
+// finite one. It is out of range, as an integer outside its type is.
+#[test]
+fn float_literals_too_large_for_the_column_are_refused() {
+    let floats = float_schema();
+    for (sql, says) in [
+        (
+            "SELECT * FROM floats WHERE x = 1e39",
+            "column `x` is f32: 1e39 is out of range",
+        ),
+        (
+            "SELECT * FROM floats WHERE x > -3.4028236e38",
+            "column `x` is f32: -3.4028236e38 is out of range",
+        ),
+        (
+            "SELECT * FROM floats WHERE y < 1e400",
+            "column `y` is f64: 1e400 is out of range",
+        ),
+        (
+            "SELECT * FROM floats WHERE -1e309 = y",
+            "column `y` is f64: -1e309 is out of range",
+        ),
+    ] {
+        match compile(sql, &floats, false) {
+            Err(QueryError::BadLiteral(message)) => assert_eq!(message, says, "{sql}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // The largest finite values, and numbers too small for the type, which
+    // round to zero, are accepted.
+    for sql in [
+        "SELECT * FROM floats WHERE x = 3.4028235e38",
+        "SELECT * FROM floats WHERE y = -1.7976931348623157e308",
+        "SELECT * FROM floats WHERE x = 1e-50 AND y = 1e-400",
+    ] {
+        assert!(compile(sql, &floats, false).is_ok(), "{sql}");
+    }
+    assert_eq!(
+        compile("SELECT * FROM floats WHERE y = 1e-400", &floats, false),
+        compile("SELECT * FROM floats WHERE y = 0", &floats, false),
+    );
+}
+
+// An f32 literal was read as an f64 and then narrowed, rounding twice:
+// 1.00000017881393432617187499 lies just below the midpoint between the
+// f32s 1.0000001 and 1.0000002, as an f64 rounds onto the midpoint, and
+// from there to 1.0000002. Read once, it is 1.0000001.
+#[test]
+fn an_f32_literal_is_rounded_once_to_the_nearest_f32() {
+    let floats = float_schema();
+    let query = |literal: &str| {
+        compile(
+            &format!("SELECT * FROM floats WHERE x = {literal}"),
+            &floats,
+            false,
+        )
+        .unwrap()
+    };
+    assert_eq!(query("1.00000017881393432617187499"), query("1.0000001"));
+    assert_ne!(query("1.0000001"), query("1.0000002"));
+    assert_eq!(query("-1.00000017881393432617187499"), query("-1.0000001"));
+}
+
+// The parser reads `0x10` as the hex string `X'10'`, and the refusal of
+// hex for a number or string column quoted that, a literal the query
+// never had: `found `X'10'``. It names the hex and where hex is read.
+#[test]
+fn hex_for_a_column_that_takes_no_hex_is_named_as_hex() {
+    let schema = schema();
+    for (sql, message) in [
+        (
+            "SELECT * FROM player WHERE id = 0x10",
+            "column `id` is u32: expected a number, found the hex `0x10` (hex is read only for \
+             identity and connection id columns)",
+        ),
+        (
+            "SELECT * FROM player WHERE name = X'41'",
+            "column `name` is string: expected a 'quoted string', found the hex `0x41` (hex is \
+             read only for identity and connection id columns)",
+        ),
+    ] {
+        assert_eq!(
+            compile(sql, &schema, false).unwrap_err(),
+            QueryError::BadLiteral(message.into()),
+            "{sql}"
+        );
     }
 }
 
@@ -803,25 +921,6 @@ fn step() -> impl Strategy<Value = Step> {
         3 => proptest::collection::vec(op(), 1..6).prop_map(Step::Transaction),
         1 => any::<usize>().prop_map(Step::Resubscribe),
     ]
-}
-
-/// Applies a query's update to a client's cache of its rows.
-fn apply_update(cache: &mut Vec<Row>, update: &QueryUpdate) {
-    for row in &update.deletes {
-        let at = cache
-            .iter()
-            .position(|r| r == row)
-            .expect("a deleted row was cached");
-        cache.remove(at);
-    }
-    for (old, new) in &update.updates {
-        let at = cache
-            .iter()
-            .position(|r| r == old)
-            .expect("an updated row was cached");
-        cache[at] = new.clone();
-    }
-    cache.extend(update.inserts.iter().cloned());
 }
 
 /// Runs `ops` in one transaction on both the store and the model.

@@ -6,7 +6,9 @@ use worldline_datastore::{
     AlgebraicType, Datastore, Field, IndexSchema, ModuleSchema, ProductType, TableSchema, Value,
     decode_product, encode_value,
 };
-use worldline_subscriptions::{CompiledQuery, QueryError, SubscriptionEngine, compile};
+use worldline_subscriptions::{
+    CompiledQuery, QueryError, QueryUpdate, SubscriptionEngine, compile,
+};
 
 /// `t(id: u32 pk, a: u32 indexed, b: i64, s: string)` and `u(id: u32 pk, t_id: u32 indexed)`.
 pub fn schema() -> ModuleSchema {
@@ -106,4 +108,22 @@ pub fn matching_ids(query: CompiledQuery, store: &Datastore) -> Vec<u32> {
         .collect();
     ids.sort_unstable();
     ids
+}
+/// Applies a query's update to a client's cache of its rows.
+pub fn apply_update(cache: &mut Vec<worldline_datastore::Row>, update: &QueryUpdate) {
+    for row in &update.deletes {
+        let at = cache
+            .iter()
+            .position(|r| r == row)
+            .expect("a deleted row was cached");
+        cache.remove(at);
+    }
+    for (old, new) in &update.updates {
+        let at = cache
+            .iter()
+            .position(|r| r == old)
+            .expect("an updated row was cached");
+        cache[at] = new.clone();
+    }
+    cache.extend(update.inserts.iter().cloned());
 }
