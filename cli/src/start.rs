@@ -55,6 +55,14 @@ pub struct StartArgs {
           value_parser = clap::value_parser!(u64)
               .range(u64::from(ServerConfig::new("").max_queued_bytes)..))]
     max_outgoing_bytes: u64,
+    /// How many bytes of messages partly received the server may hold for
+    /// all its WebSocket and QUIC clients together, beyond the first 128 KiB
+    /// of each connection's; past it, a client sending a larger message
+    /// waits for room. At least the 4194304 bytes of the largest message.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_incoming_bytes,
+          value_parser = clap::value_parser!(u64)
+              .range(u64::from(ServerConfig::new("").max_frame)..))]
+    max_incoming_bytes: u64,
     /// For development only: lets procedures' HTTP requests reach this
     /// exact internal address and port (e.g. `127.0.0.1:8080`), which the
     /// address guard refuses otherwise (loopback, private, link-local,
@@ -160,6 +168,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     config.quic_listen = args.quic_listen;
     config.max_connections_per_ip = args.max_connections_per_ip;
     config.max_outgoing_bytes = args.max_outgoing_bytes;
+    config.max_incoming_bytes = args.max_incoming_bytes;
     config.allowed_origins = args.allow_origins;
     say!("worldline: data directory {}", data_dir.display());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -16,6 +16,9 @@ pub const DEFAULT_QUIC_LISTEN: &str = "127.0.0.1:3001";
 /// share of the machine's memory, so that a server behaves the same
 /// wherever it runs; set it to what the machine can spare.
 pub const DEFAULT_MAX_OUTGOING_BYTES: u64 = 1 << 30;
+/// The default of [`ServerConfig::max_incoming_bytes`]: 256 MiB, 64 of the
+/// largest messages at the default frame limit.
+pub const DEFAULT_MAX_INCOMING_BYTES: u64 = 256 << 20;
 
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
@@ -50,6 +53,14 @@ pub struct ServerConfig {
     /// refused instead of sent. At least `max_queued_bytes`
     /// ([`Server::start`](crate::Server::start) refuses less).
     pub max_outgoing_bytes: u64,
+    /// How many bytes of messages partly received the server may hold for
+    /// all its WebSocket and QUIC clients together, beyond the first
+    /// 128 KiB of each connection's: past it, a connection receiving a
+    /// larger message reads no more of it until there is room (its client
+    /// waits under TCP's or QUIC's flow control), and is closed if the
+    /// message is not whole within `idle_timeout`. At least `max_frame`
+    /// ([`Server::start`](crate::Server::start) refuses less).
+    pub max_incoming_bytes: u64,
     /// How long a new connection has to open its stream (QUIC) and send
     /// `Hello` before it is closed.
     pub handshake_timeout: Duration,
@@ -81,6 +92,7 @@ impl ServerConfig {
             outbound_queue: 16_384,
             max_queued_bytes: DEFAULT_MAX_MESSAGE,
             max_outgoing_bytes: DEFAULT_MAX_OUTGOING_BYTES,
+            max_incoming_bytes: DEFAULT_MAX_INCOMING_BYTES,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections_per_ip: 64,

@@ -57,6 +57,19 @@ pub enum ServerError {
         /// `max_queued_bytes`.
         per_connection: u32,
     },
+    /// `ServerConfig::max_incoming_bytes` is smaller than
+    /// `ServerConfig::max_frame`: a message of the largest size could then
+    /// never be received.
+    #[error(
+        "the server-wide limit on messages partly received ({total} bytes) is smaller than \
+         the frame limit ({max_frame} bytes)"
+    )]
+    IncomingBudget {
+        /// `max_incoming_bytes`.
+        total: u64,
+        /// `max_frame`.
+        max_frame: u32,
+    },
     /// A database's thread stopped.
     #[error("database `{0}` is not running")]
     DatabaseStopped(String),

@@ -29,17 +29,19 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::incoming::PartialRoom;
 use crate::session::{AddressSlot, AddressSlots};
 
 /// How many TCP connections to the HTTP port one address may hold: twice
@@ -59,6 +61,9 @@ pub(crate) struct CappedListener {
     lingering: Arc<Semaphore>,
     /// Cuts every accepted connection at once.
     cut: Arc<Cut>,
+    /// The server's budget for messages partly received (see
+    /// [`crate::incoming`]), for the WebSocket sessions on its connections.
+    incoming: Arc<Semaphore>,
 }
 
 /// Cuts the connections of a [`CappedListener`]: from then on, every read
@@ -104,14 +109,17 @@ const LINGER_BYTES: usize = 64 * 1024;
 const CLOSE_DRAIN_BYTES: usize = 64 << 20;
 
 impl CappedListener {
-    /// Accepts on `inner`, at most `max` connections per address at once.
-    pub(crate) fn new(inner: TcpListener, max: usize) -> Self {
+    /// Accepts on `inner`, at most `max` connections per address at once;
+    /// the WebSocket sessions on them take room for the messages they are
+    /// receiving from `incoming`.
+    pub(crate) fn new(inner: TcpListener, max: usize, incoming: Arc<Semaphore>) -> Self {
         Self {
             inner,
             open: Arc::default(),
             max,
             lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
             cut: Arc::default(),
+            incoming,
         }
     }
 
@@ -140,6 +148,7 @@ impl Listener for CappedListener {
                     cut: Arc::clone(&self.cut),
                     cut_wait,
                     lingering: Arc::clone(&self.lingering),
+                    meter: MessageMeter::new(Arc::clone(&self.incoming)),
                 },
                 peer,
             );
@@ -211,6 +220,74 @@ pub(crate) struct CountedStream {
     cut_wait: Pin<Box<OwnedNotified>>,
     /// Permits for connections closing gracefully.
     lingering: Arc<Semaphore>,
+    /// What a WebSocket session on the connection has read of the message
+    /// it is receiving.
+    meter: MessageMeter,
+}
+
+/// A client's address and its connection's [`MessageMeter`]: what the
+/// HTTP layer gives a request as its `ConnectInfo`.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    /// The client's address.
+    pub(crate) addr: SocketAddr,
+    /// For a WebSocket session on the connection.
+    pub(crate) meter: MessageMeter,
+}
+
+impl Connected<IncomingStream<'_, CappedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, CappedListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            meter: stream.io().meter.clone(),
+        }
+    }
+}
+
+/// Counts what a connection reads while a WebSocket session runs on it,
+/// from the end of the last message it received: past the free bytes of
+/// [`crate::incoming`], each read first takes room for what it may bring
+/// from the server's budget, and waits while there is none. Inactive (the
+/// HTTP layer reading requests) until [`start`](Self::start).
+#[derive(Clone)]
+pub(crate) struct MessageMeter(Arc<Mutex<Metered>>);
+
+struct Metered {
+    active: bool,
+    /// Bytes read since the last whole message (or control frame).
+    since_message: usize,
+    room: PartialRoom,
+}
+
+impl MessageMeter {
+    fn new(budget: Arc<Semaphore>) -> Self {
+        Self(Arc::new(Mutex::new(Metered {
+            active: false,
+            since_message: 0,
+            room: PartialRoom::new(budget),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Metered> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts counting: the connection now carries a WebSocket session.
+    pub(crate) fn start(&self) {
+        let mut metered = self.lock();
+        metered.active = true;
+        metered.since_message = 0;
+    }
+
+    /// A whole message (or a control frame) was received: what follows
+    /// starts a new one, and the room held is given back. (Bytes of the
+    /// next messages already read ahead, at most one read's worth, are not
+    /// counted.)
+    pub(crate) fn message_received(&self) {
+        let mut metered = self.lock();
+        metered.since_message = 0;
+        metered.room.release();
+    }
 }
 
 impl Drop for CountedStream {
@@ -264,7 +341,18 @@ impl AsyncRead for CountedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;
-        self.socket().poll_read(cx, buf)
+        let meter = self.meter.clone();
+        let mut metered = meter.lock();
+        if metered.active {
+            let partial = metered.since_message + buf.remaining();
+            ready!(metered.room.poll_cover(cx, partial));
+        }
+        let before = buf.filled().len();
+        let read = self.socket().poll_read(cx, buf);
+        if metered.active {
+            metered.since_message += buf.filled().len() - before;
+        }
+        read
     }
 }
 

@@ -20,6 +20,7 @@ mod config;
 mod database_actor;
 mod error;
 mod http_listener;
+mod incoming;
 mod outbound;
 mod procedures;
 mod quic;
@@ -31,7 +32,8 @@ mod websocket;
 
 pub use api::check_allowed_origin;
 pub use config::{
-    DEFAULT_HTTP_LISTEN, DEFAULT_MAX_OUTGOING_BYTES, DEFAULT_QUIC_LISTEN, ServerConfig,
+    DEFAULT_HTTP_LISTEN, DEFAULT_MAX_INCOMING_BYTES, DEFAULT_MAX_OUTGOING_BYTES,
+    DEFAULT_QUIC_LISTEN, ServerConfig,
 };
 pub use error::ServerError;
 pub use server::Server;

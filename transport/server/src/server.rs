@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use worldline_host::outbound::AllowList;
 use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
@@ -43,6 +42,12 @@ impl Server {
             return Err(ServerError::OutgoingBudget {
                 total: config.max_outgoing_bytes,
                 per_connection: config.max_queued_bytes,
+            });
+        }
+        if config.max_incoming_bytes < u64::from(config.max_frame) {
+            return Err(ServerError::IncomingBudget {
+                total: config.max_incoming_bytes,
+                max_frame: config.max_frame,
             });
         }
         let cors = api::cors_layer(&config.allowed_origins)?;
@@ -86,11 +91,10 @@ impl Server {
             fingerprint: certificate.fingerprint(),
         };
         let per_address = http_listener::connections_per_address(config.max_connections_per_ip);
-        // `tap_io` (doing nothing) gives axum the peer address as `ConnectInfo`.
-        let listener = http_listener::CappedListener::new(listener, per_address);
-        let http_cut = listener.cut();
-        let listener = listener.tap_io(|_| {});
         let shared = Arc::new(Shared::new(config, host, endpoints)?);
+        let listener =
+            http_listener::CappedListener::new(listener, per_address, Arc::clone(&shared.incoming));
+        let http_cut = listener.cut();
         let http_task = {
             let router = api::router(shared.clone(), cors);
             let mut shutdown = shared.shutdown_signal();
@@ -100,7 +104,7 @@ impl Server {
                 };
                 if let Err(e) = axum::serve(
                     listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                    router.into_make_service_with_connect_info::<http_listener::Peer>(),
                 )
                 .with_graceful_shutdown(stopped)
                 .await

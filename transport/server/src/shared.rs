@@ -71,6 +71,9 @@ pub(crate) struct Shared {
     /// The bytes of those bodies each address has under way (see
     /// [`MAX_BODY_BYTES_PER_ADDRESS`]).
     pub(crate) body_shares: std::sync::Arc<AddressShares>,
+    /// The bytes of messages partly received the server may hold at once,
+    /// one permit a byte (see [`crate::incoming`]).
+    pub(crate) incoming: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// At most this many bytes of [`MAX_UPLOAD_BYTES`] are one address's at
@@ -189,6 +192,9 @@ impl Shared {
             .collect();
         let outgoing =
             OutgoingBudget::new(usize::try_from(config.max_outgoing_bytes).unwrap_or(usize::MAX));
+        let incoming = usize::try_from(config.max_incoming_bytes)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         let shared = Self {
             config,
             endpoints,
@@ -208,6 +214,7 @@ impl Shared {
             upload_shares: std::sync::Arc::new(AddressShares::new(MAX_UPLOAD_BYTES_PER_ADDRESS)),
             bodies: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_BODY_BYTES)),
             body_shares: std::sync::Arc::new(AddressShares::new(MAX_BODY_BYTES_PER_ADDRESS)),
+            incoming: std::sync::Arc::new(tokio::sync::Semaphore::new(incoming)),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;

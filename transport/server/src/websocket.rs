@@ -1,6 +1,5 @@
 //! The WebSocket endpoint: one binary WebSocket message per protocol message.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -14,6 +13,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, error::CapacityError};
 use worldline_transport::FrameError;
 
+use crate::http_listener::Peer;
 use crate::outbound::{Ended, MessageSink, Payload, pump};
 use crate::quic::sleep_until;
 use crate::session::{Flow, Session};
@@ -43,7 +43,7 @@ fn max_write_buffer_bytes(max_frame: usize) -> usize {
 /// Upgrades an HTTP request to a protocol connection.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let max = shared.config.max_frame as usize;
@@ -55,7 +55,9 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| serve(socket, shared, peer))
 }
 
-async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
+async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
+    let Peer { addr: peer, meter } = peer;
+    meter.start();
     let mut shutdown = shared.shutdown_signal();
     let idle_timeout = shared.config.idle_timeout;
     let (sink, mut stream) = socket.split();
@@ -98,6 +100,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
             }
         };
         alive_until = Instant::now() + idle_timeout;
+        meter.message_received();
         flow = match next {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,

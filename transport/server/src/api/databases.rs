@@ -1,7 +1,7 @@
 //! `/v1/database...`: list, publish (create, hot swap or replace), describe,
 //! delete, call a reducer with JSON arguments, and run SQL.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use super::body::{BODY_IDLE, read_body};
 use super::{ApiError, MAX_REQUEST_BYTES, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
+use crate::http_listener::Peer;
 use crate::procedures::{ProcedureCall, call_procedure};
 use crate::shared::{AddressShare, MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS, Shared};
 use tokio::sync::OwnedSemaphorePermit;
@@ -164,7 +165,7 @@ impl PublishOptions {
 /// place (`?delete_data=true`: deletes it and creates it anew).
 pub(crate) async fn publish(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(name): Path<String>,
     options: Result<Query<PublishOptions>, QueryRejection>,
     headers: HeaderMap,
@@ -173,7 +174,7 @@ pub(crate) async fn publish(
     // The whole upload is read before any other answer, a malformed query
     // string's included: one sent while the client is still sending would
     // be lost to it (closing a connection with unread input resets it).
-    let (wasm, _room) = read_component(&shared, peer.ip(), upload, &name).await?;
+    let (wasm, _room) = read_component(&shared, peer.addr.ip(), upload, &name).await?;
     let Query(options) = options.map_err(|rejection| {
         ApiError::from_framework(
             rejection.status(),
@@ -489,13 +490,13 @@ async fn delete_files(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> 
 /// reducer as the caller and answers once the transaction is durable.
 pub(crate) async fn call(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path((name, reducer)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<CallResult>, ApiError> {
     let path = format!("/v1/database/{name}/call/{reducer}");
-    let (body, _room) = read_body(&shared, peer.ip(), body, &path).await?;
+    let (body, _room) = read_body(&shared, peer.addr.ip(), body, &path).await?;
     let caller = required_caller(&shared.authority, &headers, "calling a reducer")?;
     let args = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Array(Vec::new())
@@ -586,13 +587,13 @@ fn procedure_error(error: CallError) -> ApiError {
 /// tables are visible to the owner only.
 pub(crate) async fn sql(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let path = format!("/v1/database/{name}/sql");
-    let (body, _room) = read_body(&shared, peer.ip(), body, &path).await?;
+    let (body, _room) = read_body(&shared, peer.addr.ip(), body, &path).await?;
     let query = String::from_utf8(body.into()).map_err(|e| {
         let text = format!("the query is not valid UTF-8: {}", e.utf8_error());
         ApiError::from_framework(
