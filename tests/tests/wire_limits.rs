@@ -648,6 +648,50 @@ async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call()
     );
 }
 
+// PROTOCOL.md "Order": a slow message ends its connection's turn, and a
+// message another connection sent while it ran runs next and is answered
+// at once. A client whose call arrived during the first of three slow
+// calls of another connection waited for two of them to run, and for its
+// answer until the third had run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_sent_during_a_slow_call_runs_and_is_answered_before_the_next_one() {
+    const SLOW_CALLS: u32 = 3;
+    let live = LiveServer::start_with(&[("hostile", "hostile")], |config| {
+        config.host.engine.reducer_deadline = Duration::from_millis(400);
+    })
+    .await;
+    let mut busy = RawWebSocket::connect(&live.ws_url()).await;
+    busy.send(&hello("hostile", None)).await;
+    welcome(busy.recv().await);
+    let caller = live.connect(Transport::Quic, "hostile").await;
+
+    for request_id in 0..SLOW_CALLS {
+        busy.send(&call(request_id, "spin", args(&()))).await;
+    }
+    let answers = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        for _ in 0..SLOW_CALLS {
+            match busy.recv().await {
+                Some(ServerMessage::ReducerResult { .. }) => arrivals.push(Instant::now()),
+                other => panic!("expected ReducerResult, got {other:?}"),
+            }
+        }
+        arrivals
+    });
+    // Well within the first slow call.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let outcome = caller.call("seed", &(0u32,)).await.expect("the call");
+    assert_eq!(outcome.status, ReducerStatus::Committed);
+    let answered = Instant::now();
+    let arrivals = answers.await.expect("every slow call answered");
+    let ran_before = arrivals.iter().filter(|at| **at < answered).count();
+    caller.close().await;
+    assert_eq!(
+        ran_before, 1,
+        "the call was answered after {ran_before} of the slow calls"
+    );
+}
+
 // HTTP_API.md "Publishing": a publish that will be refused for who asks or
 // how (another owner's database, a malformed allow_http) is refused before
 // the component is compiled, so bytes that are no component at all get the

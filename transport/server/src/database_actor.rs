@@ -261,6 +261,7 @@ pub(crate) fn spawn(
         deferring: VecDeque::new(),
         waiting: VecDeque::new(),
         turns: Turns::default(),
+        slow_lane: None,
         max_message,
         pending_bytes: 0,
         newest: None,
@@ -422,6 +423,9 @@ struct Actor {
     waiting: VecDeque<Waiting>,
     /// Commands taken from the queue, waiting for their connection's turn.
     turns: Turns<Queued>,
+    /// The connection (or request) whose last command took a whole
+    /// [`BATCH_TIME`]: its next command starts a batch of its own.
+    slow_lane: Option<turns::Lane>,
     /// The largest message a connection takes
     /// ([`ServerConfig::max_queued_bytes`](crate::ServerConfig::max_queued_bytes)):
     /// a transaction's update to a query is not built past it.
@@ -538,24 +542,29 @@ impl Actor {
     /// Runs up to [`MAX_BATCH`] commands, for up to [`BATCH_TIME`], in
     /// their connections' turns (see [`turns`]), taking in what has arrived
     /// before each; stops early when too much waits for the disk or the
-    /// database is finished. A command's share of the byte budget returns
-    /// once it has run.
+    /// database is finished. A command that takes a whole [`BATCH_TIME`]
+    /// (a slow reducer) ends the batch, and so does, before it runs, the
+    /// next command of the connection that sent it, if it is not the
+    /// batch's first: what the commands before them made ready goes out
+    /// first, instead of waiting for another slow one. A command's share of
+    /// the byte budget returns once it has run.
     fn run_batch(&mut self, commands: &mut mpsc::Receiver<Queued>) {
         let started = Instant::now();
         // The lane whose turn is running, and when it began.
         let mut turn: Option<(turns::Lane, Instant)> = None;
-        for _ in 0..MAX_BATCH {
+        for ran_before in 0..MAX_BATCH {
             if self.pending_bytes >= PENDING_BYTES
                 || self.finished
                 || started.elapsed() >= BATCH_TIME
             {
                 break;
             }
-            while self.turns.len() < COMMAND_QUEUE {
-                match commands.try_recv() {
-                    Ok(queued) => self.turns.push(queued.command.connection(), queued),
-                    Err(_) => break,
-                }
+            self.take_in(commands);
+            if ran_before > 0
+                && self.slow_lane.is_some()
+                && self.turns.next_lane() == self.slow_lane
+            {
+                break;
             }
             let Some((lane, queued)) = self.turns.pop() else {
                 break;
@@ -564,7 +573,12 @@ impl Actor {
                 Some((current, began)) if current == lane => began,
                 _ => Instant::now(),
             };
+            let ran = Instant::now();
             self.handle(queued.command);
+            // What arrived while it ran joins the round before the turn
+            // ends: a connection that sent a message during a slow command
+            // has its turn before the next command of the slow one's.
+            self.take_in(commands);
             // Ended here, not at the next command: a batch that ends now must
             // not leave the next one to start with the same turn.
             if began.elapsed() >= TURN_TIME {
@@ -572,6 +586,24 @@ impl Actor {
                 turn = None;
             } else {
                 turn = Some((lane, began));
+            }
+            if ran.elapsed() >= BATCH_TIME {
+                self.slow_lane = Some(lane);
+                break;
+            }
+            if self.slow_lane == Some(lane) {
+                self.slow_lane = None;
+            }
+        }
+    }
+
+    /// Takes the commands that have arrived into their turns (while fewer
+    /// than [`COMMAND_QUEUE`] wait).
+    fn take_in(&mut self, commands: &mut mpsc::Receiver<Queued>) {
+        while self.turns.len() < COMMAND_QUEUE {
+            match commands.try_recv() {
+                Ok(queued) => self.turns.push(queued.command.connection(), queued),
+                Err(_) => break,
             }
         }
     }

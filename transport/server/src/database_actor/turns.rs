@@ -88,6 +88,11 @@ impl<T> Turns<T> {
         }
     }
 
+    /// The lane whose command [`pop`](Self::pop) would take next.
+    pub(super) fn next_lane(&self) -> Option<Lane> {
+        self.order.front().copied()
+    }
+
     /// How many commands wait.
     pub(super) fn len(&self) -> usize {
         self.len
