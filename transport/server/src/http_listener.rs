@@ -34,8 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::futures::OwnedNotified;
@@ -225,23 +224,14 @@ pub(crate) struct CountedStream {
     meter: MessageMeter,
 }
 
-/// A client's address and its connection's [`MessageMeter`]: what the
-/// HTTP layer gives a request as its `ConnectInfo`.
+/// A client's address and its connection's [`MessageMeter`]: what each
+/// request gets as its `ConnectInfo`.
 #[derive(Clone)]
 pub(crate) struct Peer {
     /// The client's address.
     pub(crate) addr: SocketAddr,
     /// For a WebSocket session on the connection.
     pub(crate) meter: MessageMeter,
-}
-
-impl Connected<IncomingStream<'_, CappedListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, CappedListener>) -> Self {
-        Self {
-            addr: *stream.remote_addr(),
-            meter: stream.io().meter.clone(),
-        }
-    }
 }
 
 /// Counts what a connection reads while a WebSocket session runs on it,
@@ -312,6 +302,11 @@ impl Drop for CountedStream {
 }
 
 impl CountedStream {
+    /// The connection's meter, for a WebSocket session on it.
+    pub(crate) fn meter(&self) -> MessageMeter {
+        self.meter.clone()
+    }
+
     /// The socket (present until the connection is dropped).
     fn socket(&mut self) -> Pin<&mut TcpStream> {
         Pin::new(

@@ -20,6 +20,7 @@ mod config;
 mod database_actor;
 mod error;
 mod http_listener;
+mod http_serve;
 mod incoming;
 mod outbound;
 mod procedures;

@@ -14,7 +14,7 @@ use crate::error::ServerError;
 use crate::http_listener::{self, Cut};
 use crate::shared::{Endpoints, Shared};
 use crate::tls::Certificate;
-use crate::{api, quic};
+use crate::{api, http_serve, quic};
 
 /// How long shutting down waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -95,24 +95,11 @@ impl Server {
         let listener =
             http_listener::CappedListener::new(listener, per_address, Arc::clone(&shared.incoming));
         let http_cut = listener.cut();
-        let http_task = {
-            let router = api::router(shared.clone(), cors);
-            let mut shutdown = shared.shutdown_signal();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = shutdown.changed().await;
-                };
-                if let Err(e) = axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<http_listener::Peer>(),
-                )
-                .with_graceful_shutdown(stopped)
-                .await
-                {
-                    tracing::error!("the HTTP server stopped: {e}");
-                }
-            })
-        };
+        let http_task = tokio::spawn(http_serve::serve(
+            listener,
+            api::router(shared.clone(), cors),
+            shared.shutdown_signal(),
+        ));
         let quic_task = tokio::spawn(quic::serve(
             endpoint.clone(),
             shared.clone(),
