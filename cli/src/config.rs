@@ -86,7 +86,10 @@ impl Config {
 
     /// The default identity on `server`, if this user holds one there.
     pub fn default_identity(&self, server: &str) -> Option<&SavedIdentity> {
-        let mut on_server = self.identities.iter().filter(|i| i.server == server);
+        let mut on_server = self
+            .identities
+            .iter()
+            .filter(|i| same_server(&i.server, server));
         let first = on_server.clone().next();
         on_server.find(|i| i.default).or(first)
     }
@@ -111,7 +114,7 @@ impl Config {
         let matching: Vec<&SavedIdentity> = self
             .identities
             .iter()
-            .filter(|i| i.server == server && i.identity.starts_with(&prefix))
+            .filter(|i| same_server(&i.server, server) && i.identity.starts_with(&prefix))
             .collect();
         let hint = "`worldline identity list` shows the saved identities";
         if prefix.is_empty() {
@@ -140,19 +143,35 @@ impl Config {
     /// `server`; the prefix must pick exactly one identity.
     pub fn set_default(&mut self, server: &str, prefix: &str) -> anyhow::Result<String> {
         let chosen = self.find(server, prefix)?.identity.clone();
-        for identity in self.identities.iter_mut().filter(|i| i.server == server) {
+        for identity in self
+            .identities
+            .iter_mut()
+            .filter(|i| same_server(&i.server, server))
+        {
             identity.default = identity.identity == chosen;
         }
         Ok(chosen)
     }
 }
 
-/// A server URL without a trailing slash; `host:port` gets `http://`.
+/// Whether the URLs `a` and `b` name the same server (see [`normalize_server`]).
+fn same_server(a: &str, b: &str) -> bool {
+    normalize_server(a) == normalize_server(b)
+}
+
+/// A server URL without a trailing slash; `host:port` gets `http://`, and
+/// the scheme and the host are lowercased (URLs compare them without
+/// regard to case), so that `HTTP://LOCALHOST:3000/` and
+/// `http://localhost:3000` name the same server and share its identities.
 pub fn normalize_server(server: &str) -> String {
     let server = server.trim().trim_end_matches('/');
-    if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    }
+    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // A user name or password before the host keeps its case.
+    let (user, host) = authority.split_at(authority.rfind('@').map_or(0, |at| at + 1));
+    format!(
+        "{}://{user}{}{path}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    )
 }

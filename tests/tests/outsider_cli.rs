@@ -1,0 +1,102 @@
+//! The `worldline` command line as a newcomer at a terminal uses it: the
+//! real binary against a real server, with the mistakes people make.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use worldline_tests::TempDir;
+use worldline_tests::guest_path;
+use worldline_tests::process::{ServerProcess, worldline_binary};
+
+/// One user's `worldline` command line: a config file of their own, and
+/// nothing from the environment of whoever runs the tests.
+struct Cli {
+    config: PathBuf,
+}
+
+/// What a command did.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// Panics unless the command exited 0.
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "the command failed:\n{}{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Cli {
+    /// A user whose config file is `config.toml` in `home`.
+    fn new(home: &Path) -> Self {
+        Self {
+            config: home.join("config.toml"),
+        }
+    }
+
+    /// `worldline ARGS...` in `cwd`.
+    fn run_in(&self, cwd: &Path, args: &[&str]) -> Ran {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = Command::new(worldline_binary())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(cwd)
+            .env_remove("WORLDLINE_SERVER")
+            .env_remove("WORLDLINE_CONFIG")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("running worldline");
+        Ran {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// `worldline ARGS...` in the config file's directory.
+    fn run(&self, args: &[&str]) -> Ran {
+        self.run_in(self.config.parent().expect("a directory"), args)
+    }
+}
+
+/// `--server HTTP://127.0.0.1:PORT/` is the server `http://127.0.0.1:PORT`:
+/// URLs compare scheme and host without regard to case, so the user's
+/// identity there is used, not a new one that does not own their database.
+#[test]
+fn a_server_url_written_in_another_case_keeps_the_users_identity() {
+    let data = TempDir::new("outsider-cli-case-data");
+    let home = TempDir::new("outsider-cli-case-home");
+    let server = ServerProcess::start(data.path());
+    let cli = Cli::new(home.path());
+    let bank = guest_path("bank");
+    let bank = bank.to_str().expect("a UTF-8 path");
+
+    cli.run(&["publish", "bank", "--wasm", bank, "--server", &server.http])
+        .ok();
+    let shouted = format!("{}/", server.http.replacen("http://", "HTTP://", 1));
+    // Publishing again is a hot swap by the owner; a second identity
+    // would be refused as not the owner.
+    cli.run(&["publish", "bank", "--wasm", bank, "--server", &shouted])
+        .ok();
+    cli.run(&["call", "bank", "seed", "3", "100", "--server", &shouted])
+        .ok();
+
+    let listed = cli.run(&["identity", "list", "--json"]).ok();
+    let listed: Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 1, "one identity for one server: {listed:?}");
+}
