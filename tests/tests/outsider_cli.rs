@@ -100,3 +100,40 @@ fn a_server_url_written_in_another_case_keeps_the_users_identity() {
     let listed = listed.as_array().expect("an array");
     assert_eq!(listed.len(), 1, "one identity for one server: {listed:?}");
 }
+
+/// The "next steps" `worldline init` prints are commands to paste into a
+/// shell; a project directory with a space or a quote in its name is
+/// quoted, so that `cd` lands in it.
+#[test]
+fn init_next_steps_cd_into_a_directory_with_spaces_and_quotes() {
+    let home = TempDir::new("outsider-cli-init");
+    let cli = Cli::new(home.path());
+    for dir in ["my notes", "it's mine"] {
+        let ran = cli
+            .run_in(home.path(), &["init", dir, "--lang", "rust"])
+            .ok();
+        let cd = ran
+            .stdout
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("cd "))
+            .unwrap_or_else(|| panic!("no `cd` step in:\n{}", ran.stdout));
+        let pasted = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cd} && pwd"))
+            .current_dir(home.path())
+            .output()
+            .expect("running sh");
+        assert!(
+            pasted.status.success(),
+            "`{cd}` failed: {}",
+            String::from_utf8_lossy(&pasted.stderr)
+        );
+        let landed = String::from_utf8_lossy(&pasted.stdout);
+        assert_eq!(
+            Path::new(landed.trim()),
+            home.path().join(dir).canonicalize().expect("the project"),
+            "`{cd}` went elsewhere"
+        );
+    }
+}
