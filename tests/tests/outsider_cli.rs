@@ -34,6 +34,21 @@ impl Ran {
         );
         self
     }
+
+    /// Panics unless the command failed as an error (exit 1), with an
+    /// `error:` line and no panic.
+    fn failed(self) -> Self {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected an error (exit 1):\n{}{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(self.stderr.contains("error: "), "{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self
+    }
 }
 
 impl Cli {
@@ -134,6 +149,49 @@ fn init_next_steps_cd_into_a_directory_with_spaces_and_quotes() {
             Path::new(landed.trim()),
             home.path().join(dir).canonicalize().expect("the project"),
             "`{cd}` went elsewhere"
+        );
+    }
+}
+
+/// `worldline start --listen` with an IP address this machine does not
+/// have says so, instead of asking whether another server runs there.
+#[test]
+fn start_on_an_address_that_is_not_this_machines_says_so() {
+    let home = TempDir::new("outsider-cli-listen");
+    let cli = Cli::new(home.path());
+    let data = home.path().join("data");
+    let data = data.to_str().expect("a UTF-8 path");
+    // 192.0.2.1 is reserved for documentation: no machine has it.
+    for (http, quic) in [
+        ("192.0.2.1:0", "127.0.0.1:0"),
+        ("127.0.0.1:0", "192.0.2.1:0"),
+    ] {
+        let ran = cli
+            .run(&[
+                "start",
+                "--data-dir",
+                data,
+                "--listen",
+                http,
+                "--quic-listen",
+                quic,
+            ])
+            .failed();
+        assert!(
+            ran.stderr.contains("cannot listen on 192.0.2.1"),
+            "{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("not one of this machine's"),
+            "{}",
+            ran.stderr
+        );
+        assert!(!ran.stderr.contains("another server"), "{}", ran.stderr);
+        assert!(
+            !ran.stderr.contains("stop whatever uses the port"),
+            "{}",
+            ran.stderr
         );
     }
 }
