@@ -2,7 +2,8 @@
 //! real binary against a real server, with the mistakes people make.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use worldline_tests::TempDir;
@@ -20,6 +21,16 @@ struct Ran {
     code: Option<i32>,
     stdout: String,
     stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
 impl Ran {
@@ -59,13 +70,10 @@ impl Cli {
         }
     }
 
-    /// `worldline ARGS...` in `cwd`.
-    fn run_in(&self, cwd: &Path, args: &[&str]) -> Ran {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = Command::new(worldline_binary())
+    /// The command `worldline ARGS...` in `cwd`, its output captured.
+    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(worldline_binary());
+        command
             .args(args)
             .arg("--config")
             .arg(&self.config)
@@ -73,13 +81,16 @@ impl Cli {
             .env_remove("WORLDLINE_SERVER")
             .env_remove("WORLDLINE_CONFIG")
             .env_remove("RUST_BACKTRACE")
-            .output()
-            .expect("running worldline");
-        Ran {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `worldline ARGS...` in `cwd`.
+    fn run_in(&self, cwd: &Path, args: &[&str]) -> Ran {
+        let output = self.command(cwd, args).output().expect("running worldline");
+        Ran::from(output)
     }
 
     /// `worldline ARGS...` in the config file's directory.
@@ -190,6 +201,61 @@ fn start_on_an_address_that_is_not_this_machines_says_so() {
         assert!(!ran.stderr.contains("another server"), "{}", ran.stderr);
         assert!(
             !ran.stderr.contains("stop whatever uses the port"),
+            "{}",
+            ran.stderr
+        );
+    }
+}
+
+/// A server that accepts connections but never answers (a stopped
+/// process's port still accepts them): commands report that it does not
+/// answer, instead of waiting forever.
+#[test]
+fn a_server_that_accepts_but_never_answers_is_reported_not_waited_on() {
+    let home = TempDir::new("outsider-cli-mute");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
+    let server = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        // Hold every connection open, read nothing, answer nothing.
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let commands: [&[&str]; 2] = [
+        &["list"],
+        &["subscribe", "chat", "SELECT * FROM message", "-n", "0"],
+    ];
+    let cli = Cli::new(home.path());
+    let mut children: Vec<_> = commands
+        .into_iter()
+        .map(|args| {
+            cli.command(home.path(), args)
+                .args(["--server", &server])
+                .spawn()
+                .expect("running worldline")
+        })
+        .collect();
+    // Far longer than the command may wait: past it, it waits forever.
+    let give_up = Instant::now() + Duration::from_secs(300);
+    while children
+        .iter_mut()
+        .any(|child| child.try_wait().expect("waiting").is_none())
+    {
+        if Instant::now() > give_up {
+            for child in &mut children {
+                let _ = child.kill();
+            }
+            panic!("a command still waits for an answer after 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let runs = children
+        .into_iter()
+        .map(|child| Ran::from(child.wait_with_output().expect("its output")));
+    for ran in runs {
+        let ran = ran.failed();
+        assert!(
+            ran.stderr
+                .contains("accepted the connection but did not answer"),
             "{}",
             ran.stderr
         );
