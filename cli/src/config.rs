@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use worldline_host::{create_private_dir_all, write_secret_file};
@@ -67,8 +67,31 @@ impl Config {
         }
     }
 
-    /// Writes the file at `path` (replacing it atomically), readable by its owner only.
+    /// Writes the file at `path` (replacing it atomically), readable by its
+    /// owner only. A symbolic link is followed: the file it points to is
+    /// replaced, and the link stays. Anything but a regular file there (a
+    /// device such as `/dev/null`, a directory, a FIFO) is refused, never
+    /// replaced.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let resolved;
+        let path = match std::fs::canonicalize(path) {
+            Ok(target) => {
+                if !std::fs::metadata(&target)
+                    .with_context(|| format!("reading {}", target.display()))?
+                    .is_file()
+                {
+                    bail!(
+                        "{} is not a regular file (a device, a directory or a pipe), and will \
+                         not be replaced by one",
+                        path.display()
+                    );
+                }
+                resolved = target;
+                resolved.as_path()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => path,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }

@@ -261,3 +261,47 @@ fn a_server_that_accepts_but_never_answers_is_reported_not_waited_on() {
         );
     }
 }
+
+/// `--config` naming a symbolic link (a config kept with one's dotfiles)
+/// writes the file it points to and keeps the link; one pointing at
+/// something that is not a regular file, such as `/dev/null`, is refused
+/// before any identity is created, never replaced by a file holding a
+/// token.
+#[test]
+fn a_config_behind_a_symbolic_link_is_written_through_it_and_a_device_is_refused() {
+    use std::os::unix::fs::{FileTypeExt, symlink};
+
+    let data = TempDir::new("outsider-cli-link-data");
+    let home = TempDir::new("outsider-cli-link-home");
+    let server = ServerProcess::start(data.path());
+
+    let kept = home.path().join("dotfiles-worldline.toml");
+    std::fs::write(&kept, "").expect("writing the kept file");
+    symlink(&kept, home.path().join("config.toml")).expect("linking");
+    let cli = Cli::new(home.path());
+    cli.run(&["identity", "new", "--server", &server.http]).ok();
+    let link = std::fs::symlink_metadata(&cli.config).expect("the link");
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let saved = std::fs::read_to_string(&kept).expect("the kept file");
+    assert!(
+        saved.contains("token"),
+        "nothing saved through the link: {saved:?}"
+    );
+
+    let nowhere = TempDir::new("outsider-cli-link-null");
+    symlink("/dev/null", nowhere.path().join("config.toml")).expect("linking");
+    let cli = Cli::new(nowhere.path());
+    let ran = cli
+        .run(&["identity", "new", "--server", &server.http])
+        .failed();
+    assert!(ran.stderr.contains("not a regular file"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("no identity was created"),
+        "{}",
+        ran.stderr
+    );
+    let link = std::fs::symlink_metadata(&cli.config).expect("the link");
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let null = std::fs::metadata("/dev/null").expect("/dev/null");
+    assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+}
