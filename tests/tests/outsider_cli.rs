@@ -305,3 +305,28 @@ fn a_config_behind_a_symbolic_link_is_written_through_it_and_a_device_is_refused
     let null = std::fs::metadata("/dev/null").expect("/dev/null");
     assert!(null.file_type().is_char_device(), "/dev/null was replaced");
 }
+
+/// `subscribe --timeout` with more seconds than it takes says the number is
+/// too long, not that it is not a number.
+#[test]
+fn subscribe_timeout_too_long_is_called_too_long() {
+    let home = TempDir::new("outsider-cli-timeout");
+    let cli = Cli::new(home.path());
+    for timeout in ["1e12", "--timeout=-1"] {
+        let mut args = vec!["subscribe", "chat", "SELECT * FROM message"];
+        if timeout.starts_with("--") {
+            args.push(timeout);
+        } else {
+            args.extend(["--timeout", timeout]);
+        }
+        let ran = cli.run(&args);
+        assert_eq!(ran.code, Some(2), "a usage error: {}", ran.stderr);
+        assert!(!ran.stderr.contains("not a number"), "{}", ran.stderr);
+        let wanted = if timeout == "1e12" {
+            "too long: at most 1000000000"
+        } else {
+            "is negative"
+        };
+        assert!(ran.stderr.contains(wanted), "{}", ran.stderr);
+    }
+}
