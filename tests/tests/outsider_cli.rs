@@ -330,3 +330,25 @@ fn subscribe_timeout_too_long_is_called_too_long() {
         assert!(ran.stderr.contains(wanted), "{}", ran.stderr);
     }
 }
+
+/// The WebSocket URL the server prints for clients, given as `--server`,
+/// is named as the wrong kind of address, with the HTTP one to use
+/// instead, not reported as a server that cannot be reached.
+#[test]
+fn a_websocket_url_as_server_names_the_http_address_to_use() {
+    let data = TempDir::new("outsider-cli-ws-data");
+    let home = TempDir::new("outsider-cli-ws-home");
+    let server = ServerProcess::start(data.path());
+    let cli = Cli::new(home.path());
+    let ran = cli.run(&["list", "--server", &server.ws_url()]).failed();
+    assert!(ran.stderr.contains("is a WebSocket URL"), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains(&format!("pass --server {}", server.http)),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("start a server"), "{}", ran.stderr);
+    // The address it names works.
+    cli.run(&["list", "--server", &server.http]).ok();
+}
