@@ -403,10 +403,14 @@ impl Api {
             each(serde_json::from_str(&line).map_err(|e| self.unexpected(e))?)?;
         }
         if follow {
-            anyhow::bail!(
-                "the server ended the log of database `{name}`: it stopped, or the database \
-                 was deleted or became unavailable"
-            );
+            return Err(crate::hint::hinted(
+                format!(
+                    "the server ended the log of database `{name}`: it stopped, or the database \
+                     was deleted or became unavailable"
+                ),
+                "`worldline list` shows whether the server runs and the database is there and \
+                 ready; then follow its log again",
+            ));
         }
         Ok(())
     }

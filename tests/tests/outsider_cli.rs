@@ -352,3 +352,41 @@ fn a_websocket_url_as_server_names_the_http_address_to_use() {
     // The address it names works.
     cli.run(&["list", "--server", &server.http]).ok();
 }
+
+/// `logs -f` whose database is deleted under it fails with a next step
+/// that helps (see whether it is still there), not a pointer to `--help`.
+#[test]
+fn logs_follow_ended_by_a_deleted_database_points_at_list() {
+    use std::io::{BufRead, BufReader};
+
+    let data = TempDir::new("outsider-cli-logs-data");
+    let home = TempDir::new("outsider-cli-logs-home");
+    let server = ServerProcess::start(data.path());
+    let cli = Cli::new(home.path());
+    let chat = guest_path("chat");
+    let chat = chat.to_str().expect("a UTF-8 path");
+    let on = ["--server", server.http.as_str()];
+    cli.run(&[&["publish", "chat", "--wasm", chat][..], &on].concat())
+        .ok();
+    cli.run(&[&["call", "chat", "send_message", "hello"][..], &on].concat())
+        .ok();
+
+    let mut follow = cli
+        .command(home.path(), &[&["logs", "chat", "-f"][..], &on].concat())
+        .spawn()
+        .expect("running worldline logs");
+    let mut lines = BufReader::new(follow.stdout.take().expect("piped")).lines();
+    // The log so far arrives first: from then on the log is followed.
+    let first = lines.next().expect("a line").expect("reading it");
+    assert!(first.contains("message 1"), "{first}");
+    cli.run(&[&["delete", "chat", "-y"][..], &on].concat()).ok();
+
+    let ran = Ran::from(follow.wait_with_output().expect("its output")).failed();
+    assert!(
+        ran.stderr.contains("the server ended the log"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("`worldline list`"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("--help"), "{}", ran.stderr);
+}
