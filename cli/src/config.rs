@@ -60,8 +60,16 @@ impl Config {
     /// Reads the file at `path`; a missing file is an empty configuration.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("the config file {} is not valid", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                hinted(
+                    format!("the config file {} is not valid: {e}", path.display()),
+                    format!(
+                        "fix {} (it holds your identities' tokens: moving it aside loses \
+                         them), or pass --config FILE to use another one",
+                        path.display()
+                    ),
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }

@@ -390,3 +390,22 @@ fn logs_follow_ended_by_a_deleted_database_points_at_list() {
     assert!(ran.stderr.contains("`worldline list`"), "{}", ran.stderr);
     assert!(!ran.stderr.contains("--help"), "{}", ran.stderr);
 }
+
+/// A config file that is not valid TOML is named, with the next step (fix
+/// it, or use another), not a pointer to the command's `--help`.
+#[test]
+fn an_invalid_config_file_hints_at_fixing_it_not_at_help() {
+    let home = TempDir::new("outsider-cli-bad-config");
+    let cli = Cli::new(home.path());
+    std::fs::write(&cli.config, "default_server = [[[\n").expect("writing the config");
+    for command in [&["list"][..], &["identity", "list"]] {
+        let ran = cli.run(command).failed();
+        assert!(
+            ran.stderr.contains("config.toml is not valid"),
+            "{}",
+            ran.stderr
+        );
+        assert!(ran.stderr.contains("hint: fix "), "{}", ran.stderr);
+        assert!(!ran.stderr.contains("--help"), "{}", ran.stderr);
+    }
+}
