@@ -409,3 +409,22 @@ fn an_invalid_config_file_hints_at_fixing_it_not_at_help() {
         assert!(!ran.stderr.contains("--help"), "{}", ran.stderr);
     }
 }
+
+/// `publish --wasm` with a path that is not there says what to pass, not
+/// to read `--help`; nothing is asked of the server.
+#[test]
+fn publish_of_a_missing_wasm_file_says_what_to_pass() {
+    let home = TempDir::new("outsider-cli-missing-wasm");
+    let cli = Cli::new(home.path());
+    let ran = cli
+        .run(&["publish", "notes", "--wasm", "not-built-yet.wasm"])
+        .failed();
+    assert!(
+        ran.stderr.contains("reading not-built-yet.wasm"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("--project-path DIR"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("--help"), "{}", ran.stderr);
+    assert!(!cli.config.exists(), "an identity was asked for");
+}
