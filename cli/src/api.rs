@@ -14,6 +14,18 @@ use worldline_transport::http_api::{
 
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server may take to start answering a request (listing,
+/// describing, querying, issuing an identity, reading the log): far more
+/// than a running server needs, so that a stopped or wedged one (which
+/// still accepts connections) is reported instead of waited on forever.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a call may take to be answered: a procedure may run 30 s, and
+/// a call may wait for the calls before it.
+pub const CALL_ANSWER_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a publish may take to be answered once uploaded: the server
+/// compiles the component first (seconds for a large one, more on a busy
+/// machine).
+pub const PUBLISH_ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 /// The largest answer read into memory (SQL results, schemas).
 const MAX_ANSWER_BYTES: u64 = 256 << 20;
 
@@ -53,6 +65,18 @@ pub enum ApiError {
         /// The start of the body, on one line, control characters escaped.
         excerpt: Option<String>,
     },
+    /// The server accepted the request but sent no answer in time.
+    #[error(
+        "the Worldline server at {server} accepted the connection but did not answer within \
+         {} s",
+        waited.as_secs()
+    )]
+    NoAnswer {
+        /// The server's URL.
+        server: String,
+        /// How long the command waited.
+        waited: Duration,
+    },
     /// A database or reducer name that cannot exist (checked before sending).
     #[error("`{name}` is not a valid {what} name: use {rule}")]
     InvalidName {
@@ -83,6 +107,12 @@ impl ApiError {
             // The server's hint (`worldline identity new`) would not fix
             // it: a new identity does not replace the default one, whose
             // token the server refused (its signing key changed, say).
+            ApiError::NoAnswer { .. } => Some(
+                "check that the server is running and not stopped (a process suspended with \
+                 Ctrl-Z or SIGSTOP still accepts connections), or overloaded; and that --server \
+                 names a Worldline server"
+                    .into(),
+            ),
             ApiError::Refused { status: 401, .. } => Some(
                 "create a new identity and make it the default with \
                  `worldline identity new --default`"
@@ -148,6 +178,7 @@ impl Api {
         let agent = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(ANSWER_TIMEOUT))
             .build()
             .into();
         Self {
@@ -175,9 +206,20 @@ impl Api {
     }
 
     fn unreachable(&self, error: ureq::Error) -> ApiError {
-        ApiError::Unreachable {
-            server: self.server.clone(),
-            reason: error.to_string(),
+        self.unanswered(error, ANSWER_TIMEOUT)
+    }
+
+    /// Why a request that may wait `waited` for its answer got none.
+    fn unanswered(&self, error: ureq::Error, waited: Duration) -> ApiError {
+        match error {
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse) => ApiError::NoAnswer {
+                server: self.server.clone(),
+                waited,
+            },
+            error => ApiError::Unreachable {
+                server: self.server.clone(),
+                reason: error.to_string(),
+            },
         }
     }
 
@@ -287,9 +329,12 @@ impl Api {
         };
         let response = self
             .post(&format!("/v1/database/{}{query}", database_name(name)?))
+            .config()
+            .timeout_recv_response(Some(PUBLISH_ANSWER_TIMEOUT))
+            .build()
             .content_type("application/wasm")
             .send(wasm)
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| self.unanswered(e, PUBLISH_ANSWER_TIMEOUT))?;
         self.read(response)
     }
 
@@ -314,8 +359,11 @@ impl Api {
                 database_name(name)?,
                 reducer(reducer_name)?
             ))
+            .config()
+            .timeout_recv_response(Some(CALL_ANSWER_TIMEOUT))
+            .build()
             .send_json(args)
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| self.unanswered(e, CALL_ANSWER_TIMEOUT))?;
         self.read(response)
     }
 
@@ -355,10 +403,14 @@ impl Api {
             each(serde_json::from_str(&line).map_err(|e| self.unexpected(e))?)?;
         }
         if follow {
-            anyhow::bail!(
-                "the server ended the log of database `{name}`: it stopped, or the database \
-                 was deleted or became unavailable"
-            );
+            return Err(crate::hint::hinted(
+                format!(
+                    "the server ended the log of database `{name}`: it stopped, or the database \
+                     was deleted or became unavailable"
+                ),
+                "`worldline list` shows whether the server runs and the database is there and \
+                 ready; then follow its log again",
+            ));
         }
         Ok(())
     }

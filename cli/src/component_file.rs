@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use crate::hint::hinted;
 
 /// The magic bytes every WebAssembly binary starts with.
@@ -14,19 +12,27 @@ const MAGIC: &[u8; 4] = b"\0asm";
 
 /// Reads `path` and checks that it looks like a WebAssembly component.
 pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        hinted(
+            format!("reading {}: {e}", path.display()),
+            format!("check the path; {COMPONENT_HINT}"),
+        )
+    })?;
     check(path, &bytes)?;
     Ok(bytes)
 }
+
+/// What to pass instead of a file that is not a component.
+const COMPONENT_HINT: &str = "pass the `.wasm` component a module build wrote (`worldline \
+                              publish --project-path DIR` builds one), e.g. \
+                              target/wasm32-wasip2/release/NAME.wasm";
 
 /// Checks the header of `bytes`, read from `path`: the magic bytes and the
 /// layer (a component, not a core module). Whatever else is wrong is for
 /// the component's parser to say.
 pub fn check(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let file = path.display();
-    let component_hint = "pass the `.wasm` component a module build wrote (`worldline publish \
-                          --project-path DIR` builds one), e.g. \
-                          target/wasm32-wasip2/release/NAME.wasm";
+    let component_hint = COMPONENT_HINT;
     if bytes.is_empty() {
         return Err(hinted(format!("{file} is empty"), component_hint));
     }

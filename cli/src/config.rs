@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use worldline_host::{create_private_dir_all, write_secret_file};
@@ -60,15 +60,46 @@ impl Config {
     /// Reads the file at `path`; a missing file is an empty configuration.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("the config file {} is not valid", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                hinted(
+                    format!("the config file {} is not valid: {e}", path.display()),
+                    format!(
+                        "fix {} (it holds your identities' tokens: moving it aside loses \
+                         them), or pass --config FILE to use another one",
+                        path.display()
+                    ),
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
 
-    /// Writes the file at `path` (replacing it atomically), readable by its owner only.
+    /// Writes the file at `path` (replacing it atomically), readable by its
+    /// owner only. A symbolic link is followed: the file it points to is
+    /// replaced, and the link stays. Anything but a regular file there (a
+    /// device such as `/dev/null`, a directory, a FIFO) is refused, never
+    /// replaced.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let resolved;
+        let path = match std::fs::canonicalize(path) {
+            Ok(target) => {
+                if !std::fs::metadata(&target)
+                    .with_context(|| format!("reading {}", target.display()))?
+                    .is_file()
+                {
+                    bail!(
+                        "{} is not a regular file (a device, a directory or a pipe), and will \
+                         not be replaced by one",
+                        path.display()
+                    );
+                }
+                resolved = target;
+                resolved.as_path()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => path,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -86,7 +117,10 @@ impl Config {
 
     /// The default identity on `server`, if this user holds one there.
     pub fn default_identity(&self, server: &str) -> Option<&SavedIdentity> {
-        let mut on_server = self.identities.iter().filter(|i| i.server == server);
+        let mut on_server = self
+            .identities
+            .iter()
+            .filter(|i| same_server(&i.server, server));
         let first = on_server.clone().next();
         on_server.find(|i| i.default).or(first)
     }
@@ -111,7 +145,7 @@ impl Config {
         let matching: Vec<&SavedIdentity> = self
             .identities
             .iter()
-            .filter(|i| i.server == server && i.identity.starts_with(&prefix))
+            .filter(|i| same_server(&i.server, server) && i.identity.starts_with(&prefix))
             .collect();
         let hint = "`worldline identity list` shows the saved identities";
         if prefix.is_empty() {
@@ -140,19 +174,35 @@ impl Config {
     /// `server`; the prefix must pick exactly one identity.
     pub fn set_default(&mut self, server: &str, prefix: &str) -> anyhow::Result<String> {
         let chosen = self.find(server, prefix)?.identity.clone();
-        for identity in self.identities.iter_mut().filter(|i| i.server == server) {
+        for identity in self
+            .identities
+            .iter_mut()
+            .filter(|i| same_server(&i.server, server))
+        {
             identity.default = identity.identity == chosen;
         }
         Ok(chosen)
     }
 }
 
-/// A server URL without a trailing slash; `host:port` gets `http://`.
+/// Whether the URLs `a` and `b` name the same server (see [`normalize_server`]).
+fn same_server(a: &str, b: &str) -> bool {
+    normalize_server(a) == normalize_server(b)
+}
+
+/// A server URL without a trailing slash; `host:port` gets `http://`, and
+/// the scheme and the host are lowercased (URLs compare them without
+/// regard to case), so that `HTTP://LOCALHOST:3000/` and
+/// `http://localhost:3000` name the same server and share its identities.
 pub fn normalize_server(server: &str) -> String {
     let server = server.trim().trim_end_matches('/');
-    if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    }
+    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // A user name or password before the host keeps its case.
+    let (user, host) = authority.split_at(authority.rfind('@').map_or(0, |at| at + 1));
+    format!(
+        "{}://{user}{}{path}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    )
 }

@@ -29,6 +29,31 @@ pub struct GlobalArgs {
     pub server_on_command_line: bool,
 }
 
+/// Fails unless `server` (normalised) is an `http://` or `https://` URL:
+/// a WebSocket URL (which the server prints for clients) or another scheme
+/// is named as the mistake it is, not as a server that cannot be reached.
+fn check_server_scheme(server: &str) -> anyhow::Result<()> {
+    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match scheme {
+        "http" | "https" => Ok(()),
+        "ws" | "wss" => {
+            let http = if scheme == "wss" { "https" } else { "http" };
+            Err(hinted(
+                format!(
+                    "the server address `{server}` is a WebSocket URL; --server (or \
+                     WORLDLINE_SERVER) takes the server's HTTP address"
+                ),
+                format!("pass --server {http}://{authority} (WebSocket clients use the same port)"),
+            ))
+        }
+        _ => Err(hinted(
+            format!("the server address `{server}` is not an http:// or https:// URL"),
+            "pass the server's HTTP address, such as http://127.0.0.1:3000",
+        )),
+    }
+}
+
 /// The loaded configuration and the server a command talks to.
 pub struct Context {
     path: PathBuf,
@@ -54,6 +79,7 @@ impl Context {
             }
         }
         let server = config.server(global.server.as_deref());
+        check_server_scheme(&server)?;
         Ok(Self {
             path,
             config,

@@ -123,8 +123,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         println!("  {}", file.path);
     }
     println!("\nnext steps:");
-    let dir = args.dir.display();
-    println!("  cd {dir}");
+    println!("  cd {}", shell_word(&args.dir.to_string_lossy()));
     for step in &project.next_steps {
         println!("  {step}");
     }
@@ -132,6 +131,21 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     println!("  worldline call {name} {}", project.example_call);
     println!("  worldline sql {name} \"{}\"", project.example_query);
     Ok(())
+}
+
+/// `word` as a POSIX shell reads it back as one word: unchanged if it
+/// holds only characters no shell treats specially, else in single quotes
+/// (a `'` in it written `'\''`), so that printed commands can be pasted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./+=:,@%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// What a language's template makes.

@@ -252,22 +252,30 @@ fn describe(report: &worldline_host::RecoveryReport) -> String {
 
 /// A next step for errors a user can fix.
 pub fn hint(err: &anyhow::Error) -> Option<String> {
-    let host_error = match err.downcast_ref::<ServerError>()? {
-        ServerError::Host(e) => e,
-        ServerError::Secret(e) => return e.chmod_hint(),
-        ServerError::Certificate { .. } => {
-            return Some(
+    let host_error =
+        match err.downcast_ref::<ServerError>()? {
+            ServerError::Host(e) => e,
+            ServerError::Secret(e) => return e.chmod_hint(),
+            ServerError::Certificate { .. } => {
+                return Some(
                 "delete quic-cert.der and quic-key.der from the data directory and start again: \
                  the server makes a new certificate (clients that pinned the old fingerprint \
                  must pin the new one)"
                     .into(),
             );
-        }
-        ServerError::Bind { .. } => {
-            return Some("stop whatever uses the port, or pass --listen / --quic-listen".into());
-        }
-        _ => return None,
-    };
+            }
+            ServerError::Bind { source, .. } => {
+                return Some(match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "stop whatever uses the port, or pass --listen / --quic-listen"
+                }
+                _ => "pass --listen / --quic-listen with an address of this machine, such as \
+                      127.0.0.1:3000 (port 0 picks a free port)",
+            }
+            .into());
+            }
+            _ => return None,
+        };
     match host_error {
         HostError::DataDirLocked(_) => {
             Some("stop the other server, or pass a different --data-dir".into())

@@ -52,10 +52,21 @@ pub struct SubscribeArgs {
     json: bool,
 }
 
-/// Parses `--timeout`: a finite, non-negative number of seconds.
+/// The longest `--timeout`, in seconds (about 31 years).
+const MAX_TIMEOUT_SECONDS: f64 = 1e9;
+
+/// Parses `--timeout`: a finite, non-negative number of seconds, at most
+/// [`MAX_TIMEOUT_SECONDS`].
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(seconds) if (0.0..=1e9).contains(&seconds) => Ok(seconds),
+        Ok(seconds) if (0.0..=MAX_TIMEOUT_SECONDS).contains(&seconds) => Ok(seconds),
+        Ok(seconds) if seconds > MAX_TIMEOUT_SECONDS => Err(format!(
+            "`{text}` seconds is too long: at most {MAX_TIMEOUT_SECONDS:.0} (leave --timeout \
+             out to run until interrupted)"
+        )),
+        Ok(seconds) if seconds < 0.0 => Err(format!(
+            "`{text}` is negative: pass a number of seconds such as 10 or 0.5"
+        )),
         _ => Err(format!(
             "`{text}` is not a number of seconds: pass one such as 10 or 0.5"
         )),

@@ -20,7 +20,10 @@ pub enum ServerError {
     #[error(transparent)]
     Secret(#[from] worldline_host::SecretFileError),
     /// A listening address could not be bound.
-    #[error("cannot listen on {address} ({protocol}): {source}; is another server running there?")]
+    #[error(
+        "cannot listen on {address} ({protocol}): {source}{}",
+        bind_advice(source)
+    )]
     Bind {
         /// `http` or `quic`.
         protocol: &'static str,
@@ -73,4 +76,21 @@ pub enum ServerError {
     /// A database's thread stopped.
     #[error("database `{0}` is not running")]
     DatabaseStopped(String),
+}
+
+/// What most likely made binding a listening address fail, after the
+/// system's own words: another process on the port, or an address that is
+/// not this machine's.
+fn bind_advice(source: &std::io::Error) -> &'static str {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => "; is another server running there?",
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; that IP address is not one of this machine's (127.0.0.1 is this machine only, \
+             0.0.0.0 every interface)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: pick a higher one"
+        }
+        _ => "",
+    }
 }
