@@ -1554,15 +1554,15 @@ fn encoded_size(tables: &[TableRows]) -> usize {
         + 2 * VARINT
 }
 
-/// `sql` as the subscription engine quotes queries ([`query_excerpt`]),
-/// with its full length when it was cut, to name a refused query without
-/// echoing all of it.
 /// `sql` compiled against `schema` for a client (the owner if `owner`),
 /// or why not, quoting an excerpt of it.
 fn compile_query(sql: &str, schema: &ModuleSchema, owner: bool) -> Result<CompiledQuery, String> {
     compile(sql, schema, owner).map_err(|e| format!("{}: {e}", excerpt(sql)))
 }
 
+/// `sql` as the subscription engine quotes queries ([`query_excerpt`]),
+/// with its full length when it was cut, to name a refused query without
+/// echoing all of it.
 fn excerpt(sql: &str) -> String {
     let quoted = query_excerpt(sql);
     if quoted != sql {
