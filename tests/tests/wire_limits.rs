@@ -605,15 +605,17 @@ async fn a_half_sent_frame_after_hello_is_closed_at_the_idle_timeout() {
     live.shutdown().await;
 }
 
-// One connection's burst of commands does not hold up another's: the
-// database runs queued commands in turns, one per connection, so a call
-// waits for at most one command of the burst, not for all of them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call() {
-    // Calls that each run until the reducer deadline stops them.
-    const SLOW_CALLS: u32 = 20;
+/// Sends `slow_calls` calls that each run until the reducer `deadline`
+/// stops them on one connection, then, after `delay`, a quick call on
+/// another, and returns how many of the slow calls were answered before
+/// the quick one.
+async fn slow_calls_answered_before_a_quick_one(
+    deadline: Duration,
+    slow_calls: u32,
+    delay: Duration,
+) -> usize {
     let live = LiveServer::start_with(&[("hostile", "hostile")], |config| {
-        config.host.engine.reducer_deadline = Duration::from_millis(50);
+        config.host.engine.reducer_deadline = deadline;
     })
     .await;
     let mut busy = RawWebSocket::connect(&live.ws_url()).await;
@@ -621,13 +623,13 @@ async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call()
     welcome(busy.recv().await);
     let caller = live.connect(Transport::Quic, "hostile").await;
 
-    for request_id in 0..SLOW_CALLS {
+    for request_id in 0..slow_calls {
         busy.send(&call(request_id, "spin", args(&()))).await;
     }
     // When each slow call's answer arrived.
     let answers = tokio::spawn(async move {
         let mut arrivals = Vec::new();
-        for _ in 0..SLOW_CALLS {
+        for _ in 0..slow_calls {
             match busy.recv().await {
                 Some(ServerMessage::ReducerResult { .. }) => arrivals.push(Instant::now()),
                 other => panic!("expected ReducerResult, got {other:?}"),
@@ -635,16 +637,26 @@ async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call()
         }
         arrivals
     });
-    // The burst is on its way; the call follows it.
+    tokio::time::sleep(delay).await;
     let outcome = caller.call("seed", &(0u32,)).await.expect("the call");
     assert_eq!(outcome.status, ReducerStatus::Committed);
     let answered = Instant::now();
     let arrivals = answers.await.expect("every slow call answered");
-    let ran_before = arrivals.iter().filter(|at| **at < answered).count() as u32;
     caller.close().await;
+    arrivals.iter().filter(|at| **at < answered).count()
+}
+
+// One connection's burst of commands does not hold up another's: the
+// database runs queued commands in turns, one per connection, so a call
+// waits for at most one command of the burst, not for all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call() {
+    // The burst is on its way; the call follows it at once.
+    let ran_before =
+        slow_calls_answered_before_a_quick_one(Duration::from_millis(50), 20, Duration::ZERO).await;
     assert!(
         ran_before <= 3,
-        "{ran_before} of the {SLOW_CALLS} slow calls sent before the call ran first"
+        "{ran_before} of the 20 slow calls sent before the call ran first"
     );
 }
 
@@ -655,37 +667,13 @@ async fn a_burst_from_one_connection_does_not_hold_up_another_connections_call()
 // answer until the third had run too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_sent_during_a_slow_call_runs_and_is_answered_before_the_next_one() {
-    const SLOW_CALLS: u32 = 3;
-    let live = LiveServer::start_with(&[("hostile", "hostile")], |config| {
-        config.host.engine.reducer_deadline = Duration::from_millis(400);
-    })
+    // The call is sent well within the first slow call.
+    let ran_before = slow_calls_answered_before_a_quick_one(
+        Duration::from_millis(400),
+        3,
+        Duration::from_millis(100),
+    )
     .await;
-    let mut busy = RawWebSocket::connect(&live.ws_url()).await;
-    busy.send(&hello("hostile", None)).await;
-    welcome(busy.recv().await);
-    let caller = live.connect(Transport::Quic, "hostile").await;
-
-    for request_id in 0..SLOW_CALLS {
-        busy.send(&call(request_id, "spin", args(&()))).await;
-    }
-    let answers = tokio::spawn(async move {
-        let mut arrivals = Vec::new();
-        for _ in 0..SLOW_CALLS {
-            match busy.recv().await {
-                Some(ServerMessage::ReducerResult { .. }) => arrivals.push(Instant::now()),
-                other => panic!("expected ReducerResult, got {other:?}"),
-            }
-        }
-        arrivals
-    });
-    // Well within the first slow call.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let outcome = caller.call("seed", &(0u32,)).await.expect("the call");
-    assert_eq!(outcome.status, ReducerStatus::Committed);
-    let answered = Instant::now();
-    let arrivals = answers.await.expect("every slow call answered");
-    let ran_before = arrivals.iter().filter(|at| **at < answered).count();
-    caller.close().await;
     assert_eq!(
         ran_before, 1,
         "the call was answered after {ran_before} of the slow calls"
