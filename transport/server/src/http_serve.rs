@@ -37,8 +37,9 @@ pub(crate) async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    // Each connection holds a receiver; all are gone once all have ended.
-    let (stopping, stopped) = watch::channel(false);
+    // Tells the connections to finish; each holds a receiver of it, so all
+    // receivers are gone once every connection has ended.
+    let (finish, _) = watch::channel(false);
     loop {
         let (io, addr) = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -58,21 +59,18 @@ pub(crate) async fn serve(
         let connection = http
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        let mut stopping = stopping.subscribe();
-        let stopped = stopped.clone();
+        let mut finishing = finish.subscribe();
         tokio::spawn(async move {
             let mut connection = pin!(connection);
             loop {
                 tokio::select! {
                     _ = connection.as_mut() => break,
-                    _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
+                    _ = finishing.changed() => connection.as_mut().graceful_shutdown(),
                 }
             }
-            drop(stopped);
         });
     }
     drop(listener);
-    let _ = stopping.send(true);
-    drop(stopped);
-    stopping.closed().await;
+    let _ = finish.send(true);
+    finish.closed().await;
 }
