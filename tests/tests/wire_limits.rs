@@ -133,7 +133,12 @@ async fn a_greedy_quic_subscriber_is_dropped_with_a_readable_error() {
     greedy_subscriber_is_dropped_with_a_readable_error(true).await;
 }
 
+/// Held by the tests that measure the process's memory, so that one does
+/// not count what another makes the server hold.
+static MEASURING_MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn greedy_subscriber_is_dropped_with_a_readable_error(quic: bool) {
+    let _measuring = MEASURING_MEMORY.lock().await;
     let live = LiveServer::start_with(&[("chat", "chat")], |config| {
         config.max_queued_bytes = 256 * 1024;
         config.idle_timeout = Duration::from_secs(20);
@@ -674,8 +679,10 @@ async fn a_call_sent_during_a_slow_call_runs_and_is_answered_before_the_next_one
         Duration::from_millis(100),
     )
     .await;
-    assert_eq!(
-        ran_before, 1,
+    // The first slow call's answer and the call's go out together: either
+    // may reach its client first.
+    assert!(
+        ran_before <= 1,
         "the call was answered after {ran_before} of the slow calls"
     );
 }
