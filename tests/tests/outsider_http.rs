@@ -65,6 +65,17 @@ async fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// What the server writes on `stream` until it closes it (or `within`
+/// passes without a byte), as text. Blocking.
+fn answer_within(stream: &mut TcpStream, within: Duration) -> String {
+    stream
+        .set_read_timeout(Some(within))
+        .expect("a read timeout");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Held by the tests that measure the process's memory, so that one does
 /// not count what another makes the server hold.
 static MEASURING_MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -284,16 +295,10 @@ async fn uploads_that_stall_hold_bounded_memory_and_are_dropped() {
         started.elapsed()
     );
     let mut first = reading[0].try_clone().expect("a stream");
-    let answer = tokio::task::spawn_blocking(move || {
-        first
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("a read timeout");
-        let mut answer = Vec::new();
-        let _ = first.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
-    })
-    .await
-    .expect("the reading thread");
+    let answer =
+        tokio::task::spawn_blocking(move || answer_within(&mut first, Duration::from_secs(10)))
+            .await
+            .expect("the reading thread");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(
         answer.contains("the component's upload stalled: no bytes arrived for 30 s"),
@@ -572,15 +577,10 @@ async fn request_bodies_that_stall_hold_bounded_memory_and_are_dropped() {
 
     // An address already sending 8 MiB is refused another large body at once.
     let mut more = stalled_sql(Ipv4Addr::new(127, 0, 1, 10), addr, mega, 0).await;
-    let answer = tokio::task::spawn_blocking(move || {
-        more.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("a read timeout");
-        let mut answer = Vec::new();
-        let _ = more.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
-    })
-    .await
-    .expect("the reading thread");
+    let answer =
+        tokio::task::spawn_blocking(move || answer_within(&mut more, Duration::from_secs(5)))
+            .await
+            .expect("the reading thread");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("127.0.1.10 is already sending"), "{answer}");
 
@@ -588,14 +588,7 @@ async fn request_bodies_that_stall_hold_bounded_memory_and_are_dropped() {
     let answers = tokio::task::spawn_blocking(move || {
         stalled
             .into_iter()
-            .map(|mut stream| {
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(45)))
-                    .expect("a read timeout");
-                let mut answer = Vec::new();
-                let _ = stream.read_to_end(&mut answer);
-                String::from_utf8_lossy(&answer).into_owned()
-            })
+            .map(|mut stream| answer_within(&mut stream, Duration::from_secs(45)))
             .collect::<Vec<_>>()
     })
     .await
