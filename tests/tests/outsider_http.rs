@@ -669,3 +669,63 @@ async fn connections_that_send_no_request_head_are_closed() {
     assert_eq!(status, 200, "{body}");
     live.shutdown().await;
 }
+
+// HTTP_API.md "Request bodies", "Uploads": a body must bring 16 KiB (or
+// its end) in every 30 s. A client sending one byte a second was never
+// dropped, as each byte reset the idle deadline, and held the room its
+// body declared (a whole component's worth, for an upload) for as long
+// as it liked.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_that_trickle_are_dropped_as_too_slow() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let trickles = [
+        ("/v1/database/trickled", 1 << 20, "the component's upload"),
+        ("/v1/database/bank/sql", 512 << 10, "the request body"),
+    ]
+    .map(|(path, len, subject)| {
+        tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).expect("connecting");
+            let head =
+                format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\n\r\n");
+            stream.write_all(head.as_bytes()).expect("sending the head");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("a read timeout");
+            let started = Instant::now();
+            let mut answer = Vec::new();
+            // A byte a second, reading between them, until the server answers.
+            while started.elapsed() < Duration::from_secs(50) {
+                if stream.write_all(b" ").is_err() {
+                    break;
+                }
+                let mut scratch = [0; 4096];
+                match stream.read(&mut scratch) {
+                    Ok(0) => break,
+                    Ok(n) => answer.extend_from_slice(&scratch[..n]),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    answer.extend(answer_within(&mut stream, Duration::from_secs(2)).bytes());
+                    break;
+                }
+            }
+            (subject, String::from_utf8_lossy(&answer).into_owned())
+        })
+    });
+    for trickle in trickles {
+        let (subject, answer) = trickle.await.expect("the trickling thread");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{subject}: {answer:?}");
+        let expected = format!("{subject} is too slow: ");
+        assert!(answer.contains(&expected), "{answer}");
+        assert!(
+            answer.contains("bytes arrived in 30 s, fewer than the 16384 a body must bring"),
+            "{answer}"
+        );
+    }
+    assert_eq!(database_names(&live).await, ["bank"]);
+    live.shutdown().await;
+}

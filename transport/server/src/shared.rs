@@ -58,19 +58,13 @@ pub(crate) struct Shared {
     pub(crate) refused_waiting: std::sync::Arc<tokio::sync::Semaphore>,
     /// The bytes of messages waiting for clients, server-wide.
     pub(crate) outgoing: std::sync::Arc<OutgoingBudget>,
-    /// The bytes of uploaded components the server may hold at once, one
-    /// permit a byte (see [`MAX_UPLOAD_BYTES`]).
-    pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
-    /// The bytes of uploads each address has under way (see
+    /// Room for uploaded components (see [`MAX_UPLOAD_BYTES`] and
     /// [`MAX_UPLOAD_BYTES_PER_ADDRESS`]).
-    pub(crate) upload_shares: std::sync::Arc<AddressShares>,
-    /// The bytes of other request bodies the server may hold at once
-    /// beyond their first [`FREE_BODY_BYTES`], one permit a byte (see
-    /// [`MAX_BODY_BYTES`]).
-    pub(crate) bodies: std::sync::Arc<tokio::sync::Semaphore>,
-    /// The bytes of those bodies each address has under way (see
+    pub(crate) uploads: BodyPool,
+    /// Room for other request bodies beyond their first
+    /// [`FREE_BODY_BYTES`] (see [`MAX_BODY_BYTES`] and
     /// [`MAX_BODY_BYTES_PER_ADDRESS`]).
-    pub(crate) body_shares: std::sync::Arc<AddressShares>,
+    pub(crate) bodies: BodyPool,
     /// The bytes of messages partly received the server may hold at once,
     /// one permit a byte (see [`crate::incoming`]).
     pub(crate) incoming: std::sync::Arc<tokio::sync::Semaphore>,
@@ -80,6 +74,28 @@ pub(crate) struct Shared {
 /// once (the largest component), so that one address cannot take all of it.
 pub(crate) const MAX_UPLOAD_BYTES_PER_ADDRESS: usize =
     worldline_transport::http_api::MAX_COMPONENT_BYTES;
+
+/// Room for request bodies of one kind while they are received: the bytes
+/// held at once server-wide (one permit a byte) and per client address.
+pub(crate) struct BodyPool {
+    /// The server-wide room, one permit a byte.
+    pub(crate) room: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The bytes of `room` in all.
+    pub(crate) capacity: usize,
+    /// The bytes each address holds.
+    pub(crate) shares: std::sync::Arc<AddressShares>,
+}
+
+impl BodyPool {
+    /// `capacity` bytes server-wide, at most `per_address` of them one address's.
+    fn new(capacity: usize, per_address: usize) -> Self {
+        Self {
+            room: std::sync::Arc::new(tokio::sync::Semaphore::new(capacity)),
+            capacity,
+            shares: std::sync::Arc::new(AddressShares::new(per_address)),
+        }
+    }
+}
 
 /// The bytes of request bodies each client address has under way, held
 /// to a cap per address.
@@ -210,10 +226,8 @@ impl Shared {
             address_slots: Default::default(),
             refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
             outgoing,
-            uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_UPLOAD_BYTES)),
-            upload_shares: std::sync::Arc::new(AddressShares::new(MAX_UPLOAD_BYTES_PER_ADDRESS)),
-            bodies: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_BODY_BYTES)),
-            body_shares: std::sync::Arc::new(AddressShares::new(MAX_BODY_BYTES_PER_ADDRESS)),
+            uploads: BodyPool::new(MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS),
+            bodies: BodyPool::new(MAX_BODY_BYTES, MAX_BODY_BYTES_PER_ADDRESS),
             incoming: std::sync::Arc::new(tokio::sync::Semaphore::new(incoming)),
         };
         for (name, database) in databases {

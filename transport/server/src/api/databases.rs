@@ -1,18 +1,14 @@
 //! `/v1/database...`: list, publish (create, hot swap or replace), describe,
 //! delete, call a reducer with JSON arguments, and run SQL.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt as _;
 use serde::Deserialize;
 use serde_json::Value;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, value_to_json};
@@ -25,14 +21,13 @@ use worldline_transport::http_api::{
 };
 
 use super::auth::{caller, required_caller};
-use super::body::{BODY_IDLE, read_body};
+use super::body::{CALL_OR_QUERY, COMPONENT, read_body};
 use super::{ApiError, MAX_REQUEST_BYTES, ask, database, describe};
 use crate::database_actor::{Admin, CallAnswer, Description, allow_list_text};
 use crate::error::ServerError;
 use crate::http_listener::Peer;
 use crate::procedures::{ProcedureCall, call_procedure};
-use crate::shared::{AddressShare, MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS, Shared};
-use tokio::sync::OwnedSemaphorePermit;
+use crate::shared::Shared;
 
 /// `GET /v1/database`: every database, by name.
 pub(crate) async fn list(
@@ -174,7 +169,9 @@ pub(crate) async fn publish(
     // The whole upload is read before any other answer, a malformed query
     // string's included: one sent while the client is still sending would
     // be lost to it (closing a connection with unread input resets it).
-    let (wasm, _room) = read_component(&shared, peer.addr.ip(), upload, &name).await?;
+    let path = format!("/v1/database/{name}");
+    let (wasm, _room) =
+        read_body(&shared.uploads, &COMPONENT, peer.addr.ip(), upload, &path).await?;
     let Query(options) = options.map_err(|rejection| {
         ApiError::from_framework(
             rejection.status(),
@@ -281,99 +278,6 @@ async fn check_may_publish(
         }
     }
     Ok(())
-}
-
-/// The room an upload holds under [`MAX_UPLOAD_BYTES`], server-wide and
-/// for its address, until dropped.
-struct UploadRoom {
-    _permit: OwnedSemaphorePermit,
-    _share: AddressShare,
-}
-
-/// How long a publish may wait for room under [`MAX_UPLOAD_BYTES`] before
-/// it is refused with `503`.
-const UPLOAD_WAIT: Duration = Duration::from_secs(60);
-
-/// Reads an uploaded component of at most [`MAX_COMPONENT_BYTES`], holding
-/// room for it under the server's [`MAX_UPLOAD_BYTES`] (the permit returned,
-/// to keep while the bytes are in use). A declared length over the limit
-/// is refused before anything is read (a client that sends the body
-/// anyway still reads the answer: the listener reads and drops what it
-/// sends as the connection closes).
-async fn read_component(
-    shared: &Shared,
-    peer: IpAddr,
-    mut upload: Body,
-    name: &str,
-) -> Result<(Bytes, UploadRoom), ApiError> {
-    let too_large = || {
-        ApiError::from_framework(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &Method::POST,
-            &format!("/v1/database/{name}"),
-            "",
-            MAX_COMPONENT_BYTES,
-        )
-    };
-    let hint = upload.size_hint();
-    if hint.lower() > MAX_COMPONENT_BYTES as u64 {
-        return Err(too_large());
-    }
-    let room = hint
-        .upper()
-        .map_or(MAX_COMPONENT_BYTES, |n| n as usize)
-        .min(MAX_COMPONENT_BYTES);
-    // One address gets at most one largest component's worth of the room,
-    // so that it cannot hold up everyone else's publishing.
-    let share = shared.upload_shares.take(peer, room).map_err(|held| {
-        ApiError::unavailable(format!(
-            "{peer} is already uploading {held} bytes of components, and this one would \
-             take {room} more: at most {MAX_UPLOAD_BYTES_PER_ADDRESS} at once per address"
-        ))
-        .with_hint("nothing was published; publish again once the other uploads have finished")
-    })?;
-    let permit = tokio::time::timeout(
-        UPLOAD_WAIT,
-        Arc::clone(&shared.uploads).acquire_many_owned(room as u32),
-    )
-    .await
-    .map_err(|_| {
-        ApiError::unavailable(format!(
-            "the server is already receiving as many components as it holds at once \
-             ({MAX_UPLOAD_BYTES} bytes) and has had no room for this one for {} s",
-            UPLOAD_WAIT.as_secs()
-        ))
-        .with_hint("nothing was published; publish again shortly")
-    })?
-    .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
-    let mut wasm = Vec::with_capacity(room);
-    loop {
-        let frame = tokio::time::timeout(BODY_IDLE, upload.frame())
-            .await
-            .map_err(|_| {
-                ApiError::request_timeout(format!(
-                    "the component's upload stalled: no bytes arrived for {} s",
-                    BODY_IDLE.as_secs()
-                ))
-                .with_hint("nothing was published; publish again")
-            })?;
-        let Some(frame) = frame else {
-            let room = UploadRoom {
-                _permit: permit,
-                _share: share,
-            };
-            return Ok((Bytes::from(wasm), room));
-        };
-        let frame = frame.map_err(|error| {
-            ApiError::bad_request(format!("the component's upload broke off: {error}"))
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if wasm.len() + data.len() > room {
-                return Err(too_large());
-            }
-            wasm.extend_from_slice(&data);
-        }
-    }
 }
 
 /// Compiles a module for a hot swap off the async threads, while its
@@ -496,7 +400,8 @@ pub(crate) async fn call(
     body: Body,
 ) -> Result<Json<CallResult>, ApiError> {
     let path = format!("/v1/database/{name}/call/{reducer}");
-    let (body, _room) = read_body(&shared, peer.addr.ip(), body, &path).await?;
+    let (body, _room) =
+        read_body(&shared.bodies, &CALL_OR_QUERY, peer.addr.ip(), body, &path).await?;
     let caller = required_caller(&shared.authority, &headers, "calling a reducer")?;
     let args = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Array(Vec::new())
@@ -593,7 +498,8 @@ pub(crate) async fn sql(
     body: Body,
 ) -> Result<Response, ApiError> {
     let path = format!("/v1/database/{name}/sql");
-    let (body, _room) = read_body(&shared, peer.addr.ip(), body, &path).await?;
+    let (body, _room) =
+        read_body(&shared.bodies, &CALL_OR_QUERY, peer.addr.ip(), body, &path).await?;
     let query = String::from_utf8(body.into()).map_err(|e| {
         let text = format!("the query is not valid UTF-8: {}", e.utf8_error());
         ApiError::from_framework(
