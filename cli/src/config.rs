@@ -56,10 +56,41 @@ pub fn config_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".config/worldline/config.toml"))
 }
 
+/// The longest config file read: far more than any number of identities
+/// needs, and a bound on what a wrong `--config` makes the command read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of the config file at `path`, refusing a pipe or a socket
+/// before opening it and a file over [`MAX_CONFIG_BYTES`].
+fn read_config_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::FileTypeExt as _;
+
+    let kind = std::fs::metadata(path)?.file_type();
+    if kind.is_fifo() || kind.is_socket() {
+        return Err(std::io::Error::other(
+            "it is a pipe or a socket, not a config file",
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is longer than {MAX_CONFIG_BYTES} bytes, which no config file is"
+        )));
+    }
+    Ok(text)
+}
+
 impl Config {
     /// Reads the file at `path`; a missing file is an empty configuration.
+    /// A pipe or a socket is refused (reading one would wait for a writer),
+    /// and so is a file longer than [`MAX_CONFIG_BYTES`] (such as a device
+    /// that never ends).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        match std::fs::read_to_string(path) {
+        match read_config_text(path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
                 hinted(
                     format!("the config file {} is not valid: {e}", path.display()),

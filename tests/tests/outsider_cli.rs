@@ -428,3 +428,39 @@ fn publish_of_a_missing_wasm_file_says_what_to_pass() {
     assert!(!ran.stderr.contains("--help"), "{}", ran.stderr);
     assert!(!cli.config.exists(), "an identity was asked for");
 }
+
+/// `--config` naming a pipe (a FIFO) is refused at once: reading it waited
+/// for a writer, and the command hung with no word. A device that never
+/// ends (`/dev/zero`) is refused too, not read into memory without end.
+#[test]
+fn a_config_that_is_a_pipe_or_endless_is_refused_not_waited_on() {
+    let home = TempDir::new("outsider-cli-fifo");
+    let cli = Cli::new(home.path());
+    let made = Command::new("mkfifo")
+        .arg(&cli.config)
+        .status()
+        .expect("running mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let endless = Cli {
+        config: PathBuf::from("/dev/zero"),
+    };
+    for (cli, expected) in [
+        (&cli, "it is a pipe or a socket, not a config file"),
+        (&endless, "bytes, which no config file is"),
+    ] {
+        let mut child = cli
+            .command(home.path(), &["list"])
+            .spawn()
+            .expect("running worldline");
+        let started = Instant::now();
+        while child.try_wait().expect("waiting").is_none() {
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("`worldline list --config {}` hung", cli.config.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ran = Ran::from(child.wait_with_output().expect("the output")).failed();
+        assert!(ran.stderr.contains(expected), "{}", ran.stderr);
+    }
+}
