@@ -199,13 +199,28 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64() * 1e3,
             args.durability
         );
+        let http = server.http_addr();
+        let quic = server.quic_addr();
+        if http.ip().is_unspecified() {
+            let from_here = reachable_from_here(http);
+            say!(
+                "worldline: HTTP and WebSocket on http://{http} (every address of this machine: \
+                 clients connect to ws://HOST:{}/v1/ws, from this machine ws://{from_here}/v1/ws)",
+                http.port()
+            );
+        } else {
+            say!(
+                "worldline: HTTP and WebSocket on http://{http} (clients connect to \
+                 ws://{http}/v1/ws)"
+            );
+        }
         say!(
-            "worldline: HTTP and WebSocket on http://{0} (clients connect to ws://{0}/v1/ws)",
-            server.http_addr()
-        );
-        say!(
-            "worldline: QUIC on {} (certificate SHA-256 fingerprint {})",
-            server.quic_addr(),
+            "worldline: QUIC on {quic} ({}certificate SHA-256 fingerprint {})",
+            if quic.ip().is_unspecified() {
+                "every address of this machine; "
+            } else {
+                ""
+            },
             fingerprint_hex(&server.fingerprint())
         );
         for address in &args.http_allow_private {
@@ -227,6 +242,22 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// The address a client on this machine reaches `listening` at: itself,
+/// or the loopback address when it listens on every address (`0.0.0.0`,
+/// `::`), which no client can connect to.
+fn reachable_from_here(listening: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match listening.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, listening.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, listening.port()))
+        }
+        _ => listening,
+    }
 }
 
 /// One line on what recovery did for a database.

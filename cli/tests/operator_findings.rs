@@ -599,3 +599,45 @@ fn a_component_over_the_upload_limit_is_refused_before_upload() {
     assert!(stderr.contains("Uploading"), "{stderr}");
     assert!(!stderr.contains("larger than"), "{stderr}");
 }
+
+// A server started on every address (`--listen 0.0.0.0:PORT`) printed
+// `clients connect to ws://0.0.0.0:PORT/v1/ws`, an address no client can
+// connect to. It now says it listens on every address and names the
+// loopback address for clients on the same machine.
+#[test]
+fn start_on_every_address_names_an_address_clients_can_use() {
+    let dir = TempDir::new("worldline-cli-every-address");
+    let mut child = std::process::Command::new(support::WORLDLINE)
+        .args([
+            "start",
+            "--listen",
+            "0.0.0.0:0",
+            "--quic-listen",
+            "0.0.0.0:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("worldline: ready"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let http = lines
+        .iter()
+        .find(|l| l.contains("HTTP and WebSocket on http://0.0.0.0:"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(http.contains("every address of this machine"), "{http}");
+    assert!(http.contains("from this machine ws://127.0.0.1:"), "{http}");
+    assert!(!http.contains("ws://0.0.0.0"), "{http}");
+    let quic = lines
+        .iter()
+        .find(|l| l.contains("QUIC on 0.0.0.0:"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(quic.contains("every address of this machine"), "{quic}");
+}
