@@ -78,7 +78,12 @@ fn publish_call_query_subscribe_and_delete() {
         .collect();
     assert_eq!(updates.len(), 2, "{lines:?}");
     assert_eq!(updates[0]["reducer"], "send_message");
-    assert_eq!(updates[0]["caller"], owner.as_str());
+    // The caller is written as the rows' identity columns are, "0x" and hex.
+    assert_eq!(updates[0]["caller"], format!("0x{owner}"));
+    assert_eq!(
+        updates[0]["caller"],
+        updates[0]["tables"][0]["inserts"][0]["sender"]
+    );
     assert_eq!(updates[1]["tables"][0]["inserts"][0]["text"], "third");
 
     let table = alice.ok(&["sql", "chat", "SELECT * FROM message WHERE id > 1"]);

@@ -155,7 +155,9 @@ async fn subscribe(
             }
             Event::TransactionUpdate { tables, event } => {
                 updates += 1;
-                let caller = Identity::from_bytes(event.caller).to_string();
+                // Written as row values of type `identity` are ("0x" and hex), so
+                // that it compares equal to a column such as `sender`.
+                let caller = format!("0x{}", Identity::from_bytes(event.caller));
                 print_update(args.json, schema, &event.reducer, &caller, &tables)?;
             }
             Event::Error { message } => eprintln!("server: {message}"),
