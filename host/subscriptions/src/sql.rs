@@ -13,8 +13,8 @@ use std::num::IntErrorKind;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator,
-    ObjectNamePart, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor,
-    UnaryOperator, Value as SqlValue,
+    LimitClause, ObjectNamePart, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
+    TableFactor, UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -262,8 +262,16 @@ fn compile_query(
     if query.order_by.is_some() {
         return Err(unsupported("ORDER BY"));
     }
-    if query.limit_clause.is_some() || query.fetch.is_some() {
-        return Err(unsupported("LIMIT"));
+    match &query.limit_clause {
+        // `OFFSET N` and `LIMIT ALL OFFSET N` have an offset and no limit.
+        Some(LimitClause::LimitOffset {
+            limit: None,
+            offset: Some(_),
+            ..
+        }) => return Err(unsupported("OFFSET")),
+        Some(_) => return Err(unsupported("LIMIT")),
+        None if query.fetch.is_some() => return Err(unsupported("FETCH")),
+        None => {}
     }
     let SetExpr::Select(select) = *query.body else {
         return Err(unsupported("UNION, VALUES and other set expressions"));
