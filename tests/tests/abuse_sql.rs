@@ -15,6 +15,10 @@ use worldline_tests::raw::{RawQuic, RawWebSocket, call, hello};
 use worldline_tests::{args, peak_resident_bytes, resident_bytes};
 use worldline_transport::{ClientMessage, ReducerStatus, ServerMessage};
 
+/// Held by the tests that measure the process's memory, so that one does
+/// not count what another makes the server hold.
+static MEASURING_MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `SELECT * FROM account WHERE id = 0 OR id = 1 OR ...` with `terms` comparisons.
 fn or_chain(terms: usize) -> String {
     let terms: Vec<String> = (0..terms).map(|i| format!("id = {i}")).collect();
@@ -219,6 +223,7 @@ async fn long_and_deep_subscriptions_are_refused_and_the_connection_goes_on() {
 // limit at all), so the cost was the square of the data, not the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
+    let _measuring = MEASURING_MEMORY.lock().await;
     let limit: u32 = 1 << 20;
     let live = LiveServer::start_with(&[("chat", "chat")], |config| {
         config.max_queued_bytes = limit;
@@ -306,6 +311,7 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
 // 4.5 GB to answer 126 MB of JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_over_http_is_held_to_the_limit_as_json() {
+    let _measuring = MEASURING_MEMORY.lock().await;
     let live = LiveServer::start(&[("hostile", "hostile")]).await;
     let mut ws = welcomed_ws(&live, "hostile").await;
     // 60 rows of 1 MiB: within the 64 MiB limit in their binary encoding,
@@ -352,6 +358,7 @@ async fn sql_over_http_is_held_to_the_limit_as_json() {
 // message, on the database's thread, until the process ran out of memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_built() {
+    let _measuring = MEASURING_MEMORY.lock().await;
     let limit: u32 = 1 << 20;
     let live = LiveServer::start_with(&[("hostile", "hostile")], |config| {
         config.max_queued_bytes = limit;
@@ -420,6 +427,70 @@ async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_b
         ),
         "the database still serves"
     );
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": rows count at least 32 bytes each against
+// `max_message_bytes`. 4,000 tags of one kind joined with themselves on
+// `kind` are 16 million rows of 3 bytes: within the default 64 MiB counted
+// by their bytes alone, so the server built them all, each a list entry
+// and a copy of some 50 bytes, and the process peaked more than a
+// gigabyte higher for one subscription of one client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_of_tiny_rows_is_held_to_the_limit_in_memory_too() {
+    let _measuring = MEASURING_MEMORY.lock().await;
+    let live = LiveServer::start(&[("hostile", "hostile")]).await;
+    let mut caller = welcomed_ws(&live, "hostile").await;
+    caller
+        .send(&call(1, "tag_rows", args(&(0u32, 4_000u32, 0u32))))
+        .await;
+    let result = caller.recv().await;
+    assert!(
+        matches!(
+            result,
+            Some(ServerMessage::ReducerResult {
+                status: ReducerStatus::Committed,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let before = peak_resident_bytes();
+    let mut square = welcomed_ws(&live, "hostile").await;
+    square
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 1,
+            queries: vec!["SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind".into()],
+        })
+        .await;
+    match square.recv().await {
+        Some(ServerMessage::SubscriptionError { message, .. }) => {
+            assert!(
+                message.contains("more than the 67108864 bytes"),
+                "{message}"
+            )
+        }
+        other => panic!(
+            "expected the subscription to be refused, got {:?}",
+            other.map(|m| format!("{m:?}").chars().take(200).collect::<String>())
+        ),
+    }
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 320 << 20,
+        "one subscription made the process peak {} MB higher",
+        grown >> 20
+    );
+    // A join of the same rows that fits is answered.
+    square
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 2,
+            queries: vec![
+                "SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind WHERE a.id < 10".into(),
+            ],
+        })
+        .await;
+    assert_eq!(applied_rows(square.recv().await), 40_000);
     live.shutdown().await;
 }
 

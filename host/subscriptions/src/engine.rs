@@ -138,8 +138,10 @@ impl SubscriptionEngine {
     }
 
     /// Like [`initial_rows`](Self::initial_rows), but gives up as soon as
-    /// the rows take more than `max_bytes` (each row counting its length
-    /// and one byte more, the least its length prefix takes on the wire).
+    /// the rows take more than `max_bytes` (each row counting its
+    /// [`row_cost`](crate::row_cost): its length and one byte more, the
+    /// least its length prefix takes on the wire, and at least
+    /// [`MIN_ROW_BYTES`](crate::MIN_ROW_BYTES)).
     /// A join's rows can be the product of its tables' sizes (every row
     /// of a table joined with itself on a column they all share): this
     /// stops before holding them all.
@@ -170,8 +172,8 @@ impl SubscriptionEngine {
     }
 
     /// Like [`evaluate`](Self::evaluate), but a query whose change takes
-    /// more than `max_bytes` (each row counting its length and one byte
-    /// more, the least its length prefix takes on the wire) gets
+    /// more than `max_bytes` (each row counting its
+    /// [`row_cost`](crate::row_cost)) gets
     /// [`RowsTooLarge`] instead of its rows. A join's change can be the
     /// product of the transaction's rows and the table's (rows inserted
     /// under a key that many rows share): this stops before holding it.

@@ -70,9 +70,24 @@ pub(crate) fn join_rows(
     }
 }
 
-/// How many bytes of rows a reader still takes: each row counts its bytes
-/// and one more (the least a length prefix takes on the wire), so rows
-/// refused by the budget would not fit a message of that many bytes.
+/// The least one row counts for in a [`Budget`], whatever its length:
+/// about what the server holds for each row of a result while it gathers
+/// and sends it (its place in the list, its copy, its length prefix). With
+/// rows counted by their bytes alone, a join of rows of a few bytes each
+/// (a table joined with itself on a column its rows share) made the
+/// server hold some fifty times the limit.
+pub const MIN_ROW_BYTES: usize = 32;
+
+/// What one row of `len` bytes counts for in a [`Budget`]: its bytes and
+/// one more (the least a length prefix takes on the wire), and at least
+/// [`MIN_ROW_BYTES`].
+pub fn row_cost(len: usize) -> usize {
+    (len + 1).max(MIN_ROW_BYTES)
+}
+
+/// How many bytes of rows a reader still takes, each row counting its
+/// [`row_cost`]: so rows refused by the budget would not fit a message of
+/// that many bytes, and the rows taken are bounded in memory.
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
@@ -88,7 +103,7 @@ impl Budget {
     /// Takes `copies` copies of `row` from the budget, or says it ran out
     /// (as a `ControlFlow`, for the readers' `?`).
     pub(crate) fn take(&mut self, row: &[u8], copies: usize) -> ControlFlow<RowsTooLarge> {
-        let bytes = (row.len() + 1).saturating_mul(copies);
+        let bytes = row_cost(row.len()).saturating_mul(copies);
         self.taken = self.taken.saturating_add(bytes);
         if self.taken > self.limit {
             return ControlFlow::Break(RowsTooLarge { limit: self.limit });
@@ -104,7 +119,7 @@ impl Budget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the rows take more than {limit} bytes")]
 pub struct RowsTooLarge {
-    /// The bytes allowed (each row counting its length and one byte more).
+    /// The bytes allowed (each row counting its [`row_cost`]).
     pub limit: usize,
 }
 

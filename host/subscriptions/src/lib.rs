@@ -32,7 +32,7 @@ mod query_index;
 mod sql;
 
 pub use engine::{QueryId, QueryUpdate, SubscriptionEngine};
-pub use join::RowsTooLarge;
+pub use join::{MIN_ROW_BYTES, RowsTooLarge, row_cost};
 pub use sql::{
     CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError, compile,
     query_excerpt,

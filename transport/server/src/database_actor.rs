@@ -28,7 +28,7 @@ use worldline_host::datastore::{Lifecycle, ModuleSchema, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{
     CompiledQuery, QueryError, QueryId, QueryUpdate, RowsTooLarge, SubscriptionEngine, compile,
-    query_excerpt,
+    query_excerpt, row_cost,
 };
 use worldline_transport::{
     ClientMessage, ProcedureStatus, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
@@ -1025,7 +1025,7 @@ impl Actor {
 
     /// Runs `sql` once (private tables only for the `owner`), returning the
     /// table it reads and the rows it matches now, unless they take more
-    /// than `max_bytes` (each row counting its length and one byte more).
+    /// than `max_bytes` (each row counting its [`row_cost`]).
     fn query_once(
         &self,
         sql: &str,
@@ -1043,8 +1043,7 @@ impl Actor {
     }
 
     /// Like [`current_rows`](Self::current_rows), giving up as soon as the
-    /// rows take more than `max_bytes` (each counting its length and one
-    /// byte more).
+    /// rows take more than `max_bytes` (each counting its [`row_cost`]).
     fn current_rows_within(
         &self,
         ids: &[QueryId],
@@ -1059,7 +1058,7 @@ impl Actor {
                 .engine
                 .initial_rows_within(*id, self.database.datastore(), left)
                 .map_err(|_| RowsTooLarge { limit: max_bytes })?;
-            taken += rows.iter().map(|row| row.len() + 1).sum::<usize>();
+            taken += rows.iter().map(|row| row_cost(row.len())).sum::<usize>();
             let entry = table_entry(&mut tables, table, |table| TableRows {
                 table,
                 rows: Vec::new(),
