@@ -376,28 +376,7 @@ fn small_messages_say_what_is_wrong() {
         "{stderr}"
     );
 
-    let dir = TempDir::new("worldline-cli-localhost");
-    let mut child = std::process::Command::new(support::WORLDLINE)
-        .args([
-            "start",
-            "--listen",
-            "localhost:0",
-            "--quic-listen",
-            "localhost:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let lines: Vec<String> = std::io::BufRead::lines(stdout)
-        .map_while(Result::ok)
-        .take_while(|l| !l.starts_with("worldline: ready"))
-        .collect();
-    let _ = child.kill();
-    let _ = child.wait();
+    let lines = start_lines("localhost:0");
     assert!(
         lines
             .iter()
@@ -606,28 +585,7 @@ fn a_component_over_the_upload_limit_is_refused_before_upload() {
 // loopback address for clients on the same machine.
 #[test]
 fn start_on_every_address_names_an_address_clients_can_use() {
-    let dir = TempDir::new("worldline-cli-every-address");
-    let mut child = std::process::Command::new(support::WORLDLINE)
-        .args([
-            "start",
-            "--listen",
-            "0.0.0.0:0",
-            "--quic-listen",
-            "0.0.0.0:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let lines: Vec<String> = std::io::BufRead::lines(stdout)
-        .map_while(Result::ok)
-        .take_while(|l| !l.starts_with("worldline: ready"))
-        .collect();
-    let _ = child.kill();
-    let _ = child.wait();
+    let lines = start_lines("0.0.0.0:0");
     let http = lines
         .iter()
         .find(|l| l.contains("HTTP and WebSocket on http://0.0.0.0:"))
@@ -640,4 +598,26 @@ fn start_on_every_address_names_an_address_clients_can_use() {
         .find(|l| l.contains("QUIC on 0.0.0.0:"))
         .unwrap_or_else(|| panic!("{lines:?}"));
     assert!(quic.contains("every address of this machine"), "{quic}");
+}
+
+/// What `worldline start` prints before its ready line when it listens
+/// (HTTP and QUIC) on `listen`; the server is then stopped.
+fn start_lines(listen: &str) -> Vec<String> {
+    let dir = TempDir::new("worldline-cli-start-lines");
+    let mut child = std::process::Command::new(support::WORLDLINE)
+        .args(["start", "--listen", listen, "--quic-listen", listen])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let lines = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("worldline: ready"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
 }

@@ -98,6 +98,24 @@ async fn seed(ws: &mut RawWebSocket) {
     );
 }
 
+/// Calls the hostile module's `tag_rows(first, count, kind)` and checks
+/// that it committed.
+async fn tag_rows(ws: &mut RawWebSocket, (first, count, kind): (u32, u32, u32)) {
+    ws.send(&call(1, "tag_rows", args(&(first, count, kind))))
+        .await;
+    let result = ws.recv().await;
+    assert!(
+        matches!(
+            result,
+            Some(ServerMessage::ReducerResult {
+                status: ReducerStatus::Committed,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
 /// The number of rows in a `SubscribeApplied`.
 fn applied_rows(message: Option<ServerMessage>) -> usize {
     match message {
@@ -382,20 +400,7 @@ async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_b
     assert_eq!(applied_rows(narrow.recv().await), 0);
     let before = peak_resident_bytes();
     let mut caller = welcomed_ws(&live, "hostile").await;
-    caller
-        .send(&call(1, "tag_rows", args(&(0u32, 20_000u32, 1u32))))
-        .await;
-    let result = caller.recv().await;
-    assert!(
-        matches!(
-            result,
-            Some(ServerMessage::ReducerResult {
-                status: ReducerStatus::Committed,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    tag_rows(&mut caller, (0, 20_000, 1)).await;
     match square.recv().await {
         Some(ServerMessage::Error { message, .. }) => assert!(
             message.contains("by more than the 1048576 bytes this server sends in one message"),
@@ -441,20 +446,7 @@ async fn a_join_of_tiny_rows_is_held_to_the_limit_in_memory_too() {
     let _measuring = MEASURING_MEMORY.lock().await;
     let live = LiveServer::start(&[("hostile", "hostile")]).await;
     let mut caller = welcomed_ws(&live, "hostile").await;
-    caller
-        .send(&call(1, "tag_rows", args(&(0u32, 4_000u32, 0u32))))
-        .await;
-    let result = caller.recv().await;
-    assert!(
-        matches!(
-            result,
-            Some(ServerMessage::ReducerResult {
-                status: ReducerStatus::Committed,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    tag_rows(&mut caller, (0, 4_000, 0)).await;
     let before = peak_resident_bytes();
     let mut square = welcomed_ws(&live, "hostile").await;
     square
