@@ -101,8 +101,12 @@ async fn seed(ws: &mut RawWebSocket) {
 /// Calls the hostile module's `tag_rows(first, count, kind)` and checks
 /// that it committed.
 async fn tag_rows(ws: &mut RawWebSocket, (first, count, kind): (u32, u32, u32)) {
-    ws.send(&call(1, "tag_rows", args(&(first, count, kind))))
-        .await;
+    call_committed(ws, 1, "tag_rows", args(&(first, count, kind))).await;
+}
+
+/// Calls `reducer` with the encoded `arguments` and checks that it committed.
+async fn call_committed(ws: &mut RawWebSocket, request_id: u32, reducer: &str, arguments: Vec<u8>) {
+    ws.send(&call(request_id, reducer, arguments)).await;
     let result = ws.recv().await;
     assert!(
         matches!(
@@ -501,19 +505,7 @@ async fn float_literals_take_their_column_type_over_http() {
         (3, f32::INFINITY, f64::INFINITY),
     ];
     for (request_id, (id, x, y)) in (0u32..).zip(readings) {
-        ws.send(&call(request_id, "record", args(&(id, x, y))))
-            .await;
-        let result = ws.recv().await;
-        assert!(
-            matches!(
-                result,
-                Some(ServerMessage::ReducerResult {
-                    status: ReducerStatus::Committed,
-                    ..
-                })
-            ),
-            "{result:?}"
-        );
+        call_committed(&mut ws, request_id, "record", args(&(id, x, y))).await;
     }
     let ids = |body: &Value| -> Vec<u64> {
         let rows = body["tables"][0]["rows"].as_array().expect("rows");
