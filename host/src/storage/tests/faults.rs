@@ -205,6 +205,25 @@ fn an_emptied_log_with_snapshots_is_refused() {
     }
 }
 
+// Until two snapshots exist, the log is kept from its start, so that
+// damage to the first snapshot loses nothing: recovery passes over it and
+// replays the whole log (it used to have deleted the segments before it,
+// and refused to start).
+#[test]
+fn a_damaged_first_snapshot_is_passed_over_for_the_whole_log() {
+    let disk = database_with(TRANSACTIONS, config(Some(4), 150));
+    let snapshots = files(&disk, "snapshots", ".snap");
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let mut bytes = get(&disk, "snapshots", &snapshots[0]);
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    put(&disk, "snapshots", &snapshots[0], &bytes);
+    match recover(&disk, "damaged first snapshot") {
+        Ok(values) => assert_eq!(values, all()),
+        Err(e) => panic!("one damaged snapshot stopped the database: {e}"),
+    }
+}
+
 // Segments of the old format are refused with a message saying so.
 #[test]
 fn a_format_one_segment_is_refused_as_unsupported() {
