@@ -6,7 +6,8 @@
 //! the commit log, the commit log's directory removed under a running
 //! server, a log segment or snapshot copied from one database's directory
 //! into another's, a file-size limit (`ulimit -f`) one database's log
-//! outgrows.
+//! outgrows, a database's directory moved away and replaced by a symbolic
+//! link.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -533,6 +534,34 @@ fn a_file_size_limit_stops_one_database_not_the_server() {
     assert_eq!(
         status, 200,
         "the database that hit the limit recovers: {body}"
+    );
+    server.kill();
+}
+
+/// A database's directory moved to another disk and replaced by a
+/// symbolic link (which the server, holding a capability to its data
+/// directory, does not follow) used to vanish without a word: the server
+/// started, listed the others, and answered `no database named bank`.
+/// Now the server's log says which entry it did not serve, and why.
+#[test]
+fn a_database_directory_replaced_by_a_symbolic_link_is_named() {
+    let dir = TempDir::new("worldline-symlinked-database");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    server.kill();
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(data.join("databases/bank"), &moved).expect("moving the database away");
+    std::os::unix::fs::symlink(&moved, data.join("databases/bank")).expect("linking it back");
+
+    let log_path = dir.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    assert!(
+        log.contains("databases/bank is not served: it is a symbolic link"),
+        "the server's log names the link: {log}"
     );
     server.kill();
 }
