@@ -135,6 +135,19 @@ fn die_quietly_on_closed_stdout(command: &Command) {
     }
 }
 
+/// Makes a write past the file-size limit (`ulimit -f`, `LimitFSIZE=`)
+/// fail with `EFBIG` in the server, as a full disk fails with `ENOSPC`,
+/// instead of killing the whole process with `SIGXFSZ`: the database whose
+/// commit log hit the limit stops taking writes (its callers are told the
+/// outcome is unknown) and every other database goes on serving.
+fn survive_the_file_size_limit(command: &Command) {
+    if matches!(command, Command::Start(_)) {
+        // SAFETY: sets the disposition of one signal to "ignore" before
+        // any other thread exists; no handler is installed.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -152,6 +165,7 @@ fn main() -> ExitCode {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     cli.global.server_on_command_line = server_on_command_line(&matches);
     die_quietly_on_closed_stdout(&cli.command);
+    survive_the_file_size_limit(&cli.command);
     let name = cli.command.name();
     match run(cli.command, &cli.global) {
         Ok(()) => ExitCode::SUCCESS,

@@ -204,13 +204,10 @@ impl Host {
                 }
                 continue;
             }
-            if check_database_name(&name).is_ok()
-                && entry
-                    .file_type()
-                    .map_err(storage_io("listing databases"))?
-                    .is_dir()
-            {
-                names.push(name);
+            let file_type = entry.file_type().map_err(storage_io("listing databases"))?;
+            match not_a_database(&name, file_type) {
+                None => names.push(name),
+                Some(why) => tracing::warn!("databases/{name} is not served: {why}"),
             }
         }
         names.sort();
@@ -596,6 +593,25 @@ pub fn check_database_name(name: &str) -> Result<(), HostError> {
     } else {
         Err(HostError::InvalidName(quoted_name(name)))
     }
+}
+
+/// Why the entry `name` of `databases/`, of type `file_type`, is not a
+/// database the server can open (it is left as it is), or `None` if it is one.
+fn not_a_database(name: &str, file_type: cap_std::fs::FileType) -> Option<String> {
+    if let Err(e) = check_database_name(name) {
+        return Some(format!("it is not a database's name ({e})"));
+    }
+    if file_type.is_symlink() {
+        return Some(format!(
+            "it is a symbolic link, which the server does not follow (it opens nothing \
+             outside its data directory): move database {name}'s directory itself here, \
+             then start the server again"
+        ));
+    }
+    if !file_type.is_dir() {
+        return Some("it is not a directory".to_owned());
+    }
+    None
 }
 
 fn storage_io(context: impl Into<String>) -> impl Fn(std::io::Error) -> HostError {

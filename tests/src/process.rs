@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -80,15 +81,46 @@ impl ServerProcess {
     /// transactions, free ports), its standard output piped and its
     /// standard error (the server's log) to `stderr`.
     pub fn spawn(dir: &Path, stderr: Stdio) -> Child {
-        Command::new(worldline_binary())
+        Self::command(dir, stderr)
+            .spawn()
+            .expect("running worldline start")
+    }
+
+    /// The command [`spawn`](Self::spawn) runs.
+    fn command(dir: &Path, stderr: Stdio) -> Command {
+        let mut command = Command::new(worldline_binary());
+        command
             .args(["start", "--durability", "every", "--snapshot-every", "200"])
             .args(["--listen", "127.0.0.1:0", "--quic-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("running worldline start")
+            .stderr(stderr);
+        command
+    }
+
+    /// Like [`start_with_stderr`](Self::start_with_stderr), with the
+    /// server's files limited to `bytes` (`RLIMIT_FSIZE`, as `ulimit -f` or
+    /// systemd's `LimitFSIZE=` set it) and `SIGXFSZ` at its default action
+    /// (ending the process), as a service manager starts it.
+    pub fn start_with_file_size_limit(dir: &Path, bytes: u64, stderr: Stdio) -> Self {
+        let mut command = Self::command(dir, stderr);
+        // SAFETY: between fork and exec the closure calls only
+        // async-signal-safe functions (setrlimit, signal) on valid arguments.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        Self::ready(command.spawn().expect("running worldline start"))
     }
 
     /// Starts the server on `dir` and SIGKILLs it `after` that long, most
@@ -108,7 +140,11 @@ impl ServerProcess {
     /// Like [`start`](Self::start), with the server's standard error (its
     /// log) going to `stderr`, such as a file the test reads.
     pub fn start_with_stderr(dir: &Path, stderr: Stdio) -> Self {
-        let mut child = Self::spawn(dir, stderr);
+        Self::ready(Self::spawn(dir, stderr))
+    }
+
+    /// Waits for `child`, a server just started, to print its ready line.
+    fn ready(mut child: Child) -> Self {
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let (mut http, mut quic) = (None, None);
         for line in lines.by_ref() {

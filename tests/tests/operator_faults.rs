@@ -5,7 +5,9 @@
 //! QUIC certificate or key, a real full disk (a size-limited tmpfs) under
 //! the commit log, the commit log's directory removed under a running
 //! server, a log segment or snapshot copied from one database's directory
-//! into another's.
+//! into another's, a file-size limit (`ulimit -f`) one database's log
+//! outgrows, a database's directory moved away and replaced by a symbolic
+//! link.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -487,4 +489,79 @@ fn a_segment_or_snapshot_copied_from_another_database_is_refused() {
         assert_eq!(balances(&http, "alpha"), acknowledged[0], "alpha serves");
         server.kill();
     }
+}
+
+/// A server run under a file-size limit (`ulimit -f`, systemd's
+/// `LimitFSIZE=`) whose one database writes a transaction past it: the
+/// write used to raise `SIGXFSZ`, which killed the whole process with no
+/// message, every other database with it. Now it fails as a full disk
+/// does: the call is answered outcome unknown naming the cause, that
+/// database takes no more calls, the others go on serving, and a restart
+/// with room recovers both.
+#[test]
+fn a_file_size_limit_stops_one_database_not_the_server() {
+    let dir = TempDir::new("worldline-file-size-limit");
+    let data = dir.path().join("data");
+    // Room for the modules, their compiled code and small transactions;
+    // not for a transaction of 400,000 new rows (about 2 MB in the log).
+    let server = ServerProcess::start_with_file_size_limit(&data, 1 << 20, Stdio::inherit());
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.publish("big", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 1000]));
+
+    let answer = http.post(
+        "/v1/database/big/call/seed",
+        "application/json",
+        b"[400000, 5]",
+    );
+    let (status, body) = answer.unwrap_or_else(|e| panic!("the server died: {e}"));
+    assert_eq!(status, 500, "outcome unknown: {body}");
+    assert!(
+        body.contains("log/00000000000000000000.seg") && body.contains("File too large"),
+        "the answer names the file and the cause: {body}"
+    );
+    let (status, body) = post(&http, "/v1/database/big/call/seed", "[1, 5]");
+    assert_eq!(status, 503, "{body}");
+    http.call_ok("bank", "transfer", &json!([0, 1, 250]));
+    assert_eq!(balances(&http, "bank"), [750, 1250]);
+
+    server.kill();
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, None);
+    assert_eq!(balances(&http, "bank"), [750, 1250]);
+    let (status, body) = post(&http, "/v1/database/big/sql", "SELECT * FROM account");
+    assert_eq!(
+        status, 200,
+        "the database that hit the limit recovers: {body}"
+    );
+    server.kill();
+}
+
+/// A database's directory moved to another disk and replaced by a
+/// symbolic link (which the server, holding a capability to its data
+/// directory, does not follow) used to vanish without a word: the server
+/// started, listed the others, and answered `no database named bank`.
+/// Now the server's log says which entry it did not serve, and why.
+#[test]
+fn a_database_directory_replaced_by_a_symbolic_link_is_named() {
+    let dir = TempDir::new("worldline-symlinked-database");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    server.kill();
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(data.join("databases/bank"), &moved).expect("moving the database away");
+    std::os::unix::fs::symlink(&moved, data.join("databases/bank")).expect("linking it back");
+
+    let log_path = dir.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    assert!(
+        log.contains("databases/bank is not served: it is a symbolic link"),
+        "the server's log names the link: {log}"
+    );
+    server.kill();
 }

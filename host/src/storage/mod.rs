@@ -271,6 +271,9 @@ pub(crate) enum SwapFailed {
 
 /// Keeps the `keep` newest snapshots in `snapshots` and the segments of
 /// `log` they need; removes no file of another database than `ownership`'s.
+/// Until there are `keep` snapshots, every segment is kept: a damaged
+/// snapshot is then passed over for an older one or the log's start,
+/// instead of being the only copy of the transactions before it.
 fn prune(
     log: &dyn Directory,
     snapshots: &dyn Directory,
@@ -278,10 +281,13 @@ fn prune(
     ownership: &Ownership,
 ) -> Result<(), StorageError> {
     prune_snapshots(snapshots, keep, ownership)?;
-    let oldest_kept = snapshot_names(snapshots)?
-        .last()
-        .map_or(0, |(offset, _)| *offset);
-    commitlog::remove_segments_before(log, oldest_kept, ownership)
+    let kept = snapshot_names(snapshots)?;
+    match kept.last() {
+        Some((oldest_kept, _)) if kept.len() >= keep => {
+            commitlog::remove_segments_before(log, *oldest_kept, ownership)
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Drop for DatabaseStorage {

@@ -112,7 +112,7 @@ pub(crate) fn recover(
     ownership: &Ownership,
 ) -> Result<(Datastore, RecoveryReport), StorageError> {
     let started = Instant::now();
-    let (mut datastore, snapshot) =
+    let (mut datastore, snapshot, skipped) =
         load_newest_snapshot(snapshots, tables, module_hash, trust, ownership)?;
     let start = snapshot.unwrap_or(0);
     let from = match snapshot {
@@ -139,8 +139,9 @@ pub(crate) fn recover(
             None if *first > start => {
                 return Err(StorageError::Missing(format!(
                     "the log starts at transaction {first} ({file}), but recovery must replay \
-                     it from transaction {start}, {from}: {} gone (a deleted log segment?)",
-                    transactions(start, *first)
+                     it from transaction {start}, {from}: {} gone ({})",
+                    transactions(start, *first),
+                    why_the_log_starts_late(&skipped, *first)
                 )));
             }
             Some((end, previous)) if end != *first => {
@@ -306,6 +307,31 @@ fn doubt(trust: SchemaTrust) -> &'static str {
     }
 }
 
+/// A snapshot recovery could not use, and why.
+struct Skipped {
+    /// Its file name in `snapshots/`.
+    name: String,
+    /// The offset of the first transaction it does not hold.
+    next_offset: u64,
+    /// Why it was not used.
+    error: StorageError,
+}
+
+/// Why the log may start at transaction `first`, after the point recovery
+/// must replay it from: the newest of the `skipped` snapshots that would
+/// have covered the transactions before it (the log before the oldest
+/// kept snapshot is pruned, and a module swap keeps only its own), which
+/// is damaged or does not fit; without one, a deleted segment.
+fn why_the_log_starts_late(skipped: &[Skipped], first: u64) -> String {
+    match skipped.iter().find(|s| s.next_offset >= first) {
+        Some(snapshot) => format!(
+            "they were only in snapshots/{}, which cannot be used: {}; restore it from a backup",
+            snapshot.name, snapshot.error
+        ),
+        None => "a deleted log segment?".to_owned(),
+    }
+}
+
 /// "transaction A is" or "transactions A to B are", for the offsets `from..to`.
 fn transactions(from: u64, to: u64) -> String {
     if to - from == 1 {
@@ -373,25 +399,34 @@ fn truncate(log: &dyn Directory, cut: &Cut) -> Result<u64, StorageError> {
 }
 
 /// The state of the newest snapshot that reads back and fits the schema
-/// (falling back to older ones), or empty tables if there is none. A
-/// snapshot of another database is refused, not skipped.
+/// (falling back to older ones), or empty tables if there is none, and
+/// the newer snapshots skipped, newest first. A snapshot of another
+/// database is refused, not skipped.
 fn load_newest_snapshot(
     snapshots: &dyn Directory,
     tables: &[TableSchema],
     module_hash: [u8; 32],
     trust: SchemaTrust,
     ownership: &Ownership,
-) -> Result<(Datastore, Option<u64>), StorageError> {
+) -> Result<(Datastore, Option<u64>, Vec<Skipped>), StorageError> {
+    let mut skipped = Vec::new();
     for (offset, name) in snapshot_names(snapshots)? {
         let restored = read_snapshot(snapshots, offset, &name, ownership)
             .and_then(|s| restore(s, tables, module_hash, trust));
         match restored {
-            Ok(datastore) => return Ok((datastore, Some(offset))),
+            Ok(datastore) => return Ok((datastore, Some(offset), skipped)),
             Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),
-            Err(e) => tracing::warn!("skipping snapshot {name}: {e}"),
+            Err(error) => {
+                tracing::warn!("skipping snapshot {name}: {error}");
+                skipped.push(Skipped {
+                    name,
+                    next_offset: offset,
+                    error,
+                });
+            }
         }
     }
-    Ok((Datastore::new(tables.to_vec()), None))
+    Ok((Datastore::new(tables.to_vec()), None, skipped))
 }
 
 fn restore(

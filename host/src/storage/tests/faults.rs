@@ -205,6 +205,53 @@ fn an_emptied_log_with_snapshots_is_refused() {
     }
 }
 
+// A swap keeps only the new module's snapshot and segments, so the log
+// before that snapshot is gone: a damaged snapshot then refuses to start,
+// and the message names it (it used to blame a deleted log segment, and
+// named only the log's first segment, which is intact).
+#[test]
+fn a_damaged_snapshot_the_log_was_pruned_for_is_named() {
+    let disk = database_with(TRANSACTIONS, config(None, 1 << 20));
+    let (mut db, _) = open(&disk, config(None, 1 << 20)).unwrap();
+    db.swap(b"module two").unwrap();
+    db.commit().unwrap();
+    drop(db);
+    let snapshot = files(&disk, "snapshots", ".snap").remove(0);
+    let mut bytes = get(&disk, "snapshots", &snapshot);
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    put(&disk, "snapshots", &snapshot, &bytes);
+    match recover(&disk, "damaged snapshot") {
+        Err(StorageError::Missing(message)) => assert!(
+            message.contains(&format!(
+                "only in snapshots/{snapshot}, which cannot be used"
+            )) && message.contains("corrupt at byte")
+                && !message.contains("deleted log segment"),
+            "{message}"
+        ),
+        other => panic!("a damaged snapshot was not refused: {other:?}"),
+    }
+}
+
+// Until two snapshots exist, the log is kept from its start, so that
+// damage to the first snapshot loses nothing: recovery passes over it and
+// replays the whole log (it used to have deleted the segments before it,
+// and refused to start).
+#[test]
+fn a_damaged_first_snapshot_is_passed_over_for_the_whole_log() {
+    let disk = database_with(TRANSACTIONS, config(Some(4), 150));
+    let snapshots = files(&disk, "snapshots", ".snap");
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let mut bytes = get(&disk, "snapshots", &snapshots[0]);
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    put(&disk, "snapshots", &snapshots[0], &bytes);
+    match recover(&disk, "damaged first snapshot") {
+        Ok(values) => assert_eq!(values, all()),
+        Err(e) => panic!("one damaged snapshot stopped the database: {e}"),
+    }
+}
+
 // Segments of the old format are refused with a message saying so.
 #[test]
 fn a_format_one_segment_is_refused_as_unsupported() {
