@@ -458,4 +458,47 @@ fn python_failures_reach_the_caller_with_a_message() {
     );
     let result = db.call_as(ALICE, "right_return", args(&()));
     assert_eq!(result.expect("right_return").value, args(&7u64));
+
+    // Text holding lone surrogates (bytes that are not UTF-8, decoded with
+    // surrogateescape) reaches the host with each one replaced by U+FFFD, as
+    // the C++ SDK repairs bytes and Rust's `String::from_utf8_lossy` reads
+    // them: a log line, an error, a panic's reason and a procedure's error
+    // say what the module said instead of trapping inside componentize-py
+    // (`called Result::unwrap() on an Err value: PyErr { UnicodeEncodeError`).
+    let repaired = "caf\u{FFFD} \u{FFFD}!";
+    let result = db.with(|db| {
+        db.call_reducer("not_utf8", &args(&(0u8,)), CallContext::new(ALICE))
+            .map(drop)
+    });
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
+        "{result:?}"
+    );
+    let logged = db.with(|db| {
+        db.log()
+            .records()
+            .filter(|r| r.message.starts_with("log "))
+            .last()
+            .map(|r| r.message.clone())
+    });
+    assert_eq!(logged, Some(format!("log {repaired}")));
+    let result = db.with(|db| {
+        db.call_reducer("not_utf8", &args(&(1u8,)), CallContext::new(ALICE))
+            .map(drop)
+    });
+    assert!(
+        matches!(&result, Err(CallError::Panicked(m)) if *m == format!("panic {repaired}")),
+        "{result:?}"
+    );
+    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(0u8,)));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
+        "{result:?}"
+    );
+    // A URL holding one is refused as an invalid request, not a trap.
+    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(1u8,)));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "invalid-request: the request's URL is not valid UTF-8 (it holds a lone surrogate)"),
+        "{result:?}"
+    );
 }
