@@ -342,13 +342,23 @@ def _encode_result(result_codec, value):
 
 def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
     """Calls ``func(ctx, *args)``; with ``result_codec`` (a procedure's),
-    returns its value encoded. An exception (encoding the value included)
+    returns its value encoded, and without it (a reducer's) refuses any
+    value but ``None``. An exception (encoding the value included)
     is the call's error, with the exception's message, or its type's name
     when the message is empty (a bare ``assert``)."""
     values = postcard.decode(args_codec, args)
     try:
         value = func(ctx, *values)
-        return None if result_codec is _NO_RESULT else _encode_result(result_codec, value)
+        if result_codec is _NO_RESULT:
+            if value is not None:
+                # A value returned from a reducer would otherwise vanish and
+                # the call commit: `return "message"` (a C++ reducer's error)
+                # must not pass for success.
+                raise TypeError(
+                    f"a reducer returns None (raise an exception to fail the call), not {value!r}"
+                )
+            return None
+        return _encode_result(result_codec, value)
     except Panic as e:
         _trap(str(e))
     except (DbError, MemoryError, RecursionError) as e:

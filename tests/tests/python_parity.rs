@@ -441,6 +441,13 @@ fn python_failures_reach_the_caller_with_a_message() {
         matches!(&result, Err(CallError::Panicked(m)) if m.contains("sys.exit(3) was called")),
         "{result:?}"
     );
+    // A reducer returning a value fails rather than committing as if it
+    // succeeded: `return "message"` is a C++ reducer's error, not Python's.
+    let result = db.call_reducer("returns_a_message", &args(&()), CallContext::new(ALICE));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "a reducer returns None (raise an exception to fail the call), not 'that went wrong'"),
+        "{result:?}"
+    );
     // A procedure returning the wrong type fails cleanly, as a reducer
     // inserting a wrong row does, instead of trapping inside componentize-py.
     let db = worldline_tests::db_thread::DbThread::spawn(db);

@@ -1,5 +1,6 @@
 """A test module for how failures reach the caller
-(`tests/tests/python_parity.rs`): a bare assert, sys.exit, and a procedure
+(`tests/tests/python_parity.rs`): a bare assert, sys.exit, a reducer
+returning a value, and a procedure
 returning a value of the wrong type, or a value where it declares none; and
 text that is not UTF-8 in a log line, an error, a panic and a request URL."""
 
@@ -16,6 +17,11 @@ def positive(ctx, n: u32):
 @reducer
 def exits(ctx, code: u32):
     sys.exit(code)
+
+
+@reducer
+def returns_a_message(ctx):
+    return "that went wrong"
 
 
 @procedure
