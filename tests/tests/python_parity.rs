@@ -374,6 +374,40 @@ fn run_build(dir: &Path, out: &Path) -> String {
     report
 }
 
+/// A module that fails to import is reported by its Python traceback, not
+/// buried under componentize-py's native backtrace when the builder's shell
+/// has `RUST_BACKTRACE` set.
+#[test]
+fn a_python_module_that_fails_to_import_is_reported_without_a_native_backtrace() {
+    let project = target_dir().join("python").join("import-error");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("worldline.toml"), "module = \"app\"\n").unwrap();
+    std::fs::write(
+        project.join("app.py"),
+        "from worldline import reducer\nimport no_such_module_here\n",
+    )
+    .unwrap();
+    let output = Command::new(venv_python())
+        .arg(workspace().join("guest-python/build.py"))
+        .arg(&project)
+        .arg(project.join("module.wasm"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("running the venv's python");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{report}");
+    assert!(
+        report.contains("ModuleNotFoundError: No module named 'no_such_module_here'"),
+        "{report}"
+    );
+    assert!(!report.contains("Py_RunMain"), "{report}");
+    assert!(report.lines().count() < 30, "{report}");
+}
+
 #[test]
 fn rebuilding_an_unchanged_python_project_keeps_its_component_and_a_change_rebuilds_it() {
     let work = target_dir().join("python").join("rebuild");
