@@ -114,7 +114,12 @@ def main():
     # module's path, and without it those of whatever `python3` is first on
     # $PATH: name this venv, so that the module sees its packages and not
     # the build machine's.
-    result = subprocess.run(command, env={**os.environ, "VIRTUAL_ENV": sys.prefix})
+    # A module that fails to import is reported by componentize-py as its
+    # Python traceback; with RUST_BACKTRACE set (as a Rust developer's shell
+    # often has it) that is followed by some fifty lines of componentize-py's
+    # own native frames, burying the module's error: leave those out.
+    env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+    result = subprocess.run(command, env={**env, "VIRTUAL_ENV": sys.prefix})
     if result.returncode != 0:
         sys.exit(result.returncode)
     stamp.write_text(f"{key}\n{sha256(out)}\n")

@@ -28,7 +28,55 @@ T* alloc_array(size_t n) {
     return static_cast<T*>(p);
 }
 
-module_string_t c_string(std::string_view s) {
+/// `s` with every ill-formed UTF-8 sequence replaced by U+FFFD, as Rust's
+/// `String::from_utf8_lossy` does (one replacement per maximal invalid
+/// subpart). A WIT `string` must be valid UTF-8: the host traps on one that
+/// is not, so a message, name or URL a module built from bytes is repaired
+/// here rather than turning a log line or an error into a trap.
+std::string lossy_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    size_t i = 0, n = s.size();
+    while (i < n) {
+        auto c = static_cast<uint8_t>(s[i]);
+        if (c < 0x80) {
+            out.push_back(static_cast<char>(c));
+            ++i;
+            continue;
+        }
+        size_t len = 0;
+        uint8_t lo = 0x80, hi = 0xbf;  // the range of the second byte
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0) lo = 0xa0;
+            if (c == 0xed) hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0) lo = 0x90;
+            if (c == 0xf4) hi = 0x8f;
+        }
+        size_t k = 1;
+        if (len != 0) {
+            for (; k < len && i + k < n; ++k) {
+                auto cc = static_cast<uint8_t>(s[i + k]);
+                if (k == 1 ? (cc < lo || cc > hi) : (cc < 0x80 || cc > 0xbf)) break;
+            }
+        }
+        if (len != 0 && k == len) {
+            out.append(s.substr(i, len));
+        } else {
+            out.append("\xEF\xBF\xBD");  // U+FFFD for the maximal invalid subpart
+        }
+        i += k;
+    }
+    return out;
+}
+
+module_string_t c_string(std::string_view text) {
+    std::string repaired = lossy_utf8(text);
+    std::string_view s = repaired;
     module_string_t out{nullptr, s.size()};
     if (!s.empty()) {
         out.ptr = alloc_array<uint8_t>(s.size());
@@ -104,7 +152,8 @@ ModuleDef build_module_def() {
 namespace host {
 
 void log(Level level, std::string_view message) {
-    module_string_t s{reinterpret_cast<uint8_t*>(const_cast<char*>(message.data())), message.size()};
+    std::string text = lossy_utf8(message);
+    module_string_t s{reinterpret_cast<uint8_t*>(text.data()), text.size()};
     worldline_module_log_write(static_cast<worldline_module_log_level_t>(level), &s);
 }
 
@@ -206,6 +255,19 @@ module_string_t borrow(const std::string& s) {
 }  // namespace
 
 bool http_send(const http::Request& request, http::Response& response, http::Error& err) {
+    // The request's text crosses the boundary as WIT strings, which must be
+    // UTF-8: anything else is refused here, as the host refuses a malformed
+    // request, instead of trapping in the host's check.
+    auto refuse = [&](const std::string& what) {
+        err.kind = http::ErrorKind::InvalidRequest;
+        err.message = "the request's " + what + " is not valid UTF-8";
+        return false;
+    };
+    if (lossy_utf8(request.method) != request.method) return refuse("method");
+    if (lossy_utf8(request.url) != request.url) return refuse("URL");
+    for (const auto& h : request.headers)
+        if (lossy_utf8(h.name) != h.name || lossy_utf8(h.value) != h.value)
+            return refuse("header " + lossy_utf8(h.name));
     std::vector<worldline_module_http_header_t> headers;
     for (const auto& h : request.headers) headers.push_back({borrow(h.name), borrow(h.value)});
     worldline_module_http_request_t req{

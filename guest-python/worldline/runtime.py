@@ -15,6 +15,29 @@ from .types import ConnectionId, Identity, Timestamp
 _BATCH = 1024
 
 
+def _wit_text(text):
+    """``text`` with each lone surrogate (from ``surrogateescape`` decoding,
+    say) replaced by U+FFFD: a WIT string must be valid UTF-8, and
+    componentize-py traps on one that cannot be encoded, so a log line or a
+    failure message carries the rest of its text instead of becoming a trap."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def _request_text(what, value):
+    """A request's method, URL or header as a WIT string: a ``str`` that
+    encodes as UTF-8, or the request is refused (``TypeError``, or
+    :class:`HttpError` ``invalid-request``) instead of trapping."""
+    if not isinstance(value, str):
+        raise TypeError(f"the request's {what} must be a str, not {type(value).__name__}")
+    if _wit_text(value) is not value:
+        raise HttpError("invalid-request", f"the request's {what} is not valid UTF-8 (it holds a lone surrogate)")
+    return value
+
+
 class DbError(Exception):
     """A datastore call failed: ``kind`` (such as ``"unique-violation"``)
     and the host's message. Uncaught in a reducer, it traps like a Rust
@@ -230,7 +253,12 @@ class Http:
         """Sends a request; returns the response (``status``, ``headers``
         as (name, value) pairs, ``body``) or raises :class:`HttpError`."""
         request = wit_http.Request(
-            method, url, [wit_http.Header(n, v) for n, v in headers], bytes(body), timeout_ms
+            _request_text("method", method),
+            _request_text("URL", url),
+            [wit_http.Header(_request_text("header name", n), _request_text(f"header {n!r}", v))
+             for n, v in headers],
+            bytes(body),
+            timeout_ms,
         )
         try:
             response = wit_http.send(request)
@@ -286,7 +314,7 @@ class ProcedureContext(_Context):
 
 def write_log(level, message):
     """Appends a line to the module log (``level``: trace … error)."""
-    wit_log.write(getattr(wit_log.Level, level.upper()), str(message))
+    wit_log.write(getattr(wit_log.Level, level.upper()), _wit_text(str(message)))
 
 
 def panic(message):
@@ -295,6 +323,7 @@ def panic(message):
 
 
 def _trap(message):
+    message = _wit_text(message)
     wit_log.write(wit_log.Level.PANIC, message)
     raise Panic(message)
 
@@ -313,13 +342,23 @@ def _encode_result(result_codec, value):
 
 def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
     """Calls ``func(ctx, *args)``; with ``result_codec`` (a procedure's),
-    returns its value encoded. An exception (encoding the value included)
+    returns its value encoded, and without it (a reducer's) refuses any
+    value but ``None``. An exception (encoding the value included)
     is the call's error, with the exception's message, or its type's name
     when the message is empty (a bare ``assert``)."""
     values = postcard.decode(args_codec, args)
     try:
         value = func(ctx, *values)
-        return None if result_codec is _NO_RESULT else _encode_result(result_codec, value)
+        if result_codec is _NO_RESULT:
+            if value is not None:
+                # A value returned from a reducer would otherwise vanish and
+                # the call commit: `return "message"` (a C++ reducer's error)
+                # must not pass for success.
+                raise TypeError(
+                    f"a reducer returns None (raise an exception to fail the call), not {value!r}"
+                )
+            return None
+        return _encode_result(result_codec, value)
     except Panic as e:
         _trap(str(e))
     except (DbError, MemoryError, RecursionError) as e:
@@ -329,8 +368,8 @@ def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
         # exit(1) whatever the code): trap with the code instead.
         _trap(f"sys.exit({e.code!r}) was called")
     except Exception as e:
-        wit_log.write(wit_log.Level.ERROR, traceback.format_exc())
-        raise Err(str(e) or type(e).__name__) from None
+        wit_log.write(wit_log.Level.ERROR, _wit_text(traceback.format_exc()))
+        raise Err(_wit_text(str(e) or type(e).__name__)) from None
 
 
 _NODES = {

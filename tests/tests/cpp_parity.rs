@@ -176,6 +176,43 @@ fn the_cpp_table_handles_read_back_what_they_wrote() {
     assert_eq!(db.rows("item").unwrap().len(), n as usize - 1);
 }
 
+/// Text a C++ module built from bytes that are not UTF-8 reaches the host
+/// as Rust's `String::from_utf8_lossy` reads it (a WIT string must be
+/// UTF-8): a log line, a reducer's error, a panic's reason and a
+/// procedure's error say what the module said instead of becoming a trap
+/// ("invalid utf-8 sequence"); a request URL that is not UTF-8 is an
+/// invalid request.
+#[test]
+fn cpp_text_that_is_not_utf8_reaches_the_host_repaired_not_as_a_trap() {
+    let wasm = cpp_component("tests", "handles");
+    let mut db =
+        Database::create(&patient_engine(), &wasm, OWNER).expect("the handles module loads");
+    let repaired = "caf\u{FFFD} \u{FFFD}!";
+    assert_eq!(
+        db.call_reducer("not_utf8", &args(&(0u8,)), CallContext::new(ALICE))
+            .map(drop),
+        Err(CallError::Failed(format!("error {repaired}")))
+    );
+    let logged = db.log().records().last().map(|r| r.message.clone());
+    assert_eq!(logged, Some(format!("log {repaired}")));
+    assert_eq!(
+        db.call_reducer("not_utf8", &args(&(1u8,)), CallContext::new(ALICE))
+            .map(drop),
+        Err(CallError::Panicked(format!("panic {repaired}")))
+    );
+    let db = worldline_tests::db_thread::DbThread::spawn(db);
+    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(0u8,)));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
+        "{result:?}"
+    );
+    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(1u8,)));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "InvalidRequest: the request's URL is not valid UTF-8"),
+        "{result:?}"
+    );
+}
+
 #[test]
 fn the_cpp_codec_passes_the_shared_postcard_vectors_inside_a_component() {
     let wasm = cpp_component("tests", "handles");

@@ -374,6 +374,40 @@ fn run_build(dir: &Path, out: &Path) -> String {
     report
 }
 
+/// A module that fails to import is reported by its Python traceback, not
+/// buried under componentize-py's native backtrace when the builder's shell
+/// has `RUST_BACKTRACE` set.
+#[test]
+fn a_python_module_that_fails_to_import_is_reported_without_a_native_backtrace() {
+    let project = target_dir().join("python").join("import-error");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("worldline.toml"), "module = \"app\"\n").unwrap();
+    std::fs::write(
+        project.join("app.py"),
+        "from worldline import reducer\nimport no_such_module_here\n",
+    )
+    .unwrap();
+    let output = Command::new(venv_python())
+        .arg(workspace().join("guest-python/build.py"))
+        .arg(&project)
+        .arg(project.join("module.wasm"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("running the venv's python");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{report}");
+    assert!(
+        report.contains("ModuleNotFoundError: No module named 'no_such_module_here'"),
+        "{report}"
+    );
+    assert!(!report.contains("Py_RunMain"), "{report}");
+    assert!(report.lines().count() < 30, "{report}");
+}
+
 #[test]
 fn rebuilding_an_unchanged_python_project_keeps_its_component_and_a_change_rebuilds_it() {
     let work = target_dir().join("python").join("rebuild");
@@ -441,6 +475,13 @@ fn python_failures_reach_the_caller_with_a_message() {
         matches!(&result, Err(CallError::Panicked(m)) if m.contains("sys.exit(3) was called")),
         "{result:?}"
     );
+    // A reducer returning a value fails rather than committing as if it
+    // succeeded: `return "message"` is a C++ reducer's error, not Python's.
+    let result = db.call_reducer("returns_a_message", &args(&()), CallContext::new(ALICE));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "a reducer returns None (raise an exception to fail the call), not 'that went wrong'"),
+        "{result:?}"
+    );
     // A procedure returning the wrong type fails cleanly, as a reducer
     // inserting a wrong row does, instead of trapping inside componentize-py.
     let db = worldline_tests::db_thread::DbThread::spawn(db);
@@ -458,4 +499,47 @@ fn python_failures_reach_the_caller_with_a_message() {
     );
     let result = db.call_as(ALICE, "right_return", args(&()));
     assert_eq!(result.expect("right_return").value, args(&7u64));
+
+    // Text holding lone surrogates (bytes that are not UTF-8, decoded with
+    // surrogateescape) reaches the host with each one replaced by U+FFFD, as
+    // the C++ SDK repairs bytes and Rust's `String::from_utf8_lossy` reads
+    // them: a log line, an error, a panic's reason and a procedure's error
+    // say what the module said instead of trapping inside componentize-py
+    // (`called Result::unwrap() on an Err value: PyErr { UnicodeEncodeError`).
+    let repaired = "caf\u{FFFD} \u{FFFD}!";
+    let result = db.with(|db| {
+        db.call_reducer("not_utf8", &args(&(0u8,)), CallContext::new(ALICE))
+            .map(drop)
+    });
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
+        "{result:?}"
+    );
+    let logged = db.with(|db| {
+        db.log()
+            .records()
+            .filter(|r| r.message.starts_with("log "))
+            .last()
+            .map(|r| r.message.clone())
+    });
+    assert_eq!(logged, Some(format!("log {repaired}")));
+    let result = db.with(|db| {
+        db.call_reducer("not_utf8", &args(&(1u8,)), CallContext::new(ALICE))
+            .map(drop)
+    });
+    assert!(
+        matches!(&result, Err(CallError::Panicked(m)) if *m == format!("panic {repaired}")),
+        "{result:?}"
+    );
+    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(0u8,)));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
+        "{result:?}"
+    );
+    // A URL holding one is refused as an invalid request, not a trap.
+    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(1u8,)));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "invalid-request: the request's URL is not valid UTF-8 (it holds a lone surrogate)"),
+        "{result:?}"
+    );
 }

@@ -1,7 +1,8 @@
 // A test module for the SDK's table handles: `fill` inserts rows, `check`
 // reads them back every way the SDK offers and returns the first
 // discrepancy as its error (tests/tests/cpp_parity.rs calls both); and
-// `postcard_vector` checks one shared postcard vector inside a component.
+// `postcard_vector` checks one shared postcard vector inside a component;
+// `not_utf8` and `not_utf8_procedure` hand the host text that is not UTF-8.
 #include <worldline/worldline.hpp>
 
 #include "../vector_checks.hpp"
@@ -110,4 +111,27 @@ WORLDLINE_REDUCER(postcard_vector, (std::string, type), (std::string, value), (s
     std::string problem = worldline::vectors::check_vector(type, value, bytes);
     if (!problem.empty()) return problem;
     return {};
+}
+
+/// Text that is not UTF-8 (bytes from outside, say) in a log line and then
+/// in the error (`where` 0) or a panic (1): a WIT string must be UTF-8, so
+/// the SDK passes it on with each bad sequence replaced by U+FFFD, as
+/// Rust's `String::from_utf8_lossy` reads it, instead of trapping.
+WORLDLINE_REDUCER(not_utf8, (uint8_t, where)) {
+    std::string bad = "caf\xc3 \xff!";
+    worldline::log::info("log " + bad);
+    if (where == 0) return "error " + bad;
+    worldline::panic("panic " + bad);
+}
+
+/// The same in a procedure's error (`where` 0), and a request whose URL is
+/// not UTF-8 (1), which the SDK refuses as an invalid request.
+WORLDLINE_PROCEDURE(not_utf8_procedure, worldline::Unit, (uint8_t, where)) {
+    std::string bad = "caf\xc3 \xff!";
+    if (where == 0) return worldline::Err("error " + bad);
+    worldline::http::Request request;
+    request.url = "http://example.com/" + bad;
+    auto sent = ctx.send(request);
+    if (sent) return worldline::Err("the request was sent");
+    return worldline::Err(std::string(worldline::name(sent.error().kind)) + ": " + sent.error().message);
 }

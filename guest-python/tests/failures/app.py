@@ -1,10 +1,12 @@
 """A test module for how failures reach the caller
-(`tests/tests/python_parity.rs`): a bare assert, sys.exit, and a procedure
-returning a value of the wrong type, or a value where it declares none."""
+(`tests/tests/python_parity.rs`): a bare assert, sys.exit, a reducer
+returning a value, and a procedure
+returning a value of the wrong type, or a value where it declares none; and
+text that is not UTF-8 in a log line, an error, a panic and a request URL."""
 
 import sys
 
-from worldline import procedure, reducer, u32, u64
+from worldline import HttpError, log, panic, procedure, reducer, u8, u32, u64
 
 
 @reducer
@@ -15,6 +17,11 @@ def positive(ctx, n: u32):
 @reducer
 def exits(ctx, code: u32):
     sys.exit(code)
+
+
+@reducer
+def returns_a_message(ctx):
+    return "that went wrong"
 
 
 @procedure
@@ -30,3 +37,27 @@ def right_return(ctx) -> u64:
 @procedure
 def value_without_a_return_type(ctx):
     return 42
+
+
+# Bytes from outside that are not UTF-8, read with surrogateescape: lone
+# surrogates, which a WIT string cannot carry.
+NOT_UTF8 = b"caf\xc3 \xff!".decode("utf-8", "surrogateescape")
+
+
+@reducer
+def not_utf8(ctx, where: u8):
+    log.info("log " + NOT_UTF8)
+    if where == 0:
+        raise ValueError("error " + NOT_UTF8)
+    panic("panic " + NOT_UTF8)
+
+
+@procedure
+def not_utf8_procedure(ctx, where: u8):
+    if where == 0:
+        raise ValueError("error " + NOT_UTF8)
+    try:
+        ctx.http.get("http://example.com/" + NOT_UTF8)
+    except HttpError as e:
+        raise ValueError(f"{e.kind}: {e.message}") from None
+    raise ValueError("the request was sent")
