@@ -111,7 +111,7 @@ fn a_compatible_swap_keeps_every_row_and_adds_the_new_table_index_and_reducer() 
         [
             "+ index `message_sent_idx` on `message`(sent)",
             "+ reducer `forget_before`",
-            "+ reducer `init`",
+            "+ reducer `init` (lifecycle init)",
             "+ reducer `react`",
             "+ table `reaction`",
         ]

@@ -58,11 +58,15 @@ pub enum CompatibleChange {
     ReducerAdded {
         /// The reducer's name.
         reducer: String,
+        /// Its lifecycle role, if it has one.
+        lifecycle: Option<Lifecycle>,
     },
     /// A reducer that the new module no longer has.
     ReducerRemoved {
         /// The reducer's name.
         reducer: String,
+        /// The lifecycle role it had, if any.
+        lifecycle: Option<Lifecycle>,
     },
     /// A table became the schedule of a reducer, stopped being one, or
     /// schedules another reducer or by other columns. Rows of a new
@@ -177,8 +181,22 @@ impl fmt::Display for CompatibleChange {
                     from.as_deref().unwrap_or("nothing")
                 ),
             },
-            CompatibleChange::ReducerAdded { reducer } => write!(f, "+ reducer `{reducer}`"),
-            CompatibleChange::ReducerRemoved { reducer } => write!(f, "- reducer `{reducer}`"),
+            // A lifecycle hook moved to a reducer of another name is a
+            // removal and an addition: each says which hook it was.
+            CompatibleChange::ReducerAdded { reducer, lifecycle } => {
+                write!(f, "+ reducer `{reducer}`")?;
+                match lifecycle {
+                    Some(_) => write!(f, " (lifecycle {})", LifecycleDisplay(*lifecycle)),
+                    None => Ok(()),
+                }
+            }
+            CompatibleChange::ReducerRemoved { reducer, lifecycle } => {
+                write!(f, "- reducer `{reducer}`")?;
+                match lifecycle {
+                    Some(_) => write!(f, " (was lifecycle {})", LifecycleDisplay(*lifecycle)),
+                    None => Ok(()),
+                }
+            }
             CompatibleChange::ReducerChanged {
                 reducer,
                 old_params,
@@ -686,6 +704,7 @@ fn diff_reducers(
         diff_by_name(old, new, |r| &r.name).map(|change| match change {
             ByName::Removed(reducer) => CompatibleChange::ReducerRemoved {
                 reducer: reducer.name.clone(),
+                lifecycle: reducer.lifecycle,
             },
             ByName::Changed(reducer, now) => CompatibleChange::ReducerChanged {
                 reducer: reducer.name.clone(),
@@ -696,6 +715,7 @@ fn diff_reducers(
             },
             ByName::Added(reducer) => CompatibleChange::ReducerAdded {
                 reducer: reducer.name.clone(),
+                lifecycle: reducer.lifecycle,
             },
         }),
     );

@@ -166,6 +166,27 @@ fn a_lifecycle_change_is_a_reducer_change() {
     );
 }
 
+// A hook moved to a reducer of another name (`publish` printed only
+// "- reducer `connected`" and "+ reducer `connected2`") says which hook
+// each side was.
+#[test]
+fn a_hook_moved_to_another_reducer_names_the_hook_on_both_sides() {
+    let mut old = v1();
+    let mut connected = reducer("connected", vec![]);
+    connected.lifecycle = Some(Lifecycle::ClientConnected);
+    old.reducers.push(connected.clone());
+    let mut new = v1();
+    connected.name = "connected2".into();
+    new.reducers.push(connected);
+    assert_eq!(
+        plan_lines(&old, &new),
+        [
+            "- reducer `connected` (was lifecycle client_connected)",
+            "+ reducer `connected2` (lifecycle client_connected)",
+        ]
+    );
+}
+
 fn procedure(name: &str, params: Vec<Field>, returns: AlgebraicType) -> ProcedureSchema {
     ProcedureSchema {
         name: name.into(),
