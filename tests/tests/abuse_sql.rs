@@ -98,6 +98,17 @@ async fn seed(ws: &mut RawWebSocket) {
     );
 }
 
+/// Asserts that the process's memory, `now`, is less than `bound` bytes
+/// above `before`; `what` says what made it grow.
+fn assert_grew_less_than(before: u64, now: u64, bound: u64, what: &str) {
+    let grown = now.saturating_sub(before);
+    assert!(
+        grown < bound,
+        "{what} made the process grow by {} MB",
+        grown >> 20
+    );
+}
+
 /// Calls the hostile module's `tag_rows(first, count, kind)` and checks
 /// that it committed.
 async fn tag_rows(ws: &mut RawWebSocket, (first, count, kind): (u32, u32, u32)) {
@@ -277,11 +288,11 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
         }
         other => panic!("expected the subscription to be refused, got {other:?}"),
     }
-    let grown = resident_bytes().saturating_sub(before);
-    assert!(
-        grown < 64 << 20,
-        "refusing the subscription made the process grow by {} MB",
-        grown >> 20
+    assert_grew_less_than(
+        before,
+        resident_bytes(),
+        64 << 20,
+        "refusing the subscription",
     );
     ws.send(&ClientMessage::Query {
         request_id: 1,
@@ -299,11 +310,11 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
     assert_eq!(status, 400, "{body}");
     let error = body["error"].as_str().expect("an error text");
     assert!(error.contains("more than the 1048576 bytes"), "{error}");
-    let grown = resident_bytes().saturating_sub(before);
-    assert!(
-        grown < 64 << 20,
-        "refusing the query and the SQL made the process grow by {} MB",
-        grown >> 20
+    assert_grew_less_than(
+        before,
+        resident_bytes(),
+        64 << 20,
+        "refusing the query and the SQL",
     );
     // A join that fits is answered, and the connection goes on.
     let (status, body) = post_sql(
@@ -349,15 +360,11 @@ async fn sql_over_http_is_held_to_the_limit_as_json() {
     }
     let before = peak_resident_bytes();
     let (status, body) = post_sql(&live, "hostile", "SELECT * FROM blob").await;
-    let grown = peak_resident_bytes().saturating_sub(before);
+    let peak = peak_resident_bytes();
     assert_eq!(status, 400, "{}", &body.to_string()[..200]);
     let error = body["error"].as_str().expect("an error text");
     assert!(error.contains("more than the 67108864 bytes"), "{error}");
-    assert!(
-        grown < 1 << 30,
-        "the process peaked {} MB higher",
-        grown >> 20
-    );
+    assert_grew_less_than(before, peak, 1 << 30, "the refused SQL");
     // A result that fits is answered as before.
     let (status, body) = post_sql(&live, "hostile", "SELECT * FROM blob WHERE id < 3").await;
     assert_eq!(status, 200, "{body}");
@@ -420,12 +427,7 @@ async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_b
         }
         other => panic!("expected the row of tag 5, got {other:?}"),
     }
-    let grown = peak_resident_bytes().saturating_sub(before);
-    assert!(
-        grown < 128 << 20,
-        "the update made the process grow by {} MB",
-        grown >> 20
-    );
+    assert_grew_less_than(before, peak_resident_bytes(), 128 << 20, "the update");
     caller
         .send(&call(2, "tag_rows", args(&(20_000u32, 1u32, 2u32))))
         .await;
@@ -471,12 +473,7 @@ async fn a_join_of_tiny_rows_is_held_to_the_limit_in_memory_too() {
             other.map(|m| format!("{m:?}").chars().take(200).collect::<String>())
         ),
     }
-    let grown = peak_resident_bytes().saturating_sub(before);
-    assert!(
-        grown < 320 << 20,
-        "one subscription made the process peak {} MB higher",
-        grown >> 20
-    );
+    assert_grew_less_than(before, peak_resident_bytes(), 320 << 20, "one subscription");
     // A join of the same rows that fits is answered.
     square
         .send(&ClientMessage::Subscribe {
