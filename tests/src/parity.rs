@@ -113,3 +113,21 @@ pub fn cpp_component(dir: &str, name: &str) -> Vec<u8> {
     let path = build_dir.join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
+
+/// Checks a guest's `not_utf8_procedure(which)` (the C++ and Python test
+/// modules have one): with 0, its error, holding text that is not UTF-8,
+/// reaches the caller repaired as `error {repaired}`; with 1, its request's
+/// URL holds such text and the request is refused as `url_refusal`, not
+/// trapped.
+pub fn assert_not_utf8_procedure(
+    db: &crate::db_thread::DbThread,
+    repaired: &str,
+    url_refusal: &str,
+) {
+    let call = |which: u8| {
+        db.call_as(crate::ALICE, "not_utf8_procedure", crate::args(&(which,)))
+            .map(drop)
+    };
+    assert_eq!(call(0), Err(CallError::Failed(format!("error {repaired}"))));
+    assert_eq!(call(1), Err(CallError::Failed(url_refusal.to_owned())));
+}

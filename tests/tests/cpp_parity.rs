@@ -13,7 +13,9 @@ use std::process::Command;
 use worldline_host::{
     CallContext, CallError, Database, describe_component, describe_component_definition,
 };
-use worldline_tests::parity::{cpp_component, first_difference, target_dir, workspace};
+use worldline_tests::parity::{
+    assert_not_utf8_procedure, cpp_component, first_difference, target_dir, workspace,
+};
 use worldline_tests::twins::{self, Twins};
 use worldline_tests::{ALICE, OWNER, args, guest_wasm, patient_engine};
 
@@ -201,15 +203,10 @@ fn cpp_text_that_is_not_utf8_reaches_the_host_repaired_not_as_a_trap() {
         Err(CallError::Panicked(format!("panic {repaired}")))
     );
     let db = worldline_tests::db_thread::DbThread::spawn(db);
-    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(0u8,)));
-    assert!(
-        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
-        "{result:?}"
-    );
-    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(1u8,)));
-    assert!(
-        matches!(&result, Err(CallError::Failed(m)) if m == "InvalidRequest: the request's URL is not valid UTF-8"),
-        "{result:?}"
+    assert_not_utf8_procedure(
+        &db,
+        repaired,
+        "InvalidRequest: the request's URL is not valid UTF-8",
     );
 }
 

@@ -20,7 +20,7 @@ use worldline_host::{
     CallContext, CallError, Database, TxSubmitter, describe_component,
     describe_component_definition,
 };
-use worldline_tests::parity::{first_difference, target_dir, workspace};
+use worldline_tests::parity::{assert_not_utf8_procedure, first_difference, target_dir, workspace};
 use worldline_tests::twins::{self, Twins};
 use worldline_tests::{ALICE, OWNER, args, guest_wasm, patient_engine};
 
@@ -507,13 +507,15 @@ fn python_failures_reach_the_caller_with_a_message() {
     // say what the module said instead of trapping inside componentize-py
     // (`called Result::unwrap() on an Err value: PyErr { UnicodeEncodeError`).
     let repaired = "caf\u{FFFD} \u{FFFD}!";
-    let result = db.with(|db| {
-        db.call_reducer("not_utf8", &args(&(0u8,)), CallContext::new(ALICE))
-            .map(drop)
-    });
-    assert!(
-        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
-        "{result:?}"
+    let not_utf8 = |which: u8| {
+        db.with(move |db| {
+            db.call_reducer("not_utf8", &args(&(which,)), CallContext::new(ALICE))
+                .map(drop)
+        })
+    };
+    assert_eq!(
+        not_utf8(0),
+        Err(CallError::Failed(format!("error {repaired}")))
     );
     let logged = db.with(|db| {
         db.log()
@@ -523,23 +525,14 @@ fn python_failures_reach_the_caller_with_a_message() {
             .map(|r| r.message.clone())
     });
     assert_eq!(logged, Some(format!("log {repaired}")));
-    let result = db.with(|db| {
-        db.call_reducer("not_utf8", &args(&(1u8,)), CallContext::new(ALICE))
-            .map(drop)
-    });
-    assert!(
-        matches!(&result, Err(CallError::Panicked(m)) if *m == format!("panic {repaired}")),
-        "{result:?}"
-    );
-    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(0u8,)));
-    assert!(
-        matches!(&result, Err(CallError::Failed(m)) if *m == format!("error {repaired}")),
-        "{result:?}"
+    assert_eq!(
+        not_utf8(1),
+        Err(CallError::Panicked(format!("panic {repaired}")))
     );
     // A URL holding one is refused as an invalid request, not a trap.
-    let result = db.call_as(ALICE, "not_utf8_procedure", args(&(1u8,)));
-    assert!(
-        matches!(&result, Err(CallError::Failed(m)) if m == "invalid-request: the request's URL is not valid UTF-8 (it holds a lone surrogate)"),
-        "{result:?}"
+    assert_not_utf8_procedure(
+        &db,
+        repaired,
+        "invalid-request: the request's URL is not valid UTF-8 (it holds a lone surrogate)",
     );
 }
