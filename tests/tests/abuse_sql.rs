@@ -109,6 +109,15 @@ fn assert_grew_less_than(before: u64, now: u64, bound: u64, what: &str) {
     );
 }
 
+/// Subscribes `ws` to `query` as query set `query_set_id`.
+async fn subscribe(ws: &mut RawWebSocket, query_set_id: u32, query: &str) {
+    ws.send(&ClientMessage::Subscribe {
+        query_set_id,
+        queries: vec![query.into()],
+    })
+    .await;
+}
+
 /// Calls the hostile module's `tag_rows(first, count, kind)` and checks
 /// that it committed.
 async fn tag_rows(ws: &mut RawWebSocket, (first, count, kind): (u32, u32, u32)) {
@@ -195,11 +204,7 @@ async fn long_and_deep_subscriptions_are_refused_and_the_connection_goes_on() {
             other => panic!("expected a SubscriptionError, got {other:?}"),
         }
     }
-    ws.send(&ClientMessage::Subscribe {
-        query_set_id: 9,
-        queries: vec![or_chain(1_000)],
-    })
-    .await;
+    subscribe(&mut ws, 9, &or_chain(1_000)).await;
     assert_eq!(applied_rows(ws.recv().await), 20);
 
     // A one-off query over QUIC, then a good one on the same stream.
@@ -237,11 +242,7 @@ async fn long_and_deep_subscriptions_are_refused_and_the_connection_goes_on() {
     }
     // The other database was never affected.
     let mut chat = welcomed_ws(&live, "chat").await;
-    chat.send(&ClientMessage::Subscribe {
-        query_set_id: 1,
-        queries: vec!["SELECT * FROM message".into()],
-    })
-    .await;
+    subscribe(&mut chat, 1, "SELECT * FROM message").await;
     assert_eq!(applied_rows(chat.recv().await), 0);
     live.shutdown().await;
 }
@@ -277,11 +278,7 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
     let square = "SELECT a.* FROM message a JOIN message b ON a.sender = b.sender";
     let before = resident_bytes();
     let mut ws = welcomed_ws(&live, "chat").await;
-    ws.send(&ClientMessage::Subscribe {
-        query_set_id: 1,
-        queries: vec![square.into()],
-    })
-    .await;
+    subscribe(&mut ws, 1, square).await;
     match ws.recv().await {
         Some(ServerMessage::SubscriptionError { message, .. }) => {
             assert!(message.contains("more than the 1048576 bytes"), "{message}")
@@ -328,11 +325,7 @@ async fn a_join_larger_than_a_message_is_refused_before_it_is_built() {
         body["tables"][0]["rows"].as_array().map(Vec::len),
         Some(messages as usize)
     );
-    ws.send(&ClientMessage::Subscribe {
-        query_set_id: 2,
-        queries: vec!["SELECT * FROM message WHERE id = 1".into()],
-    })
-    .await;
+    subscribe(&mut ws, 2, "SELECT * FROM message WHERE id = 1").await;
     assert_eq!(applied_rows(ws.recv().await), 1);
     live.shutdown().await;
 }
@@ -394,20 +387,15 @@ async fn a_join_update_larger_than_a_message_drops_its_subscriber_before_it_is_b
     })
     .await;
     let mut square = welcomed_ws(&live, "hostile").await;
-    square
-        .send(&ClientMessage::Subscribe {
-            query_set_id: 1,
-            queries: vec!["SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind".into()],
-        })
-        .await;
+    subscribe(
+        &mut square,
+        1,
+        "SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind",
+    )
+    .await;
     assert_eq!(applied_rows(square.recv().await), 0);
     let mut narrow = welcomed_ws(&live, "hostile").await;
-    narrow
-        .send(&ClientMessage::Subscribe {
-            query_set_id: 1,
-            queries: vec!["SELECT * FROM tag WHERE id = 5".into()],
-        })
-        .await;
+    subscribe(&mut narrow, 1, "SELECT * FROM tag WHERE id = 5").await;
     assert_eq!(applied_rows(narrow.recv().await), 0);
     let before = peak_resident_bytes();
     let mut caller = welcomed_ws(&live, "hostile").await;
@@ -455,12 +443,12 @@ async fn a_join_of_tiny_rows_is_held_to_the_limit_in_memory_too() {
     tag_rows(&mut caller, (0, 4_000, 0)).await;
     let before = peak_resident_bytes();
     let mut square = welcomed_ws(&live, "hostile").await;
-    square
-        .send(&ClientMessage::Subscribe {
-            query_set_id: 1,
-            queries: vec!["SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind".into()],
-        })
-        .await;
+    subscribe(
+        &mut square,
+        1,
+        "SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind",
+    )
+    .await;
     match square.recv().await {
         Some(ServerMessage::SubscriptionError { message, .. }) => {
             assert!(
@@ -475,14 +463,12 @@ async fn a_join_of_tiny_rows_is_held_to_the_limit_in_memory_too() {
     }
     assert_grew_less_than(before, peak_resident_bytes(), 320 << 20, "one subscription");
     // A join of the same rows that fits is answered.
-    square
-        .send(&ClientMessage::Subscribe {
-            query_set_id: 2,
-            queries: vec![
-                "SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind WHERE a.id < 10".into(),
-            ],
-        })
-        .await;
+    subscribe(
+        &mut square,
+        2,
+        "SELECT a.* FROM tag a JOIN tag b ON a.kind = b.kind WHERE a.id < 10",
+    )
+    .await;
     assert_eq!(applied_rows(square.recv().await), 40_000);
     live.shutdown().await;
 }
