@@ -359,10 +359,19 @@ fn python_sum_types_and_nested_options_describe_and_behave_like_rust_enums() {
 
 /// Runs `build.py` on the project in `dir` into `out`; returns its output.
 fn run_build(dir: &Path, out: &Path) -> String {
+    let (succeeded, report) = build(dir, out, &[]);
+    assert!(succeeded, "build.py failed: {report}");
+    report
+}
+
+/// Runs `build.py` on the project in `dir` into `out`, with `env` added to
+/// its environment; returns whether it succeeded, and its output.
+fn build(dir: &Path, out: &Path, env: &[(&str, &str)]) -> (bool, String) {
     let output = Command::new(venv_python())
         .arg(workspace().join("guest-python/build.py"))
         .arg(dir)
         .arg(out)
+        .envs(env.iter().copied())
         .output()
         .expect("running the venv's python");
     let report = format!(
@@ -370,8 +379,7 @@ fn run_build(dir: &Path, out: &Path) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "build.py failed: {report}");
-    report
+    (output.status.success(), report)
 }
 
 /// A module that fails to import is reported by its Python traceback, not
@@ -387,19 +395,12 @@ fn a_python_module_that_fails_to_import_is_reported_without_a_native_backtrace()
         "from worldline import reducer\nimport no_such_module_here\n",
     )
     .unwrap();
-    let output = Command::new(venv_python())
-        .arg(workspace().join("guest-python/build.py"))
-        .arg(&project)
-        .arg(project.join("module.wasm"))
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("running the venv's python");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (succeeded, report) = build(
+        &project,
+        &project.join("module.wasm"),
+        &[("RUST_BACKTRACE", "1")],
     );
-    assert!(!output.status.success(), "{report}");
+    assert!(!succeeded, "{report}");
     assert!(
         report.contains("ModuleNotFoundError: No module named 'no_such_module_here'"),
         "{report}"
