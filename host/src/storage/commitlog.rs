@@ -45,7 +45,7 @@ pub(crate) struct Segment {
 
 /// The segments in `log`, oldest first, as (first offset, file name).
 pub(crate) fn segment_names(log: &dyn Directory) -> Result<Vec<(u64, String)>, StorageError> {
-    super::numbered_files(log, "seg")
+    super::numbered_files(log, "log/", "seg")
 }
 
 /// Reads segment `name`, whose first record is transaction `first`,

@@ -132,6 +132,23 @@ pub enum StorageError {
          are lost when the server stops, and the commit log takes no more"
     )]
     SegmentRemoved(String),
+    /// A file in `log/` or `snapshots/` ends as a segment or a snapshot does
+    /// (`.seg`, `.snap`) but is not named the way Worldline names them (the
+    /// 20-digit offset of its first transaction): it was put there by hand.
+    /// Reading it could replay transactions twice or out of order, and
+    /// passing over it could lose them, so the database does not start, and
+    /// the file is left as it is.
+    #[error(
+        "{file} is not named as Worldline names its files there ({expected}): it was put there \
+         by hand. Rename it or move it out of the directory (Worldline has not changed it), \
+         then start the server again"
+    )]
+    Misnamed {
+        /// The file, relative to the database's directory.
+        file: String,
+        /// How such files are named, with an example.
+        expected: String,
+    },
 }
 
 impl StorageError {
@@ -219,22 +236,38 @@ pub(crate) fn numbered_name(offset: u64, extension: &str) -> String {
 }
 
 /// The files in `dir` named by [`numbered_name`] with `extension`, as
-/// (offset, name), lowest offset first.
+/// (offset, name), lowest offset first. Files of other extensions are
+/// passed over; a file of this extension named otherwise (`0.seg`,
+/// `+1.seg`, twenty digits past `u64::MAX`) is [`StorageError::Misnamed`]:
+/// it would be read as another file's offset, or not at all. `label`
+/// (`log/`, `snapshots/`) prefixes file names in messages.
 pub(crate) fn numbered_files(
     dir: &dyn Directory,
+    label: &str,
     extension: &str,
 ) -> Result<Vec<(u64, String)>, StorageError> {
     let names = dir
         .list()
-        .map_err(|e| StorageError::io(format!("listing the .{extension} files"), e))?;
+        .map_err(|e| StorageError::io(format!("listing the .{extension} files in {label}"), e))?;
     let mut files = Vec::new();
     for name in names {
-        let offset = name
+        let Some(stem) = name
             .strip_suffix(extension)
             .and_then(|stem| stem.strip_suffix('.'))
-            .and_then(|digits| digits.parse().ok());
-        if let Some(offset) = offset {
-            files.push((offset, name));
+        else {
+            continue;
+        };
+        match stem.parse::<u64>() {
+            Ok(offset) if numbered_name(offset, extension) == name => files.push((offset, name)),
+            _ => {
+                return Err(StorageError::Misnamed {
+                    file: format!("{label}{name}"),
+                    expected: format!(
+                        "20 digits, then .{extension}, as {}",
+                        numbered_name(0, extension)
+                    ),
+                });
+            }
         }
     }
     files.sort();

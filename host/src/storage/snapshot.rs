@@ -40,7 +40,7 @@ pub(crate) struct Snapshot {
 
 /// The snapshots in `dir`, newest first, as (next offset, file name).
 pub(crate) fn snapshot_names(dir: &dyn Directory) -> Result<Vec<(u64, String)>, StorageError> {
-    let mut names = super::numbered_files(dir, "snap")?;
+    let mut names = super::numbered_files(dir, "snapshots/", "snap")?;
     names.reverse();
     Ok(names)
 }

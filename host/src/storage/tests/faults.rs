@@ -390,3 +390,47 @@ fn a_failed_snapshot_names_its_directory() {
         "{failed}"
     );
 }
+
+// A file that ends as a segment or snapshot does but is not named the way
+// the server names them (`0.seg` beside `00000000000000000000.seg`) was
+// read as that offset's file, or passed over when its digits overflowed:
+// either replays transactions twice or loses them. Recovery refuses and
+// names it; files of other extensions are still passed over.
+#[test]
+fn a_misnamed_segment_or_snapshot_is_refused_and_named() {
+    let disk = with_snapshots();
+    let first_segment = files(&disk, "log", ".seg").remove(0);
+    let newest_snapshot = files(&disk, "snapshots", ".snap").pop().unwrap();
+    let cases = [
+        ("log", "0.seg", &first_segment),
+        ("log", "+0000000000000000000.seg", &first_segment),
+        ("log", "99999999999999999999.seg", &first_segment),
+        ("log", ".seg", &first_segment),
+        ("snapshots", "7.snap", &newest_snapshot),
+    ];
+    for (dir, odd, original) in cases {
+        let altered = copy(&disk);
+        put(&altered, dir, odd, &get(&disk, dir, original));
+        match recover(&altered, odd) {
+            Err(StorageError::Misnamed { file, expected }) => {
+                assert_eq!(file, format!("{dir}/{odd}"));
+                assert!(expected.starts_with("20 digits"), "{expected}");
+            }
+            other => panic!("{dir}/{odd} was not refused: {other:?}"),
+        }
+        assert_eq!(
+            get(&altered, dir, odd),
+            get(&disk, dir, original),
+            "{odd} changed"
+        );
+    }
+    let with_notes = copy(&disk);
+    put(&with_notes, "log", "README.txt", b"notes");
+    put(
+        &with_notes,
+        "log",
+        "00000000000000000000.seg.bak",
+        b"a copy",
+    );
+    assert_eq!(recover(&with_notes, "other files").unwrap(), all());
+}

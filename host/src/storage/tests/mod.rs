@@ -195,5 +195,6 @@ fn is_refusal(error: &StorageError) -> bool {
             | StorageError::Missing(_)
             | StorageError::Unsupported { .. }
             | StorageError::Foreign { .. }
+            | StorageError::Misnamed { .. }
     )
 }
