@@ -202,7 +202,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         let http = server.http_addr();
         let quic = server.quic_addr();
         if http.ip().is_unspecified() {
-            let from_here = reachable_from_here(http);
+            let from_here = loopback_of(http);
             say!(
                 "worldline: HTTP and WebSocket on http://{http} (every address of this machine: \
                  clients connect to ws://HOST:{}/v1/ws, from this machine ws://{from_here}/v1/ws)",
@@ -244,20 +244,16 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The address a client on this machine reaches `listening` at: itself,
-/// or the loopback address when it listens on every address (`0.0.0.0`,
-/// `::`), which no client can connect to.
-fn reachable_from_here(listening: std::net::SocketAddr) -> std::net::SocketAddr {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-    match listening.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv4Addr::LOCALHOST, listening.port()))
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv6Addr::LOCALHOST, listening.port()))
-        }
-        _ => listening,
-    }
+/// The loopback address, of the same family and port, at which a client on
+/// this machine reaches a server listening on every address (`0.0.0.0`,
+/// `::`), an address no client can connect to.
+fn loopback_of(listening: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let loopback = match listening.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    std::net::SocketAddr::new(loopback, listening.port())
 }
 
 /// One line on what recovery did for a database.
