@@ -8,7 +8,7 @@ use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use worldline_datastore::{
-    Datastore, DbError, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, decode_product,
+    Datastore, DbError, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, check_product,
     plan_migration,
 };
 use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
@@ -939,7 +939,7 @@ impl Database {
             return Err(CallError::Unavailable(broken.reason().to_owned()));
         }
         let reducer = &self.schema.reducers[id];
-        decode_product(&reducer.params, args).map_err(|e| CallError::InvalidArguments {
+        check_product(&reducer.params, args).map_err(|e| CallError::InvalidArguments {
             reducer: reducer.name.clone(),
             message: e.to_string(),
         })?;

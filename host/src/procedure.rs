@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use wasmtime::{Store, UpdateDeadline};
-use worldline_datastore::{AlgebraicType, Datastore, ModuleSchema, decode_product, decode_value};
+use worldline_datastore::{AlgebraicType, Datastore, ModuleSchema, check_product, skip_value};
 use worldline_outbound::OutboundHttp;
 
 use crate::database::CallContext;
@@ -104,7 +104,7 @@ impl ProcedureRun {
             .procedure_id(name)
             .ok_or_else(|| CallError::NoSuchProcedure(quoted_name(name)))?;
         let procedure = &source.schema.procedures[id];
-        decode_product(&procedure.params, &args).map_err(|e| {
+        check_product(&procedure.params, &args).map_err(|e| {
             CallError::InvalidProcedureArguments {
                 procedure: procedure.name.clone(),
                 message: e.to_string(),
@@ -245,7 +245,7 @@ impl ProcedureRun {
     /// Refuses bytes that are not exactly one value of the return type.
     fn check_return(&self, value: Vec<u8>) -> Result<Vec<u8>, CallError> {
         let mut rest = &value[..];
-        let checked = decode_value(&self.returns, &mut rest)
+        let checked = skip_value(&self.returns, &mut rest)
             .map_err(|e| e.to_string())
             .and_then(|_| match rest.len() {
                 0 => Ok(()),

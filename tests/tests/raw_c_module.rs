@@ -6,12 +6,13 @@
 
 use worldline_host::{CallContext, CallError, Database, HostError};
 use worldline_tests::raw_c::{c_component, one_at_a_time};
-use worldline_tests::{OWNER, args, patient_engine, resident_bytes, rows};
+use worldline_tests::{OWNER, args, patient_engine, peak_resident_bytes, resident_bytes, rows};
 
 /// The module: table `item` (`id: u64` primary key, `n: u64`) and reducers
 /// `fill_memory(id)` (inserts a row, then grows memory until the host
-/// refuses, then returns ok) and `bad_error(id)` (inserts a row, then
-/// returns an `err` message that is not UTF-8). With `WIDE_TABLES` defined
+/// refuses, then returns ok), `bad_error(id)` (inserts a row, then
+/// returns an `err` message that is not UTF-8) and `take_bytes(data:
+/// array(u8))` (returns ok, writing nothing). With `WIDE_TABLES` defined
 /// it also declares that many more tables, each with a row type of 8,192
 /// type nodes (within the per-type limit of 10,000).
 const SOURCE: &str = r#"
@@ -54,13 +55,17 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
   static const char *cols[] = {"id", "n"};
   static const char *wide_cols[] = {"id", "blob"};
   size_t ntypes = 2 + (WIDE_TABLES ? DOUBLINGS + 1 : 0);
-  node_t *t = calloc(ntypes, sizeof(node_t));
+  /* After the row types: `u8` and `array(u8)`, for `take_bytes`. */
+  node_t *t = calloc(ntypes + 2, sizeof(node_t));
+  t[ntypes] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U8);
+  t[ntypes + 1] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_ARRAY);
+  t[ntypes + 1].val.array = ntypes;
   t[0] = prim(WORLDLINE_MODULE_TYPES_TYPE_NODE_U64);
   t[1] = product(2, cols, (uint32_t[]){0, 0});
   for (size_t i = 2; i < ntypes - 1 && WIDE_TABLES; i++)
     t[i] = product(2, NULL, (uint32_t[]){i == 2 ? 0 : i - 1, i == 2 ? 0 : i - 1});
   if (WIDE_TABLES) t[ntypes - 1] = product(2, wide_cols, (uint32_t[]){0, ntypes - 2});
-  ret->types.ptr = t; ret->types.len = ntypes;
+  ret->types.ptr = t; ret->types.len = ntypes + 2;
 
   size_t ntables = 1 + WIDE_TABLES;
   ret->tables.ptr = calloc(ntables, sizeof *ret->tables.ptr); ret->tables.len = ntables;
@@ -70,11 +75,12 @@ void exports_worldline_module_guest_describe(exports_worldline_module_guest_modu
     ret->tables.ptr[i] = table(name, ntypes - 1);
   }
 
-  ret->reducers.len = 2; ret->reducers.ptr = calloc(2, sizeof *ret->reducers.ptr);
-  const char *names[] = {"fill_memory", "bad_error"};
-  for (int i = 0; i < 2; i++) {
+  ret->reducers.len = 3; ret->reducers.ptr = calloc(3, sizeof *ret->reducers.ptr);
+  const char *names[] = {"fill_memory", "bad_error", "take_bytes"};
+  for (int i = 0; i < 3; i++) {
     ret->reducers.ptr[i].name = S(names[i]);
-    node_t params = product(1, (const char *[]){"id"}, (uint32_t[]){0});
+    node_t params = i < 2 ? product(1, (const char *[]){"id"}, (uint32_t[]){0})
+                          : product(1, (const char *[]){"data"}, (uint32_t[]){ntypes + 1});
     ret->reducers.ptr[i].params = params.val.product;
   }
   ret->procedures.len = 0; ret->procedures.ptr = NULL;
@@ -85,6 +91,7 @@ static void *volatile sink;
 bool exports_worldline_module_guest_call_reducer(uint32_t id, exports_worldline_module_guest_reducer_context_t *ctx,
                                                  module_list_u8_t *arguments, module_string_t *err) {
   (void)ctx;
+  if (id == 2) { module_list_u8_free(arguments); return true; }
   /* The argument is one u64 below 128: a one-byte varint. */
   uint8_t row_bytes[2] = {arguments->len ? arguments->ptr[0] : 0, 7};
   module_list_u8_free(arguments);
@@ -182,4 +189,29 @@ fn a_small_module_cannot_make_the_host_hold_hundreds_of_mib_of_schema() {
             grown >> 20
         ),
     }
+}
+
+// The WIT: arguments are checked against the declared parameter types
+// before `call-reducer` runs. The host checked them by decoding them into
+// values of dozens of bytes each, so 48 MiB of arguments (one
+// `array(u8)`) made it allocate over 2 GiB for the check; a few such
+// calls at once could take a server's memory. Checking must cost about
+// what the arguments' bytes do.
+#[test]
+fn checking_a_call_s_arguments_costs_the_host_about_their_bytes() {
+    let _one = one_at_a_time();
+    let engine = patient_engine();
+    let mut db =
+        Database::create(&engine, &c_component("raw", SOURCE, &[]), OWNER).expect("creating");
+    let arguments = args(&(vec![7u8; 48 << 20],));
+    let before = peak_resident_bytes();
+    db.call_reducer("take_bytes", &arguments, CallContext::new(OWNER))
+        .expect("the arguments decode as the declared `array(u8)`");
+    let grown = peak_resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 512 << 20,
+        "a call with {} MiB of arguments made the host's peak memory grow by {} MiB",
+        arguments.len() >> 20,
+        grown >> 20
+    );
 }

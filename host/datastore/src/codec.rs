@@ -173,8 +173,11 @@ fn decode_leaf(ty: &AlgebraicType, input: &mut &[u8]) -> Result<Value, DecodeErr
 }
 
 /// Checks that a value of type `ty` is at the front of `input` and steps
-/// over it, without building it. Accepts exactly what [`decode_value`] accepts.
-pub(crate) fn skip_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), DecodeError> {
+/// over it, without building it. Accepts exactly what [`decode_value`] accepts,
+/// failing with the same error, but holds no more memory than the input: a
+/// decoded value takes far more room than its bytes (an `array(u8)` of a
+/// million bytes decodes to a million values).
+pub fn skip_value(ty: &AlgebraicType, input: &mut &[u8]) -> Result<(), DecodeError> {
     let mut zero_sized = MAX_ZERO_SIZED_ELEMENTS;
     skip(ty, input, &mut zero_sized)
 }
@@ -266,6 +269,23 @@ pub fn decode_product(ty: &ProductType, bytes: &[u8]) -> Result<Vec<Value>, Deco
         return Err(DecodeError::trailing(input.len(), "field"));
     }
     Ok(fields)
+}
+
+/// Checks a whole buffer as the fields of `ty` (a row, or an argument
+/// list) without building them: accepts exactly what [`decode_product`]
+/// accepts, failing with the same error, and holds no more memory than the
+/// input.
+pub fn check_product(ty: &ProductType, bytes: &[u8]) -> Result<(), DecodeError> {
+    let mut input = bytes;
+    let mut zero_sized = MAX_ZERO_SIZED_ELEMENTS;
+    for (position, field) in ty.fields.iter().enumerate() {
+        skip(&field.ty, &mut input, &mut zero_sized)
+            .map_err(|e| e.in_field(field.name.as_deref(), position))?;
+    }
+    if !input.is_empty() {
+        return Err(DecodeError::trailing(input.len(), "field"));
+    }
+    Ok(())
 }
 
 fn decode_fields(
@@ -775,7 +795,9 @@ mod tests {
         }
 
         #[test]
-        fn random_bytes_against_a_row_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        fn random_bytes_against_a_row_never_panic_and_check_agrees_with_decode(
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
             use AlgebraicType as T;
             let row = ProductType { fields: vec![
                 field("id", T::U32),
@@ -783,7 +805,9 @@ mod tests {
                 field("tags", T::Array(Box::new(T::Option(Box::new(T::I64))))),
                 field("who", T::Identity),
             ]};
-            let _ = decode_product(&row, &bytes);
+            let decoded = decode_product(&row, &bytes);
+            let checked = check_product(&row, &bytes);
+            prop_assert_eq!(decoded.err(), checked.err());
         }
     }
 }

@@ -32,7 +32,10 @@ mod table;
 mod value;
 mod wire;
 
-pub use codec::{DecodeError, MAX_ZERO_SIZED_ELEMENTS, decode_product, decode_value, encode_value};
+pub use codec::{
+    DecodeError, MAX_ZERO_SIZED_ELEMENTS, check_product, decode_product, decode_value,
+    encode_value, skip_value,
+};
 pub use cursor::{Cursor, KeyBound};
 pub use datastore::{Datastore, IndexId, TableId};
 pub use delta::{SequenceState, TableDelta, TxDelta};
