@@ -318,6 +318,7 @@ async fn a_long_name_or_path_is_quoted_cut_short_in_errors() {
         ("GET", format!("/{long}"), 404),
         ("PUT", format!("/v1/database/{long}"), 405),
         ("GET", format!("/v1/database/bank/logs?{long}=1"), 400),
+        ("POST", format!("/v1/database/bank/call/{long}"), 400),
     ] {
         let (got, _, body) = request(addr, method, &path, token, vec![]).await;
         assert_eq!(got, status, "{method} {}: {body}", &path[..40]);
