@@ -606,3 +606,58 @@ async fn messages_partly_received_are_bounded_server_wide() {
     drop((websockets, quics, client));
     live.shutdown().await;
 }
+
+// PROTOCOL.md, "WebSocket": the Close frame of a client the server drops
+// carries the `Error`'s text cut to the 123 bytes a Close reason may hold
+// (RFC 6455: 125 bytes of payload, 2 of them the code). It was cut to 120.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_clients_close_reason_is_its_error_cut_to_123_bytes() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_queued_bytes = 16 * 1024;
+    })
+    .await;
+    let mut subscriber = RawWebSocket::connect(&live.ws_url()).await;
+    subscriber.send(&hello("chat", None)).await;
+    assert!(matches!(
+        subscriber.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    subscriber
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 1,
+            queries: vec!["SELECT * FROM message".into()],
+        })
+        .await;
+    assert!(matches!(
+        subscriber.recv().await,
+        Some(ServerMessage::SubscribeApplied { .. })
+    ));
+    // A message larger than the 16 KiB one message may take drops the
+    // subscriber with a long `Error`.
+    let mut writer = RawWebSocket::connect(&live.ws_url()).await;
+    writer.send(&hello("chat", None)).await;
+    assert!(matches!(
+        writer.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    writer
+        .send(&call(1, "send_message", args(&("x".repeat(20_000),))))
+        .await;
+    assert!(matches!(
+        writer.recv().await,
+        Some(ServerMessage::ReducerResult {
+            status: ReducerStatus::Committed,
+            ..
+        })
+    ));
+    let error = loop {
+        match subscriber.recv().await {
+            Some(ServerMessage::TransactionUpdate { .. }) => {}
+            other => break fatal(other),
+        }
+    };
+    assert!(error.len() > 123, "{error}");
+    let reason = subscriber.close_reason().await.expect("a Close frame");
+    assert_eq!(reason, error[..123], "the Close reason");
+    live.shutdown().await;
+}
