@@ -730,3 +730,32 @@ async fn bodies_that_trickle_are_dropped_as_too_slow() {
     assert_eq!(database_names(&live).await, ["bank"]);
     live.shutdown().await;
 }
+
+// HTTP_API.md, "Errors" and "Database names": a name whose percent-encoding
+// does not decode to UTF-8 is refused with `400` before any route is
+// reached (the document said every route but publishing answers `404` for
+// an invalid name), and `HEAD /v1/ws` is answered `405`, the WebSocket
+// endpoint being the one `GET` route that does not also take `HEAD` (the
+// document said every one does).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_that_is_not_utf8_and_head_on_the_websocket_endpoint_are_answered_as_documented() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    for (method, path, name) in [
+        ("GET", "/v1/database/a%ff", "name"),
+        ("GET", "/v1/database/a%ff/schema", "name"),
+        ("POST", "/v1/database/a%ff", "name"),
+        ("POST", "/v1/database/bank/call/a%ff", "reducer"),
+    ] {
+        let (status, _, body) = request(addr, method, path, token, vec![]).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_eq!(
+            error_text(&body),
+            format!("{method} {path}: Invalid URL: Invalid UTF-8 in `{name}`")
+        );
+    }
+    let (status, head, body) = request(addr, "HEAD", "/v1/ws", None, vec![]).await;
+    assert_eq!((status, body.as_str()), (405, ""), "{head}");
+    live.shutdown().await;
+}
