@@ -759,3 +759,52 @@ async fn a_path_that_is_not_utf8_and_head_on_the_websocket_endpoint_are_answered
     assert_eq!((status, body.as_str()), (405, ""), "{head}");
     live.shutdown().await;
 }
+
+// HTTP_API.md, "Logs": what each line's fields hold, which the document
+// did not say: `seq` from 0, `timestamp` in microseconds since the Unix
+// epoch, `level` in upper case (`INFO` for the SDK's `log::info`).
+#[tokio::test(flavor = "multi_thread")]
+async fn module_log_lines_carry_the_documented_fields() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_micros();
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/chat/call/send_message",
+        token,
+        br#"["hi"]"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, head, body) = request(addr, "GET", "/v1/database/chat/logs", token, vec![]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains("content-type: application/x-ndjson"),
+        "{head}"
+    );
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let line = lines
+        .iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("message ") && m.contains(" from "))
+        })
+        .unwrap_or_else(|| panic!("the reducer's line is kept: {body}"));
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(lines[0]["seq"], 0, "{body}");
+    let timestamp = line["timestamp"].as_u64().expect("a number") as u128;
+    assert!(
+        timestamp >= before && timestamp < before + 60_000_000,
+        "{timestamp} is not microseconds since the epoch (the call began at {before})"
+    );
+    live.shutdown().await;
+}
