@@ -944,3 +944,36 @@ async fn a_client_offering_only_a_draft_version_is_sent_version_negotiation() {
     ));
     live.shutdown().await;
 }
+
+// HTTP_API.md, `GET /v1/server`: a server listening on every address
+// reports that unspecified address as `quic_addr`, with the port a client
+// then reaches on the host it reached the HTTP API at (the document did not
+// say, and `0.0.0.0` names no host to connect to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_addr_of_a_server_on_every_address_is_unspecified_with_the_port_to_use() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.quic_listen = "0.0.0.0:0".parse().expect("an address");
+    })
+    .await;
+    let addr = live.http_addr();
+    let answer = worldline_tests::raw::raw_http(
+        addr,
+        format!("GET /v1/server HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let body = answer.split_once("\r\n\r\n").expect("an HTTP answer").1;
+    let info: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let reported: std::net::SocketAddr = info["quic_addr"]
+        .as_str()
+        .expect("a string")
+        .parse()
+        .expect("an address");
+    assert!(reported.ip().is_unspecified(), "{reported}");
+    let reachable = std::net::SocketAddr::new(addr.ip(), reported.port());
+    let mut client = RawQuic::connect(reachable, live.certificate()).await;
+    client.send(&hello("bank", None)).await;
+    assert!(matches!(
+        client.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    live.shutdown().await;
+}
