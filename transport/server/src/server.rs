@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use worldline_host::outbound::AllowList;
 use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
+use worldline_transport::MIN_MAX_FRAME;
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
@@ -45,6 +46,12 @@ impl Server {
             return Err(ServerError::OutgoingBudget {
                 total: config.max_outgoing_bytes,
                 per_connection: config.max_queued_bytes,
+            });
+        }
+        if config.max_frame < MIN_MAX_FRAME {
+            return Err(ServerError::FrameLimitTooSmall {
+                max_frame: config.max_frame,
+                min: MIN_MAX_FRAME,
             });
         }
         if config.max_incoming_bytes < u64::from(config.max_frame) {
