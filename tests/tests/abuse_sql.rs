@@ -519,3 +519,68 @@ async fn float_literals_take_their_column_type_over_http() {
     }
     live.shutdown().await;
 }
+
+// A table name, an alias and an integer literal of 300 characters: the
+// error quotes each cut to its first 200 characters and `…`, as
+// "Supported SQL" says of every part of a query an error quotes, over HTTP
+// and on the wire. The three were quoted whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_name_or_number_in_a_query_is_quoted_cut_short() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let long = "é".repeat(300);
+    let digits = "9".repeat(300);
+    let cases = [
+        (format!("SELECT * FROM {long}"), "no table named `", '`'),
+        (
+            format!("SELECT * FROM account WHERE id = {digits}"),
+            "column `id` is u32: ",
+            ' ',
+        ),
+        (
+            format!(
+                "SELECT {long}.* FROM account {long} JOIN account b ON {long}.balance = b.balance"
+            ),
+            "unsupported: joining on `",
+            '.',
+        ),
+    ];
+    let quoted_cut = |error: &str, before: &str, after: char| {
+        let start = error
+            .find(before)
+            .unwrap_or_else(|| panic!("{error} lacks {before}"))
+            + before.len();
+        let quoted: String = error[start..].chars().take_while(|&c| c != after).collect();
+        assert_eq!(quoted.chars().count(), 201, "{error}");
+        assert!(quoted.ends_with('…'), "{error}");
+    };
+    let mut ws = welcomed_ws(&live, "bank").await;
+    for ((query, before, after), id) in cases.into_iter().zip(1..) {
+        let (status, body) = post_sql(&live, "bank", &query).await;
+        assert_eq!(status, 400, "{body}");
+        quoted_cut(body["error"].as_str().expect("an error"), before, after);
+        ws.send(&ClientMessage::Query {
+            request_id: id,
+            query: query.clone(),
+        })
+        .await;
+        match ws.recv().await {
+            Some(ServerMessage::QueryResult {
+                result: Err(error), ..
+            }) => quoted_cut(&error, before, after),
+            other => panic!("expected an Err QueryResult, got {other:?}"),
+        }
+        ws.send(&ClientMessage::Subscribe {
+            query_set_id: id,
+            queries: vec![query],
+        })
+        .await;
+        match ws.recv().await {
+            Some(ServerMessage::SubscriptionError { message, .. }) => {
+                let reason = message.split_once(": ").expect("the query, then why").1;
+                quoted_cut(reason, before, after);
+            }
+            other => panic!("expected a SubscriptionError, got {other:?}"),
+        }
+    }
+    live.shutdown().await;
+}

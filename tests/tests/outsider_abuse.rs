@@ -606,3 +606,129 @@ async fn messages_partly_received_are_bounded_server_wide() {
     drop((websockets, quics, client));
     live.shutdown().await;
 }
+
+// PROTOCOL.md, "WebSocket": the Close frame of a client the server drops
+// carries the `Error`'s text cut to the 123 bytes a Close reason may hold
+// (RFC 6455: 125 bytes of payload, 2 of them the code). It was cut to 120.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_clients_close_reason_is_its_error_cut_to_123_bytes() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_queued_bytes = 16 * 1024;
+    })
+    .await;
+    let mut subscriber = RawWebSocket::connect(&live.ws_url()).await;
+    subscriber.send(&hello("chat", None)).await;
+    assert!(matches!(
+        subscriber.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    subscriber
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 1,
+            queries: vec!["SELECT * FROM message".into()],
+        })
+        .await;
+    assert!(matches!(
+        subscriber.recv().await,
+        Some(ServerMessage::SubscribeApplied { .. })
+    ));
+    // A message larger than the 16 KiB one message may take drops the
+    // subscriber with a long `Error`.
+    let mut writer = RawWebSocket::connect(&live.ws_url()).await;
+    writer.send(&hello("chat", None)).await;
+    assert!(matches!(
+        writer.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    writer
+        .send(&call(1, "send_message", args(&("x".repeat(20_000),))))
+        .await;
+    assert!(matches!(
+        writer.recv().await,
+        Some(ServerMessage::ReducerResult {
+            status: ReducerStatus::Committed,
+            ..
+        })
+    ));
+    let error = loop {
+        match subscriber.recv().await {
+            Some(ServerMessage::TransactionUpdate { .. }) => {}
+            other => break fatal(other),
+        }
+    };
+    assert!(error.len() > 123, "{error}");
+    let reason = subscriber.close_reason().await.expect("a Close frame");
+    assert_eq!(reason, error[..123], "the Close reason");
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Handshake and identity": the WebSocket upgrade must come
+// within 10 s of when the server is ready to read a request, as every
+// HTTP request's head (HTTP_API.md): on a kept-alive connection that is
+// the end of the previous answer, not the TCP connection's start, which
+// the document said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_on_a_kept_alive_connection_has_10_s_from_the_last_answer() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.server().http_addr();
+    let welcomed = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connecting");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        let read_head = |stream: &mut TcpStream| {
+            let mut head = Vec::new();
+            let mut byte = [0];
+            while !head.ends_with(b"\r\n\r\n") {
+                stream
+                    .read_exact(&mut byte)
+                    .expect("reading an answer's head");
+                head.push(byte[0]);
+            }
+            String::from_utf8_lossy(&head).into_owned()
+        };
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_secs(7));
+            let request = format!("GET /v1/server HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            stream.write_all(request.as_bytes()).expect("writing");
+            let head = read_head(&mut stream);
+            assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("a content-length");
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).expect("reading the body");
+        }
+        // 14 s after the TCP connection's start, 7 s after the last answer.
+        std::thread::sleep(Duration::from_secs(7));
+        let request = format!(
+            "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("writing");
+        let head = read_head(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        stream
+            .write_all(&binary(&hello("bank", None)))
+            .expect("writing");
+        // The server's first frame: a binary message whose payload starts
+        // with `Welcome`'s type, 0.
+        let mut start = [0; 5];
+        stream.read_exact(&mut start).expect("reading Welcome");
+        start
+    })
+    .await
+    .expect("the client thread");
+    assert_eq!(welcomed[0], 0x82, "a binary frame: {welcomed:?}");
+    let payload_at = match welcomed[1] & 0x7F {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    if payload_at < welcomed.len() {
+        assert_eq!(welcomed[payload_at], 0, "Welcome: {welcomed:?}");
+    }
+    live.shutdown().await;
+}

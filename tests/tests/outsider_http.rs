@@ -318,6 +318,7 @@ async fn a_long_name_or_path_is_quoted_cut_short_in_errors() {
         ("GET", format!("/{long}"), 404),
         ("PUT", format!("/v1/database/{long}"), 405),
         ("GET", format!("/v1/database/bank/logs?{long}=1"), 400),
+        ("POST", format!("/v1/database/bank/call/{long}"), 400),
     ] {
         let (got, _, body) = request(addr, method, &path, token, vec![]).await;
         assert_eq!(got, status, "{method} {}: {body}", &path[..40]);
@@ -727,5 +728,83 @@ async fn bodies_that_trickle_are_dropped_as_too_slow() {
         );
     }
     assert_eq!(database_names(&live).await, ["bank"]);
+    live.shutdown().await;
+}
+
+// HTTP_API.md, "Errors" and "Database names": a name whose percent-encoding
+// does not decode to UTF-8 is refused with `400` before any route is
+// reached (the document said every route but publishing answers `404` for
+// an invalid name), and `HEAD /v1/ws` is answered `405`, the WebSocket
+// endpoint being the one `GET` route that does not also take `HEAD` (the
+// document said every one does).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_that_is_not_utf8_and_head_on_the_websocket_endpoint_are_answered_as_documented() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    for (method, path, name) in [
+        ("GET", "/v1/database/a%ff", "name"),
+        ("GET", "/v1/database/a%ff/schema", "name"),
+        ("POST", "/v1/database/a%ff", "name"),
+        ("POST", "/v1/database/bank/call/a%ff", "reducer"),
+    ] {
+        let (status, _, body) = request(addr, method, path, token, vec![]).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_eq!(
+            error_text(&body),
+            format!("{method} {path}: Invalid URL: Invalid UTF-8 in `{name}`")
+        );
+    }
+    let (status, head, body) = request(addr, "HEAD", "/v1/ws", None, vec![]).await;
+    assert_eq!((status, body.as_str()), (405, ""), "{head}");
+    live.shutdown().await;
+}
+
+// HTTP_API.md, "Logs": what each line's fields hold, which the document
+// did not say: `seq` from 0, `timestamp` in microseconds since the Unix
+// epoch, `level` in upper case (`INFO` for the SDK's `log::info`).
+#[tokio::test(flavor = "multi_thread")]
+async fn module_log_lines_carry_the_documented_fields() {
+    let live = LiveServer::start(&[("chat", "chat")]).await;
+    let addr = live.http_addr();
+    let token = Some(live.owner_token.as_str());
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_micros();
+    let (status, _, body) = request(
+        addr,
+        "POST",
+        "/v1/database/chat/call/send_message",
+        token,
+        br#"["hi"]"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, head, body) = request(addr, "GET", "/v1/database/chat/logs", token, vec![]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains("content-type: application/x-ndjson"),
+        "{head}"
+    );
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let line = lines
+        .iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("message ") && m.contains(" from "))
+        })
+        .unwrap_or_else(|| panic!("the reducer's line is kept: {body}"));
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(lines[0]["seq"], 0, "{body}");
+    let timestamp = line["timestamp"].as_u64().expect("a number") as u128;
+    assert!(
+        timestamp >= before && timestamp < before + 60_000_000,
+        "{timestamp} is not microseconds since the epoch (the call began at {before})"
+    );
     live.shutdown().await;
 }

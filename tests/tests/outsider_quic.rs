@@ -915,3 +915,65 @@ async fn a_client_without_the_alpn_protocol_is_refused_in_the_handshake() {
     still_serves(&live).await;
     live.shutdown().await;
 }
+
+// PROTOCOL.md "QUIC": the server speaks QUIC version 1 only; a client
+// offering another version (here draft 29, which common stacks still
+// offer) is sent a Version Negotiation packet listing version 1, and its
+// stack gives up. The server used to accept drafts 29 to 34 as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_offering_only_a_draft_version_is_sent_version_negotiation() {
+    const DRAFT_29: u32 = 0xff00_001d;
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+    let mut config = quic_client_config(live.certificate(), vec![QUIC_ALPN.to_vec()]);
+    config.version(DRAFT_29);
+    let attempt = endpoint
+        .connect_with(config, live.quic_addr(), "localhost")
+        .expect("a connection attempt");
+    match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+        Ok(Err(quinn::ConnectionError::VersionMismatch)) => {}
+        other => panic!("expected Version Negotiation, got {other:?}"),
+    }
+    // Version 1 is served as ever.
+    let mut client = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    client.send(&hello("bank", None)).await;
+    assert!(matches!(
+        client.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    live.shutdown().await;
+}
+
+// HTTP_API.md, `GET /v1/server`: a server listening on every address
+// reports that unspecified address as `quic_addr`, with the port a client
+// then reaches on the host it reached the HTTP API at (the document did not
+// say, and `0.0.0.0` names no host to connect to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_addr_of_a_server_on_every_address_is_unspecified_with_the_port_to_use() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.quic_listen = "0.0.0.0:0".parse().expect("an address");
+    })
+    .await;
+    let addr = live.http_addr();
+    let answer = worldline_tests::raw::raw_http(
+        addr,
+        format!("GET /v1/server HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let body = answer.split_once("\r\n\r\n").expect("an HTTP answer").1;
+    let info: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let reported: std::net::SocketAddr = info["quic_addr"]
+        .as_str()
+        .expect("a string")
+        .parse()
+        .expect("an address");
+    assert!(reported.ip().is_unspecified(), "{reported}");
+    let reachable = std::net::SocketAddr::new(addr.ip(), reported.port());
+    let mut client = RawQuic::connect(reachable, live.certificate()).await;
+    client.send(&hello("bank", None)).await;
+    assert!(matches!(
+        client.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    live.shutdown().await;
+}

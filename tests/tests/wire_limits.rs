@@ -764,3 +764,43 @@ async fn a_body_over_its_limit_sent_whole_is_answered_413() {
     assert!(answer.contains("larger than the 1048576 bytes"), "{answer}");
     live.shutdown().await;
 }
+
+// PROTOCOL.md "Fragments": every frame the server sends is within the
+// frame limit `Welcome` advertises. A server configured with a frame limit
+// under 64 bytes advertised it but sent 64-byte fragments (its smallest);
+// it now refuses to start, and at 64 bytes its fragments fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_frame_fits_the_advertised_limit_and_a_limit_under_64_bytes_is_refused() {
+    let dir = worldline_tests::TempDir::new("worldline-tiny-frames");
+    let mut config = worldline_server::ServerConfig::new(dir.path());
+    config.http_listen = "127.0.0.1:0".parse().expect("an address");
+    config.quic_listen = "127.0.0.1:0".parse().expect("an address");
+    config.max_frame = 16;
+    match worldline_server::Server::start(config).await {
+        Err(e) => assert_eq!(
+            e.to_string(),
+            "the frame limit (16 bytes) is below the smallest the protocol allows (64 bytes)"
+        ),
+        Ok(server) => {
+            server.shutdown().await;
+            panic!("a server with a 16-byte frame limit started");
+        }
+    }
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| config.max_frame = 64).await;
+    let mut client = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    client.send(&hello("bank", None)).await;
+    // `Welcome` (over 300 bytes with its token) comes in fragments.
+    let mut fragments = 0;
+    loop {
+        let message = client.recv().await.expect("a message");
+        let len = encode_message(&message).len();
+        assert!(len <= 64, "a frame of {len} bytes: {message:?}");
+        match message {
+            ServerMessage::Fragment { last: false, .. } => fragments += 1,
+            ServerMessage::Fragment { last: true, .. } => break,
+            other => panic!("expected fragments, got {other:?}"),
+        }
+    }
+    assert!(fragments >= 3, "{fragments}");
+    live.shutdown().await;
+}

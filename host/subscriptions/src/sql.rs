@@ -142,7 +142,7 @@ impl<'a> Scope<'a> {
             )));
         };
         let id = schema.table_id(&table_name.value).ok_or_else(|| {
-            QueryError::UnknownName(format!("no table named `{}`", table_name.value))
+            QueryError::UnknownName(format!("no table named `{}`", quoted(&table_name.value)))
         })?;
         let table = &schema.tables[id];
         if !table.public && !owner {
@@ -167,7 +167,7 @@ impl<'a> Scope<'a> {
             .ok_or_else(|| {
                 unsupported(format!(
                     "joining on `{}.{}`, which has no index of its own",
-                    self.qualifier,
+                    quoted(&self.qualifier),
                     self.table.column_name(column)
                 ))
             })
@@ -664,7 +664,7 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         let text = number()?;
         text.parse()
             .map_err(|e: std::num::ParseIntError| match e.kind() {
-                IntErrorKind::PosOverflow => format!("{sign}{text} is out of range"),
+                IntErrorKind::PosOverflow => format!("{sign}{} is out of range", quoted(text)),
                 _ => format!("`{}` is not an integer", quoted(text)),
             })
     };

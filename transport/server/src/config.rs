@@ -33,8 +33,9 @@ pub struct ServerConfig {
     /// Where the QUIC endpoint listens (port 0 picks one).
     pub quic_listen: SocketAddr,
     /// The largest frame accepted from a client and sent to one, in bytes:
-    /// larger server messages are split into fragments of at most this size
-    /// (or 64 bytes, if it is smaller).
+    /// larger server messages are split into fragments of at most this size.
+    /// At least 64 ([`MIN_MAX_FRAME`](worldline_transport::MIN_MAX_FRAME);
+    /// [`Server::start`](crate::Server::start) refuses less).
     pub max_frame: u32,
     /// How many messages may wait for one slow client before it is dropped.
     pub outbound_queue: usize,

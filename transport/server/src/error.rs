@@ -73,6 +73,19 @@ pub enum ServerError {
         /// `max_frame`.
         max_frame: u32,
     },
+    /// `ServerConfig::max_frame` is below the smallest frame limit the
+    /// protocol allows: the server could not split its messages into
+    /// fragments that fit it.
+    #[error(
+        "the frame limit ({max_frame} bytes) is below the smallest the protocol allows ({min} \
+         bytes)"
+    )]
+    FrameLimitTooSmall {
+        /// `max_frame`.
+        max_frame: u32,
+        /// The smallest frame limit allowed.
+        min: u32,
+    },
     /// A database's thread stopped.
     #[error("database `{0}` is not running")]
     DatabaseStopped(String),

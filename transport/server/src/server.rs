@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use worldline_host::outbound::AllowList;
 use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
+use worldline_transport::MIN_MAX_FRAME;
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
@@ -18,6 +19,9 @@ use crate::{api, http_serve, quic};
 
 /// How long shutting down waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The one QUIC version the server speaks (RFC 9000).
+const QUIC_VERSION_1: u32 = 1;
 
 /// A server accepting connections until [`shutdown`](Self::shutdown).
 pub struct Server {
@@ -44,6 +48,12 @@ impl Server {
                 per_connection: config.max_queued_bytes,
             });
         }
+        if config.max_frame < MIN_MAX_FRAME {
+            return Err(ServerError::FrameLimitTooSmall {
+                max_frame: config.max_frame,
+                min: MIN_MAX_FRAME,
+            });
+        }
         if config.max_incoming_bytes < u64::from(config.max_frame) {
             return Err(ServerError::IncomingBudget {
                 total: config.max_incoming_bytes,
@@ -61,15 +71,24 @@ impl Server {
         })??;
         let recovery = host.recovery_reports().to_vec();
         let certificate = Certificate::load_or_create(&config.data_dir)?;
-        let endpoint = quinn::Endpoint::server(
-            certificate.quic_server_config(config.idle_timeout)?,
-            config.quic_listen,
-        )
-        .map_err(|source| ServerError::Bind {
+        let bind_error = |source| ServerError::Bind {
             protocol: "quic",
             address: config.quic_listen,
             source,
-        })?;
+        };
+        let socket = std::net::UdpSocket::bind(config.quic_listen).map_err(bind_error)?;
+        // QUIC version 1 only (PROTOCOL.md): quinn's default would also
+        // take drafts 29 to 34; a client offering only those is sent a
+        // Version Negotiation packet listing version 1.
+        let mut endpoint_config = quinn::EndpointConfig::default();
+        endpoint_config.supported_versions(vec![QUIC_VERSION_1]);
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config,
+            Some(certificate.quic_server_config(config.idle_timeout)?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_error)?;
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| ServerError::Bind {

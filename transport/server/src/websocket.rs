@@ -195,15 +195,18 @@ impl MessageSink for WebSocketSink {
         let reason = ended.close_reason(*self.shutdown.borrow());
         let frame = CloseFrame {
             code: axum::extract::ws::close_code::NORMAL,
-            reason: truncate(reason, 120).into(),
+            reason: truncate(reason, MAX_CLOSE_REASON_BYTES).into(),
         };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
         let _ = self.sink.close().await;
     }
 }
 
-/// At most `max` bytes of `text`, cut at a character boundary (a close
-/// frame's reason is limited to 123 bytes).
+/// The longest reason a Close frame holds: 125 bytes of payload, less the
+/// 2 of the code (RFC 6455, section 5.5).
+const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// At most `max` bytes of `text`, cut at a character boundary.
 fn truncate(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use worldline_host::datastore::{ModuleSchema, ProcedureSchema};
 use worldline_host::datastore::{json_to_args, row_to_json};
 use worldline_host::outbound::AllowList;
-use worldline_host::{CallContext, CallError, Identity, PreparedModule, SwapPolicy};
+use worldline_host::{CallContext, CallError, Identity, PreparedModule, SwapPolicy, quoted_name};
 use worldline_subscriptions::{CompiledQuery, QueryId, SubscriptionEngine};
 use worldline_transport::http_api::{CallResult, LogLine, SqlResult, SqlTable};
 use worldline_transport::{ServerMessage, TableRows};
@@ -206,8 +206,11 @@ impl Actor {
             return;
         }
         let Some(id) = schema.reducer_id(reducer) else {
-            let error = ApiError::bad_request(format!("no reducer or procedure named `{reducer}`"))
-                .with_hint("`worldline describe` lists the reducers and procedures");
+            let error = ApiError::bad_request(format!(
+                "no reducer or procedure named `{}`",
+                quoted_name(reducer)
+            ))
+            .with_hint("`worldline describe` lists the reducers and procedures");
             let _ = reply.send(Err(error));
             return;
         };
