@@ -143,6 +143,23 @@ class Refusals(unittest.TestCase):
         with self.assertRaises(TypeError):
             postcard.encode(postcard.Unsigned(32), True)
 
+    def test_a_wrong_value_is_quoted_cut_short(self):
+        # A megabyte of the wrong type makes a message of a few hundred
+        # characters, not of a megabyte.
+        for value, start in [
+            ("x" * 1_000_000, "expected an int for u32, got 'xxxx"),
+            (list(range(100_000)), "expected an int for u32, got [0, 1, 2"),
+        ]:
+            with self.subTest(start=start):
+                with self.assertRaises(TypeError) as caught:
+                    postcard.encode(postcard.Unsigned(32), value)
+                message = str(caught.exception)
+                self.assertTrue(message.startswith(start), message[:300])
+                self.assertLess(len(message), postcard.SHOWN_LIMIT + 100)
+        with self.assertRaises(TypeError) as caught:
+            postcard.encode(postcard.Unsigned(32), "short")
+        self.assertEqual(str(caught.exception), "expected an int for u32, got 'short'")
+
 
 if __name__ == "__main__":
     unittest.main()

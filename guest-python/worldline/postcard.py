@@ -9,6 +9,23 @@ their width; a malformed input raises :class:`DecodeError`.
 import struct
 
 
+SHOWN_LIMIT = 200
+"""The most characters of a value an error message quotes."""
+
+
+def shown(value):
+    """``repr(value)`` cut to :data:`SHOWN_LIMIT` characters, for quoting
+    a value in an error message: a wrong value of a megabyte must not make
+    a message of a megabyte. A long ``str`` or ``bytes`` is cut before it
+    is quoted, so it is not copied whole either."""
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > SHOWN_LIMIT:
+        return f"{value[:SHOWN_LIMIT]!r}… ({len(value)} long)"
+    text = repr(value)
+    if len(text) > SHOWN_LIMIT:
+        return f"{text[:SHOWN_LIMIT]}… ({len(text)} characters)"
+    return text
+
+
 class DecodeError(ValueError):
     """Bytes that do not decode as the expected type."""
 
@@ -73,7 +90,7 @@ class Unsigned:
 
     def write(self, value, out):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"expected an int for u{self.bits}, got {value!r}")
+            raise TypeError(f"expected an int for u{self.bits}, got {shown(value)}")
         if value < 0 or value > self.max:
             raise OverflowError(f"{value} does not fit in u{self.bits}")
         if self.bits == 8:
@@ -99,7 +116,7 @@ class Signed:
 
     def write(self, value, out):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"expected an int for i{self.bits}, got {value!r}")
+            raise TypeError(f"expected an int for i{self.bits}, got {shown(value)}")
         if value < self.min or value > self.max:
             raise OverflowError(f"{value} does not fit in i{self.bits}")
         if self.bits == 8:
@@ -122,7 +139,7 @@ class Bool:
 
     def write(self, value, out):
         if not isinstance(value, bool):
-            raise TypeError(f"expected a bool, got {value!r}")
+            raise TypeError(f"expected a bool, got {shown(value)}")
         out.append(1 if value else 0)
 
     def read(self, buf, pos):
@@ -144,11 +161,11 @@ class Float:
 
     def write(self, value, out):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TypeError(f"expected a float, got {value!r}")
+            raise TypeError(f"expected a float, got {shown(value)}")
         try:
             out += struct.pack(self.format, value)
         except (OverflowError, struct.error):  # struct.error: an int too large for a double
-            raise OverflowError(f"{value!r} does not fit in f{self.bits}") from None
+            raise OverflowError(f"{shown(value)} does not fit in f{self.bits}") from None
 
     def read(self, buf, pos):
         end = pos + self.size
@@ -162,7 +179,7 @@ class String:
 
     def write(self, value, out):
         if not isinstance(value, str):
-            raise TypeError(f"expected a str, got {value!r}")
+            raise TypeError(f"expected a str, got {shown(value)}")
         data = value.encode()
         write_varint(len(data), out)
         out += data
@@ -188,7 +205,7 @@ class Raw:
 
     def write(self, value, out):
         if not isinstance(value, self.cls):
-            raise TypeError(f"expected a {self.cls.__name__}, got {value!r}")
+            raise TypeError(f"expected a {self.cls.__name__}, got {shown(value)}")
         out += value.bytes
 
     def read(self, buf, pos):
@@ -208,7 +225,7 @@ class Wrapped:
 
     def write(self, value, out):
         if not isinstance(value, self.cls):
-            raise TypeError(f"expected a {self.cls.__name__}, got {value!r}")
+            raise TypeError(f"expected a {self.cls.__name__}, got {shown(value)}")
         self.inner.write(getattr(value, self.attr), out)
 
     def read(self, buf, pos):
@@ -231,7 +248,7 @@ class Option:
         out.append(1)
         if self.nested:
             if not isinstance(value, Some):
-                raise TypeError(f"a nested option's value must be Some(...) or None, got {value!r}")
+                raise TypeError(f"a nested option's value must be Some(...) or None, got {shown(value)}")
             value = value.value
         self.inner.write(value, out)
 
@@ -252,7 +269,7 @@ class Bytes:
 
     def write(self, value, out):
         if not isinstance(value, (bytes, bytearray)):
-            raise TypeError(f"expected bytes, got {value!r}")
+            raise TypeError(f"expected bytes, got {shown(value)}")
         write_varint(len(value), out)
         out += value
 
@@ -272,7 +289,7 @@ class Array:
 
     def write(self, value, out):
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, got {value!r}")
+            raise TypeError(f"expected a list, got {shown(value)}")
         write_varint(len(value), out)
         write = self.inner.write
         for item in value:
@@ -302,7 +319,7 @@ class Product:
     def write(self, value, out):
         if self.cls is not None:
             if not isinstance(value, self.cls):
-                raise TypeError(f"expected a {self.cls.__name__}, got {value!r}")
+                raise TypeError(f"expected a {self.cls.__name__}, got {shown(value)}")
             for name, codec in zip(self.names, self.fields):
                 try:
                     codec.write(getattr(value, name), out)
@@ -313,7 +330,7 @@ class Product:
             return  # the unit, as a function without a return value gives it
         if not isinstance(value, (tuple, list)):
             wanted = "None (no value)" if not self.fields else f"a tuple of {len(self.fields)} values"
-            raise TypeError(f"expected {wanted}, got {value!r}")
+            raise TypeError(f"expected {wanted}, got {shown(value)}")
         if len(value) != len(self.fields):
             raise TypeError(f"expected {len(self.fields)} values, got {len(value)}")
         for item, codec in zip(value, self.fields):
@@ -354,16 +371,16 @@ class Sum:
         if self.cls is None:
             case, payload = value
             if not isinstance(case, int) or not 0 <= case < len(self.cases):
-                raise ValueError(f"no case {case!r}")
+                raise ValueError(f"no case {shown(case)}")
         elif self.kinds is not None:
             case = self._index.get(type(value))
             if case is None:
-                raise TypeError(f"expected a case of {self.cls.__name__}, got {value!r}")
+                raise TypeError(f"expected a case of {self.cls.__name__}, got {shown(value)}")
             payload = value.value
         else:
             case = self._index.get(value) if isinstance(value, self.cls) else None
             if case is None:
-                raise TypeError(f"expected a member of {self.cls.__name__}, got {value!r}")
+                raise TypeError(f"expected a member of {self.cls.__name__}, got {shown(value)}")
             payload = None
         write_varint(case, out)
         self.cases[case].write(payload, out)

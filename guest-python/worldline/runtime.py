@@ -255,7 +255,7 @@ class Http:
         request = wit_http.Request(
             _request_text("method", method),
             _request_text("URL", url),
-            [wit_http.Header(_request_text("header name", n), _request_text(f"header {n!r}", v))
+            [wit_http.Header(_request_text("header name", n), _request_text(f"header {postcard.shown(n)}", v))
              for n, v in headers],
             bytes(body),
             timeout_ms,
@@ -355,7 +355,7 @@ def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
                 # the call commit: `return "message"` (a C++ reducer's error)
                 # must not pass for success.
                 raise TypeError(
-                    f"a reducer returns None (raise an exception to fail the call), not {value!r}"
+                    f"a reducer returns None (raise an exception to fail the call), not {postcard.shown(value)}"
                 )
             return None
         return _encode_result(result_codec, value)
@@ -366,7 +366,7 @@ def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
     except SystemExit as e:
         # WASI preview 2's exit carries no code (the host would report
         # exit(1) whatever the code): trap with the code instead.
-        _trap(f"sys.exit({e.code!r}) was called")
+        _trap(f"sys.exit({postcard.shown(e.code)}) was called")
     except Exception as e:
         wit_log.write(wit_log.Level.ERROR, _wit_text(traceback.format_exc()))
         raise Err(_wit_text(str(e) or type(e).__name__)) from None

@@ -483,6 +483,15 @@ fn python_failures_reach_the_caller_with_a_message() {
         matches!(&result, Err(CallError::Failed(m)) if m == "a reducer returns None (raise an exception to fail the call), not 'that went wrong'"),
         "{result:?}"
     );
+    // A big value is quoted cut short, not whole (100,000 numbers would
+    // make a message of some 600 KB).
+    let result = db.call_reducer("returns_a_big_list", &args(&()), CallContext::new(ALICE));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m.starts_with("a reducer returns None (raise an exception to fail the call), not [0, 1, 2, 3")
+            && m.ends_with("… (688890 characters)")
+            && m.len() < 400),
+        "{result:?}"
+    );
     // A procedure returning the wrong type fails cleanly, as a reducer
     // inserting a wrong row does, instead of trapping inside componentize-py.
     let db = worldline_tests::db_thread::DbThread::spawn(db);

@@ -24,6 +24,11 @@ def returns_a_message(ctx):
     return "that went wrong"
 
 
+@reducer
+def returns_a_big_list(ctx):
+    return list(range(100_000))
+
+
 @procedure
 def wrong_return(ctx) -> u64:
     return "not a number"
