@@ -415,10 +415,11 @@ macro_rules! impl_datastore_and_log {
     };
 }
 
-/// 0.1.0 has no `no-transaction` error: a write outside a reducer traps.
+/// 0.1.0 has no `no-transaction` error: a datastore call the datastore
+/// refuses for want of a transaction (a write outside a reducer) traps.
 fn v1_outside_tx<T>(message: String) -> HostResult<T> {
     Err(wasmtime::Error::msg(format!(
-        "datastore write outside a reducer: {message}"
+        "datastore call outside a reducer: {message}"
     )))
 }
 
