@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "hostile-describe",
     "hostile-schedule",
     "hostile-schedule-unscheduled",
+    "hostile-init",
     "describe-panics",
     "escape",
     "escape-describe-loop",

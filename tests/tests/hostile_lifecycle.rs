@@ -1,0 +1,297 @@
+//! Lifecycle hooks and scheduled reducers that run out of time, memory or
+//! stack on purpose (`guest-rust/test-modules/hostile-init` and
+//! `hostile-schedule`), and hot swaps to modules that cannot start or
+//! describe themselves: whoever triggered the call gets an error naming
+//! what ran out, nothing the call wrote is committed, nothing is left
+//! half-applied on disk, and the database keeps serving on a fresh instance.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use worldline_client::{Client, ClientError, ConnectOptions, Trust};
+use worldline_host::{
+    CallContext, CallError, Database, DurabilityPolicy, Host, HostConfig, HostError, Identity,
+    StorageConfig,
+};
+use worldline_tests::live::{LiveServer, Transport};
+use worldline_tests::process::Http;
+use worldline_tests::{TempDir, guest_wasm, test_engine_config};
+use worldline_transport::ReducerStatus;
+
+/// The tests' memory limit (`test_engine_config`).
+const MEMORY_LIMIT: &str = "memory limit of 67108864 bytes";
+
+fn config() -> HostConfig {
+    HostConfig {
+        engine: test_engine_config(),
+        storage: StorageConfig {
+            durability: DurabilityPolicy::Every,
+            max_segment_bytes: 1 << 20,
+            snapshot_every: None,
+            keep_snapshots: 1,
+            before_sync: None,
+        },
+    }
+}
+
+/// The names under `databases/` of the data directory `dir`.
+fn database_dirs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("databases"))
+        .map(|entries| {
+            entries
+                .map(|e| {
+                    e.expect("an entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The last module-log line after calling `count_seeded`.
+fn seeded(db: &mut Database) -> String {
+    db.call_reducer(
+        "count_seeded",
+        &[],
+        CallContext::new(Identity::from_bytes([9; 32])),
+    )
+    .expect("count_seeded commits");
+    let log = db.log();
+    log.records().last().expect("a log line").message.clone()
+}
+
+#[test]
+fn an_init_that_fails_or_runs_out_of_time_memory_or_stack_creates_no_database() {
+    let dir = TempDir::new("worldline-hostile-init");
+    let wasm = guest_wasm("hostile-init");
+    {
+        let mut host = Host::open(dir.path(), config()).expect("opening the host");
+        // The owner's first byte picks what `init` does after writing a row.
+        for (byte, what) in [
+            (1u8, "trap"),
+            (2, "err"),
+            (3, "loop"),
+            (4, "out of memory"),
+            (5, "out of stack"),
+        ] {
+            let error = host
+                .publish("db", &wasm, Identity::from_bytes([byte; 32]))
+                .map(drop)
+                .expect_err("init fails");
+            let HostError::InitFailed(cause) = &error else {
+                panic!("{what}: not an init failure: {error:?}");
+            };
+            let message = error.to_string();
+            assert!(
+                message.starts_with("the module's init reducer failed: "),
+                "{what}: {message}"
+            );
+            match byte {
+                1 | 5 => assert!(matches!(cause, CallError::Trapped(_)), "{what}: {cause:?}"),
+                2 => assert!(
+                    message.ends_with("init failed on purpose"),
+                    "{what}: {message}"
+                ),
+                3 => assert!(
+                    matches!(cause, CallError::DeadlineExceeded(_)) && message.contains("500ms"),
+                    "{what}: {message}"
+                ),
+                _ => assert!(
+                    matches!(cause, CallError::OutOfMemory { .. })
+                        && message.contains(MEMORY_LIMIT),
+                    "{what}: {message}"
+                ),
+            }
+            assert!(host.database("db").is_none(), "{what}: a database");
+            assert_eq!(database_dirs(dir.path()), Vec::<String>::new(), "{what}");
+        }
+        // The name is free, and an `init` that succeeds commits its row once.
+        let db = host
+            .publish("db", &wasm, Identity::from_bytes([9; 32]))
+            .expect("an init that returns ok");
+        assert_eq!(seeded(db), "1 seeded");
+    }
+    let mut host = Host::open(dir.path(), config()).expect("reopening the host");
+    assert_eq!(host.database_names().collect::<Vec<_>>(), ["db"]);
+    assert_eq!(host.unavailable_databases().count(), 0);
+    assert_eq!(seeded(host.database_mut("db").expect("db")), "1 seeded");
+}
+
+#[test]
+fn a_swap_to_a_module_that_cannot_start_or_describe_changes_nothing_on_disk() {
+    let dir = TempDir::new("worldline-hostile-swap");
+    let wasm = guest_wasm("hostile-init");
+    {
+        let mut host = Host::open(dir.path(), config()).expect("opening the host");
+        let db = host
+            .publish("db", &wasm, Identity::from_bytes([9; 32]))
+            .expect("publishing");
+        for (guest, expected) in [
+            ("hostile-start", "500ms deadline"),
+            (
+                "hostile-describe",
+                "describe did not return within the 500ms deadline",
+            ),
+            (
+                "describe-panics",
+                "panicked: this type refuses to describe itself",
+            ),
+        ] {
+            let error = db
+                .hot_swap(&guest_wasm(guest), worldline_host::SwapPolicy::Additive)
+                .map(drop)
+                .expect_err("the swap is refused");
+            assert!(error.to_string().contains(expected), "{guest}: {error}");
+            assert_eq!(seeded(db), "1 seeded", "{guest}: the old module serves");
+        }
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("databases/db/module.wasm")).expect("module.wasm"),
+        wasm,
+        "the old module stays on disk"
+    );
+    let mut host = Host::open(dir.path(), config()).expect("reopening the host");
+    assert_eq!(host.unavailable_databases().count(), 0);
+    assert_eq!(seeded(host.database_mut("db").expect("db")), "1 seeded");
+}
+
+async fn connect_owner(live: &LiveServer) -> Client {
+    let options = ConnectOptions::websocket(live.ws_url(), "hs");
+    Client::connect(options.with_token(live.owner_token.clone()))
+        .await
+        .expect("the owner connects")
+}
+
+async fn commit(client: &Client, reducer: &str, args: &impl serde::Serialize) {
+    let outcome = tokio::time::timeout(Duration::from_secs(10), client.call(reducer, args))
+        .await
+        .unwrap_or_else(|_| panic!("`{reducer}` got no answer"))
+        .expect("an answer");
+    assert_eq!(outcome.status, ReducerStatus::Committed, "{reducer}");
+}
+
+/// The rows of `table` of `hs`, as JSON arrays of columns.
+fn sql_rows(http: &Http, table: &str) -> Vec<serde_json::Value> {
+    let answer = http.post_ok(
+        "/v1/database/hs/sql",
+        "text/plain",
+        format!("SELECT * FROM {table}").as_bytes(),
+    );
+    answer["tables"][0]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits for a module-log line that starts with `prefix` and is not one of
+/// the first `seen` lines, and returns it.
+async fn log_line(http: &Http, seen: usize, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = http.module_log("hs", None);
+        if let Some(line) = log.iter().skip(seen).find(|l| l.starts_with(prefix)) {
+            return line.clone();
+        }
+        assert!(Instant::now() < deadline, "no `{prefix}` line in {log:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (How a hook or job misbehaves, what the error says.)
+const EXHAUSTIONS: [(&str, &str); 3] = [
+    ("oom", MEMORY_LIMIT),
+    ("spin", "ran longer than its 500ms deadline"),
+    (
+        "stack",
+        "the module trapped: wasm trap: out of bounds memory access",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_hook_that_runs_out_of_memory_time_or_stack_refuses_the_client_and_commits_nothing()
+ {
+    let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
+    let http = Http::new(
+        &format!("http://{}", live.http_addr()),
+        Some(&live.owner_token),
+    );
+    let owner = connect_owner(&live).await;
+    for (mode, expected) in EXHAUSTIONS {
+        commit(&owner, "set_hooks", &(mode, "ok")).await;
+        for transport in [Transport::WebSocket, Transport::Quic] {
+            let options = match transport {
+                Transport::Quic => ConnectOptions::quic(
+                    live.quic_addr(),
+                    Trust::Fingerprint(live.server().fingerprint()),
+                    "hs",
+                ),
+                Transport::WebSocket => ConnectOptions::websocket(live.ws_url(), "hs"),
+            };
+            match Client::connect(options).await.map(drop) {
+                Err(ClientError::Rejected(reason)) => assert!(
+                    reason.starts_with("the module refused the connection: ")
+                        && reason.contains(expected),
+                    "{mode} over {transport:?}: {reason}"
+                ),
+                other => panic!("{mode} over {transport:?}: {other:?}"),
+            }
+        }
+    }
+    // Only the owner's connection committed its `client_connected` run.
+    let visits = tokio::task::block_in_place(|| sql_rows(&http, "visits"));
+    assert_eq!(visits, [serde_json::json!([0, 1, 0])]);
+    // A fresh instance lets the next client in.
+    commit(&owner, "set_hooks", &("ok", "ok")).await;
+    let visitor = live.connect(Transport::Quic, "hs").await;
+    let visits = tokio::task::block_in_place(|| sql_rows(&http, "visits"));
+    assert_eq!(visits, [serde_json::json!([0, 2, 0])]);
+    visitor.close().await;
+    owner.close().await;
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_hooks_and_jobs_that_run_out_of_memory_time_or_stack_are_logged_and_rolled_back()
+{
+    let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
+    let http = Http::new(
+        &format!("http://{}", live.http_addr()),
+        Some(&live.owner_token),
+    );
+    let owner = connect_owner(&live).await;
+    for (mode, expected) in EXHAUSTIONS {
+        commit(&owner, "set_hooks", &("ok", mode)).await;
+        let seen = tokio::task::block_in_place(|| http.module_log("hs", None).len());
+        let visitor = live.connect(Transport::WebSocket, "hs").await;
+        visitor.close().await;
+        let line = log_line(&http, seen, "client_disconnected failed").await;
+        assert!(line.contains(expected), "{mode}: {line}");
+
+        let seen = tokio::task::block_in_place(|| http.module_log("hs", None).len());
+        commit(&owner, "schedule_in", &(0u64, 0u64, mode)).await;
+        let line = log_line(&http, seen, "scheduled reducer `run_job` failed").await;
+        assert!(line.contains(expected), "{mode}: {line}");
+    }
+    let (ran, visits) =
+        tokio::task::block_in_place(|| (sql_rows(&http, "ran"), sql_rows(&http, "visits")));
+    assert_eq!(
+        ran,
+        Vec::<serde_json::Value>::new(),
+        "no failed run committed"
+    );
+    // The owner and three visitors connected; no disconnection committed.
+    assert_eq!(visits, [serde_json::json!([0, 4, 0])]);
+    // The database serves on: a job that returns ok commits.
+    commit(&owner, "schedule_in", &(0u64, 0u64, "ok")).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::task::block_in_place(|| sql_rows(&http, "ran")).is_empty() {
+        assert!(Instant::now() < deadline, "the ok job ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    owner.close().await;
+    live.shutdown().await;
+}
