@@ -21,6 +21,7 @@ const GUESTS: &[&str] = &[
     "hostile-schedule",
     "hostile-schedule-unscheduled",
     "hostile-init",
+    "hostile-restart",
     "describe-panics",
     "escape",
     "escape-describe-loop",

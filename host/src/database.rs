@@ -261,6 +261,9 @@ pub struct Database {
     traps: LogThrottle,
     /// Bounds the module-log lines about failed `client_disconnected` runs.
     disconnect_failures: LogThrottle,
+    /// Bounds the server-log lines about instances that could not be
+    /// rebuilt (each call while the module is down tries again).
+    failed_restarts: LogThrottle,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -356,6 +359,7 @@ impl Database {
             schedule_failures: LogThrottle::default(),
             traps: LogThrottle::default(),
             disconnect_failures: LogThrottle::default(),
+            failed_restarts: LogThrottle::default(),
         })
     }
 
@@ -1084,7 +1088,14 @@ impl Database {
                 }
             }
             Err(err) => {
-                tracing::error!("could not rebuild the module instance: {err}");
+                // Every call while the module is down tries again: a module
+                // whose start fails every time must not write a line each.
+                if let Some(held_back) = self.failed_restarts.admit(Timestamp::now()) {
+                    tracing::error!(
+                        "could not rebuild the module instance: {err}{}",
+                        held_back_note(held_back, "failed restarts of this database's module")
+                    );
+                }
                 self.broken = Some(Broken::Module(format!(
                     "the module could not be restarted after a trap: {err}"
                 )));

@@ -14,7 +14,7 @@ use worldline_host::{
     StorageConfig,
 };
 use worldline_tests::live::{LiveServer, Transport};
-use worldline_tests::process::Http;
+use worldline_tests::process::{Http, ServerProcess};
 use worldline_tests::{TempDir, guest_wasm, test_engine_config};
 use worldline_transport::ReducerStatus;
 
@@ -294,4 +294,54 @@ async fn disconnect_hooks_and_jobs_that_run_out_of_memory_time_or_stack_are_logg
     }
     owner.close().await;
     live.shutdown().await;
+}
+
+/// A module whose constructor traps on every other instantiation or so
+/// (`hostile-restart`): after each trap the database's instance is rebuilt,
+/// which fails as often as not, and each call while it is down tries
+/// again. That used to write a server-log line per attempt; now a burst,
+/// then at most one a second with the count of the rest.
+#[test]
+fn a_module_that_often_fails_to_restart_does_not_write_a_server_log_line_per_attempt() {
+    const CALLS: usize = 300;
+    let dir = TempDir::new("worldline-hostile-restart");
+    let stderr_path = dir.path().join("server-stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).expect("a file for the server's log");
+    let server = ServerProcess::start_with_stderr(&dir.path().join("data"), stderr.into());
+    let owner = Http::new_identity(&server.http);
+    let wasm = guest_wasm("hostile-restart");
+    // Its first instantiation must succeed too: try until it does.
+    let published = (0..60).any(|_| {
+        let (status, _) = owner
+            .post("/v1/database/rs", "application/wasm", &wasm)
+            .expect("an answer");
+        status == 201
+    });
+    assert!(published, "60 coin tosses all came up trap");
+    let started = Instant::now();
+    let mut down = 0;
+    for _ in 0..CALLS {
+        let (status, body) = owner
+            .post("/v1/database/rs/call/trap", "application/json", b"[]")
+            .expect("an answer");
+        assert!(status >= 400, "{status} {body}");
+        if body.contains("could not be restarted after a trap") {
+            down += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    // About half of the calls find the database down; each of those, and
+    // about half of the others (after their trap), failed a restart.
+    assert!(down > CALLS / 10, "{down} of {CALLS} calls found it down");
+    server.kill();
+
+    let log = std::fs::read_to_string(&stderr_path).expect("the server's log");
+    let lines = log
+        .lines()
+        .filter(|line| line.contains("could not rebuild the module instance"))
+        .count();
+    assert!(
+        lines > 0 && lines <= 10 + seconds + 1,
+        "{lines} server log lines about {down}+ failed restarts in {seconds} s"
+    );
 }
