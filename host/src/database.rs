@@ -206,6 +206,11 @@ pub fn describe_component_definition(engine: &Engine, wasm: &[u8]) -> Result<Str
     Ok(format!("{description:#?}"))
 }
 
+/// After a failed restart of a trapped module, how long the scheduler
+/// waits at least before it tries again for a due row (four times the
+/// failed attempt if longer; calls try at once).
+const RESTART_RETRY_MICROS: i64 = 1_000_000;
+
 /// Why a database stopped taking calls.
 #[derive(Debug)]
 enum Broken {
@@ -264,6 +269,10 @@ pub struct Database {
     /// Bounds the server-log lines about instances that could not be
     /// rebuilt (each call while the module is down tries again).
     failed_restarts: LogThrottle,
+    /// After a failed restart, when the scheduler may try the next one
+    /// (microseconds since the epoch): a call tries at once, but due rows
+    /// retry at most once a second.
+    restart_retry_at: i64,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -360,6 +369,7 @@ impl Database {
             traps: LogThrottle::default(),
             disconnect_failures: LogThrottle::default(),
             failed_restarts: LogThrottle::default(),
+            restart_retry_at: 0,
         })
     }
 
@@ -1077,6 +1087,7 @@ impl Database {
 
     /// Replaces a trapped instance with a fresh one that keeps the tables and log.
     fn rebuild_instance(&mut self) {
+        let started = Instant::now();
         match instantiate(&self.pre, &self.engine, Datastore::new(Vec::new())) {
             Ok(mut fresh) => {
                 let (old, new) = (self.instance.store.data_mut(), fresh.store.data_mut());
@@ -1096,6 +1107,12 @@ impl Database {
                         held_back_note(held_back, "failed restarts of this database's module")
                     );
                 }
+                // A start that runs to its deadline before it fails must not
+                // keep the database's thread busy: wait four times as long.
+                let took = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+                self.restart_retry_at = Timestamp::now()
+                    .to_micros_since_epoch()
+                    .saturating_add(RESTART_RETRY_MICROS.max(took.saturating_mul(4)));
                 self.broken = Some(Broken::Module(format!(
                     "the module could not be restarted after a trap: {err}"
                 )));

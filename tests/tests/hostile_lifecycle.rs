@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use worldline_client::{Client, ClientError, ConnectOptions, Trust};
 use worldline_host::{
     CallContext, CallError, Database, DurabilityPolicy, Host, HostConfig, HostError, Identity,
-    StorageConfig,
+    StorageConfig, Timestamp,
 };
 use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::process::{Http, ServerProcess};
-use worldline_tests::{TempDir, guest_wasm, test_engine_config};
+use worldline_tests::{OWNER, TempDir, guest_wasm, test_engine_config};
 use worldline_transport::ReducerStatus;
 
 /// The tests' memory limit (`test_engine_config`).
@@ -344,4 +344,44 @@ fn a_module_that_often_fails_to_restart_does_not_write_a_server_log_line_per_att
         lines > 0 && lines <= 10 + seconds + 1,
         "{lines} server log lines about {down}+ failed restarts in {seconds} s"
     );
+}
+
+/// A `hostile-restart` database, created on a coin toss that let its
+/// first instance start.
+fn restart_database(engine: &worldline_host::Engine) -> Database {
+    let wasm = guest_wasm("hostile-restart");
+    (0..60)
+        .find_map(|_| Database::create(engine, &wasm, OWNER).ok())
+        .expect("60 coin tosses all came up trap")
+}
+
+/// A module whose restart after a trap failed used to stay down for its
+/// schedules until a client's call restarted it: its due rows did not run,
+/// and a server's database thread was never woken for them. Now the
+/// scheduler tries a restart for a due row (at most once a second).
+#[test]
+fn a_module_that_failed_to_restart_is_restarted_for_its_due_rows() {
+    let engine = worldline_tests::test_engine();
+    let mut db = restart_database(&engine);
+    let owner = CallContext::new(OWNER);
+    db.call_reducer("schedule", &worldline_tests::args(&(0u64,)), owner)
+        .expect("scheduling a run due now");
+    // Trap until the restart after a trap fails (a coin toss each time).
+    let down = (0..60).any(|_| {
+        let _ = db.call_reducer("trap", &[], owner);
+        db.unavailable().is_some()
+    });
+    assert!(down, "60 restarts in a row succeeded");
+    assert!(
+        db.next_scheduled_at().is_some(),
+        "the due row does not wake the database while its module is down"
+    );
+    // Each batch (a second apart, past the retry time) tries a restart.
+    let ran = (1..=60).any(|i| {
+        let later = Timestamp::now().to_micros_since_epoch() + i * 2_000_000;
+        db.run_due_schedules(Timestamp::from_micros_since_epoch(later));
+        db.rows("ticked").expect("rows").len() == 1
+    });
+    assert!(ran, "the due row never ran");
+    assert_eq!(db.unavailable(), None);
 }

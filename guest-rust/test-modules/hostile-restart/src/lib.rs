@@ -5,8 +5,48 @@
 //! line per attempt.
 
 use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
 
-use worldline::{ReducerContext, reducer};
+use worldline::{ReducerContext, Table, Timestamp, reducer, table};
+
+/// The schedule of `run_tick`.
+#[table(name = tick, public, scheduled(run_tick))]
+pub struct Tick {
+    /// Primary key.
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    /// When it is due.
+    #[schedule_at]
+    pub at: Timestamp,
+    /// Repeat interval in microseconds; 0 runs once.
+    #[schedule_interval]
+    pub every: u64,
+}
+
+/// One row per committed run of `run_tick`, keyed by the tick's id.
+#[table(name = ticked, public)]
+pub struct Ticked {
+    /// The tick's id.
+    #[primary_key]
+    pub id: u64,
+}
+
+/// The scheduled reducer: records the run.
+#[reducer]
+pub fn run_tick(ctx: &ReducerContext, tick: Tick) {
+    ctx.db.ticked().insert(Ticked { id: tick.id });
+}
+
+/// Schedules one run of `run_tick`, `micros` from now.
+#[reducer]
+pub fn schedule(ctx: &ReducerContext, micros: u64) {
+    ctx.db.tick().insert(Tick {
+        id: 0,
+        at: ctx.timestamp + Duration::from_micros(micros),
+        every: 0,
+    });
+}
 
 #[cfg(target_arch = "wasm32")]
 unsafe extern "C" {
