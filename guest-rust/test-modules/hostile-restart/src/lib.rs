@@ -4,7 +4,6 @@
 //! often as not, and the host must say so without writing a server-log
 //! line per attempt.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use worldline::{ReducerContext, Table, Timestamp, reducer, table};
@@ -58,6 +57,7 @@ unsafe extern "C" {
 #[cfg(target_arch = "wasm32")]
 #[unsafe(no_mangle)]
 pub extern "C" fn _initialize() {
+    use std::hash::{BuildHasher, Hasher};
     // SAFETY: called once, at instantiation, as the default initialiser does.
     unsafe { __wasm_call_ctors() };
     // `RandomState` takes its keys from `wasi:random`.
