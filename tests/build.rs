@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "hostile-schedule-unscheduled",
     "hostile-init",
     "hostile-restart",
+    "hostile-describe-clock",
     "describe-panics",
     "escape",
     "escape-describe-loop",

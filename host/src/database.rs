@@ -134,16 +134,60 @@ impl Loaded {
         let pre =
             WorldPre::new(engine.wasmtime(), &component, pre).map_err(HostError::WorldMismatch)?;
         let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
-        let description = instance.module.describe(&mut instance.store).map_err(|e| {
-            match e.downcast_ref::<wasmtime::Trap>() {
-                Some(wasmtime::Trap::Interrupt) => {
-                    HostError::DescribeTimedOut(engine.config().reducer_deadline)
-                }
-                _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
-            }
-        })?;
+        let description = call_describe(engine, &mut instance)?;
         Ok((pre, instance, description))
     }
+
+    /// Like [`compile`](Self::compile), then describes the module again on
+    /// a fresh instance (which it keeps; the first is dropped), and refuses
+    /// it if the schema differs: the host describes a module anew at every
+    /// server start and refuses to open its database if the schema
+    /// changed, so a module whose `describe` is not deterministic (reads
+    /// the clock or `wasi:random`) is refused at publish or swap, not at
+    /// the next restart.
+    fn compile_checked(engine: &Engine, wasm: &[u8]) -> Result<Self, HostError> {
+        let Loaded {
+            pre,
+            instance,
+            schema,
+        } = Self::compile(engine, wasm)?;
+        drop(instance);
+        let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
+        let again = import_module(call_describe(engine, &mut instance)?)?;
+        if again != schema {
+            let changes = match plan_migration(&schema, &again) {
+                Ok(plan) if plan.is_empty() => "(a difference a hot swap does not list: the \
+                     order of its tables, reducers or columns, its procedures or its schedules)"
+                    .to_owned(),
+                Ok(plan) => plan.to_string(),
+                Err(incompatible) => incompatible.to_string(),
+            };
+            return Err(HostError::DescribeNondeterministic(
+                changes.trim_end().to_owned(),
+            ));
+        }
+        Ok(Self {
+            pre,
+            instance,
+            schema,
+        })
+    }
+}
+
+/// Calls `describe` on `instance`: a trap or the deadline is the module's
+/// fault, named as such.
+fn call_describe(
+    engine: &Engine,
+    instance: &mut Instance,
+) -> Result<crate::world::ModuleDef, HostError> {
+    instance.module.describe(&mut instance.store).map_err(|e| {
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => {
+                HostError::DescribeTimedOut(engine.config().reducer_deadline)
+            }
+            _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
+        }
+    })
 }
 
 /// A component compiled, checked against the `worldline:module` world and
@@ -163,7 +207,7 @@ impl PreparedModule {
     /// component cache), instantiates it and reads its schema. Runs no
     /// reducer.
     pub fn prepare(engine: &Engine, wasm: Vec<u8>) -> Result<Self, HostError> {
-        let loaded = Loaded::compile(engine, &wasm)?;
+        let loaded = Loaded::compile_checked(engine, &wasm)?;
         Ok(Self {
             loaded,
             wasm,
@@ -289,7 +333,7 @@ impl Database {
     /// its schema, creates its empty tables and runs its `init` reducer as
     /// `owner`. Fails without side effects if any step fails.
     pub fn create(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
-        let mut database = Self::load(engine, wasm, owner)?;
+        let mut database = Self::load(engine, wasm, owner, true)?;
         database.run_init()?;
         Ok(database)
     }
@@ -303,7 +347,7 @@ impl Database {
         dir: &Dir,
         config: StorageConfig,
     ) -> Result<Self, HostError> {
-        let (mut database, _) = Self::open_stored(engine, wasm, owner, dir, config)?;
+        let (mut database, _) = Self::open_stored_with(engine, wasm, owner, dir, config, true)?;
         database.run_init()?;
         Ok(database)
     }
@@ -317,7 +361,20 @@ impl Database {
         dir: &Dir,
         config: StorageConfig,
     ) -> Result<(Self, RecoveryReport), HostError> {
-        let mut database = Self::load(engine, wasm, owner)?;
+        Self::open_stored_with(engine, wasm, owner, dir, config, false)
+    }
+
+    /// [`open_stored`](Self::open_stored), describing the module twice
+    /// if `checked` (see `Loaded::compile_checked`): for a new database.
+    fn open_stored_with(
+        engine: &Engine,
+        wasm: &[u8],
+        owner: Identity,
+        dir: &Dir,
+        config: StorageConfig,
+        checked: bool,
+    ) -> Result<(Self, RecoveryReport), HostError> {
+        let mut database = Self::load(engine, wasm, owner, checked)?;
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
             DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
@@ -343,12 +400,23 @@ impl Database {
     }
 
     /// Compiles and instantiates the module and reads its schema; the tables start empty.
-    fn load(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
+    /// Describes the module twice if `checked` (see `Loaded::compile_checked`).
+    fn load(
+        engine: &Engine,
+        wasm: &[u8],
+        owner: Identity,
+        checked: bool,
+    ) -> Result<Self, HostError> {
+        let compile = if checked {
+            Loaded::compile_checked
+        } else {
+            Loaded::compile
+        };
         let Loaded {
             pre,
             mut instance,
             schema,
-        } = Loaded::compile(engine, wasm)?;
+        } = compile(engine, wasm)?;
         instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
         let scheduler = Scheduler::scan(&schema, &instance.store.data().datastore);
         Ok(Self {

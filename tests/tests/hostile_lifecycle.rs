@@ -385,3 +385,49 @@ fn a_module_that_failed_to_restart_is_restarted_for_its_due_rows() {
     assert!(ran, "the due row never ran");
     assert_eq!(db.unavailable(), None);
 }
+
+/// A module whose `describe` reads the clock (`hostile-describe-clock`)
+/// describes another schema on every instance. It used to be published
+/// and swapped in, and then its database did not open at the next server
+/// start; now both are refused, naming the difference, and nothing of it
+/// stays on disk.
+#[test]
+fn a_module_whose_describe_is_not_deterministic_is_refused_at_publish_and_swap() {
+    let dir = TempDir::new("worldline-describe-clock");
+    let clock = guest_wasm("hostile-describe-clock");
+    let assert_refused = |error: HostError, what: &str| {
+        let message = error.to_string();
+        assert!(
+            matches!(error, HostError::DescribeNondeterministic(_))
+                && message.contains("`describe` must be deterministic")
+                && message.contains("take_stamped"),
+            "{what}: {message}"
+        );
+    };
+    {
+        let mut host = Host::open(dir.path(), config()).expect("opening the host");
+        let error = host
+            .publish("clock", &clock, OWNER)
+            .map(drop)
+            .expect_err("publishing is refused");
+        assert_refused(error, "publish");
+        assert_eq!(database_dirs(dir.path()), Vec::<String>::new());
+        let db = host
+            .publish(
+                "db",
+                &guest_wasm("hostile-init"),
+                Identity::from_bytes([9; 32]),
+            )
+            .expect("publishing");
+        let error = db
+            .hot_swap(&clock, worldline_host::SwapPolicy::Additive)
+            .map(drop)
+            .expect_err("the swap is refused");
+        assert_refused(error, "swap");
+        assert_eq!(seeded(db), "1 seeded", "the old module serves");
+    }
+    let mut host = Host::open(dir.path(), config()).expect("reopening the host");
+    assert_eq!(host.unavailable_databases().count(), 0);
+    assert_eq!(host.database_names().collect::<Vec<_>>(), ["db"]);
+    assert_eq!(seeded(host.database_mut("db").expect("db")), "1 seeded");
+}
