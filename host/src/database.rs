@@ -134,16 +134,60 @@ impl Loaded {
         let pre =
             WorldPre::new(engine.wasmtime(), &component, pre).map_err(HostError::WorldMismatch)?;
         let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
-        let description = instance.module.describe(&mut instance.store).map_err(|e| {
-            match e.downcast_ref::<wasmtime::Trap>() {
-                Some(wasmtime::Trap::Interrupt) => {
-                    HostError::DescribeTimedOut(engine.config().reducer_deadline)
-                }
-                _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
-            }
-        })?;
+        let description = call_describe(engine, &mut instance)?;
         Ok((pre, instance, description))
     }
+
+    /// Like [`compile`](Self::compile), then describes the module again on
+    /// a fresh instance (which it keeps; the first is dropped), and refuses
+    /// it if the schema differs: the host describes a module anew at every
+    /// server start and refuses to open its database if the schema
+    /// changed, so a module whose `describe` is not deterministic (reads
+    /// the clock or `wasi:random`) is refused at publish or swap, not at
+    /// the next restart.
+    fn compile_checked(engine: &Engine, wasm: &[u8]) -> Result<Self, HostError> {
+        let Loaded {
+            pre,
+            instance,
+            schema,
+        } = Self::compile(engine, wasm)?;
+        drop(instance);
+        let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
+        let again = import_module(call_describe(engine, &mut instance)?)?;
+        if again != schema {
+            let changes = match plan_migration(&schema, &again) {
+                Ok(plan) if plan.is_empty() => "(a difference a hot swap does not list: the \
+                     order of its tables, reducers or columns, its procedures or its schedules)"
+                    .to_owned(),
+                Ok(plan) => plan.to_string(),
+                Err(incompatible) => incompatible.to_string(),
+            };
+            return Err(HostError::DescribeNondeterministic(
+                changes.trim_end().to_owned(),
+            ));
+        }
+        Ok(Self {
+            pre,
+            instance,
+            schema,
+        })
+    }
+}
+
+/// Calls `describe` on `instance`: a trap or the deadline is the module's
+/// fault, named as such.
+fn call_describe(
+    engine: &Engine,
+    instance: &mut Instance,
+) -> Result<crate::world::ModuleDef, HostError> {
+    instance.module.describe(&mut instance.store).map_err(|e| {
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => {
+                HostError::DescribeTimedOut(engine.config().reducer_deadline)
+            }
+            _ => HostError::DescribeTrapped(instance.store.data().trap_detail(&e)),
+        }
+    })
 }
 
 /// A component compiled, checked against the `worldline:module` world and
@@ -163,7 +207,7 @@ impl PreparedModule {
     /// component cache), instantiates it and reads its schema. Runs no
     /// reducer.
     pub fn prepare(engine: &Engine, wasm: Vec<u8>) -> Result<Self, HostError> {
-        let loaded = Loaded::compile(engine, &wasm)?;
+        let loaded = Loaded::compile_checked(engine, &wasm)?;
         Ok(Self {
             loaded,
             wasm,
@@ -205,6 +249,11 @@ pub fn describe_component_definition(engine: &Engine, wasm: &[u8]) -> Result<Str
     let (_, _, description) = Loaded::describe(engine, wasm)?;
     Ok(format!("{description:#?}"))
 }
+
+/// After a failed restart of a trapped module, how long the scheduler
+/// waits at least before it tries again for a due row (four times the
+/// failed attempt if longer; calls try at once).
+const RESTART_RETRY_MICROS: i64 = 1_000_000;
 
 /// Why a database stopped taking calls.
 #[derive(Debug)]
@@ -261,6 +310,13 @@ pub struct Database {
     traps: LogThrottle,
     /// Bounds the module-log lines about failed `client_disconnected` runs.
     disconnect_failures: LogThrottle,
+    /// Bounds the server-log lines about instances that could not be
+    /// rebuilt (each call while the module is down tries again).
+    failed_restarts: LogThrottle,
+    /// After a failed restart, when the scheduler may try the next one
+    /// (microseconds since the epoch): a call tries at once, but due rows
+    /// retry at most once a second.
+    restart_retry_at: i64,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -277,7 +333,7 @@ impl Database {
     /// its schema, creates its empty tables and runs its `init` reducer as
     /// `owner`. Fails without side effects if any step fails.
     pub fn create(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
-        let mut database = Self::load(engine, wasm, owner)?;
+        let mut database = Self::load(engine, wasm, owner, true)?;
         database.run_init()?;
         Ok(database)
     }
@@ -291,7 +347,7 @@ impl Database {
         dir: &Dir,
         config: StorageConfig,
     ) -> Result<Self, HostError> {
-        let (mut database, _) = Self::open_stored(engine, wasm, owner, dir, config)?;
+        let (mut database, _) = Self::open_stored_with(engine, wasm, owner, dir, config, true)?;
         database.run_init()?;
         Ok(database)
     }
@@ -305,7 +361,20 @@ impl Database {
         dir: &Dir,
         config: StorageConfig,
     ) -> Result<(Self, RecoveryReport), HostError> {
-        let mut database = Self::load(engine, wasm, owner)?;
+        Self::open_stored_with(engine, wasm, owner, dir, config, false)
+    }
+
+    /// [`open_stored`](Self::open_stored), describing the module twice
+    /// if `checked` (see `Loaded::compile_checked`): for a new database.
+    fn open_stored_with(
+        engine: &Engine,
+        wasm: &[u8],
+        owner: Identity,
+        dir: &Dir,
+        config: StorageConfig,
+        checked: bool,
+    ) -> Result<(Self, RecoveryReport), HostError> {
+        let mut database = Self::load(engine, wasm, owner, checked)?;
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
             DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
@@ -331,12 +400,23 @@ impl Database {
     }
 
     /// Compiles and instantiates the module and reads its schema; the tables start empty.
-    fn load(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
+    /// Describes the module twice if `checked` (see `Loaded::compile_checked`).
+    fn load(
+        engine: &Engine,
+        wasm: &[u8],
+        owner: Identity,
+        checked: bool,
+    ) -> Result<Self, HostError> {
+        let compile = if checked {
+            Loaded::compile_checked
+        } else {
+            Loaded::compile
+        };
         let Loaded {
             pre,
             mut instance,
             schema,
-        } = Loaded::compile(engine, wasm)?;
+        } = compile(engine, wasm)?;
         instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
         let scheduler = Scheduler::scan(&schema, &instance.store.data().datastore);
         Ok(Self {
@@ -356,6 +436,8 @@ impl Database {
             schedule_failures: LogThrottle::default(),
             traps: LogThrottle::default(),
             disconnect_failures: LogThrottle::default(),
+            failed_restarts: LogThrottle::default(),
+            restart_retry_at: 0,
         })
     }
 
@@ -1073,6 +1155,7 @@ impl Database {
 
     /// Replaces a trapped instance with a fresh one that keeps the tables and log.
     fn rebuild_instance(&mut self) {
+        let started = Instant::now();
         match instantiate(&self.pre, &self.engine, Datastore::new(Vec::new())) {
             Ok(mut fresh) => {
                 let (old, new) = (self.instance.store.data_mut(), fresh.store.data_mut());
@@ -1084,7 +1167,20 @@ impl Database {
                 }
             }
             Err(err) => {
-                tracing::error!("could not rebuild the module instance: {err}");
+                // Every call while the module is down tries again: a module
+                // whose start fails every time must not write a line each.
+                if let Some(held_back) = self.failed_restarts.admit(Timestamp::now()) {
+                    tracing::error!(
+                        "could not rebuild the module instance: {err}{}",
+                        held_back_note(held_back, "failed restarts of this database's module")
+                    );
+                }
+                // A start that runs to its deadline before it fails must not
+                // keep the database's thread busy: wait four times as long.
+                let took = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+                self.restart_retry_at = Timestamp::now()
+                    .to_micros_since_epoch()
+                    .saturating_add(RESTART_RETRY_MICROS.max(took.saturating_mul(4)));
                 self.broken = Some(Broken::Module(format!(
                     "the module could not be restarted after a trap: {err}"
                 )));

@@ -25,6 +25,16 @@ pub enum HostError {
     /// The module's `describe` trapped.
     #[error("the module trapped while describing itself: {0}")]
     DescribeTrapped(String),
+    /// The module's `describe` returned another schema on a second
+    /// instance than on the first (it reads the clock or `wasi:random`):
+    /// the database would not start again after a restart. Holds what
+    /// changed, one line each.
+    #[error(
+        "the module's `describe` returned another schema when asked again (on a fresh \
+         instance): `describe` must be deterministic, or the database would not open at the \
+         next server start. What changed:\n{0}"
+    )]
+    DescribeNondeterministic(String),
     /// The module's `describe` did not return within the reducer deadline.
     #[error("describe did not return within the {}ms deadline", .0.as_millis())]
     DescribeTimedOut(Duration),

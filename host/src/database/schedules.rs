@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use worldline_datastore::{Datastore, DbError};
 
-use super::{CallContext, Database, ReducerOutcome, TxOrigin};
+use super::{Broken, CallContext, Database, ReducerOutcome, TxOrigin};
 use crate::error::CallError;
 use crate::identity::Timestamp;
 use crate::log_throttle::held_back_note;
@@ -48,13 +48,23 @@ impl Database {
     }
 
     /// When the earliest scheduled row is due, or `None` if no row is
-    /// scheduled or the database is not taking calls. A time in the past
+    /// scheduled or the database is not taking calls (but for a module that
+    /// could not be restarted after a trap: then no sooner than its next
+    /// restart attempt, at most one a second). A time in the past
     /// means [`run_due_schedules`](Self::run_due_schedules) has work now.
     pub fn next_scheduled_at(&self) -> Option<Timestamp> {
-        if self.broken.is_some() {
-            return None;
+        match &self.broken {
+            None => self.scheduler.next_due(),
+            // A module that could not be restarted after a trap is tried
+            // again for its due rows, at most once a second: its schedules
+            // must not wait for a client's call to bring it back.
+            Some(Broken::Module(_)) => self.scheduler.next_due().map(|at| {
+                Timestamp::from_micros_since_epoch(
+                    at.to_micros_since_epoch().max(self.restart_retry_at),
+                )
+            }),
+            Some(_) => None,
         }
-        self.scheduler.next_due()
     }
 
     /// Runs the scheduled rows due at `now`, earliest first, at most
@@ -78,9 +88,17 @@ impl Database {
 
     /// Runs the earliest row due at `now`, as
     /// [`run_due_schedules`](Self::run_due_schedules) runs each; `None`
-    /// when no row is due (or the database is not taking calls). For a
+    /// when no row is due (or the database is not taking calls). A module
+    /// that could not be restarted after a trap is restarted first, when a
+    /// row is due and its last attempt is a second old. For a
     /// caller that bounds its batches itself (in time, say).
     pub fn run_next_schedule(&mut self, now: Timestamp) -> Option<ScheduledRun> {
+        if matches!(self.broken, Some(Broken::Module(_)))
+            && now.to_micros_since_epoch() >= self.restart_retry_at
+            && self.scheduler.next_due().is_some_and(|at| at <= now)
+        {
+            self.rebuild_instance();
+        }
         while self.broken.is_none() {
             let key = self.scheduler.due(now, 1).pop()?;
             match self.run_scheduled(&key, now) {

@@ -10,8 +10,9 @@ use std::time::Duration;
 use worldline::{ReducerContext, Table, Timestamp, reducer, table};
 
 /// What a job or a hook does when it runs.
-const MODES: &str =
-    "`ok`, `err`, `trap`, `spin` or `again` (jobs only: schedules itself once more, due at once)";
+const MODES: &str = "`ok`, `err`, `trap`, `spin`, `oom` (allocates until memory runs out), \
+     `stack` (recurses until the stack runs out) or `again` (jobs only: schedules itself once \
+     more, due at once)";
 
 /// One scheduled run of `job`.
 #[table(name = job, public, scheduled(run_job))]
@@ -70,6 +71,13 @@ fn act(mode: &str) -> Result<(), String> {
         "ok" | "again" => Ok(()),
         "err" => Err(format!("failed on purpose ({mode})")),
         "trap" => std::process::abort(),
+        "oom" => {
+            let mut blocks: Vec<Vec<u8>> = Vec::new();
+            loop {
+                blocks.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        "stack" => Err(format!("{}", deep(0))),
         "spin" => {
             let mut n: u64 = 0;
             loop {
@@ -78,6 +86,16 @@ fn act(mode: &str) -> Result<(), String> {
         }
         other => Err(format!("unknown mode `{other}`; one of {MODES}")),
     }
+}
+
+/// Recurses `n` deep with a frame of 1 KiB, so that the stack runs out.
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    let frame = std::hint::black_box([n as u8; 1024]);
+    if n == u64::MAX {
+        return 0;
+    }
+    deep(std::hint::black_box(n + 1)) + u64::from(frame[n as usize % 1024])
 }
 
 /// Counts a committed run of `mode`.

@@ -150,6 +150,7 @@ impl ApiError {
             ),
             HostError::DescribeTrapped(_)
             | HostError::DescribeTimedOut(_)
+            | HostError::DescribeNondeterministic(_)
             | HostError::StartTrapped(_)
             | HostError::StartTimedOut(_) => Self::bad_request(message).with_hint(
                 "the module failed before any reducer ran; `describe` and start-up code must \
