@@ -634,15 +634,17 @@ fn read_http_allow(dir: &Dir) -> Result<AllowList, HostError> {
         return Ok(AllowList::none());
     }
     let bytes = read_file(dir, HTTP_ALLOW_FILE)?;
-    let corrupt = |reason: String| {
+    let corrupt = |offset: usize, reason: String| {
         HostError::Storage(StorageError::Corrupt {
             file: HTTP_ALLOW_FILE.into(),
-            offset: 0,
+            offset: offset as u64,
             reason,
         })
     };
-    let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8 text".into()))?;
-    AllowList::parse(text.trim()).map_err(|e| corrupt(e.to_string()))
+    // The offset named is the first byte that is not UTF-8, not byte 0.
+    let text = String::from_utf8(bytes)
+        .map_err(|e| corrupt(e.utf8_error().valid_up_to(), "not UTF-8 text".into()))?;
+    AllowList::parse(text.trim()).map_err(|e| corrupt(0, e.to_string()))
 }
 
 fn read_owner(dir: &Dir) -> Result<Identity, HostError> {

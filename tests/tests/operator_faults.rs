@@ -7,7 +7,7 @@
 //! server, a log segment or snapshot copied from one database's directory
 //! into another's, a file-size limit (`ulimit -f`) one database's log
 //! outgrows, a database's directory moved away and replaced by a symbolic
-//! link.
+//! link, a damaged `http_allow`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -563,5 +563,42 @@ fn a_database_directory_replaced_by_a_symbolic_link_is_named() {
         log.contains("databases/bank is not served: it is a symbolic link"),
         "the server's log names the link: {log}"
     );
+    server.kill();
+}
+
+/// A damaged `http_allow` (the database's allow-list for procedures' HTTP
+/// requests) makes that database unavailable with an error naming the file
+/// and the first byte that is not UTF-8 (it said byte 0 whatever the
+/// damage), and the server's other databases keep serving.
+#[test]
+fn a_damaged_http_allow_names_its_first_bad_byte_and_the_others_serve() {
+    let dir = TempDir::new("worldline-damaged-http-allow");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.publish("chat", &guest_wasm("chat"));
+    let (status, body) = post(&http, "/v1/database/bank/call/seed", "[2, 100]");
+    assert_eq!(status, 200, "{body}");
+    server.kill();
+    // Fifteen good bytes, then one that is not UTF-8.
+    std::fs::write(
+        data.join("databases/chat/http_allow"),
+        b"127.0.0.1:8080\n\xff",
+    )
+    .expect("damaging http_allow");
+
+    let log_path = dir.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    assert!(
+        log.contains(
+            "database chat is unavailable: http_allow is corrupt at byte 15: not UTF-8 text"
+        ),
+        "the server's log names the file and the byte: {log}"
+    );
+    let http = Http::new_identity(&server.http);
+    assert_eq!(balances(&http, "bank"), vec![100, 100], "bank still serves");
     server.kill();
 }
