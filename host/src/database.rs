@@ -14,7 +14,7 @@ use worldline_datastore::{
 use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
 use crate::engine::Engine;
-use crate::error::{CallError, HostError, quoted_name};
+use crate::error::{CallError, HostError, listed_changes, quoted_name};
 use crate::host_calls::quota_bytes;
 use crate::identity::{ConnectionId, Identity, Timestamp};
 use crate::log_throttle::{LogThrottle, held_back_note};
@@ -163,7 +163,7 @@ impl Loaded {
                 Err(incompatible) => incompatible.to_string(),
             };
             return Err(HostError::DescribeNondeterministic(
-                changes.trim_end().to_owned(),
+                listed_changes(&changes).join("\n"),
             ));
         }
         Ok(Self {
@@ -223,6 +223,11 @@ impl PreparedModule {
     /// The component's bytes.
     pub fn wasm(&self) -> &[u8] {
         &self.wasm
+    }
+
+    /// The engine that compiled it.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 }
 
@@ -333,21 +338,27 @@ impl Database {
     /// its schema, creates its empty tables and runs its `init` reducer as
     /// `owner`. Fails without side effects if any step fails.
     pub fn create(engine: &Engine, wasm: &[u8], owner: Identity) -> Result<Self, HostError> {
-        let mut database = Self::load(engine, wasm, owner, true)?;
+        let mut database = Self::from_loaded(engine, Loaded::compile_checked(engine, wasm)?, owner);
         database.run_init()?;
         Ok(database)
     }
 
-    /// Like [`create`](Self::create), persisting every transaction (the
-    /// `init` reducer's included) in `dir`, which must be empty.
+    /// Like [`create`](Self::create), from a module already prepared
+    /// (compiled, described and checked), persisting every transaction
+    /// (the `init` reducer's included) in `dir`, which must be empty.
     pub(crate) fn create_stored(
-        engine: &Engine,
-        wasm: &[u8],
+        module: PreparedModule,
         owner: Identity,
         dir: &Dir,
         config: StorageConfig,
     ) -> Result<Self, HostError> {
-        let (mut database, _) = Self::open_stored_with(engine, wasm, owner, dir, config, true)?;
+        let PreparedModule {
+            loaded,
+            wasm,
+            engine,
+        } = module;
+        let mut database = Self::from_loaded(&engine, loaded, owner);
+        database.open_storage(&wasm, dir, config)?;
         database.run_init()?;
         Ok(database)
     }
@@ -361,28 +372,28 @@ impl Database {
         dir: &Dir,
         config: StorageConfig,
     ) -> Result<(Self, RecoveryReport), HostError> {
-        Self::open_stored_with(engine, wasm, owner, dir, config, false)
+        let mut database = Self::from_loaded(engine, Loaded::compile(engine, wasm)?, owner);
+        let report = database.open_storage(wasm, dir, config)?;
+        Ok((database, report))
     }
 
-    /// [`open_stored`](Self::open_stored), describing the module twice
-    /// if `checked` (see `Loaded::compile_checked`): for a new database.
-    fn open_stored_with(
-        engine: &Engine,
+    /// Recovers the tables of module `wasm` (this database's) from the
+    /// snapshot and commit log in `dir`, and persists every transaction
+    /// there from now on.
+    fn open_storage(
+        &mut self,
         wasm: &[u8],
-        owner: Identity,
         dir: &Dir,
         config: StorageConfig,
-        checked: bool,
-    ) -> Result<(Self, RecoveryReport), HostError> {
-        let mut database = Self::load(engine, wasm, owner, checked)?;
+    ) -> Result<RecoveryReport, HostError> {
         let module_hash: [u8; 32] = Sha256::digest(wasm).into();
         let (storage, datastore, report) =
-            DatabaseStorage::open(dir, &database.schema, module_hash, config)?;
-        database.stored_row_bytes = row_bytes(&datastore);
-        database.instance.store.data_mut().datastore = datastore;
-        database.scheduler = Scheduler::scan(&database.schema, database.datastore());
-        database.storage = Some(storage);
-        Ok((database, report))
+            DatabaseStorage::open(dir, &self.schema, module_hash, config)?;
+        self.stored_row_bytes = row_bytes(&datastore);
+        self.instance.store.data_mut().datastore = datastore;
+        self.scheduler = Scheduler::scan(&self.schema, self.datastore());
+        self.storage = Some(storage);
+        Ok(report)
     }
 
     fn run_init(&mut self) -> Result<(), HostError> {
@@ -399,27 +410,16 @@ impl Database {
         Ok(())
     }
 
-    /// Compiles and instantiates the module and reads its schema; the tables start empty.
-    /// Describes the module twice if `checked` (see `Loaded::compile_checked`).
-    fn load(
-        engine: &Engine,
-        wasm: &[u8],
-        owner: Identity,
-        checked: bool,
-    ) -> Result<Self, HostError> {
-        let compile = if checked {
-            Loaded::compile_checked
-        } else {
-            Loaded::compile
-        };
+    /// A database of the module `loaded`, over empty tables, not stored.
+    fn from_loaded(engine: &Engine, loaded: Loaded, owner: Identity) -> Self {
         let Loaded {
             pre,
             mut instance,
             schema,
-        } = compile(engine, wasm)?;
+        } = loaded;
         instance.store.data_mut().datastore = Datastore::new(schema.tables.clone());
         let scheduler = Scheduler::scan(&schema, &instance.store.data().datastore);
-        Ok(Self {
+        Self {
             engine: engine.clone(),
             pre,
             instance,
@@ -438,7 +438,7 @@ impl Database {
             disconnect_failures: LogThrottle::default(),
             failed_restarts: LogThrottle::default(),
             restart_retry_at: 0,
-        })
+        }
     }
 
     /// Replaces the module with the component `wasm`, keeping every row,

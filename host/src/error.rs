@@ -296,9 +296,38 @@ pub fn quoted_name(name: &str) -> String {
     worldline_datastore::excerpt(name, QUOTED_NAME_CHARS)
 }
 
+/// The most changes an error lists (a schema diff, say); the rest are counted.
+const LISTED_CHANGES: usize = 50;
+
+/// A list of changes, one per line of `text`, as an error shows it: at
+/// most [`LISTED_CHANGES`] lines, each cut like a quoted name (a column's
+/// type can be long), and then a line counting the rest, so that a module
+/// with thousands of tables cannot make an error of megabytes.
+pub fn listed_changes(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().take(LISTED_CHANGES).map(quoted_name).collect();
+    let rest = text.lines().count().saturating_sub(LISTED_CHANGES);
+    if rest > 0 {
+        lines.push(format!("… and {rest} more"));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_change_list_is_cut_and_counted() {
+        let text: String = (0..LISTED_CHANGES + 7)
+            .map(|i| format!("change {i}: {}\n", "x".repeat(1000)))
+            .collect();
+        let listed = listed_changes(&text);
+        assert_eq!(listed.len(), LISTED_CHANGES + 1);
+        assert!(listed[0].starts_with("change 0: xxx") && listed[0].ends_with('…'));
+        assert_eq!(listed[0].chars().count(), QUOTED_NAME_CHARS + 1);
+        assert_eq!(listed[LISTED_CHANGES], "… and 7 more");
+        assert_eq!(listed_changes("a\nb"), ["a", "b"]);
+    }
 
     #[test]
     fn a_long_name_is_quoted_cut() {

@@ -33,7 +33,7 @@ use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
 use worldline_outbound::AllowList;
 
 use crate::auth::Authority;
-use crate::database::{Database, HTTP_ALLOW_FILE};
+use crate::database::{Database, HTTP_ALLOW_FILE, PreparedModule};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{HostError, quoted_name};
 use crate::identity::Identity;
@@ -311,9 +311,26 @@ impl Host {
         owner: Identity,
         allow: &AllowList,
     ) -> Result<&mut Database, HostError> {
-        check_database_name(name)?;
-        if self.databases.contains_key(name) || self.databases_dir.exists(name) {
-            return Err(HostError::DatabaseExists(name.to_owned()));
+        self.check_new_name(name)?;
+        let module = PreparedModule::prepare(&self.engine, wasm.to_vec())?;
+        self.publish_prepared(name, module, owner, allow)
+    }
+
+    /// Like [`publish_with_http`](Self::publish_with_http), from a module
+    /// already prepared with this host's [`engine`](Self::engine) (a
+    /// server compiles it without holding the host).
+    pub fn publish_prepared(
+        &mut self,
+        name: &str,
+        module: PreparedModule,
+        owner: Identity,
+        allow: &AllowList,
+    ) -> Result<&mut Database, HostError> {
+        self.check_new_name(name)?;
+        if !self.engine.same(module.engine()) {
+            return Err(HostError::WorldMismatch(
+                "the module was compiled by another engine than the host's".to_owned(),
+            ));
         }
         // The database is built under a staging name and takes its own name
         // only once `init` has committed durably, so a crash part-way
@@ -327,17 +344,11 @@ impl Host {
         }
         let mut named = false;
         let created = self
-            .create_database_dir(name, &staging, wasm, owner, allow)
+            .create_database_dir(name, &staging, module.wasm(), owner, allow)
             .and_then(|dir| {
                 // The commit log's thread keeps the span: its lines name the database.
                 let mut database = database_span(name).in_scope(|| {
-                    Database::create_stored(
-                        &self.engine,
-                        wasm,
-                        owner,
-                        &dir,
-                        self.config.storage.clone(),
-                    )
+                    Database::create_stored(module, owner, &dir, self.config.storage.clone())
                 })?;
                 database.restore_http_allow(allow.clone());
                 self.databases_dir
@@ -357,6 +368,15 @@ impl Host {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses `name` for a new database: not a valid name, or taken.
+    fn check_new_name(&self, name: &str) -> Result<(), HostError> {
+        check_database_name(name)?;
+        if self.databases.contains_key(name) || self.databases_dir.exists(name) {
+            return Err(HostError::DatabaseExists(name.to_owned()));
+        }
+        Ok(())
     }
 
     /// Creates directory `dir_name` holding database `name`'s component,

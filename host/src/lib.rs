@@ -59,7 +59,7 @@ pub use database::{
     SwapPolicy, describe_component, describe_component_definition,
 };
 pub use engine::{CompileHook, Engine, EngineConfig};
-pub use error::{CallError, HostError, quoted_name};
+pub use error::{CallError, HostError, listed_changes, quoted_name};
 pub use host::{Host, HostConfig, UnavailableDatabase, check_database_name, database_span};
 pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};

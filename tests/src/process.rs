@@ -143,6 +143,15 @@ impl ServerProcess {
         Self::ready(Self::spawn(dir, stderr))
     }
 
+    /// Starts a server on `dir/data` with its log (standard error) written
+    /// to a file in `dir`, which the returned [`ServerLog`] reads.
+    pub fn start_logged(dir: &Path) -> (Self, ServerLog) {
+        let path = dir.join("server-stderr.log");
+        let file = std::fs::File::create(&path).expect("a file for the server's log");
+        let server = Self::start_with_stderr(&dir.join("data"), file.into());
+        (server, ServerLog(path))
+    }
+
     /// Waits for `child`, a server just started, to print its ready line.
     fn ready(mut child: Child) -> Self {
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
@@ -300,5 +309,29 @@ impl Http {
     pub fn call_ok(&self, database: &str, reducer: &str, args: &Value) {
         let path = format!("/v1/database/{database}/call/{reducer}");
         self.post_ok(&path, "application/json", args.to_string().as_bytes());
+    }
+}
+
+/// The log file of a server started with [`ServerProcess::start_logged`].
+pub struct ServerLog(PathBuf);
+
+impl ServerLog {
+    /// Asserts that the server wrote lines containing `needle` (about
+    /// `what`), but no more than a log throttle lets through in `seconds`:
+    /// a burst of 10, then one a second. Returns them.
+    pub fn assert_throttled(&self, needle: &str, what: &str, seconds: usize) -> Vec<String> {
+        let lines: Vec<String> = std::fs::read_to_string(&self.0)
+            .expect("the server's log")
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            !lines.is_empty() && lines.len() <= 10 + seconds + 1,
+            "{} server log lines about {what} in {seconds} s: {:?}",
+            lines.len(),
+            &lines[..lines.len().min(3)]
+        );
+        lines
     }
 }

@@ -154,9 +154,7 @@ async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
 #[test]
 fn a_job_trapping_on_every_run_does_not_write_a_server_log_line_per_run() {
     let dir = TempDir::new("worldline-schedule-traps");
-    let stderr_path = dir.path().join("server-stderr.log");
-    let stderr = std::fs::File::create(&stderr_path).expect("a file for the server's log");
-    let server = ServerProcess::start_with_stderr(&dir.path().join("data"), stderr.into());
+    let (server, log) = ServerProcess::start_logged(dir.path());
     let owner = Http::new_identity(&server.http);
     owner.publish("hs", &guest_wasm("hostile-schedule"));
     let token = owner.token().expect("a token").to_owned();
@@ -185,17 +183,7 @@ fn a_job_trapping_on_every_run_does_not_write_a_server_log_line_per_run() {
     let seconds = started.elapsed().as_secs() as usize;
     server.kill();
 
-    let log = std::fs::read_to_string(&stderr_path).expect("the server's log");
-    let traps: Vec<&str> = log
-        .lines()
-        .filter(|line| line.contains("reducer `run_job` trapped"))
-        .collect();
-    assert!(
-        !traps.is_empty() && traps.len() <= 10 + seconds + 1,
-        "{} lines about traps in {seconds} s: {:?}",
-        traps.len(),
-        &traps[..traps.len().min(3)]
-    );
+    let traps = log.assert_throttled("reducer `run_job` trapped", "traps", seconds);
     assert!(
         traps.iter().all(|line| line.contains("database{name=hs}")),
         "each line names the database: {:?}",
@@ -320,9 +308,7 @@ async fn a_failed_disconnect_hook_is_in_the_module_log() {
 fn a_disconnect_hook_failing_every_time_does_not_write_a_server_log_line_per_client() {
     const CLIENTS: usize = 60;
     let dir = TempDir::new("worldline-disconnect-failures");
-    let stderr_path = dir.path().join("server-stderr.log");
-    let stderr = std::fs::File::create(&stderr_path).expect("a file for the server's log");
-    let server = ServerProcess::start_with_stderr(&dir.path().join("data"), stderr.into());
+    let (server, log) = ServerProcess::start_logged(dir.path());
     let owner = Http::new_identity(&server.http);
     owner.publish("hs", &guest_wasm("hostile-schedule"));
     owner.call_ok("hs", "set_hooks", &serde_json::json!(["ok", "err"]));
@@ -371,13 +357,9 @@ fn a_disconnect_hook_failing_every_time_does_not_write_a_server_log_line_per_cli
     assert_eq!(accounted(), clients, "every failure is accounted for");
     server.kill();
 
-    let log = std::fs::read_to_string(&stderr_path).expect("the server's log");
-    let lines = log
-        .lines()
-        .filter(|line| line.contains("client_disconnected failed"))
-        .count();
-    assert!(
-        lines > 0 && lines <= 10 + seconds + 1,
-        "{lines} server log lines about {clients} failed hooks in {seconds} s"
+    log.assert_throttled(
+        "client_disconnected failed",
+        &format!("{clients} failed hooks"),
+        seconds,
     );
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use worldline_host::outbound::AllowList;
-use worldline_host::{Host, Identity, RecoveryReport, UnavailableDatabase};
+use worldline_host::{Host, Identity, PreparedModule, RecoveryReport, UnavailableDatabase};
 use worldline_transport::MIN_MAX_FRAME;
 
 use crate::config::ServerConfig;
@@ -165,7 +165,7 @@ impl Server {
 
     /// Creates database `name` from a component, owned by `owner`, and
     /// starts serving it; its procedures may send no HTTP requests. Blocks
-    /// while the component compiles.
+    /// while the component compiles and `init` runs.
     pub fn publish(&self, name: &str, wasm: &[u8], owner: Identity) -> Result<(), ServerError> {
         self.publish_with_http(name, wasm, owner, &AllowList::none())
     }
@@ -179,7 +179,8 @@ impl Server {
         owner: Identity,
         http_allow: &AllowList,
     ) -> Result<(), ServerError> {
-        self.shared.create_database(name, wasm, owner, http_allow)
+        let module = PreparedModule::prepare(&self.shared.engine, wasm.to_vec())?;
+        self.shared.create_database(name, module, owner, http_allow)
     }
 
     /// Issues a new identity and its token.

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 use worldline_host::outbound::AllowList;
 use worldline_host::{
-    Authority, Database, Engine, Host, Identity, UnavailableDatabase, quoted_name,
+    Authority, Database, Engine, Host, Identity, PreparedModule, UnavailableDatabase, quoted_name,
 };
 
 use crate::config::ServerConfig;
@@ -241,18 +241,18 @@ impl Shared {
         self.endpoints
     }
 
-    /// Creates database `name` from a component, owned by `owner`, and
-    /// starts serving it. Blocks while the component compiles.
+    /// Creates database `name` from a prepared component, owned by
+    /// `owner`, and starts serving it. Blocks while `init` runs.
     pub(crate) fn create_database(
         &self,
         name: &str,
-        wasm: &[u8],
+        module: PreparedModule,
         owner: Identity,
         http_allow: &AllowList,
     ) -> Result<(), ServerError> {
         let database = {
             let mut host = self.host.lock().expect("no thread panics holding the host");
-            host.publish_with_http(name, wasm, owner, http_allow)?;
+            host.publish_prepared(name, module, owner, http_allow)?;
             host.take_database(name)
                 .ok_or_else(|| ServerError::DatabaseStopped(name.to_owned()))?
         };

@@ -1,6 +1,8 @@
 //! A test module whose `describe` is not deterministic: the one parameter
 //! of its one reducer is a struct whose field is named after the wall
-//! clock's nanoseconds when it was described. Each instance describes
+//! clock's nanoseconds when it was described (padded with zeros to 240
+//! characters, so that what changed is longer than an error quotes a
+//! line). Each instance describes
 //! another schema; the host must refuse it when it is published or swapped
 //! in, not find out at the next server start.
 
@@ -18,7 +20,7 @@ impl WorldlineType for Stamped {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let u32_ty = u32::describe(types);
-        let name = format!("at_{nanos}");
+        let name = format!("at_{nanos:0>240}");
         types.add(TypeNode::Product(vec![field(Some(&name), u32_ty)]))
     }
 }

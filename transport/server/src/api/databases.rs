@@ -189,10 +189,8 @@ pub(crate) async fn publish(
     check_may_publish(&shared, &name, caller).await?;
     // Compile and describe first, without the server-wide publish lock, so
     // that a slow or hostile component holds up no one else's publish: a
-    // hot swap uses it as it is; a new database loads it again from the
-    // compiled-component cache, once this one has given back its instance
-    // (a full instance pool must fit a new database as before).
-    let module = prepare(&shared, wasm.clone()).await?;
+    // hot swap or a new database uses it as it is.
+    let module = prepare(&shared, wasm).await?;
     let _publishing = shared.publishing.lock().await;
     if let Some(unavailable) = shared.unavailable(&name) {
         // A database that could not be recovered can only be replaced:
@@ -203,8 +201,7 @@ pub(crate) async fn publish(
         }
         delete_files(&shared, &name).await?;
         let allow = http_allow.unwrap_or_default();
-        drop(module);
-        create(&shared, &name, wasm, caller, allow).await?;
+        create(&shared, &name, module, caller, allow).await?;
         let replaced = Published {
             name: name.clone(),
             owner: caller.to_string(),
@@ -224,8 +221,14 @@ pub(crate) async fn publish(
         changes,
     };
     let Some(existing) = existing else {
-        drop(module);
-        create(&shared, &name, wasm, caller, http_allow.unwrap_or_default()).await?;
+        create(
+            &shared,
+            &name,
+            module,
+            caller,
+            http_allow.unwrap_or_default(),
+        )
+        .await?;
         return Ok((
             StatusCode::CREATED,
             Json(published(PublishOutcome::Created, vec![])),
@@ -238,8 +241,7 @@ pub(crate) async fn publish(
         // The data goes, the owner's grant stays unless it is replaced.
         let allow = http_allow.unwrap_or_else(|| existing.http_allow.clone());
         remove(&shared, &name, caller).await?;
-        drop(module);
-        create(&shared, &name, wasm, caller, allow).await?;
+        create(&shared, &name, module, caller, allow).await?;
         return Ok((
             StatusCode::CREATED,
             Json(published(PublishOutcome::Replaced, vec![])),
@@ -280,7 +282,8 @@ async fn check_may_publish(
     Ok(())
 }
 
-/// Compiles a module for a hot swap off the async threads, while its
+/// Compiles a module for a new database or a hot swap off the async
+/// threads, while a database being swapped
 /// database goes on serving (#10 item 3): only the switch runs on the
 /// database's thread.
 async fn prepare(shared: &Arc<Shared>, wasm: Bytes) -> Result<Box<PreparedModule>, ApiError> {
@@ -293,18 +296,18 @@ async fn prepare(shared: &Arc<Shared>, wasm: Bytes) -> Result<Box<PreparedModule
     .map_err(ApiError::publish_refused)
 }
 
-/// Creates and starts database `name`, compiling the component off the async threads.
+/// Creates and starts database `name` off the async threads (`init` runs).
 async fn create(
     shared: &Arc<Shared>,
     name: &str,
-    wasm: Bytes,
+    module: Box<PreparedModule>,
     owner: Identity,
     http_allow: AllowList,
 ) -> Result<(), ApiError> {
     let shared = shared.clone();
     let name = name.to_owned();
     let created = tokio::task::spawn_blocking(move || {
-        shared.create_database(&name, &wasm, owner, &http_allow)
+        shared.create_database(&name, *module, owner, &http_allow)
     })
     .await
     .map_err(|e| ApiError::internal(format!("publishing stopped: {e}")))?;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use worldline_host::{HostError, UnavailableDatabase, quoted_name};
+use worldline_host::{HostError, UnavailableDatabase, listed_changes, quoted_name};
 use worldline_subscriptions::QueryError;
 use worldline_transport::http_api::ErrorBody;
 
@@ -125,7 +125,7 @@ impl ApiError {
         match error {
             HostError::IncompatibleSchema(diff) => Self::conflict(
                 "the new module's schema is not compatible with the stored data",
-                diff.to_string().lines().map(str::to_owned).collect(),
+                listed_changes(&diff.to_string()),
             )
             .with_hint(
                 "keep every existing table with its columns and primary key unchanged (new \
@@ -159,8 +159,10 @@ impl ApiError {
             HostError::InitFailed(_) => Self::bad_request(message).with_hint(
                 "the database was not created; fix the module's init reducer and publish again",
             ),
-            HostError::SwapRefused(_) => Self::conflict(message, Vec::new())
-                .with_hint("republish with --delete-data to delete the data and start afresh"),
+            HostError::SwapRefused(_) => {
+                Self::conflict(listed_changes(&message).join("\n"), Vec::new())
+                    .with_hint("republish with --delete-data to delete the data and start afresh")
+            }
             HostError::InvalidName(_) => Self::bad_request(message),
             // #9 items 12, 13: the pool is the operator's setting, not the module's fault.
             HostError::InstancePoolFull { .. } => Self::unavailable(message).with_hint(
