@@ -257,7 +257,7 @@ pub fn describe_component_definition(engine: &Engine, wasm: &[u8]) -> Result<Str
 
 /// After a failed restart of a trapped module, how long the scheduler
 /// waits at least before it tries again for a due row (four times the
-/// failed attempt if longer; calls try at once).
+/// failed attempt if longer).
 const RESTART_RETRY_MICROS: i64 = 1_000_000;
 
 /// Why a database stopped taking calls.
@@ -316,12 +316,17 @@ pub struct Database {
     /// Bounds the module-log lines about failed `client_disconnected` runs.
     disconnect_failures: LogThrottle,
     /// Bounds the server-log lines about instances that could not be
-    /// rebuilt (each call while the module is down tries again).
+    /// rebuilt.
     failed_restarts: LogThrottle,
-    /// After a failed restart, when the scheduler may try the next one
-    /// (microseconds since the epoch): a call tries at once, but due rows
-    /// retry at most once a second.
+    /// After a failed restart, when a due row may try the next one
+    /// (microseconds since the epoch; see [`RESTART_RETRY_MICROS`]).
     restart_retry_at: i64,
+    /// After a failed restart, when a call may try the next one: four
+    /// times the failed attempt later (at once if the instance pool was
+    /// full), so that a start that runs long before it fails holds the
+    /// database's thread for at most a fifth of the time (calls meanwhile
+    /// are refused at once).
+    call_restart_at: i64,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -438,6 +443,7 @@ impl Database {
             disconnect_failures: LogThrottle::default(),
             failed_restarts: LogThrottle::default(),
             restart_retry_at: 0,
+            call_restart_at: 0,
         }
     }
 
@@ -1013,7 +1019,9 @@ impl Database {
         ctx: CallContext,
         finish: impl FnOnce(&mut Datastore) -> Result<(), DbError>,
     ) -> Result<ReducerOutcome, CallError> {
-        if matches!(self.broken, Some(Broken::Module(_))) {
+        if matches!(self.broken, Some(Broken::Module(_)))
+            && Timestamp::now().to_micros_since_epoch() >= self.call_restart_at
+        {
             // The rebuild may succeed now (a full instance pool has room again).
             self.rebuild_instance();
         }
@@ -1167,8 +1175,8 @@ impl Database {
                 }
             }
             Err(err) => {
-                // Every call while the module is down tries again: a module
-                // whose start fails every time must not write a line each.
+                // A module whose start fails every time must not write a
+                // line per attempt.
                 if let Some(held_back) = self.failed_restarts.admit(Timestamp::now()) {
                     tracing::error!(
                         "could not rebuild the module instance: {err}{}",
@@ -1178,9 +1186,14 @@ impl Database {
                 // A start that runs to its deadline before it fails must not
                 // keep the database's thread busy: wait four times as long.
                 let took = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-                self.restart_retry_at = Timestamp::now()
-                    .to_micros_since_epoch()
-                    .saturating_add(RESTART_RETRY_MICROS.max(took.saturating_mul(4)));
+                let now = Timestamp::now().to_micros_since_epoch();
+                // A full instance pool costs nothing to try again, and
+                // has room as soon as another database lets go of a slot.
+                if !matches!(err, HostError::InstancePoolFull { .. }) {
+                    self.call_restart_at = now.saturating_add(took.saturating_mul(4));
+                }
+                self.restart_retry_at =
+                    now.saturating_add(RESTART_RETRY_MICROS.max(took.saturating_mul(4)));
                 self.broken = Some(Broken::Module(format!(
                     "the module could not be restarted after a trap: {err}"
                 )));

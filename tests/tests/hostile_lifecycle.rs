@@ -380,6 +380,51 @@ fn a_module_that_failed_to_restart_is_restarted_for_its_due_rows() {
     assert_eq!(db.unavailable(), None);
 }
 
+/// After a failed restart, calls used to try again at once, each of them:
+/// a module whose start runs long before it fails (`hostile-restart`
+/// spins 50 ms) cost every call that long on the database's thread. Now
+/// calls are refused at once until four times the failed attempt has
+/// passed, then one tries again.
+#[test]
+fn calls_do_not_retry_a_slow_failed_restart_at_once() {
+    let engine = worldline_tests::test_engine();
+    let mut db = restart_database(&engine);
+    let owner = CallContext::new(OWNER);
+    let later = worldline_tests::args(&(3_600_000_000u64,));
+    let down = (0..60).any(|_| {
+        let _ = db.call_reducer("trap", &[], owner);
+        db.unavailable().is_some()
+    });
+    assert!(down, "60 restarts in a row succeeded");
+    let failed_at = Instant::now();
+    // Each restart is a coin toss: twenty calls that all find the module
+    // down tried none (or lost twenty tosses, one chance in a million).
+    for _ in 0..20 {
+        let error = db
+            .call_reducer("schedule", &later, owner)
+            .expect_err("refused while the module is down");
+        assert!(
+            error
+                .to_string()
+                .contains("could not be restarted after a trap"),
+            "{error}"
+        );
+    }
+    // They were refused without trying (each try takes 50 ms or more).
+    assert!(
+        failed_at.elapsed() < Duration::from_millis(150),
+        "the refusals took {:?}",
+        failed_at.elapsed()
+    );
+    // Later, calls try again until a coin toss lets one through.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.call_reducer("schedule", &later, owner).is_err() {
+        assert!(Instant::now() < deadline, "the module never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(db.unavailable(), None);
+}
+
 /// A module whose `describe` reads the clock (`hostile-describe-clock`)
 /// describes another schema on every instance. It used to be published
 /// and swapped in, and then its database did not open at the next server

@@ -1,8 +1,9 @@
 //! A test module whose constructor (run at every instantiation, before
 //! any export) traps on about half of them, by a coin toss from
-//! `wasi:random`: a database that replaces its trapped instance fails as
-//! often as not, and the host must say so without writing a server-log
-//! line per attempt.
+//! `wasi:random`, after spinning for 50 ms: a database that replaces its
+//! trapped instance fails as often as not, and slowly, and the host must
+//! say so without writing a server-log line per attempt or spending its
+//! time on attempts.
 
 use std::time::Duration;
 
@@ -53,7 +54,8 @@ unsafe extern "C" {
     fn __wasm_call_ctors();
 }
 
-/// Runs the constructors, then traps if a fair coin says so.
+/// Runs the constructors, then spins for 50 ms and traps if a fair coin
+/// says so.
 #[cfg(target_arch = "wasm32")]
 #[unsafe(no_mangle)]
 pub extern "C" fn _initialize() {
@@ -64,6 +66,8 @@ pub extern "C" fn _initialize() {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u8(0);
     if hasher.finish() & 1 == 0 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(50) {}
         std::process::abort();
     }
 }
