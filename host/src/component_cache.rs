@@ -18,9 +18,11 @@
 //! ```
 //!
 //! Entries are written to a temporary file (mode 0600, in the cache
-//! directory, mode 0700) and renamed into place, so a reader sees a whole
-//! entry or none, and concurrent writers of one entry each succeed (the
-//! last rename wins; both wrote the same artifact). They are not fsynced:
+//! directory, mode 0700; named `.<entry>.<process id>.<n>.tmp`) and renamed
+//! into place, so a reader sees a whole entry or none, and concurrent
+//! writers of one entry each succeed (the last rename wins; both wrote the
+//! same artifact). Opening the cache deletes the temporary files of
+//! processes no longer running (a compile killed part-way). They are not fsynced:
 //! an entry lost or torn by a power cut is only a compile to do again.
 //!
 //! # Safety
@@ -117,6 +119,7 @@ impl ComponentCache {
     ) -> std::io::Result<Self> {
         make_private_dir(path)?;
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
+        remove_dead_writers_files(&dir);
         let mut hasher = DigestHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self {
@@ -370,6 +373,33 @@ fn check_entry<'a>(bytes: &'a [u8], key: &[u8; 32]) -> Result<&'a [u8], String> 
         return Err("the artifact does not match its SHA-256 digest".into());
     }
     Ok(artifact)
+}
+
+/// Deletes the temporary files in `dir` of writers no longer running (a
+/// compile killed while storing its entry): their names hold the writing
+/// process's id. Where running processes cannot be looked up (no
+/// `/proc`), they are left to [`ComponentCache::evict`], which deletes
+/// them once [`STALE_TEMP`] old.
+fn remove_dead_writers_files(dir: &Dir) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = dir.entries() else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let writer = name
+            .strip_suffix(TEMP_SUFFIX)
+            .and_then(|rest| rest.rsplit('.').nth(1))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = writer
+            && !proc.join(pid.to_string()).exists()
+        {
+            remove_quietly(dir, &name);
+        }
+    }
 }
 
 /// Deletes `name` if it exists; a failure only leaves a file behind.

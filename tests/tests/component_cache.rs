@@ -263,3 +263,28 @@ fn a_swapped_in_module_is_cached_and_loads_from_the_cache_after_a_restart() {
     let host = Host::open(dir.path(), config()).expect("reopen");
     assert_eq!((stats(&host).hits, stats(&host).misses), (1, 0));
 }
+
+/// A compile killed while storing its entry left its temporary file in
+/// the cache until it was an hour old and something else was stored. Now
+/// the next start deletes the temporary files of processes no longer
+/// running, and keeps those of running ones (a writer at work).
+#[test]
+fn a_start_deletes_temporary_files_left_by_killed_writers() {
+    let dir = TempDir::new("worldline-cache-leftovers");
+    drop(publish_bank(dir.path()));
+    let cache = cache_dir(dir.path());
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("running `true`");
+    gone.wait().expect("reaping it");
+    let leftover = |pid: u32| cache.join(format!(".{}.cwasm.{pid}.0.tmp", "ab".repeat(32)));
+    let killed = leftover(gone.id());
+    let running = leftover(std::process::id());
+    for file in [&killed, &running] {
+        std::fs::write(file, vec![0u8; 4096]).expect("a half-written entry");
+    }
+    let host = Host::open(dir.path(), config()).expect("reopen");
+    assert!(!killed.exists(), "a dead writer's file is deleted");
+    assert!(running.exists(), "a running writer's file is kept");
+    assert_eq!(stats(&host).hits, 1, "the sound entry still loads");
+}
