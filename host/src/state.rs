@@ -282,11 +282,42 @@ fn trap_message(error: &wasmtime::Error) -> String {
         return format!("the module called exit({})", exit.0);
     }
     match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::MemoryOutOfBounds) if deep_recursion(error) => format!(
+            "{} in a deep recursion: most likely the module's stack overflowed (Rust and \
+             C/C++ modules keep their stack in linear memory)",
+            wasmtime::Trap::MemoryOutOfBounds
+        ),
         Some(trap) => trap.to_string(),
         // The root cause is the host's reason (a stale cursor, ...); the
         // outer layers are only the wasm backtrace.
         None => error.root_cause().to_string(),
     }
+}
+
+/// How many of the innermost frames of a trap's backtrace
+/// [`deep_recursion`] looks at.
+const RECURSION_FRAMES: usize = 16;
+
+/// Whether `error` happened in a deep recursion: its backtrace's
+/// [`RECURSION_FRAMES`] innermost frames are all in one or two functions.
+/// A Rust or C/C++ module keeps its stack at the start of linear memory,
+/// so its stack overflowing is an out-of-bounds access, not wasm's "call
+/// stack exhausted"; a recursion at the fault is what tells it apart.
+fn deep_recursion(error: &wasmtime::Error) -> bool {
+    let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = backtrace.frames();
+    if frames.len() < RECURSION_FRAMES {
+        return false;
+    }
+    let mut functions: Vec<u32> = frames[..RECURSION_FRAMES]
+        .iter()
+        .map(wasmtime::FrameInfo::func_index)
+        .collect();
+    functions.sort_unstable();
+    functions.dedup();
+    functions.len() <= 2
 }
 
 /// Caps linear memory and remembers when a growth was refused.
