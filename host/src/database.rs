@@ -325,8 +325,9 @@ pub struct Database {
     /// times the failed attempt later (at once if the instance pool was
     /// full), so that a start that runs long before it fails holds the
     /// database's thread for at most a fifth of the time (calls meanwhile
-    /// are refused at once).
-    call_restart_at: i64,
+    /// are refused at once). Monotonic, so that a clock set back does not
+    /// keep the module down.
+    call_restart_at: Option<Instant>,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -443,7 +444,7 @@ impl Database {
             disconnect_failures: LogThrottle::default(),
             failed_restarts: LogThrottle::default(),
             restart_retry_at: 0,
-            call_restart_at: 0,
+            call_restart_at: None,
         }
     }
 
@@ -1020,7 +1021,7 @@ impl Database {
         finish: impl FnOnce(&mut Datastore) -> Result<(), DbError>,
     ) -> Result<ReducerOutcome, CallError> {
         if matches!(self.broken, Some(Broken::Module(_)))
-            && Timestamp::now().to_micros_since_epoch() >= self.call_restart_at
+            && self.call_restart_at.is_none_or(|at| Instant::now() >= at)
         {
             // The rebuild may succeed now (a full instance pool has room again).
             self.rebuild_instance();
@@ -1189,9 +1190,8 @@ impl Database {
                 let now = Timestamp::now().to_micros_since_epoch();
                 // A full instance pool costs nothing to try again, and
                 // has room as soon as another database lets go of a slot.
-                if !matches!(err, HostError::InstancePoolFull { .. }) {
-                    self.call_restart_at = now.saturating_add(took.saturating_mul(4));
-                }
+                self.call_restart_at = (!matches!(err, HostError::InstancePoolFull { .. }))
+                    .then(|| Instant::now() + started.elapsed() * 4);
                 self.restart_retry_at =
                     now.saturating_add(RESTART_RETRY_MICROS.max(took.saturating_mul(4)));
                 self.broken = Some(Broken::Module(format!(
