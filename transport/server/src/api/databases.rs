@@ -282,10 +282,9 @@ async fn check_may_publish(
     Ok(())
 }
 
-/// Compiles a module for a new database or a hot swap off the async
-/// threads, while a database being swapped
-/// database goes on serving (#10 item 3): only the switch runs on the
-/// database's thread.
+/// Compiles and describes a module for a new database or a hot swap, off
+/// the async threads; a database being swapped goes on serving meanwhile
+/// (#10 item 3): only the switch runs on its thread.
 async fn prepare(shared: &Arc<Shared>, wasm: Bytes) -> Result<Box<PreparedModule>, ApiError> {
     let engine = shared.engine.clone();
     tokio::task::spawn_blocking(move || {
