@@ -1186,14 +1186,15 @@ impl Database {
                 }
                 // A start that runs to its deadline before it fails must not
                 // keep the database's thread busy: wait four times as long.
-                let took = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-                let now = Timestamp::now().to_micros_since_epoch();
+                let wait = started.elapsed().saturating_mul(4);
                 // A full instance pool costs nothing to try again, and
                 // has room as soon as another database lets go of a slot.
                 self.call_restart_at = (!matches!(err, HostError::InstancePoolFull { .. }))
-                    .then(|| Instant::now() + started.elapsed() * 4);
-                self.restart_retry_at =
-                    now.saturating_add(RESTART_RETRY_MICROS.max(took.saturating_mul(4)));
+                    .then(|| Instant::now() + wait);
+                let wait_micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+                self.restart_retry_at = Timestamp::now()
+                    .to_micros_since_epoch()
+                    .saturating_add(RESTART_RETRY_MICROS.max(wait_micros));
                 self.broken = Some(Broken::Module(format!(
                     "the module could not be restarted after a trap: {err}"
                 )));

@@ -304,8 +304,9 @@ const LISTED_CHANGES: usize = 50;
 /// type can be long), and then a line counting the rest, so that a module
 /// with thousands of tables cannot make an error of megabytes.
 pub fn listed_changes(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = text.lines().take(LISTED_CHANGES).map(quoted_name).collect();
-    let rest = text.lines().count().saturating_sub(LISTED_CHANGES);
+    let mut all = text.lines();
+    let mut lines: Vec<String> = all.by_ref().take(LISTED_CHANGES).map(quoted_name).collect();
+    let rest = all.count();
     if rest > 0 {
         lines.push(format!("… and {rest} more"));
     }

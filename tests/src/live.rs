@@ -9,6 +9,7 @@ use worldline_host::{DurabilityPolicy, SyncHook};
 use worldline_server::{Server, ServerConfig};
 
 use crate::gate::Gate;
+use crate::process::Http;
 use crate::{TempDir, guest_wasm, test_engine_config};
 
 /// A server on `127.0.0.1` with free ports, removed with its directory when dropped.
@@ -119,16 +120,38 @@ impl Transport {
 impl LiveServer {
     /// Connects a new identity to `database` over `transport`.
     pub async fn connect(&self, transport: Transport, database: &str) -> Client {
-        let options = match transport {
+        Client::connect(self.connect_options(transport, database))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {database} over {transport:?}: {e}"))
+    }
+
+    /// Connects the databases' owner to `database` over `transport`.
+    pub async fn connect_owner(&self, transport: Transport, database: &str) -> Client {
+        let options = self.connect_options(transport, database);
+        Client::connect(options.with_token(self.owner_token.clone()))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the owner connecting to {database} over {transport:?}: {e}")
+            })
+    }
+
+    /// How to reach `database` over `transport`, trusting this server.
+    pub fn connect_options(&self, transport: Transport, database: &str) -> ConnectOptions {
+        match transport {
             Transport::Quic => ConnectOptions::quic(
                 self.quic_addr(),
                 Trust::Fingerprint(self.server().fingerprint()),
                 database,
             ),
             Transport::WebSocket => ConnectOptions::websocket(self.ws_url(), database),
-        };
-        Client::connect(options)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to {database} over {transport:?}: {e}"))
+        }
+    }
+
+    /// An HTTP client of this server acting as the databases' owner.
+    pub fn owner_http(&self) -> Http {
+        Http::new(
+            &format!("http://{}", self.http_addr()),
+            Some(&self.owner_token),
+        )
     }
 }

@@ -278,6 +278,23 @@ impl Http {
         self.token.as_deref()
     }
 
+    /// Every row of `table` in `database`, each as its column values, read
+    /// with `SELECT *` through the SQL endpoint.
+    pub fn rows(&self, database: &str, table: &str) -> Vec<Vec<Value>> {
+        let answer = self.post_ok(
+            &format!("/v1/database/{database}/sql"),
+            "text/plain",
+            format!("SELECT * FROM {table}").as_bytes(),
+        );
+        answer["tables"][0]["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|row| row.as_array().cloned().expect("a row is an array"))
+            .collect()
+    }
+
     /// Publishes `wasm` as database `name`.
     pub fn publish(&self, name: &str, wasm: &[u8]) {
         self.post_ok(&format!("/v1/database/{name}"), "application/wasm", wasm);

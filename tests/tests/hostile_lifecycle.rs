@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use worldline_client::{Client, ClientError, ConnectOptions, Trust};
+use worldline_client::{Client, ClientError};
 use worldline_host::{
     CallContext, CallError, Database, DurabilityPolicy, Host, HostConfig, HostError, Identity,
     StorageConfig, Timestamp,
@@ -166,32 +166,12 @@ fn a_swap_to_a_module_that_cannot_start_or_describe_changes_nothing_on_disk() {
     assert_eq!(seeded(host.database_mut("db").expect("db")), "1 seeded");
 }
 
-async fn connect_owner(live: &LiveServer) -> Client {
-    let options = ConnectOptions::websocket(live.ws_url(), "hs");
-    Client::connect(options.with_token(live.owner_token.clone()))
-        .await
-        .expect("the owner connects")
-}
-
 async fn commit(client: &Client, reducer: &str, args: &impl serde::Serialize) {
     let outcome = tokio::time::timeout(Duration::from_secs(10), client.call(reducer, args))
         .await
         .unwrap_or_else(|_| panic!("`{reducer}` got no answer"))
         .expect("an answer");
     assert_eq!(outcome.status, ReducerStatus::Committed, "{reducer}");
-}
-
-/// The rows of `table` of `hs`, as JSON arrays of columns.
-fn sql_rows(http: &Http, table: &str) -> Vec<serde_json::Value> {
-    let answer = http.post_ok(
-        "/v1/database/hs/sql",
-        "text/plain",
-        format!("SELECT * FROM {table}").as_bytes(),
-    );
-    answer["tables"][0]["rows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Waits for a module-log line that starts with `prefix` and is not one of
@@ -222,23 +202,15 @@ const EXHAUSTIONS: [(&str, &str); 3] = [
 async fn a_connect_hook_that_runs_out_of_memory_time_or_stack_refuses_the_client_and_commits_nothing()
  {
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
-    let http = Http::new(
-        &format!("http://{}", live.http_addr()),
-        Some(&live.owner_token),
-    );
-    let owner = connect_owner(&live).await;
+    let http = live.owner_http();
+    let owner = live.connect_owner(Transport::WebSocket, "hs").await;
     for (mode, expected) in EXHAUSTIONS {
         commit(&owner, "set_hooks", &(mode, "ok")).await;
         for transport in [Transport::WebSocket, Transport::Quic] {
-            let options = match transport {
-                Transport::Quic => ConnectOptions::quic(
-                    live.quic_addr(),
-                    Trust::Fingerprint(live.server().fingerprint()),
-                    "hs",
-                ),
-                Transport::WebSocket => ConnectOptions::websocket(live.ws_url(), "hs"),
-            };
-            match Client::connect(options).await.map(drop) {
+            match Client::connect(live.connect_options(transport, "hs"))
+                .await
+                .map(drop)
+            {
                 Err(ClientError::Rejected(reason)) => assert!(
                     reason.starts_with("the module refused the connection: ")
                         && reason.contains(expected),
@@ -249,13 +221,13 @@ async fn a_connect_hook_that_runs_out_of_memory_time_or_stack_refuses_the_client
         }
     }
     // Only the owner's connection committed its `client_connected` run.
-    let visits = tokio::task::block_in_place(|| sql_rows(&http, "visits"));
-    assert_eq!(visits, [serde_json::json!([0, 1, 0])]);
+    let visits = tokio::task::block_in_place(|| http.rows("hs", "visits"));
+    assert_eq!(visits, [[0, 1, 0]]);
     // A fresh instance lets the next client in.
     commit(&owner, "set_hooks", &("ok", "ok")).await;
     let visitor = live.connect(Transport::Quic, "hs").await;
-    let visits = tokio::task::block_in_place(|| sql_rows(&http, "visits"));
-    assert_eq!(visits, [serde_json::json!([0, 2, 0])]);
+    let visits = tokio::task::block_in_place(|| http.rows("hs", "visits"));
+    assert_eq!(visits, [[0, 2, 0]]);
     visitor.close().await;
     owner.close().await;
     live.shutdown().await;
@@ -265,11 +237,8 @@ async fn a_connect_hook_that_runs_out_of_memory_time_or_stack_refuses_the_client
 async fn disconnect_hooks_and_jobs_that_run_out_of_memory_time_or_stack_are_logged_and_rolled_back()
 {
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
-    let http = Http::new(
-        &format!("http://{}", live.http_addr()),
-        Some(&live.owner_token),
-    );
-    let owner = connect_owner(&live).await;
+    let http = live.owner_http();
+    let owner = live.connect_owner(Transport::WebSocket, "hs").await;
     for (mode, expected) in EXHAUSTIONS {
         commit(&owner, "set_hooks", &("ok", mode)).await;
         let seen = tokio::task::block_in_place(|| http.module_log("hs", None).len());
@@ -284,18 +253,18 @@ async fn disconnect_hooks_and_jobs_that_run_out_of_memory_time_or_stack_are_logg
         assert!(line.contains(expected), "{mode}: {line}");
     }
     let (ran, visits) =
-        tokio::task::block_in_place(|| (sql_rows(&http, "ran"), sql_rows(&http, "visits")));
+        tokio::task::block_in_place(|| (http.rows("hs", "ran"), http.rows("hs", "visits")));
     assert_eq!(
         ran,
-        Vec::<serde_json::Value>::new(),
+        Vec::<Vec<serde_json::Value>>::new(),
         "no failed run committed"
     );
     // The owner and three visitors connected; no disconnection committed.
-    assert_eq!(visits, [serde_json::json!([0, 4, 0])]);
+    assert_eq!(visits, [[0, 4, 0]]);
     // The database serves on: a job that returns ok commits.
     commit(&owner, "schedule_in", &(0u64, 0u64, "ok")).await;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::task::block_in_place(|| sql_rows(&http, "ran")).is_empty() {
+    while tokio::task::block_in_place(|| http.rows("hs", "ran")).is_empty() {
         assert!(Instant::now() < deadline, "the ok job ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

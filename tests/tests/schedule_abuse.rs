@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use worldline_client::{Client, ConnectOptions, Event};
-use worldline_tests::live::LiveServer;
+use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::process::{Http, ServerProcess};
 use worldline_tests::{TempDir, guest_wasm};
 use worldline_transport::ReducerStatus;
@@ -25,14 +25,6 @@ struct Job {
     at: i64,
     every: u64,
     mode: String,
-}
-
-/// Connects to `database` as its owner, over WebSocket.
-async fn connect_owner(live: &LiveServer, database: &str) -> Client {
-    let options = ConnectOptions::websocket(live.ws_url(), database);
-    Client::connect(options.with_token(live.owner_token.clone()))
-        .await
-        .expect("the owner connects")
 }
 
 /// Calls `reducer`, which must commit within `within`.
@@ -55,7 +47,7 @@ async fn commits_within(
 async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls() {
     // The tests' reducer deadline is 500 ms: each run of the job takes that long.
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
-    let owner = connect_owner(&live, "hs").await;
+    let owner = live.connect_owner(Transport::WebSocket, "hs").await;
     commits_within(
         &owner,
         "schedule_in",
@@ -94,7 +86,7 @@ async fn a_job_that_runs_to_its_deadline_again_and_again_leaves_room_for_calls()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
-    let owner = connect_owner(&live, "hs").await;
+    let owner = live.connect_owner(Transport::WebSocket, "hs").await;
     let mut events = owner.take_events().expect("the event stream");
     owner
         .subscribe(&["SELECT * FROM job"])
@@ -122,8 +114,7 @@ async fn a_job_failing_on_every_run_does_not_write_a_log_line_per_run() {
     commits_within(&owner, "clear_jobs", &(), Duration::from_secs(5)).await;
     let seconds = started.elapsed().as_secs() as usize;
 
-    let base = format!("http://{}", live.http_addr());
-    let log = Http::new(&base, Some(&live.owner_token)).module_log("hs", None);
+    let log = live.owner_http().module_log("hs", None);
     let failures: Vec<&String> = log
         .iter()
         .filter(|line| line.starts_with("scheduled reducer `run_job` failed for row 1 of `job`"))
@@ -196,11 +187,11 @@ async fn a_disconnect_hook_that_never_returns_does_not_hold_the_stop_for_a_deadl
     // 30 clients whose `client_disconnected` each runs to the tests' 500 ms
     // deadline: 15 s if every hook ran at the stop.
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
-    let owner = connect_owner(&live, "hs").await;
+    let owner = live.connect_owner(Transport::WebSocket, "hs").await;
     commits_within(&owner, "set_hooks", &("ok", "spin"), Duration::from_secs(5)).await;
     let mut clients = vec![owner];
     for _ in 0..29 {
-        clients.push(connect_owner(&live, "hs").await);
+        clients.push(live.connect_owner(Transport::WebSocket, "hs").await);
     }
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), live.shutdown())
@@ -208,22 +199,6 @@ async fn a_disconnect_hook_that_never_returns_does_not_hold_the_stop_for_a_deadl
         .expect("the server stops within the hooks' budget and one deadline");
     eprintln!("stopped in {:?}", started.elapsed());
     drop(clients);
-}
-
-/// The SQL answer's rows of `table`, as JSON arrays of columns.
-fn sql_rows(owner: &Http, table: &str) -> Vec<Vec<serde_json::Value>> {
-    let answer = owner.post_ok(
-        "/v1/database/hs/sql",
-        "text/plain",
-        format!("SELECT * FROM {table}").as_bytes(),
-    );
-    answer["tables"][0]["rows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|row| row.as_array().cloned().expect("a row"))
-        .collect()
 }
 
 #[test]
@@ -252,7 +227,7 @@ fn a_swap_that_stops_or_starts_a_schedule_lists_it_among_the_changes() {
         )),
         "{stopped:?}"
     );
-    assert_eq!(sql_rows(&owner, "job").len(), 1, "the row stays");
+    assert_eq!(owner.rows("hs", "job").len(), 1, "the row stays");
 
     let started = swap("hostile-schedule");
     assert!(
@@ -260,7 +235,7 @@ fn a_swap_that_stops_or_starts_a_schedule_lists_it_among_the_changes() {
         "{started:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !sql_rows(&owner, "job").is_empty() {
+    while !owner.rows("hs", "job").is_empty() {
         assert!(
             Instant::now() < deadline,
             "the row runs once scheduled again"
@@ -268,7 +243,7 @@ fn a_swap_that_stops_or_starts_a_schedule_lists_it_among_the_changes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
-        sql_rows(&owner, "ran"),
+        owner.rows("hs", "ran"),
         vec![vec![serde_json::json!("ok"), serde_json::json!(1)]]
     );
 }
@@ -276,14 +251,14 @@ fn a_swap_that_stops_or_starts_a_schedule_lists_it_among_the_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_disconnect_hook_is_in_the_module_log() {
     let live = LiveServer::start(&[("hs", "hostile-schedule")]).await;
-    let owner = connect_owner(&live, "hs").await;
+    let owner = live.connect_owner(Transport::WebSocket, "hs").await;
     commits_within(&owner, "set_hooks", &("ok", "err"), Duration::from_secs(5)).await;
-    let visitor = connect_owner(&live, "hs").await;
+    let visitor = live.connect_owner(Transport::WebSocket, "hs").await;
     visitor.close().await;
-    let base = format!("http://{}", live.http_addr());
+    let http = live.owner_http();
     let deadline = Instant::now() + Duration::from_secs(10);
     let line = loop {
-        let log = Http::new(&base, Some(&live.owner_token)).module_log("hs", None);
+        let log = http.module_log("hs", None);
         if let Some(line) = log
             .into_iter()
             .find(|l| l.starts_with("client_disconnected failed"))

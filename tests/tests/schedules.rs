@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use worldline_client::{Client, ConnectOptions, Event, Trust};
+use serde_json::json;
+use worldline_client::{Client, Event};
 use worldline_host::{
     CallContext, CallError, Database, DurabilityPolicy, Host, HostConfig, LogLevel,
     MAX_SCHEDULED_RUNS, StorageConfig, Timestamp,
@@ -265,21 +265,6 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// Connects to `features` as its owner.
-async fn connect_owner(live: &LiveServer, transport: Transport) -> Client {
-    let options = match transport {
-        Transport::Quic => ConnectOptions::quic(
-            live.quic_addr(),
-            Trust::Fingerprint(live.server().fingerprint()),
-            "features",
-        ),
-        Transport::WebSocket => ConnectOptions::websocket(live.ws_url(), "features"),
-    };
-    Client::connect(options.with_token(live.owner_token.clone()))
-        .await
-        .expect("the owner connects")
-}
-
 async fn committed(client: &Client, reducer: &str, args: &impl Serialize) {
     let outcome = client.call(reducer, args).await.expect("an answer");
     assert_eq!(outcome.status, ReducerStatus::Committed, "{reducer}");
@@ -289,7 +274,7 @@ async fn committed(client: &Client, reducer: &str, args: &impl Serialize) {
 async fn the_server_runs_schedules_on_time_and_subscribers_see_them() {
     let live = LiveServer::start(&[("features", "features")]).await;
     for transport in Transport::BOTH {
-        let client = connect_owner(&live, transport).await;
+        let client = live.connect_owner(transport, "features").await;
         let mut events = client.take_events().expect("the event stream");
         client
             .subscribe(&[
@@ -370,7 +355,7 @@ async fn the_server_runs_schedules_on_time_and_subscribers_see_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_repeating_every_microsecond_does_not_starve_calls() {
     let live = LiveServer::start(&[("features", "features")]).await;
-    let client = connect_owner(&live, Transport::WebSocket).await;
+    let client = live.connect_owner(Transport::WebSocket, "features").await;
     client
         .subscribe(&["SELECT * FROM schedule_runs"])
         .await
@@ -415,32 +400,16 @@ async fn only_the_owner_may_call_a_scheduled_reducer_over_the_wire() {
         panic!("refused: {refused:?}");
     };
     assert!(message.contains("features_schedule"), "{message}");
-    let owner = connect_owner(&live, Transport::Quic).await;
+    let owner = live.connect_owner(Transport::Quic, "features").await;
     committed(&owner, "on_schedule", &row).await;
     owner.close().await;
     stranger.close().await;
     live.shutdown().await;
 }
 
-/// The rows of `SELECT * FROM table`, as JSON arrays of columns.
-fn sql_rows(http: &Http, table: &str) -> Vec<Vec<Value>> {
-    let answer = http.post_ok(
-        "/v1/database/features/sql",
-        "text/plain",
-        format!("SELECT * FROM {table}").as_bytes(),
-    );
-    let rows = answer["tables"][0]["rows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    rows.into_iter()
-        .map(|row| row.as_array().cloned().expect("a row"))
-        .collect()
-}
-
 /// The `ran_at` of every run with `note`, in run order.
 fn ran_at(http: &Http, note: &str) -> Vec<i64> {
-    sql_rows(http, "schedule_runs")
+    http.rows("features", "schedule_runs")
         .into_iter()
         .filter(|row| row[1] == note)
         .map(|row| row[2].as_i64().expect("a timestamp"))
@@ -461,7 +430,8 @@ async fn rows_due_while_the_server_was_down_run_once_after_the_restart() {
         "schedule_in",
         &json!([2_000_000, INTERVAL, "every"]),
     );
-    let every_at = sql_rows(&owner, "features_schedule")
+    let every_at = owner
+        .rows("features", "features_schedule")
         .into_iter()
         .find(|row| row[3] == "every")
         .and_then(|row| row[1].as_i64())
@@ -496,7 +466,8 @@ async fn rows_due_while_the_server_was_down_run_once_after_the_restart() {
         every[1] - every[0] >= INTERVAL / 2,
         "one run after the restart, then the rhythm: {every:?}"
     );
-    let row = sql_rows(&http, "features_schedule")
+    let row = http
+        .rows("features", "features_schedule")
         .into_iter()
         .find(|row| row[3] == "every")
         .expect("still scheduled");
@@ -504,7 +475,7 @@ async fn rows_due_while_the_server_was_down_run_once_after_the_restart() {
     assert!(next > every[1], "moved past the last run");
     assert_eq!((next - every_at) % INTERVAL, 0, "on the original rhythm");
     assert!(
-        sql_rows(&http, "features_schedule")
+        http.rows("features", "features_schedule")
             .iter()
             .all(|row| row[3] != "once")
     );
