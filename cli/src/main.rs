@@ -11,6 +11,7 @@ mod hint;
 mod init;
 mod module_build;
 mod output;
+mod repair;
 mod start;
 mod time;
 
@@ -54,6 +55,9 @@ enum Command {
     List(databases::ListArgs),
     /// Delete a database and all its data.
     Delete(databases::DeleteArgs),
+    /// Cut a damaged commit log where the damage starts (server stopped):
+    /// keep every transaction before it, set the rest aside.
+    Repair(repair::RepairArgs),
     /// Manage identities: create, list, choose the default, print a token.
     Identity(identity::IdentityArgs),
     /// Create a new module project that builds and publishes as it stands.
@@ -78,6 +82,7 @@ impl Command {
             Command::Describe(_) => "describe",
             Command::List(_) => "list",
             Command::Delete(_) => "delete",
+            Command::Repair(_) => "repair",
             Command::Identity(_) => "identity",
             Command::Init(_) => "init",
             Command::Generate(_) => "generate",
@@ -90,6 +95,7 @@ fn run(command: Command, global: &GlobalArgs) -> anyhow::Result<()> {
     match command {
         Command::Start(args) => start::run(args),
         Command::Init(args) => init::run(args),
+        Command::Repair(args) => repair::run(args),
         Command::Generate(args) => generate::run(args, global),
         Command::Bench(args) => bench::run(args, global),
         Command::Publish(args) => publish::run(args, Context::load(global)?),

@@ -13,6 +13,7 @@
 //!                                the database is created, kept by a module swap
 //! databases/<name>/log/          commit log segments
 //! databases/<name>/snapshots/    snapshots
+//! databases/<name>/set-aside/    what a repair cut off a damaged log (see [`crate::repair_database`])
 //! databases/.deleted-<name>/     a database being deleted (removed on open if left behind)
 //! databases/.creating-<name>/    a database being published, until its `init` committed
 //!                                (removed on open if left behind)
@@ -113,7 +114,7 @@ impl Host {
     pub fn open_available(path: &Path, config: HostConfig) -> Result<Self, HostError> {
         let mut host = Self::open_unrecovered(path, config)?;
         for (name, error, owner) in host.recover_all()? {
-            let reason = unavailable_reason(&error);
+            let reason = unavailable_reason(&name, &error);
             tracing::error!("database {name} is unavailable: {reason}");
             host.unavailable.insert(
                 name.clone(),
@@ -136,28 +137,7 @@ impl Host {
         };
         create_private_dir_all(path).map_err(io)?;
         let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(io)?;
-        let lock = root
-            .open_with(
-                "worldline.lock",
-                OpenOptions::new().create(true).truncate(false).write(true),
-            )
-            .map_err(io)?
-            .into_std();
-        // The lock file can be removed while a server runs (by someone
-        // clearing what looks like a stale lock) and a new one created; the
-        // directory itself cannot be replaced under a running server, so it
-        // is locked too (through a descriptor of its own: `root`'s is
-        // opened with `O_PATH`, which cannot hold a lock).
-        let dir_lock = std::fs::File::open(path).map_err(io)?;
-        for lock in [&lock, &dir_lock] {
-            match lock.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(HostError::DataDirLocked(display));
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-            }
-        }
+        let locks = lock_data_dir(&root, path)?;
         root.create_dir_all("databases").map_err(io)?;
         make_databases_private(&root, path);
         let databases_dir = root.open_dir("databases").map_err(io)?;
@@ -172,7 +152,7 @@ impl Host {
             recovered: Vec::new(),
             unavailable: BTreeMap::new(),
             authority,
-            _locks: [lock, dir_lock],
+            _locks: locks,
         })
     }
 
@@ -280,7 +260,7 @@ impl Host {
                 let unavailable = UnavailableDatabase {
                     name: name.to_owned(),
                     owner,
-                    reason: unavailable_reason(&error),
+                    reason: unavailable_reason(name, &error),
                 };
                 self.unavailable
                     .insert(name.to_owned(), unavailable.clone());
@@ -509,8 +489,9 @@ impl Host {
 }
 
 /// Why a stored database could not be recovered, in words an operator can
-/// act on: a component that does not load is a damaged file, not a bad publish.
-fn unavailable_reason(error: &HostError) -> String {
+/// act on: a component that does not load is a damaged file, not a bad publish;
+/// damage in the commit log of database `name` points to `worldline repair`.
+fn unavailable_reason(name: &str, error: &HostError) -> String {
     let reason = match error {
         HostError::InvalidComponent(detail) | HostError::TruncatedComponent(detail) => format!(
             "its stored module.wasm is damaged or truncated (not a valid WebAssembly \
@@ -527,7 +508,23 @@ fn unavailable_reason(error: &HostError) -> String {
         }
         source = cause.source();
     }
+    if is_log_damage(error) {
+        text.push_str(&format!(
+            " (with no server running on the data directory, `worldline repair {name}` tells \
+             how much of the log a cut at the damage keeps)"
+        ));
+    }
     text
+}
+
+/// Whether `error` is damage in a commit log, or log segments missing,
+/// which `worldline repair` may cut off (see [`crate::repair_database`]).
+fn is_log_damage(error: &HostError) -> bool {
+    match error {
+        HostError::Storage(StorageError::Corrupt { file, .. }) => file.starts_with("log/"),
+        HostError::Storage(StorageError::Missing(_)) => true,
+        _ => false,
+    }
 }
 
 /// How the directory of a database being deleted starts (`.` is not
@@ -602,6 +599,38 @@ fn open_engine(config: &EngineConfig, path: &Path) -> Result<Engine, HostError> 
 }
 
 /// Checks that `name` may name a database: 1 to 64 lowercase ASCII
+/// Locks the data directory at `path` (opened as `root`) against any other
+/// host or repair; the locks are held until the files returned are closed.
+pub(crate) fn lock_data_dir(root: &Dir, path: &Path) -> Result<[std::fs::File; 2], HostError> {
+    let io = |source| HostError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let lock = root
+        .open_with(
+            "worldline.lock",
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )
+        .map_err(io)?
+        .into_std();
+    // The lock file can be removed while a server runs (by someone
+    // clearing what looks like a stale lock) and a new one created; the
+    // directory itself cannot be replaced under a running server, so it
+    // is locked too (through a descriptor of its own: `root`'s is
+    // opened with `O_PATH`, which cannot hold a lock).
+    let dir_lock = std::fs::File::open(path).map_err(io)?;
+    for lock in [&lock, &dir_lock] {
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(HostError::DataDirLocked(path.display().to_string()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+    Ok([lock, dir_lock])
+}
+
 /// letters, digits, `-` or `_`. The error quotes a long name cut short.
 pub fn check_database_name(name: &str) -> Result<(), HostError> {
     let valid = (1..=64).contains(&name.len())

@@ -42,6 +42,7 @@ mod procedure;
 mod procedure_http;
 mod procedure_imports;
 mod procedure_tx;
+mod repair;
 mod scheduler;
 mod schema_import;
 mod secret_file;
@@ -65,9 +66,12 @@ pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use procedure::{ProcedureOutput, ProcedureRun};
 pub use procedure_tx::{CommitReply, CommittedTx, TxRequest, TxSubmitter};
+pub use repair::{Repair, repair_database};
 pub use secret_file::{
     SecretFileError, check_secret_file, create_private_dir_all, write_secret_file,
 };
-pub use storage::{DurabilityPolicy, RecoveryReport, StorageConfig, StorageError, SyncHook};
+pub use storage::{
+    DurabilityPolicy, LogCut, RecoveryReport, RepairPlan, StorageConfig, StorageError, SyncHook,
+};
 pub use worldline_datastore as datastore;
 pub use worldline_outbound as outbound;

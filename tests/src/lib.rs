@@ -216,6 +216,26 @@ fn process_status_bytes(field: &str) -> u64 {
     kib * 1024
 }
 
+/// Every file under `dir`, as (path relative to it, bytes), sorted.
+pub fn files_under(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("listing a directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("reading a file");
+                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                found.push((relative, bytes));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The permission bits (`rwx` for user, group and others) of `path`.
 pub fn file_mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;

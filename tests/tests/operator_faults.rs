@@ -11,14 +11,14 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use worldline_tests::crash::balances_in_sql_answer;
 use worldline_tests::process::{Http, ServerProcess, worldline_binary};
-use worldline_tests::{TempDir, guest_wasm};
+use worldline_tests::{TempDir, files_under, guest_wasm};
 
 /// `POST path` with a JSON body: the status and the answer's text.
 fn post(http: &Http, path: &str, body: &str) -> (u16, String) {
@@ -333,26 +333,6 @@ fn a_commit_log_removed_under_the_server_stops_the_database() {
         .unwrap_or_else(|| panic!("no line says the commit log failed: {log}"));
     assert!(failed.contains("name=bank"), "{failed}");
     server.kill();
-}
-
-/// Every file under `dir`, as (path relative to it, bytes), sorted.
-fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).expect("listing a directory") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("reading a file");
-                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
-                found.push((relative, bytes));
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// The names of the files in `dir` ending in `.extension`, sorted.

@@ -346,7 +346,7 @@ fn open_after_last_record(
 /// Creates a segment of database `id` holding just its header. The header
 /// is written to a temporary file that is renamed into place, so that a
 /// crash cannot leave a segment without one (recovery would refuse it).
-fn create_segment(
+pub(crate) fn create_segment(
     log: &dyn Directory,
     first_offset: u64,
     id: DatabaseId,

@@ -115,15 +115,90 @@ pub(crate) fn recover(
     let (mut datastore, snapshot, skipped) =
         load_newest_snapshot(snapshots, tables, module_hash, trust, ownership)?;
     let start = snapshot.unwrap_or(0);
+    let mut replayed = 0;
+    let end = read_log(log, snapshot, &skipped, ownership, |record| {
+        if record.offset >= start {
+            replay(&mut datastore, record, trust)
+                .map_err(|e| format!("record does not apply: {e}{}", doubt(trust)))?;
+            replayed += 1;
+        }
+        Ok(())
+    })
+    .map_err(|unreadable| unreadable.error)?;
+    let mut truncated_bytes = 0;
+    let mut torn = false;
+    for cut in &end.cuts {
+        truncated_bytes += truncate(log, cut)?;
+        torn |= cut.torn;
+    }
+    let report = RecoveryReport {
+        snapshot,
+        replayed,
+        truncated_bytes,
+        torn,
+        next_offset: end.next_offset,
+        duration: started.elapsed(),
+    };
+    Ok((datastore, report))
+}
+
+/// How far the log reads back.
+pub(crate) struct LogEnd {
+    /// The offset after its last record.
+    pub(crate) next_offset: u64,
+    /// Torn tails to cut off (none is cut yet).
+    cuts: Vec<Cut>,
+}
+
+/// Why the log does not read back to its end.
+pub(crate) struct Unreadable {
+    /// What recovery reports.
+    pub(crate) error: StorageError,
+    /// Where what reads back before the damage ends, if it is damage that
+    /// cutting the log there would leave behind (see [`super::repair`]):
+    /// not a missing start, a record that does not apply, or a file that
+    /// cannot be read at all.
+    pub(crate) cut: Option<CutPoint>,
+}
+
+/// Where a repair may cut the log: everything before it reads back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CutPoint {
+    /// The segment to cut, as (first offset, file name in `log/`); every
+    /// later segment goes with the part cut off.
+    pub(crate) segment: (u64, String),
+    /// The bytes of it to keep: its header and the whole records before
+    /// the damage (not a seal, which would leave it sealed with no segment
+    /// after it), or 0 if none of it reads back (a damaged header).
+    pub(crate) keep: u64,
+    /// The first transaction that is not kept.
+    pub(crate) next: u64,
+}
+
+/// Reads the log from the point recovery starts at (`snapshot`, the
+/// offset after the snapshot it loaded, or the log's start), checking
+/// every segment and record as the module's docs above say, and hands each
+/// record, in order, to `apply` (the records before `snapshot` too, which
+/// it passes over), whose error refuses the record. `skipped` are the
+/// newer snapshots recovery could not use, for the error if the log starts
+/// too late.
+pub(crate) fn read_log(
+    log: &dyn Directory,
+    snapshot: Option<u64>,
+    skipped: &[Skipped],
+    ownership: &Ownership,
+    mut apply: impl FnMut(&ReplayRecord<'_>) -> Result<(), String>,
+) -> Result<LogEnd, Unreadable> {
+    let start = snapshot.unwrap_or(0);
     let from = match snapshot {
         Some(offset) => {
             format!("the newest usable snapshot (which holds transactions before {offset})")
         }
         None => "the start (there is no usable snapshot)".to_owned(),
     };
-    let mut replayed = 0;
+    let fatal = |error| Unreadable { error, cut: None };
     let mut cuts = Vec::new();
-    let segments = segment_names(log)?;
+    let segments = segment_names(log).map_err(fatal)?;
     // The offset after the last record read so far.
     let mut log_end: Option<(u64, &str)> = None;
     // Segments wholly before `start` (the next one starts at or before it)
@@ -135,17 +210,26 @@ pub(crate) fn recover(
     for (position, (first, name)) in segments.iter().enumerate().skip(needed) {
         let is_last = position + 1 == segments.len();
         let file = format!("log/{name}");
+        // Cuts this segment after `keep` bytes, keeping the transactions before `next`.
+        let damaged = |error, keep: usize, next| Unreadable {
+            error,
+            cut: Some(CutPoint {
+                segment: (*first, name.clone()),
+                keep: keep as u64,
+                next,
+            }),
+        };
         match log_end {
             None if *first > start => {
-                return Err(StorageError::Missing(format!(
+                return Err(fatal(StorageError::Missing(format!(
                     "the log starts at transaction {first} ({file}), but recovery must replay \
                      it from transaction {start}, {from}: {} gone ({})",
                     transactions(start, *first),
-                    why_the_log_starts_late(&skipped, *first)
-                )));
+                    why_the_log_starts_late(skipped, *first)
+                ))));
             }
             Some((end, previous)) if end != *first => {
-                return Err(StorageError::Missing(format!(
+                let error = StorageError::Missing(format!(
                     "log/{previous} ends before transaction {end}, but the next segment, \
                      {file}, starts at transaction {first}: {}",
                     if *first > end {
@@ -156,65 +240,92 @@ pub(crate) fn recover(
                     } else {
                         "the segments overlap".to_owned()
                     }
-                )));
+                ));
+                return Err(damaged(error, 0, end));
             }
             _ => {}
         }
-        let segment = read_segment(log, *first, name, ownership)?;
+        let segment = match read_segment(log, *first, name, ownership) {
+            Ok(segment) => segment,
+            // A damaged header (one taken for format 1's included).
+            Err(error @ (StorageError::Corrupt { .. } | StorageError::Unsupported { .. })) => {
+                return Err(damaged(error, 0, *first));
+            }
+            Err(error) => return Err(fatal(error)),
+        };
         let header = segment.header;
         let (frames, end) = read_frames(&segment.records);
         let mut next = *first;
-        let mut sealed = false;
-        for (at, payload) in frames {
-            let corrupt = |reason: String| StorageError::Corrupt {
+        // Where the segment's seal is, once read: a cut keeps what is before it.
+        let mut seal: Option<usize> = None;
+        // Refuses the segment at `at` (a position after the header),
+        // keeping the whole records before it.
+        let corrupt = |at: usize, reason: String, seal: Option<usize>, next: u64| {
+            let error = StorageError::Corrupt {
                 file: file.clone(),
                 offset: (header + at) as u64,
                 reason,
             };
-            if sealed {
-                return Err(corrupt("a record follows the segment's seal".into()));
+            damaged(error, header + seal.unwrap_or(at), next)
+        };
+        for (at, payload) in frames {
+            if seal.is_some() {
+                return Err(corrupt(
+                    at,
+                    "a record follows the segment's seal".into(),
+                    seal,
+                    next,
+                ));
             }
             if payload.is_empty() {
-                sealed = true;
+                seal = Some(at);
                 continue;
             }
             let record = ReplayRecord::decode(payload)
-                .map_err(|e| corrupt(format!("undecodable record: {e}")))?;
+                .map_err(|e| corrupt(at, format!("undecodable record: {e}"), seal, next))?;
             if record.offset != next {
-                return Err(corrupt(format!(
-                    "expected the record of transaction {next}, found {}",
-                    record.offset
-                )));
+                return Err(corrupt(
+                    at,
+                    format!(
+                        "expected the record of transaction {next}, found {}",
+                        record.offset
+                    ),
+                    seal,
+                    next,
+                ));
             }
+            apply(&record).map_err(|reason| Unreadable {
+                cut: None,
+                ..corrupt(at, reason, seal, next)
+            })?;
             next += 1;
-            if record.offset < start {
-                continue; // already in the snapshot
-            }
-            replay(&mut datastore, &record, trust)
-                .map_err(|e| corrupt(format!("record does not apply: {e}{}", doubt(trust))))?;
-            replayed += 1;
         }
         log_end = Some((next, name));
-        if sealed && is_last {
-            return Err(StorageError::Missing(format!(
+        if let Some(at) = seal
+            && is_last
+        {
+            let error = StorageError::Missing(format!(
                 "{file} is sealed, so a segment starting at transaction {next} must follow it, \
                  and there is none: it was deleted with its transactions"
-            )));
+            ));
+            return Err(damaged(error, header + at, next));
         }
         match end {
             FrameEnd::Clean => {}
             // A segment is sealed where its records end, and the zeros the
             // writer had written ahead of them are cut off after that.
-            FrameEnd::Torn { zeros: true, .. } if sealed => {}
-            FrameEnd::Torn { at, .. } if sealed => {
-                return Err(StorageError::Corrupt {
-                    file,
-                    offset: (header + at) as u64,
-                    reason: "bytes follow the segment's seal".into(),
-                });
+            FrameEnd::Torn { zeros: true, .. } if seal.is_some() => {}
+            FrameEnd::Torn { at, .. } if seal.is_some() => {
+                return Err(corrupt(
+                    at,
+                    "bytes follow the segment's seal".into(),
+                    seal,
+                    next,
+                ));
             }
             FrameEnd::Torn { at, zeros }
-                if is_last || no_records(log, &segments[position + 1..], ownership)? =>
+                if is_last
+                    || no_records(log, &segments[position + 1..], ownership).map_err(fatal)? =>
             {
                 cuts.push(Cut {
                     name: name.clone(),
@@ -223,52 +334,33 @@ pub(crate) fn recover(
                 });
             }
             FrameEnd::Torn { at, .. } => {
-                return Err(StorageError::Corrupt {
-                    file,
-                    offset: (header + at) as u64,
-                    reason: "incomplete record followed by records in later segments".into(),
-                });
+                return Err(corrupt(
+                    at,
+                    "incomplete record followed by records in later segments".into(),
+                    seal,
+                    next,
+                ));
             }
-            FrameEnd::Corrupt { at, reason } => {
-                return Err(StorageError::Corrupt {
-                    file,
-                    offset: (header + at) as u64,
-                    reason,
-                });
-            }
+            FrameEnd::Corrupt { at, reason } => return Err(corrupt(at, reason, seal, next)),
         }
     }
     let next_offset = match log_end {
         None if start > 0 => {
-            return Err(StorageError::Missing(format!(
+            return Err(fatal(StorageError::Missing(format!(
                 "log/ holds no segment, but {from} shows that transactions were committed; \
                  every transaction after it is gone"
-            )));
+            ))));
         }
         Some((end, last)) if end < start => {
-            return Err(StorageError::Missing(format!(
+            return Err(fatal(StorageError::Missing(format!(
                 "the log ends before transaction {end} (log/{last}), but recovery starts from \
                  {from}: the log's end is gone, and with it any transaction after the snapshot"
-            )));
+            ))));
         }
         Some((end, _)) => end,
         None => 0,
     };
-    let mut truncated_bytes = 0;
-    let mut torn = false;
-    for cut in &cuts {
-        truncated_bytes += truncate(log, cut)?;
-        torn |= cut.torn;
-    }
-    let report = RecoveryReport {
-        snapshot,
-        replayed,
-        truncated_bytes,
-        torn,
-        next_offset,
-        duration: started.elapsed(),
-    };
-    Ok((datastore, report))
+    Ok(LogEnd { next_offset, cuts })
 }
 
 /// Applies a log record's changes to the tables. Its checksum proved its
@@ -308,13 +400,13 @@ fn doubt(trust: SchemaTrust) -> &'static str {
 }
 
 /// A snapshot recovery could not use, and why.
-struct Skipped {
+pub(crate) struct Skipped {
     /// Its file name in `snapshots/`.
-    name: String,
+    pub(crate) name: String,
     /// The offset of the first transaction it does not hold.
-    next_offset: u64,
+    pub(crate) next_offset: u64,
     /// Why it was not used.
-    error: StorageError,
+    pub(crate) error: StorageError,
 }
 
 /// Why the log may start at transaction `first`, after the point recovery

@@ -49,25 +49,15 @@ fn every_file(disk: &MemoryDisk) -> Vec<(&'static str, String)> {
 /// Flips each bit of each file of `disk` in turn; returns (recovered, refused) counts.
 fn flip_every_bit(disk: &MemoryDisk) -> (usize, usize) {
     let (mut recovered, mut refused) = (0, 0);
-    for (dir, name) in every_file(disk) {
-        let clean = get(disk, dir, &name);
-        for byte in 0..clean.len() {
-            for bit in 0..8 {
-                let damaged = copy(disk);
-                let mut bytes = clean.clone();
-                bytes[byte] ^= 1 << bit;
-                put(&damaged, dir, &name, &bytes);
-                let what = format!("{dir}/{name} byte {byte} bit {bit}");
-                match recover(&damaged, &what) {
-                    Ok(values) => {
-                        assert_eq!(values, all(), "{what}: started with less");
-                        recovered += 1;
-                    }
-                    Err(_) => refused += 1,
-                }
+    for_each_flipped_bit(disk, |flipped| {
+        match recover(&flipped.disk, &flipped.what) {
+            Ok(values) => {
+                assert_eq!(values, all(), "{}: started with less", flipped.what);
+                recovered += 1;
             }
+            Err(_) => refused += 1,
         }
-    }
+    });
     (recovered, refused)
 }
 

@@ -10,6 +10,7 @@ mod fuzz;
 mod power_cut;
 mod preallocation;
 mod published_schema;
+mod repair;
 
 use std::sync::Arc;
 
@@ -185,6 +186,44 @@ fn get(disk: &MemoryDisk, dir: &str, name: &str) -> Vec<u8> {
         .subdir(dir)
         .and_then(|d| d.read(name))
         .expect("read")
+}
+
+/// A copy of a database's disk with one bit of one of its files flipped.
+struct Flipped {
+    /// The copy.
+    disk: MemoryDisk,
+    /// The file's directory (`log` or `snapshots`) and name.
+    dir: &'static str,
+    name: String,
+    /// The byte flipped.
+    byte: usize,
+    /// Which bit of which file, for messages.
+    what: String,
+}
+
+/// Calls `check` with a copy of `disk` for every bit of every log segment
+/// and snapshot flipped in turn.
+fn for_each_flipped_bit(disk: &MemoryDisk, mut check: impl FnMut(Flipped)) {
+    for (dir, extension) in [("log", ".seg"), ("snapshots", ".snap")] {
+        for name in files(disk, dir, extension) {
+            let clean = get(disk, dir, &name);
+            for byte in 0..clean.len() {
+                for bit in 0..8 {
+                    let damaged = copy(disk);
+                    let mut bytes = clean.clone();
+                    bytes[byte] ^= 1 << bit;
+                    put(&damaged, dir, &name, &bytes);
+                    check(Flipped {
+                        what: format!("{dir}/{name} byte {byte} bit {bit}"),
+                        disk: damaged,
+                        dir,
+                        name: name.clone(),
+                        byte,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Whether `error` is a refusal to start because of what is on disk (not an IO failure).

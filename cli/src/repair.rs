@@ -1,0 +1,117 @@
+//! `worldline repair`: cut a damaged commit log where the damage starts,
+//! with the server stopped, keeping every transaction before it and
+//! setting the rest aside.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use worldline_host::{LogCut, Repair, RepairPlan, repair_database};
+
+use crate::hint::hinted;
+use crate::start::default_data_dir;
+
+/// Options of `worldline repair`.
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// The database whose commit log is damaged.
+    name: String,
+    /// The data directory [default: $XDG_DATA_HOME/worldline or ~/.local/share/worldline]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Make the cut. Without it, the command only says what it would do.
+    #[arg(long)]
+    apply: bool,
+}
+
+/// Runs `worldline repair`.
+pub fn run(args: RepairArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    let Repair { plan, set_aside } = repair_database(&data_dir, &args.name, args.apply)
+        .with_context(|| format!("repairing database {}", args.name))?;
+    let name = &args.name;
+    match plan {
+        RepairPlan::Readable { next_offset } => {
+            println!(
+                "database {name}: the commit log reads back to its end ({}): nothing to repair",
+                count(next_offset)
+            );
+            Ok(())
+        }
+        RepairPlan::Unrepairable(reason) => Err(hinted(
+            format!("database {name} cannot be repaired by cutting its log: {reason}"),
+            format!(
+                "restore the files named from a backup, or start over with \
+                 `worldline publish {name} --delete-data`"
+            ),
+        )),
+        RepairPlan::Cut(cut) => {
+            describe_cut(name, &cut);
+            match set_aside {
+                Some(folder) => {
+                    let folder = data_dir.join("databases").join(name).join(folder);
+                    println!(
+                        "done: the log is cut; what it set aside is in {}",
+                        folder.display()
+                    );
+                    println!(
+                        "start the server: database {name} recovers with {}",
+                        kept(&cut)
+                    );
+                }
+                None => println!(
+                    "nothing was changed: run `worldline repair {name} --apply` (with no server \
+                     on the data directory) to make the cut"
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints what the cut keeps, what it sets aside and what is lost.
+fn describe_cut(name: &str, cut: &LogCut) {
+    println!("database {name}: the commit log is damaged: {}", cut.damage);
+    println!("the repair keeps {}", kept(cut));
+    println!("and sets aside (copied whole into set-aside/ first; nothing is deleted):");
+    if cut.keep_bytes == 0 {
+        println!(
+            "  {} (all {} bytes; the log continues in an empty segment)",
+            cut.segment, cut.segment_bytes
+        );
+    } else {
+        println!(
+            "  {} from byte {} to its end (it has {} bytes)",
+            cut.segment, cut.keep_bytes, cut.segment_bytes
+        );
+    }
+    for file in &cut.set_aside {
+        println!("  {file}");
+    }
+    println!(
+        "the database loses every transaction from {} on: clients may have been told they \
+         committed",
+        cut.keep_below
+    );
+}
+
+/// The transactions a cut keeps, in words.
+fn kept(cut: &LogCut) -> String {
+    let from = match cut.snapshot {
+        Some(offset) => format!(" (a snapshot of the first {}, then the log)", count(offset)),
+        None => String::new(),
+    };
+    format!("{}{from}", count(cut.keep_below))
+}
+
+/// "no transaction", "transaction 0" or "transactions 0 to N-1".
+fn count(below: u64) -> String {
+    match below {
+        0 => "no transaction".to_owned(),
+        1 => "transaction 0".to_owned(),
+        n => format!("transactions 0 to {}", n - 1),
+    }
+}

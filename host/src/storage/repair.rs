@@ -1,0 +1,280 @@
+//! Repairing a commit log that recovery refuses because it is damaged.
+//!
+//! Recovery never skips data: a damaged record, a missing segment in the
+//! middle of the log or a sealed newest segment keeps the database from
+//! starting. A repair, which its owner runs on purpose with the server
+//! stopped, keeps every transaction before the first damage and sets the
+//! rest aside: the part of the damaged segment from the damage on (the
+//! segment is copied whole first), every later segment, and every snapshot
+//! of transactions past the cut (they would otherwise be taken for the
+//! database's own once it commits new transactions with those offsets).
+//! Nothing is deleted: what is set aside goes to
+//! `set-aside/<stamp>/log/` and `set-aside/<stamp>/snapshots/` in the
+//! database's directory, where it can be examined or restored by hand.
+//!
+//! The damage is found as recovery finds it ([`read_log`]), from the
+//! snapshot recovery would start from: the newest one that reads back and
+//! was taken with the database's module. Damage before that snapshot's
+//! offset, in the segment holding it, leaves the records after the
+//! snapshot unreachable: that segment goes whole, and the log continues
+//! from the snapshot in an empty segment.
+
+use sha2::{Digest, Sha256};
+
+use super::commitlog::{create_segment, read_segment, segment_names};
+use super::database_id::Ownership;
+use super::frame::read_frames;
+use super::fs::Directory;
+use super::recovery::{CutPoint, Skipped, Unreadable, check_owners, read_log};
+use super::snapshot::{read_snapshot, snapshot_names};
+use super::{StorageError, write_durably};
+
+/// What a repair of a database's commit log would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairPlan {
+    /// The log reads back to its end (a torn final record, which recovery
+    /// cuts off itself, aside): nothing to repair.
+    Readable {
+        /// The offset the next transaction gets.
+        next_offset: u64,
+    },
+    /// The log does not read back, and cutting it would not help.
+    Unrepairable(String),
+    /// The log is damaged; cutting it where the damage starts keeps every
+    /// transaction before it.
+    Cut(LogCut),
+}
+
+/// Where a damaged log is cut, and what is set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCut {
+    /// The damage, as recovery reports it.
+    pub damage: String,
+    /// The snapshot the kept transactions start from (the offset after its
+    /// last transaction), if any.
+    pub snapshot: Option<u64>,
+    /// The transactions kept are those before this one.
+    pub keep_below: u64,
+    /// The segment cut, relative to the database's directory (`log/…`).
+    pub segment: String,
+    /// The bytes of it kept (its header and whole records); 0 when it goes
+    /// whole (none of it reads back, or the damage is in records the
+    /// snapshot holds), and an empty segment starts at the cut.
+    pub keep_bytes: u64,
+    /// Its size now.
+    pub segment_bytes: u64,
+    /// The files set aside whole, relative to the database's directory:
+    /// the later segments and the snapshots past the cut.
+    pub set_aside: Vec<String>,
+}
+
+/// The directory, within the database's, that a repair stamped `stamp`
+/// sets its files aside in.
+pub(crate) fn set_aside_dir(stamp: &str) -> String {
+    format!("set-aside/{stamp}")
+}
+
+/// Finds where the log of the database in `dir` stops reading back, as
+/// recovery would, without changing anything. A file of another database
+/// refuses, as it does at recovery.
+pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
+    let entries = dir
+        .list()
+        .map_err(|e| StorageError::io("listing the database's directory", e))?;
+    if !entries.iter().any(|entry| entry == "log") {
+        return Ok(RepairPlan::Readable { next_offset: 0 });
+    }
+    let subdir = |name: &str| {
+        dir.subdir(name)
+            .map_err(|e| StorageError::io(format!("opening {name}/"), e))
+    };
+    let (log, snapshots) = (subdir("log")?, subdir("snapshots")?);
+    let ownership = Ownership::load(dir)?;
+    check_owners(&*log, &*snapshots, &ownership)?;
+    let module = dir
+        .read("module.wasm")
+        .map_err(|e| StorageError::io("reading module.wasm", e))?;
+    let module_hash: [u8; 32] = Sha256::digest(&module).into();
+    let (snapshot, skipped) = starting_snapshot(&*snapshots, module_hash, &ownership)?;
+    let cut = match read_log(&*log, snapshot, &skipped, &ownership, |_| Ok(())) {
+        Ok(end) => {
+            return Ok(RepairPlan::Readable {
+                next_offset: end.next_offset,
+            });
+        }
+        Err(Unreadable { error, cut: None }) => {
+            return Ok(RepairPlan::Unrepairable(format!(
+                "{error} (a cut of the log cannot mend this)"
+            )));
+        }
+        Err(Unreadable {
+            error,
+            cut: Some(cut),
+        }) => (error, cut),
+    };
+    let (
+        error,
+        CutPoint {
+            segment,
+            keep,
+            next,
+        },
+    ) = cut;
+    let start = snapshot.unwrap_or(0);
+    let (segment, keep, next) = if next < start {
+        // The damage is in records the snapshot holds, and the ones after
+        // it cannot be found past it: the segment goes whole, and an
+        // empty one starts at the snapshot.
+        (segment, 0, start)
+    } else if keep == 0 {
+        let (segment, keep) = unseal_predecessor(&*log, segment, &ownership)?;
+        (segment, keep, next)
+    } else {
+        (segment, keep, next)
+    };
+    let segment_bytes = log
+        .read_head(&segment.1, usize::MAX)
+        .map_err(|e| StorageError::io(format!("reading log/{}", segment.1), e))?
+        .len() as u64;
+    let mut set_aside: Vec<String> = segment_names(&*log)?
+        .into_iter()
+        .filter(|(first, _)| *first > segment.0)
+        .map(|(_, name)| format!("log/{name}"))
+        .collect();
+    set_aside.extend(
+        snapshot_names(&*snapshots)?
+            .into_iter()
+            .filter(|(offset, _)| *offset > next)
+            .map(|(_, name)| format!("snapshots/{name}")),
+    );
+    Ok(RepairPlan::Cut(LogCut {
+        damage: error.to_string(),
+        snapshot,
+        keep_below: next,
+        segment: format!("log/{}", segment.1),
+        keep_bytes: keep,
+        segment_bytes,
+        set_aside,
+    }))
+}
+
+/// Where to cut when none of `segment` reads back: the segment before it,
+/// if it ends with a seal, is cut before its seal (it becomes the newest
+/// segment, which recovery refuses sealed), and `segment` goes with the
+/// later ones; otherwise `segment` goes whole (0 bytes kept).
+fn unseal_predecessor(
+    log: &dyn Directory,
+    segment: (u64, String),
+    ownership: &Ownership,
+) -> Result<((u64, String), u64), StorageError> {
+    let previous = segment_names(log)?
+        .into_iter()
+        .take_while(|(first, _)| *first < segment.0)
+        .last();
+    if let Some((first, name)) = previous {
+        let read = read_segment(log, first, &name, ownership)?;
+        let (frames, _) = read_frames(&read.records);
+        if let Some((at, payload)) = frames.last()
+            && payload.is_empty()
+        {
+            let keep = (read.header + at) as u64;
+            return Ok(((first, name), keep));
+        }
+    }
+    Ok((segment, 0))
+}
+
+/// The snapshot recovery starts from, as the offset after its last
+/// transaction: the newest that reads back and was taken with the module
+/// hashed `module_hash` (recovery also checks that its tables are the
+/// module's, which only the module can tell); and the newer ones passed over.
+fn starting_snapshot(
+    snapshots: &dyn Directory,
+    module_hash: [u8; 32],
+    ownership: &Ownership,
+) -> Result<(Option<u64>, Vec<Skipped>), StorageError> {
+    let mut skipped = Vec::new();
+    for (offset, name) in snapshot_names(snapshots)? {
+        let read = read_snapshot(snapshots, offset, &name, ownership).and_then(|snapshot| {
+            if snapshot.module_hash == module_hash {
+                Ok(())
+            } else {
+                Err(StorageError::Mismatch(
+                    "the snapshot was taken with a different module".into(),
+                ))
+            }
+        });
+        match read {
+            Ok(()) => return Ok((Some(offset), skipped)),
+            Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),
+            Err(error) => skipped.push(Skipped {
+                name,
+                next_offset: offset,
+                error,
+            }),
+        }
+    }
+    Ok((None, skipped))
+}
+
+/// Carries out `cut` on the database in `dir`: copies what it sets aside
+/// into [`set_aside_dir`]`(stamp)` (each file made durable), and only then
+/// removes the files copied whole and cuts the damaged segment (or
+/// replaces it with an empty one). A repair
+/// interrupted part way leaves every byte either in place or set aside,
+/// and can be run again.
+pub(crate) fn apply(dir: &dyn Directory, cut: &LogCut, stamp: &str) -> Result<(), StorageError> {
+    let target = set_aside_dir(stamp);
+    let io = |what: String| move |e| StorageError::io(what, e);
+    let into = dir
+        .subdir("set-aside")
+        .and_then(|set_aside| set_aside.subdir(stamp))
+        .map_err(io(format!("creating {target}/")))?;
+    let mut copied = Vec::new();
+    for file in std::iter::once(&cut.segment).chain(&cut.set_aside) {
+        let (folder, name) = file.split_once('/').expect("a file in log/ or snapshots/");
+        let from = dir
+            .subdir(folder)
+            .map_err(io(format!("opening {folder}/")))?;
+        let to = into
+            .subdir(folder)
+            .map_err(io(format!("creating {target}/{folder}/")))?;
+        let bytes = from.read(name).map_err(io(format!("reading {file}")))?;
+        write_durably(&*to, &format!("{target}/{folder}/"), name, &bytes)?;
+        copied.push((from, name));
+    }
+    for (folder, name) in &copied[1..] {
+        folder
+            .remove(name)
+            .map_err(io(format!("removing a file set aside ({name})")))?;
+    }
+    let (log, segment) = &copied[0];
+    if cut.keep_bytes == 0 {
+        log.remove(segment)
+            .map_err(io(format!("removing {}", cut.segment)))?;
+        // The log continues from the cut in an empty segment (its header
+        // alone): without it, it could end before the snapshot recovery
+        // starts from.
+        let empty = super::numbered_name(cut.keep_below, "seg");
+        if !segment_names(&**log)?
+            .iter()
+            .any(|(_, name)| *name == empty)
+        {
+            create_segment(&**log, cut.keep_below, Ownership::load(dir)?.id())?;
+        }
+    } else {
+        let mut handle = log
+            .open_existing(segment)
+            .map_err(io(format!("opening {}", cut.segment)))?;
+        handle
+            .set_len(cut.keep_bytes)
+            .and_then(|()| handle.sync())
+            .map_err(io(format!("cutting {}", cut.segment)))?;
+    }
+    for (folder, _) in &copied {
+        folder
+            .sync()
+            .map_err(io("syncing the database's directories".to_owned()))?;
+    }
+    Ok(())
+}

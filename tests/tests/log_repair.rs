@@ -1,0 +1,169 @@
+//! `worldline repair` on a real data directory: a commit log damaged in
+//! the middle keeps its database unavailable (the server says to run
+//! `worldline repair`); the repair refuses while a server holds the data
+//! directory, says what it would keep and set aside without changing
+//! anything, and with `--apply` cuts the log where the damage starts, so
+//! that the database serves again with exactly the transfers before it,
+//! takes new ones and keeps them across a restart.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::json;
+use worldline_tests::crash::{apply, balances_in_sql_answer};
+use worldline_tests::process::{Http, ServerProcess, worldline_binary};
+use worldline_tests::{TempDir, files_under, guest_wasm};
+
+/// Runs `worldline repair bank --data-dir data` with `extra` arguments.
+fn repair(data: &Path, extra: &[&str]) -> Output {
+    Command::new(worldline_binary())
+        .args(["repair", "bank", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .expect("running worldline repair")
+}
+
+/// Its standard output, which it must print with exit status 0.
+fn repaired(data: &Path, extra: &[&str]) -> String {
+    let output = repair(data, extra);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `bank`'s balances over HTTP: the status and, if 200, the balances.
+fn balances(http: &Http) -> (u16, Vec<i64>, String) {
+    let (status, body) = http
+        .post(
+            "/v1/database/bank/sql",
+            "text/plain",
+            b"SELECT * FROM account",
+        )
+        .expect("an answer");
+    let balances = if status == 200 {
+        balances_in_sql_answer(&body)
+    } else {
+        Vec::new()
+    };
+    (status, balances, body)
+}
+
+#[test]
+fn a_log_damaged_in_the_middle_is_cut_by_repair_keeping_every_transfer_before_it() {
+    let dir = TempDir::new("worldline-log-repair");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([4, 100]));
+    // The balances after each acknowledged transfer, from none on.
+    let mut history = vec![vec![100; 4]];
+    for i in 0..40u32 {
+        let transfer = (i % 4, (i + 1) % 4, i64::from(1 + i % 3));
+        http.call_ok(
+            "bank",
+            "transfer",
+            &json!([transfer.0, transfer.1, transfer.2]),
+        );
+        let mut next = history.last().expect("a state").clone();
+        apply(&mut next, transfer);
+        history.push(next);
+    }
+    server.kill();
+
+    // A bit flipped two thirds into the segment's records (past them, the
+    // segment holds zeros written ahead).
+    let segment = data.join("databases/bank/log/00000000000000000000.seg");
+    let mut bytes = std::fs::read(&segment).expect("reading the segment");
+    let end = bytes.iter().rposition(|&b| b != 0).expect("records");
+    let damaged_at = end * 2 / 3;
+    bytes[damaged_at] ^= 0x10;
+    std::fs::write(&segment, &bytes).expect("damaging the segment");
+
+    // The server serves, without the database, and says what to run.
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    let (status, _, body) = balances(&http);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("log/00000000000000000000.seg is corrupt at byte")
+            && body.contains("`worldline repair bank`"),
+        "{body}"
+    );
+    // The repair refuses while a server holds the data directory.
+    let output = repair(&data, &["--apply"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in use by another Worldline server"),
+        "{stderr}"
+    );
+    server.kill();
+    assert_eq!(std::fs::read(&segment).expect("the segment"), bytes);
+
+    // A dry run says what it would do and changes nothing.
+    let before = files_under(&data.join("databases/bank"));
+    let plan = repaired(&data, &[]);
+    assert!(
+        plan.contains("database bank: the commit log is damaged: log/00000000000000000000.seg is corrupt at byte")
+            && plan.contains("nothing was changed: run `worldline repair bank --apply`"),
+        "{plan}"
+    );
+    assert!(
+        before == files_under(&data.join("databases/bank")),
+        "a dry run changed files"
+    );
+
+    let done = repaired(&data, &["--apply"]);
+    assert!(
+        done.contains("done: the log is cut; what it set aside is in "),
+        "{done}"
+    );
+    let aside = std::fs::read_dir(data.join("databases/bank/set-aside"))
+        .expect("set-aside/")
+        .next()
+        .expect("one repair's directory")
+        .expect("an entry")
+        .path();
+    assert_eq!(
+        std::fs::read(aside.join("log/00000000000000000000.seg")).expect("the copy"),
+        bytes,
+        "the damaged segment is set aside as it was"
+    );
+    let kept = std::fs::read(&segment).expect("the cut segment");
+    assert!(
+        kept.len() < damaged_at && bytes.starts_with(&kept),
+        "{}",
+        kept.len()
+    );
+
+    // The database serves the state after some transfer before the damage.
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    let (status, after_repair, body) = balances(&http);
+    assert_eq!(status, 200, "{body}");
+    let transfers = history
+        .iter()
+        .position(|state| *state == after_repair)
+        .unwrap_or_else(|| panic!("{after_repair:?} is no acknowledged state"));
+    assert!(
+        transfers > 0 && transfers < 40,
+        "{transfers} transfers kept"
+    );
+    // It takes new transfers, which a restart keeps.
+    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
+    let mut expected = after_repair.clone();
+    apply(&mut expected, (0, 1, 5));
+    server.kill();
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    assert_eq!(balances(&http).1, expected);
+    server.kill();
+    let again = repaired(&data, &[]);
+    assert!(again.contains("nothing to repair"), "{again}");
+}
