@@ -260,7 +260,12 @@ pub(crate) fn apply(dir: &dyn Directory, cut: &LogCut, stamp: &str) -> Result<()
             .iter()
             .any(|(_, name)| *name == empty)
         {
-            create_segment(&**log, cut.keep_below, Ownership::load(dir)?.id())?;
+            // A database an earlier version wrote (format 2, no
+            // `database-id` yet) gets its id first, as its next start would
+            // give it, so that the new segment names it.
+            let mut ownership = Ownership::load(dir)?;
+            ownership.record(dir, cut.keep_below, true)?;
+            create_segment(&**log, cut.keep_below, ownership.id())?;
         }
     } else {
         let mut handle = log

@@ -208,7 +208,7 @@ fn every_file_names_the_database_and_a_module_swap_keeps_its_id() {
 /// Rewrites every segment and snapshot on `disk` in format 2 (the magic
 /// alone, naming no database) and removes `database-id`: a data directory
 /// of the previous version.
-fn to_format_two(disk: &MemoryDisk) {
+pub(super) fn to_format_two(disk: &MemoryDisk) {
     for (dir, extension, magic) in [
         ("log", ".seg", b"WLSEG002"),
         ("snapshots", ".snap", b"WLSNP002"),

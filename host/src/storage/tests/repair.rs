@@ -254,3 +254,27 @@ fn a_damaged_header_of_the_only_segment_after_a_swap_leaves_an_empty_one_at_the_
     drop(db);
     assert_eq!(recover(&disk).unwrap().len(), all().len() + 1);
 }
+
+// A database an earlier version wrote (format 2, no `database-id`) whose
+// only segment's header is damaged: the empty segment that replaces it
+// names the id the repair records, so the database starts, empty.
+#[test]
+fn a_format_two_database_gets_its_id_before_an_empty_segment_names_it() {
+    let disk = database_with(TRANSACTIONS, config(None, 1 << 20));
+    super::database_id::to_format_two(&disk);
+    let segments = files(&disk, "log", ".seg");
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let mut bytes = get(&disk, "log", &segments[0]);
+    bytes[0] ^= 1;
+    put(&disk, "log", &segments[0], &bytes);
+    assert!(recover(&disk).is_err());
+    let RepairPlan::Cut(cut) = repair::plan(&*disk.root()).unwrap() else {
+        panic!("not cut");
+    };
+    assert_eq!((cut.keep_bytes, cut.keep_below), (0, 0));
+    apply_and_reopen(&disk, &cut, "format 2");
+    assert!(
+        disk.root().read("database-id").is_ok(),
+        "an id was recorded"
+    );
+}
