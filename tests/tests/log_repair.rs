@@ -166,4 +166,13 @@ fn a_log_damaged_in_the_middle_is_cut_by_repair_keeping_every_transfer_before_it
     server.kill();
     let again = repaired(&data, &[]);
     assert!(again.contains("nothing to repair"), "{again}");
+    // A database the data directory does not hold is named.
+    let output = Command::new(worldline_binary())
+        .args(["repair", "nope", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("running worldline repair");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no database named `nope`"), "{stderr}");
 }
