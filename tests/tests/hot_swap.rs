@@ -74,11 +74,13 @@ fn texts(db: &Database) -> Vec<String> {
         .collect()
 }
 
-/// The sorted file names in `databases/chat/<sub>`.
+/// The sorted file names in `databases/chat/<sub>`, without the second
+/// copy a module swap writes of its snapshot (`NAME.snap.copy`).
 fn files(dir: &Path, sub: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("databases/chat").join(sub))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".copy"))
         .collect();
     names.sort();
     names
@@ -166,9 +168,16 @@ fn a_compatible_swap_keeps_every_row_and_adds_the_new_table_index_and_reducer() 
     .expect("forget_before");
     assert_eq!(texts(db), ["three", "four", "five"]);
 
-    // On disk: one snapshot (the swap's), and the log starts at the swap.
+    // On disk: one snapshot (the swap's, with its copy), and the log starts
+    // at the swap.
     let snapshots = files(dir.path(), "snapshots");
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let snapshots_dir = dir.path().join("databases/chat/snapshots");
+    assert_eq!(
+        std::fs::read(snapshots_dir.join(format!("{}.copy", snapshots[0]))).unwrap(),
+        std::fs::read(snapshots_dir.join(&snapshots[0])).unwrap(),
+        "the swap snapshot's copy"
+    );
     assert_eq!(offset_of(&snapshots[0]), last_offset + 2);
     let segments = files(dir.path(), "log");
     assert_eq!(offset_of(&segments[0]), last_offset + 1, "{segments:?}");

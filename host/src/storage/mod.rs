@@ -544,7 +544,7 @@ impl DatabaseStorage {
             .name("worldline-snapshot".into())
             .spawn(move || {
                 drainer.drain(below)?;
-                write_snapshot(&*snapshots, &snapshot, ownership.id())?;
+                write_snapshot(&*snapshots, &snapshot, ownership.id(), false)?;
                 prune(&*log, &*snapshots, keep, &ownership)
             });
         match spawned {
@@ -624,6 +624,7 @@ impl DatabaseStorage {
             &*self.snapshots,
             &self.snapshot_of(datastore, self.module_hash),
             self.ownership.id(),
+            false,
         )?;
         self.since_snapshot = 0;
         self.prune(self.config.keep_snapshots)
@@ -682,6 +683,9 @@ impl DatabaseStorage {
             if let Err(e) = storage.snapshots.remove(&snapshot_name) {
                 tracing::warn!("could not remove the unused snapshot {snapshot_name}: {e}");
             }
+            if let Err(e) = snapshot::remove_copy(&*storage.snapshots, &snapshot_name) {
+                tracing::warn!("could not remove the copy of the unused snapshot: {e}");
+            }
             SwapFailed::Unchanged(error)
         };
         let temporary = ".module.wasm.tmp";
@@ -729,10 +733,13 @@ impl DatabaseStorage {
         self.start_segment()?;
         self.log(SWAP_RECORD, caller, timestamp, &TxDelta::default())?;
         self.durability.drain(self.next_offset)?;
+        // Two copies: once the swap is complete, this snapshot is the only
+        // place the data is until the next ones are taken.
         write_snapshot(
             &*self.snapshots,
             &self.snapshot_of(datastore, module_hash),
             self.ownership.id(),
+            true,
         )?;
         Ok(self.next_offset)
     }

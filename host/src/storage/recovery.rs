@@ -36,7 +36,7 @@ use super::database_id::Ownership;
 use super::frame::{FrameEnd, read_frames};
 use super::fs::Directory;
 use super::record::ReplayRecord;
-use super::snapshot::{self, Snapshot, read_snapshot, snapshot_names};
+use super::snapshot::{self, Snapshot, read_snapshot_or_copy, snapshot_names};
 
 /// What recovery found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,7 +412,8 @@ pub(crate) struct Skipped {
 /// Why the log may start at transaction `first`, after the point recovery
 /// must replay it from: the newest of the `skipped` snapshots that would
 /// have covered the transactions before it (the log before the oldest
-/// kept snapshot is pruned, and a module swap keeps only its own), which
+/// kept snapshot is pruned, and a module swap keeps only its own, whose
+/// copy did not read back either), which
 /// is damaged or does not fit; without one, a deleted segment.
 fn why_the_log_starts_late(skipped: &[Skipped], first: u64) -> String {
     match skipped.iter().find(|s| s.next_offset >= first) {
@@ -503,7 +504,7 @@ fn load_newest_snapshot(
 ) -> Result<(Datastore, Option<u64>, Vec<Skipped>), StorageError> {
     let mut skipped = Vec::new();
     for (offset, name) in snapshot_names(snapshots)? {
-        let restored = read_snapshot(snapshots, offset, &name, ownership)
+        let restored = read_snapshot_or_copy(snapshots, offset, &name, ownership)
             .and_then(|s| restore(s, tables, module_hash, trust));
         match restored {
             Ok(datastore) => return Ok((datastore, Some(offset), skipped)),

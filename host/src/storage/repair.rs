@@ -26,7 +26,7 @@ use super::database_id::Ownership;
 use super::frame::read_frames;
 use super::fs::Directory;
 use super::recovery::{CutPoint, Skipped, Unreadable, check_owners, read_log};
-use super::snapshot::{read_snapshot, snapshot_names};
+use super::snapshot::{copy_name, read_snapshot_or_copy, snapshot_names};
 use super::{StorageError, write_durably};
 
 /// What a repair of a database's commit log would do.
@@ -141,12 +141,19 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
         .filter(|(first, _)| *first > segment.0)
         .map(|(_, name)| format!("log/{name}"))
         .collect();
-    set_aside.extend(
-        snapshot_names(&*snapshots)?
-            .into_iter()
-            .filter(|(offset, _)| *offset > next)
-            .map(|(_, name)| format!("snapshots/{name}")),
-    );
+    let listed = snapshots
+        .list()
+        .map_err(|e| StorageError::io("listing snapshots/", e))?;
+    for (offset, name) in snapshot_names(&*snapshots)? {
+        if offset > next {
+            // Its copy too: a new snapshot at that offset must not find it.
+            let copy = copy_name(&name);
+            set_aside.push(format!("snapshots/{name}"));
+            if listed.contains(&copy) {
+                set_aside.push(format!("snapshots/{copy}"));
+            }
+        }
+    }
     Ok(RepairPlan::Cut(LogCut {
         damage: error.to_string(),
         snapshot,
@@ -195,15 +202,16 @@ fn starting_snapshot(
 ) -> Result<(Option<u64>, Vec<Skipped>), StorageError> {
     let mut skipped = Vec::new();
     for (offset, name) in snapshot_names(snapshots)? {
-        let read = read_snapshot(snapshots, offset, &name, ownership).and_then(|snapshot| {
-            if snapshot.module_hash == module_hash {
-                Ok(())
-            } else {
-                Err(StorageError::Mismatch(
-                    "the snapshot was taken with a different module".into(),
-                ))
-            }
-        });
+        let read =
+            read_snapshot_or_copy(snapshots, offset, &name, ownership).and_then(|snapshot| {
+                if snapshot.module_hash == module_hash {
+                    Ok(())
+                } else {
+                    Err(StorageError::Mismatch(
+                        "the snapshot was taken with a different module".into(),
+                    ))
+                }
+            });
         match read {
             Ok(()) => return Ok((Some(offset), skipped)),
             Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),

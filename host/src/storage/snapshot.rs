@@ -47,10 +47,13 @@ pub(crate) fn snapshot_names(dir: &dyn Directory) -> Result<Vec<(u64, String)>, 
 
 /// Writes `snapshot` of database `id` atomically: a temporary file, fsync,
 /// rename, fsync of the directory. On failure the temporary file is removed.
+/// With `copy`, a second file with the same bytes follows (see
+/// [`copy_name`]); without, any such file of the same name goes.
 pub(crate) fn write_snapshot(
     dir: &dyn Directory,
     snapshot: &Snapshot,
     id: DatabaseId,
+    copy: bool,
 ) -> Result<(), StorageError> {
     let name = super::numbered_name(snapshot.next_offset, "snap");
     let mut bytes = database_id::header(SNAPSHOT_MAGIC, id).to_vec();
@@ -58,7 +61,65 @@ pub(crate) fn write_snapshot(
         &postcard::to_allocvec(snapshot).expect("encoding to a Vec cannot fail"),
         &mut bytes,
     )?;
-    super::write_durably(dir, "snapshots/", &name, &bytes)
+    super::write_durably(dir, "snapshots/", &name, &bytes)?;
+    if copy {
+        super::write_durably(dir, "snapshots/", &copy_name(&name), &bytes)
+    } else {
+        // A copy left by a swap that did not complete is not this one's.
+        remove_copy(dir, &name)
+    }
+}
+
+/// The name of the second copy of snapshot `name`, which a module swap
+/// writes: its snapshot is the only copy of the database's data until the
+/// next ones are taken (the log before it was written for the old module),
+/// so a damaged one must not lose the database. Not ending in `.snap`, it
+/// is never listed as a snapshot of its own; it goes when its snapshot does.
+pub(crate) fn copy_name(name: &str) -> String {
+    format!("{name}.copy")
+}
+
+/// Removes the second copy of snapshot `name`, if it has one.
+pub(crate) fn remove_copy(dir: &dyn Directory, name: &str) -> Result<(), StorageError> {
+    let copy = copy_name(name);
+    match dir.remove(&copy) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(format!("removing snapshots/{copy}"), e)),
+    }
+}
+
+/// Reads snapshot `name` as [`read_snapshot`] does, or, if it does not read
+/// back (but is not another database's), its second copy (see
+/// [`copy_name`]) if it has one; the snapshot's own error if neither reads.
+pub(crate) fn read_snapshot_or_copy(
+    dir: &dyn Directory,
+    next_offset: u64,
+    name: &str,
+    ownership: &Ownership,
+) -> Result<Snapshot, StorageError> {
+    match read_snapshot(dir, next_offset, name, ownership) {
+        Err(error) if !matches!(error, StorageError::Foreign { .. }) => {
+            let copy = copy_name(name);
+            let listed = dir
+                .list()
+                .map_err(|e| StorageError::io("listing snapshots/", e))?;
+            if !listed.contains(&copy) {
+                return Err(error);
+            }
+            match read_snapshot(dir, next_offset, &copy, ownership) {
+                Ok(snapshot) => {
+                    tracing::warn!(
+                        "snapshots/{name} does not read back ({error}); using its copy, {copy}"
+                    );
+                    Ok(snapshot)
+                }
+                Err(foreign @ StorageError::Foreign { .. }) => Err(foreign),
+                Err(_) => Err(error),
+            }
+        }
+        read => read,
+    }
 }
 
 /// Reads and verifies snapshot `name`, which holds the transactions
@@ -146,6 +207,7 @@ pub(crate) fn prune_snapshots(
         check_snapshot_owner(dir, next_offset, &name, ownership)?;
         dir.remove(&name)
             .map_err(|e| StorageError::io(format!("removing old snapshot {name}"), e))?;
+        remove_copy(dir, &name)?;
     }
     super::sync_directory(dir)
 }

@@ -195,22 +195,63 @@ fn an_emptied_log_with_snapshots_is_refused() {
     }
 }
 
-// A swap keeps only the new module's snapshot and segments, so the log
-// before that snapshot is gone: a damaged snapshot then refuses to start,
-// and the message names it (it used to blame a deleted log segment, and
-// named only the log's first segment, which is intact).
-#[test]
-fn a_damaged_snapshot_the_log_was_pruned_for_is_named() {
+/// A database of `TRANSACTIONS` inserts whose module was then swapped,
+/// with one insert after the swap: its swap snapshot is the only one.
+fn swapped() -> MemoryDisk {
     let disk = database_with(TRANSACTIONS, config(None, 1 << 20));
     let (mut db, _) = open(&disk, config(None, 1 << 20)).unwrap();
     db.swap(b"module two").unwrap();
     db.commit().unwrap();
     drop(db);
-    let snapshot = files(&disk, "snapshots", ".snap").remove(0);
-    let mut bytes = get(&disk, "snapshots", &snapshot);
+    disk
+}
+
+/// Flips a bit near the end of file `dir/name` of `disk`.
+fn damage(disk: &MemoryDisk, dir: &str, name: &str) {
+    let mut bytes = get(disk, dir, name);
     let last = bytes.len() - 2;
     bytes[last] ^= 1;
-    put(&disk, "snapshots", &snapshot, &bytes);
+    put(disk, dir, name, &bytes);
+}
+
+// A swap keeps only the new module's snapshot and segments, so the log
+// before that snapshot is gone; the snapshot has a second copy, which
+// recovery falls back to, so one damaged file loses nothing.
+#[test]
+fn a_damaged_swap_snapshot_is_read_from_its_copy() {
+    let disk = swapped();
+    let snapshot = files(&disk, "snapshots", ".snap").remove(0);
+    let copy = format!("{snapshot}.copy");
+    assert_eq!(
+        get(&disk, "snapshots", &copy),
+        get(&disk, "snapshots", &snapshot)
+    );
+    damage(&disk, "snapshots", &snapshot);
+    let mut expected = all();
+    expected.push(TRANSACTIONS);
+    assert_eq!(recover(&disk, "damaged swap snapshot").unwrap(), expected);
+    // The copy goes with its snapshot once newer ones replace it; a regular
+    // snapshot has none.
+    let (mut db, _) = open(&disk, config(Some(1), 1 << 20)).unwrap();
+    db.commit().unwrap();
+    db.commit().unwrap();
+    drop(db);
+    let names = disk.root().subdir("snapshots").unwrap().list().unwrap();
+    assert!(
+        !names.iter().any(|name| name.ends_with(".copy")),
+        "{names:?}"
+    );
+}
+
+// With the swap snapshot and its copy both damaged, recovery refuses to
+// start, and the message names the snapshot (it used to blame a deleted
+// log segment, and named only the log's first segment, which is intact).
+#[test]
+fn a_damaged_snapshot_the_log_was_pruned_for_is_named() {
+    let disk = swapped();
+    let snapshot = files(&disk, "snapshots", ".snap").remove(0);
+    damage(&disk, "snapshots", &snapshot);
+    damage(&disk, "snapshots", &format!("{snapshot}.copy"));
     match recover(&disk, "damaged snapshot") {
         Err(StorageError::Missing(message)) => assert!(
             message.contains(&format!(
