@@ -258,22 +258,18 @@ pub(crate) fn apply(dir: &dyn Directory, cut: &LogCut, stamp: &str) -> Result<()
     }
     let (log, segment) = &copied[0];
     if cut.keep_bytes == 0 {
-        log.remove(segment)
-            .map_err(io(format!("removing {}", cut.segment)))?;
         // The log continues from the cut in an empty segment (its header
-        // alone): without it, it could end before the snapshot recovery
-        // starts from.
-        let empty = super::numbered_name(cut.keep_below, "seg");
-        if !segment_names(&**log)?
-            .iter()
-            .any(|(_, name)| *name == empty)
-        {
-            // A database an earlier version wrote (format 2, no
-            // `database-id` yet) gets its id first, as its next start would
-            // give it, so that the new segment names it.
-            let mut ownership = Ownership::load(dir)?;
-            ownership.record(dir, cut.keep_below, true)?;
-            create_segment(&**log, cut.keep_below, ownership.id())?;
+        // alone), made before the damaged one goes (it replaces it
+        // atomically if it has the same name), so that the log reaches the
+        // cut at every moment. A database an earlier version wrote (format
+        // 2, no `database-id` yet) gets its id first, as its next start
+        // would give it, so that the new segment names it.
+        let mut ownership = Ownership::load(dir)?;
+        ownership.record(dir, cut.keep_below, true)?;
+        let (_, _, empty) = create_segment(&**log, cut.keep_below, ownership.id())?;
+        if empty != **segment {
+            log.remove(segment)
+                .map_err(io(format!("removing {}", cut.segment)))?;
         }
     } else {
         let mut handle = log
