@@ -25,8 +25,8 @@ use worldline_datastore::{Datastore, ModuleSchema, TxDelta};
 
 pub use durability::{DurabilityPolicy, SyncHook};
 pub use recovery::RecoveryReport;
-pub(crate) use repair::set_aside_dir;
 pub use repair::{LogCut, RepairPlan};
+pub(crate) use repair::{apply as apply_repair, plan as plan_repair, set_aside_dir};
 
 use commitlog::LogWriter;
 use database_id::Ownership;
@@ -231,18 +231,6 @@ fn remove_stale_temporaries(dir: &dyn Directory, label: &str) -> Result<(), Stor
         }
     }
     Ok(())
-}
-
-/// Finds where the commit log of the database in `dir` stops reading
-/// back, as recovery would, changing nothing (see [`RepairPlan`]).
-pub(crate) fn plan_repair(dir: &Dir) -> Result<RepairPlan, StorageError> {
-    repair::plan(dir)
-}
-
-/// Cuts the damaged log of the database in `dir` as `cut` says, setting
-/// what it cuts off aside in [`set_aside_dir`]`(stamp)`.
-pub(crate) fn apply_repair(dir: &Dir, cut: &LogCut, stamp: &str) -> Result<(), StorageError> {
-    repair::apply(dir, cut, stamp)
 }
 
 /// A file name for the offset `offset`: zero-padded so that names sort by offset.

@@ -402,11 +402,11 @@ fn doubt(trust: SchemaTrust) -> &'static str {
 /// A snapshot recovery could not use, and why.
 pub(crate) struct Skipped {
     /// Its file name in `snapshots/`.
-    pub(crate) name: String,
+    name: String,
     /// The offset of the first transaction it does not hold.
-    pub(crate) next_offset: u64,
+    next_offset: u64,
     /// Why it was not used.
-    pub(crate) error: StorageError,
+    error: StorageError,
 }
 
 /// Why the log may start at transaction `first`, after the point recovery
@@ -502,12 +502,33 @@ fn load_newest_snapshot(
     trust: SchemaTrust,
     ownership: &Ownership,
 ) -> Result<(Datastore, Option<u64>, Vec<Skipped>), StorageError> {
+    let newest = newest_usable_snapshot(snapshots, ownership, |snapshot| {
+        restore(snapshot, tables, module_hash, trust)
+    })?;
+    Ok(match newest.used {
+        Some((offset, datastore)) => (datastore, Some(offset), newest.skipped),
+        None => (Datastore::new(tables.to_vec()), None, newest.skipped),
+    })
+}
+
+/// The newest snapshot (or its copy) that reads back and that `usable`
+/// accepts, as its offset and what `usable` made of it, falling back to
+/// older ones; and the newer snapshots skipped, newest first, each logged.
+/// A snapshot of another database is refused, not skipped.
+pub(crate) fn newest_usable_snapshot<T>(
+    snapshots: &dyn Directory,
+    ownership: &Ownership,
+    mut usable: impl FnMut(Snapshot) -> Result<T, StorageError>,
+) -> Result<NewestSnapshot<T>, StorageError> {
     let mut skipped = Vec::new();
     for (offset, name) in snapshot_names(snapshots)? {
-        let restored = read_snapshot_or_copy(snapshots, offset, &name, ownership)
-            .and_then(|s| restore(s, tables, module_hash, trust));
-        match restored {
-            Ok(datastore) => return Ok((datastore, Some(offset), skipped)),
+        match read_snapshot_or_copy(snapshots, offset, &name, ownership).and_then(&mut usable) {
+            Ok(used) => {
+                return Ok(NewestSnapshot {
+                    used: Some((offset, used)),
+                    skipped,
+                });
+            }
             Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),
             Err(error) => {
                 tracing::warn!("skipping snapshot {name}: {error}");
@@ -519,7 +540,28 @@ fn load_newest_snapshot(
             }
         }
     }
-    Ok((Datastore::new(tables.to_vec()), None, skipped))
+    Ok(NewestSnapshot {
+        used: None,
+        skipped,
+    })
+}
+
+/// What [`newest_usable_snapshot`] found.
+pub(crate) struct NewestSnapshot<T> {
+    /// The snapshot used, as its offset and what was made of it, if any.
+    pub(crate) used: Option<(u64, T)>,
+    /// The newer snapshots skipped, newest first.
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+/// Refuses `snapshot` if it was not taken with the module hashed `module_hash`.
+pub(crate) fn check_module(snapshot: &Snapshot, module_hash: [u8; 32]) -> Result<(), StorageError> {
+    if snapshot.module_hash != module_hash {
+        return Err(StorageError::Mismatch(
+            "the snapshot was taken with a different module".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn restore(
@@ -528,11 +570,7 @@ fn restore(
     module_hash: [u8; 32],
     trust: SchemaTrust,
 ) -> Result<Datastore, StorageError> {
-    if snapshot.module_hash != module_hash {
-        return Err(StorageError::Mismatch(
-            "the snapshot was taken with a different module".into(),
-        ));
-    }
+    check_module(&snapshot, module_hash)?;
     let names: Vec<&str> = snapshot
         .tables
         .iter()

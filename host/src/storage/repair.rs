@@ -25,8 +25,10 @@ use super::commitlog::{create_segment, read_segment, segment_names};
 use super::database_id::Ownership;
 use super::frame::read_frames;
 use super::fs::Directory;
-use super::recovery::{CutPoint, Skipped, Unreadable, check_owners, read_log};
-use super::snapshot::{copy_name, read_snapshot_or_copy, snapshot_names};
+use super::recovery::{
+    CutPoint, Unreadable, check_module, check_owners, newest_usable_snapshot, read_log,
+};
+use super::snapshot::{copy_name, snapshot_names};
 use super::{StorageError, write_durably};
 
 /// What a repair of a database's commit log would do.
@@ -95,7 +97,12 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
         .read("module.wasm")
         .map_err(|e| StorageError::io("reading module.wasm", e))?;
     let module_hash: [u8; 32] = Sha256::digest(&module).into();
-    let (snapshot, skipped) = starting_snapshot(&*snapshots, module_hash, &ownership)?;
+    // The snapshot recovery starts from: recovery also checks that its
+    // tables are the module's, which only the module can tell.
+    let newest = newest_usable_snapshot(&*snapshots, &ownership, |snapshot| {
+        check_module(&snapshot, module_hash)
+    })?;
+    let (snapshot, skipped) = (newest.used.map(|(offset, ())| offset), newest.skipped);
     let cut = match read_log(&*log, snapshot, &skipped, &ownership, |_| Ok(())) {
         Ok(end) => {
             return Ok(RepairPlan::Readable {
@@ -189,40 +196,6 @@ fn unseal_predecessor(
         }
     }
     Ok((segment, 0))
-}
-
-/// The snapshot recovery starts from, as the offset after its last
-/// transaction: the newest that reads back and was taken with the module
-/// hashed `module_hash` (recovery also checks that its tables are the
-/// module's, which only the module can tell); and the newer ones passed over.
-fn starting_snapshot(
-    snapshots: &dyn Directory,
-    module_hash: [u8; 32],
-    ownership: &Ownership,
-) -> Result<(Option<u64>, Vec<Skipped>), StorageError> {
-    let mut skipped = Vec::new();
-    for (offset, name) in snapshot_names(snapshots)? {
-        let read =
-            read_snapshot_or_copy(snapshots, offset, &name, ownership).and_then(|snapshot| {
-                if snapshot.module_hash == module_hash {
-                    Ok(())
-                } else {
-                    Err(StorageError::Mismatch(
-                        "the snapshot was taken with a different module".into(),
-                    ))
-                }
-            });
-        match read {
-            Ok(()) => return Ok((Some(offset), skipped)),
-            Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),
-            Err(error) => skipped.push(Skipped {
-                name,
-                next_offset: offset,
-                error,
-            }),
-        }
-    }
-    Ok((None, skipped))
 }
 
 /// Carries out `cut` on the database in `dir`: copies what it sets aside
