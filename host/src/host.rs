@@ -598,7 +598,6 @@ fn open_engine(config: &EngineConfig, path: &Path) -> Result<Engine, HostError> 
     }
 }
 
-/// Checks that `name` may name a database: 1 to 64 lowercase ASCII
 /// Locks the data directory at `path` (opened as `root`) against any other
 /// host or repair; the locks are held until the files returned are closed.
 pub(crate) fn lock_data_dir(root: &Dir, path: &Path) -> Result<[std::fs::File; 2], HostError> {
@@ -631,6 +630,7 @@ pub(crate) fn lock_data_dir(root: &Dir, path: &Path) -> Result<[std::fs::File; 2
     Ok([lock, dir_lock])
 }
 
+/// Checks that `name` may name a database: 1 to 64 lowercase ASCII
 /// letters, digits, `-` or `_`. The error quotes a long name cut short.
 pub fn check_database_name(name: &str) -> Result<(), HostError> {
     let valid = (1..=64).contains(&name.len())
