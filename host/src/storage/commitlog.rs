@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::StorageError;
 use super::database_id::{self, DatabaseId, Header, Magics, Ownership};
 use super::frame::{FrameEnd, put_frame, read_frames};
-use super::fs::{Directory, FileHandle};
+use super::fs::{Directory, FileHandle, FileStatus};
 
 /// Every new segment file starts with these bytes (format 3: frames whose
 /// header has its own checksum, after a header naming the database; see
@@ -233,6 +233,17 @@ impl LogWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
+        // Someone cut the segment short while the server ran: records
+        // confirmed durable are gone from it, and these would be written
+        // after a hole that recovery stops at, so none may be confirmed.
+        let before = self.status()?;
+        if before.len < self.size {
+            return Err(StorageError::SegmentCut {
+                file: format!("log/{}", self.name),
+                len: before.len,
+                records_end: self.size,
+            });
+        }
         if let Err(e) = self.file.write_all_at(self.size, &self.pending) {
             // Best effort: leave no partial record behind for recovery to trip on.
             let _ = self.file.set_len(self.size);
@@ -248,20 +259,20 @@ impl LogWriter {
         // Someone removed the segment (or `log/`) while the server ran: its
         // records, these and those before, are gone with the file once it
         // closes, so none of them may be confirmed durable from now on.
-        match self.file.is_removed() {
-            Ok(false) => {}
-            Ok(true) => return Err(StorageError::SegmentRemoved(format!("log/{}", self.name))),
-            Err(e) => {
-                return Err(StorageError::io(
-                    format!("checking log/{} is still there", self.name),
-                    e,
-                ));
-            }
+        if self.status()?.removed {
+            return Err(StorageError::SegmentRemoved(format!("log/{}", self.name)));
         }
         if self.allocated == self.size {
             self.preallocate();
         }
         Ok(())
+    }
+
+    /// Whether the segment is still there, and its size.
+    fn status(&self) -> Result<FileStatus, StorageError> {
+        self.file.status().map_err(|e| {
+            StorageError::io(format!("checking log/{} is still there", self.name), e)
+        })
     }
 
     /// Writes zeros past the records (as many as the segment holds, within

@@ -46,10 +46,20 @@ pub(crate) trait FileHandle: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// The file's size in bytes.
     fn len(&self) -> io::Result<u64>;
-    /// Whether the file has no name left in any directory (it was removed,
-    /// or its directory was, while it was open): what is written to it
-    /// then is gone once it is closed.
-    fn is_removed(&self) -> io::Result<bool>;
+    /// Whether the file still has a name and how long it is now: someone
+    /// else may have removed or cut it while it was open.
+    fn status(&self) -> io::Result<FileStatus>;
+}
+
+/// What [`FileHandle::status`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStatus {
+    /// The file has no name left in any directory (it was removed, or its
+    /// directory was, while it was open): what is written to it then is
+    /// gone once it is closed.
+    pub(crate) removed: bool,
+    /// The file's size in bytes.
+    pub(crate) len: u64,
 }
 
 impl Directory for Dir {
@@ -126,7 +136,11 @@ impl FileHandle for File {
         Ok(self.metadata()?.len())
     }
 
-    fn is_removed(&self) -> io::Result<bool> {
-        Ok(self.metadata()?.nlink() == 0)
+    fn status(&self) -> io::Result<FileStatus> {
+        let metadata = self.metadata()?;
+        Ok(FileStatus {
+            removed: metadata.nlink() == 0,
+            len: metadata.len(),
+        })
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::fs::{Directory, FileHandle};
+use super::fs::{Directory, FileHandle, FileStatus};
 
 #[derive(Clone, Default)]
 struct Node {
@@ -383,7 +383,7 @@ impl FileHandle for MemoryFile {
         Ok(self.disk.lock().tree.nodes[self.node].data.len() as u64)
     }
 
-    fn is_removed(&self) -> io::Result<bool> {
+    fn status(&self) -> io::Result<FileStatus> {
         let disk = self.disk.lock();
         let named = disk.tree.folders.iter().any(|folder| {
             folder
@@ -391,6 +391,9 @@ impl FileHandle for MemoryFile {
                 .values()
                 .any(|entry| matches!(entry, Entry::File(node) if *node == self.node))
         });
-        Ok(!named)
+        Ok(FileStatus {
+            removed: !named,
+            len: disk.tree.nodes[self.node].data.len() as u64,
+        })
     }
 }

@@ -135,6 +135,23 @@ pub enum StorageError {
          are lost when the server stops, and the commit log takes no more"
     )]
     SegmentRemoved(String),
+    /// The log segment being written was cut short while the server ran
+    /// (someone truncated it): the transactions in the part cut off are
+    /// gone from it, and records written after the hole would not be read
+    /// back, so the log confirms nothing more.
+    #[error(
+        "{file} was cut to {len} bytes while the server ran, where its records reached byte \
+         {records_end}: the transactions in the part cut off are lost, and the commit log takes \
+         no more"
+    )]
+    SegmentCut {
+        /// The segment, relative to the database's directory.
+        file: String,
+        /// Its size when the cut was noticed.
+        len: u64,
+        /// Where its records ended.
+        records_end: u64,
+    },
     /// A file in `log/` or `snapshots/` ends as a segment or a snapshot does
     /// (`.seg`, `.snap`) but is not named the way Worldline names them (the
     /// 20-digit offset of its first transaction): it was put there by hand.

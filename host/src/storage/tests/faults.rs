@@ -403,6 +403,47 @@ fn a_log_segment_removed_while_open_fails_the_log() {
     assert!(db.commit().is_err(), "the log takes no more");
 }
 
+// A segment cut short while the server runs (someone truncating it) has
+// lost the records past the cut; records written after the hole would be
+// confirmed and then never read back (recovery stops at the hole). The log
+// must stop confirming at once, naming the file and the cut.
+#[test]
+fn a_log_segment_cut_short_while_open_fails_the_log() {
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let (mut db, _) = open(&disk, config(None, 1 << 20)).unwrap();
+    for _ in 0..5 {
+        db.commit().expect("a commit before the cut");
+    }
+    let log = disk.root().subdir("log").expect("log/");
+    let name = files(&disk, "log", ".seg").pop().expect("a segment");
+    log.open_existing(&name)
+        .and_then(|mut file| file.set_len(40))
+        .expect("cutting the segment");
+    let refused = db.commit().expect_err("a commit after the cut");
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("log/{name} was cut to 40 bytes while the server ran")),
+        "{refused}"
+    );
+    assert!(db.commit().is_err(), "the log takes no more");
+    // Zeros written ahead cut off (the records intact) are no loss.
+    let disk = MemoryDisk::new();
+    publish(&disk, b"module one");
+    let (mut db, _) = open(&disk, config(None, 1 << 20)).unwrap();
+    db.commit().expect("the first commit");
+    let log = disk.root().subdir("log").expect("log/");
+    let records_end = {
+        let bytes = get(&disk, "log", &name);
+        bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count()
+    };
+    log.open_existing(&name)
+        .and_then(|mut file| file.set_len(records_end as u64))
+        .expect("cutting the zeros");
+    db.commit().expect("a commit after the zeros were cut");
+}
+
 // A snapshot that cannot be written is named with its directory, as the
 // log's segments are: `writing snapshots/.….snap.tmp`, not a bare name.
 #[test]
