@@ -204,6 +204,17 @@ async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
             &token,
             "SELECT * FROM account",
         );
+        // The database is listed as unavailable, with the reason, as one
+        // that could not be recovered at startup is.
+        for path in ["/v1/database/bank", "/v1/database"] {
+            let (status, body) = http(addr, "GET", path, &token, "");
+            assert_eq!(status, 200, "{path}: {body}");
+            assert!(
+                body.contains("\"unavailable\":\"it stopped while the server ran: ")
+                    && body.contains("until the server is restarted"),
+                "{path} after the log failed: {body}"
+            );
+        }
         // Publishing on the full disk cannot write module.wasm: unavailable, not a bad request.
         let publish = http_bytes(
             addr,
@@ -247,6 +258,15 @@ async fn a_full_disk_answers_outcome_unknown_then_refuses_calls_and_reads() {
     }
     assert_eq!(
         after_failure_sql.0, 503,
+        "SQL after the failure: {}",
+        after_failure_sql.1
+    );
+    // A read has no transaction whose outcome could be unknown.
+    assert!(
+        after_failure_sql
+            .1
+            .contains("database `bank` is unavailable: ")
+            && !after_failure_sql.1.contains("outcome unknown"),
         "SQL after the failure: {}",
         after_failure_sql.1
     );

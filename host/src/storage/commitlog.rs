@@ -270,9 +270,9 @@ impl LogWriter {
 
     /// Whether the segment is still there, and its size.
     fn status(&self) -> Result<FileStatus, StorageError> {
-        self.file.status().map_err(|e| {
-            StorageError::io(format!("checking log/{} is still there", self.name), e)
-        })
+        self.file
+            .status()
+            .map_err(|e| StorageError::io(format!("checking log/{} is still there", self.name), e))
     }
 
     /// Writes zeros past the records (as many as the segment holds, within

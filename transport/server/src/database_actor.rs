@@ -378,6 +378,11 @@ enum Held {
     Message(ConnKey, Pending),
     /// An HTTP reply, with its own transaction's offset if it logged one.
     Reply(Option<u64>, AfterDurable),
+    /// The answer to a read (SQL over HTTP), with the offset of the newest
+    /// transaction it may have seen: refused as a read of an unavailable
+    /// database, not as a call of unknown outcome, if the commit log failed
+    /// before that transaction was durable.
+    Read(Option<u64>, AfterDurable),
     /// A transaction's record, counted in [`PENDING_BYTES`] until durable.
     Record,
     /// The end of a connection whose client finished sending, or whose
@@ -1263,6 +1268,13 @@ impl Actor {
         self.hold(0, Held::Reply(offset, reply));
     }
 
+    /// Runs `reply`, the answer to a read that may have seen the
+    /// transactions up to `newest`, once they are durable; if the commit log
+    /// fails first, with why the database is unavailable.
+    fn after_durable_read(&mut self, newest: Option<u64>, reply: AfterDurable) {
+        self.hold(0, Held::Read(newest, reply));
+    }
+
     /// Queues `held` behind every transaction run so far.
     fn hold(&mut self, bytes: usize, held: Held) {
         let bytes = bytes + PENDING_OVERHEAD;
@@ -1333,6 +1345,15 @@ impl Actor {
                 Held::Reply(offset, reply) => {
                     reply(if failed {
                         self.confirmed(offset)
+                    } else {
+                        Ok(())
+                    });
+                    continue;
+                }
+                Held::Read(newest, reply) => {
+                    reply(if failed {
+                        self.confirmed(newest)
+                            .map_err(|_| self.unreadable().unwrap_or_default())
                     } else {
                         Ok(())
                     });
@@ -1469,11 +1490,16 @@ impl Actor {
     fn disconnect_all(&mut self, reason: String) {
         self.pending_bytes = 0;
         for waiting in std::mem::take(&mut self.waiting) {
-            if let Held::Reply(offset, reply) = waiting.held {
-                reply(match offset {
+            match waiting.held {
+                Held::Reply(offset, reply) => reply(match offset {
                     None => Ok(()),
                     Some(_) => Err(reason.clone()),
-                });
+                }),
+                Held::Read(newest, reply) => reply(match newest {
+                    None => Ok(()),
+                    Some(_) => Err(format!("database `{}` is unavailable: {reason}", self.name)),
+                }),
+                _ => {}
             }
         }
         let message = ServerMessage::Error {

@@ -422,9 +422,9 @@ fn a_log_segment_cut_short_while_open_fails_the_log() {
         .expect("cutting the segment");
     let refused = db.commit().expect_err("a commit after the cut");
     assert!(
-        refused
-            .to_string()
-            .contains(&format!("log/{name} was cut to 40 bytes while the server ran")),
+        refused.to_string().contains(&format!(
+            "log/{name} was cut to 40 bytes while the server ran"
+        )),
         "{refused}"
     );
     assert!(db.commit().is_err(), "the log takes no more");

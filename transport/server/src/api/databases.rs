@@ -83,7 +83,12 @@ fn database_info(name: &str, description: &Description) -> DatabaseInfo {
             .map(|p| p.name.clone())
             .collect(),
         http_allow: allow_list_text(&description.http_allow),
-        unavailable: None,
+        unavailable: description.stopped.as_ref().map(|reason| {
+            format!(
+                "it stopped while the server ran: {reason}; it serves nothing until the server \
+                 is restarted, which recovers exactly what is durable"
+            )
+        }),
     }
 }
 

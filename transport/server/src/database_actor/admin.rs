@@ -137,6 +137,9 @@ pub(crate) struct Description {
     pub(crate) owner: Identity,
     /// The hosts its procedures may send HTTP requests to.
     pub(crate) http_allow: AllowList,
+    /// Why it stopped serving while the server ran (its commit log
+    /// failed), if it did: it serves nothing until the server restarts.
+    pub(crate) stopped: Option<String>,
 }
 
 impl Actor {
@@ -148,6 +151,7 @@ impl Actor {
                     schema: self.database.schema().clone(),
                     owner: self.database.owner(),
                     http_allow: self.database.http_allow().clone(),
+                    stopped: self.stopped.clone(),
                 });
             }
             Admin::Call {
@@ -165,7 +169,7 @@ impl Actor {
                 let result = self.sql(caller, &query, max_bytes);
                 // What it read goes out once durable; if the commit log
                 // fails first, it may have read what a restart will not have.
-                self.after_durable(
+                self.after_durable_read(
                     self.newest,
                     Box::new(move |durable| {
                         let _ = reply.send(durable.map_err(ApiError::unavailable).and(result));
