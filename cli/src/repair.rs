@@ -30,14 +30,37 @@ pub fn run(args: RepairArgs) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    let Repair { plan, set_aside } = repair_database(&data_dir, &args.name, args.apply)
+    let Repair {
+        plan,
+        set_aside,
+        lost_id,
+    } = repair_database(&data_dir, &args.name, args.apply)
         .with_context(|| format!("repairing database {}", args.name))?;
     let name = &args.name;
+    if let Some(id) = &lost_id {
+        println!(
+            "database {name}: its database-id file is missing, and every log segment and \
+             snapshot names database {id}: {}",
+            if args.apply {
+                "database-id is written back"
+            } else {
+                "the repair writes database-id back"
+            }
+        );
+    }
     match plan {
         RepairPlan::Readable { next_offset } => {
             println!(
-                "database {name}: the commit log reads back to its end ({}): nothing to repair",
-                count(next_offset)
+                "database {name}: the commit log reads back to its end ({}): {}",
+                count(next_offset),
+                match (&lost_id, args.apply) {
+                    (None, _) => "nothing to repair",
+                    (Some(_), true) => "start the server",
+                    (Some(_), false) => {
+                        "nothing else to repair; run again with --apply (with no server on the \
+                         data directory) to write database-id"
+                    }
+                }
             );
             Ok(())
         }
@@ -77,16 +100,18 @@ fn describe_cut(name: &str, cut: &LogCut) {
     println!("database {name}: the commit log is damaged: {}", cut.damage);
     println!("the repair keeps {}", kept(cut));
     println!("and sets aside (copied whole into set-aside/ first; nothing is deleted):");
-    if cut.keep_bytes == 0 {
-        println!(
-            "  {} (all {} bytes; the log continues in an empty segment)",
-            cut.segment, cut.segment_bytes
-        );
-    } else {
-        println!(
-            "  {} from byte {} to its end (it has {} bytes)",
-            cut.segment, cut.keep_bytes, cut.segment_bytes
-        );
+    match &cut.segment {
+        Some(segment) if cut.keep_bytes == 0 => println!(
+            "  {segment} (all {} bytes; the log continues in an empty segment)",
+            cut.segment_bytes
+        ),
+        Some(segment) => println!(
+            "  {segment} from byte {} to its end (it has {} bytes)",
+            cut.keep_bytes, cut.segment_bytes
+        ),
+        None => println!(
+            "  no segment (the log has none from the cut on; it continues in an empty segment)"
+        ),
     }
     for file in &cut.set_aside {
         println!("  {file}");

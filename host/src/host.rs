@@ -62,6 +62,42 @@ pub struct UnavailableDatabase {
     pub owner: Option<Identity>,
     /// Why it could not be recovered, naming the damaged file where one is to blame.
     pub reason: String,
+    /// What can bring it back.
+    pub remedy: Remedy,
+}
+
+/// What can bring an unavailable database back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Its files could not be read (permissions, a disk error), and were
+    /// not changed: fixing the cause and restarting the server brings it
+    /// back with its data.
+    FixAccess,
+    /// Its commit log is damaged or incomplete: `worldline repair` tells
+    /// how much of it a cut keeps.
+    RepairLog,
+    /// Its `database-id` is missing while its files name a database:
+    /// `worldline repair --apply` writes it back from them.
+    RestoreId,
+    /// Anything else: restoring the file named, or deleting or replacing
+    /// the database.
+    Replace,
+}
+
+impl Remedy {
+    /// What can bring back a database that failed to open with `error`.
+    fn for_error(error: &HostError) -> Self {
+        match error {
+            HostError::Storage(StorageError::Io { source, .. })
+                if source.kind() != std::io::ErrorKind::NotFound =>
+            {
+                Self::FixAccess
+            }
+            HostError::Storage(StorageError::IdMissing { .. }) => Self::RestoreId,
+            error if is_log_damage(error) => Self::RepairLog,
+            _ => Self::Replace,
+        }
+    }
 }
 
 /// Every database in one data directory.
@@ -122,6 +158,7 @@ impl Host {
                     name,
                     owner,
                     reason,
+                    remedy: Remedy::for_error(&error),
                 },
             );
         }
@@ -261,6 +298,7 @@ impl Host {
                     name: name.to_owned(),
                     owner,
                     reason: unavailable_reason(name, &error),
+                    remedy: Remedy::for_error(&error),
                 };
                 self.unavailable
                     .insert(name.to_owned(), unavailable.clone());
@@ -513,6 +551,9 @@ fn unavailable_reason(name: &str, error: &HostError) -> String {
             " (with no server running on the data directory, `worldline repair {name}` tells \
              how much of the log a cut at the damage keeps)"
         ));
+    }
+    if matches!(error, HostError::Storage(StorageError::IdMissing { .. })) {
+        text.push_str(&format!(" (here: `worldline repair {name} --apply`)"));
     }
     text
 }

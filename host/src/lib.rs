@@ -61,7 +61,7 @@ pub use database::{
 };
 pub use engine::{CompileHook, Engine, EngineConfig};
 pub use error::{CallError, HostError, listed_changes, quoted_name};
-pub use host::{Host, HostConfig, UnavailableDatabase, check_database_name, database_span};
+pub use host::{Host, HostConfig, Remedy, UnavailableDatabase, check_database_name, database_span};
 pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use procedure::{ProcedureOutput, ProcedureRun};

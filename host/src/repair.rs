@@ -19,11 +19,16 @@ pub struct Repair {
     /// Where the files cut off went, relative to the database's directory
     /// (`set-aside/<stamp>`), once the cut is made.
     pub set_aside: Option<String>,
+    /// The database's id, in hex, when its `database-id` file was missing
+    /// and its log segments and snapshots all name this one: written back
+    /// with `apply` (before any cut).
+    pub lost_id: Option<String>,
 }
 
 /// Finds where the commit log of database `name` in the data directory at
 /// `path` stops reading back, as recovery would; if `apply` and the log is
-/// damaged, cuts it there (see [`RepairPlan::Cut`]). Takes the data
+/// damaged, cuts it there (see [`RepairPlan::Cut`]). A missing
+/// `database-id` whose database the files all name is written back first. Takes the data
 /// directory's lock, so it refuses while a server runs on it.
 pub fn repair_database(path: &Path, name: &str, apply: bool) -> Result<Repair, HostError> {
     check_database_name(name)?;
@@ -40,7 +45,11 @@ pub fn repair_database(path: &Path, name: &str, apply: bool) -> Result<Repair, H
         }
         Err(e) => return Err(io(e)),
     };
+    let lost_id = storage::lost_database_id(&dir)?;
     let plan = storage::plan_repair(&dir)?;
+    if apply && lost_id.is_some() {
+        storage::restore_database_id(&dir)?;
+    }
     let set_aside = match (&plan, apply) {
         (RepairPlan::Cut(cut), true) => {
             let stamp = new_stamp(&dir)?;
@@ -49,7 +58,11 @@ pub fn repair_database(path: &Path, name: &str, apply: bool) -> Result<Repair, H
         }
         _ => None,
     };
-    Ok(Repair { plan, set_aside })
+    Ok(Repair {
+        plan,
+        set_aside,
+        lost_id,
+    })
 }
 
 /// A name for this repair's files under `set-aside/` that no earlier

@@ -176,3 +176,100 @@ fn a_log_damaged_in_the_middle_is_cut_by_repair_keeping_every_transfer_before_it
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no database named `nope`"), "{stderr}");
 }
+
+/// A database's directory lost its `database-id` (the log and snapshots
+/// are its own): the server says so, not that they belong to another
+/// database, and the repair writes it back with every transfer kept. Then
+/// every log segment is deleted: the repair continues the log from the
+/// newest snapshot, with the transfers it holds.
+#[test]
+fn a_lost_database_id_is_written_back_and_an_emptied_log_continues_from_the_snapshot() {
+    let dir = TempDir::new("worldline-id-repair");
+    let data = dir.path().join("data");
+    let database = data.join("databases/bank");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([2, 1000]));
+    let mut history = vec![vec![1000; 2]];
+    // Past the server's snapshot interval (200 transactions); each state
+    // tells how many transfers it holds.
+    for _ in 0..230u32 {
+        let transfer = (0, 1, 1);
+        http.call_ok(
+            "bank",
+            "transfer",
+            &json!([transfer.0, transfer.1, transfer.2]),
+        );
+        let mut next = history.last().expect("a state").clone();
+        apply(&mut next, transfer);
+        history.push(next);
+    }
+    server.kill();
+    assert!(
+        files_under(&database.join("snapshots"))
+            .iter()
+            .any(|(path, _)| path.extension().is_some_and(|e| e == "snap")),
+        "a snapshot was taken"
+    );
+
+    std::fs::remove_file(database.join("database-id")).expect("removing database-id");
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    let (status, _, body) = balances(&http);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("database-id file is missing")
+            && body.contains("`worldline repair bank --apply`")
+            && !body.contains("belongs to another database"),
+        "{body}"
+    );
+    server.kill();
+    let plan = repaired(&data, &[]);
+    assert!(
+        plan.contains(
+            "its database-id file is missing, and every log segment and snapshot names database "
+        ) && plan.contains("the repair writes database-id back"),
+        "{plan}"
+    );
+    assert!(!database.join("database-id").exists(), "a dry run wrote it");
+    let done = repaired(&data, &["--apply"]);
+    assert!(done.contains("database-id is written back"), "{done}");
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    assert_eq!(balances(&http).1, *history.last().expect("a state"));
+    server.kill();
+
+    for entry in std::fs::read_dir(database.join("log")).expect("log/") {
+        std::fs::remove_file(entry.expect("an entry").path()).expect("removing a segment");
+    }
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    let (status, _, body) = balances(&http);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("`worldline repair bank`"), "{body}");
+    server.kill();
+    let done = repaired(&data, &["--apply"]);
+    assert!(
+        done.contains("no segment (the log has none from the cut on")
+            && done.contains("start the server: database bank recovers with"),
+        "{done}"
+    );
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    let (status, restored, body) = balances(&http);
+    assert_eq!(status, 200, "{body}");
+    let transfers = history
+        .iter()
+        .position(|state| *state == restored)
+        .unwrap_or_else(|| panic!("{restored:?} is no acknowledged state"));
+    assert!(transfers > 150, "{transfers} transfers kept");
+    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
+    let mut expected = restored;
+    apply(&mut expected, (0, 1, 5));
+    server.kill();
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    assert_eq!(balances(&http).1, expected);
+    server.kill();
+}

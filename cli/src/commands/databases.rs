@@ -6,7 +6,6 @@ use worldline_transport::http_api::DatabaseInfo;
 
 use super::publish::confirm;
 use crate::context::Context;
-use crate::hint::hinted;
 use crate::output::{print_json, table};
 
 /// Options of `worldline describe`.
@@ -24,23 +23,25 @@ pub struct DescribeArgs {
 pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
     let api = context.api();
     let info = api.info(&args.name)?;
-    if let Some(reason) = &info.unavailable {
-        if args.json {
-            print_json(&info)?;
-        } else {
-            println!("database {} (owner {})", info.name, owner_of(&info));
+    let schema = match (api.schema(&args.name), &info.unavailable) {
+        (Ok(schema), None) => schema,
+        // Its commit log failed while the server ran: its schema is known.
+        (Ok(schema), Some(reason)) => {
+            eprintln!("warning: database `{}` is unavailable: {reason}", info.name);
+            schema
         }
-        return Err(hinted(
-            format!("database `{}` is unavailable: {reason}", info.name),
-            format!(
-                "its owner can delete it (`worldline delete {0}`) or replace it and its data \
-                 (`worldline publish {0} --delete-data`); or repair its files and restart the \
-                 server",
-                info.name
-            ),
-        ));
-    }
-    let schema = api.schema(&args.name)?;
+        // Not recovered at startup: the server's answer says why, and what
+        // can bring it back.
+        (Err(error), Some(_)) => {
+            if args.json {
+                print_json(&info)?;
+            } else {
+                println!("database {} (owner {})", info.name, owner_of(&info));
+            }
+            return Err(error.into());
+        }
+        (Err(error), None) => return Err(error.into()),
+    };
     if args.json {
         return print_json(&schema);
     }

@@ -49,7 +49,7 @@ impl DatabaseId {
     }
 
     /// The id as 32 lowercase hex digits.
-    fn to_hex(self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         hex(&self.0)
     }
 
@@ -215,6 +215,22 @@ impl Ownership {
         self.id
     }
 
+    /// Whether the database has no `database-id`: a new database, one an
+    /// earlier version created, or one whose file was lost.
+    pub(crate) fn is_unrecorded(&self) -> bool {
+        self.unnamed == Unnamed::Unrecorded
+    }
+
+    /// The ownership of a database whose `database-id` was lost, and whose
+    /// files all name `id` (see [`sole_owner`]): [`record`](Self::record)
+    /// writes it back, accepting no format-2 file.
+    pub(crate) fn adopting(id: DatabaseId) -> Self {
+        Self {
+            id,
+            unnamed: Unnamed::Unrecorded,
+        }
+    }
+
     /// Stores the id in `dir` if it is not stored yet: once recovery has
     /// accepted every file, and before any file names it. `next_offset` is
     /// where the log continues; format-2 files up to it stay readable if
@@ -280,12 +296,12 @@ impl Ownership {
     ) -> Result<(), StorageError> {
         let reason = match (owner, self.unnamed) {
             (FileOwner::Database(id), _) if id == self.id => return Ok(()),
-            (FileOwner::Database(id), Unnamed::Unrecorded) => format!(
-                "it names database {}, and this database has no {ID_FILE} file yet (it was \
-                 created, or last started, by a version that wrote none), so none of its files \
-                 can name one",
-                id.to_hex()
-            ),
+            (FileOwner::Database(id), Unnamed::Unrecorded) => {
+                return Err(StorageError::IdMissing {
+                    file: file.to_owned(),
+                    id: id.to_hex(),
+                });
+            }
             (FileOwner::Database(id), _) => format!(
                 "it names database {}, and this database is {} (its {ID_FILE} file)",
                 id.to_hex(),
@@ -309,6 +325,25 @@ impl Ownership {
             reason,
         })
     }
+}
+
+/// The one database every header in `headers` names, if they are all
+/// format 3 and name the same one: whose files they are when its
+/// `database-id` was lost. `None` if any is format 2 (which names none),
+/// or they name several, or none reads as a header (damaged or unknown
+/// headers are passed over).
+pub(crate) fn sole_owner(headers: impl IntoIterator<Item = Header>) -> Option<DatabaseId> {
+    let mut owner = None;
+    for header in headers {
+        match header {
+            Header::Valid(FileOwner::Database(id), _) if owner.is_none_or(|o| o == id) => {
+                owner = Some(id);
+            }
+            Header::Valid(..) => return None,
+            Header::Unknown | Header::Damaged(_) => {}
+        }
+    }
+    owner
 }
 
 #[cfg(test)]

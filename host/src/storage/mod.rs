@@ -26,7 +26,10 @@ use worldline_datastore::{Datastore, ModuleSchema, TxDelta};
 pub use durability::{DurabilityPolicy, SyncHook};
 pub use recovery::RecoveryReport;
 pub use repair::{LogCut, RepairPlan};
-pub(crate) use repair::{apply as apply_repair, plan as plan_repair, set_aside_dir};
+pub(crate) use repair::{
+    apply as apply_repair, lost_database_id, plan as plan_repair, restore_database_id,
+    set_aside_dir,
+};
 
 use commitlog::LogWriter;
 use database_id::Ownership;
@@ -106,6 +109,22 @@ pub enum StorageError {
         /// Which database it names, and which this one is.
         reason: String,
     },
+    /// A log segment or snapshot names a database, and this database's
+    /// `database-id` is missing: it was lost (the file is the database's
+    /// own), or the file was copied into a new database's directory.
+    #[error(
+        "{file} names database {id}, but this database's database-id file is missing. If the \
+         log and snapshots are this database's own (its database-id was deleted or lost), a \
+         repair (`worldline repair` with `--apply`, with no server running) writes it back from \
+         their headers; if they were copied here from another database, move them out of the \
+         directory. Worldline has not changed anything"
+    )]
+    IdMissing {
+        /// The file, relative to the database's directory.
+        file: String,
+        /// The database it names, in hex.
+        id: String,
+    },
     /// Stored data does not belong to this module.
     #[error("{0}")]
     Mismatch(String),
@@ -172,6 +191,13 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether a file's header names another database than this one (or
+    /// one while this database's id is missing): recovery refuses such a
+    /// file rather than passing over it.
+    fn is_foreign(&self) -> bool {
+        matches!(self, Self::Foreign { .. } | Self::IdMissing { .. })
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),

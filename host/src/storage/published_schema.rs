@@ -110,6 +110,14 @@ pub(crate) fn check_or_record(
     Ok(SchemaTrust::Unproven)
 }
 
+/// The SHA-256, in hex, of the module `schema.json` was written for, if
+/// the file exists and reads back.
+pub(crate) fn recorded_module(dir: &dyn Directory) -> Result<Option<String>, StorageError> {
+    Ok(read(dir)?
+        .and_then(|bytes| serde_json::from_slice::<StoredSchema>(&bytes).ok())
+        .map(|stored| stored.module_sha256))
+}
+
 /// The file's bytes, if it exists; refuses one too large to be Worldline's.
 fn read(dir: &dyn Directory) -> Result<Option<Vec<u8>>, StorageError> {
     let io = |e| StorageError::io(format!("reading {SCHEMA_FILE}"), e);

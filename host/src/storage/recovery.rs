@@ -409,6 +409,13 @@ pub(crate) struct Skipped {
     error: StorageError,
 }
 
+impl Skipped {
+    /// Whether it was passed over for being taken with another module.
+    pub(crate) fn other_module(&self) -> bool {
+        matches!(self.error, StorageError::Mismatch(_))
+    }
+}
+
 /// Why the log may start at transaction `first`, after the point recovery
 /// must replay it from: the newest of the `skipped` snapshots that would
 /// have covered the transactions before it (the log before the oldest
@@ -529,7 +536,7 @@ pub(crate) fn newest_usable_snapshot<T>(
                     skipped,
                 });
             }
-            Err(foreign @ StorageError::Foreign { .. }) => return Err(foreign),
+            Err(foreign) if foreign.is_foreign() => return Err(foreign),
             Err(error) => {
                 tracing::warn!("skipping snapshot {name}: {error}");
                 skipped.push(Skipped {

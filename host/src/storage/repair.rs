@@ -19,17 +19,23 @@
 //! snapshot unreachable: that segment goes whole, and the log continues
 //! from the snapshot in an empty segment.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
-use super::commitlog::{create_segment, read_segment, segment_names};
-use super::database_id::Ownership;
+use super::commitlog::{SEGMENT_MAGICS, create_segment, read_segment, segment_names};
+use super::database_id::{
+    DatabaseId, HEADER_BYTES, Header, Magics, Ownership, read_header, sole_owner,
+};
 use super::frame::read_frames;
 use super::fs::Directory;
+use super::published_schema::recorded_module;
 use super::recovery::{
     CutPoint, Unreadable, check_module, check_owners, newest_usable_snapshot, read_log,
 };
-use super::snapshot::{copy_name, snapshot_names};
+use super::snapshot::{SNAPSHOT_MAGICS, copy_name, snapshot_names};
 use super::{StorageError, write_durably};
+use crate::identity::hex;
 
 /// What a repair of a database's commit log would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +63,10 @@ pub struct LogCut {
     pub snapshot: Option<u64>,
     /// The transactions kept are those before this one.
     pub keep_below: u64,
-    /// The segment cut, relative to the database's directory (`log/…`).
-    pub segment: String,
+    /// The segment cut, relative to the database's directory (`log/…`);
+    /// `None` when the log has no segment from the cut on (they were
+    /// deleted), and an empty segment starts at the cut.
+    pub segment: Option<String>,
     /// The bytes of it kept (its header and whole records); 0 when it goes
     /// whole (none of it reads back, or the damage is in records the
     /// snapshot holds), and an empty segment starts at the cut.
@@ -76,22 +84,92 @@ pub(crate) fn set_aside_dir(stamp: &str) -> String {
     format!("set-aside/{stamp}")
 }
 
-/// Finds where the log of the database in `dir` stops reading back, as
-/// recovery would, without changing anything. A file of another database
-/// refuses, as it does at recovery.
-pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
+/// The id a database's `database-id` held, when the file is missing and
+/// its segments and snapshots all name that one database (see
+/// [`sole_owner`]): a repair writes it back.
+pub(crate) fn lost_database_id(dir: &dyn Directory) -> Result<Option<String>, StorageError> {
+    Ok(lost_id(dir)?.map(DatabaseId::to_hex))
+}
+
+/// Writes back the `database-id` of the database in `dir` if it is
+/// missing and [`lost_database_id`] finds it; returns whether it did.
+pub(crate) fn restore_database_id(dir: &dyn Directory) -> Result<bool, StorageError> {
+    let Some(id) = lost_id(dir)? else {
+        return Ok(false);
+    };
+    Ownership::adopting(id).record(dir, 0, false)?;
+    Ok(true)
+}
+
+/// [`lost_database_id`], as the id.
+fn lost_id(dir: &dyn Directory) -> Result<Option<DatabaseId>, StorageError> {
+    if !Ownership::load(dir)?.is_unrecorded() {
+        return Ok(None);
+    }
+    let Some((log, snapshots)) = log_dirs(dir)? else {
+        return Ok(None);
+    };
+    let segments = segment_names(&*log)?.into_iter().map(|(_, name)| name);
+    let mut found = headers(&*log, "log/", segments, &SEGMENT_MAGICS)?;
+    let snapshot_files = snapshot_names(&*snapshots)?
+        .into_iter()
+        .map(|(_, name)| name);
+    found.extend(headers(
+        &*snapshots,
+        "snapshots/",
+        snapshot_files,
+        &SNAPSHOT_MAGICS,
+    )?);
+    Ok(sole_owner(found))
+}
+
+/// The headers of files `names` in `dir` (`folder` in errors).
+fn headers(
+    dir: &dyn Directory,
+    folder: &str,
+    names: impl Iterator<Item = String>,
+    magics: &Magics,
+) -> Result<Vec<Header>, StorageError> {
+    names
+        .map(|name| {
+            let head = dir
+                .read_head(&name, HEADER_BYTES)
+                .map_err(|e| StorageError::io(format!("reading {folder}{name}"), e))?;
+            Ok(read_header(&head, magics))
+        })
+        .collect()
+}
+
+/// The database's `log/` and `snapshots/` directories, if it has a log.
+fn log_dirs(
+    dir: &dyn Directory,
+) -> Result<Option<(Arc<dyn Directory>, Arc<dyn Directory>)>, StorageError> {
     let entries = dir
         .list()
         .map_err(|e| StorageError::io("listing the database's directory", e))?;
     if !entries.iter().any(|entry| entry == "log") {
-        return Ok(RepairPlan::Readable { next_offset: 0 });
+        return Ok(None);
     }
     let subdir = |name: &str| {
         dir.subdir(name)
             .map_err(|e| StorageError::io(format!("opening {name}/"), e))
     };
-    let (log, snapshots) = (subdir("log")?, subdir("snapshots")?);
-    let ownership = Ownership::load(dir)?;
+    Ok(Some((subdir("log")?, subdir("snapshots")?)))
+}
+
+/// Finds where the log of the database in `dir` stops reading back, as
+/// recovery would, without changing anything. A file of another database
+/// refuses, as it does at recovery. A database whose `database-id` is
+/// missing is read as the one its files name, if they all name one
+/// ([`lost_database_id`]).
+pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
+    let Some((log, snapshots)) = log_dirs(dir)? else {
+        return Ok(RepairPlan::Readable { next_offset: 0 });
+    };
+    let ownership = match lost_id(dir)? {
+        Some(id) => Ownership::adopting(id),
+        None => Ownership::load(dir)?,
+    };
     check_owners(&*log, &*snapshots, &ownership)?;
     let module = dir
         .read("module.wasm")
@@ -103,11 +181,34 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
         check_module(&snapshot, module_hash)
     })?;
     let (snapshot, skipped) = (newest.used.map(|(offset, ())| offset), newest.skipped);
+    if snapshot.is_none()
+        && skipped.iter().any(|s| s.other_module())
+        && let Some(recorded) = recorded_module(dir)?
+        && recorded != hex(&module_hash)
+    {
+        // Not the snapshots' fault: module.wasm is not the database's module.
+        return Ok(RepairPlan::Unrepairable(format!(
+            "module.wasm is not the module this database runs: its SHA-256 is {}, while \
+             schema.json, written when the module was published, names {recorded}, and the \
+             snapshots were taken with that one. module.wasm was damaged or replaced: restore \
+             it from the component that was published (the server's startup output says what \
+             is wrong with it); a cut of the log cannot mend this",
+            hex(&module_hash)
+        )));
+    }
     let cut = match read_log(&*log, snapshot, &skipped, &ownership, |_| Ok(())) {
         Ok(end) => {
             return Ok(RepairPlan::Readable {
                 next_offset: end.next_offset,
             });
+        }
+        Err(Unreadable {
+            error: error @ StorageError::Missing(_),
+            cut: None,
+        }) => {
+            // The log does not reach the snapshot, or starts after it (its
+            // segments were deleted): it continues from the snapshot.
+            return restart_at_snapshot(&*log, &*snapshots, error, snapshot);
         }
         Err(Unreadable { error, cut: None }) => {
             return Ok(RepairPlan::Unrepairable(format!(
@@ -139,37 +240,83 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
     } else {
         (segment, keep, next)
     };
-    let segment_bytes = log
-        .read_head(&segment.1, usize::MAX)
-        .map_err(|e| StorageError::io(format!("reading log/{}", segment.1), e))?
-        .len() as u64;
+    let segment_bytes = segment_size(&*log, &segment.1)?;
     let mut set_aside: Vec<String> = segment_names(&*log)?
         .into_iter()
         .filter(|(first, _)| *first > segment.0)
         .map(|(_, name)| format!("log/{name}"))
         .collect();
-    let listed = snapshots
-        .list()
-        .map_err(|e| StorageError::io("listing snapshots/", e))?;
-    for (offset, name) in snapshot_names(&*snapshots)? {
-        if offset > next {
-            // Its copy too: a new snapshot at that offset must not find it.
-            let copy = copy_name(&name);
-            set_aside.push(format!("snapshots/{name}"));
-            if listed.contains(&copy) {
-                set_aside.push(format!("snapshots/{copy}"));
-            }
-        }
-    }
+    set_aside.extend(snapshots_past(&*snapshots, next)?);
     Ok(RepairPlan::Cut(LogCut {
         damage: error.to_string(),
         snapshot,
         keep_below: next,
-        segment: format!("log/{}", segment.1),
+        segment: Some(format!("log/{}", segment.1)),
         keep_bytes: keep,
         segment_bytes,
         set_aside,
     }))
+}
+
+/// The cut of a log that does not reach `snapshot` (the transactions after
+/// it are gone with its segments) or starts after it: every segment after
+/// the snapshot goes (the first is the one "cut"), and the log continues
+/// from the snapshot (or from the start, without one) in an empty segment.
+fn restart_at_snapshot(
+    log: &dyn Directory,
+    snapshots: &dyn Directory,
+    error: StorageError,
+    snapshot: Option<u64>,
+) -> Result<RepairPlan, StorageError> {
+    let start = snapshot.unwrap_or(0);
+    let mut later = segment_names(log)?
+        .into_iter()
+        .filter(|(first, _)| *first > start)
+        .map(|(_, name)| name);
+    let segment = later.next();
+    let segment_bytes = match &segment {
+        Some(name) => segment_size(log, name)?,
+        None => 0,
+    };
+    let mut set_aside: Vec<String> = later.map(|name| format!("log/{name}")).collect();
+    set_aside.extend(snapshots_past(snapshots, start)?);
+    Ok(RepairPlan::Cut(LogCut {
+        damage: error.to_string(),
+        snapshot,
+        keep_below: start,
+        segment: segment.map(|name| format!("log/{name}")),
+        keep_bytes: 0,
+        segment_bytes,
+        set_aside,
+    }))
+}
+
+/// The size of segment `name`.
+fn segment_size(log: &dyn Directory, name: &str) -> Result<u64, StorageError> {
+    let io = |e| StorageError::io(format!("reading log/{name}"), e);
+    log.open_existing(name)
+        .and_then(|file| file.len())
+        .map_err(io)
+}
+
+/// The snapshots (and their copies) of transactions past `next`, as
+/// `snapshots/…`: a repair that keeps the transactions before `next` sets
+/// them aside (a new snapshot at their offset must not find them).
+fn snapshots_past(snapshots: &dyn Directory, next: u64) -> Result<Vec<String>, StorageError> {
+    let listed = snapshots
+        .list()
+        .map_err(|e| StorageError::io("listing snapshots/", e))?;
+    let mut past = Vec::new();
+    for (offset, name) in snapshot_names(snapshots)? {
+        if offset > next {
+            let copy = copy_name(&name);
+            past.push(format!("snapshots/{name}"));
+            if listed.contains(&copy) {
+                past.push(format!("snapshots/{copy}"));
+            }
+        }
+    }
+    Ok(past)
 }
 
 /// Where to cut when none of `segment` reads back: the segment before it,
@@ -212,7 +359,7 @@ pub(crate) fn apply(dir: &dyn Directory, cut: &LogCut, stamp: &str) -> Result<()
         .and_then(|set_aside| set_aside.subdir(stamp))
         .map_err(io(format!("creating {target}/")))?;
     let mut copied = Vec::new();
-    for file in std::iter::once(&cut.segment).chain(&cut.set_aside) {
+    for file in cut.segment.iter().chain(&cut.set_aside) {
         let (folder, name) = file.split_once('/').expect("a file in log/ or snapshots/");
         let from = dir
             .subdir(folder)
@@ -224,12 +371,14 @@ pub(crate) fn apply(dir: &dyn Directory, cut: &LogCut, stamp: &str) -> Result<()
         write_durably(&*to, &format!("{target}/{folder}/"), name, &bytes)?;
         copied.push((from, name));
     }
-    for (folder, name) in &copied[1..] {
+    let whole = usize::from(cut.segment.is_some());
+    for (folder, name) in &copied[whole..] {
         folder
             .remove(name)
             .map_err(io(format!("removing a file set aside ({name})")))?;
     }
-    let (log, segment) = &copied[0];
+    let log = dir.subdir("log").map_err(io("opening log/".to_owned()))?;
+    let segment = cut.segment.as_ref().map(|_| copied[0].1);
     if cut.keep_bytes == 0 {
         // The log continues from the cut in an empty segment (its header
         // alone), made before the damaged one goes (it replaces it
@@ -239,21 +388,23 @@ pub(crate) fn apply(dir: &dyn Directory, cut: &LogCut, stamp: &str) -> Result<()
         // would give it, so that the new segment names it.
         let mut ownership = Ownership::load(dir)?;
         ownership.record(dir, cut.keep_below, true)?;
-        let (_, _, empty) = create_segment(&**log, cut.keep_below, ownership.id())?;
-        if empty != **segment {
+        let (_, _, empty) = create_segment(&*log, cut.keep_below, ownership.id())?;
+        if let Some(segment) = segment
+            && empty != segment
+        {
             log.remove(segment)
-                .map_err(io(format!("removing {}", cut.segment)))?;
+                .map_err(io(format!("removing log/{segment}")))?;
         }
-    } else {
+    } else if let Some(segment) = segment {
         let mut handle = log
             .open_existing(segment)
-            .map_err(io(format!("opening {}", cut.segment)))?;
+            .map_err(io(format!("opening log/{segment}")))?;
         handle
             .set_len(cut.keep_bytes)
             .and_then(|()| handle.sync())
-            .map_err(io(format!("cutting {}", cut.segment)))?;
+            .map_err(io(format!("cutting log/{segment}")))?;
     }
-    for (folder, _) in &copied {
+    for folder in copied.iter().map(|(folder, _)| folder).chain([&log]) {
         folder
             .sync()
             .map_err(io("syncing the database's directories".to_owned()))?;

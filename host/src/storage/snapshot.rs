@@ -20,7 +20,7 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"WLSNP003";
 
 /// The magics a snapshot may start with: format 3, or format 2 (the same
 /// frame after just the magic, naming no database), still read.
-const SNAPSHOT_MAGICS: Magics = Magics {
+pub(crate) const SNAPSHOT_MAGICS: Magics = Magics {
     identified: SNAPSHOT_MAGIC,
     unidentified: b"WLSNP002",
 };
@@ -99,7 +99,7 @@ pub(crate) fn read_snapshot_or_copy(
     ownership: &Ownership,
 ) -> Result<Snapshot, StorageError> {
     match read_snapshot(dir, next_offset, name, ownership) {
-        Err(error) if !matches!(error, StorageError::Foreign { .. }) => {
+        Err(error) if !error.is_foreign() => {
             let copy = copy_name(name);
             let listed = dir
                 .list()
@@ -114,7 +114,7 @@ pub(crate) fn read_snapshot_or_copy(
                     );
                     Ok(snapshot)
                 }
-                Err(foreign @ StorageError::Foreign { .. }) => Err(foreign),
+                Err(foreign) if foreign.is_foreign() => Err(foreign),
                 Err(_) => Err(error),
             }
         }

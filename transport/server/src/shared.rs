@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 use worldline_host::outbound::AllowList;
 use worldline_host::{
-    Authority, Database, Engine, Host, Identity, PreparedModule, UnavailableDatabase, quoted_name,
+    Authority, Database, Engine, Host, Identity, PreparedModule, Remedy, UnavailableDatabase,
+    quoted_name,
 };
 
 use crate::config::ServerConfig;
@@ -286,15 +287,21 @@ impl Shared {
                 .map(|()| host.take_database(name))
         };
         let result = match reopened {
-            Ok(Some(database)) => self.run(name, database).map_err(|e| e.to_string()),
-            Ok(None) => Err(ServerError::DatabaseStopped(name.to_owned()).to_string()),
-            Err(unavailable) => Err(unavailable.reason),
+            Ok(Some(database)) => self
+                .run(name, database)
+                .map_err(|e| (e.to_string(), Remedy::Replace)),
+            Ok(None) => Err((
+                ServerError::DatabaseStopped(name.to_owned()).to_string(),
+                Remedy::Replace,
+            )),
+            Err(unavailable) => Err((unavailable.reason, unavailable.remedy)),
         };
-        result.map_err(|reason| {
+        result.map_err(|(reason, remedy)| {
             let unavailable = UnavailableDatabase {
                 name: name.to_owned(),
                 owner: Some(owner),
                 reason,
+                remedy,
             };
             self.unavailable
                 .write()

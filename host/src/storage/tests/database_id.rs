@@ -292,10 +292,25 @@ fn a_format_two_file_is_refused_where_the_database_writes_only_format_three() {
 #[test]
 fn a_missing_or_damaged_database_id_is_refused() {
     let disk = database_with(3, config(None, 1 << 20));
+    // Missing: the files are not called another database's (which would
+    // send the operator to move them out, emptying the database), and the
+    // repair that writes the id back is named.
     let missing = copy(&disk);
     missing.root().remove("database-id").expect("remove");
-    let message = assert_refused(&missing, "log/00000000000000000000.seg");
-    assert!(message.contains("no database-id file"), "{message}");
+    let before = everything(&missing);
+    let error = open(&missing, config(None, 1 << 20))
+        .err()
+        .expect("a database without its database-id started");
+    assert!(
+        matches!(&error, StorageError::IdMissing { file, .. } if file == "log/00000000000000000000.seg"),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("database-id file is missing") && message.contains("`worldline repair`"),
+        "{message}"
+    );
+    assert_eq!(everything(&missing), before, "recovery changed files");
 
     let damaged = copy(&disk);
     super::super::write_durably(

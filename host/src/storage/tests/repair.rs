@@ -70,7 +70,7 @@ fn check_repair(damaged: &MemoryDisk, dir: &str, name: &str, byte: usize, what: 
     // or went whole (and the one before it was cut before its seal).
     let file = format!("log/{name}");
     assert!(
-        cut.segment == file || cut.set_aside.contains(&file),
+        cut.segment.as_ref() == Some(&file) || cut.set_aside.contains(&file),
         "{what}: {cut:?}"
     );
     assert_eq!(set_aside(damaged, name), damaged_bytes, "{what}");
@@ -173,7 +173,7 @@ fn a_gap_in_the_log_sets_the_segments_after_it_aside() {
     assert_eq!(cut.keep_below, second);
     // The segment before the gap is cut before its seal: it becomes the newest.
     let first = get(&disk, "log", &segments[0]);
-    assert_eq!(cut.segment, format!("log/{}", segments[0]));
+    assert_eq!(cut.segment, Some(format!("log/{}", segments[0])));
     assert!(cut.keep_bytes > 0 && cut.keep_bytes < first.len() as u64);
     assert_eq!(
         cut.set_aside,
@@ -277,4 +277,123 @@ fn a_format_two_database_gets_its_id_before_an_empty_segment_names_it() {
         disk.root().read("database-id").is_ok(),
         "an id was recorded"
     );
+}
+
+// `database-id` deleted (the files are the database's own): recovery
+// refuses, saying the id file is missing rather than that the files belong
+// to another database (moving them out, as that would say, empties the
+// database); the repair writes the id back from the files' headers, and
+// the database recovers every transaction. Files naming two databases get
+// nothing written back.
+#[test]
+fn a_lost_database_id_is_written_back_from_the_files() {
+    let disk = database_with(TRANSACTIONS, config(Some(2), 150));
+    let stored = disk.root().read("database-id").unwrap();
+    disk.root().remove("database-id").unwrap();
+    let refused = recover(&disk).expect_err("recovery without database-id");
+    assert!(
+        matches!(refused, StorageError::IdMissing { .. })
+            && refused
+                .to_string()
+                .contains("but this database's database-id file is missing"),
+        "{refused}"
+    );
+    let id = repair::lost_database_id(&*disk.root())
+        .unwrap()
+        .expect("the files name one database");
+    assert!(String::from_utf8_lossy(&stored).contains(&id), "{id}");
+    assert_eq!(
+        repair::plan(&*disk.root()).unwrap(),
+        RepairPlan::Readable {
+            next_offset: TRANSACTIONS
+        }
+    );
+    assert!(recover(&disk).is_err(), "a plan changes nothing");
+    assert!(repair::restore_database_id(&*disk.root()).unwrap());
+    assert_eq!(disk.root().read("database-id").unwrap(), stored);
+    assert_eq!(recover(&disk).ok(), Some(all()));
+    assert_eq!(repair::lost_database_id(&*disk.root()).unwrap(), None);
+
+    let other = database_with(TRANSACTIONS, config(Some(2), 150));
+    let disk = database_with(TRANSACTIONS, config(Some(2), 150));
+    disk.root().remove("database-id").unwrap();
+    let newest = files(&disk, "log", ".seg").pop().unwrap();
+    let mut bytes = get(&disk, "log", &newest);
+    let foreign = get(&other, "log", &files(&other, "log", ".seg")[0]);
+    bytes[..HEADER].copy_from_slice(&foreign[..HEADER]);
+    put(&disk, "log", &newest, &bytes);
+    assert_eq!(repair::lost_database_id(&*disk.root()).unwrap(), None);
+    assert!(!repair::restore_database_id(&*disk.root()).unwrap());
+    assert!(repair::plan(&*disk.root()).is_err());
+}
+
+// Every segment deleted (an emptied `log/`) while snapshots remain: the log
+// continues from the newest snapshot in an empty segment, with what it holds.
+#[test]
+fn a_log_deleted_whole_continues_from_the_newest_snapshot() {
+    let disk = database_with(TRANSACTIONS, config(Some(2), 150));
+    let log = disk.root().subdir("log").unwrap();
+    for name in files(&disk, "log", ".seg") {
+        log.remove(&name).unwrap();
+    }
+    assert!(recover(&disk).is_err());
+    let RepairPlan::Cut(cut) = repair::plan(&*disk.root()).unwrap() else {
+        panic!("no cut");
+    };
+    let newest: u64 = files(&disk, "snapshots", ".snap")
+        .pop()
+        .unwrap()
+        .trim_end_matches(".snap")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        (cut.segment.as_deref(), cut.keep_below, cut.snapshot),
+        (None, newest, Some(newest)),
+        "{cut:?}"
+    );
+    assert!(cut.set_aside.is_empty(), "{cut:?}");
+    apply_and_reopen(&disk, &cut, "no log");
+}
+
+// The log's last segments deleted, so that it ends before the newest
+// snapshot: the snapshot holds everything, and the log continues from it.
+#[test]
+fn a_log_that_ends_before_the_snapshot_continues_from_it() {
+    let disk = database_with(TRANSACTIONS, config(None, 150));
+    let (mut db, _) = open(&disk, config(None, 150)).unwrap();
+    db.storage.snapshot(&db.datastore).unwrap();
+    drop(db);
+    let segments = files(&disk, "log", ".seg");
+    assert!(segments.len() > 1, "{segments:?}");
+    let log = disk.root().subdir("log").unwrap();
+    for name in &segments[1..] {
+        log.remove(name).unwrap();
+    }
+    assert!(recover(&disk).is_err());
+    let RepairPlan::Cut(cut) = repair::plan(&*disk.root()).unwrap() else {
+        panic!("no cut");
+    };
+    // The sealed segment left goes whole: the snapshot holds its records.
+    assert_eq!(
+        (cut.segment.clone(), cut.keep_bytes, cut.keep_below),
+        (Some(format!("log/{}", segments[0])), 0, TRANSACTIONS),
+        "{cut:?}"
+    );
+    apply_and_reopen(&disk, &cut, "log ends early");
+}
+
+// A damaged or replaced module.wasm makes every snapshot look as if it were
+// taken with another module: the repair names module.wasm (which
+// schema.json contradicts) instead of calling the snapshots unusable.
+#[test]
+fn a_replaced_module_is_named_instead_of_the_snapshots() {
+    let disk = database_with(TRANSACTIONS, config(Some(2), 150));
+    publish(&disk, b"a damaged module");
+    match repair::plan(&*disk.root()).unwrap() {
+        RepairPlan::Unrepairable(reason) => assert!(
+            reason.starts_with("module.wasm is not the module this database runs"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
