@@ -282,7 +282,7 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     let host_error =
         match err.downcast_ref::<ServerError>()? {
             ServerError::Host(e) => e,
-            ServerError::Secret(e) => return e.chmod_hint(),
+            ServerError::Secret(e) => return e.chmod_hint().or_else(|| io_hint(err)),
             ServerError::Certificate { .. } => {
                 return Some(
                 "delete quic-cert.der and quic-key.der from the data directory and start again: \
@@ -301,19 +301,78 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             }
             .into());
             }
-            _ => return None,
+            _ => return io_hint(err),
         };
     match host_error {
         HostError::DataDirLocked(_) => {
             Some("stop the other server, or pass a different --data-dir".into())
         }
-        HostError::Secret(e) => e.chmod_hint(),
-        HostError::DataDir { .. } => Some(
-            "--data-dir must name a directory this user can create or write (not a file)".into(),
-        ),
-        HostError::Storage(_) => {
+        HostError::Secret(e) => e.chmod_hint().or_else(|| io_hint(err)),
+        HostError::DataDir { .. } => io_hint(err).or_else(|| {
+            Some(
+                "--data-dir must name a directory this user can create or write (not a file)"
+                    .into(),
+            )
+        }),
+        HostError::Storage(_) => io_hint(err).or_else(|| {
             Some("the named file is damaged; restore the data directory from a backup".into())
+        }),
+        _ => io_hint(err),
+    }
+}
+
+/// The next step after an operating-system error reading or writing the
+/// data directory, by its kind: the files are not damaged, so nothing is
+/// to be restored.
+fn io_hint(err: &anyhow::Error) -> Option<String> {
+    use std::io::ErrorKind;
+    let io = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>())?;
+    Some(
+        match io.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+                "free space on the data directory's disk (or pass a different --data-dir), then \
+                 start again"
+            }
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+                "give this user read and write access to the data directory and its files (or \
+                 pass a different --data-dir), then start again"
+            }
+            ErrorKind::NotADirectory | ErrorKind::AlreadyExists => {
+                "--data-dir must name a directory this user can create or write (not a file)"
+            }
+            _ => "check the data directory's disk and file system, then start again",
         }
-        _ => None,
+        .into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hint for a data directory that failed with `kind`.
+    fn data_dir_hint(kind: std::io::ErrorKind) -> String {
+        let error = anyhow::Error::from(ServerError::Host(HostError::DataDir {
+            path: "data".into(),
+            source: std::io::Error::from(kind),
+        }));
+        hint(&error).expect("a hint")
+    }
+
+    // A full disk or a permission problem is not damage to restore from a
+    // backup, nor a usage mistake: the hint says what to fix.
+    #[test]
+    fn data_directory_errors_get_hints_for_their_cause() {
+        assert!(data_dir_hint(std::io::ErrorKind::StorageFull).starts_with("free space"));
+        assert!(
+            data_dir_hint(std::io::ErrorKind::PermissionDenied)
+                .starts_with("give this user read and write access")
+        );
+        assert!(
+            data_dir_hint(std::io::ErrorKind::NotADirectory)
+                .starts_with("--data-dir must name a directory")
+        );
     }
 }

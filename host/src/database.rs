@@ -1153,7 +1153,10 @@ impl Database {
         };
         let datastore = &self.instance.store.data().datastore;
         if let Err(e) = storage.snapshot_in_background_if_due(datastore) {
-            tracing::warn!("could not write a snapshot (the commit log still has everything): {e}");
+            tracing::warn!(
+                "could not write a snapshot (nothing is lost: the log is kept until one is \
+                 written): {e}"
+            );
         }
         Ok(Some(offset))
     }

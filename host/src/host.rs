@@ -752,3 +752,46 @@ fn read_owner(dir: &Dir) -> Result<Identity, HostError> {
 fn write_durably(dir: &Dir, name: &str, bytes: &[u8]) -> Result<(), HostError> {
     Ok(write_file_durably(dir, name, bytes)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage_io(kind: std::io::ErrorKind) -> HostError {
+        HostError::Storage(StorageError::io("listing log/", std::io::Error::from(kind)))
+    }
+
+    // What brings an unavailable database back follows from why it is:
+    // files it could not read are not damaged (fixing the cause and
+    // restarting recovers them), a missing database-id is written back.
+    #[test]
+    fn the_remedy_follows_the_cause() {
+        assert_eq!(
+            Remedy::for_error(&storage_io(std::io::ErrorKind::PermissionDenied)),
+            Remedy::FixAccess
+        );
+        assert_eq!(
+            Remedy::for_error(&storage_io(std::io::ErrorKind::NotADirectory)),
+            Remedy::FixAccess
+        );
+        assert_eq!(
+            Remedy::for_error(&storage_io(std::io::ErrorKind::NotFound)),
+            Remedy::Replace
+        );
+        let missing_id = HostError::Storage(StorageError::IdMissing {
+            file: "log/00000000000000000000.seg".into(),
+            id: "00".repeat(16),
+        });
+        assert_eq!(Remedy::for_error(&missing_id), Remedy::RestoreId);
+        let damaged = HostError::Storage(StorageError::Corrupt {
+            file: "log/00000000000000000000.seg".into(),
+            offset: 40,
+            reason: "the record's checksum does not match".into(),
+        });
+        assert_eq!(Remedy::for_error(&damaged), Remedy::RepairLog);
+        assert!(
+            unavailable_reason("bank", &missing_id)
+                .ends_with("(here: `worldline repair bank --apply`)")
+        );
+    }
+}

@@ -242,7 +242,9 @@ fn write_durably(
             })
         });
     if let Err(e) = written {
-        if let Err(remove) = dir.remove(&temporary) {
+        if let Err(remove) = dir.remove(&temporary)
+            && remove.kind() != std::io::ErrorKind::NotFound
+        {
             tracing::warn!("could not remove the temporary file {label}{temporary}: {remove}");
         }
         return Err(e);
@@ -636,7 +638,8 @@ impl DatabaseStorage {
             let result = self.join_background();
             if let Err(e) = &result {
                 tracing::warn!(
-                    "could not write a snapshot (the commit log still has everything): {e}"
+                    "could not write a snapshot (nothing is lost: the log is kept until one is \
+                     written): {e}"
                 );
             }
             self.snapshot_done(&result);
