@@ -140,10 +140,11 @@ fn headers(
         .collect()
 }
 
+/// A database's `log/` and `snapshots/` directories.
+type LogDirs = (Arc<dyn Directory>, Arc<dyn Directory>);
+
 /// The database's `log/` and `snapshots/` directories, if it has a log.
-fn log_dirs(
-    dir: &dyn Directory,
-) -> Result<Option<(Arc<dyn Directory>, Arc<dyn Directory>)>, StorageError> {
+fn log_dirs(dir: &dyn Directory) -> Result<Option<LogDirs>, StorageError> {
     let entries = dir
         .list()
         .map_err(|e| StorageError::io("listing the database's directory", e))?;

@@ -102,11 +102,11 @@ impl ApiError {
              (`worldline publish {name} --delete-data`)"
         );
         let hint = match database.remedy {
-            Remedy::FixAccess => format!(
-                "the server could not read its files at startup and changed nothing: fix what \
-                 the reason names (a file's permissions or owner, a disk error) and restart the \
-                 server, which recovers it with its data"
-            ),
+            Remedy::FixAccess => "the server could not read its files at startup and changed \
+                                  nothing: fix what the reason names (a file's permissions or \
+                                  owner, a disk error) and restart the server, which recovers \
+                                  it with its data"
+                .to_owned(),
             Remedy::RepairLog => format!(
                 "with no server running on the data directory, `worldline repair {name}` tells \
                  how much of its commit log a cut at the damage keeps (`--apply` makes the cut); \
