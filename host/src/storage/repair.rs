@@ -206,7 +206,7 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
         Err(Unreadable {
             error: error @ StorageError::Missing(_),
             cut: None,
-        }) => {
+        }) if snapshot.is_some() => {
             // The log does not reach the snapshot, or starts after it (its
             // segments were deleted): it continues from the snapshot.
             return restart_at_snapshot(&*log, &*snapshots, error, snapshot);
@@ -262,7 +262,8 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
 /// The cut of a log that does not reach `snapshot` (the transactions after
 /// it are gone with its segments) or starts after it: every segment after
 /// the snapshot goes (the first is the one "cut"), and the log continues
-/// from the snapshot (or from the start, without one) in an empty segment.
+/// from the snapshot in an empty segment. (Without a usable snapshot, such a
+/// log is not cut: that would keep nothing.)
 fn restart_at_snapshot(
     log: &dyn Directory,
     snapshots: &dyn Directory,

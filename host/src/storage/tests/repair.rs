@@ -397,3 +397,18 @@ fn a_replaced_module_is_named_instead_of_the_snapshots() {
         other => panic!("{other:?}"),
     }
 }
+
+// Without a usable snapshot, a log whose first segment was deleted is not
+// cut: continuing it from the start would keep nothing.
+#[test]
+fn a_log_that_starts_late_without_a_snapshot_is_not_cut() {
+    let disk = database_with(TRANSACTIONS, config(None, 150));
+    let first = files(&disk, "log", ".seg").remove(0);
+    disk.root().subdir("log").unwrap().remove(&first).unwrap();
+    match repair::plan(&*disk.root()).unwrap() {
+        RepairPlan::Unrepairable(reason) => {
+            assert!(reason.contains("the log starts at transaction"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
