@@ -7,7 +7,7 @@
 //! server, a log segment or snapshot copied from one database's directory
 //! into another's, a file-size limit (`ulimit -f`) one database's log
 //! outgrows, a database's directory moved away and replaced by a symbolic
-//! link, a damaged `http_allow`.
+//! link, a damaged `http_allow`, a database whose files cannot be read.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -580,5 +580,46 @@ fn a_damaged_http_allow_names_its_first_bad_byte_and_the_others_serve() {
     );
     let http = Http::new_identity(&server.http);
     assert_eq!(balances(&http, "bank"), vec![100, 100], "bank still serves");
+    server.kill();
+}
+
+/// A database whose files the server cannot read at startup (here its
+/// `log/` is a file where a directory should be, as a permission or disk
+/// problem would make it unreadable) is unavailable with a hint to fix the
+/// cause and restart, not to delete or replace it; once fixed, a restart
+/// brings it back with its data.
+#[test]
+fn a_database_whose_files_cannot_be_read_is_told_to_fix_and_restart() {
+    let dir = TempDir::new("worldline-unreadable-files");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    let (status, body) = post(&http, "/v1/database/bank/call/seed", "[2, 100]");
+    assert_eq!(status, 200, "{body}");
+    server.kill();
+    let log = data.join("databases/bank/log");
+    let moved = data.join("databases/bank/log-moved");
+    std::fs::rename(&log, &moved).expect("moving log/ away");
+    std::fs::write(&log, b"").expect("a file in its place");
+
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("database `bank` is unavailable: ")
+            && body.contains("fix what the reason names")
+            && body.contains("restart the server")
+            && !body.contains("--delete-data"),
+        "{body}"
+    );
+    server.kill();
+
+    std::fs::remove_file(&log).expect("removing the file");
+    std::fs::rename(&moved, &log).expect("putting log/ back");
+    let server = ServerProcess::start(&data);
+    let http = Http::new(&server.http, http.token());
+    assert_eq!(balances(&http, "bank"), vec![100, 100]);
     server.kill();
 }
