@@ -144,12 +144,12 @@ async fn websocket_protocol_violations_are_fatal_and_say_what_was_broken() {
                 frame(0x2, true, false, true, b"x"),
             ]
             .concat(),
-            "While waiting for more fragments",
+            "a new binary frame arrived while a message split into frames was incomplete",
         ),
         (
             "a Close frame whose payload is one byte",
             frame(0x8, true, false, true, &[0x03]),
-            "Invalid close sequence",
+            "this one has 1 byte",
         ),
     ];
     for (what, bytes, expected) in cases {
@@ -730,5 +730,39 @@ async fn an_upgrade_on_a_kept_alive_connection_has_10_s_from_the_last_answer() {
     if payload_at < welcomed.len() {
         assert_eq!(welcomed[payload_at], 0, "Welcome: {welcomed:?}");
     }
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "WebSocket": a message split into frames must be whole
+// within the idle timeout of its first byte; the pings between its frames
+// (which keep an idle connection open) do not extend it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_message_held_open_with_pings_is_closed_at_the_idle_timeout() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let mut ws = connected(&live).await;
+    // The first frame of a message, not final; then a ping every 300 ms.
+    ws.write_raw(&frame(0x2, false, false, true, &[0x04, 0x01]))
+        .await;
+    let started = Instant::now();
+    let message = loop {
+        ws.write_raw(&frame(0x9, true, false, true, b"p")).await;
+        match tokio::time::timeout(Duration::from_millis(300), ws.recv()).await {
+            Ok(Some(message)) => break fatal(Some(message)),
+            Ok(None) => panic!("closed without an Error"),
+            Err(_) => assert!(started.elapsed() < Duration::from_secs(10), "never closed"),
+        }
+    };
+    assert!(
+        message.contains("a message stayed incomplete for 1.5 s"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
     live.shutdown().await;
 }

@@ -39,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 
 use crate::incoming::PartialRoom;
 use crate::session::{AddressSlot, AddressSlots};
@@ -244,8 +245,12 @@ pub(crate) struct MessageMeter(Arc<Mutex<Metered>>);
 
 struct Metered {
     active: bool,
-    /// Bytes read since the last whole message (or control frame).
+    /// Bytes read since the last whole data message, control frames
+    /// received since then not counted.
     since_message: usize,
+    /// When the first of those bytes was read: a message was begun then
+    /// (however it is split into frames, with pings in between).
+    partial_since: Option<Instant>,
     room: PartialRoom,
 }
 
@@ -254,6 +259,7 @@ impl MessageMeter {
         Self(Arc::new(Mutex::new(Metered {
             active: false,
             since_message: 0,
+            partial_since: None,
             room: PartialRoom::new(budget),
         })))
     }
@@ -269,14 +275,33 @@ impl MessageMeter {
         metered.since_message = 0;
     }
 
-    /// A whole message (or a control frame) was received: what follows
-    /// starts a new one, and the room held is given back. (Bytes of the
-    /// next messages already read ahead, at most one read's worth, are not
+    /// A whole data message (or Close) was received: what follows starts a
+    /// new one, and the room held is given back. (Bytes of the next
+    /// messages already read ahead, at most one read's worth, are not
     /// counted.)
     pub(crate) fn message_received(&self) {
         let mut metered = self.lock();
         metered.since_message = 0;
+        metered.partial_since = None;
         metered.room.release();
+    }
+
+    /// A control frame (ping or pong) of `frame_bytes` bytes, header
+    /// included, was received: it no longer counts, but a message begun
+    /// before it (split into frames around it) still does, and is still as
+    /// old.
+    pub(crate) fn control_received(&self, frame_bytes: usize) {
+        let mut metered = self.lock();
+        metered.since_message = metered.since_message.saturating_sub(frame_bytes);
+        if metered.since_message == 0 {
+            metered.partial_since = None;
+            metered.room.release();
+        }
+    }
+
+    /// When the message being received was begun, if one is.
+    pub(crate) fn partial_since(&self) -> Option<Instant> {
+        self.lock().partial_since
     }
 }
 
@@ -346,6 +371,9 @@ impl AsyncRead for CountedStream {
         let read = self.socket().poll_read(cx, buf);
         if metered.active {
             metered.since_message += buf.filled().len() - before;
+            if metered.since_message > 0 && metered.partial_since.is_none() {
+                metered.partial_since = Some(Instant::now());
+            }
         }
         read
     }

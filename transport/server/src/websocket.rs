@@ -10,7 +10,11 @@ use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, error::CapacityError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+use tokio_tungstenite::tungstenite::{
+    self,
+    error::{CapacityError, ProtocolError},
+};
 use worldline_transport::FrameError;
 
 use crate::http_listener::Peer;
@@ -39,6 +43,11 @@ const WRITE_BUFFER_BYTES: usize = 128 << 10;
 fn max_write_buffer_bytes(max_frame: usize) -> usize {
     2 * WRITE_BUFFER_BYTES + max_frame + 16
 }
+
+/// The bytes of a client's control frame besides its payload: two of
+/// header (a control payload has at most 125 bytes, so no extended length)
+/// and four of masking key (every client frame is masked).
+const CONTROL_FRAME_OVERHEAD: usize = 2 + 4;
 
 /// Upgrades an HTTP request to a protocol connection.
 pub(crate) async fn upgrade(
@@ -78,10 +87,19 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
     let mut alive_until = Instant::now() + idle_timeout;
     while flow == Flow::Continue {
         let deadline = session.handshake_deadline();
+        // A message begun must be whole within the idle timeout, however
+        // it is split into frames: the pings between them do not extend it.
+        let message_deadline = meter.partial_since().map(|since| since + idle_timeout);
         let next = tokio::select! {
             next = stream.next() => next,
             _ = sleep_until(deadline) => {
                 flow = session.handshake_timed_out();
+                continue;
+            }
+            _ = sleep_until(message_deadline) => {
+                let seconds = idle_timeout.as_secs_f64();
+                let message = format!("a message stayed incomplete for {seconds} s; closing");
+                flow = session.fail(message).await;
                 continue;
             }
             _ = tokio::time::sleep_until(alive_until) => {
@@ -100,7 +118,11 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
             }
         };
         alive_until = Instant::now() + idle_timeout;
-        meter.message_received();
+        if let Some(Ok(Message::Ping(payload) | Message::Pong(payload))) = &next {
+            meter.control_received(CONTROL_FRAME_OVERHEAD + payload.len());
+        } else {
+            meter.message_received();
+        }
         flow = match next {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,
@@ -142,8 +164,23 @@ fn read_error(error: axum::Error) -> String {
     let error = error.into_inner();
     match error.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Utf8(detail)) => format!(
-            "WebSocket protocol error: a text message or Close reason that is not valid UTF-8 \
-             ({detail}); text messages are not part of the protocol, send binary messages"
+            "WebSocket protocol error: a text message or a Close frame's reason that is not \
+             valid UTF-8 ({detail}); a Close reason must be UTF-8 text, and the protocol's \
+             messages are binary"
+        ),
+        Some(tungstenite::Error::Protocol(ProtocolError::InvalidCloseSequence)) => {
+            "WebSocket protocol error: a Close frame's payload is empty or a 2-byte code \
+             followed by a UTF-8 reason, and this one has 1 byte (RFC 6455, section 5.5.1)"
+                .to_owned()
+        }
+        Some(tungstenite::Error::Protocol(ProtocolError::ExpectedFragment(kind))) => format!(
+            "WebSocket protocol error: a new {} frame arrived while a message split into frames \
+             was incomplete; its continuation frames must come first (RFC 6455, section 5.4)",
+            match kind {
+                Data::Binary => "binary",
+                Data::Text => "text",
+                _ => "data",
+            }
         ),
         // RFC 6455 5.2: a 64-bit payload length has its most significant
         // bit clear; the library reports such a length as merely too long.
