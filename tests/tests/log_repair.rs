@@ -36,6 +36,31 @@ fn repaired(data: &Path, extra: &[&str]) -> String {
     stdout
 }
 
+/// Publishes `bank` on a server on `data`, seeds `accounts` accounts with
+/// `balance` each, makes `transfers` (from, to, amount) one at a time and
+/// kills the server: the owner's client and the balances after each
+/// acknowledged transfer, from none on.
+fn bank_after(
+    data: &Path,
+    accounts: u32,
+    balance: i64,
+    transfers: impl Iterator<Item = (u32, u32, i64)>,
+) -> (Http, Vec<Vec<i64>>) {
+    let server = ServerProcess::start(data);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.call_ok("bank", "seed", &json!([accounts, balance]));
+    let mut history = vec![vec![balance; accounts as usize]];
+    for (from, to, amount) in transfers {
+        http.call_ok("bank", "transfer", &json!([from, to, amount]));
+        let mut next = history.last().expect("a state").clone();
+        apply(&mut next, (from, to, amount));
+        history.push(next);
+    }
+    server.kill();
+    (http, history)
+}
+
 /// `bank`'s balances over HTTP: the status and, if 200, the balances.
 fn balances(http: &Http) -> (u16, Vec<i64>, String) {
     let (status, body) = http
@@ -57,24 +82,8 @@ fn balances(http: &Http) -> (u16, Vec<i64>, String) {
 fn a_log_damaged_in_the_middle_is_cut_by_repair_keeping_every_transfer_before_it() {
     let dir = TempDir::new("worldline-log-repair");
     let data = dir.path().join("data");
-    let server = ServerProcess::start(&data);
-    let http = Http::new_identity(&server.http);
-    http.publish("bank", &guest_wasm("bank"));
-    http.call_ok("bank", "seed", &json!([4, 100]));
-    // The balances after each acknowledged transfer, from none on.
-    let mut history = vec![vec![100; 4]];
-    for i in 0..40u32 {
-        let transfer = (i % 4, (i + 1) % 4, i64::from(1 + i % 3));
-        http.call_ok(
-            "bank",
-            "transfer",
-            &json!([transfer.0, transfer.1, transfer.2]),
-        );
-        let mut next = history.last().expect("a state").clone();
-        apply(&mut next, transfer);
-        history.push(next);
-    }
-    server.kill();
+    let transfers = (0..40u32).map(|i| (i % 4, (i + 1) % 4, i64::from(1 + i % 3)));
+    let (http, history) = bank_after(&data, 4, 100, transfers);
 
     // A bit flipped two thirds into the segment's records (past them, the
     // segment holds zeros written ahead).
@@ -187,25 +196,9 @@ fn a_lost_database_id_is_written_back_and_an_emptied_log_continues_from_the_snap
     let dir = TempDir::new("worldline-id-repair");
     let data = dir.path().join("data");
     let database = data.join("databases/bank");
-    let server = ServerProcess::start(&data);
-    let http = Http::new_identity(&server.http);
-    http.publish("bank", &guest_wasm("bank"));
-    http.call_ok("bank", "seed", &json!([2, 1000]));
-    let mut history = vec![vec![1000; 2]];
     // Past the server's snapshot interval (200 transactions); each state
     // tells how many transfers it holds.
-    for _ in 0..230u32 {
-        let transfer = (0, 1, 1);
-        http.call_ok(
-            "bank",
-            "transfer",
-            &json!([transfer.0, transfer.1, transfer.2]),
-        );
-        let mut next = history.last().expect("a state").clone();
-        apply(&mut next, transfer);
-        history.push(next);
-    }
-    server.kill();
+    let (http, history) = bank_after(&data, 2, 1000, (0..230).map(|_| (0, 1, 1)));
     assert!(
         files_under(&database.join("snapshots"))
             .iter()
