@@ -546,14 +546,13 @@ fn unavailable_reason(name: &str, error: &HostError) -> String {
         }
         source = cause.source();
     }
-    if is_log_damage(error) {
-        text.push_str(&format!(
+    match Remedy::for_error(error) {
+        Remedy::RepairLog => text.push_str(&format!(
             " (with no server running on the data directory, `worldline repair {name}` tells \
              how much of the log a cut at the damage keeps)"
-        ));
-    }
-    if matches!(error, HostError::Storage(StorageError::IdMissing { .. })) {
-        text.push_str(&format!(" (here: `worldline repair {name} --apply`)"));
+        )),
+        Remedy::RestoreId => text.push_str(&format!(" (here: `worldline repair {name} --apply`)")),
+        Remedy::FixAccess | Remedy::Replace => {}
     }
     text
 }

@@ -47,8 +47,8 @@ pub fn repair_database(path: &Path, name: &str, apply: bool) -> Result<Repair, H
     };
     let lost_id = storage::lost_database_id(&dir)?;
     let plan = storage::plan_repair(&dir)?;
-    if apply && lost_id.is_some() {
-        storage::restore_database_id(&dir)?;
+    if apply && let Some(id) = lost_id {
+        storage::restore_database_id(&dir, id)?;
     }
     let set_aside = match (&plan, apply) {
         (RepairPlan::Cut(cut), true) => {
@@ -61,7 +61,7 @@ pub fn repair_database(path: &Path, name: &str, apply: bool) -> Result<Repair, H
     Ok(Repair {
         plan,
         set_aside,
-        lost_id,
+        lost_id: lost_id.map(|id| id.to_hex()),
     })
 }
 

@@ -61,6 +61,30 @@ fn bank_after(
     (http, history)
 }
 
+/// Starts the server on `data` and checks that `bank` serves one of the
+/// states in `history`, then takes a transfer that a restart keeps: how
+/// many transfers that state holds. `http` is the owner's client.
+fn serves_an_acknowledged_state(data: &Path, http: &Http, history: &[Vec<i64>]) -> usize {
+    let server = ServerProcess::start(data);
+    let http = Http::new(&server.http, http.token());
+    let (status, state, body) = balances(&http);
+    assert_eq!(status, 200, "{body}");
+    let transfers = history
+        .iter()
+        .position(|acknowledged| *acknowledged == state)
+        .unwrap_or_else(|| panic!("{state:?} is no acknowledged state"));
+    // It takes new transfers, which a restart keeps.
+    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
+    let mut expected = state;
+    apply(&mut expected, (0, 1, 5));
+    server.kill();
+    let server = ServerProcess::start(data);
+    let http = Http::new(&server.http, http.token());
+    assert_eq!(balances(&http).1, expected);
+    server.kill();
+    transfers
+}
+
 /// `bank`'s balances over HTTP: the status and, if 200, the balances.
 fn balances(http: &Http) -> (u16, Vec<i64>, String) {
     let (status, body) = http
@@ -152,27 +176,11 @@ fn a_log_damaged_in_the_middle_is_cut_by_repair_keeping_every_transfer_before_it
     );
 
     // The database serves the state after some transfer before the damage.
-    let server = ServerProcess::start(&data);
-    let http = Http::new(&server.http, http.token());
-    let (status, after_repair, body) = balances(&http);
-    assert_eq!(status, 200, "{body}");
-    let transfers = history
-        .iter()
-        .position(|state| *state == after_repair)
-        .unwrap_or_else(|| panic!("{after_repair:?} is no acknowledged state"));
+    let transfers = serves_an_acknowledged_state(&data, &http, &history);
     assert!(
         transfers > 0 && transfers < 40,
         "{transfers} transfers kept"
     );
-    // It takes new transfers, which a restart keeps.
-    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
-    let mut expected = after_repair.clone();
-    apply(&mut expected, (0, 1, 5));
-    server.kill();
-    let server = ServerProcess::start(&data);
-    let http = Http::new(&server.http, http.token());
-    assert_eq!(balances(&http).1, expected);
-    server.kill();
     let again = repaired(&data, &[]);
     assert!(again.contains("nothing to repair"), "{again}");
     // A database the data directory does not hold is named.
@@ -248,21 +256,6 @@ fn a_lost_database_id_is_written_back_and_an_emptied_log_continues_from_the_snap
             && done.contains("start the server: database bank recovers with"),
         "{done}"
     );
-    let server = ServerProcess::start(&data);
-    let http = Http::new(&server.http, http.token());
-    let (status, restored, body) = balances(&http);
-    assert_eq!(status, 200, "{body}");
-    let transfers = history
-        .iter()
-        .position(|state| *state == restored)
-        .unwrap_or_else(|| panic!("{restored:?} is no acknowledged state"));
+    let transfers = serves_an_acknowledged_state(&data, &http, &history);
     assert!(transfers > 150, "{transfers} transfers kept");
-    http.call_ok("bank", "transfer", &json!([0, 1, 5]));
-    let mut expected = restored;
-    apply(&mut expected, (0, 1, 5));
-    server.kill();
-    let server = ServerProcess::start(&data);
-    let http = Http::new(&server.http, http.token());
-    assert_eq!(balances(&http).1, expected);
-    server.kill();
 }

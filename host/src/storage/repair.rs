@@ -87,22 +87,7 @@ pub(crate) fn set_aside_dir(stamp: &str) -> String {
 /// The id a database's `database-id` held, when the file is missing and
 /// its segments and snapshots all name that one database (see
 /// [`sole_owner`]): a repair writes it back.
-pub(crate) fn lost_database_id(dir: &dyn Directory) -> Result<Option<String>, StorageError> {
-    Ok(lost_id(dir)?.map(DatabaseId::to_hex))
-}
-
-/// Writes back the `database-id` of the database in `dir` if it is
-/// missing and [`lost_database_id`] finds it; returns whether it did.
-pub(crate) fn restore_database_id(dir: &dyn Directory) -> Result<bool, StorageError> {
-    let Some(id) = lost_id(dir)? else {
-        return Ok(false);
-    };
-    Ownership::adopting(id).record(dir, 0, false)?;
-    Ok(true)
-}
-
-/// [`lost_database_id`], as the id.
-fn lost_id(dir: &dyn Directory) -> Result<Option<DatabaseId>, StorageError> {
+pub(crate) fn lost_database_id(dir: &dyn Directory) -> Result<Option<DatabaseId>, StorageError> {
     if !Ownership::load(dir)?.is_unrecorded() {
         return Ok(None);
     }
@@ -121,6 +106,12 @@ fn lost_id(dir: &dyn Directory) -> Result<Option<DatabaseId>, StorageError> {
         &SNAPSHOT_MAGICS,
     )?);
     Ok(sole_owner(found))
+}
+
+/// Writes back `id`, which [`lost_database_id`] found, as the `database-id`
+/// of the database in `dir`.
+pub(crate) fn restore_database_id(dir: &dyn Directory, id: DatabaseId) -> Result<(), StorageError> {
+    Ownership::adopting(id).record(dir, 0, false)
 }
 
 /// The headers of files `names` in `dir` (`folder` in errors).
@@ -167,7 +158,7 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
     let Some((log, snapshots)) = log_dirs(dir)? else {
         return Ok(RepairPlan::Readable { next_offset: 0 });
     };
-    let ownership = match lost_id(dir)? {
+    let ownership = match lost_database_id(dir)? {
         Some(id) => Ownership::adopting(id),
         None => Ownership::load(dir)?,
     };
