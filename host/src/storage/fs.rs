@@ -21,6 +21,8 @@ pub(crate) trait Directory: Send + Sync {
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
     /// The first `len` bytes of file `name` (all of it if it is shorter).
     fn read_head(&self, name: &str, len: usize) -> io::Result<Vec<u8>>;
+    /// The size in bytes of file `name`, without opening it.
+    fn size(&self, name: &str) -> io::Result<u64>;
     /// Creates file `name`, or empties it if it exists, for writing.
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>>;
     /// Opens the existing file `name` for writing at chosen positions.
@@ -79,6 +81,17 @@ impl Directory for Dir {
         let mut bytes = Vec::new();
         self.open(name)?.take(len as u64).read_to_end(&mut bytes)?;
         Ok(bytes)
+    }
+
+    fn size(&self, name: &str) -> io::Result<u64> {
+        let metadata = self.metadata(name)?;
+        if metadata.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{name} is a directory"),
+            ));
+        }
+        Ok(metadata.len())
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {

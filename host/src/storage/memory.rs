@@ -249,6 +249,12 @@ impl Directory for MemoryDir {
         Ok(data[..len.min(data.len())].to_vec())
     }
 
+    fn size(&self, name: &str) -> io::Result<u64> {
+        let disk = self.disk.lock();
+        let node = self.file(&disk, name)?;
+        Ok(disk.tree.nodes[node].data.len() as u64)
+    }
+
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
         let mut disk = self.disk.lock();
         disk.tick();

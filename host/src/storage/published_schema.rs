@@ -121,22 +121,30 @@ pub(crate) fn recorded_module(dir: &dyn Directory) -> Result<Option<String>, Sto
 /// The file's bytes, if it exists; refuses one too large to be Worldline's.
 fn read(dir: &dyn Directory) -> Result<Option<Vec<u8>>, StorageError> {
     let io = |e| StorageError::io(format!("reading {SCHEMA_FILE}"), e);
-    let len = match dir.open_existing(SCHEMA_FILE) {
-        Ok(file) => file.len().map_err(io)?,
+    let too_large = |len: u64| StorageError::Corrupt {
+        file: SCHEMA_FILE.into(),
+        offset: 0,
+        reason: format!(
+            "it holds {len} bytes, more than the {MAX_FILE_BYTES} a module description \
+             can take; remove it to record the current module's schema again"
+        ),
+    };
+    let len = match dir.size(SCHEMA_FILE) {
+        Ok(len) => len,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
     if len > MAX_FILE_BYTES {
-        return Err(StorageError::Corrupt {
-            file: SCHEMA_FILE.into(),
-            offset: 0,
-            reason: format!(
-                "it holds {len} bytes, more than the {MAX_FILE_BYTES} a module description \
-                 can take; remove it to record the current module's schema again"
-            ),
-        });
+        return Err(too_large(len));
     }
-    dir.read(SCHEMA_FILE).map(Some).map_err(io)
+    // Read no more than the limit allows, should the file grow meanwhile.
+    let bytes = dir
+        .read_head(SCHEMA_FILE, MAX_FILE_BYTES as usize + 1)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(Some(bytes))
 }
 
 /// What differs between `published`, the stored description, and `now`,

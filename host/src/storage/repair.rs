@@ -287,9 +287,7 @@ fn restart_at_snapshot(
 /// The size of segment `name`.
 fn segment_size(log: &dyn Directory, name: &str) -> Result<u64, StorageError> {
     let io = |e| StorageError::io(format!("reading log/{name}"), e);
-    log.open_existing(name)
-        .and_then(|file| file.len())
-        .map_err(io)
+    log.size(name).map_err(io)
 }
 
 /// The snapshots (and their copies) of transactions past `next`, as
