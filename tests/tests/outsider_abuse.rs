@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use worldline_tests::gate::Gate;
 use worldline_tests::live::LiveServer;
-use worldline_tests::raw::{RawWebSocket, call, fatal, hello, quic_client_config, raw_http};
+use worldline_tests::raw::{
+    RawClient, RawQuic, RawWebSocket, call, fatal, hello, quic_client_config, raw_http,
+};
 use worldline_tests::{args, resident_bytes};
 use worldline_transport::{
     ClientMessage, QUIC_ALPN, ReducerStatus, ServerMessage, encode_frame, encode_message,
@@ -586,10 +588,6 @@ async fn messages_partly_received_are_bounded_server_wide() {
         futures_util::future::join_all((0..40).map(|_| websocket_partial_message(addr, len, sent)))
             .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    eprintln!(
-        "DEBUG ws grown {} MB",
-        resident_bytes().saturating_sub(before) >> 20
-    );
     let client = frugal_quic_client(&live);
     let quics = futures_util::future::join_all(
         (0..40).map(|_| quic_partial_frame(&client, &live, len, sent)),
@@ -604,6 +602,52 @@ async fn messages_partly_received_are_bounded_server_wide() {
     );
     still_serves(&live).await;
     drop((websockets, quics, client));
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Limits": large messages arriving at once, together over the
+// server's budget for messages partly received, are received one after
+// another. Each connection took room read by read, so two 3 MB frames
+// against a 4 MiB budget each held part of it and waited for the other's
+// until both were closed as incomplete 30 s later, and neither ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_arriving_together_over_the_budget_are_all_received() {
+    let live = LiveServer::start_with(&[("bank", "bank")], |config| {
+        config.max_incoming_bytes = u64::from(config.max_frame);
+    })
+    .await;
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        clients.push(if i % 2 == 0 {
+            RawClient::Quic(RawQuic::connect(live.quic_addr(), live.certificate()).await)
+        } else {
+            RawClient::WebSocket(RawWebSocket::connect(&live.ws_url()).await)
+        });
+    }
+    let sends = clients.into_iter().map(|mut client| async move {
+        client.send(&hello("bank", None)).await;
+        assert!(matches!(
+            client.recv().await,
+            Some(ServerMessage::Welcome { .. })
+        ));
+        // `noop` takes no arguments: refused, but only once received whole.
+        client.send(&call(7, "noop", vec![0; 3_000_000])).await;
+        client.recv().await
+    });
+    for answer in futures_util::future::join_all(sends).await {
+        assert!(
+            matches!(
+                answer,
+                Some(ServerMessage::ReducerResult {
+                    request_id: 7,
+                    status: ReducerStatus::Failed(_),
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    still_serves(&live).await;
     live.shutdown().await;
 }
 

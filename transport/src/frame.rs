@@ -238,6 +238,15 @@ impl FrameDecoder {
         self.buffer.len()
     }
 
+    /// The size, length prefix included, of the frame being received, once
+    /// its prefix has arrived (at most the limit's: a longer one is refused
+    /// by [`next_frame`](Self::next_frame)).
+    pub fn frame_in_progress(&self) -> Option<usize> {
+        let prefix = self.buffer.get(..LENGTH_PREFIX)?;
+        let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes"));
+        Some(LENGTH_PREFIX + len.min(self.max_frame) as usize)
+    }
+
     /// Adds bytes received from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);

@@ -41,7 +41,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
-use crate::incoming::PartialRoom;
+use crate::incoming::{IncomingBudget, PartialRoom};
 use crate::session::{AddressSlot, AddressSlots};
 
 /// How many TCP connections to the HTTP port one address may hold: twice
@@ -63,7 +63,10 @@ pub(crate) struct CappedListener {
     cut: Arc<Cut>,
     /// The server's budget for messages partly received (see
     /// [`crate::incoming`]), for the WebSocket sessions on its connections.
-    incoming: Arc<Semaphore>,
+    incoming: IncomingBudget,
+    /// The most a WebSocket message may take in bytes received (see
+    /// [`MessageMeter`]).
+    largest_message: usize,
 }
 
 /// Cuts the connections of a [`CappedListener`]: from then on, every read
@@ -111,8 +114,13 @@ const CLOSE_DRAIN_BYTES: usize = 64 << 20;
 impl CappedListener {
     /// Accepts on `inner`, at most `max` connections per address at once;
     /// the WebSocket sessions on them take room for the messages they are
-    /// receiving from `incoming`.
-    pub(crate) fn new(inner: TcpListener, max: usize, incoming: Arc<Semaphore>) -> Self {
+    /// receiving (of at most `max_message` bytes) from `incoming`.
+    pub(crate) fn new(
+        inner: TcpListener,
+        max: usize,
+        incoming: IncomingBudget,
+        max_message: usize,
+    ) -> Self {
         Self {
             inner,
             open: Arc::default(),
@@ -120,6 +128,7 @@ impl CappedListener {
             lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
             cut: Arc::default(),
             incoming,
+            largest_message: largest_message(max_message),
         }
     }
 
@@ -148,7 +157,7 @@ impl Listener for CappedListener {
                     cut: Arc::clone(&self.cut),
                     cut_wait,
                     lingering: Arc::clone(&self.lingering),
-                    meter: MessageMeter::new(Arc::clone(&self.incoming)),
+                    meter: MessageMeter::new(self.incoming.room(), self.largest_message),
                 },
                 peer,
             );
@@ -252,15 +261,28 @@ struct Metered {
     /// (however it is split into frames, with pings in between).
     partial_since: Option<Instant>,
     room: PartialRoom,
+    /// The most bytes one message may take as received (see
+    /// [`largest_message`]): the room taken for a large one.
+    largest: usize,
+}
+
+/// The most bytes received for one WebSocket message of up to
+/// `max_message` bytes, sent as one frame: its payload, the longest frame
+/// header (14 bytes) and one read's worth of what follows it. A message
+/// split into many frames takes more, each header counting; room for the
+/// excess is taken as it arrives.
+fn largest_message(max_message: usize) -> usize {
+    max_message + 14 + crate::websocket::READ_BUFFER_BYTES
 }
 
 impl MessageMeter {
-    fn new(budget: Arc<Semaphore>) -> Self {
+    fn new(room: PartialRoom, largest: usize) -> Self {
         Self(Arc::new(Mutex::new(Metered {
             active: false,
             since_message: 0,
             partial_since: None,
-            room: PartialRoom::new(budget),
+            room,
+            largest,
         })))
     }
 
@@ -365,7 +387,8 @@ impl AsyncRead for CountedStream {
         let mut metered = meter.lock();
         if metered.active {
             let partial = metered.since_message + buf.remaining();
-            ready!(metered.room.poll_cover(cx, partial));
+            let largest = metered.largest;
+            ready!(metered.room.poll_cover(cx, partial, largest));
         }
         let before = buf.filled().len();
         let read = self.socket().poll_read(cx, buf);

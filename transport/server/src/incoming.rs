@@ -10,6 +10,12 @@
 //! further bytes wait in the network stack, under its flow control). The
 //! room is given back once the message is whole. A connection that waits
 //! too long is closed as any other whose message stays incomplete.
+//!
+//! Room is taken for the whole message at once, as much as it can grow to
+//! (its declared size over QUIC, the frame limit over WebSocket, where a
+//! message split into frames declares no total): were it taken read by
+//! read, connections each holding part of what they need could wait for
+//! one another until all of them were closed.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -23,26 +29,60 @@ use tokio_util::sync::PollSemaphore;
 /// never wait.
 pub(crate) const FREE_PARTIAL_BYTES: usize = 128 << 10;
 
+/// The server-wide budget, shared by every connection.
+#[derive(Clone)]
+pub(crate) struct IncomingBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl IncomingBudget {
+    /// A budget of `total` bytes (at most [`Semaphore::MAX_PERMITS`]).
+    pub(crate) fn new(total: usize) -> Self {
+        let total = total.min(Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// The room of a new connection, none of the budget held yet.
+    pub(crate) fn room(&self) -> PartialRoom {
+        PartialRoom {
+            budget: PollSemaphore::new(Arc::clone(&self.permits)),
+            total: self.total,
+            held: None,
+        }
+    }
+}
+
 /// The room one connection holds for the message it is receiving.
 pub(crate) struct PartialRoom {
     budget: PollSemaphore,
+    /// The budget's size: no message takes more.
+    total: usize,
     held: Option<OwnedSemaphorePermit>,
 }
 
 impl PartialRoom {
-    /// Room taken from `budget` (one permit a byte), none held yet.
-    pub(crate) fn new(budget: Arc<Semaphore>) -> Self {
-        Self {
-            budget: PollSemaphore::new(budget),
-            held: None,
-        }
-    }
-
     /// Ready once the room held covers a partly received message of
-    /// `partial` bytes (beyond [`FREE_PARTIAL_BYTES`]); pending while the
-    /// server has no room for it.
-    pub(crate) fn poll_cover(&mut self, cx: &mut Context<'_>, partial: usize) -> Poll<()> {
-        let needed = partial.saturating_sub(FREE_PARTIAL_BYTES);
+    /// `partial` bytes that may grow to `whole` bytes: past
+    /// [`FREE_PARTIAL_BYTES`], room for all of `whole` beyond them is taken
+    /// at once (or for `partial`, should it be the larger); pending while
+    /// the server has no room for it.
+    pub(crate) fn poll_cover(
+        &mut self,
+        cx: &mut Context<'_>,
+        partial: usize,
+        whole: usize,
+    ) -> Poll<()> {
+        if partial <= FREE_PARTIAL_BYTES {
+            return Poll::Ready(());
+        }
+        let needed = partial
+            .max(whole)
+            .saturating_sub(FREE_PARTIAL_BYTES)
+            .min(self.total);
         let held = self
             .held
             .as_ref()
@@ -62,9 +102,10 @@ impl PartialRoom {
     }
 
     /// Waits until the room held covers a partly received message of
-    /// `partial` bytes (see [`poll_cover`](Self::poll_cover)).
-    pub(crate) async fn cover(&mut self, partial: usize) {
-        poll_fn(|cx| self.poll_cover(cx, partial)).await;
+    /// `partial` bytes that may grow to `whole` (see
+    /// [`poll_cover`](Self::poll_cover)).
+    pub(crate) async fn cover(&mut self, partial: usize, whole: usize) {
+        poll_fn(|cx| self.poll_cover(cx, partial, whole)).await;
     }
 
     /// The message is whole, or what is left of it fits the free bytes:

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use worldline_transport::FrameDecoder;
 
 use crate::config::ServerConfig;
-use crate::incoming::{FREE_PARTIAL_BYTES, PartialRoom};
+use crate::incoming::FREE_PARTIAL_BYTES;
 use crate::outbound::{Ended, MessageSink, Payload, pump};
 use crate::session::{Flow, Session};
 use crate::shared::{SHUTTING_DOWN, Shared};
@@ -86,7 +86,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     // The connection counts against its address's cap from now on, and has
     // the handshake deadline to open its one stream and send Hello.
     let refused_waiting = Arc::clone(&shared.refused_waiting);
-    let mut room = PartialRoom::new(Arc::clone(&shared.incoming));
+    let mut room = shared.incoming.room();
     let (mut session, outbox) = Session::new(shared, peer);
     // A connection over its address's cap waits for its stream only to be
     // told why, and only while few others do.
@@ -138,10 +138,12 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
         let deadline = session.handshake_deadline();
         let frame_deadline = partial_since.map(|since| since + idle_timeout);
         // A frame partly received takes room for what the next read may
-        // add to it before reading (see `crate::incoming`).
+        // add to it before reading, and as soon as it needs any, for the
+        // whole of it as declared (see `crate::incoming`).
         let partial = decoder.buffered() + buffer.len();
+        let whole = decoder.frame_in_progress().unwrap_or(0) + buffer.len();
         let read = async {
-            room.cover(partial).await;
+            room.cover(partial, whole).await;
             recv.read(&mut buffer).await
         };
         tokio::select! {

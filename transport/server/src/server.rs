@@ -111,8 +111,12 @@ impl Server {
         };
         let per_address = http_listener::connections_per_address(config.max_connections_per_ip);
         let shared = Arc::new(Shared::new(config, host, endpoints)?);
-        let listener =
-            http_listener::CappedListener::new(listener, per_address, Arc::clone(&shared.incoming));
+        let listener = http_listener::CappedListener::new(
+            listener,
+            per_address,
+            shared.incoming.clone(),
+            shared.config.max_frame as usize,
+        );
         let http_cut = listener.cut();
         let http_task = tokio::spawn(http_serve::serve(
             listener,

@@ -68,7 +68,7 @@ pub(crate) struct Shared {
     pub(crate) bodies: BodyPool,
     /// The bytes of messages partly received the server may hold at once,
     /// one permit a byte (see [`crate::incoming`]).
-    pub(crate) incoming: std::sync::Arc<tokio::sync::Semaphore>,
+    pub(crate) incoming: crate::incoming::IncomingBudget,
 }
 
 /// At most this many bytes of [`MAX_UPLOAD_BYTES`] are one address's at
@@ -209,9 +209,7 @@ impl Shared {
             .collect();
         let outgoing =
             OutgoingBudget::new(usize::try_from(config.max_outgoing_bytes).unwrap_or(usize::MAX));
-        let incoming = usize::try_from(config.max_incoming_bytes)
-            .unwrap_or(usize::MAX)
-            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let incoming = usize::try_from(config.max_incoming_bytes).unwrap_or(usize::MAX);
         let shared = Self {
             config,
             endpoints,
@@ -229,7 +227,7 @@ impl Shared {
             outgoing,
             uploads: BodyPool::new(MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS),
             bodies: BodyPool::new(MAX_BODY_BYTES, MAX_BODY_BYTES_PER_ADDRESS),
-            incoming: std::sync::Arc::new(tokio::sync::Semaphore::new(incoming)),
+            incoming: crate::incoming::IncomingBudget::new(incoming),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;

@@ -27,7 +27,7 @@ use crate::shared::{SHUTTING_DOWN, Shared};
 /// zeroes this much before every read, so the default (128 KiB) cost more
 /// than the rest of receiving a small message; a message larger than this
 /// is still read whole, in several reads.
-const READ_BUFFER_BYTES: usize = 16 << 10;
+pub(crate) const READ_BUFFER_BYTES: usize = 16 << 10;
 
 /// How much the WebSocket library gathers before writing to the socket
 /// (its default).
