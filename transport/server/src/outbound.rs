@@ -545,6 +545,9 @@ pub(crate) async fn pump(mut outbox: Outbox, mut sink: impl MessageSink) -> Ende
             Ended::Broken(reason)
         }
         Ended::Stalled(reason) => {
+            // Dropped while a write stalled: why it was dropped says more
+            // than that it read nothing.
+            let reason = outbox.kicked().unwrap_or(reason);
             tracing::debug!("dropping a client: {reason}");
             Ended::Stalled(reason)
         }
@@ -823,6 +826,21 @@ mod tests {
         let (ended, seen) = pumped(true, |out| out.kick("too slow")).await;
         assert_eq!(ended, Ended::Stalled("too slow".into()));
         assert_eq!(seen.closed, Some(ended));
+    }
+
+    #[tokio::test]
+    async fn a_client_dropped_while_its_write_stalls_is_closed_with_why_it_was_dropped() {
+        let (outbound, outbox) = channel(limits(), OutgoingBudget::new(1 << 30));
+        let sink = TestSink {
+            seen: Arc::default(),
+            stuck: true,
+        };
+        assert!(outbound.try_send(outbound.budget().payload(b"unread".to_vec())));
+        let writer = tokio::spawn(pump(outbox, sink));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        outbound.kick("fell behind");
+        let ended = writer.await.expect("the writer");
+        assert_eq!(ended, Ended::Stalled("fell behind".into()));
     }
 
     /// A connection on `budget` whose writer runs on `sink`, and what it saw.
