@@ -283,6 +283,9 @@ fn compile_query(
         return Err(unsupported("GROUP BY and HAVING"));
     }
     let [from] = select.from.as_slice() else {
+        if select.from.is_empty() {
+            return Err(unsupported("a query without FROM (name the table to read)"));
+        }
         return Err(unsupported("selecting from several tables (use JOIN)"));
     };
     let scope = Scope::resolve(schema, &from.relation, owner)?;

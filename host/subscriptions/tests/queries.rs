@@ -386,6 +386,12 @@ fn unsupported_and_wrong_queries_say_why() {
         err("DELETE FROM player"),
         QueryError::Unsupported(_)
     ));
+    for no_table in ["SELECT 1", "SELECT x", "SELECT *"] {
+        assert!(
+            matches!(err(no_table), QueryError::Unsupported(m) if m.contains("without FROM")),
+            "{no_table}"
+        );
+    }
     assert!(
         matches!(err("SELECT * FROM player WHERE id = 'x'"), QueryError::BadLiteral(m) if m.contains("`id` is u32"))
     );
