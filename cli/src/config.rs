@@ -128,7 +128,11 @@ impl Config {
                 resolved = target;
                 resolved.as_path()
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => path,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A link to a file not made yet: the file is made there.
+                resolved = link_target(path)?;
+                resolved.as_path()
+            }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -237,3 +241,26 @@ pub fn normalize_server(server: &str) -> String {
         host.to_ascii_lowercase()
     )
 }
+/// Where writing `path`, which does not exist, makes the file: `path`
+/// itself, or, if it is a symbolic link (to a file not made yet, perhaps
+/// through other links), the end of its links.
+fn link_target(path: &Path) -> anyhow::Result<PathBuf> {
+    /// More links than this in a row are a loop (Linux stops at 40 too).
+    const MAX_LINKS: usize = 40;
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)
+                    .with_context(|| format!("reading the link {}", path.display()))?;
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    bail!("{} is a loop of symbolic links", path.display())
+}
+

@@ -288,6 +288,19 @@ fn a_config_behind_a_symbolic_link_is_written_through_it_and_a_device_is_refused
         "nothing saved through the link: {saved:?}"
     );
 
+    // A link to a file not made yet (relative, as dotfile managers make
+    // them): the file is made where it points, and the link stays.
+    let fresh = TempDir::new("outsider-cli-link-dangling");
+    std::fs::create_dir(fresh.path().join("dotfiles")).expect("a directory");
+    symlink("dotfiles/worldline.toml", fresh.path().join("config.toml")).expect("linking");
+    let cli = Cli::new(fresh.path());
+    cli.run(&["identity", "new", "--server", &server.http]).ok();
+    let link = std::fs::symlink_metadata(&cli.config).expect("the link");
+    assert!(link.file_type().is_symlink(), "the dangling link was replaced");
+    let saved = std::fs::read_to_string(fresh.path().join("dotfiles/worldline.toml"))
+        .expect("the file the link points to");
+    assert!(saved.contains("token"), "{saved:?}");
+
     let nowhere = TempDir::new("outsider-cli-link-null");
     symlink("/dev/null", nowhere.path().join("config.toml")).expect("linking");
     let cli = Cli::new(nowhere.path());
