@@ -263,4 +263,3 @@ fn link_target(path: &Path) -> anyhow::Result<PathBuf> {
     }
     bail!("{} is a loop of symbolic links", path.display())
 }
-

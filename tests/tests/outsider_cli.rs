@@ -296,7 +296,10 @@ fn a_config_behind_a_symbolic_link_is_written_through_it_and_a_device_is_refused
     let cli = Cli::new(fresh.path());
     cli.run(&["identity", "new", "--server", &server.http]).ok();
     let link = std::fs::symlink_metadata(&cli.config).expect("the link");
-    assert!(link.file_type().is_symlink(), "the dangling link was replaced");
+    assert!(
+        link.file_type().is_symlink(),
+        "the dangling link was replaced"
+    );
     let saved = std::fs::read_to_string(fresh.path().join("dotfiles/worldline.toml"))
         .expect("the file the link points to");
     assert!(saved.contains("token"), "{saved:?}");

@@ -760,6 +760,42 @@ async fn a_path_that_is_not_utf8_and_head_on_the_websocket_endpoint_are_answered
     live.shutdown().await;
 }
 
+// HTTP_API.md, "Request bodies": 1 MiB for any route but a publish, those
+// that read no body too. `POST /v1/identity` with a 2 MiB body made an
+// identity, and GET and DELETE took one as well.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_the_limit_is_refused_on_routes_that_read_none() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let addr = live.http_addr();
+    for (method, path) in [
+        ("POST", "/v1/identity"),
+        ("GET", "/v1/server"),
+        ("DELETE", "/v1/database/bank"),
+    ] {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: {}\r\n\r\n",
+            live.owner_token,
+            2 << 20
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).expect("connecting");
+            stream.write_all(head.as_bytes()).expect("sending the head");
+            answer_within(&mut stream, Duration::from_secs(10))
+        })
+        .await
+        .expect("the request thread");
+        assert!(answer.starts_with("HTTP/1.1 413"), "{method} {path}: {answer}");
+        assert!(
+            answer.contains("larger than the 1048576 bytes"),
+            "{method} {path}: {answer}"
+        );
+    }
+    // Nothing ran: the database is still there.
+    assert_eq!(database_names(&live).await, ["bank"]);
+    live.shutdown().await;
+}
+
 // HTTP_API.md, "Logs": what each line's fields hold, which the document
 // did not say: `seq` from 0, `timestamp` in microseconds since the Unix
 // epoch, `level` in upper case (`INFO` for the SDK's `log::info`).

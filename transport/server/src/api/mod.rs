@@ -14,8 +14,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{Method, Uri};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -91,6 +91,24 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // On a route that reads no body, a declared length over the limit is
+    // refused before anything runs (the limits of the routes that read
+    // one apply as they read it, with their own words).
+    let max_body = max_body_bytes(&method, &path);
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|len| len.to_str().ok()?.parse::<u64>().ok());
+    if !reads_body(&method, &path) && declared.is_some_and(|len| len > max_body as u64) {
+        return ApiError::from_framework(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &method,
+            &path,
+            "",
+            max_body,
+        )
+        .into_response();
+    }
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -104,14 +122,17 @@ async fn json_errors(request: Request, next: Next) -> Response {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
         Err(_) => String::new(),
     };
-    ApiError::from_framework(
-        status,
-        &method,
-        &path,
-        &text,
-        max_body_bytes(&method, &path),
-    )
-    .into_response()
+    ApiError::from_framework(status, &method, &path, &text, max_body).into_response()
+}
+
+/// Whether a request to `path` has its body read: a publish, a call, SQL.
+fn reads_body(method: &Method, path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    *method == Method::POST
+        && matches!(
+            segments.as_slice(),
+            ["v1", "database", _] | ["v1", "database", _, "call", _] | ["v1", "database", _, "sql"]
+        )
 }
 
 /// The largest body a request to `path` may have.
