@@ -102,6 +102,10 @@ impl Config {
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(hinted(
+                format!("the config file {} is a directory", path.display()),
+                "pass --config FILE naming a file (made if it does not exist)".to_owned(),
+            )),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }

@@ -785,7 +785,10 @@ async fn a_body_over_the_limit_is_refused_on_routes_that_read_none() {
         })
         .await
         .expect("the request thread");
-        assert!(answer.starts_with("HTTP/1.1 413"), "{method} {path}: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "{method} {path}: {answer}"
+        );
         assert!(
             answer.contains("larger than the 1048576 bytes"),
             "{method} {path}: {answer}"
