@@ -309,7 +309,8 @@ class Array:
 
 class Product:
     """Fields in order, no framing. Values are tuples, or instances of
-    ``cls`` (built positionally, fields read by ``names``) when given."""
+    ``cls`` (built by keyword, so that ``kw_only`` dataclasses work too;
+    fields read by ``names``) when given."""
 
     def __init__(self, fields, cls=None, names=None):
         self.fields = list(fields)
@@ -342,7 +343,7 @@ class Product:
             value, pos = codec.read(buf, pos)
             values.append(value)
         if self.cls is not None:
-            return self.cls(*values), pos
+            return self.cls(**dict(zip(self.names, values))), pos
         return tuple(values), pos
 
 

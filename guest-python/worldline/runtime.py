@@ -367,9 +367,51 @@ def _run(func, ctx, args_codec, args, result_codec=_NO_RESULT):
         # WASI preview 2's exit carries no code (the host would report
         # exit(1) whatever the code): trap with the code instead.
         _trap(f"sys.exit({postcard.shown(e.code)}) was called")
-    except Exception as e:
-        wit_log.write(wit_log.Level.ERROR, _wit_text(traceback.format_exc()))
+    except BaseException as e:
+        # Any other exception, `KeyboardInterrupt` and the like included:
+        # left to escape, it would trap with the Python runtime's words.
+        _log_traceback(ctx.timestamp.micros)
         raise Err(_wit_text(str(e) or type(e).__name__)) from None
+
+
+class _Throttle:
+    """Lets ``burst`` events through, then at most one a second, counting
+    those held back (as the host bounds its own failure lines)."""
+
+    def __init__(self, burst):
+        self.burst = burst
+        self.left = burst
+        self.last = None
+        self.held = 0
+
+    def allow(self, now_micros):
+        """Whether an event at ``now_micros`` goes through, and how many were
+        held back since the last that did."""
+        if self.left == 0 and self.last is not None and now_micros - self.last >= 1_000_000:
+            self.left = 1
+        if self.left == 0:
+            self.held += 1
+            return False, 0
+        self.left -= 1
+        self.last = now_micros
+        held, self.held = self.held, 0
+        return True, held
+
+
+_TRACEBACKS = _Throttle(burst=10)
+
+
+def _log_traceback(now_micros):
+    """Writes the exception being handled's traceback to the module log: 10,
+    then at most one a second (a client that connects and leaves in a loop
+    must not flood the log through a failing hook)."""
+    allowed, held = _TRACEBACKS.allow(now_micros)
+    if not allowed:
+        return
+    text = traceback.format_exc()
+    if held:
+        text += f"({held} more failed calls' tracebacks were not logged)\n"
+    wit_log.write(wit_log.Level.ERROR, _wit_text(text))
 
 
 _NODES = {

@@ -191,13 +191,26 @@ pub fn chat_lifecycle_names_and_messages_match(chat: &mut Twins) {
             Err(CallError::Failed("names must not be empty".into()))
         );
     }
-    for (who, name) in [(ALICE, "  alice "), (ALICE, "Alice"), (BOB, "bob")] {
+    // U+001E and U+001F are not whitespace to Rust's `trim` (Python's
+    // `str.strip()` strips them): kept in a name, and a message of one is
+    // not empty.
+    for (who, name) in [
+        (ALICE, "  alice "),
+        (ALICE, "Alice"),
+        (BOB, "bob"),
+        (BOB, "\u{1e}bob\u{1e}"),
+    ] {
         chat.call("set_name", &args(&(name,)), CallContext::new(who))
             .expect("set_name");
     }
     assert_eq!(chat.same_rows("user"), 2);
     let at = Timestamp::from_micros_since_epoch(1_700_000_000_000_000);
-    for (who, text) in [(ALICE, "hello"), (BOB, "hi alice"), (ALICE, "how are you?")] {
+    for (who, text) in [
+        (ALICE, "hello"),
+        (BOB, "hi alice"),
+        (ALICE, "how are you?"),
+        (BOB, "\u{1f}"),
+    ] {
         let ctx = CallContext {
             timestamp: Some(at),
             ..CallContext::new(who)
@@ -209,12 +222,12 @@ pub fn chat_lifecycle_names_and_messages_match(chat: &mut Twins) {
         chat.call("send_message", &args(&(" ",)), CallContext::new(BOB)),
         Err(CallError::Failed("messages must not be empty".into()))
     );
-    assert_eq!(chat.same_rows("message"), 3);
+    assert_eq!(chat.same_rows("message"), 4);
     let ids: Vec<u64> = crate::rows::<crate::Message>(&chat.other, "message")
         .iter()
         .map(|m| m.id)
         .collect();
-    assert_eq!(ids, vec![1, 2, 3]);
+    assert_eq!(ids, vec![1, 2, 3, 4]);
 }
 
 /// The ticker's schedule fires alike in both.

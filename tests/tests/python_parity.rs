@@ -476,6 +476,33 @@ fn python_failures_reach_the_caller_with_a_message() {
         matches!(&result, Err(CallError::Panicked(m)) if m.contains("sys.exit(3) was called")),
         "{result:?}"
     );
+    // Any other `BaseException` is the call's error too, not a trap in
+    // the Python runtime's words ("Python function threw an unexpected
+    // exception").
+    let result = db.call_reducer("interrupted", &args(&()), CallContext::new(ALICE));
+    assert!(
+        matches!(&result, Err(CallError::Failed(m)) if m == "stopped by hand"),
+        "{result:?}"
+    );
+    // A table of `kw_only` dataclass rows: rows read back are built by
+    // keyword (they were built positionally, which such a class refuses).
+    db.call_reducer("keyword_rows", &args(&(5u32,)), CallContext::new(ALICE))
+        .expect("kw_only rows read back");
+    // Tracebacks: the first 10, then at most one a second (these calls all
+    // come within one), so a hook failing as clients come and go cannot
+    // flood the log.
+    for _ in 0..30 {
+        let _ = db.call_reducer("positive", &args(&(0u32,)), CallContext::new(ALICE));
+    }
+    let tracebacks = db
+        .log()
+        .records()
+        .filter(|r| r.message.starts_with("Traceback"))
+        .count();
+    assert!(
+        (10..=12).contains(&tracebacks),
+        "{tracebacks} tracebacks logged"
+    );
     // A reducer returning a value fails rather than committing as if it
     // succeeded: `return "message"` is a C++ reducer's error, not Python's.
     let result = db.call_reducer("returns_a_message", &args(&()), CallContext::new(ALICE));

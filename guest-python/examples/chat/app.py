@@ -28,10 +28,18 @@ class Message:
     text: str
 
 
+# Unicode's White_Space, which Rust's `str::trim` strips; `str.strip()`
+# would strip U+001C to U+001F too (Python counts them as whitespace).
+WHITESPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
 @reducer
 def set_name(ctx, name: str):
     """Sets the caller's name."""
-    name = name.strip()
+    name = name.strip(WHITESPACE)
     if not name:
         raise ValueError("names must not be empty")
     user = ctx.db.user.identity.find(ctx.sender)
@@ -44,7 +52,7 @@ def set_name(ctx, name: str):
 @reducer
 def send_message(ctx, text: str):
     """Sends a message from the caller."""
-    if not text.strip():
+    if not text.strip(WHITESPACE):
         raise ValueError("messages must not be empty")
     message = ctx.db.message.insert(Message(0, ctx.sender, ctx.timestamp, text))
     log.info(f"message {message.id} from {ctx.sender}")

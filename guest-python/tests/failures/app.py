@@ -1,12 +1,31 @@
 """A test module for how failures reach the caller
-(`tests/tests/python_parity.rs`): a bare assert, sys.exit, a reducer
-returning a value, and a procedure
+(`tests/tests/python_parity.rs`): a bare assert, sys.exit, a
+`KeyboardInterrupt`, a reducer returning a value, and a procedure
 returning a value of the wrong type, or a value where it declares none; and
 text that is not UTF-8 in a log line, an error, a panic and a request URL."""
 
 import sys
+from dataclasses import dataclass
+from typing import Annotated
 
-from worldline import HttpError, log, panic, procedure, reducer, u8, u32, u64
+from worldline import HttpError, log, panic, primary_key, procedure, reducer, table, u8, u32, u64
+
+
+@table(name="keyword_row", public=True)
+@dataclass(kw_only=True)
+class KeywordRow:
+    """A table whose rows are built by keyword only."""
+
+    id: Annotated[u32, primary_key]
+    text: str = ""
+
+
+@reducer
+def keyword_rows(ctx, n: u32):
+    inserted = ctx.db.keyword_row.insert(KeywordRow(id=n, text="x"))
+    assert inserted == KeywordRow(id=n, text="x"), inserted
+    assert ctx.db.keyword_row.id.find(n) == inserted
+    assert list(ctx.db.keyword_row) == [inserted]
 
 
 @reducer
@@ -17,6 +36,11 @@ def positive(ctx, n: u32):
 @reducer
 def exits(ctx, code: u32):
     sys.exit(code)
+
+
+@reducer
+def interrupted(ctx):
+    raise KeyboardInterrupt("stopped by hand")
 
 
 @reducer
