@@ -246,7 +246,15 @@ pub(crate) async fn publish(
         // The data goes, the owner's grant stays unless it is replaced.
         let allow = http_allow.unwrap_or_else(|| existing.http_allow.clone());
         remove(&shared, &name, caller).await?;
-        create(&shared, &name, module, caller, allow).await?;
+        create(&shared, &name, module, caller, allow)
+            .await
+            .map_err(|e| {
+                e.with_hint(format!(
+                    "the database `{name}` and its data were deleted (delete_data) before this \
+                     failed, and the new one was not created: the name is free; fix the \
+                     module and publish again"
+                ))
+            })?;
         return Ok((
             StatusCode::CREATED,
             Json(published(PublishOutcome::Replaced, vec![])),
