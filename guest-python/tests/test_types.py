@@ -332,6 +332,14 @@ class TimestampArithmetic(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "whole microseconds"):
             ts - 1.5
 
+    def test_arithmetic_saturates_at_the_ends_of_the_range(self):
+        latest = worldline.Timestamp(2**63 - 1)
+        earliest = worldline.Timestamp(-(2**63))
+        self.assertEqual((latest + 10).micros, 2**63 - 1)
+        self.assertEqual((earliest - 10).micros, -(2**63))
+        self.assertEqual((earliest + -(2**70)).micros, -(2**63))
+        self.assertEqual((latest - 1).micros, 2**63 - 2)
+
 
 if __name__ == "__main__":
     unittest.main()

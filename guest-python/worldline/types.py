@@ -124,8 +124,19 @@ def _whole_micros(op, micros):
     )
 
 
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+
+def _saturated(micros):
+    """``micros`` held to what a timestamp (an ``i64``) can be, as the Rust
+    and C++ SDKs' timestamp arithmetic saturates."""
+    return min(max(micros, _I64_MIN), _I64_MAX)
+
+
 class Timestamp:
-    """Microseconds since the Unix epoch (UTC)."""
+    """Microseconds since the Unix epoch (UTC). Adding or subtracting
+    microseconds saturates at the ends of the range (as Rust's and C++'s do)."""
 
     __slots__ = ("micros",)
 
@@ -133,12 +144,12 @@ class Timestamp:
         self.micros = int(micros)
 
     def __add__(self, micros):
-        return Timestamp(self.micros + _whole_micros("+", micros))
+        return Timestamp(_saturated(self.micros + _whole_micros("+", micros)))
 
     def __sub__(self, other):
         if isinstance(other, Timestamp):
             return self.micros - other.micros
-        return Timestamp(self.micros - _whole_micros("-", other))
+        return Timestamp(_saturated(self.micros - _whole_micros("-", other)))
 
     def __eq__(self, other):
         return isinstance(other, Timestamp) and other.micros == self.micros
