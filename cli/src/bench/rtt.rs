@@ -40,7 +40,7 @@ struct Run {
 /// Runs `worldline bench rtt`.
 pub fn run(args: RttArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.calls >= 1, "--calls must be at least 1");
-    let prepared = Prepared::new(global, &args.client, 64)?;
+    let prepared = Prepared::new(global, &args.client, 64, 1)?;
     let mut runs = Vec::new();
     prepared.runtime.block_on(async {
         for (protocol, options) in &prepared.options {

@@ -498,6 +498,19 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// The runtime for `clients` connections running at once: one thread for
+/// a single client (as a game client runs its connection: each message
+/// then wakes no other thread of this process), several for more.
+fn runtime_for(clients: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    if clients > 1 {
+        return runtime();
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Lets this process (and the server it starts) hold thousands of sockets.
 pub fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
@@ -551,10 +564,16 @@ impl Prepared {
     /// Starts (or targets) the server, publishes the bank module and works
     /// out how to connect over each of `protocols`.
     /// `connections` is how many connections the benchmark opens at most:
-    /// a server it starts lets that many come from one address.
-    pub fn new(global: &GlobalArgs, args: &ClientArgs, connections: usize) -> anyhow::Result<Self> {
+    /// a server it starts lets that many come from one address. `clients`
+    /// is how many of them run at once (one runs on one thread).
+    pub fn new(
+        global: &GlobalArgs,
+        args: &ClientArgs,
+        connections: usize,
+        clients: usize,
+    ) -> anyhow::Result<Self> {
         let wasm = bank_wasm(&args.target)?;
-        Self::with_wasm(global, args, connections, &wasm)
+        Self::with_wasm(global, args, connections, clients, &wasm)
     }
 
     /// The same as [`Prepared::new`], publishing the bank component `wasm`
@@ -563,6 +582,7 @@ impl Prepared {
         global: &GlobalArgs,
         args: &ClientArgs,
         connections: usize,
+        clients: usize,
         wasm: &[u8],
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!args.protocol.is_empty(), "name at least one --protocol");
@@ -573,7 +593,7 @@ impl Prepared {
         let server_options = ["--max-connections-per-ip", limit.as_str()];
         let target = Target::open(global, &args.target, &dir, &server_options)?;
         target.publish(DATABASE, wasm)?;
-        let runtime = runtime()?;
+        let runtime = runtime_for(clients)?;
         let options = args
             .protocol
             .iter()

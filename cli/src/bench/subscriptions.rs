@@ -130,7 +130,12 @@ pub fn run(args: SubscriptionsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         "a connection holds at most {SETS_PER_CONNECTION} query sets of {QUERIES_PER_SET} \
          queries; use more --holders"
     );
-    let prepared = Prepared::new(global, &args.client, args.load.connections + args.holders)?;
+    let prepared = Prepared::new(
+        global,
+        &args.client,
+        args.load.connections + args.holders,
+        args.load.connections + args.holders,
+    )?;
     let mut runs = Vec::new();
     prepared.runtime.block_on(async {
         let seeder = server::connect(&prepared.options[0].1).await?;

@@ -213,8 +213,13 @@ pub fn run(args: TransferArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut runs = Vec::new();
     for (language, wasm) in &modules {
-        let prepared =
-            Prepared::with_wasm(global, &args.client, args.load.connections.max(64), wasm)?;
+        let prepared = Prepared::with_wasm(
+            global,
+            &args.client,
+            args.load.connections.max(64),
+            args.load.connections,
+            wasm,
+        )?;
         runs.extend(measure(
             &prepared,
             &args,
