@@ -126,8 +126,9 @@ impl ApiError {
                 Some("`worldline describe NAME` lists the reducers".into())
             }
             ApiError::Unexpected { .. } | ApiError::NotWorldline { .. } => Some(
-                "check --server (or WORLDLINE_SERVER): it must name a Worldline server's HTTP \
-                 address, such as http://127.0.0.1:3000"
+                "check --server (or WORLDLINE_SERVER, or `default_server` in the config \
+                 file, whichever named it): it must name a Worldline server's HTTP address, \
+                 such as http://127.0.0.1:3000"
                     .into(),
             ),
         }

@@ -204,7 +204,7 @@ fn a_server_that_is_not_worldline_is_named_as_such() {
     );
     assert!(!stderr.contains('\x1b'), "{stderr}");
     assert!(
-        stderr.contains("hint: check --server (or WORLDLINE_SERVER)"),
+        stderr.contains("hint: check --server (or WORLDLINE_SERVER, or `default_server`"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 2, "{stderr}");

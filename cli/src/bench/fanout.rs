@@ -55,7 +55,12 @@ pub fn run(args: FanoutArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         args.subscribers >= 1 && args.rounds >= 1,
         "--subscribers and --rounds must be at least 1"
     );
-    let prepared = Prepared::new(global, &args.client, args.subscribers.max(64), args.subscribers)?;
+    let prepared = Prepared::new(
+        global,
+        &args.client,
+        args.subscribers.max(64),
+        args.subscribers,
+    )?;
     let mut runs = Vec::new();
     prepared.runtime.block_on(async {
         let writer = server::connect(&prepared.options[0].1).await?;
