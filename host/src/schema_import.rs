@@ -19,6 +19,10 @@ const MAX_FUNCTIONS: usize = 4_096;
 /// The most entries in each list of a table definition: its indexes, the
 /// columns of one index, its auto-increment columns.
 const MAX_TABLE_LIST: usize = 64;
+/// The most indexes all the tables of one module may declare together:
+/// each costs the host memory however empty its table (4,096 tables of 64
+/// indexes each held some 480 MB, from a component of 162 KiB).
+const MAX_INDEXES_IN_ALL: usize = 16_384;
 /// The longest name (of a table, column, index, reducer, procedure,
 /// parameter or sum case), in bytes.
 const MAX_NAME_BYTES: usize = 255;
@@ -413,6 +417,10 @@ fn check_sizes(def: &wit::ModuleDef) -> Result<(), SchemaError> {
     {
         return Err(error);
     }
+    let indexes: usize = def.tables.iter().map(|t| t.indexes.len()).sum();
+    if let Some(error) = too_many("indexes of all tables", indexes, MAX_INDEXES_IN_ALL) {
+        return Err(error);
+    }
     for table in &def.tables {
         let lists = [
             ("indexes", table.indexes.len()),
@@ -765,6 +773,27 @@ mod tests {
                 "tables: {}, more than the limit of {MAX_TABLES}",
                 MAX_TABLES + 1
             )
+        );
+        // Indexes, counted over all tables: 4,096 tables of 64 each took
+        // some 480 MB.
+        let tables = (0..300).map(|n| table(n, 1)).collect::<Vec<_>>();
+        let indexed = |count: usize| {
+            let mut tables = tables.clone();
+            for (n, table) in tables.iter_mut().enumerate() {
+                table.indexes = (0..count)
+                    .map(|i| wit::IndexDef {
+                        name: format!("t{n}_i{i}"),
+                        columns: vec![0],
+                        kind: wit::IndexKind::Btree,
+                    })
+                    .collect();
+            }
+            with_tables(wide_row(1), tables)
+        };
+        assert!(import_module(indexed(50)).is_ok());
+        assert_eq!(
+            refusal(indexed(60)),
+            format!("indexes of all tables: 18000, more than the limit of {MAX_INDEXES_IN_ALL}")
         );
         // Tables sharing one row type each hold a copy of it.
         let tables = (0..100).map(|n| table(n, 1)).collect();

@@ -51,7 +51,18 @@ fn encode(module_hash: [u8; 32], schema: &ModuleSchema) -> Result<Vec<u8>, Stora
         module_sha256: hex(&module_hash),
         schema,
     };
-    serde_json::to_vec(&stored).map_err(|e| StorageError::TooLarge(format!("{SCHEMA_FILE}: {e}")))
+    let bytes = serde_json::to_vec(&stored)
+        .map_err(|e| StorageError::TooLarge(format!("{SCHEMA_FILE}: {e}")))?;
+    // The import limits keep a description far below this; were one to
+    // pass it, the file would be refused when read back at the next start.
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(StorageError::TooLarge(format!(
+            "{SCHEMA_FILE}: the module description takes {} bytes, more than the \
+             {MAX_FILE_BYTES} one may",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Records `schema` as the description of the module hashed `module_hash`,
