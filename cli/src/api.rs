@@ -153,17 +153,26 @@ pub fn database_name(name: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// `name` if it can be a reducer's name (letters, digits and `_`).
-fn reducer(name: &str) -> Result<&str, ApiError> {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        Ok(name)
-    } else {
-        Err(ApiError::InvalidName {
+/// `name`, a reducer's or procedure's, as a URL path segment: any name a
+/// module may give one (1 to 255 bytes, no control character), with
+/// every byte but letters, digits, `-`, `.`, `_` and `~` percent-encoded.
+fn reducer(name: &str) -> Result<String, ApiError> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidName {
             what: "reducer",
             name: name.to_owned(),
-            rule: "letters, digits and `_`",
-        })
+            rule: "1 to 255 bytes, without control characters",
+        });
     }
+    let mut segment = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            segment.push(char::from(byte));
+        } else {
+            segment.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(segment)
 }
 
 /// The HTTP API of one server, as one identity (or anonymously).
@@ -444,4 +453,23 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A module may name a reducer `r-x y` (the WIT allows any name), and
+    // the API takes it percent-encoded; the CLI refused every name but
+    // letters, digits and `_`.
+    #[test]
+    fn any_name_a_module_may_give_a_reducer_is_sent_percent_encoded() {
+        assert_eq!(reducer("transfer").unwrap(), "transfer");
+        assert_eq!(reducer("r-x y").unwrap(), "r-x%20y");
+        assert_eq!(reducer("a/b?c#d%").unwrap(), "a%2Fb%3Fc%23d%25");
+        assert_eq!(reducer("café").unwrap(), "caf%C3%A9");
+        for bad in [String::new(), "a\nb".into(), "x".repeat(256)] {
+            assert!(reducer(&bad).is_err(), "{bad:?}");
+        }
+    }
 }
