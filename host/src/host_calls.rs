@@ -221,7 +221,6 @@ impl HostState {
         let max_rows = max_rows.min(MAX_BATCH_ROWS);
         let max_bytes = self.quotas.max_batch_bytes;
         let mut data = Vec::new();
-        let mut count = 0;
         let handle = self
             .open_cursors
             .get_mut(&cursor.rep())
@@ -229,15 +228,14 @@ impl HostState {
         // A few rows at a time, stopping once the batch reaches its byte
         // cap: a batch holds at least one row and passes the cap by at
         // most one chunk.
-        while count < max_rows && data.len() < max_bytes {
-            let chunk = (max_rows - count).min(BYTE_CHECK_ROWS) as usize;
-            let added = self.datastore.next_batch(&mut handle.0, chunk, &mut data);
-            if added == 0 {
-                break;
-            }
-            count += u32::try_from(added).unwrap_or(u32::MAX);
-        }
-        Ok((count, data))
+        let count = self.datastore.next_batch_within(
+            &mut handle.0,
+            max_rows as usize,
+            max_bytes,
+            BYTE_CHECK_ROWS as usize,
+            &mut data,
+        );
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), data))
     }
 
     pub(crate) fn cursor_drop(&mut self, cursor: Resource<CursorHandle>) -> HostResult<()> {

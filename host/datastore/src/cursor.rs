@@ -90,6 +90,35 @@ impl Datastore {
         })
     }
 
+    /// Appends up to `max_rows` more rows of the cursor's scan to `out`,
+    /// `chunk` rows at a time, stopping once `out` holds `max_bytes` or
+    /// more (so it passes that by at most one chunk), and returns how many.
+    /// As [`next_batch`](Self::next_batch), 0 means the scan is over; a
+    /// batch of fewer rows than asked does not end it: rows written past
+    /// its position are still seen by later batches. (A chunk that comes
+    /// short ends the batch without looking again, which would find none
+    /// and end the scan while the batch holds rows.)
+    pub fn next_batch_within(
+        &self,
+        cursor: &mut Cursor,
+        max_rows: usize,
+        max_bytes: usize,
+        chunk: usize,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let chunk = chunk.max(1);
+        let mut count = 0;
+        while count < max_rows && out.len() < max_bytes {
+            let asked = (max_rows - count).min(chunk);
+            let added = self.next_batch(cursor, asked, out);
+            count += added;
+            if added < asked {
+                break;
+            }
+        }
+        count
+    }
+
     /// Appends the bytes of up to `max_rows` more rows of the cursor's scan
     /// to `out`, one after another, and returns how many. 0 means the scan
     /// is over (and stays over), except that asking for 0 rows returns 0

@@ -77,6 +77,39 @@ fn cursors_resume_after_writes_between_batches() {
     assert_eq!(ids, vec![5, 6, 8, 9, 10, 11]);
 }
 
+// WIT `batch`: fewer rows than asked does not end a scan. A batch that
+// reached the end of the table looked once more, found nothing and ended
+// the scan, so a row inserted after it was never returned.
+#[test]
+fn a_batch_that_reaches_the_end_leaves_the_scan_open_for_rows_written_later() {
+    let mut store = store();
+    store.begin().unwrap();
+    insert(&mut store, &Item::new(0, "one", 1, 1));
+    let mut cursor = store.scan(ITEM).unwrap();
+    let mut out = Vec::new();
+    let batch = |store: &worldline_datastore::Datastore, cursor: &mut _, out: &mut Vec<u8>| {
+        store.next_batch_within(cursor, 5, 1 << 20, 16, out)
+    };
+    assert_eq!(batch(&store, &mut cursor, &mut out), 1);
+    insert(&mut store, &Item::new(0, "two", 1, 2));
+    assert_eq!(batch(&store, &mut cursor, &mut out), 1);
+    assert_eq!(batch(&store, &mut cursor, &mut out), 0);
+    // Over, and over for good: a row written now is not returned.
+    insert(&mut store, &Item::new(0, "three", 1, 3));
+    assert_eq!(batch(&store, &mut cursor, &mut out), 0);
+    // Chunks of 2 over 5 rows asked: the short chunk ends the batch.
+    let mut cursor = store.scan(ITEM).unwrap();
+    assert_eq!(
+        store.next_batch_within(&mut cursor, 5, 1 << 20, 2, &mut out),
+        3
+    );
+    insert(&mut store, &Item::new(0, "four", 1, 4));
+    assert_eq!(
+        store.next_batch_within(&mut cursor, 5, 1 << 20, 2, &mut out),
+        1
+    );
+}
+
 #[test]
 fn index_cursors_resume_after_their_position() {
     let mut store = store();
