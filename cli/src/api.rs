@@ -164,15 +164,7 @@ fn reducer(name: &str) -> Result<String, ApiError> {
             rule: "1 to 255 bytes, without control characters",
         });
     }
-    let mut segment = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            segment.push(char::from(byte));
-        } else {
-            segment.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    Ok(segment)
+    Ok(percent_encode(name))
 }
 
 /// The HTTP API of one server, as one identity (or anonymously).
@@ -443,7 +435,8 @@ fn excerpt(text: &str) -> Option<String> {
     Some(excerpt)
 }
 
-/// `text` as a URL query value: every byte but unreserved ones percent-encoded.
+/// `text` as a URL query value or path segment: every byte but unreserved
+/// ones percent-encoded.
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
