@@ -10,8 +10,14 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Setting up: the toolchains (tests/setup.sh) and the worldline binary"
 tests/setup.sh
-cargo build -p worldline-cli
-worldline="$PWD/target/debug/worldline"
+# WORLDLINE_BINARY may name a `worldline` already built (CI uses the one its
+# test run built, rather than building the CLI again with other features).
+if [ -n "${WORLDLINE_BINARY:-}" ]; then
+    worldline="$WORLDLINE_BINARY"
+else
+    cargo build -p worldline-cli
+    worldline="$PWD/target/debug/worldline"
+fi
 
 work="$(mktemp -d)"
 server_pid=""

@@ -27,11 +27,15 @@ pub fn worldline_binary() -> &'static Path {
             .parent()
             .and_then(Path::parent)
             .expect("the test runs from <target>/<profile>/deps");
+        // Built as `cargo test --workspace` builds it, which then finds it
+        // up to date: features resolved for the whole workspace with its
+        // tests (`--package worldline-cli` alone would resolve fewer and
+        // rebuild wasmtime and much else, minutes on a fresh machine).
         let mut build = Command::new(env!("CARGO"));
         build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
             "build",
-            "--package",
-            "worldline-cli",
+            "--workspace",
+            "--tests",
             "--bin",
             "worldline",
         ]);
