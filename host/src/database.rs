@@ -397,6 +397,10 @@ impl Database {
             DatabaseStorage::open(dir, &self.schema, module_hash, config)?;
         self.stored_row_bytes = row_bytes(&datastore);
         self.instance.store.data_mut().datastore = datastore;
+        // The log is a help, not the data: without its file it is kept in memory.
+        if let Err(e) = storage.keep_module_log(&mut self.log()) {
+            tracing::warn!("the module log is kept in memory only: {e}");
+        }
         self.scheduler = Scheduler::scan(&self.schema, self.datastore());
         self.storage = Some(storage);
         Ok(report)

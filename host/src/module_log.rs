@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::identity::Timestamp;
+use crate::storage::ModuleLogFile;
 
 /// Severity of a module log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +69,8 @@ pub struct ModuleLog {
     bytes: usize,
     /// Lines dropped because the log was full.
     dropped: u64,
+    /// Where each new line is also written, for a stored database.
+    file: Option<ModuleLogFile>,
 }
 
 impl ModuleLog {
@@ -82,21 +85,31 @@ impl ModuleLog {
             },
             bytes: 0,
             dropped: 0,
+            file: None,
         }
     }
 
     /// Appends a line, cutting it to the line limit and dropping the
     /// oldest lines while the log is over its limits.
-    pub fn push(&mut self, level: LogLevel, mut message: String) {
-        truncate_line(&mut message, self.limits.max_line_bytes);
-        // Count what is held: no spare capacity (a no-op for an exact allocation).
-        message.shrink_to_fit();
-        self.bytes += message.len();
-        self.records.push_back(LogRecord {
+    pub fn push(&mut self, level: LogLevel, message: String) {
+        self.restore(LogRecord {
             timestamp: Timestamp::now(),
             level,
             message,
         });
+        if let (Some(file), Some(record)) = (&mut self.file, self.records.back()) {
+            file.append(record);
+        }
+    }
+
+    /// Keeps `record` (written earlier) as [`push`](Self::push) keeps a
+    /// new line, without writing it to the log's file.
+    pub(crate) fn restore(&mut self, mut record: LogRecord) {
+        truncate_line(&mut record.message, self.limits.max_line_bytes);
+        // Count what is held: no spare capacity (a no-op for an exact allocation).
+        record.message.shrink_to_fit();
+        self.bytes += record.message.len();
+        self.records.push_back(record);
         while self.records.len() > self.limits.max_lines
             || (self.bytes > self.limits.max_bytes && self.records.len() > 1)
         {
@@ -105,6 +118,22 @@ impl ModuleLog {
                 self.dropped += 1;
             }
         }
+    }
+
+    /// Takes every kept line out of the log, oldest first.
+    pub(crate) fn take_records(&mut self) -> Vec<LogRecord> {
+        self.bytes = 0;
+        self.records.drain(..).collect()
+    }
+
+    /// Writes every line pushed from now on to `file` too.
+    pub(crate) fn write_to(&mut self, file: ModuleLogFile) {
+        self.file = Some(file);
+    }
+
+    /// The limits the log keeps within.
+    pub fn limits(&self) -> LogLimits {
+        self.limits
     }
 
     /// Bytes of the messages kept now.

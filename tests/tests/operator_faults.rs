@@ -7,7 +7,8 @@
 //! server, a log segment or snapshot copied from one database's directory
 //! into another's, a file-size limit (`ulimit -f`) one database's log
 //! outgrows, a database's directory moved away and replaced by a symbolic
-//! link, a damaged `http_allow`, a database whose files cannot be read.
+//! link, a damaged `http_allow`, a database whose files cannot be read,
+//! a module log on disk cut short by a crash or damaged.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -77,6 +78,48 @@ fn a_log_that_cannot_be_written_does_not_stop_the_database() {
     let (status, body) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
     assert_eq!(status, 200, "{body}");
     assert_eq!(balances_in_sql_answer(&body), [70, 130, 100, 100]);
+    server.kill();
+}
+
+/// What the module wrote to its log outlives a SIGKILL of the server:
+/// after the restart the log shows the lines from before it, then the
+/// new ones. A line the crash cut short, or damage in the file, is
+/// skipped; it is no reason to refuse the database.
+#[test]
+fn the_module_log_outlives_a_crash_and_damage_to_its_file() {
+    let dir = TempDir::new("worldline-module-log-kept");
+    let server = ServerProcess::start(dir.path());
+    let http = Http::new_identity(&server.http);
+    http.publish("chat", &guest_wasm("chat"));
+    http.call_ok("chat", "send_message", &json!(["before the crash"]));
+    let before = http.module_log("chat", None);
+    assert!(
+        before
+            .last()
+            .is_some_and(|line| line.starts_with("message 1 from")),
+        "{before:?}"
+    );
+    server.kill();
+
+    let file = dir.path().join("databases/chat/module.log");
+    let mut text = std::fs::read(&file).expect("the module log's file");
+    text.extend_from_slice(b"\xff not a line\n{\"t\":1,\"l\":\"INFO\",\"m\":\"cut sh");
+    std::fs::write(&file, text).expect("damaging it");
+
+    let server = ServerProcess::start(dir.path());
+    let http = Http::new(&server.http, http.token());
+    http.call_ok("chat", "send_message", &json!(["after the crash"]));
+    let after = http.module_log("chat", None);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the lines from before, in order"
+    );
+    assert!(
+        after[before.len()].starts_with("message 2 from"),
+        "{after:?}"
+    );
     server.kill();
 }
 

@@ -8,6 +8,7 @@ mod frame;
 mod fs;
 #[cfg(test)]
 mod memory;
+mod module_log_file;
 mod published_schema;
 mod record;
 mod recovery;
@@ -23,7 +24,10 @@ use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use worldline_datastore::{Datastore, ModuleSchema, TxDelta};
 
+use crate::module_log::ModuleLog;
+
 pub use durability::{DurabilityPolicy, SyncHook};
+pub(crate) use module_log_file::ModuleLogFile;
 pub use recovery::RecoveryReport;
 pub use repair::{LogCut, RepairPlan};
 pub(crate) use repair::{
@@ -407,6 +411,25 @@ pub(crate) struct DatabaseStorage {
 }
 
 impl DatabaseStorage {
+    /// Keeps `log` in the database's directory from now on (see
+    /// [`module_log_file`]), after the lines kept there before, which it
+    /// reads back first.
+    pub(crate) fn keep_module_log(&self, log: &mut ModuleLog) -> Result<(), StorageError> {
+        let since_start = log.take_records();
+        let file = module_log_file::ModuleLogFile::open(
+            Arc::clone(&self.dir),
+            log.limits().max_bytes,
+            |before| {
+                for record in before.into_iter().chain(since_start) {
+                    log.restore(record);
+                }
+                log.records().cloned().collect()
+            },
+        )?;
+        log.write_to(file);
+        Ok(())
+    }
+
     /// Replaces file `name` of the database's directory with `bytes`,
     /// atomically and durably (for settings stored beside the module, such
     /// as its HTTP allow-list).
