@@ -349,7 +349,8 @@ fn subscribe_prints_the_initial_rows_however_short_it_runs() {
 }
 
 // Small things an operator tripped over: an empty identity prefix, a
-// confirmation without a terminal, a project path that does not exist,
+// confirmation without a terminal (and none asked for when there is
+// nothing to delete), a project path that does not exist,
 // `--listen localhost:PORT`.
 #[test]
 fn small_messages_say_what_is_wrong() {
@@ -369,6 +370,14 @@ fn small_messages_say_what_is_wrong() {
     );
     assert!(!stderr.contains("Continue?"), "{stderr}");
     assert!(alice.ok(&["list"]).contains("chat"));
+    // --delete-data asks only when there is data to delete: a new
+    // database is created without a terminal, an existing one is not
+    // touched.
+    let chat = component("chat");
+    let stdout = alice.ok(&["publish", "fresh", "--wasm", &chat, "--delete-data"]);
+    assert!(stdout.contains("Created database `fresh`"), "{stdout}");
+    let stderr = alice.fails(&["publish", "fresh", "--wasm", &chat, "--delete-data"]);
+    assert!(stderr.contains("no terminal"), "{stderr}");
 
     let stderr = alice.fails(&["publish", "x", "--project-path", "/nonexistent/project"]);
     assert!(

@@ -50,7 +50,15 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
     if let Some(text) = &args.allow_http {
         check_allow_http(text)?;
     }
-    if args.delete_data && !args.yes {
+    // Nothing to delete in a database that does not exist yet (any other
+    // answer, an unreachable server included, still asks).
+    let absent = || {
+        matches!(
+            context.api().info(&args.name),
+            Err(crate::api::ApiError::Refused { status: 404, .. })
+        )
+    };
+    if args.delete_data && !args.yes && !absent() {
         confirm(&format!(
             "This deletes every row of database `{}` on {}. Continue?",
             args.name, context.server
