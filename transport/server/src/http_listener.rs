@@ -297,10 +297,10 @@ impl MessageMeter {
         metered.since_message = 0;
     }
 
-    /// A whole data message (or Close) was received: what follows starts a
-    /// new one, and the room held is given back. (Bytes of the next
-    /// messages already read ahead, at most one read's worth, are not
-    /// counted.)
+    /// A whole data message (or Close) was received and handed on: what
+    /// follows starts a new one, and the room held is given back. (Bytes
+    /// of the next messages already read ahead, at most one read's worth,
+    /// are not counted.)
     pub(crate) fn message_received(&self) {
         let mut metered = self.lock();
         metered.since_message = 0;

@@ -118,11 +118,13 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
             }
         };
         alive_until = Instant::now() + idle_timeout;
-        if let Some(Ok(Message::Ping(payload) | Message::Pong(payload))) = &next {
-            meter.control_received(CONTROL_FRAME_OVERHEAD + payload.len());
-        } else {
-            meter.message_received();
-        }
+        let control = match &next {
+            Some(Ok(Message::Ping(payload) | Message::Pong(payload))) => {
+                meter.control_received(CONTROL_FRAME_OVERHEAD + payload.len());
+                true
+            }
+            _ => false,
+        };
         flow = match next {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,
@@ -130,6 +132,14 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
             Some(Err(e)) => session.fail(read_error(e)).await,
         };
+        // The room the message took stays taken until the session has
+        // handed it on (to its database's queue, bounded in bytes itself):
+        // a message waiting for a busy database still counts, so that
+        // connections each holding one cannot make the server hold more
+        // than the budget.
+        if !control {
+            meter.message_received();
+        }
     }
     session.end().await;
     drop(session);
