@@ -66,9 +66,11 @@ pub struct StartArgs {
     /// For development only: lets procedures' HTTP requests reach this
     /// exact internal address and port (e.g. `127.0.0.1:8080`), which the
     /// address guard refuses otherwise (loopback, private, link-local,
-    /// metadata addresses). Repeatable. The database's allow-list must
-    /// still name the host. Never use it with modules you do not trust.
-    #[arg(long = "http-allow-private-address", value_name = "IP:PORT")]
+    /// metadata addresses); not `0.0.0.0`, `::`, port 0, a broadcast or a
+    /// public address. Repeatable. The database's allow-list must still
+    /// name the host. Never use it with modules you do not trust.
+    #[arg(long = "http-allow-private-address", value_name = "IP:PORT",
+          value_parser = parse_private_address)]
     http_allow_private: Vec<SocketAddr>,
     /// Lets web pages of this origin call the HTTP API from a browser
     /// (CORS), written as a browser sends it (`https://app.example.com`,
@@ -77,6 +79,18 @@ pub struct StartArgs {
     /// origin either way.
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     allow_origins: Vec<String>,
+}
+
+/// Parses `--http-allow-private-address`: one internal address and port
+/// a service listens on.
+fn parse_private_address(text: &str) -> Result<SocketAddr, String> {
+    let address: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IP:PORT such as 127.0.0.1:8080 or [::1]:8080"))?;
+    match worldline_host::outbound::override_refusal(address) {
+        None => Ok(address),
+        Some(reason) => Err(format!("{address}: {reason}")),
+    }
 }
 
 /// Parses `--allow-origin`: `*` or a web origin.

@@ -630,3 +630,30 @@ fn start_lines(listen: &str) -> Vec<String> {
     let _ = child.wait();
     lines
 }
+
+// `--http-allow-private-address` names one internal service: an
+// unspecified address (through which a procedure reached a service
+// listening only on loopback), port 0, a broadcast address or a public
+// address is refused at start, naming the reason.
+#[test]
+fn a_private_address_override_must_name_one_internal_service() {
+    let dir = TempDir::new("worldline-cli-private-override");
+    for (address, reason) in [
+        ("0.0.0.0:8080", "every address of this machine"),
+        ("[::]:8080", "every address of this machine"),
+        ("127.0.0.1:0", "port 0"),
+        ("255.255.255.255:8080", "broadcast"),
+        ("8.8.8.8:80", "not an internal address"),
+        ("localhost:8080", "is not an IP:PORT"),
+    ] {
+        let output = std::process::Command::new(support::WORLDLINE)
+            .args(["start", "--http-allow-private-address", address])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{address}: {stderr}");
+        assert!(stderr.contains(reason), "{address}: {stderr}");
+    }
+}

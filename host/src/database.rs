@@ -593,12 +593,21 @@ impl Database {
         if let Some(storage) = &self.storage {
             storage.write_setting(HTTP_ALLOW_FILE, allow.to_string().as_bytes())?;
         }
-        self.http_allow = allow;
+        self.use_http_allow(allow);
         Ok(())
     }
 
     /// Sets the allow-list read from the database's directory at open.
     pub(crate) fn restore_http_allow(&mut self, allow: AllowList) {
+        self.use_http_allow(allow);
+    }
+
+    /// Makes `allow` the allow-list, for the procedures already running
+    /// too: their next request or redirect is checked against it.
+    fn use_http_allow(&mut self, allow: AllowList) {
+        if let Some(client) = &self.outbound {
+            client.set_allow_list(allow.clone());
+        }
         self.http_allow = allow;
     }
 
@@ -650,15 +659,13 @@ impl Database {
             overrides: config.http_private_override.clone(),
             limits: config.http_limits.clone(),
         };
-        let client = match &self.outbound {
-            Some(client) if *client.policy() == policy => return Ok(client.clone()),
-            // The engine's override and limits are the database's for its
-            // life; only the owner's list changes, and requests still in
-            // flight under the old one keep counting against the cap.
-            Some(client) => client.with_allow_list(policy.allow),
-            None => OutboundHttp::new(policy)
-                .map_err(|e| format!("outbound HTTP is misconfigured on this server: {e}"))?,
-        };
+        // The engine's override and limits are the database's for its life;
+        // the owner's list is kept up to date by `set_http_allow`.
+        if let Some(client) = &self.outbound {
+            return Ok(client.clone());
+        }
+        let client = OutboundHttp::new(policy)
+            .map_err(|e| format!("outbound HTTP is misconfigured on this server: {e}"))?;
         self.outbound = Some(client.clone());
         Ok(client)
     }
@@ -1206,6 +1213,17 @@ impl Database {
                     "the module could not be restarted after a trap: {err}"
                 )));
             }
+        }
+    }
+}
+
+impl Drop for Database {
+    /// The procedures still running (the database was deleted, or the
+    /// server stops) send no further HTTP request and follow no further
+    /// redirect.
+    fn drop(&mut self) {
+        if let Some(client) = &self.outbound {
+            client.set_allow_list(AllowList::none());
         }
     }
 }

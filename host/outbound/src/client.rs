@@ -1,6 +1,6 @@
 //! The per-database client: checks, the in-flight cap, and the redirect loop.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -16,10 +16,15 @@ use crate::target::Target;
 use crate::types::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 
 /// The outbound HTTP client of one database. Cheap to clone: clones share
-/// the policy, the in-flight cap and the cap on name lookups.
+/// the policy, the in-flight cap and the cap on name lookups, and the
+/// allow-list, which [`set_allow_list`](Self::set_allow_list) replaces for
+/// all of them at once.
 #[derive(Debug, Clone)]
 pub struct OutboundHttp {
+    /// The override and the limits (its list is the one it started with).
     policy: Arc<HttpPolicy>,
+    /// The allow-list now: read at each request and at each redirect.
+    allow: Arc<RwLock<AllowList>>,
     slots: Arc<Semaphore>,
     /// Name lookups running at once: as many as requests in flight, held
     /// until the resolver returns (see [`crate::lookup`]).
@@ -34,32 +39,35 @@ impl OutboundHttp {
         let slots = Arc::new(Semaphore::new(policy.limits.max_in_flight));
         let lookups = Arc::new(Semaphore::new(policy.limits.max_in_flight));
         Ok(Self {
+            allow: Arc::new(RwLock::new(policy.allow.clone())),
             policy: Arc::new(policy),
             slots,
             lookups,
         })
     }
 
-    /// A client allowing `allow` instead, with this client's override and
-    /// limits and *its* in-flight slots and lookups: requests sent through
-    /// either client count against one cap, so a database whose owner
-    /// changes the list while requests are in flight still has at most
-    /// [`HttpLimits::max_in_flight`](crate::HttpLimits::max_in_flight) out.
-    pub fn with_allow_list(&self, allow: AllowList) -> Self {
-        let policy = HttpPolicy {
-            allow,
+    /// Replaces the allow-list of this client and every clone of it,
+    /// requests in flight included: each later request, and each redirect
+    /// of one already sent, is checked against `allow`. (Revoking a host
+    /// stops what is already connected to it only at its next hop.)
+    pub fn set_allow_list(&self, allow: AllowList) {
+        *self.allow.write().unwrap_or_else(PoisonError::into_inner) = allow;
+    }
+
+    /// The policy this client enforces now: its allow-list as it is now,
+    /// its override and its limits.
+    pub fn policy(&self) -> HttpPolicy {
+        HttpPolicy {
+            allow: self.allow_list(),
             ..(*self.policy).clone()
-        };
-        Self {
-            policy: Arc::new(policy),
-            slots: Arc::clone(&self.slots),
-            lookups: Arc::clone(&self.lookups),
         }
     }
 
-    /// The policy this client enforces.
-    pub fn policy(&self) -> &HttpPolicy {
-        &self.policy
+    fn allow_list(&self) -> AllowList {
+        self.allow
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Sends `request` and waits for the whole final response, following
@@ -137,7 +145,12 @@ impl OutboundHttp {
         target: &Target,
         redirected_from: Option<&Target>,
     ) -> Result<(), HttpError> {
-        if self.policy.allow.permits(target) {
+        let permitted = self
+            .allow
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .permits(target);
+        if permitted {
             return Ok(());
         }
         let message = match redirected_from {

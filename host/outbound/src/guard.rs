@@ -101,6 +101,36 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
+/// Why `address` cannot be in a [`PrivateOverride`], or `None` when it can:
+/// it must be one internal address and port a service listens on. The
+/// unspecified address would reach every local address (a connection to
+/// `0.0.0.0` goes to the machine itself), port 0 and broadcast or
+/// multicast addresses are no service's, and a public address needs no
+/// override.
+pub fn override_refusal(address: SocketAddr) -> Option<&'static str> {
+    let ip = address.ip();
+    let unspecified = match ip {
+        IpAddr::V4(v4) => v4.octets()[0] == 0,
+        IpAddr::V6(v6) => {
+            v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 0)
+        }
+    };
+    if unspecified {
+        Some(
+            "an unspecified address reaches every address of this machine; name the one the \
+             service listens on (such as 127.0.0.1)",
+        )
+    } else if address.port() == 0 {
+        Some("port 0 is no service's port")
+    } else if ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        Some("a broadcast or multicast address is no service's address")
+    } else if address_refusal(ip).is_none() {
+        Some("it is not an internal address: procedures may reach it without an override")
+    } else {
+        None
+    }
+}
+
 /// The development override: exact addresses and ports the guard lets
 /// through (the server's repeatable `--http-allow-private-address
 /// 127.0.0.1:8080`). Nothing wider: no ranges, no "any port". The host and
@@ -116,11 +146,12 @@ impl PrivateOverride {
         Self::default()
     }
 
-    /// An override for exactly these addresses and ports.
+    /// An override for exactly these addresses and ports; those
+    /// [`override_refusal`] refuses are left out.
     pub fn new(addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
         let mut list: Vec<SocketAddr> = Vec::new();
         for address in addresses {
-            if !list.contains(&address) {
+            if override_refusal(address).is_none() && !list.contains(&address) {
                 list.push(address);
             }
         }
@@ -317,6 +348,46 @@ mod tests {
         );
         let collected: PrivateOverride = [allowed].into_iter().collect();
         assert_eq!(collected, overrides);
+    }
+
+    // An override names one internal service: not the unspecified address
+    // (a connection to 0.0.0.0 reaches the machine itself, so it would
+    // open loopback under another name), port 0, broadcast or multicast,
+    // nor a public address; such entries are left out of the override.
+    #[test]
+    fn an_override_names_one_internal_service() {
+        for refused in [
+            "0.0.0.0:8080",
+            "0.1.2.3:8080",
+            "[::]:8080",
+            "[::ffff:0.0.0.0]:8080",
+            "127.0.0.1:0",
+            "255.255.255.255:8080",
+            "224.0.0.1:8080",
+            "[ff02::1]:8080",
+            "8.8.8.8:80",
+        ] {
+            let address: SocketAddr = refused.parse().expect("addr");
+            assert!(override_refusal(address).is_some(), "{refused}");
+            assert!(
+                PrivateOverride::new([address]).addresses().is_empty(),
+                "{refused}"
+            );
+            let loopback: SocketAddr =
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port());
+            assert!(
+                PrivateOverride::new([address]).refusal(loopback).is_some() || address.port() == 0
+            );
+        }
+        for accepted in [
+            "127.0.0.1:8080",
+            "10.0.0.5:443",
+            "[::1]:3000",
+            "169.254.169.254:80",
+        ] {
+            let address: SocketAddr = accepted.parse().expect("addr");
+            assert_eq!(override_refusal(address), None, "{accepted}");
+        }
     }
 
     fn refused_v4_strategy() -> impl Strategy<Value = Ipv4Addr> {

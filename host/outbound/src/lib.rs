@@ -32,6 +32,6 @@ mod types;
 
 pub use allow::{ALLOW_LIST_HINT, AllowList, AllowListError, GuardedEntry};
 pub use client::OutboundHttp;
-pub use guard::{PrivateOverride, address_refusal};
+pub use guard::{PrivateOverride, address_refusal, override_refusal};
 pub use limits::{HttpLimits, HttpPolicy, MAX_REQUEST_HEADERS, MAX_RESPONSE_HEADERS, PolicyError};
 pub use types::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};

@@ -636,10 +636,15 @@ async fn a_client_with_another_allow_list_shares_the_in_flight_slots() {
     };
     arrivals.recv().await.expect("the first request arrives");
     let list = format!("{server},localhost:{}", server.port());
-    let second = first.with_allow_list(AllowList::parse(&list).expect("a valid list"));
-    assert_eq!(second.policy().allow.to_string(), list);
-    assert_eq!(second.policy().limits, first.policy().limits);
-    assert_eq!(second.policy().overrides, first.policy().overrides);
+    let second = first.clone();
+    let limits_before = first.policy().limits;
+    second.set_allow_list(AllowList::parse(&list).expect("a valid list"));
+    assert_eq!(
+        first.policy().allow.to_string(),
+        list,
+        "clones share the list"
+    );
+    assert_eq!(second.policy().limits, limits_before);
     let mut request = get(&url);
     request.timeout = Some(Duration::from_millis(200));
     let err = expect_error(&second, request, HttpErrorKind::Timeout).await;
@@ -671,4 +676,55 @@ async fn response_headers_come_grouped_by_name_in_the_order_received() {
             ("content-length", "0"),
         ]
     );
+}
+
+// A list replaced while a request is in flight (the owner revoked a host)
+// holds for that request's next hops: its redirect to the revoked host is
+// denied, where it followed the list the request started with.
+#[tokio::test]
+async fn a_redirect_after_the_list_changed_is_checked_against_the_new_list() {
+    let target = serve_raw(|stream| {
+        answer(
+            stream,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec(),
+        )
+    })
+    .await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let redirecting = serve_raw(move |mut stream| {
+        let (arrived, mut released) = (arrived.clone(), released.clone());
+        async move {
+            read_head(&mut stream).await;
+            let _ = arrived.send(());
+            let _ = released.wait_for(|go| *go).await;
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nlocation: http://{target}/\r\ncontent-length: 0\r\n\r\n"
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    })
+    .await;
+    let outbound = client(
+        &format!("{redirecting},{target}"),
+        &[redirecting, target],
+        short_limits(),
+    );
+    let sent = {
+        let outbound = outbound.clone();
+        tokio::spawn(async move {
+            outbound
+                .send(get(&format!("http://{redirecting}/")), None)
+                .await
+        })
+    };
+    arrivals.recv().await.expect("the request arrives");
+    outbound.set_allow_list(AllowList::parse(&redirecting.to_string()).expect("a valid list"));
+    release.send_replace(true);
+    let err = sent
+        .await
+        .expect("joined")
+        .expect_err("the redirect is denied");
+    assert_eq!(err.kind, HttpErrorKind::Denied, "{err}");
+    assert!(err.message.contains("redirected to"), "{err}");
 }
