@@ -484,15 +484,8 @@ async fn an_invalid_close_code_is_answered_with_a_protocol_violation() {
 /// not count what another makes the server hold.
 static MEASURING_MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A WebSocket connection to `addr` by hand that sends `Hello` for `bank`,
-/// then the header of a binary message of `len` bytes and about `sent`
-/// bytes of it (giving up on writing after 3 s: the server may not read
-/// them).
-async fn websocket_partial_message(
-    addr: std::net::SocketAddr,
-    len: usize,
-    sent: usize,
-) -> tokio::net::TcpStream {
+/// A WebSocket connection to `addr` by hand, upgraded.
+async fn websocket_upgraded(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -506,6 +499,20 @@ async fn websocket_partial_message(
     while !head.ends_with(b"\r\n\r\n") {
         head.push(stream.read_u8().await.expect("reading the handshake"));
     }
+    stream
+}
+
+/// A WebSocket connection to `addr` by hand that sends `Hello` for `bank`,
+/// then the header of a binary message of `len` bytes and about `sent`
+/// bytes of it (giving up on writing after 3 s: the server may not read
+/// them).
+async fn websocket_partial_message(
+    addr: std::net::SocketAddr,
+    len: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = websocket_upgraded(addr).await;
     let mut head = binary(&hello("bank", None));
     head.extend([0x82, 0xFF]);
     head.extend((len as u64).to_be_bytes());
@@ -674,19 +681,8 @@ async fn whole_messages_waiting_for_a_busy_database_are_bounded_server_wide() {
 
 /// A WebSocket connection to `addr` by hand, welcomed to `bank`.
 async fn websocket_welcomed(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connecting");
-    let request = format!(
-        "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.expect("writing");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.expect("reading the handshake"));
-    }
+    use tokio::io::AsyncWriteExt;
+    let mut stream = websocket_upgraded(addr).await;
     stream
         .write_all(&binary(&hello("bank", None)))
         .await
