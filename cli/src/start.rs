@@ -42,7 +42,7 @@ pub struct StartArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     max_instances: u32,
     /// How many connections (QUIC and WebSocket together) one IP address
-    /// may hold at once (at least 1).
+    /// may hold at once (at least 1); an IPv6 address counts as its /64.
     #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_ip: usize,

@@ -20,7 +20,7 @@ use worldline_transport::{
 use crate::database_actor::{Command, ConnKey, DatabaseHandle};
 use crate::outbound::{Limits, Outbound, Outbox, channel};
 use crate::procedures::{ProcedureCall, call_procedure};
-use crate::shared::Shared;
+use crate::shared::{Shared, client_group};
 
 /// How many procedure calls one connection may have running at once;
 /// more are refused (each answered at once) until one ends.
@@ -58,13 +58,16 @@ enum State {
     Closed,
 }
 
-/// How many connections each IP address holds, for the per-address cap.
+/// How many connections each IP address (an IPv6 one as its /64 network)
+/// holds, for the per-address cap.
 #[derive(Debug, Default)]
 pub(crate) struct AddressSlots(Mutex<HashMap<IpAddr, usize>>);
 
 impl AddressSlots {
     /// Takes one of `max` slots of `address`, or `None` if all are taken.
+    /// (An IPv6 address counts as its /64 network, see [`client_group`].)
     pub(crate) fn take(self: &Arc<Self>, address: IpAddr, max: usize) -> Option<AddressSlot> {
+        let address = client_group(address);
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(address).or_default();
         if *count >= max {

@@ -98,8 +98,24 @@ impl BodyPool {
     }
 }
 
+/// The address a client is counted under by the per-address caps: an
+/// IPv4 address itself (an IPv4-mapped IPv6 one as that IPv4 address), an
+/// IPv6 address as its /64 network, which one host usually holds whole
+/// (counted one by one, a client with a /64 could open 2^64 times the cap).
+pub(crate) fn client_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// The bytes of request bodies each client address has under way, held
-/// to a cap per address.
+/// to a cap per address (see [`client_group`]).
 pub(crate) struct AddressShares {
     held: Mutex<HashMap<IpAddr, usize>>,
     max_per_address: usize,
@@ -126,6 +142,7 @@ impl AddressShares {
         ip: IpAddr,
         bytes: usize,
     ) -> Result<AddressShare, usize> {
+        let ip = client_group(ip);
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = held.entry(ip).or_default();
         if *entry + bytes > self.max_per_address {
@@ -444,4 +461,40 @@ pub(crate) enum Missing {
     /// The database exists but could not be recovered at startup.
     #[error("database `{}` is unavailable: {}", .0.name, .0.reason)]
     Unavailable(UnavailableDatabase),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(text: &str) -> IpAddr {
+        client_group(text.parse().expect("an address"))
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_network() {
+        assert_eq!(
+            group("2001:db8:1:2:aaaa::1"),
+            group("2001:db8:1:2:ffff:1:2:3")
+        );
+        assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
+        assert_eq!(group("2001:db8:1:2::1"), group("2001:db8:1:2::"));
+        assert_eq!(group("::ffff:192.0.2.7"), group("192.0.2.7"));
+        assert_ne!(group("192.0.2.7"), group("192.0.2.8"));
+    }
+
+    #[test]
+    fn the_body_share_of_a_64_network_is_one() {
+        let shares = std::sync::Arc::new(AddressShares::new(100));
+        let first = shares.take(IpAddr::V6("2001:db8::1".parse().expect("v6")), 60);
+        assert!(first.is_ok());
+        let second = shares.take(IpAddr::V6("2001:db8::2".parse().expect("v6")), 60);
+        assert_eq!(second.err(), Some(60), "the same /64 holds 60 already");
+        drop(first);
+        assert!(
+            shares
+                .take(IpAddr::V6("2001:db8::2".parse().expect("v6")), 60)
+                .is_ok()
+        );
+    }
 }
