@@ -211,7 +211,7 @@ impl ComponentCache {
     /// Reads and checks the entry `name`, then loads it.
     fn load(&self, engine: &wasmtime::Engine, name: &str, key: &[u8; 32]) -> Loaded {
         let mut bytes = Vec::new();
-        let read = self.dir.open(name).and_then(|mut file| {
+        let read = crate::regular_file::open_read(&self.dir, name).and_then(|mut file| {
             file.read_to_end(&mut bytes)?;
             Ok(file)
         });

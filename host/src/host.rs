@@ -645,13 +645,13 @@ pub(crate) fn lock_data_dir(root: &Dir, path: &Path) -> Result<[std::fs::File; 2
         path: path.display().to_string(),
         source,
     };
-    let lock = root
-        .open_with(
-            "worldline.lock",
-            OpenOptions::new().create(true).truncate(false).write(true),
-        )
-        .map_err(io)?
-        .into_std();
+    let lock = crate::regular_file::open(
+        root,
+        "worldline.lock",
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )
+    .map_err(io)?
+    .into_std();
     // The lock file can be removed while a server runs (by someone
     // clearing what looks like a stale lock) and a new one created; the
     // directory itself cannot be replaced under a running server, so it
@@ -710,7 +710,7 @@ fn storage_io(context: impl Into<String>) -> impl Fn(std::io::Error) -> HostErro
 
 fn read_file(dir: &Dir, name: &str) -> Result<Vec<u8>, HostError> {
     let mut bytes = Vec::new();
-    dir.open(name)
+    crate::regular_file::open_read(dir, name)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(storage_io(format!("reading {name}")))?;
     Ok(bytes)

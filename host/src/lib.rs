@@ -42,6 +42,7 @@ mod procedure;
 mod procedure_http;
 mod procedure_imports;
 mod procedure_tx;
+mod regular_file;
 mod repair;
 mod scheduler;
 mod schema_import;

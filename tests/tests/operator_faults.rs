@@ -123,6 +123,39 @@ fn the_module_log_outlives_a_crash_and_damage_to_its_file() {
     server.kill();
 }
 
+/// A named pipe where a file of a database belongs (its newest log
+/// segment here) makes that database unavailable, naming what is there;
+/// the server starts and serves the others. Opening the pipe blocked until
+/// another process opened its other end: the server never started.
+#[test]
+fn a_named_pipe_in_a_database_directory_does_not_hang_the_server() {
+    let dir = TempDir::new("worldline-named-pipe");
+    let server = ServerProcess::start(dir.path());
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    http.publish("chat", &guest_wasm("chat"));
+    http.call_ok("bank", "seed", &json!([4, 100]));
+    server.kill();
+
+    let log = dir.path().join("databases/bank/log");
+    let segment = named(&log, "seg").pop().expect("a log segment");
+    let segment = log.join(segment);
+    std::fs::remove_file(&segment).expect("removing the segment");
+    let made = Command::new("mkfifo")
+        .arg(&segment)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+
+    let server = ServerProcess::start(dir.path());
+    let http = Http::new(&server.http, http.token());
+    http.call_ok("chat", "send_message", &json!(["the others serve"]));
+    let (status, body) = post(&http, "/v1/database/bank/call/noop", "[]");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("is a named pipe"), "{body}");
+    server.kill();
+}
+
 /// A lock file removed while the server runs (an operator cleaning up
 /// what looks like a stale lock) must not let a second server onto the
 /// same data directory: two servers appending to one commit log would

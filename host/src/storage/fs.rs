@@ -73,13 +73,15 @@ impl Directory for Dir {
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        self.open(name)?.read_to_end(&mut bytes)?;
+        crate::regular_file::open_read(self, name)?.read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 
     fn read_head(&self, name: &str, len: usize) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        self.open(name)?.take(len as u64).read_to_end(&mut bytes)?;
+        crate::regular_file::open_read(self, name)?
+            .take(len as u64)
+            .read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 
@@ -95,7 +97,8 @@ impl Directory for Dir {
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
-        let file = self.open_with(
+        let file = crate::regular_file::open(
+            self,
             name,
             OpenOptions::new().create(true).truncate(true).write(true),
         )?;
@@ -105,9 +108,11 @@ impl Directory for Dir {
     fn open_existing(&self, name: &str) -> io::Result<Box<dyn FileHandle>> {
         // Not `append`: on Linux, a positional write to a file opened for
         // appending goes to its end whatever the position.
-        Ok(Box::new(
-            self.open_with(name, OpenOptions::new().write(true))?,
-        ))
+        Ok(Box::new(crate::regular_file::open(
+            self,
+            name,
+            OpenOptions::new().write(true),
+        )?))
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
