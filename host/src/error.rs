@@ -253,8 +253,9 @@ pub enum CallError {
     /// The database already runs as many procedures as it may at once;
     /// nothing ran. Retry once one finishes.
     #[error(
-        "the database already runs {limit} procedures at once, the most it may; try again \
-         when one finishes"
+        "the database already runs {limit} procedure{} at once, the most it may; try again \
+         when one finishes",
+        plural(*limit)
     )]
     TooManyProcedures {
         /// [`EngineConfig::max_procedures_per_database`](crate::EngineConfig::max_procedures_per_database).
@@ -265,8 +266,9 @@ pub enum CallError {
     /// procedures never leave the databases without instances); nothing
     /// ran. Retry once one finishes.
     #[error(
-        "the server already runs {limit} procedures at once, the most it may (a quarter of \
-         its instance pool); try again when one finishes"
+        "the server already runs {limit} procedure{} at once, the most it may (a quarter of \
+         its instance pool); try again when one finishes",
+        plural(*limit)
     )]
     ServerTooManyProcedures {
         /// [`Engine::max_procedures`](crate::Engine::max_procedures).
@@ -344,4 +346,9 @@ mod tests {
             "no reducer named ``".len() + QUOTED_NAME_CHARS + "…".len()
         );
     }
+}
+
+/// The ending of a count's noun: none for one, `s` otherwise.
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
 }
