@@ -1219,12 +1219,13 @@ impl Database {
 
 impl Drop for Database {
     /// The procedures still running (the database was deleted, or the
-    /// server stops) send no further HTTP request and follow no further
-    /// redirect.
+    /// server stops) send no further HTTP request, follow no further
+    /// redirect and write to the module log in memory only.
     fn drop(&mut self) {
         if let Some(client) = &self.outbound {
             client.set_allow_list(AllowList::none());
         }
+        self.log().stop_writing();
     }
 }
 

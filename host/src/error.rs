@@ -315,6 +315,11 @@ pub fn listed_changes(text: &str) -> Vec<String> {
     lines
 }
 
+/// The ending of a count's noun: none for one, `s` otherwise.
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,9 +351,4 @@ mod tests {
             "no reducer named ``".len() + QUOTED_NAME_CHARS + "…".len()
         );
     }
-}
-
-/// The ending of a count's noun: none for one, `s` otherwise.
-fn plural(count: usize) -> &'static str {
-    if count == 1 { "" } else { "s" }
 }

@@ -131,6 +131,13 @@ impl ModuleLog {
         self.file = Some(file);
     }
 
+    /// Writes no more lines to the log's file (its database is closed:
+    /// procedures that outlive it must not write into a directory being
+    /// deleted, or reopened with a writer of its own).
+    pub(crate) fn stop_writing(&mut self) {
+        self.file = None;
+    }
+
     /// The limits the log keeps within.
     pub fn limits(&self) -> LogLimits {
         self.limits

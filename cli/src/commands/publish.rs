@@ -58,7 +58,10 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
             Err(crate::api::ApiError::Refused { status: 404, .. })
         )
     };
-    if args.delete_data && !args.yes && !absent() {
+    // A database that does not exist yet is created, not replaced: should
+    // it appear meanwhile, the publish swaps its module and keeps its data.
+    let delete_data = args.delete_data && !absent();
+    if delete_data && !args.yes {
         confirm(&format!(
             "This deletes every row of database `{}` on {}. Continue?",
             args.name, context.server
@@ -77,12 +80,7 @@ pub fn run(args: PublishArgs, mut context: Context) -> anyhow::Result<()> {
         wasm.len().div_ceil(1024),
         api.server()
     );
-    let published = api.publish(
-        &args.name,
-        &wasm,
-        args.delete_data,
-        args.allow_http.as_deref(),
-    )?;
+    let published = api.publish(&args.name, &wasm, delete_data, args.allow_http.as_deref())?;
     if args.json {
         return print_json(&published);
     }

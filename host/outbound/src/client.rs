@@ -94,6 +94,9 @@ impl OutboundHttp {
                     "the outbound HTTP client of this database is closed",
                 )
             })?;
+        // Checked again once a slot is taken: the list may have changed
+        // (or been revoked) while the request waited for one.
+        self.check_allowed(&hop.target, None)?;
         let mut redirects = 0;
         loop {
             let stream = connect::open(

@@ -108,12 +108,16 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 /// multicast addresses are no service's, and a public address needs no
 /// override.
 pub fn override_refusal(address: SocketAddr) -> Option<&'static str> {
-    let ip = address.ip();
+    // An IPv4-mapped, -compatible or NAT64 address as the IPv4 address it carries.
+    let ip = match address.ip() {
+        IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => {
+            embedded_v4(v6).map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        ip => ip,
+    };
     let unspecified = match ip {
         IpAddr::V4(v4) => v4.octets()[0] == 0,
-        IpAddr::V6(v6) => {
-            v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 0)
-        }
+        IpAddr::V6(v6) => v6.is_unspecified(),
     };
     if unspecified {
         Some(
@@ -361,6 +365,9 @@ mod tests {
             "0.1.2.3:8080",
             "[::]:8080",
             "[::ffff:0.0.0.0]:8080",
+            "[64:ff9b::]:8080",
+            "[::ffff:224.0.0.1]:8080",
+            "[::ffff:255.255.255.255]:8080",
             "127.0.0.1:0",
             "255.255.255.255:8080",
             "224.0.0.1:8080",

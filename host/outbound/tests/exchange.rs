@@ -728,3 +728,45 @@ async fn a_redirect_after_the_list_changed_is_checked_against_the_new_list() {
     assert_eq!(err.kind, HttpErrorKind::Denied, "{err}");
     assert!(err.message.contains("redirected to"), "{err}");
 }
+
+// A request waiting for an in-flight slot when the list is revoked is
+// checked again once it has one: it is denied, not sent.
+#[tokio::test]
+async fn a_request_waiting_for_a_slot_is_checked_against_the_list_it_gets_one_under() {
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let server = serve_raw(move |mut stream| {
+        let (arrived, mut released) = (arrived.clone(), released.clone());
+        async move {
+            read_head(&mut stream).await;
+            let _ = arrived.send(());
+            let _ = released.wait_for(|go| *go).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    })
+    .await;
+    let limits = HttpLimits {
+        max_in_flight: 1,
+        ..short_limits()
+    };
+    let outbound = client_for(server, limits);
+    let url = format!("http://{server}/");
+    let send = |outbound: &worldline_outbound::OutboundHttp| {
+        let (outbound, url) = (outbound.clone(), url.clone());
+        tokio::spawn(async move { outbound.send(get(&url), None).await })
+    };
+    let first = send(&outbound);
+    arrivals.recv().await.expect("the first request arrives");
+    let second = send(&outbound);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    outbound.set_allow_list(AllowList::none());
+    release.send_replace(true);
+    assert!(
+        first.await.expect("joined").is_ok(),
+        "the first was sent before"
+    );
+    let err = second.await.expect("joined").expect_err("denied");
+    assert_eq!(err.kind, HttpErrorKind::Denied, "{err}");
+}

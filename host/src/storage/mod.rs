@@ -415,17 +415,15 @@ impl DatabaseStorage {
     /// [`module_log_file`]), after the lines kept there before, which it
     /// reads back first.
     pub(crate) fn keep_module_log(&self, log: &mut ModuleLog) -> Result<(), StorageError> {
+        let (mut file, before) =
+            module_log_file::ModuleLogFile::open(Arc::clone(&self.dir), log.limits())?;
         let since_start = log.take_records();
-        let file = module_log_file::ModuleLogFile::open(
-            Arc::clone(&self.dir),
-            log.limits().max_bytes,
-            |before| {
-                for record in before.into_iter().chain(since_start) {
-                    log.restore(record);
-                }
-                log.records().cloned().collect()
-            },
-        )?;
+        for record in &since_start {
+            file.append(record);
+        }
+        for record in before.into_iter().chain(since_start) {
+            log.restore(record);
+        }
         log.write_to(file);
         Ok(())
     }

@@ -3,11 +3,12 @@
 //! a crash of the server (each line is written when the module logs it;
 //! not fsynced: power loss can lose the newest lines).
 //!
-//! The file is bounded: once it would pass the log's byte limit it becomes
-//! `module.log.1` (replacing the previous one) and a new one starts. At
-//! open, both are read back (lines that do not parse are skipped: a line a
-//! crash cut short, or damage), the lines the log keeps are written to a
-//! fresh `module.log`, and `module.log.1` is removed.
+//! The file is bounded as the log in memory is: once it holds the log's
+//! byte limit of messages or its line limit, it becomes `module.log.1`
+//! (replacing the previous one) and a new one starts, so the two files
+//! always hold at least what the log keeps. At open both are read back
+//! (lines that do not parse are skipped: a line a crash cut short, or
+//! damage) and writing goes on at the end of `module.log`.
 
 use std::io;
 use std::sync::Arc;
@@ -16,13 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use super::StorageError;
 use super::fs::{Directory, FileHandle};
-use super::write_durably;
 use crate::identity::Timestamp;
-use crate::module_log::{LogLevel, LogRecord};
+use crate::module_log::{LogLevel, LogLimits, LogRecord};
 
 /// The file the module log is written to.
 const CURRENT: &str = "module.log";
-/// The file it was written to before it last passed its byte limit.
+/// The file it was written to before it last reached its limits.
 const PREVIOUS: &str = "module.log.1";
 
 /// A line of the file.
@@ -43,8 +43,11 @@ pub(crate) struct ModuleLogFile {
     file: Box<dyn FileHandle>,
     /// Bytes in the file: where the next line goes.
     len: u64,
-    /// The size past which the file is set aside and a new one started.
-    max_bytes: u64,
+    /// Lines in the file, and bytes of their messages: counted as the log
+    /// in memory counts them, against the same limits.
+    lines: usize,
+    message_bytes: usize,
+    limits: LogLimits,
     /// Set once a write failed: the log is then kept in memory only, until
     /// the next start (a full disk must not cost a failed write per line).
     failed: bool,
@@ -54,49 +57,59 @@ impl std::fmt::Debug for ModuleLogFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModuleLogFile")
             .field("len", &self.len)
+            .field("lines", &self.lines)
             .field("failed", &self.failed)
             .finish()
     }
 }
 
 impl ModuleLogFile {
-    /// Reads the lines kept in `dir` (oldest first), then rewrites
-    /// `module.log` with those `keep` retains and opens it for appending.
-    /// `max_bytes` is the log's byte limit: a file larger than a few times
-    /// that is not read (it was not written by this server).
+    /// Opens `module.log` in `dir` for appending (creating it if missing),
+    /// and returns the lines kept in both files, oldest first. A file far
+    /// larger than `limits` allow (not written by this server) is not read,
+    /// and `module.log` is then started afresh.
     pub(crate) fn open(
         dir: Arc<dyn Directory>,
-        max_bytes: usize,
-        keep: impl FnOnce(Vec<LogRecord>) -> Vec<LogRecord>,
-    ) -> Result<Self, StorageError> {
-        let max_bytes = u64::try_from(max_bytes).unwrap_or(u64::MAX).max(1);
-        let mut records = Vec::new();
-        for name in [PREVIOUS, CURRENT] {
-            records.extend(read_lines(&*dir, name, max_bytes));
-        }
-        let mut text = Vec::new();
-        for record in keep(records) {
-            encode(&record, &mut text);
-        }
-        // A fresh file in place of whatever was there (a rename replaces a
-        // symlink or special file instead of writing through it).
-        write_durably(&*dir, "", CURRENT, &text)?;
-        match dir.remove(PREVIOUS) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(StorageError::io(format!("removing {PREVIOUS}"), e));
+        limits: LogLimits,
+    ) -> Result<(Self, Vec<LogRecord>), StorageError> {
+        let cap = read_cap(limits);
+        let (mut records, _) = read_lines(&*dir, PREVIOUS, cap);
+        let (current, current_bytes) = read_lines(&*dir, CURRENT, cap);
+        let (file, mut len) = match current_bytes {
+            Some(bytes) => {
+                let file = dir
+                    .open_existing(CURRENT)
+                    .map_err(|e| StorageError::io(format!("opening {CURRENT}"), e))?;
+                (file, bytes)
             }
-            _ => {}
-        }
-        let file = dir
-            .open_existing(CURRENT)
-            .map_err(|e| StorageError::io(format!("opening {CURRENT}"), e))?;
-        Ok(Self {
+            None => {
+                let file = dir
+                    .create(CURRENT)
+                    .map_err(|e| StorageError::io(format!("creating {CURRENT}"), e))?;
+                (file, (0, false))
+            }
+        };
+        let mut opened = Self {
             dir,
             file,
-            len: text.len() as u64,
-            max_bytes,
+            len: 0,
+            lines: current.len(),
+            message_bytes: current.iter().map(|r| r.message.len()).sum(),
+            limits,
             failed: false,
-        })
+        };
+        // A line a crash cut short is ended, so that the next one starts
+        // on a line of its own.
+        if len.1 {
+            opened
+                .file
+                .write_all_at(len.0, b"\n")
+                .map_err(|e| StorageError::io(format!("writing {CURRENT}"), e))?;
+            len.0 += 1;
+        }
+        opened.len = len.0;
+        records.extend(current);
+        Ok((opened, records))
     }
 
     /// Appends `record`; a failure is logged once and ends the writing.
@@ -106,7 +119,7 @@ impl ModuleLogFile {
         }
         let mut line = Vec::new();
         encode(record, &mut line);
-        if let Err(e) = self.write(&line) {
+        if let Err(e) = self.write(&line, record.message.len()) {
             self.failed = true;
             tracing::warn!(
                 "the module log could not be written to {CURRENT} (it is kept in memory \
@@ -115,11 +128,14 @@ impl ModuleLogFile {
         }
     }
 
-    fn write(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.len > 0 && self.len + line.len() as u64 > self.max_bytes {
+    fn write(&mut self, line: &[u8], message_bytes: usize) -> io::Result<()> {
+        if self.lines > 0
+            && (self.lines >= self.limits.max_lines
+                || self.message_bytes + message_bytes > self.limits.max_bytes)
+        {
             self.dir.rename(CURRENT, PREVIOUS)?;
             self.file = self.dir.create(CURRENT)?;
-            self.len = 0;
+            (self.len, self.lines, self.message_bytes) = (0, 0, 0);
         }
         if let Err(e) = self.file.write_all_at(self.len, line) {
             // No half line for the next one to be appended to.
@@ -127,8 +143,22 @@ impl ModuleLogFile {
             return Err(e);
         }
         self.len += line.len() as u64;
+        self.lines += 1;
+        self.message_bytes += message_bytes;
         Ok(())
     }
+}
+
+/// The largest file this server writes under `limits`, with room to
+/// spare: every message escaped to six times its bytes (a control
+/// character in JSON), the fields of each line, and one line more.
+fn read_cap(limits: LogLimits) -> u64 {
+    let bytes = limits
+        .max_bytes
+        .saturating_add(limits.max_line_bytes)
+        .saturating_mul(6)
+        .saturating_add(limits.max_lines.saturating_add(1).saturating_mul(64));
+    u64::try_from(bytes).unwrap_or(u64::MAX)
 }
 
 /// Appends `record` as a line to `out`.
@@ -145,34 +175,28 @@ fn encode(record: &LogRecord, out: &mut Vec<u8>) {
     }
 }
 
-/// The lines of file `name` that parse, oldest first: none if it is
-/// missing, empty (a special file reads as empty too, and is never read),
-/// larger than a few times `max_bytes`, or unreadable.
-fn read_lines(dir: &dyn Directory, name: &str, max_bytes: u64) -> Vec<LogRecord> {
-    let size = match dir.size(name) {
-        Ok(0) => return Vec::new(),
-        Ok(size) => size,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            tracing::warn!("the module log in {name} was not read: {e}");
-            return Vec::new();
-        }
-    };
-    // Lines are written whole up to the limit, and JSON escapes at most
-    // sextuple a message's bytes.
-    if size > max_bytes.saturating_mul(8) {
-        tracing::warn!(
-            "the module log in {name} was not read: {size} bytes, more than this server writes"
-        );
-        return Vec::new();
-    }
-    let bytes = match dir.read(name) {
+/// The lines of file `name` that parse, oldest first, and the file's
+/// size with whether its last line is unfinished (`None`: missing or not
+/// read). A file larger than `cap`, or unreadable, is not read; a special
+/// file (a named pipe) is refused when opened.
+fn read_lines(dir: &dyn Directory, name: &str, cap: u64) -> (Vec<LogRecord>, Option<(u64, bool)>) {
+    let bytes = match dir.read_head(
+        name,
+        usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX),
+    ) {
         Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (Vec::new(), None),
         Err(e) => {
             tracing::warn!("the module log in {name} was not read: {e}");
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
+    if bytes.len() as u64 > cap {
+        tracing::warn!(
+            "the module log in {name} was not read: more than the {cap} bytes this server writes"
+        );
+        return (Vec::new(), None);
+    }
     let mut skipped = 0usize;
     let records: Vec<LogRecord> = bytes
         .split(|&b| b == b'\n')
@@ -186,7 +210,8 @@ fn read_lines(dir: &dyn Directory, name: &str, max_bytes: u64) -> Vec<LogRecord>
     if skipped > 0 {
         tracing::warn!("{skipped} damaged lines of the module log in {name} were skipped");
     }
-    records
+    let unfinished = bytes.last().is_some_and(|&b| b != b'\n');
+    (records, Some((bytes.len() as u64, unfinished)))
 }
 
 /// A line back as a record, if it is one.
@@ -221,34 +246,47 @@ mod tests {
         }
     }
 
-    fn reopen(dir: &Arc<dyn Directory>, max_bytes: usize) -> (ModuleLogFile, Vec<LogRecord>) {
-        let mut read = Vec::new();
-        let file = ModuleLogFile::open(Arc::clone(dir), max_bytes, |records| {
-            read = records.clone();
-            records
-        })
-        .expect("open");
-        (file, read)
+    fn limits(max_bytes: usize, max_lines: usize) -> LogLimits {
+        LogLimits {
+            max_lines,
+            max_line_bytes: 1024,
+            max_bytes,
+        }
+    }
+
+    fn reopen(dir: &Arc<dyn Directory>, limits: LogLimits) -> (ModuleLogFile, Vec<LogRecord>) {
+        ModuleLogFile::open(Arc::clone(dir), limits).expect("open")
+    }
+
+    fn messages(records: &[LogRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.message.as_str()).collect()
     }
 
     #[test]
     fn lines_written_are_read_back_in_order_with_their_level_and_time() {
         let dir = MemoryDisk::new().root();
-        let (mut file, read) = reopen(&dir, 1 << 20);
+        let (mut file, read) = reopen(&dir, limits(1 << 20, 100));
         assert!(read.is_empty());
         let lines = [record("first"), record("a \"quoted\"\nsecond line\u{0}")];
         for line in &lines {
             file.append(line);
         }
         drop(file);
-        let (_, read) = reopen(&dir, 1 << 20);
+        let (mut file, read) = reopen(&dir, limits(1 << 20, 100));
         assert_eq!(read, lines);
+        file.append(&record("third"));
+        drop(file);
+        let (_, read) = reopen(&dir, limits(1 << 20, 100));
+        assert_eq!(
+            messages(&read),
+            ["first", lines[1].message.as_str(), "third"]
+        );
     }
 
     #[test]
-    fn damaged_lines_are_skipped_and_the_rest_kept() {
+    fn damaged_lines_are_skipped_and_a_cut_line_is_ended_before_the_next() {
         let dir = MemoryDisk::new().root();
-        let (mut file, _) = reopen(&dir, 1 << 20);
+        let (mut file, _) = reopen(&dir, limits(1 << 20, 100));
         file.append(&record("kept"));
         drop(file);
         let mut bytes = dir.read(CURRENT).expect("read");
@@ -258,35 +296,44 @@ mod tests {
         dir.create(CURRENT)
             .and_then(|mut f| f.write_all_at(0, &bytes))
             .expect("write");
-        let (_, read) = reopen(&dir, 1 << 20);
-        let messages: Vec<_> = read.iter().map(|r| r.message.as_str()).collect();
-        assert_eq!(messages, ["kept", "also kept"]);
-        // The damage is gone from the rewritten file.
-        let (_, again) = reopen(&dir, 1 << 20);
-        assert_eq!(again, read);
-    }
-
-    #[test]
-    fn the_files_stay_within_about_twice_the_limit() {
-        let dir = MemoryDisk::new().root();
-        let (mut file, _) = reopen(&dir, 1000);
-        for i in 0..500 {
-            file.append(&record(&format!("line {i:04}")));
-        }
-        let current = dir.size(CURRENT).expect("current");
-        let previous = dir.size(PREVIOUS).expect("previous");
-        assert!(current <= 1000 && previous <= 1000, "{current} {previous}");
+        let (mut file, read) = reopen(&dir, limits(1 << 20, 100));
+        assert_eq!(messages(&read), ["kept", "also kept"]);
+        file.append(&record("after the cut"));
         drop(file);
-        let (_, read) = reopen(&dir, 1000);
-        // The newest lines, in order, up to the two files' worth.
-        assert_eq!(read.last().expect("a line").message, "line 0499");
-        assert!(read.len() > 10, "{}", read.len());
-        assert!(read.windows(2).all(|w| w[0].message < w[1].message));
-        assert!(dir.size(PREVIOUS).is_err(), "merged into {CURRENT} at open");
+        let (_, read) = reopen(&dir, limits(1 << 20, 100));
+        assert_eq!(messages(&read), ["kept", "also kept", "after the cut"]);
+    }
+
+    // The two files hold at least what the log keeps in memory: the file
+    // is set aside once it holds the log's limit of message bytes or of
+    // lines, counted as the log counts them (not the JSON around them).
+    #[test]
+    fn the_two_files_hold_at_least_the_logs_limits() {
+        for (limits, each) in [(limits(1000, 10_000), 50), (limits(1 << 20, 10), 5)] {
+            let dir = MemoryDisk::new().root();
+            let (mut file, _) = reopen(&dir, limits);
+            for i in 0..500 {
+                // Escapes make the JSON far longer than the message.
+                file.append(&record(&format!("{i:04}{}", "\u{1}".repeat(each - 4))));
+            }
+            drop(file);
+            let (_, read) = reopen(&dir, limits);
+            let bytes: usize = read.iter().map(|r| r.message.len()).sum();
+            assert!(
+                bytes >= limits.max_bytes.min(500 * each) || read.len() >= limits.max_lines,
+                "{} lines, {bytes} bytes read back under {limits:?}",
+                read.len()
+            );
+            assert!(read.last().expect("a line").message.starts_with("0499"));
+            assert!(read.windows(2).all(|w| w[0].message < w[1].message));
+            let on_disk =
+                dir.size(CURRENT).expect("current") + dir.size(PREVIOUS).expect("previous");
+            assert!(on_disk <= 2 * read_cap(limits), "{on_disk}");
+        }
     }
 
     #[test]
-    fn a_file_far_larger_than_the_limit_is_not_read() {
+    fn a_file_far_larger_than_the_limits_is_not_read_and_started_afresh() {
         let dir = MemoryDisk::new().root();
         let mut bytes = Vec::new();
         for _ in 0..1000 {
@@ -295,7 +342,12 @@ mod tests {
         dir.create(CURRENT)
             .and_then(|mut f| f.write_all_at(0, &bytes))
             .expect("write");
-        let (_, read) = reopen(&dir, 100);
+        let small = LogLimits {
+            max_lines: 2,
+            max_line_bytes: 10,
+            max_bytes: 10,
+        };
+        let (_, read) = reopen(&dir, small);
         assert!(read.is_empty());
         assert_eq!(dir.size(CURRENT).expect("size"), 0, "started afresh");
     }
@@ -304,8 +356,8 @@ mod tests {
     fn a_failed_write_ends_the_writing_but_keeps_what_was_written() {
         let disk = MemoryDisk::new();
         let dir = disk.root();
-        let (mut file, _) = reopen(&dir, 200);
-        // The file started after the limit is passed is on a full disk.
+        let (mut file, _) = reopen(&dir, limits(40, 100));
+        // The file started after the limit is reached is on a full disk.
         disk.fail_writes_to(Some(CURRENT));
         for i in 0..20 {
             file.append(&record(&format!("line {i:02}")));
@@ -314,8 +366,8 @@ mod tests {
         disk.fail_writes_to(None);
         file.append(&record("not written: the writing ended"));
         drop(file);
-        let (_, read) = reopen(&dir, 200);
-        let messages: Vec<_> = read.iter().map(|r| r.message.as_str()).collect();
+        let (_, read) = reopen(&dir, limits(40, 100));
+        let messages = messages(&read);
         assert!(!messages.is_empty() && messages.len() < 20, "{messages:?}");
         assert!(
             messages.iter().all(|m| m.starts_with("line ")),

@@ -519,3 +519,22 @@ fn random_connection_id() -> ConnectionId {
     rand::rng().fill_bytes(&mut bytes);
     ConnectionId::from_bytes(bytes)
 }
+
+#[cfg(test)]
+mod address_slot_tests {
+    use super::*;
+
+    #[test]
+    fn the_connections_of_a_64_network_share_its_slots() {
+        let slots = Arc::new(AddressSlots::default());
+        let first: IpAddr = "2001:db8::1".parse().expect("v6");
+        let neighbour: IpAddr = "2001:db8::ffff:2".parse().expect("v6");
+        let elsewhere: IpAddr = "2001:db8:0:1::1".parse().expect("v6");
+        let held = slots.take(first, 2).expect("a slot");
+        let _second = slots.take(neighbour, 2).expect("a slot");
+        assert!(slots.take(neighbour, 2).is_none(), "its /64 holds two");
+        assert!(slots.take(elsewhere, 2).is_some(), "another /64");
+        drop(held);
+        assert!(slots.take(neighbour, 2).is_some(), "a slot is free again");
+    }
+}

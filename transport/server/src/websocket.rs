@@ -141,6 +141,9 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
             meter.message_received();
         }
     }
+    // A message the client left unfinished (it closed, or the connection
+    // ended) holds no room from now on.
+    meter.message_received();
     session.end().await;
     drop(session);
     let ended = match ended {
