@@ -157,7 +157,7 @@ impl Listener for CappedListener {
                     cut: Arc::clone(&self.cut),
                     cut_wait,
                     lingering: Arc::clone(&self.lingering),
-                    meter: MessageMeter::new(self.incoming.room(), self.largest_message),
+                    meter: MessageMeter::new(self.incoming.room(peer.ip()), self.largest_message),
                 },
                 peer,
             );
@@ -271,7 +271,7 @@ struct Metered {
 /// header (14 bytes) and one read's worth of what follows it. A message
 /// split into many frames takes more, each header counting; room for the
 /// excess is taken as it arrives.
-fn largest_message(max_message: usize) -> usize {
+pub(crate) fn largest_message(max_message: usize) -> usize {
     max_message + 14 + crate::websocket::READ_BUFFER_BYTES
 }
 

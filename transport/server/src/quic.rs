@@ -86,7 +86,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Res
     // The connection counts against its address's cap from now on, and has
     // the handshake deadline to open its one stream and send Hello.
     let refused_waiting = Arc::clone(&shared.refused_waiting);
-    let mut room = shared.incoming.room();
+    let mut room = shared.incoming.room(peer);
     let (mut session, outbox) = Session::new(shared, peer);
     // A connection over its address's cap waits for its stream only to be
     // told why, and only while few others do.

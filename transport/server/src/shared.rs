@@ -227,6 +227,7 @@ impl Shared {
         let outgoing =
             OutgoingBudget::new(usize::try_from(config.max_outgoing_bytes).unwrap_or(usize::MAX));
         let incoming = usize::try_from(config.max_incoming_bytes).unwrap_or(usize::MAX);
+        let largest_message = crate::http_listener::largest_message(config.max_frame as usize);
         let shared = Self {
             config,
             endpoints,
@@ -244,7 +245,7 @@ impl Shared {
             outgoing,
             uploads: BodyPool::new(MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS),
             bodies: BodyPool::new(MAX_BODY_BYTES, MAX_BODY_BYTES_PER_ADDRESS),
-            incoming: crate::incoming::IncomingBudget::new(incoming),
+            incoming: crate::incoming::IncomingBudget::new(incoming, largest_message),
         };
         for (name, database) in databases {
             shared.run(&name, database)?;
