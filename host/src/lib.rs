@@ -67,6 +67,7 @@ pub use identity::{ConnectionId, Identity, Timestamp};
 pub use module_log::{LogLevel, LogLimits, LogRecord, ModuleLog};
 pub use procedure::{ProcedureOutput, ProcedureRun};
 pub use procedure_tx::{CommitReply, CommittedTx, TxRequest, TxSubmitter};
+pub use regular_file::read_regular_file;
 pub use repair::{Repair, repair_database};
 pub use secret_file::{
     SecretFileError, check_secret_file, create_private_dir_all, write_secret_file,

@@ -25,38 +25,6 @@ pub(crate) struct Certificate {
     key: PrivatePkcs8KeyDer<'static>,
 }
 
-/// The content of the regular file at `path`; anything else there is
-/// refused at once (opening a named pipe would block until another
-/// process opened its other end, and the server would never start).
-fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
-        use std::os::unix::fs::FileTypeExt as _;
-        let what = if kind.is_fifo() {
-            "a named pipe"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else if kind.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("it is {what}, where a regular file belongs"),
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 impl Certificate {
     /// Reads the certificate from `data_dir`, creating it there first if
     /// there is none.
@@ -69,8 +37,8 @@ impl Certificate {
         };
         if cert_path.exists() && key_path.exists() {
             check_secret_file(&key_path)?;
-            let cert = read_regular(&cert_path).map_err(io(&cert_path))?;
-            let key = read_regular(&key_path).map_err(io(&key_path))?;
+            let cert = worldline_host::read_regular_file(&cert_path).map_err(io(&cert_path))?;
+            let key = worldline_host::read_regular_file(&key_path).map_err(io(&key_path))?;
             let certificate = Self {
                 cert: CertificateDer::from(cert),
                 key: PrivatePkcs8KeyDer::from(key),
