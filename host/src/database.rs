@@ -653,17 +653,17 @@ impl Database {
     /// The procedures' HTTP client for the current allow-list and the
     /// engine's override and limits, or why there is none.
     fn outbound(&mut self) -> Result<OutboundHttp, String> {
+        // The engine's override and limits are the database's for its life;
+        // the owner's list is kept up to date by `set_http_allow`.
+        if let Some(client) = &self.outbound {
+            return Ok(client.clone());
+        }
         let config = self.engine.config();
         let policy = HttpPolicy {
             allow: self.http_allow.clone(),
             overrides: config.http_private_override.clone(),
             limits: config.http_limits.clone(),
         };
-        // The engine's override and limits are the database's for its life;
-        // the owner's list is kept up to date by `set_http_allow`.
-        if let Some(client) = &self.outbound {
-            return Ok(client.clone());
-        }
         let client = OutboundHttp::new(policy)
             .map_err(|e| format!("outbound HTTP is misconfigured on this server: {e}"))?;
         self.outbound = Some(client.clone());

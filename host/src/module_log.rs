@@ -24,16 +24,38 @@ pub enum LogLevel {
     Panic,
 }
 
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl LogLevel {
+    /// Every level, lowest first.
+    const ALL: [LogLevel; 6] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+        LogLevel::Panic,
+    ];
+
+    /// The level's name, as the log shows it (`INFO`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             LogLevel::Trace => "TRACE",
             LogLevel::Debug => "DEBUG",
             LogLevel::Info => "INFO",
             LogLevel::Warn => "WARN",
             LogLevel::Error => "ERROR",
             LogLevel::Panic => "PANIC",
-        })
+        }
+    }
+
+    /// The level named `name` (as [`Display`](fmt::Display) writes it), if any.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|level| level.name() == name)
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

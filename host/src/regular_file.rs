@@ -8,28 +8,22 @@ use std::io;
 
 use cap_std::fs::{Dir, File, FileTypeExt, OpenOptions, OpenOptionsExt};
 
-/// Opens `name` in `dir` with `options` (to which it adds `O_NONBLOCK`,
-/// which a regular file ignores and with which a named pipe opens at
-/// once), refusing anything but a regular file.
+/// Opens `name` in `dir` with `options` (whose custom flags become
+/// `O_NONBLOCK`, which a regular file ignores and with which a named pipe
+/// opens at once; no caller sets others), refusing anything but a
+/// regular file.
 pub(crate) fn open(dir: &Dir, name: &str, options: &OpenOptions) -> io::Result<File> {
     let mut options = options.clone();
     options.custom_flags(libc::O_NONBLOCK);
-    let file = match dir.open_with(name, &options) {
-        Ok(file) => file,
-        Err(error) => {
-            // A pipe opened for writing with no reader fails (ENXIO):
-            // say what is there rather than "no such device".
-            return Err(match dir.metadata(name) {
-                Ok(metadata) if !metadata.is_file() => not_regular(name, metadata.file_type()),
-                _ => error,
-            });
-        }
-    };
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(not_regular(name, metadata.file_type()));
+    match dir.open_with(name, &options) {
+        Ok(file) => regular(name, file),
+        // A pipe opened for writing with no reader fails (ENXIO): say
+        // what is there rather than "no such device".
+        Err(error) => Err(match dir.metadata(name) {
+            Ok(metadata) if !metadata.is_file() => not_regular(name, metadata.file_type()),
+            _ => error,
+        }),
     }
-    Ok(file)
 }
 
 /// Opens `name` in `dir` for reading (see [`open`]).
@@ -37,60 +31,47 @@ pub(crate) fn open_read(dir: &Dir, name: &str) -> io::Result<File> {
     open(dir, name, OpenOptions::new().read(true))
 }
 
-fn not_regular(name: &str, kind: cap_std::fs::FileType) -> io::Error {
-    let what = describe(
-        kind.is_dir(),
-        kind.is_fifo(),
-        kind.is_char_device() || kind.is_block_device(),
-        kind.is_socket(),
-    );
-    refusal(&format!("{name} is {what}"))
-}
-
 /// The content of the regular file at `path` (outside a data directory's
 /// capability: the QUIC certificate and key, which the server reads by
 /// path); anything else there is refused at once, as [`open`] refuses it.
 pub fn read_regular_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
     use std::io::Read as _;
-    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
-    let mut file = std::fs::OpenOptions::new()
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
-        let what = describe(
-            kind.is_dir(),
-            kind.is_fifo(),
-            kind.is_char_device() || kind.is_block_device(),
-            kind.is_socket(),
-        );
-        return Err(refusal(&format!("it is {what}")));
-    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    regular("it", File::from_std(file))?.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
-/// What a file that is not a regular one is, in words.
-fn describe(dir: bool, fifo: bool, device: bool, socket: bool) -> &'static str {
-    if dir {
-        "a directory"
-    } else if fifo {
-        "a named pipe"
-    } else if device {
-        "a device"
-    } else if socket {
-        "a socket"
+/// `file`, opened as `name`, if it is a regular file.
+fn regular(name: &str, file: File) -> io::Result<File> {
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        Ok(file)
     } else {
-        "not a regular file"
+        Err(not_regular(name, kind))
     }
 }
 
-fn refusal(what: &str) -> io::Error {
+/// Why `name`, of type `kind`, is refused.
+fn not_regular(name: &str, kind: cap_std::fs::FileType) -> io::Error {
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("{what}, where a regular file belongs"),
+        format!("{name} is {what}, where a regular file belongs"),
     )
 }
 

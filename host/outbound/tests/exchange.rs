@@ -678,6 +678,31 @@ async fn response_headers_come_grouped_by_name_in_the_order_received() {
     );
 }
 
+/// A loopback server that answers each request with `response`, but only
+/// once `release` is set: each request's arrival is sent on `arrivals`.
+async fn serve_held(
+    response: String,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let server = serve_raw(move |mut stream| {
+        let (arrived, mut released, response) =
+            (arrived.clone(), released.clone(), response.clone());
+        async move {
+            read_head(&mut stream).await;
+            let _ = arrived.send(());
+            let _ = released.wait_for(|go| *go).await;
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    })
+    .await;
+    (server, arrivals, release)
+}
+
 // A list replaced while a request is in flight (the owner revoked a host)
 // holds for that request's next hops: its redirect to the revoked host is
 // denied, where it followed the list the request started with.
@@ -690,20 +715,9 @@ async fn a_redirect_after_the_list_changed_is_checked_against_the_new_list() {
         )
     })
     .await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let (release, released) = tokio::sync::watch::channel(false);
-    let redirecting = serve_raw(move |mut stream| {
-        let (arrived, mut released) = (arrived.clone(), released.clone());
-        async move {
-            read_head(&mut stream).await;
-            let _ = arrived.send(());
-            let _ = released.wait_for(|go| *go).await;
-            let response = format!(
-                "HTTP/1.1 302 Found\r\nlocation: http://{target}/\r\ncontent-length: 0\r\n\r\n"
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        }
-    })
+    let (redirecting, mut arrivals, release) = serve_held(format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://{target}/\r\ncontent-length: 0\r\n\r\n"
+    ))
     .await;
     let outbound = client(
         &format!("{redirecting},{target}"),
@@ -733,20 +747,8 @@ async fn a_redirect_after_the_list_changed_is_checked_against_the_new_list() {
 // checked again once it has one: it is denied, not sent.
 #[tokio::test]
 async fn a_request_waiting_for_a_slot_is_checked_against_the_list_it_gets_one_under() {
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let (release, released) = tokio::sync::watch::channel(false);
-    let server = serve_raw(move |mut stream| {
-        let (arrived, mut released) = (arrived.clone(), released.clone());
-        async move {
-            read_head(&mut stream).await;
-            let _ = arrived.send(());
-            let _ = released.wait_for(|go| *go).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                .await;
-        }
-    })
-    .await;
+    let (server, mut arrivals, release) =
+        serve_held("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned()).await;
     let limits = HttpLimits {
         max_in_flight: 1,
         ..short_limits()

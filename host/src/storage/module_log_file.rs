@@ -75,24 +75,24 @@ impl ModuleLogFile {
         let cap = read_cap(limits);
         let (mut records, _) = read_lines(&*dir, PREVIOUS, cap);
         let (current, current_bytes) = read_lines(&*dir, CURRENT, cap);
-        let (file, mut len) = match current_bytes {
-            Some(bytes) => {
-                let file = dir
-                    .open_existing(CURRENT)
-                    .map_err(|e| StorageError::io(format!("opening {CURRENT}"), e))?;
-                (file, bytes)
-            }
-            None => {
-                let file = dir
-                    .create(CURRENT)
-                    .map_err(|e| StorageError::io(format!("creating {CURRENT}"), e))?;
-                (file, (0, false))
-            }
+        let (file, len, unfinished) = match current_bytes {
+            Some((len, unfinished)) => (
+                dir.open_existing(CURRENT)
+                    .map_err(|e| StorageError::io(format!("opening {CURRENT}"), e))?,
+                len,
+                unfinished,
+            ),
+            None => (
+                dir.create(CURRENT)
+                    .map_err(|e| StorageError::io(format!("creating {CURRENT}"), e))?,
+                0,
+                false,
+            ),
         };
         let mut opened = Self {
             dir,
             file,
-            len: 0,
+            len,
             lines: current.len(),
             message_bytes: current.iter().map(|r| r.message.len()).sum(),
             limits,
@@ -100,14 +100,13 @@ impl ModuleLogFile {
         };
         // A line a crash cut short is ended, so that the next one starts
         // on a line of its own.
-        if len.1 {
+        if unfinished {
             opened
                 .file
-                .write_all_at(len.0, b"\n")
+                .write_all_at(opened.len, b"\n")
                 .map_err(|e| StorageError::io(format!("writing {CURRENT}"), e))?;
-            len.0 += 1;
+            opened.len += 1;
         }
-        opened.len = len.0;
         records.extend(current);
         Ok((opened, records))
     }
@@ -163,10 +162,9 @@ fn read_cap(limits: LogLimits) -> u64 {
 
 /// Appends `record` as a line to `out`.
 fn encode(record: &LogRecord, out: &mut Vec<u8>) {
-    let level = record.level.to_string();
     let line = Line {
         t: record.timestamp.to_micros_since_epoch(),
-        l: &level,
+        l: record.level.name(),
         m: std::borrow::Cow::Borrowed(&record.message),
     };
     // Serializing a struct of a number and strings cannot fail.
@@ -217,15 +215,7 @@ fn read_lines(dir: &dyn Directory, name: &str, cap: u64) -> (Vec<LogRecord>, Opt
 /// A line back as a record, if it is one.
 fn decode(line: &[u8]) -> Option<LogRecord> {
     let line: Line<'_> = serde_json::from_slice(line).ok()?;
-    let level = match line.l {
-        "TRACE" => LogLevel::Trace,
-        "DEBUG" => LogLevel::Debug,
-        "INFO" => LogLevel::Info,
-        "WARN" => LogLevel::Warn,
-        "ERROR" => LogLevel::Error,
-        "PANIC" => LogLevel::Panic,
-        _ => return None,
-    };
+    let level = LogLevel::from_name(line.l)?;
     Some(LogRecord {
         timestamp: Timestamp::from_micros_since_epoch(line.t),
         level,

@@ -83,7 +83,7 @@ impl IncomingBudget {
         PartialRoom {
             budget: PollSemaphore::new(Arc::clone(&self.permits)),
             share: PollSemaphore::new(share),
-            total: self.per_address,
+            per_address: self.per_address,
             held: None,
             held_share: None,
         }
@@ -96,7 +96,7 @@ pub(crate) struct PartialRoom {
     /// Its address's share of the budget.
     share: PollSemaphore,
     /// The most one address holds: no message takes more.
-    total: usize,
+    per_address: usize,
     held: Option<OwnedSemaphorePermit>,
     held_share: Option<OwnedSemaphorePermit>,
 }
@@ -120,7 +120,7 @@ impl PartialRoom {
         let needed = partial
             .max(whole)
             .saturating_sub(FREE_PARTIAL_BYTES)
-            .min(self.total);
+            .min(self.per_address);
         ready!(take(&mut self.share, &mut self.held_share, cx, needed));
         take(&mut self.budget, &mut self.held, cx, needed)
     }

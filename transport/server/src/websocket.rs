@@ -118,18 +118,14 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
             }
         };
         alive_until = Instant::now() + idle_timeout;
-        let control = match &next {
-            Some(Ok(Message::Ping(payload) | Message::Pong(payload))) => {
-                meter.control_received(CONTROL_FRAME_OVERHEAD + payload.len());
-                true
-            }
-            _ => false,
-        };
         flow = match next {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Binary(bytes))) => session.on_message(&bytes).await,
             Some(Ok(Message::Text(_))) => session.on_text().await,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+            Some(Ok(Message::Ping(payload) | Message::Pong(payload))) => {
+                meter.control_received(CONTROL_FRAME_OVERHEAD + payload.len());
+                continue;
+            }
             Some(Err(e)) => session.fail(read_error(e)).await,
         };
         // The room the message took stays taken until the session has
@@ -137,9 +133,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
         // a message waiting for a busy database still counts, so that
         // connections each holding one cannot make the server hold more
         // than the budget.
-        if !control {
-            meter.message_received();
-        }
+        meter.message_received();
     }
     // A message the client left unfinished (it closed, or the connection
     // ended) holds no room from now on.
