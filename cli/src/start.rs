@@ -46,6 +46,14 @@ pub struct StartArgs {
     #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections_per_ip,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_ip: usize,
+    /// How many connections the server holds at once from all addresses
+    /// (TCP connections to the HTTP port, WebSocket sessions included, and
+    /// QUIC connections together; at least 1); more are refused. Lowered to
+    /// half the open-file limit (`ulimit -n`, raised to its hard limit at
+    /// start) so that clients cannot take the descriptors the data needs.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::new("").max_connections,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
     /// How many bytes of messages the server may hold for all its WebSocket
     /// and QUIC clients together (each message counted once, however many
     /// clients it goes to); past it, clients that are behind are dropped and
@@ -160,6 +168,48 @@ pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/worldline"))
 }
 
+/// `wanted`, or half the process's open-file limit if that is lower (with a
+/// warning): each TCP connection holds a descriptor, and the commit logs,
+/// snapshots and module logs need theirs. The soft limit is first raised
+/// to the hard one (many systems start processes at 1,024).
+fn connections_within_file_limit(wanted: usize) -> usize {
+    let Some(files) = raise_open_file_limit() else {
+        return wanted;
+    };
+    let room = usize::try_from(files / 2).unwrap_or(usize::MAX).max(1);
+    if room < wanted {
+        say!(
+            "worldline: warning: taking at most {room} connections, half the open-file limit of \
+             {files} (raise it with `ulimit -n` to take the {wanted} of --max-connections)"
+        );
+    }
+    wanted.min(room)
+}
+
+/// Raises the soft limit on open files to the hard limit and returns the
+/// limit now in force (`None`: unlimited, or it could not be read).
+fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit, read by the call only.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let data_dir = match args.data_dir {
         Some(dir) => dir,
@@ -181,6 +231,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     config.http_listen = args.listen;
     config.quic_listen = args.quic_listen;
     config.max_connections_per_ip = args.max_connections_per_ip;
+    config.max_connections = connections_within_file_limit(args.max_connections);
     config.max_outgoing_bytes = args.max_outgoing_bytes;
     config.max_incoming_bytes = args.max_incoming_bytes;
     config.allowed_origins = args.allow_origins;

@@ -78,6 +78,8 @@ pub struct ServerProcess {
     pub quic: SocketAddr,
     /// The SHA-256 fingerprint of the server's QUIC certificate.
     pub fingerprint: [u8; 32],
+    /// What it printed up to its ready line.
+    pub printed: Vec<String>,
 }
 
 impl ServerProcess {
@@ -108,16 +110,34 @@ impl ServerProcess {
     /// systemd's `LimitFSIZE=` set it) and `SIGXFSZ` at its default action
     /// (ending the process), as a service manager starts it.
     pub fn start_with_file_size_limit(dir: &Path, bytes: u64, stderr: Stdio) -> Self {
+        Self::start_with_limit(dir, libc::RLIMIT_FSIZE, (bytes, bytes), stderr)
+    }
+
+    /// Like [`start_with_stderr`](Self::start_with_stderr), with the
+    /// server's open files limited to `soft` (`ulimit -n`), which it may
+    /// raise up to `hard`.
+    pub fn start_with_open_file_limit(dir: &Path, soft: u64, hard: u64) -> Self {
+        Self::start_with_limit(dir, libc::RLIMIT_NOFILE, (soft, hard), Stdio::inherit())
+    }
+
+    /// Starts the server with resource limit `resource` at `(soft, hard)`
+    /// and `SIGXFSZ` at its default action, as a service manager starts it.
+    fn start_with_limit(
+        dir: &Path,
+        resource: libc::__rlimit_resource_t,
+        (soft, hard): (u64, u64),
+        stderr: Stdio,
+    ) -> Self {
         let mut command = Self::command(dir, stderr);
         // SAFETY: between fork and exec the closure calls only
         // async-signal-safe functions (setrlimit, signal) on valid arguments.
         unsafe {
             command.pre_exec(move || {
                 let limit = libc::rlimit {
-                    rlim_cur: bytes,
-                    rlim_max: bytes,
+                    rlim_cur: soft,
+                    rlim_max: hard,
                 };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                if libc::setrlimit(resource, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
@@ -160,6 +180,7 @@ impl ServerProcess {
     fn ready(mut child: Child) -> Self {
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let (mut http, mut quic) = (None, None);
+        let mut printed = Vec::new();
         for line in lines.by_ref() {
             let line = line.expect("reading the server's output");
             if let Some(rest) = line.strip_prefix("worldline: HTTP and WebSocket on ") {
@@ -173,7 +194,9 @@ impl ServerProcess {
                     .and_then(|f| parse_fingerprint(f.trim_end_matches(')')).ok());
                 quic = addr.zip(fingerprint);
             }
-            if line.starts_with("worldline: ready") {
+            let ready = line.starts_with("worldline: ready");
+            printed.push(line);
+            if ready {
                 break;
             }
         }
@@ -189,6 +212,7 @@ impl ServerProcess {
             http,
             quic,
             fingerprint,
+            printed,
         }
     }
 

@@ -594,6 +594,48 @@ fn a_file_size_limit_stops_one_database_not_the_server() {
     server.kill();
 }
 
+/// A server started under a low open-file limit (`ulimit -n`, 1,024 on
+/// many systems) could be made to run out of descriptors by clients alone,
+/// and then could not open a log segment or a snapshot. It now raises the
+/// soft limit to the hard one, takes at most half of that in connections
+/// (saying so), and answers the next connection 503.
+#[test]
+fn connections_are_held_to_half_the_open_file_limit() {
+    use std::io::Read;
+    let dir = TempDir::new("worldline-open-file-limit");
+    let server = ServerProcess::start_with_open_file_limit(&dir.path().join("data"), 100, 200);
+    assert!(
+        server.printed.iter().any(|line| line
+            == "worldline: warning: taking at most 100 connections, half the open-file limit of \
+                200 (raise it with `ulimit -n` to take the 10000 of --max-connections)"),
+        "{:#?}",
+        server.printed
+    );
+    let addr: std::net::SocketAddr = server
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the HTTP address");
+    let held: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connecting"))
+        .collect();
+    let mut refused = std::net::TcpStream::connect(addr).expect("connecting");
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a timeout");
+    let mut answer = String::new();
+    let _ = refused.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503")
+            && answer.contains("the server holds 100 connections, the most it takes at once"),
+        "{answer}"
+    );
+    drop(held);
+    let http = Http::new_identity(&server.http);
+    http.publish("bank", &guest_wasm("bank"));
+    server.kill();
+}
+
 /// A database's directory moved to another disk and replaced by a
 /// symbolic link (which the server, holding a capability to its data
 /// directory, does not follow) used to vanish without a word: the server

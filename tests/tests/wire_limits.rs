@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_bytes::ByteBuf;
 use worldline_client::{Client, ConnectOptions, Trust};
 use worldline_tests::live::{LiveServer, Transport};
-use worldline_tests::raw::{RawClient, RawQuic, RawWebSocket, call, fatal, hello, raw_http};
+use worldline_tests::raw::{
+    RawClient, RawQuic, RawWebSocket, call, fatal, hello, quic_client_config, raw_http,
+};
 use worldline_tests::{Message, args, resident_bytes};
 use worldline_transport::{
     ClientMessage, DEFAULT_MAX_FRAME, ReducerStatus, ServerMessage, TableRows, encode_message,
@@ -408,6 +410,69 @@ async fn connections_per_address_are_capped() {
             Some(ServerMessage::Welcome { .. }) => break,
             _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
             other => panic!("the freed slot is never reused: {other:?}"),
+        }
+    }
+    live.shutdown().await;
+}
+
+// The server holds at most `max_connections` from all addresses together
+// (each TCP connection holds a file descriptor): past it a TCP connection
+// is answered 503 saying so and a QUIC connection is refused before its
+// handshake; a connection that ends frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_caps_its_connections_from_all_addresses() {
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.max_connections = 2;
+    })
+    .await;
+    let mut websocket = RawWebSocket::connect(&live.ws_url()).await;
+    websocket.send(&hello("chat", None)).await;
+    welcome(websocket.recv().await);
+    let mut quic = RawQuic::connect(live.quic_addr(), live.certificate()).await;
+    quic.send(&hello("chat", None)).await;
+    welcome(quic.recv().await);
+
+    let addr = live.http_addr();
+    let answer = tokio::task::spawn_blocking(move || {
+        raw_http(addr, b"GET /v1/database HTTP/1.1\r\nhost: x\r\n\r\n")
+    })
+    .await
+    .expect("the request ran");
+    assert!(
+        answer.starts_with("HTTP/1.1 503")
+            && answer
+                .contains("the server holds 2 connections, the most it takes at once; retry later"),
+        "{answer}"
+    );
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+    endpoint.set_default_client_config(quic_client_config(
+        live.certificate(),
+        vec![worldline_transport::QUIC_ALPN.to_vec()],
+    ));
+    let refused = endpoint
+        .connect(live.quic_addr(), "localhost")
+        .expect("a connection attempt")
+        .await;
+    assert!(
+        matches!(refused, Err(quinn::ConnectionError::ConnectionClosed(ref close))
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED),
+        "{refused:?}"
+    );
+
+    drop(quic);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let connected = endpoint
+            .connect(live.quic_addr(), "localhost")
+            .expect("a connection attempt")
+            .await;
+        match connected {
+            Ok(_) => break,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the freed place is never reused: {e}"),
         }
     }
     live.shutdown().await;

@@ -73,6 +73,15 @@ pub struct ServerConfig {
     /// How many connections (QUIC and WebSocket together) one IP address may
     /// hold at once; more are refused with an `Error`.
     pub max_connections_per_ip: usize,
+    /// How many connections the server holds at once, from all addresses:
+    /// TCP connections to the HTTP port (each WebSocket session rides on
+    /// one, and each holds a file descriptor) and QUIC connections
+    /// together. Past it, a new TCP connection is answered `503` and
+    /// closed, and a new QUIC connection is refused before its handshake
+    /// (`CONNECTION_REFUSED`). At least 1. `worldline start` lowers it to
+    /// half the process's open-file limit, so that connections cannot take
+    /// the descriptors the data directory needs.
+    pub max_connections: usize,
     /// The web origins (`https://app.example.com`) whose pages may call the
     /// HTTP API from a browser: answers carry CORS headers for them and
     /// preflight requests are answered. `*` allows every origin. Empty (the
@@ -97,6 +106,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections_per_ip: 64,
+            max_connections: 10_000,
             allowed_origins: Vec::new(),
         }
     }

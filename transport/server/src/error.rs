@@ -86,6 +86,9 @@ pub enum ServerError {
         /// The smallest frame limit allowed.
         min: u32,
     },
+    /// `ServerConfig::max_connections` is 0: the server could take no client.
+    #[error("the server-wide connection limit must be at least 1")]
+    NoConnections,
     /// A database's thread stopped.
     #[error("database `{0}` is not running")]
     DatabaseStopped(String),

@@ -1,8 +1,9 @@
 //! The HTTP port's listener. An HTTP connection that sends nothing, or half
 //! a request, is held open by the HTTP layer, and each holds one of the
 //! server's file descriptors; so one address may hold at most
-//! [`connections_per_address`] TCP connections to the port at once, and
-//! the next one is answered `503` and closed.
+//! [`connections_per_address`] TCP connections to the port at once, the
+//! server at most its [`ServerSlots`] from all addresses (QUIC connections
+//! included), and the next one is answered `503` and closed.
 //!
 //! When the server shuts down, a connection still open [`Cut::GRACE`] after
 //! the HTTP layer was told to stop (a client that stalled halfway through
@@ -27,7 +28,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,11 +39,12 @@ use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::futures::OwnedNotified;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::incoming::{IncomingBudget, PartialRoom};
 use crate::session::{AddressSlot, AddressSlots};
+use crate::shared::ServerSlots;
 
 /// How many TCP connections to the HTTP port one address may hold: twice
 /// the WebSocket sessions it may hold (each rides on one), so that it can
@@ -57,6 +59,8 @@ pub(crate) struct CappedListener {
     /// The port's own count (apart from the protocol sessions' count).
     open: Arc<AddressSlots>,
     max: usize,
+    /// The server's count of its connections from all addresses.
+    server: ServerSlots,
     /// Permits for refused connections closing gracefully.
     lingering: Arc<Semaphore>,
     /// Cuts every accepted connection at once.
@@ -112,12 +116,14 @@ const LINGER_BYTES: usize = 64 * 1024;
 const CLOSE_DRAIN_BYTES: usize = 64 << 20;
 
 impl CappedListener {
-    /// Accepts on `inner`, at most `max` connections per address at once;
-    /// the WebSocket sessions on them take room for the messages they are
-    /// receiving (of at most `max_message` bytes) from `incoming`.
+    /// Accepts on `inner`, at most `max` connections per address at once
+    /// and what `server` has room for; the WebSocket sessions on them take
+    /// room for the messages they are receiving (of at most `max_message`
+    /// bytes) from `incoming`.
     pub(crate) fn new(
         inner: TcpListener,
         max: usize,
+        server: ServerSlots,
         incoming: IncomingBudget,
         max_message: usize,
     ) -> Self {
@@ -125,6 +131,7 @@ impl CappedListener {
             inner,
             open: Arc::default(),
             max,
+            server,
             lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
             cut: Arc::default(),
             incoming,
@@ -145,8 +152,27 @@ impl Listener for CappedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (stream, peer) = Listener::accept(&mut self.inner).await;
+            let Some(server_slot) = self.server.take() else {
+                tracing::debug!(
+                    "refusing an HTTP connection from {}: the server is full",
+                    peer.ip()
+                );
+                refuse(stream, &self.server.refusal(), &self.lingering);
+                continue;
+            };
             let Some(slot) = self.open.take(peer.ip(), self.max) else {
-                refuse(stream, peer.ip(), self.max, &self.lingering);
+                tracing::debug!(
+                    "refusing an HTTP connection from {}: it already holds {}",
+                    peer.ip(),
+                    self.max
+                );
+                let why = format!(
+                    "too many connections from {}: at most {} at once per address to this port; \
+                     close one and retry",
+                    peer.ip(),
+                    self.max
+                );
+                refuse(stream, &why, &self.lingering);
                 continue;
             };
             let cut_wait = Box::pin(Arc::clone(&self.cut.notify).notified_owned());
@@ -154,6 +180,7 @@ impl Listener for CappedListener {
                 CountedStream {
                     stream: Some(stream),
                     _slot: slot,
+                    _server_slot: server_slot,
                     cut: Arc::clone(&self.cut),
                     cut_wait,
                     lingering: Arc::clone(&self.lingering),
@@ -169,15 +196,12 @@ impl Listener for CappedListener {
     }
 }
 
-/// Answers a connection over the limit with a `503` and closes it:
-/// gracefully (see the module's documentation) while a lingering permit is
-/// free, otherwise with as much of the answer as the socket takes at once.
-fn refuse(stream: TcpStream, ip: IpAddr, max: usize, lingering: &Arc<Semaphore>) {
-    tracing::debug!("refusing an HTTP connection from {ip}: it already holds {max}");
-    let body = format!(
-        "{{\"error\":\"too many connections from {ip}: at most {max} at once per address to \
-         this port; close one and retry\"}}"
-    );
+/// Answers a connection over a limit with a `503` whose error is `why`
+/// (no character JSON escapes) and closes it: gracefully (see the module's
+/// documentation) while a lingering permit is free, otherwise with as much
+/// of the answer as the socket takes at once.
+fn refuse(stream: TcpStream, why: &str, lingering: &Arc<Semaphore>) {
+    let body = format!("{{\"error\":\"{why}\"}}");
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -224,6 +248,8 @@ pub(crate) struct CountedStream {
     /// The socket; taken only when the connection is dropped.
     stream: Option<TcpStream>,
     _slot: AddressSlot,
+    /// Its place in the server's count of connections.
+    _server_slot: OwnedSemaphorePermit,
     cut: Arc<Cut>,
     /// Wakes a read or write waiting on the socket when the cut is made.
     cut_wait: Pin<Box<OwnedNotified>>,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::task::JoinSet;
 use worldline_transport::FrameDecoder;
 
@@ -31,9 +31,19 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>, grace:
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
-                Some(incoming) => {
-                    connections.spawn(serve_connection(incoming, shared.clone()));
-                }
+                Some(incoming) => match shared.connections.take() {
+                    Some(slot) => {
+                        connections.spawn(serve_connection(incoming, shared.clone(), slot));
+                    }
+                    None => {
+                        tracing::debug!(
+                            "refusing a QUIC connection from {}: {}",
+                            incoming.remote_address().ip(),
+                            shared.connections.refusal()
+                        );
+                        incoming.refuse();
+                    }
+                },
                 None => break,
             },
             // Reaps the tasks of connections that ended.
@@ -68,7 +78,13 @@ fn log_end(ended: Result<Result<(), String>, tokio::task::JoinError>) {
     }
 }
 
-async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) -> Result<(), String> {
+/// Serves one QUIC connection, holding `_slot` (its place in the server's
+/// count of connections) until it ends.
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    shared: Arc<Shared>,
+    _slot: OwnedSemaphorePermit,
+) -> Result<(), String> {
     let mut shutdown = shared.shutdown_signal();
     if *shutdown.borrow() {
         // Accepted just before the shutdown began: refused at once below.

@@ -60,6 +60,9 @@ impl Server {
                 max_frame: config.max_frame,
             });
         }
+        if config.max_connections == 0 {
+            return Err(ServerError::NoConnections);
+        }
         let cors = api::cors_layer(&config.allowed_origins)?;
         let opened = {
             let config = config.clone();
@@ -114,6 +117,7 @@ impl Server {
         let listener = http_listener::CappedListener::new(
             listener,
             per_address,
+            shared.connections.clone(),
             shared.incoming.clone(),
             shared.config.max_frame as usize,
         );

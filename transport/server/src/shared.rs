@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     /// How many connections each client address holds.
     pub(crate) address_slots: std::sync::Arc<crate::session::AddressSlots>,
+    /// The connections the server holds from all addresses (see
+    /// [`ServerConfig::max_connections`]).
+    pub(crate) connections: ServerSlots,
     /// Places for QUIC connections refused for their address's cap that
     /// wait for their stream to be told why (see [`MAX_REFUSED_WAITING`]).
     pub(crate) refused_waiting: std::sync::Arc<tokio::sync::Semaphore>,
@@ -95,6 +98,39 @@ impl BodyPool {
             capacity,
             shares: std::sync::Arc::new(AddressShares::new(per_address)),
         }
+    }
+}
+
+/// The server's count of its connections from all addresses, held to
+/// [`ServerConfig::max_connections`]: each connection holds a slot until
+/// it ends. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ServerSlots {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl ServerSlots {
+    fn new(max: usize) -> Self {
+        let max = max.min(tokio::sync::Semaphore::MAX_PERMITS);
+        Self {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// A slot for a new connection, given back when dropped; `None` while
+    /// the server holds its most.
+    pub(crate) fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        std::sync::Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    /// Why a connection over the cap is refused.
+    pub(crate) fn refusal(&self) -> String {
+        format!(
+            "the server holds {} connections, the most it takes at once; retry later",
+            self.max
+        )
     }
 }
 
@@ -228,6 +264,7 @@ impl Shared {
             OutgoingBudget::new(usize::try_from(config.max_outgoing_bytes).unwrap_or(usize::MAX));
         let incoming = usize::try_from(config.max_incoming_bytes).unwrap_or(usize::MAX);
         let largest_message = crate::http_listener::largest_message(config.max_frame as usize);
+        let connections = ServerSlots::new(config.max_connections);
         let shared = Self {
             config,
             endpoints,
@@ -241,6 +278,7 @@ impl Shared {
             next_key: AtomicU64::new(1),
             shutdown: watch::Sender::new(false),
             address_slots: Default::default(),
+            connections,
             refused_waiting: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REFUSED_WAITING)),
             outgoing,
             uploads: BodyPool::new(MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_PER_ADDRESS),
