@@ -328,6 +328,9 @@ pub struct Database {
     /// are refused at once). Monotonic, so that a clock set back does not
     /// keep the module down.
     call_restart_at: Option<Instant>,
+    /// The newest transaction timestamp given out: the next is never older,
+    /// even if the wall clock is set back.
+    newest_timestamp: Timestamp,
 }
 
 /// Whose transaction a commit-log record holds.
@@ -449,6 +452,7 @@ impl Database {
             failed_restarts: LogThrottle::default(),
             restart_retry_at: 0,
             call_restart_at: None,
+            newest_timestamp: Timestamp::from_micros_since_epoch(i64::MIN),
         }
     }
 
@@ -708,7 +712,7 @@ impl Database {
         }
         let stored = stored_bytes(self.stored_row_bytes, &state.datastore);
         let lent = std::mem::replace(&mut state.datastore, Datastore::new(Vec::new()));
-        let timestamp = Timestamp::now();
+        let timestamp = self.transaction_timestamp(None);
         let lent = match request.lend(lent, stored, timestamp) {
             Ok(lent) => lent,
             Err(mut datastore) => {
@@ -1021,6 +1025,21 @@ impl Database {
         self.run_then(id, args, ctx, |_| Ok(()))
     }
 
+    /// The database's clock: the wall clock, but never older than the
+    /// newest transaction timestamp given out, so that commit order and
+    /// timestamp order agree even when the wall clock is set back.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::now().max(self.newest_timestamp)
+    }
+
+    /// The timestamp of a transaction starting now: `given` (a caller's
+    /// explicit time) or [`now`](Self::now).
+    fn transaction_timestamp(&mut self, given: Option<Timestamp>) -> Timestamp {
+        let timestamp = given.unwrap_or_else(|| self.now());
+        self.newest_timestamp = self.newest_timestamp.max(timestamp);
+        timestamp
+    }
+
     /// Like [`run`](Self::run), with `finish` making the last writes of
     /// the transaction after the reducer succeeded, before it commits (a
     /// failure rolls it back).
@@ -1045,7 +1064,7 @@ impl Database {
             reducer: reducer.name.clone(),
             message: e.to_string(),
         })?;
-        let timestamp = ctx.timestamp.unwrap_or_else(Timestamp::now);
+        let timestamp = self.transaction_timestamp(ctx.timestamp);
         let context = ReducerContext {
             sender: ctx.caller.to_words(),
             connection_id: ctx.connection_id.map(ConnectionId::to_words),

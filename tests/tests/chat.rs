@@ -67,6 +67,31 @@ fn set_name_validates_and_upserts() {
     assert_eq!(users[0].name.as_deref(), Some("Alice"));
 }
 
+// A wall clock set back (here: a transaction stamped an hour ahead of it)
+// does not make the next transaction older: timestamps follow commit order.
+#[test]
+fn transaction_timestamps_never_go_back() {
+    let mut db = chat();
+    let ahead = Timestamp::from_micros_since_epoch(
+        Timestamp::now().to_micros_since_epoch() + 3_600_000_000,
+    );
+    let ctx = CallContext {
+        timestamp: Some(ahead),
+        ..CallContext::new(ALICE)
+    };
+    db.call_reducer("send_message", &args(&("first",)), ctx)
+        .expect("send_message");
+    let next = db
+        .call_reducer("send_message", &args(&("second",)), CallContext::new(BOB))
+        .expect("send_message");
+    assert_eq!(next.timestamp, ahead);
+    let sent: Vec<i64> = rows::<Message>(&db, "message")
+        .iter()
+        .map(|m| m.sent)
+        .collect();
+    assert_eq!(sent, [ahead.to_micros_since_epoch(); 2]);
+}
+
 #[test]
 fn messages_get_increasing_ids_sender_and_timestamp() {
     let mut db = chat();

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use worldline_host::{CallContext, MAX_SCHEDULED_RUNS, Timestamp};
+use worldline_host::{CallContext, MAX_SCHEDULED_RUNS};
 
 use super::{Actor, PENDING_BYTES, Queued};
 
@@ -42,7 +42,7 @@ impl Actor {
             return None;
         }
         let at = self.database.next_scheduled_at()?.to_micros_since_epoch();
-        let now = Timestamp::now().to_micros_since_epoch();
+        let now = self.database.now().to_micros_since_epoch();
         let micros = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
         Some(Duration::from_micros(micros).min(MAX_TIMER))
     }
@@ -53,7 +53,7 @@ impl Actor {
         if self.stopped.is_some() || self.pending_bytes >= PENDING_BYTES {
             return;
         }
-        let now = Timestamp::now();
+        let now = self.database.now();
         if self.database.next_scheduled_at().is_none_or(|at| at > now) {
             return;
         }
