@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 use worldline_host::outbound::PrivateOverride;
-use worldline_host::{DurabilityPolicy, EngineConfig, HostConfig, HostError, StorageConfig};
+use worldline_host::{
+    DurabilityPolicy, EngineConfig, HostConfig, HostError, Identity, StorageConfig,
+};
 use worldline_server::{
     DEFAULT_HTTP_LISTEN, DEFAULT_QUIC_LISTEN, Server, ServerConfig, ServerError, fingerprint_hex,
 };
@@ -87,6 +89,21 @@ pub struct StartArgs {
     /// origin either way.
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     allow_origins: Vec<String>,
+    /// Lets only this identity (64 hex digits, as `worldline identity list`
+    /// shows it) and the others named create databases. Repeatable.
+    /// Without it any identity may; owners always update, replace and
+    /// delete their own.
+    #[arg(long = "publisher", value_name = "IDENTITY", value_parser = parse_publisher)]
+    publishers: Vec<Identity>,
+}
+
+/// Parses `--publisher`: an identity's 64 hex digits.
+fn parse_publisher(text: &str) -> Result<Identity, String> {
+    Identity::from_hex(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not an identity: 64 hex digits, as `worldline identity list` shows them"
+        )
+    })
 }
 
 /// Parses `--http-allow-private-address`: one internal address and port
@@ -235,6 +252,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     config.max_outgoing_bytes = args.max_outgoing_bytes;
     config.max_incoming_bytes = args.max_incoming_bytes;
     config.allowed_origins = args.allow_origins;
+    config.publishers = args.publishers;
     say!("worldline: data directory {}", data_dir.display());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

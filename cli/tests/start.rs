@@ -124,7 +124,7 @@ fn sigterm_shuts_down_cleanly_like_ctrl_c() {
 // instance pool still published, zero connections refused every session).
 #[test]
 fn nonsense_limits_are_usage_errors() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["--allow-origin", "app.example.com"],
             "is not a web origin",
@@ -135,6 +135,7 @@ fn nonsense_limits_are_usage_errors() {
         ),
         (&["--max-instances", "0"], "1.."),
         (&["--max-connections-per-ip", "0"], "1.."),
+        (&["--max-connections", "0"], "1.."),
         (&["--max-outgoing-bytes", "67108863"], "67108864.."),
         (&["--snapshot-every", "0"], "1.."),
         (&["--durability", "0ms"], "use `1ms` to `10000ms`"),
@@ -187,4 +188,51 @@ fn allow_origin_reaches_the_server() {
         "{answer}"
     );
     assert!(server.interrupt());
+}
+
+// README "worldline start": with `--publisher`, only the identities named
+// create databases; anyone else is told who may, and an owner still
+// updates what it owns. The operator's flow: start once, make an identity,
+// restart with it named.
+#[test]
+fn only_the_named_publishers_create_databases() {
+    let server = support::ServerProcess::start();
+    let mut operator = support::User::new(&server.url);
+    operator.ok(&["identity", "new"]);
+    let identities = operator.ok(&["identity", "list", "--json"]);
+    let identities: serde_json::Value = serde_json::from_str(&identities).unwrap();
+    let publisher = identities[0]["identity"].as_str().unwrap().to_owned();
+    let server = support::ServerProcess::start_in_with(server.stop(), &["--publisher", &publisher]);
+    operator.moved_to(&server.url);
+    operator.ok(&["publish", "chat", "--wasm", &support::component("chat")]);
+
+    let stranger = support::User::new(&server.url);
+    let refused = stranger.fails(&["publish", "bank", "--wasm", &support::component("bank")]);
+    assert!(
+        refused.contains(
+            "no database is named `bank`, and only this server's publishers may \
+                          create one: identity"
+        ) && refused.contains("--publisher"),
+        "{refused}"
+    );
+    let refused = stranger.fails(&["publish", "chat", "--wasm", &support::component("chat")]);
+    assert!(
+        refused.contains("only the owner of database `chat`"),
+        "{refused}"
+    );
+    let updated = operator.ok(&["publish", "chat", "--wasm", &support::component("chat")]);
+    assert!(!updated.contains("Created"), "{updated}");
+    assert!(stranger.ok(&["list"]).contains("chat"));
+    assert!(!stranger.ok(&["list"]).contains("bank"));
+
+    let output = Command::new(WORLDLINE)
+        .args(["start", "--publisher", "abc"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is not an identity: 64 hex digits"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use worldline_host::HostConfig;
+use worldline_host::{HostConfig, Identity};
 use worldline_transport::{DEFAULT_MAX_FRAME, DEFAULT_MAX_MESSAGE};
 
 /// The default address of the HTTP API and WebSocket endpoint.
@@ -82,6 +82,11 @@ pub struct ServerConfig {
     /// half the process's open-file limit, so that connections cannot take
     /// the descriptors the data directory needs.
     pub max_connections: usize,
+    /// The identities that may create databases. Empty (the default):
+    /// anyone with an identity may. Otherwise a publish that would create
+    /// a database (a name that holds none) by another identity is refused
+    /// with `403`; owners still update, replace and delete what they own.
+    pub publishers: Vec<Identity>,
     /// The web origins (`https://app.example.com`) whose pages may call the
     /// HTTP API from a browser: answers carry CORS headers for them and
     /// preflight requests are answered. `*` allows every origin. Empty (the
@@ -107,6 +112,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(30),
             max_connections_per_ip: 64,
             max_connections: 10_000,
+            publishers: Vec::new(),
             allowed_origins: Vec::new(),
         }
     }

@@ -15,6 +15,7 @@ use worldline_host::datastore::{ModuleSchema, ProcedureSchema, json_to_args, val
 use worldline_host::outbound::{ALLOW_LIST_HINT, AllowList};
 use worldline_host::{
     CallError, HostError, Identity, PreparedModule, UnavailableDatabase, check_database_name,
+    quoted_name,
 };
 use worldline_transport::http_api::{
     CallResult, DatabaseInfo, MAX_COMPONENT_BYTES, PublishOutcome, Published,
@@ -226,6 +227,7 @@ pub(crate) async fn publish(
         changes,
     };
     let Some(existing) = existing else {
+        check_may_create(&shared, &name, caller)?;
         create(
             &shared,
             &name,
@@ -274,7 +276,8 @@ pub(crate) async fn publish(
 }
 
 /// Refuses `caller` publishing to `name` if the name holds a database
-/// (available or not) that someone else owns.
+/// (available or not) that someone else owns, or holds none and `caller`
+/// may not create databases here.
 async fn check_may_publish(
     shared: &Arc<Shared>,
     name: &str,
@@ -288,11 +291,27 @@ async fn check_may_publish(
             Ok(existing) if existing.owner != caller => {
                 return Err(ApiError::not_owner(name, "publish to it"));
             }
-            // Deleted meanwhile, or the owner: go on.
-            _ => {}
+            Ok(_) => return Ok(()),
+            // Deleted meanwhile: publishing creates it.
+            Err(_) => {}
         }
     }
-    Ok(())
+    check_may_create(shared, name, caller)
+}
+
+/// Refuses `caller` creating database `name` if the server names its
+/// publishers and `caller` is not one of them.
+fn check_may_create(shared: &Shared, name: &str, caller: Identity) -> Result<(), ApiError> {
+    let publishers = &shared.config.publishers;
+    if publishers.is_empty() || publishers.contains(&caller) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "no database is named `{}`, and only this server's publishers may create one: \
+         identity {caller} is not one of them",
+        quoted_name(name)
+    ))
+    .with_hint("ask the server's operator to add your identity (`worldline start --publisher`)"))
 }
 
 /// Compiles and describes a module for a new database or a hot swap, off
