@@ -27,6 +27,10 @@ pub struct Config {
     /// Every identity this user holds.
     #[serde(default, rename = "identity")]
     pub identities: Vec<SavedIdentity>,
+    /// Keys this version does not know (written by a newer one, or by
+    /// hand): kept as they are when the file is written back.
+    #[serde(flatten)]
+    pub other: toml::Table,
 }
 
 /// An identity issued by one server, and the token that proves it.
@@ -41,6 +45,9 @@ pub struct SavedIdentity {
     /// Whether this is the identity used on its server by default.
     #[serde(default)]
     pub default: bool,
+    /// Keys this version does not know, kept as they are.
+    #[serde(flatten)]
+    pub other: toml::Table,
 }
 
 /// Where the configuration file is.
@@ -266,4 +273,49 @@ fn link_target(path: &Path) -> anyhow::Result<PathBuf> {
         }
     }
     bail!("{} is a loop of symbolic links", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Rewriting the file (a new identity, a new default) used to drop every
+    // key this version does not know, such as one a newer version wrote.
+    #[test]
+    fn keys_this_version_does_not_know_survive_a_rewrite() {
+        let dir =
+            std::env::temp_dir().join(format!("worldline-config-keys-{}", std::process::id()));
+        let path = dir.join("config.toml");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            &path,
+            "default_server = \"http://a:1\"\ncolor = \"never\"\n\n[future]\nlevel = 3\n\n\
+             [[identity]]\nidentity = \"ab\"\ntoken = \"t\"\nserver = \"http://a:1\"\n\
+             label = \"laptop\"\n",
+        )
+        .unwrap();
+        let mut config = Config::load(&path).unwrap();
+        config.add_identity(
+            SavedIdentity {
+                identity: "cd".into(),
+                token: "u".into(),
+                server: "http://a:1".into(),
+                default: false,
+                other: toml::Table::new(),
+            },
+            true,
+        );
+        config.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let again: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(again["color"].as_str(), Some("never"), "{text}");
+        assert_eq!(again["future"]["level"].as_integer(), Some(3), "{text}");
+        assert_eq!(
+            again["identity"][0]["label"].as_str(),
+            Some("laptop"),
+            "{text}"
+        );
+        assert_eq!(Config::load(&path).unwrap().identities.len(), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -148,6 +148,7 @@ impl Context {
             token: issued.token,
             server: self.server.clone(),
             default: false,
+            other: toml::Table::new(),
         };
         let name = identity.identity.clone();
         self.config.add_identity(identity, make_default);
