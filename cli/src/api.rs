@@ -40,6 +40,19 @@ pub enum ApiError {
         /// What the network said.
         reason: String,
     },
+    /// The connection dropped after the request went out and before its
+    /// answer came (the server stopped or crashed): what was asked may or
+    /// may not have been done.
+    #[error(
+        "the connection to the Worldline server at {server} dropped before it answered \
+         ({reason}): what was asked may or may not have been done"
+    )]
+    AnswerLost {
+        /// The server's URL.
+        server: String,
+        /// What the network said.
+        reason: String,
+    },
     /// The server answered with an error.
     #[error("{}", .body.error)]
     Refused {
@@ -103,6 +116,11 @@ impl ApiError {
         match self {
             ApiError::Unreachable { .. } => Some(
                 "start a server with `worldline start`, or point at one with --server URL".into(),
+            ),
+            ApiError::AnswerLost { .. } => Some(
+                "check before retrying: `worldline describe NAME` shows the module a database \
+                 runs after a publish, `worldline sql` what a call changed"
+                    .into(),
             ),
             // The server's hint (`worldline identity new`) would not fix
             // it: a new identity does not replace the default one, whose
@@ -217,6 +235,10 @@ impl Api {
             ureq::Error::Timeout(ureq::Timeout::RecvResponse) => ApiError::NoAnswer {
                 server: self.server.clone(),
                 waited,
+            },
+            ureq::Error::Io(error) if dropped(&error) => ApiError::AnswerLost {
+                server: self.server.clone(),
+                reason: error.to_string(),
             },
             error => ApiError::Unreachable {
                 server: self.server.clone(),
@@ -446,6 +468,19 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
+}
+
+/// Whether `error` says an open connection dropped (rather than one that
+/// could not be made).
+fn dropped(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    )
 }
 
 #[cfg(test)]

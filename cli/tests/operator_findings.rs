@@ -182,6 +182,22 @@ fn foreign_http_server(status: &'static str, body: &'static str) -> String {
     format!("http://{}", support::fixed_answer_server(answer))
 }
 
+// A publish whose answer was lost to a crash (an outsider killed the
+// server mid-swap) said only that the server could not be reached, and
+// hinted at starting one; the swap had been applied.
+#[test]
+fn a_request_whose_answer_is_lost_says_it_may_have_been_done() {
+    let url = format!("http://{}", support::fixed_answer_server(String::new()));
+    let stderr = User::new(&url).fails(&["call", "bank", "transfer", "0", "1", "5"]);
+    assert!(
+        stderr.contains(&format!(
+            "the connection to the Worldline server at {url} dropped before it answered"
+        )) && stderr.contains("what was asked may or may not have been done"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: check before retrying"), "{stderr}");
+}
+
 // Another HTTP server's error page was dumped whole into the error (or
 // nothing, for an empty body).
 #[test]

@@ -233,6 +233,45 @@ async fn a_connect_hook_that_runs_out_of_memory_time_or_stack_refuses_the_client
     live.shutdown().await;
 }
 
+// A hot swap that adds the lifecycle hooks: a client connected before it
+// was never seen by `client_connected`, so `client_disconnected` does not
+// run when it leaves (an outsider's presence table got a departure with
+// no arrival); a client connected after the swap gets both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_added_by_a_swap_do_not_see_earlier_clients_leave() {
+    let live = LiveServer::start(&[("hs", "hostile-schedule-unscheduled")]).await;
+    let http = live.owner_http();
+    let before = live.connect(Transport::WebSocket, "hs").await;
+    let wasm = guest_wasm("hostile-schedule");
+    let (status, body) = tokio::task::block_in_place(|| {
+        http.post("/v1/database/hs", "application/wasm", &wasm)
+            .expect("the swap is answered")
+    });
+    assert_eq!(status, 200, "{body}");
+    let after = live.connect(Transport::Quic, "hs").await;
+    let visits = || tokio::task::block_in_place(|| http.rows("hs", "visits"));
+    assert_eq!(visits(), [[0, 1, 0]]);
+
+    before.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    after.close().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while visits() == [[0, 1, 0]] {
+        assert!(
+            Instant::now() < deadline,
+            "the later client's hook never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        visits(),
+        [[0, 1, 1]],
+        "only the greeted client's departure counts"
+    );
+    live.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_hooks_and_jobs_that_run_out_of_memory_time_or_stack_are_logged_and_rolled_back()
 {

@@ -295,6 +295,10 @@ struct Connection {
     query_sets: HashMap<u32, QuerySet>,
     /// Its `TransactionUpdate`s released but not yet handed to `outbound`.
     deferred: Deferred,
+    /// Whether `client_connected` ran for it (the module had the hook when
+    /// it connected): if a hot swap added the hook since,
+    /// `client_disconnected` does not run for it either.
+    greeted: bool,
 }
 
 /// A connection's `TransactionUpdate`s that are durable but not yet handed
@@ -693,14 +697,17 @@ impl Actor {
             return Err(format!("database `{}` is unavailable: {reason}", self.name));
         }
         let ctx = CallContext::new(identity).with_connection(connection_id);
-        match self.database.client_connected_nowait(ctx) {
-            Ok(Some(outcome)) => self.fan_out(Lifecycle::ClientConnected, ctx, &outcome),
-            Ok(None) => {}
+        let greeted = match self.database.client_connected_nowait(ctx) {
+            Ok(Some(outcome)) => {
+                self.fan_out(Lifecycle::ClientConnected, ctx, &outcome);
+                true
+            }
+            Ok(None) => false,
             Err(e @ CallError::Unavailable(_)) => {
                 return Err(format!("database `{}`: {e}", self.name));
             }
             Err(e) => return Err(format!("the module refused the connection: {e}")),
-        }
+        };
         let limits = outbound.limits();
         self.connections.insert(
             key,
@@ -710,6 +717,7 @@ impl Actor {
                 outbound,
                 query_sets: HashMap::new(),
                 deferred: Deferred::default(),
+                greeted,
             },
         );
         self.send(
@@ -1117,6 +1125,11 @@ impl Actor {
         for id in connection.query_sets.into_values().flat_map(|set| set.ids) {
             self.drop_subscriber(key, id);
         }
+        if !connection.greeted && self.hook_name(Lifecycle::ClientConnected).is_some() {
+            // Connected before a hot swap added the hooks: the module never
+            // saw it come, so it is not told that it goes.
+            return;
+        }
         if self.skip_hook_at_shutdown() {
             return;
         }
@@ -1143,15 +1156,18 @@ impl Actor {
         true
     }
 
-    fn fan_out(&mut self, lifecycle: Lifecycle, ctx: CallContext, outcome: &ReducerOutcome) {
-        let name = self
-            .database
+    /// The name of the module's `lifecycle` hook, if it has one.
+    fn hook_name(&self, lifecycle: Lifecycle) -> Option<&str> {
+        self.database
             .schema()
             .reducers
             .iter()
             .find(|r| r.lifecycle == Some(lifecycle))
-            .map(|r| r.name.clone())
-            .unwrap_or_default();
+            .map(|r| r.name.as_str())
+    }
+
+    fn fan_out(&mut self, lifecycle: Lifecycle, ctx: CallContext, outcome: &ReducerOutcome) {
+        let name = self.hook_name(lifecycle).unwrap_or_default().to_owned();
         self.fan_out_reducer(&name, ctx, outcome);
     }
 
