@@ -105,10 +105,22 @@ pub(crate) fn check_or_record(
             if stored.schema == *schema {
                 return Ok(SchemaTrust::Recorded); // the same description, written differently
             }
-            return Err(StorageError::DescribeChanged(differences(
-                &stored.schema,
-                schema,
-            )));
+            if stored.schema.tables != schema.tables {
+                return Err(StorageError::DescribeChanged(differences(
+                    &stored.schema,
+                    schema,
+                )));
+            }
+            // The same tables: the stored rows fit them; only reducers,
+            // procedures or schedules differ, which a swap would change freely.
+            tracing::warn!(
+                "{}; the tables are the same, so the database starts with the new description",
+                differences(&stored.schema, schema)
+            );
+            if let Err(e) = super::write_durably(dir, "", SCHEMA_FILE, &expected) {
+                tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
+            }
+            return Ok(SchemaTrust::Recorded);
         }
         tracing::warn!(
             "{SCHEMA_FILE} describes another module than module.wasm (a swap cut short, or an \

@@ -1,6 +1,6 @@
-//! `schema.json`: a start whose module describes another schema than it
-//! did when it became the database's module is refused, and nothing is
-//! changed by the refusal.
+//! `schema.json`: a start whose module describes other tables than it did
+//! when it became the database's module is refused, and nothing is changed
+//! by the refusal; other reducers over the same tables are taken.
 
 use worldline_datastore::{AlgebraicType, IndexSchema, ModuleSchema};
 
@@ -78,6 +78,34 @@ fn a_start_whose_describe_changed_is_refused_and_changes_nothing() {
         vec![0, 1, 2],
         "every transaction is there"
     );
+}
+
+// An outsider's module whose `describe` flipped a reducer's parameter type
+// at random left its database unavailable at the next start, and only
+// deleting the data brought it back; the stored rows fit either way.
+#[test]
+fn a_start_whose_describe_changed_only_its_reducers_opens_and_records_them() {
+    use worldline_datastore::{Field, ProductType, ReducerSchema};
+    let disk = database_with(3, config(None, 1 << 20));
+    let recorded = stored(&disk).expect("publishing records the schema");
+    let mut changed = schema();
+    changed.reducers.push(ReducerSchema {
+        name: "weird".into(),
+        params: ProductType {
+            fields: vec![Field {
+                name: Some("w".into()),
+                ty: AlgebraicType::U64,
+            }],
+        },
+        lifecycle: None,
+    });
+    let (db, _) =
+        open_described(&disk, config(None, 1 << 20), &changed).expect("the same tables open");
+    assert_eq!(values(&db.datastore), vec![0, 1, 2]);
+    drop(db);
+    let now = stored(&disk).expect("a record");
+    assert_ne!(now, recorded, "the new description is recorded");
+    assert!(String::from_utf8_lossy(&now).contains("weird"));
 }
 
 #[test]
