@@ -1182,7 +1182,7 @@ impl Database {
             Err(e) => return Err(CallError::Unavailable(self.log_failed(e.to_string()))),
         };
         let datastore = &self.instance.store.data().datastore;
-        if let Err(e) = storage.snapshot_in_background_if_due(datastore) {
+        if let Err(e) = storage.snapshot_in_background_if_due(datastore, self.stored_row_bytes) {
             tracing::warn!(
                 "could not write a snapshot (nothing is lost: the log is kept until one is \
                  written): {e}"

@@ -29,7 +29,7 @@ fn config() -> HostConfig {
             max_segment_bytes: 1 << 20,
             snapshot_every: None,
             keep_snapshots: 1,
-            before_sync: None,
+            ..StorageConfig::default()
         },
     }
 }

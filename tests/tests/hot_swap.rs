@@ -36,7 +36,7 @@ fn config() -> HostConfig {
             max_segment_bytes: 128,
             snapshot_every: None,
             keep_snapshots: 1,
-            before_sync: None,
+            ..StorageConfig::default()
         },
     }
 }

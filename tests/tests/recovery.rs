@@ -15,7 +15,7 @@ fn config(snapshot_every: Option<u64>, max_segment_bytes: u64) -> HostConfig {
             max_segment_bytes,
             snapshot_every,
             keep_snapshots: 2,
-            before_sync: None,
+            ..StorageConfig::default()
         },
         ..HostConfig::default()
     }

@@ -51,6 +51,12 @@ pub struct StorageConfig {
     pub max_segment_bytes: u64,
     /// Write a snapshot after this many transactions (`None`: only on demand).
     pub snapshot_every: Option<u64>,
+    /// With `snapshot_every` set, also write one once the log written since
+    /// the last holds more bytes than the database's rows and at least
+    /// this many: a database rewriting the same rows cannot grow its log on
+    /// disk without bound (the log behind a snapshot is dropped), and a
+    /// snapshot never costs more writing than the log it replaces.
+    pub snapshot_log_bytes: u64,
     /// How many snapshots to keep; log segments older than the oldest kept one are deleted.
     pub keep_snapshots: usize,
     /// Called on the durability thread before each fsync of the commit log
@@ -64,6 +70,7 @@ impl Default for StorageConfig {
             durability: DurabilityPolicy::Every,
             max_segment_bytes: 64 << 20,
             snapshot_every: Some(100_000),
+            snapshot_log_bytes: 64 << 20,
             keep_snapshots: 2,
             before_sync: None,
         }
@@ -397,6 +404,9 @@ pub(crate) struct DatabaseStorage {
     module_hash: [u8; 32],
     next_offset: u64,
     since_snapshot: u64,
+    /// Bytes of log records written since the last snapshot (or since the
+    /// database was opened).
+    log_bytes_since_snapshot: u64,
     /// Transactions between automatic snapshots: `snapshot_every`, doubled
     /// after each failed snapshot (up to [`MAX_SNAPSHOT_BACKOFF`] times it)
     /// so that a full disk is not retried on every commit.
@@ -506,6 +516,7 @@ impl DatabaseStorage {
             module_hash,
             next_offset: report.next_offset,
             since_snapshot: report.replayed,
+            log_bytes_since_snapshot: 0,
             waker: None,
             background: None,
             alive: Arc::new(()),
@@ -522,10 +533,12 @@ impl DatabaseStorage {
         delta: &TxDelta,
     ) -> Result<u64, StorageError> {
         let offset = self.next_offset;
-        let record = LogRecord::new(offset, reducer, caller, timestamp, delta);
-        self.durability.append(offset, record.encode())?;
+        let record = LogRecord::new(offset, reducer, caller, timestamp, delta).encode();
+        let bytes = record.len() as u64;
+        self.durability.append(offset, record)?;
         self.next_offset += 1;
         self.since_snapshot += 1;
+        self.log_bytes_since_snapshot = self.log_bytes_since_snapshot.saturating_add(bytes);
         Ok(offset)
     }
 
@@ -554,8 +567,12 @@ impl DatabaseStorage {
     /// The storage tests' deterministic twin of
     /// [`snapshot_in_background_if_due`](Self::snapshot_in_background_if_due).
     #[cfg(test)]
-    pub(crate) fn snapshot_if_due(&mut self, datastore: &Datastore) -> Result<(), StorageError> {
-        if !self.snapshot_due() {
+    pub(crate) fn snapshot_if_due(
+        &mut self,
+        datastore: &Datastore,
+        database_bytes: usize,
+    ) -> Result<(), StorageError> {
+        if !self.snapshot_due(database_bytes) {
             return Ok(());
         }
         let result = self.snapshot(datastore);
@@ -568,13 +585,16 @@ impl DatabaseStorage {
     /// synced (after the log is) on a thread of its own, so that the caller
     /// goes on running transactions meanwhile. Never two at once: a
     /// snapshot due while the previous one is still being written waits for
-    /// it. Returns the error of the previous background snapshot, once known.
+    /// it. Returns the error of the previous background snapshot, once
+    /// known. `database_bytes` is what the database's rows take (see
+    /// [`StorageConfig::snapshot_log_bytes`]).
     pub(crate) fn snapshot_in_background_if_due(
         &mut self,
         datastore: &Datastore,
+        database_bytes: usize,
     ) -> Result<(), StorageError> {
         let finished = self.background.as_ref().map(JoinHandle::is_finished);
-        if !self.snapshot_due() && finished != Some(true) {
+        if !self.snapshot_due(database_bytes) && finished != Some(true) {
             return Ok(());
         }
         // A snapshot due while the previous one is still being written
@@ -585,7 +605,7 @@ impl DatabaseStorage {
             self.snapshot_done(&result);
             result?;
         }
-        if !self.snapshot_due() {
+        if !self.snapshot_due(database_bytes) {
             return Ok(());
         }
         let snapshot = self.snapshot_of(datastore, self.module_hash);
@@ -604,6 +624,7 @@ impl DatabaseStorage {
         match spawned {
             Ok(handle) => {
                 self.since_snapshot = 0;
+                self.log_bytes_since_snapshot = 0;
                 self.background = Some(handle);
                 Ok(())
             }
@@ -615,12 +636,21 @@ impl DatabaseStorage {
         }
     }
 
-    /// Whether an automatic snapshot is due.
-    fn snapshot_due(&self) -> bool {
-        match (self.config.snapshot_every, self.snapshot_interval) {
-            (Some(_), Some(interval)) => self.since_snapshot >= interval,
-            _ => false,
-        }
+    /// Whether an automatic snapshot is due, for a database whose rows take
+    /// `database_bytes`: after the interval's transactions, or once the log
+    /// since the last one outgrows the rows (see
+    /// [`StorageConfig::snapshot_log_bytes`]; backed off after failures as
+    /// the interval is).
+    fn snapshot_due(&self, database_bytes: usize) -> bool {
+        let (Some(every), Some(interval)) = (self.config.snapshot_every, self.snapshot_interval)
+        else {
+            return false;
+        };
+        let backoff = interval / every.max(1);
+        let log_limit = (database_bytes as u64)
+            .max(self.config.snapshot_log_bytes)
+            .saturating_mul(backoff.max(1));
+        self.since_snapshot >= interval || self.log_bytes_since_snapshot >= log_limit
     }
 
     /// Resets the automatic snapshots' interval after a success, doubles
@@ -634,6 +664,7 @@ impl DatabaseStorage {
             Ok(()) => every,
             Err(_) => {
                 self.since_snapshot = 0;
+                self.log_bytes_since_snapshot = 0;
                 interval
                     .saturating_mul(2)
                     .min(every.saturating_mul(MAX_SNAPSHOT_BACKOFF))
@@ -682,6 +713,7 @@ impl DatabaseStorage {
             false,
         )?;
         self.since_snapshot = 0;
+        self.log_bytes_since_snapshot = 0;
         self.prune(self.config.keep_snapshots)
     }
 
@@ -765,6 +797,7 @@ impl DatabaseStorage {
             );
         }
         self.since_snapshot = 0;
+        self.log_bytes_since_snapshot = 0;
         self.snapshot_interval = self.config.snapshot_every;
         if let Err(e) = self.prune(1) {
             tracing::warn!(

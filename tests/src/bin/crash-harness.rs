@@ -43,7 +43,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             max_segment_bytes: 16 << 10,
             snapshot_every: Some(97),
             keep_snapshots: 2,
-            before_sync: None,
+            ..StorageConfig::default()
         },
         ..HostConfig::default()
     };

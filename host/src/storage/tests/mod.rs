@@ -7,6 +7,7 @@
 mod database_id;
 mod faults;
 mod fuzz;
+mod log_growth;
 mod power_cut;
 mod preallocation;
 mod published_schema;
@@ -55,7 +56,7 @@ fn config(snapshot_every: Option<u64>, max_segment_bytes: u64) -> StorageConfig 
         max_segment_bytes,
         snapshot_every,
         keep_snapshots: 2,
-        before_sync: None,
+        ..StorageConfig::default()
     }
 }
 
@@ -110,7 +111,7 @@ impl Db {
         let offset = self.storage.log("insert", [7; 32], 0, &delta)?;
         self.next_value += 1;
         // As the database does: a failed snapshot is not the commit's failure.
-        let _ = self.storage.snapshot_if_due(&self.datastore);
+        let _ = self.storage.snapshot_if_due(&self.datastore, 0);
         self.storage.wait(offset)?;
         Ok(value)
     }
