@@ -253,6 +253,18 @@ impl Http {
         }
     }
 
+    /// `GET path`: the status and the answer's text, or why the request
+    /// got no answer.
+    pub fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call()?;
+        let text = response.body_mut().read_to_string()?;
+        Ok((response.status().as_u16(), text))
+    }
+
     /// `POST path` with `body`: the status and the answer's text, or why the
     /// request got no answer.
     pub fn post(

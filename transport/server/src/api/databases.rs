@@ -84,12 +84,16 @@ fn database_info(name: &str, description: &Description) -> DatabaseInfo {
             .map(|p| p.name.clone())
             .collect(),
         http_allow: allow_list_text(&description.http_allow),
-        unavailable: description.stopped.as_ref().map(|reason| {
-            format!(
+        unavailable: match (&description.stopped, &description.refusing_calls) {
+            (Some(reason), _) => Some(format!(
                 "it stopped while the server ran: {reason}; it serves nothing until the server \
                  is restarted, which recovers exactly what is durable"
-            )
-        }),
+            )),
+            (None, Some(reason)) => Some(format!(
+                "it refuses calls for now: {reason}; reads and subscriptions go on"
+            )),
+            (None, None) => None,
+        },
     }
 }
 

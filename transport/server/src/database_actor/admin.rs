@@ -140,6 +140,9 @@ pub(crate) struct Description {
     /// Why it stopped serving while the server ran (its commit log
     /// failed), if it did: it serves nothing until the server restarts.
     pub(crate) stopped: Option<String>,
+    /// Why it refuses calls for now, if it does (its module trapped and
+    /// could not be restarted): reads and subscriptions go on.
+    pub(crate) refusing_calls: Option<String>,
 }
 
 impl Actor {
@@ -152,6 +155,7 @@ impl Actor {
                     owner: self.database.owner(),
                     http_allow: self.database.http_allow().clone(),
                     stopped: self.stopped.clone(),
+                    refusing_calls: self.database.unavailable().map(str::to_owned),
                 });
             }
             Admin::Call {
