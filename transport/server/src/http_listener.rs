@@ -101,6 +101,11 @@ impl Cut {
 /// How many refused connections may be closing gracefully at once.
 const MAX_LINGERING: usize = 64;
 
+/// How long a write may find the socket full (the client reads nothing)
+/// before it fails and the connection closes: an answer a client never
+/// reads (up to 64 MiB of SQL rows) is not held for it forever.
+const WRITE_STALL: Duration = Duration::from_secs(30);
+
 /// How long a refused connection may take to be closed gracefully.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -183,6 +188,7 @@ impl Listener for CappedListener {
                     _server_slot: server_slot,
                     cut: Arc::clone(&self.cut),
                     cut_wait,
+                    write_stall: None,
                     lingering: Arc::clone(&self.lingering),
                     meter: MessageMeter::new(self.incoming.room(peer.ip()), self.largest_message),
                 },
@@ -253,6 +259,9 @@ pub(crate) struct CountedStream {
     cut: Arc<Cut>,
     /// Wakes a read or write waiting on the socket when the cut is made.
     cut_wait: Pin<Box<OwnedNotified>>,
+    /// Since a write found the socket full: past [`WRITE_STALL`] without
+    /// room, the write fails.
+    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Permits for connections closing gracefully.
     lingering: Arc<Semaphore>,
     /// What a WebSocket session on the connection has read of the message
@@ -389,6 +398,32 @@ impl CountedStream {
         )
     }
 
+    /// `written` (a write's outcome), or an error once writes have found
+    /// the socket full for [`WRITE_STALL`] (the task is woken then).
+    fn within_stall(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if written.is_ready() {
+            self.write_stall = None;
+            return written;
+        }
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        if stall.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing of what it was sent for {} s",
+                    WRITE_STALL.as_secs()
+                ),
+            )));
+        }
+        Poll::Pending
+    }
+
     /// An error once the connection is cut; otherwise registers the task
     /// to be woken when it is.
     fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
@@ -435,7 +470,8 @@ impl AsyncWrite for CountedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        self.socket().poll_write(cx, buf)
+        let written = self.socket().poll_write(cx, buf);
+        self.within_stall(cx, written)
     }
 
     fn poll_write_vectored(
@@ -444,7 +480,8 @@ impl AsyncWrite for CountedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        self.socket().poll_write_vectored(cx, bufs)
+        let written = self.socket().poll_write_vectored(cx, bufs);
+        self.within_stall(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -558,7 +558,13 @@ pub(crate) async fn sql(
         reply,
     })
     .await??;
-    // The body is a `SqlResult`, written as JSON by the database.
+    // The body is a `SqlResult`, written as JSON by the database; it counts
+    // in the server's outgoing budget until written (or its client gone).
+    shared
+        .outgoing
+        .room_for(result.len())
+        .map_err(|shortage| ApiError::unavailable(shortage.to_string()))?;
+    let body = Bytes::from_owner(shared.outgoing.payload(result));
     let json = [(header::CONTENT_TYPE, "application/json")];
-    Ok((json, result).into_response())
+    Ok((json, body).into_response())
 }

@@ -170,6 +170,10 @@ impl Actor {
                 max_bytes,
                 reply,
             } => {
+                if reply.is_closed() {
+                    // Its client has gone (a read changes nothing): not run.
+                    return;
+                }
                 let result = self.sql(caller, &query, max_bytes);
                 // What it read goes out once durable; if the commit log
                 // fails first, it may have read what a restart will not have.
