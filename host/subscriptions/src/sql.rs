@@ -18,7 +18,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 use worldline_datastore::{
     AlgebraicType, MAX_NESTING_DEPTH, ModuleSchema, TableId, TableSchema, Value, excerpt,
 };
@@ -212,7 +212,20 @@ fn parse(sql: &str) -> Result<Vec<Statement>, QueryError> {
         .map_err(|e| QueryError::Syntax(ParserError::from(e).to_string()))?;
     let (mut count, mut depth) = (0usize, 0usize);
     for token in &tokens {
-        match token.token {
+        match &token.token {
+            Token::Whitespace(Whitespace::SingleLineComment { comment, .. })
+                if comment
+                    .split('\r')
+                    .skip(1)
+                    .any(|after| !after.is_empty() && !after.starts_with('\n')) =>
+            {
+                return Err(QueryError::Syntax(
+                    "a `--` comment runs to a line feed, and this one holds a carriage return \
+                     without one: what follows it on that line would be ignored; end the line \
+                     with a line feed"
+                        .into(),
+                ));
+            }
             Token::Whitespace(_) => continue,
             Token::LParen | Token::LBracket | Token::LBrace => {
                 depth += 1;

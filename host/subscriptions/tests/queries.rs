@@ -115,6 +115,32 @@ fn id_of(row: &Row) -> u32 {
 // The parser takes clauses of many dialects; each one the compiler does
 // not implement is refused by name, never run with the clause dropped
 // (`SELECT TOP 2 * ...` once returned every row).
+// A `--` comment runs to a line feed: one that held a carriage return
+// alone swallowed the condition after it (an outsider's differential test
+// got 184 rows for a query that meant 28).
+#[test]
+fn a_comment_ending_in_a_lone_carriage_return_is_refused() {
+    let schema = schema();
+    let refused = compile(
+        "SELECT * FROM player WHERE id = 1 --c\rAND score = 0",
+        &schema,
+        true,
+    );
+    match refused {
+        Err(QueryError::Syntax(message)) => {
+            assert!(message.contains("carriage return"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    for sql in [
+        "SELECT * FROM player WHERE id = 1 --c\r\nAND score = 0",
+        "SELECT * FROM player WHERE id = 1 --c\nAND score = 0",
+        "SELECT * FROM player WHERE id = 1 -- no end",
+    ] {
+        compile(sql, &schema, true).unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+    }
+}
+
 #[test]
 fn clauses_of_other_dialects_are_refused_not_ignored() {
     let schema = schema();

@@ -71,6 +71,11 @@ pub(crate) struct CappedListener {
     /// The most a WebSocket message may take in bytes received (see
     /// [`MessageMeter`]).
     largest_message: usize,
+    /// How long a write may find the socket full (the client reads
+    /// nothing) before it fails and the connection closes: an answer a
+    /// client never reads (up to 64 MiB of SQL rows) is not held for it
+    /// forever. The server's idle timeout.
+    write_stall: Duration,
 }
 
 /// Cuts the connections of a [`CappedListener`]: from then on, every read
@@ -101,11 +106,6 @@ impl Cut {
 /// How many refused connections may be closing gracefully at once.
 const MAX_LINGERING: usize = 64;
 
-/// How long a write may find the socket full (the client reads nothing)
-/// before it fails and the connection closes: an answer a client never
-/// reads (up to 64 MiB of SQL rows) is not held for it forever.
-const WRITE_STALL: Duration = Duration::from_secs(30);
-
 /// How long a refused connection may take to be closed gracefully.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -124,13 +124,15 @@ impl CappedListener {
     /// Accepts on `inner`, at most `max` connections per address at once
     /// and what `server` has room for; the WebSocket sessions on them take
     /// room for the messages they are receiving (of at most `max_message`
-    /// bytes) from `incoming`.
+    /// bytes) from `incoming`; a write that finds no room for `write_stall`
+    /// fails.
     pub(crate) fn new(
         inner: TcpListener,
         max: usize,
         server: ServerSlots,
         incoming: IncomingBudget,
         max_message: usize,
+        write_stall: Duration,
     ) -> Self {
         Self {
             inner,
@@ -141,6 +143,7 @@ impl CappedListener {
             cut: Arc::default(),
             incoming,
             largest_message: largest_message(max_message),
+            write_stall,
         }
     }
 
@@ -188,7 +191,8 @@ impl Listener for CappedListener {
                     _server_slot: server_slot,
                     cut: Arc::clone(&self.cut),
                     cut_wait,
-                    write_stall: None,
+                    write_stall: self.write_stall,
+                    stalled_since: None,
                     lingering: Arc::clone(&self.lingering),
                     meter: MessageMeter::new(self.incoming.room(peer.ip()), self.largest_message),
                 },
@@ -259,9 +263,11 @@ pub(crate) struct CountedStream {
     cut: Arc<Cut>,
     /// Wakes a read or write waiting on the socket when the cut is made.
     cut_wait: Pin<Box<OwnedNotified>>,
-    /// Since a write found the socket full: past [`WRITE_STALL`] without
+    /// How long writes may find the socket full before they fail.
+    write_stall: Duration,
+    /// Since a write found the socket full: past `write_stall` without
     /// room, the write fails.
-    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Permits for connections closing gracefully.
     lingering: Arc<Semaphore>,
     /// What a WebSocket session on the connection has read of the message
@@ -399,25 +405,26 @@ impl CountedStream {
     }
 
     /// `written` (a write's outcome), or an error once writes have found
-    /// the socket full for [`WRITE_STALL`] (the task is woken then).
+    /// the socket full for `write_stall` (the task is woken then).
     fn within_stall(
         &mut self,
         cx: &mut Context<'_>,
         written: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         if written.is_ready() {
-            self.write_stall = None;
+            self.stalled_since = None;
             return written;
         }
+        let limit = self.write_stall;
         let stall = self
-            .write_stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if stall.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "the client read nothing of what it was sent for {} s",
-                    WRITE_STALL.as_secs()
+                    limit.as_secs_f64()
                 ),
             )));
         }

@@ -120,6 +120,7 @@ impl Server {
             shared.connections.clone(),
             shared.incoming.clone(),
             shared.config.max_frame as usize,
+            shared.config.idle_timeout,
         );
         let http_cut = listener.cut();
         let http_task = tokio::spawn(http_serve::serve(
