@@ -335,7 +335,16 @@ fn compile_query(
         ([join], [item @ SelectItem::QualifiedWildcard(..)]) if projected(item) => {
             let other = Scope::resolve(schema, &join.relation, owner)?;
             if other.qualifier == scope.qualifier {
-                return Err(unsupported("joining a table with itself without aliases"));
+                return Err(
+                    if join_aliased(&from.relation) || join_aliased(&join.relation) {
+                        QueryError::UnknownName(format!(
+                            "both joined tables are called `{}`: give them different aliases",
+                            quoted(&scope.qualifier)
+                        ))
+                    } else {
+                        unsupported("joining a table with itself without aliases")
+                    },
+                );
             }
             let on = match &join.join_operator {
                 JoinOperator::Join(JoinConstraint::On(on))
@@ -378,10 +387,20 @@ fn compile_query(
             scope.qualifier
         ))),
         (_, _) if from.joins.len() > 1 => Err(unsupported("more than one JOIN")),
+        ([], [SelectItem::QualifiedWildcard(kind, _)]) => Err(QueryError::UnknownName(format!(
+            "`{}` names no table of the query (it reads `{}`)",
+            quoted(kind),
+            quoted(&scope.qualifier)
+        ))),
         _ => Err(unsupported(
             "selecting columns other than `*` (rows are sent whole)",
         )),
     }
+}
+
+/// Whether `relation` is given an alias (`FROM item AS a`).
+fn join_aliased(relation: &TableFactor) -> bool {
+    matches!(relation, TableFactor::Table { alias: Some(_), .. })
 }
 
 /// An expression (or part of a query) as an error message quotes it.
@@ -589,7 +608,11 @@ fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, Quer
                 quoted(expr),
                 scopes
                     .iter()
-                    .map(|s| format!("`{}`", s.table.name))
+                    .map(|s| if s.qualifier == s.table.name {
+                        format!("`{}`", s.table.name)
+                    } else {
+                        format!("`{}` (`{}`)", s.qualifier, s.table.name)
+                    })
                     .collect::<Vec<_>>()
                     .join(" or "),
                 string_hint(expr)

@@ -141,6 +141,35 @@ fn a_comment_ending_in_a_lone_carriage_return_is_refused() {
     }
 }
 
+// Texts an outside SQL audit found unclear: a `T.*` naming no table was
+// "selecting columns other than `*`", two aliases alike were "without
+// aliases", and a self-join's tables were named twice alike.
+#[test]
+fn names_that_clash_or_name_nothing_are_refused_naming_them() {
+    let schema = schema();
+    for (sql, says) in [
+        (
+            "SELECT x.* FROM player",
+            "`x.*` names no table of the query (it reads `player`)",
+        ),
+        (
+            "SELECT a.* FROM player a JOIN player a ON a.id = a.id",
+            "both joined tables are called `a`: give them different aliases",
+        ),
+        (
+            "SELECT a.* FROM player a JOIN player b ON a.id = b.id WHERE a.nosuch = 1",
+            "no column `a.nosuch` in `a` (`player`) or `b` (`player`)",
+        ),
+    ] {
+        match compile(sql, &schema, true) {
+            Err(QueryError::UnknownName(message)) => {
+                assert!(message.contains(says), "{sql}: {message}")
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn clauses_of_other_dialects_are_refused_not_ignored() {
     let schema = schema();
