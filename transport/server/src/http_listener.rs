@@ -327,6 +327,11 @@ impl MessageMeter {
         })))
     }
 
+    /// Whether a WebSocket session runs on the connection.
+    fn is_active(&self) -> bool {
+        self.lock().active
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Metered> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -404,8 +409,9 @@ impl CountedStream {
         )
     }
 
-    /// `written` (a write's outcome), or an error once writes have found
-    /// the socket full for `write_stall` (the task is woken then).
+    /// `written` (a write's outcome), or, outside a WebSocket session, an
+    /// error once writes have found the socket full for `write_stall` (the
+    /// task is woken then).
     fn within_stall(
         &mut self,
         cx: &mut Context<'_>,
@@ -414,6 +420,11 @@ impl CountedStream {
         if written.is_ready() {
             self.stalled_since = None;
             return written;
+        }
+        if self.meter.is_active() {
+            // A WebSocket session bounds its writes itself (a frame within
+            // the idle timeout, then its fatal `Error` and close).
+            return Poll::Pending;
         }
         let limit = self.write_stall;
         let stall = self
