@@ -623,8 +623,7 @@ impl DatabaseStorage {
             });
         match spawned {
             Ok(handle) => {
-                self.since_snapshot = 0;
-                self.log_bytes_since_snapshot = 0;
+                self.restart_snapshot_counts();
                 self.background = Some(handle);
                 Ok(())
             }
@@ -634,6 +633,13 @@ impl DatabaseStorage {
                 result
             }
         }
+    }
+
+    /// Counts the transactions and log bytes before the next automatic
+    /// snapshot from now (one was just written, or failed).
+    fn restart_snapshot_counts(&mut self) {
+        self.since_snapshot = 0;
+        self.log_bytes_since_snapshot = 0;
     }
 
     /// Whether an automatic snapshot is due, for a database whose rows take
@@ -663,8 +669,7 @@ impl DatabaseStorage {
         self.snapshot_interval = Some(match result {
             Ok(()) => every,
             Err(_) => {
-                self.since_snapshot = 0;
-                self.log_bytes_since_snapshot = 0;
+                self.restart_snapshot_counts();
                 interval
                     .saturating_mul(2)
                     .min(every.saturating_mul(MAX_SNAPSHOT_BACKOFF))
@@ -712,8 +717,7 @@ impl DatabaseStorage {
             self.ownership.id(),
             false,
         )?;
-        self.since_snapshot = 0;
-        self.log_bytes_since_snapshot = 0;
+        self.restart_snapshot_counts();
         self.prune(self.config.keep_snapshots)
     }
 
@@ -796,8 +800,7 @@ impl DatabaseStorage {
                  start records it): {e}"
             );
         }
-        self.since_snapshot = 0;
-        self.log_bytes_since_snapshot = 0;
+        self.restart_snapshot_counts();
         self.snapshot_interval = self.config.snapshot_every;
         if let Err(e) = self.prune(1) {
             tracing::warn!(

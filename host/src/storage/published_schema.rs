@@ -117,9 +117,7 @@ pub(crate) fn check_or_record(
                 "{}; the tables are the same, so the database starts with the new description",
                 differences(&stored.schema, schema)
             );
-            if let Err(e) = super::write_durably(dir, "", SCHEMA_FILE, &expected) {
-                tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
-            }
+            record_or_warn(dir, &expected);
             return Ok(SchemaTrust::Recorded);
         }
         tracing::warn!(
@@ -127,10 +125,17 @@ pub(crate) fn check_or_record(
              edited file); recording this module's schema and validating every stored row"
         );
     }
-    if let Err(e) = super::write_durably(dir, "", SCHEMA_FILE, &expected) {
+    record_or_warn(dir, &expected);
+    Ok(SchemaTrust::Unproven)
+}
+
+/// Replaces the file with `bytes` durably; a failure (a full disk) is only
+/// logged, as the database can serve without the record and the next
+/// start tries again.
+fn record_or_warn(dir: &dyn Directory, bytes: &[u8]) {
+    if let Err(e) = super::write_durably(dir, "", SCHEMA_FILE, bytes) {
         tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
     }
-    Ok(SchemaTrust::Unproven)
 }
 
 /// The SHA-256, in hex, of the module `schema.json` was written for, if
