@@ -10,6 +10,10 @@ use crate::hint::hinted;
 /// The magic bytes every WebAssembly binary starts with.
 const MAGIC: &[u8; 4] = b"\0asm";
 
+/// The import module of WASI preview 1, which a core module built with
+/// wasi-libc names.
+const PREVIEW1: &str = "wasi_snapshot_preview1";
+
 /// Reads `path` and checks that it looks like a WebAssembly component.
 pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| {
@@ -58,11 +62,26 @@ pub fn check(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     // Bytes 4..6 are the version, 6..8 the layer: 0 for a core module, 1
     // for a component.
     if bytes[6..8] == [0, 0] {
-        return Err(hinted(
-            format!("{file} is a core WebAssembly module, not a component"),
+        // A module built with wasi-libc for wasm32-wasi (C, C++) imports
+        // WASI preview 1, which only an adapter turns into the component
+        // model's WASI.
+        let preview1 = bytes
+            .windows(PREVIEW1.len())
+            .any(|window| window == PREVIEW1.as_bytes());
+        let hint = if preview1 {
+            "it imports WASI preview 1 (`wasi_snapshot_preview1`, as C and C++ built with \
+             wasi-libc do): wrap it as a component with `wasm-tools component new FILE --adapt \
+             wasi_snapshot_preview1=ADAPTER -o component.wasm`, where ADAPTER is wasmtime 48's \
+             `wasi_snapshot_preview1.reactor.wasm` (README.md, \"A module in C\", says how to \
+             get it)"
+        } else {
             "build it for the wasm32-wasip2 target (`cargo build --release --target \
              wasm32-wasip2`), or wrap it as a component with `wasm-tools component new FILE \
-             -o component.wasm`",
+             -o component.wasm`"
+        };
+        return Err(hinted(
+            format!("{file} is a core WebAssembly module, not a component"),
+            hint,
         ));
     }
     Ok(())
@@ -94,5 +113,10 @@ mod tests {
         assert_eq!(text, "m.wasm is a core WebAssembly module, not a component");
         assert!(hint.contains("wasm32-wasip2") && hint.contains("wasm-tools component new"));
         check(Path::new("c.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
+        let (_, hint) = refusal(b"\0asm\x01\0\0\0\x02\x1a\x01\x16wasi_snapshot_preview1");
+        assert!(
+            hint.contains("--adapt wasi_snapshot_preview1=ADAPTER"),
+            "{hint}"
+        );
     }
 }

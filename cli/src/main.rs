@@ -176,12 +176,15 @@ fn main() -> ExitCode {
     match run(cli.command, &cli.global) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", hint::message_of(&err));
+            // A message may carry a module's or a client's text: its
+            // control characters are shown, not sent to the terminal.
+            let safe = output::escape_controls_but_lines;
+            eprintln!("error: {}", safe(&hint::message_of(&err)));
             for line in hint::diff_of(&err) {
-                eprintln!("  {line}");
+                eprintln!("  {}", safe(line));
             }
             if let Some(hint) = hint::hint_for(&err, name) {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", safe(&hint));
             }
             ExitCode::FAILURE
         }

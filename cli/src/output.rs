@@ -1,6 +1,7 @@
 //! How results are shown: aligned tables on a terminal, JSON for scripts.
 
 use serde_json::Value;
+use unicode_width::UnicodeWidthStr;
 
 /// A cell as a person reads it: strings without quotes, everything else as JSON.
 pub fn cell(value: &Value) -> String {
@@ -12,13 +13,16 @@ pub fn cell(value: &Value) -> String {
 }
 
 /// `text` with every control character (and every Unicode bidirectional
-/// override, which reorders what follows it on screen) written as an
-/// escape, so that a cell can neither break a table's lines nor drive the
+/// override, which reorders what follows it on screen, and the invisible
+/// byte order mark) written as an escape, so that a cell can neither break a table's lines nor drive the
 /// terminal: `\n`, `\r`, `\t`, `\e` for escape, else `\u{..}`.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     let needs_escape = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+            )
     };
     if !text.chars().any(needs_escape) {
         return std::borrow::Cow::Borrowed(text);
@@ -37,7 +41,18 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(escaped)
 }
 
-/// Renders rows under a header, each column as wide as its widest cell.
+/// `text` for a terminal, as [`escape_controls`] but keeping its line
+/// breaks: for messages that come from a server, a module or a client (an
+/// error, a reducer's own error text), which must not drive the terminal.
+pub fn escape_controls_but_lines(text: &str) -> String {
+    text.split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Renders rows under a header, each column as wide as its widest cell
+/// shows on a terminal (a CJK character or an emoji takes two columns).
 /// Control characters in cells are escaped ([`escape_controls`]).
 pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     let escape_all = |cells: &[String]| -> Vec<String> {
@@ -48,10 +63,10 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     };
     let columns = escape_all(columns);
     let rows: Vec<Vec<String>> = rows.iter().map(|row| escape_all(row)).collect();
-    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.width()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     // Padded by hand: `format!("{cell:<width$}")` panics on a width above
@@ -62,7 +77,7 @@ pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
             .zip(&widths)
             .map(|(cell, width)| {
                 let mut padded = cell.clone();
-                let fill = width.saturating_sub(cell.chars().count());
+                let fill = width.saturating_sub(cell.width());
                 padded.extend(std::iter::repeat_n(' ', fill));
                 padded
             })
@@ -135,6 +150,32 @@ mod tests {
         assert!(!rendered.contains('\u{1b}'));
         assert_eq!(rendered.lines().count(), 3);
         assert_eq!(escape_controls("plain ü"), "plain ü");
+    }
+
+    #[test]
+    fn messages_keep_their_lines_and_lose_their_escapes() {
+        assert_eq!(
+            escape_controls_but_lines("first\nsecond \u{1b}[31mred\r\u{feff}"),
+            "first\nsecond \\e[31mred\\r\\u{feff}"
+        );
+    }
+
+    #[test]
+    fn wide_characters_count_as_the_columns_they_take() {
+        let rendered = table(
+            &["tag".to_owned(), "n".to_owned()],
+            &[
+                vec!["健康".to_owned(), "1".to_owned()],
+                vec!["tank".to_owned(), "2".to_owned()],
+                vec!["hi 👋".to_owned(), "3".to_owned()],
+            ],
+        );
+        let bars: Vec<usize> = rendered
+            .lines()
+            .filter(|line| !line.starts_with('-'))
+            .map(|line| line.split('|').next().unwrap().width())
+            .collect();
+        assert_eq!(bars, [6, 6, 6, 6], "{rendered}");
     }
 
     #[test]

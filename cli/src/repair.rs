@@ -4,9 +4,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
-use worldline_host::{LogCut, Repair, RepairPlan, repair_database};
+use worldline_host::{HostError, LogCut, Repair, RepairPlan, repair_database};
 
 use crate::hint::hinted;
 use crate::start::default_data_dir;
@@ -34,8 +33,26 @@ pub fn run(args: RepairArgs) -> anyhow::Result<()> {
         plan,
         set_aside,
         lost_id,
-    } = repair_database(&data_dir, &args.name, args.apply)
-        .with_context(|| format!("repairing database {}", args.name))?;
+    } = repair_database(&data_dir, &args.name, args.apply).map_err(|error| {
+        let hint = match &error {
+            HostError::NoSuchDatabase(_) => Some(format!(
+                "the databases of this data directory are the directories in {} (the server \
+                 lists them with `worldline list`); pass --data-dir if the server uses another",
+                data_dir.join("databases").display()
+            )),
+            HostError::DataDirLocked(_) => Some(
+                "stop the server first: a repair changes a database's files, which only a \
+                 stopped server leaves alone"
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let message = format!("repairing database {}: {error}", args.name);
+        match hint {
+            Some(hint) => hinted(message, hint),
+            None => anyhow::Error::new(error).context(format!("repairing database {}", args.name)),
+        }
+    })?;
     let name = &args.name;
     if let Some(id) = &lost_id {
         println!(

@@ -10,8 +10,8 @@ from typing import Annotated
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from worldline import (SchemaError, Timestamp, index, primary_key, schedule_at, schedule_interval,  # noqa: E402
-                       u32, u64)
+from worldline import (SchemaError, Timestamp, auto_inc, index, primary_key, schedule_at,  # noqa: E402
+                       schedule_interval, u32, u64)
 from worldline.schema import FunctionInfo, TableInfo  # noqa: E402
 from worldline.types import TypeArena, describe  # noqa: E402
 
@@ -105,6 +105,26 @@ class Schedules(unittest.TestCase):
     def test_a_second_schedule_at_column_is_refused(self):
         with self.assertRaisesRegex(SchemaError, "table due: at most one schedule_at column"):
             TableInfo(Due, "due", False, "tick", None)
+
+
+@dataclass
+class TextKey:
+    id: Annotated[str, primary_key, auto_inc]
+
+
+@dataclass
+class Counter:
+    id: Annotated[u64, primary_key, auto_inc]
+
+
+class AutoIncrement(unittest.TestCase):
+    def test_auto_inc_on_a_column_that_is_not_an_integer_is_refused_at_import(self):
+        with self.assertRaisesRegex(SchemaError, "table text_key: auto_inc column id is <class 'str'>, "
+                                    "not an integer type"):
+            TableInfo(TextKey, "text_key", False, None, None)
+
+    def test_auto_inc_on_an_integer_column_is_taken(self):
+        self.assertEqual(TableInfo(Counter, "counter", False, None, None).auto_inc, [0])
 
 
 class NamedIndexes(unittest.TestCase):

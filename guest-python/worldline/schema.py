@@ -120,6 +120,10 @@ class TableInfo:
                 self.indexes.append(
                     Index(f"{name}_{wire_name(column)}_idx", [position], False, [column_codec], column))
             if auto_inc in found:
+                if not isinstance(column_codec, (postcard.Unsigned, postcard.Signed)):
+                    raise SchemaError(
+                        f"table {name}: auto_inc column {column} is {base!r}, not an integer type "
+                        "(u8 to u128, i8 to i128)")
                 self.auto_inc.append(position)
             if schedule_at in found:
                 if base is not Timestamp:

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use worldline_datastore::{
     Datastore, DbError, Lifecycle, MigrationPlan, ModuleSchema, Row, TxDelta, check_product,
-    plan_migration,
+    describe_changes, plan_migration,
 };
 use worldline_outbound::{AllowList, HttpPolicy, OutboundHttp};
 
@@ -34,6 +34,11 @@ pub use schedules::{MAX_SCHEDULED_RUNS, ScheduledRun};
 /// The file in a database's directory holding its HTTP allow-list (the
 /// canonical text of an [`AllowList`]; missing means none).
 pub(crate) const HTTP_ALLOW_FILE: &str = "http_allow";
+
+/// What "what changed" says of two module descriptions that differ only
+/// in what a hot swap does not list.
+pub(crate) const UNLISTED_DIFFERENCE: &str = "(a difference a hot swap does not list: the order \
+     of its tables, reducers or columns, or a table or reducer listed twice)";
 
 /// Who is calling a reducer, and over which connection.
 #[derive(Clone, Copy, Debug)]
@@ -155,13 +160,8 @@ impl Loaded {
         let mut instance = instantiate(&pre, engine, Datastore::new(Vec::new()))?;
         let again = import_module(call_describe(engine, &mut instance)?)?;
         if again != schema {
-            let changes = match plan_migration(&schema, &again) {
-                Ok(plan) if plan.is_empty() => "(a difference a hot swap does not list: the \
-                     order of its tables, reducers or columns, its procedures or its schedules)"
-                    .to_owned(),
-                Ok(plan) => plan.to_string(),
-                Err(incompatible) => incompatible.to_string(),
-            };
+            let changes =
+                describe_changes(&schema, &again).unwrap_or_else(|| UNLISTED_DIFFERENCE.to_owned());
             return Err(HostError::DescribeNondeterministic(
                 listed_changes(&changes).join("\n"),
             ));

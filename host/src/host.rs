@@ -222,7 +222,20 @@ impl Host {
                 continue;
             }
             let file_type = entry.file_type().map_err(storage_io("listing databases"))?;
-            match not_a_database(&name, file_type) {
+            let why_not = not_a_database(&name, file_type).or_else(|| {
+                // An empty directory (made by hand) holds no database, and
+                // as an unavailable one no owner could delete it.
+                let empty = self
+                    .databases_dir
+                    .read_dir(&name)
+                    .is_ok_and(|mut entries| entries.next().is_none());
+                empty.then(|| {
+                    "it is an empty directory (a database's holds its module.wasm, owner and \
+                     log); remove it, or publish a database of that name"
+                        .to_owned()
+                })
+            });
+            match why_not {
                 None => names.push(name),
                 Some(why) => tracing::warn!("databases/{name} is not served: {why}"),
             }
@@ -388,10 +401,14 @@ impl Host {
         }
     }
 
-    /// Refuses `name` for a new database: not a valid name, or taken.
+    /// Refuses `name` for a new database: not a valid name, or taken. An
+    /// empty directory of that name (made by hand, never served) is
+    /// removed instead: it holds nothing.
     fn check_new_name(&self, name: &str) -> Result<(), HostError> {
         check_database_name(name)?;
-        if self.databases.contains_key(name) || self.databases_dir.exists(name) {
+        let taken = self.databases.contains_key(name)
+            || (self.databases_dir.exists(name) && self.databases_dir.remove_dir(name).is_err());
+        if taken {
             return Err(HostError::DatabaseExists(name.to_owned()));
         }
         Ok(())

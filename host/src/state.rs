@@ -287,6 +287,12 @@ fn trap_message(error: &wasmtime::Error) -> String {
              C/C++ modules keep their stack in linear memory)",
             wasmtime::Trap::MemoryOutOfBounds
         ),
+        Some(wasmtime::Trap::UnreachableCodeReached) => format!(
+            "{}: the module aborted (`abort()` in C or C++, `os.abort()` in Python, \
+             `std::process::abort()` in Rust) or reached code its compiler took to be \
+             unreachable",
+            wasmtime::Trap::UnreachableCodeReached
+        ),
         Some(trap) => trap.to_string(),
         // The root cause is the host's reason (a stale cursor, ...); the
         // outer layers are only the wasm backtrace.

@@ -198,3 +198,21 @@ fn private_tables_are_flagged_private_in_the_schema() {
         ]
     );
 }
+
+// An SDK call that panics (`insert` on a taken unique key) names the
+// module's own line, not the SDK's source on the machine that built it.
+#[test]
+fn an_sdk_panic_names_the_modules_line() {
+    let mut db = create_database(&patient_engine(), "features");
+    let identity = [9u8; 32];
+    call(&mut db, "ban", args(&(identity,))).expect("the first ban");
+    match call(&mut db, "ban", args(&(identity,))) {
+        Err(CallError::Panicked(message)) => assert!(
+            message.contains("duplicate key")
+                && message.ends_with("features/src/lib.rs:249)")
+                && !message.contains("handles.rs"),
+            "{message}"
+        ),
+        other => panic!("a second ban of the same identity was accepted: {other:?}"),
+    }
+}

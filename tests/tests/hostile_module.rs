@@ -217,6 +217,12 @@ fn a_trap_carries_the_last_line_the_module_logged_during_the_call() {
         matches!(&error, CallError::Trapped(m) if !m.contains("log line") && !m.contains("stderr")),
         "{error:?}"
     );
+    // An abort says what it most likely was, not only wasm's trap code.
+    assert!(
+        matches!(&error, CallError::Trapped(m)
+            if m.contains("`unreachable` instruction executed: the module aborted")),
+        "{error:?}"
+    );
 }
 
 // #9 item 12: a `describe` that loops used to say only "trap: interrupt".

@@ -664,6 +664,35 @@ fn a_database_directory_replaced_by_a_symbolic_link_is_named() {
     server.kill();
 }
 
+/// An empty directory made by hand in `databases/` used to be listed as an
+/// unavailable database without an owner, which no one could delete. It is
+/// now passed over, named in the server's log, and a publish of that name
+/// takes its place.
+#[test]
+fn an_empty_database_directory_is_passed_over_and_its_name_can_be_published() {
+    let dir = TempDir::new("worldline-empty-database-dir");
+    let data = dir.path().join("data");
+    drop(ServerProcess::start(&data));
+    std::fs::create_dir(data.join("databases/bank")).expect("making an empty directory");
+
+    let log_path = dir.path().join("stderr.log");
+    let log_file = File::create(&log_path).expect("creating the log file");
+    let server = ServerProcess::start_with_stderr(&data, Stdio::from(log_file));
+    let log = std::fs::read_to_string(&log_path).expect("reading the server's log");
+    assert!(
+        log.contains("databases/bank is not served: it is an empty directory"),
+        "the server's log names it: {log}"
+    );
+    let http = Http::new_identity(&server.http);
+    let (status, listed) = http.get("/v1/database").expect("listing");
+    assert_eq!(status, 200, "{listed}");
+    assert!(!listed.contains("bank"), "{listed}");
+    http.publish("bank", &guest_wasm("bank"));
+    let (status, answer) = post(&http, "/v1/database/bank/sql", "SELECT * FROM account");
+    assert_eq!(status, 200, "{answer}");
+    server.kill();
+}
+
 /// A damaged `http_allow` (the database's allow-list for procedures' HTTP
 /// requests) makes that database unavailable with an error naming the file
 /// and the first byte that is not UTF-8 (it said byte 0 whatever the

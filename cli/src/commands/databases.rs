@@ -27,7 +27,11 @@ pub fn describe(args: DescribeArgs, context: Context) -> anyhow::Result<()> {
         (Ok(schema), None) => schema,
         // Its commit log failed while the server ran: its schema is known.
         (Ok(schema), Some(reason)) => {
-            eprintln!("warning: database `{}` is unavailable: {reason}", info.name);
+            eprintln!(
+                "warning: database `{}` is unavailable: {}",
+                info.name,
+                crate::output::escape_controls_but_lines(reason)
+            );
             schema
         }
         // Not recovered at startup: the server's answer says why, and what

@@ -32,7 +32,9 @@ pub fn run(args: LogsArgs, mut context: Context) -> anyhow::Result<()> {
                 "{} {:5} {}",
                 crate::time::format_micros(line.timestamp),
                 line.level,
-                line.message
+                // One line per record, and none that drives the terminal:
+                // a module may log what its clients sent.
+                crate::output::escape_controls(&line.message)
             );
             Ok(())
         }

@@ -160,7 +160,10 @@ async fn subscribe(
                 let caller = format!("0x{}", Identity::from_bytes(event.caller));
                 print_update(args.json, schema, &event.reducer, &caller, &tables)?;
             }
-            Event::Error { message } => eprintln!("server: {message}"),
+            Event::Error { message } => eprintln!(
+                "server: {}",
+                crate::output::escape_controls_but_lines(&message)
+            ),
             Event::Disconnected { reason } => {
                 let hint = disconnect_hint(&reason);
                 return Err(hinted(

@@ -104,8 +104,13 @@ fn decode<R: DeserializeOwned>(bytes: &[u8]) -> R {
 
 /// Unwraps a datastore result whose error means the SDK and host disagree,
 /// or that a procedure touched a table outside a transaction.
+/// The panic names the module's line that called the SDK, not the SDK's.
+#[track_caller]
 fn expect_ok<T>(result: Result<T, host::DbError>) -> T {
-    result.unwrap_or_else(|e| panic!("{}", e.message))
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("{}", e.message),
+    }
 }
 
 /// Operations every table handle (`ctx.db.<table>()`) offers.
@@ -114,9 +119,14 @@ pub trait Table {
     type Row: TableRow;
 
     /// Inserts a row and returns it as stored, with auto-increment columns
-    /// filled in. Panics (rolling back the reducer) if a unique key is taken.
+    /// filled in. Panics (rolling back the reducer) if a unique key is
+    /// taken; the panic names the caller's line.
+    #[track_caller]
     fn insert(&self, row: Self::Row) -> Self::Row {
-        self.try_insert(row).unwrap_or_else(|e| panic!("{e}"))
+        match self.try_insert(row) {
+            Ok(row) => row,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Inserts a row and returns it as stored, or the datastore's refusal.
@@ -131,11 +141,13 @@ pub trait Table {
     }
 
     /// All rows, in insertion order, fetched lazily in batches.
+    #[track_caller]
     fn iter(&self) -> RowIter<Self::Row> {
         RowIter::new(expect_ok(host::scan(Self::Row::table_id())))
     }
 
     /// How many rows the table has.
+    #[track_caller]
     fn count(&self) -> u64 {
         expect_ok(host::count(Self::Row::table_id()))
     }
@@ -160,6 +172,7 @@ impl<R: TableRow, K: Serialize + ?Sized> UniqueIndex<R, K> {
     }
 
     /// The row with this key.
+    #[track_caller]
     pub fn find<Q: Serialize + ?Sized>(&self, key: &Q) -> Option<R>
     where
         K: Borrow<Q>,
@@ -168,6 +181,7 @@ impl<R: TableRow, K: Serialize + ?Sized> UniqueIndex<R, K> {
     }
 
     /// Deletes the row with this key; returns whether there was one.
+    #[track_caller]
     pub fn delete<Q: Serialize + ?Sized>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -177,8 +191,12 @@ impl<R: TableRow, K: Serialize + ?Sized> UniqueIndex<R, K> {
 
     /// Replaces the row that has `row`'s key. Panics (rolling back the
     /// reducer) if there is none or another unique key would be duplicated.
+    #[track_caller]
     pub fn update(&self, row: R) -> R {
-        self.try_update(row).unwrap_or_else(|e| panic!("{e}"))
+        match self.try_update(row) {
+            Ok(row) => row,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Replaces the row that has `row`'s key, or returns the refusal.

@@ -45,7 +45,7 @@ pub use json::{
 };
 pub use migration::{
     CompatibleChange, IncompatibleChange, IncompatibleSchema, MigrationError, MigrationPlan,
-    plan_migration,
+    describe_changes, plan_migration,
 };
 pub use schema::{
     AlgebraicType, Field, IndexSchema, Lifecycle, MAX_NESTING_DEPTH, ModuleSchema, ProcedureSchema,

@@ -460,6 +460,39 @@ pub fn plan_migration(
     old: &ModuleSchema,
     new: &ModuleSchema,
 ) -> Result<MigrationPlan, IncompatibleSchema> {
+    let (compatible, incompatible) = diff(old, new);
+    if incompatible.is_empty() {
+        Ok(MigrationPlan {
+            changes: compatible,
+        })
+    } else {
+        Err(IncompatibleSchema {
+            changes: incompatible,
+        })
+    }
+}
+
+/// Every change from `old` to `new` a hot swap lists, compatible or not,
+/// one line each, the incompatible ones first (for telling what differs
+/// between two descriptions that should be the same, where a swap's plan
+/// or refusal would leave out the compatible ones); `None` if there is
+/// none (the two may still differ in what a swap does not list: the order
+/// of tables, reducers or columns, or a name listed twice).
+pub fn describe_changes(old: &ModuleSchema, new: &ModuleSchema) -> Option<String> {
+    let (compatible, incompatible) = diff(old, new);
+    let lines: Vec<String> = incompatible
+        .iter()
+        .map(ToString::to_string)
+        .chain(compatible.iter().map(ToString::to_string))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// The compatible and the incompatible changes from `old` to `new`.
+fn diff(
+    old: &ModuleSchema,
+    new: &ModuleSchema,
+) -> (Vec<CompatibleChange>, Vec<IncompatibleChange>) {
     let mut compatible = Vec::new();
     let mut incompatible = Vec::new();
     for old_table in &old.tables {
@@ -482,15 +515,7 @@ pub fn plan_migration(
     diff_schedules(old, new, &mut compatible);
     diff_reducers(&old.reducers, &new.reducers, &mut compatible);
     diff_procedures(&old.procedures, &new.procedures, &mut compatible);
-    if incompatible.is_empty() {
-        Ok(MigrationPlan {
-            changes: compatible,
-        })
-    } else {
-        Err(IncompatibleSchema {
-            changes: incompatible,
-        })
-    }
+    (compatible, incompatible)
 }
 
 /// The column names of `columns`, as positions of `table` (`#n` for a

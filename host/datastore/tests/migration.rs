@@ -8,7 +8,7 @@ use common::*;
 use worldline_datastore::{
     AlgebraicType, CompatibleChange, Datastore, Field, IncompatibleChange, IndexSchema, KeyBound,
     Lifecycle, MigrationError, ModuleSchema, ProcedureSchema, ProductType, ReducerSchema,
-    TableSchema, Value, plan_migration,
+    TableSchema, Value, describe_changes, plan_migration,
 };
 
 fn column(name: &str, ty: AlgebraicType) -> Field {
@@ -486,4 +486,25 @@ fn migrating_inside_a_transaction_or_to_a_bad_schema_is_refused() {
         error.to_string().contains("column 9 does not exist"),
         "{error}"
     );
+}
+
+// Two descriptions that should be the same (a `describe` that is not
+// deterministic) are told apart by every change, the compatible ones too:
+// a table renamed shows both its old and its new name.
+#[test]
+fn describe_changes_lists_the_compatible_changes_beside_the_incompatible() {
+    let old = v1();
+    let mut new = v1();
+    new.tables[1].name = "label".into();
+    assert_eq!(
+        describe_changes(&old, &new)
+            .expect("changes")
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "- table `tag` (removed; its rows would be lost)",
+            "+ table `label`"
+        ]
+    );
+    assert_eq!(describe_changes(&old, &v1()), None);
 }

@@ -130,7 +130,7 @@ pub(crate) fn read_header(bytes: &[u8], magics: &Magics) -> Header {
     let crc = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
     if crc32c::crc32c(&header[..24]) != crc {
         return Header::Damaged(
-            "the header's checksum does not match (its database id is damaged)",
+            "the header's checksum does not match (its database id or the checksum is damaged)",
         );
     }
     let mut id = [0; 16];

@@ -480,15 +480,16 @@ impl DatabaseStorage {
         let mut ownership = Ownership::load(&*dir)?;
         // A file of another database refuses before anything is changed.
         recovery::check_owners(&*log, &*snapshots, &ownership)?;
-        let trust = published_schema::check_or_record(&*dir, module_hash, schema)?;
+        let checked = published_schema::check(&*dir, module_hash, schema)?;
         let (datastore, report) = recovery::recover(
             &*log,
             &*snapshots,
             &schema.tables,
             module_hash,
-            trust,
+            checked.trust,
             &ownership,
         )?;
+        published_schema::record_checked(&*dir, &checked);
         // Format-2 files (an earlier version's) stay readable up to here.
         let had_files = !commitlog::segment_names(&*log)?.is_empty()
             || !snapshot_names(&*snapshots)?.is_empty();
@@ -768,15 +769,7 @@ impl DatabaseStorage {
             .map_err(SwapFailed::Unchanged)?;
         let snapshot_name = numbered_name(snapshot_offset, "snap");
         let unchanged = |storage: &Self, error: StorageError| {
-            // The old module stays and logs on. Its recovery skips this
-            // snapshot, but the new module's would start from it and misread
-            // the old module's records after it, were it ever left alone.
-            if let Err(e) = storage.snapshots.remove(&snapshot_name) {
-                tracing::warn!("could not remove the unused snapshot {snapshot_name}: {e}");
-            }
-            if let Err(e) = snapshot::remove_copy(&*storage.snapshots, &snapshot_name) {
-                tracing::warn!("could not remove the copy of the unused snapshot: {e}");
-            }
+            storage.remove_unused_swap_snapshot(&snapshot_name);
             SwapFailed::Unchanged(error)
         };
         let temporary = ".module.wasm.tmp";
@@ -826,13 +819,33 @@ impl DatabaseStorage {
         self.durability.drain(self.next_offset)?;
         // Two copies: once the swap is complete, this snapshot is the only
         // place the data is until the next ones are taken.
-        write_snapshot(
+        let written = write_snapshot(
             &*self.snapshots,
             &self.snapshot_of(datastore, module_hash),
             self.ownership.id(),
             true,
-        )?;
+        );
+        if let Err(e) = written {
+            // The snapshot may be whole and only its copy missing (a full disk).
+            self.remove_unused_swap_snapshot(&numbered_name(self.next_offset, "snap"));
+            return Err(e);
+        }
         Ok(self.next_offset)
+    }
+
+    /// Removes snapshot `name` and its copy, written for a module swap that
+    /// did not take place. The old module stays and logs on; its recovery
+    /// would pass over this snapshot, but left in place it would count as
+    /// one of the snapshots pruning keeps.
+    fn remove_unused_swap_snapshot(&self, name: &str) {
+        match self.snapshots.remove(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("could not remove the unused snapshot {name}: {e}"),
+        }
+        if let Err(e) = snapshot::remove_copy(&*self.snapshots, name) {
+            tracing::warn!("could not remove the copy of the unused snapshot {name}: {e}");
+        }
     }
 
     /// Replaces the durability thread with one that writes to a new

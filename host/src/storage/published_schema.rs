@@ -14,7 +14,7 @@
 //! crash interrupted around its commit point, or a database from a version
 //! that kept no such file) is replaced by the current module's description.
 
-use worldline_datastore::{ModuleSchema, plan_migration};
+use worldline_datastore::{ModuleSchema, describe_changes};
 
 use crate::identity::hex;
 
@@ -75,22 +75,32 @@ pub(crate) fn record(
     super::write_durably(dir, "", SCHEMA_FILE, &encode(module_hash, schema)?)
 }
 
+/// What [`check`] found: how far the stored rows can be trusted, and the
+/// description to record once the database is recovered, if the file does
+/// not hold it already.
+pub(crate) struct SchemaCheck {
+    /// How far the stored rows can be trusted.
+    pub(crate) trust: SchemaTrust,
+    /// The file's new content, to write with [`record_checked`] once
+    /// recovery succeeds (a recovery that fails changes nothing).
+    to_record: Option<Vec<u8>>,
+}
+
 /// Checks that `schema`, what the module hashed `module_hash` describes
 /// now, is what it described when it became the database's module
-/// ([`SchemaTrust::Recorded`]). Records it if the file is missing or
-/// belongs to another module ([`SchemaTrust::Unproven`]: the stored rows
-/// are then validated against it as they are read); a failure to record
-/// it (a full disk) is only logged, as the database can serve without it
-/// and the next start tries again.
-pub(crate) fn check_or_record(
+/// ([`SchemaTrust::Recorded`]). If the file is missing or belongs to
+/// another module, the rows are [`SchemaTrust::Unproven`] (validated
+/// against `schema` as they are read), and `schema` is to be recorded.
+pub(crate) fn check(
     dir: &dyn Directory,
     module_hash: [u8; 32],
     schema: &ModuleSchema,
-) -> Result<SchemaTrust, StorageError> {
+) -> Result<SchemaCheck, StorageError> {
     let expected = encode(module_hash, schema)?;
+    let checked = |trust, to_record| SchemaCheck { trust, to_record };
     if let Some(stored) = read(dir)? {
         if stored == expected {
-            return Ok(SchemaTrust::Recorded);
+            return Ok(checked(SchemaTrust::Recorded, None));
         }
         let stored: StoredSchema =
             serde_json::from_slice(&stored).map_err(|e| StorageError::Corrupt {
@@ -103,7 +113,8 @@ pub(crate) fn check_or_record(
             })?;
         if stored.module_sha256 == hex(&module_hash) {
             if stored.schema == *schema {
-                return Ok(SchemaTrust::Recorded); // the same description, written differently
+                // The same description, written differently.
+                return Ok(checked(SchemaTrust::Recorded, None));
             }
             if stored.schema.tables != schema.tables {
                 return Err(StorageError::DescribeChanged(differences(
@@ -117,22 +128,24 @@ pub(crate) fn check_or_record(
                 "{}; the tables are the same, so the database starts with the new description",
                 differences(&stored.schema, schema)
             );
-            record_or_warn(dir, &expected);
-            return Ok(SchemaTrust::Recorded);
+            return Ok(checked(SchemaTrust::Recorded, Some(expected)));
         }
         tracing::warn!(
             "{SCHEMA_FILE} describes another module than module.wasm (a swap cut short, or an \
-             edited file); recording this module's schema and validating every stored row"
+             edited file); validating every stored row against this module's schema, which is \
+             recorded once the database is recovered"
         );
     }
-    record_or_warn(dir, &expected);
-    Ok(SchemaTrust::Unproven)
+    Ok(checked(SchemaTrust::Unproven, Some(expected)))
 }
 
-/// Replaces the file with `bytes` durably; a failure (a full disk) is only
-/// logged, as the database can serve without the record and the next
-/// start tries again.
-fn record_or_warn(dir: &dyn Directory, bytes: &[u8]) {
+/// Records what [`check`] found to record, if anything; a failure (a full
+/// disk) is only logged, as the database can serve without the record and
+/// the next start tries again.
+pub(crate) fn record_checked(dir: &dyn Directory, checked: &SchemaCheck) {
+    let Some(bytes) = &checked.to_record else {
+        return;
+    };
     if let Err(e) = super::write_durably(dir, "", SCHEMA_FILE, bytes) {
         tracing::warn!("could not record the module's schema in {SCHEMA_FILE}: {e}");
     }
@@ -180,15 +193,8 @@ fn read(dir: &dyn Directory) -> Result<Option<Vec<u8>>, StorageError> {
 /// difference is one a swap does not list (an order, a procedure, a
 /// schedule).
 fn differences(published: &ModuleSchema, now: &ModuleSchema) -> String {
-    let changes = match plan_migration(published, now) {
-        Ok(plan) if plan.is_empty() => {
-            "(a difference a hot swap does not list: the order of its tables, reducers or \
-             columns, a table or reducer listed twice, its procedures or its schedules)"
-                .to_owned()
-        }
-        Ok(plan) => plan.to_string(),
-        Err(incompatible) => incompatible.to_string(),
-    };
+    let changes = describe_changes(published, now)
+        .unwrap_or_else(|| crate::database::UNLISTED_DIFFERENCE.to_owned());
     format!(
         "the module's `describe` now returns another schema than it did when the module was \
          published or swapped in (kept in {SCHEMA_FILE}); `describe` must be deterministic, as \

@@ -131,6 +131,9 @@ pub(crate) fn recover(
         truncated_bytes += truncate(log, cut)?;
         torn |= cut.torn;
     }
+    for passed_over in &skipped {
+        set_aside(snapshots, passed_over);
+    }
     let report = RecoveryReport {
         snapshot,
         replayed,
@@ -413,6 +416,27 @@ impl Skipped {
     /// Whether it was passed over for being taken with another module.
     pub(crate) fn other_module(&self) -> bool {
         matches!(self.error, StorageError::Mismatch(_))
+    }
+}
+
+/// Renames a snapshot that recovery passed over (damaged, or left by a
+/// module swap that did not complete) out of the snapshots that count.
+/// Under its name it would count as one of the snapshots pruning keeps, and
+/// the log before the older snapshot recovery did use would be deleted
+/// while that one's only fallback was a snapshot that cannot be used. The
+/// file is kept, renamed, for its owner to look at; a rename that fails is
+/// logged, and recovery goes on (it needed nothing from the snapshot).
+fn set_aside(snapshots: &dyn Directory, passed_over: &Skipped) {
+    let name = &passed_over.name;
+    match snapshot::set_aside(snapshots, name) {
+        Ok(renamed) => tracing::warn!(
+            "snapshots/{name} is set aside as snapshots/{renamed}: recovery could not use it \
+             ({}); delete it once you no longer need it",
+            passed_over.error
+        ),
+        Err(e) => tracing::warn!(
+            "could not set aside snapshots/{name}, which recovery could not use: {e}"
+        ),
     }
 }
 

@@ -79,6 +79,29 @@ pub(crate) fn copy_name(name: &str) -> String {
     format!("{name}.copy")
 }
 
+/// The suffix a snapshot that recovery could not use gets (see
+/// [`set_aside`]); such a file is never listed as a snapshot again.
+const SET_ASIDE_SUFFIX: &str = ".skipped";
+
+/// Renames snapshot `name` (and its copy, if it has one) so that it is no
+/// longer listed as a snapshot: `N.snap` becomes `N.snap.skipped`. Returns
+/// the new name.
+pub(crate) fn set_aside(dir: &dyn Directory, name: &str) -> Result<String, StorageError> {
+    let renamed = format!("{name}{SET_ASIDE_SUFFIX}");
+    let copy = copy_name(name);
+    let listed = dir
+        .list()
+        .map_err(|e| StorageError::io("listing snapshots/", e))?;
+    if listed.contains(&copy) {
+        dir.rename(&copy, &format!("{copy}{SET_ASIDE_SUFFIX}"))
+            .map_err(|e| StorageError::io(format!("renaming snapshots/{copy}"), e))?;
+    }
+    dir.rename(name, &renamed)
+        .map_err(|e| StorageError::io(format!("renaming snapshots/{name}"), e))?;
+    super::sync_directory(dir)?;
+    Ok(renamed)
+}
+
 /// Removes the second copy of snapshot `name`, if it has one.
 pub(crate) fn remove_copy(dir: &dyn Directory, name: &str) -> Result<(), StorageError> {
     let copy = copy_name(name);

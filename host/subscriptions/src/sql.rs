@@ -562,6 +562,7 @@ fn compile_predicate(
 /// The column an expression names, if it is a column reference: the
 /// position of its table in `scopes` and its column there.
 fn column(expr: &Expr, scopes: &[&Scope]) -> Result<Option<(usize, usize)>, QueryError> {
+    let expr = unnest(expr);
     let (qualifier, name) = match expr {
         Expr::Identifier(ident) => (None, &ident.value),
         Expr::CompoundIdentifier(parts) => match parts.as_slice() {
@@ -655,6 +656,7 @@ fn compare(
     literal: &Expr,
 ) -> Result<Predicate, QueryError> {
     let ty = &table.columns.fields[column].ty;
+    let literal = unnest(literal);
     let literal = literal_value(literal, ty).map_err(|problem| {
         QueryError::BadLiteral(format!(
             "column `{}` is {ty}: {problem}",
@@ -679,11 +681,14 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
             _ => Ok(Value::Option(Some(Box::new(literal_value(expr, inner)?)))),
         };
     }
+    if matches!(expr, Expr::Value(v) if v.value == SqlValue::Null) {
+        return Err("a column of this type is never NULL".into());
+    }
     let (negative, expr) = match expr {
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => (true, &**expr),
+        } => (true, unnest(expr)),
         other => (false, other),
     };
     let Expr::Value(value) = expr else {
@@ -704,7 +709,7 @@ fn literal_value(expr: &Expr, ty: &AlgebraicType) -> Result<Value, String> {
         text.parse()
             .map_err(|e: std::num::ParseIntError| match e.kind() {
                 IntErrorKind::PosOverflow => format!("{sign}{} is out of range", quoted(text)),
-                _ => format!("`{}` is not an integer", quoted(text)),
+                _ => format!("`{sign}{}` is not an integer", quoted(text)),
             })
     };
     let integer = || -> Result<i128, String> {

@@ -1068,3 +1068,39 @@ proptest! {
         }
     }
 }
+
+// Parentheses around a column or a literal change nothing; a comparison
+// with NULL on a column that cannot hold it, and a negative fraction for an
+// integer column, are refused with errors that say why.
+#[test]
+fn parentheses_and_null_literals_read_as_written() {
+    let schema = schema();
+    for sql in [
+        "SELECT * FROM player WHERE (score) = 1",
+        "SELECT * FROM player WHERE ((id)) > (2)",
+        "SELECT * FROM player WHERE 3 <= (player.id)",
+        "SELECT * FROM player WHERE score = -(5)",
+        "SELECT * FROM player WHERE (guild) = NULL",
+    ] {
+        assert!(compile(sql, &schema, false).is_ok(), "{sql}");
+    }
+    for (sql, says) in [
+        (
+            "SELECT * FROM player WHERE owner = NULL",
+            "column `owner` is identity: a column of this type is never NULL",
+        ),
+        (
+            "SELECT * FROM player WHERE score <> NULL",
+            "column `score` is i64: a column of this type is never NULL",
+        ),
+        (
+            "SELECT * FROM player WHERE score = -1e-5",
+            "column `score` is i64: `-1e-5` is not an integer",
+        ),
+    ] {
+        match compile(sql, &schema, false) {
+            Err(QueryError::BadLiteral(message)) => assert_eq!(message, says, "{sql}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}

@@ -506,3 +506,85 @@ fn a_misnamed_segment_or_snapshot_is_refused_and_named() {
     );
     assert_eq!(recover(&with_notes, "other files").unwrap(), all());
 }
+
+// A module swap that a crash stopped before its commit point (replacing
+// `module.wasm`) leaves the new module's snapshot behind. Recovery passes
+// over it and sets it aside: left among the snapshots, it counted as one
+// of the two kept, so the next snapshot pruned the log before it while
+// that one snapshot alone held the transactions, and damage to it lost
+// them.
+#[test]
+fn an_unfinished_swaps_snapshot_is_set_aside_and_never_counts_as_kept() {
+    let disk = database_with(TRANSACTIONS, config(None, 150));
+    let before_the_swap = copy(&disk);
+    let (mut db, _) = open(&disk, config(None, 150)).unwrap();
+    db.swap(b"module two").unwrap();
+    drop(db);
+    // What a crash just before the commit point leaves: the old module,
+    // and the new module's snapshot and its copy.
+    let leftover = files(&disk, "snapshots", ".snap").remove(0);
+    let leftover_copy = format!("{leftover}.copy");
+    for name in [&leftover, &leftover_copy] {
+        put(
+            &before_the_swap,
+            "snapshots",
+            name,
+            &get(&disk, "snapshots", name),
+        );
+    }
+    let disk = before_the_swap;
+    let (mut db, _) = open(&disk, config(None, 150)).unwrap();
+    assert_eq!(values(&db.datastore), all());
+    assert!(files(&disk, "snapshots", ".snap").is_empty());
+    assert_eq!(
+        files(&disk, "snapshots", ".skipped"),
+        [
+            format!("{leftover_copy}.skipped"),
+            format!("{leftover}.skipped")
+        ]
+    );
+    for _ in 0..3 {
+        db.commit().unwrap();
+    }
+    db.storage.snapshot(&db.datastore).unwrap();
+    drop(db);
+    // Its one usable snapshot damaged, the database replays its whole log.
+    let snapshot = files(&disk, "snapshots", ".snap").remove(0);
+    damage(&disk, "snapshots", &snapshot);
+    assert_eq!(
+        recover(&disk, "the only usable snapshot damaged").unwrap(),
+        (0..TRANSACTIONS + 3).collect::<Vec<_>>()
+    );
+}
+
+// A damaged snapshot that recovery passed over for an older one is set
+// aside too: counted as kept, it made the next snapshot delete the older
+// one (and the log before the damaged one), leaving a single usable copy
+// of the transactions.
+#[test]
+fn a_snapshot_recovery_passed_over_does_not_count_as_kept() {
+    let disk = database_with(TRANSACTIONS, config(None, 150));
+    let (mut db, _) = open(&disk, config(None, 150)).unwrap();
+    db.storage.snapshot(&db.datastore).unwrap();
+    db.commit().unwrap();
+    db.commit().unwrap();
+    db.storage.snapshot(&db.datastore).unwrap();
+    drop(db);
+    let newest = files(&disk, "snapshots", ".snap").pop().unwrap();
+    damage(&disk, "snapshots", &newest);
+    let (mut db, report) = open(&disk, config(None, 150)).unwrap();
+    assert_eq!(report.snapshot, Some(TRANSACTIONS));
+    assert_eq!(
+        files(&disk, "snapshots", ".skipped"),
+        [format!("{newest}.skipped")]
+    );
+    db.commit().unwrap();
+    db.storage.snapshot(&db.datastore).unwrap();
+    drop(db);
+    let newest = files(&disk, "snapshots", ".snap").pop().unwrap();
+    damage(&disk, "snapshots", &newest);
+    assert_eq!(
+        recover(&disk, "the newest snapshot damaged again").unwrap(),
+        (0..TRANSACTIONS + 3).collect::<Vec<_>>()
+    );
+}

@@ -213,3 +213,25 @@ fn a_garbled_record_is_refused_naming_where_it_breaks() {
     // serde_json places an early end at the last byte read.
     assert_eq!(*offset, 39, "{error}");
 }
+
+// A module put in place by hand whose tables the stored rows do not fit is
+// refused, and the refusal leaves `schema.json` as it was (it recorded the
+// refused module's description first, so the file no longer named the
+// module the data belongs to); putting the right module back opens.
+#[test]
+fn a_start_refused_for_rows_that_do_not_fit_leaves_the_record() {
+    let disk = database_with(3, config(None, 1 << 20));
+    let recorded = stored(&disk).expect("recorded");
+    let module_one = disk.root().read("module.wasm").expect("module.wasm");
+    publish(&disk, b"module two");
+    let strings = schema_with(AlgebraicType::String, false);
+    assert!(open_described(&disk, config(None, 1 << 20), &strings).is_err());
+    assert_eq!(
+        stored(&disk),
+        Some(recorded),
+        "a refused start changed the record"
+    );
+    publish(&disk, &module_one);
+    let (db, _) = open(&disk, config(None, 1 << 20)).expect("module one opens again");
+    assert_eq!(values(&db.datastore), vec![0, 1, 2]);
+}
