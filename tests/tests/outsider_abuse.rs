@@ -486,10 +486,18 @@ static MEASURING_MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(
 
 /// A WebSocket connection to `addr` by hand, upgraded.
 async fn websocket_upgraded(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connecting");
+    websocket_upgrade(stream, addr).await
+}
+
+/// `stream`, connected to the server at `addr`, upgraded to WebSocket by hand.
+async fn websocket_upgrade(
+    mut stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = format!(
         "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -927,5 +935,122 @@ async fn a_split_message_held_open_with_pings_is_closed_at_the_idle_timeout() {
         "{:?}",
         started.elapsed()
     );
+    live.shutdown().await;
+}
+
+/// The next whole frame at the start of `bytes` (an unmasked server
+/// frame): its opcode, its payload and how many bytes it took.
+fn next_server_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let (&first, &second) = (bytes.first()?, bytes.get(1)?);
+    let (len, head) = match second & 0x7F {
+        126 => (
+            usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+            4,
+        ),
+        127 => (
+            usize::try_from(u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?)).ok()?,
+            10,
+        ),
+        len => (usize::from(len), 2),
+    };
+    let payload = bytes.get(head..head + len)?;
+    Some((first & 0x0F, payload.to_vec(), head + len))
+}
+
+// PROTOCOL.md "WebSocket": a client that reads steadily but slowly through
+// a backlog answers the server's ping only once it reaches it, behind the
+// messages queued before it (the server pings only once its queue for the
+// client is empty). It was dropped as silent (`no message or pong for
+// 30 s`) while it read (an outside client reading 40 KB/s behind a 2 MB
+// burst); while messages wait for it, in the server's queue or
+// unacknowledged in its socket, it is not silent, and it gets them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reading_slowly_through_a_backlog_is_not_dropped_as_silent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MESSAGES: u32 = 400;
+    let idle = Duration::from_secs(3);
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.idle_timeout = idle;
+    })
+    .await;
+    let addr = live.server().http_addr();
+
+    // The slow reader: a small receive buffer, so that what it has not
+    // read waits at the server.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a receive buffer");
+    let stream = socket.connect(addr).await.expect("connecting");
+    let mut reader = websocket_upgrade(stream, addr).await;
+    for message in [
+        hello("chat", None),
+        ClientMessage::Subscribe {
+            query_set_id: 1,
+            queries: vec!["SELECT * FROM message".into()],
+        },
+    ] {
+        reader.write_all(&binary(&message)).await.expect("writing");
+    }
+
+    // The backlog: 400 messages of 2,000 bytes, each an update for the
+    // reader, sent faster than it reads; the sender's answers are dropped.
+    let mut sender = websocket_upgraded(addr).await;
+    sender
+        .write_all(&binary(&hello("chat", None)))
+        .await
+        .expect("writing");
+    let welcome = websocket_read_message(&mut sender).await;
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
+    let (mut answers, mut calls) = sender.into_split();
+    let dropping = tokio::spawn(async move {
+        let mut scratch = vec![0; 64 << 10];
+        while answers.read(&mut scratch).await.is_ok_and(|read| read > 0) {}
+    });
+    let text = "x".repeat(2_000);
+    let burst: Vec<u8> = (1..=MESSAGES)
+        .flat_map(|i| binary(&call(i, "send_message", args(&(text.as_str(),)))))
+        .collect();
+    calls.write_all(&burst).await.expect("writing the calls");
+
+    // Read 2 KiB every 20 ms (about 100 KB/s), answering each ping.
+    let started = Instant::now();
+    let mut updates = 0;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while updates < MESSAGES {
+        let read = tokio::time::timeout(idle * 3, reader.read(&mut chunk))
+            .await
+            .expect("the server goes on sending")
+            .expect("reading");
+        assert!(read > 0, "the connection ended after {updates} updates");
+        received.extend_from_slice(&chunk[..read]);
+        while let Some((opcode, payload, used)) = next_server_frame(&received) {
+            received.drain(..used);
+            match opcode {
+                0x9 => reader
+                    .write_all(&frame(0xA, true, false, true, &payload))
+                    .await
+                    .expect("answering a ping"),
+                0x8 => panic!("closed after {updates} updates: {payload:?}"),
+                0x2 => match decode_message(&payload).expect("a server message") {
+                    ServerMessage::TransactionUpdate { .. } => updates += 1,
+                    ServerMessage::Error { message, .. } => {
+                        panic!("dropped after {updates} updates: {message}")
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took > idle * 2,
+        "the backlog drained in {took:?}: too fast to show anything"
+    );
+    dropping.abort();
     live.shutdown().await;
 }

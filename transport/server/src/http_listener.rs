@@ -43,6 +43,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::incoming::{IncomingBudget, PartialRoom};
+use crate::send_queue::SendQueue;
 use crate::session::{AddressSlot, AddressSlots};
 use crate::shared::ServerSlots;
 
@@ -184,9 +185,11 @@ impl Listener for CappedListener {
                 continue;
             };
             let cut_wait = Box::pin(Arc::clone(&self.cut.notify).notified_owned());
+            let send_queue = SendQueue::of(&stream, self.write_stall);
             return (
                 CountedStream {
                     stream: Some(stream),
+                    send_queue,
                     _slot: slot,
                     _server_slot: server_slot,
                     cut: Arc::clone(&self.cut),
@@ -257,6 +260,8 @@ async fn drain(mut stream: TcpStream, limit: usize) -> io::Result<()> {
 pub(crate) struct CountedStream {
     /// The socket; taken only when the connection is dropped.
     stream: Option<TcpStream>,
+    /// What the socket holds that its peer has not acknowledged.
+    send_queue: SendQueue,
     _slot: AddressSlot,
     /// Its place in the server's count of connections.
     _server_slot: OwnedSemaphorePermit,
@@ -283,6 +288,8 @@ pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
     /// For a WebSocket session on the connection.
     pub(crate) meter: MessageMeter,
+    /// The connection's send queue, for a WebSocket session on it.
+    pub(crate) send_queue: SendQueue,
 }
 
 /// Counts what a connection reads while a WebSocket session runs on it,
@@ -398,6 +405,11 @@ impl CountedStream {
     /// The connection's meter, for a WebSocket session on it.
     pub(crate) fn meter(&self) -> MessageMeter {
         self.meter.clone()
+    }
+
+    /// The connection's send queue, for a WebSocket session on it.
+    pub(crate) fn send_queue(&self) -> SendQueue {
+        self.send_queue
     }
 
     /// The socket (present until the connection is dropped).

@@ -48,6 +48,7 @@ pub(crate) async fn serve(
         let peer = Peer {
             addr,
             meter: io.meter(),
+            send_queue: io.send_queue(),
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {

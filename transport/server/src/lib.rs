@@ -25,6 +25,7 @@ mod incoming;
 mod outbound;
 mod procedures;
 mod quic;
+mod send_queue;
 mod server;
 mod session;
 mod shared;

@@ -232,6 +232,11 @@ impl Outbound {
         self.limits
     }
 
+    /// Whether messages wait in the queue, not yet handed to the socket.
+    pub(crate) fn holds_messages(&self) -> bool {
+        self.tally.bytes.load(Ordering::Acquire) > 0
+    }
+
     /// The server-wide budget its messages count in.
     pub(crate) fn budget(&self) -> &Arc<OutgoingBudget> {
         &self.budget

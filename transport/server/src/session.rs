@@ -170,6 +170,12 @@ impl Session {
         self.shared.config.idle_timeout
     }
 
+    /// Whether messages for the client wait in its queue, not yet handed
+    /// to the connection.
+    pub(crate) fn owes_messages(&self) -> bool {
+        self.outbound.holds_messages()
+    }
+
     /// When the connection must have finished its handshake; `None` once it has.
     pub(crate) fn handshake_deadline(&self) -> Option<Instant> {
         matches!(self.state, State::AwaitingHello).then_some(self.handshake_deadline)

@@ -65,7 +65,11 @@ pub(crate) async fn upgrade(
 }
 
 async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
-    let Peer { addr: peer, meter } = peer;
+    let Peer {
+        addr: peer,
+        meter,
+        send_queue,
+    } = peer;
     meter.start();
     let mut shutdown = shared.shutdown_signal();
     let idle_timeout = shared.config.idle_timeout;
@@ -83,7 +87,7 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
     let mut ended = None;
     let mut flow = session.admit();
     // Any message, a pong included, proves the client alive; the writer
-    // pings at a third of the idle timeout.
+    // pings at a third of the idle timeout (once the queue is empty).
     let mut alive_until = Instant::now() + idle_timeout;
     while flow == Flow::Continue {
         let deadline = session.handshake_deadline();
@@ -103,6 +107,16 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Peer) {
                 continue;
             }
             _ = tokio::time::sleep_until(alive_until) => {
+                // A client reading slowly through a backlog answers the
+                // ping only once it reaches it, behind what was queued
+                // before: while messages wait for it, or bytes wait for
+                // its acknowledgement, it is not silent. (One that
+                // acknowledges nothing is cut by the kernel after the idle
+                // timeout: see `SendQueue::of`.)
+                if session.owes_messages() || send_queue.holds_unacknowledged_bytes() {
+                    alive_until = Instant::now() + idle_timeout;
+                    continue;
+                }
                 let seconds = idle_timeout.as_secs_f64();
                 let message = format!("no message or pong for {seconds} s; closing");
                 flow = session.refuse(message, true);
