@@ -822,10 +822,13 @@ impl Database {
         args: &[u8],
         ctx: CallContext,
     ) -> Result<ReducerOutcome, CallError> {
-        let id = self
-            .schema
-            .reducer_id(name)
-            .ok_or_else(|| CallError::NoSuchReducer(quoted_name(name)))?;
+        let id = self.schema.reducer_id(name).ok_or_else(|| {
+            if self.schema.procedure_id(name).is_some() {
+                CallError::IsAProcedure(name.to_owned())
+            } else {
+                CallError::NoSuchReducer(quoted_name(name))
+            }
+        })?;
         if self.schema.reducers[id].lifecycle.is_some() {
             return Err(CallError::LifecycleReducer(name.to_owned()));
         }

@@ -134,6 +134,9 @@ pub enum CallError {
     /// The module has no reducer with this name.
     #[error("no reducer named `{0}`")]
     NoSuchReducer(String),
+    /// The name is a procedure's, called as a reducer.
+    #[error("no reducer named `{0}`: `{0}` is a procedure; call it as one (`CallProcedure`)")]
+    IsAProcedure(String),
     /// Lifecycle reducers are called by the host only.
     #[error("`{0}` is a lifecycle reducer and cannot be called by name")]
     LifecycleReducer(String),

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use worldline_client::ClientError;
 use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::process::Http;
+use worldline_transport::ReducerStatus;
 
 #[derive(Deserialize, Debug)]
 struct Item {
@@ -72,6 +73,20 @@ async fn clients_call_procedures_over_both_transports() {
         assert!(
             !items.iter().any(|item| item.sku == "trap"),
             "the trapped transaction left a row: {items:?}"
+        );
+        // A procedure called as a reducer is told to call it as a procedure.
+        let outcome = client
+            .call("echo_proc", &("hello",))
+            .await
+            .expect("an answer");
+        assert_eq!(
+            outcome.status,
+            ReducerStatus::Failed(
+                "no reducer named `echo_proc`: `echo_proc` is a procedure; call it as one \
+                 (`CallProcedure`)"
+                    .into()
+            ),
+            "{transport:?}"
         );
         let again: String = client
             .call_procedure("echo_proc", &("still here",))

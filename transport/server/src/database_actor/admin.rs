@@ -255,6 +255,7 @@ impl Actor {
             Err(e) => {
                 let error = match e {
                     CallError::NoSuchReducer(_)
+                    | CallError::IsAProcedure(_)
                     | CallError::LifecycleReducer(_)
                     | CallError::InvalidArguments { .. } => ApiError::bad_request(e.to_string()),
                     CallError::ScheduledReducer { .. } => ApiError::forbidden(e.to_string()),
