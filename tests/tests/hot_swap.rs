@@ -80,7 +80,9 @@ fn files(dir: &Path, sub: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("databases/chat").join(sub))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.ends_with(".copy"))
+        // A swap snapshot's second copy, and a snapshot recovery set
+        // aside, are not snapshots of their own.
+        .filter(|name| !name.ends_with(".copy") && !name.ends_with(".skipped"))
         .collect();
     names.sort();
     names
