@@ -47,10 +47,10 @@ pub fn run(args: RepairArgs) -> anyhow::Result<()> {
             ),
             _ => None,
         };
-        let message = format!("repairing database {}: {error}", args.name);
+        let context = format!("repairing database {}", args.name);
         match hint {
-            Some(hint) => hinted(message, hint),
-            None => anyhow::Error::new(error).context(format!("repairing database {}", args.name)),
+            Some(hint) => hinted(format!("{context}: {error}"), hint),
+            None => anyhow::Error::new(error).context(context),
         }
     })?;
     let name = &args.name;

@@ -264,10 +264,10 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         let unavailable = server.unavailable_databases();
         for database in &unavailable {
             say!(
-                "worldline: database {} is UNAVAILABLE (it answers 503 until its owner deletes \
-                 or replaces it): {}",
+                "worldline: database {} is UNAVAILABLE (it answers 503): {}\n  hint: {}",
                 database.name,
-                database.reason
+                database.reason,
+                database.remedy_hint()
             );
         }
         let unavailable = if unavailable.is_empty() {

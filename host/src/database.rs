@@ -31,6 +31,8 @@ mod schedules;
 
 pub use schedules::{MAX_SCHEDULED_RUNS, ScheduledRun};
 
+pub use crate::scheduler::ScheduleClocks;
+
 /// The file in a database's directory holding its HTTP allow-list (the
 /// canonical text of an [`AllowList`]; missing means none).
 pub(crate) const HTTP_ALLOW_FILE: &str = "http_allow";

@@ -79,6 +79,10 @@ pub enum Remedy {
     /// Its `database-id` is missing while its files name a database:
     /// `worldline repair --apply` writes it back from them.
     RestoreId,
+    /// The server had no room for it (its instance pool was full): a
+    /// restart with a larger pool, or with fewer databases, brings it back
+    /// with its data.
+    RaiseLimit,
     /// Anything else: restoring the file named, or deleting or replacing
     /// the database.
     Replace,
@@ -94,8 +98,45 @@ impl Remedy {
                 Self::FixAccess
             }
             HostError::Storage(StorageError::IdMissing { .. }) => Self::RestoreId,
+            HostError::InstancePoolFull { .. } => Self::RaiseLimit,
             error if is_log_damage(error) => Self::RepairLog,
             _ => Self::Replace,
+        }
+    }
+}
+
+impl UnavailableDatabase {
+    /// What brings it back, for its owner or the server's operator.
+    pub fn remedy_hint(&self) -> String {
+        let name = &self.name;
+        let replace = format!(
+            "its owner can delete it (`worldline delete {name}`) or replace it and its data \
+             (`worldline publish {name} --delete-data`)"
+        );
+        match self.remedy {
+            Remedy::FixAccess => "the server could not read its files at startup and changed \
+                                  nothing: fix what the reason names (a file's permissions or \
+                                  owner, a disk error) and restart the server, which recovers \
+                                  it with its data"
+                .to_owned(),
+            Remedy::RepairLog => format!(
+                "with no server running on the data directory, `worldline repair {name}` tells \
+                 how much of its commit log a cut at the damage keeps (`--apply` makes the cut); \
+                 or {replace}"
+            ),
+            Remedy::RestoreId => format!(
+                "if its files are its own, `worldline repair {name} --apply` (with no server \
+                 running on the data directory) writes its database-id back from them; then \
+                 restart the server"
+            ),
+            Remedy::RaiseLimit => "its data is intact: restart the server with a larger \
+                                   --max-instances (each database holds one instance), which \
+                                   recovers it with its data"
+                .to_owned(),
+            Remedy::Replace => format!(
+                "the server could not recover it at startup; {replace}, or an operator can \
+                 repair its files and restart the server"
+            ),
         }
     }
 }
@@ -569,7 +610,7 @@ fn unavailable_reason(name: &str, error: &HostError) -> String {
              how much of the log a cut at the damage keeps)"
         )),
         Remedy::RestoreId => text.push_str(&format!(" (here: `worldline repair {name} --apply`)")),
-        Remedy::FixAccess | Remedy::Replace => {}
+        Remedy::FixAccess | Remedy::RaiseLimit | Remedy::Replace => {}
     }
     text
 }
@@ -611,7 +652,28 @@ fn load_or_create_authority(root: &Dir, shown: &Path) -> Result<Authority, HostE
     }
     let authority = Authority::generate(ISSUER);
     write_secret(root, shown, "server.key", &authority.secret())?;
+    if holds_databases(root) {
+        tracing::warn!(
+            "{} was missing, and a new key was made: every token issued before it, the \
+             databases' owners' included, is refused now. Restore the old key from a backup \
+             (with the server stopped), or hand each database to a new identity by writing its \
+             64 hex digits into databases/NAME/owner while the server is stopped",
+            shown.join("server.key").display()
+        );
+    }
     Ok(authority)
+}
+
+/// Whether `databases/` in the data directory `root` holds a database
+/// (a directory not hidden).
+fn holds_databases(root: &Dir) -> bool {
+    let Ok(entries) = root.read_dir("databases") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        entry.file_type().is_ok_and(|t| t.is_dir())
+            && !entry.file_name().to_string_lossy().starts_with('.')
+    })
 }
 
 /// Gives `databases/` in the data directory `root` (at `path`) mode 0700:

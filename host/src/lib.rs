@@ -57,8 +57,8 @@ mod world;
 pub use auth::{AuthError, Authority, identity_for};
 pub use component_cache::CacheStats;
 pub use database::{
-    CallContext, Database, MAX_SCHEDULED_RUNS, PreparedModule, ReducerOutcome, ScheduledRun,
-    SwapPolicy, describe_component, describe_component_definition,
+    CallContext, Database, MAX_SCHEDULED_RUNS, PreparedModule, ReducerOutcome, ScheduleClocks,
+    ScheduledRun, SwapPolicy, describe_component, describe_component_definition,
 };
 pub use engine::{CompileHook, Engine, EngineConfig};
 pub use error::{CallError, HostError, listed_changes, quoted_name};

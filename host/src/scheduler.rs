@@ -3,9 +3,18 @@
 //!
 //! It is sans-IO: built by scanning the tables (when a database opens or
 //! its module is swapped) and kept exact after every commit from the
-//! transaction's delta. It never reads a clock; callers pass `now`.
+//! transaction's delta. It never reads a clock; callers pass the
+//! [`ScheduleClocks`].
+//!
+//! A row's time is wall-clock time, so a row is due once the wall clock
+//! reaches it. A repeating row that this queue moved on after a run is
+//! also due one interval after that run on a steady clock, so that a wall
+//! clock stepped forward and back, or back, does not stop it for the size
+//! of the step (its next time is then written from the wall clock again).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use worldline_datastore::{
     Datastore, IndexId, ModuleSchema, ProductType, ScheduleSchema, TableId, TxDelta, Value,
@@ -13,6 +22,42 @@ use worldline_datastore::{
 };
 
 use crate::identity::Timestamp;
+
+/// What a schedule is read against: the wall clock, in which rows' times
+/// are written, and a steady clock, which is never set forward or back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleClocks {
+    /// The wall clock now.
+    pub wall: Timestamp,
+    /// The steady clock now, in microseconds from a fixed origin.
+    pub steady: i64,
+}
+
+impl ScheduleClocks {
+    /// The wall clock and the process's steady clock, read now.
+    pub fn now() -> Self {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let since = ORIGIN.get_or_init(Instant::now).elapsed();
+        Self {
+            wall: Timestamp::now(),
+            steady: i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Both clocks reading `now`: for a caller that gives the time itself
+    /// (a test, a replay) and never steps it.
+    pub fn same(now: Timestamp) -> Self {
+        Self {
+            wall: now,
+            steady: now.to_micros_since_epoch(),
+        }
+    }
+}
+
+/// `at` plus `interval` microseconds, saturating at the end of time.
+fn after(at: i64, interval: u64) -> i64 {
+    i64::try_from(i128::from(at) + i128::from(interval)).unwrap_or(i64::MAX)
+}
 
 /// One schedule row, by its table and the bytes of its primary key (the
 /// key form [`Datastore::find`] takes).
@@ -109,14 +154,22 @@ impl ScheduleTable {
         })
     }
 
-    /// The row after a run at `now`: for a repeating row, its bytes with
-    /// the time moved to the first `at + k * interval` later than `now`;
-    /// `None` for a one-shot row, which is deleted.
+    /// The row after a run when the wall clock read `now`: for a repeating
+    /// row, its bytes with the time moved to the first `at + k * interval`
+    /// later than `now` (or, for a row run before its time because the wall
+    /// clock was set back or its time was written while the clock was
+    /// ahead, to `now + interval`); `None` for a one-shot row, which is
+    /// deleted.
     pub(crate) fn moved(&self, row: &ScheduledRow, now: Timestamp) -> Option<Vec<u8>> {
         if row.interval == 0 {
             return None;
         }
-        let next = next_time(row.at, row.interval, now.to_micros_since_epoch());
+        let now = now.to_micros_since_epoch();
+        let next = if row.at <= now {
+            next_time(row.at, row.interval, now)
+        } else {
+            after(now, row.interval)
+        };
         let mut values = row.values.clone();
         *values.get_mut(self.at_column)? = Value::Timestamp(next);
         let mut bytes = Vec::new();
@@ -140,6 +193,11 @@ pub(crate) struct Scheduler {
     tables: Vec<ScheduleTable>,
     by_time: BTreeSet<(i64, ScheduleKey)>,
     by_key: HashMap<ScheduleKey, i64>,
+    /// Repeating rows moved on after a run, by when they are due again on
+    /// the steady clock (one interval after the run); a row written again
+    /// by a transaction other than the move leaves these.
+    by_steady_time: BTreeSet<(i64, ScheduleKey)>,
+    steady_by_key: HashMap<ScheduleKey, i64>,
 }
 
 impl Scheduler {
@@ -187,22 +245,76 @@ impl Scheduler {
         }
     }
 
-    /// When the earliest row is due.
-    pub(crate) fn next_due(&self) -> Option<Timestamp> {
-        self.by_time
-            .first()
-            .map(|(at, _)| Timestamp::from_micros_since_epoch(*at))
+    /// The wall-clock time at which the earliest row is due, when the
+    /// clocks read `now`: its own time, or sooner by the steady clock.
+    pub(crate) fn next_due(&self, now: ScheduleClocks) -> Option<Timestamp> {
+        let by_wall = self.by_time.first().map(|(at, _)| *at);
+        let by_steady = self.by_steady_time.first().map(|(due, _)| {
+            let wait = u64::try_from(due.saturating_sub(now.steady)).unwrap_or(0);
+            after(now.wall.to_micros_since_epoch(), wait)
+        });
+        let at = match (by_wall, by_steady) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(Timestamp::from_micros_since_epoch(at))
     }
 
-    /// At most `limit` rows due at `now` (their time has come), earliest first.
-    pub(crate) fn due(&self, now: Timestamp, limit: usize) -> Vec<ScheduleKey> {
-        let now = now.to_micros_since_epoch();
-        self.by_time
+    /// At most `limit` rows due when the clocks read `now` (their time has
+    /// come, or their interval since their last run on the steady clock),
+    /// earliest first.
+    pub(crate) fn due(&self, now: ScheduleClocks, limit: usize) -> Vec<ScheduleKey> {
+        let wall = now.wall.to_micros_since_epoch();
+        let mut keys: Vec<ScheduleKey> = self
+            .by_time
             .iter()
-            .take_while(|(at, _)| *at <= now)
+            .take_while(|(at, _)| *at <= wall)
             .take(limit)
             .map(|(_, key)| key.clone())
-            .collect()
+            .collect();
+        for (_, key) in self
+            .by_steady_time
+            .iter()
+            .take_while(|(due, _)| *due <= now.steady)
+        {
+            if keys.len() >= limit {
+                break;
+            }
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+
+    /// Whether row `key` is due when the clocks read `now`.
+    pub(crate) fn is_due(&self, key: &ScheduleKey, now: ScheduleClocks) -> bool {
+        self.by_key
+            .get(key)
+            .is_some_and(|at| *at <= now.wall.to_micros_since_epoch())
+            || self
+                .steady_by_key
+                .get(key)
+                .is_some_and(|due| *due <= now.steady)
+    }
+
+    /// After the repeating row `key` ran and was moved on (the move
+    /// committed and applied): it is also due `interval` after `ran` on
+    /// the steady clock, whatever the wall clock does meanwhile.
+    pub(crate) fn keep_rhythm(&mut self, key: &ScheduleKey, ran: ScheduleClocks, interval: u64) {
+        if !self.by_key.contains_key(key) {
+            return;
+        }
+        self.forget_rhythm(key);
+        let due = after(ran.steady, interval);
+        self.by_steady_time.insert((due, key.clone()));
+        self.steady_by_key.insert(key.clone(), due);
+    }
+
+    fn forget_rhythm(&mut self, key: &ScheduleKey) {
+        if let Some(due) = self.steady_by_key.remove(key) {
+            self.by_steady_time.remove(&(due, key.clone()));
+        }
     }
 
     /// Drops a row from the queue until it is written again (or the
@@ -234,6 +346,7 @@ impl Scheduler {
         if let Some(at) = self.by_key.remove(key) {
             self.by_time.remove(&(at, key.clone()));
         }
+        self.forget_rhythm(key);
     }
 }
 
@@ -385,8 +498,8 @@ mod tests {
         datastore.insert(0, &row(9, 0, 0)).expect("a plain row");
         let mut queue = Scheduler::scan(&schema, &Datastore::new(schema.tables.clone()));
         queue.apply(&datastore.commit());
-        let at = Timestamp::from_micros_since_epoch;
-        assert_eq!(queue.next_due(), Some(at(10)));
+        let at = |micros| ScheduleClocks::same(Timestamp::from_micros_since_epoch(micros));
+        assert_eq!(queue.next_due(at(0)), Some(at(10).wall));
         let due: Vec<Vec<u8>> = queue.due(at(30), 64).into_iter().map(|k| k.key).collect();
         assert_eq!(due, vec![key(2), key(3), key(1)]);
         assert_eq!(queue.due(at(30), 2).len(), 2);
@@ -420,5 +533,65 @@ mod tests {
             None
         );
         assert_eq!(read.describe_key(&table), "7");
+        // Run before its time (the wall clock went back): one interval from now.
+        let early = table.read(&row(7, 1_000, 10)).expect("a row");
+        assert_eq!(
+            table.moved(&early, Timestamp::from_micros_since_epoch(125)),
+            Some(row(7, 135, 10))
+        );
+    }
+
+    /// A queue over one committed repeating row `(7, at, every)`.
+    fn queue_with(datastore: &mut Datastore, at: i64, every: u64) -> Scheduler {
+        let schema = schema();
+        let mut queue = Scheduler::scan(&schema, datastore);
+        datastore.begin().expect("begin");
+        datastore.insert(1, &row(7, at, every)).expect("insert");
+        queue.apply(&datastore.commit());
+        queue
+    }
+
+    fn clocks(wall: i64, steady: i64) -> ScheduleClocks {
+        ScheduleClocks {
+            wall: Timestamp::from_micros_since_epoch(wall),
+            steady,
+        }
+    }
+
+    #[test]
+    fn a_moved_row_keeps_its_rhythm_on_the_steady_clock_when_the_wall_clock_steps() {
+        let mut datastore = Datastore::new(schema().tables);
+        // Moved on to 1_000_010 while the wall clock was a day ahead.
+        let mut queue = queue_with(&mut datastore, 1_000_010, 10);
+        let seven = ScheduleKey {
+            table: 1,
+            key: key(7),
+        };
+        queue.keep_rhythm(&seven, clocks(1_000_000, 500), 10);
+        // The wall clock is back at 100: the row is not due by its time,
+        // but ten microseconds after its run on the steady clock.
+        assert!(queue.due(clocks(105, 505), 64).is_empty());
+        assert_eq!(
+            queue.next_due(clocks(105, 505)),
+            Some(Timestamp::from_micros_since_epoch(110))
+        );
+        assert!(!queue.is_due(&seven, clocks(105, 505)));
+        assert_eq!(queue.due(clocks(110, 510), 64), vec![seven.clone()]);
+        assert!(queue.is_due(&seven, clocks(110, 510)));
+
+        // The row written again by the module: its own time alone counts.
+        datastore.begin().expect("begin");
+        datastore.update(1, 0, &row(7, 2_000, 10)).expect("update");
+        queue.apply(&datastore.commit());
+        assert!(queue.due(clocks(1_999, 10_000), 64).is_empty());
+        assert_eq!(queue.due(clocks(2_000, 10_000), 64), vec![seven.clone()]);
+
+        // A row deleted leaves both clocks' queues.
+        queue.keep_rhythm(&seven, clocks(2_000, 10_000), 10);
+        datastore.begin().expect("begin");
+        datastore.delete(1, 0, &key(7)).expect("delete");
+        queue.apply(&datastore.commit());
+        assert!(queue.due(clocks(i64::MAX, i64::MAX), 64).is_empty());
+        assert_eq!(queue.next_due(clocks(0, 0)), None);
     }
 }

@@ -5,7 +5,9 @@
 
 use worldline_client::ClientError;
 use worldline_host::outbound::{AllowList, PrivateOverride};
-use worldline_host::{CallContext, CallError, ConnectionId, Database, Engine, Timestamp};
+use worldline_host::{
+    CallContext, CallError, ConnectionId, Database, Engine, ScheduleClocks, Timestamp,
+};
 
 use crate::live::{LiveServer, Transport};
 use crate::parity::{comparable_outcome as outcome, text_server};
@@ -235,7 +237,9 @@ pub fn ticker_ticks_on_its_schedule_like_the_rust_one(ticker: &mut Twins) {
     let later =
         Timestamp::from_micros_since_epoch(Timestamp::now().to_micros_since_epoch() + 1_500_000);
     for db in [&mut ticker.rust, &mut ticker.other] {
-        let run = db.run_next_schedule(later).expect("the first tick is due");
+        let run = db
+            .run_next_schedule(later, ScheduleClocks::same(later))
+            .expect("the first tick is due");
         assert_eq!(run.reducer, "tick");
         assert_eq!(run.error, None);
         #[derive(serde::Deserialize)]
@@ -250,7 +254,11 @@ pub fn ticker_ticks_on_its_schedule_like_the_rust_one(ticker: &mut Twins) {
             (counters[0].id, counters[0].ticks, counters[0].last_tick),
             (0, 1, later.to_micros_since_epoch())
         );
-        assert!(db.run_next_schedule(later).is_none(), "one run per due row");
+        assert!(
+            db.run_next_schedule(later, ScheduleClocks::same(later))
+                .is_none(),
+            "one run per due row"
+        );
     }
     // The repeating row stays (moved on from each database's own start time).
     assert_eq!(ticker.rust.rows("tick_schedule").unwrap().len(), 1);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use worldline_client::{Client, ClientError};
 use worldline_host::{
     CallContext, CallError, Database, DurabilityPolicy, Host, HostConfig, HostError, Identity,
-    StorageConfig, Timestamp,
+    ScheduleClocks, StorageConfig, Timestamp,
 };
 use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::process::{Http, ServerProcess};
@@ -390,7 +390,7 @@ fn a_module_that_failed_to_restart_is_restarted_for_its_due_rows() {
     });
     assert!(down, "60 restarts in a row succeeded");
     assert!(
-        db.next_scheduled_at().is_some(),
+        db.next_scheduled_at(ScheduleClocks::now()).is_some(),
         "the due row does not wake the database while its module is down"
     );
     // Each batch (a second apart, past the retry time) tries a restart.

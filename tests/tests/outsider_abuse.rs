@@ -639,7 +639,8 @@ async fn whole_messages_waiting_for_a_busy_database_are_bounded_server_wide() {
     .await;
     let addr = live.http_addr();
     // Connected first: a connection's `Welcome` waits for the database too.
-    let clients = futures_util::future::join_all((0..60).map(|_| websocket_welcomed(addr))).await;
+    let clients =
+        futures_util::future::join_all((0..60).map(|_| websocket_welcomed(addr, "bank"))).await;
     // `noop` takes no arguments: refused, but only once it runs. One copy,
     // which every client writes from.
     let message = Arc::new(encode_message(&call(7, "noop", vec![0; 4_000_000])));
@@ -687,12 +688,12 @@ async fn whole_messages_waiting_for_a_busy_database_are_bounded_server_wide() {
     live.shutdown().await;
 }
 
-/// A WebSocket connection to `addr` by hand, welcomed to `bank`.
-async fn websocket_welcomed(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+/// A WebSocket connection to `addr` by hand, welcomed to `database`.
+async fn websocket_welcomed(addr: std::net::SocketAddr, database: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut stream = websocket_upgraded(addr).await;
     stream
-        .write_all(&binary(&hello("bank", None)))
+        .write_all(&binary(&hello(database, None)))
         .await
         .expect("writing");
     let welcome = websocket_read_message(&mut stream).await;
@@ -717,7 +718,7 @@ async fn websocket_send_in_pieces(stream: &mut tokio::net::TcpStream, message: &
 }
 
 /// Reads the server's next message (unmasked, in one binary frame).
-async fn websocket_read_message(stream: &mut tokio::net::TcpStream) -> ServerMessage {
+async fn websocket_read_message(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> ServerMessage {
     use tokio::io::AsyncReadExt;
     let mut head = [0; 2];
     stream.read_exact(&mut head).await.expect("a frame");
@@ -730,6 +731,187 @@ async fn websocket_read_message(stream: &mut tokio::net::TcpStream) -> ServerMes
     let mut payload = vec![0; usize::try_from(len).expect("a length")];
     stream.read_exact(&mut payload).await.expect("a payload");
     decode_message(&payload).expect("a server message")
+}
+
+// PROTOCOL.md "Limits": a query of a client other than the owner examines
+// at most 8,000,000 units of work (each row read counts 8 and the
+// condition's comparisons). An anonymous client's `Query` of 600
+// comparisons over 100,000 accounts held the database's thread for half a
+// second, and a few of them at once stalled the owner's calls for seconds
+// (outside audit). It is refused, as is a subscription to it, saying why;
+// the owner's same query runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_query_examining_too_many_rows_is_refused_and_the_owners_runs() {
+    let live = LiveServer::start(&[("bank", "bank")]).await;
+    let mut owner = RawWebSocket::connect(&live.ws_url()).await;
+    owner
+        .send(&hello("bank", Some(live.owner_token.clone())))
+        .await;
+    assert!(matches!(
+        owner.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    owner
+        .send(&call(1, "seed", args(&(20_000u32, 1_000i64))))
+        .await;
+    match owner.recv().await {
+        Some(ServerMessage::ReducerResult { status, .. }) => {
+            assert_eq!(status, ReducerStatus::Committed)
+        }
+        other => panic!("expected the seed's result, got {other:?}"),
+    }
+    // 20,000 rows read, each counting 8 + 600: 12,160,000 units.
+    let costly = format!(
+        "SELECT * FROM account WHERE {}",
+        (0..600)
+            .map(|i| format!("balance < -{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
+    let mut stranger = connected(&live).await;
+    stranger
+        .send(&ClientMessage::Query {
+            request_id: 2,
+            query: costly.clone(),
+        })
+        .await;
+    match stranger.recv().await {
+        Some(ServerMessage::QueryResult {
+            request_id: 2,
+            result: Err(message),
+        }) => assert!(
+            message.starts_with(
+                "the query examines more rows than a client other than the database's owner \
+                 may (8000000 units of work"
+            ),
+            "{message}"
+        ),
+        other => panic!("expected the query refused, got {other:?}"),
+    }
+    stranger
+        .send(&ClientMessage::Subscribe {
+            query_set_id: 3,
+            queries: vec![costly.clone()],
+        })
+        .await;
+    match stranger.recv().await {
+        Some(ServerMessage::SubscriptionError {
+            query_set_id: 3,
+            message,
+        }) => assert!(
+            message.starts_with("query set 3: the query examines more rows"),
+            "{message}"
+        ),
+        other => panic!("expected the subscription refused, got {other:?}"),
+    }
+    // A narrower query is served to the stranger, and the costly one to the owner.
+    stranger
+        .send(&ClientMessage::Query {
+            request_id: 4,
+            query: "SELECT * FROM account WHERE id = 7".into(),
+        })
+        .await;
+    assert!(matches!(
+        stranger.recv().await,
+        Some(ServerMessage::QueryResult {
+            request_id: 4,
+            result: Ok(tables),
+        }) if tables.iter().map(|t| t.rows.len()).sum::<usize>() == 1
+    ));
+    owner
+        .send(&ClientMessage::Query {
+            request_id: 5,
+            query: costly,
+        })
+        .await;
+    assert!(matches!(
+        owner.recv().await,
+        Some(ServerMessage::QueryResult {
+            request_id: 5,
+            result: Ok(tables),
+        }) if tables.iter().all(|t| t.rows.is_empty())
+    ));
+    live.shutdown().await;
+}
+
+// PROTOCOL.md "Order": one connection's backlog holds up another's message
+// by at most one turn. A backlog longer than the database's queue (4,096
+// messages) held every other client's message behind what the queue held
+// of it: an anonymous connection sending `Subscribe`s of expensive queries
+// without a pause stalled the owner's calls for seconds (outside audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_longer_than_the_queue_holds_up_another_connection_by_one_turn() {
+    use tokio::io::AsyncWriteExt;
+    const BACKLOG: u32 = 12_000;
+    let live = LiveServer::start_with(&[("chat", "chat")], |config| {
+        config.outbound_queue = 2 * BACKLOG as usize;
+    })
+    .await;
+    let addr = live.server().http_addr();
+    let mut flooder = websocket_welcomed(addr, "chat").await;
+    let subscribe = ClientMessage::Subscribe {
+        query_set_id: 1,
+        queries: vec!["SELECT * FROM message".into()],
+    };
+    flooder
+        .write_all(&binary(&subscribe))
+        .await
+        .expect("writing");
+    assert!(matches!(
+        websocket_read_message(&mut flooder).await,
+        ServerMessage::SubscribeApplied { .. }
+    ));
+    let (mut answers, mut requests) = flooder.into_split();
+    let backlog: Vec<u8> = (0..BACKLOG)
+        .flat_map(|request_id| {
+            binary(&ClientMessage::Query {
+                request_id,
+                query: "SELECT * FROM message WHERE id = 1".into(),
+            })
+        })
+        .collect();
+    let flooding = tokio::spawn(async move {
+        requests.write_all(&backlog).await.expect("writing");
+        requests
+    });
+    // Counts the flooder's answers until the update of another's call.
+    let (answered, mut answered_rx) = tokio::sync::watch::channel(0u32);
+    let counting = tokio::spawn(async move {
+        let mut queries = 0;
+        loop {
+            match websocket_read_message(&mut answers).await {
+                ServerMessage::QueryResult { .. } => {
+                    queries += 1;
+                    let _ = answered.send(queries);
+                }
+                ServerMessage::TransactionUpdate { .. } => return queries,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    // Once the backlog is being answered, another client calls.
+    answered_rx
+        .wait_for(|count| *count >= 100)
+        .await
+        .expect("answers");
+    let mut caller = websocket_welcomed(addr, "chat").await;
+    caller
+        .write_all(&binary(&call(1, "send_message", args(&("hello",)))))
+        .await
+        .expect("writing");
+    match websocket_read_message(&mut caller).await {
+        ServerMessage::ReducerResult { status, .. } => {
+            assert_eq!(status, ReducerStatus::Committed)
+        }
+        other => panic!("expected the call's result, got {other:?}"),
+    }
+    let before = counting.await.expect("the flooder's answers");
+    assert!(
+        before < BACKLOG / 4,
+        "the call ran after {before} of the backlog's {BACKLOG} messages"
+    );
+    drop(flooding.await.expect("the backlog written"));
+    live.shutdown().await;
 }
 
 // PROTOCOL.md "Limits": large messages arriving at once, together over the
@@ -993,16 +1175,7 @@ async fn a_client_reading_slowly_through_a_backlog_is_not_dropped_as_silent() {
 
     // The backlog: 400 messages of 2,000 bytes, each an update for the
     // reader, sent faster than it reads; the sender's answers are dropped.
-    let mut sender = websocket_upgraded(addr).await;
-    sender
-        .write_all(&binary(&hello("chat", None)))
-        .await
-        .expect("writing");
-    let welcome = websocket_read_message(&mut sender).await;
-    assert!(
-        matches!(welcome, ServerMessage::Welcome { .. }),
-        "{welcome:?}"
-    );
+    let sender = websocket_welcomed(addr, "chat").await;
     let (mut answers, mut calls) = sender.into_split();
     let dropping = tokio::spawn(async move {
         let mut scratch = vec![0; 64 << 10];

@@ -15,7 +15,7 @@ use serde_json::json;
 use worldline_client::{Client, Event};
 use worldline_host::{
     CallContext, CallError, Database, DurabilityPolicy, Host, HostConfig, LogLevel,
-    MAX_SCHEDULED_RUNS, StorageConfig, Timestamp,
+    MAX_SCHEDULED_RUNS, ScheduleClocks, StorageConfig, Timestamp,
 };
 use worldline_tests::live::{LiveServer, Transport};
 use worldline_tests::process::{Http, ServerProcess};
@@ -70,9 +70,12 @@ fn runs(db: &Database) -> Vec<Run> {
 #[test]
 fn a_one_shot_row_runs_once_as_the_owner_and_is_deleted() {
     let mut db = create_database(&test_engine(), "features");
-    assert_eq!(db.next_scheduled_at(), None);
+    assert_eq!(db.next_scheduled_at(ScheduleClocks::same(at(T))), None);
     schedule_in(&mut db, 1_000, 0, "once");
-    assert_eq!(db.next_scheduled_at(), Some(at(T + 1_000)));
+    assert_eq!(
+        db.next_scheduled_at(ScheduleClocks::same(at(T))),
+        Some(at(T + 1_000))
+    );
     assert!(db.run_due_schedules(at(T + 999)).is_empty(), "not due yet");
     assert_eq!(schedules(&db).len(), 1);
 
@@ -91,7 +94,7 @@ fn a_one_shot_row_runs_once_as_the_owner_and_is_deleted() {
     assert_eq!(runs.len(), 1);
     assert_eq!((runs[0].note.as_str(), runs[0].ran_at), ("once", T + 1_000));
     assert!(schedules(&db).is_empty(), "the one-shot row is gone");
-    assert_eq!(db.next_scheduled_at(), None);
+    assert_eq!(db.next_scheduled_at(ScheduleClocks::same(at(T))), None);
     assert!(db.run_due_schedules(at(T + 10_000_000)).is_empty());
 }
 
@@ -101,7 +104,10 @@ fn a_repeating_row_moves_on_and_missed_runs_are_not_made_up() {
     schedule_in(&mut db, 1_000, 500, "tick");
     assert_eq!(db.run_due_schedules(at(T + 1_000)).len(), 1);
     assert_eq!(schedules(&db)[0].at, T + 1_500, "the next interval");
-    assert_eq!(db.next_scheduled_at(), Some(at(T + 1_500)));
+    assert_eq!(
+        db.next_scheduled_at(ScheduleClocks::same(at(T))),
+        Some(at(T + 1_500))
+    );
 
     // Due at T + 1_500, looked at only at T + 2_700: one run, not three,
     // and the rhythm goes on from the original time.
@@ -114,6 +120,50 @@ fn a_repeating_row_moves_on_and_missed_runs_are_not_made_up() {
     assert_eq!(ran_at, vec![T + 1_000, T + 2_700, T + 3_000]);
 }
 
+/// The wall clock set a day ahead, then back; then an hour back: the
+/// repeating row keeps its interval on the steady clock each time, and its
+/// time is written from the wall clock again (a server restarted later
+/// finds it due on time, not a day or an hour late).
+#[test]
+fn a_repeating_row_keeps_its_interval_when_the_wall_clock_steps() {
+    const DAY: i64 = 86_400_000_000;
+    const HOUR: i64 = 3_600_000_000;
+    let mut db = create_database(&test_engine(), "features");
+    schedule_in(&mut db, 1_000, 500, "tick");
+    let run_at = |db: &mut Database, wall: i64, steady: i64| {
+        let clocks = ScheduleClocks {
+            wall: at(wall),
+            steady,
+        };
+        db.run_next_schedule(at(wall), clocks).map(|run| run.error)
+    };
+    assert_eq!(run_at(&mut db, T + 1_000, 0), Some(None));
+    assert_eq!(schedules(&db)[0].at, T + 1_500);
+    // A day ahead: due at once by the wall clock, moved on from there.
+    assert_eq!(run_at(&mut db, T + DAY, 500), Some(None));
+    assert_eq!(schedules(&db)[0].at, T + DAY + 500);
+    // Back to the right time: due 500 µs after the last run all the same.
+    assert_eq!(run_at(&mut db, T + 1_900, 999), None, "not due yet");
+    assert_eq!(
+        db.next_scheduled_at(ScheduleClocks {
+            wall: at(T + 1_900),
+            steady: 999
+        }),
+        Some(at(T + 1_901))
+    );
+    assert_eq!(run_at(&mut db, T + 1_901, 1_000), Some(None));
+    assert_eq!(
+        schedules(&db)[0].at,
+        T + 2_401,
+        "written from the wall clock"
+    );
+    // An hour back: the same.
+    assert_eq!(run_at(&mut db, T + 2_401 - HOUR, 1_500), Some(None));
+    assert_eq!(schedules(&db)[0].at, T + 2_901 - HOUR);
+    assert_eq!(run_at(&mut db, T + 2_901 - HOUR, 2_000), Some(None));
+    assert_eq!(runs(&db).len(), 5);
+}
+
 #[test]
 fn deleting_a_row_cancels_it() {
     let mut db = create_database(&test_engine(), "features");
@@ -122,7 +172,10 @@ fn deleting_a_row_cancels_it() {
     let id = schedules(&db)[0].id;
     db.call_reducer("unschedule", &args(&(id,)), CallContext::new(ALICE))
         .expect("unschedule");
-    assert_eq!(db.next_scheduled_at(), Some(at(T + 2_000)));
+    assert_eq!(
+        db.next_scheduled_at(ScheduleClocks::same(at(T))),
+        Some(at(T + 2_000))
+    );
     assert_eq!(db.run_due_schedules(at(T + 5_000)).len(), 1);
     let notes: Vec<String> = runs(&db).into_iter().map(|r| r.note).collect();
     assert_eq!(notes, vec!["kept"]);
@@ -236,14 +289,14 @@ fn schedules_survive_a_restart_and_a_module_swap() {
     let mut host = Host::open(dir.path(), config()).expect("reopen");
     let db = host.database_mut("features").expect("recovered");
     assert_eq!(
-        db.next_scheduled_at(),
+        db.next_scheduled_at(ScheduleClocks::same(at(T))),
         Some(at(T + 2_000)),
         "rebuilt at open"
     );
     db.hot_swap(&guest_wasm("features"), Default::default())
         .expect("swap to the same module");
     assert_eq!(
-        db.next_scheduled_at(),
+        db.next_scheduled_at(ScheduleClocks::same(at(T))),
         Some(at(T + 2_000)),
         "rebuilt at swap"
     );

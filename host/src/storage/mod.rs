@@ -517,7 +517,7 @@ impl DatabaseStorage {
             module_hash,
             next_offset: report.next_offset,
             since_snapshot: report.replayed,
-            log_bytes_since_snapshot: 0,
+            log_bytes_since_snapshot: report.replayed_bytes,
             waker: None,
             background: None,
             alive: Arc::new(()),

@@ -45,6 +45,9 @@ pub struct RecoveryReport {
     pub snapshot: Option<u64>,
     /// Log records replayed after the snapshot.
     pub replayed: u64,
+    /// The bytes of those records' payloads (what the next snapshot makes
+    /// unneeded, counted towards the log size that makes one due).
+    pub replayed_bytes: u64,
     /// Bytes cut off after the last whole record: a torn final record,
     /// zeros, or both.
     pub truncated_bytes: u64,
@@ -115,12 +118,13 @@ pub(crate) fn recover(
     let (mut datastore, snapshot, skipped) =
         load_newest_snapshot(snapshots, tables, module_hash, trust, ownership)?;
     let start = snapshot.unwrap_or(0);
-    let mut replayed = 0;
-    let end = read_log(log, snapshot, &skipped, ownership, |record| {
+    let (mut replayed, mut replayed_bytes) = (0, 0u64);
+    let end = read_log(log, snapshot, &skipped, ownership, |record, bytes| {
         if record.offset >= start {
             replay(&mut datastore, record, trust)
                 .map_err(|e| format!("record does not apply: {e}{}", doubt(trust)))?;
             replayed += 1;
+            replayed_bytes += bytes as u64;
         }
         Ok(())
     })
@@ -137,6 +141,7 @@ pub(crate) fn recover(
     let report = RecoveryReport {
         snapshot,
         replayed,
+        replayed_bytes,
         truncated_bytes,
         torn,
         next_offset: end.next_offset,
@@ -190,7 +195,7 @@ pub(crate) fn read_log(
     snapshot: Option<u64>,
     skipped: &[Skipped],
     ownership: &Ownership,
-    mut apply: impl FnMut(&ReplayRecord<'_>) -> Result<(), String>,
+    mut apply: impl FnMut(&ReplayRecord<'_>, usize) -> Result<(), String>,
 ) -> Result<LogEnd, Unreadable> {
     let start = snapshot.unwrap_or(0);
     let from = match snapshot {
@@ -297,7 +302,7 @@ pub(crate) fn read_log(
                     next,
                 ));
             }
-            apply(&record).map_err(|reason| Unreadable {
+            apply(&record, payload.len()).map_err(|reason| Unreadable {
                 cut: None,
                 ..corrupt(at, reason, seal, next)
             })?;

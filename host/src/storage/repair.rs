@@ -188,7 +188,7 @@ pub(crate) fn plan(dir: &dyn Directory) -> Result<RepairPlan, StorageError> {
             hex(&module_hash)
         )));
     }
-    let cut = match read_log(&*log, snapshot, &skipped, &ownership, |_| Ok(())) {
+    let cut = match read_log(&*log, snapshot, &skipped, &ownership, |_, _| Ok(())) {
         Ok(end) => {
             return Ok(RepairPlan::Readable {
                 next_offset: end.next_offset,

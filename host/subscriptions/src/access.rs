@@ -2,6 +2,7 @@
 //! index when the condition pins an indexed column to a value or a range,
 //! else by scanning the table.
 
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use worldline_datastore::{
@@ -48,6 +49,55 @@ pub(crate) fn decode_leading(
         }
     }
     true
+}
+
+/// What examining one row costs a [`WorkMeter`] beyond its condition's
+/// comparisons: about what decoding a small row takes, in comparisons.
+pub const ROW_WORK: u64 = 8;
+
+/// The work a reader of initial rows may still do, in units: each row it
+/// examines costs [`ROW_WORK`] plus its condition's comparisons, whether
+/// or not the row matches. Once spent, the readers stop at the next row
+/// and the caller refuses the query (see
+/// [`SubscriptionEngine::initial_rows_within`](crate::SubscriptionEngine::initial_rows_within)).
+#[derive(Debug)]
+pub struct WorkMeter {
+    left: Cell<u64>,
+    spent: Cell<bool>,
+}
+
+impl WorkMeter {
+    /// A meter of `limit` units.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            left: Cell::new(limit),
+            spent: Cell::new(false),
+        }
+    }
+
+    /// Takes `units`; `false` (from then on) once the meter has not that many left.
+    pub(crate) fn charge(&self, units: u64) -> bool {
+        match self.left.get().checked_sub(units) {
+            Some(left) if !self.spent.get() => {
+                self.left.set(left);
+                true
+            }
+            _ => {
+                self.spent.set(true);
+                false
+            }
+        }
+    }
+
+    /// Whether a charge was refused.
+    pub fn spent(&self) -> bool {
+        self.spent.get()
+    }
+}
+
+/// What examining one row for `condition` costs a [`WorkMeter`].
+pub(crate) fn row_work(condition: &Option<Predicate>) -> u64 {
+    ROW_WORK + condition.as_ref().map_or(0, Predicate::comparisons)
 }
 
 /// Whether a row with these column values satisfies `condition` (none: every row does).
@@ -143,11 +193,13 @@ pub(crate) fn each_matching<B>(
     datastore: &Datastore,
     table: TableId,
     condition: &Option<Predicate>,
+    meter: &WorkMeter,
     mut visit: impl FnMut(&[u8], Vec<Value>) -> ControlFlow<B>,
 ) -> ControlFlow<B> {
     let Some(schema) = datastore.tables().get(table) else {
         return ControlFlow::Continue(());
     };
+    let work = row_work(condition);
     match access(schema, condition) {
         Access::Nothing => ControlFlow::Continue(()),
         Access::Scan => {
@@ -155,6 +207,9 @@ pub(crate) fn each_matching<B>(
                 return ControlFlow::Continue(());
             };
             for row in rows {
+                if !meter.charge(work) {
+                    break;
+                }
                 let bytes: &[u8] = row;
                 let Ok(values) = decode_product(&schema.columns, bytes) else {
                     continue;
@@ -169,25 +224,37 @@ pub(crate) fn each_matching<B>(
             index,
             lower,
             upper,
-        } => each_in_range(datastore, table, index, &lower, &upper, |bytes, values| {
-            if holds(condition, &values) {
-                visit(bytes, values)?;
+        } => {
+            let read = each_in_range(datastore, table, index, &lower, &upper, |bytes, values| {
+                if !meter.charge(work) {
+                    return ControlFlow::Break(None);
+                }
+                if holds(condition, &values) {
+                    visit(bytes, values).map_break(Some)?;
+                }
+                ControlFlow::Continue(())
+            });
+            match read {
+                ControlFlow::Break(Some(broke)) => ControlFlow::Break(broke),
+                // Every row read, or the meter ran out.
+                _ => ControlFlow::Continue(()),
             }
-            ControlFlow::Continue(())
-        }),
+        }
     }
 }
 
 /// The bytes of the rows of `table` that satisfy `condition` in the
-/// committed state, within `budget`.
+/// committed state, within `budget` (and `meter`: the rows read before it
+/// ran out, if it did).
 pub(crate) fn matching_row_bytes(
     datastore: &Datastore,
     table: TableId,
     condition: &Option<Predicate>,
+    meter: &WorkMeter,
     budget: &mut Budget,
 ) -> Result<Vec<Row>, RowsTooLarge> {
     let mut matching = Vec::new();
-    let read = each_matching(datastore, table, condition, |bytes, _| {
+    let read = each_matching(datastore, table, condition, meter, |bytes, _| {
         budget.take(bytes, 1)?;
         matching.push(Row::from(bytes));
         ControlFlow::Continue(())

@@ -7,8 +7,8 @@ use std::ops::ControlFlow;
 
 use worldline_datastore::{Datastore, Row, TableId, TableSchema, TxDelta, Value};
 
-use crate::access::{Decoded, decode_leading, each_lookup, holds, matching_row_bytes};
-use crate::join::{Budget, Changes, RowsTooLarge, join_change, join_rows};
+use crate::access::{Decoded, WorkMeter, decode_leading, each_lookup, holds, matching_row_bytes};
+use crate::join::{Budget, Changes, RowsRefused, RowsTooLarge, join_change, join_rows};
 use crate::query_index::{Filing, QueryIndex, Side};
 use crate::sql::CompiledQuery;
 
@@ -133,7 +133,7 @@ impl SubscriptionEngine {
     /// The rows matching a query now (a join's row once per matching joined
     /// row), read through an index when the query pins an indexed column.
     pub fn initial_rows(&self, id: QueryId, datastore: &Datastore) -> Vec<Row> {
-        self.initial_rows_within(id, datastore, usize::MAX)
+        self.initial_rows_within(id, datastore, usize::MAX, &WorkMeter::new(u64::MAX))
             .unwrap_or_default()
     }
 
@@ -144,22 +144,34 @@ impl SubscriptionEngine {
     /// [`MIN_ROW_BYTES`](crate::MIN_ROW_BYTES)).
     /// A join's rows can be the product of its tables' sizes (every row
     /// of a table joined with itself on a column they all share): this
-    /// stops before holding them all.
+    /// stops before holding them all. It also gives up once `meter` runs
+    /// out (each row read, matching or not, takes
+    /// [`ROW_WORK`](crate::ROW_WORK) and the comparisons of its condition
+    /// from it): a condition of hundreds of comparisons over a table
+    /// scanned whole takes the database's thread for as long as hundreds
+    /// of scans. One meter can serve several reads.
     pub fn initial_rows_within(
         &self,
         id: QueryId,
         datastore: &Datastore,
         max_bytes: usize,
-    ) -> Result<Vec<Row>, RowsTooLarge> {
+        meter: &WorkMeter,
+    ) -> Result<Vec<Row>, RowsRefused> {
         let Some(Some(entry)) = self.queries.get(id.0) else {
             return Ok(Vec::new());
         };
         let query = &entry.query;
         let mut budget = Budget::new(max_bytes);
-        match &query.join {
-            None => matching_row_bytes(datastore, query.table, &query.predicate, &mut budget),
-            Some(join) => join_rows(query, join, datastore, &mut budget),
+        let rows = match &query.join {
+            None => {
+                matching_row_bytes(datastore, query.table, &query.predicate, meter, &mut budget)
+            }
+            Some(join) => join_rows(query, join, datastore, meter, &mut budget),
+        };
+        if meter.spent() {
+            return Err(RowsRefused::TooMuchWork);
         }
+        Ok(rows?)
     }
 
     /// What `delta`, just committed to `datastore`, changed for each

@@ -5,7 +5,9 @@ use std::ops::ControlFlow;
 
 use worldline_datastore::{Datastore, Row, Value};
 
-use crate::access::{Decoded, each_lookup, each_matching, holds, reads_through_index};
+use crate::access::{
+    Decoded, ROW_WORK, WorkMeter, each_lookup, each_matching, holds, reads_through_index, row_work,
+};
 use crate::sql::{CompiledQuery, Join};
 
 /// The rows of a join in the committed state: a row of the query's table
@@ -14,11 +16,13 @@ use crate::sql::{CompiledQuery, Join};
 /// scanning the query's table.
 ///
 /// A join's result can be the product of its tables' sizes; `budget` stops
-/// it early (see [`Budget`]).
+/// it early (see [`Budget`]), as `meter` does (each row examined on either
+/// side counts: the rows read before it ran out, if it did).
 pub(crate) fn join_rows(
     query: &CompiledQuery,
     join: &Join,
     datastore: &Datastore,
+    meter: &WorkMeter,
     budget: &mut Budget,
 ) -> Result<Vec<Row>, RowsTooLarge> {
     let tables = datastore.tables();
@@ -29,10 +33,12 @@ pub(crate) fn join_rows(
         && reads_through_index(other, &join.other_predicate);
     let mut rows = Vec::new();
     let read = if from_joined {
+        let work = row_work(&query.predicate);
         each_matching(
             datastore,
             join.other,
             &join.other_predicate,
+            meter,
             |_, partner| {
                 let Some(value) = partner.get(join.other_column) else {
                     return ControlFlow::Continue(());
@@ -43,6 +49,10 @@ pub(crate) fn join_rows(
                     join.index,
                     value,
                     |bytes, values| {
+                        if !meter.charge(work) {
+                            // Stops the read; the meter says why.
+                            return ControlFlow::Break(RowsTooLarge { limit: 0 });
+                        }
                         if holds(&query.predicate, &values) {
                             budget.take(bytes, 1)?;
                             rows.push(Row::from(bytes));
@@ -53,18 +63,31 @@ pub(crate) fn join_rows(
             },
         )
     } else {
-        each_matching(datastore, query.table, &query.predicate, |bytes, values| {
-            let copies = values
-                .get(join.column)
-                .map_or(0, |value| partners_in_store(join, value, datastore));
-            budget.take(bytes, copies)?;
-            if copies > 0 {
-                rows.extend(std::iter::repeat_n(Row::from(bytes), copies));
-            }
-            ControlFlow::Continue(())
-        })
+        each_matching(
+            datastore,
+            query.table,
+            &query.predicate,
+            meter,
+            |bytes, values| {
+                let copies = values
+                    .get(join.column)
+                    .map_or(0, |value| partners_in_store(join, value, datastore));
+                let partners_work = u64::try_from(copies).unwrap_or(u64::MAX);
+                if !meter.charge(partners_work.saturating_mul(ROW_WORK)) {
+                    // Stops the read; the meter says why.
+                    return ControlFlow::Break(RowsTooLarge { limit: 0 });
+                }
+                budget.take(bytes, copies)?;
+                if copies > 0 {
+                    rows.extend(std::iter::repeat_n(Row::from(bytes), copies));
+                }
+                ControlFlow::Continue(())
+            },
+        )
     };
     match read {
+        // The caller finds the meter spent.
+        _ if meter.spent() => Ok(Vec::new()),
         ControlFlow::Continue(()) => Ok(rows),
         ControlFlow::Break(too_large) => Err(too_large),
     }
@@ -121,6 +144,18 @@ impl Budget {
 pub struct RowsTooLarge {
     /// The bytes allowed (each row counting its [`row_cost`]).
     pub limit: usize,
+}
+
+/// Why a query's initial rows were not read
+/// ([`SubscriptionEngine::initial_rows_within`](crate::SubscriptionEngine::initial_rows_within)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RowsRefused {
+    /// They take more bytes than allowed.
+    #[error(transparent)]
+    TooLarge(#[from] RowsTooLarge),
+    /// Reading them examines more rows than its [`WorkMeter`] allowed.
+    #[error("reading the rows takes more work than allowed")]
+    TooMuchWork,
 }
 
 /// How many rows of the joined table in the committed state match a row

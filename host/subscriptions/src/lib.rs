@@ -31,8 +31,9 @@ mod predicate;
 mod query_index;
 mod sql;
 
+pub use access::{ROW_WORK, WorkMeter};
 pub use engine::{QueryId, QueryUpdate, SubscriptionEngine};
-pub use join::{MIN_ROW_BYTES, RowsTooLarge, row_cost};
+pub use join::{MIN_ROW_BYTES, RowsRefused, RowsTooLarge, row_cost};
 pub use sql::{
     CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError, compile,
     query_excerpt,

@@ -68,6 +68,17 @@ impl Predicate {
         }
     }
 
+    /// How many comparisons it holds: what evaluating it for a row costs
+    /// at most.
+    pub(crate) fn comparisons(&self) -> u64 {
+        match self {
+            Predicate::Compare { .. } => 1,
+            Predicate::And(parts) | Predicate::Or(parts) => {
+                parts.iter().map(Predicate::comparisons).sum()
+            }
+        }
+    }
+
     /// Whether the row with these columns satisfies the condition.
     pub(crate) fn matches(&self, row: &[Value]) -> bool {
         match self {

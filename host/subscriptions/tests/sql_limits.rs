@@ -11,8 +11,8 @@ mod common;
 use common::{Row, matching_ids, schema, store};
 use worldline_datastore::{Datastore, MAX_NESTING_DEPTH};
 use worldline_subscriptions::{
-    CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError, compile,
-    query_excerpt,
+    CompiledQuery, MAX_QUERY_BYTES, MAX_QUERY_TOKENS, QUOTED_QUERY_CHARS, QueryError, ROW_WORK,
+    RowsRefused, SubscriptionEngine, WorkMeter, compile, query_excerpt,
 };
 
 /// Rows `t(id, a = id % 10, b = 0, s = "row{id}")` for ids 0..100, and
@@ -242,4 +242,45 @@ fn errors_quote_only_an_excerpt_of_the_query() {
     assert_eq!(query_excerpt("short"), "short");
     let excerpt = query_excerpt(&"é".repeat(1_000));
     assert_eq!(excerpt, format!("{}…", "é".repeat(QUOTED_QUERY_CHARS)));
+}
+
+/// The initial rows of `sql` over [`hundred_rows`], read with a meter of `work` units.
+fn read_with(sql: &str, work: u64) -> Result<usize, RowsRefused> {
+    let mut engine = SubscriptionEngine::default();
+    let id = engine.subscribe(compile(sql, &schema(), false).expect("compiles"));
+    engine
+        .initial_rows_within(id, &hundred_rows(), usize::MAX, &WorkMeter::new(work))
+        .map(|rows| rows.len())
+}
+
+// An outside audit: a condition of 600 comparisons over a table scanned
+// whole held a database's thread for half a second, and anyone could send
+// it. Each row read counts ROW_WORK and the condition's comparisons,
+// matching or not; a read past its meter is refused.
+#[test]
+fn a_read_examining_more_than_its_meter_allows_is_refused() {
+    // A scan of the 100 rows under a condition of 50 comparisons.
+    let costly = format!(
+        "SELECT * FROM t WHERE {}",
+        (0..50)
+            .map(|i| format!("b = {}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
+    let scan = 100 * (ROW_WORK + 50);
+    assert_eq!(read_with(&costly, scan), Ok(0), "exactly enough");
+    assert_eq!(read_with(&costly, scan - 1), Err(RowsRefused::TooMuchWork));
+    // Through an index, only the rows read count: 10 rows with a = 3.
+    assert_eq!(
+        read_with("SELECT * FROM t WHERE a = 3", 10 * (ROW_WORK + 1)),
+        Ok(10)
+    );
+    assert_eq!(
+        read_with("SELECT * FROM t WHERE a = 3", 10 * (ROW_WORK + 1) - 1),
+        Err(RowsRefused::TooMuchWork)
+    );
+    // A join counts the partners it reads.
+    let join = "SELECT t.* FROM t JOIN u ON t.id = u.t_id";
+    assert_eq!(read_with(join, u64::MAX), Ok(10));
+    assert_eq!(read_with(join, 100), Err(RowsRefused::TooMuchWork));
 }

@@ -27,8 +27,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch}
 use worldline_host::datastore::{Lifecycle, ModuleSchema, Row, TableId};
 use worldline_host::{CallContext, CallError, ConnectionId, Database, Identity, ReducerOutcome};
 use worldline_subscriptions::{
-    CompiledQuery, QueryError, QueryId, QueryUpdate, RowsTooLarge, SubscriptionEngine, compile,
-    query_excerpt, row_cost,
+    CompiledQuery, QueryError, QueryId, QueryUpdate, ROW_WORK, RowsRefused, RowsTooLarge,
+    SubscriptionEngine, WorkMeter, compile, query_excerpt, row_cost,
 };
 use worldline_transport::{
     ClientMessage, ProcedureStatus, ReducerEvent, ReducerStatus, RowUpdate, ServerMessage,
@@ -62,6 +62,20 @@ const BATCH_TIME: Duration = Duration::from_millis(1);
 /// calls runs together, as it arrived; a command that takes longer ends
 /// the turn after it.
 const TURN_TIME: Duration = Duration::from_micros(100);
+/// The work one `Query`, or one `Subscribe`'s initial rows, of a client
+/// other than the database's owner may take on its thread, in the units of
+/// a [`WorkMeter`]: each row read, matching or not, counts [`ROW_WORK`]
+/// and the comparisons of its condition. About 50 ms of the thread: a
+/// scan of some 900,000 rows with one comparison, or of 13,000 with 600
+/// (a condition of 600 comparisons over 100,000 rows took half a second).
+/// The owner's queries are not bounded.
+pub(crate) const MAX_QUERY_WORK: u64 = 8_000_000;
+
+/// The meter a query of a client (the database's `owner` or not) reads with.
+fn query_meter(owner: bool) -> WorkMeter {
+    WorkMeter::new(if owner { u64::MAX } else { MAX_QUERY_WORK })
+}
+
 /// How many query sets one connection may hold at once.
 const MAX_QUERY_SETS: usize = 256;
 /// How many queries one `Subscribe` may carry.
@@ -71,9 +85,18 @@ const MAX_QUERIES_PER_SET: usize = 64;
 /// 16 KiB, so the counts above alone would let one connection hold
 /// hundreds of megabytes.
 const MAX_SUBSCRIBED_SQL_BYTES: usize = 256 << 10;
-/// How many commands may wait in a database's queue (and as many more taken
-/// in by its thread, waiting for their connection's turn).
+/// How many commands may wait in a database's queue before its thread
+/// takes them in (all it finds, each waiting for its connection's turn:
+/// bounded by [`CONNECTION_COMMANDS`] per connection and by
+/// [`COMMAND_QUEUE_BYTES`]).
 const COMMAND_QUEUE: usize = 4_096;
+/// How many messages one WebSocket or QUIC connection may have waiting for
+/// its database's thread; its reader takes no more from the client until
+/// one has run (the client then waits under TCP's or QUIC's flow control).
+/// So that one connection's backlog, however long, holds up another's
+/// message by at most one turn: the other's message reaches its turn as
+/// soon as it arrives.
+pub(crate) const CONNECTION_COMMANDS: usize = 256;
 /// How many bytes of commands (reducer arguments, queries, components) may
 /// wait for a database's thread; a sender waits while they would pass it.
 /// A command larger than this waits for the queue to empty.
@@ -196,11 +219,13 @@ impl Command {
     }
 }
 
-/// A command and its share of the queue's byte budget, returned when the
-/// command has run.
+/// A command and its share of the queue's byte budget (and of its
+/// connection's [`CONNECTION_COMMANDS`], for a client's message), returned
+/// when the command has run.
 struct Queued {
     command: Command,
     _budget: OwnedSemaphorePermit,
+    _connection_share: Option<OwnedSemaphorePermit>,
 }
 
 /// A way to send commands to a running database.
@@ -216,6 +241,29 @@ impl DatabaseHandle {
     /// Queues a command, waiting while the database's queue is full (in
     /// commands or in bytes).
     pub(crate) async fn send(&self, command: Command) -> Result<(), ServerError> {
+        self.send_holding(command, None).await
+    }
+
+    /// Queues a client's message as [`send`](Self::send) does, holding one
+    /// of `share`'s permits (its connection's [`CONNECTION_COMMANDS`]) until
+    /// it has run: waits first while the connection has that many waiting.
+    pub(crate) async fn send_sharing(
+        &self,
+        command: Command,
+        share: &Arc<Semaphore>,
+    ) -> Result<(), ServerError> {
+        let permit = Arc::clone(share)
+            .acquire_owned()
+            .await
+            .map_err(|_| ServerError::DatabaseStopped(self.name.to_string()))?;
+        self.send_holding(command, Some(permit)).await
+    }
+
+    async fn send_holding(
+        &self,
+        command: Command,
+        connection_share: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), ServerError> {
         let stopped = || ServerError::DatabaseStopped(self.name.to_string());
         let cost = command.bytes().min(COMMAND_QUEUE_BYTES);
         let permit = Arc::clone(&self.budget)
@@ -226,6 +274,7 @@ impl DatabaseHandle {
             .send(Queued {
                 command,
                 _budget: permit,
+                _connection_share: connection_share,
             })
             .await
             .map_err(|_| stopped())
@@ -606,14 +655,11 @@ impl Actor {
         }
     }
 
-    /// Takes the commands that have arrived into their turns (while fewer
-    /// than [`COMMAND_QUEUE`] wait).
+    /// Takes every command that has arrived into its turn (how many can
+    /// wait is bounded per connection and in bytes: see [`COMMAND_QUEUE`]).
     fn take_in(&mut self, commands: &mut mpsc::Receiver<Queued>) {
-        while self.turns.len() < COMMAND_QUEUE {
-            match commands.try_recv() {
-                Ok(queued) => self.turns.push(queued.command.connection(), queued),
-                Err(_) => break,
-            }
+        while let Ok(queued) = commands.try_recv() {
+            self.turns.push(queued.command.connection(), queued);
         }
     }
 
@@ -903,12 +949,16 @@ impl Actor {
         let fresh = self.held_only_by(key, &ids);
         // Rows that could not fit are not all gathered first: a join's
         // can be the product of its tables' sizes.
-        let tables = match self.current_rows_within(&fresh, max_message) {
+        let tables = match self.current_rows_within(&fresh, max_message, &query_meter(owner)) {
             Ok(tables) if encoded_size(&tables) <= max_message => self
                 .outgoing
                 .room_for(encoded_size(&tables))
                 .map(|()| tables)
                 .map_err(|shortage| shortage.to_string()),
+            Err(RowsRefused::TooMuchWork) => Err(format!(
+                "query set {query_set_id}: {}",
+                OnceError::TooMuchWork
+            )),
             _ => Err(format!(
                 "the initial rows of query set {query_set_id} take more than the \
                  {max_message} bytes this server sends in one message; narrow the queries"
@@ -1050,27 +1100,36 @@ impl Actor {
         let mut once = SubscriptionEngine::default();
         let id = once.subscribe(query);
         let rows = once
-            .initial_rows_within(id, self.database.datastore(), max_bytes)
-            .map_err(|e| OnceError::TooLarge(e.limit))?;
+            .initial_rows_within(
+                id,
+                self.database.datastore(),
+                max_bytes,
+                &query_meter(owner),
+            )
+            .map_err(|e| match e {
+                RowsRefused::TooLarge(e) => OnceError::TooLarge(e.limit),
+                RowsRefused::TooMuchWork => OnceError::TooMuchWork,
+            })?;
         Ok((table, rows))
     }
 
     /// Like [`current_rows`](Self::current_rows), giving up as soon as the
-    /// rows take more than `max_bytes` (each counting its [`row_cost`]).
+    /// rows take more than `max_bytes` (each counting its [`row_cost`]) or
+    /// the reads more work than `meter` holds.
     fn current_rows_within(
         &self,
         ids: &[QueryId],
         max_bytes: usize,
-    ) -> Result<Vec<TableRows>, RowsTooLarge> {
+        meter: &WorkMeter,
+    ) -> Result<Vec<TableRows>, RowsRefused> {
         let mut tables: Vec<TableRows> = Vec::new();
         let mut taken = 0usize;
         for id in ids {
             let table = &self.query_tables[id];
             let left = max_bytes.saturating_sub(taken);
-            let rows = self
-                .engine
-                .initial_rows_within(*id, self.database.datastore(), left)
-                .map_err(|_| RowsTooLarge { limit: max_bytes })?;
+            let rows =
+                self.engine
+                    .initial_rows_within(*id, self.database.datastore(), left, meter)?;
             taken += rows.iter().map(|row| row_cost(row.len())).sum::<usize>();
             let entry = table_entry(&mut tables, table, |table| TableRows {
                 table,
@@ -1083,7 +1142,7 @@ impl Actor {
 
     /// The rows the given queries match now, grouped by table.
     fn current_rows(&self, ids: &[QueryId]) -> Vec<TableRows> {
-        self.current_rows_within(ids, usize::MAX)
+        self.current_rows_within(ids, usize::MAX, &WorkMeter::new(u64::MAX))
             .unwrap_or_default()
     }
 
@@ -1582,6 +1641,15 @@ pub(crate) enum OnceError {
          query"
     )]
     TooLarge(usize),
+    /// Reading the rows takes a client other than the owner more than
+    /// [`MAX_QUERY_WORK`].
+    #[error(
+        "the query examines more rows than a client other than the database's owner may \
+         ({MAX_QUERY_WORK} units of work: each row read counts {ROW_WORK} and the comparisons \
+         of the condition); narrow the query with a condition on an indexed column, or use \
+         fewer comparisons"
+    )]
+    TooMuchWork,
 }
 
 /// The bytes of a message holding `tables` (#9 item 14): exactly what

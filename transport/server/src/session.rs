@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use serde_bytes::ByteBuf;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use worldline_host::{ConnectionId, Identity};
 use worldline_transport::{
@@ -17,7 +18,7 @@ use worldline_transport::{
     leading_varint,
 };
 
-use crate::database_actor::{Command, ConnKey, DatabaseHandle};
+use crate::database_actor::{CONNECTION_COMMANDS, Command, ConnKey, DatabaseHandle};
 use crate::outbound::{Limits, Outbound, Outbox, channel};
 use crate::procedures::{ProcedureCall, call_procedure};
 use crate::shared::{Shared, client_group};
@@ -54,6 +55,9 @@ enum State {
         procedures: Arc<AtomicUsize>,
         /// The protocol version the client speaks.
         version: u16,
+        /// Permits for the messages it may have waiting for the database's
+        /// thread at once ([`CONNECTION_COMMANDS`]).
+        share: Arc<Semaphore>,
     },
     Closed,
 }
@@ -224,9 +228,8 @@ impl Session {
                 self.start_procedure(message);
                 Flow::Continue
             }
-            State::Connected { key, database, .. } => {
-                let command = Command::Client { key: *key, message };
-                if database.send(command).await.is_err() {
+            State::Connected { .. } => {
+                if !self.queue(|key| Command::Client { key, message }).await {
                     return self.refuse("the database stopped".into(), true);
                 }
                 Flow::Continue
@@ -249,7 +252,7 @@ impl Session {
     /// [`MAX_DATAGRAM_MESSAGE`] bytes is accepted; a larger one is refused
     /// with a non-fatal error, anything else is dropped, as datagrams may be.
     pub(crate) async fn on_datagram(&mut self, bytes: &[u8]) {
-        let State::Connected { key, database, .. } = &self.state else {
+        let State::Connected { share, .. } = &self.state else {
             return;
         };
         if bytes.len() > MAX_DATAGRAM_MESSAGE {
@@ -262,11 +265,33 @@ impl Session {
             return;
         }
         match decode_message::<ClientMessage>(bytes) {
+            // Dropped, as datagrams may be, while the connection's share
+            // of the queue is taken (this task alone takes from it).
+            Ok(ClientMessage::CallReducerUnreliable { .. }) if share.available_permits() == 0 => {
+                tracing::debug!("dropped an unreliable call: the connection's queue is full");
+            }
             Ok(message @ ClientMessage::CallReducerUnreliable { .. }) => {
-                let _ = database.send(Command::Client { key: *key, message }).await;
+                self.queue(|key| Command::Client { key, message }).await;
             }
             Ok(_) | Err(_) => tracing::debug!("ignored a datagram that is not an unreliable call"),
         }
+    }
+
+    /// Queues `make(key)` as one of the connected client's messages, holding
+    /// one of its [`CONNECTION_COMMANDS`] until it has run (waiting while
+    /// they are all taken); `false` if the database stopped, or the client
+    /// is not connected.
+    async fn queue(&self, make: impl FnOnce(ConnKey) -> Command) -> bool {
+        let State::Connected {
+            key,
+            database,
+            share,
+            ..
+        } = &self.state
+        else {
+            return false;
+        };
+        database.send_sharing(make(*key), share).await.is_ok()
     }
 
     /// Tells a connected client that a message of its was ignored, and why,
@@ -274,11 +299,10 @@ impl Session {
     /// to what the client sent before (in order, as every answer).
     async fn ignore(&mut self, reason: String) -> Flow {
         tracing::debug!("ignoring client input: {reason}");
-        let State::Connected { key, database, .. } = &self.state else {
+        if !matches!(self.state, State::Connected { .. }) {
             return self.refuse(reason, false);
-        };
-        let command = Command::Ignored { key: *key, reason };
-        if database.send(command).await.is_err() {
+        }
+        if !self.queue(|key| Command::Ignored { key, reason }).await {
             return self.refuse("the database stopped".into(), true);
         }
         Flow::Continue
@@ -407,6 +431,7 @@ impl Session {
                     connection_id,
                     procedures: Arc::default(),
                     version,
+                    share: Arc::new(Semaphore::new(CONNECTION_COMMANDS)),
                 };
                 Flow::Continue
             }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use worldline_host::{HostError, Remedy, UnavailableDatabase, listed_changes, quoted_name};
+use worldline_host::{HostError, UnavailableDatabase, listed_changes, quoted_name};
 use worldline_subscriptions::QueryError;
 use worldline_transport::http_api::ErrorBody;
 
@@ -96,32 +96,7 @@ impl ApiError {
     /// The database could not be recovered when the server started; it
     /// serves nothing until its owner deletes or replaces it.
     pub(crate) fn database_unavailable(database: &UnavailableDatabase) -> Self {
-        let name = &database.name;
-        let replace = format!(
-            "its owner can delete it (`worldline delete {name}`) or replace it and its data \
-             (`worldline publish {name} --delete-data`)"
-        );
-        let hint = match database.remedy {
-            Remedy::FixAccess => "the server could not read its files at startup and changed \
-                                  nothing: fix what the reason names (a file's permissions or \
-                                  owner, a disk error) and restart the server, which recovers \
-                                  it with its data"
-                .to_owned(),
-            Remedy::RepairLog => format!(
-                "with no server running on the data directory, `worldline repair {name}` tells \
-                 how much of its commit log a cut at the damage keeps (`--apply` makes the cut); \
-                 or {replace}"
-            ),
-            Remedy::RestoreId => format!(
-                "if its files are its own, `worldline repair {name} --apply` (with no server \
-                 running on the data directory) writes its database-id back from them; then \
-                 restart the server"
-            ),
-            Remedy::Replace => format!(
-                "the server could not recover it at startup; {replace}, or an operator can \
-                 repair its files and restart the server"
-            ),
-        };
+        let hint = database.remedy_hint();
         Self::unavailable(Missing::Unavailable(database.clone()).to_string()).with_hint(hint)
     }
 

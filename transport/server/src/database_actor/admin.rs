@@ -284,7 +284,9 @@ impl Actor {
             .query_once(query, owner, max_bytes)
             .map_err(|e| match e {
                 OnceError::Query(e) => ApiError::query(e),
-                e @ OnceError::TooLarge(_) => ApiError::bad_request(e.to_string()),
+                e @ (OnceError::TooLarge(_) | OnceError::TooMuchWork) => {
+                    ApiError::bad_request(e.to_string())
+                }
             })?;
         let table = &self.database.schema().tables[table];
         let columns: Vec<String> = (0..table.columns.fields.len())

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use worldline_host::{CallContext, MAX_SCHEDULED_RUNS};
+use worldline_host::{CallContext, MAX_SCHEDULED_RUNS, ScheduleClocks};
 
 use super::{Actor, PENDING_BYTES, Queued};
 
@@ -41,8 +41,12 @@ impl Actor {
         if self.stopped.is_some() {
             return None;
         }
-        let at = self.database.next_scheduled_at()?.to_micros_since_epoch();
-        let now = self.database.now().to_micros_since_epoch();
+        let clocks = ScheduleClocks::now();
+        let at = self
+            .database
+            .next_scheduled_at(clocks)?
+            .to_micros_since_epoch();
+        let now = clocks.wall.to_micros_since_epoch();
         let micros = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
         Some(Duration::from_micros(micros).min(MAX_TIMER))
     }
@@ -53,17 +57,22 @@ impl Actor {
         if self.stopped.is_some() || self.pending_bytes >= PENDING_BYTES {
             return;
         }
-        let now = self.database.now();
-        if self.database.next_scheduled_at().is_none_or(|at| at > now) {
+        let clocks = ScheduleClocks::now();
+        if self
+            .database
+            .next_scheduled_at(clocks)
+            .is_none_or(|at| at > clocks.wall)
+        {
             return;
         }
+        let now = self.database.now();
         let ctx = CallContext::new(self.database.owner());
         let started = Instant::now();
         for _ in 0..MAX_SCHEDULED_RUNS {
             if started.elapsed() >= MAX_SCHEDULE_BATCH || self.pending_bytes >= PENDING_BYTES {
                 break;
             }
-            let Some(run) = self.database.run_next_schedule(now) else {
+            let Some(run) = self.database.run_next_schedule(now, clocks) else {
                 break;
             };
             if let Some(error) = &run.error {

@@ -93,11 +93,6 @@ impl<T> Turns<T> {
         self.order.front().copied()
     }
 
-    /// How many commands wait.
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
     /// Whether no command waits.
     pub(super) fn is_empty(&self) -> bool {
         self.len == 0
@@ -129,7 +124,6 @@ mod tests {
         turns.push(None, "http1");
         turns.push(Some(1), "a5");
         turns.push(None, "http2");
-        assert_eq!(turns.len(), 9);
         assert_eq!(
             one_per_turn(&mut turns),
             ["a1", "b1", "http1", "http2", "a2", "b2", "a3", "a4", "a5"]
