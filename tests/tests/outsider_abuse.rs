@@ -734,7 +734,7 @@ async fn websocket_read_message(stream: &mut (impl tokio::io::AsyncRead + Unpin)
 }
 
 // PROTOCOL.md "Limits": a query of a client other than the owner examines
-// at most 8,000,000 units of work (each row read counts 8 and the
+// at most 4,000,000 units of work (each row read counts 8 and the
 // condition's comparisons). An anonymous client's `Query` of 600
 // comparisons over 100,000 accounts held the database's thread for half a
 // second, and a few of them at once stalled the owner's calls for seconds
@@ -782,7 +782,7 @@ async fn a_strangers_query_examining_too_many_rows_is_refused_and_the_owners_run
         }) => assert!(
             message.starts_with(
                 "the query examines more rows than a client other than the database's owner \
-                 may (8000000 units of work"
+                 may (4000000 units of work"
             ),
             "{message}"
         ),

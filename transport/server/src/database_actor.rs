@@ -65,11 +65,12 @@ const TURN_TIME: Duration = Duration::from_micros(100);
 /// The work one `Query`, or one `Subscribe`'s initial rows, of a client
 /// other than the database's owner may take on its thread, in the units of
 /// a [`WorkMeter`]: each row read, matching or not, counts [`ROW_WORK`]
-/// and the comparisons of its condition. About 50 ms of the thread: a
-/// scan of some 900,000 rows with one comparison, or of 13,000 with 600
-/// (a condition of 600 comparisons over 100,000 rows took half a second).
+/// and the comparisons of its condition. Some 40 to 60 ms of the thread
+/// on the machine of BENCHMARKS.md: a scan of about 440,000 rows with one
+/// comparison, or of 6,500 with 600 (a condition of 600 comparisons over
+/// 100,000 rows took half a second).
 /// The owner's queries are not bounded.
-pub(crate) const MAX_QUERY_WORK: u64 = 8_000_000;
+pub(crate) const MAX_QUERY_WORK: u64 = 4_000_000;
 
 /// The meter a query of a client (the database's `owner` or not) reads with.
 fn query_meter(owner: bool) -> WorkMeter {
