@@ -85,9 +85,8 @@ pub(crate) fn join_rows(
             },
         )
     };
+    // A read the meter stopped breaks too: the caller asks the meter first.
     match read {
-        // The caller finds the meter spent.
-        _ if meter.spent() => Ok(Vec::new()),
         ControlFlow::Continue(()) => Ok(rows),
         ControlFlow::Break(too_large) => Err(too_large),
     }
